@@ -1,0 +1,35 @@
+# Every target that needs the project calls `install` first, so a fresh clone needs nothing but
+# Python 3.11 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint unit bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m optimizer.fakecloud.demo
+
+lint: install
+	$(BIN)/ruff check optimizer tests benchmarks
+	$(BIN)/ruff format --check optimizer tests benchmarks
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest
+
+test: lint unit
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
