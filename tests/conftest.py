@@ -19,3 +19,93 @@ if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
             super().__init__(*args, **kwargs)
 
     aioresponses.core.ClientResponse = _CompatClientResponse  # type: ignore[misc]
+
+
+# --- Enlighten client fixtures (tests/test_transport.py, test_auth.py, test_client.py) -------
+
+import base64
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aioresponses import aioresponses
+
+from optimizer.enlighten.client import EnlightenClient
+from optimizer.enlighten.transport import Transport
+
+ENLIGHTEN_BASE_URL = "https://enlighten.enphaseenergy.com"
+
+
+class SleepRecorder:
+    """Stands in for ``asyncio.sleep`` in every Transport: records each delay, never waits."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+    @property
+    def total(self) -> float:
+        return sum(self.delays)
+
+
+@pytest.fixture(autouse=True)
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepRecorder:
+    """Retry sleeps are instant everywhere: every Transport built without ``sleep=`` gets this."""
+    recorder = SleepRecorder()
+    defaults = Transport.__init__.__kwdefaults__
+    assert defaults is not None
+    assert "sleep" in defaults
+    monkeypatch.setitem(defaults, "sleep", recorder)
+    return recorder
+
+
+@dataclass(frozen=True)
+class Credentials:
+    email: str
+    password: str
+
+
+@pytest.fixture
+def creds() -> Credentials:
+    # Distinctive values: they are registered as log secrets and must not match anything else.
+    return Credentials(email="ev.owner.test@example.com", password="Pa55-w0rd-never-logged")
+
+
+@pytest.fixture
+def mock_cloud() -> Iterator[aioresponses]:
+    with aioresponses() as mocked:
+        yield mocked
+
+
+@pytest.fixture
+def make_jwt() -> Callable[..., str]:
+    """A JWT-shaped token (unsigned) with the given claims."""
+
+    def build(**claims: object) -> str:
+        def part(obj: object) -> str:
+            return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+        return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+    return build
+
+
+@pytest.fixture
+async def client(tmp_path: Path, creds: Credentials) -> AsyncIterator[EnlightenClient]:
+    """A client with an established session (seeded, not saved) and a password to re-login."""
+    async with EnlightenClient(
+        base_url=ENLIGHTEN_BASE_URL,
+        email=creds.email,
+        password_provider=lambda: creds.password,
+        state_dir=tmp_path / "state",
+    ) as enlighten:
+        state = enlighten.transport.state
+        state.session_id = "seeded-session-id-4711"
+        state.manager_token = "seeded.manager.token-4711"
+        state.cookies = {"_enlighten_4_session": "seeded-cookie-4711", "XSRF-TOKEN": "xsrf-4711"}
+        state.generation = 1
+        yield enlighten

@@ -1,0 +1,174 @@
+"""`evopt`: the command line.
+
+Thin over the library: each command builds a :class:`Context`, calls the client, prints a
+table or JSON. Every failure becomes one line on stderr and a documented exit code
+(0 ok, 1 invalid config or input, 2 usage, 3 authentication, 4 cloud), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from optimizer import __version__
+from optimizer.cli import account, scheduler
+from optimizer.cli.context import Context
+from optimizer.config import find_config
+from optimizer.enlighten.errors import EXIT_INVALID, EnlightenError
+from optimizer.logsafe import RedactingFilter
+from optimizer.yamlpos import YamlFileError
+
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+ENV_LOG_LEVEL = "EVOPT_LOG_LEVEL"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+Handler = Callable[[Context], Coroutine[Any, Any, int]]
+
+
+def _common_options(*, top: bool) -> argparse.ArgumentParser:
+    """Options accepted both before and after the command.
+
+    The sub-command copies default to SUPPRESS so that a value given before the command is
+    not overwritten by the sub-parser's default.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    default: Any = None if top else argparse.SUPPRESS
+    parent.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="config file (default: $EVOPT_CONFIG, else ./config.yaml)",
+    )
+    parent.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=default,
+        help="log verbosity on stderr (default: $EVOPT_LOG_LEVEL, else warning)",
+    )
+    return parent
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _site_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--site", type=int, metavar="ID", help="site id (default: from config)")
+
+
+def _charger_flag(parser: argparse.ArgumentParser) -> None:
+    _site_flag(parser)
+    parser.add_argument("--charger", metavar="SN", help="one charger's serial (default: all)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(top=False)
+    parser = argparse.ArgumentParser(
+        prog="evopt",
+        description="Solar-aware charging automation for the Enphase IQ EV Charger 2.",
+        parents=[_common_options(top=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"evopt {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        name: str, help_text: str, handler: Handler | None = None
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+        if handler is not None:
+            sub.set_defaults(handler=handler)
+        return sub
+
+    login = command("login", "log in to Enlighten and store the session", account.login)
+    login.add_argument("--otp", metavar="CODE", help="complete a pending login with this code")
+    login.add_argument(
+        "--resend-otp", action="store_true", help="ask Enphase to send a new one-time code"
+    )
+
+    sites = command("sites", "list the sites this account can see", account.sites)
+    _json_flag(sites)
+
+    status = command("status", "show each charger's normalized status", account.status)
+    _site_flag(status)
+    _json_flag(status)
+
+    def group(name: str, help_text: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        sub = command(name, help_text)
+        return sub.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(
+        actions: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        help_text: str,
+        handler: Handler,
+    ) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text, parents=[common])
+        sub.set_defaults(handler=handler)
+        _charger_flag(sub)
+        _json_flag(sub)
+        return sub
+
+    mode = group("mode", "read the charge mode (MANUAL, SCHEDULED or GREEN charging)")
+    action(mode, "get", "show each charger's charge mode preference", scheduler.mode_get)
+
+    battery = group("battery", "read the green-mode 'use battery for EV charging' setting")
+    action(battery, "get", "show the green-mode battery setting", scheduler.battery_get)
+
+    schedule = group("schedule", "read the charger's own schedule slots")
+    action(schedule, "list", "list schedule slots", scheduler.schedule_list)
+    return parser
+
+
+def setup_logging(level: str | None) -> None:
+    """Logs go to stderr; without timestamps under journald, which adds its own."""
+    chosen = (level or os.environ.get(ENV_LOG_LEVEL) or "warning").lower()
+    if chosen not in LOG_LEVELS:
+        chosen = "warning"
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    handler.setFormatter(logging.Formatter(fmt))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(chosen.upper())
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"evopt: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        ctx = Context(config=find_config(args.config), args=args)
+        handler: Handler = args.handler
+        return asyncio.run(handler(ctx))
+    except YamlFileError as err:
+        for problem in err.problems:
+            sys.stderr.write(f"{problem}\n")
+        return EXIT_INVALID
+    except EnlightenError as err:
+        _error(err.user_message())
+        return err.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as err:  # the last line of defence: one line, not a traceback
+        logging.getLogger(__name__).debug("internal error", exc_info=True)
+        _error(
+            f"internal error: {type(err).__name__}: {err} "
+            "(run with --log-level debug for details and please report it)"
+        )
+        return EXIT_INTERNAL

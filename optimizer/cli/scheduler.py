@@ -1,0 +1,73 @@
+"""Scheduler reads: `evopt mode get`, `evopt battery get`, `evopt schedule list`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from optimizer.cli.context import Context
+from optimizer.cli.output import print_json, print_table
+from optimizer.enlighten.client import EnlightenClient
+
+T = TypeVar("T")
+
+
+async def _per_charger(
+    ctx: Context, read: Callable[[EnlightenClient, int, str], Awaitable[T]]
+) -> dict[str, T]:
+    """One read per selected charger of the selected site, in the site's charger order."""
+    async with ctx.client() as client:
+        site_id = await ctx.site_id(client)
+        return {
+            sn: await read(client, site_id, sn) for sn in await ctx.charger_serials(client, site_id)
+        }
+
+
+async def mode_get(ctx: Context) -> int:
+    modes = await _per_charger(ctx, lambda c, site, sn: c.charge_mode(site, sn))
+    if ctx.args.json:
+        print_json([{"sn": sn, "mode": m.value if m else None} for sn, m in modes.items()])
+    else:
+        print_table(["sn", "mode"], modes.items())
+    return 0
+
+
+async def battery_get(ctx: Context) -> int:
+    settings = await _per_charger(ctx, lambda c, site, sn: c.green_battery_setting(site, sn))
+    if ctx.args.json:
+        print_json([{"sn": sn, "use_battery": on} for sn, on in settings.items()])
+    else:
+        print_table(["sn", "use_battery"], settings.items())
+    return 0
+
+
+async def schedule_list(ctx: Context) -> int:
+    per_charger = await _per_charger(ctx, lambda c, site, sn: c.schedules(site, sn))
+    if ctx.args.json:
+        print_json(
+            [
+                {
+                    "sn": sn,
+                    "config": s.config.model_dump(),
+                    "slots": [slot.to_wire() for slot in s.slots],
+                }
+                for sn, s in per_charger.items()
+            ]
+        )
+        return 0
+    rows = [
+        (
+            sn,
+            slot.id,
+            slot.schedule_type,
+            slot.start_time,
+            slot.end_time,
+            slot.days,
+            slot.charging_level,
+            slot.enabled,
+        )
+        for sn, s in per_charger.items()
+        for slot in s.slots
+    ]
+    print_table(["sn", "id", "type", "start", "end", "days", "amps", "enabled"], rows)
+    return 0

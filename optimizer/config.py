@@ -1,0 +1,162 @@
+"""The configuration file: models, loading, and where it is looked for.
+
+Unknown keys are errors (a typo must not silently fall back to a default), and every error
+names the file, line and column. Relative paths in the file are taken relative to the file, so
+the service finds its rules wherever systemd starts it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from optimizer.enlighten.transport import DEFAULT_BASE_URL
+from optimizer.yamlpos import Problem, YamlFileError, load_file, validation_problems
+
+ENV_CONFIG = "EVOPT_CONFIG"
+ENV_EMAIL = "ENLIGHTEN_EMAIL"
+ENV_PASSWORD = "ENLIGHTEN_PASSWORD"  # noqa: S105 - the variable's name, not a password
+DEFAULT_CONFIG = Path("config.yaml")
+DEFAULT_STATE_DIR = "~/.local/state/evopt"
+# The field notes: never poll one endpoint faster than every 30 s.
+MIN_POLL_INTERVAL = timedelta(seconds=30)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``30``, ``"30s"``, ``"5m"``, ``"1.5h"``, ``"2d"`` -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        # pydantic turns only ValueError into a validation error, so not TypeError here.
+        raise ValueError("a duration like 30s, 5m or 1h")  # noqa: TRY004
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"'{value}' is not a duration; use a number of seconds or 30s, 5m, 1h, 2d")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnlightenConfig(_Section):
+    base_url: str = DEFAULT_BASE_URL
+    email: str | None = None
+    site_id: int | None = None
+    timeout: Duration = timedelta(seconds=20)
+    retries: int = Field(default=4, ge=1, le=10)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class SiteConfig(_Section):
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    timezone: str | None = None
+    voltage: int | None = Field(default=None, ge=100, le=480)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(
+                f"unknown time zone '{value}'; use an IANA name like Australia/Melbourne"
+            ) from err
+        return value
+
+
+class ServiceConfig(_Section):
+    poll_interval: Duration = timedelta(seconds=30)
+    dry_run: bool = False
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    database: Path | None = None
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _not_too_fast(cls, value: timedelta) -> timedelta:
+        if value < MIN_POLL_INTERVAL:
+            raise ValueError("must be at least 30s (Enlighten throttles faster polling)")
+        return value
+
+
+class Config(_Section):
+    enlighten: EnlightenConfig = EnlightenConfig()
+    site: SiteConfig = SiteConfig()
+    service: ServiceConfig = ServiceConfig()
+    # Shapes defined by the policy engine; kept as data until then.
+    tariffs: dict[str, Any] = Field(default_factory=dict)
+    rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
+    source: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def state_dir(self) -> Path:
+        return self._resolve(self.service.state_dir)
+
+    @property
+    def database_path(self) -> Path:
+        db = self.service.database
+        return self._resolve(db) if db is not None else self.state_dir / "decisions.db"
+
+    def _resolve(self, path: Path) -> Path:
+        path = path.expanduser()
+        if path.is_absolute() or self.source is None:
+            return path
+        return self.source.parent / path
+
+    def account_email(self) -> str | None:
+        """The environment wins over the file, so a shared config can serve several users."""
+        return os.environ.get(ENV_EMAIL) or self.enlighten.email
+
+
+def load_config(path: Path) -> Config:
+    """Load and validate one config file; every problem is reported with its position."""
+    doc = load_file(path)
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise YamlFileError([doc.problem((), "the config file must be a mapping of sections")])
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        raise YamlFileError(validation_problems(doc, err)) from err
+    return config.model_copy(update={"source": path.resolve()})
+
+
+def find_config(explicit: str | None) -> Config:
+    """The config named by ``--config``, else ``$EVOPT_CONFIG``, else ``./config.yaml``.
+
+    A file that was named and is missing is an error; with no file named and no
+    ``./config.yaml`` the defaults apply (credentials can come from the environment alone).
+    """
+    named = explicit or os.environ.get(ENV_CONFIG)
+    if named:
+        path = Path(named).expanduser()
+        if not path.exists():
+            origin = "--config" if explicit else f"${ENV_CONFIG}"
+            raise YamlFileError([Problem(str(path), 1, 1, f"config file not found ({origin})")])
+        return load_config(path)
+    if DEFAULT_CONFIG.exists():
+        return load_config(DEFAULT_CONFIG)
+    return Config()

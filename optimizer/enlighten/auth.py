@@ -1,0 +1,400 @@
+"""Logging in to Enlighten, the one-time-code step, and keeping the session across runs.
+
+The session (cookies, session id, manager token and its expiry) is written to the state dir
+with mode 0600 so that the service and each `evopt` command reuse one login instead of
+creating the "too many active sessions" the field notes warn about. The password is never
+stored: it is asked for (or read from the environment) each time a login is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from optimizer.enlighten.errors import (
+    AccountBlockedError,
+    AuthError,
+    AuthRequiredError,
+    ConfigError,
+    InvalidCredentialsError,
+    InvalidOtpError,
+    MfaRequiredError,
+    OtpThrottledError,
+    RateLimitedError,
+    UnauthorizedError,
+)
+from optimizer.enlighten.models import LoginReply, parse_login_reply, parse_otp_reply
+from optimizer.enlighten.transport import SessionState, Transport
+from optimizer.logsafe import register_secret
+
+_LOGGER = logging.getLogger(__name__)
+
+LOGIN_PATH = "/login/login.json"
+OTP_VALIDATE_PATH = "/app-api/validate_login_otp"
+OTP_RESEND_PATH = "/app-api/generate_mfa_login_otp"
+SESSION_FILE = "session.json"
+# Refresh a little before the token's own expiry so a request never races it.
+EXPIRY_MARGIN_S = 60.0
+
+
+def server_clock_offset(date_header: str | None, *, local_now: float) -> float:
+    """Seconds the server's clock is ahead of ours, from a reply's ``Date`` header.
+
+    Token ``exp`` claims are on the server's clock. A device whose clock is off (a Raspberry Pi
+    that booted without network time) would otherwise think a fresh token expired, or trust a
+    dead one; we store expiry on our own clock instead. Missing or bad header: no offset.
+    """
+    if not date_header:
+        return 0.0
+    try:
+        server = parsedate_to_datetime(date_header)
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+    if server.tzinfo is None:
+        server = server.replace(tzinfo=UTC)
+    return server.timestamp() - local_now
+
+
+def token_expiry(token: str | None) -> float | None:
+    """The ``exp`` claim (epoch seconds) of a JWT-shaped token, without verifying it."""
+    if not token or token.count(".") != 2:
+        return None
+    payload = token.split(".")[1]
+    try:
+        decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        claims = json.loads(decoded)
+    except (binascii.Error, ValueError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
+class SessionStore:
+    """The session file: written atomically with mode 0600, refused if others can read it."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / SESSION_FILE
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return None
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{self.path} is readable by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+                f"run `chmod 600 {self.path}` or delete it and run `evopt login`",
+                hint="the session file holds login tokens",
+            )
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            _LOGGER.warning("ignoring unreadable session file %s", self.path)
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class LoginOutcome(StrEnum):
+    AUTHENTICATED = "authenticated"
+    MFA_REQUIRED = "mfa_required"
+
+
+@dataclass
+class _Pending:
+    """A login waiting for its one-time code (kept across processes)."""
+
+    email: str
+    created_at: float
+
+
+class Authenticator:
+    """Owns the session: login, OTP, persistence, and the one shared re-login after a 401."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        email: str | None,
+        password_provider: Callable[[], str | None] | None = None,
+        store: SessionStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._transport = transport
+        self.email = email
+        self._password_provider = password_provider or (lambda: None)
+        self._store = store
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        # A re-login the cloud refused, with the session generation it was for: not retried
+        # until a login succeeds (see `reauthenticate`).
+        self._refused: tuple[int, AuthError] | None = None
+        self.pending: _Pending | None = None
+        register_secret(email)
+        self._load()
+
+    @property
+    def state(self) -> SessionState:
+        return self._transport.state
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        data = self._store.load() if self._store else None
+        if not data:
+            return
+        if data.get("base_url") != self._transport.base_url or (
+            self.email and data.get("email") and data.get("email") != self.email
+        ):
+            _LOGGER.info("stored session belongs to another account or host; not using it")
+            return
+        cookies = data.get("cookies")
+        if isinstance(cookies, dict):
+            self.state.cookies = {str(k): str(v) for k, v in cookies.items()}
+        self.state.session_id = _opt_str(data.get("session_id"))
+        self.state.manager_token = _opt_str(data.get("manager_token"))
+        expires = data.get("token_expires_at")
+        self.state.token_expires_at = float(expires) if isinstance(expires, int | float) else None
+        pending = data.get("pending_mfa")
+        if isinstance(pending, dict) and isinstance(pending.get("email"), str):
+            self.pending = _Pending(pending["email"], float(pending.get("created_at", 0)))
+        if not self.email and isinstance(data.get("email"), str):
+            self.email = data["email"]
+        for secret in (self.state.session_id, self.state.manager_token, self.email):
+            register_secret(secret)
+        for value in self.state.cookies.values():
+            register_secret(value)
+
+    def _save(self) -> None:
+        if self._store is None:
+            return
+        self._store.save(
+            {
+                "base_url": self._transport.base_url,
+                "email": self.email,
+                "cookies": self.state.cookies,
+                "session_id": self.state.session_id,
+                "manager_token": self.state.manager_token,
+                "token_expires_at": self.state.token_expires_at,
+                "pending_mfa": (
+                    {"email": self.pending.email, "created_at": self.pending.created_at}
+                    if self.pending
+                    else None
+                ),
+            }
+        )
+
+    def logout(self) -> None:
+        """Forget the session locally (the file too)."""
+        self.state.cookies.clear()
+        self.state.session_id = self.state.manager_token = None
+        self.state.token_expires_at = None
+        self.pending = None
+        if self._store:
+            self._store.clear()
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def has_session(self) -> bool:
+        return bool(self.state.auth_token()) and self.pending is None
+
+    def token_expired(self) -> bool:
+        expires = self.state.token_expires_at
+        return expires is not None and self._clock() >= expires - EXPIRY_MARGIN_S
+
+    # --- login -----------------------------------------------------------------------------
+
+    def _require_email(self) -> str:
+        if not self.email:
+            raise ConfigError(
+                "no Enlighten account e-mail: set ENLIGHTEN_EMAIL or `enlighten.email`"
+            )
+        return self.email
+
+    async def login(self, password: str | None = None) -> LoginOutcome:
+        """Post the login form; either authenticated now or waiting for a one-time code."""
+        email = self._require_email()
+        password = password if password is not None else self._password_provider()
+        if not password:
+            raise AuthRequiredError(
+                "no Enlighten password available",
+                hint="set ENLIGHTEN_PASSWORD or run `evopt login` in a terminal",
+            )
+        register_secret(password)
+        self.state.cookies.clear()
+        self.state.session_id = self.state.manager_token = None
+        try:
+            reply = await self._transport.request(
+                "POST",
+                LOGIN_PATH,
+                family="auth",
+                form={"user[email]": email, "user[password]": password},
+                authenticated=False,
+                retry=False,
+            )
+        except UnauthorizedError as err:
+            raise InvalidCredentialsError("Enlighten refused the e-mail or password") from err
+        return self._accept(
+            parse_login_reply(reply.data), email=email, step="login", date=reply.headers.get("Date")
+        )
+
+    async def submit_otp(self, code: str) -> None:
+        """Complete a pending login with the one-time code the user received."""
+        if self.pending is None:
+            raise AuthRequiredError(
+                "no login is waiting for a one-time code",
+                hint="run `evopt login` first; Enphase then sends a new code",
+            )
+        email = self.pending.email
+        code = code.strip()
+        register_secret(code)
+        reply = await self._transport.request(
+            "POST",
+            OTP_VALIDATE_PATH,
+            family="auth",
+            form={
+                "email": base64.b64encode(email.encode()).decode(),
+                "otp": base64.b64encode(code.encode()).decode(),
+                "xhrFields[withCredentials]": "true",
+            },
+            authenticated=False,
+            retry=False,
+        )
+        outcome = self._accept(
+            parse_otp_reply(reply.data), email=email, step="otp", date=reply.headers.get("Date")
+        )
+        if outcome is not LoginOutcome.AUTHENTICATED:
+            raise InvalidOtpError("Enlighten did not accept the one-time code")
+
+    async def resend_otp(self) -> None:
+        """Ask Enlighten to send a new one-time code for the pending login."""
+        if self.pending is None:
+            raise AuthRequiredError(
+                "no login is waiting for a one-time code", hint="run `evopt login` first"
+            )
+        try:
+            reply = await self._transport.request(
+                "POST",
+                OTP_RESEND_PATH,
+                family="auth",
+                form={"locale": "en"},
+                authenticated=False,
+                retry=False,
+            )
+        except RateLimitedError as err:
+            raise OtpThrottledError("Enlighten refused to send another code yet") from err
+        data = reply.data if isinstance(reply.data, dict) else {}
+        if data.get("isBlocked") is True:
+            raise AccountBlockedError("Enlighten has blocked this account's one-time codes")
+        self._save()
+
+    def _accept(
+        self, reply: LoginReply, *, email: str, step: str, date: str | None
+    ) -> LoginOutcome:
+        if reply.kind == "blocked":
+            self.logout()
+            raise AccountBlockedError("Enlighten reports this account as blocked")
+        if reply.kind == "invalid":
+            if step == "otp":
+                raise InvalidOtpError("Enlighten did not accept the one-time code")
+            self.logout()
+            raise InvalidCredentialsError("Enlighten refused the e-mail or password")
+        if reply.kind == "mfa_required":
+            self.pending = _Pending(email, self._clock())
+            self.state.session_id = self.state.manager_token = None
+            self._save()
+            _LOGGER.info("password accepted; Enlighten sent a one-time code")
+            return LoginOutcome.MFA_REQUIRED
+        self.pending = None
+        self.state.session_id = reply.session_id
+        self.state.manager_token = reply.manager_token
+        expires = token_expiry(reply.manager_token)
+        if expires is not None:
+            now = self._clock()
+            expires -= server_clock_offset(date, local_now=now)
+        self.state.token_expires_at = expires
+        self.state.generation += 1
+        register_secret(reply.session_id)
+        register_secret(reply.manager_token)
+        self._save()
+        _LOGGER.info("logged in to Enlighten")
+        return LoginOutcome.AUTHENTICATED
+
+    # --- keeping the session alive ----------------------------------------------------------
+
+    async def ensure(self) -> None:
+        """Make sure there is a session worth trying before a request goes out."""
+        if self.has_session and not self.token_expired():
+            return
+        generation = self.state.generation
+        if self.has_session:
+            _LOGGER.info("the Enlighten token has expired; logging in again")
+        await self.reauthenticate(generation, reason="no Enlighten session")
+
+    async def reauthenticate(self, failed_generation: int, *, reason: str) -> None:
+        """Log in again once for every caller that failed on the same session.
+
+        Concurrent requests that all got a 401 call this with the generation they used; the
+        first logs in, the rest find the generation moved on and simply retry.
+
+        A refused re-login (MFA needed, password refused, account blocked) is not attempted
+        again for the same generation: every later caller gets the same error until a login
+        succeeds. Otherwise each waiting caller, and each later poll, would send another
+        one-time code (overwriting the pending login) or another bad password towards a block.
+        """
+        async with self._lock:
+            if self.state.generation != failed_generation and self.has_session:
+                return
+            if self._refused is not None and self._refused[0] == self.state.generation:
+                raise self._refused[1].with_traceback(None)
+            password = self._password_provider()
+            if not password:
+                raise AuthRequiredError(
+                    f"{reason} and no password to log in again",
+                    hint="run `evopt login` (or set ENLIGHTEN_PASSWORD for unattended re-login)",
+                )
+            generation = self.state.generation
+            try:
+                outcome = await self.login(password)
+            except AuthError as err:
+                self._refused = (generation, err)
+                raise
+            if outcome is LoginOutcome.MFA_REQUIRED:
+                refused = MfaRequiredError(
+                    f"{reason}; Enlighten asks for a one-time code to log in again"
+                )
+                self._refused = (generation, refused)
+                raise refused
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

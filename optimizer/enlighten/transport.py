@@ -1,0 +1,418 @@
+"""The one HTTP layer every Enlighten call goes through.
+
+It owns what is the same for every endpoint: the session and its cookies, the headers the web
+app sends, per-call timeouts, mapping statuses and malformed replies to typed errors, bounded
+retries for reads, and counting requests per endpoint family against the account's budget.
+It knows nothing about logins or endpoints; `auth` fills :class:`SessionState` and the client
+chooses paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http.cookies import SimpleCookie
+from typing import Any
+
+import aiohttp
+
+from optimizer.enlighten.errors import (
+    BadRequestError,
+    CloudTimeoutError,
+    CloudUnreachableError,
+    ConfigError,
+    ConflictError,
+    ConnectionNotEstablishedError,
+    EnlightenError,
+    EnlightenHTTPStatusError,
+    ForbiddenError,
+    GatewayNotReportingError,
+    LiveStreamNotSupportedError,
+    LoginWallError,
+    MethodNotAllowedError,
+    NotFoundError,
+    ParseError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    UnauthorizedError,
+    UnknownSiteError,
+    UnsupportedEnvoyError,
+)
+from optimizer.logsafe import register_secret
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://enlighten.enphaseenergy.com"
+ACCEPT = "application/json, text/javascript, */*; q=0.01"
+SESSION_COOKIE = "_enlighten_4_session"
+XSRF_COOKIE = "XSRF-TOKEN"
+
+
+@dataclass
+class SessionState:
+    """What makes requests authenticated; `auth` fills it, the transport reads it.
+
+    ``generation`` grows with every new login so that concurrent callers that all saw a 401
+    can tell whether someone else has already logged in again.
+    """
+
+    cookies: dict[str, str] = field(default_factory=dict)
+    session_id: str | None = None
+    manager_token: str | None = None
+    token_expires_at: float | None = None
+    generation: int = 0
+
+    def auth_token(self) -> str | None:
+        """The value of the ``e-auth-token`` header: the session id, else the session cookie."""
+        return self.session_id or self.cookies.get(SESSION_COOKIE)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter, by attempts and by elapsed time."""
+
+    attempts: int = 4
+    base_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    max_elapsed_s: float = 90.0
+    jitter: float = 0.25
+
+    def delay(self, attempt: int, rand: float) -> float:
+        """Delay before retry number ``attempt`` (1-based); ``rand`` in [0, 1)."""
+        raw = min(self.max_delay_s, self.base_delay_s * 2.0 ** (attempt - 1))
+        return raw * (1 + self.jitter * rand)
+
+
+class RequestCounter:
+    """Counts requests per endpoint family, in total and over the last hour.
+
+    The field notes put the account budget at about 600 requests per hour; later issues report
+    these figures in the status line and in `evopt log stats`.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._totals: Counter[str] = Counter()
+        self._recent: deque[tuple[float, str]] = deque()
+
+    def record(self, family: str) -> None:
+        self._totals[family] += 1
+        self._recent.append((self._clock(), family))
+
+    def totals(self) -> dict[str, int]:
+        return dict(self._totals)
+
+    def last_hour(self) -> dict[str, int]:
+        horizon = self._clock() - 3600
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
+        return dict(Counter(family for _, family in self._recent))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful (2xx) reply, body already decoded."""
+
+    status: int
+    data: Any
+    headers: Mapping[str, str]
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header given as seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _error_fields(body: Any) -> tuple[str | None, str | None]:
+    """(message, code) from the several error envelopes the cloud uses."""
+    if not isinstance(body, dict):
+        return None, None
+    message = body.get("message") or body.get("status_message") or body.get("msg")
+    code = body.get("code") or body.get("errorCode")
+    error = body.get("error")
+    if isinstance(error, dict):
+        message = message or error.get("message") or error.get("errorMessage")
+        code = code or error.get("code") or error.get("errorCode")
+    elif isinstance(error, str) and error:
+        message = message or error
+    details = body.get("details")
+    if isinstance(details, dict):
+        code = code or details.get("code")
+    return (str(message) if message else None), (str(code) if code else None)
+
+
+# Status -> (error type, what it means), spec section 7. 429 and other 5xx are handled apart.
+_STATUS_ERRORS: dict[int, tuple[type[EnlightenHTTPStatusError], str]] = {
+    400: (BadRequestError, "request rejected"),
+    401: (UnauthorizedError, "the Enlighten session is not valid"),
+    403: (ForbiddenError, "access denied"),
+    404: (NotFoundError, "not found"),
+    405: (MethodNotAllowedError, "method not allowed"),
+    409: (ConflictError, "charger not ready"),
+    422: (ConflictError, "charger not ready"),
+    466: (UnsupportedEnvoyError, "IQ Gateway unsupported or offline"),
+    468: (UnknownSiteError, "site not found on this account"),
+    472: (LiveStreamNotSupportedError, "live stream not supported for this site"),
+    473: (GatewayNotReportingError, "IQ Gateway not reporting"),
+    552: (ConnectionNotEstablishedError, "cloud could not reach the charger"),
+}
+
+
+def error_for_status(
+    status: int,
+    *,
+    url: str,
+    body: Any = None,
+    retry_after: str | None = None,
+) -> EnlightenHTTPStatusError:
+    """Map one HTTP error status (spec section 7) onto the typed error the caller can act on."""
+    message, code = _error_fields(body)
+    said = f": {message}" if message else ""
+    where = f"HTTP {status} from {url}{said}"
+    if status == 429:
+        return RateLimitedError(
+            f"rate limited ({where})",
+            status=status,
+            url=url,
+            code=code,
+            retry_after=parse_retry_after(retry_after),
+        )
+    kind, meaning = _STATUS_ERRORS.get(status, (EnlightenHTTPStatusError, "unexpected reply"))
+    if status not in _STATUS_ERRORS and status >= 500:
+        kind, meaning = ServiceUnavailableError, "Enlighten cloud error"
+    return kind(f"{meaning} ({where})", status=status, url=url, code=code)
+
+
+def _looks_like_html(content_type: str, text: str) -> bool:
+    head = text.lstrip()[:200].lower()
+    return "html" in content_type or head.startswith(("<!doctype", "<html"))
+
+
+def _is_retryable(err: EnlightenError) -> bool:
+    if isinstance(err, RateLimitedError | ServiceUnavailableError | CloudUnreachableError):
+        return True
+    return isinstance(err, EnlightenHTTPStatusError) and err.status >= 500
+
+
+class Transport:
+    """Sends requests with the Enlighten web app's headers and maps every failure to a type.
+
+    The session may be injected (tests, the service sharing one pool); a session we create is
+    ours to close. Cookies live in :class:`SessionState`, not in aiohttp's jar, because they
+    are persisted across runs and because aiohttp's default jar refuses cookies from IP hosts
+    such as the 127.0.0.1 fake cloud.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        session: aiohttp.ClientSession | None = None,
+        state: SessionState | None = None,
+        timeout_s: float = 20.0,
+        retry: RetryPolicy | None = None,
+        counter: RequestCounter | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"enlighten.base_url must start with http:// or https://, got {base_url!r}"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.state = state or SessionState()
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.counter = counter or RequestCounter()
+        self._session = session
+        self._owns_session = session is None
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._rand = rand
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            self._owns_session = True
+        return self._session
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else self.base_url + path
+
+    def headers(self, *, authenticated: bool) -> dict[str, str]:
+        """The headers the Enlighten web app sends (spec 5.5 and the field notes)."""
+        headers = {
+            "Accept": ACCEPT,
+            "X-Requested-With": "XMLHttpRequest",
+            "Referer": self.base_url + "/",
+        }
+        cookies = self.state.cookies
+        if cookies:
+            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        if XSRF_COOKIE in cookies:
+            headers["X-CSRF-Token"] = cookies[XSRF_COOKIE]
+        if authenticated:
+            token = self.state.auth_token()
+            if token:
+                headers["e-auth-token"] = token
+            if self.state.manager_token:
+                headers["Authorization"] = f"Bearer {self.state.manager_token}"
+        return headers
+
+    def _absorb_cookies(self, cookies: SimpleCookie) -> None:
+        for name, morsel in cookies.items():
+            expired = morsel["max-age"] in ("0", "-1") or not morsel.value
+            if expired:
+                self.state.cookies.pop(name, None)
+            else:
+                self.state.cookies[name] = morsel.value
+                register_secret(morsel.value)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        family: str,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        authenticated: bool = True,
+        retry: bool | None = None,
+    ) -> Reply:
+        """Send one request; retry it only if it is a read (or ``retry=True``) that may be.
+
+        Writes are never retried here: a write that timed out may have taken effect, and only
+        the caller knows whether sending it again is safe.
+        """
+        may_retry = (method.upper() == "GET") if retry is None else retry
+        policy = self.retry
+        started = self._monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._send_once(
+                    method,
+                    path,
+                    family=family,
+                    json_body=json_body,
+                    form=form,
+                    params=params,
+                    authenticated=authenticated,
+                )
+            except EnlightenError as err:
+                if not may_retry or not _is_retryable(err) or attempt >= policy.attempts:
+                    raise
+                delay = policy.delay(attempt, self._rand())
+                if isinstance(err, RateLimitedError) and err.retry_after is not None:
+                    delay = max(delay, err.retry_after)
+                elapsed = self._monotonic() - started
+                if elapsed + delay > policy.max_elapsed_s:
+                    raise
+                _LOGGER.info(
+                    "%s %s failed (%s); retry %d/%d in %.1f s",
+                    method,
+                    path,
+                    type(err).__name__,
+                    attempt,
+                    policy.attempts - 1,
+                    delay,
+                )
+                await self._sleep(delay)
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        family: str,
+        json_body: Any,
+        form: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        authenticated: bool,
+    ) -> Reply:
+        url = self.url(path)
+        session = self._client_session()
+        self.counter.record(family)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async with session.request(
+                    method,
+                    url,
+                    headers=self.headers(authenticated=authenticated),
+                    json=json_body,
+                    data=dict(form) if form is not None else None,
+                    params=params,
+                    allow_redirects=False,
+                ) as resp:
+                    self._absorb_cookies(resp.cookies)
+                    raw = await resp.read()
+                    status = resp.status
+                    content_type = resp.headers.get("Content-Type", "").lower()
+                    headers = dict(resp.headers.items())
+        except TimeoutError as err:
+            raise CloudTimeoutError(f"no reply from {path} within {self.timeout_s:g} s") from err
+        except aiohttp.ClientError as err:
+            raise CloudUnreachableError(
+                f"cannot reach {self.base_url} ({type(err).__name__}: {err})"
+            ) from err
+        _LOGGER.debug("%s %s -> %s", method, path, status)
+        text = raw.decode("utf-8", errors="replace")
+        if 300 <= status < 400 and "login" in headers.get("Location", ""):
+            raise LoginWallError(f"{path} redirected to the Enlighten login page")
+        body = self._decode(text, content_type, path=path, status=status)
+        if status >= 400 or status < 200:
+            raise error_for_status(
+                status, url=path, body=body, retry_after=headers.get("Retry-After")
+            )
+        return Reply(status=status, data=body, headers=headers)
+
+    @staticmethod
+    def _decode(text: str, content_type: str, *, path: str, status: int) -> Any:
+        """JSON body, or None for an empty one; HTML and broken JSON become typed errors."""
+        if not text.strip():
+            return None
+        if _looks_like_html(content_type, text):
+            if status < 400:
+                raise LoginWallError(
+                    f"{path} answered with an HTML page instead of data: the session has ended"
+                )
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            if status >= 400:
+                return None
+            raise ParseError(
+                f"{path} sent a reply that is not valid JSON (truncated?): {err.msg} "
+                f"at character {err.pos}",
+                url=path,
+            ) from err

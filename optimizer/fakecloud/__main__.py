@@ -1,0 +1,71 @@
+"""``python -m optimizer.fakecloud --port N``: the fake cloud as a process.
+
+The first stdout line is ``fakecloud listening on http://HOST:PORT`` (flushed), so a test or
+the demo can start it with ``--port 0`` and read the port it got.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from datetime import datetime
+
+from optimizer.fakecloud.clock import FakeClock
+from optimizer.fakecloud.cloud import FakeCloud
+from optimizer.fakecloud.profile import Profile
+from optimizer.fakecloud.server import FakeCloudServer
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m optimizer.fakecloud", description="A fake Enlighten cloud for tests."
+    )
+    parser.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--mfa", action="store_true", help="the account requires an OTP")
+    parser.add_argument("--otp", default="123456", help="the OTP code the account accepts")
+    parser.add_argument(
+        "--legacy-status", action="store_true", help="status answers the flat evChargerData shape"
+    )
+    parser.add_argument("--email", default="owner@example.com")
+    parser.add_argument("--password", default="correct-horse-battery")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    parser.add_argument(
+        "--start", type=datetime.fromisoformat, help="fake-clock start (ISO 8601, UTC if naive)"
+    )
+    parser.add_argument("--realtime", action="store_true", help="the fake clock runs in real time")
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    profile = Profile(status_shape="legacy" if args.legacy_status else "nested")
+    cloud = FakeCloud(
+        clock=FakeClock(args.start, realtime=args.realtime),
+        seed=args.seed,
+        email=args.email,
+        password=args.password,
+        mfa=args.mfa,
+        otp_code=args.otp,
+        profile=profile,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with FakeCloudServer(cloud, host=args.host, port=args.port) as server:
+        sys.stdout.write(f"fakecloud listening on {server.base_url}\n")
+        sys.stdout.flush()
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    asyncio.run(serve(parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

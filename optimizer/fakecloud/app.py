@@ -1,0 +1,565 @@
+"""The aiohttp application: routes, auth checks, fault injection and the request log.
+
+Request flow: the log middleware records the request; the fault middleware may answer (or
+delay, drop, expire) instead of the real handler; the route wrapper then takes the cloud's
+lock, brings the model up to the fake clock, checks auth at the level the route declares
+(none, session, or session plus bearer) and calls a synchronous handler that builds the reply
+from ``payloads``. New endpoints (control, scheduler writes) register the same way with
+``Routes.add``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote
+
+from aiohttp import web
+
+from optimizer.fakecloud import payloads
+from optimizer.fakecloud.admin import ADMIN_PREFIX, register_admin
+from optimizer.fakecloud.auth import AuthSession, PendingLogin
+from optimizer.fakecloud.cloud import FakeCloud
+from optimizer.fakecloud.faults import TRUNCATED_JSON, FaultRule
+from optimizer.fakecloud.history import query_sessions
+from optimizer.fakecloud.model import Charger
+from optimizer.fakecloud.requestlog import LoggedRequest
+from optimizer.fakecloud.responses import (
+    LOGIN_PAGE,
+    error_reply,
+    json_reply,
+    login_wall,
+    not_authorized,
+)
+
+AuthLevel = Literal["none", "session", "bearer"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CLOUD_KEY = web.AppKey("fakecloud", FakeCloud)
+CLOSING_KEY = web.AppKey("fakecloud_closing", asyncio.Event)
+SESSION_COOKIE = "_enlighten_4_session"
+
+
+@dataclass
+class Body:
+    """The request body, parsed once and shared by the log and the handler."""
+
+    json: Any = None
+    form: dict[str, str] | None = None
+    text: str | None = None
+
+
+_BODY = web.RequestKey("fakecloud_body", Body)
+_ENTRY = web.RequestKey("fakecloud_entry", LoggedRequest)
+_DROPPED = web.RequestKey("fakecloud_dropped", bool)
+
+
+async def read_body(request: web.Request) -> Body:
+    """Parse the body once per request: JSON, form or text by content type (and by sniffing)."""
+    cached: Body | None = request.get(_BODY)
+    if cached is not None:
+        return cached
+    raw = await request.read()
+    body = Body()
+    if raw:
+        text = raw.decode("utf-8", "replace")
+        ctype = request.content_type
+        if ctype == "application/x-www-form-urlencoded":
+            body.form = dict(parse_qsl(text, keep_blank_values=True))
+        else:
+            try:
+                body.json = json.loads(text)
+            except ValueError:
+                body.text = text
+    request[_BODY] = body
+    return body
+
+
+@dataclass
+class Ctx:
+    """What a synchronous handler gets: the request, its parsed body and the fake-clock time."""
+
+    request: web.Request
+    cloud: FakeCloud
+    now: float
+    body: Body
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self.body.form or {}
+
+    def match(self, name: str) -> str:
+        return self.request.match_info[name]
+
+
+SyncHandler = Callable[[Ctx], web.StreamResponse]
+
+
+# --- middlewares -----------------------------------------------------------------------------
+
+
+@web.middleware
+async def log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(ADMIN_PREFIX):
+        return await handler(request)
+    cloud = request.app[CLOUD_KEY]
+    body = await read_body(request)
+    entry = LoggedRequest(
+        time=cloud.clock.now().isoformat(),
+        wall=time.time(),
+        method=request.method,
+        path=request.path,
+        query=dict(request.query),
+        headers=dict(request.headers),
+        json=body.json,
+        form=body.form,
+        text=body.text,
+    )
+    request[_ENTRY] = entry
+    cloud.log.append(entry)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        entry.status = exc.status
+        raise
+    entry.status = None if request.get(_DROPPED) else response.status
+    return response
+
+
+@web.middleware
+async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(ADMIN_PREFIX):
+        return await handler(request)
+    cloud = request.app[CLOUD_KEY]
+    rule = cloud.faults.take(request.method, request.path)
+    if rule is None:
+        return await handler(request)
+    entry = request.get(_ENTRY)
+    if entry is not None:
+        entry.fault = rule.kind
+    return await apply_fault(request, handler, rule)
+
+
+async def apply_fault(
+    request: web.Request, handler: Handler, rule: FaultRule
+) -> web.StreamResponse:
+    cloud = request.app[CLOUD_KEY]
+    if rule.kind == "status":
+        headers = dict(rule.headers)
+        retry_after = rule.retry_after_header()
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        return json_reply(rule.error_body(), status=rule.status or 500, headers=headers)
+    if rule.kind == "html_login":
+        page = rule.body if isinstance(rule.body, str) else LOGIN_PAGE
+        return login_wall(page, headers=rule.headers)
+    if rule.kind == "malformed_json":
+        text = rule.body if isinstance(rule.body, str) else TRUNCATED_JSON
+        return web.Response(text=text, content_type="application/json", headers=rule.headers)
+    if rule.kind == "timeout":
+        closing = request.app[CLOSING_KEY]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing.wait(), timeout=rule.delay_s)
+        return await handler(request)
+    if rule.kind == "disconnect":
+        request[_DROPPED] = True
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=204)
+    # expire_session
+    cloud.expire_sessions()
+    return await handler(request)
+
+
+@web.middleware
+async def json_errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown paths and verbs answer JSON like the real services, not aiohttp's text."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return error_reply(404)
+    except web.HTTPMethodNotAllowed:
+        return error_reply(405)
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+class Routes:
+    """The cloud's endpoints. ``add`` wraps a synchronous handler with lock, clock and auth."""
+
+    def __init__(self, app: web.Application, cloud: FakeCloud) -> None:
+        self.app = app
+        self.cloud = cloud
+
+    def add(self, method: str, path: str, fn: SyncHandler, *, auth: AuthLevel) -> None:
+        cloud = self.cloud
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            body = await read_body(request)
+            with cloud.lock:
+                now = cloud.now()
+                if auth != "none":
+                    denied = check_auth(cloud, request, auth, now)
+                    if denied is not None:
+                        return denied
+                return fn(Ctx(request, cloud, now, body))
+
+        self.app.router.add_route(method, path, handler)
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    def site_ok(self, ctx: Ctx) -> bool:
+        return ctx.match("site") == str(self.cloud.model.site_id)
+
+    def find_charger(self, ctx: Ctx) -> Charger | web.Response:
+        """The charger of a ``{site}/.../{sn}`` path, or the error reply for a bad site or sn."""
+        if not self.site_ok(ctx):
+            return invalid_site()
+        sn = ctx.match("sn")
+        if not self.cloud.model.has_charger(sn):
+            return error_reply(404, "Charger not found", code="EVSE_NOT_FOUND", serial=sn)
+        return self.cloud.model.charger(sn)
+
+    # --- registration --------------------------------------------------------------------------
+
+    def register(self) -> None:
+        evse = "/service/evse_controller"
+        sched = "/service/evse_scheduler/api/v1/iqevc/charging-mode"
+        add = self.add
+        add("POST", "/login/login.json", self.login, auth="none")
+        add("POST", "/app-api/validate_login_otp", self.validate_otp, auth="none")
+        add("POST", "/app-api/generate_mfa_login_otp", self.resend_otp, auth="none")
+
+        add("GET", f"{evse}/sites", self.sites_evse_controller, auth="session")
+        add("GET", "/api/v1/sites", self.sites_api_v1, auth="session")
+        add("GET", "/sites.json", self.sites_json, auth="session")
+
+        add("GET", f"{evse}/{{site}}/ev_chargers/status", self.status_plural, auth="session")
+        add("GET", f"{evse}/{{site}}/ev_charger/status", self.status_singular, auth="session")
+        add("GET", f"{evse}/api/v2/{{site}}/ev_chargers/summary", self.summary, auth="session")
+        add(
+            "GET",
+            f"{evse}/api/v2/{{site}}/ev_chargers/{{sn}}/summary",
+            self.summary_one,
+            auth="session",
+        )
+        live = f"{evse}/{{site}}/ev_chargers"
+        add("GET", f"{live}/start_live_stream", self.live_start, auth="session")
+        add("GET", f"{live}/stop_live_stream", self.live_stop, auth="session")
+
+        add(
+            "POST",
+            "/service/enho_historical_events_ms/{site}/sessions/{sn}/history",
+            self.session_history,
+            auth="session",
+        )
+        add("GET", "/pv/systems/{site}/lifetime_energy", self.lifetime_energy, auth="session")
+        add("GET", "/pv/systems/{site}/today", self.today, auth="session")
+        add("GET", "/app-api/{site}/get_latest_power", self.latest_power, auth="session")
+        add("GET", "/pv/settings/{site}/battery_status.json", self.battery, auth="session")
+
+        add("GET", f"{sched}/{{site}}/{{sn}}/preference", self.preference, auth="bearer")
+        add(
+            "GET",
+            f"{sched}/GREEN_CHARGING/{{site}}/{{sn}}/settings",
+            self.green_settings,
+            auth="bearer",
+        )
+        add(
+            "GET",
+            f"{sched}/SCHEDULED_CHARGING/{{site}}/{{sn}}/schedules",
+            self.schedules,
+            auth="bearer",
+        )
+
+    # --- auth endpoints ------------------------------------------------------------------------
+
+    def login(self, ctx: Ctx) -> web.StreamResponse:
+        cloud = self.cloud
+        form = ctx.form
+        outcome = cloud.auth.login(
+            form.get("user[email]", ""), form.get("user[password]", ""), ctx.now
+        )
+        failure_status = cloud.profile.login_failure_status
+        if outcome.kind == "invalid":
+            return json_reply({"success": False, "isBlocked": False}, status=failure_status)
+        if outcome.kind == "blocked":
+            return json_reply({"success": False, "isBlocked": True}, status=failure_status)
+        if outcome.session is not None:
+            return authenticated_reply(cloud, outcome.session)
+        assert outcome.pending is not None  # noqa: S101 (mfa outcome always carries it)
+        body: dict[str, Any] = {"success": True, "isBlocked": False}
+        if cloud.profile.mfa_reply == "requires_mfa":
+            body["requires_mfa"] = True
+        response = json_reply(body)
+        set_pending_cookies(response, outcome.pending)
+        return response
+
+    def validate_otp(self, ctx: Ctx) -> web.StreamResponse:
+        cookies = ctx.request.cookies
+        outcome = self.cloud.auth.validate_otp(
+            pre_session_id=cookies.get(SESSION_COOKIE),
+            nonce=cookies.get("login_otp_nonce"),
+            csrf_header=ctx.request.headers.get("X-CSRF-Token"),
+            csrf_cookie=cookies.get("XSRF-TOKEN"),
+            email_b64=ctx.form.get("email", ""),
+            otp_b64=ctx.form.get("otp", ""),
+            now=ctx.now,
+        )
+        if outcome.kind == "forbidden":
+            return error_reply(403, "Forbidden", reason=outcome.reason)
+        if outcome.kind == "invalid":
+            return json_reply({"isValid": False, "isBlocked": False})
+        if outcome.kind == "blocked":
+            return json_reply({"isValid": False, "isBlocked": True})
+        assert outcome.session is not None  # noqa: S101
+        response = authenticated_reply(self.cloud, outcome.session, isValidMobileNumber=True)
+        response.del_cookie("login_otp_nonce", path="/")
+        return response
+
+    def resend_otp(self, ctx: Ctx) -> web.StreamResponse:
+        auth = self.cloud.auth
+        outcome = auth.resend_otp(
+            pre_session_id=ctx.request.cookies.get(SESSION_COOKIE), now=ctx.now
+        )
+        if outcome.kind == "forbidden":
+            return error_reply(403, "Forbidden", reason="no pre-MFA session cookie")
+        if outcome.kind == "blocked":
+            return json_reply({"success": False, "isBlocked": True})
+        pending = outcome.pending
+        assert pending is not None  # noqa: S101
+        if outcome.kind == "throttled":
+            wait = auth.resend_interval_s - (ctx.now - (pending.last_resend or ctx.now))
+            return json_reply(
+                {"success": False, "isBlocked": False, "message": "Too Many Requests"},
+                status=429,
+                headers={"Retry-After": str(max(1, round(wait)))},
+            )
+        response = json_reply({"success": True, "isBlocked": False})
+        response.set_cookie("login_otp_nonce", pending.nonce, path="/", httponly=True)
+        return response
+
+    # --- discovery -----------------------------------------------------------------------------
+
+    def sites_evse_controller(self, ctx: Ctx) -> web.StreamResponse:
+        if "evse_controller" in self.cloud.profile.disabled_discovery:
+            return error_reply(404)
+        return json_reply(payloads.sites_evse_controller(self.cloud.model))
+
+    def sites_api_v1(self, ctx: Ctx) -> web.StreamResponse:
+        if "api_v1" in self.cloud.profile.disabled_discovery:
+            return error_reply(404)
+        return json_reply(payloads.sites_api_v1(self.cloud.model))
+
+    def sites_json(self, ctx: Ctx) -> web.StreamResponse:
+        if "sites_json" in self.cloud.profile.disabled_discovery:
+            return error_reply(404)
+        return json_reply(payloads.sites_json(self.cloud.model))
+
+    # --- status, summary, live stream ----------------------------------------------------------
+
+    def _status(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.site_ok(ctx):
+            return invalid_site()
+        model = self.cloud.model
+        if self.cloud.profile.status_shape == "legacy":
+            return json_reply(payloads.status_legacy(model, ctx.now))
+        return json_reply(payloads.status_nested(model, ctx.now))
+
+    def status_plural(self, ctx: Ctx) -> web.StreamResponse:
+        if self.cloud.profile.status_shape == "singular_only":
+            return error_reply(404)
+        return self._status(ctx)
+
+    def status_singular(self, ctx: Ctx) -> web.StreamResponse:
+        return self._status(ctx)
+
+    def summary(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.site_ok(ctx):
+            return invalid_site()
+        return json_reply(payloads.summary_list(self.cloud.model, ctx.now))
+
+    def summary_one(self, ctx: Ctx) -> web.StreamResponse:
+        charger = self.find_charger(ctx)
+        if isinstance(charger, web.Response):
+            return charger
+        return json_reply(payloads.summary_one(self.cloud.model, charger, ctx.now))
+
+    def live_start(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.site_ok(ctx):
+            return invalid_site()
+        model = self.cloud.model
+        model.live_stream_until = ctx.now + payloads.LIVE_STREAM_S
+        return json_reply(payloads.live_stream_start(model, self.cloud.profile))
+
+    def live_stop(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.site_ok(ctx):
+            return invalid_site()
+        self.cloud.model.live_stream_until = None
+        return json_reply({"status": "accepted"})
+
+    # --- history and energy --------------------------------------------------------------------
+
+    def session_history(self, ctx: Ctx) -> web.StreamResponse:
+        charger = self.find_charger(ctx)
+        if isinstance(charger, web.Response):
+            return charger
+        request = ctx.body.json if ctx.body.json is not None else {}
+        if not isinstance(request, dict):
+            return error_reply(400, "Request body must be a JSON object")
+        model = self.cloud.model
+        try:
+            start = request.get("startDate")
+            end = request.get("endDate")
+            start_day = payloads.parse_cloud_date(start) if start else None
+            end_day = payloads.parse_cloud_date(end) if end else None
+            offset = int(request.get("offset", 0))
+            limit = int(request.get("limit", 20))
+        except (TypeError, ValueError):
+            return error_reply(400, "Invalid request: dates are DD-MM-YYYY, offset/limit ints")
+        if offset < 0 or not 1 <= limit <= 100:
+            return error_reply(400, "offset must be >= 0 and limit within [1, 100]")
+        sessions = model.sessions.get(charger.sn, [])
+        page, has_more = query_sessions(
+            sessions,
+            tz=model.tz,
+            start_date=start_day,
+            end_date=end_day,
+            offset=offset,
+            limit=limit,
+        )
+        if not start:
+            first = min((s.local_date(model.tz) for s in sessions), default=None)
+            today = datetime.fromtimestamp(ctx.now, model.tz).date()
+            start = payloads.format_cloud_date(first or today)
+        if not end:
+            end = payloads.format_cloud_date(datetime.fromtimestamp(ctx.now, model.tz).date())
+        return json_reply(
+            payloads.session_history(
+                charger,
+                page,
+                has_more=has_more,
+                start_date=str(start),
+                end_date=str(end),
+                offset=offset,
+                limit=limit,
+                now=ctx.now,
+            )
+        )
+
+    def lifetime_energy(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.site_ok(ctx):
+            return invalid_site()
+        return json_reply(payloads.lifetime_energy(self.cloud.model, self.cloud.profile, ctx.now))
+
+    def today(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.site_ok(ctx):
+            return invalid_site()
+        return json_reply(payloads.today(self.cloud.model, ctx.now))
+
+    def latest_power(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.site_ok(ctx):
+            return invalid_site()
+        return json_reply(payloads.latest_power(self.cloud.model, ctx.now))
+
+    def battery(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.site_ok(ctx):
+            return invalid_site()
+        return json_reply(payloads.battery_status(self.cloud.model))
+
+    # --- scheduler -----------------------------------------------------------------------------
+
+    def preference(self, ctx: Ctx) -> web.StreamResponse:
+        charger = self.find_charger(ctx)
+        if isinstance(charger, web.Response):
+            return charger
+        return json_reply(payloads.preference(charger))
+
+    def green_settings(self, ctx: Ctx) -> web.StreamResponse:
+        charger = self.find_charger(ctx)
+        if isinstance(charger, web.Response):
+            return charger
+        return json_reply(payloads.green_settings(charger, ctx.now))
+
+    def schedules(self, ctx: Ctx) -> web.StreamResponse:
+        charger = self.find_charger(ctx)
+        if isinstance(charger, web.Response):
+            return charger
+        return json_reply(payloads.schedules(charger, ctx.now))
+
+
+def invalid_site() -> web.Response:
+    return error_reply(468, "INVALID_SYSTEM_ID")
+
+
+def check_auth(
+    cloud: FakeCloud, request: web.Request, level: AuthLevel, now: float
+) -> web.Response | None:
+    """None when the request may proceed, else the refusal the real cloud would give.
+
+    The session may come as the ``e-auth-token`` header or the session cookie; a pre-MFA
+    session id is never enough. Bearer routes also need a live manager token.
+    """
+    candidates = [request.headers.get("e-auth-token"), request.cookies.get(SESSION_COOKIE)]
+    if not any(cloud.auth.session_state(sid, now) == "valid" for sid in candidates if sid):
+        return login_wall() if cloud.profile.login_wall else not_authorized()
+    if level == "bearer":
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not cloud.auth.bearer_valid(token.strip(), now):
+            return not_authorized()
+    return None
+
+
+def authenticated_reply(cloud: FakeCloud, session: AuthSession, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {
+        "message": "success",
+        "session_id": session.session_id,
+        "manager_token": session.manager_token,
+        "is_consumer": True,
+        "system_id": str(cloud.model.site_id),
+        "redirect_url": "",
+    }
+    body.update(extra)
+    response = json_reply(body)
+    response.set_cookie(SESSION_COOKIE, session.session_id, path="/", httponly=True)
+    response.set_cookie("XSRF-TOKEN", session.xsrf_token, path="/")
+    response.set_cookie("BP-XSRF-Token", session.bp_xsrf_token, path="/")
+    return response
+
+
+def set_pending_cookies(response: web.Response, pending: PendingLogin) -> None:
+    response.set_cookie(SESSION_COOKIE, pending.session_id, path="/", httponly=True)
+    response.set_cookie("login_otp_nonce", pending.nonce, path="/", httponly=True)
+    response.set_cookie("XSRF-TOKEN", pending.xsrf_token, path="/")
+    response.set_cookie("email", quote(pending.email, safe=""), path="/")
+
+
+def build_app(cloud: FakeCloud) -> web.Application:
+    """The fake cloud's application, admin routes included."""
+    app = web.Application(middlewares=[log_middleware, fault_middleware, json_errors_middleware])
+    app[CLOUD_KEY] = cloud
+    closing = asyncio.Event()
+    app[CLOSING_KEY] = closing
+
+    async def on_shutdown(_: web.Application) -> None:
+        closing.set()  # release requests parked by ``timeout`` faults
+
+    async def stamp_date(_: web.Request, response: web.StreamResponse) -> None:
+        # The ``Date`` header is the server's clock; clients use it to read ``exp`` claims, so
+        # it must be the fake clock, or a token minted at a fake 2025 looks long dead.
+        response.headers["Date"] = format_datetime(cloud.clock.now(), usegmt=True)
+
+    app.on_shutdown.append(on_shutdown)
+    app.on_response_prepare.append(stamp_date)
+    Routes(app, cloud).register()
+    register_admin(app, cloud)
+    return app

@@ -1,0 +1,202 @@
+"""The fake cloud as one object: model, clock, auth, profile, faults and request log.
+
+Tests hold a ``FakeCloud`` and mutate it from their own thread while the server runs on
+another; every method here takes ``lock`` (re-entrant), and so does every request handler, so
+a change is never seen half-made.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from optimizer.fakecloud.auth import AuthStore
+from optimizer.fakecloud.clock import FakeClock
+from optimizer.fakecloud.faults import FaultKind, FaultPlan, FaultRule
+from optimizer.fakecloud.model import Account, Battery, Charger, SiteModel
+from optimizer.fakecloud.profile import Profile
+from optimizer.fakecloud.requestlog import LoggedRequest, RequestLog
+
+
+class FakeCloud:
+    """Everything one fake Enlighten cloud knows. Keyword-only; every argument has a default."""
+
+    def __init__(
+        self,
+        *,
+        clock: FakeClock | None = None,
+        seed: int = 0,
+        email: str = "owner@example.com",
+        password: str = "correct-horse-battery",  # noqa: S107 (a fake account's password)
+        mfa: bool = False,
+        otp_code: str = "123456",
+        site_id: int = 1234567,
+        site_name: str = "Example Home",
+        timezone: str = "Australia/Melbourne",
+        latitude: float = -37.81,
+        longitude: float = 144.96,
+        chargers: Sequence[Charger] | None = None,
+        battery: Battery | None = None,
+        history_days: int = 28,
+        pv_peak_w: float = 6000.0,
+        base_load_w: float = 350.0,
+        profile: Profile | None = None,
+        session_lifetime_s: float = 24 * 3600.0,
+        token_lifetime_s: float = 3600.0,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock if clock is not None else FakeClock()
+        self.account = Account(email=email, password=password, mfa=mfa, otp_code=otp_code)
+        self.model = SiteModel(
+            now=self.clock.timestamp(),
+            site_id=site_id,
+            name=site_name,
+            timezone=timezone,
+            latitude=latitude,
+            longitude=longitude,
+            chargers=list(chargers) if chargers is not None else None,
+            battery=battery,
+            seed=seed,
+            history_days=history_days,
+            pv_peak_w=pv_peak_w,
+            base_load_w=base_load_w,
+        )
+        self.auth = AuthStore(
+            self.account,
+            system_id=site_id,
+            seed=seed,
+            session_lifetime_s=session_lifetime_s,
+            token_lifetime_s=token_lifetime_s,
+        )
+        self.profile = profile if profile is not None else Profile()
+        self.faults = FaultPlan()
+        self.log = RequestLog()
+
+    # --- time ----------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Fake-clock epoch seconds, with the model brought up to date."""
+        with self.lock:
+            now = self.clock.timestamp()
+            self.model.sync(now)
+            return now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the clock on; energy accrues at the chargers' current state over the gap."""
+        with self.lock:
+            self.model.sync(self.clock.timestamp())
+            when = self.clock.advance(seconds)
+            self.model.sync(when.timestamp())
+            return when
+
+    def set_time(self, when: datetime) -> datetime:
+        with self.lock:
+            self.model.sync(self.clock.timestamp())
+            new = self.clock.set(when)
+            self.model.sync(new.timestamp())
+            return new
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def mutate(self) -> Iterator[SiteModel]:
+        """``with cloud.mutate() as model:`` for changes the helpers below do not cover."""
+        with self.lock:
+            self.model.sync(self.clock.timestamp())
+            yield self.model
+
+    def charger(self, sn: str | None = None) -> Charger:
+        with self.lock:
+            self.model.sync(self.clock.timestamp())
+            return self.model.charger(sn)
+
+    def update_charger(self, sn: str | None = None, **changes: Any) -> Charger:
+        """``cloud.update_charger(plugged_in=True, charging=True, level=16)`` and the like."""
+        with self.lock:
+            now = self.clock.timestamp()
+            target = self.model.charger(sn).sn
+            return self.model.update_charger(target, now, changes)
+
+    def set_profile(self, **changes: Any) -> Profile:
+        """``cloud.set_profile(status_shape="legacy", login_wall=True)``; see ``Profile``."""
+        with self.lock:
+            self.profile.update(changes)
+            return self.profile
+
+    def set_account(self, **changes: Any) -> Account:
+        """Change ``mfa``, ``blocked``, ``otp_code``, ``password`` or ``email`` of the account."""
+        with self.lock:
+            for name, value in changes.items():
+                if not hasattr(self.account, name):
+                    raise ValueError(f"unknown account field: {name}")
+                setattr(self.account, name, value)
+            return self.account
+
+    def expire_sessions(self) -> int:
+        """Revoke every session: the next authenticated call gets 401 (or the login wall)."""
+        with self.lock:
+            return self.auth.expire_all()
+
+    def mark_missing(self, start: datetime, end: datetime | None = None) -> int:
+        """Null every series for the buckets overlapping [start, end) (one bucket without end)."""
+        with self.lock:
+            return self.model.mark_missing(
+                start.timestamp(), None if end is None else end.timestamp()
+            )
+
+    # --- faults and log ------------------------------------------------------------------------
+
+    def add_fault(self, kind: FaultKind | FaultRule, **options: Any) -> FaultRule:
+        """Shortcut for ``cloud.faults.add``: ``cloud.add_fault("status", status=503)``."""
+        return self.faults.add(kind, **options)
+
+    def requests(
+        self, path_contains: str | None = None, method: str | None = None
+    ) -> list[LoggedRequest]:
+        return self.log.requests(path_contains=path_contains, method=method)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state tests and the demo look at, as JSON-ready data."""
+        with self.lock:
+            now = self.clock.timestamp()
+            self.model.sync(now)
+            chargers = []
+            for c in self.model.chargers:
+                status, reason = self.model.connector_status(c, now)
+                chargers.append(
+                    {
+                        "sn": c.sn,
+                        "name": c.name,
+                        "plugged_in": c.plugged_in,
+                        "charging": c.charging,
+                        "drawing_w": self.model.draw_w(c, now),
+                        "level": c.level,
+                        "mode": c.mode,
+                        "scheduler_mode": c.scheduler_mode,
+                        "green_use_battery": c.green_use_battery,
+                        "session_energy_wh": round(c.session_energy_wh, 3),
+                        "connector_status": status,
+                        "connector_reason": reason,
+                        "dlb_active": c.dlb_active,
+                        "safe_limit_state": c.safe_limit_state,
+                        "schedule_slots": c.schedule_slots,
+                        "sessions": len(self.model.sessions.get(c.sn, [])),
+                    }
+                )
+            return {
+                "now": self.clock.now().isoformat(),
+                "site_id": self.model.site_id,
+                "pv_w": round(self.model.curves.pv_w(now), 1),
+                "house_load_w": round(self.model.curves.load_w(now), 1),
+                "chargers": chargers,
+                "profile": self.profile.to_dict(),
+                "account": {
+                    "email": self.account.email,
+                    "mfa": self.account.mfa,
+                    "blocked": self.account.blocked,
+                },
+                "sessions": sum(1 for s in self.auth.sessions.values() if s.valid(now)),
+            }

@@ -1,0 +1,123 @@
+"""Deterministic PV production and house-load curves for the fake site.
+
+The optimizer's job is to follow solar surplus, so the fake needs a believable day: no
+production at night, a sine-ish arc from sunrise to sunset whose height and length follow the
+season and latitude, weather that differs day to day, and a house load with morning and evening
+peaks. All "randomness" comes from a hash of (seed, key), never from global state, so the same
+seed gives the same curve whatever order the buckets are asked for in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+_MASK64 = (1 << 64) - 1
+BUCKET_S = 900  # Enlighten's quarter-hour interval
+
+
+def noise(seed: int, *keys: int) -> float:
+    """A uniform number in [0, 1) from (seed, keys): splitmix64, cheap and stable across runs."""
+    x = seed & _MASK64
+    for key in keys:
+        x = (x ^ (key & _MASK64)) + 0x9E3779B97F4A7C15 & _MASK64
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK64
+        x ^= x >> 31
+    return (x >> 11) / float(1 << 53)
+
+
+@dataclass
+class SiteCurves:
+    """PV and house-load power (W) as functions of epoch seconds, plus bucket integrals (Wh)."""
+
+    latitude: float = -37.81
+    longitude: float = 144.96
+    timezone: str = "Australia/Melbourne"
+    pv_peak_w: float = 6000.0
+    base_load_w: float = 350.0
+    morning_peak_w: float = 1100.0
+    evening_peak_w: float = 1900.0
+    seed: int = 0
+    _cache: dict[tuple[str, int], float] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._tz = ZoneInfo(self.timezone)
+
+    # --- PV ----------------------------------------------------------------------------------
+
+    def _solar_day(self, t: float) -> tuple[int, float]:
+        """(day index, solar-noon epoch) of the solar day containing ``t``."""
+        noon0 = (12.0 - self.longitude / 15.0) * 3600.0
+        n = round((t - noon0) / 86400.0)
+        return n, noon0 + n * 86400.0
+
+    def daylight(self, t: float) -> tuple[float, float, float]:
+        """(sunrise, sunset, noon elevation in degrees) of the solar day containing ``t``."""
+        _, noon = self._solar_day(t)
+        doy = datetime.fromtimestamp(noon, UTC).timetuple().tm_yday
+        decl = -23.44 * math.cos(2.0 * math.pi / 365.0 * (doy + 10))
+        lat_r, decl_r = math.radians(self.latitude), math.radians(decl)
+        cos_w0 = max(-1.0, min(1.0, -math.tan(lat_r) * math.tan(decl_r)))
+        half_day_s = math.degrees(math.acos(cos_w0)) / 15.0 * 3600.0
+        elevation = 90.0 - abs(self.latitude - decl)
+        return noon - half_day_s, noon + half_day_s, elevation
+
+    def day_weather(self, t: float) -> float:
+        """Fraction of clear-sky output for the day: mostly sunny, sometimes overcast."""
+        n, _ = self._solar_day(t)
+        r = noise(self.seed, 1, n)
+        if r < 0.2:
+            return 0.25 + 0.3 * noise(self.seed, 2, n)
+        return 0.8 + 0.2 * noise(self.seed, 3, n)
+
+    def pv_w(self, t: float) -> float:
+        sunrise, sunset, elevation = self.daylight(t)
+        if not sunrise < t < sunset:
+            return 0.0
+        x = (t - sunrise) / (sunset - sunrise)
+        season = max(0.0, math.sin(math.radians(elevation))) / math.sin(math.radians(75.0))
+        shape = float(math.sin(math.pi * x) ** 1.3)
+        # Passing clouds: a quarter-hour-scale dip, stronger on poor days.
+        slot = int(t // BUCKET_S)
+        weather = self.day_weather(t)
+        cloud = 1.0 - (1.0 - weather) * 0.5 * noise(self.seed, 4, slot)
+        return max(0.0, self.pv_peak_w * min(1.0, season) * shape * weather * cloud)
+
+    # --- house load --------------------------------------------------------------------------
+
+    def load_w(self, t: float) -> float:
+        local = datetime.fromtimestamp(t, self._tz)
+        hour = local.hour + local.minute / 60.0 + local.second / 3600.0
+        morning = self.morning_peak_w * math.exp(-(((hour - 7.5) / 1.0) ** 2) / 2.0)
+        evening = self.evening_peak_w * math.exp(-(((hour - 18.75) / 1.6) ** 2) / 2.0)
+        midday = 0.25 * self.morning_peak_w * math.exp(-(((hour - 12.5) / 1.5) ** 2) / 2.0)
+        slot = int(t // BUCKET_S)
+        jitter = 0.85 + 0.3 * noise(self.seed, 5, slot)
+        return (self.base_load_w + morning + evening + midday) * jitter
+
+    # --- integrals ---------------------------------------------------------------------------
+
+    def pv_wh(self, start: float) -> float:
+        """PV energy in the quarter-hour bucket starting at ``start`` (epoch s)."""
+        return self._bucket("pv", start)
+
+    def load_wh(self, start: float) -> float:
+        """House load (without the EV charger) in the bucket starting at ``start``."""
+        return self._bucket("load", start)
+
+    def _bucket(self, series: str, start: float) -> float:
+        key = (series, int(start))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        f = self.pv_w if series == "pv" else self.load_w
+        # Simpson's rule on five points: smooth curves, exact enough for Wh integers.
+        step = BUCKET_S / 4.0
+        ys = [f(start + i * step) for i in range(5)]
+        watts = (ys[0] + 4 * ys[1] + 2 * ys[2] + 4 * ys[3] + ys[4]) / 12.0
+        value = watts * BUCKET_S / 3600.0
+        self._cache[key] = value
+        return value

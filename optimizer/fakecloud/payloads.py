@@ -1,0 +1,450 @@
+"""Response bodies in the cloud's own shapes, built from the model.
+
+Pure functions of (model, profile, now): the HTTP layer decides *whether* to answer, these
+decide *what* the answer looks like. Keeping them apart lets later work (control endpoints,
+region profiles) reuse the shapes without touching routing or auth.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from optimizer.fakecloud import energy
+from optimizer.fakecloud.curves import BUCKET_S
+from optimizer.fakecloud.history import PastSession
+from optimizer.fakecloud.model import Charger, SiteModel
+from optimizer.fakecloud.profile import Profile
+
+JSON = dict[str, Any]
+REPORT_INTERVAL_S = 300  # the charger reports to the cloud about every 5 minutes
+LIVE_STREAM_S = 900
+MILES_PER_KWH = 4.03
+
+
+def cloud_time(epoch: float | None, *, ms: bool = True) -> str | None:
+    """``2025-10-24T23:57:05.145Z[UTC]``: the Java-style zoned timestamp the EV services use."""
+    if epoch is None:
+        return None
+    dt = datetime.fromtimestamp(epoch, UTC)
+    if ms:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z[UTC]"
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ[UTC]")
+
+
+def offset_time(epoch: float) -> str:
+    """``2025-01-01T00:00:00.000+00:00``: the scheduler service's timestamp style."""
+    dt = datetime.fromtimestamp(epoch, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+00:00"
+
+
+def _ms(epoch: float | None) -> int | None:
+    return None if epoch is None else round(epoch * 1000)
+
+
+def session_e_c(energy_wh: float) -> float:
+    """Session energy as the cloud reports it: Wh once above 200 Wh, kWh below."""
+    if energy_wh > 200:
+        return round(energy_wh, 2)
+    return round(energy_wh / 1000.0, 3)
+
+
+# --- discovery ---------------------------------------------------------------------------------
+
+
+def sites_evse_controller(model: SiteModel) -> JSON:
+    return {"data": [{"site_id": model.site_id, "name": model.name}]}
+
+
+def sites_api_v1(model: SiteModel) -> JSON:
+    return {"sites": [{"siteId": model.site_id, "siteName": model.name}]}
+
+
+def sites_json(model: SiteModel) -> list[JSON]:
+    return [{"system_id": model.site_id, "system_name": model.name}]
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def _charge_level(model: SiteModel, charger: Charger, now: float) -> int:
+    watts = model.draw_w(charger, now)
+    if watts > 0:
+        return round(watts / charger.voltage)
+    return charger.level
+
+
+def charger_status(model: SiteModel, charger: Charger, now: float) -> JSON:
+    status_type, reason = model.connector_status(charger, now)
+    drawing = model.draw_w(charger, now) > 0
+    kwh = charger.session_energy_wh / 1000.0
+    return {
+        "smartEV": {"hasToken": False, "hasEVDetails": False},
+        "evManufacturerName": charger.ev_manufacturer,
+        "offGrid": "ON_GRID",
+        "sn": charger.sn,
+        "name": charger.name,
+        "lst_rpt_at": cloud_time(now // REPORT_INTERVAL_S * REPORT_INTERVAL_S, ms=False),
+        "offlineAt": cloud_time(model.energy_start + 2 * 86400 + 3 * 3600),
+        "connected": charger.connected,
+        "auth_token": None,
+        "mode": charger.mode,
+        "charging": drawing,
+        "pluggedIn": charger.plugged_in,
+        "faulted": charger.faulted,
+        "commissioned": 1,
+        "isEVDetailsSet": True,
+        "sch_d": {
+            "status": 1 if charger.scheduler_mode == "SCHEDULED_CHARGING" else 0,
+            "info": [],
+        },
+        "session_d": {
+            "plg_in_at": cloud_time(charger.plugged_in_at),
+            "strt_chrg": _ms(charger.charge_started_at),
+            "plg_out_at": cloud_time(charger.plugged_out_at),
+            "e_c": session_e_c(charger.session_energy_wh),
+            "miles": round(kwh * MILES_PER_KWH, 2),
+            "session_cost": None,
+            "auth_status": -1,
+            "auth_type": None,
+            "auth_id": None,
+            "charge_level": _charge_level(model, charger, now),
+        },
+        "connectors": [
+            {
+                "connectorId": 1,
+                "connectorStatusType": status_type,
+                "connectorStatusInfo": "EVConnected" if charger.plugged_in else "EVDisconnected",
+                "connectorStatusReason": reason,
+                "dlbActive": charger.dlb_active,
+                "safeLimitState": charger.safe_limit_state,
+                "pluggedIn": charger.plugged_in,
+            }
+        ],
+    }
+
+
+def status_nested(model: SiteModel, now: float) -> JSON:
+    return {
+        "meta": {"serverTimeStamp": _ms(now)},
+        "data": {
+            "site": str(model.site_id),
+            "tz": model.timezone,
+            "chargers": [charger_status(model, c, now) for c in model.chargers],
+        },
+        "error": {},
+    }
+
+
+def status_legacy(model: SiteModel, now: float) -> JSON:
+    """The older flat shape: no connectors, no DLB, ``start_time`` in epoch seconds."""
+    rows = []
+    for charger in model.chargers:
+        status_type, _ = model.connector_status(charger, now)
+        start = charger.charge_started_at
+        rows.append(
+            {
+                "sn": charger.sn,
+                "name": charger.name,
+                "connected": charger.connected,
+                "pluggedIn": charger.plugged_in,
+                "charging": model.draw_w(charger, now) > 0,
+                "faulted": charger.faulted,
+                "connectorStatusType": status_type,
+                "session_d": {
+                    "e_c": session_e_c(charger.session_energy_wh),
+                    "start_time": None if start is None else int(start),
+                },
+            }
+        )
+    return {"evChargerData": rows}
+
+
+# --- summary -----------------------------------------------------------------------------------
+
+_NETWORK_CONFIG = (
+    '[\n"netmask=255.255.255.0,mac_addr=00:11:22:33:44:55,interface_name=eth0,'
+    'connectionStatus=0,ipaddr=192.0.2.10,bootproto=dhcp,gateway=192.0.2.1",\n'
+    '"netmask=255.255.255.0,mac_addr=00:11:22:33:44:66,interface_name=mlan0,'
+    'connectionStatus=1,ipaddr=192.0.2.11,bootproto=dhcp,gateway=192.0.2.1"\n]'
+)
+
+
+def charger_summary(model: SiteModel, charger: Charger, now: float) -> JSON:
+    """The per-charger summary v2 object (spec 2.2); numbers arrive as strings where the real
+    cloud sends strings (chargeLevelDetails, operatingVoltage, ratedCurrent)."""
+    created = cloud_time(model.energy_start)
+    return {
+        "lastReportedAt": cloud_time(now // REPORT_INTERVAL_S * REPORT_INTERVAL_S),
+        "supportsUseBattery": charger.supports_use_battery,
+        "chargeLevelDetails": {
+            "min": str(charger.min_amps),
+            "max": str(charger.max_amps),
+            "granularity": str(charger.granularity),
+            "defaultChargeLevel": "disabled",
+        },
+        "displayName": charger.name,
+        "timezone": model.timezone,
+        "warrantyDueDate": "2030-01-01T00:00:00.000000000Z[UTC]",
+        "isConnected": charger.connected,
+        "wifiConfig": "connectionStatus=1, wifiMode=client, SSID=ExampleSSID, status=connected",
+        "hoControl": True,
+        "processorBoardVersion": "2.0.713.0",
+        "activeConnection": "wifi",
+        "operatingVoltage": str(charger.voltage),
+        "defaultRoute": "interface=mlan0, ip_address=192.0.2.11",
+        "wiringConfiguration": {"L1": "L1"},
+        "dlbEnabled": 1 if charger.dlb_enabled else 0,
+        "systemVersion": charger.firmware_version,
+        "createdAt": created,
+        "maxCurrent": charger.max_amps,
+        "warrantyStartDate": created,
+        "warrantyPeriod": 5,
+        "bootloaderVersion": "2024.04",
+        "gridType": 2,
+        "hoControlScope": [],
+        "sku": "IQ-EVSE-EU-3032-0105-1300",
+        "firmwareVersion": charger.firmware_version,
+        "cellularConfig": "signalStrength=0, status=disconnected, network=, info=",
+        "applicationVersion": "25.37.1.5",
+        "reportingInterval": REPORT_INTERVAL_S,
+        "serialNumber": charger.sn,
+        "commissioningStatus": 1,
+        "phaseMode": 1,
+        "gatewayConnectivityDetails": [
+            {
+                "gwSerialNum": "GW0000000000",
+                "gwConnStatus": 0,
+                "gwConnFailureReason": 0,
+                "lastConnTime": _ms(now // REPORT_INTERVAL_S * REPORT_INTERVAL_S),
+            }
+        ],
+        "rmaDetails": None,
+        "networkConfig": _NETWORK_CONFIG,
+        "breakerRating": charger.max_amps,
+        "modelName": charger.model_name,
+        "ratedCurrent": str(charger.max_amps),
+        "isLocallyConnected": True,
+        "kernelVersion": "6.6.23-lts-next-gb2f1b3288874",
+        "siteId": model.site_id,
+        "powerBoardVersion": "25.28.9.0",
+        "partNumber": "865-02030 09",
+        "isRetired": False,
+        "functionalValDetails": {"lastUpdatedTimestamp": _ms(model.energy_start), "state": 1},
+        "status": "NORMAL",
+        "phaseCount": 1,
+    }
+
+
+def summary_list(model: SiteModel, now: float) -> JSON:
+    """The list endpoint; ``operatingVoltage`` is a number here, as in the spec's list sample."""
+    items = []
+    for charger in model.chargers:
+        item = charger_summary(model, charger, now)
+        item["operatingVoltage"] = charger.voltage
+        items.append(item)
+    return {"meta": {"serverTimeStamp": _ms(now)}, "data": items, "error": {}}
+
+
+def summary_one(model: SiteModel, charger: Charger, now: float) -> JSON:
+    return {
+        "meta": {"serverTimeStamp": _ms(now)},
+        "data": charger_summary(model, charger, now),
+        "error": {},
+    }
+
+
+# --- live stream -------------------------------------------------------------------------------
+
+
+def live_stream_start(model: SiteModel, profile: Profile) -> JSON:
+    if profile.live_stream_shape == "data":
+        return {
+            "data": {
+                "liveStreamTopicList": [f"v1/evse/prod/live-stream/{c.sn}" for c in model.chargers],
+                "liveStreamDuration": LIVE_STREAM_S,
+            }
+        }
+    return {
+        "status": "accepted",
+        "topics": [f"evse/{c.sn}/status" for c in model.chargers],
+        "duration_s": LIVE_STREAM_S,
+    }
+
+
+# --- session history ---------------------------------------------------------------------------
+
+
+def session_item(charger: Charger, session: PastSession) -> JSON:
+    return {
+        "id": f"{charger.serial_digits}:{session.session_id}",
+        "sessionId": session.session_id,
+        "startTime": cloud_time(session.start),
+        "endTime": cloud_time(session.end),
+        "authType": None,
+        "authIdentifier": None,
+        "authToken": None,
+        "aggEnergyValue": session.energy_kwh,
+        "activeChargeTime": int(session.active_s),
+        "milesAdded": round(session.energy_kwh * MILES_PER_KWH, 1),
+        "sessionCost": round(session.energy_kwh * session.cost_per_kwh, 2),
+        "costCalculated": True,
+        "manualOverridden": session.manual_overridden,
+        "avgCostPerUnitEnergy": session.cost_per_kwh,
+        "sessionCostState": "COST_CALCULATED",
+        "chargeProfileStackLevel": 4,
+    }
+
+
+def session_history(
+    charger: Charger,
+    page: list[PastSession],
+    *,
+    has_more: bool,
+    start_date: str,
+    end_date: str,
+    offset: int,
+    limit: int,
+    now: float,
+) -> JSON:
+    stamp = datetime.fromtimestamp(now, UTC)
+    return {
+        "source": "evse",
+        "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}000Z",
+        "data": {
+            "result": [session_item(charger, s) for s in page],
+            "hasMore": has_more,
+            "startDate": start_date,
+            "endDate": end_date,
+            "offset": offset,
+            "limit": limit,
+        },
+    }
+
+
+# --- energy ------------------------------------------------------------------------------------
+
+
+def lifetime_energy(model: SiteModel, profile: Profile, now: float) -> JSON:
+    count = energy.complete_buckets(model, now)
+    start_day = datetime.fromtimestamp(model.energy_start, model.tz).date()
+    body: JSON = {
+        "system_id": model.site_id,
+        "start_date": start_day.isoformat(),
+        "last_report_date": int(model.energy_start + count * BUCKET_S),
+        "update_pending": profile.update_pending,
+    }
+    body.update(energy.series(model, model.energy_start, count, now))
+    return body
+
+
+def today(model: SiteModel, now: float) -> JSON:
+    """The current local day's quarter-hour buckets; buckets not yet complete are null."""
+    day = datetime.fromtimestamp(now, model.tz).date()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=model.tz).timestamp()
+    nxt = day + timedelta(days=1)
+    next_midnight = datetime(nxt.year, nxt.month, nxt.day, tzinfo=model.tz).timestamp()
+    count = round((next_midnight - midnight) / BUCKET_S)
+    body: JSON = {
+        "system_id": model.site_id,
+        "date": day.isoformat(),
+        "start_at": int(midnight),
+        "interval_length": BUCKET_S,
+        "last_report_date": int(
+            midnight + max(0, math.floor((now - midnight) / BUCKET_S)) * BUCKET_S
+        ),
+    }
+    body.update(energy.series(model, midnight, count, now))
+    return body
+
+
+def latest_power(model: SiteModel, now: float) -> JSON:
+    """Production now; at night microinverters draw a few watts, hence a small negative."""
+    watts = model.curves.pv_w(now)
+    value = round(watts) if watts > 0 else -3
+    return {"latest_power": {"value": value, "units": "W", "precision": 0, "time": int(now)}}
+
+
+def battery_status(model: SiteModel) -> JSON:
+    battery = model.battery
+    available = round(battery.capacity_kwh * battery.soc_percent / 100.0, 2)
+    charge = f"{round(battery.soc_percent)}%"
+    power_kw = round(battery.max_power_w / 1000.0, 2)
+    return {
+        "current_charge": charge,
+        "available_energy": available,
+        "max_capacity": battery.capacity_kwh,
+        "available_power": power_kw,
+        "max_power": power_kw,
+        "total_battery_count": 1,
+        "active_battery_count": 1,
+        "storages": [
+            {
+                "serial_number": "BT000000000001",
+                "current_charge": charge,
+                "available_energy": available,
+                "max_capacity": battery.capacity_kwh,
+                "status": "normal",
+            }
+        ],
+    }
+
+
+# --- scheduler ---------------------------------------------------------------------------------
+
+_MODE_KEYS = {
+    "MANUAL_CHARGING": "manualCharging",
+    "SCHEDULED_CHARGING": "scheduledCharging",
+    "GREEN_CHARGING": "greenCharging",
+}
+
+
+def preference(charger: Charger) -> JSON:
+    modes: JSON = {}
+    for mode, key in _MODE_KEYS.items():
+        if charger.scheduler_mode == mode:
+            modes[key] = {"enabled": True, "chargingMode": mode}
+        else:
+            modes[key] = {"enabled": False}
+    return {"data": {"modes": modes}}
+
+
+def green_settings(charger: Charger, now: float) -> JSON:
+    return {
+        "meta": {"serverTimeStamp": offset_time(now), "rowCount": 1},
+        "data": [
+            {
+                "chargerSettingName": "USE_BATTERY_FOR_SELF_CONSUMPTION",
+                "enabled": charger.green_use_battery,
+                "value": None,
+            }
+        ],
+        "error": {},
+    }
+
+
+def schedules(charger: Charger, now: float) -> JSON:
+    return {
+        "meta": {"serverTimeStamp": offset_time(now)},
+        "data": {
+            "config": {
+                "isOffPeakEligible": True,
+                "scheduleSyncStatus": "synced",
+                "isModeCancellable": True,
+                "pendingModesOffGrid": False,
+                "pendingSchedulesOffGrid": False,
+            },
+            "slots": [dict(slot) for slot in charger.schedule_slots],
+        },
+        "error": {},
+    }
+
+
+def parse_cloud_date(text: str) -> date:
+    """``DD-MM-YYYY`` as session history takes it; ValueError otherwise."""
+    return datetime.strptime(text, "%d-%m-%Y").date()
+
+
+def format_cloud_date(day: date) -> str:
+    return day.strftime("%d-%m-%Y")

@@ -1,0 +1,74 @@
+"""Switches that pick which variant of the real cloud the fake imitates.
+
+The real Enlighten backend differs by deployment and region (status shapes, discovery paths,
+live-stream replies, how a dead session is reported). The client carries fallbacks for each;
+a profile lets a test put the fake into one variant and check the fallback is taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, get_args
+
+StatusShape = Literal["nested", "legacy", "singular_only"]
+LiveStreamShape = Literal["standard", "data"]
+MfaReply = Literal["plain", "requires_mfa"]
+DiscoveryPath = Literal["evse_controller", "api_v1", "sites_json"]
+
+DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
+
+
+@dataclass
+class Profile:
+    """Which variant of each inconsistent behaviour the fake shows.
+
+    - ``status_shape``: ``nested`` (both status paths answer the spec 2.1 shape), ``legacy``
+      (both answer the flat ``evChargerData`` shape), ``singular_only`` (the plural
+      ``ev_chargers/status`` path is a 404; the singular one answers nested).
+    - ``disabled_discovery``: discovery paths that answer 404 (``evse_controller`` for
+      ``/service/evse_controller/sites``, ``api_v1`` for ``/api/v1/sites``, ``sites_json`` for
+      ``/sites.json``).
+    - ``live_stream_shape``: ``standard`` (``{"status": "accepted", "topics": ...}``) or
+      ``data`` (``{"data": {"liveStreamTopicList": ...}}``).
+    - ``mfa_reply``: ``plain`` (``{"success": true, "isBlocked": false}``) or ``requires_mfa``
+      (the same plus ``"requires_mfa": true``).
+    - ``login_failure_status``: 200 (the usual ``success: false`` body) or 401.
+    - ``login_wall``: a missing, unknown or expired session gets the HTML login page (200,
+      text/html) instead of a 401 JSON reply.
+    - ``update_pending``: the value of ``update_pending`` in lifetime energy.
+    """
+
+    status_shape: StatusShape = "nested"
+    disabled_discovery: list[str] = field(default_factory=list)
+    live_stream_shape: LiveStreamShape = "standard"
+    mfa_reply: MfaReply = "plain"
+    login_failure_status: int = 200
+    login_wall: bool = False
+    update_pending: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial update (from a test or ``POST /__fake__/profile``), validating it."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown profile fields: {sorted(unknown)}")
+        allowed: dict[str, tuple[Any, ...]] = {
+            "status_shape": get_args(StatusShape),
+            "live_stream_shape": get_args(LiveStreamShape),
+            "mfa_reply": get_args(MfaReply),
+            "login_failure_status": (200, 401),
+        }
+        for name, raw in changes.items():
+            value = raw
+            if name in allowed and value not in allowed[name]:
+                raise ValueError(f"{name} must be one of {allowed[name]}, not {value!r}")
+            if name == "disabled_discovery":
+                value = list(raw)
+                if any(p not in DISCOVERY_PATHS for p in value):
+                    raise ValueError(f"disabled_discovery entries must be in {DISCOVERY_PATHS}")
+            elif name in ("login_wall", "update_pending"):
+                value = bool(raw)
+            setattr(self, name, value)

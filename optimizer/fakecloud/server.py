@@ -1,0 +1,117 @@
+"""Running the fake: on the caller's event loop, or on its own loop in a daemon thread.
+
+Always bound to 127.0.0.1 by default (the fake must never listen beyond the host) and to port
+0 unless told otherwise, so parallel tests never fight over ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+from aiohttp import web
+
+from optimizer.fakecloud.app import build_app
+from optimizer.fakecloud.cloud import FakeCloud
+
+SHUTDOWN_TIMEOUT_S = 1.0
+
+
+class FakeCloudServer:
+    """``async with FakeCloudServer(cloud) as server: server.base_url``."""
+
+    def __init__(self, cloud: FakeCloud, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.cloud = cloud
+        self.host = host
+        self._requested_port = port
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the fake cloud is not running")
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        runner = web.AppRunner(
+            build_app(self.cloud), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._requested_port)
+        await site.start()
+        self._runner = runner
+        addresses = runner.addresses
+        self.port = int(addresses[0][1])
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.port = None
+
+    async def __aenter__(self) -> FakeCloudServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+@contextmanager
+def run_in_thread(
+    cloud: FakeCloud, *, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 10.0
+) -> Iterator[str]:
+    """``with run_in_thread(cloud) as base_url:`` for synchronous tests.
+
+    The server gets its own event loop in a daemon thread; leaving the block stops it and joins
+    the thread. Mutate the cloud from the test thread through ``FakeCloud`` methods (they lock).
+    """
+    ready = threading.Event()
+    started: list[str] = []
+    errors: list[Exception] = []
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        server = FakeCloudServer(cloud, host=host, port=port)
+        try:
+            started.append(await server.start())
+        finally:
+            ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(serve())
+        except Exception as exc:  # noqa: BLE001 (handed to the caller's thread below)
+            errors.append(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=main, name="fakecloud", daemon=True)
+    thread.start()
+    if not ready.wait(start_timeout):
+        raise RuntimeError("the fake cloud did not start in time")
+    if not started:
+        thread.join(start_timeout)
+        cause = errors[0] if errors else None
+        raise RuntimeError("the fake cloud failed to start") from cause
+    try:
+        yield started[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(start_timeout)

@@ -1,0 +1,138 @@
+"""YAML loading that remembers where every value came from.
+
+Users edit config and rule files by hand; an error must point at ``file:line:col``, not at a
+pydantic location tuple. We compose the node tree once (keeping marks) and build plain Python
+data from it, plus a map from each value's path to its position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+Loc = tuple[str | int, ...]
+# One constructor serves every scalar: it holds no per-document state for plain scalars.
+_SCALARS = yaml.SafeLoader("")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error a user can fix, at a place they can find."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class YamlFileError(Exception):
+    """A file that cannot be used; carries every problem found, each with its position."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass
+class Document:
+    """Plain data from a YAML file plus the 1-based position of each path within it."""
+
+    file: str
+    data: Any
+    positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, loc: Iterable[str | int]) -> tuple[int, int]:
+        """Position of the deepest known path prefix of ``loc`` (the file start if none)."""
+        path = tuple(loc)
+        while path:
+            if path in self.positions:
+                return self.positions[path]
+            path = path[:-1]
+        return self.positions.get((), (1, 1))
+
+    def problem(self, loc: Iterable[str | int], message: str) -> Problem:
+        line, column = self.position(loc)
+        return Problem(self.file, line, column, message)
+
+
+def _build(node: yaml.Node, loc: Loc, positions: dict[Loc, tuple[int, int]]) -> Any:
+    positions[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                # `<<: *defaults` - the explicit keys of this mapping win over merged ones.
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
+                for source in sources:
+                    built = _build(source, loc, positions)
+                    if isinstance(built, dict):
+                        merged = {**built, **merged}
+                continue
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            child = (*loc, key)
+            result[key] = _build(value_node, child, positions)
+            # Point at the key itself: that is what a user looks for.
+            positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        positions[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        return {**merged, **result}
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*loc, i), positions) for i, item in enumerate(node.value)]
+    return _SCALARS.construct_object(node)
+
+
+def load_text(text: str, *, file: str) -> Document:
+    """Parse YAML text; syntax errors become a :class:`YamlFileError` with a position."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = err.problem or "invalid YAML"
+        if err.context:
+            what = f"{what} ({err.context})"
+        raise YamlFileError([Problem(file, line, column, f"YAML syntax error: {what}")]) from err
+    except yaml.YAMLError as err:
+        raise YamlFileError([Problem(file, 1, 1, f"YAML error: {err}")]) from err
+    positions: dict[Loc, tuple[int, int]] = {}
+    data = _build(node, (), positions) if node is not None else None
+    return Document(file=file, data=data, positions=positions)
+
+
+def load_file(path: Path) -> Document:
+    """Read and parse a YAML file; an unreadable file is a problem at line 1."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise YamlFileError([Problem(str(path), 1, 1, "file not found")]) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise YamlFileError([Problem(str(path), 1, 1, f"cannot read file: {err}")]) from err
+    return load_text(text, file=str(path))
+
+
+def _describe(loc: Loc) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def validation_problems(doc: Document, err: ValidationError, *, prefix: Loc = ()) -> list[Problem]:
+    """Turn pydantic's errors into positioned, readable problems."""
+    problems = []
+    for item in err.errors(include_url=False):
+        loc = (*prefix, *(part for part in item["loc"] if isinstance(part, str | int)))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = f"unknown key '{loc[-1]}'"
+        elif item["type"] == "missing":
+            message = f"missing required key '{loc[-1]}'"
+        problems.append(doc.problem(loc, f"{_describe(loc)}: {message}"))
+    return problems
