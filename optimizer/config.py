@@ -73,6 +73,8 @@ class SiteConfig(_Section):
     longitude: float | None = Field(default=None, ge=-180, le=180)
     timezone: str | None = None
     voltage: int | None = Field(default=None, ge=100, le=480)
+    # The site's current limit in amps (breaker or supply): no level above it is ever sent.
+    max_current: int | None = Field(default=None, ge=6, le=80)
 
     @field_validator("timezone")
     @classmethod
@@ -102,9 +104,17 @@ class ServiceConfig(_Section):
         return value
 
 
+class ChargerConfig(_Section):
+    # MANUAL mode takes a new level only on restart: stop, wait this long, start again.
+    settle_delay: Duration = timedelta(seconds=30)
+    # For chargers that take a new level live: send the start at once, without the restart.
+    direct_amps: bool = False
+
+
 class Config(_Section):
     enlighten: EnlightenConfig = EnlightenConfig()
     site: SiteConfig = SiteConfig()
+    charger: ChargerConfig = ChargerConfig()
     service: ServiceConfig = ServiceConfig()
     # Shapes defined by the policy engine; kept as data until then.
     tariffs: dict[str, Any] = Field(default_factory=dict)

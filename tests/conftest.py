@@ -34,6 +34,8 @@ from aioresponses import aioresponses
 
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.transport import Transport
+from optimizer.fakecloud import FakeCloud
+from tests.cli_env import Env, make_env
 
 ENLIGHTEN_BASE_URL = "https://enlighten.enphaseenergy.com"
 
@@ -109,3 +111,20 @@ async def client(tmp_path: Path, creds: Credentials) -> AsyncIterator[EnlightenC
         state.cookies = {"_enlighten_4_session": "seeded-cookie-4711", "XSRF-TOKEN": "xsrf-4711"}
         state.generation = 1
         yield enlighten
+
+
+# --- `evopt` end to end against the fake cloud -------------------------------------------
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Env]:
+    yield from make_env(FakeCloud(), tmp_path, capsys, monkeypatch)
+
+
+@pytest.fixture
+def mfa_env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Env]:
+    yield from make_env(FakeCloud(mfa=True), tmp_path, capsys, monkeypatch)

@@ -13,91 +13,12 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from optimizer.cli import main
-from optimizer.fakecloud import FakeCloud, run_in_thread
-
-EMAIL = "owner@example.com"
-PASSWORD = "correct-horse-battery"
-SITE_ID = 1234567
-STATUS_KEYS = {
-    "sn",
-    "name",
-    "connected",
-    "plugged_in",
-    "charging",
-    "faulted",
-    "connector_status",
-    "dlb_active",
-    "session_kwh",
-    "mode",
-}
-
-
-@dataclass
-class Env:
-    cloud: FakeCloud
-    base_url: str
-    config: Path
-    state_dir: Path
-    capsys: pytest.CaptureFixture[str]
-
-    def run(self, *args: str) -> tuple[int, str, str]:
-        code = main(["--config", str(self.config), *args])
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def json(self, *args: str) -> Any:
-        code, out, err = self.run(*args, "--json")
-        assert code == 0, err
-        return json.loads(out)
-
-    def logins(self) -> int:
-        return len(self.cloud.requests("/login/login.json", method="POST"))
-
-
-def write_config(path: Path, base_url: str, state_dir: Path, **enlighten: Any) -> Path:
-    lines = ["enlighten:", f"  base_url: {base_url}", f"  email: {EMAIL}"]
-    lines += [f"  {key}: {value}" for key, value in enlighten.items()]
-    lines += ["service:", f"  state_dir: {state_dir}", "site:", "  timezone: Australia/Melbourne"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def make_env(
-    cloud: FakeCloud,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Env]:
-    monkeypatch.setenv("ENLIGHTEN_PASSWORD", PASSWORD)
-    monkeypatch.delenv("ENLIGHTEN_EMAIL", raising=False)
-    monkeypatch.delenv("EVOPT_CONFIG", raising=False)
-    with run_in_thread(cloud) as base_url:
-        state_dir = tmp_path / "state"
-        config = write_config(tmp_path / "config.yaml", base_url, state_dir)
-        yield Env(cloud, base_url, config, state_dir, capsys)
-
-
-@pytest.fixture
-def env(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Env]:
-    yield from make_env(FakeCloud(), tmp_path, capsys, monkeypatch)
-
-
-@pytest.fixture
-def mfa_env(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Env]:
-    yield from make_env(FakeCloud(mfa=True), tmp_path, capsys, monkeypatch)
-
+from tests.cli_env import PASSWORD, SITE_ID, STATUS_KEYS, Env, write_config
 
 # --- login and reads ---------------------------------------------------------------------------
 
@@ -139,7 +60,7 @@ def test_tables_are_readable(env: Env) -> None:
     assert env.cloud.charger().sn in out
     code, out, _ = env.run("schedule", "list")
     assert code == 0
-    assert out.splitlines()[0].split()[:4] == ["SN", "ID", "TYPE", "START"]
+    assert out.splitlines()[0].split()[:5] == ["SN", "#", "ID", "TYPE", "START"]
 
 
 def test_status_reflects_a_charging_session_in_kwh(env: Env) -> None:

@@ -16,9 +16,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from optimizer import __version__
-from optimizer.cli import account, scheduler
+from optimizer.cli import account, control, scheduler
 from optimizer.cli.context import Context
 from optimizer.config import find_config
+from optimizer.enlighten.control import TRIGGER_MESSAGES
 from optimizer.enlighten.errors import EXIT_INVALID, EnlightenError
 from optimizer.logsafe import RedactingFilter
 from optimizer.yamlpos import YamlFileError
@@ -65,6 +66,33 @@ def _site_flag(parser: argparse.ArgumentParser) -> None:
 def _charger_flag(parser: argparse.ArgumentParser) -> None:
     _site_flag(parser)
     parser.add_argument("--charger", metavar="SN", help="one charger's serial (default: all)")
+
+
+def _arg_type(parse: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    """An argparse type whose error names the value and what would be valid (exit 2)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{err}; expected {what}") from err
+
+    convert.__name__ = what
+    return convert
+
+
+MODE_TYPE = _arg_type(control.parse_mode, "MANUAL_CHARGING, SCHEDULED_CHARGING or GREEN_CHARGING")
+DAYS_TYPE = _arg_type(control.parse_days, "days like 1,2,3 or mon-fri, weekdays, weekends, all")
+
+
+def _slot_times(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("--start", required=required, metavar="HH:MM", help="start time")
+    parser.add_argument("--end", required=required, metavar="HH:MM", help="end time")
+    parser.add_argument("--days", type=DAYS_TYPE, help="days (default for a new slot: all)")
+    parser.add_argument("--amps", type=int, metavar="N", help="charging level in amps")
+
+
+SLOT_HELP = "the slot: its id, its number in `evopt schedule list`, or a unique part of its id"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,14 +142,67 @@ def build_parser() -> argparse.ArgumentParser:
         _json_flag(sub)
         return sub
 
-    mode = group("mode", "read the charge mode (MANUAL, SCHEDULED or GREEN charging)")
+    charge = group("charge", "start or stop charging, or change the amps")
+    start = action(
+        charge,
+        "start",
+        "start charging; with --amps, at that level (a running session is restarted at it)",
+        control.charge_start,
+    )
+    start.add_argument("--amps", type=int, metavar="N", help="charging level in amps")
+    action(charge, "stop", "stop charging", control.charge_stop)
+
+    mode = group("mode", "read or set the charge mode (MANUAL, SCHEDULED or GREEN charging)")
     action(mode, "get", "show each charger's charge mode preference", scheduler.mode_get)
+    mode_set = action(
+        mode, "set", "set the charge mode (nothing sent if already in it)", control.mode_set
+    )
+    mode_set.add_argument(
+        "mode",
+        type=MODE_TYPE,
+        metavar="MODE",
+        help="MANUAL_CHARGING, SCHEDULED_CHARGING or GREEN_CHARGING",
+    )
 
-    battery = group("battery", "read the green-mode 'use battery for EV charging' setting")
+    battery = group("battery", "read or set green mode's 'use battery for EV charging'")
     action(battery, "get", "show the green-mode battery setting", scheduler.battery_get)
+    battery_set = action(
+        battery, "set", "turn green mode's battery use on or off", control.battery_set
+    )
+    battery_set.add_argument("state", choices=("on", "off"), help="on or off")
 
-    schedule = group("schedule", "read the charger's own schedule slots")
+    schedule = group("schedule", "read and edit the charger's own schedule slots")
     action(schedule, "list", "list schedule slots", scheduler.schedule_list)
+    add = action(schedule, "add", "add a CUSTOM slot", control.schedule_add)
+    _slot_times(add, required=True)
+    add.add_argument("--disabled", action="store_true", help="add it switched off")
+    edit = action(
+        schedule,
+        "set",
+        "change a slot's times, days or amps (a time edit enables it)",
+        control.schedule_set,
+    )
+    edit.add_argument("slot", metavar="SLOT", help=SLOT_HELP)
+    _slot_times(edit, required=False)
+    for name, handler, text in (
+        ("enable", control.schedule_enable, "switch a slot on"),
+        ("disable", control.schedule_disable, "switch a slot off"),
+        ("delete", control.schedule_delete, "delete a CUSTOM slot"),
+    ):
+        action(schedule, name, text, handler).add_argument("slot", metavar="SLOT", help=SLOT_HELP)
+
+    live = group("live", "start or stop the live stream (faster status updates for ~15 min)")
+    for name in ("start", "stop"):
+        action(live, name, f"{name} the live stream", control.live)
+
+    trigger = command("trigger", "ask the charger to send one OCPP message now", control.trigger)
+    trigger.add_argument(
+        "message",
+        metavar="MESSAGE",
+        help="one of: " + ", ".join(TRIGGER_MESSAGES),
+    )
+    _charger_flag(trigger)
+    _json_flag(trigger)
     return parser
 
 

@@ -41,6 +41,9 @@ class Context:
             state_dir=self.config.state_dir,
             timeout_s=enlighten.timeout.total_seconds(),
             retry=RetryPolicy(attempts=enlighten.retries),
+            site_max_amps=self.config.site.max_current,
+            settle_s=self.config.charger.settle_delay.total_seconds(),
+            direct_amps=self.config.charger.direct_amps,
         )
 
     async def site_id(self, client: EnlightenClient) -> int:
@@ -75,3 +78,15 @@ class Context:
                 hint="pass one of the serial numbers listed, or leave --charger out",
             )
         return [wanted]
+
+    async def one_charger(self, client: EnlightenClient, site_id: int) -> str:
+        """The charger a write goes to: ``--charger``, or the site's only one."""
+        serials = await self.charger_serials(client, site_id)
+        if len(serials) == 1:
+            return serials[0]
+        if not serials:
+            raise ConfigError(f"site {site_id} has no charger")
+        raise ConfigError(
+            f"site {site_id} has several chargers ({', '.join(serials)})",
+            hint="pass --charger SN to say which one",
+        )

@@ -55,9 +55,11 @@ async def schedule_list(ctx: Context) -> int:
             ]
         )
         return 0
+    # `#` is the number `evopt schedule set|enable|disable|delete N` takes.
     rows = [
         (
             sn,
+            number,
             slot.id,
             slot.schedule_type,
             slot.start_time,
@@ -67,7 +69,7 @@ async def schedule_list(ctx: Context) -> int:
             slot.enabled,
         )
         for sn, s in per_charger.items()
-        for slot in s.slots
+        for number, slot in enumerate(s.slots, start=1)
     ]
-    print_table(["sn", "id", "type", "start", "end", "days", "amps", "enabled"], rows)
+    print_table(["sn", "#", "id", "type", "start", "end", "days", "amps", "enabled"], rows)
     return 0

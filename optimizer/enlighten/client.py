@@ -7,10 +7,12 @@ order and remember the first that answers, so the next call goes straight to it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -18,16 +20,37 @@ from typing import Any, Self, TypeVar
 import aiohttp
 
 from optimizer.enlighten.auth import Authenticator, LoginOutcome, SessionStore
+from optimizer.enlighten.control import (
+    START_WITH_LEVEL,
+    START_WITHOUT_LEVEL,
+    STOP,
+    TRIGGER_MESSAGES,
+    Body,
+    CommandResult,
+    Limits,
+    Outcome,
+    Variant,
+    probe,
+)
 from optimizer.enlighten.errors import (
     BadRequestError,
+    CloudUnreachableError,
+    ConfigError,
+    EnlightenError,
+    EnlightenHTTPStatusError,
+    IncompleteCommandError,
     LoginWallError,
     MethodNotAllowedError,
     NotFoundError,
+    NotSupportedError,
     ParseError,
     UnauthorizedError,
+    WriteUncertainError,
 )
 from optimizer.enlighten.models import (
+    USE_BATTERY_SETTING,
     ChargeMode,
+    ChargerStatus,
     ChargerSummary,
     ChargingSession,
     LifetimeEnergy,
@@ -46,13 +69,23 @@ from optimizer.enlighten.models import (
     parse_summary,
     parse_summary_list,
 )
+from optimizer.enlighten.schedule_edit import (
+    AddSlot,
+    Edit,
+    apply_edit,
+    describe_edit,
+    new_slot_id,
+    patch_body,
+)
 from optimizer.enlighten.transport import (
     DEFAULT_BASE_URL,
     Reply,
     RequestCounter,
+    RetryMode,
     RetryPolicy,
     Transport,
 )
+from optimizer.enlighten.variants import VariantMemory
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -101,6 +134,9 @@ class EnlightenClient:
         timeout_s: float = 20.0,
         retry: RetryPolicy | None = None,
         transport: Transport | None = None,
+        site_max_amps: int | None = None,
+        settle_s: float = 30.0,
+        direct_amps: bool = False,
     ) -> None:
         self.transport = transport or Transport(
             base_url=base_url, session=session, timeout_s=timeout_s, retry=retry
@@ -112,6 +148,11 @@ class EnlightenClient:
             store=SessionStore(state_dir) if state_dir is not None else None,
         )
         self._preferred: dict[str, str] = {}
+        self.variants = VariantMemory(state_dir)
+        self.site_max_amps = site_max_amps
+        self.settle_s = settle_s
+        self.direct_amps = direct_amps
+        self._summaries: dict[tuple[int, str], ChargerSummary] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -151,7 +192,7 @@ class EnlightenClient:
         *,
         family: str,
         json_body: Any = None,
-        retry: bool | None = None,
+        retry: bool | RetryMode | None = None,
     ) -> Reply:
         """One authenticated request; on a 401 or a login wall, log in again once and retry."""
         await self.auth.ensure()
@@ -291,3 +332,286 @@ class EnlightenClient:
             "GET", f"{SCHEDULER}/SCHEDULED_CHARGING/{site_id}/{sn}/schedules", family="scheduler"
         )
         return parse_schedules(reply.data)
+
+    # --- writes --------------------------------------------------------------------------------
+
+    async def _write(self, method: str, path: str, *, family: str, json_body: Any) -> Reply:
+        """Send a write: resent only when it provably did not take effect (transport docs).
+
+        A failure that leaves open whether the charger acted (timeout, 500, 552 "queued") is
+        reported as such and never resent: the next status read tells.
+        """
+        try:
+            return await self._call(
+                method, path, family=family, json_body=json_body, retry="unapplied"
+            )
+        except CloudUnreachableError as err:
+            if not err.request_sent:
+                raise
+            raise WriteUncertainError(
+                f"{method} {path} may or may not have taken effect: {err.message}"
+            ) from err
+        except EnlightenHTTPStatusError as err:
+            if err.status in (500, 552):
+                raise WriteUncertainError(
+                    f"{method} {path} may or may not have taken effect: {err.message}",
+                    hint=err.hint or None,
+                ) from err
+            raise
+
+    async def charger_summary(self, site_id: int, sn: str) -> ChargerSummary:
+        """The per-charger summary, fetched once per client: limits and flags do not change."""
+        cached = self._summaries.get((site_id, sn))
+        if cached is None:
+            cached = self._summaries[(site_id, sn)] = await self.summary(site_id, sn)
+        return cached
+
+    async def limits(self, site_id: int, sn: str) -> Limits:
+        """Levels this charger accepts here (its chargeLevelDetails within the site limit)."""
+        summary = await self.charger_summary(site_id, sn)
+        return Limits.for_charger(summary, site_max_amps=self.site_max_amps)
+
+    async def charger_status(self, site_id: int, sn: str) -> ChargerStatus:
+        for charger in (await self.status(site_id)).chargers:
+            if charger.sn == sn:
+                return charger
+        raise ConfigError(
+            f"site {site_id} has no charger {sn}", hint="`evopt status` lists the chargers"
+        )
+
+    async def start_charging(
+        self, site_id: int, sn: str, *, amps: int | None = None, green: bool | None = None
+    ) -> CommandResult:
+        """Start a session, at ``amps`` when given (checked first), with the spec's fallbacks.
+
+        In GREEN mode the charger ignores any level, so none is sent (field notes); ``green``
+        says whether it is, else the status is read to find out.
+        """
+        if green is None:
+            green = (await self.charger_status(site_id, sn)).mode is ChargeMode.GREEN_CHARGING
+        level = None
+        if amps is not None and not green:
+            level = (await self.limits(site_id, sn)).validate(amps)
+        key = f"{site_id}:{sn}:start_charging"
+        with_level = self.variants.get(f"{key}:level")
+        hint = next((v for v in START_WITH_LEVEL if v.name == with_level), None)
+        variant, answer, attempts = await probe(
+            command="start_charging",
+            key=f"{key}:level" if level is not None else f"{key}:no_level",
+            variants=START_WITH_LEVEL if level is not None else START_WITHOUT_LEVEL,
+            send=lambda v: self._write(
+                v.method,
+                v.path(site_id, sn, "start_charging"),
+                family="control",
+                json_body=v.payload(level),
+            ),
+            memory=self.variants,
+            hint=hint,
+        )
+        if isinstance(answer, tuple):
+            outcome, detail = answer
+            return CommandResult("start_charging", outcome, detail, variant.name, level, attempts)
+        if level is not None:
+            detail = f"charging started at {level} A"
+        elif green:
+            ignored = f" (the {amps} A asked for is ignored in GREEN)" if amps is not None else ""
+            detail = f"charging started in GREEN mode, following solar{ignored}"
+        else:
+            detail = "charging started at the charger's last level"
+        return CommandResult(
+            "start_charging", Outcome.ACCEPTED, detail, variant.name, level, attempts
+        )
+
+    async def stop_charging(self, site_id: int, sn: str) -> CommandResult:
+        variant, answer, attempts = await probe(
+            command="stop_charging",
+            key=f"{site_id}:{sn}:stop_charging",
+            variants=STOP,
+            send=lambda v: self._write(
+                v.method, v.path(site_id, sn, "stop_charging"), family="control", json_body=None
+            ),
+            memory=self.variants,
+        )
+        if isinstance(answer, tuple):
+            outcome, detail = answer
+            return CommandResult("stop_charging", outcome, detail, variant.name, None, attempts)
+        return CommandResult(
+            "stop_charging", Outcome.ACCEPTED, "charging stopped", variant.name, None, attempts
+        )
+
+    async def set_amps(
+        self,
+        site_id: int,
+        sn: str,
+        amps: int,
+        *,
+        settle_s: float | None = None,
+        direct: bool | None = None,
+    ) -> CommandResult:
+        """Charge at ``amps``: start a session, or change the level of the running one.
+
+        In MANUAL mode a new level only takes effect when the session restarts (field notes),
+        so an active session is stopped, given ``settle_s`` (default 30 s), and started again
+        at the new level, as one operation whose result lists both steps. ``direct`` (for
+        chargers that take a level live) sends the start at once instead.
+        """
+        limits = await self.limits(site_id, sn)
+        level = limits.validate(amps)
+        charger = await self.charger_status(site_id, sn)
+        if charger.mode is ChargeMode.GREEN_CHARGING:
+            raise NotSupportedError(
+                "the charger is in GREEN mode, which ignores the amps level",
+                hint="`evopt mode set MANUAL_CHARGING` first to charge at a fixed level",
+            )
+        if not charger.session_active or not charger.charging:
+            return await self.start_charging(site_id, sn, amps=level, green=False)
+        if charger.session.charge_level_amps == level:
+            return CommandResult(
+                "set_amps", Outcome.UNCHANGED, f"already charging at {level} A", level_amps=level
+            )
+        was = charger.session.charge_level_amps
+        if direct if direct is not None else self.direct_amps:
+            result = await self.start_charging(site_id, sn, amps=level, green=False)
+            return CommandResult(
+                "set_amps",
+                result.outcome,
+                f"level changed from {was} A to {level} A without a restart"
+                if result.outcome.changed
+                else result.detail,
+                result.variant,
+                level,
+                result.attempts,
+                (result,),
+            )
+        stop = await self.stop_charging(site_id, sn)
+        if stop.outcome not in (Outcome.ACCEPTED, Outcome.NOT_ACTIVE):
+            return CommandResult("set_amps", stop.outcome, stop.detail, steps=(stop,))
+        wait = self.settle_s if settle_s is None else settle_s
+        _LOGGER.info("waiting %.0f s for the charger to settle before restarting", wait)
+        await self.transport.sleep(wait)
+        try:
+            start = await self.start_charging(site_id, sn, amps=level, green=False)
+        except EnlightenError as err:
+            raise IncompleteCommandError(
+                f"charging stopped to change the level to {level} A, but the restart failed: "
+                f"{err}; the charger is now stopped",
+                hint="run `evopt charge start` to resume charging",
+            ) from err
+        if not start.outcome.changed:
+            raise IncompleteCommandError(
+                f"charging stopped to change the level to {level} A, but the restart was "
+                f"refused ({start.detail}); the charger is now stopped",
+                hint="run `evopt charge start` to resume charging",
+            )
+        return CommandResult(
+            "set_amps",
+            Outcome.ACCEPTED,
+            f"level changed from {was} A to {level} A: stopped, waited {wait:g} s, restarted",
+            start.variant,
+            level,
+            stop.attempts + start.attempts,
+            (stop, start),
+        )
+
+    async def trigger_message(self, site_id: int, sn: str, message: str) -> CommandResult:
+        """Ask the charger for one OCPP message (only the allowed set; checked before sending)."""
+        wanted = next((m for m in TRIGGER_MESSAGES if m.lower() == message.lower()), None)
+        if wanted is None:
+            raise NotSupportedError(
+                f"'{message}' is not a message a charger can be asked for",
+                hint="use one of " + ", ".join(TRIGGER_MESSAGES),
+            )
+        variant, answer, attempts = await probe(
+            command="trigger_message",
+            key=f"{site_id}:{sn}:trigger_message",
+            # The spec shows the singular path; the plural one is the fallback.
+            variants=(Variant("POST", True, Body.NONE), Variant("POST", False, Body.NONE)),
+            send=lambda v: self._write(
+                "POST",
+                v.path(site_id, sn, "trigger_message"),
+                family="control",
+                json_body={"requestedMessage": wanted},
+            ),
+            memory=self.variants,
+        )
+        if isinstance(answer, tuple):
+            outcome, detail = answer
+            return CommandResult("trigger_message", outcome, detail, variant.name, None, attempts)
+        data = answer.data if isinstance(answer.data, dict) else {}
+        details = data.get("details") if isinstance(data.get("details"), dict) else {}
+        tracking = details.get("trackingId") if isinstance(details, dict) else None
+        suffix = f" (tracking id {tracking})" if tracking else ""
+        return CommandResult(
+            "trigger_message",
+            Outcome.ACCEPTED,
+            f"charger asked to send {wanted}{suffix}",
+            variant.name,
+            None,
+            attempts,
+        )
+
+    async def set_charge_mode(self, site_id: int, sn: str, mode: ChargeMode) -> CommandResult:
+        """Switch the scheduler's charge mode; no request when it is already in that mode."""
+        current = await self.charge_mode(site_id, sn)
+        if current is mode:
+            return CommandResult("set_mode", Outcome.UNCHANGED, f"already in {mode.value}")
+        await self._write(
+            "PUT",
+            f"{SCHEDULER}/{site_id}/{sn}/preference",
+            family="scheduler",
+            json_body={"mode": mode.value},
+        )
+        was = current.value if current else "unknown"
+        return CommandResult("set_mode", Outcome.ACCEPTED, f"charge mode {was} -> {mode.value}")
+
+    async def set_green_battery(self, site_id: int, sn: str, *, enabled: bool) -> CommandResult:
+        """Green mode's "use battery for EV charging", only where the charger supports it."""
+        summary = await self.charger_summary(site_id, sn)
+        if summary.supports_use_battery is False:
+            raise NotSupportedError(
+                f"charger {sn} does not support using the home battery in green mode",
+                hint="Enlighten reports supportsUseBattery=false for it; nothing was sent",
+            )
+        state = "on" if enabled else "off"
+        if await self.green_battery_setting(site_id, sn) is enabled:
+            return CommandResult("set_battery", Outcome.UNCHANGED, f"battery use already {state}")
+        setting = {"chargerSettingName": USE_BATTERY_SETTING, "enabled": enabled, "value": None}
+        await self._write(
+            "PUT",
+            f"{SCHEDULER}/GREEN_CHARGING/{site_id}/{sn}/settings",
+            family="scheduler",
+            json_body={"chargerSettingList": [{**setting, "loader": False}]},
+        )
+        return CommandResult("set_battery", Outcome.ACCEPTED, f"battery use in green mode {state}")
+
+    async def edit_schedule(self, site_id: int, sn: str, edit: Edit) -> CommandResult:
+        """Change one schedule slot: read the list, edit it, PATCH the full list back.
+
+        The cloud deletes any slot a PATCH leaves out, so the body is always the complete
+        current list with exactly one slot changed (schedule_edit guarantees it).
+        """
+        level = getattr(edit, "charging_level", None)
+        if level is not None:
+            (await self.limits(site_id, sn)).validate(level)
+        elif isinstance(edit, AddSlot):
+            # A slot needs a level to charge at; the Enlighten app offers the maximum.
+            edit = dataclasses.replace(
+                edit, charging_level=(await self.limits(site_id, sn)).max_amps
+            )
+        current = await self.schedules(site_id, sn)
+        new_id = new_slot_id(site_id, sn, uuid.uuid4()) if isinstance(edit, AddSlot) else None
+        slots = apply_edit(current.slots, edit, new_id=new_id)
+        if tuple(slots) == tuple(current.slots):
+            return CommandResult(
+                "patch_schedules", Outcome.UNCHANGED, describe_edit(current.slots, slots)
+            )
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+        await self._write(
+            "PATCH",
+            f"{SCHEDULER}/SCHEDULED_CHARGING/{site_id}/{sn}/schedules",
+            family="scheduler",
+            json_body=patch_body(slots, server_timestamp=stamp),
+        )
+        return CommandResult(
+            "patch_schedules", Outcome.ACCEPTED, describe_edit(current.slots, slots)
+        )

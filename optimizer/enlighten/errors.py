@@ -192,9 +192,17 @@ class ConnectionNotEstablishedError(ServiceUnavailableError):
 
 
 class CloudUnreachableError(EnlightenError):
-    """No HTTP answer at all: DNS, refused connection, TLS, or a timeout."""
+    """No HTTP answer at all: DNS, refused connection, TLS, or a timeout.
+
+    ``request_sent`` is False only when the connection never opened, so the cloud cannot have
+    seen the request; that is what makes resending a write safe.
+    """
 
     hint = "check the network and `enlighten.base_url`"
+
+    def __init__(self, message: str, *, request_sent: bool = True, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.request_sent = request_sent
 
 
 class CloudTimeoutError(CloudUnreachableError):
@@ -209,6 +217,38 @@ class ParseError(EnlightenError):
     def __init__(self, message: str, *, url: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.url = url
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+class InvalidLevelError(EnlightenError):
+    """A charging level outside the charger's limits (or the site's); nothing was sent."""
+
+    exit_code = EXIT_INVALID
+    hint = "nothing was sent to the charger"
+
+
+class NotSupportedError(EnlightenError):
+    """The charger or its mode does not support this command; nothing was sent."""
+
+    exit_code = EXIT_INVALID
+
+
+class NoWorkingVariantError(EnlightenError):
+    """None of the known request variants of a command was accepted by this deployment."""
+
+    hint = "this Enlighten deployment accepts none of the known variants; please report it"
+
+
+class WriteUncertainError(EnlightenError):
+    """A write failed in a way that leaves open whether it took effect; it is not resent."""
+
+    hint = "check `evopt status` before trying again"
+
+
+class IncompleteCommandError(EnlightenError):
+    """A multi-step command (stop, settle, start) stopped part way; says where it stopped."""
 
 
 class ConfigError(EnlightenError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -209,7 +209,26 @@ def _looks_like_html(content_type: str, text: str) -> bool:
     return "html" in content_type or head.startswith(("<!doctype", "<html"))
 
 
-def _is_retryable(err: EnlightenError) -> bool:
+# Replies that mean the request never reached the service behind the gateway: rate limited,
+# bad gateway, unavailable, gateway timeout, and Enphase's SERVICE_UNREACHABLE.
+_NOT_APPLIED_STATUSES = frozenset({429, 502, 503, 504, 550, 551})
+
+RetryMode = Literal["never", "transient", "unapplied"]
+
+
+def is_retryable(err: EnlightenError, mode: RetryMode) -> bool:
+    """Whether ``err`` may be retried under ``mode``.
+
+    ``transient`` (reads): rate limits, 5xx, timeouts, connection errors. ``unapplied``
+    (writes): only failures that prove the request did not take effect, so a write is never
+    sent twice blindly: a 500, a 552 (queued) or a timeout may have changed the charger.
+    """
+    if mode == "never":
+        return False
+    if mode == "unapplied":
+        if isinstance(err, CloudUnreachableError):
+            return not err.request_sent
+        return isinstance(err, EnlightenHTTPStatusError) and err.status in _NOT_APPLIED_STATUSES
     if isinstance(err, RateLimitedError | ServiceUnavailableError | CloudUnreachableError):
         return True
     return isinstance(err, EnlightenHTTPStatusError) and err.status >= 500
@@ -248,7 +267,7 @@ class Transport:
         self.counter = counter or RequestCounter()
         self._session = session
         self._owns_session = session is None
-        self._sleep = sleep
+        self.sleep = sleep
         self._monotonic = monotonic
         self._rand = rand
 
@@ -260,6 +279,12 @@ class Transport:
     def _client_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            # aiohttp resends an "idempotent" request (GET, PUT, DELETE) once, silently, when a
+            # kept-alive connection drops mid-request. A PUT start/stop resent that way is a
+            # write sent twice blindly; our own retry loop decides what is safe to resend.
+            # There is no public switch (aiohttp 3.14), hence the private attribute.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
             self._owns_session = True
         return self._session
 
@@ -305,14 +330,20 @@ class Transport:
         form: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         authenticated: bool = True,
-        retry: bool | None = None,
+        retry: bool | RetryMode | None = None,
     ) -> Reply:
         """Send one request; retry it only if it is a read (or ``retry=True``) that may be.
 
         Writes are never retried here: a write that timed out may have taken effect, and only
         the caller knows whether sending it again is safe.
         """
-        may_retry = (method.upper() == "GET") if retry is None else retry
+        mode: RetryMode
+        if retry is None:
+            mode = "transient" if method.upper() == "GET" else "never"
+        elif isinstance(retry, bool):
+            mode = "transient" if retry else "never"
+        else:
+            mode = retry
         policy = self.retry
         started = self._monotonic()
         attempt = 0
@@ -329,7 +360,7 @@ class Transport:
                     authenticated=authenticated,
                 )
             except EnlightenError as err:
-                if not may_retry or not _is_retryable(err) or attempt >= policy.attempts:
+                if not is_retryable(err, mode) or attempt >= policy.attempts:
                     raise
                 delay = policy.delay(attempt, self._rand())
                 if isinstance(err, RateLimitedError) and err.retry_after is not None:
@@ -346,7 +377,7 @@ class Transport:
                     policy.attempts - 1,
                     delay,
                 )
-                await self._sleep(delay)
+                await self.sleep(delay)
 
     async def _send_once(
         self,
@@ -382,7 +413,9 @@ class Transport:
             raise CloudTimeoutError(f"no reply from {path} within {self.timeout_s:g} s") from err
         except aiohttp.ClientError as err:
             raise CloudUnreachableError(
-                f"cannot reach {self.base_url} ({type(err).__name__}: {err})"
+                f"cannot reach {self.base_url} ({type(err).__name__}: {err})",
+                # A connection that never opened carried no request.
+                request_sent=not isinstance(err, aiohttp.ClientConnectorError),
             ) from err
         _LOGGER.debug("%s %s -> %s", method, path, status)
         text = raw.decode("utf-8", errors="replace")

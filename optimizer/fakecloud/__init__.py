@@ -17,8 +17,16 @@ from __future__ import annotations
 from optimizer.fakecloud.clock import DEFAULT_START, FakeClock
 from optimizer.fakecloud.cloud import FakeCloud
 from optimizer.fakecloud.faults import FaultPlan, FaultRule
-from optimizer.fakecloud.model import Account, Battery, Charger, ChargerStateError, SiteModel
-from optimizer.fakecloud.profile import Profile
+from optimizer.fakecloud.model import (
+    Account,
+    Battery,
+    Charger,
+    ChargerStateError,
+    LevelViolation,
+    ModeWrites,
+    SiteModel,
+)
+from optimizer.fakecloud.profile import ControlProfile, Profile
 from optimizer.fakecloud.requestlog import LoggedRequest, RequestLog
 from optimizer.fakecloud.server import FakeCloudServer, run_in_thread
 
@@ -28,12 +36,15 @@ __all__ = [
     "Battery",
     "Charger",
     "ChargerStateError",
+    "ControlProfile",
     "FakeClock",
     "FakeCloud",
     "FakeCloudServer",
     "FaultPlan",
     "FaultRule",
+    "LevelViolation",
     "LoggedRequest",
+    "ModeWrites",
     "Profile",
     "RequestLog",
     "SiteModel",

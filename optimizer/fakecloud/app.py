@@ -4,8 +4,8 @@ Request flow: the log middleware records the request; the fault middleware may a
 delay, drop, expire) instead of the real handler; the route wrapper then takes the cloud's
 lock, brings the model up to the fake clock, checks auth at the level the route declares
 (none, session, or session plus bearer) and calls a synchronous handler that builds the reply
-from ``payloads``. New endpoints (control, scheduler writes) register the same way with
-``Routes.add``.
+from ``payloads``. The write endpoints (control, scheduler writes) live in ``writes`` and
+register through the same ``Routes.add``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from optimizer.fakecloud.responses import (
     login_wall,
     not_authorized,
 )
+from optimizer.fakecloud.writes import WriteRoutes
 
 AuthLevel = Literal["none", "session", "bearer"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -144,12 +145,23 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     entry = request.get(_ENTRY)
     if entry is not None:
         entry.fault = rule.kind
-    return await apply_fault(request, handler, rule)
+        entry.fault_after = rule.after
+    if not rule.after:
+        return await apply_fault(request, lambda: handler(request), rule)
+    # ``after``: the handler runs (and changes state) first; the fault replaces its reply.
+    handled = await handler(request)
+
+    async def already_handled() -> web.StreamResponse:
+        return handled
+
+    return await apply_fault(request, already_handled, rule)
 
 
 async def apply_fault(
-    request: web.Request, handler: Handler, rule: FaultRule
+    request: web.Request, proceed: Callable[[], Awaitable[web.StreamResponse]], rule: FaultRule
 ) -> web.StreamResponse:
+    """Answer as ``rule`` says; ``proceed`` gives the real reply (running the handler unless
+    it already ran) for the kinds that end in a normal answer."""
     cloud = request.app[CLOUD_KEY]
     if rule.kind == "status":
         headers = dict(rule.headers)
@@ -167,7 +179,12 @@ async def apply_fault(
         closing = request.app[CLOSING_KEY]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closing.wait(), timeout=rule.delay_s)
-        return await handler(request)
+        if request.transport is None or request.transport.is_closing():
+            # The client gave up: nobody reads the reply, and a command that never reached
+            # the handler must not take effect behind the client's back.
+            request[_DROPPED] = True
+            return web.Response(status=504)
+        return await proceed()
     if rule.kind == "disconnect":
         request[_DROPPED] = True
         if request.transport is not None:
@@ -175,7 +192,7 @@ async def apply_fault(
         return web.Response(status=204)
     # expire_session
     cloud.expire_sessions()
-    return await handler(request)
+    return await proceed()
 
 
 @web.middleware
@@ -279,6 +296,7 @@ class Routes:
             self.schedules,
             auth="bearer",
         )
+        WriteRoutes(self.cloud, self.find_charger).register(self.add)
 
     # --- auth endpoints ------------------------------------------------------------------------
 

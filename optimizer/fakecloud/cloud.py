@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from optimizer.fakecloud.auth import AuthStore
 from optimizer.fakecloud.clock import FakeClock
 from optimizer.fakecloud.faults import FaultKind, FaultPlan, FaultRule
-from optimizer.fakecloud.model import Account, Battery, Charger, SiteModel
+from optimizer.fakecloud.model import Account, Battery, Charger, LevelViolation, SiteModel
 from optimizer.fakecloud.profile import Profile
 from optimizer.fakecloud.requestlog import LoggedRequest, RequestLog
 
@@ -135,6 +136,11 @@ class FakeCloud:
                 setattr(self.account, name, value)
             return self.account
 
+    def violations(self) -> list[LevelViolation]:
+        """Start requests that carried a level the charger cannot take (should stay empty)."""
+        with self.lock:
+            return list(self.model.violations)
+
     def expire_sessions(self) -> int:
         """Revoke every session: the next authenticated call gets 401 (or the login wall)."""
         with self.lock:
@@ -184,6 +190,12 @@ class FakeCloud:
                         "safe_limit_state": c.safe_limit_state,
                         "schedule_slots": c.schedule_slots,
                         "sessions": len(self.model.sessions.get(c.sn, [])),
+                        "connected": c.connected,
+                        "live_level": c.live_level,
+                        "settle_s": c.settle_s,
+                        "stopped_at": c.stopped_at,
+                        "mode_writes": asdict(c.mode_writes),
+                        "triggered_messages": list(c.triggered_messages),
                     }
                 )
             return {
@@ -199,4 +211,5 @@ class FakeCloud:
                     "blocked": self.account.blocked,
                 },
                 "sessions": sum(1 for s in self.auth.sessions.values() if s.valid(now)),
+                "violations": [asdict(v) for v in self.model.violations],
             }

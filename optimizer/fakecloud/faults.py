@@ -4,9 +4,9 @@ A test lists rules; each request is matched against them in order and the first 
 matches takes it (consuming one of its ``times``). That makes sequences easy to script: "the
 first status call gets a 503, the second a 429 with Retry-After, then it works".
 
-Note for GET requests: aiohttp's client silently retries an idempotent request once when the
-server drops the connection, so a ``disconnect`` rule for a GET needs ``times=2`` for the
-client code to see the failure.
+Note for GET and PUT requests: aiohttp's client silently retries an idempotent request once
+when the server drops the connection, so a ``disconnect`` rule for a GET or PUT (e.g.
+``stop_charging``) needs ``times=2`` for the client code to see the failure.
 """
 
 from __future__ import annotations
@@ -65,10 +65,15 @@ class FaultRule:
       ``headers``, and ``retry_after`` (seconds, an HTTP-date string, or a datetime).
     - ``html_login``: 200 text/html login page (``body`` replaces the page when a string).
     - ``malformed_json``: 200 application/json whose body is cut short (``body`` overrides).
-    - ``timeout``: wait ``delay_s`` seconds (real time), then answer normally.
+    - ``timeout``: wait ``delay_s`` seconds (real time), then answer normally, unless the
+      client gave up meanwhile: then the request is dropped unhandled (it never took effect).
     - ``disconnect``: drop the connection without any response.
     - ``expire_session``: revoke every session, then handle the request normally (so it
       gets the usual 401 or login wall).
+
+    ``after``: the fault fires *after* the real handler ran, so a write did take effect and
+    the client still sees the failure (a 500 or a timeout on a start that started the
+    charger). By default (False) it fires before, and a faulted write changes nothing.
     """
 
     kind: FaultKind
@@ -84,6 +89,7 @@ class FaultRule:
     code: str | None = None
     message: str | None = None
     delay_s: float = 30.0
+    after: bool = False
     hits: int = 0
 
     def __post_init__(self) -> None:

@@ -5,9 +5,16 @@ seconds) and first calls :meth:`SiteModel.sync`, which integrates each charger's
 last accounted instant up to ``now``. A test can therefore jump the clock a day ahead and the
 session energy, the ``evse`` buckets and the session history all catch up consistently.
 
-The charger keeps the fields later control endpoints need (plugged_in, charging, mode, level),
+The charger keeps the fields the control endpoints need (plugged_in, charging, mode, level),
 and the transitions (plug in, start, stop, set level, set mode) live here as methods so that the
 HTTP layer stays a thin translation of requests into these calls.
+
+Two kinds of transition exist on purpose. The *command* transitions (``start_charging``,
+``stop_charging``, ``write_scheduler_mode``, ...) are what the cloud does for a client request
+and enforce the charger's rules from the field notes (not plugged in, already charging, settle
+time after a stop, offline, GREEN override). ``update_charger`` is the test's hand on the
+hardware: it sets state directly and never refuses for those reasons, so a test can build any
+starting point in one call.
 """
 
 from __future__ import annotations
@@ -28,12 +35,49 @@ SCHEDULER_MODES = ("MANUAL_CHARGING", "SCHEDULED_CHARGING", "GREEN_CHARGING")
 GREEN_STEP_S = 60.0  # green mode re-reads the surplus once a minute, like the charger does
 
 
-class ChargerStateError(ValueError):
-    """A transition the charger refuses; ``code`` is the cloud's error code for it."""
+TRIGGER_MESSAGES = (
+    "BootNotification",
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+    "Heartbeat",
+    "MeterValues",
+    "StatusNotification",
+)
 
-    def __init__(self, message: str, *, code: str) -> None:
+
+class ChargerStateError(ValueError):
+    """A command the cloud or the charger refuses, with the HTTP status it answers.
+
+    ``code`` is set for the refusals the cloud reports with an ``iqevc_ms-*`` code inside an
+    ``error`` object (field notes); without it the reply is the plain ``message`` envelope.
+    """
+
+    def __init__(self, message: str, *, status: int = 400, code: str | None = None) -> None:
         super().__init__(message)
+        self.status = status
         self.code = code
+
+
+@dataclass
+class ModeWrites:
+    """How often a client set the scheduler mode: to a new value, or to the one it had.
+
+    The real cloud ignores a write of the current mode, so the client should not send one;
+    ``unchanged`` lets a test see that it did anyway.
+    """
+
+    changed: int = 0
+    unchanged: int = 0
+
+
+@dataclass
+class LevelViolation:
+    """A start request carried a level the charger cannot take (``at``: fake epoch seconds)."""
+
+    at: float
+    sn: str
+    level: Any
+    reason: str
 
 
 @dataclass
@@ -98,6 +142,14 @@ class Charger:
     ev_manufacturer: str = "Example OEM"
     model_name: str = "IQ-EVSE-EU-3032"
     firmware_version: str = "25.37.1.14"
+    # Some chargers take a new level live: a start with a level while charging changes amps at
+    # once instead of the usual "Already charging" refusal.
+    live_level: bool = False
+    # Seconds after a stop command before the charger accepts a start ("wait about 30 s").
+    settle_s: float = 0.0
+    stopped_at: float | None = None
+    mode_writes: ModeWrites = field(default_factory=ModeWrites)
+    triggered_messages: list[str] = field(default_factory=list)
     draw: list[DrawSegment] = field(default_factory=list, repr=False)
 
     @property
@@ -125,6 +177,9 @@ SETTABLE_FIELDS = frozenset(
         "status_override",
         "session_energy_wh",
         "schedule_slots",
+        "live_level",
+        "settle_s",
+        "supports_use_battery",
     }
 )
 
@@ -218,6 +273,9 @@ class SiteModel:
         self.accounted_at = now
         self.missing_buckets: set[int] = set()
         self.live_stream_until: float | None = None
+        # Start requests whose level the charger cannot take; a correct client never adds one.
+        self.violations: list[LevelViolation] = []
+        self.triggers_sent = 0
         self.sessions: dict[str, list[PastSession]] = {}
         for index, charger in enumerate(self.chargers):
             past = generate_history(
@@ -371,40 +429,102 @@ class SiteModel:
             )
         return True
 
-    def start_charging(self, sn: str, now: float, level: int | None = None) -> bool:
-        """Begin drawing (``level`` amps when given); False when it was already charging."""
+    def level_problem(self, charger: Charger, level: Any) -> str | None:
+        """Why ``level`` is not a level this charger takes, or None when it is fine."""
+        message = f"Charging level should be in the range [{charger.min_amps}-{charger.max_amps}]"
+        if isinstance(level, bool) or not isinstance(level, int):
+            return message
+        if not charger.min_amps <= level <= charger.max_amps:
+            return message
+        if (level - charger.min_amps) % max(1, charger.granularity):
+            return message
+        return None
+
+    def audit_level(self, sn: str, now: float, level: Any) -> str | None:
+        """Record a bad requested level in ``violations``; returns the refusal message."""
+        problem = self.level_problem(self.charger(sn), level)
+        if problem is not None:
+            self.violations.append(LevelViolation(at=now, sn=sn, level=level, reason=problem))
+        return problem
+
+    def start_charging(self, sn: str, now: float, level: Any = None) -> int | None:
+        """A start command; returns the level it took from the request (None: stored level).
+
+        Checks in the order the cloud applies them: the requested level (recorded as a
+        violation when bad), the charger reachable, plugged in, not already charging (unless
+        ``live_level`` lets a level through), settled since the last stop. In GREEN mode the
+        level is ignored and the start becomes a manual override (status mode 0, scheduler
+        preference untouched) until the next plug-in; the session then runs at the stored
+        level. In MANUAL mode a level given here is stored and used by the new session: a
+        (re)start is the only way to change amps.
+        """
         self.sync(now)
         charger = self.charger(sn)
-        if not charger.plugged_in:
-            raise ChargerStateError("charger is not plugged in", code="iqevc_ms-10008")
         if level is not None:
-            self.set_level(sn, now, level)
+            problem = self.audit_level(sn, now, level)
+            if problem is not None:
+                raise ChargerStateError(problem, status=400)
+        self._require_reachable(charger)
+        if not charger.plugged_in:
+            raise ChargerStateError("EV not plugged in", code="iqevc_ms-10008")
+        green = charger.mode == GREEN
         if charger.charging:
-            return False
+            if level is not None and charger.live_level and not green:
+                charger.level = int(level)
+                return charger.level
+            raise ChargerStateError("Already charging", code="iqevc_ms-10012")
+        if charger.stopped_at is not None and now - charger.stopped_at < charger.settle_s:
+            raise ChargerStateError("Charger not ready", status=409)
+        taken: int | None = None
+        if green:
+            charger.mode = MANUAL  # the manual override
+        elif level is not None:
+            charger.level = taken = int(level)
+        self._begin(charger, now)
+        return taken
+
+    def stop_charging(self, sn: str, now: float) -> None:
+        """A stop command; in GREEN mode it also becomes a manual override until re-plug."""
+        self.sync(now)
+        charger = self.charger(sn)
+        self._require_reachable(charger)
+        if not charger.charging:
+            raise ChargerStateError("No active charging session", status=409)
+        charger.charging = False
+        charger.stopped_at = now
+        if charger.mode == GREEN:
+            charger.mode = MANUAL
+
+    def trigger_message(self, sn: str, now: float, message: str) -> str:
+        """Ask the charger for an OCPP message; returns the tracking id of the request."""
+        self.sync(now)
+        if message not in TRIGGER_MESSAGES:
+            raise ChargerStateError("Invalid requestedMessage", status=400)
+        charger = self.charger(sn)
+        self._require_reachable(charger)
+        charger.triggered_messages.append(message)
+        self.triggers_sent += 1
+        ticket = uuid.uuid5(uuid.NAMESPACE_URL, f"{sn}:{self.triggers_sent}").hex[:6].upper()
+        return f"TICKET-{ticket}"
+
+    @staticmethod
+    def _require_reachable(charger: Charger) -> None:
+        if not charger.connected:
+            # The command is queued but the cloud cannot reach the charger (spec 7.1).
+            raise ChargerStateError("CONNECTION_NOT_ESTABLISHED", status=552)
+
+    @staticmethod
+    def _begin(charger: Charger, now: float) -> None:
         charger.charging = True
         charger.charge_started_at = now
-        return True
-
-    def stop_charging(self, sn: str, now: float) -> bool:
-        self.sync(now)
-        charger = self.charger(sn)
-        if not charger.charging:
-            return False
-        charger.charging = False
-        return True
 
     def set_level(self, sn: str, now: float, level: int) -> None:
+        """Set the stored level directly (tests); a client changes it only through a start."""
         self.sync(now)
         charger = self.charger(sn)
-        if not charger.min_amps <= level <= charger.max_amps:
-            raise ChargerStateError(
-                f"level must be within [{charger.min_amps}, {charger.max_amps}]",
-                code="INVALID_CHARGE_LEVEL",
-            )
-        if (level - charger.min_amps) % max(1, charger.granularity):
-            raise ChargerStateError(
-                "level is not on the charger's granularity", code="INVALID_CHARGE_LEVEL"
-            )
+        problem = self.level_problem(charger, level)
+        if problem is not None:
+            raise ChargerStateError(problem, status=400)
         charger.level = level
 
     def set_scheduler_mode(self, sn: str, now: float, mode: str) -> None:
@@ -415,6 +535,33 @@ class SiteModel:
         charger = self.charger(sn)
         charger.scheduler_mode = mode
         charger.mode = GREEN if mode == "GREEN_CHARGING" else MANUAL
+
+    def write_scheduler_mode(self, sn: str, now: float, mode: str) -> bool:
+        """A client's mode write; writing the current mode does nothing (not even end an
+        override) but is counted. Returns whether the mode changed."""
+        self.sync(now)
+        if mode not in SCHEDULER_MODES:
+            raise ChargerStateError(f"mode must be one of {', '.join(SCHEDULER_MODES)}")
+        charger = self.charger(sn)
+        if charger.scheduler_mode == mode:
+            charger.mode_writes.unchanged += 1
+            return False
+        charger.mode_writes.changed += 1
+        self.set_scheduler_mode(sn, now, mode)
+        return True
+
+    def set_green_use_battery(self, sn: str, now: float, enabled: bool) -> None:
+        """The GREEN-mode "use battery" toggle; only chargers that support it accept it."""
+        self.sync(now)
+        charger = self.charger(sn)
+        if not charger.supports_use_battery:
+            raise ChargerStateError("Setting not supported", status=400)
+        charger.green_use_battery = enabled
+
+    def replace_schedules(self, sn: str, now: float, slots: list[dict[str, Any]]) -> None:
+        """The schedule PATCH: the slot list becomes exactly ``slots`` (omitted ones are gone)."""
+        self.sync(now)
+        self.charger(sn).schedule_slots = [dict(slot) for slot in slots]
 
     def update_charger(self, sn: str, now: float, changes: dict[str, Any]) -> Charger:
         """Apply test-driven changes, going through the real transitions where there is one.
@@ -446,9 +593,10 @@ class SiteModel:
             if rest.pop("charging"):
                 if not charger.plugged_in:
                     self.plug_in(sn, now)
-                self.start_charging(sn, now)
+                if not charger.charging:
+                    self._begin(charger, now)
             else:
-                self.stop_charging(sn, now)
+                charger.charging = False  # no settle time: as if it stopped long ago
         for name, value in rest.items():
             setattr(charger, name, value)
         return charger

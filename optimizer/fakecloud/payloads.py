@@ -448,3 +448,31 @@ def parse_cloud_date(text: str) -> date:
 
 def format_cloud_date(day: date) -> str:
     return day.strftime("%d-%m-%Y")
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+
+def iso_z(epoch: float) -> str:
+    """``2025-01-15T12:34:56.000Z``: the timestamp style of the trigger_message reply."""
+    dt = datetime.fromtimestamp(epoch, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def start_accepted(level: int | None) -> JSON:
+    """Spec 3.1 reply; ``chargingLevel`` echoes the level taken from the request, else null."""
+    return {"status": "accepted", "chargingLevel": level}
+
+
+def trigger_accepted(message: str, now: float, tracking_id: str) -> JSON:
+    return {
+        "status": "accepted",
+        "message": message,
+        "details": {"initiatedAt": iso_z(now), "trackingId": tracking_id},
+    }
+
+
+def green_settings_written(now: float) -> JSON:
+    """Spec 4.3 PUT reply: an envelope wrapping an envelope, ``data`` null."""
+    stamp = {"serverTimeStamp": offset_time(now)}
+    return {"meta": stamp, "data": {"meta": dict(stamp), "data": None, "error": {}}, "error": {}}

@@ -14,6 +14,7 @@ StatusShape = Literal["nested", "legacy", "singular_only"]
 LiveStreamShape = Literal["standard", "data"]
 MfaReply = Literal["plain", "requires_mfa"]
 DiscoveryPath = Literal["evse_controller", "api_v1", "sites_json"]
+ControlProfile = Literal["any", "put_singular_snake", "put_only", "singular_only", "no_level"]
 
 DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
 
@@ -36,6 +37,12 @@ class Profile:
     - ``login_wall``: a missing, unknown or expired session gets the HTML login page (200,
       text/html) instead of a 401 JSON reply.
     - ``update_pending``: the value of ``update_pending`` in lifetime energy.
+    - ``control_profile``: which ``start_charging``/``stop_charging`` request variants the
+      deployment accepts (spec 3 lists them; regions differ). ``any`` takes every variant;
+      ``put_singular_snake`` only ``PUT`` on the singular ``ev_charger`` path with snake_case
+      keys; ``put_only`` only ``PUT`` (either path) with camelCase keys; ``singular_only`` only
+      the singular path (POST or PUT, camelCase); ``no_level`` refuses a start that carries a
+      level. The table lives in ``variants.CONTROL_RULES``.
     """
 
     status_shape: StatusShape = "nested"
@@ -45,6 +52,7 @@ class Profile:
     login_failure_status: int = 200
     login_wall: bool = False
     update_pending: bool = False
+    control_profile: ControlProfile = "any"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +68,7 @@ class Profile:
             "live_stream_shape": get_args(LiveStreamShape),
             "mfa_reply": get_args(MfaReply),
             "login_failure_status": (200, 401),
+            "control_profile": get_args(ControlProfile),
         }
         for name, raw in changes.items():
             value = raw

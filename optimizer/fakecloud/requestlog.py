@@ -25,6 +25,7 @@ class LoggedRequest:
     text: str | None = None
     status: int | None = None
     fault: str | None = None
+    fault_after: bool = False  # the fault fired after the handler ran (it may have taken effect)
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
