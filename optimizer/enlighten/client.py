@@ -36,6 +36,7 @@ from optimizer.enlighten.errors import (
     BadRequestError,
     CloudUnreachableError,
     ConfigError,
+    ConnectionNotEstablishedError,
     EnlightenError,
     EnlightenHTTPStatusError,
     IncompleteCommandError,
@@ -341,6 +342,7 @@ class EnlightenClient:
         A failure that leaves open whether the charger acted (timeout, 500, 552 "queued") is
         reported as such and never resent: the next status read tells.
         """
+        what = path.rsplit("/", 1)[-1]
         try:
             return await self._call(
                 method, path, family=family, json_body=json_body, retry="unapplied"
@@ -349,15 +351,16 @@ class EnlightenClient:
             if not err.request_sent:
                 raise
             raise WriteUncertainError(
-                f"{method} {path} may or may not have taken effect: {err.message}"
+                f"{what} may or may not have taken effect ({err.message})"
             ) from err
         except EnlightenHTTPStatusError as err:
-            if err.status in (500, 552):
-                raise WriteUncertainError(
-                    f"{method} {path} may or may not have taken effect: {err.message}",
-                    hint=err.hint or None,
-                ) from err
-            raise
+            if err.status not in (500, 552):
+                raise
+            cause = f"{err.hint}; " if isinstance(err, ConnectionNotEstablishedError) else ""
+            raise WriteUncertainError(
+                f"{what} may or may not have taken effect ({err.message})",
+                hint=f"{cause}{WriteUncertainError.hint}",
+            ) from err
 
     async def charger_summary(self, site_id: int, sn: str) -> ChargerSummary:
         """The per-charger summary, fetched once per client: limits and flags do not change."""
