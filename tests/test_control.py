@@ -184,7 +184,8 @@ def test_validate_rejects_levels_out_of_range(level: int) -> None:
 
 def test_validate_granularity_steps_count_from_the_minimum() -> None:
     limits = Limits(6, 32, 4)
-    assert [level for level in range(0, 40) if _accepts(limits, level)] == [6, 10, 14, 18, 22, 26, 30]
+    accepted = [level for level in range(0, 40) if _accepts(limits, level)]
+    assert accepted == [6, 10, 14, 18, 22, 26, 30]
     with pytest.raises(InvalidLevelError, match="not on the allowed 6-32 A in steps of 4 A"):
         limits.validate(8)
 
@@ -208,6 +209,20 @@ def test_validate_with_a_site_limit_below_the_minimum_accepts_nothing() -> None:
     for level in (4, 5, 6):
         with pytest.raises(InvalidLevelError, match="site limit"):
             limits.validate(level)
+
+
+@pytest.mark.parametrize(
+    ("limits", "highest"),
+    [(Limits(6, 32), 32), (Limits(6, 32, 4), 30), (Limits(6, 28, 4), 26), (Limits(6, 6, 3), 6)],
+)
+def test_highest_is_the_top_accepted_step(limits: Limits, highest: int) -> None:
+    assert limits.highest() == highest
+    assert highest == max(level for level in range(0, 100) if _accepts(limits, level))
+
+
+def test_highest_with_a_site_limit_below_the_minimum_is_an_error() -> None:
+    with pytest.raises(InvalidLevelError, match="site limit"):
+        Limits(6, 4).highest()
 
 
 def test_invalid_level_error_says_nothing_was_sent() -> None:
@@ -254,7 +269,10 @@ def test_conflict_is_not_ready_on_start_and_not_active_on_stop(status: int) -> N
 def test_400_without_code() -> None:
     err = BadRequestError("x", status=400, url="u", code=None)
     assert benign(err, "start_charging") == (Outcome.NOT_READY, "charger not ready")
-    assert benign(err, "stop_charging") == (Outcome.NOT_ACTIVE, "no active charging session to stop")
+    assert benign(err, "stop_charging") == (
+        Outcome.NOT_ACTIVE,
+        "no active charging session to stop",
+    )
 
 
 def test_benign_detail_carries_what_the_server_said() -> None:
@@ -663,3 +681,21 @@ async def test_write_without_retry_mode_is_never_resent(
     with pytest.raises(ServiceUnavailableError):
         await transport.request("POST", URL_, family="control")
     assert posts(mock_http) == 1
+
+
+async def test_a_400_with_an_unknown_code_while_probing_is_a_rejected_body(
+    memory: VariantMemory,
+) -> None:
+    """Only the charger-state codes prove a variant was understood; other codes move on."""
+    send = FakeSend(
+        {
+            "POST ev_chargers camel": BadRequestError(
+                "x", status=400, url="u", code="INVALID_PAYLOAD"
+            ),
+            "PUT ev_chargers camel": OK,
+        }
+    )
+    variant, reply, _ = await run_probe(send, memory)
+    assert variant.name == "PUT ev_chargers camel"
+    assert reply is OK
+    assert memory.get(KEY) == "PUT ev_chargers camel"

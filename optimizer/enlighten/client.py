@@ -597,9 +597,10 @@ class EnlightenClient:
         if level is not None:
             (await self.limits(site_id, sn)).validate(level)
         elif isinstance(edit, AddSlot):
-            # A slot needs a level to charge at; the Enlighten app offers the maximum.
+            # A slot needs a level to charge at; the Enlighten app offers the maximum (the
+            # highest level the charger accepts here: within the site limit, on its steps).
             edit = dataclasses.replace(
-                edit, charging_level=(await self.limits(site_id, sn)).max_amps
+                edit, charging_level=(await self.limits(site_id, sn)).highest()
             )
         current = await self.schedules(site_id, sn)
         new_id = new_slot_id(site_id, sn, uuid.uuid4()) if isinstance(edit, AddSlot) else None

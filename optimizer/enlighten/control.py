@@ -35,6 +35,7 @@ EVSE = "/service/evse_controller"
 CONNECTOR_ID = 1
 NOT_PLUGGED_CODE = "iqevc_ms-10008"
 ALREADY_CHARGING_CODE = "iqevc_ms-10012"
+STATE_CODES = frozenset({NOT_PLUGGED_CODE, ALREADY_CHARGING_CODE})
 # OCPP 1.6 TriggerMessage: the messages a charger may be asked to send.
 TRIGGER_MESSAGES = (
     "BootNotification",
@@ -163,6 +164,11 @@ class Limits:
         step = f" in steps of {self.granularity} A" if self.granularity > 1 else ""
         return f"{self.min_amps}-{self.max_amps} A{step}"
 
+    def highest(self) -> int:
+        """The highest level :meth:`validate` accepts (on the granularity steps), else an error."""
+        top = self.max_amps - (self.max_amps - self.min_amps) % self.granularity
+        return self.validate(top)
+
     def validate(self, level: int) -> int:
         """``level`` if the charger accepts it; otherwise an error, and nothing is sent."""
         if isinstance(level, bool) or not isinstance(level, int):
@@ -242,7 +248,9 @@ async def probe(
         except (BadRequestError, ConflictError) as err:
             attempts.append(f"{variant.name}: HTTP {err.status}")
             outcome = benign(err, command)
-            understood = err.code is not None or isinstance(err, ConflictError) or is_known
+            # Only the charger-state codes prove the route and body were understood: another
+            # code on a 400 may be this deployment's way of rejecting the body.
+            understood = err.code in STATE_CODES or isinstance(err, ConflictError) or is_known
             if outcome is not None and understood:
                 memory.remember(key, variant.name)
                 return variant, outcome, tuple(attempts)
