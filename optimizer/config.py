@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from optimizer.enlighten.transport import DEFAULT_BASE_URL
+from optimizer.tariffs import Tariffs
 from optimizer.yamlpos import Problem, YamlFileError, load_file, validation_problems
 
 ENV_CONFIG = "EVOPT_CONFIG"
@@ -111,13 +112,19 @@ class ChargerConfig(_Section):
     direct_amps: bool = False
 
 
+class EngineConfig(_Section):
+    # How long a change the user makes in the Enphase app (or at the charger) is respected
+    # before the policies take over again.
+    override_hold: Duration = timedelta(hours=1)
+
+
 class Config(_Section):
     enlighten: EnlightenConfig = EnlightenConfig()
     site: SiteConfig = SiteConfig()
     charger: ChargerConfig = ChargerConfig()
+    engine: EngineConfig = EngineConfig()
     service: ServiceConfig = ServiceConfig()
-    # Shapes defined by the policy engine; kept as data until then.
-    tariffs: dict[str, Any] = Field(default_factory=dict)
+    tariffs: Tariffs = Tariffs()
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
     source: Path | None = Field(default=None, exclude=True)
 

@@ -1,0 +1,1 @@
+"""The policy engine: rule models, loading, and the pure evaluation of snapshots."""

@@ -1,0 +1,178 @@
+"""The engine's input: a frozen picture of one moment at the site.
+
+`observe` builds it, live from the client or replayed from history; the engine only reads it.
+Units are in the names; times are timezone-aware UTC. Everything a decision used can be
+serialised from here into the decision log's `inputs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from optimizer.enlighten.models import ChargeMode, ScheduleSlot
+from optimizer.tariffs import PriceSlot
+
+
+@dataclass(frozen=True)
+class ChargerView:
+    """One charger as the engine sees it: state, limits and settings."""
+
+    sn: str
+    connected: bool
+    plugged_in: bool
+    charging: bool  # a session is active (CHARGING, SUSPENDED_EV, ...), per the field notes
+    faulted: bool
+    min_amps: int
+    max_amps: int
+    granularity: int = 1
+    amps: int | None = None  # the session's level (the last commanded level when charging)
+    mode: ChargeMode | None = None  # the scheduler preference the user or engine chose
+    status_mode: ChargeMode | None = None  # what the charger does now (0 manual, 1 green)
+    voltage_v: float = 230.0
+    phases: int = 1
+    name: str | None = None
+    supports_use_battery: bool | None = None
+    use_battery: bool | None = None  # green mode's "use battery for EV charging"
+    schedule_slots: tuple[ScheduleSlot, ...] | None = None  # None: not read this tick
+    session_kwh: float | None = None
+    manual_override: bool = False  # a start/stop in GREEN made it manual until re-plug
+    reported_at: datetime | None = None
+
+    @property
+    def watts_per_amp(self) -> float:
+        return self.voltage_v * self.phases
+
+    @property
+    def draw_w(self) -> float:
+        """What the charger draws now by its level (0 when not charging)."""
+        return self.watts_per_amp * (self.amps or 0) if self.charging else 0.0
+
+
+@dataclass(frozen=True)
+class EnergyBucket:
+    """The latest complete energy bucket, as average power over it (W)."""
+
+    start: datetime
+    end: datetime
+    pv_w: float | None
+    consumption_w: float | None
+    evse_w: float | None
+    export_w: float | None
+    import_w: float | None
+    battery_charge_w: float | None
+    battery_discharge_w: float | None
+
+
+@dataclass(frozen=True)
+class Surplus:
+    """Power the car could take without grid import, and how it was estimated.
+
+    ``pv_minus_house_w`` is PV production minus the house's own load (the EV's draw excluded).
+    Battery flows are kept apart so each policy decides whether they count.
+    """
+
+    pv_minus_house_w: float | None
+    source: Literal["lifetime_energy", "latest_power", "none"]
+    pv_w: float | None = None
+    house_w: float | None = None
+    evse_w: float | None = None
+    battery_charge_w: float = 0.0
+    battery_discharge_w: float = 0.0
+    measured_at: datetime | None = None  # midpoint of the bucket, or the sample time
+    age_s: float | None = None
+    method: str = ""
+
+    def available_w(
+        self, *, count_battery_charge: bool, count_battery_discharge: bool
+    ) -> float | None:
+        """Surplus for a policy: PV minus house, plus or minus the battery as it chooses."""
+        if self.pv_minus_house_w is None:
+            return None
+        watts = self.pv_minus_house_w
+        if not count_battery_charge:
+            watts -= self.battery_charge_w
+        if count_battery_discharge:
+            watts += self.battery_discharge_w
+        return watts
+
+
+@dataclass(frozen=True)
+class TariffNow:
+    window: str | None = None
+    price: float | None = None
+    next_change_at: datetime | None = None
+    next_window: str | None = None
+    next_price: float | None = None
+    slots: tuple[PriceSlot, ...] = ()  # 15-minute prices ahead (about a day)
+
+
+@dataclass(frozen=True)
+class Sun:
+    elevation_deg: float
+    azimuth_deg: float
+    sunrise: datetime | None
+    sunset: datetime | None
+
+    @property
+    def up(self) -> bool:
+        return self.elevation_deg > 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the engine may know at ``now``."""
+
+    now: datetime
+    timezone: str
+    chargers: tuple[ChargerView, ...]
+    surplus: Surplus = field(default_factory=lambda: Surplus(None, "none"))
+    tariff: TariffNow = field(default_factory=TariffNow)
+    sun: Sun | None = None
+    bucket: EnergyBucket | None = None
+    battery_soc_pct: float | None = None
+    site_id: int | None = None
+
+    @property
+    def local(self) -> datetime:
+        return self.now.astimezone(ZoneInfo(self.timezone))
+
+    def charger(self, sn: str) -> ChargerView | None:
+        return next((c for c in self.chargers if c.sn == sn), None)
+
+    def inputs(self, charger: ChargerView | None = None) -> dict[str, Any]:
+        """The compact, JSON-ready facts a decision is logged with."""
+        data: dict[str, Any] = {
+            "now": self.now.isoformat(),
+            "local_time": self.local.strftime("%Y-%m-%d %H:%M"),
+            "surplus_w": _round(self.surplus.pv_minus_house_w),
+            "surplus_source": self.surplus.source,
+            "surplus_age_s": _round(self.surplus.age_s),
+            "battery_charge_w": _round(self.surplus.battery_charge_w),
+            "battery_discharge_w": _round(self.surplus.battery_discharge_w),
+            "tariff": self.tariff.window,
+            "price": self.tariff.price,
+            "sun_elevation_deg": _round(self.sun.elevation_deg, 1) if self.sun else None,
+            "battery_soc_pct": self.battery_soc_pct,
+        }
+        if charger is not None:
+            data["charger"] = {
+                "sn": charger.sn,
+                "connected": charger.connected,
+                "plugged_in": charger.plugged_in,
+                "charging": charger.charging,
+                "faulted": charger.faulted,
+                "amps": charger.amps,
+                "mode": charger.mode.value if charger.mode else None,
+                "status_mode": charger.status_mode.value if charger.status_mode else None,
+                "limits": [charger.min_amps, charger.max_amps, charger.granularity],
+                "use_battery": charger.use_battery,
+                "session_kwh": charger.session_kwh,
+            }
+        return data
+
+
+def _round(value: float | None, digits: int = 0) -> float | None:
+    return None if value is None else round(value, digits)
