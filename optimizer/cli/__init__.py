@@ -22,6 +22,7 @@ from optimizer.config import find_config
 from optimizer.enlighten.control import TRIGGER_MESSAGES
 from optimizer.enlighten.errors import EXIT_INVALID, EnlightenError
 from optimizer.logsafe import RedactingFilter
+from optimizer.timespec import parse_days
 from optimizer.yamlpos import YamlFileError
 
 EXIT_INTERRUPTED = 130
@@ -82,7 +83,7 @@ def _arg_type(parse: Callable[[str], Any], what: str) -> Callable[[str], Any]:
 
 
 MODE_TYPE = _arg_type(control.parse_mode, "MANUAL_CHARGING, SCHEDULED_CHARGING or GREEN_CHARGING")
-DAYS_TYPE = _arg_type(control.parse_days, "days like 1,2,3 or mon-fri, weekdays, weekends, all")
+DAYS_TYPE = _arg_type(parse_days, "days like 1,2,3 or mon-fri, weekdays, weekends, all")
 
 
 def _slot_times(parser: argparse.ArgumentParser, *, required: bool) -> None:

@@ -8,7 +8,6 @@ vehicle plugged in) or the input was invalid; nothing is sent for invalid input.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -20,6 +19,7 @@ from optimizer.enlighten.control import CommandResult, Outcome
 from optimizer.enlighten.errors import EXIT_INVALID
 from optimizer.enlighten.models import ChargeMode
 from optimizer.enlighten.schedule_edit import (
+    ALL_DAYS,
     AddSlot,
     DeleteSlot,
     DisableSlot,
@@ -30,8 +30,6 @@ from optimizer.enlighten.schedule_edit import (
     resolve_slot,
 )
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DAY_SETS = {"all": (1, 2, 3, 4, 5, 6, 7), "weekdays": (1, 2, 3, 4, 5), "weekends": (6, 7)}
 MODE_ALIASES = {
     "manual": ChargeMode.MANUAL_CHARGING,
     "scheduled": ChargeMode.SCHEDULED_CHARGING,
@@ -48,34 +46,6 @@ def parse_mode(text: str) -> ChargeMode:
     if key in MODE_ALIASES:
         return MODE_ALIASES[key]
     raise ValueError(f"unknown mode '{text}'")
-
-
-def _day(token: str) -> int:
-    token = token.strip().lower()
-    if token.isdigit() and 1 <= int(token) <= 7:
-        return int(token)
-    if len(token) >= 3 and token[:3] in DAY_NAMES:
-        return DAY_NAMES.index(token[:3]) + 1
-    raise ValueError(f"'{token}' is not a day (1-7 with 1 = Monday, or mon..sun)")
-
-
-def parse_days(text: str) -> tuple[int, ...]:
-    """``1,2,3``, ``mon-fri``, ``mon,wed,sat``, ``all``, ``weekdays``, ``weekends``."""
-    text = text.strip().lower()
-    if text in DAY_SETS:
-        return DAY_SETS[text]
-    days: set[int] = set()
-    for part in filter(None, re.split(r"[,\s]+", text)):
-        if "-" in part:
-            first, last = (_day(p) for p in part.split("-", 1))
-            if first > last:
-                raise ValueError(f"'{part}' runs backwards; write the days from Monday on")
-            days.update(range(first, last + 1))
-        else:
-            days.add(_day(part))
-    if not days:
-        raise ValueError("no days given")
-    return tuple(sorted(days))
 
 
 def _report(ctx: Context, result: CommandResult, *, extra: dict[str, Any] | None = None) -> int:
@@ -150,7 +120,7 @@ async def schedule_add(ctx: Context) -> int:
         lambda _: AddSlot(
             start_time=a.start,
             end_time=a.end,
-            days=a.days or DAY_SETS["all"],
+            days=a.days or ALL_DAYS,
             charging_level=a.amps,
             enabled=not a.disabled,
         ),
