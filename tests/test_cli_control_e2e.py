@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from optimizer.fakecloud import FakeCloud
 from optimizer.fakecloud.model import GREEN
-from tests.cli_env import PASSWORD, Env, make_env
+from tests.cli_env import PASSWORD, Env
 
 START = "/start_charging"
 STOP = "/stop_charging"
@@ -168,21 +167,14 @@ def test_out_of_range_amps_sends_nothing(env: Env) -> None:
     assert env.cloud.violations() == []
 
 
-def test_site_limit_caps_the_level(
-    tmp_path: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    gen = make_env(FakeCloud(), tmp_path, capsys, monkeypatch)
-    env = next(gen)
-    try:
-        with env.config.open("a") as handle:
-            handle.write("  max_current: 20\n")  # appended under the `site:` section
-        plug_in(env)
-        code, _, err = env.run("charge", "start", "--amps", "24")
-        assert code == 1
-        assert "outside the allowed 6-20 A" in err
-        assert env.run("charge", "start", "--amps", "20")[0] == 0
-    finally:
-        gen.close()
+def test_site_limit_caps_the_level(env: Env) -> None:
+    with env.config.open("a") as handle:
+        handle.write("  max_current: 20\n")  # the config ends in its `site:` section
+    plug_in(env)
+    code, _, err = env.run("charge", "start", "--amps", "24")
+    assert code == 1
+    assert "outside the allowed 6-20 A" in err
+    assert env.run("charge", "start", "--amps", "20")[0] == 0
 
 
 # --- amps on an active session --------------------------------------------------------------
@@ -218,22 +210,15 @@ def test_restart_refused_says_the_charger_is_stopped(env: Env) -> None:
     assert "evopt charge start" in err
 
 
-def test_direct_amps_for_chargers_that_take_levels_live(
-    tmp_path: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    gen = make_env(FakeCloud(), tmp_path, capsys, monkeypatch)
-    env = next(gen)
-    try:
-        with env.config.open("a") as handle:
-            handle.write("charger:\n  direct_amps: true\n")
-        plug_in(env, charging=True, level=16, live_level=True)
-        code, out, _ = env.run("charge", "start", "--amps", "24")
-        assert code == 0
-        assert "without a restart" in out
-        assert env.cloud.requests(STOP) == []
-        assert env.cloud.charger().level == 24
-    finally:
-        gen.close()
+def test_direct_amps_for_chargers_that_take_levels_live(env: Env) -> None:
+    with env.config.open("a") as handle:
+        handle.write("charger:\n  direct_amps: true\n")
+    plug_in(env, charging=True, level=16, live_level=True)
+    code, out, _ = env.run("charge", "start", "--amps", "24")
+    assert code == 0
+    assert "without a restart" in out
+    assert env.cloud.requests(STOP) == []
+    assert env.cloud.charger().level == 24
 
 
 def test_green_start_carries_no_level(env: Env) -> None:
