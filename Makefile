@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench clean
+.PHONY: install demo test lint unit bench schema clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ test: lint unit
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# The JSON Schema editors use for rules/*.yaml; a test fails when it is out of date.
+schema: install
+	$(BIN)/evopt schema > docs/rules.schema.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

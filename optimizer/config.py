@@ -11,7 +11,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -118,6 +118,29 @@ class EngineConfig(_Section):
     override_hold: Duration = timedelta(hours=1)
 
 
+class SurplusConfig(_Section):
+    """How the solar surplus is estimated (docs/surplus.md explains the trade-offs)."""
+
+    # auto: the latest power sample while it is fresh, else the last complete energy bucket.
+    # lifetime_energy is the default because it measures PV, house and EV separately; what
+    # get_latest_power measures is not documented by Enphase (see latest_power_sign).
+    source: Literal["auto", "lifetime_energy", "latest_power"] = "lifetime_energy"
+    # The latest power sample is taken as the site's net grid power; this says which way is
+    # positive (import_positive: positive = buying from the grid).
+    latest_power_sign: Literal["import_positive", "export_positive"] = "import_positive"
+    # Scale the last bucket's PV by the clear-sky factor now against the bucket's midpoint.
+    scale_by_sun: bool = False
+    # Surplus data older than this is unknown (a missing bucket or a silent gateway).
+    max_age: Duration = timedelta(minutes=45)
+
+    @field_validator("max_age")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+
 class Config(_Section):
     enlighten: EnlightenConfig = EnlightenConfig()
     site: SiteConfig = SiteConfig()
@@ -125,6 +148,7 @@ class Config(_Section):
     engine: EngineConfig = EngineConfig()
     service: ServiceConfig = ServiceConfig()
     tariffs: Tariffs = Tariffs()
+    surplus: SurplusConfig = SurplusConfig()
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
     source: Path | None = Field(default=None, exclude=True)
 

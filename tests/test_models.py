@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -946,10 +946,11 @@ def test_mutated_replies_parse_or_raise_parse_error(
         kind = data.draw(MUTATION_KINDS, label="kind")
         value = data.draw(JSON_VALUES, label="value") if kind == "replace" else None
         document = mutate(document, path, kind, value)
-    snapshot = copy.deepcopy(document)
+    snapshot = json.dumps(document, sort_keys=True)
     with contextlib.suppress(ParseError):
         parser(document)
-    assert document == snapshot  # parsers never mutate their input
+    # Parsers never mutate their input. Compared as JSON text: NaN != NaN as a value.
+    assert json.dumps(document, sort_keys=True) == snapshot
 
 
 @pytest.mark.parametrize(("name", "parser"), PARSERS, ids=PARSER_IDS)

@@ -16,9 +16,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from optimizer import __version__
-from optimizer.cli import account, control, scheduler
+from optimizer.cli import account, control, rules, scheduler
 from optimizer.cli.context import Context
-from optimizer.config import find_config
+from optimizer.config import Config, find_config
 from optimizer.enlighten.control import TRIGGER_MESSAGES
 from optimizer.enlighten.errors import EXIT_INVALID, EnlightenError
 from optimizer.logsafe import RedactingFilter
@@ -96,7 +96,7 @@ def _slot_times(parser: argparse.ArgumentParser, *, required: bool) -> None:
 SLOT_HELP = "the slot: its id, its number in `evopt schedule list`, or a unique part of its id"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list of commands
     common = _common_options(top=False)
     parser = argparse.ArgumentParser(
         prog="evopt",
@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _charger_flag(trigger)
     _json_flag(trigger)
+    rules.register(command)
     return parser
 
 
@@ -234,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:
-        ctx = Context(config=find_config(args.config), args=args)
+        loads_config = getattr(args, "loads_config", True)
+        ctx = Context(config=find_config(args.config) if loads_config else Config(), args=args)
         handler: Handler = args.handler
         return asyncio.run(handler(ctx))
     except YamlFileError as err:

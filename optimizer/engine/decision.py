@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from optimizer.tariffs import Tariffs
+
 Action = Literal["set_amps", "start", "stop", "set_mode", "set_battery", "patch_schedules", "hold"]
 TargetName = Literal["charging", "mode", "battery", "schedules"]
 ACTIONS: tuple[str, ...] = (
@@ -40,6 +42,8 @@ class Proposal:
     action: Action
     params: dict[str, Any]
     reason: str
+    # The policy's own numbers (available W, thresholds, target amps...), for the decision log.
+    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,13 @@ class PolicyState(_Mutable):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class TargetOverride(_Mutable):
+    """A user's own change to one target, respected until ``until``."""
+
+    until: datetime
+    reason: str
+
+
 class ChargerMemory(_Mutable):
     """What the engine last asked of a charger, and what it has learnt about the user."""
 
@@ -94,6 +105,15 @@ class ChargerMemory(_Mutable):
     override_until: datetime | None = None
     override_reason: str | None = None
     last_seen_plugged_in: bool | None = None
+    # The user's overrides per target ("charging", "mode", "battery"), each with its own end;
+    # override_until / override_reason above summarise the latest one.
+    overrides: dict[str, TargetOverride] = Field(default_factory=dict)
+    # The charger's own manual-override flag was already seen (so it counts once per plug-in).
+    manual_override_seen: bool = False
+    # Energy since plug-in across session restarts: every MANUAL level change or stop/start
+    # begins a new session whose `session_kwh` starts again from zero.
+    energy_base_kwh: float = 0.0
+    session_kwh_seen: float | None = None
 
 
 class Memory(_Mutable):
@@ -119,3 +139,5 @@ class EngineSettings:
     override_hold: timedelta = timedelta(hours=1)
     # How long after a command the cloud may still show the old state (field notes: ~90 s).
     settle: timedelta = timedelta(seconds=90)
+    # The config's tariff windows: schedule_sync mirrors their times and days.
+    tariffs: Tariffs | None = None

@@ -11,13 +11,23 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from optimizer.config import parse_duration
 from optimizer.enlighten.models import ChargeMode
 from optimizer.timespec import Days, Months, TimeRanges, parse_clock
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_TITLE = "evopt rule file"
 
 Duration = Annotated[
     timedelta,
@@ -34,8 +44,34 @@ Duration = Annotated[
 ]
 
 
+def _duration_text(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _duration(default: timedelta, description: str) -> Any:
+    """A duration field whose schema default reads like YAML (``2m``), not ISO 8601 (``PT2M``)."""
+    return Field(
+        default=default,
+        description=description,
+        json_schema_extra={"default": _duration_text(default)},
+    )
+
+
 def _clock(value: Any) -> str:
-    minutes = parse_clock(str(value))
+    """``"07:30"`` -> ``"07:30"``.
+
+    YAML 1.1 reads an unquoted ``7:30`` or ``23:00`` as a base-60 number (450, 1380): that
+    number is the minutes after midnight, so it is taken back as a time rather than refused.
+    Numbers below 60 cannot come from ``H:MM`` and are refused, so ``by: 7`` is not 00:07.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and 60 <= value <= 24 * 60:
+        minutes = value
+    else:
+        minutes = parse_clock(str(value))
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
@@ -58,11 +94,45 @@ def _mode(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-Mode = Annotated[ChargeMode, BeforeValidator(_mode)]
+Mode = Annotated[
+    ChargeMode,
+    BeforeValidator(_mode),
+    WithJsonSchema(
+        {
+            "enum": [*(m.value for m in ChargeMode), *_MODE_ALIASES],
+            "description": "MANUAL_CHARGING, SCHEDULED_CHARGING or GREEN_CHARGING "
+            "(or manual, scheduled, green)",
+        }
+    ),
+]
+
+
+def _text(item: Any) -> Any:
+    return str(item) if isinstance(item, int) and not isinstance(item, bool) else item
 
 
 def _names(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+    """One name or a list; a number becomes text (YAML reads a serial number as an integer)."""
+    if isinstance(value, list):
+        return [_text(item) for item in value]
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return [_text(value)]
+    return value
+
+
+SerialNumbers = Annotated[
+    list[str],
+    BeforeValidator(_names),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": ["string", "integer"]},
+                {"type": "array", "items": {"type": ["string", "integer"]}},
+            ],
+            "description": "charger serial number(s)",
+        }
+    ),
+]
 
 
 TariffNames = Annotated[
@@ -81,11 +151,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Pairs of conditions (lower bound, upper bound) that can never both hold when lower >= upper.
+BOUND_PAIRS: tuple[tuple[str, str], ...] = (
+    ("sun_above", "sun_below"),
+    ("surplus_above", "surplus_below"),
+    ("battery_soc_above", "battery_soc_below"),
+)
+
+
 class When(_Strict):
     """Conditions that must all hold for a policy to apply. Leave one out to not care."""
 
-    days: Days | None = Field(default=None, description="days of the week (local)")
-    time: TimeRanges | None = Field(default=None, description="local time range(s)")
+    days: Days | None = Field(default=None, description="days of the week (site's local time)")
+    time: TimeRanges | None = Field(
+        default=None, description="local time range(s); one crossing midnight is allowed"
+    )
     months: Months | None = Field(default=None, description="months of the year")
     sun: Literal["up", "down"] | None = Field(
         default=None, description="the sun is above (up) or below (down) the horizon"
@@ -96,31 +176,61 @@ class When(_Strict):
     sun_below: float | None = Field(
         default=None, ge=-90, le=90, description="sun elevation below this many degrees"
     )
-    tariff: TariffNames | None = Field(default=None, description="inside one of these windows")
-    plugged_in: bool | None = Field(default=None, description="a vehicle is (not) plugged in")
-    surplus_above: float | None = Field(default=None, description="solar surplus above W")
-    surplus_below: float | None = Field(default=None, description="solar surplus below W")
+    tariff: TariffNames | None = Field(
+        default=None, description="inside one of these tariff windows (names from the config)"
+    )
+    plugged_in: bool | None = Field(
+        default=None, description="true: a vehicle is plugged in; false: none is"
+    )
+    surplus_above: float | None = Field(
+        default=None, description="solar surplus above this many W (the car's own draw not counted)"
+    )
+    surplus_below: float | None = Field(
+        default=None, description="solar surplus below this many W (the car's own draw not counted)"
+    )
     battery_soc_above: float | None = Field(
-        default=None, ge=0, le=100, description="home battery state of charge above %"
+        default=None, ge=0, le=100, description="home battery state of charge above this %"
     )
     battery_soc_below: float | None = Field(
-        default=None, ge=0, le=100, description="home battery state of charge below %"
+        default=None, ge=0, le=100, description="home battery state of charge below this %"
     )
+
+    @field_validator("sun_below", "surplus_below", "battery_soc_below")
+    @classmethod
+    def _below_above(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """A lower bound at or above its upper bound would never let the policy apply."""
+        above_name = info.field_name.replace("_below", "_above") if info.field_name else ""
+        above = info.data.get(above_name)
+        if value is not None and above is not None and above >= value:
+            raise ValueError(
+                f"{value:g} is not above {above_name} {above:g}, so the two can never both hold"
+            )
+        return value
 
 
 class PolicyBase(_Strict):
     """What every policy has."""
 
-    name: str = Field(pattern=NAME_PATTERN, description="unique name, shown in every decision")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="unique name (letters, digits, _ . -), shown in every decision",
+    )
     priority: int = Field(
-        default=50, ge=0, le=1000, description="higher wins when policies set the same thing"
+        default=50,
+        ge=0,
+        le=1000,
+        description="0-1000; where policies set the same thing, the highest that applies wins",
     )
     enabled: bool = Field(default=True, description="false keeps the policy but ignores it")
     description: str | None = Field(default=None, description="a note for people")
-    chargers: list[str] | None = Field(
-        default=None, description="serial numbers this applies to (default: every charger)"
+    chargers: SerialNumbers | None = Field(
+        default=None,
+        min_length=1,
+        description="serial numbers this applies to (default: every charger)",
     )
-    when: When = Field(default_factory=When, description="conditions that must all hold")
+    when: When = Field(
+        default_factory=When, description="conditions that must all hold (default: always)"
+    )
 
 
 class ExcessSolar(PolicyBase):
@@ -131,23 +241,32 @@ class ExcessSolar(PolicyBase):
         default="pv",
         description="pv: solar only; min_pv: never below min_amps while plugged in, plus solar",
     )
-    min_amps: int | None = Field(default=None, ge=1, le=80, description="default: charger min")
-    max_amps: int | None = Field(default=None, ge=1, le=80, description="default: charger max")
+    min_amps: int | None = Field(
+        default=None, ge=1, le=80, description="lowest level in A (default: the charger's min)"
+    )
+    max_amps: int | None = Field(
+        default=None, ge=1, le=80, description="highest level in A (default: the charger's max)"
+    )
     reserve_w: float = Field(default=0, ge=0, description="W of surplus always left to the house")
     start_threshold_w: float | None = Field(
         default=None,
         ge=0,
-        description="start when surplus minus reserve reaches this (default: min_amps power)",
+        description="start when surplus minus reserve reaches this many W "
+        "(default: the power of min_amps)",
     )
     stop_threshold_w: float | None = Field(
         default=None,
-        description="stop when surplus minus reserve falls below this (default: half of "
+        description="stop when surplus minus reserve falls below this many W (default: half of "
         "min_amps power, i.e. up to half of the minimum may come from the grid)",
     )
-    start_delay: Duration = Field(default=timedelta(minutes=2), description="surplus must last")
-    stop_delay: Duration = Field(default=timedelta(minutes=5), description="shortfall must last")
-    min_on_time: Duration = Field(default=timedelta(minutes=10), description="shortest session")
-    min_off_time: Duration = Field(default=timedelta(minutes=10), description="shortest pause")
+    start_delay: Duration = _duration(
+        timedelta(minutes=2), "the surplus must last this long before a start"
+    )
+    stop_delay: Duration = _duration(
+        timedelta(minutes=5), "the shortfall must last this long before a stop"
+    )
+    min_on_time: Duration = _duration(timedelta(minutes=10), "shortest charging session")
+    min_off_time: Duration = _duration(timedelta(minutes=10), "shortest pause between sessions")
     deadband_amps: int = Field(
         default=2, ge=0, le=32, description="ignore level changes smaller than this many A"
     )
@@ -155,7 +274,7 @@ class ExcessSolar(PolicyBase):
         default=4,
         ge=0,
         le=60,
-        description="cap on level changes (each restarts the session in MANUAL mode)",
+        description="cap on level changes per hour (each restarts the session in MANUAL mode)",
     )
     count_battery_charge: bool = Field(
         default=True, description="solar going into the home battery counts as surplus"
@@ -164,17 +283,25 @@ class ExcessSolar(PolicyBase):
         default=False, description="power from the home battery counts as surplus"
     )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ExcessSolar:
-        if self.min_amps and self.max_amps and self.min_amps > self.max_amps:
-            raise ValueError(f"min_amps {self.min_amps} is above max_amps {self.max_amps}")
-        start, stop = self.start_threshold_w, self.stop_threshold_w
-        if start is not None and stop is not None and stop >= start:
+    @field_validator("max_amps")
+    @classmethod
+    def _max_not_below_min(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """Checked on max_amps (after min_amps) so that the error points at a key."""
+        low = info.data.get("min_amps")
+        if value is not None and low is not None and low > value:
+            raise ValueError(f"{value} is below min_amps {low}")
+        return value
+
+    @field_validator("stop_threshold_w")
+    @classmethod
+    def _stop_below_start(cls, value: float | None, info: ValidationInfo) -> float | None:
+        start = info.data.get("start_threshold_w")
+        if value is not None and start is not None and value >= start:
             raise ValueError(
-                f"stop_threshold_w {stop:g} must be below start_threshold_w {start:g}, "
+                f"{value:g} W must be below start_threshold_w {start:g} W, "
                 "or the charger would start and stop in a loop"
             )
-        return self
+        return value
 
 
 class GreenMode(PolicyBase):
@@ -182,7 +309,8 @@ class GreenMode(PolicyBase):
 
     kind: Literal["green_mode"]
     use_battery: bool | None = Field(
-        default=None, description="also set green mode's 'use battery for EV charging'"
+        default=None,
+        description="also set green mode's 'use battery for EV charging' (default: leave it)",
     )
 
 
@@ -190,23 +318,29 @@ class Target(_Strict):
     """Energy to deliver by a time: the cheapest 15-minute slots before it are used."""
 
     energy_kwh: float = Field(gt=0, le=200, description="kWh to add to the car this session")
-    by: ClockTime = Field(description="local time it must be done by, e.g. 07:00")
+    by: ClockTime = Field(description="local time it must be done by, e.g. '07:00'")
 
 
 class TariffWindow(PolicyBase):
     """Charge in named time-of-use windows, or in the cheapest slots before a deadline."""
 
     kind: Literal["tariff_window"]
-    windows: TariffNames = Field(min_length=1, description="tariff windows to charge in")
-    amps: int | None = Field(default=None, ge=1, le=80, description="default: charger max")
+    windows: TariffNames = Field(
+        min_length=1, description="tariff window name(s) from the config to charge in"
+    )
+    amps: int | None = Field(
+        default=None, ge=1, le=80, description="level in A (default: the charger's max)"
+    )
     target: Target | None = Field(
-        default=None, description="deliver this much by then, using the cheapest slots"
+        default=None,
+        description="deliver this much by then, using the cheapest slots of the windows",
     )
     solar_first: bool = Field(
         default=True, description="with a target, charge from solar whenever it is available"
     )
     outside: Literal["stop", "hold"] = Field(
-        default="stop", description="outside the windows: stop charging, or leave it alone"
+        default="stop",
+        description="outside the windows: stop charging, or propose nothing (others decide)",
     )
 
 
@@ -228,18 +362,20 @@ class ScheduleSync(PolicyBase):
     """Keep the charger's own schedule slots in line with tariff windows, as a fallback."""
 
     kind: Literal["schedule_sync"]
-    windows: TariffNames = Field(min_length=1, description="tariff windows to mirror")
-    amps: int | None = Field(default=None, ge=1, le=80, description="default: charger max")
+    windows: TariffNames = Field(
+        min_length=1, description="tariff window name(s) from the config to mirror"
+    )
+    amps: int | None = Field(
+        default=None, ge=1, le=80, description="slot level in A (default: the charger's max)"
+    )
     disable_others: bool = Field(
         default=False,
         description="also disable CUSTOM slots that match no window (never deletes any)",
     )
 
 
-Policy = Annotated[
-    ExcessSolar | GreenMode | TariffWindow | BatteryUse | ChargeModePolicy | ScheduleSync,
-    Field(discriminator="kind"),
-]
+AnyPolicy = ExcessSolar | GreenMode | TariffWindow | BatteryUse | ChargeModePolicy | ScheduleSync
+Policy = Annotated[AnyPolicy, Field(discriminator="kind")]
 POLICY_KINDS: dict[str, type[PolicyBase]] = {
     "excess_solar": ExcessSolar,
     "green_mode": GreenMode,
@@ -264,4 +400,10 @@ class RuleFile(_Strict):
     """A rule file: a list of policies (the loader checks names are unique across files)."""
 
     version: Literal[1] = Field(default=1, description="the rule language version")
-    policies: list[Policy] = Field(description="the policies in this file")
+    policies: list[Policy] = Field(min_length=1, description="the policies in this file")
+
+
+def rule_file_schema() -> dict[str, Any]:
+    """The JSON Schema editors use to complete and check rule files (`evopt schema`)."""
+    schema = RuleFile.model_json_schema()
+    return {"$schema": SCHEMA_DIALECT, **schema, "title": SCHEMA_TITLE}

@@ -7,6 +7,7 @@ serialised from here into the decision log's `inputs`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -175,4 +176,5 @@ class Snapshot:
 
 
 def _round(value: float | None, digits: int = 0) -> float | None:
-    return None if value is None else round(value, digits)
+    """Rounded for the log; NaN and infinities (a broken reading) are logged as unknown."""
+    return None if value is None or not math.isfinite(value) else round(value, digits)

@@ -50,17 +50,21 @@ from optimizer.enlighten.errors import (
 )
 from optimizer.enlighten.models import (
     USE_BATTERY_SETTING,
+    BatteryStatus,
     ChargeMode,
     ChargerStatus,
     ChargerSummary,
     ChargingSession,
+    LatestPower,
     LifetimeEnergy,
     LiveStream,
     Schedules,
     Site,
     SiteStatus,
     battery_for_self_consumption,
+    parse_battery_status,
     parse_charge_mode,
+    parse_latest_power,
     parse_lifetime_energy,
     parse_live_stream,
     parse_schedules,
@@ -333,6 +337,20 @@ class EnlightenClient:
             "GET", f"{SCHEDULER}/SCHEDULED_CHARGING/{site_id}/{sn}/schedules", family="scheduler"
         )
         return parse_schedules(reply.data)
+
+    async def latest_power(self, site_id: int) -> LatestPower:
+        """The site's latest power sample (field notes, "More site data"); optional source."""
+        reply = await self._call(
+            "GET", f"/app-api/{site_id}/get_latest_power", family="latest_power"
+        )
+        return parse_latest_power(reply.data)
+
+    async def battery_status(self, site_id: int) -> BatteryStatus:
+        """The home battery's state of charge and energy; a site without one may answer 404."""
+        reply = await self._call(
+            "GET", f"/pv/settings/{site_id}/battery_status.json", family="battery"
+        )
+        return parse_battery_status(reply.data)
 
     # --- writes --------------------------------------------------------------------------------
 

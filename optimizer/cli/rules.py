@@ -1,0 +1,223 @@
+"""`evopt validate` and `evopt schema`: check a setup before it runs; help editors write rules.
+
+`validate` never stops at the first problem: the config, every rule file and the checks
+across them are all run, and every error is printed as ``file:line:col: message`` (warnings
+as ``file:line:col: warning: message``), so an editor or CI can jump to each one. It reads the
+config itself rather than through the command line's usual loading, because a broken config
+is one of the things it reports, not a reason to stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optimizer.cli.context import Context
+from optimizer.cli.output import print_json
+from optimizer.config import Config, find_config, load_config
+from optimizer.engine.loader import (
+    CONFIG_SECTIONS,
+    check_rules,
+    config_warnings,
+    display_path,
+    rule_paths,
+)
+from optimizer.engine.rules import rule_file_schema
+from optimizer.enlighten.errors import EXIT_INVALID
+from optimizer.tariffs import Tariffs
+from optimizer.yamlpos import Problem, YamlFileError, load_file
+
+EXIT_OK = 0
+
+
+def register(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add `validate` and `schema` through build_parser's ``command(name, help, handler)``."""
+    validate_parser = command(
+        "validate", "check the config and rule files; errors as file:line:col: message", validate
+    )
+    validate_parser.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="config or rule files (default: the config and every rule file it lists)",
+    )
+    validate_parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    schema_parser = command("schema", "print the JSON Schema of rule files (for editors)", schema)
+    # Both read the config themselves (or not at all): a broken one is reported, not fatal.
+    for parser in (validate_parser, schema_parser):
+        parser.set_defaults(loads_config=False)
+
+
+@dataclass
+class Report:
+    """Everything one `evopt validate` run found."""
+
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    policies: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "errors": [_problem_json(p) for p in self.errors],
+            "warnings": [_problem_json(p) for p in self.warnings],
+            "policies": self.policies,
+            "files": self.files,
+        }
+
+    def summary(self) -> str:
+        """``ok: 7 policies in 5 files (2 warnings)``."""
+        policies = _count(self.policies, "policy", "policies")
+        files = _count(len(self.files), "file", "files")
+        count = len(self.warnings)
+        warned = _count(count, "warning", "warnings") if count else "no warnings"
+        return f"ok: {policies} in {files} ({warned})"
+
+
+@dataclass
+class _Setup:
+    """The configs and rule files to check, and the tariffs window names are checked against."""
+
+    configs: list[Config] = field(default_factory=list)
+    rule_files: list[Path] = field(default_factory=list)
+    tariffs: Tariffs | None = None
+
+
+async def validate(ctx: Context) -> int:
+    report = run_validate([Path(f) for f in ctx.args.files], ctx.args.config)
+    if ctx.args.json:
+        print_json(report.as_json())
+    else:
+        for problem in report.errors:
+            sys.stderr.write(f"{problem}\n")
+        for warning in report.warnings:
+            sys.stderr.write(f"{_as_warning(warning)}\n")
+        if report.ok:
+            print(report.summary())
+    return EXIT_OK if report.ok else EXIT_INVALID
+
+
+async def schema(ctx: Context) -> int:
+    print_json(rule_file_schema())
+    return EXIT_OK
+
+
+def run_validate(files: list[Path], config_option: str | None) -> Report:
+    """Validate ``files`` (configs and rule files), or the found config and its rules."""
+    report = Report()
+    if files:
+        setup = _setup_from_files(files, config_option, report)
+    else:
+        setup = _setup_from_found(config_option, report)
+    config_rules = []
+    for config in setup.configs:
+        report.warnings.extend(config_warnings(config))
+        config_rules.extend(_rule_files_of(config, report))
+    # A config's own rules come first: they are the setup, files named beside it are extras.
+    rule_files = _unique([*config_rules, *setup.rule_files])
+    report.files.extend(str(p) for p in rule_files)
+    loaded, errors = check_rules(rule_files, tariffs=setup.tariffs)
+    report.errors.extend(errors)
+    report.warnings.extend(loaded.warnings)
+    report.policies = len(loaded.policies)
+    return report
+
+
+def _setup_from_found(config_option: str | None, report: Report) -> _Setup:
+    """No files given: the config found as usual (or the defaults) and its rules."""
+    config = _found_config(config_option, report)
+    if config is None:
+        return _Setup()
+    if config.source is not None:
+        report.files.append(str(display_path(config.source)))
+    return _Setup(configs=[config], tariffs=_tariffs_of(config))
+
+
+def _setup_from_files(files: list[Path], config_option: str | None, report: Report) -> _Setup:
+    """Files given: configs are checked with their rules, the rest as rule files.
+
+    Tariff names are checked against the first config given, else against the config found
+    as usual; a config given but broken checks none (its own errors are reported).
+    """
+    config_files = [p for p in files if _looks_like_config(p)]
+    report.files.extend(str(p) for p in config_files)
+    configs = [c for c in (_load_config(p, report) for p in config_files) if c is not None]
+    if config_files:
+        tariffs = _tariffs_of(configs[0]) if configs else None
+    else:
+        found = _found_config(config_option, report)
+        tariffs = _tariffs_of(found) if found is not None else None
+    rule_files = [p for p in files if p not in config_files]
+    return _Setup(configs=configs, rule_files=rule_files, tariffs=tariffs)
+
+
+def _found_config(config_option: str | None, report: Report) -> Config | None:
+    try:
+        return find_config(config_option)
+    except YamlFileError as err:
+        report.errors.extend(err.problems)
+        return None
+
+
+def _load_config(path: Path, report: Report) -> Config | None:
+    try:
+        return load_config(path)
+    except YamlFileError as err:
+        report.errors.extend(err.problems)
+        return None
+
+
+def _rule_files_of(config: Config, report: Report) -> list[Path]:
+    try:
+        return rule_paths(config)
+    except YamlFileError as err:
+        report.errors.extend(err.problems)
+        return []
+
+
+def _tariffs_of(config: Config) -> Tariffs | None:
+    """Tariff names are checked only against a config that came from a file."""
+    return config.tariffs if config.source is not None else None
+
+
+def _looks_like_config(path: Path) -> bool:
+    """A file whose top-level keys include config sections (and no ``policies``)."""
+    try:
+        data = load_file(path).data
+    except YamlFileError:
+        return False
+    return isinstance(data, dict) and "policies" not in data and bool(CONFIG_SECTIONS & set(data))
+
+
+def _unique(paths: list[Path]) -> list[Path]:
+    """A file named on the command line and matched by a config's globs is read once."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        seen.setdefault(path.resolve(), path)
+    return list(seen.values())
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.column,
+        "message": problem.message,
+    }
+
+
+def _as_warning(problem: Problem) -> str:
+    return f"{problem.file}:{problem.line}:{problem.column}: warning: {problem.message}"
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"

@@ -1,0 +1,138 @@
+"""Whether a policy's ``when:`` holds at a snapshot, and why, in words.
+
+Every condition is a small function returning ``None`` when the rule leaves it out, or
+``(held, text)``. :func:`check` needs all of them to hold; its text names the first failing
+one (so a log says *why* a policy sat out) or lists the met ones ("sun 23.4° up, 10:12 in
+09:00-15:00"). Unknown data never satisfies a condition: no sun data means neither up nor
+down, an unknown surplus is neither above nor below anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from optimizer.engine.kinds.common import finite
+from optimizer.engine.rules import When
+from optimizer.engine.snapshot import ChargerView, Snapshot
+from optimizer.timespec import MONTH_NAMES, format_days
+
+Result = tuple[bool, str] | None
+Condition = Callable[[When, Snapshot, ChargerView, datetime], Result]
+
+
+def _days(when: When, _snap: Snapshot, _charger: ChargerView, local: datetime) -> Result:
+    if when.days is None:
+        return None
+    day = local.strftime("%a")
+    held = local.isoweekday() in when.days
+    return held, f"{day} {'in' if held else 'not in'} {format_days(when.days)}"
+
+
+def _time(when: When, _snap: Snapshot, _charger: ChargerView, local: datetime) -> Result:
+    if when.time is None:
+        return None
+    ranges = ", ".join(str(r) for r in when.time)
+    held = any(r.contains_time(local) for r in when.time)
+    return held, f"{local:%H:%M} {'in' if held else 'not in'} {ranges}"
+
+
+def _months(when: When, _snap: Snapshot, _charger: ChargerView, local: datetime) -> Result:
+    if when.months is None:
+        return None
+    names = ",".join(MONTH_NAMES[m - 1] for m in when.months)
+    held = local.month in when.months
+    return held, f"{MONTH_NAMES[local.month - 1]} {'in' if held else 'not in'} {names}"
+
+
+def _sun(when: When, snap: Snapshot, _charger: ChargerView, _local: datetime) -> Result:
+    if when.sun is None and when.sun_above is None and when.sun_below is None:
+        return None
+    elevation = finite(snap.sun.elevation_deg) if snap.sun is not None else None
+    if elevation is None:
+        return False, "no sun data"
+    checks: list[tuple[bool, str, str]] = []  # (held, text when met, text when not)
+    if when.sun is not None:
+        up = elevation > 0
+        checks.append((up == (when.sun == "up"), "up" if up else "down", "up" if up else "down"))
+    if when.sun_above is not None:
+        above = when.sun_above
+        checks.append((elevation > above, f"> {above:g}°", f"not above {above:g}°"))
+    if when.sun_below is not None:
+        below = when.sun_below
+        checks.append((elevation < below, f"< {below:g}°", f"not below {below:g}°"))
+    failing = [text for held, _, text in checks if not held]
+    if failing:
+        return False, f"sun {elevation:.1f}° {failing[0]}"
+    return True, f"sun {elevation:.1f}° " + " ".join(text for _, text, _ in checks)
+
+
+def _tariff(when: When, snap: Snapshot, _charger: ChargerView, _local: datetime) -> Result:
+    if when.tariff is None:
+        return None
+    current = snap.tariff.window
+    held = current is not None and current in when.tariff
+    names = ",".join(when.tariff)
+    return held, f"tariff {current or 'none'} {'in' if held else 'not in'} {names}"
+
+
+def _plugged(when: When, _snap: Snapshot, charger: ChargerView, _local: datetime) -> Result:
+    if when.plugged_in is None:
+        return None
+    held = charger.plugged_in == when.plugged_in
+    return held, "vehicle plugged in" if charger.plugged_in else "no vehicle plugged in"
+
+
+def _bounded(
+    value: float | None, above: float | None, below: float | None, what: str, unit: str
+) -> Result:
+    """Shared by surplus and battery SoC: ``above < value < below``, False when unknown."""
+    if above is None and below is None:
+        return None
+    value = finite(value)
+    if value is None:
+        return False, f"{what} unknown"
+    if above is not None and value <= above:
+        return False, f"{what} {value:.0f}{unit} not above {above:g}{unit}"
+    if below is not None and value >= below:
+        return False, f"{what} {value:.0f}{unit} not below {below:g}{unit}"
+    bounds = [f"> {above:g}{unit}"] if above is not None else []
+    bounds += [f"< {below:g}{unit}"] if below is not None else []
+    return True, f"{what} {value:.0f}{unit} " + " ".join(bounds)
+
+
+def _surplus(when: When, snap: Snapshot, _charger: ChargerView, _local: datetime) -> Result:
+    watts = snap.surplus.pv_minus_house_w
+    return _bounded(watts, when.surplus_above, when.surplus_below, "surplus", " W")
+
+
+def _battery(when: When, snap: Snapshot, _charger: ChargerView, _local: datetime) -> Result:
+    soc = snap.battery_soc_pct
+    return _bounded(soc, when.battery_soc_above, when.battery_soc_below, "battery SoC", "%")
+
+
+CONDITIONS: tuple[Condition, ...] = (
+    _sun,
+    _time,
+    _days,
+    _months,
+    _tariff,
+    _plugged,
+    _surplus,
+    _battery,
+)
+
+
+def check(when: When, snapshot: Snapshot, charger: ChargerView) -> tuple[bool, str]:
+    """(all conditions hold, the first failing one or the met ones in words)."""
+    local = snapshot.local
+    met: list[str] = []
+    for condition in CONDITIONS:
+        result = condition(when, snapshot, charger, local)
+        if result is None:
+            continue
+        held, text = result
+        if not held:
+            return False, text
+        met.append(text)
+    return True, ", ".join(met) or "always"

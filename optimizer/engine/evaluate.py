@@ -1,0 +1,477 @@
+"""The engine: ``evaluate(snapshot, policies, memory) -> (decisions, memory)``.
+
+A pure function: no I/O, no clock (``snapshot.now`` is the time), no mutation of its inputs,
+and the same answer for the same arguments. The service persists the memory it returns and
+passes it back next tick; that is where hysteresis timers and what the engine last commanded
+live, so a restart resumes where it stopped.
+
+Per charger, in order:
+
+1. Bookkeeping: unplugging clears overrides and commanded state; energy since plug-in is
+   summed over session restarts; an expired override ends; a user's own change is detected
+   (observed state differs from what was commanded once ``settle`` has passed).
+2. Every enabled policy that applies to the charger and whose ``when`` holds proposes, and
+   updates its timers (so they keep running when it is overruled); a policy whose ``when``
+   fails loses its timers.
+3. Per target, the highest priority wins (ties: earlier in the list); the rest are recorded
+   as overruled.
+4. Safety, last and absolute: no action on a faulted or offline charger; a user override
+   holds its targets; GREEN and SCHEDULED mode get no start, stop or level (the charger runs
+   sessions itself there, and a start or stop in GREEN would become a manual override); amps
+   are clamped to the charger's limits, the site limit and the granularity.
+5. Memory records what the final decisions command (the service applies them).
+
+While a command settles, policies see the charger as commanded (the cloud's status lags), so
+nothing is sent twice just because the report has not caught up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from optimizer.engine.conditions import check
+from optimizer.engine.decision import (
+    OVERRIDE,
+    SAFETY,
+    ChargerMemory,
+    Decision,
+    EngineSettings,
+    Memory,
+    Overruled,
+    Proposal,
+    TargetName,
+    TargetOverride,
+)
+from optimizer.engine.kinds import Context, Limits, propose
+from optimizer.engine.kinds.common import clock, finite
+from optimizer.engine.rules import PolicyBase
+from optimizer.engine.snapshot import ChargerView, Snapshot
+from optimizer.enlighten.models import ChargeMode
+
+__all__ = ["DEFAULT_SETTINGS", "TARGET_ORDER", "evaluate"]
+
+DEFAULT_SETTINGS = EngineSettings()
+TARGET_ORDER: tuple[TargetName, ...] = ("charging", "mode", "battery", "schedules")
+CHARGING_ACTIONS = ("start", "set_amps", "stop")
+LEVEL_WINDOW = timedelta(hours=1)
+NEW_SESSION_DROP_KWH = 0.01  # session energy falling by more than this means a new session
+MODES = {mode.value: mode for mode in ChargeMode}
+SELF_RUNNING: dict[ChargeMode | None, str] = {
+    ChargeMode.GREEN_CHARGING: "GREEN mode follows solar itself",
+    ChargeMode.SCHEDULED_CHARGING: "SCHEDULED mode follows the charger's own schedule",
+}
+
+Decisions = dict[TargetName, Decision]
+
+
+def evaluate(
+    snapshot: Snapshot,
+    policies: Sequence[PolicyBase],
+    memory: Memory,
+    *,
+    settings: EngineSettings = DEFAULT_SETTINGS,
+) -> tuple[list[Decision], Memory]:
+    """Decisions for every charger in the snapshot, and the memory to pass next time."""
+    memory = memory.model_copy(deep=True)
+    decisions: list[Decision] = []
+    for charger in snapshot.chargers:
+        decisions.extend(_charger_tick(snapshot, charger, policies, memory, settings))
+    names = {policy.name for policy in policies}
+    # Timers of policies no longer in the rules go (names cannot contain "/", serials might).
+    memory.policies = {k: v for k, v in memory.policies.items() if k.split("/", 1)[0] in names}
+    return decisions, memory
+
+
+def _charger_tick(
+    snapshot: Snapshot,
+    charger: ChargerView,
+    policies: Sequence[PolicyBase],
+    memory: Memory,
+    settings: EngineSettings,
+) -> list[Decision]:
+    """One charger's decisions; updates ``memory`` (the caller's private copy) in place."""
+    now = snapshot.now
+    known, just_plugged = track_plug(memory.charger(charger.sn), charger)
+    known = track_energy(known, charger, just_plugged)
+    known = expire_override(known, now)
+    known = detect_override(known, charger, snapshot, settings)
+    view = believed(charger, known, now, settings)
+    ctx = Context(
+        snapshot=snapshot,
+        charger=view,
+        memory=known,
+        limits=Limits.of(charger, settings.site_max_amps),
+        delivered_kwh=max(
+            0.0, finite(known.energy_base_kwh + (known.session_kwh_seen or 0.0)) or 0.0
+        ),
+        tariffs=settings.tariffs,
+    )
+    inputs = snapshot.inputs(charger) | ({"settling": True} if view != charger else {})
+    decided = arbitrate(_proposals(ctx, policies, memory), charger.sn, inputs)
+    final = safeguard(decided, ctx, known, inputs)
+    memory.chargers[charger.sn] = remember(known, final, now)
+    return [final[target] for target in TARGET_ORDER if target in final]
+
+
+def _proposals(
+    ctx: Context, policies: Sequence[PolicyBase], memory: Memory
+) -> list[tuple[int, Proposal]]:
+    """Every applicable policy's proposals (with its index, for ties); timers into memory."""
+    sn = ctx.charger.sn
+    found: list[tuple[int, Proposal]] = []
+    for index, policy in enumerate(policies):
+        if policy.chargers is not None and sn not in policy.chargers:
+            continue
+        key = f"{policy.name}/{sn}"
+        held, met = check(policy.when, ctx.snapshot, ctx.charger) if policy.enabled else (False, "")
+        if not held:
+            memory.policies.pop(key, None)  # timers restart when the conditions hold again
+            continue
+        proposals, state = propose(policy, ctx, memory.policy(policy.name, sn), met)
+        memory.policies[key] = state
+        found.extend((index, p) for p in proposals)
+    return found
+
+
+# --- arbitration -------------------------------------------------------------------------------
+
+
+def arbitrate(
+    proposals: Sequence[tuple[int, Proposal]], sn: str, inputs: dict[str, Any]
+) -> Decisions:
+    """Per target: the highest priority wins, ties go to the policy listed first."""
+    decided: Decisions = {}
+    for target in TARGET_ORDER:
+        ranked = sorted(
+            (item for item in proposals if item[1].target == target),
+            key=lambda item: (-item[1].priority, item[0]),
+        )
+        if not ranked:
+            continue
+        winner, rest = ranked[0][1], [p for _, p in ranked[1:]]
+        decided[target] = Decision(
+            policy=winner.policy,
+            charger_sn=sn,
+            target=target,
+            action=winner.action,
+            params=winner.params,
+            reason=winner.reason,
+            inputs={**inputs, **winner.inputs},
+            overruled=tuple(Overruled(p.policy, p.action, p.params, p.reason) for p in rest),
+        )
+    return decided
+
+
+def _held_by(decision: Decision, policy: str, reason: str) -> Decision:
+    """A hold by ``policy`` in place of ``decision``, which joins the overruled."""
+    overruled = decision.overruled
+    if decision.policy != policy:
+        first = Overruled(decision.policy, decision.action, decision.params, decision.reason)
+        overruled = (first, *overruled)
+    return replace(
+        decision, policy=policy, action="hold", params={}, reason=reason, overruled=overruled
+    )
+
+
+# --- safety ------------------------------------------------------------------------------------
+
+
+def safeguard(
+    decided: Decisions, ctx: Context, known: ChargerMemory, inputs: dict[str, Any]
+) -> Decisions:
+    """The absolute rules, in order: fault, user override, self-running modes, amps limits.
+    ``inputs`` are the tick's facts, for a SAFETY hold that no policy asked for."""
+    fault = fault_reason(ctx.charger)
+    if fault is not None:
+        return _all_held(decided, ctx.charger.sn, fault, inputs)
+    decided = _respect_override(decided, known, ctx.now)
+    decided = _charger_runs_sessions(decided, ctx.charger)
+    decided = {target: clamp(decision, ctx) for target, decision in decided.items()}
+    schedules = decided.get("schedules")
+    if schedules is not None and schedules.inputs.get("in_line") and not schedules.overruled:
+        del decided["schedules"]  # already in line and nobody overruled: nothing to log
+    return decided
+
+
+def fault_reason(charger: ChargerView) -> str | None:
+    if charger.faulted:
+        return "charger faulted: no action"
+    if not charger.connected:
+        return "charger offline: no action"
+    return None
+
+
+def _all_held(decided: Decisions, sn: str, reason: str, inputs: dict[str, Any]) -> Decisions:
+    """Only SAFETY holds: one per decided target, and always one for charging."""
+    held = {target: _held_by(d, SAFETY, reason) for target, d in decided.items()}
+    if "charging" not in held:
+        held["charging"] = Decision(SAFETY, sn, "charging", "hold", {}, reason, inputs)
+    return held
+
+
+def _respect_override(decided: Decisions, known: ChargerMemory, now: datetime) -> Decisions:
+    overrides = known.overrides
+    return {
+        target: _held_by(d, OVERRIDE, overrides[target].reason)
+        if target in overrides and now < overrides[target].until
+        else d
+        for target, d in decided.items()
+    }
+
+
+def _charger_runs_sessions(decided: Decisions, charger: ChargerView) -> Decisions:
+    """In GREEN and SCHEDULED mode the charger starts and stops sessions itself, so the
+    charging target only holds: GREEN ignores levels and a start or stop sent in GREEN becomes
+    a manual override until the next plug-in (field notes); SCHEDULED follows the charger's
+    own slots. The mode is this tick's mode decision, or else the charger's current one."""
+    mode_decision = decided.get("mode")
+    mode = charger.mode
+    if mode_decision is not None and mode_decision.action == "set_mode":
+        mode = MODES.get(str(mode_decision.params.get("mode")))
+    charging = decided.get("charging")
+    if mode not in SELF_RUNNING or charging is None or charging.action not in CHARGING_ACTIONS:
+        return decided
+    held = replace(
+        charging,
+        action="hold",
+        params={},
+        reason=f"{SELF_RUNNING[mode]}, so no {charging.action} ({charging.reason})",
+    )
+    return {**decided, "charging": held}
+
+
+def clamp(decision: Decision, ctx: Context) -> Decision:
+    """Amps within the charger's limits, the site limit and the granularity; a level the
+    limits cannot give at all becomes a stop (if charging) or a hold."""
+    limits, charger = ctx.limits, ctx.charger
+    if decision.action == "patch_schedules":
+        return _clamp_edits(decision, limits, charger)
+    if decision.action not in ("start", "set_amps"):
+        return decision
+    if not limits.feasible:
+        why = _no_level(limits, charger)
+        if decision.action == "set_amps" and charger.charging:
+            return replace(decision, action="stop", params={}, reason=f"{why}: stop")
+        return _hold(decision, f"{why}: cannot charge")
+    amps = decision.params.get("amps")
+    if not isinstance(amps, int) or isinstance(amps, bool):
+        return decision if amps is None else _hold(decision, "no valid level given")
+    level = limits.down(amps)
+    if decision.action == "set_amps" and charger.charging and charger.amps == level:
+        return _hold(decision, f"{decision.reason}; limited to {level} A, which it already has")
+    if level == amps:
+        return decision
+    return replace(
+        decision,
+        params={**decision.params, "amps": level},
+        reason=f"{decision.reason}; limited to {level} A ({limits.describe()})",
+    )
+
+
+def _no_level(limits: Limits, charger: ChargerView) -> str:
+    if limits.site_max_amps is None:
+        return f"charger max {charger.max_amps} A is below its minimum {limits.low} A"
+    return f"site limit {limits.site_max_amps} A is below the charger minimum {limits.low} A"
+
+
+def _hold(decision: Decision, reason: str) -> Decision:
+    return replace(decision, action="hold", params={}, reason=reason)
+
+
+def _clamp_edits(decision: Decision, limits: Limits, charger: ChargerView) -> Decision:
+    """Slot levels within the limits too; with no allowed level, no slot gets one."""
+    edits = decision.params.get("edits")
+    if not isinstance(edits, list):
+        return decision
+    levelled = [e for e in edits if isinstance(e, dict) and "charging_level" in e]
+    if levelled and not limits.feasible:
+        return _hold(decision, f"{_no_level(limits, charger)}: schedules left alone")
+
+    def fix(edit: Any) -> Any:
+        level = edit.get("charging_level") if isinstance(edit, dict) else None
+        if isinstance(level, int) and not isinstance(level, bool) and not limits.allows(level):
+            return {**edit, "charging_level": limits.down(level)}
+        return edit
+
+    return replace(decision, params={**decision.params, "edits": [fix(e) for e in edits]})
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def track_plug(known: ChargerMemory, charger: ChargerView) -> tuple[ChargerMemory, bool]:
+    """(memory, just plugged in). Unplugging ends overrides and forgets commanded state."""
+    if not charger.connected:
+        return known, False  # an offline charger's plug state is not news
+    was = known.last_seen_plugged_in
+    if was and not charger.plugged_in:
+        known = ChargerMemory(
+            started_at=known.started_at,
+            stopped_at=known.stopped_at,
+            level_changes=known.level_changes,
+        )
+    known = known.model_copy(update={"last_seen_plugged_in": charger.plugged_in})
+    return known, was is False and charger.plugged_in
+
+
+def track_energy(known: ChargerMemory, charger: ChargerView, just_plugged: bool) -> ChargerMemory:
+    """Energy since plug-in: a new session restarts ``session_kwh`` at zero (every MANUAL level
+    change does), so finished sessions are summed; the figure a charger keeps from the previous
+    plug-in until its next session starts does not count."""
+    current = finite(charger.session_kwh)
+    if not charger.connected or current is None:
+        return known
+    base, seen = known.energy_base_kwh, known.session_kwh_seen
+    if just_plugged:
+        base = -current
+    elif seen is not None and current < seen - NEW_SESSION_DROP_KWH:
+        base += seen
+    return known.model_copy(update={"energy_base_kwh": base, "session_kwh_seen": current})
+
+
+def expire_override(known: ChargerMemory, now: datetime) -> ChargerMemory:
+    kept = {t: o for t, o in known.overrides.items() if now < o.until}
+    if len(kept) == len(known.overrides):
+        return known
+    return known.model_copy(update=_overrides(kept))
+
+
+def _overrides(overrides: dict[str, TargetOverride]) -> dict[str, Any]:
+    """The per-target overrides and their summary: the one that lasts longest."""
+    last = max(overrides.values(), key=lambda o: o.until, default=None)
+    return {
+        "overrides": overrides,
+        "override_until": None if last is None else last.until,
+        "override_reason": None if last is None else last.reason,
+    }
+
+
+def detect_override(
+    known: ChargerMemory, charger: ChargerView, snapshot: Snapshot, settings: EngineSettings
+) -> ChargerMemory:
+    """A user's own change: the observed state differs from what the engine commanded once the
+    command has had time to show, or the charger reports a manual override of GREEN mode."""
+    if not charger.connected or charger.faulted or not charger.plugged_in:
+        return known
+    now = snapshot.now
+    changes: dict[str, list[str]] = {}
+    if charger.manual_override and not known.manual_override_seen:
+        changes["charging"] = ["a start or stop was sent in GREEN mode"]
+    if known.commanded_at is None or now - known.commanded_at >= settings.settle:
+        for target, text in differences(known, charger):
+            changes.setdefault(target, []).append(text)
+    seen = {"manual_override_seen": known.manual_override_seen or charger.manual_override}
+    if not changes:
+        return known.model_copy(update=seen)
+    until = now + settings.override_hold
+    local = snapshot.local
+    ends = f"at {clock(local)}; respected until {clock(until.astimezone(local.tzinfo))}"
+    new = {
+        t: TargetOverride(until=until, reason=f"{' and '.join(texts)} {ends}")
+        for t, texts in changes.items()
+    }
+    return known.model_copy(
+        update={**seen, **adopted(charger), **_overrides({**known.overrides, **new})}
+    )
+
+
+def differences(known: ChargerMemory, charger: ChargerView) -> list[tuple[str, str]]:
+    """(target, what the user did) for each way the charger differs from the last command."""
+    found: list[tuple[str, str]] = []
+    mode = charger.mode
+    if known.commanded_mode and mode is not None and mode.value != known.commanded_mode:
+        found.append(("mode", f"user changed the mode to {mode.value.removesuffix('_CHARGING')}"))
+    session = _session_change(known, charger)
+    if session is not None:
+        found.append(("charging", session))
+    battery, commanded = charger.use_battery, known.commanded_battery
+    if None not in (battery, commanded) and battery != commanded:
+        found.append(("battery", f"user turned battery support {'on' if battery else 'off'}"))
+    return found
+
+
+def _session_change(known: ChargerMemory, charger: ChargerView) -> str | None:
+    """A session started or stopped, or its level changed, against the last command.
+
+    Only in MANUAL mode (or unknown): in GREEN and SCHEDULED the charger starts and stops by
+    itself, which is no user's doing.
+    """
+    if charger.mode in (ChargeMode.GREEN_CHARGING, ChargeMode.SCHEDULED_CHARGING):
+        return None
+    if known.commanded_on is not None and charger.charging != known.commanded_on:
+        return f"user {'started' if charger.charging else 'stopped'} charging"
+    level = charger.amps
+    commanded = known.commanded_amps
+    changed = None not in (level, commanded) and level != commanded
+    if charger.charging and known.commanded_on and changed:
+        return f"user changed the level to {level} A"
+    return None
+
+
+def adopted(charger: ChargerView) -> dict[str, Any]:
+    """The user's state becomes the reference, so the same change is not detected again."""
+    return {
+        "commanded_on": charger.charging,
+        "commanded_amps": charger.amps if charger.charging else None,
+        "commanded_mode": charger.mode.value if charger.mode else None,
+        "commanded_battery": charger.use_battery,
+    }
+
+
+def believed(
+    charger: ChargerView, known: ChargerMemory, now: datetime, settings: EngineSettings
+) -> ChargerView:
+    """The charger as commanded while a command settles (the status lags behind it)."""
+    if known.commanded_at is None or now - known.commanded_at >= settings.settle:
+        return charger
+    changes: dict[str, Any] = {}
+    if known.commanded_mode in MODES:
+        changes["mode"] = MODES[known.commanded_mode]
+    if known.commanded_battery is not None:
+        changes["use_battery"] = known.commanded_battery
+    if charger.plugged_in and known.commanded_on is not None:
+        changes["charging"] = known.commanded_on
+        if known.commanded_on and known.commanded_amps is not None:
+            changes["amps"] = known.commanded_amps
+    return replace(charger, **changes)
+
+
+Update = Callable[[Decision], dict[str, Any]]
+COMMANDED: dict[str, Update] = {
+    # A mode change hands sessions to the charger (GREEN, SCHEDULED) or to the next command,
+    # so what was commanded about the session no longer says what it should be doing.
+    "set_mode": lambda d: {
+        "commanded_mode": d.params.get("mode"),
+        "commanded_on": None,
+        "commanded_amps": None,
+    },
+    "start": lambda d: {"commanded_on": True, "commanded_amps": d.params.get("amps")},
+    "stop": lambda d: {"commanded_on": False},
+    "set_amps": lambda d: {"commanded_on": True, "commanded_amps": d.params.get("amps")},
+    "set_battery": lambda d: {"commanded_battery": d.params.get("enabled")},
+}
+
+
+def remember(known: ChargerMemory, final: Decisions, now: datetime) -> ChargerMemory:
+    """Record what the final decisions command, as if they succeed (the service applies
+    them); the mode first, since it resets what was commanded about the session."""
+    acting = sorted(
+        (d for d in final.values() if d.action in COMMANDED),
+        key=lambda d: d.action != "set_mode",
+    )
+    update: dict[str, Any] = {}
+    for decision in acting:
+        update |= COMMANDED[decision.action](decision)
+    changes = [at for at in known.level_changes if now - at < LEVEL_WINDOW]
+    if any(d.action == "set_amps" for d in acting):
+        changes.append(now)
+    if any(d.action == "start" for d in acting):
+        update["started_at"] = now
+    if any(d.action == "stop" for d in acting):
+        update["stopped_at"] = now
+    if acting:
+        update["commanded_at"] = now
+    return known.model_copy(update={"level_changes": changes, **update})

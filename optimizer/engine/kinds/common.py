@@ -1,0 +1,177 @@
+"""What every policy kind sees, and the small helpers they share.
+
+Kinds are pure: ``propose(policy, ctx, state, met)`` reads a :class:`Context` and the policy's
+own timers and returns proposals plus the new timers. Numbers in reasons are formatted here so
+every decision reads the same way ("2.9 kW", "6 min", "0.18/kWh", "10:02").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from optimizer.engine.decision import (
+    Action,
+    ChargerMemory,
+    PolicyState,
+    Proposal,
+    TargetName,
+)
+from optimizer.engine.rules import PolicyBase
+from optimizer.engine.snapshot import ChargerView, Snapshot
+from optimizer.enlighten.models import ChargeMode
+from optimizer.tariffs import Tariffs
+
+Outcome = tuple[list[Proposal], PolicyState]
+NOMINAL_VOLTS = 230.0
+
+
+def finite(value: float | None) -> float | None:
+    """NaN and infinities from a bad report are no data, not numbers to act on."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def watts_per_amp(charger: ChargerView) -> float:
+    """Volts x phases; a nominal 230 V per phase when the report has no usable voltage."""
+    watts = charger.watts_per_amp
+    return watts if math.isfinite(watts) and watts > 0 else NOMINAL_VOLTS * max(1, charger.phases)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The levels a charger may be set to: from ``low`` up to ``high`` in steps of ``step``.
+
+    ``high`` is the lower of the charger's max and the site limit, already snapped to the step;
+    when it is below ``low`` no level is allowed at all (``feasible`` is False).
+    """
+
+    low: int
+    high: int
+    step: int
+    site_max_amps: int | None = None
+
+    @classmethod
+    def of(cls, charger: ChargerView, site_max_amps: int | None) -> Limits:
+        step = max(1, charger.granularity)
+        top = charger.max_amps if site_max_amps is None else min(charger.max_amps, site_max_amps)
+        high = charger.min_amps + (top - charger.min_amps) // step * step
+        return cls(charger.min_amps, high, step, site_max_amps)
+
+    @property
+    def feasible(self) -> bool:
+        return self.high >= self.low
+
+    def down(self, amps: float) -> int:
+        """The highest allowed level not above ``amps`` (``low`` if none is)."""
+        if amps <= self.low or not self.feasible:
+            return self.low
+        level = self.low + int((min(amps, self.high) - self.low) // self.step) * self.step
+        return min(level, self.high)
+
+    def up(self, amps: float) -> int:
+        """The lowest allowed level not below ``amps`` (``high`` if none is)."""
+        level = self.down(amps)
+        return level if level >= amps or level >= self.high else level + self.step
+
+    def allows(self, amps: int) -> bool:
+        in_range = self.feasible and self.low <= amps <= self.high
+        return in_range and (amps - self.low) % self.step == 0
+
+    def describe(self) -> str:
+        site = "" if self.site_max_amps is None else f", site limit {self.site_max_amps} A"
+        return f"{self.low}-{self.high} A in {self.step} A steps{site}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """One charger at one tick, as every policy kind sees it.
+
+    ``charger`` is the *believed* view: within the settle time after a command the engine trusts
+    what it commanded over the cloud's lagging status, so it never re-sends a command that the
+    charger has simply not reported yet.
+    """
+
+    snapshot: Snapshot
+    charger: ChargerView
+    memory: ChargerMemory
+    limits: Limits
+    delivered_kwh: float  # energy into the car since plug-in, summed over session restarts
+    tariffs: Tariffs | None = None  # the config's windows (schedule_sync mirrors them)
+
+    @property
+    def now(self) -> datetime:
+        return self.snapshot.now
+
+    def local(self, when: datetime) -> datetime:
+        return when.astimezone(ZoneInfo(self.snapshot.timezone))
+
+    def level_changes_last_hour(self) -> int:
+        since = self.now - timedelta(hours=1)
+        return sum(1 for at in self.memory.level_changes if at > since)
+
+
+def proposal(
+    policy: PolicyBase,
+    target: TargetName,
+    action: Action,
+    reason: str,
+    params: dict[str, Any] | None = None,
+    **inputs: Any,
+) -> Proposal:
+    return Proposal(policy.name, policy.priority, target, action, params or {}, reason, inputs)
+
+
+def with_inputs(found: Proposal, numbers: dict[str, Any]) -> Proposal:
+    """The proposal with the policy's numbers added to its inputs (its own ones win)."""
+    return replace(found, inputs={**numbers, **found.inputs})
+
+
+def set_mode(policy: PolicyBase, ctx: Context, mode: ChargeMode, why: str) -> Proposal:
+    """Switch to ``mode``, or claim the mode target with a hold when it is already set (so a
+    lower-priority policy cannot switch it away)."""
+    short = mode.value.removesuffix("_CHARGING")
+    current = ctx.charger.mode
+    if current is mode:
+        return proposal(policy, "mode", "hold", f"{why}: already in {short} mode")
+    now = current.value.removesuffix("_CHARGING") if current else "unknown"
+    return proposal(
+        policy, "mode", "set_mode", f"{why}: switch to {short} (now {now})", {"mode": mode.value}
+    )
+
+
+def manual_mode(policy: PolicyBase, ctx: Context, why: str) -> Proposal:
+    """Amps only mean something in MANUAL mode; policies that set them claim the mode too."""
+    return set_mode(policy, ctx, ChargeMode.MANUAL_CHARGING, f"{why} needs MANUAL mode")
+
+
+def set_battery(policy: PolicyBase, ctx: Context, enabled: bool, why: str) -> Proposal:
+    """Green mode's "use battery for EV charging", or a hold when it already is as wanted."""
+    word = "on" if enabled else "off"
+    if ctx.charger.supports_use_battery is False:
+        return proposal(policy, "battery", "hold", f"{why}, but the charger has no battery setting")
+    if ctx.charger.use_battery is enabled:
+        return proposal(policy, "battery", "hold", f"{why}: battery support already {word}")
+    return proposal(
+        policy, "battery", "set_battery", f"{why}: battery support {word}", {"enabled": enabled}
+    )
+
+
+def kw(watts: float) -> str:
+    return f"{watts / 1000:.1f} kW"
+
+
+def span(duration: timedelta) -> str:
+    """``6 min`` (whole minutes, rounded down), or seconds under a minute."""
+    seconds = max(0, int(duration.total_seconds()))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min"
+
+
+def clock(when: datetime) -> str:
+    return when.strftime("%H:%M")
+
+
+def per_kwh(price: float | None) -> str:
+    return "unknown price" if price is None else f"{price:g}/kWh"

@@ -1,0 +1,233 @@
+"""excess_solar: follow the solar surplus with the charger's amps (evcc's PV mode, tuned for a
+cloud charger).
+
+Like evcc: a start needs the surplus at or above the start threshold for the start delay, a
+stop needs it below the stop threshold for the stop delay, and sessions and pauses last at
+least the minimum on and off times. Differences that matter on a slow cloud charger:
+
+- The surplus excludes the EV's own draw, so the charger's lagging status never feeds back
+  into the level it is given (no oscillation while a report is up to 5 minutes old).
+- Every MANUAL level change restarts the session (about 30 s without charging), so small
+  changes are ignored (deadband) and changes are capped per hour.
+- During a short dip below the stop threshold the level is kept as it is: lowering it to the
+  minimum would cost a restart now and another when the cloud has passed.
+
+The ``min_pv`` variant never stops while a vehicle is plugged in and charges at least the
+minimum, with solar on top.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from optimizer.engine.decision import PolicyState, Proposal
+from optimizer.engine.kinds.common import (
+    Context,
+    Outcome,
+    finite,
+    kw,
+    manual_mode,
+    proposal,
+    span,
+    watts_per_amp,
+    with_inputs,
+)
+from optimizer.engine.rules import ExcessSolar
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The policy's numbers for this charger: levels in A, thresholds in W."""
+
+    low: int
+    high: int
+    start_w: float
+    stop_w: float
+    watts_per_amp: float
+
+    @classmethod
+    def of(cls, policy: ExcessSolar, ctx: Context) -> _Plan:
+        limits, charger = ctx.limits, ctx.charger
+        low = limits.up(policy.min_amps or charger.min_amps)
+        high = max(low, limits.down(policy.max_amps or charger.max_amps))
+        per_amp = watts_per_amp(charger)
+        minimum_w = low * per_amp
+        start_w = minimum_w if policy.start_threshold_w is None else policy.start_threshold_w
+        stop_w = minimum_w / 2 if policy.stop_threshold_w is None else policy.stop_threshold_w
+        return cls(low, high, start_w, min(stop_w, start_w), per_amp)
+
+    def level(self, available_w: float, ctx: Context) -> int:
+        """Whole amps the surplus pays for, within the policy's and the charger's limits."""
+        wanted = math.floor(available_w / self.watts_per_amp) if available_w > 0 else 0
+        return min(self.high, max(self.low, ctx.limits.down(wanted)))
+
+
+def available(policy: ExcessSolar, ctx: Context) -> float | None:
+    """Surplus this policy may use (W): as it counts the battery, minus the house reserve."""
+    watts = finite(
+        ctx.snapshot.surplus.available_w(
+            count_battery_charge=policy.count_battery_charge,
+            count_battery_discharge=policy.count_battery_discharge,
+        )
+    )
+    return None if watts is None else watts - policy.reserve_w
+
+
+def timers(state: PolicyState, watts: float | None, plan: _Plan, now: datetime) -> PolicyState:
+    """Since when the surplus is above the start / below the stop threshold.
+
+    An unknown surplus restarts the start timer (a start must be proven on data) and leaves
+    the stop timer as it was.
+    """
+    if watts is None:
+        return state.model_copy(update={"above_since": None})
+    above = (state.above_since or now) if watts >= plan.start_w else None
+    below = (state.below_since or now) if watts < plan.stop_w else None
+    return state.model_copy(update={"above_since": above, "below_since": below})
+
+
+def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> Outcome:
+    plan = _Plan.of(policy, ctx)
+    watts = available(policy, ctx)
+    state = timers(state, watts, plan, ctx.now)
+    charging = (_while_charging if ctx.charger.charging else _while_idle)(
+        policy, ctx, state, plan, watts
+    )
+    numbers = {
+        "available_w": None if watts is None else round(watts),
+        "reserve_w": policy.reserve_w,
+        "start_threshold_w": round(plan.start_w),
+        "stop_threshold_w": round(plan.stop_w),
+        "amps_range": [plan.low, plan.high],
+        "when": met,
+    }
+    charging = with_inputs(charging, numbers)
+    return [charging, manual_mode(policy, ctx, "following the surplus")], state
+
+
+def _while_idle(
+    policy: ExcessSolar, ctx: Context, state: PolicyState, plan: _Plan, watts: float | None
+) -> Proposal:
+    if not ctx.charger.plugged_in:
+        return proposal(policy, "charging", "hold", "no vehicle plugged in")
+    if watts is None:
+        return proposal(policy, "charging", "hold", "surplus unknown: not starting")
+    amps = plan.level(watts, ctx)
+    if policy.variant == "min_pv":
+        return proposal(
+            policy,
+            "charging",
+            "start",
+            f"min+solar: vehicle plugged in, surplus {kw(watts)}: start at {amps} A",
+            {"amps": amps},
+            target_amps=amps,
+        )
+    if watts < plan.start_w:
+        return proposal(
+            policy,
+            "charging",
+            "hold",
+            f"surplus {kw(watts)} below start threshold {kw(plan.start_w)}: not starting",
+        )
+    above_for = ctx.now - (state.above_since or ctx.now)
+    if above_for < policy.start_delay:
+        return proposal(
+            policy,
+            "charging",
+            "hold",
+            f"surplus {kw(watts)} >= start threshold {kw(plan.start_w)} for {span(above_for)}"
+            f" of the {span(policy.start_delay)} start delay: waiting",
+        )
+    stopped = ctx.memory.stopped_at
+    if stopped is not None and ctx.now - stopped < policy.min_off_time:
+        return proposal(
+            policy,
+            "charging",
+            "hold",
+            f"surplus {kw(watts)} >= start threshold {kw(plan.start_w)}, but stopped only "
+            f"{span(ctx.now - stopped)} ago (min off time {span(policy.min_off_time)}): waiting",
+        )
+    return proposal(
+        policy,
+        "charging",
+        "start",
+        f"surplus {kw(watts)} for {span(above_for)} >= start threshold {kw(plan.start_w)}: "
+        f"start at {amps} A",
+        {"amps": amps},
+        target_amps=amps,
+    )
+
+
+def _while_charging(
+    policy: ExcessSolar, ctx: Context, state: PolicyState, plan: _Plan, watts: float | None
+) -> Proposal:
+    now_amps = ctx.charger.amps
+    keep = f"keeping {now_amps} A" if now_amps is not None else "keeping the level"
+    if watts is None:
+        return proposal(policy, "charging", "hold", f"surplus unknown: {keep}")
+    if policy.variant == "pv" and watts < plan.stop_w:
+        return _shortfall(policy, ctx, state, plan, watts, keep=keep)
+    return _follow(policy, ctx, plan, watts)
+
+
+def _shortfall(
+    policy: ExcessSolar, ctx: Context, state: PolicyState, plan: _Plan, watts: float, *, keep: str
+) -> Proposal:
+    below_for = ctx.now - (state.below_since or ctx.now)
+    what = f"surplus {kw(watts)} below stop threshold {kw(plan.stop_w)} for {span(below_for)}"
+    if below_for < policy.stop_delay:
+        return proposal(
+            policy,
+            "charging",
+            "hold",
+            f"{what} of the {span(policy.stop_delay)} stop delay: {keep}",
+        )
+    started = ctx.memory.started_at
+    if started is not None and ctx.now - started < policy.min_on_time:
+        return proposal(
+            policy,
+            "charging",
+            "hold",
+            f"{what}, but on for only {span(ctx.now - started)} "
+            f"(min on time {span(policy.min_on_time)}): {keep}",
+        )
+    return proposal(policy, "charging", "stop", f"{what}: stop")
+
+
+def _follow(policy: ExcessSolar, ctx: Context, plan: _Plan, watts: float) -> Proposal:
+    """The level the surplus pays for, unless the change is too small or too frequent."""
+    amps = plan.level(watts, ctx)
+    now_amps = ctx.charger.amps
+    head = f"surplus {kw(watts)} -> {amps} A"
+    if now_amps == amps:
+        return proposal(policy, "charging", "hold", f"{head}: already at {amps} A")
+    out_of_range = now_amps is None or not plan.low <= now_amps <= plan.high
+    if not out_of_range and now_amps is not None:
+        if abs(amps - now_amps) < max(policy.deadband_amps, 1):
+            return proposal(
+                policy,
+                "charging",
+                "hold",
+                f"{head}, within the {policy.deadband_amps} A deadband of {now_amps} A: "
+                f"keeping {now_amps} A",
+            )
+        changes = ctx.level_changes_last_hour()
+        if changes >= policy.max_changes_per_hour:
+            return proposal(
+                policy,
+                "charging",
+                "hold",
+                f"{head}, but {changes} level changes in the last hour reach the cap of "
+                f"{policy.max_changes_per_hour}: keeping {now_amps} A",
+            )
+    now_text = "unknown" if now_amps is None else f"{now_amps} A"
+    return proposal(
+        policy,
+        "charging",
+        "set_amps",
+        f"{head} (now {now_text})",
+        {"amps": amps},
+        target_amps=amps,
+    )

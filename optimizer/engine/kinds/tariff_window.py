@@ -1,0 +1,181 @@
+"""tariff_window: charge in named time-of-use windows, or only as much as a target needs in
+the cheapest 15-minute slots before its deadline.
+
+Without a target: inside one of the windows, charge at the policy's level; outside, stop (or,
+with ``outside: hold``, propose nothing so that other policies decide).
+
+With a target: the energy still needed (target minus what the car took since plug-in, summed
+over session restarts) sets how many 15-minute slots are needed at the policy's level. The
+candidates are the slots from now until the next ``by``; those of the policy's windows come
+first, then the cheapest, then the earliest. It charges when the current slot is one of them,
+or from solar first (``solar_first``) when the surplus pays for at least the charger's minimum;
+otherwise it waits and says when it will charge. The plan is made again every tick, so energy
+from solar or an extra session shortens it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from optimizer.engine.decision import PolicyState, Proposal
+from optimizer.engine.kinds.common import (
+    Context,
+    Outcome,
+    clock,
+    finite,
+    kw,
+    manual_mode,
+    per_kwh,
+    proposal,
+    watts_per_amp,
+    with_inputs,
+)
+from optimizer.engine.rules import Target, TariffWindow
+from optimizer.tariffs import SLOT, PriceSlot
+from optimizer.timespec import parse_clock
+
+SLOT_HOURS = SLOT.total_seconds() / 3600
+MAX_RUNS_SHOWN = 3
+
+
+def propose(policy: TariffWindow, ctx: Context, state: PolicyState, met: str) -> Outcome:
+    amps = ctx.limits.down(policy.amps or ctx.charger.max_amps)
+    if policy.target is None:
+        charging = _by_window(policy, ctx, amps)
+    else:
+        charging = _by_target(policy, policy.target, ctx, amps)
+    if charging is None:
+        return [], state
+    charging = with_inputs(charging, {"amps": amps, "when": met})
+    return [charging, manual_mode(policy, ctx, "charging by tariff")], state
+
+
+def _by_window(policy: TariffWindow, ctx: Context, amps: int) -> Proposal | None:
+    tariff = ctx.snapshot.tariff
+    inside = tariff.window is not None and tariff.window in policy.windows
+    if not inside and policy.outside == "hold":
+        return None
+    if not ctx.charger.plugged_in:
+        return proposal(policy, "charging", "hold", "no vehicle plugged in")
+    if inside:
+        return charge(policy, ctx, amps, f"in {tariff.window} ({per_kwh(tariff.price)})")
+    now = f"now {tariff.window or 'no window'}, {per_kwh(tariff.price)}"
+    return pause(policy, ctx, f"outside {','.join(policy.windows)} ({now})", "not charging")
+
+
+def charge(policy: TariffWindow, ctx: Context, amps: int, why: str) -> Proposal:
+    """Start, change the level, or hold when it already charges at ``amps``."""
+    charger = ctx.charger
+    if not charger.charging:
+        return proposal(policy, "charging", "start", f"{why}: charge at {amps} A", {"amps": amps})
+    if charger.amps != amps:
+        now = "unknown" if charger.amps is None else f"{charger.amps} A"
+        return proposal(
+            policy,
+            "charging",
+            "set_amps",
+            f"{why}: charge at {amps} A (now {now})",
+            {"amps": amps},
+        )
+    return proposal(policy, "charging", "hold", f"{why}: charging at {amps} A")
+
+
+def pause(policy: TariffWindow, ctx: Context, why: str, idle: str) -> Proposal:
+    if ctx.charger.charging:
+        return proposal(policy, "charging", "stop", f"{why}: stop")
+    return proposal(policy, "charging", "hold", f"{why}: {idle}")
+
+
+def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) -> Proposal | None:
+    if not ctx.charger.plugged_in:
+        return proposal(policy, "charging", "hold", "no vehicle plugged in")
+    needed = target.energy_kwh - ctx.delivered_kwh
+    if needed <= 0:
+        if policy.outside == "hold":
+            return None
+        why = f"target {target.energy_kwh:g} kWh reached ({ctx.delivered_kwh:.1f} kWh delivered)"
+        return pause(policy, ctx, why, "done")
+    deadline = next_time(ctx.local(ctx.now), target.by)
+    slots = [s for s in ctx.snapshot.tariff.slots if s.end > ctx.now and s.start < deadline]
+    per_slot = amps * watts_per_amp(ctx.charger) / 1000 * SLOT_HOURS
+    count = math.ceil(needed / per_slot)
+    head = f"{needed:.1f} kWh still needed by {target.by}"
+    numbers = {"needed_kwh": round(needed, 2), "slots_needed": count, "deadline": target.by}
+    if not slots:
+        return with_inputs(charge(policy, ctx, amps, f"{head}, no slot prices known"), numbers)
+    if count >= len(slots):
+        why = f"{head} takes {count} slots and only {len(slots)} are left"
+        return with_inputs(charge(policy, ctx, amps, why), numbers)
+    chosen = cheapest(slots, count, policy.windows)
+    cheapest_text = "are the cheapest slots" if count > 1 else "is the cheapest slot"
+    plan = f"{runs(chosen, ctx)} {cheapest_text} ({prices(chosen)})"
+    numbers["chosen"] = runs(chosen, ctx)
+    if any(s.start <= ctx.now < s.end for s in chosen):
+        return with_inputs(charge(policy, ctx, amps, f"{head}: {plan}; now"), numbers)
+    solar = _solar_amps(policy, ctx, amps)
+    if solar is not None:
+        watts, solar_amps = solar
+        why = f"{head}: surplus {kw(watts)} covers {solar_amps} A, solar first"
+        return with_inputs(charge(policy, ctx, solar_amps, why), numbers)
+    if policy.outside == "hold":
+        return None
+    start = clock(ctx.local(min(s.start for s in chosen)))
+    if ctx.charger.charging:
+        wait = proposal(policy, "charging", "stop", f"{head}: {plan}; stop until {start}")
+    else:
+        wait = proposal(policy, "charging", "hold", f"{head}: {plan}; waiting until {start}")
+    return with_inputs(wait, numbers)
+
+
+def _solar_amps(policy: TariffWindow, ctx: Context, amps: int) -> tuple[float, int] | None:
+    """(surplus W, level) when solar pays for at least the charger's minimum, else None."""
+    if not policy.solar_first:
+        return None
+    watts = finite(
+        ctx.snapshot.surplus.available_w(count_battery_charge=True, count_battery_discharge=False)
+    )
+    wpa = watts_per_amp(ctx.charger)
+    if watts is None or watts < ctx.limits.low * wpa:
+        return None
+    return watts, min(amps, ctx.limits.down(math.floor(watts / wpa)))
+
+
+def next_time(local: datetime, hhmm: str) -> datetime:
+    """The next local ``HH:MM`` strictly after ``local``."""
+    minutes = parse_clock(hhmm) % (24 * 60)
+    at = local.replace(hour=minutes // 60, minute=minutes % 60, second=0, microsecond=0)
+    return at if at > local else at + timedelta(days=1)
+
+
+def cheapest(slots: Sequence[PriceSlot], count: int, windows: Sequence[str]) -> list[PriceSlot]:
+    """``count`` slots: the policy's windows first, then cheapest, then earliest."""
+
+    def rank(slot: PriceSlot) -> tuple[bool, bool, float, datetime]:
+        price = slot.price
+        return (slot.window not in windows, price is None, price or 0.0, slot.start)
+
+    return sorted(sorted(slots, key=rank)[:count], key=lambda s: s.start)
+
+
+def runs(slots: Sequence[PriceSlot], ctx: Context) -> str:
+    """``02:00-05:15, 06:00-06:30``: contiguous slots merged, in local time."""
+    merged: list[tuple[datetime, datetime]] = []
+    for slot in slots:
+        if merged and merged[-1][1] == slot.start:
+            merged[-1] = (merged[-1][0], slot.end)
+        else:
+            merged.append((slot.start, slot.end))
+    shown = [f"{clock(ctx.local(a))}-{clock(ctx.local(b))}" for a, b in merged[:MAX_RUNS_SHOWN]]
+    more = len(merged) - MAX_RUNS_SHOWN
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def prices(slots: Sequence[PriceSlot]) -> str:
+    known = sorted({s.price for s in slots if s.price is not None})
+    if not known:
+        return per_kwh(None)
+    if len(known) == 1:
+        return per_kwh(known[0])
+    return f"{known[0]:g}-{known[-1]:g}/kWh"
