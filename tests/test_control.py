@@ -17,7 +17,6 @@ from optimizer.enlighten.control import (
     STOP,
     Body,
     CommandResult,
-    Limits,
     Outcome,
     Variant,
     benign,
@@ -43,6 +42,7 @@ from optimizer.enlighten.errors import (
 from optimizer.enlighten.models import ChargerSummary, parse_summary
 from optimizer.enlighten.transport import Reply, Transport, error_for_status, is_retryable
 from optimizer.enlighten.variants import VARIANTS_FILE, VariantMemory
+from optimizer.limits import Limits
 from tests.conftest import SleepRecorder
 from tests.fixtures import DELETE, patched_fixture
 

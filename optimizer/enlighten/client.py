@@ -27,7 +27,6 @@ from optimizer.enlighten.control import (
     TRIGGER_MESSAGES,
     Body,
     CommandResult,
-    Limits,
     Outcome,
     Variant,
     probe,
@@ -91,6 +90,7 @@ from optimizer.enlighten.transport import (
     Transport,
 )
 from optimizer.enlighten.variants import VariantMemory
+from optimizer.limits import Limits
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -20,12 +20,10 @@ from optimizer.enlighten.errors import (
     BadRequestError,
     ConflictError,
     EnlightenHTTPStatusError,
-    InvalidLevelError,
     MethodNotAllowedError,
     NotFoundError,
     NoWorkingVariantError,
 )
-from optimizer.enlighten.models import ChargerSummary
 from optimizer.enlighten.transport import Reply
 from optimizer.enlighten.variants import VariantMemory
 
@@ -142,47 +140,6 @@ class CommandResult:
         if self.outcome is Outcome.ACCEPTED:
             return self.detail
         return f"{self.detail}; nothing changed"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The levels a charger accepts here: its own range and granularity, within the site's."""
-
-    min_amps: int
-    max_amps: int
-    granularity: int = 1
-
-    @classmethod
-    def for_charger(cls, summary: ChargerSummary, *, site_max_amps: int | None) -> Limits:
-        min_amps = summary.min_amps if summary.min_amps is not None else 6
-        max_amps = summary.max_amps or summary.max_current or 32
-        if site_max_amps is not None:
-            max_amps = min(max_amps, site_max_amps)
-        return cls(min_amps, max_amps, max(1, summary.granularity_amps))
-
-    def allowed(self) -> str:
-        step = f" in steps of {self.granularity} A" if self.granularity > 1 else ""
-        return f"{self.min_amps}-{self.max_amps} A{step}"
-
-    def highest(self) -> int:
-        """The highest level :meth:`validate` accepts (on the granularity steps), else an error."""
-        top = self.max_amps - (self.max_amps - self.min_amps) % self.granularity
-        return self.validate(top)
-
-    def validate(self, level: int) -> int:
-        """``level`` if the charger accepts it; otherwise an error, and nothing is sent."""
-        if isinstance(level, bool) or not isinstance(level, int):
-            raise InvalidLevelError(f"charging level must be a whole number of amps, not {level!r}")
-        if self.max_amps < self.min_amps:
-            raise InvalidLevelError(
-                f"the site limit ({self.max_amps} A) is below the charger's minimum "
-                f"({self.min_amps} A): no level can be sent"
-            )
-        if not self.min_amps <= level <= self.max_amps:
-            raise InvalidLevelError(f"{level} A is outside the allowed {self.allowed()}")
-        if (level - self.min_amps) % self.granularity:
-            raise InvalidLevelError(f"{level} A is not on the allowed {self.allowed()}")
-        return level
 
 
 def benign(err: EnlightenHTTPStatusError, command: str) -> tuple[Outcome, str] | None:

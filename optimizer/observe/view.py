@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from optimizer.config import Config
 from optimizer.engine.snapshot import ChargerView, Snapshot, Sun, TariffNow
-from optimizer.enlighten.control import Limits
 from optimizer.enlighten.models import (
     BatteryStatus,
     ChargeMode,
@@ -24,6 +23,7 @@ from optimizer.enlighten.models import (
     ScheduleSlot,
     SiteStatus,
 )
+from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus, latest_complete_bucket
 from optimizer.sun import sun_at
 from optimizer.tariffs import Tariffs

@@ -15,7 +15,7 @@ from optimizer.engine.kinds import (
     schedule_sync,
     tariff_window,
 )
-from optimizer.engine.kinds.common import Context, Limits, Outcome
+from optimizer.engine.kinds.common import Context, Outcome
 from optimizer.engine.rules import (
     BatteryUse,
     ChargeModePolicy,
@@ -25,6 +25,7 @@ from optimizer.engine.rules import (
     ScheduleSync,
     TariffWindow,
 )
+from optimizer.limits import Limits
 
 __all__ = ["Context", "Limits", "Outcome", "propose"]
 

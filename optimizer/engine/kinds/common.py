@@ -23,6 +23,7 @@ from optimizer.engine.decision import (
 from optimizer.engine.rules import PolicyBase
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.enlighten.models import ChargeMode
+from optimizer.limits import Limits
 from optimizer.tariffs import Tariffs
 
 Outcome = tuple[list[Proposal], PolicyState]
@@ -38,51 +39,6 @@ def watts_per_amp(charger: ChargerView) -> float:
     """Volts x phases; a nominal 230 V per phase when the report has no usable voltage."""
     watts = charger.watts_per_amp
     return watts if math.isfinite(watts) and watts > 0 else NOMINAL_VOLTS * max(1, charger.phases)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The levels a charger may be set to: from ``low`` up to ``high`` in steps of ``step``.
-
-    ``high`` is the lower of the charger's max and the site limit, already snapped to the step;
-    when it is below ``low`` no level is allowed at all (``feasible`` is False).
-    """
-
-    low: int
-    high: int
-    step: int
-    site_max_amps: int | None = None
-
-    @classmethod
-    def of(cls, charger: ChargerView, site_max_amps: int | None) -> Limits:
-        step = max(1, charger.granularity)
-        top = charger.max_amps if site_max_amps is None else min(charger.max_amps, site_max_amps)
-        high = charger.min_amps + (top - charger.min_amps) // step * step
-        return cls(charger.min_amps, high, step, site_max_amps)
-
-    @property
-    def feasible(self) -> bool:
-        return self.high >= self.low
-
-    def down(self, amps: float) -> int:
-        """The highest allowed level not above ``amps`` (``low`` if none is)."""
-        if amps <= self.low or not self.feasible:
-            return self.low
-        level = self.low + int((min(amps, self.high) - self.low) // self.step) * self.step
-        return min(level, self.high)
-
-    def up(self, amps: float) -> int:
-        """The lowest allowed level not below ``amps`` (``high`` if none is)."""
-        level = self.down(amps)
-        return level if level >= amps or level >= self.high else level + self.step
-
-    def allows(self, amps: int) -> bool:
-        in_range = self.feasible and self.low <= amps <= self.high
-        return in_range and (amps - self.low) % self.step == 0
-
-    def describe(self) -> str:
-        site = "" if self.site_max_amps is None else f", site limit {self.site_max_amps} A"
-        return f"{self.low}-{self.high} A in {self.step} A steps{site}"
 
 
 @dataclass(frozen=True)
