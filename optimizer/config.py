@@ -12,9 +12,18 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from optimizer.enlighten.transport import DEFAULT_BASE_URL
 from optimizer.tariffs import Tariffs
@@ -27,6 +36,7 @@ DEFAULT_CONFIG = Path("config.yaml")
 DEFAULT_STATE_DIR = "~/.local/state/evopt"
 # The field notes: never poll one endpoint faster than every 30 s.
 MIN_POLL_INTERVAL = timedelta(seconds=30)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -99,9 +109,21 @@ class ServiceConfig(_Section):
 
     @field_validator("poll_interval")
     @classmethod
-    def _not_too_fast(cls, value: timedelta) -> timedelta:
-        if value < MIN_POLL_INTERVAL:
-            raise ValueError("must be at least 30s (Enlighten throttles faster polling)")
+    def _within_budget(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        """Never poll Enlighten faster than every 30 s (field notes); a local fake has no budget.
+
+        The base URL arrives as validation context (see :func:`load_config`), so the error
+        points at this key rather than at the file.
+        """
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration like 30s")
+        base_url = (info.context or {}).get("base_url") or DEFAULT_BASE_URL
+        host = urlsplit(str(base_url)).hostname or ""
+        if value < MIN_POLL_INTERVAL and host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                "must be at least 30s (Enlighten throttles faster polling; shorter intervals "
+                "are allowed only against a local fake cloud)"
+            )
         return value
 
 
@@ -179,7 +201,9 @@ def load_config(path: Path) -> Config:
     if not isinstance(data, dict):
         raise YamlFileError([doc.problem((), "the config file must be a mapping of sections")])
     try:
-        config = Config.model_validate(data)
+        enlighten = data.get("enlighten")
+        base_url = enlighten.get("base_url") if isinstance(enlighten, dict) else None
+        config = Config.model_validate(data, context={"base_url": base_url})
     except ValidationError as err:
         raise YamlFileError(validation_problems(doc, err)) from err
     return config.model_copy(update={"source": path.resolve()})
