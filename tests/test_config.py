@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from optimizer.cli.context import password_from_env_or_prompt
 from optimizer.config import load_config
 from optimizer.yamlpos import YamlFileError
 
@@ -32,3 +33,14 @@ def test_fast_polling_of_a_real_cloud_is_refused_at_the_key(tmp_path: Path, base
 def test_zero_poll_interval_is_refused(tmp_path: Path) -> None:
     with pytest.raises(YamlFileError, match="positive duration"):
         load_config(write(tmp_path, "http://127.0.0.1:1", "0s"))
+
+
+def test_password_from_a_systemd_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ENLIGHTEN_PASSWORD", raising=False)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    (tmp_path / "enlighten-password").write_text("s3cret-from-systemd\n")
+    assert password_from_env_or_prompt() == "s3cret-from-systemd"
+    monkeypatch.setenv("ENLIGHTEN_PASSWORD", "from-env")
+    assert password_from_env_or_prompt() == "from-env"
