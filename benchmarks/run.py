@@ -7,20 +7,29 @@
   headers, parsing; no network latency), as an upper bound on per-tick client overhead.
 - One engine evaluation of the rules in `rules/*.yaml` (or, without any, one policy of each
   kind) on a realistic snapshot, as the per-tick cost of deciding.
+- The whole service for one simulated day (2880 ticks at a 30 s poll) against the fake cloud,
+  with the car plugged in from 08:00 to 18:00: requests per hour by endpoint family (the
+  account budget), CPU time per tick and peak memory. It runs first, so the peak memory is the
+  service's and not that of the ten-year parse above.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import yaml
 from pydantic import ValidationError
@@ -28,13 +37,16 @@ from pydantic import ValidationError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from optimizer.config import load_config  # noqa: E402
 from optimizer.engine.decision import EngineSettings, Memory  # noqa: E402
 from optimizer.engine.evaluate import evaluate  # noqa: E402
 from optimizer.engine.rules import PolicyBase, RuleFile  # noqa: E402
 from optimizer.engine.snapshot import ChargerView, Snapshot, Sun, Surplus, TariffNow  # noqa: E402
 from optimizer.enlighten.client import EnlightenClient  # noqa: E402
 from optimizer.enlighten.models import ChargeMode, ScheduleSlot, parse_lifetime_energy, parse_status  # noqa: E402  # noqa: E402
-from optimizer.fakecloud import FakeCloud, FakeCloudServer  # noqa: E402
+from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer, run_in_thread  # noqa: E402
+from optimizer.service import Service  # noqa: E402
+from optimizer.systemd import Notifier  # noqa: E402
 from optimizer.tariffs import Tariffs  # noqa: E402
 
 FLOWS = ("production", "consumption", "solar_home", "solar_grid", "grid_home", "evse")
@@ -225,7 +237,97 @@ def bench_engine() -> None:
     print(f"engine: one evaluation of {len(policies)} policies: {seconds / n * 1e6:.0f} us")
 
 
+DAY_TICKS = 2880  # one day at a 30 s poll
+MIDNIGHT = datetime(2025, 1, 14, 13, 0, tzinfo=UTC)  # 00:00 in Melbourne (summer time)
+PLUG_IN_TICK, UNPLUG_TICK = 960, 2160  # 08:00 and 18:00
+
+
+class DayClock:
+    """Sleeps by advancing the fake cloud's clock; plugs the car in and out on the way."""
+
+    def __init__(self, cloud: FakeCloud) -> None:
+        self.cloud = cloud
+        self.ticks = 0
+        self.at = {PLUG_IN_TICK: True, UNPLUG_TICK: False}
+
+    def now(self) -> datetime:
+        return self.cloud.clock.now()
+
+    async def sleep(self, seconds: float, *, wake: asyncio.Event) -> None:
+        self.ticks += 1
+        if self.ticks in self.at:
+            self.cloud.update_charger(plugged_in=self.at[self.ticks])
+        self.cloud.advance(seconds)
+        await asyncio.sleep(0)
+
+
+def service_config(base_url: str, tmp: Path) -> Path:
+    path = tmp / "config.yaml"
+    path.write_text(
+        f"enlighten:\n  base_url: {base_url}\n  email: owner@example.com\n  site_id: 1234567\n"
+        "site:\n  latitude: -37.81\n  longitude: 144.96\n  timezone: Australia/Melbourne\n"
+        # The fake charger takes a new level at once: no real 30 s wait per level change.
+        "charger:\n  settle_delay: 0s\n"
+        f"service:\n  poll_interval: 30s\n  state_dir: {tmp / 'state'}\n"
+        "tariffs:\n  import_price: 0.30\n  windows:\n"
+        '    off_peak: {price: 0.18, times: "23:00-07:00"}\n'
+        '    peak: {price: 0.45, times: "15:00-21:00", days: weekdays}\n'
+        f"rules:\n  - {ROOT / 'rules' / '*.yaml'}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def bench_service() -> None:
+    """One simulated day of `evopt run` against the fake cloud (in a thread of its own)."""
+    cloud = FakeCloud(clock=FakeClock(MIDNIGHT))
+    chargers = len(cloud.model.chargers)
+    with tempfile.TemporaryDirectory() as tmp, run_in_thread(cloud) as base_url:
+        config = load_config(service_config(base_url, Path(tmp)))
+        clock = DayClock(cloud)
+        service = Service(
+            config,
+            config_path=config.source,
+            dry_run=False,
+            notifier=Notifier(socket_path=""),
+            clock=clock,
+        )
+        cpu, thread_cpu, wall = time.process_time(), time.thread_time(), time.perf_counter()
+        with patch.dict(os.environ, {"ENLIGHTEN_PASSWORD": "correct-horse-battery"}):
+            asyncio.run(service.run(max_ticks=DAY_TICKS))
+        cpu = time.process_time() - cpu
+        thread_cpu = time.thread_time() - thread_cpu
+        wall = time.perf_counter() - wall
+        with sqlite3.connect(config.database_path) as db:
+            families = Counter(
+                dict(db.execute("SELECT family, sum(count) FROM requests GROUP BY family"))
+            )
+            decisions = ", ".join(
+                f"{action} {outcome} {n}"
+                for action, outcome, n in db.execute(
+                    "SELECT action, outcome, count(*) FROM decisions GROUP BY 1, 2 ORDER BY 3 DESC"
+                )
+            )
+    hours = DAY_TICKS * 30 / 3600
+    total = sum(families.values())
+    print(
+        f"service, one simulated day ({DAY_TICKS} ticks at 30 s, car plugged in 08:00-18:00, "
+        f"rules/*.yaml): {wall:.1f} s wall"
+    )
+    print(f"  requests per hour per charger: {total / hours / chargers:.0f} (budget ~600)")
+    for family, count in families.most_common():
+        print(f"    {family:<16} {count / hours / chargers:6.1f}")
+    print(
+        f"  CPU per tick: {cpu / DAY_TICKS * 1000:.2f} ms (process, fake cloud included), "
+        f"{thread_cpu / DAY_TICKS * 1000:.2f} ms (service thread only)"
+    )
+    print(f"  decisions: {decisions}")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  peak RSS: {peak_mb:.0f} MB (the whole process: service, fake cloud and test data)")
+
+
 def main() -> int:
+    bench_service()
     bench_lifetime()
     bench_status_parse()
     asyncio.run(bench_client_roundtrip())

@@ -106,6 +106,8 @@ class ServiceConfig(_Section):
     dry_run: bool = False
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     database: Path | None = None
+    # Decisions (and request counts) older than this many days are deleted by the service.
+    retention_days: int = Field(default=90, ge=1)
 
     @field_validator("poll_interval")
     @classmethod

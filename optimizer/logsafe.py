@@ -1,7 +1,7 @@
 """Keeps secrets out of every log line, whatever code emitted it.
 
 Secrets are registered as they become known (password, session id, manager token, cookie
-values, the account e-mail); a logging filter replaces them before a record is formatted. This
+values, the account e-mail); the log formatter masks them in every finished line. This
 is defence in depth: the client never logs headers or bodies in the first place.
 """
 
@@ -37,17 +37,13 @@ def redact(text: str) -> str:
     return _EMAIL.sub("***@***", text)
 
 
-class RedactingFilter(logging.Filter):
-    """Rewrites each record's final message with :func:`redact`."""
+class RedactingFormatter(logging.Formatter):
+    """Formats a record, traceback included, then masks secrets in the finished text.
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message or record.args:
-            record.msg = cleaned
-            record.args = None
-        if record.exc_info and record.exc_info[1] is not None:
-            exc_text = logging.Formatter().formatException(record.exc_info)
-            record.exc_info = None
-            record.exc_text = redact(exc_text)
-        return True
+    A formatter rather than a filter: filters share the record with every other handler, and
+    rewriting it there would strip the traceback from all of them (tests' log capture, a
+    second handler); this changes only what this handler writes.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))

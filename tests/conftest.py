@@ -25,6 +25,7 @@ if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
 
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,18 @@ class SleepRecorder:
     @property
     def total(self) -> float:
         return sum(self.delays)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """`evopt` commands run in-process install a stderr handler on the root logger; remove
+    it afterwards, or later tests would log to a capture stream that pytest has closed."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

@@ -340,3 +340,18 @@ def test_subprocess_exit_codes_and_no_traceback(env: Env) -> None:
     assert bad.returncode == 4
     assert "Traceback" not in bad.stderr
     assert bad.stderr.count("\n") == 1  # one line
+
+
+def test_output_into_a_closed_pipe_is_not_an_error() -> None:
+    """`evopt schema | head -c 10`: the reader leaving early is the reader's business."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "optimizer", "schema"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # no reader: the first write fails with EPIPE
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert b"internal error" not in err
+    assert b"Traceback" not in err

@@ -16,18 +16,19 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from optimizer import __version__
-from optimizer.cli import account, control, rules, scheduler
+from optimizer.cli import account, control, log, rules, run, scheduler
 from optimizer.cli.context import Context
 from optimizer.config import Config, find_config
 from optimizer.enlighten.control import TRIGGER_MESSAGES
 from optimizer.enlighten.errors import EXIT_INVALID, EnlightenError
-from optimizer.logsafe import RedactingFilter
+from optimizer.logsafe import RedactingFormatter
 from optimizer.timespec import parse_days
 from optimizer.yamlpos import YamlFileError
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 ENV_LOG_LEVEL = "EVOPT_LOG_LEVEL"
+EVOPT_HANDLER = "evopt-stderr"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 Handler = Callable[[Context], Coroutine[Any, Any, int]]
@@ -205,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     _charger_flag(trigger)
     _json_flag(trigger)
     rules.register(command)
+    log.register(command, common)
+    run.register(command)
     return parser
 
 
@@ -217,10 +220,12 @@ def setup_logging(level: str | None) -> None:
     fmt = "%(levelname)s %(name)s: %(message)s"
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
-    handler.setFormatter(logging.Formatter(fmt))
-    handler.addFilter(RedactingFilter())
+    handler.setFormatter(RedactingFormatter(fmt))
+    handler.set_name(EVOPT_HANDLER)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    # Replace only our own handler: a second `main()` in one process (tests, the demo) must
+    # not stack handlers, and handlers others installed (pytest's capture) stay.
+    for old in [h for h in root.handlers if h.get_name() == EVOPT_HANDLER]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(chosen.upper())
@@ -249,6 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `evopt log --csv | head`: the reader left; not an error. Point stdout at devnull so
+        # the interpreter's final flush does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:  # the last line of defence: one line, not a traceback
         logging.getLogger(__name__).debug("internal error", exc_info=True)
         _error(

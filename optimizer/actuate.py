@@ -1,0 +1,385 @@
+"""Turning decisions into client writes, idempotently: no request that would change nothing.
+
+The engine says what it wants; the cloud's status (this tick's snapshot) says what is. Only
+when they differ is a command sent (evcc's ``Loadpoint.setLimit`` habit), so a policy that
+keeps asking for 16 A while the charger charges at 16 A costs no request and no restart of the
+session. :func:`plan` is that comparison, pure and table-testable; :class:`Actuator` sends
+what it plans, one command at a time per charger, and says how it went as a decision-log
+outcome (``applied``, ``noop``, ``dry_run``, ``rejected``, ``failed``).
+
+A failure never raises out of :meth:`Actuator.apply`: it is an outcome with the error's
+one-line message, and an authentication failure is flagged (``auth_needed``) so the service
+can stop acting until someone logs in again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from optimizer.decisions import Outcome
+from optimizer.engine.decision import Decision
+from optimizer.engine.snapshot import ChargerView, Snapshot
+from optimizer.enlighten.client import EnlightenClient
+from optimizer.enlighten.control import CommandResult
+from optimizer.enlighten.control import Outcome as CommandOutcome
+from optimizer.enlighten.errors import (
+    AuthError,
+    CloudUnreachableError,
+    EnlightenError,
+    InvalidLevelError,
+    NotSupportedError,
+)
+from optimizer.enlighten.models import ChargeMode
+from optimizer.enlighten.schedule_edit import (
+    AddSlot,
+    DisableSlot,
+    Edit,
+    EnableSlot,
+    ScheduleEditError,
+    SetSlot,
+)
+from optimizer.observe import ObserveCache, What
+
+__all__ = [
+    "LIVE_STREAM_EVERY",
+    "Actuation",
+    "Actuator",
+    "Command",
+    "Skip",
+    "UnusableDecision",
+    "parse_edit",
+    "plan",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+# A live stream lasts about 15 minutes (field notes); one per window is enough.
+LIVE_STREAM_EVERY = timedelta(minutes=15)
+
+Call = Literal[
+    "start_charging",
+    "set_amps",
+    "stop_charging",
+    "set_charge_mode",
+    "set_green_battery",
+    "edit_schedule",
+]
+CHARGING_CALLS: frozenset[Call] = frozenset({"start_charging", "set_amps", "stop_charging"})
+# What a successful write makes stale in the observe cache (the status is read every tick).
+INVALIDATES: dict[Call, What | None] = {
+    "start_charging": None,
+    "set_amps": None,
+    "stop_charging": None,
+    "set_charge_mode": "mode",
+    "set_green_battery": "battery_setting",
+    "edit_schedule": "schedules",
+}
+RESULT_OUTCOMES: dict[CommandOutcome, Outcome] = {
+    CommandOutcome.ACCEPTED: "applied",
+    CommandOutcome.UNCHANGED: "noop",
+    CommandOutcome.NOT_READY: "rejected",
+    CommandOutcome.ALREADY_CHARGING: "rejected",
+    CommandOutcome.NOT_ACTIVE: "rejected",
+}
+# Errors raised before anything was sent: a failed decision that cost no request.
+NOTHING_SENT = (InvalidLevelError, NotSupportedError, ScheduleEditError)
+
+
+class UnusableDecision(ValueError):
+    """Parameters the engine should never produce: the decision fails, nothing is sent."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """The one client call a decision needs (several schedule edits go in order)."""
+
+    call: Call
+    amps: int | None = None
+    mode: ChargeMode | None = None
+    enabled: bool | None = None
+    edits: tuple[Edit, ...] = ()
+    green: bool | None = None  # the charger is in GREEN now (a start then carries no level)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Nothing to send, and why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Actuation:
+    """How one decision went: the decision log's outcome, error and request count."""
+
+    outcome: Outcome
+    error: str | None = None
+    commands: int = 0
+    detail: str = ""
+    auth_needed: bool = False
+
+
+# --- planning (pure) ---------------------------------------------------------------------------
+
+
+def plan(decision: Decision, charger: ChargerView) -> Command | Skip:
+    """The write that brings ``charger`` to what ``decision`` wants, or why none is needed.
+
+    Raises :class:`UnusableDecision` for parameters the engine should never produce (a bad
+    mode name, an edit that is not one of add/set/enable/disable).
+    """
+    params = decision.params
+    match decision.action:
+        case "hold":
+            return Skip("hold")
+        case "start":
+            return _start(charger, _amps(params))
+        case "set_amps":
+            amps = _amps(params)
+            if amps is None:
+                raise UnusableDecision("set_amps without amps")
+            if charger.charging and charger.amps == amps:
+                return Skip(f"already charging at {amps} A")
+            return Command("set_amps", amps=amps)
+        case "stop":
+            return Command("stop_charging") if charger.charging else Skip("not charging")
+        case "set_mode":
+            mode = _mode(params.get("mode"))
+            if charger.mode is mode:
+                return Skip(f"already in {mode.value}")
+            return Command("set_charge_mode", mode=mode)
+        case "set_battery":
+            enabled = params.get("enabled")
+            if not isinstance(enabled, bool):
+                raise UnusableDecision(f"set_battery needs enabled true or false, not {enabled!r}")
+            if charger.use_battery is enabled:
+                return Skip(f"battery use already {'on' if enabled else 'off'}")
+            return Command("set_green_battery", enabled=enabled)
+        case "patch_schedules":
+            edits = tuple(parse_edit(edit) for edit in params.get("edits") or ())
+            return Command("edit_schedule", edits=edits) if edits else Skip("no schedule edits")
+    raise UnusableDecision(f"unknown action {decision.action!r}")
+
+
+def _amps(params: Mapping[str, Any]) -> int | None:
+    amps = params.get("amps")
+    if amps is None:
+        return None
+    if isinstance(amps, bool) or not isinstance(amps, int):
+        raise UnusableDecision(f"amps must be a whole number, not {amps!r}")
+    return amps
+
+
+def _mode(value: Any) -> ChargeMode:
+    try:
+        return ChargeMode(str(value))
+    except ValueError as err:
+        raise UnusableDecision(f"unknown charge mode {value!r}") from err
+
+
+def _start(charger: ChargerView, amps: int | None) -> Command | Skip:
+    """Charging already (at the level asked for, or with none asked): nothing to do; at
+    another level: change it; not charging: start."""
+    if charger.charging:
+        if amps is None or charger.amps == amps:
+            return Skip("already charging" + (f" at {amps} A" if amps is not None else ""))
+        return Command("set_amps", amps=amps)
+    mode = charger.status_mode
+    green = None if mode is None else mode is ChargeMode.GREEN_CHARGING
+    return Command("start_charging", amps=amps, green=green)
+
+
+_EDIT_TYPES: dict[str, type[AddSlot | SetSlot | EnableSlot | DisableSlot]] = {
+    "add": AddSlot,
+    "set": SetSlot,
+    "enable": EnableSlot,
+    "disable": DisableSlot,
+}
+
+
+def parse_edit(raw: Any) -> Edit:
+    """One of schedule_sync's JSON edits (``{"op": "add", ...}``) as a schedule_edit value.
+
+    Deleting is not offered: the engine never deletes a slot.
+    """
+    if not isinstance(raw, Mapping):
+        raise UnusableDecision(f"a schedule edit must be a mapping, not {raw!r}")
+    fields = dict(raw)
+    op = fields.pop("op", None)
+    kind = _EDIT_TYPES.get(str(op))
+    if kind is None:
+        raise UnusableDecision(f"unknown schedule edit op {op!r}; one of {sorted(_EDIT_TYPES)}")
+    if isinstance(fields.get("days"), list):
+        fields["days"] = tuple(fields["days"])
+    try:
+        return kind(**fields)
+    except TypeError as err:
+        raise UnusableDecision(f"schedule edit {dict(raw)!r}: {err}") from err
+
+
+# --- sending -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What the client answered to a command, or the error that stopped it."""
+
+    outcome: Outcome
+    detail: str = ""
+    commands: int = 0
+    error: EnlightenError | None = None
+
+    @classmethod
+    def failure(cls, error: EnlightenError, *, before: int = 0) -> _Sent:
+        """``before``: writes that went through before this one failed."""
+        return cls("failed", commands=before + int(_maybe_sent(error)), error=error)
+
+    @property
+    def changed(self) -> bool:
+        """Something was (or may have been) written."""
+        return self.outcome == "applied" or (self.outcome == "failed" and self.commands > 0)
+
+    def actuation(self) -> Actuation:
+        if self.error is not None:
+            return Actuation(
+                "failed",
+                error=self.error.user_message(),
+                commands=self.commands,
+                auth_needed=isinstance(self.error, AuthError),
+            )
+        error = self.detail if self.outcome == "rejected" else None
+        return Actuation(self.outcome, error=error, commands=self.commands, detail=self.detail)
+
+
+class Actuator:
+    """Applies decisions through one client for one site.
+
+    ``dry_run``: a decision that would send something is logged as ``dry_run`` and nothing is
+    sent. ``cache``: what a write changed is read again on the next tick. ``live_stream``:
+    after a charging command, ask the cloud for a live stream (at most every 15 min) so the
+    status shows the effect in seconds instead of minutes.
+    """
+
+    def __init__(
+        self,
+        client: EnlightenClient,
+        *,
+        site_id: int,
+        dry_run: bool,
+        cache: ObserveCache | None = None,
+        live_stream: bool = True,
+    ) -> None:
+        self.client = client
+        self.site_id = site_id
+        self.dry_run = dry_run
+        self.cache = cache
+        self.live_stream = live_stream
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._stream_at: datetime | None = None
+
+    async def apply(self, decision: Decision, snapshot: Snapshot) -> Actuation:
+        """Send what ``decision`` needs (if anything) and report it; a cloud failure is an
+        outcome, never an exception."""
+        charger = snapshot.charger(decision.charger_sn)
+        if charger is None:
+            missing = f"charger {decision.charger_sn} is not in the status"
+            return Actuation("rejected", error=missing)
+        try:
+            step = plan(decision, charger)
+        except UnusableDecision as err:
+            return Actuation("failed", error=f"not sent: {err}")
+        if isinstance(step, Skip):
+            return Actuation("noop", detail=step.reason)
+        if self.dry_run:
+            return Actuation("dry_run", detail=f"dry run: would {_describe(step)}")
+        async with self._locks[charger.sn]:
+            try:
+                sent = await self._call(step, charger.sn)
+            except EnlightenError as err:
+                sent = _Sent.failure(err)
+        what = INVALIDATES[step.call]
+        if sent.changed and what is not None and self.cache is not None:
+            self.cache.invalidate(charger.sn, what)
+        if sent.outcome == "applied" and step.call in CHARGING_CALLS:
+            await self._live_stream(snapshot.now)
+        return sent.actuation()
+
+    async def _call(self, step: Command, sn: str) -> _Sent:
+        client, site = self.client, self.site_id
+        match step.call:
+            case "start_charging":
+                result = await client.start_charging(site, sn, amps=step.amps, green=step.green)
+            case "set_amps":
+                assert step.amps is not None  # noqa: S101 - plan() always sets it
+                result = await client.set_amps(site, sn, step.amps)
+            case "stop_charging":
+                result = await client.stop_charging(site, sn)
+            case "set_charge_mode":
+                assert step.mode is not None  # noqa: S101
+                result = await client.set_charge_mode(site, sn, step.mode)
+            case "set_green_battery":
+                assert step.enabled is not None  # noqa: S101
+                result = await client.set_green_battery(site, sn, enabled=step.enabled)
+            case "edit_schedule":
+                return await self._edit_schedule(sn, step.edits)
+        return _sent(result, scheduler=step.call not in CHARGING_CALLS)
+
+    async def _edit_schedule(self, sn: str, edits: tuple[Edit, ...]) -> _Sent:
+        """Each edit in order (each reads the list and PATCHes it whole); the first failure
+        ends it, counting the edits that went through before."""
+        accepted: list[str] = []
+        for edit in edits:
+            try:
+                result = await self.client.edit_schedule(self.site_id, sn, edit)
+            except EnlightenError as err:
+                return _Sent.failure(err, before=len(accepted))
+            if result.outcome.changed:
+                accepted.append(result.detail)
+        if not accepted:
+            return _Sent("noop", "schedules already as wanted")
+        return _Sent("applied", "; ".join(accepted), len(accepted))
+
+    async def _live_stream(self, now: datetime) -> None:
+        """Optional: the status shows a command's effect sooner. Any failure is ignored."""
+        if not self.live_stream:
+            return
+        if self._stream_at is not None and now - self._stream_at < LIVE_STREAM_EVERY:
+            return
+        self._stream_at = now
+        try:
+            await self.client.start_live_stream(self.site_id)
+        except EnlightenError as err:
+            _LOGGER.debug("live stream not started: %s", err)
+
+
+def _sent(result: CommandResult, *, scheduler: bool) -> _Sent:
+    """A control command counts the requests it tried; a scheduler write is one request."""
+    commands = int(result.outcome.changed) if scheduler else len(result.attempts)
+    return _Sent(RESULT_OUTCOMES[result.outcome], result.message(), commands)
+
+
+def _maybe_sent(err: EnlightenError) -> bool:
+    """Whether a failed write may have reached the cloud (and so may have changed something)."""
+    if isinstance(err, NOTHING_SENT):
+        return False
+    return not (isinstance(err, CloudUnreachableError) and not err.request_sent)
+
+
+def _describe(step: Command) -> str:
+    """``start charging at 16 A``, ``switch to GREEN_CHARGING``... for dry-run details."""
+    amps = f" at {step.amps} A" if step.amps is not None else ""
+    texts: dict[Call, str] = {
+        "start_charging": f"start charging{amps}",
+        "set_amps": f"set the level to {step.amps} A",
+        "stop_charging": "stop charging",
+        "set_charge_mode": f"switch to {step.mode.value if step.mode else 'an unknown mode'}",
+        "set_green_battery": f"turn battery use {'on' if step.enabled else 'off'}",
+        "edit_schedule": f"send {len(step.edits)} schedule edit(s)",
+    }
+    return texts[step.call]

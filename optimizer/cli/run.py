@@ -1,0 +1,63 @@
+"""`evopt run [--dry-run] [--once]`: the service loop, as systemd (or a terminal) runs it.
+
+Logs go to stderr (journald under systemd, whose unit sets `EVOPT_LOG_LEVEL=info`). Nothing is
+printed on stdout, except with `--once`, which prints one line per decision of its one tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from optimizer.cli.context import Context
+from optimizer.service import Service, SystemClock, TickReport
+from optimizer.systemd import Notifier
+
+
+def register(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add `run` through build_parser's ``command(name, help, handler)``."""
+    parser = command(
+        "run", "run the service: observe, decide, act and log every poll interval", run
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide and log (outcome dry_run), but never send a write to the cloud",
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="one tick, print its decisions, and exit"
+    )
+
+
+async def run(ctx: Context) -> int:
+    config = ctx.config
+    with Notifier.from_env() as notifier:
+        service = Service(
+            config,
+            config_path=config.source,
+            dry_run=ctx.args.dry_run,
+            notifier=notifier,
+            clock=SystemClock(),
+        )
+        code = await service.run(once=ctx.args.once)
+    if ctx.args.once and service.last_report is not None:
+        print(summary(service.last_report))
+    return code
+
+
+def summary(report: TickReport) -> str:
+    """One line per decision (``sn target: action params -> outcome: reason``), then the
+    status line."""
+    lines = []
+    for acted in report.acted:
+        decision, actuation = acted.decision, acted.actuation
+        params = " ".join(f"{k}={v}" for k, v in decision.params.items() if k != "edits")
+        if "edits" in decision.params:
+            params = f"{len(decision.params['edits'])} edit(s)"
+        error = f" [{actuation.error}]" if actuation.error else ""
+        lines.append(
+            f"{decision.charger_sn} {decision.target}: {decision.action}"
+            f"{' ' + params if params else ''} -> {actuation.outcome}{error}: {decision.reason}"
+        )
+    lines.append(report.status)
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""The client a process uses, built from the config, and the site it works on.
+
+Shared by the CLI (one client per command) and the service (one client for months, rebuilt
+after a login problem), so both talk to Enlighten with the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from optimizer.config import ENV_PASSWORD, Config
+from optimizer.enlighten.client import EnlightenClient
+from optimizer.enlighten.errors import ConfigError, UnknownSiteError
+from optimizer.enlighten.transport import RetryPolicy
+
+__all__ = ["CREDENTIAL_NAME", "client_for", "resolve_site_id", "unattended_password"]
+
+CREDENTIAL_NAME = "enlighten-password"
+
+
+def unattended_password() -> str | None:
+    """The password without asking anyone: ``ENLIGHTEN_PASSWORD``, else a systemd credential.
+
+    The service uses only this (it has no terminal, and a prompt would stall its loop); the
+    CLI falls back to a prompt.
+    """
+    return os.environ.get(ENV_PASSWORD) or _systemd_credential()
+
+
+def _systemd_credential() -> str | None:
+    """The password systemd hands over with ``LoadCredential=enlighten-password:...``.
+
+    Credentials live in a private, read-only directory only this service can see, which keeps
+    the password out of the environment (readable in /proc by the same user).
+    """
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    try:
+        return (Path(directory) / CREDENTIAL_NAME).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def client_for(
+    config: Config, *, password_provider: Callable[[], str | None] | None
+) -> EnlightenClient:
+    """A client as the config sets it up.
+
+    ``password_provider`` is asked only when a login is needed; None makes a client that uses
+    the stored session and never logs in by itself (the service waiting for `evopt login`).
+    """
+    enlighten = config.enlighten
+    return EnlightenClient(
+        base_url=enlighten.base_url,
+        email=config.account_email(),
+        password_provider=password_provider,
+        state_dir=config.state_dir,
+        timeout_s=enlighten.timeout.total_seconds(),
+        retry=RetryPolicy(attempts=enlighten.retries),
+        site_max_amps=config.site.max_current,
+        settle_s=config.charger.settle_delay.total_seconds(),
+        direct_amps=config.charger.direct_amps,
+    )
+
+
+async def resolve_site_id(client: EnlightenClient, chosen: int | None) -> int:
+    """``chosen`` when given, else the account's only site."""
+    if chosen is not None:
+        return chosen
+    sites = await client.sites()
+    if len(sites) == 1:
+        return sites[0].site_id
+    if not sites:
+        raise UnknownSiteError(
+            "this account has no sites with an EV charger", status=468, url="discovery"
+        )
+    ids = ", ".join(str(s.site_id) for s in sites)
+    raise ConfigError(
+        f"this account has several sites ({ids})",
+        hint="set `enlighten.site_id` in the config or pass --site ID",
+    )

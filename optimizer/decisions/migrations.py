@@ -1,0 +1,168 @@
+"""Schema migrations of the decision log, registered in code as an ordered list of functions.
+
+A migration's version is its position in :data:`MIGRATIONS` (the first is version 1). Opening
+the store applies the missing ones in order, each inside one ``BEGIN IMMEDIATE`` transaction
+together with its row in ``migrations``: a crash, or a second process opening the same file at
+the same moment, never leaves a half-migrated schema. Shipped migrations are never edited or
+reordered (a database in the field has already run them); a change is a new function,
+registered with :func:`register` after the others.
+
+The schema is written as plain SQL rather than through ``Table.create`` because it carries
+CHECK constraints: a bad mode, action or outcome fails loudly at the write, and every tool
+that reads the file (``sqlite3``, ``sqlite-utils``, Datasette) shows the allowed values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlite_utils import Database
+
+Migration = Callable[[Database], None]
+
+MIGRATIONS: list[Migration] = []
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+_RECORD = (
+    "INSERT INTO migrations (version, name, applied_at)"
+    " VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))"
+)
+
+
+def register(step: Migration) -> Migration:
+    """Append ``step`` to the registry (a decorator): it becomes the next version."""
+    MIGRATIONS.append(step)
+    return step
+
+
+def latest_version() -> int:
+    return len(MIGRATIONS)
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """One write transaction, taken with ``BEGIN IMMEDIATE``.
+
+    IMMEDIATE takes the write lock at the start, so a second writer waits (busy_timeout)
+    instead of failing half-way with SQLITE_BUSY when a read would have to become a write.
+    sqlite-utils calls inside nest as savepoints and commit with this block, not before.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    db.execute("COMMIT")
+
+
+def current_version(db: Database) -> int:
+    """The highest version applied to ``db``; 0 for a database without the table."""
+    if not db.table("migrations").exists():
+        return 0
+    row = db.execute("SELECT max(version) FROM migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(db: Database) -> list[int]:
+    """Apply every registered migration ``db`` lacks, in order; returns the versions applied."""
+    applied: list[int] = []
+    if current_version(db) >= latest_version():
+        return applied
+    for version, step in enumerate(list(MIGRATIONS), start=1):
+        with transaction(db):
+            db.execute(_MIGRATIONS_TABLE)
+            # Checked again under the write lock: another process may have just done it.
+            if current_version(db) >= version:
+                continue
+            step(db)
+            db.execute(_RECORD, [version, step.__name__])
+        applied.append(version)
+    return applied
+
+
+# --- version 1 -----------------------------------------------------------------------------
+
+# The allowed modes, actions and outcomes are written out as they were when version 1 shipped:
+# SQLite cannot alter a CHECK, so a new action needs a new migration (a test records every
+# action the engine knows, so one added there without a migration fails the suite).
+_V1_TABLES = (
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        mode TEXT NOT NULL CHECK (mode IN ('live', 'dry_run', 'simulation')),
+        site_id INTEGER,
+        config_hash TEXT NOT NULL,
+        rules_hash TEXT NOT NULL,
+        version TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'running'
+    )
+    """,
+    """
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL CHECK (ts GLOB '????-??-??T??:??:??Z'),
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        mode TEXT NOT NULL CHECK (mode IN ('live', 'dry_run', 'simulation')),
+        site_id INTEGER,
+        charger_sn TEXT,
+        policy TEXT NOT NULL,
+        target TEXT,
+        action TEXT NOT NULL CHECK (action IN ('set_amps', 'start', 'stop', 'set_mode',
+            'set_battery', 'patch_schedules', 'hold')),
+        params TEXT NOT NULL DEFAULT '{}',
+        reason TEXT NOT NULL,
+        inputs TEXT NOT NULL DEFAULT '{}',
+        overruled TEXT NOT NULL DEFAULT '[]',
+        outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'noop', 'dry_run', 'rejected',
+            'failed')),
+        error TEXT,
+        commands INTEGER NOT NULL DEFAULT 0 CHECK (commands >= 0)
+    )
+    """,
+    """
+    CREATE TABLE state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE requests (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        hour TEXT NOT NULL,
+        family TEXT NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0 CHECK (count >= 0),
+        PRIMARY KEY (run_id, hour, family)
+    )
+    """,
+)
+
+# The review queries filter on one of these and order by time (newest first).
+_V1_INDEXES = (
+    ["ts"],
+    ["charger_sn", "ts"],
+    ["policy", "ts"],
+    ["outcome", "ts"],
+    ["run_id", "ts"],
+)
+
+
+@register
+def create_decision_log(db: Database) -> None:
+    """Version 1: runs, decisions, state, requests, and the indexes of the review queries."""
+    for statement in _V1_TABLES:
+        db.execute(statement)
+    decisions = db.table("decisions")
+    for columns in _V1_INDEXES:
+        decisions.create_index(columns, index_name=f"idx_decisions_{'_'.join(columns)}")
+    db.table("requests").create_index(["hour"], index_name="idx_requests_hour")

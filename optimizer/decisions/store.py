@@ -1,0 +1,335 @@
+"""The decision log: one SQLite file (WAL) holding every decision, the runs, and the state the
+service must remember across restarts.
+
+Every write is one short transaction, committed before the call returns, so a crash of the
+process loses at most the decision being written. WAL lets `evopt log` (and the plain
+``sqlite3`` / ``sqlite-utils`` command lines) read while the service writes; ``busy_timeout``
+makes a second writer wait rather than fail. Only what the engine decided is stored: no
+tokens, cookies or passwords ever reach this file (see docs/decision-log.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from sqlite_utils import Database
+
+from optimizer.decisions.migrations import current_version, latest_version, migrate, transaction
+from optimizer.engine.decision import Decision
+from optimizer.enlighten.errors import ConfigError
+
+Outcome = Literal["applied", "noop", "dry_run", "rejected", "failed"]
+RunMode = Literal["live", "dry_run", "simulation"]
+OUTCOMES: tuple[Outcome, ...] = ("applied", "noop", "dry_run", "rejected", "failed")
+RUN_MODES: tuple[RunMode, ...] = ("live", "dry_run", "simulation")
+
+# Every time in the file: UTC, to the second, with a 'Z'. One fixed width, so text order is
+# time order and plain SQL can compare them (`ts >= '2025-01-15T00:00:00Z'`).
+TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+BUSY_TIMEOUT_MS = 5000
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def utc_text(when: datetime) -> str:
+    """An aware datetime as the file stores it; a naive one is refused (its zone is a guess)."""
+    if when.tzinfo is None:
+        raise ValueError("the decision log needs timezone-aware datetimes")
+    return when.astimezone(UTC).strftime(TS_FORMAT)
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.strptime(text, TS_FORMAT).replace(tzinfo=UTC)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON that every reader accepts: no NaN or Infinity (they are not JSON)."""
+    return json.dumps(_finite(value), default=_json_default, ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"cannot store {type(value).__name__} in the decision log")
+
+
+class DecisionStore:
+    """The service's handle on the decision log (and, read-only, `evopt log`'s)."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (creating it and its directory if needed) and migrate; see open_readonly."""
+        self.path = path
+        self.readonly = readonly
+        self._lock = threading.Lock()
+        if readonly:
+            self.db = Database(_connect_readonly(path), execute_plugins=False)
+            self._pragmas()
+            self._check_readable()
+        else:
+            _create_private(path)
+            self.db = Database(_connect(path), execute_plugins=False)
+            self.db.enable_wal()
+            self._pragmas()
+            applied = migrate(self.db)
+            if applied:
+                _LOGGER.info("decision log %s: applied migrations %s", path, applied)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> DecisionStore:
+        """For review: never creates, migrates or writes; a missing file is a ConfigError."""
+        if not path.is_file():
+            raise ConfigError(
+                f"no decision log at {path}",
+                hint="the service creates it on its first run (`evopt run`); "
+                "or set service.database to the file's path",
+            )
+        return cls(path, readonly=True)
+
+    def _pragmas(self) -> None:
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        if not self.readonly:
+            # In WAL, NORMAL syncs at checkpoints: a killed process loses nothing committed.
+            self.db.execute("PRAGMA synchronous = NORMAL")
+
+    def _check_readable(self) -> None:
+        """A reader of an unmigrated or older file would fail later with a cryptic error."""
+        try:
+            version = current_version(self.db)
+        except sqlite3.DatabaseError as err:
+            self.close()
+            raise ConfigError(f"{self.path} is not a decision log ({err})") from err
+        if version == 0:
+            self.close()
+            raise ConfigError(f"{self.path} is not a decision log (it has no schema)")
+        if version < latest_version():
+            self.close()
+            raise ConfigError(
+                f"the decision log {self.path} has schema version {version}; "
+                f"this evopt reads version {latest_version()}",
+                hint="restart the service (it upgrades the file) and try again",
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return current_version(self.db)
+
+    @contextmanager
+    def _write(self) -> Iterator[Database]:
+        """One short transaction; the lock keeps threads (asyncio.to_thread) from interleaving."""
+        with self._lock, transaction(self.db) as db:
+            yield db
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        *,
+        mode: RunMode,
+        site_id: int | None,
+        config_hash: str,
+        rules_hash: str,
+        version: str,
+        started_at: datetime,
+    ) -> str:
+        """Record a service (or simulation) run; its id tags every decision it writes."""
+        run_id = uuid.uuid4().hex
+        row = {
+            "run_id": run_id,
+            "started_at": utc_text(started_at),
+            "ended_at": None,
+            "mode": mode,
+            "site_id": site_id,
+            "config_hash": config_hash,
+            "rules_hash": rules_hash,
+            "version": version,
+            "status": "running",
+        }
+        with self._write() as db:
+            db.table("runs").insert(row)
+        return run_id
+
+    def end_run(self, run_id: str, *, ended_at: datetime, status: str = "stopped") -> None:
+        """Close a run (a run without an end was still running, or crashed); KeyError if unknown."""
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE runs SET ended_at = ?, status = ? WHERE run_id = ?",
+                [utc_text(ended_at), status, run_id],
+            ).rowcount
+        if not changed:
+            raise KeyError(f"no run {run_id} in the decision log")
+
+    # --- decisions -------------------------------------------------------------------------
+
+    def record(
+        self,
+        decision: Decision,
+        *,
+        run_id: str,
+        mode: RunMode,
+        site_id: int | None,
+        ts: datetime,
+        outcome: Outcome,
+        error: str | None = None,
+        commands: int = 0,
+    ) -> int:
+        """Write one decision in its own transaction; returns its id.
+
+        ``commands`` counts the write requests sent to the cloud for it (0 for a hold, a noop
+        or a dry run).
+        """
+        row = {
+            "ts": utc_text(ts),
+            "run_id": run_id,
+            "mode": mode,
+            "site_id": site_id,
+            "charger_sn": decision.charger_sn,
+            "policy": decision.policy,
+            "target": decision.target,
+            "action": decision.action,
+            "params": to_json(decision.params),
+            "reason": decision.reason,
+            "inputs": to_json(decision.inputs),
+            "overruled": to_json([asdict(o) for o in decision.overruled]),
+            "outcome": outcome,
+            "error": error,
+            "commands": commands,
+        }
+        with self._write() as db:
+            rowid = db.table("decisions").insert(row).last_rowid
+        if rowid is None:  # pragma: no cover - an insert always has a rowid
+            raise RuntimeError("the decision log returned no row id")
+        return rowid
+
+    # --- state -----------------------------------------------------------------------------
+
+    def load_state(self, key: str) -> Any | None:
+        """The JSON value saved under ``key``, or None if nothing was."""
+        with self._lock:  # not in the middle of another thread's write on this connection
+            row = self.db.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def save_state(self, key: str, value: Any, *, updated_at: datetime) -> None:
+        """Replace the value under ``key`` (engine memory, variants, override timers)."""
+        row = {"key": key, "value": to_json(value), "updated_at": utc_text(updated_at)}
+        with self._write() as db:
+            db.table("state").upsert(row, pk="key")
+
+    # --- request budget --------------------------------------------------------------------
+
+    def add_requests(self, run_id: str, *, hour: datetime, counts: Mapping[str, int]) -> None:
+        """Add ``counts`` (requests per endpoint family) to the run's row for that UTC hour."""
+        hour_text = utc_text(hour.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
+        rows = [(run_id, hour_text, family, n) for family, n in counts.items() if n]
+        if any(n < 0 for *_, n in rows):
+            raise ValueError(f"request counts cannot be negative: {dict(counts)}")
+        if not rows:
+            return
+        with self._write() as db:
+            db.conn.executemany(
+                "INSERT INTO requests (run_id, hour, family, count) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (run_id, hour, family) DO UPDATE SET count = count + excluded.count",
+                rows,
+            )
+
+    # --- retention -------------------------------------------------------------------------
+
+    def apply_retention(self, *, days: int, now: datetime) -> int:
+        """Delete decisions and request counts older than ``days``; returns decisions deleted.
+
+        Runs go too once they ended before the cut-off and nothing refers to them any more; a
+        run without an end (running, or crashed) is kept.
+        """
+        if days < 1:
+            raise ValueError("retention must keep at least 1 day")
+        cutoff = utc_text(now - timedelta(days=days))
+        with self._write() as db:
+            deleted = db.execute("DELETE FROM decisions WHERE ts < ?", [cutoff]).rowcount
+            db.execute("DELETE FROM requests WHERE hour < ?", [cutoff])
+            db.execute(
+                "DELETE FROM runs WHERE ended_at IS NOT NULL AND ended_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.run_id = runs.run_id)"
+                " AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.run_id = runs.run_id)",
+                [cutoff],
+            )
+        return int(deleted)
+
+
+def _create_private(path: Path) -> None:
+    """The directory (0700) and an empty file (0600) before SQLite opens it.
+
+    SQLite gives its -wal and -shm files the database file's mode, so all three stay private:
+    the log names the site and its chargers.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: no implicit BEGIN from the sqlite3 module; every write goes through
+    # an explicit transaction. check_same_thread=False: the service may call from a worker
+    # thread; the store's lock serialises its writes.
+    return sqlite3.connect(
+        str(path),
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        return sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as err:
+        raise ConfigError(f"cannot open the decision log {path}: {err}") from err

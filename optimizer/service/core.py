@@ -1,0 +1,581 @@
+"""The service loop: observe, decide, act, record, every ``service.poll_interval``, for months.
+
+One tick: ``observe_live`` reads a snapshot -> ``evaluate`` decides -> the :class:`Actuator`
+applies each decision (or finds nothing to do) -> the decision log records it with its
+outcome -> the engine memory is corrected for what did not happen (``acknowledge``) and saved.
+Each write to the log is its own short transaction, so a crash loses at most the decision being
+written, and a restart resumes the engine's memory.
+
+Nothing a cloud can do stops the loop: rate limits, outages and malformed replies make it wait
+longer before the next tick; a login that needs a person makes it act on nothing and check the
+stored session every few minutes (so `evopt login --otp` from a shell brings it back); and an
+unexpected exception is logged with its traceback and the loop goes on. SIGTERM and SIGINT stop
+it after the current tick; SIGHUP reloads the config and rules, keeping the old ones if the new
+ones are invalid. systemd hears about all of it through the :class:`Notifier`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from optimizer import __version__
+from optimizer.actuate import Actuation, Actuator
+from optimizer.config import Config
+from optimizer.connect import client_for, resolve_site_id, unattended_password
+from optimizer.decisions import DecisionStore, Outcome, RunMode
+from optimizer.engine.decision import Decision, Memory
+from optimizer.engine.evaluate import evaluate
+from optimizer.engine.feedback import acknowledge
+from optimizer.enlighten.client import EnlightenClient
+from optimizer.enlighten.errors import (
+    EXIT_AUTH,
+    EXIT_CLOUD,
+    EXIT_INVALID,
+    AuthError,
+    EnlightenError,
+    RateLimitedError,
+)
+from optimizer.observe import ObserveCache, observe_live
+from optimizer.service.clock import Clock
+from optimizer.service.health import WHAT, Problem, Trouble, delay_after
+from optimizer.service.setup import Setup, load_setup
+from optimizer.service.status import status_line
+from optimizer.systemd import Notifier
+from optimizer.yamlpos import YamlFileError
+
+__all__ = ["EXIT_INTERNAL", "Acted", "Service", "TickReport"]
+
+_LOGGER = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_INTERNAL = 70
+EXIT_CODES: dict[Problem | None, int] = {
+    None: EXIT_OK,
+    "auth": EXIT_AUTH,
+    "rate_limited": EXIT_CLOUD,
+    "cloud": EXIT_CLOUD,
+    "internal": EXIT_INTERNAL,
+}
+# Outcomes after which the charger is as the decision wanted: the engine's record stands.
+AS_WANTED: frozenset[Outcome] = frozenset({"applied", "noop"})
+RETENTION_EVERY = timedelta(days=1)
+# The watchdog is pinged while the loop is alive: a tick may take this long (a level change
+# waits charger.settle_delay; reads retry within 90 s) before it counts as hung.
+HUNG_AFTER_S = 10 * 60.0
+AUTH_STATUS = "authentication needed: run `evopt login`"
+# Settings the client is built from: a reload that changes them builds a new client.
+CLIENT_SECTIONS = ("enlighten", "charger")
+
+
+@dataclass(frozen=True)
+class Acted:
+    """One decision of a tick, what became of it, and its row in the decision log."""
+
+    decision: Decision
+    actuation: Actuation
+    row_id: int
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one tick did, for the status line, the exit code of ``--once`` and tests."""
+
+    at: datetime
+    status: str
+    delay_s: float
+    problem: Problem | None = None
+    error: str | None = None
+    acted: tuple[Acted, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.problem]
+
+
+class Service:
+    """The long-running loop behind `evopt run`.
+
+    ``client`` and ``store`` may be injected (tests); the service closes only what it
+    created. ``clock`` gives the time and sleeps between ticks. ``config_path`` is the file
+    SIGHUP reads again (None: the defaults, nothing to reread).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: Path | None,
+        dry_run: bool,
+        notifier: Notifier,
+        clock: Clock,
+        client: EnlightenClient | None = None,
+        store: DecisionStore | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.notifier = notifier
+        self.clock = clock
+        self._dry_run_flag = dry_run
+        self._client = client
+        self._owns_client = client is None
+        self._store = store
+        self._owns_store = store is None
+        self.setup: Setup | None = None
+        self.memory = Memory()
+        self.cache = ObserveCache()
+        self.site_id: int | None = config.enlighten.site_id
+        self.run_id: str | None = None
+        self.last_report: TickReport | None = None
+        self._actuator: Actuator | None = None
+        self._trouble = Trouble()
+        self._session_only = False  # waiting for a person to log in: no unattended login
+        self._client_stale = False  # build a new client before the next tick
+        self._counted: Counter[str] = Counter()  # the client's request totals already stored
+        self._retention_at: datetime | None = None
+        self._notice: str | None = None  # a refused reload, shown until the next good one
+        self._stop = False
+        self._reload = False
+        self._wake = asyncio.Event()
+        self._alive_until = time.monotonic() + HUNG_AFTER_S
+
+    # --- properties ----------------------------------------------------------------------------
+
+    @property
+    def dry_run(self) -> bool:
+        return self._dry_run_flag or self.config.service.dry_run
+
+    @property
+    def mode(self) -> RunMode:
+        return "dry_run" if self.dry_run else "live"
+
+    @property
+    def store(self) -> DecisionStore:
+        if self._store is None:
+            raise RuntimeError("the service has not started")
+        return self._store
+
+    @property
+    def poll_s(self) -> float:
+        return self.config.service.poll_interval.total_seconds()
+
+    # --- control -------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop after the current tick (SIGTERM, SIGINT); a sleep between ticks ends now."""
+        self._stop = True
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        """Reload config and rules before the next tick (SIGHUP); ends a sleep between ticks."""
+        self._reload = True
+        self._wake.set()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the rules, open the log, resume the memory, begin a run; then READY=1.
+
+        Raises ``YamlFileError`` (every problem with its position) for invalid config or rules.
+        """
+        self.setup = load_setup(self.config, self.config_path)
+        if self._store is None:
+            self._store = DecisionStore(self.config.database_path)
+        if self.site_id is not None:
+            self._resume_memory(self.site_id)
+        self._begin_run()
+        mode = " (dry run: nothing is sent)" if self.dry_run else ""
+        _LOGGER.info("evopt %s started%s: %s", __version__, mode, self.setup.describe())
+        self.notifier.ready(f"started{mode}: {self.setup.describe()}")
+
+    async def run(self, *, once: bool = False, max_ticks: int | None = None) -> int:
+        """Run until stopped (0), or one tick with ``once`` (its exit code). 1 for invalid
+        config or rules, reported as ``file:line:col: message`` lines on stderr."""
+        try:
+            self.start()
+        except YamlFileError as err:
+            for problem in err.problems:
+                sys.stderr.write(f"{problem}\n")
+            await self._close()
+            return EXIT_INVALID
+        loop = asyncio.get_running_loop()
+        handled = self._install_signals(loop)
+        watchdog = self._start_watchdog()
+        status = "stopped"
+        try:
+            return await self._loop(once=once, max_ticks=max_ticks)
+        except BaseException:
+            status = "crashed"
+            raise
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            await self.shutdown(status)
+
+    async def _loop(self, *, once: bool, max_ticks: int | None) -> int:
+        ticks = 0
+        while True:
+            report = await self.tick()
+            ticks += 1
+            if once:
+                return report.exit_code
+            if max_ticks is not None and ticks >= max_ticks:
+                return EXIT_OK
+            if not await self._pause(report.delay_s):
+                return EXIT_OK
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep until the next tick unless a stop or reload is waiting; then do the reload.
+        False when the loop should stop."""
+        if not (self._stop or self._reload):
+            self._alive_until = time.monotonic() + seconds + HUNG_AFTER_S
+            await self.clock.sleep(seconds, wake=self._wake)
+            self._wake.clear()
+        if self._stop:
+            return False
+        if self._reload:
+            self._reload = False
+            with _logged("reload"):
+                self.reload()
+        return True
+
+    async def shutdown(self, status: str = "stopped") -> None:
+        """STOPPING=1, close the run in the log, close the client and store (if ours).
+
+        ``run`` does this itself; for callers that drive ``tick`` directly."""
+        self.notifier.stopping("stopping")
+        now = self.clock.now()
+        with _logged("closing the run"):
+            self._flush_requests(now)
+            if self.run_id is not None:
+                self.store.end_run(self.run_id, ended_at=now, status=status)
+        await self._close()
+        _LOGGER.info("evopt stopped")
+
+    async def _close(self) -> None:
+        await self._drop_client()
+        if self._owns_store and self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
+        handlers = {
+            signal.SIGTERM: self.request_stop,
+            signal.SIGINT: self.request_stop,
+            signal.SIGHUP: self.request_reload,
+        }
+        installed = []
+        for sig, handler in handlers.items():
+            # Not possible outside the main thread (or on Windows): the loop runs without.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, handler)
+                installed.append(sig)
+        return installed
+
+    def _start_watchdog(self) -> asyncio.Task[None] | None:
+        interval = self.notifier.watchdog_interval_s
+        if interval is None:
+            return None
+        return asyncio.get_running_loop().create_task(self._watchdog(interval))
+
+    async def _watchdog(self, interval: float) -> None:
+        """Ping while the loop is alive (also through long back-off sleeps); a tick that
+        hangs stops the pings, and systemd restarts the service."""
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() <= self._alive_until:
+                self.notifier.watchdog()
+
+    # --- reload --------------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Read the config and rules again; on any problem keep the current ones.
+
+        Returns whether the new ones are in use. A changed setup begins a new run in the log.
+        systemd hears READY=1 after RELOADING=1 whatever happens, or it would wait for it.
+        """
+        self.notifier.reloading()
+        done, status = False, "reload failed (see the log); old config and rules kept"
+        try:
+            done, status = self._reread()
+        finally:
+            self.notifier.ready(status)
+        return done
+
+    def _reread(self) -> tuple[bool, str]:
+        old = self.setup
+        try:
+            new = load_setup(self.config, self.config_path, reread=True)
+        except YamlFileError as err:
+            for problem in err.problems:
+                _LOGGER.error("reload refused: %s", problem)  # noqa: TRY400 - no traceback
+            more = f" (+{len(err.problems) - 1} more)" if len(err.problems) > 1 else ""
+            self._notice = f"reload refused, old rules kept: {err.problems[0]}{more}"
+            return False, self._notice
+        self._notice = None
+        self._use(new, old)
+        _LOGGER.info("reloaded: %s", new.describe())
+        return True, f"reloaded: {new.describe()}"
+
+    def _use(self, new: Setup, old: Setup | None) -> None:
+        was_mode, was = self.mode, self.config
+        self.setup, self.config = new, new.config
+        if new.config.database_path != was.database_path:
+            _LOGGER.warning("service.database changed: the new path is used after a restart")
+        if any(getattr(new.config, s) != getattr(was, s) for s in CLIENT_SECTIONS):
+            self._client_changed()
+        site = new.config.enlighten.site_id
+        if site is not None and site != self.site_id:
+            self.site_id = site
+            self._resume_memory(site)
+        self._actuator = None  # the site or dry run may have changed
+        unchanged = old is not None and (old.config_hash, old.rules_hash, was_mode) == (
+            new.config_hash,
+            new.rules_hash,
+            self.mode,
+        )
+        if not unchanged and self.run_id is not None:
+            self.store.end_run(self.run_id, ended_at=self.clock.now(), status="reloaded")
+            self._begin_run()
+
+    def _begin_run(self) -> None:
+        assert self.setup is not None  # noqa: S101 - start() loads it first
+        self.run_id = self.store.start_run(
+            mode=self.mode,
+            site_id=self.site_id,
+            config_hash=self.setup.config_hash,
+            rules_hash=self.setup.rules_hash,
+            version=__version__,
+            started_at=self.clock.now(),
+        )
+
+    # --- one tick ------------------------------------------------------------------------------
+
+    async def tick(self) -> TickReport:
+        """One observe-decide-act-record pass; never raises for a cloud or engine failure."""
+        if self.setup is None:
+            self.start()
+        now = self.clock.now()
+        self._alive_until = time.monotonic() + HUNG_AFTER_S
+        try:
+            report = await self._tick(now)
+        except AuthError as err:
+            report = self._auth_needed(now, err.user_message())
+        except RateLimitedError as err:
+            report = self._failed(now, "rate_limited", err.user_message(), err.retry_after)
+        except EnlightenError as err:
+            report = self._failed(now, "cloud", err.user_message())
+        except Exception as err:  # noqa: BLE001 - a bug must not end a service that runs for months
+            message = f"{type(err).__name__}: {err} (the loop goes on)"
+            report = self._failed(now, "internal", message, traceback=True)
+        with _logged("bookkeeping after the tick"):
+            self._flush_requests(now)
+            self._retention(now)
+        status = f"{report.status} | {self._notice}" if self._notice else report.status
+        self.notifier.status(status)
+        self.notifier.watchdog()
+        self.last_report = report
+        return report
+
+    async def _tick(self, now: datetime) -> TickReport:
+        assert self.setup is not None  # noqa: S101 - tick() starts the service first
+        client = await self._client_now()
+        site_id = await self._site(client)
+        snapshot = await observe_live(
+            client, site_id=site_id, config=self.config, now=now, cache=self.cache
+        )
+        self._trouble.ok()
+        if self._session_only:
+            _LOGGER.info("the stored Enlighten session works again; acting from now on")
+            self._session_only = False
+            self._client_changed()  # next tick: a client that may log in again by itself
+        before = self.memory
+        decisions, memory = evaluate(
+            snapshot, self.setup.rules.enabled, before, settings=self.setup.settings
+        )
+        actuator = self._actuator_for(client, site_id)
+        acted: list[Acted] = []
+        for decision in decisions:
+            actuation = await actuator.apply(decision, snapshot)
+            row = self.store.record(
+                decision,
+                run_id=self._run_id(),
+                mode=self.mode,
+                site_id=site_id,
+                ts=now,
+                outcome=actuation.outcome,
+                error=actuation.error,
+                commands=actuation.commands,
+            )
+            _log_decision(decision, actuation)
+            applied = actuation.outcome in AS_WANTED
+            memory = acknowledge(memory, decision, applied=applied, before=before)
+            acted.append(Acted(decision, actuation, row))
+        self.memory = memory
+        self.store.save_state(_memory_key(site_id), memory.model_dump(mode="json"), updated_at=now)
+        status = status_line(
+            snapshot,
+            [(a.decision, a.actuation) for a in acted],
+            requests_last_hour=sum(client.counter.last_hour().values()),
+            dry_run=self.dry_run,
+        )
+        denied = next((a.actuation for a in acted if a.actuation.auth_needed), None)
+        if denied is not None:
+            report = self._auth_needed(now, denied.error or "login refused")
+            return replace(report, acted=tuple(acted))
+        return TickReport(at=now, status=status, delay_s=self.poll_s, acted=tuple(acted))
+
+    def _failed(
+        self,
+        now: datetime,
+        problem: Problem,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        traceback: bool = False,
+    ) -> TickReport:
+        failures = self._trouble.failed(problem, message, traceback=traceback)
+        delay = delay_after(problem, failures, poll_s=self.poll_s, retry_after_s=retry_after)
+        if problem == "auth":
+            status = f"{AUTH_STATUS}; acting on nothing ({message})"
+        else:
+            status = f"{WHAT[problem]} ({message}); next try in {_span(delay)}"
+        return TickReport(at=now, status=status, delay_s=delay, problem=problem, error=message)
+
+    def _auth_needed(self, now: datetime, message: str) -> TickReport:
+        """Act on nothing until someone logs in. Each retry builds a client from the session
+        file, which `evopt login` in a shell rewrites; it never logs in by itself (that would
+        send another one-time code, or repeat a refused password towards a blocked account)."""
+        self._session_only = True
+        self._client_changed()
+        return self._failed(now, "auth", message)
+
+    # --- parts of a tick -----------------------------------------------------------------------
+
+    async def _client_now(self) -> EnlightenClient:
+        """The client, built on first use (and again after a reload or a login problem)."""
+        if self._client_stale:
+            self._client_stale = False
+            await self._drop_client()
+        if self._client is None:
+            provider = None if self._session_only else unattended_password
+            self._client = client_for(self.config, password_provider=provider)
+            self._owns_client = True
+        return self._client
+
+    async def _site(self, client: EnlightenClient) -> int:
+        """The site id from the config, else the account's only site (memory resumed once)."""
+        if self.site_id is None:
+            self.site_id = await resolve_site_id(client, None)
+            self._resume_memory(self.site_id)
+        return self.site_id
+
+    def _actuator_for(self, client: EnlightenClient, site_id: int) -> Actuator:
+        if self._actuator is None or self._actuator.client is not client:
+            self._actuator = Actuator(
+                client, site_id=site_id, dry_run=self.dry_run, cache=self.cache
+            )
+        return self._actuator
+
+    def _client_changed(self) -> None:
+        """Build a new client on the next tick (closing this one then)."""
+        self._client_stale = True
+
+    async def _drop_client(self) -> None:
+        """Close the client (if ours); its requests are counted first."""
+        client = self._client
+        if client is None:
+            return
+        with _logged("counting requests"):
+            self._flush_requests(self.clock.now())
+        self._client, self._actuator = None, None
+        self._counted = Counter()
+        if self._owns_client:
+            await client.close()
+
+    def _run_id(self) -> str:
+        if self.run_id is None:
+            raise RuntimeError("the service has not started")
+        return self.run_id
+
+    def _resume_memory(self, site_id: int) -> None:
+        saved = self.store.load_state(_memory_key(site_id))
+        if saved is None:
+            self.memory = Memory()
+            return
+        try:
+            self.memory = Memory.model_validate(saved)
+        except ValidationError as err:
+            _LOGGER.warning("saved engine memory unreadable (%s); starting afresh", err)
+            self.memory = Memory()
+            return
+        chargers = ", ".join(self.memory.chargers) or "no chargers"
+        _LOGGER.info("resumed engine memory of site %s (%s)", site_id, chargers)
+
+    def _flush_requests(self, now: datetime) -> None:
+        """Requests since the last flush, per endpoint family, into this hour's counts."""
+        if self._client is None or self.run_id is None or self._store is None:
+            return
+        totals = Counter(self._client.counter.totals())
+        delta = totals - self._counted
+        if delta:
+            self.store.add_requests(self.run_id, hour=now, counts=dict(delta))
+        self._counted = totals
+
+    def _retention(self, now: datetime) -> None:
+        if self._retention_at is not None and now - self._retention_at < RETENTION_EVERY:
+            return
+        self._retention_at = now
+        days = self.config.service.retention_days
+        deleted = self.store.apply_retention(days=days, now=now)
+        if deleted:
+            _LOGGER.info("deleted %d decisions older than %d days", deleted, days)
+
+
+def _memory_key(site_id: int) -> str:
+    return f"memory:{site_id}"
+
+
+def _log_decision(decision: Decision, actuation: Actuation) -> None:
+    """Acting decisions at info (what changed, or would have); holds at debug."""
+    level = logging.DEBUG if decision.action == "hold" else logging.INFO
+    if actuation.outcome == "failed":
+        level = logging.WARNING
+    _LOGGER.log(
+        level,
+        "%s %s: %s %s -> %s%s (%s: %s)",
+        decision.charger_sn,
+        decision.target,
+        decision.action,
+        decision.params or "",
+        actuation.outcome,
+        f" [{actuation.error}]" if actuation.error else "",
+        decision.policy,
+        decision.reason,
+    )
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+@contextlib.contextmanager
+def _logged(what: str) -> Iterator[None]:
+    """Bookkeeping must not end the loop: a failure is logged with its traceback."""
+    try:
+        yield
+    except Exception:
+        _LOGGER.exception("%s failed; the loop goes on", what)
