@@ -422,3 +422,29 @@ def test_the_docs_describe_every_table_and_column(store: DecisionStore) -> None:
         assert f"### `{table.name}`" in text, table.name
         for column in table.columns:
             assert f"`{column.name}`" in text, f"{table.name}.{column.name}"
+
+
+def test_a_decision_and_its_memory_are_one_transaction(store: DecisionStore, run_id: str) -> None:
+    """The service writes each decision with the memory that matches it: both or neither."""
+    store.record(
+        make_decision(),
+        run_id=run_id,
+        mode="live",
+        site_id=1,
+        ts=NOW,
+        outcome="applied",
+        state=("memory:1", {"n": 1}),
+    )
+    assert store.load_state("memory:1") == {"n": 1}
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record(
+            make_decision(),
+            run_id=run_id,
+            mode="live",
+            site_id=1,
+            ts=NOW,
+            outcome="bogus",  # type: ignore[arg-type]
+            state=("memory:1", {"n": 2}),
+        )
+    assert store.load_state("memory:1") == {"n": 1}  # the failed row took its memory with it
+    assert count(store, "decisions") == 1

@@ -20,6 +20,7 @@ import pytest
 
 from optimizer.config import Config, load_config
 from optimizer.decisions import DecisionStore
+from optimizer.engine.decision import Memory
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer, LoggedRequest
 from optimizer.service import Service, TickReport, core
@@ -531,3 +532,56 @@ async def test_memory_is_restored_by_the_next_service(
         store.close()
     assert len(midday.cloud.requests("/start_charging")) == 1  # no second start
     assert second.memory.chargers[SN].started_at == remembered.chargers[SN].started_at
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL at one exact point: not an Exception, so nothing catches it."""
+
+
+START_AND_SPARE_BATTERY = (
+    ALWAYS_16
+    + """\
+  - name: spare-battery
+    kind: battery_use
+    use_battery: false
+"""
+)
+
+
+async def test_a_crash_mid_tick_leaves_memory_matching_the_recorded_decisions(
+    midday: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each decision is written with the memory that knows it and nothing after it."""
+    config = midday.config(START_AND_SPARE_BATTERY)
+    store = DecisionStore(midday.database)
+    real_record = store.record
+
+    def record_until_the_battery(decision: Any, **kwargs: Any) -> int:
+        if decision.action == "set_battery":
+            raise Crash  # the battery command went out; its row and memory never land
+        return real_record(decision, **kwargs)
+
+    monkeypatch.setattr(store, "record", record_until_the_battery)
+    first = midday.service(config, store=store)
+    with pytest.raises(Crash):
+        await first.run(max_ticks=1)
+    store.close()
+    assert len(midday.cloud.requests("/start_charging")) == 1
+    assert midday.cloud.charger().green_use_battery is False  # applied, not recorded
+
+    saved = DecisionStore(midday.database)
+    try:
+        memory = Memory.model_validate(saved.load_state(f"memory:{SITE_ID}"))
+        assert memory.chargers[SN].commanded_on is True  # recorded start: remembered
+        assert memory.chargers[SN].commanded_battery is None  # unrecorded: not claimed
+        second = midday.service(config, store=saved)
+        midday.cloud.advance(30)
+        assert await second.run(max_ticks=1) == 0
+    finally:
+        saved.close()
+    assert len(midday.cloud.requests("/start_charging")) == 1  # no duplicate start
+    assert midday.cloud.requests("/settings", method="PUT")[1:] == []  # nor battery write
+    battery = [r for r in midday.rows() if r["target"] == "battery"]
+    # After the restart the engine sees the setting already off: a hold, nothing sent.
+    assert [(r["action"], r["outcome"]) for r in battery] == [("hold", "noop")]
+    assert "already off" in battery[0]["reason"]

@@ -214,11 +214,14 @@ class DecisionStore:
         outcome: Outcome,
         error: str | None = None,
         commands: int = 0,
+        state: tuple[str, Any] | None = None,
     ) -> int:
         """Write one decision in its own transaction; returns its id.
 
         ``commands`` counts the write requests sent to the cloud for it (0 for a hold, a noop
-        or a dry run).
+        or a dry run). ``state`` (key, value) is saved in the same transaction: the service
+        passes the engine memory that matches the decisions recorded so far, so a crash can
+        never leave a recorded command that the restored memory does not know about.
         """
         row = {
             "ts": utc_text(ts),
@@ -239,6 +242,11 @@ class DecisionStore:
         }
         with self._write() as db:
             rowid = db.table("decisions").insert(row).last_rowid
+            if state is not None:
+                key, value = state
+                db.table("state").upsert(
+                    {"key": key, "value": to_json(value), "updated_at": row["ts"]}, pk="key"
+                )
         if rowid is None:  # pragma: no cover - an insert always has a rowid
             raise RuntimeError("the decision log returned no row id")
         return rowid

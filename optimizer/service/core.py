@@ -408,8 +408,15 @@ class Service:
         )
         actuator = self._actuator_for(client, site_id)
         acted: list[Acted] = []
-        for decision in decisions:
+        for index, decision in enumerate(decisions):
             actuation = await actuator.apply(decision, snapshot)
+            applied = actuation.outcome in AS_WANTED
+            memory = acknowledge(memory, decision, applied=applied, before=before)
+            # Saved with the decision: if the process dies after this row, the restored memory
+            # knows this command and none of the ones not yet sent.
+            durable = memory
+            for later in decisions[index + 1 :]:
+                durable = acknowledge(durable, later, applied=False, before=before)
             row = self.store.record(
                 decision,
                 run_id=self._run_id(),
@@ -419,10 +426,9 @@ class Service:
                 outcome=actuation.outcome,
                 error=actuation.error,
                 commands=actuation.commands,
+                state=(_memory_key(site_id), durable.model_dump(mode="json")),
             )
             _log_decision(decision, actuation)
-            applied = actuation.outcome in AS_WANTED
-            memory = acknowledge(memory, decision, applied=applied, before=before)
             acted.append(Acted(decision, actuation, row))
         self.memory = memory
         self.store.save_state(_memory_key(site_id), memory.model_dump(mode="json"), updated_at=now)
