@@ -213,6 +213,11 @@ class EnlightenClient:
                 method, path, family=family, json_body=json_body, retry=retry
             )
 
+    async def _read(self, path: str, *, family: str, parse: Callable[[Any], T]) -> T:
+        """GET ``path`` (re-logging in once on a 401) and parse the reply into its model."""
+        reply = await self._call("GET", path, family=family)
+        return parse(reply.data)
+
     async def _first_working(
         self,
         key: str,
@@ -261,26 +266,28 @@ class EnlightenClient:
 
     async def summaries(self, site_id: int) -> list[ChargerSummary]:
         path = f"{EVSE}/api/v2/{site_id}/ev_chargers/summary?filter_retired=true"
-        reply = await self._call("GET", path, family="summary")
-        return parse_summary_list(reply.data)
+        return await self._read(path, family="summary", parse=parse_summary_list)
 
     async def summary(self, site_id: int, sn: str) -> ChargerSummary:
-        reply = await self._call(
-            "GET", f"{EVSE}/api/v2/{site_id}/ev_chargers/{sn}/summary", family="summary"
+        return await self._read(
+            f"{EVSE}/api/v2/{site_id}/ev_chargers/{sn}/summary",
+            family="summary",
+            parse=parse_summary,
         )
-        return parse_summary(reply.data)
 
     async def start_live_stream(self, site_id: int) -> LiveStream:
-        reply = await self._call(
-            "GET", f"{EVSE}/{site_id}/ev_chargers/start_live_stream", family="live_stream"
+        return await self._read(
+            f"{EVSE}/{site_id}/ev_chargers/start_live_stream",
+            family="live_stream",
+            parse=parse_live_stream,
         )
-        return parse_live_stream(reply.data)
 
     async def stop_live_stream(self, site_id: int) -> LiveStream:
-        reply = await self._call(
-            "GET", f"{EVSE}/{site_id}/ev_chargers/stop_live_stream", family="live_stream"
+        return await self._read(
+            f"{EVSE}/{site_id}/ev_chargers/stop_live_stream",
+            family="live_stream",
+            parse=parse_live_stream,
         )
-        return parse_live_stream(reply.data)
 
     async def session_history(
         self,
@@ -320,37 +327,38 @@ class EnlightenClient:
         return parse_lifetime_energy(reply.data, timezone=timezone)
 
     async def charge_mode(self, site_id: int, sn: str) -> ChargeMode | None:
-        reply = await self._call(
-            "GET", f"{SCHEDULER}/{site_id}/{sn}/preference", family="scheduler"
+        return await self._read(
+            f"{SCHEDULER}/{site_id}/{sn}/preference", family="scheduler", parse=parse_charge_mode
         )
-        return parse_charge_mode(reply.data)
 
     async def green_battery_setting(self, site_id: int, sn: str) -> bool | None:
         """The green-mode "use battery for EV charging" toggle; None where not reported."""
-        reply = await self._call(
-            "GET", f"{SCHEDULER}/GREEN_CHARGING/{site_id}/{sn}/settings", family="scheduler"
+        return await self._read(
+            f"{SCHEDULER}/GREEN_CHARGING/{site_id}/{sn}/settings",
+            family="scheduler",
+            parse=battery_for_self_consumption,
         )
-        return battery_for_self_consumption(reply.data)
 
     async def schedules(self, site_id: int, sn: str) -> Schedules:
-        reply = await self._call(
-            "GET", f"{SCHEDULER}/SCHEDULED_CHARGING/{site_id}/{sn}/schedules", family="scheduler"
+        return await self._read(
+            f"{SCHEDULER}/SCHEDULED_CHARGING/{site_id}/{sn}/schedules",
+            family="scheduler",
+            parse=parse_schedules,
         )
-        return parse_schedules(reply.data)
 
     async def latest_power(self, site_id: int) -> LatestPower:
         """The site's latest power sample (field notes, "More site data"); optional source."""
-        reply = await self._call(
-            "GET", f"/app-api/{site_id}/get_latest_power", family="latest_power"
+        return await self._read(
+            f"/app-api/{site_id}/get_latest_power", family="latest_power", parse=parse_latest_power
         )
-        return parse_latest_power(reply.data)
 
     async def battery_status(self, site_id: int) -> BatteryStatus:
         """The home battery's state of charge and energy; a site without one may answer 404."""
-        reply = await self._call(
-            "GET", f"/pv/settings/{site_id}/battery_status.json", family="battery"
+        return await self._read(
+            f"/pv/settings/{site_id}/battery_status.json",
+            family="battery",
+            parse=parse_battery_status,
         )
-        return parse_battery_status(reply.data)
 
     # --- writes --------------------------------------------------------------------------------
 
