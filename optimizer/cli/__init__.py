@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from optimizer import __version__
-from optimizer.cli import account, control, log, rules, run, scheduler
+from optimizer.cli import account, control, log, rules, run, scheduler, simulate
 from optimizer.cli.context import Context
 from optimizer.config import Config, find_config
 from optimizer.enlighten.control import TRIGGER_MESSAGES
@@ -208,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     rules.register(command)
     log.register(command, common)
     run.register(command)
+    simulate.register(command)
     return parser
 
 

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -223,23 +223,16 @@ class DecisionStore:
         passes the engine memory that matches the decisions recorded so far, so a crash can
         never leave a recorded command that the restored memory does not know about.
         """
-        row = {
-            "ts": utc_text(ts),
-            "run_id": run_id,
-            "mode": mode,
-            "site_id": site_id,
-            "charger_sn": decision.charger_sn,
-            "policy": decision.policy,
-            "target": decision.target,
-            "action": decision.action,
-            "params": to_json(decision.params),
-            "reason": decision.reason,
-            "inputs": to_json(decision.inputs),
-            "overruled": to_json([asdict(o) for o in decision.overruled]),
-            "outcome": outcome,
-            "error": error,
-            "commands": commands,
-        }
+        row = _decision_row(
+            decision,
+            run_id=run_id,
+            mode=mode,
+            site_id=site_id,
+            ts=ts,
+            outcome=outcome,
+            error=error,
+            commands=commands,
+        )
         with self._write() as db:
             rowid = db.table("decisions").insert(row).last_rowid
             if state is not None:
@@ -250,6 +243,37 @@ class DecisionStore:
         if rowid is None:  # pragma: no cover - an insert always has a rowid
             raise RuntimeError("the decision log returned no row id")
         return rowid
+
+    def record_many(
+        self,
+        items: Iterable[tuple[Decision, datetime, Outcome, int]],
+        *,
+        run_id: str,
+        mode: RunMode,
+        site_id: int | None,
+    ) -> int:
+        """Write many decisions (decision, ts, outcome, commands) in one transaction.
+
+        For the simulator: a year replays tens of thousands of decisions, and one transaction
+        each would make logging slower than the replay itself. Returns how many were written.
+        """
+        rows = [
+            _decision_row(
+                decision,
+                run_id=run_id,
+                mode=mode,
+                site_id=site_id,
+                ts=ts,
+                outcome=outcome,
+                error=None,
+                commands=commands,
+            )
+            for decision, ts, outcome, commands in items
+        ]
+        if rows:
+            with self._write() as db:
+                db.table("decisions").insert_all(rows)
+        return len(rows)
 
     # --- state -----------------------------------------------------------------------------
 
@@ -303,6 +327,36 @@ class DecisionStore:
                 [cutoff],
             )
         return int(deleted)
+
+
+def _decision_row(
+    decision: Decision,
+    *,
+    run_id: str,
+    mode: RunMode,
+    site_id: int | None,
+    ts: datetime,
+    outcome: Outcome,
+    error: str | None,
+    commands: int,
+) -> dict[str, Any]:
+    return {
+        "ts": utc_text(ts),
+        "run_id": run_id,
+        "mode": mode,
+        "site_id": site_id,
+        "charger_sn": decision.charger_sn,
+        "policy": decision.policy,
+        "target": decision.target,
+        "action": decision.action,
+        "params": to_json(decision.params),
+        "reason": decision.reason,
+        "inputs": to_json(decision.inputs),
+        "overruled": to_json([asdict(o) for o in decision.overruled]),
+        "outcome": outcome,
+        "error": error,
+        "commands": commands,
+    }
 
 
 def _create_private(path: Path) -> None:

@@ -1,6 +1,28 @@
-"""The shared async client of the Enlighten cloud API (transport, auth, endpoints, models)."""
+"""The shared async client of the Enlighten cloud API (transport, auth, endpoints, models).
 
-from optimizer.enlighten.client import EnlightenClient
-from optimizer.enlighten.errors import EnlightenError
+``EnlightenClient`` and ``EnlightenError`` are re-exported lazily: importing a light module of
+this package (errors, models) must not import the whole client, which itself imports modules
+(such as ``optimizer.limits``) that depend on those light ones.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optimizer.enlighten.client import EnlightenClient
+    from optimizer.enlighten.errors import EnlightenError
 
 __all__ = ["EnlightenClient", "EnlightenError"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EnlightenClient":
+        from optimizer.enlighten.client import EnlightenClient  # noqa: PLC0415
+
+        return EnlightenClient
+    if name == "EnlightenError":
+        from optimizer.enlighten.errors import EnlightenError  # noqa: PLC0415
+
+        return EnlightenError
+    raise AttributeError(name)

@@ -1,0 +1,257 @@
+"""`evopt simulate`: replay history through the policies, offline, and compare with baselines.
+
+Inputs are Enlighten's own JSON shapes (a lifetime-energy reply with 15-minute buckets and
+session-history pages); the site's timezone, tariffs, limits and rules come from the config.
+Nothing is sent to the cloud. Decisions are logged as mode ``simulation`` under a new run id
+(unless ``--no-log``) so `evopt log --run ID` can explain any of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from optimizer import __version__
+from optimizer.cli.context import Context
+from optimizer.config import Config
+from optimizer.decisions.store import DecisionStore
+from optimizer.engine.loader import load_config_rules, load_rules
+from optimizer.engine.rules import PolicyBase
+from optimizer.enlighten.errors import ConfigError, ParseError
+from optimizer.enlighten.models import (
+    ChargingSession,
+    LifetimeEnergy,
+    parse_lifetime_energy,
+    parse_session_history_page,
+)
+from optimizer.limits import Limits
+from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
+from optimizer.service.setup import file_hash, files_hash
+from optimizer.simulate.replay import ReplayResult, replay
+from optimizer.simulate.report import build_report
+from optimizer.simulate.series import SiteSeries, figures, series_from_history
+
+__all__ = ["register", "simulate"]
+
+
+class InputError(ConfigError):
+    """A history file that cannot be used (exit 1, one line naming the file)."""
+
+    hint = "pass Enlighten's lifetime_energy JSON (15-minute buckets) and session-history pages"
+
+
+def register(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add `simulate` through build_parser's ``command(name, help, handler)``."""
+    parser = command(
+        "simulate", "replay history through the policies and compare with baselines", simulate
+    )
+    parser.add_argument("--energy", metavar="FILE", help="lifetime_energy JSON (15-minute)")
+    parser.add_argument(
+        "--sessions",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a session-history JSON page (repeat for more pages)",
+    )
+    parser.add_argument("--from", dest="date_from", type=date.fromisoformat, metavar="D")
+    parser.add_argument("--to", dest="date_to", type=date.fromisoformat, metavar="D")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--plot", metavar="FILE.png", help="write a plot of one day or week")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--plot-day", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    which.add_argument("--plot-week", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RULES.yaml",
+        help="replay each rule file on the same history and rank them",
+    )
+    parser.add_argument(
+        "--no-log", action="store_true", help="do not write decisions to the decision log"
+    )
+
+
+@dataclass(frozen=True)
+class _Site:
+    limits: Limits
+    voltage_v: float
+    timezone: str
+
+
+def _site(config: Config, energy: LifetimeEnergy | None) -> _Site:
+    top = DEFAULT_LIMITS.max_amps
+    site_max = config.site.max_current
+    limits = Limits(DEFAULT_LIMITS.min_amps, min(top, site_max or top), 1, site_max)
+    zone = config.site.timezone or (energy.timezone if energy is not None else None) or "UTC"
+    return _Site(limits, float(config.site.voltage or DEFAULT_VOLTAGE), zone)
+
+
+def _read_json(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not JSON ({err})") from err
+
+
+def load_history(
+    energy_path: str, session_paths: Sequence[str], *, timezone: str
+) -> tuple[LifetimeEnergy, list[ChargingSession]]:
+    """Parse the files; any problem becomes one InputError naming the file."""
+    try:
+        energy = parse_lifetime_energy(_read_json(energy_path), timezone=timezone)
+    except ParseError as err:
+        raise InputError(f"{energy_path}: {err}") from err
+    sessions: list[ChargingSession] = []
+    for path in session_paths:
+        try:
+            sessions.extend(parse_session_history_page(_read_json(path)).sessions)
+        except ParseError as err:
+            raise InputError(f"{path}: {err}") from err
+    return energy, sessions
+
+
+def _period(args: argparse.Namespace, timezone: str) -> tuple[datetime | None, datetime | None]:
+    zone = ZoneInfo(timezone)
+    start = end = None
+    if args.date_from is not None:
+        start = datetime.combine(args.date_from, time(), tzinfo=zone).astimezone(UTC)
+    if args.date_to is not None:
+        after = args.date_to + timedelta(days=1)  # --to is inclusive
+        end = datetime.combine(after, time(), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def build_series(ctx: Context) -> tuple[SiteSeries, _Site]:
+    config, args = ctx.config, ctx.args
+    if not args.energy:
+        raise ConfigError(
+            "no history to simulate: pass --energy FILE and --sessions FILE",
+            hint="`evopt history fetch` is not available yet; save the API replies to files",
+        )
+    site = _site(config, None)
+    energy, sessions = load_history(args.energy, args.sessions, timezone=site.timezone)
+    start, end = _period(args, site.timezone)
+    try:
+        series = series_from_history(
+            energy,
+            sessions,
+            tariffs=config.tariffs,
+            timezone=site.timezone,
+            start=start,
+            end=end,
+        )
+    except ParseError as err:
+        raise InputError(f"{args.energy}: {err}") from err
+    if not series.starts:
+        raise InputError(f"{args.energy}: no 15-minute buckets in the chosen period")
+    return series, site
+
+
+async def simulate(ctx: Context) -> int:
+    config, args = ctx.config, ctx.args
+    series, site = build_series(ctx)
+    if args.compare:
+        return _compare(series, site, config, [Path(p) for p in args.compare], args.json)
+    loaded = load_config_rules(config)
+    policies: Sequence[PolicyBase] = loaded.enabled
+    store = run_id = None
+    if not args.no_log:
+        store = DecisionStore(config.database_path)
+        run_id = store.start_run(
+            mode="simulation",
+            site_id=config.enlighten.site_id,
+            config_hash=file_hash(config.source),
+            rules_hash=files_hash(Path(name) for name in loaded.files),
+            version=__version__,
+            started_at=datetime.now(UTC),
+        )
+    try:
+        result = replay(
+            series,
+            policies,
+            config=config,
+            limits=site.limits,
+            voltage_v=site.voltage_v,
+            store=store,
+            run_id=run_id,
+            site_id=config.enlighten.site_id,
+        )
+        if store is not None and run_id is not None:
+            store.end_run(run_id, ended_at=datetime.now(UTC), status="finished")
+    finally:
+        if store is not None:
+            store.close()
+    report = build_report(
+        series,
+        result.ev_kwh,
+        commands=result.commands,
+        limits=site.limits,
+        voltage_v=site.voltage_v,
+        currency=config.tariffs.currency,
+        run_id=run_id,
+        rules=tuple(loaded.files),
+        decisions=result.decisions,
+        by_action=result.by_action,
+    )
+    if args.plot:
+        _plot(series, result, args)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(report.to_text())
+        if run_id is not None:
+            print(
+                f"\ndecisions: {result.decisions} logged as run {run_id} (evopt log --run {run_id})"
+            )
+        else:
+            print(f"\ndecisions: {result.decisions} (not logged: --no-log)")
+        if args.plot:
+            print(f"plot: {args.plot}")
+    return 0
+
+
+def _plot(series: SiteSeries, result: ReplayResult, args: argparse.Namespace) -> None:
+    from optimizer.simulate.plot import plot_replay  # noqa: PLC0415 - matplotlib is slow to import
+
+    plot_replay(
+        series,
+        result,
+        Path(args.plot),
+        day=args.plot_day,
+        week=args.plot_week,
+    )
+
+
+def _compare(
+    series: SiteSeries, site: _Site, config: Config, paths: list[Path], as_json: bool
+) -> int:
+    """Each rule file on the same series; ranked by solar into the car, cost, commands."""
+    rows = []
+    for path in paths:
+        loaded = load_rules([path], tariffs=config.tariffs)
+        result = replay(
+            series, loaded.enabled, config=config, limits=site.limits, voltage_v=site.voltage_v
+        )
+        rows.append((str(path), figures(series, result.ev_kwh, commands=result.commands)))
+    rows.sort(key=lambda row: (-row[1].ev_solar_kwh, row[1].cost, row[1].commands))
+    if as_json:
+        ranking = [{"rank": n, "rules": name} | f.to_json() for n, (name, f) in enumerate(rows, 1)]
+        print(json.dumps({"ranking": ranking}, indent=2))
+        return 0
+    print(
+        f"{'#':>2}  {'rules':<36}{'solar kWh':>10}{'EV kWh':>9}{'cost':>9}{'unmet':>8}{'cmds':>6}"
+    )
+    for n, (name, f) in enumerate(rows, 1):
+        print(
+            f"{n:>2}  {name:<36}{f.ev_solar_kwh:>10.2f}{f.ev_energy_kwh:>9.2f}"
+            f"{f.cost:>9.2f}{f.unmet_kwh:>8.2f}{f.commands:>6}"
+        )
+    return 0

@@ -1,0 +1,1 @@
+"""Dry-run simulation: replay history through the policies and compare with baselines."""

@@ -1,0 +1,379 @@
+"""Replay a :class:`SiteSeries` through the engine with a simulated charger.
+
+The engine is run exactly as the service runs it: a :class:`Snapshot` per tick whose surplus
+comes from :func:`estimate_surplus` over the previous *complete* bucket (report lag: acting in
+bucket t, the engine sees bucket t - ``lag_buckets``), ``evaluate`` with memory carried
+between ticks, and the decisions applied to a simulated charger.
+
+Choices (documented because they shape the figures):
+
+* One tick per 15-minute bucket, at its start. The surplus the engine sees only changes once
+  per bucket, so finer ticks would add cost and no information (hysteresis timers advance in
+  15-minute steps).
+* The charger is in MANUAL mode unless a policy switches it. A level change while charging
+  restarts the session in MANUAL (field notes), costing ``restart_s`` seconds of charging in
+  that bucket. In GREEN mode the charger follows the bucket's real surplus itself (clamped to
+  its limits; below the minimum it pauses).
+* The car takes at most its session's ``energy_kwh`` (what it took in reality); then it stops
+  drawing though the session stays active.
+* ``set_battery`` changes the simulated setting (so it is sent once, not every tick) but no
+  energy: there is no home-battery model yet. ``patch_schedules`` is counted and changes
+  nothing (SCHEDULED mode is not simulated).
+* Every decision, holds included, is logged when a store is given, batched one transaction
+  per simulated day through :meth:`DecisionStore.record_many`.
+* The tariff view is built from precomputed 15-minute prices rather than
+  :func:`tariff_now` per tick (same fields; a year would otherwise cost millions of lookups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from optimizer.config import Config
+from optimizer.decisions.store import DecisionStore, Outcome
+from optimizer.engine.decision import Decision, EngineSettings, Memory
+from optimizer.engine.evaluate import evaluate
+from optimizer.engine.rules import PolicyBase
+from optimizer.engine.snapshot import ChargerView, EnergyBucket, Snapshot, Sun, TariffNow
+from optimizer.enlighten.models import ChargeMode
+from optimizer.limits import Limits
+from optimizer.observe.surplus import estimate_surplus
+from optimizer.simulate.series import BUCKET, BUCKET_H, SiteSeries
+from optimizer.sun import sun_at
+from optimizer.tariffs import PriceSlot, Tariffs
+
+__all__ = ["ReplayResult", "replay"]
+
+SLOTS_AHEAD = 96  # the engine sees about a day of tariff slots, as tariff_now gives it
+LOOKBACK = 96  # as latest_complete_bucket: skip trailing gaps up to a day back
+CHARGING_COMMANDS = frozenset({"start", "stop", "set_amps", "set_mode"})
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    ev_kwh: tuple[float, ...]
+    amps: tuple[int | None, ...]  # the level drawing in each bucket (None: not charging)
+    commands: int  # start/stop + level changes + mode switches actually applied
+    decisions: int
+    by_action: dict[str, int]
+
+
+@dataclass
+class _Charger:
+    """The simulated charger: what the last applied commands left it doing."""
+
+    on: bool = False
+    amps: int | None = None
+    mode: ChargeMode = ChargeMode.MANUAL_CHARGING
+    # Green mode's battery setting: kept, so a policy that sets it is answered by a hold next
+    # tick, as live (there is no home-battery energy model; the setting only has to stick).
+    use_battery: bool | None = None
+    session_kwh: float = 0.0
+    session_number: int = -1  # which series session the delivered energy belongs to
+    delivered: float = 0.0
+
+    def follow(self, number: int) -> None:
+        """Plug-in, unplug or the next car: the charger's session state starts again (the
+        engine learns of it from the view's ``plugged_in``, exactly as live)."""
+        if number == self.session_number:
+            return
+        self.session_number, self.delivered, self.session_kwh = number, 0.0, 0.0
+        if number < 0:
+            self.on, self.amps, self.mode = False, None, ChargeMode.MANUAL_CHARGING
+
+    def take(self, energy: float) -> float:
+        self.delivered += energy
+        self.session_kwh += energy
+        return energy
+
+
+class _Tariff:
+    """Precomputed (window, price) per bucket and the TariffNow the engine sees."""
+
+    def __init__(self, tariffs: Tariffs, series: SiteSeries) -> None:
+        zone = ZoneInfo(series.timezone)
+        cache: dict[tuple[int, int, int, int], tuple[str | None, float | None]] = {}
+        self.windows: list[tuple[str | None, float | None]] = []
+        for at in series.starts:
+            local = at.astimezone(zone)
+            key = (local.month, local.isoweekday(), local.hour, local.minute)
+            found = cache.get(key)
+            if found is None:
+                found = cache[key] = tariffs.window_at(local)
+            self.windows.append(found)
+        self.slots = [
+            PriceSlot(at, at + BUCKET, name, price)
+            for at, (name, price) in zip(series.starts, self.windows, strict=True)
+        ]
+        # Index of the next change after each bucket (len: none within the series).
+        count = len(self.windows)
+        self.next_change = [count] * count
+        for index in range(count - 2, -1, -1):
+            same = self.windows[index + 1] == self.windows[index]
+            self.next_change[index] = self.next_change[index + 1] if same else index + 1
+
+    def now(self, index: int) -> TariffNow:
+        name, price = self.windows[index]
+        change = self.next_change[index]
+        if change < len(self.windows) and change - index <= SLOTS_AHEAD * 8:
+            at: datetime | None = self.slots[change].start
+            next_name, next_price = self.windows[change]
+        else:
+            at, next_name, next_price = None, None, None
+        return TariffNow(
+            window=name,
+            price=price,
+            next_change_at=at,
+            next_window=next_name,
+            next_price=next_price,
+            slots=tuple(self.slots[index : index + SLOTS_AHEAD]),
+        )
+
+
+def _sun(config: Config, when: datetime, timezone: str) -> Sun | None:
+    site = config.site
+    if site.latitude is None or site.longitude is None:
+        return None
+    return sun_at(when, latitude=site.latitude, longitude=site.longitude, timezone=timezone)
+
+
+def _seen_bucket(
+    series: SiteSeries, index: int, lag: int, ev_kwh: Sequence[float]
+) -> EnergyBucket | None:
+    """The bucket the live service would read at the start of ``index``: ``index - lag``,
+    skipping trailing gaps, with the *simulated* EV draw in consumption and evse."""
+    last = index - lag
+    for seen in range(last, max(-1, last - LOOKBACK), -1):
+        if series.missing[seen]:
+            continue
+        to_w = 1000 / BUCKET_H
+        ev = ev_kwh[seen]
+        start = series.starts[seen]
+        return EnergyBucket(
+            start=start,
+            end=start + BUCKET,
+            pv_w=series.pv_kwh[seen] * to_w,
+            consumption_w=(series.house_kwh[seen] + ev) * to_w,
+            evse_w=ev * to_w,
+            export_w=None,
+            import_w=None,
+            battery_charge_w=None,
+            battery_discharge_w=None,
+        )
+    return None
+
+
+def replay(
+    series: SiteSeries,
+    policies: Sequence[PolicyBase],
+    *,
+    config: Config,
+    limits: Limits,
+    voltage_v: float,
+    charger_sn: str = "SIM0001",
+    lag_buckets: int = 1,
+    restart_s: float = 30,
+    store: DecisionStore | None = None,
+    run_id: str | None = None,
+    site_id: int | None = None,
+) -> ReplayResult:
+    """Run the policies over the series; energy per bucket is amps x V x h x plugged share."""
+    if lag_buckets < 1:
+        raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
+    count = len(series.starts)
+    tariff = _Tariff(config.tariffs, series)
+    settings = EngineSettings(
+        site_max_amps=config.site.max_current,
+        override_hold=config.engine.override_hold,
+        tariffs=config.tariffs,
+    )
+    memory = Memory()
+    charger = _Charger()
+    ev_kwh = [0.0] * count
+    amps_out: list[int | None] = [None] * count
+    commands = decisions = 0
+    by_action: dict[str, int] = {}
+    pending: list[tuple[Decision, datetime, Outcome, int]] = []
+    day: object = None
+    zone = ZoneInfo(series.timezone)
+    kw_per_amp = voltage_v / 1000
+    restart_share = max(0.0, 1 - restart_s / (BUCKET_H * 3600))
+    for index in range(count):
+        now = series.starts[index]
+        if store is not None and run_id is not None:
+            today = now.astimezone(zone).date()
+            if today != day and pending:  # one transaction per simulated day
+                store.record_many(pending, run_id=run_id, mode="simulation", site_id=site_id)
+                pending = []
+            day = today
+        number = series.session_index(index)
+        session = series.sessions[number] if number >= 0 else None
+        charger.follow(number)
+        view = _view(
+            charger, plugged=session is not None, limits=limits, voltage_v=voltage_v, sn=charger_sn
+        )
+        snapshot = _snapshot(
+            series,
+            index,
+            view,
+            ev_kwh=ev_kwh,
+            tariff=tariff,
+            config=config,
+            lag_buckets=lag_buckets,
+            site_id=site_id,
+        )
+        decided, memory = evaluate(snapshot, policies, memory, settings=settings)
+        restarted = False
+        for decision in decided:
+            decisions += 1
+            by_action[decision.action] = by_action.get(decision.action, 0) + 1
+            sent, restarted_now = _apply(decision, charger, limits, session is not None)
+            restarted = restarted or restarted_now
+            commands += sent
+            if store is not None and run_id is not None:
+                outcome: Outcome = "applied" if sent else "noop"
+                pending.append((decision, now, outcome, sent))
+        amps = _drawing_amps(charger, series, index, limits, voltage_v)
+        if session is not None and amps:
+            share = series.fraction(index, session) * (restart_share if restarted else 1.0)
+            need = max(0.0, session.energy_kwh - charger.delivered)
+            ev_kwh[index] = charger.take(min(need, amps * kw_per_amp * BUCKET_H * share))
+            amps_out[index] = amps if ev_kwh[index] > 0 else None
+    if store is not None and run_id is not None and pending:
+        store.record_many(pending, run_id=run_id, mode="simulation", site_id=site_id)
+    return ReplayResult(
+        ev_kwh=tuple(ev_kwh),
+        amps=tuple(amps_out),
+        commands=commands,
+        decisions=decisions,
+        by_action=by_action,
+    )
+
+
+def _view(
+    charger: _Charger, *, plugged: bool, limits: Limits, voltage_v: float, sn: str
+) -> ChargerView:
+    """The simulated charger as the engine would see it in a status reply."""
+    return ChargerView(
+        sn=sn,
+        connected=True,
+        plugged_in=plugged,
+        charging=charger.on and plugged,
+        faulted=False,
+        min_amps=limits.min_amps,
+        max_amps=limits.max_amps,
+        granularity=limits.granularity,
+        amps=charger.amps,
+        mode=charger.mode,
+        status_mode=charger.mode,
+        use_battery=charger.use_battery,
+        supports_use_battery=True,
+        voltage_v=voltage_v,
+        session_kwh=charger.session_kwh if plugged else None,
+    )
+
+
+def _snapshot(
+    series: SiteSeries,
+    index: int,
+    view: ChargerView,
+    *,
+    ev_kwh: Sequence[float],
+    tariff: _Tariff,
+    config: Config,
+    lag_buckets: int,
+    site_id: int | None,
+) -> Snapshot:
+    """What the live service would see at the start of bucket ``index``."""
+    now = series.starts[index]
+    scale_by_sun = config.surplus.scale_by_sun and config.site.latitude is not None
+    bucket = _seen_bucket(series, index, lag_buckets, ev_kwh) if index >= lag_buckets else None
+    sun_now = _sun(config, now, series.timezone)
+    sun_mid = None
+    if bucket is not None and scale_by_sun:
+        sun_mid = _sun(config, bucket.start + BUCKET / 2, series.timezone)
+    surplus = estimate_surplus(
+        bucket,
+        now=now,
+        charger_draw_w=view.draw_w,
+        latest=None,
+        config=config.surplus,
+        sun_now=sun_now,
+        sun_mid=sun_mid,
+        timezone=series.timezone,
+    )
+    return Snapshot(
+        now=now,
+        timezone=series.timezone,
+        chargers=(view,),
+        surplus=surplus,
+        tariff=tariff.now(index),
+        sun=sun_now,
+        bucket=bucket,
+        site_id=site_id,
+    )
+
+
+def _apply(
+    decision: Decision, charger: _Charger, limits: Limits, plugged: bool
+) -> tuple[int, bool]:
+    """Apply one decision; (commands sent, whether the MANUAL session restarted)."""
+    action = decision.action
+    if action == "set_battery":
+        wanted_battery = bool(decision.params.get("enabled"))
+        if wanted_battery is charger.use_battery:
+            return 0, False
+        charger.use_battery = wanted_battery
+        return 1, False
+    if action not in CHARGING_COMMANDS:
+        return (1 if action == "patch_schedules" else 0), False
+    if action == "set_mode":
+        wanted = ChargeMode(str(decision.params.get("mode")))
+        if wanted is charger.mode:
+            return 0, False
+        charger.mode = wanted
+        return 1, False
+    if not plugged:
+        return 0, False
+    level = decision.params.get("amps")
+    amps = limits.down(int(level)) if isinstance(level, int | float) else limits.high
+    if action == "start":
+        if charger.on and charger.amps == amps:
+            return 0, False
+        restarted = charger.on and charger.amps != amps
+        charger.on, charger.amps = True, amps
+        if restarted:
+            charger.session_kwh = 0.0
+        return 1, restarted
+    if action == "stop":
+        if not charger.on:
+            return 0, False
+        charger.on = False
+        charger.session_kwh = 0.0
+        return 1, False
+    # set_amps
+    if charger.amps == amps:
+        return 0, False
+    charger.amps = amps
+    if charger.on:
+        charger.session_kwh = 0.0  # a MANUAL level change starts a new session
+        return 1, True
+    return 1, False
+
+
+def _drawing_amps(
+    charger: _Charger, series: SiteSeries, index: int, limits: Limits, voltage_v: float
+) -> int | None:
+    """The level the charger draws at in this bucket, by mode."""
+    if charger.mode is ChargeMode.GREEN_CHARGING:
+        if series.missing[index]:
+            return None
+        surplus_kw = (series.pv_kwh[index] - series.house_kwh[index]) / BUCKET_H
+        amps = surplus_kw * 1000 / voltage_v
+        return limits.down(amps) if amps >= limits.low else None
+    if charger.mode is ChargeMode.SCHEDULED_CHARGING:
+        return None
+    return charger.amps if charger.on else None

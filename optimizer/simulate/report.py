@@ -1,0 +1,172 @@
+"""The simulation report: the policy run against the immediate and optimal baselines.
+
+``to_json`` follows DESIGN section 2 (one object; figures at the top level for the policy run
+and the same figures per baseline under ``baselines``). Missing buckets are counted and shown
+so that a thin history is never read as a quiet one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, cast
+
+from optimizer.limits import Limits
+from optimizer.simulate.series import BUCKET, Figures, SiteSeries, figures
+
+__all__ = ["BASELINES", "DayRow", "SimReport", "baseline_figures", "build_report"]
+
+_LOGGER = logging.getLogger(__name__)
+BASELINES = ("immediate", "optimal")
+Baseline = Callable[[SiteSeries, Limits, float], tuple[tuple[float, ...], int]]
+
+
+@dataclass(frozen=True)
+class DayRow:
+    day: date
+    missing_buckets: int
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class SimReport:
+    start: datetime | None
+    end: datetime | None
+    buckets: int
+    missing_buckets: int
+    figures: Figures
+    baselines: dict[str, Figures | None]
+    per_day: tuple[DayRow, ...] = ()
+    currency: str = ""
+    run_id: str | None = None
+    rules: tuple[str, ...] = ()
+    decisions: int = 0
+    by_action: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "period": {
+                "start": self.start.isoformat() if self.start else None,
+                "end": self.end.isoformat() if self.end else None,
+            },
+            "buckets": self.buckets,
+            "missing_buckets": self.missing_buckets,
+            **self.figures.to_json(),
+            "baselines": {
+                name: (value.to_json() if value is not None else None)
+                for name, value in self.baselines.items()
+            },
+            "currency": self.currency,
+            "run_id": self.run_id,
+            "rules": list(self.rules),
+            "decisions": self.decisions,
+            "by_action": dict(self.by_action),
+            "per_day": [
+                {"day": row.day.isoformat(), "missing_buckets": row.missing_buckets}
+                | row.figures.to_json()
+                for row in self.per_day
+            ],
+        }
+
+    def to_text(self) -> str:
+        """Policy vs baselines, side by side; solar as a share of the optimum's."""
+        columns: list[tuple[str, Figures | None]] = [("policy", self.figures)]
+        columns += list(self.baselines.items())
+        best = self.baselines.get("optimal")
+        start = self.start.strftime("%Y-%m-%d %H:%M") if self.start else "-"
+        end = self.end.strftime("%Y-%m-%d %H:%M") if self.end else "-"
+        lines = [
+            f"period {start} .. {end} UTC: {self.buckets} buckets, "
+            f"{self.missing_buckets} missing (skipped, not zero)",
+            "",
+            f"{'':<22}" + "".join(f"{name:>12}" for name, _ in columns),
+        ]
+        unit = f" ({self.currency})" if self.currency else ""
+        rows: list[tuple[str, Callable[[Figures], str]]] = [
+            ("EV energy kWh", lambda f: f"{f.ev_energy_kwh:.2f}"),
+            ("EV solar kWh", lambda f: f"{f.ev_solar_kwh:.2f}"),
+            ("solar share", lambda f: f"{f.solar_share:.0%}"),
+            ("unmet kWh", lambda f: f"{f.unmet_kwh:.2f}"),
+            ("grid import kWh", lambda f: f"{f.grid_import_kwh:.2f}"),
+            ("grid export kWh", lambda f: f"{f.grid_export_kwh:.2f}"),
+            (f"cost{unit}", lambda f: f"{f.cost:.2f}"),
+            ("commands", lambda f: str(f.commands)),
+        ]
+        if best is not None and best.ev_solar_kwh > 0:
+            rows.append(
+                ("% of optimal solar", lambda f: f"{f.ev_solar_kwh / best.ev_solar_kwh:.0%}")
+            )
+        for label, show in rows:
+            cells = "".join(f"{show(f) if f is not None else 'n/a':>12}" for _, f in columns)
+            lines.append(f"{label:<22}{cells}")
+        return "\n".join(lines)
+
+
+def baseline_figures(
+    series: SiteSeries, limits: Limits, voltage_v: float
+) -> dict[str, tuple[tuple[float, ...], int] | None]:
+    """Each baseline's (ev_kwh, commands); None where the baselines module is not available
+    (it is imported lazily: it needs scipy, and a failure there must not hide the policy run)."""
+    try:
+        module = importlib.import_module("optimizer.simulate.baselines")
+    except ImportError as err:
+        _LOGGER.warning("baselines unavailable: %s", err)
+        return dict.fromkeys(BASELINES)
+    found: dict[str, tuple[tuple[float, ...], int] | None] = {}
+    for name in BASELINES:
+        run = cast("Baseline | None", getattr(module, name, None))
+        found[name] = run(series, limits, voltage_v) if run is not None else None
+    return found
+
+
+def _days(series: SiteSeries) -> dict[date, list[int]]:
+    days: dict[date, list[int]] = {}
+    for index in range(len(series.starts)):
+        days.setdefault(series.local(index).date(), []).append(index)
+    return days
+
+
+def build_report(
+    series: SiteSeries,
+    ev_kwh: tuple[float, ...],
+    *,
+    commands: int,
+    limits: Limits,
+    voltage_v: float,
+    currency: str = "",
+    run_id: str | None = None,
+    rules: tuple[str, ...] = (),
+    decisions: int = 0,
+    by_action: dict[str, int] | None = None,
+    with_baselines: bool = True,
+) -> SimReport:
+    runs = baseline_figures(series, limits, voltage_v) if with_baselines else {}
+    baselines = {
+        name: (figures(series, run[0], commands=run[1]) if run is not None else None)
+        for name, run in runs.items()
+    }
+    per_day = tuple(
+        DayRow(
+            day=day,
+            missing_buckets=sum(series.missing[i] for i in indices),
+            figures=figures(series, ev_kwh, commands=0, indices=indices),
+        )
+        for day, indices in _days(series).items()
+    )
+    return SimReport(
+        start=series.starts[0] if series.starts else None,
+        end=series.starts[-1] + BUCKET if series.starts else None,
+        buckets=len(series.starts),
+        missing_buckets=sum(series.missing),
+        figures=figures(series, ev_kwh, commands=commands),
+        baselines=baselines,
+        per_day=per_day,
+        currency=currency,
+        run_id=run_id,
+        rules=rules,
+        decisions=decisions,
+        by_action=dict(by_action or {}),
+    )

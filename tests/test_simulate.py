@@ -1,0 +1,277 @@
+"""The simulator: series arithmetic, replay on hand-made histories, report, CLI and plot."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optimizer.cli import main
+from optimizer.config import Config
+from optimizer.engine.loader import load_rules
+from optimizer.enlighten.errors import ParseError
+from optimizer.enlighten.models import parse_lifetime_energy, parse_session_history_page
+from optimizer.limits import Limits
+from optimizer.simulate.replay import replay
+from optimizer.simulate.series import BUCKET, Session, SiteSeries, figures, series_from_history
+from optimizer.tariffs import Tariffs
+
+T0 = datetime(2024, 1, 15, tzinfo=UTC)
+RULES = Path(__file__).parents[1] / "rules" / "excess-solar.yaml"
+LIMITS = Limits(6, 32, 1)
+
+
+def make_series(
+    pv: list[float],
+    house: list[float],
+    sessions: tuple[Session, ...] = (),
+    *,
+    missing: list[bool] | None = None,
+    price: float = 0.3,
+) -> SiteSeries:
+    n = len(pv)
+    return SiteSeries(
+        starts=tuple(T0 + i * BUCKET for i in range(n)),
+        pv_kwh=tuple(pv),
+        house_kwh=tuple(house),
+        missing=tuple(missing or [False] * n),
+        import_price=(price,) * n,
+        export_price=0.05,
+        timezone="UTC",
+        sessions=sessions,
+    )
+
+
+def hours(h: float) -> datetime:
+    return T0 + timedelta(hours=h)
+
+
+def run(series: SiteSeries) -> tuple[float, ...]:
+    policies = load_rules([RULES], tariffs=None).enabled
+    return replay(series, policies, config=Config(), limits=LIMITS, voltage_v=230.0).ev_kwh
+
+
+# --- series and figures --------------------------------------------------------------------------
+
+
+def test_figures_arithmetic() -> None:
+    series = make_series([1.0, 1.0, 0.0, 0.0], [0.2, 0.2, 0.5, 0.5], (Session(T0, hours(1), 3.0),))
+    got = figures(series, [0.5, 1.0, 0.5, 0.0], commands=3)
+    assert got.ev_energy_kwh == pytest.approx(2.0)
+    assert got.ev_solar_kwh == pytest.approx(0.5 + 0.8)
+    assert got.solar_share == pytest.approx(1.3 / 2.0)
+    assert got.grid_import_kwh == pytest.approx(0.2 + 1.0 + 0.5)
+    assert got.grid_export_kwh == pytest.approx(0.3)
+    assert got.cost == pytest.approx(1.7 * 0.3 - 0.3 * 0.05)
+    assert got.unmet_kwh == pytest.approx(1.0)
+    assert got.commands == 3
+    assert set(got.to_json()) >= {"ev_energy_kwh", "solar_share", "cost", "commands"}
+
+
+def test_window_and_fraction_count_partial_buckets() -> None:
+    series = make_series([0.0] * 8, [0.0] * 8, (Session(hours(0.1), hours(0.6), 1.0),))
+    session = series.sessions[0]
+    assert list(series.window(session)) == [0, 1, 2]
+    assert series.fraction(0, session) == pytest.approx(0.6)
+    assert series.fraction(1, session) == pytest.approx(1.0)
+    assert series.fraction(2, session) == pytest.approx(0.4)
+    assert series.plugged(1) == session
+    assert series.plugged(5) is None
+
+
+def _energy_payload(days: int, *, nulls: range = range(0)) -> dict[str, Any]:
+    n = 96 * days
+    pv = [3000.0 * max(0.0, 1 - abs((i % 96) - 48) / 24) / 4 for i in range(n)]
+    production: list[float | None] = list(pv)
+    for i in nulls:
+        production[i] = None
+    return {
+        "system_id": 1,
+        "start_date": "2024-01-15",
+        "last_report_date": int((T0 + timedelta(days=days)).timestamp()),
+        "production": production,
+        "consumption": [100.0] * n,
+        "evse": [0.0] * n,
+    }
+
+
+def _sessions_payload(*spans: tuple[float, float | None, float | None]) -> dict[str, Any]:
+    result = [
+        {
+            "id": str(n),
+            "startTime": hours(start).isoformat(),
+            "endTime": hours(end).isoformat() if end is not None else None,
+            "aggEnergyValue": kwh,
+        }
+        for n, (start, end, kwh) in enumerate(spans)
+    ]
+    return {"data": {"result": result, "hasMore": False}}
+
+
+def test_series_from_history_flags_missing_and_merges_sessions() -> None:
+    energy = parse_lifetime_energy(_energy_payload(2, nulls=range(96, 192)), timezone="UTC")
+    pages = parse_session_history_page(
+        _sessions_payload((8, 12, 5.0), (11, 14, 2.0), (30, None, None))
+    )
+    series = series_from_history(energy, pages.sessions, tariffs=Tariffs(), timezone="UTC")
+    assert len(series.starts) == 192
+    assert sum(series.missing) == 96
+    assert series.house_kwh[0] == pytest.approx(0.1)
+    assert series.sessions[0] == Session(hours(8), hours(14), 7.0)
+    assert series.sessions[1] == Session(hours(30), hours(42), 0.0)  # open: +12 h
+
+
+def test_daily_buckets_are_refused() -> None:
+    energy = parse_lifetime_energy(
+        {"start_date": "2024-01-15", "production": [1.0, 2.0]}, timezone="UTC", interval="day"
+    )
+    with pytest.raises(ParseError, match="15-minute"):
+        series_from_history(energy, [], tariffs=Tariffs(), timezone="UTC")
+
+
+# --- replay -----------------------------------------------------------------------------------
+
+
+def test_flat_surplus_charges_from_solar_only() -> None:
+    n = 48
+    series = make_series([2.0] * n, [0.1] * n, (Session(hours(1), hours(10), 10.0),))
+    ev = run(series)
+    got = figures(series, ev, commands=0)
+    assert got.ev_energy_kwh == pytest.approx(10.0)
+    assert got.ev_solar_kwh == pytest.approx(10.0)
+    assert got.grid_import_kwh == pytest.approx(0.0)
+    assert got.unmet_kwh == pytest.approx(0.0)
+
+
+def test_cloud_passing_stops_then_resumes() -> None:
+    pv = [2.0] * 16 + [0.0] * 8 + [2.0] * 16
+    series = make_series(pv, [0.1] * 40, (Session(T0, hours(10), 40.0),))
+    ev = run(series)
+    assert sum(ev[:16]) > 0
+    assert sum(ev[19:24]) == 0  # stopped under the cloud (after the report lag and delays)
+    assert sum(ev[28:]) > 0  # and started again
+
+
+def test_session_longer_than_the_sun_leaves_unmet() -> None:
+    pv = [0.0] * 8 + [1.0] * 8 + [0.0] * 32
+    series = make_series(pv, [0.1] * 48, (Session(T0, hours(12), 30.0),))
+    ev = run(series)
+    got = figures(series, ev, commands=0)
+    assert 0 < got.ev_energy_kwh < 30
+    assert got.unmet_kwh == pytest.approx(30 - got.ev_energy_kwh)
+    assert all(e == 0 for e in ev[20:])  # no charging after sunset
+
+
+def test_missing_buckets_are_skipped_not_zero() -> None:
+    missing = [False] * 8 + [True] * 8 + [False] * 8
+    series = make_series([2.0] * 24, [0.1] * 24, missing=missing)
+    got = figures(series, [0.0] * 24, commands=0)
+    assert got.grid_export_kwh == pytest.approx(16 * 1.9)
+
+
+# --- CLI -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "solar.yaml").write_text(RULES.read_text())
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "site:\n  timezone: UTC\n  voltage: 230\n"
+        "tariffs:\n  import_price: 0.3\n  export_price: 0.05\n  currency: AUD\n"
+        f"service:\n  database: {tmp_path / 'decisions.db'}\n"
+        "rules:\n  - rules/*.yaml\n"
+    )
+    energy = tmp_path / "energy.json"
+    energy.write_text(json.dumps(_energy_payload(2, nulls=range(100, 104))))
+    sessions = tmp_path / "sessions.json"
+    sessions.write_text(json.dumps(_sessions_payload((8, 16, 8.0), (32, 40, 50.0))))
+    return {"config": config, "energy": energy, "sessions": sessions, "dir": tmp_path}
+
+
+def _args(site: dict[str, Path], *more: str) -> list[str]:
+    return [
+        "--config",
+        str(site["config"]),
+        "simulate",
+        "--energy",
+        str(site["energy"]),
+        "--sessions",
+        str(site["sessions"]),
+        *more,
+    ]
+
+
+def test_cli_json_keys_and_logged_decisions(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_args(site, "--json")) == 0
+    report = json.loads(capsys.readouterr().out)
+    keys = {"period", "buckets", "missing_buckets", "ev_energy_kwh", "ev_solar_kwh"}
+    keys |= {"solar_share", "unmet_kwh", "grid_import_kwh", "cost", "commands", "baselines"}
+    assert keys <= set(report)
+    assert set(report["period"]) == {"start", "end"}
+    assert report["buckets"] == 192
+    assert report["missing_buckets"] == 4
+    assert set(report["baselines"]) == {"immediate", "optimal"}
+    assert report["unmet_kwh"] > 0  # the second session wants more than the sun gives
+    db = sqlite3.connect(site["dir"] / "decisions.db")
+    modes = {row[0] for row in db.execute("SELECT DISTINCT mode FROM decisions")}
+    runs = db.execute("SELECT mode FROM runs WHERE run_id = ?", [report["run_id"]]).fetchall()
+    assert modes == {"simulation"}
+    assert runs == [("simulation",)]
+
+
+def test_cli_plot_writes_png(site: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    png = site["dir"] / "day.png"
+    assert main(_args(site, "--plot", str(png), "--no-log")) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "solar" in capsys.readouterr().out
+
+
+def test_cli_bad_file_is_one_line(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    site["energy"].write_text("{not json")
+    assert main(_args(site)) == 1
+    err = capsys.readouterr().err
+    assert str(site["energy"]) in err
+    assert "Traceback" not in err
+
+
+def test_cli_compare_ranks_rule_files(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = site["dir"] / "other.yaml"
+    other.write_text(
+        RULES.read_text().replace("start_threshold_w: 1400", "start_threshold_w: 2500")
+    )
+    rules = site["dir"] / "rules" / "solar.yaml"
+    assert main(_args(site, "--compare", str(rules), str(other), "--json")) == 0
+    ranking = json.loads(capsys.readouterr().out)["ranking"]
+    assert [row["rank"] for row in ranking] == [1, 2]
+    assert ranking[0]["ev_solar_kwh"] >= ranking[1]["ev_solar_kwh"]
+
+
+def test_a_battery_setting_is_sent_once_not_every_tick(tmp_path: Path) -> None:
+    """The simulated charger keeps what it was told, as a real one does."""
+    rules = tmp_path / "battery.yaml"
+    rules.write_text(
+        "policies:\n  - name: spare-battery\n    kind: battery_use\n    use_battery: false\n"
+    )
+    n = 96
+    series = make_series([1.0] * n, [0.2] * n)
+    result = replay(
+        series,
+        load_rules([rules], tariffs=None).enabled,
+        config=Config(),
+        limits=LIMITS,
+        voltage_v=230.0,
+    )
+    assert result.by_action.get("set_battery") == 1
+    assert result.commands == 1
