@@ -326,12 +326,77 @@ def bench_service() -> None:
     print(f"  peak RSS: {peak_mb:.0f} MB (the whole process: service, fake cloud and test data)")
 
 
+def sample_series(years: int) -> tuple[Any, Any]:
+    """The bundled year as a SiteSeries, laid end to end ``years`` times (sessions shifted)."""
+    from dataclasses import replace  # noqa: PLC0415
+    from datetime import timedelta  # noqa: PLC0415
+
+    from optimizer.config import load_config  # noqa: PLC0415
+    from optimizer.enlighten.models import (  # noqa: PLC0415
+        parse_lifetime_energy,
+        parse_session_history_page,
+    )
+    from optimizer.simulate.sample import TIMEZONE, sample_config_path, sample_paths  # noqa: PLC0415
+    from optimizer.simulate.series import Session, series_from_history  # noqa: PLC0415
+
+    config = load_config(sample_config_path())
+    energy_path, session_paths = sample_paths()
+    energy = parse_lifetime_energy(json.loads(energy_path.read_text()), timezone=TIMEZONE)
+    sessions = [
+        s
+        for path in session_paths
+        for s in parse_session_history_page(json.loads(path.read_text())).sessions
+    ]
+    one = series_from_history(energy, sessions, tariffs=config.tariffs, timezone=TIMEZONE)
+    n = len(one.starts)
+    shift = one.starts[-1] - one.starts[0] + timedelta(minutes=15)
+    tiled = replace(
+        one,
+        starts=tuple(t + k * shift for k in range(years) for t in one.starts),
+        pv_kwh=one.pv_kwh * years,
+        house_kwh=one.house_kwh * years,
+        missing=one.missing * years,
+        import_price=one.import_price * years,
+        sessions=tuple(
+            Session(s.start + k * shift, s.end + k * shift, s.energy_kwh)
+            for k in range(years)
+            for s in one.sessions
+        ),
+    )
+    if len(tiled.starts) != n * years:
+        raise RuntimeError("tiling the sample went wrong")
+    return tiled, config
+
+
+def bench_simulate() -> None:
+    """Replay of the bundled sample through the example rules: buckets per second."""
+    from optimizer.engine.loader import load_rules  # noqa: PLC0415
+    from optimizer.limits import Limits  # noqa: PLC0415
+    from optimizer.simulate.replay import replay  # noqa: PLC0415
+
+    policies = load_rules(sorted((ROOT / "rules").glob("*.yaml")), tariffs=None).enabled
+    rates = []
+    for years in (1, 10):
+        series, config = sample_series(years)
+        started = time.perf_counter()
+        replay(series, policies, config=config, limits=Limits(6, 32, 1), voltage_v=240.0)
+        seconds = time.perf_counter() - started
+        rate = len(series.starts) / seconds
+        rates.append(rate)
+        print(
+            f"simulate replay, {years:>2} year(s), {len(series.starts):>7} buckets: "
+            f"{seconds:6.1f} s ({rate:,.0f} buckets/s)"
+        )
+    print(f"  cost per bucket, 10 years / 1 year: {rates[0] / rates[1]:.2f} (1.0 = linear)")
+
+
 def main() -> int:
     bench_service()
     bench_lifetime()
     bench_status_parse()
     asyncio.run(bench_client_roundtrip())
     bench_engine()
+    bench_simulate()
     return 0
 
 
