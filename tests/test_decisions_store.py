@@ -24,7 +24,15 @@ from optimizer.enlighten.errors import ConfigError
 NOW = datetime(2025, 1, 15, 10, 0, 5, tzinfo=UTC)
 SQLITE_UTILS = Path(sys.executable).parent / "sqlite-utils"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "decision-log.md"
-TABLES = {"decisions", "runs", "state", "requests", "migrations"}
+TABLES = {
+    "decisions",
+    "runs",
+    "state",
+    "requests",
+    "migrations",
+    "history_energy",
+    "history_sessions",
+}
 
 
 def make_decision(**changes: Any) -> Decision:
@@ -112,7 +120,7 @@ def test_a_new_database_is_created_private_in_wal_at_the_latest_version(
     assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(db_path.parent.stat().st_mode) == 0o700
     applied = list(store.db.table("migrations").rows)
-    assert [row["version"] for row in applied] == [1]
+    assert [row["version"] for row in applied] == list(range(1, migrations.latest_version() + 1))
     assert applied[0]["name"] == "create_decision_log"
     assert applied[0]["applied_at"].endswith("Z")
 
@@ -141,17 +149,20 @@ def test_an_older_database_gets_the_missing_migrations(
         db.table("decisions").add_column("note", str)
 
     with DecisionStore(db_path) as upgraded:
-        assert upgraded.schema_version == 2
+        assert upgraded.schema_version == len(registry)
         assert "note" in upgraded.db.table("decisions").columns_dict
         assert upgraded.db.table("decisions").count == 1  # the old data survived
         names = [row["name"] for row in upgraded.db.table("migrations").rows]
-        assert names == ["create_decision_log", "add_note"]
+        assert names == [step.__name__ for step in registry]
+        assert names[0] == "create_decision_log"
+        assert names[-1] == "add_note"
 
 
 def test_a_failing_migration_leaves_the_database_as_it_was(
     db_path: Path, registry: list[migrations.Migration]
 ) -> None:
     DecisionStore(db_path).close()
+    shipped = len(registry)
 
     @migrations.register
     def half_done(db: Database) -> None:
@@ -162,7 +173,7 @@ def test_a_failing_migration_leaves_the_database_as_it_was(
         DecisionStore(db_path)
     db = Database(db_path)
     assert "extra" not in db.table_names()
-    assert migrations.current_version(db) == 1
+    assert migrations.current_version(db) == shipped
     db.close()
 
 
@@ -170,8 +181,9 @@ def test_a_reader_refuses_a_schema_older_than_it_reads(
     db_path: Path, registry: list[migrations.Migration]
 ) -> None:
     DecisionStore(db_path).close()
+    shipped = len(registry)
     migrations.register(lambda db: None)
-    with pytest.raises(ConfigError, match="schema version 1") as err:
+    with pytest.raises(ConfigError, match=f"schema version {shipped}") as err:
         DecisionStore.open_readonly(db_path)
     assert "restart the service" in err.value.user_message()
 

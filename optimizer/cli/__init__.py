@@ -13,10 +13,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import date
 from typing import Any
 
 from optimizer import __version__
-from optimizer.cli import account, control, log, rules, run, scheduler, simulate
+from optimizer.cli import account, control, history, log, rules, run, scheduler, simulate
 from optimizer.cli.context import Context
 from optimizer.config import Config, find_config
 from optimizer.enlighten.control import TRIGGER_MESSAGES
@@ -85,6 +86,7 @@ def _arg_type(parse: Callable[[str], Any], what: str) -> Callable[[str], Any]:
 
 MODE_TYPE = _arg_type(control.parse_mode, "MANUAL_CHARGING, SCHEDULED_CHARGING or GREEN_CHARGING")
 DAYS_TYPE = _arg_type(parse_days, "days like 1,2,3 or mon-fri, weekdays, weekends, all")
+DATE_TYPE = _arg_type(date.fromisoformat, "a date like 2025-01-15")
 
 
 def _slot_times(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -205,6 +207,31 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     )
     _charger_flag(trigger)
     _json_flag(trigger)
+    history_group = group("history", "download history into the local database")
+    fetch = action(
+        history_group,
+        "fetch",
+        "download lifetime energy and session history (resumable, within the request budget)",
+        history.fetch,
+    )
+    fetch.add_argument(
+        "--from",
+        dest="date_from",
+        type=DATE_TYPE,
+        metavar="D",
+        help="first local day (default: the start of the site's lifetime energy)",
+    )
+    fetch.add_argument(
+        "--to", dest="date_to", type=DATE_TYPE, metavar="D", help="last local day (default: today)"
+    )
+    fetch.add_argument(
+        "--max-requests",
+        type=int,
+        default=history.DEFAULT_MAX_REQUESTS,
+        metavar="N",
+        help="stop asking for sessions after this many requests "
+        f"(default {history.DEFAULT_MAX_REQUESTS}); run again later to continue",
+    )
     rules.register(command)
     log.register(command, common)
     run.register(command)

@@ -1,7 +1,8 @@
 """`evopt simulate`: replay history through the policies, offline, and compare with baselines.
 
 Inputs are Enlighten's own JSON shapes (a lifetime-energy reply with 15-minute buckets and
-session-history pages); the site's timezone, tariffs, limits and rules come from the config.
+session-history pages), from files or, without ``--energy``, as `evopt history fetch` stored
+them in the database; the site's timezone, tariffs, limits and rules come from the config.
 Nothing is sent to the cloud. Decisions are logged as mode ``simulation`` under a new run id
 (unless ``--no-log``) so `evopt log --run ID` can explain any of them.
 """
@@ -51,7 +52,11 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     parser = command(
         "simulate", "replay history through the policies and compare with baselines", simulate
     )
-    parser.add_argument("--energy", metavar="FILE", help="lifetime_energy JSON (15-minute)")
+    parser.add_argument(
+        "--energy",
+        metavar="FILE",
+        help="lifetime_energy JSON (15-minute); default: what `evopt history fetch` stored",
+    )
     parser.add_argument(
         "--sessions",
         metavar="FILE",
@@ -129,15 +134,54 @@ def _period(args: argparse.Namespace, timezone: str) -> tuple[datetime | None, d
     return start, end
 
 
+def load_stored_history(
+    config: Config, args: argparse.Namespace, *, timezone: str
+) -> tuple[LifetimeEnergy, list[ChargingSession], str]:
+    """What `evopt history fetch` stored for the site; returns it and a name for errors."""
+    path = config.database_path
+    fetch_hint = "run `evopt history fetch` first, or pass --energy FILE and --sessions FILE"
+    if not path.is_file():
+        raise InputError(f"no history to simulate: no database at {path}", hint=fetch_hint)
+    with DecisionStore(path) as store:
+        site_id = getattr(args, "site", None) or config.enlighten.site_id
+        if site_id is None:
+            sites = store.history_sites()
+            if len(sites) > 1:
+                raise InputError(
+                    f"{path} holds history of several sites ({', '.join(map(str, sites))})",
+                    hint="set `enlighten.site_id` in the config",
+                )
+            site_id = sites[0] if sites else None
+        stored = store.load_history_energy(site_id) if site_id is not None else None
+        if site_id is None or stored is None:
+            raise InputError(f"no history to simulate in {path}", hint=fetch_hint)
+        day_before = args.date_from - timedelta(days=1) if args.date_from else None
+        pages = store.load_history_sessions(site_id, start=day_before, end=args.date_to)
+    name = f"{path} (site {site_id})"
+    try:
+        energy = parse_lifetime_energy(stored[0], timezone=timezone)
+        seen: set[str] = set()
+        sessions: list[ChargingSession] = []
+        for page in pages:
+            for session in parse_session_history_page(page).sessions:
+                if session.id not in seen:
+                    seen.add(session.id)
+                    sessions.append(session)
+    except ParseError as err:
+        raise InputError(f"{name}: {err}") from err
+    return energy, sessions, name
+
+
 def build_series(ctx: Context) -> tuple[SiteSeries, _Site]:
     config, args = ctx.config, ctx.args
-    if not args.energy:
-        raise ConfigError(
-            "no history to simulate: pass --energy FILE and --sessions FILE",
-            hint="`evopt history fetch` is not available yet; save the API replies to files",
-        )
     site = _site(config, None)
-    energy, sessions = load_history(args.energy, args.sessions, timezone=site.timezone)
+    if args.energy:
+        energy, sessions = load_history(args.energy, args.sessions, timezone=site.timezone)
+        source = args.energy
+    else:
+        if args.sessions:
+            raise InputError("--sessions needs --energy", hint="pass --energy FILE as well")
+        energy, sessions, source = load_stored_history(config, args, timezone=site.timezone)
     start, end = _period(args, site.timezone)
     try:
         series = series_from_history(
@@ -149,9 +193,9 @@ def build_series(ctx: Context) -> tuple[SiteSeries, _Site]:
             end=end,
         )
     except ParseError as err:
-        raise InputError(f"{args.energy}: {err}") from err
+        raise InputError(f"{source}: {err}") from err
     if not series.starts:
-        raise InputError(f"{args.energy}: no 15-minute buckets in the chosen period")
+        raise InputError(f"{source}: no 15-minute buckets in the chosen period")
     return series, site
 
 

@@ -166,3 +166,38 @@ def create_decision_log(db: Database) -> None:
     for columns in _V1_INDEXES:
         decisions.create_index(columns, index_name=f"idx_decisions_{'_'.join(columns)}")
     db.table("requests").create_index(["hour"], index_name="idx_requests_hour")
+
+
+# --- version 2 -----------------------------------------------------------------------------
+
+_V2_TABLES = (
+    # lifetime_energy is one payload covering everything since start_date: the latest wins.
+    """
+    CREATE TABLE history_energy (
+        site_id INTEGER NOT NULL,
+        fetched_at TEXT NOT NULL CHECK (fetched_at GLOB '????-??-??T??:??:??Z'),
+        start_date TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (site_id)
+    )
+    """,
+    # One local day's sessions of one charger, every page merged into one session-history
+    # page ({"data": {"result": [...], "hasMore": false}}); a row means the day was fetched.
+    """
+    CREATE TABLE history_sessions (
+        site_id INTEGER NOT NULL,
+        sn TEXT NOT NULL,
+        day TEXT NOT NULL CHECK (day GLOB '????-??-??'),
+        fetched_at TEXT NOT NULL CHECK (fetched_at GLOB '????-??-??T??:??:??Z'),
+        payload TEXT NOT NULL,
+        PRIMARY KEY (site_id, sn, day)
+    )
+    """,
+)
+
+
+@register
+def create_history(db: Database) -> None:
+    """Version 2: the history `evopt history fetch` downloads and `evopt simulate` replays."""
+    for statement in _V2_TABLES:
+        db.execute(statement)

@@ -306,6 +306,87 @@ class DecisionStore:
                 rows,
             )
 
+    # --- history (`evopt history fetch`, read by `evopt simulate`) ----------------------------
+
+    def save_history_energy(
+        self, site_id: int, payload: Any, *, start_date: date, fetched_at: datetime
+    ) -> None:
+        """Replace the site's lifetime-energy reply: it covers everything since start_date."""
+        row = {
+            "site_id": site_id,
+            "fetched_at": utc_text(fetched_at),
+            "start_date": start_date.isoformat(),
+            "payload": to_json(payload),
+        }
+        with self._write() as db:
+            db.table("history_energy").upsert(row, pk="site_id")
+
+    def load_history_energy(self, site_id: int) -> tuple[Any, datetime] | None:
+        """The stored lifetime-energy reply and when it was fetched, or None."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT payload, fetched_at FROM history_energy WHERE site_id = ?", [site_id]
+            ).fetchone()
+        return None if row is None else (json.loads(row[0]), parse_utc(row[1]))
+
+    def history_sites(self) -> list[int]:
+        """Sites with stored lifetime energy."""
+        with self._lock:
+            rows = self.db.execute("SELECT site_id FROM history_energy ORDER BY site_id")
+            return [int(row[0]) for row in rows]
+
+    def save_history_sessions(
+        self,
+        site_id: int,
+        sn: str,
+        days: Mapping[date, list[Any]],
+        *,
+        fetched_at: datetime,
+    ) -> None:
+        """Store each day's sessions (raw entries, possibly none) as one merged page.
+
+        All days in one transaction: an interrupted fetch keeps whole windows, never half.
+        """
+        fetched = utc_text(fetched_at)
+        rows = [
+            {
+                "site_id": site_id,
+                "sn": sn,
+                "day": day.isoformat(),
+                "fetched_at": fetched,
+                "payload": to_json({"data": {"result": list(items), "hasMore": False}}),
+            }
+            for day, items in days.items()
+        ]
+        if rows:
+            with self._write() as db:
+                db.table("history_sessions").upsert_all(rows, pk=("site_id", "sn", "day"))
+
+    def history_session_days(self, site_id: int, sn: str) -> dict[date, datetime]:
+        """The days stored for one charger and when each was fetched."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT day, fetched_at FROM history_sessions WHERE site_id = ? AND sn = ?",
+                [site_id, sn],
+            ).fetchall()
+        return {date.fromisoformat(day): parse_utc(fetched) for day, fetched in rows}
+
+    def load_history_sessions(
+        self, site_id: int, *, start: date | None = None, end: date | None = None
+    ) -> list[Any]:
+        """Stored session-history pages (one per charger and day) between two days, inclusive."""
+        sql = "SELECT payload FROM history_sessions WHERE site_id = ?"
+        params: list[Any] = [site_id]
+        if start is not None:
+            sql += " AND day >= ?"
+            params.append(start.isoformat())
+        if end is not None:
+            sql += " AND day <= ?"
+            params.append(end.isoformat())
+        with self._lock:
+            rows = self.db.execute(sql + " ORDER BY sn, day", params).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
     # --- retention -------------------------------------------------------------------------
 
     def apply_retention(self, *, days: int, now: datetime) -> int:

@@ -299,8 +299,28 @@ class EnlightenClient:
         page_size: int = HISTORY_PAGE_SIZE,
     ) -> list[ChargingSession]:
         """Every session between two local dates (inclusive), following ``hasMore``."""
+        entries = await self.session_history_raw(
+            site_id, sn, start=start, end=end, page_size=page_size
+        )
+        merged = {"data": {"result": entries, "hasMore": False}}
+        return list(parse_session_history_page(merged).sessions)
+
+    async def session_history_raw(
+        self,
+        site_id: int,
+        sn: str,
+        *,
+        start: date,
+        end: date,
+        page_size: int = HISTORY_PAGE_SIZE,
+    ) -> list[Any]:
+        """The raw ``data.result`` entries of every page between two local dates (inclusive).
+
+        Each page is checked as it arrives (a malformed one is a ParseError); pages are
+        requested one after the other, never in parallel.
+        """
         path = f"/service/enho_historical_events_ms/{site_id}/sessions/{sn}/history"
-        sessions: list[ChargingSession] = []
+        entries: list[Any] = []
         offset = 0
         for _ in range(MAX_HISTORY_PAGES):
             body = {
@@ -312,19 +332,24 @@ class EnlightenClient:
             # The POST only reads, so retrying it on 429/5xx is safe.
             reply = await self._call("POST", path, family="history", json_body=body, retry=True)
             page = parse_session_history_page(reply.data)
-            sessions.extend(page.sessions)
+            entries.extend(reply.data["data"]["result"])
             if not page.has_more or not page.sessions:
-                return sessions
+                return entries
             offset += len(page.sessions)
         raise ParseError(
             f"session history for {sn} still had more pages after {MAX_HISTORY_PAGES}", url=path
         )
 
     async def lifetime_energy(self, site_id: int, *, timezone: str) -> LifetimeEnergy:
+        raw = await self.lifetime_energy_raw(site_id)
+        return parse_lifetime_energy(raw, timezone=timezone)
+
+    async def lifetime_energy_raw(self, site_id: int) -> Any:
+        """The lifetime-energy reply as sent (for storing); see :meth:`lifetime_energy`."""
         reply = await self._call(
             "GET", f"/pv/systems/{site_id}/lifetime_energy", family="lifetime_energy"
         )
-        return parse_lifetime_energy(reply.data, timezone=timezone)
+        return reply.data
 
     async def charge_mode(self, site_id: int, sn: str) -> ChargeMode | None:
         return await self._read(

@@ -1,0 +1,217 @@
+"""`evopt history fetch`: download lifetime energy and session history into the local database.
+
+What `evopt simulate` replays when no ``--energy`` file is given. The fetch is gentle with the
+account's request budget: one request at a time, sessions a week per request window, lifetime
+energy once per run, days already stored (and complete) never asked for again, and a cap on
+the requests one run may send. Each window is stored in one transaction as soon as it arrives,
+so an interrupted fetch (Ctrl-C, a cloud error) keeps what it stored and the next run resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from optimizer.cli.context import Context
+from optimizer.cli.output import print_json
+from optimizer.decisions.store import DecisionStore
+from optimizer.enlighten.client import EnlightenClient
+from optimizer.enlighten.errors import EnlightenError
+from optimizer.enlighten.models import parse_lifetime_energy, parse_session_history_page
+
+__all__ = ["EXIT_USAGE", "WINDOW_DAYS", "UsageError", "fetch", "windows"]
+
+EXIT_USAGE = 2
+WINDOW_DAYS = 7  # days of sessions asked for in one request window
+DEFAULT_MAX_REQUESTS = 200  # per run: a third of the ~600/hour the field notes allow
+
+
+class UsageError(EnlightenError):
+    """Arguments that parse but do not make sense together (exit 2, like argparse)."""
+
+    exit_code = EXIT_USAGE
+    hint = "see `evopt history fetch --help`"
+
+
+def site_zone(ctx: Context) -> str:
+    return ctx.config.site.timezone or "UTC"
+
+
+def day_end(day: date, zone: ZoneInfo) -> datetime:
+    """The instant a local day is over (the next local midnight), in UTC."""
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+
+
+def windows(days: list[date], size: int = WINDOW_DAYS) -> Iterator[list[date]]:
+    """Consecutive runs of ``days`` (sorted), each cut into chunks of at most ``size``."""
+    run: list[date] = []
+    for day in days:
+        if run and (day != run[-1] + timedelta(days=1) or len(run) >= size):
+            yield run
+            run = []
+        run.append(day)
+    if run:
+        yield run
+
+
+class Progress:
+    """``history: 12/31 days, 40 requests`` on stderr: rewritten in place at a terminal,
+    else one line per 10 %."""
+
+    def __init__(self, total: int, client: EnlightenClient, *, out: TextIO | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self.client = client
+        self.out = out or sys.stderr
+        self.tty = self.out.isatty()
+        self._last_tenth = -1
+
+    def requests(self) -> int:
+        return sum(self.client.counter.totals().values())
+
+    def line(self) -> str:
+        return f"history: {self.done}/{self.total} days, {self.requests()} requests"
+
+    def advance(self, days: int) -> None:
+        self.done += days
+        if self.tty:
+            self.out.write(f"\r{self.line()}")
+            self.out.flush()
+            return
+        tenth = 10 if self.total == 0 else self.done * 10 // self.total
+        if tenth > self._last_tenth:
+            self._last_tenth = tenth
+            self.out.write(f"{self.line()}\n")
+            self.out.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+            self.out.flush()
+
+
+@dataclass
+class Summary:
+    site_id: int
+    start: date
+    end: date
+    chargers: list[str]
+    days_fetched: int = 0
+    days_skipped: int = 0
+    days_left: int = 0
+    sessions: int = 0
+    buckets: int = 0
+    requests: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "site_id": self.site_id,
+            "from": self.start,
+            "to": self.end,
+            "chargers": self.chargers,
+            "days_stored": self.days_fetched + self.days_skipped,
+            "days_fetched": self.days_fetched,
+            "days_already_stored": self.days_skipped,
+            "days_left": self.days_left,
+            "sessions": self.sessions,
+            "buckets": self.buckets,
+            "requests": self.requests,
+        }
+
+    def to_text(self) -> str:
+        lines = [
+            f"site {self.site_id}, {self.start} to {self.end} ({len(self.chargers)} charger(s))",
+            f"days stored: {self.days_fetched + self.days_skipped} "
+            f"({self.days_fetched} fetched, {self.days_skipped} already stored)",
+            f"sessions: {self.sessions}",
+            f"buckets: {self.buckets}",
+            f"requests used: {self.requests}",
+        ]
+        if self.days_left:
+            lines.append(
+                f"stopped at the request budget with {self.days_left} day(s) left; "
+                "run `evopt history fetch` again later to continue"
+            )
+        return "\n".join(lines)
+
+
+def _check_period(args: Any) -> None:
+    if args.date_from is not None and args.date_to is not None and args.date_from > args.date_to:
+        raise UsageError(f"--from {args.date_from} is after --to {args.date_to}")
+    if args.max_requests < 1:
+        raise UsageError("--max-requests must be at least 1")
+
+
+def _by_day(entries: list[Any], window: list[date], zone: ZoneInfo) -> dict[date, list[Any]]:
+    """The window's raw entries grouped by the local day their session started (every day of
+    the window present, even without sessions: a stored day is a fetched day)."""
+    days: dict[date, list[Any]] = {day: [] for day in window}
+    page = parse_session_history_page({"data": {"result": entries, "hasMore": False}})
+    for raw, session in zip(entries, page.sessions, strict=True):
+        day = session.started_at.astimezone(zone).date()
+        days[min(max(day, window[0]), window[-1])].append(raw)
+    return days
+
+
+async def fetch(ctx: Context) -> int:
+    args, config = ctx.args, ctx.config
+    _check_period(args)
+    timezone = site_zone(ctx)
+    zone = ZoneInfo(timezone)
+    progress: Progress | None = None
+    with DecisionStore(config.database_path) as store:
+        async with ctx.client() as client:
+            site_id = await ctx.site_id(client)
+            serials = await ctx.charger_serials(client, site_id)
+            raw_energy = await client.lifetime_energy_raw(site_id)
+            energy = parse_lifetime_energy(raw_energy, timezone=timezone)
+            now = datetime.now(UTC)
+            store.save_history_energy(
+                site_id, raw_energy, start_date=energy.start_date, fetched_at=now
+            )
+            today = now.astimezone(zone).date()
+            start = args.date_from or energy.start_date
+            end = args.date_to or today
+            summary = Summary(site_id, start, end, serials, buckets=energy.bucket_count)
+            period = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+            todo: dict[str, list[date]] = {}
+            for sn in serials:
+                stored = store.history_session_days(site_id, sn)
+                # A day fetched before it was over is incomplete: always fetched again.
+                todo[sn] = [
+                    d for d in period if not (d in stored and stored[d] >= day_end(d, zone))
+                ]
+                summary.days_skipped += len(period) - len(todo[sn])
+            progress = Progress(len(period) * len(serials), client)
+            try:
+                progress.advance(summary.days_skipped)
+                for sn, days in todo.items():
+                    for window in windows(days):
+                        if progress.requests() >= args.max_requests:
+                            summary.days_left += len(window)
+                            continue
+                        entries = await client.session_history_raw(
+                            site_id, sn, start=window[0], end=window[-1]
+                        )
+                        store.save_history_sessions(
+                            site_id,
+                            sn,
+                            _by_day(entries, window, zone),
+                            fetched_at=datetime.now(UTC),
+                        )
+                        summary.days_fetched += len(window)
+                        progress.advance(len(window))
+            finally:
+                progress.finish()
+            summary.requests = progress.requests()
+        pages = store.load_history_sessions(site_id, start=start, end=end)
+    summary.sessions = sum(len(page["data"]["result"]) for page in pages)
+    if args.json:
+        print_json(summary.to_json())
+    else:
+        print(summary.to_text())
+    return 0
