@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -287,3 +288,13 @@ def test_the_optimum_is_never_beaten(series: SiteSeries, seed: int, limits: Limi
     for _ in range(5):
         other = figures(series, random_schedule(series, rng, limits), commands=0)
         assert best.ev_solar_kwh >= other.ev_solar_kwh - 1e-6
+
+
+def test_solver_chatter_never_reaches_stdout(capfd: pytest.CaptureFixture[str]) -> None:
+    """`simulate --json` must print JSON only, whatever the C++ solver writes."""
+    from optimizer.simulate.baselines import quiet_stdout  # noqa: PLC0415
+
+    with quiet_stdout():
+        os.write(1, b"HighsMipSolverData::transformNewIntegerFeasibleSolution\n")
+    print("after")
+    assert capfd.readouterr().out == "after\n"

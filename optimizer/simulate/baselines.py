@@ -64,7 +64,10 @@ counts as solar there (and ``figures`` skips them anyway).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -73,6 +76,28 @@ from scipy.optimize import Bounds, LinearConstraint, milp  # type: ignore[import
 from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
 
 from optimizer.simulate.series import BUCKET_H, Session, SiteSeries
+
+
+@contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Silence file descriptor 1 while HiGHS solves.
+
+    HiGHS (C++) now and then prints a diagnostic line straight to stdout, past Python's
+    ``sys.stdout``; under `evopt simulate --json` that line would corrupt the JSON a script
+    reads. Redirecting the descriptor itself is the only way to catch it.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
+
 
 if TYPE_CHECKING:
     # Only for annotations: a cold ``import optimizer.limits`` runs into the limits <->
@@ -258,13 +283,14 @@ class _Programme:
         return LinearConstraint(matrix, np.array(lo), np.array(hi))
 
     def _solve(self, c: np.ndarray, extra: tuple[np.ndarray, float] | None) -> np.ndarray | None:
-        result = milp(
-            c,
-            constraints=self._constraints(extra),
-            integrality=self.integrality,
-            bounds=self.bounds,
-            options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9},
-        )
+        with quiet_stdout():
+            result = milp(
+                c,
+                constraints=self._constraints(extra),
+                integrality=self.integrality,
+                bounds=self.bounds,
+                options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9},
+            )
         if result.x is None:
             return None
         x: np.ndarray = np.asarray(result.x, dtype=float)
