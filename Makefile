@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m optimizer.fakecloud.demo
+	$(BIN)/python -m optimizer.demo
 
 lint: install
 	$(BIN)/ruff check optimizer tests benchmarks

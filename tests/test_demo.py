@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from optimizer.fakecloud import demo
+from optimizer import demo
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_demo_runs_every_step(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_demo_simulates_the_sample_then_tours_the_fake_cloud(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The demo sets these in os.environ; monkeypatch restores them afterwards.
+    # The fake-cloud tour sets these in os.environ; monkeypatch restores them afterwards.
     monkeypatch.delenv("EVOPT_CONFIG", raising=False)
     monkeypatch.delenv("ENLIGHTEN_PASSWORD", raising=False)
-    assert demo.main() == 0
+    output = tmp_path / "out"
+    # Two weeks of the bundled year keep the test short; `make demo` replays all of it.
+    code = demo.main(
+        ["--output", str(output), "--rules", str(ROOT / "rules"), "--to", "2025-01-14"]
+    )
     out = capsys.readouterr().out
-    assert "Demo complete." in out
-    assert "$ evopt status --json" in out
+    assert code == 0
+    assert "% of optimal solar" in out  # the report beside the baselines
+    assert (output / "sample-week.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (output / "state" / "decisions.db").exists()
+    assert f"plot: {output / 'sample-week.png'}" in out
+    assert f"decision log: {output / 'state' / 'decisions.db'}" in out
+    assert "Demo complete." in out  # the live tour ran to the end
     assert '"session_kwh"' in out
