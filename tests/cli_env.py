@@ -30,12 +30,10 @@ STATUS_KEYS = {
 }
 
 
-@dataclass
-class Env:
-    cloud: FakeCloud
-    base_url: str
+class CliRunner:
+    """`evopt` in-process with a config; what it printed, captured. Mixed into harnesses."""
+
     config: Path
-    state_dir: Path
     capsys: pytest.CaptureFixture[str]
 
     def run(self, *args: str) -> tuple[int, str, str]:
@@ -47,6 +45,15 @@ class Env:
         code, out, err = self.run(*args, "--json")
         assert code == 0, err
         return json.loads(out)
+
+
+@dataclass
+class Env(CliRunner):
+    cloud: FakeCloud
+    base_url: str
+    config: Path
+    state_dir: Path
+    capsys: pytest.CaptureFixture[str]
 
     def logins(self) -> int:
         return len(self.cloud.requests("/login/login.json", method="POST"))

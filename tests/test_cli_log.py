@@ -24,6 +24,7 @@ from optimizer.config import Config
 from optimizer.decisions import review
 from optimizer.decisions.store import DecisionStore, RunMode
 from optimizer.engine.decision import Decision, Overruled
+from tests.cli_env import CliRunner
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 MELBOURNE = "Australia/Melbourne"
@@ -81,22 +82,12 @@ ROWS = (
 
 
 @dataclass
-class LogEnv:
+class LogEnv(CliRunner):
     config: Path
     db: Path
     live_run: str
     dry_run: str
     capsys: pytest.CaptureFixture[str]
-
-    def run(self, *args: str) -> tuple[int, str, str]:
-        code = main(["--config", str(self.config), *args])
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def json(self, *args: str) -> Any:
-        code, out, err = self.run(*args, "--json")
-        assert code == 0, err
-        return json.loads(out)
 
     def ids(self, *args: str) -> list[int]:
         return [row["id"] for row in self.json("log", *args)]
