@@ -44,11 +44,16 @@ def simulate_sample(output: Path, rules: Path, period: Sequence[str]) -> int:
     args = ["--config", str(config), "simulate", "--energy", str(energy)]
     for page in sessions:
         args += ["--sessions", str(page)]
-    args += [*period, "--plot", str(plot)]
+    # Each session comes with its driver's "ready by" (`evopt plan set`): the cloud knows
+    # neither departures nor needs, and without them a policy must choose between leaving
+    # solar unused and leaving the car short (docs/simulation.md, "Departure plans").
+    args += [*period, "--plans", "--plot", str(plot)]
     if not period:  # a shortened run may not contain that week; it picks its own day
         args += ["--plot-week", PLOT_WEEK]
     print("== 1. The example policies in rules/ on a year of bundled history ==")
-    print(f"$ evopt --config {config} simulate --energy <sample> --sessions <12 pages> ...\n")
+    print(
+        f"$ evopt --config {config} simulate --energy <sample> --sessions <12 pages> --plans ...\n"
+    )
     code = evopt(args)
     if code == 0:
         log = shlex.join([".venv/bin/evopt", "--config", str(config), "log", "stats"])

@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,10 @@ import pytest
 from optimizer.config import Config, load_config
 from optimizer.decisions import DecisionStore
 from optimizer.engine.decision import Memory
+from optimizer.engine.snapshot import DeparturePlan
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer, LoggedRequest
+from optimizer.plans import save_plan
 from optimizer.service import Service, TickReport, core
 from optimizer.service.health import AUTH_RETRY_S, Problem, delay_after
 from tests.cli_env import EMAIL, PASSWORD, SITE_ID
@@ -585,3 +587,26 @@ async def test_a_crash_mid_tick_leaves_memory_matching_the_recorded_decisions(
     # After the restart the engine sees the setting already off: a hold, nothing sent.
     assert [(r["action"], r["outcome"]) for r in battery] == [("hold", "noop")]
     assert "already off" in battery[0]["reason"]
+
+
+# --- departure plans ---------------------------------------------------------------------------
+
+
+async def test_a_plan_set_with_evopt_plan_reaches_the_engine(midday: World) -> None:
+    """`evopt plan set` writes the state database; the next tick's snapshot carries the plan,
+    and excess_solar, short of time, starts at full power at once."""
+    rules = (ROOT / "rules" / "excess-solar.yaml").read_text(encoding="utf-8")
+    service = midday.service(midday.config(rules))
+    service.start()
+    now = midday.cloud.clock.now()
+    with DecisionStore(midday.database) as store:
+        save_plan(store, SN, DeparturePlan(now + timedelta(hours=1), 20.0), now=now)
+    await service.tick()
+    rows = applied(midday.rows(), "start")
+    assert len(rows) == 1
+    assert "ready by" in rows[0]["reason"]
+    assert "last moment" in rows[0]["reason"]
+    assert json.loads(rows[0]["params"]) == {"amps": 32}
+    assert json.loads(rows[0]["inputs"])["charger"]["plan"]["energy_kwh"] == 20.0
+    assert len(midday.cloud.requests("/start_charging")) == 1
+    await service.shutdown()

@@ -17,7 +17,7 @@ from datetime import date
 from typing import Any
 
 from optimizer import __version__
-from optimizer.cli import account, control, history, log, rules, run, scheduler, simulate
+from optimizer.cli import account, control, history, log, plan, rules, run, scheduler, simulate
 from optimizer.cli.context import Context
 from optimizer.config import Config, find_config
 from optimizer.enlighten.control import TRIGGER_MESSAGES
@@ -232,6 +232,25 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
         help="stop asking for sessions after this many requests "
         f"(default {history.DEFAULT_MAX_REQUESTS}); run again later to continue",
     )
+    plans = group("plan", "the driver's departure plan: ready by a time with some energy")
+    plan_set = action(
+        plans,
+        "set",
+        "set a plan: this much energy since plug-in by that time (replaces an earlier one)",
+        plan.plan_set,
+    )
+    plan_set.add_argument(
+        "--by", required=True, metavar="HH:MM|DATETIME", help="ready by (the next HH:MM)"
+    )
+    plan_set.add_argument(
+        "--energy",
+        required=True,
+        type=plan.energy_type,
+        metavar="KWH",
+        help="kWh the car should have taken since plug-in by then",
+    )
+    action(plans, "show", "show the departure plans", plan.plan_show)
+    action(plans, "clear", "remove the plan (of --charger, else every plan)", plan.plan_clear)
     rules.register(command)
     log.register(command, common)
     run.register(command)

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from optimizer import __version__
 from optimizer.cli.context import Context
-from optimizer.config import Config
+from optimizer.config import Config, parse_duration
 from optimizer.decisions.store import DecisionStore
 from optimizer.engine.loader import load_config_rules, load_rules
 from optimizer.engine.rules import PolicyBase
@@ -80,6 +80,37 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--no-log", action="store_true", help="do not write decisions to the decision log"
     )
+    parser.add_argument(
+        "--plans",
+        action="store_true",
+        help="give each session a departure plan (ready by its unplug time minus "
+        "--plan-margin, with the energy it took), as a driver using `evopt plan set` would",
+    )
+    parser.add_argument(
+        "--plan-margin",
+        type=_margin,
+        default=DEFAULT_PLAN_MARGIN,
+        metavar="DURATION",
+        help="how much earlier than the real unplug the plans say ready by (default 15m)",
+    )
+
+
+DEFAULT_PLAN_MARGIN = timedelta(minutes=15)
+
+
+def _margin(text: str) -> timedelta:
+    try:
+        value = parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from err
+    if value < timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r}: a margin cannot be negative")
+    return value
+
+
+def plan_margin(args: argparse.Namespace) -> timedelta | None:
+    """The margin of the departure plans the replay gives the policies, or None for none."""
+    return args.plan_margin if args.plans else None
 
 
 @dataclass(frozen=True)
@@ -203,7 +234,8 @@ async def simulate(ctx: Context) -> int:
     config, args = ctx.config, ctx.args
     series, site = build_series(ctx)
     if args.compare:
-        return _compare(series, site, config, [Path(p) for p in args.compare], args.json)
+        paths = [Path(p) for p in args.compare]
+        return _compare(series, site, config, paths, args.json, margin=plan_margin(args))
     loaded = load_config_rules(config)
     policies: Sequence[PolicyBase] = loaded.enabled
     store = run_id = None
@@ -227,6 +259,7 @@ async def simulate(ctx: Context) -> int:
             store=store,
             run_id=run_id,
             site_id=config.enlighten.site_id,
+            plan_margin=plan_margin(args),
         )
         if store is not None and run_id is not None:
             store.end_run(run_id, ended_at=datetime.now(UTC), status="finished")
@@ -244,6 +277,7 @@ async def simulate(ctx: Context) -> int:
         rules=tuple(loaded.files),
         decisions=result.decisions,
         by_action=result.by_action,
+        plan_margin_min=_minutes(plan_margin(args)),
     )
     if args.plot:
         _plot(series, result, args)
@@ -274,15 +308,30 @@ def _plot(series: SiteSeries, result: ReplayResult, args: argparse.Namespace) ->
     )
 
 
+def _minutes(margin: timedelta | None) -> float | None:
+    return None if margin is None else margin / timedelta(minutes=1)
+
+
 def _compare(
-    series: SiteSeries, site: _Site, config: Config, paths: list[Path], as_json: bool
+    series: SiteSeries,
+    site: _Site,
+    config: Config,
+    paths: list[Path],
+    as_json: bool,
+    *,
+    margin: timedelta | None,
 ) -> int:
     """Each rule file on the same series; ranked by solar into the car, cost, commands."""
     rows = []
     for path in paths:
         loaded = load_rules([path], tariffs=config.tariffs)
         result = replay(
-            series, loaded.enabled, config=config, limits=site.limits, voltage_v=site.voltage_v
+            series,
+            loaded.enabled,
+            config=config,
+            limits=site.limits,
+            voltage_v=site.voltage_v,
+            plan_margin=margin,
         )
         rows.append((str(path), figures(series, result.ev_kwh, commands=result.commands)))
     rows.sort(key=lambda row: (-row[1].ev_solar_kwh, row[1].cost, row[1].commands))

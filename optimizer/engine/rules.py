@@ -282,6 +282,20 @@ class ExcessSolar(PolicyBase):
     count_battery_discharge: bool = Field(
         default=False, description="power from the home battery counts as surplus"
     )
+    departure: Literal["meet", "ignore"] = Field(
+        default="meet",
+        description="meet: while a departure plan (`evopt plan set`) still needs energy, take "
+        "every bit of surplus at no less than min_amps and charge at max_amps from the last "
+        "moment that still meets the plan; ignore: plans change nothing",
+    )
+    departure_surplus_w: float = Field(
+        default=100,
+        ge=0,
+        description="with a plan that still needs energy, a surplus (reserve not deducted) of "
+        "this many W starts charging at min_amps at once, the rest from the grid: that energy is "
+        "needed "
+        "before departure anyway, and every solar W in it is one not bought later",
+    )
 
     @field_validator("max_amps")
     @classmethod

@@ -18,6 +18,24 @@ from optimizer.tariffs import PriceSlot
 
 
 @dataclass(frozen=True)
+class DeparturePlan:
+    """The driver's "ready by": this much energy into the car before that time.
+
+    The cloud knows neither when the car leaves nor how much it needs (the charger has no
+    state-of-charge reading), so without a plan a solar-only policy can leave on time with the
+    car short, and a guaranteed one must buy grid energy early. With a plan, policies that honour
+    it can wait for the sun until the last moment that still meets it. Set live with
+    `evopt plan set`; the simulator can derive one per session from the history.
+    """
+
+    ready_by: datetime  # timezone-aware
+    energy_kwh: float  # wanted since plug-in (the session's delivered energy counts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ready_by": self.ready_by.isoformat(), "energy_kwh": self.energy_kwh}
+
+
+@dataclass(frozen=True)
 class ChargerView:
     """One charger as the engine sees it: state, limits and settings."""
 
@@ -41,6 +59,7 @@ class ChargerView:
     session_kwh: float | None = None
     manual_override: bool = False  # a start/stop in GREEN made it manual until re-plug
     reported_at: datetime | None = None
+    plan: DeparturePlan | None = None  # the driver's "ready by", if one is set
 
     @property
     def watts_per_amp(self) -> float:
@@ -172,6 +191,8 @@ class Snapshot:
                 "use_battery": charger.use_battery,
                 "session_kwh": charger.session_kwh,
             }
+            if charger.plan is not None:
+                data["charger"]["plan"] = charger.plan.to_json()
         return data
 
 

@@ -48,6 +48,7 @@ from optimizer.enlighten.errors import (
     RateLimitedError,
 )
 from optimizer.observe import ObserveCache, observe_live
+from optimizer.plans import load_plans, with_plans
 from optimizer.service.clock import Clock
 from optimizer.service.health import WHAT, Problem, Trouble, delay_after
 from optimizer.service.setup import Setup, load_setup
@@ -397,6 +398,7 @@ class Service:
         snapshot = await observe_live(
             client, site_id=site_id, config=self.config, now=now, cache=self.cache
         )
+        snapshot = with_plans(snapshot, load_plans(self.store))  # `evopt plan set`
         self._trouble.ok()
         if self._session_only:
             _LOGGER.info("the stored Enlighten session works again; acting from now on")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
@@ -37,11 +37,18 @@ from optimizer.decisions.store import DecisionStore, Outcome
 from optimizer.engine.decision import Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.rules import PolicyBase
-from optimizer.engine.snapshot import ChargerView, EnergyBucket, Snapshot, Sun, TariffNow
+from optimizer.engine.snapshot import (
+    ChargerView,
+    DeparturePlan,
+    EnergyBucket,
+    Snapshot,
+    Sun,
+    TariffNow,
+)
 from optimizer.enlighten.models import ChargeMode
 from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
-from optimizer.simulate.series import BUCKET, BUCKET_H, SiteSeries
+from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.sun import sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
 
@@ -179,8 +186,14 @@ def replay(
     store: DecisionStore | None = None,
     run_id: str | None = None,
     site_id: int | None = None,
+    plan_margin: timedelta | None = None,
 ) -> ReplayResult:
-    """Run the policies over the series; energy per bucket is amps x V x h x plugged share."""
+    """Run the policies over the series; energy per bucket is amps x V x h x plugged share.
+
+    ``plan_margin``: give every session a departure plan, as a driver who uses `evopt plan set`
+    would: ready by its real unplug time minus the margin, with the energy it really took.
+    None: no plans (the policies only see what the cloud reports).
+    """
     if lag_buckets < 1:
         raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
     count = len(series.starts)
@@ -201,6 +214,7 @@ def replay(
     zone = ZoneInfo(series.timezone)
     kw_per_amp = voltage_v / 1000
     restart_share = max(0.0, 1 - restart_s / (BUCKET_H * 3600))
+    period_end = series.starts[-1] + BUCKET if count else None
     for index in range(count):
         now = series.starts[index]
         if store is not None and run_id is not None:
@@ -213,7 +227,12 @@ def replay(
         session = series.sessions[number] if number >= 0 else None
         charger.follow(number)
         view = _view(
-            charger, plugged=session is not None, limits=limits, voltage_v=voltage_v, sn=charger_sn
+            charger,
+            plugged=session is not None,
+            limits=limits,
+            voltage_v=voltage_v,
+            sn=charger_sn,
+            plan=_plan(session, plan_margin, period_end),
         )
         snapshot = _snapshot(
             series,
@@ -253,8 +272,26 @@ def replay(
     )
 
 
+def _plan(
+    session: Session | None, margin: timedelta | None, period_end: datetime | None
+) -> DeparturePlan | None:
+    """The driver's plan for ``session``: ready ``margin`` before the real unplug.
+
+    A session cut by the period's end is judged by what the period allows.
+    """
+    if session is None or margin is None or period_end is None:
+        return None
+    return DeparturePlan(min(session.end - margin, period_end), session.energy_kwh)
+
+
 def _view(
-    charger: _Charger, *, plugged: bool, limits: Limits, voltage_v: float, sn: str
+    charger: _Charger,
+    *,
+    plugged: bool,
+    limits: Limits,
+    voltage_v: float,
+    sn: str,
+    plan: DeparturePlan | None = None,
 ) -> ChargerView:
     """The simulated charger as the engine would see it in a status reply."""
     return ChargerView(
@@ -273,6 +310,7 @@ def _view(
         supports_use_battery=True,
         voltage_v=voltage_v,
         session_kwh=charger.session_kwh if plugged else None,
+        plan=plan,
     )
 
 

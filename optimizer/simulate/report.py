@@ -45,6 +45,7 @@ class SimReport:
     rules: tuple[str, ...] = ()
     decisions: int = 0
     by_action: dict[str, int] = field(default_factory=dict)
+    plan_margin_min: float | None = None  # departure plans given to the policies (None: none)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,11 @@ class SimReport:
             "rules": list(self.rules),
             "decisions": self.decisions,
             "by_action": dict(self.by_action),
+            "departure_plans": (
+                None
+                if self.plan_margin_min is None
+                else {"ready_by": "unplug time minus margin", "margin_min": self.plan_margin_min}
+            ),
             "per_day": [
                 {"day": row.day.isoformat(), "missing_buckets": row.missing_buckets}
                 | row.figures.to_json()
@@ -81,6 +87,7 @@ class SimReport:
         lines = [
             f"period {start} .. {end} UTC: {self.buckets} buckets, "
             f"{self.missing_buckets} missing (skipped, not zero)",
+            self._plans_text(),
             "",
             f"{'':<22}" + "".join(f"{name:>12}" for name, _ in columns),
         ]
@@ -103,6 +110,14 @@ class SimReport:
             cells = "".join(f"{show(f) if f is not None else 'n/a':>12}" for _, f in columns)
             lines.append(f"{label:<22}{cells}")
         return "\n".join(lines)
+
+    def _plans_text(self) -> str:
+        if self.plan_margin_min is None:
+            return "departure plans: none (the policies know neither departure times nor needs)"
+        return (
+            "departure plans: each session ready by its unplug time minus "
+            f"{self.plan_margin_min:g} min with the energy it took (as `evopt plan set` tells it)"
+        )
 
 
 def baseline_figures(
@@ -142,6 +157,7 @@ def build_report(
     decisions: int = 0,
     by_action: dict[str, int] | None = None,
     with_baselines: bool = True,
+    plan_margin_min: float | None = None,
 ) -> SimReport:
     runs = baseline_figures(series, limits, voltage_v) if with_baselines else {}
     baselines = {
@@ -169,4 +185,5 @@ def build_report(
         rules=rules,
         decisions=decisions,
         by_action=dict(by_action or {}),
+        plan_margin_min=plan_margin_min,
     )

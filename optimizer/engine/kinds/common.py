@@ -80,6 +80,23 @@ def proposal(
     return Proposal(policy.name, policy.priority, target, action, params or {}, reason, inputs)
 
 
+def charge(policy: PolicyBase, ctx: Context, amps: int, why: str) -> Proposal:
+    """Start, change the level, or hold when it already charges at ``amps``."""
+    charger = ctx.charger
+    if not charger.charging:
+        return proposal(policy, "charging", "start", f"{why}: charge at {amps} A", {"amps": amps})
+    if charger.amps != amps:
+        now = "unknown" if charger.amps is None else f"{charger.amps} A"
+        return proposal(
+            policy,
+            "charging",
+            "set_amps",
+            f"{why}: charge at {amps} A (now {now})",
+            {"amps": amps},
+        )
+    return proposal(policy, "charging", "hold", f"{why}: charging at {amps} A")
+
+
 def with_inputs(found: Proposal, numbers: dict[str, Any]) -> Proposal:
     """The proposal with the policy's numbers added to its inputs (its own ones win)."""
     return replace(found, inputs={**numbers, **found.inputs})

@@ -14,18 +14,28 @@ least the minimum on and off times. Differences that matter on a slow cloud char
 
 The ``min_pv`` variant never stops while a vehicle is plugged in and charges at least the
 minimum, with solar on top.
+
+With a departure plan (the driver's "ready by", ``departure: meet``) the policy still waits
+for the sun, but no longer risks an unfinished car: while the plan needs energy, any surplus
+above ``departure_surplus_w`` charges at no less than the minimum (the grid part is energy the
+plan needs before departure anyway, so every solar watt in it is a grid watt not bought later),
+and from the last moment at which ``max_amps`` can still deliver the rest it charges at
+``max_amps`` whatever the sun does (evcc's "late start" plan, without its price search: the
+cheap-window policies handle price).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from optimizer.engine.decision import PolicyState, Proposal
 from optimizer.engine.kinds.common import (
     Context,
     Outcome,
+    charge,
     finite,
     kw,
     manual_mode,
@@ -35,6 +45,11 @@ from optimizer.engine.kinds.common import (
     with_inputs,
 )
 from optimizer.engine.rules import ExcessSolar
+
+LATEST_START_SLACK = timedelta(minutes=16)
+"""Full power starts once the time left is within this of what the rest needs at max_amps:
+more than a 15-minute bucket (the simulator's tick) plus a session restart, so that one tick
+late is never too late."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +73,20 @@ class _Plan:
         stop_w = minimum_w / 2 if policy.stop_threshold_w is None else policy.stop_threshold_w
         return cls(low, high, start_w, min(stop_w, start_w), per_amp)
 
-    def level(self, available_w: float, ctx: Context) -> int:
-        """Whole amps the surplus pays for, within the policy's and the charger's limits."""
-        wanted = math.floor(available_w / self.watts_per_amp) if available_w > 0 else 0
-        return min(self.high, max(self.low, ctx.limits.down(wanted)))
+    def level(self, available_w: float, ctx: Context, *, whole_surplus: bool = False) -> int:
+        """Whole amps the surplus pays for, within the policy's and the charger's limits.
+
+        ``whole_surplus``: the next level up instead, so that no surplus is exported (for a
+        departure plan, whose grid share is bought anyway).
+        """
+        if available_w <= 0:
+            return self.low
+        amps = available_w / self.watts_per_amp
+        if whole_surplus:
+            wanted = ctx.limits.up(math.ceil(amps))
+        else:
+            wanted = ctx.limits.down(math.floor(amps))
+        return min(self.high, max(self.low, wanted))
 
 
 def available(policy: ExcessSolar, ctx: Context) -> float | None:
@@ -88,14 +113,85 @@ def timers(state: PolicyState, watts: float | None, plan: _Plan, now: datetime) 
     return state.model_copy(update={"above_since": above, "below_since": below})
 
 
+@dataclass(frozen=True)
+class _Departure:
+    """What the charger's departure plan still asks for at this tick."""
+
+    needed_kwh: float
+    left: timedelta  # until ready_by
+    at_full: timedelta  # what the rest takes at the policy's highest level
+    ready_by: str  # local HH:MM, for reasons
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "needed_kwh": round(self.needed_kwh, 2),
+            "ready_by": self.ready_by,
+            "hours_left": round(self.left / timedelta(hours=1), 2),
+            "hours_at_max": round(self.at_full / timedelta(hours=1), 2),
+        }
+
+
+def departure(policy: ExcessSolar, ctx: Context, plan: _Plan) -> _Departure | None:
+    """The plan's open part, or None when there is no plan, it is met, or its time is past."""
+    wanted = ctx.charger.plan
+    if policy.departure == "ignore" or wanted is None or not ctx.charger.plugged_in:
+        return None
+    needed = wanted.energy_kwh - ctx.delivered_kwh
+    left = wanted.ready_by - ctx.now
+    if needed <= 0.01 or left <= timedelta(0):
+        return None
+    full_kw = plan.high * plan.watts_per_amp / 1000
+    return _Departure(
+        needed_kwh=needed,
+        left=left,
+        at_full=timedelta(hours=needed / full_kw),
+        ready_by=ctx.local(wanted.ready_by).strftime("%H:%M"),
+    )
+
+
+def _for_departure(
+    policy: ExcessSolar, ctx: Context, plan: _Plan, watts: float | None, due: _Departure
+) -> Proposal | None:
+    """Charging the plan asks for, or None to let the surplus rules decide."""
+    head = f"ready by {due.ready_by}: {due.needed_kwh:.1f} kWh still needed"
+    if due.left - due.at_full <= LATEST_START_SLACK:
+        late = "" if due.left >= due.at_full else " (it can no longer all be delivered in time)"
+        why = (
+            f"{head}, {span(due.at_full)} at {plan.high} A and {span(due.left)} left{late}: "
+            "last moment to charge at full power"
+        )
+        return charge(policy, ctx, plan.high, why)
+    if watts is None:
+        return None
+    watts += policy.reserve_w  # the grid is used anyway: the reserve's import is planned energy
+    if watts < policy.departure_surplus_w:
+        return None
+    if ctx.charger.charging:
+        return _follow(policy, ctx, plan, watts, head=f"{head}; ", whole_surplus=True)
+    stopped = ctx.memory.stopped_at
+    if stopped is not None and ctx.now - stopped < policy.min_off_time:
+        return None
+    amps = plan.level(watts, ctx, whole_surplus=True)
+    why = (
+        f"{head}: surplus {kw(watts)} >= {kw(policy.departure_surplus_w)}, start at {amps} A "
+        "(any grid part is needed before departure anyway)"
+    )
+    return proposal(policy, "charging", "start", why, {"amps": amps}, target_amps=amps)
+
+
 def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> Outcome:
     plan = _Plan.of(policy, ctx)
     watts = available(policy, ctx)
     state = timers(state, watts, plan, ctx.now)
-    charging = (_while_charging if ctx.charger.charging else _while_idle)(
-        policy, ctx, state, plan, watts
-    )
-    numbers = {
+    due = departure(policy, ctx, plan)
+    charging = None
+    if due is not None:
+        charging = _for_departure(policy, ctx, plan, watts, due)
+    if charging is None:
+        charging = (_while_charging if ctx.charger.charging else _while_idle)(
+            policy, ctx, state, plan, watts
+        )
+    numbers: dict[str, Any] = {
         "available_w": None if watts is None else round(watts),
         "reserve_w": policy.reserve_w,
         "start_threshold_w": round(plan.start_w),
@@ -103,6 +199,8 @@ def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> 
         "amps_range": [plan.low, plan.high],
         "when": met,
     }
+    if due is not None:
+        numbers["departure"] = due.to_json()
     charging = with_inputs(charging, numbers)
     return [charging, manual_mode(policy, ctx, "following the surplus")], state
 
@@ -196,11 +294,19 @@ def _shortfall(
     return proposal(policy, "charging", "stop", f"{what}: stop")
 
 
-def _follow(policy: ExcessSolar, ctx: Context, plan: _Plan, watts: float) -> Proposal:
+def _follow(
+    policy: ExcessSolar,
+    ctx: Context,
+    plan: _Plan,
+    watts: float,
+    *,
+    head: str = "",
+    whole_surplus: bool = False,
+) -> Proposal:
     """The level the surplus pays for, unless the change is too small or too frequent."""
-    amps = plan.level(watts, ctx)
+    amps = plan.level(watts, ctx, whole_surplus=whole_surplus)
     now_amps = ctx.charger.amps
-    head = f"surplus {kw(watts)} -> {amps} A"
+    head = f"{head}surplus {kw(watts)} -> {amps} A"
     if now_amps == amps:
         return proposal(policy, "charging", "hold", f"{head}: already at {amps} A")
     out_of_range = now_amps is None or not plan.low <= now_amps <= plan.high

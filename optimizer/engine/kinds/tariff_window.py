@@ -23,6 +23,7 @@ from optimizer.engine.decision import PolicyState, Proposal
 from optimizer.engine.kinds.common import (
     Context,
     Outcome,
+    charge,
     clock,
     finite,
     kw,
@@ -63,23 +64,6 @@ def _by_window(policy: TariffWindow, ctx: Context, amps: int) -> Proposal | None
         return charge(policy, ctx, amps, f"in {tariff.window} ({per_kwh(tariff.price)})")
     now = f"now {tariff.window or 'no window'}, {per_kwh(tariff.price)}"
     return pause(policy, ctx, f"outside {','.join(policy.windows)} ({now})", "not charging")
-
-
-def charge(policy: TariffWindow, ctx: Context, amps: int, why: str) -> Proposal:
-    """Start, change the level, or hold when it already charges at ``amps``."""
-    charger = ctx.charger
-    if not charger.charging:
-        return proposal(policy, "charging", "start", f"{why}: charge at {amps} A", {"amps": amps})
-    if charger.amps != amps:
-        now = "unknown" if charger.amps is None else f"{charger.amps} A"
-        return proposal(
-            policy,
-            "charging",
-            "set_amps",
-            f"{why}: charge at {amps} A (now {now})",
-            {"amps": amps},
-        )
-    return proposal(policy, "charging", "hold", f"{why}: charging at {amps} A")
 
 
 def pause(policy: TariffWindow, ctx: Context, why: str, idle: str) -> Proposal:
