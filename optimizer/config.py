@@ -79,6 +79,16 @@ class EnlightenConfig(_Section):
         return value.rstrip("/")
 
 
+class BatteryConfig(_Section):
+    """The home battery, for the simulator (live, its state comes from Enlighten)."""
+
+    capacity_kwh: float = Field(gt=0, le=500)
+    max_power_kw: float = Field(default=5.0, gt=0, le=100)
+    round_trip_efficiency: float = Field(default=0.9, gt=0.5, le=1.0)
+    reserve_pct: float = Field(default=10, ge=0, le=100)
+    initial_soc_pct: float = Field(default=50, ge=0, le=100)
+
+
 class SiteConfig(_Section):
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
@@ -86,6 +96,7 @@ class SiteConfig(_Section):
     voltage: int | None = Field(default=None, ge=100, le=480)
     # The site's current limit in amps (breaker or supply): no level above it is ever sent.
     max_current: int | None = Field(default=None, ge=6, le=80)
+    battery: BatteryConfig | None = None
 
     @field_validator("timezone")
     @classmethod

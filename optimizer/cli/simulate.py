@@ -278,6 +278,8 @@ async def simulate(ctx: Context) -> int:
         decisions=result.decisions,
         by_action=result.by_action,
         plan_margin_min=_minutes(plan_margin(args)),
+        battery=config.site.battery,
+        battery_flows=result.battery,
     )
     if args.plot:
         _plot(series, result, args)
@@ -333,7 +335,11 @@ def _compare(
             voltage_v=site.voltage_v,
             plan_margin=margin,
         )
-        rows.append((str(path), figures(series, result.ev_kwh, commands=result.commands)))
+        flows = result.battery
+        home = (flows.charge_kwh, flows.discharge_kwh) if flows is not None else None
+        rows.append(
+            (str(path), figures(series, result.ev_kwh, commands=result.commands, battery=home))
+        )
     rows.sort(key=lambda row: (-row[1].ev_solar_kwh, row[1].cost, row[1].commands))
     if as_json:
         ranking = [{"rank": n, "rules": name} | f.to_json() for n, (name, f) in enumerate(rows, 1)]

@@ -16,9 +16,11 @@ Choices (documented because they shape the figures):
   its limits; below the minimum it pauses).
 * The car takes at most its session's ``energy_kwh`` (what it took in reality); then it stops
   drawing though the session stays active.
-* ``set_battery`` changes the simulated setting (so it is sent once, not every tick) but no
-  energy: there is no home-battery model yet. ``patch_schedules`` is counted and changes
-  nothing (SCHEDULED mode is not simulated).
+* ``set_battery`` changes the simulated setting (so it is sent once, not every tick). With
+  ``site.battery`` in the config, a home battery (:mod:`optimizer.simulate.battery`) runs
+  beside the charger: the engine sees its flows in the bucket it reads and its state of charge
+  now; the setting lets it feed the car in GREEN mode. ``patch_schedules`` is counted and
+  changes nothing (SCHEDULED mode is not simulated).
 * Every decision, holds included, is logged when a store is given, batched one transaction
   per simulated day through :meth:`DecisionStore.record_many`.
 * The tariff view is built from precomputed 15-minute prices rather than
@@ -48,6 +50,7 @@ from optimizer.engine.snapshot import (
 from optimizer.enlighten.models import ChargeMode
 from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
+from optimizer.simulate.battery import Battery, BatteryFlows
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.sun import sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
@@ -66,6 +69,7 @@ class ReplayResult:
     commands: int  # start/stop + level changes + mode switches actually applied
     decisions: int
     by_action: dict[str, int]
+    battery: BatteryFlows | None = None  # the home battery's flows, when one is configured
 
 
 @dataclass
@@ -95,6 +99,48 @@ class _Charger:
         self.delivered += energy
         self.session_kwh += energy
         return energy
+
+
+class _Home:
+    """The home battery as the replay goes, when the config has one: what the engine sees of
+    it (flows of the bucket it reads, state of charge now) and what it did."""
+
+    def __init__(self, series: SiteSeries, config: Config) -> None:
+        self.series = series
+        self.battery = Battery(config.site.battery) if config.site.battery else None
+        count = len(series.starts)
+        self.charge = [0.0] * count
+        self.discharge = [0.0] * count
+        self.soc = [0.0] * count
+
+    def soc_pct(self, index: int) -> float | None:
+        if self.battery is None:
+            return None
+        self.soc[index] = self.battery.soc_pct
+        return self.soc[index]
+
+    def seen(self, index: int) -> tuple[float | None, float | None]:
+        """Battery charge and discharge (W) over bucket ``index``; None without a battery."""
+        if self.battery is None:
+            return None, None
+        to_w = 1000 / BUCKET_H
+        return self.charge[index] * to_w, self.discharge[index] * to_w
+
+    def step(self, index: int, ev: float, charger: _Charger) -> None:
+        if self.battery is None or self.series.missing[index]:
+            return
+        feeds_ev = charger.use_battery is True and charger.mode is ChargeMode.GREEN_CHARGING
+        self.charge[index], self.discharge[index] = self.battery.step(
+            pv=self.series.pv_kwh[index],
+            house=self.series.house_kwh[index],
+            ev=ev,
+            feeds_ev=feeds_ev,
+        )
+
+    def flows(self) -> BatteryFlows | None:
+        if self.battery is None:
+            return None
+        return BatteryFlows(tuple(self.charge), tuple(self.discharge), tuple(self.soc))
 
 
 class _Tariff:
@@ -148,7 +194,7 @@ def _sun(config: Config, when: datetime, timezone: str) -> Sun | None:
 
 
 def _seen_bucket(
-    series: SiteSeries, index: int, lag: int, ev_kwh: Sequence[float]
+    series: SiteSeries, index: int, lag: int, ev_kwh: Sequence[float], home: _Home
 ) -> EnergyBucket | None:
     """The bucket the live service would read at the start of ``index``: ``index - lag``,
     skipping trailing gaps, with the *simulated* EV draw in consumption and evse."""
@@ -159,6 +205,7 @@ def _seen_bucket(
         to_w = 1000 / BUCKET_H
         ev = ev_kwh[seen]
         start = series.starts[seen]
+        charge_w, discharge_w = home.seen(seen)
         return EnergyBucket(
             start=start,
             end=start + BUCKET,
@@ -167,8 +214,8 @@ def _seen_bucket(
             evse_w=ev * to_w,
             export_w=None,
             import_w=None,
-            battery_charge_w=None,
-            battery_discharge_w=None,
+            battery_charge_w=charge_w,
+            battery_discharge_w=discharge_w,
         )
     return None
 
@@ -205,6 +252,7 @@ def replay(
     )
     memory = Memory()
     charger = _Charger()
+    home = _Home(series, config)
     ev_kwh = [0.0] * count
     amps_out: list[int | None] = [None] * count
     commands = decisions = 0
@@ -239,6 +287,7 @@ def replay(
             index,
             view,
             ev_kwh=ev_kwh,
+            home=home,
             tariff=tariff,
             config=config,
             lag_buckets=lag_buckets,
@@ -261,6 +310,7 @@ def replay(
             need = max(0.0, session.energy_kwh - charger.delivered)
             ev_kwh[index] = charger.take(min(need, amps * kw_per_amp * BUCKET_H * share))
             amps_out[index] = amps if ev_kwh[index] > 0 else None
+        home.step(index, ev_kwh[index], charger)
     if store is not None and run_id is not None and pending:
         store.record_many(pending, run_id=run_id, mode="simulation", site_id=site_id)
     return ReplayResult(
@@ -269,6 +319,7 @@ def replay(
         commands=commands,
         decisions=decisions,
         by_action=by_action,
+        battery=home.flows(),
     )
 
 
@@ -320,6 +371,7 @@ def _snapshot(
     view: ChargerView,
     *,
     ev_kwh: Sequence[float],
+    home: _Home,
     tariff: _Tariff,
     config: Config,
     lag_buckets: int,
@@ -328,7 +380,9 @@ def _snapshot(
     """What the live service would see at the start of bucket ``index``."""
     now = series.starts[index]
     scale_by_sun = config.surplus.scale_by_sun and config.site.latitude is not None
-    bucket = _seen_bucket(series, index, lag_buckets, ev_kwh) if index >= lag_buckets else None
+    bucket = (
+        _seen_bucket(series, index, lag_buckets, ev_kwh, home) if index >= lag_buckets else None
+    )
     sun_now = _sun(config, now, series.timezone)
     sun_mid = None
     if bucket is not None and scale_by_sun:
@@ -351,6 +405,7 @@ def _snapshot(
         tariff=tariff.now(index),
         sun=sun_now,
         bucket=bucket,
+        battery_soc_pct=home.soc_pct(index),
         site_id=site_id,
     )
 

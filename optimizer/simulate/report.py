@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 
+from optimizer.config import BatteryConfig
 from optimizer.limits import Limits
+from optimizer.simulate.battery import BatteryFlows, run_battery
 from optimizer.simulate.series import BUCKET, Figures, SiteSeries, figures
 
 __all__ = ["BASELINES", "DayRow", "SimReport", "baseline_figures", "build_report"]
@@ -46,6 +48,7 @@ class SimReport:
     decisions: int = 0
     by_action: dict[str, int] = field(default_factory=dict)
     plan_margin_min: float | None = None  # departure plans given to the policies (None: none)
+    battery: dict[str, float] | None = None  # the home battery's totals in the policy run
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class SimReport:
                 if self.plan_margin_min is None
                 else {"ready_by": "unplug time minus margin", "margin_min": self.plan_margin_min}
             ),
+            "home_battery": self.battery,
             "per_day": [
                 {"day": row.day.isoformat(), "missing_buckets": row.missing_buckets}
                 | row.figures.to_json()
@@ -88,6 +92,7 @@ class SimReport:
             f"period {start} .. {end} UTC: {self.buckets} buckets, "
             f"{self.missing_buckets} missing (skipped, not zero)",
             self._plans_text(),
+            *self._battery_text(),
             "",
             f"{'':<22}" + "".join(f"{name:>12}" for name, _ in columns),
         ]
@@ -110,6 +115,16 @@ class SimReport:
             cells = "".join(f"{show(f) if f is not None else 'n/a':>12}" for _, f in columns)
             lines.append(f"{label:<22}{cells}")
         return "\n".join(lines)
+
+    def _battery_text(self) -> list[str]:
+        if self.battery is None:
+            return []
+        b = self.battery
+        return [
+            f"home battery {b['capacity_kwh']:g} kWh: {b['charged_kwh']:.0f} kWh charged, "
+            f"{b['discharged_kwh']:.0f} kWh discharged in the policy run (the same model in "
+            "every column)"
+        ]
 
     def _plans_text(self) -> str:
         if self.plan_margin_min is None:
@@ -158,26 +173,51 @@ def build_report(
     by_action: dict[str, int] | None = None,
     with_baselines: bool = True,
     plan_margin_min: float | None = None,
+    battery: BatteryConfig | None = None,
+    battery_flows: BatteryFlows | None = None,
 ) -> SimReport:
+    """The report; with a ``battery``, each baseline runs the same battery model (which never
+    feeds the car: the baselines leave the green-mode setting off)."""
     runs = baseline_figures(series, limits, voltage_v) if with_baselines else {}
+
+    def flows_of(ev: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        if battery is None:
+            return None
+        found = (
+            battery_flows if ev is ev_kwh and battery_flows else run_battery(series, ev, battery)
+        )
+        return found.charge_kwh, found.discharge_kwh
+
     baselines = {
-        name: (figures(series, run[0], commands=run[1]) if run is not None else None)
+        name: (
+            figures(series, run[0], commands=run[1], battery=flows_of(run[0]))
+            if run is not None
+            else None
+        )
         for name, run in runs.items()
     }
+    mine = flows_of(ev_kwh)
     per_day = tuple(
         DayRow(
             day=day,
             missing_buckets=sum(series.missing[i] for i in indices),
-            figures=figures(series, ev_kwh, commands=0, indices=indices),
+            figures=figures(series, ev_kwh, commands=0, indices=indices, battery=mine),
         )
         for day, indices in _days(series).items()
     )
+    totals = None
+    if battery is not None and mine is not None:
+        totals = {
+            "capacity_kwh": battery.capacity_kwh,
+            "charged_kwh": round(sum(mine[0]), 3),
+            "discharged_kwh": round(sum(mine[1]), 3),
+        }
     return SimReport(
         start=series.starts[0] if series.starts else None,
         end=series.starts[-1] + BUCKET if series.starts else None,
         buckets=len(series.starts),
         missing_buckets=sum(series.missing),
-        figures=figures(series, ev_kwh, commands=commands),
+        figures=figures(series, ev_kwh, commands=commands, battery=mine),
         baselines=baselines,
         per_day=per_day,
         currency=currency,
@@ -186,4 +226,5 @@ def build_report(
         decisions=decisions,
         by_action=dict(by_action or {}),
         plan_margin_min=plan_margin_min,
+        battery=totals,
     )

@@ -139,13 +139,16 @@ def figures(
     *,
     commands: int,
     indices: Sequence[int] | None = None,
+    battery: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> Figures:
     """Energy, solar share, unmet need, grid exchange and cost of an EV charging profile.
 
     Missing buckets are skipped in every energy sum (the caller counts them). Unmet energy is
     per session: what the car wanted minus what it got anywhere in its window (a car charged
     during a gap still got the energy); with ``indices``, only sessions ending in those
-    buckets count, so per-day rows add up to the whole period.
+    buckets count, so per-day rows add up to the whole period. ``battery``: kWh into and out of
+    a home battery per bucket; they change the grid exchange and cost, not the solar into the
+    car (``pv - house`` is the surplus a policy can use, with or without a battery).
     """
     if len(ev_kwh) != len(series.starts):
         raise ValueError(f"ev_kwh has {len(ev_kwh)} buckets, the series {len(series.starts)}")
@@ -157,6 +160,8 @@ def figures(
             continue
         ev = ev_kwh[i]
         net = house[i] + ev - pv[i]
+        if battery is not None:
+            net += battery[0][i] - battery[1][i]
         if net > 0:
             imported += net
             cost += net * price[i]
