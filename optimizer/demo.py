@@ -19,7 +19,7 @@ from optimizer.fakecloud import demo as fakecloud_demo
 from optimizer.simulate.sample import sample_config_path, sample_paths
 
 DEFAULT_OUTPUT = Path("demo-output")
-PLOT_WEEK = "2025-06-02"  # a June week with weekday evening and weekend daytime sessions
+PLOT_WEEK = "2025-05-26"  # a holiday Monday, weekday evenings and a weekend of daytime sessions
 
 
 def write_config(output: Path, rules: Path) -> Path:
