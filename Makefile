@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench schema clean
+.PHONY: install demo test lint unit bench soak schema clean
 
 install: $(STAMP)
 
@@ -30,6 +30,12 @@ test: lint unit
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# The long reliability run: the fault soak on five seeds of 50,000 ticks each (18 simulated days
+# of polling per seed) and the SIGKILL crash tests on more seeds than `make test`.
+soak: install
+	$(BIN)/python -m tests.soak --ticks 50000 --seeds 1 2 3 4 5
+	EVOPT_CRASH_SEEDS=30 $(BIN)/pytest -q tests/test_crash_safety.py
 
 # The JSON Schema editors use for rules/*.yaml; a test fails when it is out of date.
 schema: install

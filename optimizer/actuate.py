@@ -123,6 +123,9 @@ class Actuation:
     commands: int = 0
     detail: str = ""
     auth_needed: bool = False
+    # The authentication failure itself: whether a person must log in or the service may log
+    # in again by itself depends on its kind (Service._auth_needed).
+    auth_error: AuthError | None = None
 
 
 # --- planning (pure) ---------------------------------------------------------------------------
@@ -252,6 +255,7 @@ class _Sent:
                 error=self.error.user_message(),
                 commands=self.commands,
                 auth_needed=isinstance(self.error, AuthError),
+                auth_error=self.error if isinstance(self.error, AuthError) else None,
             )
         error = self.detail if self.outcome == "rejected" else None
         return Actuation(self.outcome, error=error, commands=self.commands, detail=self.detail)

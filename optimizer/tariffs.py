@@ -23,7 +23,7 @@ _WHOLE_DAY = (TimeRange(0, 24 * 60),)
 class TariffWindow(BaseModel):
     """One named window: a price per kWh during some times, days and months."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     price: float = Field(description="import price per kWh during this window")
     times: TimeRanges = Field(default=_WHOLE_DAY, description="local time ranges")
@@ -59,7 +59,7 @@ class PriceSlot:
 class Tariffs(BaseModel):
     """The ``tariffs:`` section of the config."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     currency: str = Field(default="", description="shown with costs, e.g. AUD")
     import_price: float | None = Field(
@@ -78,7 +78,7 @@ class Tariffs(BaseModel):
     def slots(self, start: datetime, end: datetime, *, timezone: str) -> list[PriceSlot]:
         """Price of each 15-minute slot from ``start`` (rounded down) until ``end``."""
         zone = ZoneInfo(timezone)
-        at = _floor_slot(start)
+        at = floor_slot(start)
         result = []
         while at < end:
             name, price = self.window_at(at.astimezone(zone))
@@ -92,7 +92,7 @@ class Tariffs(BaseModel):
         """When the window next changes after ``now``, and to which; None within the horizon."""
         zone = ZoneInfo(timezone)
         current = self.window_at(now.astimezone(zone))
-        at = _floor_slot(now) + SLOT
+        at = floor_slot(now) + SLOT
         while at < now + horizon:
             here = self.window_at(at.astimezone(zone))
             if here != current:
@@ -101,7 +101,7 @@ class Tariffs(BaseModel):
         return None
 
 
-def _floor_slot(when: datetime) -> datetime:
+def floor_slot(when: datetime) -> datetime:
     return when - timedelta(
         minutes=when.minute % 15, seconds=when.second, microseconds=when.microsecond
     )

@@ -141,3 +141,13 @@ def mfa_env(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Env]:
     yield from make_env(FakeCloud(mfa=True), tmp_path, capsys, monkeypatch)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The soak's and the crash tests' figures (tests/summary.py), after the results."""
+    from tests.summary import LINES  # noqa: PLC0415 - read at the end, after the tests ran
+
+    if LINES:
+        terminalreporter.section("reliability figures")
+        for line in LINES:
+            terminalreporter.write_line(line)

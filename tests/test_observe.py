@@ -43,6 +43,7 @@ from optimizer.observe import (
     surplus_from_latest_power,
     tariff_now,
 )
+from optimizer.observe.live import Cached
 from optimizer.tariffs import Tariffs
 from tests.fixtures import at, load_fixture, patched_fixture
 
@@ -924,3 +925,21 @@ async def test_invalidate_reads_again_on_the_next_tick(live: Live) -> None:
     for name in ("mode", "battery_setting", "schedules", "energy", "latest_power", "battery"):
         assert final[name] == after[name] + 1, name
     assert final["summary"] == 1  # the client keeps summaries for the whole run
+
+
+async def test_a_source_failing_for_months_backs_off_without_overflow() -> None:
+    """Found by the fault soak: the backoff doubled without a bound on the exponent, and after
+    a few dozen failures ``timedelta * 2**n`` overflowed into an internal error every tick."""
+    cache = ObserveCache(failure_retry=timedelta(minutes=1), max_backoff=timedelta(minutes=30))
+    entry: Cached[int] = Cached()
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+
+    async def broken() -> int:
+        raise ParseError("schedule slot #2 lacks a usable id")
+
+    for _ in range(5000):
+        await cache.refresh(entry, "schedules", broken, now=now, next_at=lambda _, at=now: at)
+        assert entry.next_at is not None
+        assert entry.next_at - now <= timedelta(minutes=30)
+        now = entry.next_at
+    assert entry.failures == 5000

@@ -325,6 +325,41 @@ async def test_session_expiry_logs_in_again(midday: World) -> None:
     await service.shutdown()
 
 
+async def test_a_login_wall_through_the_relogin_recovers_without_a_person(midday: World) -> None:
+    """Found by the fault soak: a session that ends while the client's one re-login also meets
+    the login wall used to park the service until someone ran `evopt login`, although the
+    password was there and never refused. Now the retry after AUTH_RETRY_S logs in again."""
+    service = midday.service(midday.config(ALWAYS_16))
+    assert (await service.tick()).problem is None
+    midday.cloud.expire_sessions()
+    midday.cloud.add_fault("html_login", path=STATUS_PATH, times=2)
+    report = await service.tick()
+    assert (report.problem, report.delay_s) == ("auth", AUTH_RETRY_S)
+    midday.cloud.advance(report.delay_s)
+    midday.cloud.expire_sessions()  # and the session the re-login saved ends too
+    logins = midday.logins()
+    report = await service.tick()
+    assert report.problem is None
+    assert midday.logins() == logins + 1
+    await service.shutdown()
+
+
+async def test_a_login_wall_on_a_write_recovers_without_a_person(midday: World) -> None:
+    """The same for a write: the actuator's authentication failure keeps its kind, so a login
+    wall on start_charging does not park the service (found by the fault soak)."""
+    service = midday.service(midday.config(ALWAYS_16))
+    midday.cloud.update_charger(charging=False)
+    midday.cloud.add_fault("html_login", path="start_charging", times=2)
+    report = await service.tick()
+    assert report.problem == "auth"
+    midday.cloud.advance(report.delay_s)
+    midday.cloud.expire_sessions()
+    report = await service.tick()
+    assert report.problem is None
+    assert applied(midday.rows(), "start")
+    await service.shutdown()
+
+
 async def test_an_unexpected_error_is_logged_and_the_loop_goes_on(
     midday: World, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

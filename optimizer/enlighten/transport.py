@@ -46,7 +46,7 @@ from optimizer.enlighten.errors import (
     UnknownSiteError,
     UnsupportedEnvoyError,
 )
-from optimizer.logsafe import register_secret
+from optimizer.logsafe import redact, register_secret
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -102,19 +102,23 @@ class RequestCounter:
         self._clock = clock
         self._totals: Counter[str] = Counter()
         self._recent: deque[tuple[float, str]] = deque()
+        self._hour: Counter[str] = Counter()  # the families in _recent, kept as they change
 
     def record(self, family: str) -> None:
         self._totals[family] += 1
         self._recent.append((self._clock(), family))
+        self._hour[family] += 1
 
     def totals(self) -> dict[str, int]:
         return dict(self._totals)
 
     def last_hour(self) -> dict[str, int]:
+        """Asked every tick: counts are kept up to date rather than recounted."""
         horizon = self._clock() - 3600
         while self._recent and self._recent[0][0] < horizon:
-            self._recent.popleft()
-        return dict(Counter(family for _, family in self._recent))
+            _, family = self._recent.popleft()
+            self._hour[family] -= 1
+        return {family: n for family, n in self._hour.items() if n > 0}
 
 
 @dataclass(frozen=True)
@@ -188,7 +192,9 @@ def error_for_status(
 ) -> EnlightenHTTPStatusError:
     """Map one HTTP error status (spec section 7) onto the typed error the caller can act on."""
     message, code = _error_fields(body)
-    said = f": {message}" if message else ""
+    # The cloud's own words go into log lines, the decision log (`decisions.error`) and the
+    # commands' output: a reply that echoes the request must not carry its session there.
+    said = f": {redact(message)}" if message else ""
     where = f"HTTP {status} from {url}{said}"
     if status == 429:
         return RateLimitedError(
@@ -449,3 +455,7 @@ class Transport:
                 f"at character {err.pos}",
                 url=path,
             ) from err
+        except (ValueError, RecursionError) as err:  # a number past int's digit limit; nesting
+            if status >= 400:
+                return None
+            raise ParseError(f"{path} sent a reply Python cannot decode: {err}", url=path) from err

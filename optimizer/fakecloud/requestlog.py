@@ -71,6 +71,12 @@ class RequestLog:
             and (method is None or e.method == method.upper())
         ]
 
+    def since(self, index: int) -> list[LoggedRequest]:
+        """Entries from position ``index`` on: what arrived since a caller last looked (a long
+        soak reads only the new ones instead of copying the whole log every tick)."""
+        with self._lock:
+            return self._entries[index:]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

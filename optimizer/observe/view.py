@@ -26,7 +26,7 @@ from optimizer.enlighten.models import (
 from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus, latest_complete_bucket
 from optimizer.sun import sun_at
-from optimizer.tariffs import Tariffs
+from optimizer.tariffs import Tariffs, floor_slot
 
 __all__ = ["build_snapshot", "charger_draw_w", "charger_view", "site_timezone", "tariff_now"]
 
@@ -62,8 +62,29 @@ def _known_zone(name: str | None) -> bool:
     return True
 
 
+_TARIFF_CACHE: dict[tuple[int, datetime, bool, str], tuple[Tariffs, TariffNow]] = {}
+_TARIFF_CACHE_SIZE = 8
+
+
 def tariff_now(tariffs: Tariffs, now: datetime, timezone: str) -> TariffNow:
-    """The window open at ``now``, when it changes, and 15-minute prices for the next day."""
+    """The window open at ``now``, when it changes, and 15-minute prices for the next day.
+
+    Windows change only at 15-minute boundaries, so every tick inside one slot gets the same
+    answer: it is kept (a day of slots cost about as much CPU as the rest of a tick).
+    """
+    start = floor_slot(now)
+    key = (id(tariffs), start, now > start, timezone)
+    found = _TARIFF_CACHE.get(key)
+    if found is not None and found[0] is tariffs:
+        return found[1]
+    result = _tariff_now(tariffs, now, timezone)
+    if len(_TARIFF_CACHE) >= _TARIFF_CACHE_SIZE:
+        _TARIFF_CACHE.clear()
+    _TARIFF_CACHE[key] = (tariffs, result)
+    return result
+
+
+def _tariff_now(tariffs: Tariffs, now: datetime, timezone: str) -> TariffNow:
     window, price = tariffs.window_at(now.astimezone(ZoneInfo(timezone)))
     change = tariffs.next_change(now, timezone=timezone)
     at, next_window, next_price = change if change is not None else (None, None, None)

@@ -44,8 +44,11 @@ from optimizer.enlighten.errors import (
     EXIT_CLOUD,
     EXIT_INVALID,
     AuthError,
+    ConfigError,
     EnlightenError,
+    LoginWallError,
     RateLimitedError,
+    UnauthorizedError,
 )
 from optimizer.observe import ObserveCache, observe_live
 from optimizer.plans import load_plans, with_plans
@@ -67,6 +70,7 @@ EXIT_CODES: dict[Problem | None, int] = {
     "auth": EXIT_AUTH,
     "rate_limited": EXIT_CLOUD,
     "cloud": EXIT_CLOUD,
+    "config": EXIT_INVALID,
     "internal": EXIT_INTERNAL,
 }
 # Outcomes after which the charger is as the decision wanted: the engine's record stands.
@@ -374,9 +378,11 @@ class Service:
         try:
             report = await self._tick(now)
         except AuthError as err:
-            report = self._auth_needed(now, err.user_message())
+            report = self._auth_needed(now, err)
         except RateLimitedError as err:
             report = self._failed(now, "rate_limited", err.user_message(), err.retry_after)
+        except ConfigError as err:  # a local file a person must fix (a session file others
+            report = self._failed(now, "config", err.user_message())  # can read): not the cloud
         except EnlightenError as err:
             report = self._failed(now, "cloud", err.user_message())
         except Exception as err:  # noqa: BLE001 - a bug must not end a service that runs for months
@@ -442,7 +448,7 @@ class Service:
         )
         denied = next((a.actuation for a in acted if a.actuation.auth_needed), None)
         if denied is not None:
-            report = self._auth_needed(now, denied.error or "login refused")
+            report = self._auth_needed(now, denied.auth_error or denied.error or "login refused")
             return replace(report, acted=tuple(acted))
         return TickReport(at=now, status=status, delay_s=self.poll_s, acted=tuple(acted))
 
@@ -463,13 +469,23 @@ class Service:
             status = f"{WHAT[problem]} ({message}); next try in {_span(delay)}"
         return TickReport(at=now, status=status, delay_s=delay, problem=problem, error=message)
 
-    def _auth_needed(self, now: datetime, message: str) -> TickReport:
-        """Act on nothing until someone logs in. Each retry builds a client from the session
-        file, which `evopt login` in a shell rewrites; it never logs in by itself (that would
-        send another one-time code, or repeat a refused password towards a blocked account)."""
-        self._session_only = True
+    def _auth_needed(self, now: datetime, err: AuthError | str) -> TickReport:
+        """Act on nothing until the session works again.
+
+        When a person is needed (a refused password, a one-time code, a blocked account, no
+        password to log in with), each retry builds a client from the session file, which
+        `evopt login` in a shell rewrites; it never logs in by itself (that would send another
+        one-time code, or repeat a refused password towards a blocked account). When the
+        session merely ended and even the client's one re-login met a login wall or a 401 (a
+        cloud hiccup, found by the fault soak), the next retry, ``AUTH_RETRY_S`` later, may log
+        in again unattended: otherwise a service with its password would wait for a person
+        after every such hiccup. A write refused for authentication (``err`` a message) counts
+        as needing a person.
+        """
+        ended = isinstance(err, LoginWallError | UnauthorizedError)
+        self._session_only = self._session_only or not (ended and unattended_password())
         self._client_changed()
-        return self._failed(now, "auth", message)
+        return self._failed(now, "auth", err if isinstance(err, str) else err.user_message())
 
     # --- parts of a tick -----------------------------------------------------------------------
 

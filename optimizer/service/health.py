@@ -17,7 +17,7 @@ __all__ = ["AUTH_RETRY_S", "MAX_BACKOFF_S", "Problem", "Trouble", "delay_after"]
 
 _LOGGER = logging.getLogger(__name__)
 
-Problem = Literal["auth", "rate_limited", "cloud", "internal"]
+Problem = Literal["auth", "rate_limited", "cloud", "config", "internal"]
 MAX_BACKOFF_S = 15 * 60.0
 AUTH_RETRY_S = 5 * 60.0
 _MAX_DOUBLINGS = 16  # 2**16 polls is far past the cap: no float overflow on long outages
@@ -26,12 +26,14 @@ WHAT: dict[Problem, str] = {
     "auth": "authentication needed",
     "rate_limited": "rate limited by Enlighten",
     "cloud": "Enlighten failing",
+    "config": "local files need fixing",
     "internal": "internal error",
 }
 LEVELS: dict[Problem, int] = {
     "auth": logging.ERROR,
     "rate_limited": logging.WARNING,
     "cloud": logging.WARNING,
+    "config": logging.ERROR,
     "internal": logging.ERROR,
 }
 
@@ -46,7 +48,7 @@ def delay_after(
     """
     if problem is None:
         return poll_s
-    if problem == "auth":
+    if problem in ("auth", "config"):  # both wait for a person
         return max(poll_s, AUTH_RETRY_S)
     if problem == "rate_limited" and retry_after_s is not None:
         return max(poll_s, retry_after_s)

@@ -1,0 +1,493 @@
+"""The fault soak: the real service against the fake cloud for thousands of ticks while a
+seeded random schedule injects every failure the fake can show.
+
+``tests/test_soak.py`` runs a short fixed seed set inside ``make test``; ``make soak`` runs
+``python -m tests.soak`` with more ticks and seeds. Each run returns :class:`SoakFigures` and
+:func:`check` lists every broken guarantee (an empty list is a pass):
+
+* the service never stops: every tick returns, none ends in an internal error, no traceback
+  is logged;
+* no write took effect twice for one decision (per tick and endpoint, at most one write that
+  reached the handler; a retried write is fine only when the first never took effect);
+* no level outside the charger's limits or the site's ``max_current``;
+* no schedule slot lost: every slot the charger had at the start is there at the end;
+* every tick's decisions are in the decision log;
+* requests per hour (on the fake's clock) stay under the field notes' budget.
+
+Time is the fake's: each tick advances the clock by the delay the service asked for (30 s
+poll, longer after a 429 or an outage), so 10,000 ticks are about four simulated days with
+sunrise, sunset, plug-ins and unplugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from optimizer.config import load_config
+from optimizer.enlighten.transport import Transport
+from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer
+from optimizer.fakecloud.requestlog import LoggedRequest
+from optimizer.fakecloud.variants import requested_level
+from optimizer.service import Service
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "soak-Pa55word!"
+EMAIL = "soak@example.com"
+SITE_ID = 1234567
+START = datetime(2025, 1, 14, 19, 0, tzinfo=UTC)  # 06:00 in Melbourne: the sun comes up
+BUDGET_PER_HOUR = 600  # field notes: stay well under about 600 requests per hour
+MAX_AUTH_RUN = 3  # the password is never refused here: a lost session must come back by itself
+SITE_MAX_AMPS = 24  # below the charger's 32: the site limit must win
+WRITE_PATHS = ("/service/evse_controller/", "/service/evse_scheduler/")
+START_PATHS = ("start_charging", "startCharging")
+READ_PATHS = (
+    "/ev_chargers/status",
+    "/lifetime_energy",
+    "/evse_scheduler/",
+    "/summary",
+    "battery",
+    None,  # any request
+)
+CONTROL_WRITES = ("start_charging", "stop_charging", "/evse_scheduler/")
+FAULT_KINDS = (
+    "429_retry_after",
+    "5xx_burst",
+    "timeout",
+    "session_expiry",
+    "session_expiry_as_login_page",
+    "html_login_wall",
+    "malformed_json",
+    "legacy_status_shape",
+    "charger_offline",
+    "409_422_on_write",
+    "custom_codes",
+    "disconnect",
+    "write_fails_after_applying",
+)
+CONFIG = """\
+enlighten:
+  base_url: {base_url}
+  email: {email}
+  site_id: {site_id}
+  timeout: 0.15s
+site:
+  latitude: -37.81
+  longitude: 144.96
+  timezone: Australia/Melbourne
+  max_current: {max_amps}
+service:
+  poll_interval: 30s
+  state_dir: {state}
+tariffs:
+  currency: AUD
+  import_price: 0.30
+  windows:
+    off_peak: {{price: 0.18, times: "23:00-07:00"}}
+    peak: {{price: 0.45, times: "15:00-21:00", days: weekdays}}
+rules:
+  - {rules}
+"""
+_SLOT = {
+    "chargingLevel": 16,
+    "chargingLevelAmp": 16,
+    "scheduleType": "CUSTOM",
+    "remindTime": 10,
+    "remindFlag": False,
+    "sourceType": "USER",
+    "reminderTimeUtc": None,
+    "serializedDays": None,
+    "recurringKind": "Recurring",
+    "chargeLevelType": "Weekly",
+}
+USER_SLOTS = (  # the owner's own slots, which no policy may lose
+    {**_SLOT, "startTime": "10:00", "endTime": "12:00", "days": [6, 7], "enabled": False},
+    {**_SLOT, "startTime": "13:30", "endTime": "14:00", "days": [1], "enabled": True},
+)
+
+
+@dataclass
+class SoakFigures:
+    seed: int
+    ticks: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    decisions_logged: int = 0
+    decisions_made: int = 0
+    commands_sent: int = 0
+    duplicates: int = 0
+    internal_errors: int = 0
+    tracebacks: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+    first_errors: dict[str, str] = field(default_factory=dict)  # per problem kind
+    longest_auth_run: int = 0  # consecutive ticks waiting for a login
+    level_violations: list[str] = field(default_factory=list)
+    slots_lost: list[str] = field(default_factory=list)
+    unlogged_ticks: int = 0
+    max_requests_per_hour: int = 0
+    mean_requests_per_hour: float = 0.0
+    simulated_hours: float = 0.0
+    wall_s: float = 0.0
+
+    def lines(self) -> list[str]:
+        faults = ", ".join(f"{kind} {n}" for kind, n in sorted(self.faults.items()))
+        problems = ", ".join(f"{kind} {n}" for kind, n in sorted(self.problems.items())) or "-"
+        errors = [
+            f"  first {kind}: {text[:300]}" for kind, text in sorted(self.first_errors.items())
+        ]
+        return [
+            f"soak seed {self.seed}: {self.ticks} ticks over {self.simulated_hours:.1f} simulated "
+            f"h in {self.wall_s:.1f} s",
+            f"  faults injected ({sum(self.faults.values())}): {faults}",
+            f"  ticks with a problem: {problems}",
+            f"  decisions made {self.decisions_made}, logged {self.decisions_logged}; "
+            f"commands that reached the charger {self.commands_sent}; duplicates "
+            f"{self.duplicates}",
+            f"  requests/hour: max {self.max_requests_per_hour}, mean "
+            f"{self.mean_requests_per_hour:.0f} (budget {BUDGET_PER_HOUR}); level violations "
+            f"{len(self.level_violations)}; slots lost {len(self.slots_lost)}; internal errors "
+            f"{self.internal_errors}; tracebacks {self.tracebacks}; longest wait for a login "
+            f"{self.longest_auth_run} ticks",
+            *errors,
+        ]
+
+
+def check(figures: SoakFigures) -> list[str]:
+    """Every broken guarantee, in words."""
+    broken = []
+    if figures.internal_errors or figures.tracebacks:
+        first = figures.first_errors.get("internal", "")
+        broken.append(
+            f"{figures.internal_errors} internal errors, {figures.tracebacks} tracebacks ({first})"
+        )
+    if figures.duplicates:
+        broken.append(f"{figures.duplicates} writes took effect twice for one decision")
+    if figures.level_violations:
+        broken.append(f"levels outside the limits: {figures.level_violations[:5]}")
+    if figures.slots_lost:
+        broken.append(f"schedule slots lost: {figures.slots_lost}")
+    if figures.unlogged_ticks or figures.decisions_logged != figures.decisions_made:
+        broken.append(
+            f"{figures.unlogged_ticks} ticks whose decisions are not all logged "
+            f"({figures.decisions_logged} logged of {figures.decisions_made})"
+        )
+    if figures.longest_auth_run > MAX_AUTH_RUN:
+        broken.append(
+            f"{figures.longest_auth_run} ticks in a row waiting for a login, with the password "
+            "at hand and never refused"
+        )
+    if figures.max_requests_per_hour >= BUDGET_PER_HOUR:
+        broken.append(f"{figures.max_requests_per_hour} requests in one hour")
+    missing = set(FAULT_KINDS) - set(figures.faults)
+    if figures.ticks >= 2000 and missing:
+        broken.append(f"fault kinds never injected: {sorted(missing)}")
+    return broken
+
+
+class _Tracebacks(logging.Handler):
+    """Counts log records that carry a traceback (the service logs internal errors so)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+        self.first: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.count += 1
+            if self.first is None:
+                self.first = logging.Formatter().format(record)
+
+
+class _Notes:
+    """A systemd notifier that ignores what it is told."""
+
+    enabled = False
+    watchdog_interval_s = None
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+class _Clock:
+    def __init__(self, cloud: FakeCloud) -> None:
+        self.cloud = cloud
+
+    def now(self) -> datetime:
+        return self.cloud.clock.now()
+
+    async def sleep(self, seconds: float, *, wake: asyncio.Event) -> None:
+        self.cloud.advance(seconds)
+        await asyncio.sleep(0)
+
+
+class _Injector:
+    """The seeded fault schedule: one fault (at most) per tick, and the states that last."""
+
+    def __init__(self, cloud: FakeCloud, rng: random.Random, figures: SoakFigures) -> None:
+        self.cloud, self.rng, self.figures = cloud, rng, figures
+        self.restore: dict[str, int] = {}  # lasting faults: ticks left before they end
+
+    def tick(self, probability: float) -> None:
+        for name in list(self.restore):
+            self.restore[name] -= 1
+            if self.restore[name] <= 0:
+                del self.restore[name]
+                self._end(name)
+        self._car()
+        if self.rng.random() < probability:
+            kind = self.rng.choice(FAULT_KINDS)
+            self.figures.faults[kind] += 1
+            self._inject(kind)
+
+    def _car(self) -> None:
+        """Plug-ins and unplugs every few hours, as a household's car does."""
+        if self.rng.random() < 1 / 240:  # about every 2 h of 30 s ticks
+            charger = self.cloud.charger()
+            self.cloud.update_charger(plugged_in=not charger.plugged_in)
+
+    def _inject(self, kind: str) -> None:
+        rng, cloud = self.rng, self.cloud
+        path = rng.choice(READ_PATHS)
+        if kind == "429_retry_after":
+            cloud.add_fault("status", status=429, retry_after=rng.choice([5, 30, 120]), path=path)
+        elif kind == "5xx_burst":
+            status = rng.choice([500, 502, 503, 504])
+            cloud.add_fault("status", status=status, times=rng.randint(1, 6), path=path)
+        elif kind == "timeout":
+            cloud.add_fault("timeout", delay_s=0.4, path=path)
+        elif kind == "session_expiry":
+            cloud.add_fault("expire_session")
+        elif kind == "session_expiry_as_login_page":  # the region that answers 200 + HTML
+            cloud.set_profile(login_wall=True)
+            cloud.add_fault("expire_session")
+            self.restore["session_expiry_as_login_page"] = rng.randint(5, 60)
+        elif kind == "html_login_wall":
+            cloud.add_fault("html_login", times=rng.randint(1, 2), path=path)
+        elif kind == "malformed_json":
+            cloud.add_fault("malformed_json", path=path or "/ev_chargers/status")
+        elif kind == "legacy_status_shape":
+            cloud.set_profile(status_shape="legacy")
+            self.restore["legacy_status_shape"] = rng.randint(5, 60)
+        elif kind == "charger_offline":
+            cloud.update_charger(connected=False)
+            self.restore["charger_offline"] = rng.randint(5, 60)
+        elif kind == "409_422_on_write":
+            status = rng.choice([409, 422])
+            cloud.add_fault("status", status=status, path=rng.choice(CONTROL_WRITES))
+        elif kind == "custom_codes":
+            status = rng.choice([466, 468, 472, 473, 550, 551, 552])
+            cloud.add_fault("status", status=status, path=path)
+        elif kind == "disconnect":
+            cloud.add_fault("disconnect", times=2, path=path)
+        elif kind == "write_fails_after_applying":
+            cloud.add_fault(
+                "status", status=500, after=True, path=rng.choice(CONTROL_WRITES), method=None
+            )
+
+    def _end(self, name: str) -> None:
+        if name == "legacy_status_shape":
+            self.cloud.set_profile(status_shape="nested")
+        elif name == "charger_offline":
+            self.cloud.update_charger(connected=True)
+        elif name == "session_expiry_as_login_page":
+            self.cloud.set_profile(login_wall=False)
+
+
+def _instant_retries() -> None:
+    """Retry sleeps take no real time (the fake clock is what passes)."""
+
+    async def instant(delay: float) -> None:
+        await asyncio.sleep(0)
+
+    defaults = Transport.__init__.__kwdefaults__
+    assert defaults is not None
+    defaults["sleep"] = instant
+
+
+def _effective(request: LoggedRequest) -> bool:
+    """A write that reached the handler: answered 2xx, or faulted only after it ran."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return False
+    if not request.path.startswith(WRITE_PATHS) or "live_stream" in request.path:
+        return False
+    ok = request.status is not None and 200 <= request.status < 300 and request.fault is None
+    return ok or request.fault_after
+
+
+def _endpoint(request: LoggedRequest) -> str:
+    for name in ("start_charging", "startCharging", "stop_charging", "stopCharging"):
+        if name in request.path:
+            return "start" if name.startswith("start") else "stop"
+    return request.path.rsplit("/", 1)[-1] if "scheduler" not in request.path else request.path
+
+
+async def soak(seed: int, ticks: int, *, fault_probability: float = 0.08) -> SoakFigures:
+    """One seeded soak; the figures say what happened (see :func:`check`)."""
+    _instant_retries()
+    os.environ["ENLIGHTEN_PASSWORD"] = PASSWORD
+    os.environ.pop("ENLIGHTEN_EMAIL", None)
+    figures = SoakFigures(seed=seed)
+    rng = random.Random(seed)
+    began = time.perf_counter()
+    watcher = _Tracebacks()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # errors must reach the watcher
+    root.addHandler(watcher)
+    cloud = FakeCloud(clock=FakeClock(START), email=EMAIL, password=PASSWORD, history_days=2)
+    cloud.update_charger(plugged_in=True)
+    sn = cloud.charger().sn
+    with tempfile.TemporaryDirectory(prefix="evopt-soak-") as tmp:
+        try:
+            async with FakeCloudServer(cloud) as server:
+                await _run(
+                    cloud, server.base_url, Path(tmp), sn, rng, ticks, figures, fault_probability
+                )
+        finally:
+            root.removeHandler(watcher)
+            root.setLevel(level)
+    figures.tracebacks = watcher.count
+    if watcher.first:
+        figures.level_violations.append(f"first traceback: {watcher.first[:400]}")
+    figures.wall_s = time.perf_counter() - began
+    return figures
+
+
+async def _run(  # noqa: PLR0917 - one run's parts, kept in one place
+    cloud: FakeCloud,
+    base_url: str,
+    tmp: Path,
+    sn: str,
+    rng: random.Random,
+    ticks: int,
+    figures: SoakFigures,
+    fault_probability: float,
+) -> None:
+    slots = [dict(slot, id=f"{SITE_ID}:{sn}:user{i}") for i, slot in enumerate(USER_SLOTS)]
+    existing = list(cloud.charger().schedule_slots)
+    cloud.update_charger(schedule_slots=[*existing, *slots])
+    before_ids = {slot.get("id") for slot in cloud.charger().schedule_slots}
+    config_path = tmp / "config.yaml"
+    config_path.write_text(
+        CONFIG.format(
+            base_url=base_url,
+            email=EMAIL,
+            site_id=SITE_ID,
+            max_amps=SITE_MAX_AMPS,
+            state=tmp / "state",
+            rules=ROOT / "rules" / "*.yaml",
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(config_path)
+    service = Service(
+        config,
+        config_path=config.source,
+        dry_run=False,
+        notifier=_Notes(),  # type: ignore[arg-type]
+        clock=_Clock(cloud),
+    )
+    injector = _Injector(cloud, rng, figures)
+    service.start()
+    seen = auth_run = 0
+    per_tick: list[tuple[datetime, int]] = []
+    try:
+        for _ in range(ticks):
+            injector.tick(fault_probability)
+            report = await service.tick()
+            figures.ticks += 1
+            if report.problem is not None:
+                figures.problems[report.problem] += 1
+                figures.first_errors.setdefault(report.problem, f"{report.at}: {report.error}")
+            if report.problem == "internal":
+                figures.internal_errors += 1
+            auth_run = auth_run + 1 if report.problem == "auth" else 0
+            figures.longest_auth_run = max(figures.longest_auth_run, auth_run)
+            figures.decisions_made += len(report.acted)
+            per_tick.append((report.at, len(report.acted)))
+            new = cloud.log.since(seen)
+            effective = Counter(_endpoint(r) for r in new if _effective(r))
+            figures.commands_sent += sum(effective.values())
+            figures.duplicates += sum(n - 1 for n in effective.values() if n > 1)
+            seen += len(new)
+            cloud.advance(max(report.delay_s, 1.0))
+    finally:
+        await service.shutdown()
+    _after(cloud, config.database_path, before_ids, per_tick, figures)
+
+
+def _after(
+    cloud: FakeCloud,
+    database: Path,
+    before_ids: set[Any],
+    per_tick: Sequence[tuple[datetime, int]],
+    figures: SoakFigures,
+) -> None:
+    """The end-of-run checks that read the fake's state and the decision log."""
+    requests = cloud.requests()
+    for violation in cloud.violations():
+        figures.level_violations.append(f"{violation.level}: {violation.reason}")
+    for request in requests:
+        if any(p in request.path for p in START_PATHS):
+            level = requested_level(request.json)
+            if isinstance(level, int | float) and not 6 <= level <= SITE_MAX_AMPS:
+                figures.level_violations.append(f"start at {level} A ({request.time})")
+    after_ids = {slot.get("id") for slot in cloud.charger().schedule_slots}
+    figures.slots_lost = sorted(str(i) for i in before_ids - after_ids)
+    with sqlite3.connect(database) as db:
+        logged = dict(db.execute("SELECT ts, COUNT(*) FROM decisions GROUP BY ts").fetchall())
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+    if integrity != "ok":
+        figures.level_violations.append(f"database integrity: {integrity}")
+    figures.decisions_logged = sum(logged.values())
+    by_second: Counter[str] = Counter()
+    for ts, n in logged.items():
+        by_second[ts[:19]] += n
+    for at, count in per_tick:
+        if by_second[at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")] < count:
+            figures.unlogged_ticks += 1
+    hours = Counter(r.time[:13] for r in requests)
+    figures.max_requests_per_hour = max(hours.values(), default=0)
+    figures.simulated_hours = (cloud.clock.now() - START) / timedelta(hours=1) if requests else 0.0
+    full_hours = [n for hour, n in sorted(hours.items())[1:-1]]  # the first and last are partial
+    figures.mean_requests_per_hour = sum(full_hours) / len(full_hours) if full_hours else 0.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__)
+    parser.add_argument("--ticks", type=int, default=50_000, help="ticks per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--fault-probability", type=float, default=0.08)
+    options = parser.parse_args(argv)
+    quiet = logging.StreamHandler(sys.stderr)
+    quiet.setLevel(logging.CRITICAL)  # the figures say what happened; the log would drown them
+    logging.getLogger().addHandler(quiet)
+    failed = False
+    for seed in options.seeds:
+        figures = asyncio.run(
+            soak(seed, options.ticks, fault_probability=options.fault_probability)
+        )
+        print("\n".join(figures.lines()), flush=True)
+        broken = check(figures)
+        for problem in broken:
+            print(f"  BROKEN: {problem}", flush=True)
+        failed = failed or bool(broken)
+    print("soak: " + ("FAILED" if failed else "all guarantees held"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
