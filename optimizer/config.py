@@ -50,18 +50,25 @@ def parse_duration(value: Any) -> timedelta:
         # pydantic turns only ValueError into a validation error, so not TypeError here.
         raise ValueError("a duration like 30s, 5m or 1h")  # noqa: TRY004
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        return _timedelta(value, value)
     match = _DURATION.match(str(value))
     if not match:
         raise ValueError(f"'{value}' is not a duration; use a number of seconds or 30s, 5m, 1h, 2d")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return _timedelta(float(match.group(1)) * _UNIT_SECONDS[match.group(2)], value)
+
+
+def _timedelta(seconds: float, value: Any) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError) as err:  # inf, nan, or past timedelta's ~2.7 million years
+        raise ValueError(f"'{value}' is not a usable duration; use 30s, 5m, 1h, 2d") from err
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EnlightenConfig(_Section):

@@ -7,6 +7,7 @@ data from it, plus a map from each value's path to its position.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,13 @@ import yaml
 from pydantic import ValidationError
 
 Loc = tuple[str | int, ...]
-# One constructor serves every scalar: it holds no per-document state for plain scalars.
+# One constructor serves every scalar. PyYAML remembers each node it constructed (and through
+# it the file's text); _build forgets each one at once, so a service reloading its rules for
+# months keeps no old versions.
 _SCALARS = yaml.SafeLoader("")
+_YAML_BREAKS = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")
+# Everything str.splitlines() breaks at, written as its escape (\n, \x85, ...).
+_ESCAPED_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        # One problem per line: a value quoted in the message may hold a line break.
+        message = self.message.translate(_ESCAPED_BREAKS)
+        return f"{self.file}:{self.line}:{self.column}: {message}"
 
 
 class YamlFileError(Exception):
@@ -88,13 +96,30 @@ def _build(node: yaml.Node, loc: Loc, positions: dict[Loc, tuple[int, int]]) -> 
         return {**merged, **result}
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*loc, i), positions) for i, item in enumerate(node.value)]
-    return _SCALARS.construct_object(node)
+    try:
+        return _SCALARS.construct_object(node)
+    except (ValueError, TypeError, AttributeError, LookupError) as err:  # `!!int x`, `!!bool x`
+        kind = node.tag.rsplit(":", 1)[-1]
+        shown = node.value if len(node.value) <= 40 else f"{node.value[:40]}..."
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{shown!r} is not a valid {kind}", node.start_mark
+        ) from err
+    finally:
+        _SCALARS.constructed_objects.pop(node, None)
+
+
+def _text_position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of a character index, counting line breaks as PyYAML does."""
+    before = _YAML_BREAKS.split(text[:index])
+    return len(before), len(before[-1]) + 1
 
 
 def load_text(text: str, *, file: str) -> Document:
     """Parse YAML text; syntax errors become a :class:`YamlFileError` with a position."""
+    positions: dict[Loc, tuple[int, int]] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = _build(node, (), positions) if node is not None else None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -102,10 +127,15 @@ def load_text(text: str, *, file: str) -> Document:
         if err.context:
             what = f"{what} ({err.context})"
         raise YamlFileError([Problem(file, line, column, f"YAML syntax error: {what}")]) from err
+    except yaml.reader.ReaderError as err:  # str(err) has a second line with the index
+        line, column = _text_position(text, err.position)
+        what = str(err).splitlines()[0]
+        raise YamlFileError([Problem(file, line, column, f"YAML error: {what}")]) from err
     except yaml.YAMLError as err:
         raise YamlFileError([Problem(file, 1, 1, f"YAML error: {err}")]) from err
-    positions: dict[Loc, tuple[int, int]] = {}
-    data = _build(node, (), positions) if node is not None else None
+    except RecursionError as err:  # thousands of levels, or an alias inside its own anchor
+        message = "YAML error: nested too deeply (or an alias refers to itself)"
+        raise YamlFileError([Problem(file, 1, 1, message)]) from err
     return Document(file=file, data=data, positions=positions)
 
 

@@ -357,3 +357,25 @@ def test_docs_describe_every_kind_and_key() -> None:
     for model in (When, Target):
         for key in model.model_fields:
             assert f"`{key}`" in docs or f"`target.{key}`" in docs, key
+
+
+def test_nan_and_infinity_are_refused_with_their_position(tmp_path: Path) -> None:
+    """Found by fuzzing: YAML's `.nan` and `.inf` passed as floats, and NaN compares false
+    with everything, so a threshold of NaN would silently never (or always) apply."""
+    path = tmp_path / "nan.yaml"
+    path.write_text(
+        "policies:\n  - name: x\n    kind: excess_solar\n    reserve_w: .nan\n", encoding="utf-8"
+    )
+    with pytest.raises(RulesError) as caught:
+        load_rules([path], tariffs=None)
+    assert f"{path}:4:5: reserve_w: Input should be a finite number" in str(caught.value)
+
+
+def test_loading_rules_again_and_again_keeps_nothing_behind() -> None:
+    """Found by fuzzing: the shared YAML constructor remembered every scalar node it built
+    (and through it each file's text); a service reloading its rules kept every version."""
+    from optimizer import yamlpos  # noqa: PLC0415
+
+    for _ in range(3):
+        load_rules(sorted((ROOT / "rules").glob("*.yaml")), tariffs=None)
+    assert yamlpos._SCALARS.constructed_objects == {}

@@ -16,13 +16,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from optimizer.fakecloud import FakeCloud, run_in_thread
+from optimizer.fakecloud import FakeCloud, RequestLog, run_in_thread
 from tests.cli_env import EMAIL, PASSWORD, SITE_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,10 +122,16 @@ def wait_for(what: str, check: Callable[[], bool], proc: Proc | None = None) -> 
         time.sleep(0.05)
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+@contextmanager
+def running_site(
+    tmp_path: Path, *, poll: str = "1s", log: RequestLog | None = None
+) -> Iterator[Site]:
+    """The fake cloud in a thread and a config for `evopt run` against it; every process the
+    test started is ended afterwards. ``log``: a request log of the test's own to use."""
     cloud = FakeCloud()
     cloud.update_charger(plugged_in=True)
+    if log is not None:
+        cloud.log = log
     with run_in_thread(cloud) as base_url:
         rules = tmp_path / "rules.yaml"
         rules.write_text(RULES, encoding="utf-8")
@@ -133,7 +140,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
             f"enlighten:\n  base_url: {base_url}\n  email: {EMAIL}\n  site_id: {SITE_ID}\n"
             "site:\n  timezone: Australia/Melbourne\n"
             "charger:\n  settle_delay: 0s\n"
-            f"service:\n  poll_interval: 1s\n  state_dir: {tmp_path / 'state'}\n"
+            f"service:\n  poll_interval: {poll}\n  state_dir: {tmp_path / 'state'}\n"
             'tariffs:\n  windows:\n    always: {price: 0.2, times: "00:00-24:00"}\n'
             f"rules:\n  - {rules}\n",
             encoding="utf-8",
@@ -144,6 +151,12 @@ def site(tmp_path: Path) -> Iterator[Site]:
         finally:
             for proc in world.procs:
                 proc.end()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with running_site(tmp_path) as world:
+        yield world
 
 
 def test_sigterm_stops_cleanly(site: Site) -> None:

@@ -16,7 +16,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,7 @@ TABLE_TIME_FORMAT = "%Y-%m-%d %H:%M"
 _AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$")
 _AGO_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 _DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
+_FURTHEST_EAST, _FURTHEST_WEST = timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))
 
 
 # --- time arguments ------------------------------------------------------------------------
@@ -70,6 +71,18 @@ class When:
 
 def parse_when(text: str) -> When:
     """``2h``, ``30m``, ``1d``, ``2w``; ``2025-01-15``; ``2025-01-15T10:00`` (zone optional)."""
+    try:
+        when = _parse_when(text)
+        # A year typo is a usage error now, not an overflow when resolved in the site's zone.
+        for zone in (_FURTHEST_EAST, _FURTHEST_WEST):
+            for end in (False, True):
+                when.resolve(now=datetime.now(UTC), tz=zone, end=end)
+    except OverflowError:
+        raise ValueError(f"'{text}' is outside the calendar (years 1 to 9999)") from None
+    return when
+
+
+def _parse_when(text: str) -> When:
     match = _AGO.match(text)
     if match:
         return When(ago=timedelta(seconds=float(match.group(1)) * _AGO_SECONDS[match.group(2)]))

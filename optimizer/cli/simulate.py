@@ -135,6 +135,8 @@ def _read_json(path: str) -> Any:
         raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not JSON ({err})") from err
+    except (ValueError, RecursionError) as err:  # a number past int's digit limit; nesting
+        raise InputError(f"{path}: JSON that Python cannot read ({err})") from err
 
 
 def load_history(
@@ -157,11 +159,16 @@ def load_history(
 def _period(args: argparse.Namespace, timezone: str) -> tuple[datetime | None, datetime | None]:
     zone = ZoneInfo(timezone)
     start = end = None
-    if args.date_from is not None:
-        start = datetime.combine(args.date_from, time(), tzinfo=zone).astimezone(UTC)
-    if args.date_to is not None:
-        after = args.date_to + timedelta(days=1)  # --to is inclusive
-        end = datetime.combine(after, time(), tzinfo=zone).astimezone(UTC)
+    try:
+        if args.date_from is not None:
+            start = datetime.combine(args.date_from, time(), tzinfo=zone).astimezone(UTC)
+        if args.date_to is not None:
+            after = args.date_to + timedelta(days=1)  # --to is inclusive
+            end = datetime.combine(after, time(), tzinfo=zone).astimezone(UTC)
+    except OverflowError as err:  # year 1 or 9999 in a zone that pushes it off the calendar
+        raise InputError(
+            f"--from/--to: {err}", hint="give dates within the history to simulate"
+        ) from err
     return start, end
 
 

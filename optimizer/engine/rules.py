@@ -148,7 +148,7 @@ TariffNames = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # Pairs of conditions (lower bound, upper bound) that can never both hold when lower >= upper.
