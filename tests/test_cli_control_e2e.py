@@ -391,7 +391,6 @@ def test_schedule_bad_edits_send_nothing(env: Env) -> None:
     for args, words in [
         (["schedule", "delete", "2"], "OFF_PEAK"),
         (["schedule", "enable", "9"], "slot"),
-        (["schedule", "set", "1", "--start", "25:00"], "HH:MM"),
         (["schedule", "add", "--start", "01:00", "--end", "02:00", "--amps", "99"], "99 A"),
     ]:
         code, _, err = env.run(*args)
@@ -401,10 +400,19 @@ def test_schedule_bad_edits_send_nothing(env: Env) -> None:
     assert env.cloud.requests("/schedules", method="PATCH") == []
 
 
-def test_schedule_bad_days_is_a_usage_error(env: Env) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("schedule", "add", "--start", "01:00", "--end", "02:00", "--days", "funday"),
+        ("schedule", "set", "1", "--start", "25:00"),
+        ("schedule", "add", "--start", "1am", "--end", "02:00"),
+    ],
+)
+def test_schedule_malformed_days_or_times_are_usage_errors(env: Env, args: tuple[str, ...]) -> None:
     with pytest.raises(SystemExit) as exc:
-        env.run("schedule", "add", "--start", "01:00", "--end", "02:00", "--days", "funday")
+        env.run(*args)
     assert exc.value.code == 2
+    assert env.cloud.requests() == []  # refused before any login or request
 
 
 # --- live stream and trigger ------------------------------------------------------------------

@@ -341,13 +341,12 @@ def test_plan_by_that_is_not_a_time(cli: Cli) -> None:
     assert not any(Path.cwd().rglob("*.db"))
 
 
-def test_schedule_times_are_checked_by_the_client(cli: Cli) -> None:
-    """Not a usage error, by design: slot times are checked where the edit is built (exit 1,
-    "nothing was sent", docs/control.md; test_cli_control_e2e covers it). Offline and with no
-    session the login is what stops it first; either way one line, no network."""
+def test_schedule_times_that_are_not_hh_mm_are_usage_errors(cli: Cli) -> None:
+    """A malformed time is refused by argparse (exit 2), before any login or request; whether
+    a well-formed time makes sense for the slot is the edit's check (exit 1)."""
     result = cli.run("schedule", "add", "--start", "25:00", "--end", "07:00")
-    assert result.code in (1, 3), result
-    assert len(result.err.splitlines()) == 1, result.err
+    assert result.code == 2, result
+    assert "'25:00' is not a time of day" in result.err
 
 
 # --- hostile values never crash the parser -------------------------------------------------------

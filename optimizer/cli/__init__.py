@@ -23,7 +23,7 @@ from optimizer.config import Config, find_config
 from optimizer.enlighten.control import TRIGGER_MESSAGES
 from optimizer.enlighten.errors import EXIT_INVALID, EnlightenError
 from optimizer.logsafe import RedactingFormatter
-from optimizer.timespec import parse_days
+from optimizer.timespec import parse_clock, parse_days
 from optimizer.yamlpos import YamlFileError
 
 EXIT_INTERRUPTED = 130
@@ -89,9 +89,20 @@ DAYS_TYPE = _arg_type(parse_days, "days like 1,2,3 or mon-fri, weekdays, weekend
 DATE_TYPE = _arg_type(date.fromisoformat, "a date like 2025-01-15")
 
 
+def _clock(text: str) -> str:
+    """A slot time, checked for its form here (exit 2, before any login or request) and kept
+    as written: whether it makes sense for the slot is the edit's business (exit 1)."""
+    parse_clock(text)
+    return text
+
+
+CLOCK_TYPE = _arg_type(_clock, "a time of day like 07:30")
+
+
 def _slot_times(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    parser.add_argument("--start", required=required, metavar="HH:MM", help="start time")
-    parser.add_argument("--end", required=required, metavar="HH:MM", help="end time")
+    start, end = "start time", "end time"
+    parser.add_argument("--start", required=required, type=CLOCK_TYPE, metavar="HH:MM", help=start)
+    parser.add_argument("--end", required=required, type=CLOCK_TYPE, metavar="HH:MM", help=end)
     parser.add_argument("--days", type=DAYS_TYPE, help="days (default for a new slot: all)")
     parser.add_argument("--amps", type=int, metavar="N", help="charging level in amps")
 
