@@ -56,6 +56,7 @@ WRITE_PATHS = ("/service/evse_controller/", "/service/evse_scheduler/")
 START_PATHS = ("start_charging", "startCharging")
 READ_PATHS = (
     "/ev_chargers/status",
+    "/ev_charger/status",  # the singular path the client falls back to (and then remembers)
     "/lifetime_energy",
     "/evse_scheduler/",
     "/summary",
@@ -249,8 +250,16 @@ class _Injector:
         self._car()
         if self.rng.random() < probability:
             kind = self.rng.choice(FAULT_KINDS)
+            path = self.rng.choice(READ_PATHS)
+            if self._armed(path):
+                return  # one armed rule per path: no backlog that fires as one long burst
             self.figures.faults[kind] += 1
-            self._inject(kind)
+            self._inject(kind, path)
+
+    def _armed(self, path: str | None) -> bool:
+        """A rule that has not fired yet waits on this path (rarely read paths, such as the
+        charger summary, would otherwise pile up rules and release them all at once)."""
+        return any(rule.path == path and not rule.exhausted() for rule in self.cloud.faults.rules)
 
     def _car(self) -> None:
         """Plug-ins and unplugs every few hours, as a household's car does."""
@@ -258,9 +267,8 @@ class _Injector:
             charger = self.cloud.charger()
             self.cloud.update_charger(plugged_in=not charger.plugged_in)
 
-    def _inject(self, kind: str) -> None:
+    def _inject(self, kind: str, path: str | None) -> None:
         rng, cloud = self.rng, self.cloud
-        path = rng.choice(READ_PATHS)
         if kind == "429_retry_after":
             cloud.add_fault("status", status=429, retry_after=rng.choice([5, 30, 120]), path=path)
         elif kind == "5xx_burst":
@@ -286,16 +294,18 @@ class _Injector:
             self.restore["charger_offline"] = rng.randint(5, 60)
         elif kind == "409_422_on_write":
             status = rng.choice([409, 422])
-            cloud.add_fault("status", status=status, path=rng.choice(CONTROL_WRITES))
+            write = rng.choice(CONTROL_WRITES)
+            if not self._armed(write):
+                cloud.add_fault("status", status=status, path=write)
         elif kind == "custom_codes":
             status = rng.choice([466, 468, 472, 473, 550, 551, 552])
             cloud.add_fault("status", status=status, path=path)
         elif kind == "disconnect":
             cloud.add_fault("disconnect", times=2, path=path)
         elif kind == "write_fails_after_applying":
-            cloud.add_fault(
-                "status", status=500, after=True, path=rng.choice(CONTROL_WRITES), method=None
-            )
+            write = rng.choice(CONTROL_WRITES)
+            if not self._armed(write):
+                cloud.add_fault("status", status=500, after=True, path=write)
 
     def _end(self, name: str) -> None:
         if name == "legacy_status_shape":
