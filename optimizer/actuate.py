@@ -122,10 +122,13 @@ class Actuation:
     error: str | None = None
     commands: int = 0
     detail: str = ""
-    auth_needed: bool = False
     # The authentication failure itself: whether a person must log in or the service may log
     # in again by itself depends on its kind (Service._auth_needed).
     auth_error: AuthError | None = None
+
+    @property
+    def auth_needed(self) -> bool:
+        return self.auth_error is not None
 
 
 # --- planning (pure) ---------------------------------------------------------------------------
@@ -254,7 +257,6 @@ class _Sent:
                 "failed",
                 error=self.error.user_message(),
                 commands=self.commands,
-                auth_needed=isinstance(self.error, AuthError),
                 auth_error=self.error if isinstance(self.error, AuthError) else None,
             )
         error = self.detail if self.outcome == "rejected" else None

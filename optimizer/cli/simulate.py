@@ -342,8 +342,7 @@ def _compare(
             voltage_v=site.voltage_v,
             plan_margin=margin,
         )
-        flows = result.battery
-        home = (flows.charge_kwh, flows.discharge_kwh) if flows is not None else None
+        home = result.battery.kwh() if result.battery is not None else None
         rows.append(
             (str(path), figures(series, result.ev_kwh, commands=result.commands, battery=home))
         )

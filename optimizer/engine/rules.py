@@ -293,8 +293,7 @@ class ExcessSolar(PolicyBase):
         ge=0,
         description="with a plan that still needs energy, a surplus (reserve not deducted) of "
         "this many W starts charging at min_amps at once, the rest from the grid: that energy is "
-        "needed "
-        "before departure anyway, and every solar W in it is one not bought later",
+        "needed before departure anyway, and every solar W in it is one not bought later",
     )
 
     @field_validator("max_amps")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
+from optimizer.backoff import doubled
 from optimizer.config import Config
 from optimizer.engine.snapshot import Snapshot
 from optimizer.enlighten.client import EnlightenClient
@@ -38,7 +39,6 @@ from optimizer.observe.view import build_snapshot, site_timezone
 __all__ = ["Cached", "ObserveCache", "What", "observe_live"]
 
 _LOGGER = logging.getLogger(__name__)
-MAX_DOUBLINGS = 20  # failure backoff: 2**20 retry intervals is far beyond any max_backoff
 
 T = TypeVar("T")
 
@@ -159,10 +159,7 @@ class ObserveCache:
             raise
         except EnlightenError as err:
             entry.failures += 1
-            # The exponent is capped: after months of one source failing, 2**n would overflow
-            # timedelta (found by the fault soak) long after the pause reached max_backoff.
-            doublings = min(entry.failures - 1, MAX_DOUBLINGS)
-            pause = min(self.failure_retry * 2**doublings, self.max_backoff)
+            pause = doubled(self.failure_retry, entry.failures - 1, self.max_backoff)
             entry.next_at = now + pause
             log = _LOGGER.warning if entry.failures == 1 else _LOGGER.debug
             log("%s failed (%s); keeping the last value, asking again in %s", label, err, pause)

@@ -446,9 +446,9 @@ class Service:
             requests_last_hour=sum(client.counter.last_hour().values()),
             dry_run=self.dry_run,
         )
-        denied = next((a.actuation for a in acted if a.actuation.auth_needed), None)
+        denied = next((a.actuation.auth_error for a in acted if a.actuation.auth_error), None)
         if denied is not None:
-            report = self._auth_needed(now, denied.auth_error or denied.error or "login refused")
+            report = self._auth_needed(now, denied)
             return replace(report, acted=tuple(acted))
         return TickReport(at=now, status=status, delay_s=self.poll_s, acted=tuple(acted))
 
@@ -469,7 +469,7 @@ class Service:
             status = f"{WHAT[problem]} ({message}); next try in {_span(delay)}"
         return TickReport(at=now, status=status, delay_s=delay, problem=problem, error=message)
 
-    def _auth_needed(self, now: datetime, err: AuthError | str) -> TickReport:
+    def _auth_needed(self, now: datetime, err: AuthError) -> TickReport:
         """Act on nothing until the session works again.
 
         When a person is needed (a refused password, a one-time code, a blocked account, no
@@ -479,13 +479,12 @@ class Service:
         session merely ended and even the client's one re-login met a login wall or a 401 (a
         cloud hiccup, found by the fault soak), the next retry, ``AUTH_RETRY_S`` later, may log
         in again unattended: otherwise a service with its password would wait for a person
-        after every such hiccup. A write refused for authentication (``err`` a message) counts
-        as needing a person.
+        after every such hiccup. A write refused for authentication is judged the same way.
         """
         ended = isinstance(err, LoginWallError | UnauthorizedError)
         self._session_only = self._session_only or not (ended and unattended_password())
         self._client_changed()
-        return self._failed(now, "auth", err if isinstance(err, str) else err.user_message())
+        return self._failed(now, "auth", err.user_message())
 
     # --- parts of a tick -----------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
+from optimizer.backoff import doubled
+
 __all__ = ["AUTH_RETRY_S", "MAX_BACKOFF_S", "Problem", "Trouble", "delay_after"]
 
 _LOGGER = logging.getLogger(__name__)
@@ -20,7 +22,6 @@ _LOGGER = logging.getLogger(__name__)
 Problem = Literal["auth", "rate_limited", "cloud", "config", "internal"]
 MAX_BACKOFF_S = 15 * 60.0
 AUTH_RETRY_S = 5 * 60.0
-_MAX_DOUBLINGS = 16  # 2**16 polls is far past the cap: no float overflow on long outages
 
 WHAT: dict[Problem, str] = {
     "auth": "authentication needed",
@@ -52,7 +53,7 @@ def delay_after(
         return max(poll_s, AUTH_RETRY_S)
     if problem == "rate_limited" and retry_after_s is not None:
         return max(poll_s, retry_after_s)
-    return min(poll_s * 2.0 ** min(failures, _MAX_DOUBLINGS), max(MAX_BACKOFF_S, poll_s))
+    return doubled(poll_s, failures, max(MAX_BACKOFF_S, poll_s))
 
 
 @dataclass

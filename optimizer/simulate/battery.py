@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from optimizer.config import BatteryConfig
 from optimizer.simulate.series import BUCKET_H, SiteSeries
 
-__all__ = ["Battery", "BatteryFlows", "run_battery"]
+__all__ = ["Battery", "BatteryFlows", "BatteryTrack", "run_battery"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,10 @@ class BatteryFlows:
     charge_kwh: tuple[float, ...]
     discharge_kwh: tuple[float, ...]
     soc_pct: tuple[float, ...]
+
+    def kwh(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(into, out of) the battery per bucket, as :func:`figures` takes them."""
+        return self.charge_kwh, self.discharge_kwh
 
 
 class Battery:
@@ -61,30 +65,55 @@ class Battery:
         return 0.0, given
 
 
+class BatteryTrack:
+    """One battery over a series, bucket by bucket: what it did and its state of charge at
+    each bucket's start. The replay steps it as it goes (the engine sees its past flows);
+    :func:`run_battery` steps it over a finished profile."""
+
+    def __init__(self, series: SiteSeries, config: BatteryConfig) -> None:
+        self.series = series
+        self.battery = Battery(config)
+        count = len(series.starts)
+        self.charge = [0.0] * count
+        self.discharge = [0.0] * count
+        self.soc = [0.0] * count
+
+    def soc_pct(self, index: int) -> float:
+        """The state of charge at the start of bucket ``index`` (and remembered as such)."""
+        self.soc[index] = self.battery.soc_pct
+        return self.soc[index]
+
+    def seen_w(self, index: int) -> tuple[float, float]:
+        """Charge and discharge (W) over bucket ``index``, as an energy bucket reports them."""
+        to_w = 1000 / BUCKET_H
+        return self.charge[index] * to_w, self.discharge[index] * to_w
+
+    def step(self, index: int, ev: float, *, feeds_ev: bool) -> None:
+        """Bucket ``index`` with the car taking ``ev`` kWh; missing buckets move nothing (their
+        flows are unknown, and :func:`figures` skips them)."""
+        if self.series.missing[index]:
+            return
+        self.charge[index], self.discharge[index] = self.battery.step(
+            pv=self.series.pv_kwh[index],
+            house=self.series.house_kwh[index],
+            ev=ev,
+            feeds_ev=feeds_ev,
+        )
+
+    def flows(self) -> BatteryFlows:
+        return BatteryFlows(tuple(self.charge), tuple(self.discharge), tuple(self.soc))
+
+
 def run_battery(
     series: SiteSeries,
     ev_kwh: Sequence[float],
     config: BatteryConfig,
     feeds_ev: Sequence[bool] | None = None,
 ) -> BatteryFlows:
-    """The battery over a whole profile; missing buckets move nothing (their flows are
-    unknown, and :func:`figures` skips them)."""
-    battery = Battery(config)
-    charge: list[float] = []
-    discharge: list[float] = []
-    soc: list[float] = []
+    """The battery over a whole profile."""
+    track = BatteryTrack(series, config)
     for index in range(len(series.starts)):
-        soc.append(battery.soc_pct)
-        if series.missing[index]:
-            charge.append(0.0)
-            discharge.append(0.0)
-            continue
-        charged, given = battery.step(
-            pv=series.pv_kwh[index],
-            house=series.house_kwh[index],
-            ev=ev_kwh[index],
-            feeds_ev=bool(feeds_ev[index]) if feeds_ev is not None else False,
-        )
-        charge.append(charged)
-        discharge.append(given)
-    return BatteryFlows(tuple(charge), tuple(discharge), tuple(soc))
+        track.soc_pct(index)
+        feeds = bool(feeds_ev[index]) if feeds_ev is not None else False
+        track.step(index, ev_kwh[index], feeds_ev=feeds)
+    return track.flows()

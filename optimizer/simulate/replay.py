@@ -50,7 +50,7 @@ from optimizer.engine.snapshot import (
 from optimizer.enlighten.models import ChargeMode
 from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
-from optimizer.simulate.battery import Battery, BatteryFlows
+from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.sun import sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
@@ -95,52 +95,15 @@ class _Charger:
         if number < 0:
             self.on, self.amps, self.mode = False, None, ChargeMode.MANUAL_CHARGING
 
+    @property
+    def battery_feeds_car(self) -> bool:
+        """Green mode's battery support, which only acts in GREEN mode (spec 4.3)."""
+        return self.use_battery is True and self.mode is ChargeMode.GREEN_CHARGING
+
     def take(self, energy: float) -> float:
         self.delivered += energy
         self.session_kwh += energy
         return energy
-
-
-class _Home:
-    """The home battery as the replay goes, when the config has one: what the engine sees of
-    it (flows of the bucket it reads, state of charge now) and what it did."""
-
-    def __init__(self, series: SiteSeries, config: Config) -> None:
-        self.series = series
-        self.battery = Battery(config.site.battery) if config.site.battery else None
-        count = len(series.starts)
-        self.charge = [0.0] * count
-        self.discharge = [0.0] * count
-        self.soc = [0.0] * count
-
-    def soc_pct(self, index: int) -> float | None:
-        if self.battery is None:
-            return None
-        self.soc[index] = self.battery.soc_pct
-        return self.soc[index]
-
-    def seen(self, index: int) -> tuple[float | None, float | None]:
-        """Battery charge and discharge (W) over bucket ``index``; None without a battery."""
-        if self.battery is None:
-            return None, None
-        to_w = 1000 / BUCKET_H
-        return self.charge[index] * to_w, self.discharge[index] * to_w
-
-    def step(self, index: int, ev: float, charger: _Charger) -> None:
-        if self.battery is None or self.series.missing[index]:
-            return
-        feeds_ev = charger.use_battery is True and charger.mode is ChargeMode.GREEN_CHARGING
-        self.charge[index], self.discharge[index] = self.battery.step(
-            pv=self.series.pv_kwh[index],
-            house=self.series.house_kwh[index],
-            ev=ev,
-            feeds_ev=feeds_ev,
-        )
-
-    def flows(self) -> BatteryFlows | None:
-        if self.battery is None:
-            return None
-        return BatteryFlows(tuple(self.charge), tuple(self.discharge), tuple(self.soc))
 
 
 class _Tariff:
@@ -194,7 +157,7 @@ def _sun(config: Config, when: datetime, timezone: str) -> Sun | None:
 
 
 def _seen_bucket(
-    series: SiteSeries, index: int, lag: int, ev_kwh: Sequence[float], home: _Home
+    series: SiteSeries, index: int, lag: int, ev_kwh: Sequence[float], home: BatteryTrack | None
 ) -> EnergyBucket | None:
     """The bucket the live service would read at the start of ``index``: ``index - lag``,
     skipping trailing gaps, with the *simulated* EV draw in consumption and evse."""
@@ -205,7 +168,7 @@ def _seen_bucket(
         to_w = 1000 / BUCKET_H
         ev = ev_kwh[seen]
         start = series.starts[seen]
-        charge_w, discharge_w = home.seen(seen)
+        charge_w, discharge_w = home.seen_w(seen) if home is not None else (None, None)
         return EnergyBucket(
             start=start,
             end=start + BUCKET,
@@ -252,7 +215,7 @@ def replay(
     )
     memory = Memory()
     charger = _Charger()
-    home = _Home(series, config)
+    home = BatteryTrack(series, config.site.battery) if config.site.battery else None
     ev_kwh = [0.0] * count
     amps_out: list[int | None] = [None] * count
     commands = decisions = 0
@@ -310,7 +273,7 @@ def replay(
             need = max(0.0, session.energy_kwh - charger.delivered)
             ev_kwh[index] = charger.take(min(need, amps * kw_per_amp * BUCKET_H * share))
             amps_out[index] = amps if ev_kwh[index] > 0 else None
-        home.step(index, ev_kwh[index], charger)
+        _step_battery(home, index, ev_kwh[index], charger)
     if store is not None and run_id is not None and pending:
         store.record_many(pending, run_id=run_id, mode="simulation", site_id=site_id)
     return ReplayResult(
@@ -319,8 +282,13 @@ def replay(
         commands=commands,
         decisions=decisions,
         by_action=by_action,
-        battery=home.flows(),
+        battery=home.flows() if home is not None else None,
     )
+
+
+def _step_battery(home: BatteryTrack | None, index: int, ev: float, charger: _Charger) -> None:
+    if home is not None:
+        home.step(index, ev, feeds_ev=charger.battery_feeds_car)
 
 
 def _plan(
@@ -371,7 +339,7 @@ def _snapshot(
     view: ChargerView,
     *,
     ev_kwh: Sequence[float],
-    home: _Home,
+    home: BatteryTrack | None,
     tariff: _Tariff,
     config: Config,
     lag_buckets: int,
@@ -405,7 +373,7 @@ def _snapshot(
         tariff=tariff.now(index),
         sun=sun_now,
         bucket=bucket,
-        battery_soc_pct=home.soc_pct(index),
+        battery_soc_pct=home.soc_pct(index) if home is not None else None,
         site_id=site_id,
     )
 

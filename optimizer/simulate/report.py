@@ -180,23 +180,18 @@ def build_report(
     feeds the car: the baselines leave the green-mode setting off)."""
     runs = baseline_figures(series, limits, voltage_v) if with_baselines else {}
 
-    def flows_of(ev: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-        if battery is None:
-            return None
-        found = (
-            battery_flows if ev is ev_kwh and battery_flows else run_battery(series, ev, battery)
-        )
-        return found.charge_kwh, found.discharge_kwh
+    def same_battery(ev: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        return None if battery is None else run_battery(series, ev, battery).kwh()
 
     baselines = {
         name: (
-            figures(series, run[0], commands=run[1], battery=flows_of(run[0]))
+            figures(series, run[0], commands=run[1], battery=same_battery(run[0]))
             if run is not None
             else None
         )
         for name, run in runs.items()
     }
-    mine = flows_of(ev_kwh)
+    mine = battery_flows.kwh() if battery_flows is not None else same_battery(ev_kwh)
     per_day = tuple(
         DayRow(
             day=day,
