@@ -373,7 +373,7 @@ def mutate(data: st.DataObject, document: Any) -> Any:
     return document
 
 
-def _event(outcome: str) -> None:
+def count_event(outcome: str) -> None:
     """Count outcomes in ``--hypothesis-show-statistics`` (also called outside @given)."""
     if currently_in_test_context():
         event(outcome)
@@ -429,12 +429,12 @@ def parse_or_parse_error(target: Target, document: Any) -> ParseError | None:
         message = str(err)
         assert message.strip(), "a ParseError must say what was wrong"
         assert "\n" not in message, f"the CLI prints a ParseError as one line: {message!r}"
-        _event("ParseError")
+        count_event("ParseError")
         return err
     finally:
         assert _snapshot(document) == before, "parsers must not modify their input"
     _check_result(target, result)
-    _event("parsed")
+    count_event("parsed")
     return None
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from optimizer.cli import main
@@ -28,6 +28,7 @@ from optimizer.config import Config, load_config
 from optimizer.engine.loader import LoadedRules, RulesError, load_rules
 from optimizer.tariffs import Tariffs
 from optimizer.yamlpos import Problem, YamlFileError
+from tests.test_fuzz_parsers import count_event
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "rules").glob("*.yaml"))
@@ -221,12 +222,6 @@ def _write(directory: Path, mangled: Mangled) -> Path:
     return path
 
 
-def _event(outcome: str) -> None:
-    """Count outcomes in ``--hypothesis-show-statistics`` (also called outside @given)."""
-    if currently_in_test_context():
-        event(outcome)
-
-
 # --- checks -----------------------------------------------------------------------------------
 
 
@@ -260,9 +255,9 @@ def load_or_positioned_error(path: Path, tariffs: Tariffs | None) -> LoadedRules
         loaded = load_rules([path], tariffs=tariffs)
     except RulesError as err:
         assert_positioned(err.problems, err, path)
-        _event("rejected with positioned problems")
+        count_event("rejected with positioned problems")
         return None
-    _event("loaded")
+    count_event("loaded")
     assert loaded.files == (str(path),)
     for policy in loaded.policies:
         assert loaded.origins[policy.name].file == str(path)

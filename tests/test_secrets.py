@@ -33,17 +33,11 @@ import pytest
 from optimizer.fakecloud import FakeCloud, run_in_thread
 from optimizer.fakecloud.auth import AuthStore
 from tests.cli_env import EMAIL, PASSWORD, CliRunner
+from tests.test_service_process import write_run_config
 
 # Distinctive values: none of them may occur in anything the project writes or prints.
 OTP = "740392"
 WRONG_PASSWORD = "wrong-Horse-8812"
-RULES = """\
-policies:
-  - name: all-day
-    kind: tariff_window
-    windows: [always]
-    amps: 16
-"""
 HISTORY = ("--from", "2025-01-08", "--to", "2025-01-10")
 MIN_SECRET = 6  # shorter issued values would match by accident
 
@@ -113,22 +107,6 @@ class Harness(CliRunner):
         return out
 
 
-def write_config(tmp_path: Path, base_url: str, state_dir: Path) -> Path:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES, encoding="utf-8")
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"enlighten:\n  base_url: {base_url}\n  email: {EMAIL}\n"
-        "site:\n  timezone: Australia/Melbourne\n"
-        "charger:\n  settle_delay: 0s\n"
-        f"service:\n  poll_interval: 1s\n  state_dir: {state_dir}\n"
-        'tariffs:\n  windows:\n    always: {price: 0.2, times: "00:00-24:00"}\n'
-        f"rules:\n  - {rules}\n",
-        encoding="utf-8",
-    )
-    return config
-
-
 def make_harness(
     cloud: FakeCloud,
     tmp_path: Path,
@@ -143,7 +121,7 @@ def make_harness(
     secrets.add(PASSWORD, WRONG_PASSWORD, OTP, EMAIL, base64_of(EMAIL), base64_of(OTP))
     with run_in_thread(cloud) as base_url:
         state_dir = tmp_path / "state"
-        config = write_config(tmp_path, base_url, state_dir)
+        config = write_run_config(tmp_path, base_url, state_dir, site_id=None)
         yield Harness(cloud, config, state_dir, capsys, monkeypatch, secrets)
 
 

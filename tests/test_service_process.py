@@ -122,6 +122,32 @@ def wait_for(what: str, check: Callable[[], bool], proc: Proc | None = None) -> 
         time.sleep(0.05)
 
 
+def write_run_config(
+    tmp_path: Path,
+    base_url: str,
+    state_dir: Path,
+    *,
+    poll: str = "1s",
+    site_id: int | None = SITE_ID,
+) -> Path:
+    """``config.yaml`` and ``rules.yaml`` (RULES) in ``tmp_path`` for `evopt run` against the
+    fake at ``base_url``; without ``site_id`` the site is discovered."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES, encoding="utf-8")
+    site = f"  site_id: {site_id}\n" if site_id is not None else ""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"enlighten:\n  base_url: {base_url}\n  email: {EMAIL}\n{site}"
+        "site:\n  timezone: Australia/Melbourne\n"
+        "charger:\n  settle_delay: 0s\n"
+        f"service:\n  poll_interval: {poll}\n  state_dir: {state_dir}\n"
+        'tariffs:\n  windows:\n    always: {price: 0.2, times: "00:00-24:00"}\n'
+        f"rules:\n  - {rules}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
 @contextmanager
 def running_site(
     tmp_path: Path, *, poll: str = "1s", log: RequestLog | None = None
@@ -133,19 +159,8 @@ def running_site(
     if log is not None:
         cloud.log = log
     with run_in_thread(cloud) as base_url:
-        rules = tmp_path / "rules.yaml"
-        rules.write_text(RULES, encoding="utf-8")
-        config = tmp_path / "config.yaml"
-        config.write_text(
-            f"enlighten:\n  base_url: {base_url}\n  email: {EMAIL}\n  site_id: {SITE_ID}\n"
-            "site:\n  timezone: Australia/Melbourne\n"
-            "charger:\n  settle_delay: 0s\n"
-            f"service:\n  poll_interval: {poll}\n  state_dir: {tmp_path / 'state'}\n"
-            'tariffs:\n  windows:\n    always: {price: 0.2, times: "00:00-24:00"}\n'
-            f"rules:\n  - {rules}\n",
-            encoding="utf-8",
-        )
-        world = Site(cloud, tmp_path, config, rules)
+        config = write_run_config(tmp_path, base_url, tmp_path / "state", poll=poll)
+        world = Site(cloud, tmp_path, config, tmp_path / "rules.yaml")
         try:
             yield world
         finally:
