@@ -39,8 +39,25 @@ def _fixture_text(name: str) -> str:
 
 
 def load_fixture(name: str) -> Any:
-    """A freshly decoded copy on every call, so one test's mutations never leak into another."""
-    return json.loads(_fixture_text(name))
+    """A freshly decoded copy on every call, so one test's mutations never leak into another.
+
+    A variant file holds only what differs from its base: ``{"$base": "status_2026",
+    "$set": {"data.chargers.0.session_d.e_c": 150.0}, "$merge": {...}}``. ``$set`` maps dotted
+    paths to values (``{"$delete": true}`` removes the key), ``$merge`` is deep-merged at the
+    root. So every reply variant is a file of its own while a fix to the base reaches them all.
+    """
+    payload = json.loads(_fixture_text(name))
+    if isinstance(payload, dict) and "$base" in payload:
+        derived = load_fixture(payload["$base"])
+        if "$merge" in payload:
+            derived = deep_merge(derived, payload["$merge"])
+        for path, value in payload.get("$set", {}).items():
+            if value == {"$delete": True}:
+                drop(path)(derived)
+            else:
+                set_at(path, value)(derived)
+        return derived
+    return payload
 
 
 def patched_fixture(name: str, *patches: Patch) -> Any:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from optimizer.fakecloud.clock import FakeClock
 from optimizer.fakecloud.cloud import FakeCloud
-from optimizer.fakecloud.profile import Profile
+from optimizer.fakecloud.profile import PRESETS, Profile
 from optimizer.fakecloud.server import FakeCloudServer
 
 
@@ -27,6 +27,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--mfa", action="store_true", help="the account requires an OTP")
     parser.add_argument("--otp", default="123456", help="the OTP code the account accepts")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PRESETS),
+        default="2026",
+        help="which cloud to imitate: 2026 (today's, the default) or 2024 (the first reference)",
+    )
     parser.add_argument(
         "--legacy-status", action="store_true", help="status answers the flat evChargerData shape"
     )
@@ -41,7 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    profile = Profile(status_shape="legacy" if args.legacy_status else "nested")
+    profile = Profile.preset(args.profile)
+    if args.legacy_status:
+        profile.update({"status_shape": "legacy"})
     cloud = FakeCloud(
         clock=FakeClock(args.start, realtime=args.realtime),
         seed=args.seed,

@@ -18,6 +18,13 @@ ControlProfile = Literal["any", "put_singular_snake", "put_only", "singular_only
 
 DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
 
+# Named presets. The defaults of :class:`Profile` are the cloud as it answers in 2026
+# (``../shared/reference/enlighten-2026.md``); ``2024`` is the cloud of the first reference, kept
+# so the client's fallbacks for older deployments stay tested. Every field that changed between
+# the two appears here with its 2024 value; a field not listed answers the same in both.
+LEGACY_2024: dict[str, Any] = {}
+PRESETS: dict[str, dict[str, Any]] = {"2026": {}, "2024": LEGACY_2024}
+
 
 @dataclass
 class Profile:
@@ -53,6 +60,15 @@ class Profile:
     login_wall: bool = False
     update_pending: bool = False
     control_profile: ControlProfile = "any"
+
+    @classmethod
+    def preset(cls, name: str) -> Profile:
+        """``Profile.preset("2024")``: the fake as the first reference described the cloud."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown profile preset {name!r}; one of {sorted(PRESETS)}")
+        profile = cls()
+        profile.update(dict(PRESETS[name]))
+        return profile
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
