@@ -68,17 +68,29 @@ def server_clock_offset(date_header: str | None, *, local_now: float) -> float:
     return server.timestamp() - local_now
 
 
-def token_expiry(token: str | None) -> float | None:
-    """The ``exp`` claim (epoch seconds) of a JWT-shaped token, without verifying it."""
+def jwt_claims(token: str | None) -> dict[str, Any]:
+    """The claims of a JWT-shaped token, without verifying it; {} for anything else.
+
+    The 2026 cloud nests ``session_id`` and ``user_id`` under ``data`` in some tokens and puts
+    them at the top level in others, so both are flattened here (top level wins).
+    """
     if not token or token.count(".") != 2:
-        return None
+        return {}
     payload = token.split(".")[1]
     try:
         decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         claims = json.loads(decoded)
-    except (binascii.Error, ValueError):
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+    except (binascii.Error, ValueError, RecursionError):
+        return {}
+    if not isinstance(claims, dict):
+        return {}
+    nested = claims.get("data")
+    return {**nested, **claims} if isinstance(nested, dict) else claims
+
+
+def token_expiry(token: str | None) -> float | None:
+    """The ``exp`` claim (epoch seconds) of a JWT-shaped token, without verifying it."""
+    exp = jwt_claims(token).get("exp")
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 

@@ -68,6 +68,10 @@ class SessionState:
     session_id: str | None = None
     manager_token: str | None = None
     token_expires_at: float | None = None
+    # The Entrez token (2026 reference section 6): the preferred bearer for session history and
+    # the EVSE timeseries; ``auth`` fills it after a login when Entrez answers.
+    entrez_token: str | None = None
+    entrez_expires_at: float | None = None
     generation: int = 0
 
     def auth_token(self) -> str | None:
