@@ -43,6 +43,7 @@ from optimizer.enlighten.errors import (
     UnknownSiteError,
     UnsupportedEnvoyError,
 )
+from optimizer.enlighten.headers import BROWSER_USER_AGENT
 from optimizer.enlighten.transport import (
     RequestCounter,
     RetryPolicy,
@@ -50,7 +51,6 @@ from optimizer.enlighten.transport import (
     Transport,
     parse_retry_after,
 )
-from optimizer.enlighten.headers import BROWSER_USER_AGENT
 from optimizer.logsafe import redact
 from tests.fixtures import load_fixture
 

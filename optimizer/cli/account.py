@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from typing import Any
 
 from optimizer.cli.context import Context
@@ -12,7 +11,6 @@ from optimizer.cli.output import print_json, print_table
 from optimizer.enlighten.auth import LoginOutcome
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EnlightenError, MfaRequiredError
-from optimizer.enlighten.loginguard import describe
 from optimizer.enlighten.models import ChargeMode, ChargerStatus
 
 
@@ -90,7 +88,7 @@ async def status(ctx: Context) -> int:
         records = [
             status_record(c, await _preferred_mode(client, site_id, c.sn)) for c in site.chargers
         ]
-        login = login_view(client)
+        login = client.auth.login_state()
     for record in records:
         record["login"] = login
     if ctx.args.json:
@@ -116,8 +114,3 @@ async def status(ctx: Context) -> int:
         )
     return 0
 
-
-def login_view(client: EnlightenClient) -> dict[str, Any]:
-    """Whether the client may log in by itself, and if not why, until when, what to do."""
-    guard = client.auth.guard
-    return describe(guard.reload(), time.time())

@@ -42,6 +42,7 @@ from optimizer.enlighten.loginguard import (
     after_failure,
     after_lockout,
     after_login_wall,
+    describe,
     refusal,
 )
 from optimizer.enlighten.loginreply import MANAGER_TOKEN_COOKIE, judge_login
@@ -276,6 +277,10 @@ class Authenticator:
             raise refused
         if manual:
             self.guard.set(replace(state, last_manual=now))
+
+    def login_state(self) -> dict[str, Any]:
+        """May this client log in by itself now; if not, why, until when, what to do."""
+        return describe(self.guard.reload(), self._clock())
 
     def _guarded(self, change: Callable[[GuardState, float], GuardState]) -> None:
         self.guard.set(change(self.guard.reload(), self._clock()))
