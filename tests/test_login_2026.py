@@ -34,7 +34,7 @@ from optimizer.enlighten.loginguard import (
     describe,
     refusal,
 )
-from optimizer.enlighten.loginreply import judge_login
+from optimizer.enlighten.loginreply import judge_login, judge_otp
 from optimizer.enlighten.models import parse_sites
 from optimizer.enlighten.transport import RawReply, Transport
 from tests.fixtures import load_fixture
@@ -351,3 +351,11 @@ async def test_three_rejections_suspend_and_a_person_clears_it(
 
 def _yarl(url: str) -> URL:
     return URL(url)
+
+
+@pytest.mark.parametrize("body", [None, {}, {"success": True, "isValid": True}])
+def test_an_otp_reply_without_a_session_recovers_it_from_the_cookies(body: Any) -> None:
+    cookies = {"_enlighten_4_session": "sid-after-otp"}
+    reply = judge_otp(body, cookies=cookies, claims={})
+    assert (reply.kind, reply.session_id) == ("authenticated", "sid-after-otp")
+    assert judge_otp({"isValid": False}, cookies=cookies, claims={}).kind == "invalid"

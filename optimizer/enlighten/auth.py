@@ -45,8 +45,8 @@ from optimizer.enlighten.loginguard import (
     describe,
     refusal,
 )
-from optimizer.enlighten.loginreply import MANAGER_TOKEN_COOKIE, judge_login
-from optimizer.enlighten.models import LoginReply, parse_otp_reply
+from optimizer.enlighten.loginreply import MANAGER_TOKEN_COOKIE, judge_login, judge_otp
+from optimizer.enlighten.models import LoginReply
 from optimizer.enlighten.private import write_private_json
 from optimizer.enlighten.transport import SessionState, Transport
 from optimizer.logsafe import register_secret
@@ -386,9 +386,11 @@ class Authenticator:
             authenticated=False,
             retry=False,
         )
-        outcome = self._accept(
-            parse_otp_reply(reply.data), email=email, step="otp", date=reply.headers.get("Date")
+        cookies = self.state.cookies
+        parsed = judge_otp(
+            reply.data, cookies=cookies, claims=jwt_claims(cookies.get(MANAGER_TOKEN_COOKIE))
         )
+        outcome = self._accept(parsed, email=email, step="otp", date=reply.headers.get("Date"))
         if outcome is not LoginOutcome.AUTHENTICATED:
             raise InvalidOtpError("Enlighten did not accept the one-time code")
         await self._after_login(email)

@@ -19,7 +19,7 @@ from optimizer.enlighten.errors import (
     ParseError,
     SessionLockoutError,
 )
-from optimizer.enlighten.models import LoginReply, parse_login_reply
+from optimizer.enlighten.models import LoginReply, parse_login_reply, parse_otp_reply
 from optimizer.enlighten.transport import RawReply, error_for_status
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "MANAGER_TOKEN_COOKIE",
     "SESSION_COOKIES",
     "judge_login",
+    "judge_otp",
     "session_from_cookies",
 ]
 
@@ -106,6 +107,20 @@ def judge_login(
     if reply.kind == "mfa_required" and not pending_code:
         return from_cookies  # {"success": true} with a real session: not a pending code
     return reply
+
+
+def judge_otp(body: Any, *, cookies: dict[str, str], claims: dict[str, Any]) -> LoginReply:
+    """An OTP validation reply; an empty one, or "success" without a ``session_id``, means the
+    session is in the cookies it set (2026 reference section 6, MFA)."""
+    bare = body is None or body == {}
+    success_only = (
+        isinstance(body, dict) and body.get("success") is True and not body.get("session_id")
+    )
+    if bare or success_only:
+        recovered = session_from_cookies(cookies, claims)
+        if recovered is not None:
+            return recovered
+    return parse_otp_reply(body)
 
 
 def _json(text: str, path: str) -> Any:
