@@ -341,7 +341,7 @@ class Authenticator:
 
     async def _after_login(self, email: str) -> None:
         """A login succeeded: clear the guard, then fetch the Entrez token if there is one."""
-        self.guard.set(GuardState(last_manual=self.guard.reload().last_manual))
+        self.guard.set(GuardState())  # the once-a-minute limit is for retries after failures
         session_id = self.state.session_id or _opt_str(
             jwt_claims(self.state.manager_token).get("session_id")
         )

@@ -501,17 +501,20 @@ class Transport:
         body at any status."""
         url = self.url(path)
         session = self._client_session()
-        headers = self.headers(authenticated=authenticated, method=method, path=path)
-        if not url.startswith(self.base_url):  # Entrez: the browser UA, none of our session
-            for name in ("Cookie", "X-CSRF-Token", "e-auth-token", "Authorization", "Referer"):
-                headers.pop(name, None)
-        headers.update(extra_headers or {})
         gate = self._reads_gate(method, url)
         self.counter.record(family)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if gate is not None:
                     await stack.enter_async_context(gate)
+                # Built once through the gate, so a read that waited carries the session of
+                # a re-login that happened meanwhile, not the one it started with.
+                headers = self.headers(authenticated=authenticated, method=method, path=path)
+                if not url.startswith(self.base_url):  # Entrez: the browser UA, no session
+                    for name in ("Cookie", "X-CSRF-Token", "e-auth-token", "Authorization"):
+                        headers.pop(name, None)
+                    headers.pop("Referer", None)
+                headers.update(extra_headers or {})
                 async with asyncio.timeout(self.timeout_s):
                     async with session.request(
                         method,
