@@ -113,4 +113,3 @@ async def status(ctx: Context) -> int:
             f"{login['until']}: {login['reason']}. To do: {login['action']}."
         )
     return 0
-
