@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
+from optimizer.config import load_config
 from optimizer.enlighten.auth import Authenticator, SessionStore
+from optimizer.enlighten.client import EnlightenClient, default_entrez_url
 from optimizer.enlighten.entrez import parse_entrez_reply
 from optimizer.enlighten.errors import (
     EXIT_AUTH,
@@ -37,7 +40,10 @@ from optimizer.enlighten.loginguard import (
 from optimizer.enlighten.loginreply import judge_login, judge_otp
 from optimizer.enlighten.models import parse_sites
 from optimizer.enlighten.transport import RawReply, Transport
+from optimizer.fakecloud import FakeCloud, FakeCloudServer
+from optimizer.yamlpos import YamlFileError
 from tests.fixtures import load_fixture
+from tests.test_headers import fake_client
 
 ROOT = "https://enlighten.enphaseenergy.com"
 LOGIN = ROOT + "/login/login.json"
@@ -359,3 +365,43 @@ def test_an_otp_reply_without_a_session_recovers_it_from_the_cookies(body: Any) 
     reply = judge_otp(body, cookies=cookies, claims={})
     assert (reply.kind, reply.session_id) == ("authenticated", "sid-after-otp")
     assert judge_otp({"isValid": False}, cookies=cookies, claims={}).kind == "invalid"
+
+
+async def test_the_login_wall_during_a_refusal_cooldown_blocks_for_a_day(
+    tmp_path: Path,
+) -> None:
+    """The cloud showing its sign-in page right after refusing the password is holding the
+    account: no re-login now, none for a day (reference section 6)."""
+    status = f"{ROOT}/service/evse_controller/1234567/ev_chargers/status"
+    LoginGuard(tmp_path).set(after_failure(GuardState(), time.time()))
+    async with EnlightenClient(
+        base_url=ROOT, email=EMAIL, password_provider=lambda: PASSWORD, state_dir=tmp_path
+    ) as client:
+        client.transport.state.session_id = "sid-wall-1"
+        with aioresponses() as mocked:
+            page = "<!DOCTYPE html><html><form action='/login'>Sign in</form></html>"
+            mocked.get(status, body=page, content_type="text/html")
+            with pytest.raises(SessionLockoutError, match="login page again"):
+                await client.status(1234567)
+            assert _logins(mocked) == 0
+    assert LoginGuard(tmp_path).state.reason == "login_wall"
+
+
+def test_entrez_url_is_a_config_key_with_a_sensible_default(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("enlighten:\n  entrez_url: https://entrez.example.test/\n", encoding="utf-8")
+    assert load_config(path).enlighten.entrez_url == "https://entrez.example.test"
+    path.write_text("enlighten:\n  entrez_url: entrez.example.test\n", encoding="utf-8")
+    with pytest.raises(YamlFileError, match=r"entrez_url: .*must start with http"):
+        load_config(path)
+    assert default_entrez_url(ROOT) == "https://entrez.enphaseenergy.com"
+    assert default_entrez_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+
+
+async def test_a_failing_entrez_leaves_the_fake_cloud_login_working(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    cloud.add_fault("status", path="/tokens", status=503)
+    async with FakeCloudServer(cloud) as server, fake_client(server.base_url, tmp_path) as client:
+        await client.auth.ensure()
+        assert client.transport.state.entrez_token is None
+        assert (await client.status(1234567)).chargers
