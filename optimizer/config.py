@@ -77,10 +77,15 @@ class EnlightenConfig(_Section):
     site_id: int | None = None
     timeout: Duration = timedelta(seconds=20)
     retries: int = Field(default=4, ge=1, le=10)
+    # Where the Entrez token comes from (2026 reference section 6). Unset: Entrez's own host
+    # (https://entrez.enphaseenergy.com) for the real Enlighten, else base_url (the fake cloud).
+    entrez_url: str | None = None
 
-    @field_validator("base_url")
+    @field_validator("base_url", "entrez_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")

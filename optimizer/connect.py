@@ -63,6 +63,7 @@ def client_for(
         site_max_amps=config.site.max_current,
         settle_s=config.charger.settle_delay.total_seconds(),
         direct_amps=config.charger.direct_amps,
+        entrez_url=enlighten.entrez_url,
     )
 
 
@@ -75,7 +76,11 @@ async def resolve_site_id(client: EnlightenClient, chosen: int | None) -> int:
         return sites[0].site_id
     if not sites:
         raise UnknownSiteError(
-            "this account has no sites with an EV charger", status=468, url="discovery"
+            "Enlighten's site search found no sites for this account",
+            status=468,
+            url="discovery",
+            hint="set `enlighten.site_id` to the site's numeric id (the number after /web/ in "
+            "the Enlighten web address) or pass --site ID",
         )
     ids = ", ".join(str(s.site_id) for s in sites)
     raise ConfigError(

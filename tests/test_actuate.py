@@ -205,7 +205,7 @@ class Rig:
         return [
             f"{r.method} {r.path.rsplit('/', 1)[-1]}"
             for r in self.cloud.requests()
-            if r.method in WRITE_METHODS and "login" not in r.path
+            if r.method in WRITE_METHODS and "login" not in r.path and r.path != "/tokens"
         ]
 
     def live_streams(self) -> int:

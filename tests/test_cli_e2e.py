@@ -86,7 +86,8 @@ def test_config_option_is_accepted_after_the_command(env: Env) -> None:
 
 
 def test_site_discovery_falls_back(env: Env) -> None:
-    env.cloud.set_profile(disabled_discovery=["evse_controller", "api_v1"])
+    """An older deployment without the search API: the old paths, in order."""
+    env.cloud.set_profile(search_sites=False, disabled_discovery=["evse_controller", "api_v1"])
     assert env.json("sites") == [{"site_id": SITE_ID, "name": "Example Home"}]
     assert env.cloud.requests("/sites.json")
 

@@ -39,6 +39,9 @@ STATUS_URL = f"{BASE}{EVSE}/{SITE}/ev_chargers/status"
 SINGULAR_STATUS_URL = f"{BASE}{EVSE}/{SITE}/ev_charger/status"
 HISTORY_URL = f"{BASE}/service/enho_historical_events_ms/{SITE}/sessions/{SN}/history"
 SITES_URLS = (f"{BASE}{EVSE}/sites", f"{BASE}/api/v1/sites", f"{BASE}/sites.json")
+# The 2026 discovery (aioresponses keys requests by the URL with its query sorted).
+SEARCH_PATH = "/app-api/search_sites.json?favourite=false&searchText="
+SEARCH_URL = BASE + SEARCH_PATH
 SEEDED_SESSION = "seeded-session-id-4711"
 NEW_SESSION = load_fixture("login_ok.json")["session_id"]
 LOGIN_WALL = "<!DOCTYPE html><html><body><form action='/login'>Sign in</form></body></html>"
@@ -94,11 +97,9 @@ READS = [
     ReadCase(
         "sites",
         lambda c: c.sites(),
-        f"{EVSE}/sites",
-        "sites",
-        lambda r: (
-            [(s.site_id, s.name) for s in r] == [(1234567, "Home"), (7654321, "Holiday house")]
-        ),
+        SEARCH_PATH,
+        "search_sites_2026",
+        lambda r: [(s.site_id, s.name) for s in r] == [(1000001, "Home")],
     ),
     ReadCase(
         "summaries",
@@ -200,7 +201,9 @@ async def test_read_with_unusable_shape_is_a_parse_error(
 async def test_sites_fall_back_and_remember_the_winner(
     mock_cloud: aioresponses, client: EnlightenClient
 ) -> None:
+    """An older deployment without the search API: the old paths in order."""
     primary, v1, legacy = SITES_URLS
+    mock_cloud.get(SEARCH_URL, status=404, payload={"message": "Not Found"}, repeat=True)
     mock_cloud.get(primary, status=404, payload={"message": "Not Found"})
     mock_cloud.get(v1, payload={"unexpected": "shape"})  # answers, but not with sites
     mock_cloud.get(legacy, payload=load_fixture("sites")["data"], repeat=True)
@@ -219,6 +222,7 @@ async def test_sites_second_fallback_wins_on_404(
     mock_cloud: aioresponses, client: EnlightenClient
 ) -> None:
     primary, v1, legacy = SITES_URLS
+    mock_cloud.get(SEARCH_URL, status=404, payload={}, repeat=True)
     mock_cloud.get(primary, status=404, payload={})
     mock_cloud.get(v1, payload={"sites": [{"siteId": 42, "siteName": "Cabin"}]}, repeat=True)
 
@@ -233,7 +237,7 @@ async def test_sites_second_fallback_wins_on_404(
 async def test_sites_all_failing_raises_the_last_error(
     mock_cloud: aioresponses, client: EnlightenClient
 ) -> None:
-    for url in SITES_URLS:
+    for url in (SEARCH_URL, *SITES_URLS):
         mock_cloud.get(url, status=404, payload={})
 
     with pytest.raises(NotFoundError) as caught:
@@ -245,14 +249,13 @@ async def test_sites_all_failing_raises_the_last_error(
 async def test_sites_server_error_does_not_fall_back(
     mock_cloud: aioresponses, client: EnlightenClient
 ) -> None:
-    primary, v1, _ = SITES_URLS
-    mock_cloud.get(primary, status=500, payload={}, repeat=True)
+    mock_cloud.get(SEARCH_URL, status=500, payload={}, repeat=True)
 
     with pytest.raises(ServiceUnavailableError):
         await client.sites()
 
-    assert len(requests_to(mock_cloud, "GET", primary)) == 4  # retried, then given up
-    assert requests_to(mock_cloud, "GET", v1) == []
+    assert len(requests_to(mock_cloud, "GET", SEARCH_URL)) == 4  # retried, then given up
+    assert all(requests_to(mock_cloud, "GET", url) == [] for url in SITES_URLS)
 
 
 async def test_status_falls_back_to_singular_and_remembers(
@@ -487,14 +490,17 @@ def held_401s(expected: int) -> Callable[..., Awaitable[CallbackResult]]:
 async def test_concurrent_401s_share_one_login(
     mock_cloud: aioresponses, client: EnlightenClient
 ) -> None:
-    mock_cloud.get(STATUS_URL, callback=held_401s(3), repeat=True)
+    # Two at once: the transport keeps at most two reads in flight; the third follows them.
+    mock_cloud.get(STATUS_URL, callback=held_401s(2), repeat=True)
     mock_cloud.post(LOGIN_URL, payload=load_fixture("login_ok"), repeat=True)
 
     results = await asyncio.gather(*(client.status(SITE) for _ in range(3)))
 
     assert all([c.sn for c in r.chargers] == [SN] for r in results)
     assert login_posts(mock_cloud) == 1
-    assert len(requests_to(mock_cloud, "GET", STATUS_URL)) == 6
+    # The two held reads and their retries, and the third once through the gate: with the old
+    # session (then a retry) or, when it got through after the re-login, the new one.
+    assert len(requests_to(mock_cloud, "GET", STATUS_URL)) in (5, 6)
     assert client.transport.state.generation == 2
 
 
@@ -505,7 +511,7 @@ async def test_concurrent_401s_share_one_login(
 async def test_concurrent_401s_share_one_failed_login(
     mock_cloud: aioresponses, client: EnlightenClient, login_reply: str, error_type: type
 ) -> None:
-    mock_cloud.get(STATUS_URL, callback=held_401s(3), repeat=True)
+    mock_cloud.get(STATUS_URL, callback=held_401s(2), repeat=True)
     mock_cloud.post(LOGIN_URL, payload=load_fixture(login_reply), repeat=True)
 
     results = await asyncio.gather(*(client.status(SITE) for _ in range(3)), return_exceptions=True)
@@ -579,7 +585,7 @@ async def test_logs_never_contain_secrets(
     mock_cloud.get(STATUS_URL, payload=load_fixture("status_nested"))
     mock_cloud.get(STATUS_URL, status=401, payload={"message": "Not Authorized"})
     mock_cloud.get(STATUS_URL, payload=load_fixture("status_nested"))
-    mock_cloud.get(SITES_URLS[0], status=503, payload={"error": "try later"}, repeat=True)
+    mock_cloud.get(SEARCH_URL, status=503, payload={"error": "try later"}, repeat=True)
     enlighten = make_client()
     caplog.set_level(logging.DEBUG)
 

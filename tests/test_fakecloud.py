@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from optimizer.enlighten.headers import BROWSER_USER_AGENT
 from optimizer.fakecloud import (
     Charger,
     FakeClock,
@@ -27,6 +28,7 @@ from optimizer.fakecloud import (
     run_in_thread,
 )
 from optimizer.fakecloud.auth import decode_jwt
+from optimizer.fakecloud.profile import LEGACY_2024
 
 SITE = 1234567
 SN = "EV9876543210"
@@ -35,6 +37,9 @@ PASSWORD = "correct-horse-battery"
 EVSE = f"/service/evse_controller/{SITE}"
 SCHED = "/service/evse_scheduler/api/v1/iqevc/charging-mode"
 HISTORY = f"/service/enho_historical_events_ms/{SITE}/sessions/{SN}/history"
+
+# The 2026 cloud (and the fake by default) answers 406 to a non-browser User-Agent.
+BROWSER = {"User-Agent": BROWSER_USER_AGENT}
 
 
 class Client:
@@ -100,7 +105,9 @@ def cloud() -> FakeCloud:
 async def client(cloud: FakeCloud) -> AsyncIterator[Client]:
     async with (
         FakeCloudServer(cloud) as server,
-        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session,
+        aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), headers=BROWSER
+        ) as session,
     ):
         yield Client(server.base_url, session)
 
@@ -307,6 +314,10 @@ async def test_expired_sessions_get_401_or_the_login_wall(authed: Client, cloud:
 
 
 async def test_discovery_shapes_and_fallback_switch(authed: Client, cloud: FakeCloud) -> None:
+    # The three old paths were dropped early 2026: only the 2024 preset still has them.
+    for path in ("/service/evse_controller/sites", "/api/v1/sites", "/sites.json"):
+        assert (await authed.get(path))[0] == 404
+    cloud.set_profile(**LEGACY_2024)
     assert (await authed.get("/service/evse_controller/sites"))[1] == {
         "data": [{"site_id": SITE, "name": "Example Home"}]
     }
@@ -348,7 +359,9 @@ async def test_status_nested_shape_while_charging(authed: Client, cloud: FakeClo
     assert connector["connectorStatusType"] == "CHARGING"
     assert connector["dlbActive"] is True
     assert connector["safeLimitState"] == 0
-    # The singular path answers the same.
+    # The singular path was retired early 2026; where it still answers, it answers the same.
+    assert (await authed.get(f"{EVSE}/ev_charger/status"))[0] == 404
+    cloud.set_profile(singular_status=True)
     assert (await authed.get(f"{EVSE}/ev_charger/status"))[1] == body
 
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from optimizer.fakecloud import Charger, FakeCloud, FakeCloudServer, FaultRule, ModeWrites
-from tests.test_fakecloud import EVSE, SCHED, SITE, SN, Client, _body
+from tests.test_fakecloud import BROWSER, EVSE, SCHED, SITE, SN, Client, _body
 
 PLURAL = f"{EVSE}/ev_chargers/{SN}"
 SINGULAR = f"{EVSE}/ev_charger/{SN}"
@@ -37,7 +37,9 @@ def cloud() -> FakeCloud:
 async def api(cloud: FakeCloud) -> AsyncIterator[Client]:
     async with (
         FakeCloudServer(cloud) as server,
-        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session,
+        aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), headers=BROWSER
+        ) as session,
     ):
         client = Client(server.base_url, session)
         await client.login()
@@ -323,7 +325,7 @@ async def test_level_limits_come_from_the_charger(cloud: FakeCloud) -> None:
     small.update_charger(plugged_in=True)
     async with (
         FakeCloudServer(small) as server,
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(headers=BROWSER) as session,
     ):
         api = Client(server.base_url, session)
         await api.login()

@@ -315,6 +315,8 @@ def run_every_command(h: Harness) -> None:
     h.monkeypatch.setenv("ENLIGHTEN_PASSWORD", WRONG_PASSWORD)
     h.evopt("sites", code=3)
     h.monkeypatch.setenv("ENLIGHTEN_PASSWORD", PASSWORD)
+    h.evopt("sites", code=3)  # the refusal's cooldown: no automatic login for 5 minutes
+    h.evopt("login")  # a person logs in, as the message says
     h.evopt("sites")
     h.evopt("run", "--once")
     h.evopt("log", "--json")

@@ -43,6 +43,7 @@ from optimizer.enlighten.errors import (
     UnknownSiteError,
     UnsupportedEnvoyError,
 )
+from optimizer.enlighten.headers import BROWSER_USER_AGENT
 from optimizer.enlighten.transport import (
     RequestCounter,
     RetryPolicy,
@@ -129,9 +130,11 @@ async def test_authenticated_request_sends_the_web_app_headers(
     assert reply.status == 200
     assert reply.data == {"ok": True}
     headers = calls(mock_cloud, "GET")[0].kwargs["headers"]
-    assert headers["Accept"] == ACCEPT
+    # A status read: the web app's plain Accept and its today graph page as Referer (2026).
+    assert headers["Accept"] == "*/*"
     assert headers["X-Requested-With"] == "XMLHttpRequest"
-    assert headers["Referer"] == BASE + "/"
+    assert headers["Referer"] == BASE + "/web/1234567/today/graph/hours"
+    assert headers["User-Agent"] == BROWSER_USER_AGENT
     assert cookie_header(headers["Cookie"]) == state.cookies
     assert headers["X-CSRF-Token"] == "xsrf-value-hdr1"
     assert headers["e-auth-token"] == "session-id-hdr1"
@@ -169,7 +172,8 @@ async def test_unauthenticated_request_carries_no_tokens(
     headers = calls(mock_cloud, "POST", BASE + "/login/login.json")[0].kwargs["headers"]
     assert "e-auth-token" not in headers
     assert "Authorization" not in headers
-    assert headers["Accept"] == ACCEPT
+    assert headers["Accept"] == "*/*"  # the JSON login's pair: */* and the site root
+    assert headers["Referer"] == BASE + "/"
     assert headers["X-Requested-With"] == "XMLHttpRequest"
     # The OTP step needs the pre-MFA cookies and the CSRF header without being authenticated.
     assert cookie_header(headers["Cookie"]) == state.cookies

@@ -22,7 +22,7 @@ async def login(ctx: Context) -> int:
             return 0
         if ctx.args.otp:
             await client.submit_otp(ctx.args.otp)
-        elif await client.login() is LoginOutcome.MFA_REQUIRED:
+        elif await client.login(manual=True) is LoginOutcome.MFA_REQUIRED:
             if not sys.stdin.isatty():
                 raise MfaRequiredError("password accepted; Enphase sent a one-time code")
             await client.submit_otp(await asyncio.to_thread(input, "One-time code from Enphase: "))
@@ -37,6 +37,12 @@ async def sites(ctx: Context) -> int:
         print_json([{"site_id": s.site_id, "name": s.name} for s in found])
     else:
         print_table(["site_id", "name"], [(s.site_id, s.name) for s in found])
+    if not found:
+        print(
+            "Enlighten's site search found no sites for this account; set `enlighten.site_id` "
+            "to the site's numeric id (the number after /web/ in the Enlighten web address).",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -82,6 +88,9 @@ async def status(ctx: Context) -> int:
         records = [
             status_record(c, await _preferred_mode(client, site_id, c.sn)) for c in site.chargers
         ]
+        login = client.auth.login_state()
+    for record in records:
+        record["login"] = login
     if ctx.args.json:
         print_json(records)
         return 0
@@ -98,4 +107,9 @@ async def status(ctx: Context) -> int:
     ]
     headers = ["sn", "name", "state", "plugged", "charging", "amps", "session_kwh", "dlb", "mode"]
     print_table(headers, [[r[c] for c in columns] for r in records])
+    if login["automatic"] != "allowed":
+        print(
+            f"Logins: automatic Enlighten logins {login['automatic'].replace('_', ' ')} until "
+            f"{login['until']}: {login['reason']}. To do: {login['action']}."
+        )
     return 0

@@ -13,17 +13,17 @@ import base64
 import binascii
 import json
 import logging
-import os
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from optimizer.enlighten.entrez import fetch_entrez_token
 from optimizer.enlighten.errors import (
     AccountBlockedError,
     AuthError,
@@ -34,15 +34,28 @@ from optimizer.enlighten.errors import (
     MfaRequiredError,
     OtpThrottledError,
     RateLimitedError,
-    UnauthorizedError,
+    SessionLockoutError,
 )
-from optimizer.enlighten.models import LoginReply, parse_login_reply, parse_otp_reply
+from optimizer.enlighten.loginguard import (
+    GuardState,
+    LoginGuard,
+    after_failure,
+    after_lockout,
+    after_login_wall,
+    describe,
+    refusal,
+)
+from optimizer.enlighten.loginreply import MANAGER_TOKEN_COOKIE, judge_login, judge_otp
+from optimizer.enlighten.models import LoginReply
+from optimizer.enlighten.private import write_private_json
 from optimizer.enlighten.transport import SessionState, Transport
 from optimizer.logsafe import register_secret
 
 _LOGGER = logging.getLogger(__name__)
 
 LOGIN_PATH = "/login/login.json"
+# The browser form the 2026 cloud falls back to when it answers 406 to the JSON login.
+FORM_LOGIN_PATH = "/login/login"
 OTP_VALIDATE_PATH = "/app-api/validate_login_otp"
 OTP_RESEND_PATH = "/app-api/generate_mfa_login_otp"
 SESSION_FILE = "session.json"
@@ -119,17 +132,7 @@ class SessionStore:
         return data if isinstance(data, dict) else None
 
     def save(self, data: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, self.path)
+        write_private_json(self.path, data)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -159,12 +162,16 @@ class Authenticator:
         password_provider: Callable[[], str | None] | None = None,
         store: SessionStore | None = None,
         clock: Callable[[], float] = time.time,
+        guard: LoginGuard | None = None,
+        entrez_url: str | None = None,
     ) -> None:
         self._transport = transport
         self.email = email
         self._password_provider = password_provider or (lambda: None)
         self._store = store
         self._clock = clock
+        self.guard = guard or LoginGuard(None)
+        self.entrez_url = entrez_url
         self._lock = asyncio.Lock()
         # A re-login the cloud refused, with the session generation it was for: not retried
         # until a login succeeds (see `reauthenticate`).
@@ -195,12 +202,18 @@ class Authenticator:
         self.state.manager_token = _opt_str(data.get("manager_token"))
         expires = data.get("token_expires_at")
         self.state.token_expires_at = float(expires) if isinstance(expires, int | float) else None
+        self.state.entrez_token = _opt_str(data.get("entrez_token"))
+        entrez_expires = data.get("entrez_expires_at")
+        self.state.entrez_expires_at = (
+            float(entrez_expires) if isinstance(entrez_expires, int | float) else None
+        )
         pending = data.get("pending_mfa")
         if isinstance(pending, dict) and isinstance(pending.get("email"), str):
             self.pending = _Pending(pending["email"], float(pending.get("created_at", 0)))
         if not self.email and isinstance(data.get("email"), str):
             self.email = data["email"]
-        for secret in (self.state.session_id, self.state.manager_token, self.email):
+        secrets = (self.state.session_id, self.state.manager_token, self.state.entrez_token)
+        for secret in (*secrets, self.email):
             register_secret(secret)
         for value in self.state.cookies.values():
             register_secret(value)
@@ -216,6 +229,8 @@ class Authenticator:
                 "session_id": self.state.session_id,
                 "manager_token": self.state.manager_token,
                 "token_expires_at": self.state.token_expires_at,
+                "entrez_token": self.state.entrez_token,
+                "entrez_expires_at": self.state.entrez_expires_at,
                 "pending_mfa": (
                     {"email": self.pending.email, "created_at": self.pending.created_at}
                     if self.pending
@@ -229,6 +244,7 @@ class Authenticator:
         self.state.cookies.clear()
         self.state.session_id = self.state.manager_token = None
         self.state.token_expires_at = None
+        self.state.entrez_token = self.state.entrez_expires_at = None
         self.pending = None
         if self._store:
             self._store.clear()
@@ -252,8 +268,29 @@ class Authenticator:
             )
         return self.email
 
-    async def login(self, password: str | None = None) -> LoginOutcome:
-        """Post the login form; either authenticated now or waiting for a one-time code."""
+    def _check_guard(self, *, manual: bool) -> None:
+        """Refuse before anything is sent when a login now could lock the account out."""
+        state = self.guard.reload()
+        now = self._clock()
+        refused = refusal(state, now, manual=manual)
+        if refused is not None:
+            raise refused
+        if manual:
+            self.guard.set(replace(state, last_manual=now))
+
+    def login_state(self) -> dict[str, Any]:
+        """May this client log in by itself now; if not, why, until when, what to do."""
+        return describe(self.guard.reload(), self._clock())
+
+    def _guarded(self, change: Callable[[GuardState, float], GuardState]) -> None:
+        self.guard.set(change(self.guard.reload(), self._clock()))
+
+    async def login(self, password: str | None = None, *, manual: bool = False) -> LoginOutcome:
+        """Post the login form; either authenticated now or waiting for a one-time code.
+
+        ``manual``: a person runs `evopt login`, which may try through a block (once a
+        minute); automatic logins obey the guard (2026 reference section 6).
+        """
         email = self._require_email()
         password = password if password is not None else self._password_provider()
         if not password:
@@ -262,22 +299,70 @@ class Authenticator:
                 hint="set ENLIGHTEN_PASSWORD or run `evopt login` in a terminal",
             )
         register_secret(password)
+        self._check_guard(manual=manual)
         self.state.cookies.clear()
         self.state.session_id = self.state.manager_token = None
+        self.state.entrez_token = self.state.entrez_expires_at = None
+        fields = {"user[email]": email, "user[password]": password}
         try:
-            reply = await self._transport.request(
-                "POST",
-                LOGIN_PATH,
-                family="auth",
-                form={"user[email]": email, "user[password]": password},
-                authenticated=False,
-                retry=False,
-            )
-        except UnauthorizedError as err:
-            raise InvalidCredentialsError("Enlighten refused the e-mail or password") from err
-        return self._accept(
-            parse_login_reply(reply.data), email=email, step="login", date=reply.headers.get("Date")
+            reply, date = await self._post_login(fields)
+            outcome = self._accept(reply, email=email, step="login", date=date)
+        except SessionLockoutError:
+            self.logout()
+            self._guarded(after_lockout)
+            raise
+        except InvalidCredentialsError:
+            self._guarded(after_failure)
+            raise
+        if outcome is LoginOutcome.AUTHENTICATED:
+            await self._after_login(email)
+        return outcome
+
+    async def _post_login(self, fields: dict[str, str]) -> tuple[LoginReply, str | None]:
+        """The JSON login, or the browser form when the JSON route answers 406."""
+        transport = self._transport
+        path = LOGIN_PATH
+        raw = await transport.exchange(
+            "POST", path, family="auth", form=fields, authenticated=False
         )
+        form = raw.status == 406 and "too many active sessions" not in raw.text.lower()
+        if form:
+            _LOGGER.info("the JSON login answered 406; logging in through the browser form")
+            path = FORM_LOGIN_PATH
+            raw = await transport.exchange(
+                "POST", path, family="auth", form=fields, authenticated=False
+            )
+            if raw.status == 406:
+                raise transport.not_acceptable("POST", path)
+        cookies = self.state.cookies
+        claims = jwt_claims(cookies.get(MANAGER_TOKEN_COOKIE))
+        reply = judge_login(raw, path=path, cookies=cookies, claims=claims, form=form)
+        return reply, raw.headers.get("Date")
+
+    async def _after_login(self, email: str) -> None:
+        """A login succeeded: clear the guard, then fetch the Entrez token if there is one."""
+        self.guard.set(GuardState())  # the once-a-minute limit is for retries after failures
+        session_id = self.state.session_id or _opt_str(
+            jwt_claims(self.state.manager_token).get("session_id")
+        )
+        if not self.entrez_url or not session_id:
+            return
+        try:
+            token = await fetch_entrez_token(
+                self._transport,
+                self.entrez_url,
+                session_id=session_id,
+                email=email,
+                exp_of=token_expiry,
+            )
+        except InvalidCredentialsError:
+            self.logout()
+            self._guarded(after_failure)
+            raise
+        if token is not None:
+            self.state.entrez_token = token.token
+            self.state.entrez_expires_at = token.expires_at
+            self._save()
 
     async def submit_otp(self, code: str) -> None:
         """Complete a pending login with the one-time code the user received."""
@@ -301,11 +386,14 @@ class Authenticator:
             authenticated=False,
             retry=False,
         )
-        outcome = self._accept(
-            parse_otp_reply(reply.data), email=email, step="otp", date=reply.headers.get("Date")
+        cookies = self.state.cookies
+        parsed = judge_otp(
+            reply.data, cookies=cookies, claims=jwt_claims(cookies.get(MANAGER_TOKEN_COOKIE))
         )
+        outcome = self._accept(parsed, email=email, step="otp", date=reply.headers.get("Date"))
         if outcome is not LoginOutcome.AUTHENTICATED:
             raise InvalidOtpError("Enlighten did not accept the one-time code")
+        await self._after_login(email)
 
     async def resend_otp(self) -> None:
         """Ask Enlighten to send a new one-time code for the pending login."""
@@ -372,7 +460,9 @@ class Authenticator:
             _LOGGER.info("the Enlighten token has expired; logging in again")
         await self.reauthenticate(generation, reason="no Enlighten session")
 
-    async def reauthenticate(self, failed_generation: int, *, reason: str) -> None:
+    async def reauthenticate(
+        self, failed_generation: int, *, reason: str, login_wall: bool = False
+    ) -> None:
         """Log in again once for every caller that failed on the same session.
 
         Concurrent requests that all got a 401 call this with the generation they used; the
@@ -388,6 +478,11 @@ class Authenticator:
                 return
             if self._refused is not None and self._refused[0] == self.state.generation:
                 raise self._refused[1].with_traceback(None)
+            if login_wall:
+                self._guarded(after_login_wall)
+            refused = refusal(self.guard.reload(), self._clock(), manual=False)
+            if refused is not None:
+                raise refused
             password = self._password_provider()
             if not password:
                 raise AuthRequiredError(

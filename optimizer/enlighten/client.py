@@ -31,6 +31,7 @@ from optimizer.enlighten.control import (
     Variant,
     probe,
 )
+from optimizer.enlighten.entrez import DEFAULT_ENTREZ_URL
 from optimizer.enlighten.errors import (
     BadRequestError,
     CloudUnreachableError,
@@ -47,6 +48,8 @@ from optimizer.enlighten.errors import (
     UnauthorizedError,
     WriteUncertainError,
 )
+from optimizer.enlighten.headers import SEARCH_SITES_PATH
+from optimizer.enlighten.loginguard import LoginGuard
 from optimizer.enlighten.models import (
     USE_BATTERY_SETTING,
     BatteryStatus,
@@ -102,7 +105,13 @@ HISTORY_PAGE_SIZE = 20
 # A guard against a cloud that keeps saying hasMore: 500 pages is 10,000 sessions.
 MAX_HISTORY_PAGES = 500
 
-SITE_DISCOVERY_PATHS = (f"{EVSE}/sites", "/api/v1/sites", "/sites.json")
+# The search API first (2026 reference section 5); the older paths stay for older deployments.
+SITE_DISCOVERY_PATHS = (
+    SEARCH_SITES_PATH + "?searchText=&favourite=false",
+    f"{EVSE}/sites",
+    "/api/v1/sites",
+    "/sites.json",
+)
 
 # Errors after which the next candidate endpoint is worth trying: the path or verb does not
 # exist on this deployment, or it answered with a shape we cannot use. Auth, rate limits and
@@ -118,6 +127,12 @@ class Candidate:
     method: str
     path: str
     json_body: Any = None
+
+
+def default_entrez_url(base_url: str) -> str:
+    """Entrez for the real Enlighten host; any other host (the fake cloud) serves ``/tokens``
+    itself, so a test or demo never reaches out to the real Entrez."""
+    return DEFAULT_ENTREZ_URL if base_url.rstrip("/") == DEFAULT_BASE_URL else base_url
 
 
 class EnlightenClient:
@@ -142,6 +157,7 @@ class EnlightenClient:
         site_max_amps: int | None = None,
         settle_s: float = 30.0,
         direct_amps: bool = False,
+        entrez_url: str | None = None,
     ) -> None:
         self.transport = transport or Transport(
             base_url=base_url, session=session, timeout_s=timeout_s, retry=retry
@@ -151,6 +167,8 @@ class EnlightenClient:
             email=email,
             password_provider=password_provider,
             store=SessionStore(state_dir) if state_dir is not None else None,
+            guard=LoginGuard(state_dir),
+            entrez_url=entrez_url or default_entrez_url(self.transport.base_url),
         )
         self._preferred: dict[str, str] = {}
         self.variants = VariantMemory(state_dir)
@@ -179,8 +197,8 @@ class EnlightenClient:
 
     # --- auth ----------------------------------------------------------------------------------
 
-    async def login(self, password: str | None = None) -> LoginOutcome:
-        return await self.auth.login(password)
+    async def login(self, password: str | None = None, *, manual: bool = False) -> LoginOutcome:
+        return await self.auth.login(password, manual=manual)
 
     async def submit_otp(self, code: str) -> None:
         await self.auth.submit_otp(code)
@@ -206,9 +224,13 @@ class EnlightenClient:
             return await self.transport.request(
                 method, path, family=family, json_body=json_body, retry=retry
             )
-        except (UnauthorizedError, LoginWallError):
+        except (UnauthorizedError, LoginWallError) as err:
             _LOGGER.info("Enlighten session rejected; logging in again")
-            await self.auth.reauthenticate(generation, reason="the Enlighten session expired")
+            await self.auth.reauthenticate(
+                generation,
+                reason="the Enlighten session expired",
+                login_wall=isinstance(err, LoginWallError),
+            )
             return await self.transport.request(
                 method, path, family=family, json_body=json_body, retry=retry
             )
@@ -250,7 +272,7 @@ class EnlightenClient:
     # --- reads ---------------------------------------------------------------------------------
 
     async def sites(self) -> list[Site]:
-        """Sites this account can see (spec 1: discovery with two fallbacks)."""
+        """Sites this account can see: the search API, then the older discovery paths."""
         candidates = [Candidate(path, "GET", path) for path in SITE_DISCOVERY_PATHS]
         return await self._first_working("sites", candidates, family="sites", parse=parse_sites)
 

@@ -78,6 +78,32 @@ class OtpThrottledError(AuthError):
     hint = "wait at least 30 s before asking for a new code"
 
 
+class SessionLockoutError(AuthError):
+    """Enlighten refused a login because the account has too many active sessions, or logins
+    are held back after one. Each new attempt would add a session and lengthen the lock-out,
+    so every automatic login stops until ``until`` (epoch seconds)."""
+
+    hint = (
+        "sign out of Enlighten on other browsers, phones and apps (or wait), then run "
+        "`evopt login`; automatic logins resume by themselves when the block ends"
+    )
+
+    def __init__(self, message: str, *, until: float | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.until = until
+
+
+class LoginSuspendedError(AuthError):
+    """Automatic logins are paused: the password was refused (cooldown), or refused several
+    times in a row (24 h suspension) and only a person can tell whether it changed."""
+
+    hint = "check ENLIGHTEN_EMAIL / ENLIGHTEN_PASSWORD and run `evopt login` yourself"
+
+    def __init__(self, message: str, *, until: float | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.until = until
+
+
 # --- HTTP status -----------------------------------------------------------------------------
 
 
@@ -123,6 +149,17 @@ class NotFoundError(EnlightenHTTPStatusError):
 
     exit_code = EXIT_INVALID
     hint = "check `enlighten.site_id` and the charger serial number"
+
+
+class NotAcceptableError(EnlightenHTTPStatusError):
+    """406: the cloud refused the request's headers (User-Agent, or the Accept/Referer pair).
+
+    Exit 4 like other cloud refusals: nothing the user configured is wrong."""
+
+    hint = (
+        "the cloud wants the headers its web app sends; if this persists, the route's header "
+        "profile in optimizer/enlighten/headers.py needs updating (please report it)"
+    )
 
 
 class MethodNotAllowedError(EnlightenHTTPStatusError):
@@ -180,6 +217,12 @@ class ServiceUnavailableError(EnlightenHTTPStatusError):
     """5xx including 550/551: a transient fault on the cloud side."""
 
     hint = "the Enlighten cloud is failing; retry later"
+
+
+class AuthServiceDownError(ServiceUnavailableError):
+    """5xx from the login service: the cloud is failing, the credentials were not judged."""
+
+    hint = "Enlighten's login service is down; retry later (the password was not refused)"
 
 
 class ConnectionNotEstablishedError(ServiceUnavailableError):

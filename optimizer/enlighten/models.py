@@ -271,7 +271,9 @@ class Site(FrozenModel):
 
 
 _SITE_ID_KEYS = ("site_id", "siteId", "system_id", "id")
-_SITE_NAME_KEYS = ("name", "site_name", "siteName", "system_name", "displayName")
+_SITE_NAME_KEYS = ("name", "title", "site_name", "siteName", "system_name", "displayName")
+# The search API (2026 reference section 5) has been seen with each of these wrappers.
+_SITE_WRAPPERS = ("sites", "items", "systems")
 
 
 def _find_site_list(payload: Any) -> list[Any] | None:
@@ -279,7 +281,10 @@ def _find_site_list(payload: Any) -> list[Any] | None:
     if isinstance(payload, list):
         return payload
     data = payload.get("data") if isinstance(payload, dict) else None
-    for candidate in (data, _as_dict(payload).get("sites"), _as_dict(data).get("sites")):
+    candidates = [data]
+    for holder in (_as_dict(payload), _as_dict(data)):
+        candidates.extend(holder.get(key) for key in _SITE_WRAPPERS)
+    for candidate in candidates:
         if isinstance(candidate, list):
             return candidate
     return None
@@ -289,7 +294,9 @@ def _find_site_list(payload: Any) -> list[Any] | None:
 def parse_sites(payload: Any) -> list[Site]:
     entries = _find_site_list(payload)
     if entries is None:
-        raise ParseError("sites reply has no list of sites (data, sites or data.sites)")
+        raise ParseError(
+            "sites reply has no list of sites (data, sites, items or systems, or under data)"
+        )
     sites = []
     for index, entry in enumerate(entries):
         raw = entry if isinstance(entry, dict) else {"id": entry}

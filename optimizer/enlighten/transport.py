@@ -10,6 +10,7 @@ chooses paths.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -38,6 +39,7 @@ from optimizer.enlighten.errors import (
     LiveStreamNotSupportedError,
     LoginWallError,
     MethodNotAllowedError,
+    NotAcceptableError,
     NotFoundError,
     ParseError,
     RateLimitedError,
@@ -45,6 +47,13 @@ from optimizer.enlighten.errors import (
     UnauthorizedError,
     UnknownSiteError,
     UnsupportedEnvoyError,
+)
+from optimizer.enlighten.headers import (
+    BROWSER_USER_AGENT,
+    SEARCH_SITES_PATH,
+    HeaderProfile,
+    header_profile,
+    site_in_path,
 )
 from optimizer.logsafe import redact, register_secret
 
@@ -54,6 +63,10 @@ DEFAULT_BASE_URL = "https://enlighten.enphaseenergy.com"
 ACCEPT = "application/json, text/javascript, */*; q=0.01"
 SESSION_COOKIE = "_enlighten_4_session"
 XSRF_COOKIE = "XSRF-TOKEN"
+# The web app's version, which it appends to its referer (`?v=`) once the cookie is set.
+APP_VERSION_COOKIE = "appVersion"
+# Reads in flight to the Enlighten host at once (2026 reference sections 0 and 10: observed safe).
+MAX_READS_IN_FLIGHT = 2
 
 
 @dataclass
@@ -77,6 +90,10 @@ class SessionState:
     def auth_token(self) -> str | None:
         """The value of the ``e-auth-token`` header: the session id, else the session cookie."""
         return self.session_id or self.cookies.get(SESSION_COOKIE)
+
+    def control_bearer(self) -> str | None:
+        """Bearer for control, scheduler and charger config: manager JWT first, Entrez second."""
+        return self.manager_token or self.entrez_token
 
 
 @dataclass(frozen=True)
@@ -134,6 +151,15 @@ class Reply:
     headers: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class RawReply:
+    """Any reply, undecoded: for callers that read refusals from the body themselves."""
+
+    status: int
+    text: str
+    headers: Mapping[str, str]
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header given as seconds or as an HTTP date."""
     if not value:
@@ -177,6 +203,7 @@ _STATUS_ERRORS: dict[int, tuple[type[EnlightenHTTPStatusError], str]] = {
     403: (ForbiddenError, "access denied"),
     404: (NotFoundError, "not found"),
     405: (MethodNotAllowedError, "method not allowed"),
+    406: (NotAcceptableError, "headers refused (406 Not Acceptable)"),
     409: (ConflictError, "charger not ready"),
     422: (ConflictError, "charger not ready"),
     466: (UnsupportedEnvoyError, "IQ Gateway unsupported or offline"),
@@ -280,6 +307,7 @@ class Transport:
         self.sleep = sleep
         self._monotonic = monotonic
         self._rand = rand
+        self._reads: asyncio.Semaphore | None = None
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:
@@ -301,13 +329,32 @@ class Transport:
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
 
-    def headers(self, *, authenticated: bool) -> dict[str, str]:
-        """The headers the Enlighten web app sends (spec 5.5 and the field notes)."""
+    def profile(self, method: str, path: str) -> HeaderProfile:
+        """The web app's Accept/Referer pair for this route (2026 reference section 0)."""
+        if path.startswith(("http://", "https://")):
+            path = "/" + path.split("/", 3)[-1] if path.count("/") >= 3 else "/"
+        return header_profile(
+            method,
+            path,
+            site_in_path(path),
+            root=self.base_url,
+            app_version=self.state.cookies.get(APP_VERSION_COOKIE),
+        )
+
+    def headers(
+        self, *, authenticated: bool, method: str = "GET", path: str = "/"
+    ) -> dict[str, str]:
+        """The headers the Enlighten web app sends on this route (2026 reference sections 0, 6)."""
+        profile = self.profile(method, path)
         headers = {
-            "Accept": ACCEPT,
-            "X-Requested-With": "XMLHttpRequest",
-            "Referer": self.base_url + "/",
+            "User-Agent": BROWSER_USER_AGENT,
+            "Accept": profile.accept,
+            "Referer": profile.referer,
         }
+        if profile.xhr:
+            headers["X-Requested-With"] = "XMLHttpRequest"
+        else:
+            headers["Origin"] = self.base_url
         cookies = self.state.cookies
         if cookies:
             headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
@@ -315,11 +362,26 @@ class Transport:
             headers["X-CSRF-Token"] = cookies[XSRF_COOKIE]
         if authenticated:
             token = self.state.auth_token()
+            bearer = (
+                self.state.control_bearer()
+                if profile.name == "ev_json"
+                else self.state.manager_token
+            )
+            if path.startswith(SEARCH_SITES_PATH) and self.state.entrez_token:
+                token = bearer = self.state.entrez_token
             if token:
                 headers["e-auth-token"] = token
-            if self.state.manager_token:
-                headers["Authorization"] = f"Bearer {self.state.manager_token}"
+            if bearer:
+                headers["Authorization"] = f"Bearer {bearer}"
         return headers
+
+    def _reads_gate(self, method: str, url: str) -> asyncio.Semaphore | None:
+        """The semaphore a GET to the Enlighten host waits on; writes and other hosts pass."""
+        if method.upper() != "GET" or not url.startswith(self.base_url):
+            return None
+        if self._reads is None:
+            self._reads = asyncio.Semaphore(MAX_READS_IN_FLIGHT)
+        return self._reads
 
     def _absorb_cookies(self, cookies: SimpleCookie) -> None:
         for name, morsel in cookies.items():
@@ -400,25 +462,73 @@ class Transport:
         params: Mapping[str, str] | None,
         authenticated: bool,
     ) -> Reply:
+        raw_reply = await self.exchange(
+            method,
+            path,
+            family=family,
+            json_body=json_body,
+            form=form,
+            params=params,
+            authenticated=authenticated,
+        )
+        status, text, headers = raw_reply.status, raw_reply.text, raw_reply.headers
+        content_type = headers.get("Content-Type", "").lower()
+        if status == 406:
+            raise self.not_acceptable(method, path)
+        if 300 <= status < 400 and "login" in headers.get("Location", ""):
+            raise LoginWallError(f"{path} redirected to the Enlighten login page")
+        body = self._decode(text, content_type, path=path, status=status)
+        if status >= 400 or status < 200:
+            raise error_for_status(
+                status, url=path, body=body, retry_after=headers.get("Retry-After")
+            )
+        return Reply(status=status, data=body, headers=headers)
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        family: str,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        authenticated: bool = True,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> RawReply:
+        """One request, its reply undecoded and whatever its status; only network failures
+        raise. Login needs this: its refusals (lock-out text, 406, HTML) are read from the
+        body at any status."""
         url = self.url(path)
         session = self._client_session()
+        gate = self._reads_gate(method, url)
         self.counter.record(family)
         try:
-            async with asyncio.timeout(self.timeout_s):
-                async with session.request(
-                    method,
-                    url,
-                    headers=self.headers(authenticated=authenticated),
-                    json=json_body,
-                    data=dict(form) if form is not None else None,
-                    params=params,
-                    allow_redirects=False,
-                ) as resp:
-                    self._absorb_cookies(resp.cookies)
-                    raw = await resp.read()
-                    status = resp.status
-                    content_type = resp.headers.get("Content-Type", "").lower()
-                    headers = dict(resp.headers.items())
+            async with contextlib.AsyncExitStack() as stack:
+                if gate is not None:
+                    await stack.enter_async_context(gate)
+                # Built once through the gate, so a read that waited carries the session of
+                # a re-login that happened meanwhile, not the one it started with.
+                headers = self.headers(authenticated=authenticated, method=method, path=path)
+                if not url.startswith(self.base_url):  # Entrez: the browser UA, no session
+                    for name in ("Cookie", "X-CSRF-Token", "e-auth-token", "Authorization"):
+                        headers.pop(name, None)
+                    headers.pop("Referer", None)
+                headers.update(extra_headers or {})
+                async with asyncio.timeout(self.timeout_s):
+                    async with session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        json=json_body,
+                        data=dict(form) if form is not None else None,
+                        params=params,
+                        allow_redirects=False,
+                    ) as resp:
+                        self._absorb_cookies(resp.cookies)
+                        raw = await resp.read()
+                        status = resp.status
+                        reply_headers = dict(resp.headers.items())
         except TimeoutError as err:
             raise CloudTimeoutError(f"no reply from {path} within {self.timeout_s:g} s") from err
         except aiohttp.ClientError as err:
@@ -429,14 +539,19 @@ class Transport:
             ) from err
         _LOGGER.debug("%s %s -> %s", method, path, status)
         text = raw.decode("utf-8", errors="replace")
-        if 300 <= status < 400 and "login" in headers.get("Location", ""):
-            raise LoginWallError(f"{path} redirected to the Enlighten login page")
-        body = self._decode(text, content_type, path=path, status=status)
-        if status >= 400 or status < 200:
-            raise error_for_status(
-                status, url=path, body=body, retry_after=headers.get("Retry-After")
-            )
-        return Reply(status=status, data=body, headers=headers)
+        return RawReply(status=status, text=text, headers=reply_headers)
+
+    def not_acceptable(self, method: str, path: str) -> NotAcceptableError:
+        """A 406 that says what was refused and with which headers, so it can be fixed."""
+        profile = self.profile(method, path)
+        bare = path.split("?", 1)[0]
+        return NotAcceptableError(
+            f"Enlighten refused {method.upper()} {bare} with 406 Not Acceptable (sent the "
+            f"'{profile.name}' header profile: browser User-Agent, Accept {profile.accept!r}, "
+            f"Referer {profile.referer})",
+            status=406,
+            url=bare,
+        )
 
     @staticmethod
     def _decode(text: str, content_type: str, *, path: str, status: int) -> Any:

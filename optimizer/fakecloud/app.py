@@ -26,6 +26,8 @@ from aiohttp import web
 from optimizer.fakecloud import payloads
 from optimizer.fakecloud.admin import ADMIN_PREFIX, register_admin
 from optimizer.fakecloud.auth import AuthSession, PendingLogin
+from optimizer.fakecloud.authroutes import AuthRoutes, empty_body_reply, login_variant, set_cookies
+from optimizer.fakecloud.browser import header_refusal, not_acceptable
 from optimizer.fakecloud.cloud import FakeCloud
 from optimizer.fakecloud.faults import TRUNCATED_JSON, FaultRule
 from optimizer.fakecloud.history import query_sessions
@@ -132,6 +134,20 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         raise
     entry.status = None if request.get(_DROPPED) else response.status
     return response
+
+
+@web.middleware
+async def browser_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """2026: 406 to a non-browser User-Agent or a header pair the web app would not send; and
+    the gauge of GETs in flight that shows the client keeps to two."""
+    if request.path.startswith(ADMIN_PREFIX):
+        return await handler(request)
+    cloud = request.app[CLOUD_KEY]
+    if cloud.profile.require_browser_headers:
+        reason = header_refusal(request.method, request.path, dict(request.headers))
+        if reason is not None:
+            return not_acceptable(reason)
+    return await cloud.reads.around(request, handler)
 
 
 @web.middleware
@@ -252,6 +268,7 @@ class Routes:
         sched = "/service/evse_scheduler/api/v1/iqevc/charging-mode"
         add = self.add
         add("POST", "/login/login.json", self.login, auth="none")
+        AuthRoutes(self.cloud).register(self.add)
         add("POST", "/app-api/validate_login_otp", self.validate_otp, auth="none")
         add("POST", "/app-api/generate_mfa_login_otp", self.resend_otp, auth="none")
 
@@ -302,6 +319,9 @@ class Routes:
 
     def login(self, ctx: Ctx) -> web.StreamResponse:
         cloud = self.cloud
+        refused = login_variant(cloud)
+        if refused is not None:
+            return refused
         form = ctx.form
         outcome = cloud.auth.login(
             form.get("user[email]", ""), form.get("user[password]", ""), ctx.now
@@ -311,6 +331,8 @@ class Routes:
             return json_reply({"success": False, "isBlocked": False}, status=failure_status)
         if outcome.kind == "blocked":
             return json_reply({"success": False, "isBlocked": True}, status=failure_status)
+        if outcome.session is not None and cloud.profile.login_empty_body:
+            return empty_body_reply(outcome.session)
         if outcome.session is not None:
             return authenticated_reply(cloud, outcome.session)
         assert outcome.pending is not None  # noqa: S101 (mfa outcome always carries it)
@@ -398,6 +420,9 @@ class Routes:
         return self._status(ctx)
 
     def status_singular(self, ctx: Ctx) -> web.StreamResponse:
+        profile = self.cloud.profile
+        if not profile.singular_status and profile.status_shape != "singular_only":
+            return error_reply(404)  # retired early 2026 (reference section 5)
         return self._status(ctx)
 
     def summary(self, ctx: Ctx) -> web.StreamResponse:
@@ -548,9 +573,7 @@ def authenticated_reply(cloud: FakeCloud, session: AuthSession, **extra: Any) ->
     }
     body.update(extra)
     response = json_reply(body)
-    response.set_cookie(SESSION_COOKIE, session.session_id, path="/", httponly=True)
-    response.set_cookie("XSRF-TOKEN", session.xsrf_token, path="/")
-    response.set_cookie("BP-XSRF-Token", session.bp_xsrf_token, path="/")
+    set_cookies(response, session, manager=False)
     return response
 
 
@@ -563,7 +586,9 @@ def set_pending_cookies(response: web.Response, pending: PendingLogin) -> None:
 
 def build_app(cloud: FakeCloud) -> web.Application:
     """The fake cloud's application, admin routes included."""
-    app = web.Application(middlewares=[log_middleware, fault_middleware, json_errors_middleware])
+    app = web.Application(
+        middlewares=[log_middleware, browser_middleware, fault_middleware, json_errors_middleware]
+    )
     app[CLOUD_KEY] = cloud
     closing = asyncio.Event()
     app[CLOSING_KEY] = closing

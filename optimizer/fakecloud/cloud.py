@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from optimizer.fakecloud.auth import AuthStore
+from optimizer.fakecloud.browser import ReadGauge
 from optimizer.fakecloud.clock import FakeClock
 from optimizer.fakecloud.faults import FaultKind, FaultPlan, FaultRule
 from optimizer.fakecloud.model import Account, Battery, Charger, LevelViolation, SiteModel
@@ -75,6 +76,7 @@ class FakeCloud:
         self.profile = profile if profile is not None else Profile()
         self.faults = FaultPlan()
         self.log = RequestLog()
+        self.reads = ReadGauge()  # GETs in flight now and at most (the client keeps to 2)
 
     # --- time ----------------------------------------------------------------------------------
 

@@ -17,12 +17,27 @@ DiscoveryPath = Literal["evse_controller", "api_v1", "sites_json"]
 ControlProfile = Literal["any", "put_singular_snake", "put_only", "singular_only", "no_level"]
 
 DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
+_BOOLEANS = (
+    "login_wall",
+    "update_pending",
+    "require_browser_headers",
+    "search_sites",
+    "singular_status",
+    "login_json_406",
+    "login_empty_body",
+    "login_lockout",
+)
 
 # Named presets. The defaults of :class:`Profile` are the cloud as it answers in 2026
 # (``../shared/reference/enlighten-2026.md``); ``2024`` is the cloud of the first reference, kept
 # so the client's fallbacks for older deployments stay tested. Every field that changed between
 # the two appears here with its 2024 value; a field not listed answers the same in both.
-LEGACY_2024: dict[str, Any] = {}
+LEGACY_2024: dict[str, Any] = {
+    "require_browser_headers": False,
+    "disabled_discovery": [],
+    "search_sites": False,
+    "singular_status": True,
+}
 PRESETS: dict[str, dict[str, Any]] = {"2026": {}, "2024": LEGACY_2024}
 
 
@@ -44,6 +59,15 @@ class Profile:
     - ``login_wall``: a missing, unknown or expired session gets the HTML login page (200,
       text/html) instead of a 401 JSON reply.
     - ``update_pending``: the value of ``update_pending`` in lifetime energy.
+    - ``require_browser_headers`` (2026): 406 to a non-browser User-Agent, and on the routes
+      ``browser.py`` lists to an Accept/Referer pair the web app would not send.
+    - ``search_sites`` (2026): ``/app-api/search_sites.json`` answers; off, it is a 404.
+    - ``singular_status``: the singular ``/ev_charger/status`` path answers (dropped early
+      2026; ``status_shape="singular_only"`` keeps it whatever this says).
+    - ``login_json_406``: the JSON login answers 406; only the browser form logs in.
+    - ``login_empty_body``: a successful login answers ``{}`` and sets only cookies (the
+      session cookie and the ``enlighten_manager_token_production`` JWT).
+    - ``login_lockout``: every login is refused with "too many active sessions".
     - ``control_profile``: which ``start_charging``/``stop_charging`` request variants the
       deployment accepts (spec 3 lists them; regions differ). ``any`` takes every variant;
       ``put_singular_snake`` only ``PUT`` on the singular ``ev_charger`` path with snake_case
@@ -53,13 +77,19 @@ class Profile:
     """
 
     status_shape: StatusShape = "nested"
-    disabled_discovery: list[str] = field(default_factory=list)
+    disabled_discovery: list[str] = field(default_factory=lambda: list(DISCOVERY_PATHS))
     live_stream_shape: LiveStreamShape = "standard"
     mfa_reply: MfaReply = "plain"
     login_failure_status: int = 200
     login_wall: bool = False
     update_pending: bool = False
     control_profile: ControlProfile = "any"
+    require_browser_headers: bool = True
+    search_sites: bool = True
+    singular_status: bool = False
+    login_json_406: bool = False
+    login_empty_body: bool = False
+    login_lockout: bool = False
 
     @classmethod
     def preset(cls, name: str) -> Profile:
@@ -94,6 +124,6 @@ class Profile:
                 value = list(raw)
                 if any(p not in DISCOVERY_PATHS for p in value):
                     raise ValueError(f"disabled_discovery entries must be in {DISCOVERY_PATHS}")
-            elif name in ("login_wall", "update_pending"):
+            elif name in _BOOLEANS:
                 value = bool(raw)
             setattr(self, name, value)

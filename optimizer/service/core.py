@@ -46,8 +46,11 @@ from optimizer.enlighten.errors import (
     AuthError,
     ConfigError,
     EnlightenError,
+    InvalidCredentialsError,
+    LoginSuspendedError,
     LoginWallError,
     RateLimitedError,
+    SessionLockoutError,
     UnauthorizedError,
 )
 from optimizer.observe import ObserveCache, observe_live
@@ -481,7 +484,10 @@ class Service:
         in again unattended: otherwise a service with its password would wait for a person
         after every such hiccup. A write refused for authentication is judged the same way.
         """
-        ended = isinstance(err, LoginWallError | UnauthorizedError)
+        # A refused password or a lock-out may be retried unattended too: the client's login
+        # guard holds every automatic login back (5 min, then 24 h) and resumes by itself.
+        guarded = InvalidCredentialsError | LoginSuspendedError | SessionLockoutError
+        ended = isinstance(err, LoginWallError | UnauthorizedError | guarded)
         self._session_only = self._session_only or not (ended and unattended_password())
         self._client_changed()
         return self._failed(now, "auth", err.user_message())
