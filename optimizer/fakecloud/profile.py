@@ -22,7 +22,9 @@ DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
 # (``../shared/reference/enlighten-2026.md``); ``2024`` is the cloud of the first reference, kept
 # so the client's fallbacks for older deployments stay tested. Every field that changed between
 # the two appears here with its 2024 value; a field not listed answers the same in both.
-LEGACY_2024: dict[str, Any] = {}
+LEGACY_2024: dict[str, Any] = {
+    "scheduler_2026": False,
+}
 PRESETS: dict[str, dict[str, Any]] = {"2026": {}, "2024": LEGACY_2024}
 
 
@@ -50,6 +52,11 @@ class Profile:
       keys; ``put_only`` only ``PUT`` (either path) with camelCase keys; ``singular_only`` only
       the singular path (POST or PUT, camelCase); ``no_level`` refuses a start that carries a
       level. The table lives in ``variants.CONTROL_RULES``.
+    - ``scheduler_2026``: the mode preference in the 2026 shape (``data.config`` + ``data.modes``,
+      SMART in GREEN's place under AI optimisation) and its PUT quirks (same mode, 10031, a
+      mode the site does not offer: 400); off, the older ``{"data": {"modes"}}`` reply and a
+      same-mode PUT that is quietly accepted.
+    - ``mode_put_400_applied``: a fault switch; a mode PUT answers 400 although it was applied.
     """
 
     status_shape: StatusShape = "nested"
@@ -60,6 +67,8 @@ class Profile:
     login_wall: bool = False
     update_pending: bool = False
     control_profile: ControlProfile = "any"
+    scheduler_2026: bool = True
+    mode_put_400_applied: bool = False
 
     @classmethod
     def preset(cls, name: str) -> Profile:
@@ -94,6 +103,6 @@ class Profile:
                 value = list(raw)
                 if any(p not in DISCOVERY_PATHS for p in value):
                     raise ValueError(f"disabled_discovery entries must be in {DISCOVERY_PATHS}")
-            elif name in ("login_wall", "update_pending"):
+            elif isinstance(getattr(self, name), bool):
                 value = bool(raw)
             setattr(self, name, value)
