@@ -12,6 +12,7 @@ from optimizer.enlighten.auth import LoginOutcome
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EnlightenError, MfaRequiredError
 from optimizer.enlighten.models import ChargeMode, ChargerStatus
+from optimizer.enlighten.modeset import is_scheduler_outage
 
 
 async def login(ctx: Context) -> int:
@@ -40,15 +41,22 @@ async def sites(ctx: Context) -> int:
     return 0
 
 
-async def _preferred_mode(client: EnlightenClient, site_id: int, sn: str) -> ChargeMode | None:
-    """The scheduler's mode; None when it cannot be read (the status integer still tells)."""
+async def _preferred_mode(
+    client: EnlightenClient, site_id: int, sn: str
+) -> tuple[ChargeMode | None, list[str]]:
+    """The scheduler's mode and its notes (storm guard, not synced); None when it cannot be
+    read (the status integer still tells MANUAL from GREEN, and the note says so)."""
     try:
-        return await client.charge_mode(site_id, sn)
-    except EnlightenError:
-        return None
+        pref = await client.mode_preference(site_id, sn)
+    except EnlightenError as err:
+        down = "down" if is_scheduler_outage(err) else "not readable"
+        return None, [f"scheduler service {down}: mode from the status (0 manual, 1 green)"]
+    return pref.mode, pref.notes()
 
 
-def status_record(charger: ChargerStatus, preferred: ChargeMode | None) -> dict[str, Any]:
+def status_record(
+    charger: ChargerStatus, preferred: ChargeMode | None, notes: list[str] | None = None
+) -> dict[str, Any]:
     """The `status --json` object (DESIGN.md section 2) for one charger."""
     mode = preferred or charger.mode
     # A start/stop in GREEN turns into a manual override: status says 0, preference GREEN.
@@ -72,6 +80,7 @@ def status_record(charger: ChargerStatus, preferred: ChargeMode | None) -> dict[
         "status_mode": charger.mode.value if charger.mode else None,
         "manual_override": override,
         "last_reported_at": charger.last_reported_at,
+        "mode_notes": notes or [],
     }
 
 
@@ -80,7 +89,7 @@ async def status(ctx: Context) -> int:
         site_id = await ctx.site_id(client)
         site = await client.status(site_id)
         records = [
-            status_record(c, await _preferred_mode(client, site_id, c.sn)) for c in site.chargers
+            status_record(c, *await _preferred_mode(client, site_id, c.sn)) for c in site.chargers
         ]
     if ctx.args.json:
         print_json(records)
@@ -98,4 +107,7 @@ async def status(ctx: Context) -> int:
     ]
     headers = ["sn", "name", "state", "plugged", "charging", "amps", "session_kwh", "dlb", "mode"]
     print_table(headers, [[r[c] for c in columns] for r in records])
+    for record in records:
+        for note in record["mode_notes"]:
+            print(f"{record['sn']}: {note}")
     return 0
