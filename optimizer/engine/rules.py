@@ -95,16 +95,16 @@ def _mode(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-Mode = Annotated[
-    ChargeMode,
-    BeforeValidator(_mode),
-    WithJsonSchema(
-        {
-            "enum": [*(m.value for m in ChargeMode), *_MODE_ALIASES],
-            "description": "MANUAL_CHARGING, SCHEDULED_CHARGING, GREEN_CHARGING or "
-            "SMART_CHARGING (or manual, scheduled, green, smart)",
-        }
-    ),
+_MODE_SCHEMA: dict[str, Any] = {
+    "enum": [*(m.value for m in ChargeMode), *_MODE_ALIASES],
+    "description": "MANUAL_CHARGING, SCHEDULED_CHARGING, GREEN_CHARGING or SMART_CHARGING "
+    "(or manual, scheduled, green, smart)",
+}
+Mode = Annotated[ChargeMode, BeforeValidator(_mode), WithJsonSchema(_MODE_SCHEMA)]
+Modes = Annotated[
+    list[Mode],
+    BeforeValidator(lambda value: [value] if isinstance(value, str) else value),
+    WithJsonSchema({"anyOf": [_MODE_SCHEMA, {"type": "array", "items": _MODE_SCHEMA}]}),
 ]
 
 
@@ -195,7 +195,7 @@ class When(_Strict):
     battery_soc_below: float | None = Field(
         default=None, ge=0, le=100, description="home battery state of charge below this %"
     )
-    mode: list[Mode] | None = Field(
+    mode: Modes | None = Field(
         default=None,
         min_length=1,
         description="the charger is in one of these modes; naming SMART_CHARGING (smart) here "
