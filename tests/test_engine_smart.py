@@ -16,26 +16,16 @@ from optimizer.engine.smart import SCHEDULER_ACTIONS, leavers
 from optimizer.engine.snapshot import ChargerView, Snapshot, Surplus
 from optimizer.enlighten.models import ChargeMode
 from tests.test_engine_properties import EXAMPLE, engine_settings, memories, snapshots
-from tests.test_engine_sim import T0, policies
+from tests.test_engine_sim import T0, make_charger, policies
 
 SMART = ChargeMode.SMART_CHARGING
 CHARGING = ("start", "set_amps", "stop")
 FOLLOW = policies({"name": "follow", "kind": "excess_solar", "variant": "min_pv", "min_amps": 16})
 
 
-def charger(mode: ChargeMode | None, **changes: object) -> ChargerView:
-    view = ChargerView(
-        sn="A1",
-        connected=True,
-        plugged_in=True,
-        charging=False,
-        faulted=False,
-        min_amps=6,
-        max_amps=32,
-        mode=mode,
-        status_mode=ChargeMode.GREEN_CHARGING if mode is SMART else mode,
-    )
-    return replace(view, **changes)  # type: ignore[arg-type]
+def charger(mode: ChargeMode | None) -> ChargerView:
+    status = ChargeMode.GREEN_CHARGING if mode is SMART else mode
+    return make_charger(sn="A1", mode=mode, status_mode=status)
 
 
 def snapshot(view: ChargerView, **changes: object) -> Snapshot:

@@ -12,16 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_service import MIDDAY, World, applied, world_at
+from tests.test_service import ALWAYS_16, MIDDAY, World, applied, world_at
 
-ALWAYS_16 = """\
-policies:
-  - name: always-16
-    kind: excess_solar
-    variant: min_pv
-    min_amps: 16
-    max_amps: 16
-"""
 GREEN_BY_DAY = """\
 policies:
   - name: green-by-day

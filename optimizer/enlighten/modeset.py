@@ -105,21 +105,16 @@ async def change_mode(
         await put()
     except BadRequestError as err:
         if is_no_schedules(err):
-            raise NoSchedulesEnabledError(
-                f"{mode.value} refused: {_cloud_words(err)}",
-                status=err.status,
-                url=err.url,
-                code=err.code,
-            ) from err
+            refused = f"{mode.value} refused: {_cloud_words(err)}"
+            raise _as(NoSchedulesEnabledError, err, refused) from err
         seen = await _read_back(mode, read=read, sleep=sleep, attempts=attempts, wait=interval_s)
         if seen is not mode:
-            raise ModeNotAppliedError(
+            raise _as(
+                ModeNotAppliedError,
+                err,
                 f"charge mode change to {mode.value} answered {err.status} ({_cloud_words(err)}) "
                 f"and read back as {seen.value if seen else 'unknown'} "
                 f"{attempts} times over {attempts * interval_s:g} s",
-                status=err.status,
-                url=err.url,
-                code=err.code,
             ) from err
         return CommandResult(
             "set_mode",
@@ -130,12 +125,11 @@ async def change_mode(
     except ServiceUnavailableError as err:
         if err.status == 552:
             raise
-        raise SchedulerOutageError(
+        raise _as(
+            SchedulerOutageError,
+            err,
             f"charge mode not changed to {mode.value}: the scheduler service is down "
             f"({err.message})",
-            status=err.status,
-            url=err.url,
-            code=err.code,
         ) from err
     return CommandResult("set_mode", Outcome.ACCEPTED, f"charge mode {was} -> {mode.value}")
 
@@ -155,6 +149,13 @@ async def _read_back(
         if seen is mode:
             return seen
     return seen
+
+
+def _as(
+    kind: type[EnlightenHTTPStatusError], err: EnlightenHTTPStatusError, message: str
+) -> EnlightenHTTPStatusError:
+    """``err`` retold as ``kind``, keeping its status, url and code."""
+    return kind(message, status=err.status, url=err.url, code=err.code)
 
 
 def _cloud_words(err: EnlightenError) -> str:
