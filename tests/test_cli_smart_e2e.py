@@ -86,3 +86,25 @@ def test_charge_start_in_smart_sends_no_level_and_amps_are_refused(env: Env) -> 
     assert code == 0, err
     (start,) = env.cloud.requests("/start_charging")
     assert not (start.json or {}).get("chargingLevel")
+
+
+def test_status_during_an_outage_shows_the_last_status_marked_stale(env: Env) -> None:
+    env.cloud.scheduler_outage(3 * 3600, status=True)
+    code, _, err = env.run("status")
+    assert code == 4  # nothing seen yet: nothing to show
+    assert "scheduler" in err
+
+    env.cloud.scheduler_outage(0)
+    (fresh,) = env.json("status")
+    assert (fresh["stale"], fresh["status_age_s"]) == (False, None)
+
+    env.cloud.scheduler_outage(3 * 3600, status=True)
+    (stale,) = env.json("status")
+    assert stale["stale"] is True
+    assert stale["status_age_s"] >= 0
+    assert stale["sn"] == fresh["sn"]
+    assert "scheduler service down" in stale["mode_notes"][0]
+    code, out, err = env.run("status")
+    assert code == 0
+    assert "stale: this status is" in out
+    assert "showing the last status seen" in err

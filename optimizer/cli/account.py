@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
+from optimizer.cli import last_status
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json, print_table
 from optimizer.enlighten.auth import LoginOutcome
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EnlightenError, MfaRequiredError
-from optimizer.enlighten.models import ChargeMode, ChargerStatus
+from optimizer.enlighten.models import ChargeMode, ChargerStatus, SiteStatus
 from optimizer.enlighten.modeset import is_scheduler_outage
 
 
@@ -84,12 +86,32 @@ def status_record(
     }
 
 
+async def _site_status(
+    ctx: Context, client: EnlightenClient, site_id: int
+) -> tuple[SiteStatus, float | None]:
+    """(status, its age in s when it is the last good one because the status read fails with
+    the scheduler service; None when fresh)."""
+    now = datetime.now(UTC)
+    try:
+        site = await client.status(site_id)
+    except EnlightenError as err:
+        kept = last_status.load(ctx.config.state_dir, site_id) if is_scheduler_outage(err) else None
+        if kept is None:
+            raise
+        print(f"evopt: {err.message}; showing the last status seen", file=sys.stderr)
+        return kept[0], max(0.0, (now - kept[1]).total_seconds())
+    last_status.save(ctx.config.state_dir, site_id, site, now)
+    return site, None
+
+
 async def status(ctx: Context) -> int:
     async with ctx.client() as client:
         site_id = await ctx.site_id(client)
-        site = await client.status(site_id)
+        site, age = await _site_status(ctx, client, site_id)
         records = [
-            status_record(c, *await _preferred_mode(client, site_id, c.sn)) for c in site.chargers
+            status_record(c, *await _preferred_mode(client, site_id, c.sn))
+            | {"stale": age is not None, "status_age_s": age}
+            for c in site.chargers
         ]
     if ctx.args.json:
         print_json(records)
@@ -107,6 +129,8 @@ async def status(ctx: Context) -> int:
     ]
     headers = ["sn", "name", "state", "plugged", "charging", "amps", "session_kwh", "dlb", "mode"]
     print_table(headers, [[r[c] for c in columns] for r in records])
+    if age is not None:
+        print(f"stale: this status is {age / 60:.0f} min old (the Enlighten scheduler is down)")
     for record in records:
         for note in record["mode_notes"]:
             print(f"{record['sn']}: {note}")
