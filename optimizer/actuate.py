@@ -104,7 +104,7 @@ class Command:
     mode: ChargeMode | None = None
     enabled: bool | None = None
     edits: tuple[Edit, ...] = ()
-    green: bool | None = None  # the charger is in GREEN now (a start then carries no level)
+    green: bool | None = None  # GREEN or SMART now: a start then carries no level
 
 
 @dataclass(frozen=True)
@@ -196,9 +196,16 @@ def _start(charger: ChargerView, amps: int | None) -> Command | Skip:
         if amps is None or charger.amps == amps:
             return Skip("already charging" + (f" at {amps} A" if amps is not None else ""))
         return Command("set_amps", amps=amps)
+    return Command("start_charging", amps=amps, green=_level_less(charger))
+
+
+def _level_less(charger: ChargerView) -> bool | None:
+    """Whether a start must carry no level: GREEN or SMART now (status), or SMART chosen (no
+    status integer exists for SMART, so its preference decides); None when neither is known."""
+    if charger.mode is ChargeMode.SMART_CHARGING:
+        return True
     mode = charger.status_mode
-    green = None if mode is None else mode is ChargeMode.GREEN_CHARGING
-    return Command("start_charging", amps=amps, green=green)
+    return None if mode is None else mode.takes_no_amps
 
 
 _EDIT_TYPES: dict[str, type[AddSlot | SetSlot | EnableSlot | DisableSlot]] = {

@@ -40,7 +40,10 @@ def test_login_then_every_read_command(env: Env) -> None:
     assert chargers[0]["mode"] in {"MANUAL_CHARGING", "SCHEDULED_CHARGING", "GREEN_CHARGING"}
 
     modes = env.json("mode", "get")
-    assert modes == [{"sn": chargers[0]["sn"], "mode": chargers[0]["mode"]}]
+    assert [{"sn": m["sn"], "mode": m["mode"]} for m in modes] == [
+        {"sn": chargers[0]["sn"], "mode": chargers[0]["mode"]}
+    ]
+    assert modes[0]["notes"] == []
     battery = env.json("battery", "get")
     assert battery[0]["use_battery"] == env.cloud.charger().green_use_battery
     schedules = env.json("schedule", "list")

@@ -169,7 +169,7 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
             "line": 2,
             "column": 5,
             "message": "missing required key 'mode' "
-            "(MANUAL_CHARGING, SCHEDULED_CHARGING or GREEN_CHARGING)",
+            "(MANUAL_CHARGING, SCHEDULED_CHARGING, GREEN_CHARGING or SMART_CHARGING)",
         }
     ]
     assert report["files"] == [str(good), str(bad)]

@@ -577,8 +577,9 @@ async def test_scheduler_reads(authed: Client, cloud: FakeCloud) -> None:
     assert body["data"]["modes"]["manualCharging"] == {
         "enabled": True,
         "chargingMode": "MANUAL_CHARGING",
+        "isDisabledByStorm": False,
     }
-    assert body["data"]["modes"]["greenCharging"] == {"enabled": False}
+    assert body["data"]["modes"]["greenCharging"]["enabled"] is False
     cloud.update_charger(scheduler_mode="GREEN_CHARGING", green_use_battery=False)
     _, body = await authed.get(f"{SCHED}/{SITE}/{SN}/preference")
     assert body["data"]["modes"]["greenCharging"]["enabled"] is True

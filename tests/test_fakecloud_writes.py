@@ -299,8 +299,8 @@ async def test_green_ignores_levels_and_a_command_is_a_manual_override_until_rep
     assert (await call(api, "PUT", f"{PLURAL}/stop_charging"))[0] == 200
     assert await status_mode(api) == 0
     assert await preference_mode(api) == "GREEN_CHARGING"
-    # Writing the mode it already has does nothing, not even end the override.
-    assert (await call(api, "PUT", PREFERENCE, {"mode": "GREEN_CHARGING"}))[0] == 200
+    # Writing the mode it already has does nothing, not even end the override (2026: a 400).
+    assert (await call(api, "PUT", PREFERENCE, {"mode": "GREEN_CHARGING"}))[0] == 400
     assert await status_mode(api) == 0
     assert cloud.charger().mode_writes == ModeWrites(changed=1, unchanged=1)
 
@@ -411,6 +411,7 @@ async def test_mode_writes_mirror_the_get_and_count_changes(api: Client, cloud: 
     assert body["data"]["modes"]["greenCharging"] == {
         "enabled": True,
         "chargingMode": "GREEN_CHARGING",
+        "isDisabledByStorm": False,
     }
     assert (cloud.charger().scheduler_mode, cloud.charger().mode) == ("GREEN_CHARGING", 1)
     await call(api, "PUT", PREFERENCE, {"mode": "GREEN_CHARGING"})

@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from optimizer.enlighten import models
 from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models import LifetimeEnergy
+from optimizer.enlighten.preference import ModePreference, parse_mode_preference
 from optimizer.enlighten.transport import Transport
 from tests.fixtures import load_fixture
 from tests.test_models import json_paths
@@ -145,6 +146,12 @@ TARGETS = [
         models.parse_charge_mode,
         _fixtures("charge_mode"),
         (models.ChargeMode, type(None)),
+    ),
+    Target(
+        "parse_mode_preference",
+        parse_mode_preference,
+        _fixtures("preference_2026_smart", "preference_2026_storm", "preference_2026_no_modes"),
+        ModePreference,
     ),
     Target(
         "parse_green_settings",

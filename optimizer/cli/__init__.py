@@ -84,7 +84,8 @@ def _arg_type(parse: Callable[[str], Any], what: str) -> Callable[[str], Any]:
     return convert
 
 
-MODE_TYPE = _arg_type(control.parse_mode, "MANUAL_CHARGING, SCHEDULED_CHARGING or GREEN_CHARGING")
+MODES_HELP = "MANUAL_CHARGING, SCHEDULED_CHARGING, GREEN_CHARGING or SMART_CHARGING"
+MODE_TYPE = _arg_type(control.parse_mode, MODES_HELP)
 DAYS_TYPE = _arg_type(parse_days, "days like 1,2,3 or mon-fri, weekdays, weekends, all")
 DATE_TYPE = _arg_type(date.fromisoformat, "a date like 2025-01-15")
 
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     start.add_argument("--amps", type=int, metavar="N", help="charging level in amps")
     action(charge, "stop", "stop charging", control.charge_stop)
 
-    mode = group("mode", "read or set the charge mode (MANUAL, SCHEDULED or GREEN charging)")
+    mode = group("mode", "read or set the charge mode (MANUAL, SCHEDULED, GREEN or SMART charging)")
     action(mode, "get", "show each charger's charge mode preference", scheduler.mode_get)
     mode_set = action(
         mode, "set", "set the charge mode (nothing sent if already in it)", control.mode_set
@@ -176,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
         "mode",
         type=MODE_TYPE,
         metavar="MODE",
-        help="MANUAL_CHARGING, SCHEDULED_CHARGING or GREEN_CHARGING",
+        help=f"{MODES_HELP} (or manual, scheduled, green, smart)",
     )
 
     battery = group("battery", "read or set green mode's 'use battery for EV charging'")

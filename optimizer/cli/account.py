@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
+from optimizer.cli import last_status
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json, print_table
 from optimizer.enlighten.auth import LoginOutcome
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EnlightenError, MfaRequiredError
-from optimizer.enlighten.models import ChargeMode, ChargerStatus
+from optimizer.enlighten.models import ChargeMode, ChargerStatus, SiteStatus
+from optimizer.enlighten.modeset import is_scheduler_outage
 
 
 async def login(ctx: Context) -> int:
@@ -46,15 +49,22 @@ async def sites(ctx: Context) -> int:
     return 0
 
 
-async def _preferred_mode(client: EnlightenClient, site_id: int, sn: str) -> ChargeMode | None:
-    """The scheduler's mode; None when it cannot be read (the status integer still tells)."""
+async def _preferred_mode(
+    client: EnlightenClient, site_id: int, sn: str
+) -> tuple[ChargeMode | None, list[str]]:
+    """The scheduler's mode and its notes (storm guard, not synced); None when it cannot be
+    read (the status integer still tells MANUAL from GREEN, and the note says so)."""
     try:
-        return await client.charge_mode(site_id, sn)
-    except EnlightenError:
-        return None
+        pref = await client.mode_preference(site_id, sn)
+    except EnlightenError as err:
+        down = "down" if is_scheduler_outage(err) else "not readable"
+        return None, [f"scheduler service {down}: mode from the status (0 manual, 1 green)"]
+    return pref.mode, pref.notes()
 
 
-def status_record(charger: ChargerStatus, preferred: ChargeMode | None) -> dict[str, Any]:
+def status_record(
+    charger: ChargerStatus, preferred: ChargeMode | None, notes: list[str] | None = None
+) -> dict[str, Any]:
     """The `status --json` object (DESIGN.md section 2) for one charger."""
     mode = preferred or charger.mode
     # A start/stop in GREEN turns into a manual override: status says 0, preference GREEN.
@@ -78,15 +88,36 @@ def status_record(charger: ChargerStatus, preferred: ChargeMode | None) -> dict[
         "status_mode": charger.mode.value if charger.mode else None,
         "manual_override": override,
         "last_reported_at": charger.last_reported_at,
+        "mode_notes": notes or [],
     }
+
+
+async def _site_status(
+    ctx: Context, client: EnlightenClient, site_id: int
+) -> tuple[SiteStatus, float | None]:
+    """(status, its age in s when it is the last good one because the status read fails with
+    the scheduler service; None when fresh)."""
+    now = datetime.now(UTC)
+    try:
+        site = await client.status(site_id)
+    except EnlightenError as err:
+        kept = last_status.load(ctx.config.state_dir, site_id) if is_scheduler_outage(err) else None
+        if kept is None:
+            raise
+        print(f"evopt: {err.message}; showing the last status seen", file=sys.stderr)
+        return kept[0], max(0.0, (now - kept[1]).total_seconds())
+    last_status.save(ctx.config.state_dir, site_id, site, now)
+    return site, None
 
 
 async def status(ctx: Context) -> int:
     async with ctx.client() as client:
         site_id = await ctx.site_id(client)
-        site = await client.status(site_id)
+        site, age = await _site_status(ctx, client, site_id)
         records = [
-            status_record(c, await _preferred_mode(client, site_id, c.sn)) for c in site.chargers
+            status_record(c, *await _preferred_mode(client, site_id, c.sn))
+            | {"stale": age is not None, "status_age_s": age}
+            for c in site.chargers
         ]
         login = client.auth.login_state()
     for record in records:
@@ -112,4 +143,9 @@ async def status(ctx: Context) -> int:
             f"Logins: automatic Enlighten logins {login['automatic'].replace('_', ' ')} until "
             f"{login['until']}: {login['reason']}. To do: {login['action']}."
         )
+    if age is not None:
+        print(f"stale: this status is {age / 60:.0f} min old (the Enlighten scheduler is down)")
+    for record in records:
+        for note in record["mode_notes"]:
+            print(f"{record['sn']}: {note}")
     return 0

@@ -34,11 +34,13 @@ MODE_ALIASES = {
     "manual": ChargeMode.MANUAL_CHARGING,
     "scheduled": ChargeMode.SCHEDULED_CHARGING,
     "green": ChargeMode.GREEN_CHARGING,
+    "smart": ChargeMode.SMART_CHARGING,
 }
 
 
 def parse_mode(text: str) -> ChargeMode:
-    """MANUAL_CHARGING, SCHEDULED_CHARGING, GREEN_CHARGING, or manual/scheduled/green."""
+    """MANUAL_CHARGING, SCHEDULED_CHARGING, GREEN_CHARGING, SMART_CHARGING, or
+    manual/scheduled/green/smart."""
     key = text.strip().lower()
     for mode in ChargeMode:
         if key == mode.value.lower():

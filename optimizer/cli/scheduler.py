@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json, print_table
 from optimizer.enlighten.client import EnlightenClient
+from optimizer.enlighten.preference import ModePreference
 
 T = TypeVar("T")
 
@@ -24,12 +25,30 @@ async def _per_charger(
 
 
 async def mode_get(ctx: Context) -> int:
-    modes = await _per_charger(ctx, lambda c, site, sn: c.charge_mode(site, sn))
+    """The mode, and what the cloud says is in its way (storm guard, a change not yet synced)."""
+    prefs = await _per_charger(ctx, lambda c, site, sn: c.mode_preference(site, sn))
     if ctx.args.json:
-        print_json([{"sn": sn, "mode": m.value if m else None} for sn, m in modes.items()])
+        print_json([{"sn": sn, **preference_record(p)} for sn, p in prefs.items()])
     else:
-        print_table(["sn", "mode"], modes.items())
+        rows = [(sn, _mode_name(p), "; ".join(p.notes())) for sn, p in prefs.items()]
+        print_table(["sn", "mode", "notes"], rows)
     return 0
+
+
+def preference_record(pref: ModePreference) -> dict[str, Any]:
+    """The JSON keys `mode get` and `status` share: ``mode`` plus the 2026 preference flags."""
+    return {
+        "mode": pref.mode.value if pref.mode else None,
+        "battery_profile": pref.profile,
+        "storm_active": pref.storm_active,
+        "disabled_by_storm": [m.value for m in pref.disabled_by_storm],
+        "mode_synced": not pref.unsynced,
+        "notes": pref.notes(),
+    }
+
+
+def _mode_name(pref: ModePreference) -> str:
+    return pref.mode.value if pref.mode else "unknown (the scheduler named none)"
 
 
 async def battery_get(ctx: Context) -> int:

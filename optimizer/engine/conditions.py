@@ -111,6 +111,17 @@ def _battery(when: When, snap: Snapshot, _charger: ChargerView, _local: datetime
     return _bounded(soc, when.battery_soc_above, when.battery_soc_below, "battery SoC", "%")
 
 
+def _mode(when: When, _snap: Snapshot, charger: ChargerView, _local: datetime) -> Result:
+    if when.mode is None:
+        return None
+    names = ",".join(m.value.removesuffix("_CHARGING") for m in when.mode)
+    if charger.mode is None:
+        return False, f"mode unknown, not {names}"
+    now = charger.mode.value.removesuffix("_CHARGING")
+    held = charger.mode in when.mode
+    return held, f"mode {now} {'in' if held else 'not in'} {names}"
+
+
 CONDITIONS: tuple[Condition, ...] = (
     _sun,
     _time,
@@ -120,6 +131,7 @@ CONDITIONS: tuple[Condition, ...] = (
     _plugged,
     _surplus,
     _battery,
+    _mode,
 )
 
 

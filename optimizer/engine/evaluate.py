@@ -16,9 +16,11 @@ Per charger, in order:
 3. Per target, the highest priority wins (ties: earlier in the list); the rest are recorded
    as overruled.
 4. Safety, last and absolute: no action on a faulted or offline charger; a user override
-   holds its targets; GREEN and SCHEDULED mode get no start, stop or level (the charger runs
-   sessions itself there, and a start or stop in GREEN would become a manual override); amps
-   are clamped to the charger's limits, the site limit and the granularity.
+   holds its targets; no policy takes the charger out of the user's SMART mode unless its rule
+   names SMART (``engine.smart``); GREEN, SMART and SCHEDULED mode get no start, stop or level
+   (the charger runs sessions itself there, and a start or stop in GREEN would become a manual
+   override); amps are clamped to the charger's limits, the site limit and the granularity; a
+   scheduler outage holds scheduler writes (and everything while the status is stale).
 5. Memory records what the final decisions command (the service applies them).
 
 While a command settles, policies see the charger as commanded (the cloud's status lags), so
@@ -48,6 +50,7 @@ from optimizer.engine.decision import (
 from optimizer.engine.kinds import Context, Limits, propose
 from optimizer.engine.kinds.common import clock, finite
 from optimizer.engine.rules import PolicyBase
+from optimizer.engine.smart import hold_for_outage, keep_smart, leavers
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.enlighten.models import ChargeMode
 
@@ -62,6 +65,7 @@ MODES = {mode.value: mode for mode in ChargeMode}
 SELF_RUNNING: dict[ChargeMode | None, str] = {
     ChargeMode.GREEN_CHARGING: "GREEN mode follows solar itself",
     ChargeMode.SCHEDULED_CHARGING: "SCHEDULED mode follows the charger's own schedule",
+    ChargeMode.SMART_CHARGING: "SMART mode (Enphase AI optimisation) runs the charger itself",
 }
 
 Decisions = dict[TargetName, Decision]
@@ -111,7 +115,7 @@ def _charger_tick(
     )
     inputs = snapshot.inputs(charger) | ({"settling": True} if view != charger else {})
     decided = arbitrate(_proposals(ctx, policies, memory), charger.sn, inputs)
-    final = safeguard(decided, ctx, known, inputs)
+    final = safeguard(decided, ctx, known, inputs, allowed=leavers(policies))
     memory.chargers[charger.sn] = remember(known, final, now)
     return [final[target] for target in TARGET_ORDER if target in final]
 
@@ -180,16 +184,24 @@ def _held_by(decision: Decision, policy: str, reason: str) -> Decision:
 
 
 def safeguard(
-    decided: Decisions, ctx: Context, known: ChargerMemory, inputs: dict[str, Any]
+    decided: Decisions,
+    ctx: Context,
+    known: ChargerMemory,
+    inputs: dict[str, Any],
+    *,
+    allowed: frozenset[str] = frozenset(),
 ) -> Decisions:
-    """The absolute rules, in order: fault, user override, self-running modes, amps limits.
-    ``inputs`` are the tick's facts, for a SAFETY hold that no policy asked for."""
+    """The absolute rules, in order: fault, user override, the user's SMART mode (``allowed``:
+    the policies whose rule may leave it), self-running modes, amps limits, and last a
+    scheduler outage. ``inputs`` are the tick's facts, for a SAFETY hold no policy asked for."""
     fault = fault_reason(ctx.charger)
     if fault is not None:
         return _all_held(decided, ctx.charger.sn, fault, inputs)
     decided = _respect_override(decided, known, ctx.now)
+    decided = keep_smart(decided, ctx.charger, allowed)
     decided = _charger_runs_sessions(decided, ctx.charger)
     decided = {target: clamp(decision, ctx) for target, decision in decided.items()}
+    decided = hold_for_outage(decided, ctx.snapshot)
     schedules = decided.get("schedules")
     if schedules is not None and schedules.inputs.get("in_line") and not schedules.overruled:
         del decided["schedules"]  # already in line and nobody overruled: nothing to log
@@ -396,10 +408,10 @@ def differences(known: ChargerMemory, charger: ChargerView) -> list[tuple[str, s
 def _session_change(known: ChargerMemory, charger: ChargerView) -> str | None:
     """A session started or stopped, or its level changed, against the last command.
 
-    Only in MANUAL mode (or unknown): in GREEN and SCHEDULED the charger starts and stops by
-    itself, which is no user's doing.
+    Only in MANUAL mode (or unknown): in GREEN, SMART and SCHEDULED the charger starts and
+    stops by itself, which is no user's doing.
     """
-    if charger.mode in (ChargeMode.GREEN_CHARGING, ChargeMode.SCHEDULED_CHARGING):
+    if charger.mode in SELF_RUNNING:
         return None
     if known.commanded_on is not None and charger.charging != known.commanded_on:
         return f"user {'started' if charger.charging else 'stopped'} charging"

@@ -85,6 +85,7 @@ _MODE_ALIASES = {
     "manual": ChargeMode.MANUAL_CHARGING,
     "scheduled": ChargeMode.SCHEDULED_CHARGING,
     "green": ChargeMode.GREEN_CHARGING,
+    "smart": ChargeMode.SMART_CHARGING,
 }
 
 
@@ -94,16 +95,16 @@ def _mode(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-Mode = Annotated[
-    ChargeMode,
-    BeforeValidator(_mode),
-    WithJsonSchema(
-        {
-            "enum": [*(m.value for m in ChargeMode), *_MODE_ALIASES],
-            "description": "MANUAL_CHARGING, SCHEDULED_CHARGING or GREEN_CHARGING "
-            "(or manual, scheduled, green)",
-        }
-    ),
+_MODE_SCHEMA: dict[str, Any] = {
+    "enum": [*(m.value for m in ChargeMode), *_MODE_ALIASES],
+    "description": "MANUAL_CHARGING, SCHEDULED_CHARGING, GREEN_CHARGING or SMART_CHARGING "
+    "(or manual, scheduled, green, smart)",
+}
+Mode = Annotated[ChargeMode, BeforeValidator(_mode), WithJsonSchema(_MODE_SCHEMA)]
+Modes = Annotated[
+    list[Mode],
+    BeforeValidator(lambda value: [value] if isinstance(value, str) else value),
+    WithJsonSchema({"anyOf": [_MODE_SCHEMA, {"type": "array", "items": _MODE_SCHEMA}]}),
 ]
 
 
@@ -193,6 +194,12 @@ class When(_Strict):
     )
     battery_soc_below: float | None = Field(
         default=None, ge=0, le=100, description="home battery state of charge below this %"
+    )
+    mode: Modes | None = Field(
+        default=None,
+        min_length=1,
+        description="the charger is in one of these modes; naming SMART_CHARGING (smart) here "
+        "lets the policy take the charger out of SMART, which otherwise no policy does",
     )
 
     @field_validator("sun_below", "surplus_below", "battery_soc_below")
@@ -365,10 +372,12 @@ class BatteryUse(PolicyBase):
 
 
 class ChargeModePolicy(PolicyBase):
-    """Switch the charger's mode."""
+    """Switch the charger's mode (an explicit wish: it may take the charger out of SMART)."""
 
     kind: Literal["charge_mode"]
-    mode: Mode = Field(description="MANUAL_CHARGING, SCHEDULED_CHARGING or GREEN_CHARGING")
+    mode: Mode = Field(
+        description="MANUAL_CHARGING, SCHEDULED_CHARGING, GREEN_CHARGING or SMART_CHARGING"
+    )
 
 
 class ScheduleSync(PolicyBase):

@@ -154,6 +154,10 @@ class Snapshot:
     bucket: EnergyBucket | None = None
     battery_soc_pct: float | None = None
     site_id: int | None = None
+    # A scheduler outage (2026 reference section 10): since when the scheduler family fails,
+    # and the age of the status when it failed too and the last good one is served instead.
+    scheduler_down_since: datetime | None = None
+    stale_status_s: float | None = None
 
     @property
     def local(self) -> datetime:
@@ -177,6 +181,10 @@ class Snapshot:
             "sun_elevation_deg": _round(self.sun.elevation_deg, 1) if self.sun else None,
             "battery_soc_pct": self.battery_soc_pct,
         }
+        if self.scheduler_down_since is not None:
+            data["scheduler_down_since"] = self.scheduler_down_since.isoformat()
+        if self.stale_status_s is not None:
+            data["status_age_s"] = _round(self.stale_status_s)
         if charger is not None:
             data["charger"] = {
                 "sn": charger.sn,

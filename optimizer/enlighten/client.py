@@ -65,7 +65,6 @@ from optimizer.enlighten.models import (
     SiteStatus,
     battery_for_self_consumption,
     parse_battery_status,
-    parse_charge_mode,
     parse_latest_power,
     parse_lifetime_energy,
     parse_live_stream,
@@ -76,6 +75,8 @@ from optimizer.enlighten.models import (
     parse_summary,
     parse_summary_list,
 )
+from optimizer.enlighten.modeset import change_mode
+from optimizer.enlighten.preference import ModePreference, parse_mode_preference
 from optimizer.enlighten.schedule_edit import (
     AddSlot,
     Edit,
@@ -374,8 +375,14 @@ class EnlightenClient:
         return reply.data
 
     async def charge_mode(self, site_id: int, sn: str) -> ChargeMode | None:
+        return (await self.mode_preference(site_id, sn)).mode
+
+    async def mode_preference(self, site_id: int, sn: str) -> ModePreference:
+        """The mode with the storm and sync flags of the 2026 reply (reference section 3)."""
         return await self._read(
-            f"{SCHEDULER}/{site_id}/{sn}/preference", family="scheduler", parse=parse_charge_mode
+            f"{SCHEDULER}/{site_id}/{sn}/preference",
+            family="scheduler",
+            parse=parse_mode_preference,
         )
 
     async def green_battery_setting(self, site_id: int, sn: str) -> bool | None:
@@ -464,7 +471,8 @@ class EnlightenClient:
         says whether it is, else the status is read to find out.
         """
         if green is None:
-            green = (await self.charger_status(site_id, sn)).mode is ChargeMode.GREEN_CHARGING
+            mode = (await self.charger_status(site_id, sn)).mode
+            green = mode is not None and mode.takes_no_amps
         level = None
         if amps is not None and not green:
             level = (await self.limits(site_id, sn)).validate(amps)
@@ -534,9 +542,10 @@ class EnlightenClient:
         limits = await self.limits(site_id, sn)
         level = limits.validate(amps)
         charger = await self.charger_status(site_id, sn)
-        if charger.mode is ChargeMode.GREEN_CHARGING:
+        if charger.mode is not None and charger.mode.takes_no_amps:
             raise NotSupportedError(
-                "the charger is in GREEN mode, which ignores the amps level",
+                f"the charger is in {charger.mode.value.split('_')[0]} mode, which ignores "
+                "the amps level",
                 hint="`evopt mode set MANUAL_CHARGING` first to charge at a fixed level",
             )
         if not charger.session_active or not charger.charging:
@@ -627,18 +636,19 @@ class EnlightenClient:
         )
 
     async def set_charge_mode(self, site_id: int, sn: str, mode: ChargeMode) -> CommandResult:
-        """Switch the scheduler's charge mode; no request when it is already in that mode."""
-        current = await self.charge_mode(site_id, sn)
-        if current is mode:
-            return CommandResult("set_mode", Outcome.UNCHANGED, f"already in {mode.value}")
-        await self._write(
-            "PUT",
-            f"{SCHEDULER}/{site_id}/{sn}/preference",
-            family="scheduler",
-            json_body={"mode": mode.value},
+        """Switch the scheduler's charge mode: never a same-mode PUT (the cloud answers 400),
+        a 400 read back before it counts as refused (``modeset``)."""
+        return await change_mode(
+            mode,
+            read=lambda: self.charge_mode(site_id, sn),
+            put=lambda: self._write(
+                "PUT",
+                f"{SCHEDULER}/{site_id}/{sn}/preference",
+                family="scheduler",
+                json_body={"mode": mode.value},
+            ),
+            sleep=self.transport.sleep,
         )
-        was = current.value if current else "unknown"
-        return CommandResult("set_mode", Outcome.ACCEPTED, f"charge mode {was} -> {mode.value}")
 
     async def set_green_battery(self, site_id: int, sn: str, *, enabled: bool) -> CommandResult:
         """Green mode's "use battery for EV charging", only where the charger supports it."""

@@ -93,6 +93,13 @@ class ChargeMode(StrEnum):
     MANUAL_CHARGING = "MANUAL_CHARGING"
     SCHEDULED_CHARGING = "SCHEDULED_CHARGING"
     GREEN_CHARGING = "GREEN_CHARGING"
+    SMART_CHARGING = "SMART_CHARGING"  # "AI optimisation": GREEN's place on ai_optimisation sites
+
+    @property
+    def takes_no_amps(self) -> bool:
+        """GREEN and SMART are the charger's own automation: it picks the current, so a start
+        carries no level, amps are never sent and a held charger is not auto-resumed."""
+        return self in (ChargeMode.GREEN_CHARGING, ChargeMode.SMART_CHARGING)
 
 
 # --- tolerant scalar coercion ------------------------------------------------------------------
@@ -366,6 +373,21 @@ class SiteStatus(FrozenModel):
 _STATUS_MODES = {0: ChargeMode.MANUAL_CHARGING, 1: ChargeMode.GREEN_CHARGING}
 
 
+def _status_mode(code: int | None, schedule: Any) -> ChargeMode | None:
+    """Status ``mode`` 0/1 (no integer exists for SMART or SCHEDULED); without it, an active
+    ``sch_d`` "greencharging" window still says GREEN (2026 reference 3, "Fallbacks")."""
+    if code is not None and code in _STATUS_MODES:
+        return _STATUS_MODES[code]
+    sch = _as_dict(schedule)
+    info = sch.get("info")
+    if _as_int(sch.get("status")) == 1 and any(
+        (_as_str(_as_dict(item).get("type")) or "").lower() == "greencharging"
+        for item in (info if isinstance(info, list) else [])
+    ):
+        return ChargeMode.GREEN_CHARGING
+    return None
+
+
 def session_energy_kwh(value: Any) -> float | None:
     """Status ``e_c`` is Wh on some deployments and kWh on others; no session tops 200 kWh."""
     energy = _as_float(value)
@@ -435,7 +457,7 @@ def _parse_charger(raw: Any, index: int) -> ChargerStatus:
             main and main.status_reason, _as_str(charger.get("connectorStatusReason"))
         ),
         mode_code=mode_code,
-        mode=_STATUS_MODES.get(mode_code) if mode_code is not None else None,
+        mode=_status_mode(mode_code, charger.get("sch_d")),
         dlb_active=_coalesce(
             _as_bool(charger.get("dlbActive")), _any_flag(c.dlb_active for c in connectors)
         ),
@@ -822,10 +844,12 @@ def parse_lifetime_energy(
 
 # --- scheduler: mode, green settings, schedules ------------------------------------------------
 
+# In the order the web app decides the current mode: the first enabled entry wins.
 _MODE_KEYS = {
-    "manualCharging": ChargeMode.MANUAL_CHARGING,
-    "scheduledCharging": ChargeMode.SCHEDULED_CHARGING,
+    "smartCharging": ChargeMode.SMART_CHARGING,
     "greenCharging": ChargeMode.GREEN_CHARGING,
+    "scheduledCharging": ChargeMode.SCHEDULED_CHARGING,
+    "manualCharging": ChargeMode.MANUAL_CHARGING,
 }
 
 
@@ -836,8 +860,13 @@ def _as_charge_mode(value: Any) -> ChargeMode | None:
 
 @_reports_as("charge mode")
 def parse_charge_mode(payload: Any) -> ChargeMode | None:
+    """None when no mode is enabled, or when the reply has no ``modes`` at all (the cloud
+    sends that briefly, 2026 reference 3): the caller keeps the mode it knew."""
     body = _require_dict(payload, "charge mode reply")
-    modes = _as_dict(body.get("data")).get("modes", body.get("modes"))
+    data = body.get("data")
+    if isinstance(data, dict) and "modes" not in data and "modes" not in body:
+        return None
+    modes = _as_dict(data).get("modes", body.get("modes"))
     modes = _require_dict(modes, "charge mode reply data.modes")
     for key, mode in _MODE_KEYS.items():
         entry = _as_dict(modes.get(key))

@@ -187,7 +187,8 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
     error = body.get("error")
     if isinstance(error, dict):
         message = message or error.get("message") or error.get("errorMessage")
-        code = code or error.get("code") or error.get("errorCode")
+        message = message or error.get("displayMessage")
+        code = code or error.get("errorMessageCode") or error.get("code") or error.get("errorCode")
     elif isinstance(error, str) and error:
         message = message or error
     details = body.get("details")

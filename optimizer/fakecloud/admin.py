@@ -44,6 +44,32 @@ def _guarded(fn: Handler) -> Handler:
     return handler
 
 
+def _site_routes(cloud: FakeCloud) -> list[tuple[str, str, Handler]]:
+    """The site's 2026 settings and the scheduler outage (fakecloud.outage)."""
+
+    async def scheduler_outage(request: web.Request) -> web.StreamResponse:
+        data = await _json(request)
+        if request.method == "DELETE":
+            data = {"hours": 0}
+        if not isinstance(data, dict) or not ({"hours", "duration_s"} & set(data)):
+            return _bad('expected {"hours": N} or {"duration_s": N}, optionally "status": true')
+        seconds = float(data["duration_s"]) if "duration_s" in data else float(data["hours"]) * 3600
+        outage = cloud.scheduler_outage(seconds, status=bool(data.get("status", False)))
+        return json_reply(outage.to_dict())
+
+    async def site(request: web.Request) -> web.StreamResponse:
+        data = await _json(request)
+        if not isinstance(data, dict):
+            return _bad("expected a JSON object of site fields")
+        return json_reply(cloud.set_site(**data))
+
+    return [
+        ("POST", "scheduler_outage", scheduler_outage),
+        ("DELETE", "scheduler_outage", scheduler_outage),
+        ("POST", "site", site),
+    ]
+
+
 def register_admin(app: web.Application, cloud: FakeCloud) -> None:
     p = ADMIN_PREFIX
 
@@ -137,6 +163,7 @@ def register_admin(app: web.Application, cloud: FakeCloud) -> None:
         ("POST", "charger/{sn}", charger),
         ("POST", "account", account),
         ("POST", "missing_buckets", missing),
+        *_site_routes(cloud),
     ]
     for method, path, fn in routes:
         app.router.add_route(method, p + path, _guarded(fn))

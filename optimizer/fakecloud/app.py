@@ -32,6 +32,8 @@ from optimizer.fakecloud.cloud import FakeCloud
 from optimizer.fakecloud.faults import TRUNCATED_JSON, FaultRule
 from optimizer.fakecloud.history import query_sessions
 from optimizer.fakecloud.model import Charger
+from optimizer.fakecloud.outage import outage_middleware
+from optimizer.fakecloud.preference import preference_2026
 from optimizer.fakecloud.requestlog import LoggedRequest
 from optimizer.fakecloud.responses import (
     LOGIN_PAGE,
@@ -524,6 +526,8 @@ class Routes:
         charger = self.find_charger(ctx)
         if isinstance(charger, web.Response):
             return charger
+        if self.cloud.profile.scheduler_2026:
+            return json_reply(preference_2026(self.cloud.model, charger, ctx.now))
         return json_reply(payloads.preference(charger))
 
     def green_settings(self, ctx: Ctx) -> web.StreamResponse:
@@ -586,8 +590,15 @@ def set_pending_cookies(response: web.Response, pending: PendingLogin) -> None:
 
 def build_app(cloud: FakeCloud) -> web.Application:
     """The fake cloud's application, admin routes included."""
+    outage = outage_middleware(cloud.outage, cloud.clock.timestamp)
     app = web.Application(
-        middlewares=[log_middleware, browser_middleware, fault_middleware, json_errors_middleware]
+        middlewares=[
+            log_middleware,
+            browser_middleware,
+            fault_middleware,
+            outage,
+            json_errors_middleware,
+        ]
     )
     app[CLOUD_KEY] = cloud
     closing = asyncio.Event()

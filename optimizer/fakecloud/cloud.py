@@ -19,6 +19,7 @@ from optimizer.fakecloud.browser import ReadGauge
 from optimizer.fakecloud.clock import FakeClock
 from optimizer.fakecloud.faults import FaultKind, FaultPlan, FaultRule
 from optimizer.fakecloud.model import Account, Battery, Charger, LevelViolation, SiteModel
+from optimizer.fakecloud.outage import SchedulerOutage
 from optimizer.fakecloud.profile import Profile
 from optimizer.fakecloud.requestlog import LoggedRequest, RequestLog
 
@@ -77,6 +78,7 @@ class FakeCloud:
         self.faults = FaultPlan()
         self.log = RequestLog()
         self.reads = ReadGauge()  # GETs in flight now and at most (the client keeps to 2)
+        self.outage = SchedulerOutage()
 
     # --- time ----------------------------------------------------------------------------------
 
@@ -122,6 +124,30 @@ class FakeCloud:
             now = self.clock.timestamp()
             target = self.model.charger(sn).sn
             return self.model.update_charger(target, now, changes)
+
+    def scheduler_outage(self, duration_s: float, *, status: bool = False) -> SchedulerOutage:
+        """The scheduler family (and with ``status`` the status read) answers 503 for
+        ``duration_s`` of fake time from now; ``duration_s`` 0 ends an outage."""
+        with self.lock:
+            if duration_s == 0:
+                self.outage.clear()
+            else:
+                self.outage.start(self.clock.timestamp(), duration_s, status=status)
+            return self.outage
+
+    def set_site(self, **changes: Any) -> dict[str, Any]:
+        """``cloud.set_site(battery_profile="ai_optimisation", storm_active=True)``: the site
+        settings the 2026 mode preference reflects (SMART in GREEN's place, storm guard)."""
+        unknown = set(changes) - {"battery_profile", "storm_active"}
+        if unknown:
+            raise ValueError(
+                f"unknown site fields: {sorted(unknown)}; battery_profile, storm_active"
+            )
+        with self.lock:
+            model = self.model
+            model.battery_profile = str(changes.get("battery_profile", model.battery_profile))
+            model.storm_active = bool(changes.get("storm_active", model.storm_active))
+            return {"battery_profile": model.battery_profile, "storm_active": model.storm_active}
 
     def set_profile(self, **changes: Any) -> Profile:
         """``cloud.set_profile(status_shape="legacy", login_wall=True)``; see ``Profile``."""
@@ -207,6 +233,7 @@ class FakeCloud:
                 "house_load_w": round(self.model.curves.load_w(now), 1),
                 "chargers": chargers,
                 "profile": self.profile.to_dict(),
+                "scheduler_outage": self.outage.to_dict(),
                 "account": {
                     "email": self.account.email,
                     "mfa": self.account.mfa,

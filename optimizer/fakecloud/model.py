@@ -31,7 +31,9 @@ from optimizer.fakecloud.history import PastSession, generate_history
 
 MANUAL = 0
 GREEN = 1
-SCHEDULER_MODES = ("MANUAL_CHARGING", "SCHEDULED_CHARGING", "GREEN_CHARGING")
+SCHEDULER_MODES = ("MANUAL_CHARGING", "SCHEDULED_CHARGING", "GREEN_CHARGING", "SMART_CHARGING")
+# The charger's own automation: SMART ("AI optimisation") charges from solar like GREEN.
+SOLAR_MODES = ("GREEN_CHARGING", "SMART_CHARGING")
 GREEN_STEP_S = 60.0  # green mode re-reads the surplus once a minute, like the charger does
 
 
@@ -276,6 +278,10 @@ class SiteModel:
         # Start requests whose level the charger cannot take; a correct client never adds one.
         self.violations: list[LevelViolation] = []
         self.triggers_sent = 0
+        # The site battery profile: ``ai_optimisation`` puts SMART in GREEN's place; a storm
+        # alert suppresses the automated modes (2026 reference section 3).
+        self.battery_profile = "self-consumption"
+        self.storm_active = False
         self.sessions: dict[str, list[PastSession]] = {}
         for index, charger in enumerate(self.chargers):
             past = generate_history(
@@ -405,7 +411,7 @@ class SiteModel:
         charger.charge_started_at = None
         charger.session_energy_wh = 0.0
         charger.session_active_s = 0.0
-        charger.mode = GREEN if charger.scheduler_mode == "GREEN_CHARGING" else MANUAL
+        charger.mode = GREEN if charger.scheduler_mode in SOLAR_MODES else MANUAL
         return True
 
     def unplug(self, sn: str, now: float) -> bool:
@@ -534,7 +540,7 @@ class SiteModel:
             raise ValueError(f"mode must be one of {SCHEDULER_MODES}")
         charger = self.charger(sn)
         charger.scheduler_mode = mode
-        charger.mode = GREEN if mode == "GREEN_CHARGING" else MANUAL
+        charger.mode = GREEN if mode in SOLAR_MODES else MANUAL
 
     def write_scheduler_mode(self, sn: str, now: float, mode: str) -> bool:
         """A client's mode write; writing the current mode does nothing (not even end an

@@ -17,16 +17,6 @@ DiscoveryPath = Literal["evse_controller", "api_v1", "sites_json"]
 ControlProfile = Literal["any", "put_singular_snake", "put_only", "singular_only", "no_level"]
 
 DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
-_BOOLEANS = (
-    "login_wall",
-    "update_pending",
-    "require_browser_headers",
-    "search_sites",
-    "singular_status",
-    "login_json_406",
-    "login_empty_body",
-    "login_lockout",
-)
 
 # Named presets. The defaults of :class:`Profile` are the cloud as it answers in 2026
 # (``../shared/reference/enlighten-2026.md``); ``2024`` is the cloud of the first reference, kept
@@ -37,6 +27,7 @@ LEGACY_2024: dict[str, Any] = {
     "disabled_discovery": [],
     "search_sites": False,
     "singular_status": True,
+    "scheduler_2026": False,
 }
 PRESETS: dict[str, dict[str, Any]] = {"2026": {}, "2024": LEGACY_2024}
 
@@ -74,6 +65,11 @@ class Profile:
       keys; ``put_only`` only ``PUT`` (either path) with camelCase keys; ``singular_only`` only
       the singular path (POST or PUT, camelCase); ``no_level`` refuses a start that carries a
       level. The table lives in ``variants.CONTROL_RULES``.
+    - ``scheduler_2026``: the mode preference in the 2026 shape (``data.config`` + ``data.modes``,
+      SMART in GREEN's place under AI optimisation) and its PUT quirks (same mode, 10031, a
+      mode the site does not offer: 400); off, the older ``{"data": {"modes"}}`` reply and a
+      same-mode PUT that is quietly accepted.
+    - ``mode_put_400_applied``: a fault switch; a mode PUT answers 400 although it was applied.
     """
 
     status_shape: StatusShape = "nested"
@@ -90,6 +86,8 @@ class Profile:
     login_json_406: bool = False
     login_empty_body: bool = False
     login_lockout: bool = False
+    scheduler_2026: bool = True
+    mode_put_400_applied: bool = False
 
     @classmethod
     def preset(cls, name: str) -> Profile:
@@ -124,6 +122,6 @@ class Profile:
                 value = list(raw)
                 if any(p not in DISCOVERY_PATHS for p in value):
                     raise ValueError(f"disabled_discovery entries must be in {DISCOVERY_PATHS}")
-            elif name in _BOOLEANS:
+            elif isinstance(getattr(self, name), bool):
                 value = bool(raw)
             setattr(self, name, value)

@@ -17,6 +17,7 @@ from aiohttp import web
 from optimizer.fakecloud import payloads
 from optimizer.fakecloud.cloud import FakeCloud
 from optimizer.fakecloud.model import Charger, ChargerStateError
+from optimizer.fakecloud.preference import put_mode
 from optimizer.fakecloud.responses import error_reply, json_reply
 from optimizer.fakecloud.slots import SlotError, parse_schedule_patch
 from optimizer.fakecloud.variants import (
@@ -170,6 +171,8 @@ class WriteRoutes:
             return charger
         body = body_value(ctx)
         mode = body.get("mode") if isinstance(body, dict) else None
+        if self.cloud.profile.scheduler_2026:
+            return put_mode(self.cloud.model, charger, ctx.now, str(mode), self.cloud.profile)
         try:
             self.cloud.model.write_scheduler_mode(charger.sn, ctx.now, str(mode))
         except ChargerStateError as exc:

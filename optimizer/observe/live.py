@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
@@ -32,7 +32,10 @@ from optimizer.enlighten.models import (
     LatestPower,
     LifetimeEnergy,
     ScheduleSlot,
+    SiteStatus,
 )
+from optimizer.enlighten.modeset import is_scheduler_outage
+from optimizer.observe.outage import SchedulerOutage
 from optimizer.observe.surplus import last_reported_end
 from optimizer.observe.view import build_snapshot, site_timezone
 
@@ -86,6 +89,7 @@ class ObserveCache:
         energy_unknown_interval: timedelta = timedelta(minutes=15),
         failure_retry: timedelta = timedelta(minutes=1),
         max_backoff: timedelta = timedelta(minutes=30),
+        scheduler_slow: timedelta = timedelta(minutes=1),
     ) -> None:
         self.ttl: dict[What, timedelta] = {
             "summary": summary_ttl,
@@ -108,6 +112,8 @@ class ObserveCache:
         self.energy: Cached[LifetimeEnergy] = Cached()
         self.latest_power: Cached[LatestPower] = Cached()
         self.battery: Cached[BatteryStatus] = Cached()
+        self.status: Cached[SiteStatus] = Cached()
+        self.scheduler = SchedulerOutage(slow=scheduler_slow)
 
     def invalidate(self, sn: str | None = None, what: What | None = None) -> None:
         """Ask again on the next tick: after a write, or when the user changed something.
@@ -145,14 +151,15 @@ class ObserveCache:
         *,
         now: datetime,
         next_at: Callable[[T], datetime],
-    ) -> None:
-        """Fetch ``entry`` if it is due; on failure keep the old value and back off.
+    ) -> EnlightenError | None:
+        """Fetch ``entry`` if it is due; on failure keep the old value, back off, and return
+        the error (the scheduler family shares one more backoff, ``outage``).
 
         Authentication problems are not a source's failure: they propagate, so the service
         can report them (exit 3) instead of carrying on blind.
         """
         if not entry.due(now):
-            return
+            return None
         try:
             value = await fetch()
         except AuthError:
@@ -163,11 +170,33 @@ class ObserveCache:
             entry.next_at = now + pause
             log = _LOGGER.warning if entry.failures == 1 else _LOGGER.debug
             log("%s failed (%s); keeping the last value, asking again in %s", label, err, pause)
-            return
+            return err
         if entry.failures:
             _LOGGER.info("%s works again after %d failed attempts", label, entry.failures)
         entry.value, entry.fetched_at, entry.failures = value, now, 0
         entry.next_at = next_at(value)
+        return None
+
+    async def scheduler_read(
+        self,
+        entry: Cached[T],
+        label: str,
+        fetch: Callable[[], Awaitable[T]],
+        *,
+        now: datetime,
+        next_at: Callable[[T], datetime],
+    ) -> None:
+        """A scheduler-family read: none at all while the outage backoff runs; when it is due,
+        this read is the probe (its own backoff set aside) and its answer ends or extends it."""
+        if not self.scheduler.due(now):
+            return
+        if self.scheduler.active:
+            entry.next_at = None
+        err = await self.refresh(entry, label, fetch, now=now, next_at=next_at)
+        if err is not None and is_scheduler_outage(err):
+            self.scheduler.failed(now, err)
+        elif err is None and entry.fetched_at == now:
+            self.scheduler.ok(now)
 
     def after(self, what: What, now: datetime) -> Callable[[object], datetime]:
         """``next_at`` for a source with a fixed lifetime."""
@@ -211,7 +240,7 @@ async def observe_live(
     if now.tzinfo is None:
         raise ValueError("observe_live needs a timezone-aware now")
     now = now.astimezone(UTC)
-    status = await client.status(site_id)
+    status = await _status(client, cache, site_id, now)
     for charger in status.chargers:
         await _refresh_charger(client, cache, site_id, charger.sn, now)
     timezone = site_timezone(config, status, _values(cache.summaries).values())
@@ -237,19 +266,44 @@ async def observe_live(
         now=now,
         next_at=lambda battery: cache.battery_next(battery, now),
     )
-    return build_snapshot(
-        now=now,
-        config=config,
-        status=status,
-        site_id=site_id,
-        summaries=_values(cache.summaries),
-        modes=_values(cache.modes),
-        battery_settings=_values(cache.battery_settings),
-        schedules=_values(cache.schedules),
-        energy=cache.energy.value,
-        latest_power=cache.latest_power.value,
-        battery=cache.battery.value,
+    stale = cache.status.fetched_at
+    return replace(
+        build_snapshot(
+            now=now,
+            config=config,
+            status=status,
+            site_id=site_id,
+            summaries=_values(cache.summaries),
+            modes=_values(cache.modes),
+            battery_settings=_values(cache.battery_settings),
+            schedules=_values(cache.schedules),
+            energy=cache.energy.value,
+            latest_power=cache.latest_power.value,
+            battery=cache.battery.value,
+        ),
+        scheduler_down_since=cache.scheduler.since,
+        stale_status_s=(now - stale).total_seconds() if stale and stale < now else None,
     )
+
+
+async def _status(
+    client: EnlightenClient, cache: ObserveCache, site_id: int, now: datetime
+) -> SiteStatus:
+    """The status, or the last good one while it fails with the scheduler (reference 10):
+    then asked again only when the scheduler's backoff is due. Any other failure propagates."""
+    kept = cache.status
+    if kept.value is not None and cache.scheduler.status_down and not cache.scheduler.due(now):
+        return kept.value
+    try:
+        status = await client.status(site_id)
+    except EnlightenError as err:
+        if kept.value is None or not is_scheduler_outage(err):
+            raise
+        cache.scheduler.failed(now, err, status=True)
+        return kept.value
+    kept.value, kept.fetched_at = status, now
+    cache.scheduler.status_back()
+    return status
 
 
 async def _refresh_charger(
@@ -264,28 +318,36 @@ async def _refresh_charger(
         now=now,
         next_at=cache.after("summary", now),
     )
-    await cache.refresh(
-        cache.modes.setdefault(sn, Cached()),
+    mode = cache.modes.setdefault(sn, Cached())
+    await cache.scheduler_read(
+        mode,
         f"charge mode of {sn}",
-        lambda: client.charge_mode(site_id, sn),
+        lambda: _mode(client, site_id, sn, last=mode.value),
         now=now,
         next_at=cache.after("mode", now),
     )
     if summary.value is None or summary.value.supports_use_battery is not False:
-        await cache.refresh(
+        await cache.scheduler_read(
             cache.battery_settings.setdefault(sn, Cached()),
             f"green battery setting of {sn}",
             lambda: client.green_battery_setting(site_id, sn),
             now=now,
             next_at=cache.after("battery_setting", now),
         )
-    await cache.refresh(
+    await cache.scheduler_read(
         cache.schedules.setdefault(sn, Cached()),
         f"schedules of {sn}",
         lambda: _slots(client, site_id, sn),
         now=now,
         next_at=cache.after("schedules", now),
     )
+
+
+async def _mode(
+    client: EnlightenClient, site_id: int, sn: str, *, last: ChargeMode | None
+) -> ChargeMode | None:
+    """A preference that names no mode (the cloud sends that briefly) keeps the last one."""
+    return (await client.mode_preference(site_id, sn)).remembering(last).mode
 
 
 async def _energy(client: EnlightenClient, site_id: int, timezone: str | None) -> LifetimeEnergy:

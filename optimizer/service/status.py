@@ -13,7 +13,7 @@ from optimizer.actuate import Actuation
 from optimizer.engine.decision import Decision
 from optimizer.engine.snapshot import ChargerView, Snapshot, Surplus
 
-__all__ = ["charger_phrase", "status_line", "surplus_phrase"]
+__all__ = ["charger_phrase", "outage_phrase", "status_line", "surplus_phrase"]
 
 SOURCES = {"lifetime_energy": "bucket", "latest_power": "sample"}
 SHOWN_ACTIONS = 2
@@ -33,6 +33,9 @@ def status_line(
         activity_phrase(acted),
         f"{requests_last_hour} req/h",
     ]
+    outage = outage_phrase(snapshot)
+    if outage:
+        parts.insert(1, outage)
     return " | ".join(["dry run", *parts] if dry_run else parts)
 
 
@@ -48,6 +51,19 @@ def charger_phrase(charger: ChargerView) -> str:
     else:
         state = "unplugged"
     return f"{charger.sn} {state}"
+
+
+def outage_phrase(snapshot: Snapshot) -> str:
+    """``scheduler down 42 min, status 12 min old (stale)``; empty when all is well."""
+    down = snapshot.scheduler_down_since
+    if down is None and snapshot.stale_status_s is None:
+        return ""
+    parts = []
+    if down is not None:
+        parts.append(f"scheduler down {_age((snapshot.now - down).total_seconds())}")
+    if snapshot.stale_status_s is not None:
+        parts.append(f"status {_age(snapshot.stale_status_s)} old (stale)")
+    return ", ".join(parts)
 
 
 def surplus_phrase(surplus: Surplus) -> str:

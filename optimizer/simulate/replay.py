@@ -98,7 +98,7 @@ class _Charger:
     @property
     def battery_feeds_car(self) -> bool:
         """Green mode's battery support, which only acts in GREEN mode (spec 4.3)."""
-        return self.use_battery is True and self.mode is ChargeMode.GREEN_CHARGING
+        return self.use_battery is True and self.mode.takes_no_amps
 
     def take(self, energy: float) -> float:
         self.delivered += energy
@@ -428,8 +428,9 @@ def _apply(
 def _drawing_amps(
     charger: _Charger, series: SiteSeries, index: int, limits: Limits, voltage_v: float
 ) -> int | None:
-    """The level the charger draws at in this bucket, by mode."""
-    if charger.mode is ChargeMode.GREEN_CHARGING:
+    """The level the charger draws at in this bucket, by mode (SMART is modelled as GREEN: the
+    charger's own automation following the surplus; its AI's tariff moves are not known)."""
+    if charger.mode.takes_no_amps:
         if series.missing[index]:
             return None
         surplus_kw = (series.pv_kwh[index] - series.house_kwh[index]) / BUCKET_H
