@@ -214,6 +214,17 @@ def error_for_status(
     return kind(f"{meaning} ({where})", status=status, url=url, code=code)
 
 
+def with_headers(headers: dict[str, str], extra: Mapping[str, str | None] | None) -> dict[str, str]:
+    """``headers`` with a route's own on top; a None value removes that header."""
+    merged = dict(headers)
+    for name, value in (extra or {}).items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
 def _looks_like_html(content_type: str, text: str) -> bool:
     head = text.lstrip()[:200].lower()
     return "html" in content_type or head.startswith(("<!doctype", "<html"))
@@ -341,6 +352,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         authenticated: bool = True,
         retry: bool | RetryMode | None = None,
+        headers: Mapping[str, str | None] | None = None,
     ) -> Reply:
         """Send one request; retry it only if it is a read (or ``retry=True``) that may be.
 
@@ -368,6 +380,7 @@ class Transport:
                     form=form,
                     params=params,
                     authenticated=authenticated,
+                    extra_headers=headers,
                 )
             except EnlightenError as err:
                 if not is_retryable(err, mode) or attempt >= policy.attempts:
@@ -399,6 +412,7 @@ class Transport:
         form: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
         authenticated: bool,
+        extra_headers: Mapping[str, str | None] | None = None,
     ) -> Reply:
         url = self.url(path)
         session = self._client_session()
@@ -408,7 +422,7 @@ class Transport:
                 async with session.request(
                     method,
                     url,
-                    headers=self.headers(authenticated=authenticated),
+                    headers=with_headers(self.headers(authenticated=authenticated), extra_headers),
                     json=json_body,
                     data=dict(form) if form is not None else None,
                     params=params,

@@ -17,6 +17,7 @@ from typing import Any
 from optimizer.fakecloud.auth import AuthStore
 from optimizer.fakecloud.clock import FakeClock
 from optimizer.fakecloud.faults import FaultKind, FaultPlan, FaultRule
+from optimizer.fakecloud.history_api import OUTAGE_MESSAGES, ServiceOutage
 from optimizer.fakecloud.model import Account, Battery, Charger, LevelViolation, SiteModel
 from optimizer.fakecloud.profile import Profile
 from optimizer.fakecloud.requestlog import LoggedRequest, RequestLog
@@ -75,6 +76,7 @@ class FakeCloud:
         self.profile = profile if profile is not None else Profile()
         self.faults = FaultPlan()
         self.log = RequestLog()
+        self.history_outage = ServiceOutage()
 
     # --- time ----------------------------------------------------------------------------------
 
@@ -135,6 +137,15 @@ class FakeCloud:
                     raise ValueError(f"unknown account field: {name}")
                 setattr(self.account, name, value)
             return self.account
+
+    def degrade_history(self, seconds: float, *, status: int = 550) -> None:
+        """The historical-events service answers ``status`` (550 or 503) for ``seconds`` of
+        fake time; 0 ends an outage."""
+        if status not in OUTAGE_MESSAGES:
+            raise ValueError(f"a history outage answers one of {sorted(OUTAGE_MESSAGES)}")
+        with self.lock:
+            until = self.clock.timestamp() + seconds if seconds > 0 else None
+            self.history_outage = ServiceOutage(until=until, status=status)
 
     def violations(self) -> list[LevelViolation]:
         """Start requests that carried a level the charger cannot take (should stay empty)."""

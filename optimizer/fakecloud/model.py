@@ -89,6 +89,7 @@ class Account:
     mfa: bool = False
     blocked: bool = False
     otp_code: str = "123456"
+    user_id: int = 1000001  # the JWT ``user_id`` claim (a placeholder)
 
 
 @dataclass

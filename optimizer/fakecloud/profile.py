@@ -15,6 +15,7 @@ LiveStreamShape = Literal["standard", "data"]
 MfaReply = Literal["plain", "requires_mfa"]
 DiscoveryPath = Literal["evse_controller", "api_v1", "sites_json"]
 ControlProfile = Literal["any", "put_singular_snake", "put_only", "singular_only", "no_level"]
+HistoryBody = Literal["nested", "flat"]
 
 DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
 
@@ -22,7 +23,9 @@ DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
 # (``../shared/reference/enlighten-2026.md``); ``2024`` is the cloud of the first reference, kept
 # so the client's fallbacks for older deployments stay tested. Every field that changed between
 # the two appears here with its 2024 value; a field not listed answers the same in both.
-LEGACY_2024: dict[str, Any] = {}
+LEGACY_2024: dict[str, Any] = {
+    "history_body": "flat",
+}
 PRESETS: dict[str, dict[str, Any]] = {"2026": {}, "2024": LEGACY_2024}
 
 
@@ -50,6 +53,9 @@ class Profile:
       keys; ``put_only`` only ``PUT`` (either path) with camelCase keys; ``singular_only`` only
       the singular path (POST or PUT, camelCase); ``no_level`` refuses a start that carries a
       level. The table lives in ``variants.CONTROL_RULES``.
+    - ``history_body``: ``nested`` (2026: only ``{"source", "params"}`` with the
+      ``requestid``/``username``/``e-auth-token``/bearer headers, else 400 BAD_REQUEST) or
+      ``flat`` (the first reference's flat body, a session is enough).
     """
 
     status_shape: StatusShape = "nested"
@@ -60,6 +66,7 @@ class Profile:
     login_wall: bool = False
     update_pending: bool = False
     control_profile: ControlProfile = "any"
+    history_body: HistoryBody = "nested"
 
     @classmethod
     def preset(cls, name: str) -> Profile:
@@ -85,6 +92,7 @@ class Profile:
             "mfa_reply": get_args(MfaReply),
             "login_failure_status": (200, 401),
             "control_profile": get_args(ControlProfile),
+            "history_body": get_args(HistoryBody),
         }
         for name, raw in changes.items():
             value = raw
