@@ -9,6 +9,7 @@ from typing import Any
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json, print_table
 from optimizer.enlighten.auth import LoginOutcome
+from optimizer.enlighten.capabilities import NO_FLAGS, SESSION_AUTH_NOTE, Capabilities
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EnlightenError, MfaRequiredError
 from optimizer.enlighten.models import ChargeMode, ChargerStatus
@@ -48,6 +49,23 @@ async def _preferred_mode(client: EnlightenClient, site_id: int, sn: str) -> Cha
         return None
 
 
+async def read_capabilities(
+    client: EnlightenClient, site_id: int, serials: list[str]
+) -> dict[str, Capabilities]:
+    """Each charger's capabilities; one that cannot be read is left out (status still shows)."""
+    try:
+        flags = await client.feature_flags(site_id)
+    except EnlightenError:
+        flags = NO_FLAGS
+    found: dict[str, Capabilities] = {}
+    for sn in serials:
+        try:
+            found[sn] = await client.capabilities(site_id, sn, flags=flags)
+        except EnlightenError:
+            continue
+    return found
+
+
 def status_record(charger: ChargerStatus, preferred: ChargeMode | None) -> dict[str, Any]:
     """The `status --json` object (DESIGN.md section 2) for one charger."""
     mode = preferred or charger.mode
@@ -82,6 +100,11 @@ async def status(ctx: Context) -> int:
         records = [
             status_record(c, await _preferred_mode(client, site_id, c.sn)) for c in site.chargers
         ]
+        found = await read_capabilities(client, site_id, [c.sn for c in site.chargers])
+    for record in records:
+        able = found.get(record["sn"])
+        record["capabilities"] = able.to_json() if able is not None else None
+        record["session_auth"] = able.session_auth if able is not None else None
     if ctx.args.json:
         print_json(records)
         return 0
@@ -98,4 +121,8 @@ async def status(ctx: Context) -> int:
     ]
     headers = ["sn", "name", "state", "plugged", "charging", "amps", "session_kwh", "dlb", "mode"]
     print_table(headers, [[r[c] for c in columns] for r in records])
+    for sn, able in found.items():
+        print(f"{sn}: {able.describe()}")
+        if able.session_auth:
+            print(f"{sn}: {SESSION_AUTH_NOTE}")
     return 0

@@ -189,6 +189,7 @@ def safeguard(
         return _all_held(decided, ctx.charger.sn, fault, inputs)
     decided = _respect_override(decided, known, ctx.now)
     decided = _charger_runs_sessions(decided, ctx.charger)
+    decided = _no_start_without_authentication(decided, ctx.charger)
     decided = {target: clamp(decision, ctx) for target, decision in decided.items()}
     schedules = decided.get("schedules")
     if schedules is not None and schedules.inputs.get("in_line") and not schedules.overruled:
@@ -234,13 +235,31 @@ def _charger_runs_sessions(decided: Decisions, charger: ChargerView) -> Decision
     charging = decided.get("charging")
     if mode not in SELF_RUNNING or charging is None or charging.action not in CHARGING_ACTIONS:
         return decided
-    held = replace(
-        charging,
-        action="hold",
-        params={},
-        reason=f"{SELF_RUNNING[mode]}, so no {charging.action} ({charging.reason})",
-    )
-    return {**decided, "charging": held}
+    return _charging_held(decided, charging, SELF_RUNNING[mode])
+
+
+def _charging_held(decided: Decisions, charging: Decision, why: str) -> Decisions:
+    """The charging decision turned into a hold that says ``why`` and what it replaced."""
+    reason = f"{why}, so no {charging.action} ({charging.reason})"
+    return {**decided, "charging": replace(charging, action="hold", params={}, reason=reason)}
+
+
+SESSION_AUTH_HOLD = (
+    "session authentication is on for this charger (app or RFID): the cloud would accept "
+    "a start but no energy flows until someone authenticates"
+)
+
+
+def _no_start_without_authentication(decided: Decisions, charger: ChargerView) -> Decisions:
+    """A start (or a level change, which restarts the session) to a charger that waits for
+    someone to authenticate delivers nothing: it holds, saying why (2026 reference section
+    8). Stops still go through."""
+    charging = decided.get("charging")
+    if not charger.session_auth or charging is None:
+        return decided
+    if charging.action not in ("start", "set_amps"):
+        return decided
+    return _charging_held(decided, charging, SESSION_AUTH_HOLD)
 
 
 def clamp(decision: Decision, ctx: Context) -> Decision:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
 
-from optimizer.fakecloud import history_api, payloads
+from optimizer.fakecloud import capability_routes, history_api, payloads
 from optimizer.fakecloud.admin import ADMIN_PREFIX, register_admin
 from optimizer.fakecloud.auth import AuthSession, PendingLogin
 from optimizer.fakecloud.cloud import FakeCloud
@@ -284,6 +284,15 @@ class Routes:
             self.history_filter_criteria,
             auth="session",
         )
+        add(
+            "GET",
+            "/service/evse_management/api/v1/config/feature-flags",
+            self.feature_flags,
+            auth="session",
+        )
+        config = f"{evse}/api/v1/{{site}}/ev_chargers/{{sn}}/ev_charger_config"
+        add("POST", config, self.charger_config, auth="session")
+        add("PUT", config, self.write_charger_config, auth="session")
         add("GET", "/pv/systems/{site}/lifetime_energy", self.lifetime_energy, auth="session")
         add("GET", "/pv/systems/{site}/today", self.today, auth="session")
         add("GET", "/app-api/{site}/get_latest_power", self.latest_power, auth="session")
@@ -485,6 +494,39 @@ class Routes:
         if cloud.history_outage.active(ctx.now):
             return cloud.history_outage.reply()
         return json_reply(history_api.filter_criteria(cloud.model, ctx.now))
+
+    # --- capabilities (2026 reference section 8) ------------------------------------------------
+
+    def feature_flags(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.cloud.profile.capability_routes:
+            return error_reply(404)
+        if ctx.request.query.get("site_id") != str(self.cloud.model.site_id):
+            return error_reply(400, "BAD_REQUEST: site_id missing or unknown")
+        return json_reply(capability_routes.feature_flags(self.cloud.model, ctx.now))
+
+    def _config_charger(self, ctx: Ctx) -> Charger | web.Response:
+        if not self.cloud.profile.capability_routes:
+            return error_reply(404)
+        return self.find_charger(ctx)
+
+    def charger_config(self, ctx: Ctx) -> web.StreamResponse:
+        charger = self._config_charger(ctx)
+        if isinstance(charger, web.Response):
+            return charger
+        keys = capability_routes.requested_keys(ctx.body.json)
+        if isinstance(keys, str):
+            return error_reply(400, keys)
+        return json_reply(capability_routes.charger_config(charger, keys, ctx.now))
+
+    def write_charger_config(self, ctx: Ctx) -> web.StreamResponse:
+        charger = self._config_charger(ctx)
+        if isinstance(charger, web.Response):
+            return charger
+        problem = capability_routes.write_config(charger, ctx.body.json, ctx.now)
+        if problem is not None:
+            return error_reply(400, problem)
+        keys = [str(row["key"]) for row in ctx.body.json]
+        return json_reply(capability_routes.charger_config(charger, keys, ctx.now))
 
     def lifetime_energy(self, ctx: Ctx) -> web.StreamResponse:
         if not self.site_ok(ctx):

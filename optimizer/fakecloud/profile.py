@@ -25,6 +25,7 @@ DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
 # the two appears here with its 2024 value; a field not listed answers the same in both.
 LEGACY_2024: dict[str, Any] = {
     "history_body": "flat",
+    "capability_routes": False,
 }
 PRESETS: dict[str, dict[str, Any]] = {"2026": {}, "2024": LEGACY_2024}
 
@@ -56,6 +57,8 @@ class Profile:
     - ``history_body``: ``nested`` (2026: only ``{"source", "params"}`` with the
       ``requestid``/``username``/``e-auth-token``/bearer headers, else 400 BAD_REQUEST) or
       ``flat`` (the first reference's flat body, a session is enough).
+    - ``capability_routes``: the feature-flags and charger-config routes exist (2026); False
+      answers them 404, as the first reference's cloud (it documents neither).
     """
 
     status_shape: StatusShape = "nested"
@@ -67,6 +70,7 @@ class Profile:
     update_pending: bool = False
     control_profile: ControlProfile = "any"
     history_body: HistoryBody = "nested"
+    capability_routes: bool = True
 
     @classmethod
     def preset(cls, name: str) -> Profile:
@@ -102,6 +106,6 @@ class Profile:
                 value = list(raw)
                 if any(p not in DISCOVERY_PATHS for p in value):
                     raise ValueError(f"disabled_discovery entries must be in {DISCOVERY_PATHS}")
-            elif name in ("login_wall", "update_pending"):
+            elif name in ("login_wall", "update_pending", "capability_routes"):
                 value = bool(raw)
             setattr(self, name, value)
