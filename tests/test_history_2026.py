@@ -300,6 +300,14 @@ async def test_the_fake_can_be_degraded_for_a_while(
     await client.session_history(SITE_ID, SN, start=day, end=day, timezone="UTC")
     with pytest.raises(ValueError, match="550"):
         cloud.degrade_history(60, status=418)
+    admin = client.transport.url("/__fake__/history_outage")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(admin, json={"seconds": 60, "status": 503}) as resp:
+            assert (await resp.json())["status"] == 503
+        async with session.post(admin, json={"seconds": 60, "status": 418}) as resp:
+            assert resp.status == 400
+    with pytest.raises(HistoryDegradedError):
+        await client.session_history(SITE_ID, SN, start=day, end=day, timezone="UTC")
 
 
 # --- end to end: `evopt history fetch` against the fake's 2026 profile ---------------------------
