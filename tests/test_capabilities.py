@@ -43,6 +43,7 @@ from optimizer.observe.view import charger_view
 from tests.cli_env import SITE_ID, Env
 from tests.conftest import ENLIGHTEN_BASE_URL as BASE
 from tests.fixtures import load_fixture
+from tests.test_engine_sim import Sim, decided, make_charger, policies
 from tests.test_observe import NESTED, SUMMARY
 from tests.test_service import ALWAYS_16, MIDDAY, World, world_at
 
@@ -349,3 +350,34 @@ async def test_the_service_never_starts_a_session_auth_charger(
     again = midday.service(midday.config(ALWAYS_16))
     assert await again.run(max_ticks=2) == 0
     assert len(midday.cloud.requests("start_charging")) == 1
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+SUN = {"name": "sun", "kind": "excess_solar", "start_delay": "0s", "stop_delay": "0s"}
+
+
+def test_the_engine_holds_starts_to_a_session_auth_charger_but_lets_stops_through() -> None:
+    sim = Sim(policies(SUN), charger=make_charger(session_auth=True))
+    held = decided(sim.tick(0, surplus=3000), "charging")
+    assert held.action == "hold"
+    assert held.policy == "sun"
+    assert "session authentication is on" in held.reason
+    assert "no start" in held.reason
+    assert held.inputs["charger"]["session_auth"] is True
+    # Someone authenticated and it charges: a level change restarts the session, so it holds;
+    # a stop is still sent.
+    level = decided(sim.tick(10, charging=True, amps=13, surplus=5000), "charging")
+    assert level.action == "hold"
+    stop = decided(sim.tick(20, charging=True, amps=13, surplus=-2000), "charging")
+    assert stop.action == "stop"
+
+
+def test_the_engine_sends_no_level_to_a_charger_without_amps_control() -> None:
+    sim = Sim(policies(SUN), charger=make_charger(amps_control=False))
+    start = decided(sim.tick(0, surplus=3000), "charging")
+    assert start.action == "start"
+    assert "amps" not in start.params
+    assert "takes no amps from the cloud" in start.reason
+    change = decided(sim.tick(10, charging=True, amps=13, surplus=6000), "charging")
+    assert change.action == "hold"

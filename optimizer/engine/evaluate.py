@@ -190,6 +190,7 @@ def safeguard(
     decided = _respect_override(decided, known, ctx.now)
     decided = _charger_runs_sessions(decided, ctx.charger)
     decided = _no_start_without_authentication(decided, ctx.charger)
+    decided = _without_amps_control(decided, ctx.charger)
     decided = {target: clamp(decision, ctx) for target, decision in decided.items()}
     schedules = decided.get("schedules")
     if schedules is not None and schedules.inputs.get("in_line") and not schedules.overruled:
@@ -260,6 +261,25 @@ def _no_start_without_authentication(decided: Decisions, charger: ChargerView) -
     if charging.action not in ("start", "set_amps"):
         return decided
     return _charging_held(decided, charging, SESSION_AUTH_HOLD)
+
+
+NO_AMPS_CONTROL = "the charger takes no amps from the cloud (its feature flags say so)"
+
+
+def _without_amps_control(decided: Decisions, charger: ChargerView) -> Decisions:
+    """A charger whose flags deny amps control is started without a level, and a level
+    change is held: a level it cannot take is never sent (2026 reference section 8)."""
+    charging = decided.get("charging")
+    if charger.amps_control is not False or charging is None:
+        return decided
+    if charging.action == "set_amps" and charger.charging:
+        return _charging_held(decided, charging, NO_AMPS_CONTROL)
+    if charging.action in ("start", "set_amps") and "amps" in charging.params:
+        reason = f"{charging.reason}; started without a level: {NO_AMPS_CONTROL}"
+        params = {k: v for k, v in charging.params.items() if k != "amps"}
+        started = replace(charging, action="start", params=params, reason=reason)
+        return {**decided, "charging": started}
+    return decided
 
 
 def clamp(decision: Decision, ctx: Context) -> Decision:

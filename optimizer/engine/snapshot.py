@@ -64,6 +64,7 @@ class ChargerView:
     # None: not known (2026 reference section 8).
     session_auth: bool | None = None
     max_phases: int = 1  # the installation's phases: an upper bound; ``phases`` is in use
+    amps_control: bool | None = None  # False: the feature flags deny setting amps
 
     @property
     def watts_per_amp(self) -> float:
@@ -198,6 +199,8 @@ class Snapshot:
             }
             if charger.session_auth is not None:
                 data["charger"]["session_auth"] = charger.session_auth
+            if charger.amps_control is False:
+                data["charger"]["amps_control"] = False
             if charger.plan is not None:
                 data["charger"]["plan"] = charger.plan.to_json()
         return data

@@ -145,6 +145,7 @@ def charger_view(
         phases=able.estimate_phases,
         max_phases=able.bound_phases,
         session_auth=able.session_auth,
+        amps_control=able.amps_control,
         name=status.name or (summary.display_name if summary else None),
         supports_use_battery=summary.supports_use_battery if summary else None,
         use_battery=use_battery,
