@@ -86,6 +86,12 @@ class Limits:
         level = self.down(amps)
         return level if level >= amps or level >= self.high else level + self.step
 
+    def snap(self, amps: float) -> int:
+        """The allowed level nearest ``amps`` (``min + k x granularity``, clamped to the range;
+        a tie goes down): a request is never turned into a level the charger cannot take."""
+        low, high = self.down(amps), self.up(amps)
+        return high if high - amps < amps - low else low
+
     def allows(self, amps: int) -> bool:
         in_range = self.feasible and self.low <= amps <= self.high
         return in_range and (amps - self.low) % self.step == 0

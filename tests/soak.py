@@ -333,6 +333,8 @@ def _effective(request: LoggedRequest) -> bool:
         return False
     if not request.path.startswith(WRITE_PATHS) or "live_stream" in request.path:
         return False
+    if request.method == "POST" and request.path.endswith("/ev_charger_config"):
+        return False  # the charger-config read (a POST)
     ok = request.status is not None and 200 <= request.status < 300 and request.fault is None
     return ok or request.fault_after
 

@@ -32,12 +32,18 @@ from optimizer.enlighten.control import CommandResult, Outcome
 from optimizer.enlighten.models import ChargeMode
 from optimizer.enlighten.schedule_edit import AddSlot, DisableSlot, EnableSlot, SetSlot
 from optimizer.fakecloud import FakeCloud, FakeCloudServer
+from optimizer.fakecloud.requestlog import LoggedRequest
 from optimizer.observe import ObserveCache, observe_live
 from tests.cli_env import EMAIL, PASSWORD, SITE_ID
 
 SN = "EV9876543210"
 CONFIG = Config.model_validate({"site": {"timezone": "Australia/Melbourne"}})
 WRITE_METHODS = ("POST", "PUT", "PATCH")
+
+
+def is_config_read(request: LoggedRequest) -> bool:
+    """The charger-config read is a POST (2026 reference section 8), not a write."""
+    return request.method == "POST" and request.path.endswith("/ev_charger_config")
 
 
 def decision(action: str, target: str = "charging", **params: Any) -> Decision:
@@ -205,7 +211,10 @@ class Rig:
         return [
             f"{r.method} {r.path.rsplit('/', 1)[-1]}"
             for r in self.cloud.requests()
-            if r.method in WRITE_METHODS and "login" not in r.path and r.path != "/tokens"
+            if r.method in WRITE_METHODS
+            and "login" not in r.path
+            and r.path != "/tokens"
+            and not is_config_read(r)
         ]
 
     def live_streams(self) -> int:

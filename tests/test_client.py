@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -38,6 +39,8 @@ SCHEDULER = "/service/evse_scheduler/api/v1/iqevc/charging-mode"
 STATUS_URL = f"{BASE}{EVSE}/{SITE}/ev_chargers/status"
 SINGULAR_STATUS_URL = f"{BASE}{EVSE}/{SITE}/ev_charger/status"
 HISTORY_URL = f"{BASE}/service/enho_historical_events_ms/{SITE}/sessions/{SN}/history"
+FILTER_URL = re.compile(rf"^{BASE}/service/enho_historical_events_ms/{SITE}/filter_criteria\\?.*$")
+ZONE = "Europe/Example"
 SITES_URLS = (f"{BASE}{EVSE}/sites", f"{BASE}/api/v1/sites", f"{BASE}/sites.json")
 # The 2026 discovery (aioresponses keys requests by the URL with its query sorted).
 SEARCH_PATH = "/app-api/search_sites.json?favourite=false&searchText="
@@ -305,53 +308,60 @@ async def test_plural_status_is_used_first(
 # --- session history -------------------------------------------------------------------------
 
 
+def history_body(start: str, end: str, offset: int, limit: int) -> dict[str, Any]:
+    """The 2026 nested body (tests/fixtures/history_request_2026.json) for a window."""
+    params = {"offset": offset, "limit": limit, "startDate": start, "endDate": end}
+    return {"source": "evse", "params": {**params, "timezone": "Europe/Example"}}
+
+
 async def test_session_history_pages_until_has_more_is_false(
     mock_cloud: aioresponses, client: EnlightenClient, sleeps: Any
 ) -> None:
+    mock_cloud.get(FILTER_URL, payload={"data": {}})
     mock_cloud.post(HISTORY_URL, payload=load_fixture("session_history_page1"))
-    mock_cloud.post(HISTORY_URL, status=503, payload={})  # a read: retried despite being a POST
     mock_cloud.post(HISTORY_URL, payload=load_fixture("session_history_page2"))
 
     sessions = await client.session_history(
-        SITE, SN, start=date(2025, 10, 1), end=date(2025, 10, 16), page_size=2
+        SITE, SN, start=date(2025, 10, 1), end=date(2025, 10, 16), page_size=2, timezone=ZONE
     )
 
     assert [s.session_id for s in sessions] == [1700000001, 1699900002, 1699800003]
     assert sessions[0].energy_kwh == pytest.approx(29.94)
     calls = requests_to(mock_cloud, "POST", HISTORY_URL)
     assert [call.kwargs["json"] for call in calls] == [
-        {"startDate": "01-10-2025", "endDate": "16-10-2025", "offset": 0, "limit": 2},
-        {"startDate": "01-10-2025", "endDate": "16-10-2025", "offset": 2, "limit": 2},
-        {"startDate": "01-10-2025", "endDate": "16-10-2025", "offset": 2, "limit": 2},
+        history_body("01-10-2025", "16-10-2025", 0, 2),
+        history_body("01-10-2025", "16-10-2025", 2, 2),
     ]
     assert calls[0].kwargs["headers"]["e-auth-token"] == SEEDED_SESSION
-    assert len(sleeps.delays) == 1
+    assert sleeps.delays == []
 
 
 async def test_session_history_default_page_size(
     mock_cloud: aioresponses, client: EnlightenClient
 ) -> None:
+    mock_cloud.get(FILTER_URL, payload={"data": {}})
     mock_cloud.post(HISTORY_URL, payload=load_fixture("session_history_page2"))
 
-    sessions = await client.session_history(SITE, SN, start=date(2025, 1, 9), end=date(2025, 1, 9))
+    sessions = await client.session_history(
+        SITE, SN, start=date(2025, 1, 9), end=date(2025, 1, 9), timezone=ZONE
+    )
 
     assert len(sessions) == 1
     (call,) = requests_to(mock_cloud, "POST", HISTORY_URL)
-    assert call.kwargs["json"] == {
-        "startDate": "09-01-2025",
-        "endDate": "09-01-2025",
-        "offset": 0,
-        "limit": 20,
-    }
+    assert call.kwargs["json"] == history_body("09-01-2025", "09-01-2025", 0, 50)
 
 
 async def test_session_history_stops_on_an_empty_page(
     mock_cloud: aioresponses, client: EnlightenClient
 ) -> None:
-    empty = patched_fixture("session_history_page1", {"data": {"result": [], "hasMore": True}})
-    mock_cloud.post(HISTORY_URL, payload=empty, repeat=True)
+    mock_cloud.get(FILTER_URL, payload={"data": {}})
+    mock_cloud.post(
+        HISTORY_URL, payload=load_fixture("session_history_2026_empty_more"), repeat=True
+    )
 
-    sessions = await client.session_history(SITE, SN, start=date(2025, 1, 1), end=date(2025, 1, 2))
+    sessions = await client.session_history(
+        SITE, SN, start=date(2025, 1, 1), end=date(2025, 1, 2), timezone=ZONE
+    )
 
     assert sessions == []
     assert len(requests_to(mock_cloud, "POST", HISTORY_URL)) == 1
@@ -361,10 +371,13 @@ async def test_session_history_page_guard(
     mock_cloud: aioresponses, client: EnlightenClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(client_module, "MAX_HISTORY_PAGES", 3)
+    mock_cloud.get(FILTER_URL, payload={"data": {}})
     mock_cloud.post(HISTORY_URL, payload=load_fixture("session_history_page1"), repeat=True)
 
     with pytest.raises(ParseError, match="more pages"):
-        await client.session_history(SITE, SN, start=date(2025, 1, 1), end=date(2025, 1, 2))
+        await client.session_history(
+            SITE, SN, start=date(2025, 1, 1), end=date(2025, 1, 2), timezone=ZONE
+        )
 
     assert len(requests_to(mock_cloud, "POST", HISTORY_URL)) == 3
 

@@ -470,7 +470,8 @@ async def test_live_stream_shapes(authed: Client, cloud: FakeCloud) -> None:
 # --- session history -----------------------------------------------------------------------
 
 
-async def test_session_history_pages(authed: Client) -> None:
+async def test_session_history_pages(authed: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the first reference's flat body
     window = {"startDate": "18-12-2024", "endDate": "15-01-2025"}
     pages: list[dict[str, Any]] = []
     offset = 0
@@ -496,7 +497,8 @@ async def test_session_history_pages(authed: Client) -> None:
     assert first["activeChargeTime"] > 0
 
 
-async def test_session_history_filters_by_local_date(authed: Client) -> None:
+async def test_session_history_filters_by_local_date(authed: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)
     _, body = await authed.post(
         HISTORY, json={"startDate": "10-01-2025", "endDate": "10-01-2025", "limit": 20}
     )
@@ -509,6 +511,7 @@ async def test_session_history_filters_by_local_date(authed: Client) -> None:
 
 
 async def test_finished_live_session_joins_history(authed: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)
     cloud.update_charger(plugged_in=True, charging=True)
     cloud.advance(7200)
     cloud.update_charger(plugged_in=False)
@@ -638,6 +641,7 @@ async def test_status_fault_bodies_and_http_date_retry_after(
 async def test_fault_matching_by_method_regex_skip_and_forever(
     authed: Client, cloud: FakeCloud
 ) -> None:
+    cloud.set_profile(**LEGACY_2024)  # an empty flat body is a whole history there
     cloud.add_fault("status", method="POST", path_regex=r"/sessions/EV\d+/history$", status=502)
     cloud.add_fault("status", path="/today", status=500, skip=1, times=0)
     assert (await authed.get(f"/pv/systems/{SITE}/today"))[0] == 200
@@ -697,6 +701,7 @@ def test_fault_rule_validation() -> None:
 
 
 async def test_request_log(client: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)
     await client.login()
     cloud.add_fault("status", path="/status", status=503)
     await client.get(f"{EVSE}/ev_chargers/status")

@@ -39,7 +39,8 @@ def test_fetch_stores_energy_and_every_day_of_sessions(env: Env) -> None:
     history = env.cloud.requests(HISTORY, method="POST")
     assert len(env.cloud.requests(ENERGY)) == 1
     # A week per request window (plus pages): far fewer requests than days.
-    windows_sent = {(r.json["startDate"], r.json["endDate"]) for r in history}
+    params = [r.json["params"] for r in history]
+    windows_sent = {(p["startDate"], p["endDate"]) for p in params}
     assert len(windows_sent) == 4
     assert summary["requests"] == len(env.cloud.log)
     with stored(env) as store:
@@ -71,7 +72,7 @@ def test_a_wider_period_fetches_only_the_new_days(env: Env) -> None:
     env.cloud.log.clear()
     code, out, err = env.run("history", "fetch", "--from", "2024-12-18", "--to", "2025-01-10")
     assert code == 0, err
-    sent = {r.json["startDate"] for r in env.cloud.requests(HISTORY, method="POST")}
+    sent = {r.json["params"]["startDate"] for r in env.cloud.requests(HISTORY, method="POST")}
     assert sent == {"18-12-2024"}
     assert "days stored: 24 (2 fetched, 22 already stored)" in out
 

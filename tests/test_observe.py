@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from optimizer.config import Config, SiteConfig, SurplusConfig
 from optimizer.engine.snapshot import EnergyBucket, Snapshot, Sun
+from optimizer.enlighten.capabilities import FeatureFlags, merge_capabilities
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EnlightenHTTPStatusError, ParseError
 from optimizer.enlighten.models import (
@@ -584,7 +585,18 @@ def test_limits_voltage_and_phases() -> None:
     )
     view = charger_view(NESTED, summary, voltage_default=240, site_max_amps=25)
     assert (view.min_amps, view.max_amps, view.granularity) == (8, 25, 2)
-    assert (view.voltage_v, view.phases, view.watts_per_amp) == (240.0, 3, 720.0)
+    # phaseCount is the installation: with the phases in use unknown, power is estimated on
+    # one phase and three are only the bound (2026 reference section 8).
+    assert (view.voltage_v, view.phases, view.max_phases, view.watts_per_amp) == (
+        240.0,
+        1,
+        3,
+        240.0,
+    )
+    fixed = FeatureFlags(site={"evse_phase_switching": False})
+    known = merge_capabilities(NESTED.sn, summary=summary, flags=fixed)
+    three = charger_view(NESTED, summary, voltage_default=240, capabilities=known)
+    assert (three.phases, three.watts_per_amp) == (3, 720.0)
     assert charger_view(NESTED, None, site_max_amps=16).max_amps == 16
     no_voltage = SUMMARY.model_copy(update={"operating_voltage": None})
     assert charger_view(NESTED, no_voltage).voltage_v == 230.0

@@ -166,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
         control.charge_start,
     )
     start.add_argument("--amps", type=int, metavar="N", help="charging level in amps")
+    start.add_argument(
+        "--force",
+        action="store_true",
+        help="send the start even to a charger with session authentication on (it then "
+        "waits for someone to authenticate in the app or with a card)",
+    )
     action(charge, "stop", "stop charging", control.charge_stop)
 
     mode = group("mode", "read or set the charge mode (MANUAL, SCHEDULED, GREEN or SMART charging)")

@@ -11,6 +11,7 @@ from optimizer.cli import last_status
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json, print_table
 from optimizer.enlighten.auth import LoginOutcome
+from optimizer.enlighten.capabilities import NO_FLAGS, SESSION_AUTH_NOTE, Capabilities
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EnlightenError, MfaRequiredError
 from optimizer.enlighten.models import ChargeMode, ChargerStatus, SiteStatus
@@ -60,6 +61,23 @@ async def _preferred_mode(
         down = "down" if is_scheduler_outage(err) else "not readable"
         return None, [f"scheduler service {down}: mode from the status (0 manual, 1 green)"]
     return pref.mode, pref.notes()
+
+
+async def read_capabilities(
+    client: EnlightenClient, site_id: int, serials: list[str]
+) -> dict[str, Capabilities]:
+    """Each charger's capabilities; one that cannot be read is left out (status still shows)."""
+    try:
+        flags = await client.feature_flags(site_id)
+    except EnlightenError:
+        flags = NO_FLAGS
+    found: dict[str, Capabilities] = {}
+    for sn in serials:
+        try:
+            found[sn] = await client.capabilities(site_id, sn, flags=flags)
+        except EnlightenError:
+            continue
+    return found
 
 
 def status_record(
@@ -120,8 +138,12 @@ async def status(ctx: Context) -> int:
             for c in site.chargers
         ]
         login = client.auth.login_state()
+        found = await read_capabilities(client, site_id, [c.sn for c in site.chargers])
     for record in records:
         record["login"] = login
+        able = found.get(record["sn"])
+        record["capabilities"] = able.to_json() if able is not None else None
+        record["session_auth"] = able.session_auth if able is not None else None
     if ctx.args.json:
         print_json(records)
         return 0
@@ -148,4 +170,8 @@ async def status(ctx: Context) -> int:
     for record in records:
         for note in record["mode_notes"]:
             print(f"{record['sn']}: {note}")
+    for sn, able in found.items():
+        print(f"{sn}: {able.describe()}")
+        if able.session_auth:
+            print(f"{sn}: {SESSION_AUTH_NOTE}")
     return 0

@@ -8,15 +8,18 @@ vehicle plugged in) or the input was invalid; nothing is sent for invalid input.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json
+from optimizer.enlighten.capabilities import SESSION_AUTH_NOTE, SessionAuthRequiredError
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.control import CommandResult, Outcome
-from optimizer.enlighten.errors import EXIT_INVALID
+from optimizer.enlighten.errors import EXIT_INVALID, EnlightenError
 from optimizer.enlighten.models import ChargeMode
 from optimizer.enlighten.schedule_edit import (
     ALL_DAYS,
@@ -29,6 +32,8 @@ from optimizer.enlighten.schedule_edit import (
     SetSlot,
     resolve_slot,
 )
+
+_LOGGER = logging.getLogger(__name__)
 
 MODE_ALIASES = {
     "manual": ChargeMode.MANUAL_CHARGING,
@@ -69,10 +74,38 @@ async def _on_charger(
 
 
 async def charge_start(ctx: Context) -> int:
+    """A start to a charger with session authentication on is refused before anything is
+    sent (exit 1), unless ``--force``: the cloud would accept it and deliver nothing."""
     amps: int | None = ctx.args.amps
-    if amps is None:
-        return await _on_charger(ctx, lambda c, site, sn: c.start_charging(site, sn))
-    return await _on_charger(ctx, lambda c, site, sn: c.set_amps(site, sn, amps))
+    force: bool = getattr(ctx.args, "force", False)
+
+    async def start(client: EnlightenClient, site: int, sn: str) -> CommandResult:
+        await _check_session_auth(client, site, sn, force=force)
+        if amps is None:
+            return await client.start_charging(site, sn)
+        return await client.set_amps(site, sn, amps)
+
+    return await _on_charger(ctx, start)
+
+
+async def _check_session_auth(client: EnlightenClient, site: int, sn: str, *, force: bool) -> None:
+    """Read the charger's capabilities (unknown when they cannot be read: no refusal)."""
+    try:
+        able = await client.capabilities(site, sn)
+    except EnlightenError as err:
+        _LOGGER.debug("capabilities of %s unknown (%s); starting anyway", sn, err)
+        return
+    if not able.session_auth:
+        return
+    kinds = " and ".join(able.session_auth_kinds)
+    if not force:
+        raise SessionAuthRequiredError(
+            f"charger {sn} has session authentication on ({kinds}): {SESSION_AUTH_NOTE}; "
+            "nothing was sent"
+        )
+    sys.stderr.write(
+        f"warning: charger {sn}: {SESSION_AUTH_NOTE}; sending the start anyway (--force)\n"
+    )
 
 
 async def charge_stop(ctx: Context) -> int:

@@ -21,6 +21,7 @@ from optimizer.cli.output import print_json
 from optimizer.decisions.store import DecisionStore
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EnlightenError
+from optimizer.enlighten.history import HistoryDegradedError
 from optimizer.enlighten.models import parse_lifetime_energy, parse_session_history_page
 
 __all__ = ["EXIT_USAGE", "WINDOW_DAYS", "UsageError", "fetch", "windows"]
@@ -106,6 +107,7 @@ class Summary:
     sessions: int = 0
     buckets: int = 0
     requests: int = 0
+    degraded: HistoryDegradedError | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,6 +122,7 @@ class Summary:
             "sessions": self.sessions,
             "buckets": self.buckets,
             "requests": self.requests,
+            "history_degraded": self.degraded is not None,
         }
 
     def to_text(self) -> str:
@@ -131,7 +134,12 @@ class Summary:
             f"buckets: {self.buckets}",
             f"requests used: {self.requests}",
         ]
-        if self.days_left:
+        if self.degraded is not None:
+            lines.append(
+                f"session history service degraded with {self.days_left} day(s) left: "
+                "nothing stored was changed; try later"
+            )
+        elif self.days_left:
             lines.append(
                 f"stopped at the request budget with {self.days_left} day(s) left; "
                 "run `evopt history fetch` again later to continue"
@@ -191,12 +199,18 @@ async def fetch(ctx: Context) -> int:
                 progress.advance(summary.days_skipped)
                 for sn, days in todo.items():
                     for window in windows(days):
-                        if progress.requests() >= args.max_requests:
+                        if summary.degraded or progress.requests() >= args.max_requests:
                             summary.days_left += len(window)
                             continue
-                        entries = await client.session_history_raw(
-                            site_id, sn, start=window[0], end=window[-1]
-                        )
+                        try:
+                            entries = await client.session_history_raw(
+                                site_id, sn, start=window[0], end=window[-1], timezone=timezone
+                            )
+                        except HistoryDegradedError as err:
+                            # Nothing of this window was stored; what is stored stays.
+                            summary.degraded = err
+                            summary.days_left += len(window)
+                            continue
                         store.save_history_sessions(
                             site_id,
                             sn,
@@ -214,4 +228,6 @@ async def fetch(ctx: Context) -> int:
         print_json(summary.to_json())
     else:
         print(summary.to_text())
+    if summary.degraded is not None:
+        raise summary.degraded  # exit 4 with "try later"; the CLI prints it without a trace
     return 0

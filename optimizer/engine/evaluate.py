@@ -200,6 +200,8 @@ def safeguard(
     decided = _respect_override(decided, known, ctx.now)
     decided = keep_smart(decided, ctx.charger, allowed)
     decided = _charger_runs_sessions(decided, ctx.charger)
+    decided = _no_start_without_authentication(decided, ctx.charger)
+    decided = _without_amps_control(decided, ctx.charger)
     decided = {target: clamp(decision, ctx) for target, decision in decided.items()}
     decided = hold_for_outage(decided, ctx.snapshot)
     schedules = decided.get("schedules")
@@ -246,13 +248,50 @@ def _charger_runs_sessions(decided: Decisions, charger: ChargerView) -> Decision
     charging = decided.get("charging")
     if mode not in SELF_RUNNING or charging is None or charging.action not in CHARGING_ACTIONS:
         return decided
-    held = replace(
-        charging,
-        action="hold",
-        params={},
-        reason=f"{SELF_RUNNING[mode]}, so no {charging.action} ({charging.reason})",
-    )
-    return {**decided, "charging": held}
+    return _charging_held(decided, charging, SELF_RUNNING[mode])
+
+
+def _charging_held(decided: Decisions, charging: Decision, why: str) -> Decisions:
+    """The charging decision turned into a hold that says ``why`` and what it replaced."""
+    reason = f"{why}, so no {charging.action} ({charging.reason})"
+    return {**decided, "charging": replace(charging, action="hold", params={}, reason=reason)}
+
+
+SESSION_AUTH_HOLD = (
+    "session authentication is on for this charger (app or RFID): the cloud would accept "
+    "a start but no energy flows until someone authenticates"
+)
+
+
+def _no_start_without_authentication(decided: Decisions, charger: ChargerView) -> Decisions:
+    """A start (or a level change, which restarts the session) to a charger that waits for
+    someone to authenticate delivers nothing: it holds, saying why (2026 reference section
+    8). Stops still go through."""
+    charging = decided.get("charging")
+    if not charger.session_auth or charging is None:
+        return decided
+    if charging.action not in ("start", "set_amps"):
+        return decided
+    return _charging_held(decided, charging, SESSION_AUTH_HOLD)
+
+
+NO_AMPS_CONTROL = "the charger takes no amps from the cloud (its feature flags say so)"
+
+
+def _without_amps_control(decided: Decisions, charger: ChargerView) -> Decisions:
+    """A charger whose flags deny amps control is started without a level, and a level
+    change is held: a level it cannot take is never sent (2026 reference section 8)."""
+    charging = decided.get("charging")
+    if charger.amps_control is not False or charging is None:
+        return decided
+    if charging.action == "set_amps" and charger.charging:
+        return _charging_held(decided, charging, NO_AMPS_CONTROL)
+    if charging.action in ("start", "set_amps") and "amps" in charging.params:
+        reason = f"{charging.reason}; started without a level: {NO_AMPS_CONTROL}"
+        params = {k: v for k, v in charging.params.items() if k != "amps"}
+        started = replace(charging, action="start", params=params, reason=reason)
+        return {**decided, "charging": started}
+    return decided
 
 
 def clamp(decision: Decision, ctx: Context) -> Decision:

@@ -60,6 +60,11 @@ class ChargerView:
     manual_override: bool = False  # a start/stop in GREEN made it manual until re-plug
     reported_at: datetime | None = None
     plan: DeparturePlan | None = None  # the driver's "ready by", if one is set
+    # A start is accepted but delivers nothing until someone authenticates (app or RFID);
+    # None: not known (2026 reference section 8).
+    session_auth: bool | None = None
+    max_phases: int = 1  # the installation's phases: an upper bound; ``phases`` is in use
+    amps_control: bool | None = None  # False: the feature flags deny setting amps
 
     @property
     def watts_per_amp(self) -> float:
@@ -198,7 +203,12 @@ class Snapshot:
                 "limits": [charger.min_amps, charger.max_amps, charger.granularity],
                 "use_battery": charger.use_battery,
                 "session_kwh": charger.session_kwh,
+                "phases": charger.phases,
             }
+            if charger.session_auth is not None:
+                data["charger"]["session_auth"] = charger.session_auth
+            if charger.amps_control is False:
+                data["charger"]["amps_control"] = False
             if charger.plan is not None:
                 data["charger"]["plan"] = charger.plan.to_json()
         return data

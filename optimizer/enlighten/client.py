@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import urlencode
 
 import aiohttp
 
 from optimizer.enlighten.auth import Authenticator, LoginOutcome, SessionStore
+from optimizer.enlighten.capabilities import (
+    CONFIG_KEYS,
+    NO_FLAGS,
+    Capabilities,
+    ChargerConfig,
+    FeatureFlags,
+    merge_capabilities,
+    parse_charger_config,
+    parse_feature_flags,
+)
 from optimizer.enlighten.control import (
     START_WITH_LEVEL,
     START_WITHOUT_LEVEL,
@@ -33,12 +45,14 @@ from optimizer.enlighten.control import (
 )
 from optimizer.enlighten.entrez import DEFAULT_ENTREZ_URL
 from optimizer.enlighten.errors import (
+    AuthError,
     BadRequestError,
     CloudUnreachableError,
     ConfigError,
     ConnectionNotEstablishedError,
     EnlightenError,
     EnlightenHTTPStatusError,
+    ForbiddenError,
     IncompleteCommandError,
     LoginWallError,
     MethodNotAllowedError,
@@ -49,6 +63,16 @@ from optimizer.enlighten.errors import (
     WriteUncertainError,
 )
 from optimizer.enlighten.headers import SEARCH_SITES_PATH
+from optimizer.enlighten.history import (
+    FILTER_CRITERIA_EVERY,
+    HistoryDegradedError,
+    degraded_body,
+    filter_criteria_path,
+    history_body,
+    history_headers,
+    history_path,
+    is_degraded,
+)
 from optimizer.enlighten.loginguard import LoginGuard
 from optimizer.enlighten.models import (
     USE_BATTERY_SETTING,
@@ -102,7 +126,7 @@ T = TypeVar("T")
 
 EVSE = "/service/evse_controller"
 SCHEDULER = "/service/evse_scheduler/api/v1/iqevc/charging-mode"
-HISTORY_PAGE_SIZE = 20
+HISTORY_PAGE_SIZE = 50  # the web app's page size (2026 reference section 4)
 # A guard against a cloud that keeps saying hasMore: 500 pages is 10,000 sessions.
 MAX_HISTORY_PAGES = 500
 
@@ -177,6 +201,8 @@ class EnlightenClient:
         self.settle_s = settle_s
         self.direct_amps = direct_amps
         self._summaries: dict[tuple[int, str], ChargerSummary] = {}
+        self._site_zones: dict[int, str] = {}
+        self._filter_criteria_at: dict[int, float] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -217,14 +243,28 @@ class EnlightenClient:
         family: str,
         json_body: Any = None,
         retry: bool | RetryMode | None = None,
+        headers: Callable[[], Mapping[str, str | None]] | None = None,
     ) -> Reply:
-        """One authenticated request; on a 401 or a login wall, log in again once and retry."""
+        """One authenticated request; on a 401 or a login wall, log in again once and retry.
+
+        ``headers`` is called for each attempt: route headers built from the session (history's
+        token claims) must come from the session the request is sent with.
+        """
         await self.auth.ensure()
         generation = self.transport.state.generation
-        try:
+
+        async def send() -> Reply:
             return await self.transport.request(
-                method, path, family=family, json_body=json_body, retry=retry
+                method,
+                path,
+                family=family,
+                json_body=json_body,
+                retry=retry,
+                headers=headers() if headers else None,
             )
+
+        try:
+            return await send()
         except (UnauthorizedError, LoginWallError) as err:
             _LOGGER.info("Enlighten session rejected; logging in again")
             await self.auth.reauthenticate(
@@ -232,9 +272,7 @@ class EnlightenClient:
                 reason="the Enlighten session expired",
                 login_wall=isinstance(err, LoginWallError),
             )
-            return await self.transport.request(
-                method, path, family=family, json_body=json_body, retry=retry
-            )
+            return await send()
 
     async def _read(self, path: str, *, family: str, parse: Callable[[Any], T]) -> T:
         """GET ``path`` (re-logging in once on a 401) and parse the reply into its model."""
@@ -320,10 +358,11 @@ class EnlightenClient:
         start: date,
         end: date,
         page_size: int = HISTORY_PAGE_SIZE,
+        timezone: str | None = None,
     ) -> list[ChargingSession]:
         """Every session between two local dates (inclusive), following ``hasMore``."""
         entries = await self.session_history_raw(
-            site_id, sn, start=start, end=end, page_size=page_size
+            site_id, sn, start=start, end=end, page_size=page_size, timezone=timezone
         )
         merged = {"data": {"result": entries, "hasMore": False}}
         return list(parse_session_history_page(merged).sessions)
@@ -336,24 +375,24 @@ class EnlightenClient:
         start: date,
         end: date,
         page_size: int = HISTORY_PAGE_SIZE,
+        timezone: str | None = None,
     ) -> list[Any]:
         """The raw ``data.result`` entries of every page between two local dates (inclusive).
 
         Each page is checked as it arrives (a malformed one is a ParseError); pages are
-        requested one after the other, never in parallel.
+        requested one after the other, never in parallel. The entries come back only when
+        every page arrived, so a degraded service (:class:`HistoryDegradedError`) part way
+        leaves the caller nothing half-fetched to store. ``timezone`` is the site's IANA zone
+        (the status's ``tz`` when not given).
         """
-        path = f"/service/enho_historical_events_ms/{site_id}/sessions/{sn}/history"
+        zone = timezone or await self.site_timezone(site_id)
+        await self._history_filter_criteria(site_id)
+        path = history_path(site_id, sn)
         entries: list[Any] = []
         offset = 0
         for _ in range(MAX_HISTORY_PAGES):
-            body = {
-                "startDate": start.strftime("%d-%m-%Y"),
-                "endDate": end.strftime("%d-%m-%Y"),
-                "offset": offset,
-                "limit": page_size,
-            }
-            # The POST only reads, so retrying it on 429/5xx is safe.
-            reply = await self._call("POST", path, family="history", json_body=body, retry=True)
+            body = history_body(start=start, end=end, offset=offset, limit=page_size, timezone=zone)
+            reply = await self._history_call("POST", path, json_body=body)
             page = parse_session_history_page(reply.data)
             entries.extend(reply.data["data"]["result"])
             if not page.has_more or not page.sessions:
@@ -361,6 +400,134 @@ class EnlightenClient:
             offset += len(page.sessions)
         raise ParseError(
             f"session history for {sn} still had more pages after {MAX_HISTORY_PAGES}", url=path
+        )
+
+    async def _history_call(self, method: str, path: str, *, json_body: Any = None) -> Reply:
+        """One request to the historical-events service, degraded answers typed as such.
+
+        Not retried here: a degraded service is asked again in about 15 minutes, not hammered.
+        """
+        state = self.transport.state
+        try:
+            reply = await self._call(
+                method,
+                path,
+                family="history",
+                json_body=json_body,
+                retry=False,
+                headers=lambda: history_headers(state),
+            )
+        except EnlightenHTTPStatusError as err:
+            if is_degraded(err):
+                raise HistoryDegradedError(
+                    f"session history is unavailable ({err.message})",
+                    status=err.status,
+                    url=err.url,
+                    code=err.code,
+                ) from err
+            raise
+        said = degraded_body(reply.data)
+        if said is not None:
+            raise HistoryDegradedError(
+                f"session history is unavailable (HTTP {reply.status} from {path}: {said})",
+                status=reply.status,
+                url=path,
+            )
+        return reply
+
+    async def _history_filter_criteria(self, site_id: int) -> None:
+        """The call the web app makes before history, at most every ~10 min per site.
+
+        Its shape is not pinned down and history works without it, so any failure other
+        than authentication is only logged; a degraded service shows on the history call.
+        """
+        now = time.monotonic()
+        last = self._filter_criteria_at.get(site_id)
+        if last is not None and now - last < FILTER_CRITERIA_EVERY.total_seconds():
+            return
+        self._filter_criteria_at[site_id] = now
+        state = self.transport.state
+        headers = history_headers(state)
+        query = {"source": "evse", "requestId": headers["requestid"]}
+        if "username" in headers:
+            query["username"] = headers["username"]
+        try:
+            await self._history_call("GET", f"{filter_criteria_path(site_id)}?{urlencode(query)}")
+        except AuthError:
+            raise
+        except EnlightenError as err:
+            _LOGGER.debug("history filter criteria of site %s: %s", site_id, err)
+
+    async def site_timezone(self, site_id: int) -> str:
+        """The site's IANA zone from the status (``data.tz``), asked once; UTC if absent."""
+        zone = self._site_zones.get(site_id)
+        if zone is None:
+            zone = self._site_zones[site_id] = (await self.status(site_id)).timezone or "UTC"
+        return zone
+
+    async def feature_flags(self, site_id: int) -> FeatureFlags:
+        """The site's feature flags; an optional endpoint, so 401/403/404 mean "no flags"
+        (and never a re-login)."""
+        await self.auth.ensure()
+        path = f"/service/evse_management/api/v1/config/feature-flags?site_id={site_id}"
+        try:
+            reply = await self.transport.request("GET", path, family="feature_flags")
+        except (UnauthorizedError, ForbiddenError, NotFoundError) as err:
+            _LOGGER.debug("no feature flags for site %s (%s)", site_id, err.status)
+            return NO_FLAGS
+        return parse_feature_flags(reply.data)
+
+    async def charger_config(
+        self, site_id: int, sn: str, keys: Sequence[str] = CONFIG_KEYS
+    ) -> ChargerConfig:
+        """The charger config keys (a read, though a POST). A 401/403 with the bearer is sent
+        again without ``Authorization`` and ``e-auth-token`` (observed quirk); refused both
+        ways it is unavailable (ForbiddenError), not a reason to log in again. 5xx propagate:
+        the caller backs off (``observe``: 15 min)."""
+        await self.auth.ensure()
+        path = f"{EVSE}/api/v1/{site_id}/ev_chargers/{sn}/ev_charger_config"
+        body = [{"key": key} for key in keys]
+        try:
+            reply = await self.transport.request(
+                "POST", path, family="charger_config", json_body=body, retry=False
+            )
+        except NotFoundError:
+            return ChargerConfig()  # a deployment without the route: nothing configured
+        except (UnauthorizedError, ForbiddenError) as first:
+            try:
+                reply = await self.transport.request(
+                    "POST",
+                    path,
+                    family="charger_config",
+                    json_body=body,
+                    retry=False,
+                    headers={"Authorization": None, "e-auth-token": None},
+                )
+            except (UnauthorizedError, ForbiddenError) as err:
+                raise ForbiddenError(
+                    f"charger config of {sn} refused with and without the bearer "
+                    f"(HTTP {first.status}, then {err.status})",
+                    status=err.status,
+                    url=path,
+                    hint="the charger config is optional; capabilities stay unknown",
+                ) from err
+        return parse_charger_config(reply.data)
+
+    async def capabilities(
+        self,
+        site_id: int,
+        sn: str,
+        *,
+        flags: FeatureFlags | None = None,
+        config: ChargerConfig | None = None,
+    ) -> Capabilities:
+        """Summary, feature flags and charger config merged (any not given is read now)."""
+        summary = await self.charger_summary(site_id, sn)
+        return merge_capabilities(
+            sn,
+            summary=summary,
+            flags=flags if flags is not None else await self.feature_flags(site_id),
+            config=config if config is not None else await self.charger_config(site_id, sn),
         )
 
     async def lifetime_energy(self, site_id: int, *, timezone: str) -> LifetimeEnergy:

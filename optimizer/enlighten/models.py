@@ -572,6 +572,12 @@ class ChargerSummary(FrozenModel):
     timezone: str | None
     reporting_interval_s: int | None
     networks: tuple[NetworkInterface, ...]
+    # 2026 reference section 8: the installation (not the phases in use), the lifetime meter.
+    phase_mode: int | None = None
+    grid_type: int | None = None
+    lifetime_consumption_wh: float | None = None
+    breaker_rating_amps: int | None = None
+    rated_current_amps: int | None = None
 
 
 def _parse_charger_summary(raw: Any, what: str) -> ChargerSummary:
@@ -601,6 +607,11 @@ def _parse_charger_summary(raw: Any, what: str) -> ChargerSummary:
         timezone=_as_str(summary.get("timezone")),
         reporting_interval_s=_as_int(summary.get("reportingInterval")),
         networks=parse_network_config(summary.get("networkConfig")),
+        phase_mode=_as_int(summary.get("phaseMode")),
+        grid_type=_as_int(summary.get("gridType")),
+        lifetime_consumption_wh=_as_float(summary.get("lifeTimeConsumption")),
+        breaker_rating_amps=_as_int(summary.get("breakerRating")),
+        rated_current_amps=_as_int(summary.get("ratedCurrent")),
     )
 
 

@@ -242,6 +242,17 @@ def error_for_status(
     return kind(f"{meaning} ({where})", status=status, url=url, code=code)
 
 
+def with_headers(headers: dict[str, str], extra: Mapping[str, str | None] | None) -> dict[str, str]:
+    """``headers`` with a route's own on top; a None value removes that header."""
+    merged = dict(headers)
+    for name, value in (extra or {}).items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
 def _looks_like_html(content_type: str, text: str) -> bool:
     head = text.lstrip()[:200].lower()
     return "html" in content_type or head.startswith(("<!doctype", "<html"))
@@ -404,6 +415,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         authenticated: bool = True,
         retry: bool | RetryMode | None = None,
+        headers: Mapping[str, str | None] | None = None,
     ) -> Reply:
         """Send one request; retry it only if it is a read (or ``retry=True``) that may be.
 
@@ -431,6 +443,7 @@ class Transport:
                     form=form,
                     params=params,
                     authenticated=authenticated,
+                    extra_headers=headers,
                 )
             except EnlightenError as err:
                 if not is_retryable(err, mode) or attempt >= policy.attempts:
@@ -462,6 +475,7 @@ class Transport:
         form: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
         authenticated: bool,
+        extra_headers: Mapping[str, str | None] | None = None,
     ) -> Reply:
         raw_reply = await self.exchange(
             method,
@@ -471,6 +485,7 @@ class Transport:
             form=form,
             params=params,
             authenticated=authenticated,
+            extra_headers=extra_headers,
         )
         status, text, headers = raw_reply.status, raw_reply.text, raw_reply.headers
         content_type = headers.get("Content-Type", "").lower()
@@ -495,7 +510,7 @@ class Transport:
         form: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         authenticated: bool = True,
-        extra_headers: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str | None] | None = None,
     ) -> RawReply:
         """One request, its reply undecoded and whatever its status; only network failures
         raise. Login needs this: its refusals (lock-out text, 406, HTML) are read from the
@@ -515,7 +530,7 @@ class Transport:
                     for name in ("Cookie", "X-CSRF-Token", "e-auth-token", "Authorization"):
                         headers.pop(name, None)
                     headers.pop("Referer", None)
-                headers.update(extra_headers or {})
+                headers = with_headers(headers, extra_headers)
                 async with asyncio.timeout(self.timeout_s):
                     async with session.request(
                         method,

@@ -70,6 +70,20 @@ def _site_routes(cloud: FakeCloud) -> list[tuple[str, str, Handler]]:
     ]
 
 
+def _history_outage(cloud: FakeCloud) -> Handler:
+    """``{"seconds": N, "status": 550 or 503}``: the history service degraded for a while."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        data = await _json(request)
+        if not isinstance(data, dict) or "seconds" not in data:
+            return _bad('expected {"seconds": N, "status": 550 or 503}')
+        cloud.degrade_history(float(data["seconds"]), status=int(data.get("status", 550)))
+        outage = cloud.history_outage
+        return json_reply({"until": outage.until, "status": outage.status})
+
+    return handler
+
+
 def register_admin(app: web.Application, cloud: FakeCloud) -> None:
     p = ADMIN_PREFIX
 
@@ -164,6 +178,7 @@ def register_admin(app: web.Application, cloud: FakeCloud) -> None:
         ("POST", "account", account),
         ("POST", "missing_buckets", missing),
         *_site_routes(cloud),
+        ("POST", "history_outage", _history_outage(cloud)),
     ]
     for method, path, fn in routes:
         app.router.add_route(method, p + path, _guarded(fn))

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
 
-from optimizer.fakecloud import payloads
+from optimizer.fakecloud import capability_routes, history_api, payloads
 from optimizer.fakecloud.admin import ADMIN_PREFIX, register_admin
 from optimizer.fakecloud.auth import AuthSession, PendingLogin
 from optimizer.fakecloud.authroutes import AuthRoutes, empty_body_reply, login_variant, set_cookies
@@ -297,6 +297,21 @@ class Routes:
             self.session_history,
             auth="session",
         )
+        add(
+            "GET",
+            "/service/enho_historical_events_ms/{site}/filter_criteria",
+            self.history_filter_criteria,
+            auth="session",
+        )
+        add(
+            "GET",
+            "/service/evse_management/api/v1/config/feature-flags",
+            self.feature_flags,
+            auth="session",
+        )
+        config = f"{evse}/api/v1/{{site}}/ev_chargers/{{sn}}/ev_charger_config"
+        add("POST", config, self.charger_config, auth="session")
+        add("PUT", config, self.write_charger_config, auth="session")
         add("GET", "/pv/systems/{site}/lifetime_energy", self.lifetime_energy, auth="session")
         add("GET", "/pv/systems/{site}/today", self.today, auth="session")
         add("GET", "/app-api/{site}/get_latest_power", self.latest_power, auth="session")
@@ -457,30 +472,29 @@ class Routes:
         charger = self.find_charger(ctx)
         if isinstance(charger, web.Response):
             return charger
-        request = ctx.body.json if ctx.body.json is not None else {}
-        if not isinstance(request, dict):
-            return error_reply(400, "Request body must be a JSON object")
-        model = self.cloud.model
-        try:
-            start = request.get("startDate")
-            end = request.get("endDate")
-            start_day = payloads.parse_cloud_date(start) if start else None
-            end_day = payloads.parse_cloud_date(end) if end else None
-            offset = int(request.get("offset", 0))
-            limit = int(request.get("limit", 20))
-        except (TypeError, ValueError):
-            return error_reply(400, "Invalid request: dates are DD-MM-YYYY, offset/limit ints")
-        if offset < 0 or not 1 <= limit <= 100:
-            return error_reply(400, "offset must be >= 0 and limit within [1, 100]")
+        cloud = self.cloud
+        if cloud.history_outage.active(ctx.now):
+            return cloud.history_outage.reply()
+        if cloud.profile.history_body == "nested":
+            refused = history_api.refuse_headers(ctx.request.headers, cloud.auth, ctx.now)
+            if refused is not None:
+                return refused
+            query = history_api.parse_nested(ctx.body.json)
+        else:
+            query = history_api.parse_flat(ctx.body.json)
+        if isinstance(query, web.Response):
+            return query
+        model = cloud.model
         sessions = model.sessions.get(charger.sn, [])
         page, has_more = query_sessions(
             sessions,
             tz=model.tz,
-            start_date=start_day,
-            end_date=end_day,
-            offset=offset,
-            limit=limit,
+            start_date=query.start,
+            end_date=query.end,
+            offset=query.offset,
+            limit=query.limit,
         )
+        start, end = query.start_text, query.end_text
         if not start:
             first = min((s.local_date(model.tz) for s in sessions), default=None)
             today = datetime.fromtimestamp(ctx.now, model.tz).date()
@@ -494,11 +508,52 @@ class Routes:
                 has_more=has_more,
                 start_date=str(start),
                 end_date=str(end),
-                offset=offset,
-                limit=limit,
+                offset=query.offset,
+                limit=query.limit,
                 now=ctx.now,
             )
         )
+
+    def history_filter_criteria(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.site_ok(ctx):
+            return invalid_site()
+        cloud = self.cloud
+        if cloud.history_outage.active(ctx.now):
+            return cloud.history_outage.reply()
+        return json_reply(history_api.filter_criteria(cloud.model, ctx.now))
+
+    # --- capabilities (2026 reference section 8) ------------------------------------------------
+
+    def feature_flags(self, ctx: Ctx) -> web.StreamResponse:
+        if not self.cloud.profile.capability_routes:
+            return error_reply(404)
+        if ctx.request.query.get("site_id") != str(self.cloud.model.site_id):
+            return error_reply(400, "BAD_REQUEST: site_id missing or unknown")
+        return json_reply(capability_routes.feature_flags(self.cloud.model, ctx.now))
+
+    def _config_charger(self, ctx: Ctx) -> Charger | web.Response:
+        if not self.cloud.profile.capability_routes:
+            return error_reply(404)
+        return self.find_charger(ctx)
+
+    def charger_config(self, ctx: Ctx) -> web.StreamResponse:
+        charger = self._config_charger(ctx)
+        if isinstance(charger, web.Response):
+            return charger
+        keys = capability_routes.requested_keys(ctx.body.json)
+        if isinstance(keys, str):
+            return error_reply(400, keys)
+        return json_reply(capability_routes.charger_config(charger, keys, ctx.now))
+
+    def write_charger_config(self, ctx: Ctx) -> web.StreamResponse:
+        charger = self._config_charger(ctx)
+        if isinstance(charger, web.Response):
+            return charger
+        problem = capability_routes.write_config(charger, ctx.body.json, ctx.now)
+        if problem is not None:
+            return error_reply(400, problem)
+        keys = [str(row["key"]) for row in ctx.body.json]
+        return json_reply(capability_routes.charger_config(charger, keys, ctx.now))
 
     def lifetime_energy(self, ctx: Ctx) -> web.StreamResponse:
         if not self.site_ok(ctx):

@@ -172,6 +172,7 @@ class AuthStore:
                 "iss": "fakecloud",
                 "email": self.account.email,
                 "session_id": session_id,
+                "user_id": str(self.account.user_id),
                 "system_id": str(self.system_id),
                 "is_consumer": True,
                 "iat": int(now),

@@ -98,7 +98,10 @@ class AuthRoutes:
         token = make_jwt(
             {
                 "iss": "fakecloud-entrez",
-                "data": {"session_id": session.session_id, "user_id": "100001"},
+                "data": {
+                    "session_id": session.session_id,
+                    "user_id": str(self.cloud.account.user_id),
+                },
                 "session_id": session.session_id,
                 "exp": expires,
             }

@@ -18,6 +18,7 @@ from optimizer.fakecloud.auth import AuthStore
 from optimizer.fakecloud.browser import ReadGauge
 from optimizer.fakecloud.clock import FakeClock
 from optimizer.fakecloud.faults import FaultKind, FaultPlan, FaultRule
+from optimizer.fakecloud.history_api import OUTAGE_MESSAGES, ServiceOutage
 from optimizer.fakecloud.model import Account, Battery, Charger, LevelViolation, SiteModel
 from optimizer.fakecloud.outage import SchedulerOutage
 from optimizer.fakecloud.profile import Profile
@@ -79,6 +80,7 @@ class FakeCloud:
         self.log = RequestLog()
         self.reads = ReadGauge()  # GETs in flight now and at most (the client keeps to 2)
         self.outage = SchedulerOutage()
+        self.history_outage = ServiceOutage()
 
     # --- time ----------------------------------------------------------------------------------
 
@@ -163,6 +165,15 @@ class FakeCloud:
                     raise ValueError(f"unknown account field: {name}")
                 setattr(self.account, name, value)
             return self.account
+
+    def degrade_history(self, seconds: float, *, status: int = 550) -> None:
+        """The historical-events service answers ``status`` (550 or 503) for ``seconds`` of
+        fake time; 0 ends an outage."""
+        if status not in OUTAGE_MESSAGES:
+            raise ValueError(f"a history outage answers one of {sorted(OUTAGE_MESSAGES)}")
+        with self.lock:
+            until = self.clock.timestamp() + seconds if seconds > 0 else None
+            self.history_outage = ServiceOutage(until=until, status=status)
 
     def violations(self) -> list[LevelViolation]:
         """Start requests that carried a level the charger cannot take (should stay empty)."""

@@ -91,6 +91,7 @@ class Account:
     mfa: bool = False
     blocked: bool = False
     otp_code: str = "123456"
+    user_id: int = 1000001  # the JWT ``user_id`` claim (a placeholder)
 
 
 @dataclass
@@ -152,12 +153,28 @@ class Charger:
     stopped_at: float | None = None
     mode_writes: ModeWrites = field(default_factory=ModeWrites)
     triggered_messages: list[str] = field(default_factory=list)
+    # Capabilities (2026 reference section 8). With app or RFID session authentication on, a
+    # cloud start is accepted but nothing flows until someone authenticates the session.
+    session_auth_app: bool = False
+    session_auth_rfid: bool = False
+    session_authenticated: bool = False
+    phase_count: int = 1
+    phase_switch_config: str | None = None
+    # Charger-config writes still pending: key -> (the value before the write, settles at).
+    config_pending: dict[str, tuple[str | None, float]] = field(default_factory=dict)
     draw: list[DrawSegment] = field(default_factory=list, repr=False)
 
     @property
     def serial_digits(self) -> str:
         digits = "".join(ch for ch in self.sn if ch.isdigit())
         return digits or "0"
+
+
+def awaits_authentication(charger: Charger) -> bool:
+    """Session authentication is on and nobody has authenticated this session yet."""
+    return (charger.session_auth_app or charger.session_auth_rfid) and not (
+        charger.session_authenticated
+    )
 
 
 # Fields a test (or the admin route) may set directly through ``SiteModel.update_charger``.
@@ -182,6 +199,11 @@ SETTABLE_FIELDS = frozenset(
         "live_level",
         "settle_s",
         "supports_use_battery",
+        "session_auth_app",
+        "session_auth_rfid",
+        "session_authenticated",
+        "phase_count",
+        "phase_switch_config",
     }
 )
 
@@ -328,7 +350,7 @@ class SiteModel:
         """What the charger actually pulls at ``t`` given its state, mode and the car."""
         if not (charger.plugged_in and charger.charging and charger.connected):
             return 0.0
-        if charger.faulted:
+        if charger.faulted or awaits_authentication(charger):
             return 0.0
         limit = charger.ev_energy_limit_wh
         if limit is not None and charger.session_energy_wh >= limit - 1e-6:
@@ -355,6 +377,8 @@ class SiteModel:
         limit = charger.ev_energy_limit_wh
         if limit is not None and charger.session_energy_wh >= limit - 1e-6:
             return "SUSPENDED_EV", ""
+        if awaits_authentication(charger):
+            return "SUSPENDED_EVSE", ""  # accepted, waiting for the app or a card
         if self.draw_w(charger, t) <= 0:
             return "SUSPENDED_EVSE", "INSUFFICIENT_SOLAR"
         return "CHARGING", ""
@@ -411,6 +435,7 @@ class SiteModel:
         charger.charge_started_at = None
         charger.session_energy_wh = 0.0
         charger.session_active_s = 0.0
+        charger.session_authenticated = False
         charger.mode = GREEN if charger.scheduler_mode in SOLAR_MODES else MANUAL
         return True
 

@@ -233,8 +233,18 @@ def charger_summary(model: SiteModel, charger: Charger, now: float) -> JSON:
         "isRetired": False,
         "functionalValDetails": {"lastUpdatedTimestamp": _ms(model.energy_start), "state": 1},
         "status": "NORMAL",
-        "phaseCount": 1,
+        "phaseCount": charger.phase_count,
+        "lifeTimeConsumption": round(lifetime_wh(charger, now), 2),
     }
+
+
+def lifetime_wh(charger: Charger, now: float) -> float:
+    """Everything the charger delivered up to ``now`` (summary ``lifeTimeConsumption``, Wh)."""
+    return sum(
+        seg.watts * (min(seg.end, now) - seg.start) / 3600.0
+        for seg in charger.draw
+        if seg.start < now
+    )
 
 
 def summary_list(model: SiteModel, now: float) -> JSON:

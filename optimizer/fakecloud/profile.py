@@ -15,6 +15,7 @@ LiveStreamShape = Literal["standard", "data"]
 MfaReply = Literal["plain", "requires_mfa"]
 DiscoveryPath = Literal["evse_controller", "api_v1", "sites_json"]
 ControlProfile = Literal["any", "put_singular_snake", "put_only", "singular_only", "no_level"]
+HistoryBody = Literal["nested", "flat"]
 
 DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
 
@@ -28,6 +29,8 @@ LEGACY_2024: dict[str, Any] = {
     "search_sites": False,
     "singular_status": True,
     "scheduler_2026": False,
+    "history_body": "flat",
+    "capability_routes": False,
 }
 PRESETS: dict[str, dict[str, Any]] = {"2026": {}, "2024": LEGACY_2024}
 
@@ -70,6 +73,11 @@ class Profile:
       mode the site does not offer: 400); off, the older ``{"data": {"modes"}}`` reply and a
       same-mode PUT that is quietly accepted.
     - ``mode_put_400_applied``: a fault switch; a mode PUT answers 400 although it was applied.
+    - ``history_body``: ``nested`` (2026: only ``{"source", "params"}`` with the
+      ``requestid``/``username``/``e-auth-token``/bearer headers, else 400 BAD_REQUEST) or
+      ``flat`` (the first reference's flat body, a session is enough).
+    - ``capability_routes``: the feature-flags and charger-config routes exist (2026); False
+      answers them 404, as the first reference's cloud (it documents neither).
     """
 
     status_shape: StatusShape = "nested"
@@ -88,6 +96,8 @@ class Profile:
     login_lockout: bool = False
     scheduler_2026: bool = True
     mode_put_400_applied: bool = False
+    history_body: HistoryBody = "nested"
+    capability_routes: bool = True
 
     @classmethod
     def preset(cls, name: str) -> Profile:
@@ -113,6 +123,7 @@ class Profile:
             "mfa_reply": get_args(MfaReply),
             "login_failure_status": (200, 401),
             "control_profile": get_args(ControlProfile),
+            "history_body": get_args(HistoryBody),
         }
         for name, raw in changes.items():
             value = raw

@@ -23,6 +23,13 @@ from typing import Any, Generic, Literal, TypeVar
 from optimizer.backoff import doubled
 from optimizer.config import Config
 from optimizer.engine.snapshot import Snapshot
+from optimizer.enlighten.capabilities import (
+    NO_FLAGS,
+    Capabilities,
+    ChargerConfig,
+    FeatureFlags,
+    merge_capabilities,
+)
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import AuthError, ConfigError, EnlightenError, NotFoundError
 from optimizer.enlighten.models import (
@@ -90,6 +97,9 @@ class ObserveCache:
         failure_retry: timedelta = timedelta(minutes=1),
         max_backoff: timedelta = timedelta(minutes=30),
         scheduler_slow: timedelta = timedelta(minutes=1),
+        flags_ttl: timedelta = timedelta(minutes=30),
+        charger_config_ttl: timedelta = timedelta(hours=1),
+        charger_config_failure_pause: timedelta = timedelta(minutes=15),
     ) -> None:
         self.ttl: dict[What, timedelta] = {
             "summary": summary_ttl,
@@ -114,6 +124,13 @@ class ObserveCache:
         self.battery: Cached[BatteryStatus] = Cached()
         self.status: Cached[SiteStatus] = Cached()
         self.scheduler = SchedulerOutage(slow=scheduler_slow)
+        # Capabilities (2026 reference section 8): read a few times a day.
+        self.flags_ttl = flags_ttl
+        self.charger_config_ttl = charger_config_ttl
+        self.charger_config_failure_pause = charger_config_failure_pause
+        self.flags: Cached[FeatureFlags] = Cached()
+        self.charger_configs: dict[str, Cached[ChargerConfig]] = {}
+        self.session_auth_reported: set[str] = set()  # logged once while it stays on
 
     def invalidate(self, sn: str | None = None, what: What | None = None) -> None:
         """Ask again on the next tick: after a write, or when the user changed something.
@@ -151,9 +168,11 @@ class ObserveCache:
         *,
         now: datetime,
         next_at: Callable[[T], datetime],
+        failure_pause: timedelta | None = None,
     ) -> EnlightenError | None:
-        """Fetch ``entry`` if it is due; on failure keep the old value, back off, and return
-        the error (the scheduler family shares one more backoff, ``outage``).
+        """Fetch ``entry`` if it is due; on failure keep the old value, back off
+        (``failure_pause`` when the source has its own, else doubling) and return the error
+        (the scheduler family shares one more backoff, ``outage``).
 
         Authentication problems are not a source's failure: they propagate, so the service
         can report them (exit 3) instead of carrying on blind.
@@ -166,7 +185,9 @@ class ObserveCache:
             raise
         except EnlightenError as err:
             entry.failures += 1
-            pause = doubled(self.failure_retry, entry.failures - 1, self.max_backoff)
+            pause = failure_pause or doubled(
+                self.failure_retry, entry.failures - 1, self.max_backoff
+            )
             entry.next_at = now + pause
             log = _LOGGER.warning if entry.failures == 1 else _LOGGER.debug
             log("%s failed (%s); keeping the last value, asking again in %s", label, err, pause)
@@ -267,12 +288,14 @@ async def observe_live(
         next_at=lambda battery: cache.battery_next(battery, now),
     )
     stale = cache.status.fetched_at
+    capabilities = await _capabilities(client, cache, site_id, status, now)
     return replace(
         build_snapshot(
             now=now,
             config=config,
             status=status,
             site_id=site_id,
+            capabilities=capabilities,
             summaries=_values(cache.summaries),
             modes=_values(cache.modes),
             battery_settings=_values(cache.battery_settings),
@@ -348,6 +371,60 @@ async def _mode(
 ) -> ChargeMode | None:
     """A preference that names no mode (the cloud sends that briefly) keeps the last one."""
     return (await client.mode_preference(site_id, sn)).remembering(last).mode
+
+
+async def _capabilities(
+    client: EnlightenClient,
+    cache: ObserveCache,
+    site_id: int,
+    status: SiteStatus,
+    now: datetime,
+) -> dict[str, Capabilities]:
+    """Flags (every 30 min) and each charger's config (every hour, 15 min after a failure),
+    merged with its summary. Session authentication is logged once when it is found on."""
+    await cache.refresh(
+        cache.flags,
+        "feature flags",
+        lambda: client.feature_flags(site_id),
+        now=now,
+        next_at=lambda _: now + cache.flags_ttl,
+    )
+    merged: dict[str, Capabilities] = {}
+    for charger in status.chargers:
+        sn = charger.sn
+        entry = cache.charger_configs.setdefault(sn, Cached())
+        await cache.refresh(
+            entry,
+            f"charger config of {sn}",
+            lambda sn=sn: client.charger_config(site_id, sn),  # type: ignore[misc]
+            now=now,
+            next_at=lambda _: now + cache.charger_config_ttl,
+            failure_pause=cache.charger_config_failure_pause,
+        )
+        summary = cache.summaries.get(sn)
+        found = merge_capabilities(
+            sn,
+            summary=summary.value if summary is not None else None,
+            flags=cache.flags.value or NO_FLAGS,
+            config=entry.value,
+        )
+        _report_session_auth(cache, found)
+        merged[sn] = found
+    return merged
+
+
+def _report_session_auth(cache: ObserveCache, found: Capabilities) -> None:
+    if found.session_auth and found.sn not in cache.session_auth_reported:
+        cache.session_auth_reported.add(found.sn)
+        _LOGGER.warning(
+            "charger %s has session authentication on (%s): a cloud start is accepted but no "
+            "energy flows until someone authenticates, so the service sends no starts to it",
+            found.sn,
+            " and ".join(found.session_auth_kinds),
+        )
+    elif found.session_auth is False and found.sn in cache.session_auth_reported:
+        cache.session_auth_reported.discard(found.sn)
+        _LOGGER.info("charger %s: session authentication is off again", found.sn)
 
 
 async def _energy(client: EnlightenClient, site_id: int, timezone: str | None) -> LifetimeEnergy:

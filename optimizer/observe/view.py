@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from optimizer.config import Config
 from optimizer.engine.snapshot import ChargerView, Snapshot, Sun, TariffNow
+from optimizer.enlighten.capabilities import Capabilities, merge_capabilities
 from optimizer.enlighten.models import (
     BatteryStatus,
     ChargeMode,
@@ -107,6 +108,7 @@ def charger_view(
     slots: tuple[ScheduleSlot, ...] | None = None,
     voltage_default: float | None = None,
     site_max_amps: int | None = None,
+    capabilities: Capabilities | None = None,
 ) -> ChargerView:
     """One charger for the engine.
 
@@ -114,8 +116,12 @@ def charger_view(
     ``mode`` is what the charger does now. A GREEN preference with a MANUAL status while a car
     is plugged in means a start or stop in GREEN made it manual until the next plug-in (field
     notes). ``voltage_default`` is the config's ``site.voltage`` and wins over the summary.
+    ``capabilities`` (flags and charger config merged) say whether a start would wait for
+    session authentication and how many phases are in use: ``phaseCount`` alone is only the
+    installation, so power is estimated on one phase unless more are known to be in use.
     """
     limits = _limits(summary, site_max_amps)
+    able = capabilities or merge_capabilities(status.sn, summary=summary)
     preference = mode if mode is not None else status.mode
     override = (
         preference is ChargeMode.GREEN_CHARGING
@@ -136,7 +142,10 @@ def charger_view(
         mode=preference,
         status_mode=status.mode,
         voltage_v=_voltage(voltage_default, summary),
-        phases=summary.phase_count if summary and summary.phase_count else 1,
+        phases=able.estimate_phases,
+        max_phases=able.bound_phases,
+        session_auth=able.session_auth,
+        amps_control=able.amps_control,
         name=status.name or (summary.display_name if summary else None),
         supports_use_battery=summary.supports_use_battery if summary else None,
         use_battery=use_battery,
@@ -174,6 +183,7 @@ def build_snapshot(
     energy: LifetimeEnergy | None = None,
     latest_power: LatestPower | None = None,
     battery: BatteryStatus | None = None,
+    capabilities: Mapping[str, Capabilities] | None = None,
 ) -> Snapshot:
     """Everything the engine may know at ``now``; whatever is not given is unknown."""
     if now.tzinfo is None:
@@ -192,6 +202,7 @@ def build_snapshot(
                 slots=(schedules or {}).get(charger.sn),
                 voltage_default=config.site.voltage,
                 site_max_amps=config.site.max_current,
+                capabilities=(capabilities or {}).get(charger.sn),
             ),
         )
         for charger in status.chargers
