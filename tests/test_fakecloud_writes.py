@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from optimizer.fakecloud import Charger, FakeCloud, FakeCloudServer, FaultRule, ModeWrites
+from optimizer.fakecloud.profile import LEGACY_2024
 from tests.test_fakecloud import EVSE, SCHED, SITE, SN, Client, _body
 
 PLURAL = f"{EVSE}/ev_chargers/{SN}"
@@ -148,6 +149,7 @@ async def test_each_profile_accepts_exactly_its_stop_variants(
 
 
 async def test_variant_checks_come_before_the_charger_state(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: test_fakecloud_2026_writes
     cloud.set_profile(control_profile="put_only")
     # Unplugged: a wrong verb still answers 405, not "EV not plugged in".
     assert (await call(api, "POST", f"{PLURAL}/start_charging", BODIES["camel"]))[0] == 405
@@ -174,6 +176,7 @@ async def test_admin_profile_route_switches_control_profile(api: Client, cloud: 
 
 
 async def test_start_refusals_and_stop_without_session(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: test_fakecloud_2026_writes
     start = f"{PLURAL}/start_charging"
     assert await call(api, "POST", start, {"chargingLevel": 16, "connectorId": 1}) == (
         400,
@@ -198,6 +201,7 @@ async def test_start_refusals_and_stop_without_session(api: Client, cloud: FakeC
 
 
 async def test_settle_time_after_a_stop(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: test_fakecloud_2026_writes
     cloud.update_charger(plugged_in=True, charging=True, settle_s=30)
     assert (await call(api, "PUT", f"{PLURAL}/stop_charging"))[0] == 200
     cloud.advance(29)
@@ -218,6 +222,7 @@ async def test_settle_time_after_a_stop(api: Client, cloud: FakeCloud) -> None:
 async def test_offline_charger_answers_552_and_nothing_changes(
     api: Client, cloud: FakeCloud
 ) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: test_fakecloud_2026_writes
     cloud.update_charger(plugged_in=True, connected=False)
     offline = (552, {"status": "error", "message": "CONNECTION_NOT_ESTABLISHED"})
     assert await call(api, "POST", f"{PLURAL}/start_charging", {"connectorId": 1}) == offline
@@ -255,6 +260,7 @@ async def test_manual_level_changes_only_through_a_restart(api: Client, cloud: F
 async def test_live_level_charger_takes_a_new_level_while_charging(
     api: Client, cloud: FakeCloud
 ) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: test_fakecloud_2026_writes
     cloud.update_charger(plugged_in=True, charging=True, live_level=True)
     start = f"{PLURAL}/start_charging"
     assert await call(api, "POST", start, {"chargingLevel": 10, "connectorId": 1}) == (
@@ -307,6 +313,7 @@ async def test_green_ignores_levels_and_a_command_is_a_manual_override_until_rep
 async def test_out_of_range_levels_are_refused_and_recorded(
     api: Client, cloud: FakeCloud, level: Any
 ) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: test_fakecloud_2026_writes
     cloud.update_charger(plugged_in=True)
     body = {"chargingLevel": level, "connectorId": 1}
     assert await call(api, "POST", f"{PLURAL}/start_charging", body) == (400, RANGE_ERROR)
@@ -320,6 +327,7 @@ async def test_out_of_range_levels_are_refused_and_recorded(
 
 async def test_level_limits_come_from_the_charger(cloud: FakeCloud) -> None:
     small = FakeCloud(chargers=[Charger(sn=SN, min_amps=8, max_amps=16, granularity=2)])
+    small.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: test_fakecloud_2026_writes
     small.update_charger(plugged_in=True)
     async with (
         FakeCloudServer(small) as server,
@@ -452,6 +460,7 @@ async def test_green_battery_setting_write(api: Client, cloud: FakeCloud) -> Non
 
 
 async def test_schedule_patch_replaces_the_whole_list(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: test_fakecloud_2026_writes
     _, body = await api.get(SCHEDULES)
     custom, off_peak = body["data"]["slots"]
     edited = {**custom, "startTime": "22:30", "chargingLevel": 16, "extraField": "dropped"}
@@ -517,6 +526,7 @@ def _slot(**changes: Any) -> dict[str, Any]:
 async def test_schedule_patch_validation_names_the_field(
     api: Client, cloud: FakeCloud, slot: Any, field: str
 ) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: test_fakecloud_2026_writes
     before = [dict(s) for s in cloud.charger().schedule_slots]
     status, body = await call(api, "PATCH", SCHEDULES, {"meta": {}, "data": [_slot(), slot]})
     assert status == 400
@@ -526,6 +536,7 @@ async def test_schedule_patch_validation_names_the_field(
 
 
 async def test_schedule_patch_body_and_duplicate_ids(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: test_fakecloud_2026_writes
     assert (await call(api, "PATCH", SCHEDULES, {"meta": {}}))[1]["field"] == "data"
     assert (await call(api, "PATCH", SCHEDULES, NO_BODY))[0] == 400
     status, body = await call(api, "PATCH", SCHEDULES, {"data": [_slot(), _slot()]})

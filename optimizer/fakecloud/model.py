@@ -148,6 +148,12 @@ class Charger:
     # Seconds after a stop command before the charger accepts a start ("wait about 30 s").
     settle_s: float = 0.0
     stopped_at: float | None = None
+    # An older IQ 40 backend: a start that carries a level answers 500 "Invalid charge level".
+    iq40_backend: bool = False
+    # The scheduler's version of the slot list (epoch ms of the last write, strictly rising),
+    # which its serverTimeStamp echoes; and when it last changed (for scheduleSyncStatus).
+    schedules_version_ms: int = 0
+    schedules_changed_at: float | None = None
     mode_writes: ModeWrites = field(default_factory=ModeWrites)
     triggered_messages: list[str] = field(default_factory=list)
     draw: list[DrawSegment] = field(default_factory=list, repr=False)
@@ -180,6 +186,7 @@ SETTABLE_FIELDS = frozenset(
         "live_level",
         "settle_s",
         "supports_use_battery",
+        "iq40_backend",
     }
 )
 
