@@ -236,34 +236,34 @@ class WriteRoutes:
             return state_error_reply(exc)
         return json_reply(payloads.green_settings_written(ctx.now))
 
-    def schedules(self, ctx: Ctx) -> web.StreamResponse:
+    def _slot_write(
+        self, ctx: Ctx, write: Callable[[Charger, Profile, float], web.Response]
+    ) -> web.StreamResponse:
+        """A scheduler slot write on the charger the path names (slot_routes does the rest)."""
         charger = self.find_charger(ctx)
         if isinstance(charger, web.Response):
             return charger
         self.cloud.model.sync(ctx.now)
-        return slot_routes.patch_list(charger, self.cloud.profile, ctx.now, body_value(ctx))
+        return write(charger, self.cloud.profile, ctx.now)
+
+    def schedules(self, ctx: Ctx) -> web.StreamResponse:
+        body = body_value(ctx)
+        return self._slot_write(ctx, lambda c, p, now: slot_routes.patch_list(c, p, now, body))
 
     def slot_create(self, ctx: Ctx) -> web.StreamResponse:
-        charger = self.find_charger(ctx)
-        if isinstance(charger, web.Response):
-            return charger
-        self.cloud.model.sync(ctx.now)
-        site_id = self.cloud.model.site_id
-        body = body_value(ctx)
-        return slot_routes.create(charger, self.cloud.profile, ctx.now, body, site_id=site_id)
+        body, site_id = body_value(ctx), self.cloud.model.site_id
+        return self._slot_write(
+            ctx, lambda c, p, now: slot_routes.create(c, p, now, body, site_id=site_id)
+        )
 
     def slot_update(self, ctx: Ctx) -> web.StreamResponse:
-        charger = self.find_charger(ctx)
-        if isinstance(charger, web.Response):
-            return charger
-        self.cloud.model.sync(ctx.now)
-        slot_id = ctx.match("slot")
-        body = body_value(ctx)
-        return slot_routes.update(charger, self.cloud.profile, ctx.now, body, slot_id=slot_id)
+        body, slot_id = body_value(ctx), ctx.match("slot")
+        return self._slot_write(
+            ctx, lambda c, p, now: slot_routes.update(c, p, now, body, slot_id=slot_id)
+        )
 
     def slot_delete(self, ctx: Ctx) -> web.StreamResponse:
-        charger = self.find_charger(ctx)
-        if isinstance(charger, web.Response):
-            return charger
-        self.cloud.model.sync(ctx.now)
-        return slot_routes.delete(charger, self.cloud.profile, ctx.now, slot_id=ctx.match("slot"))
+        slot_id = ctx.match("slot")
+        return self._slot_write(
+            ctx, lambda c, p, now: slot_routes.delete(c, p, now, slot_id=slot_id)
+        )
