@@ -84,7 +84,8 @@ RESULT_OUTCOMES: dict[CommandOutcome, Outcome] = {
     CommandOutcome.ACCEPTED: "applied",
     CommandOutcome.UNCHANGED: "noop",
     CommandOutcome.NOT_READY: "rejected",
-    CommandOutcome.ALREADY_CHARGING: "rejected",
+    # The charger already does what was wanted (iqevc_ms-10012): done, not a failure.
+    CommandOutcome.ALREADY_CHARGING: "noop",
     CommandOutcome.NOT_ACTIVE: "rejected",
 }
 # Errors raised before anything was sent: a failed decision that cost no request.
@@ -105,6 +106,9 @@ class Command:
     enabled: bool | None = None
     edits: tuple[Edit, ...] = ()
     green: bool | None = None  # the charger is in GREEN now (a start then carries no level)
+    # The scheduler preference (the charger's own automation takes no level; SCHEDULED is
+    # re-asserted after a manual command switched it), as this tick's snapshot saw it.
+    preference: ChargeMode | None = None
 
 
 @dataclass(frozen=True)
@@ -152,9 +156,11 @@ def plan(decision: Decision, charger: ChargerView) -> Command | Skip:
                 raise UnusableDecision("set_amps without amps")
             if charger.charging and charger.amps == amps:
                 return Skip(f"already charging at {amps} A")
-            return Command("set_amps", amps=amps)
+            return Command("set_amps", amps=amps, preference=charger.mode)
         case "stop":
-            return Command("stop_charging") if charger.charging else Skip("not charging")
+            if not charger.charging:
+                return Skip("not charging")
+            return Command("stop_charging", preference=charger.mode)
         case "set_mode":
             mode = _mode(params.get("mode"))
             if charger.mode is mode:
@@ -195,10 +201,10 @@ def _start(charger: ChargerView, amps: int | None) -> Command | Skip:
     if charger.charging:
         if amps is None or charger.amps == amps:
             return Skip("already charging" + (f" at {amps} A" if amps is not None else ""))
-        return Command("set_amps", amps=amps)
+        return Command("set_amps", amps=amps, preference=charger.mode)
     mode = charger.status_mode
     green = None if mode is None else mode is ChargeMode.GREEN_CHARGING
-    return Command("start_charging", amps=amps, green=green)
+    return Command("start_charging", amps=amps, green=green, preference=charger.mode)
 
 
 _EDIT_TYPES: dict[str, type[AddSlot | SetSlot | EnableSlot | DisableSlot]] = {
@@ -319,13 +325,19 @@ class Actuator:
     async def _call(self, step: Command, sn: str) -> _Sent:
         client, site = self.client, self.site_id
         match step.call:
+            # A policy's level is not the user's explicit one: where the charger's backend
+            # refuses levels (IQ 40), the start goes without and the result says so.
             case "start_charging":
-                result = await client.start_charging(site, sn, amps=step.amps, green=step.green)
+                result = await client.start_charging(
+                    site, sn, amps=step.amps, green=step.green, mode=step.preference, explicit=False
+                )
             case "set_amps":
                 assert step.amps is not None  # noqa: S101 - plan() always sets it
-                result = await client.set_amps(site, sn, step.amps)
+                result = await client.set_amps(
+                    site, sn, step.amps, explicit=False, mode=step.preference
+                )
             case "stop_charging":
-                result = await client.stop_charging(site, sn)
+                result = await client.stop_charging(site, sn, mode=step.preference)
             case "set_charge_mode":
                 assert step.mode is not None  # noqa: S101
                 result = await client.set_charge_mode(site, sn, step.mode)

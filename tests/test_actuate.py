@@ -36,6 +36,7 @@ from optimizer.observe import ObserveCache, observe_live
 from tests.cli_env import EMAIL, PASSWORD, SITE_ID
 
 SN = "EV9876543210"
+MANUAL = ChargeMode.MANUAL_CHARGING
 CONFIG = Config.model_validate({"site": {"timezone": "Australia/Melbourne"}})
 WRITE_METHODS = ("POST", "PUT", "PATCH")
 
@@ -69,13 +70,13 @@ PLANS: list[tuple[str, Decision, ChargerView, Command | Skip]] = [
         "start idle",
         decision("start", amps=16),
         view(),
-        Command("start_charging", amps=16, green=False),
+        Command("start_charging", amps=16, green=False, preference=MANUAL),
     ),
     (
         "start idle, no level",
         decision("start"),
         view(status_mode=None),
-        Command("start_charging", green=None),
+        Command("start_charging", green=None, preference=MANUAL),
     ),
     (
         "start at its level",
@@ -88,7 +89,7 @@ PLANS: list[tuple[str, Decision, ChargerView, Command | Skip]] = [
         "start at another level",
         decision("start", amps=10),
         view(charging=True, amps=16),
-        Command("set_amps", amps=10),
+        Command("set_amps", amps=10, preference=MANUAL),
     ),
     (
         "same amps",
@@ -96,10 +97,25 @@ PLANS: list[tuple[str, Decision, ChargerView, Command | Skip]] = [
         view(charging=True, amps=16),
         Skip("already charging at 16 A"),
     ),
-    ("other amps", decision("set_amps", amps=8), view(charging=True), Command("set_amps", amps=8)),
-    ("amps while idle", decision("set_amps", amps=8), view(amps=8), Command("set_amps", amps=8)),
+    (
+        "other amps",
+        decision("set_amps", amps=8),
+        view(charging=True),
+        Command("set_amps", amps=8, preference=MANUAL),
+    ),
+    (
+        "amps while idle",
+        decision("set_amps", amps=8),
+        view(amps=8),
+        Command("set_amps", amps=8, preference=MANUAL),
+    ),
     ("stop idle", decision("stop"), view(), Skip("not charging")),
-    ("stop charging", decision("stop"), view(charging=True), Command("stop_charging")),
+    (
+        "stop charging",
+        decision("stop"),
+        view(charging=True),
+        Command("stop_charging", preference=MANUAL),
+    ),
     (
         "mode as is",
         decision("set_mode", "mode", mode="MANUAL_CHARGING"),
@@ -348,7 +364,8 @@ async def test_schedule_edits_in_order(rig: Rig) -> None:
     patch = decision("patch_schedules", "schedules", edits=edits)
     done = await rig.actuator().apply(patch, snapshot)
     assert (done.outcome, done.commands) == ("applied", 2)
-    assert rig.writes() == ["PATCH schedules", "PATCH schedules"]
+    # 2026: a single-slot create, then a state-only PATCH (no full-list rewrite).
+    assert rig.writes() == ["POST schedule", "PATCH schedules"]
     assert rig.cache.schedules[SN].next_at is None
     stored = rig.cloud.charger().schedule_slots
     assert [s["startTime"] for s in stored] == ["23:00", None, "01:00"]
@@ -386,7 +403,7 @@ class SlowClient:
         self.events: list[str] = []
 
     async def start_charging(
-        self, site_id: int, sn: str, *, amps: int | None = None, green: bool | None = None
+        self, site_id: int, sn: str, *, amps: int | None = None, **_: Any
     ) -> CommandResult:
         self.events.append(f"begin {sn}")
         for _ in range(3):
