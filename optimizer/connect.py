@@ -63,6 +63,7 @@ def client_for(
         site_max_amps=config.site.max_current,
         settle_s=config.charger.settle_delay.total_seconds(),
         direct_amps=config.charger.direct_amps,
+        start_amps=config.charger.start_amps,
     )
 
 

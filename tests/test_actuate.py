@@ -438,3 +438,28 @@ async def test_one_command_at_a_time_per_charger() -> None:
     assert mine == [f"begin {SN}", f"end {SN}"] * 2  # never two at once on one charger
     # Another charger is not held up: its command ran alongside.
     assert client.events.index("begin EV2") < client.events.index(f"end {SN}")
+
+
+# --- 2026 replies on the service's actuation path -------------------------------------------------
+
+
+async def test_iq40_policy_start_goes_without_the_level_and_says_so(rig: Rig) -> None:
+    rig.cloud.update_charger(iq40_backend=True)
+    done = await rig.actuator().apply(decision("start", amps=16), await rig.snapshot())
+    assert done.outcome == "applied"
+    assert "16 A level was not applied" in done.detail
+    assert "Invalid charge level" in done.detail
+    assert rig.cloud.charger().charging
+    assert [r.json for r in rig.cloud.requests("/start_charging")] == [
+        {"chargingLevel": 16, "connectorId": 1},
+        {"connectorId": 1},
+    ]
+
+
+async def test_already_charging_from_a_stale_snapshot_is_done_in_one_request(rig: Rig) -> None:
+    stale = await rig.snapshot()  # idle
+    rig.cloud.update_charger(charging=True)
+    done = await rig.actuator().apply(decision("start", amps=16), stale)
+    assert (done.outcome, done.commands, done.error) == ("noop", 1, None)
+    assert "Charger is already in charging state" in done.detail
+    assert len(rig.cloud.requests("/start_charging")) == 1

@@ -159,6 +159,7 @@ class EnlightenClient:
         site_max_amps: int | None = None,
         settle_s: float = 30.0,
         direct_amps: bool = False,
+        start_amps: int | None = None,
     ) -> None:
         self.transport = transport or Transport(
             base_url=base_url, session=session, timeout_s=timeout_s, retry=retry
@@ -174,6 +175,7 @@ class EnlightenClient:
         self.site_max_amps = site_max_amps
         self.settle_s = settle_s
         self.direct_amps = direct_amps
+        self.start_amps = start_amps
         self._summaries: dict[tuple[int, str], ChargerSummary] = {}
         self._schedule_written_at: dict[tuple[int, str], float] = {}
 
@@ -506,6 +508,8 @@ class EnlightenClient:
         if mode is None and green is None:
             mode = await self._control_mode(site_id, sn)
         no_level = _levelless(mode) if mode is not None else bool(green)
+        if amps is None and self.start_amps is not None and not no_level:
+            amps, explicit = self.start_amps, False  # the configured default, not the user's
         level = None
         if amps is not None and not no_level:
             level = (await self.limits(site_id, sn)).validate(amps)

@@ -50,8 +50,8 @@ def current_token(charger: Charger, now: float) -> str:
 
 
 def mark_changed(charger: Charger, now: float) -> None:
-    """A write happened: the version moves on, so every earlier token is stale."""
-    charger.schedules_version_ms = max(_ms(now), charger.schedules_version_ms + 1)
+    """A write happened: the version moves past every token issued so far (all stale now)."""
+    charger.schedules_version_ms = max(_ms(now), charger.schedules_version_ms) + 1
     charger.schedules_changed_at = now
 
 
