@@ -246,6 +246,9 @@ class _Sent:
     detail: str = ""
     commands: int = 0
     error: EnlightenError | None = None
+    # What the decision log must keep although the command did not fail: the cloud's own
+    # words for "already charging", or a level the charger's backend did not take.
+    note: str | None = None
 
     @classmethod
     def failure(cls, error: EnlightenError, *, before: int = 0) -> _Sent:
@@ -265,7 +268,7 @@ class _Sent:
                 commands=self.commands,
                 auth_error=self.error if isinstance(self.error, AuthError) else None,
             )
-        error = self.detail if self.outcome == "rejected" else None
+        error = self.detail if self.outcome == "rejected" else self.note
         return Actuation(self.outcome, error=error, commands=self.commands, detail=self.detail)
 
 
@@ -379,7 +382,9 @@ class Actuator:
 def _sent(result: CommandResult, *, scheduler: bool) -> _Sent:
     """A control command counts the requests it tried; a scheduler write is one request."""
     commands = int(result.outcome.changed) if scheduler else len(result.attempts)
-    return _Sent(RESULT_OUTCOMES[result.outcome], result.message(), commands)
+    noted = result.outcome is CommandOutcome.ALREADY_CHARGING or result.level_not_applied
+    note = result.message() if noted else None
+    return _Sent(RESULT_OUTCOMES[result.outcome], result.message(), commands, note=note)
 
 
 def _maybe_sent(err: EnlightenError) -> bool:

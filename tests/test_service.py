@@ -647,3 +647,23 @@ async def test_a_plan_set_with_evopt_plan_reaches_the_engine(midday: World) -> N
     assert json.loads(rows[0]["inputs"])["charger"]["plan"]["energy_kwh"] == 20.0
     assert len(midday.cloud.requests("/start_charging")) == 1
     await service.shutdown()
+
+
+async def test_an_iq40_start_goes_without_the_level_and_the_log_says_so(midday: World) -> None:
+    """2026 reference, section 2: the policy's 16 A is refused with a 500 "Invalid charge
+    level"; the service starts without it, once, and the decision log keeps why."""
+    midday.cloud.update_charger(iq40_backend=True)
+    service = midday.service(midday.config(ALWAYS_16))
+    service.start()
+    report = await service.tick()
+    assert report.problem is None
+    assert midday.cloud.charger().charging
+    (start,) = [r for r in midday.rows() if r["action"] in ("start", "set_amps")]
+    assert (start["outcome"], start["commands"]) == ("applied", 2)
+    assert "16 A level was not applied" in start["error"]
+    assert "Invalid charge level" in start["error"]
+    assert [r.json for r in midday.cloud.requests("/start_charging")] == [
+        {"chargingLevel": 16, "connectorId": 1},
+        {"connectorId": 1},
+    ]
+    await service.shutdown()

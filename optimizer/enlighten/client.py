@@ -533,8 +533,11 @@ class EnlightenClient:
                 _LOGGER.warning("charger %s takes no level with a start; starting without", sn)
                 self.variants.remember(levelless_key, "invalid charge level")
                 result = await self._start(site_id, sn, None, key=key)
+                refused = f"start at {level} A: HTTP 500 ({err.said})"
                 result = _level_not_applied(
-                    result, level, f'the charger refused it (the cloud said: "{err.said}")'
+                    dataclasses.replace(result, attempts=(refused, *result.attempts)),
+                    level,
+                    f'the charger refused it (the cloud said: "{err.said}")',
                 )
         if no_level and result.outcome is Outcome.ACCEPTED:
             name = "SMART" if mode is not None and mode.value == "SMART_CHARGING" else "GREEN"
