@@ -23,6 +23,7 @@ from optimizer.enlighten.schedule_edit import (
     SetSlot,
 )
 from optimizer.fakecloud.profile import LEGACY_2024
+from optimizer.fakecloud.schedule_state import mark_changed
 from tests.cli_env import EMAIL, PASSWORD, SITE_ID, Env
 
 START = "/start_charging"
@@ -31,6 +32,16 @@ SCHEDULES = "/SCHEDULED_CHARGING/"
 
 def plug_in(env: Env, **changes: Any) -> None:
     env.cloud.update_charger(plugged_in=True, **changes)
+
+
+def client_of(env: Env) -> EnlightenClient:
+    """A client of the fake with the CLI's state dir (its session and remembered variants)."""
+    return EnlightenClient(
+        base_url=env.base_url,
+        email=EMAIL,
+        password_provider=lambda: PASSWORD,
+        state_dir=env.state_dir,
+    )
 
 
 def with_start_amps(env: Env, amps: int) -> None:
@@ -227,12 +238,7 @@ def test_no_edit_sequence_loses_a_slot(env: Env, edits: list[Any], routes: bool)
     env.cloud.update_charger(schedule_slots=original)
 
     async def run() -> None:
-        async with EnlightenClient(
-            base_url=env.base_url,
-            email=EMAIL,
-            password_provider=lambda: PASSWORD,
-            state_dir=env.state_dir,
-        ) as client:
+        async with client_of(env) as client:
             for op, pick, hour in edits:
                 before = {s["id"] for s in env.cloud.charger().schedule_slots}
                 slots = env.cloud.charger().schedule_slots
@@ -253,3 +259,37 @@ def test_no_edit_sequence_loses_a_slot(env: Env, edits: list[Any], routes: bool)
                 assert len(after) <= len(before) + (op == "add")
 
     asyncio.run(run())
+
+
+def test_a_write_from_elsewhere_between_read_and_patch_is_kept(env: Env) -> None:
+    """Optimistic concurrency end to end: the app adds a slot after our read; our full-list
+    PATCH is refused (409), read again, and sent with the app's slot in it."""
+    env.cloud.set_profile(schedule_slot_routes=False)
+    charger = env.cloud.charger()
+    app_slot = {**charger.schedule_slots[0], "id": f"{SITE_ID}:{charger.sn}:from-the-app"}
+    first_id = charger.schedule_slots[0]["id"]
+
+    async def edit() -> None:
+        async with client_of(env) as client:
+            read = client._schedules_for_write
+            calls = 0
+
+            async def read_then_the_app_writes(site_id: int, sn: str) -> Any:
+                nonlocal calls
+                calls += 1
+                answer = await read(site_id, sn)
+                if calls == 1:
+                    live = env.cloud.charger()
+                    live.schedule_slots = [*live.schedule_slots, dict(app_slot)]
+                    mark_changed(live, env.cloud.clock.timestamp())
+                return answer
+
+            client._schedules_for_write = read_then_the_app_writes  # type: ignore[method-assign]
+            await client.edit_schedule(SITE_ID, charger.sn, DisableSlot(first_id))
+
+    asyncio.run(edit())
+    patches = [r for r in env.cloud.requests("/schedules", method="PATCH") if "data" in r.json]
+    assert [p.status for p in patches] == [409, 200]
+    ids = [s["id"] for s in env.cloud.charger().schedule_slots]
+    assert app_slot["id"] in ids  # the app's slot survived our rewrite
+    assert env.cloud.charger().schedule_slots[0]["enabled"] is False
