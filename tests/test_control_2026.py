@@ -44,6 +44,7 @@ from tests.test_client_writes import (
     bodies,
     idle,
     mock_charger,
+    mock_status,
     mock_summary,
     requests_to,
     writes,
@@ -303,6 +304,25 @@ async def test_scheduled_is_reasserted_after_a_manual_start_only_if_it_flipped(
     assert bodies(mock_cloud, "PUT", MODE_URL) == [{"mode": "SCHEDULED_CHARGING"}]
     assert "SCHEDULED_CHARGING re-asserted" in result.message()
     assert [step.command for step in result.steps] == ["set_mode"]
+
+
+async def test_an_unreadable_mode_after_the_start_is_said_not_retried(
+    mock_cloud: aioresponses, client: EnlightenClient, sleeps: Any
+) -> None:
+    mock_status(mock_cloud, idle)
+    mock_summary(mock_cloud)
+    mock_cloud.post(START_URL, payload=load_fixture("start_charging"))
+    mock_cloud.get(MODE_URL, status=503, payload={}, repeat=True)
+
+    result = await client.start_charging(
+        SITE, SN, amps=16, mode=ChargeMode.SCHEDULED_CHARGING, explicit=False
+    )
+
+    assert result.outcome is Outcome.ACCEPTED
+    assert "could not be read" in result.message()
+    assert len(requests_to(mock_cloud, "GET", MODE_URL)) == 1  # one attempt: no retry storm
+    assert requests_to(mock_cloud, "PUT", MODE_URL) == []
+    assert sleeps.delays == [1.0]  # only the read lag
 
 
 async def test_a_manual_start_in_manual_reasserts_nothing(

@@ -586,6 +586,12 @@ class EnlightenClient:
         if mode is not ChargeMode.SCHEDULED_CHARGING or not result.outcome.changed:
             return result
         await self.transport.sleep(READ_LAG_S)
+        now = await self._preference_now(site_id, sn)
+        if now is ChargeMode.SCHEDULED_CHARGING:
+            return result
+        if now is None:
+            note = "; the charge mode could not be read to check SCHEDULED_CHARGING"
+            return dataclasses.replace(result, detail=result.detail + note)
         try:
             kept = await self.set_charge_mode(site_id, sn, ChargeMode.SCHEDULED_CHARGING)
         except EnlightenError as err:
