@@ -12,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from optimizer.enlighten.client import EnlightenClient
-from optimizer.enlighten.control import Outcome, benign
+from optimizer.enlighten.control import (
+    START_WITH_LEVEL,
+    START_WITHOUT_LEVEL,
+    Outcome,
+    benign,
+    probe,
+)
 from optimizer.enlighten.control_replies import (
     ChargerState,
     LevelRefusedError,
@@ -30,6 +36,7 @@ from optimizer.enlighten.models import ChargeMode, parse_live_stream
 from optimizer.enlighten.schedule_edit import AddSlot, DeleteSlot, DisableSlot, SetSlot
 from optimizer.enlighten.schedule_writes import created_slot_id, server_timestamp
 from optimizer.enlighten.transport import error_for_status
+from optimizer.enlighten.variants import VariantMemory
 from tests.fixtures import load_fixture
 from tests.test_client_writes import (
     MODE_URL,
@@ -483,3 +490,51 @@ async def test_two_stale_tokens_in_a_row_are_an_error(
 
 def test_slot_url_names_the_singular_schedule() -> None:
     assert re.search(r"/SCHEDULED_CHARGING/1234567/EV9876543210/schedule$", SLOT_URL)
+
+
+# --- property: a charger-state refusal ends the probe at once ----------------------------------
+
+WORDINGS = st.sampled_from(
+    [
+        ("already in charging state", Outcome.ALREADY_CHARGING),
+        ("already charging", Outcome.ALREADY_CHARGING),
+        ("not plugged to EV", Outcome.NOT_READY),
+        ("not plugged into vehicle", Outcome.NOT_READY),
+    ]
+)
+
+
+@given(
+    wording=WORDINGS,
+    casing=st.sampled_from([str.lower, str.upper, str.title, str]),
+    before=st.sampled_from(["", "Charger ", "Charger is ", "EV "]),
+    coded=st.booleans(),
+    variants=st.sampled_from([START_WITH_LEVEL, START_WITHOUT_LEVEL]),
+)
+async def test_a_state_refusal_is_always_one_request(
+    wording: tuple[str, Outcome],
+    casing: Any,
+    before: str,
+    coded: bool,
+    variants: Any,
+) -> None:
+    text, outcome = wording
+    body = load_fixture("control_error_2026")
+    body["error"]["displayMessage"] = casing(before + text)
+    code = "iqevc_ms-10012" if outcome is Outcome.ALREADY_CHARGING else "iqevc_ms-10008"
+    if coded:
+        body["error"]["errorMessageCode"] = code
+    else:
+        del body["error"]["errorMessageCode"]
+    sent: list[str] = []
+
+    async def send(variant: Any) -> Any:
+        sent.append(variant.name)
+        raise error_for_status(400, url=URL, body=body)
+
+    _, answer, _ = await probe(
+        command="start_charging", key="k", variants=variants, send=send, memory=VariantMemory()
+    )
+    assert len(sent) == 1
+    assert isinstance(answer, tuple)
+    assert answer[0] is outcome
