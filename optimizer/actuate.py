@@ -84,7 +84,8 @@ RESULT_OUTCOMES: dict[CommandOutcome, Outcome] = {
     CommandOutcome.ACCEPTED: "applied",
     CommandOutcome.UNCHANGED: "noop",
     CommandOutcome.NOT_READY: "rejected",
-    CommandOutcome.ALREADY_CHARGING: "rejected",
+    # The charger already does what was wanted (iqevc_ms-10012): done, not a failure.
+    CommandOutcome.ALREADY_CHARGING: "noop",
     CommandOutcome.NOT_ACTIVE: "rejected",
 }
 # Errors raised before anything was sent: a failed decision that cost no request.
@@ -105,6 +106,9 @@ class Command:
     enabled: bool | None = None
     edits: tuple[Edit, ...] = ()
     green: bool | None = None  # GREEN or SMART now: a start then carries no level
+    # The scheduler preference (the charger's own automation takes no level; SCHEDULED is
+    # re-asserted after a manual command switched it), as this tick's snapshot saw it.
+    preference: ChargeMode | None = None
 
 
 @dataclass(frozen=True)
@@ -152,9 +156,11 @@ def plan(decision: Decision, charger: ChargerView) -> Command | Skip:
                 raise UnusableDecision("set_amps without amps")
             if charger.charging and charger.amps == amps:
                 return Skip(f"already charging at {amps} A")
-            return Command("set_amps", amps=amps)
+            return Command("set_amps", amps=amps, preference=charger.mode)
         case "stop":
-            return Command("stop_charging") if charger.charging else Skip("not charging")
+            if not charger.charging:
+                return Skip("not charging")
+            return Command("stop_charging", preference=charger.mode)
         case "set_mode":
             mode = _mode(params.get("mode"))
             if charger.mode is mode:
@@ -195,8 +201,8 @@ def _start(charger: ChargerView, amps: int | None) -> Command | Skip:
     if charger.charging:
         if amps is None or charger.amps == amps:
             return Skip("already charging" + (f" at {amps} A" if amps is not None else ""))
-        return Command("set_amps", amps=amps)
-    return Command("start_charging", amps=amps, green=_level_less(charger))
+        return Command("set_amps", amps=amps, preference=charger.mode)
+    return Command("start_charging", amps=amps, green=_level_less(charger), preference=charger.mode)
 
 
 def _level_less(charger: ChargerView) -> bool | None:
@@ -247,6 +253,9 @@ class _Sent:
     detail: str = ""
     commands: int = 0
     error: EnlightenError | None = None
+    # What the decision log must keep although the command did not fail: the cloud's own
+    # words for "already charging", or a level the charger's backend did not take.
+    note: str | None = None
 
     @classmethod
     def failure(cls, error: EnlightenError, *, before: int = 0) -> _Sent:
@@ -266,7 +275,7 @@ class _Sent:
                 commands=self.commands,
                 auth_error=self.error if isinstance(self.error, AuthError) else None,
             )
-        error = self.detail if self.outcome == "rejected" else None
+        error = self.detail if self.outcome == "rejected" else self.note
         return Actuation(self.outcome, error=error, commands=self.commands, detail=self.detail)
 
 
@@ -326,13 +335,19 @@ class Actuator:
     async def _call(self, step: Command, sn: str) -> _Sent:
         client, site = self.client, self.site_id
         match step.call:
+            # A policy's level is not the user's explicit one: where the charger's backend
+            # refuses levels (IQ 40), the start goes without and the result says so.
             case "start_charging":
-                result = await client.start_charging(site, sn, amps=step.amps, green=step.green)
+                result = await client.start_charging(
+                    site, sn, amps=step.amps, green=step.green, mode=step.preference, explicit=False
+                )
             case "set_amps":
                 assert step.amps is not None  # noqa: S101 - plan() always sets it
-                result = await client.set_amps(site, sn, step.amps)
+                result = await client.set_amps(
+                    site, sn, step.amps, explicit=False, mode=step.preference
+                )
             case "stop_charging":
-                result = await client.stop_charging(site, sn)
+                result = await client.stop_charging(site, sn, mode=step.preference)
             case "set_charge_mode":
                 assert step.mode is not None  # noqa: S101
                 result = await client.set_charge_mode(site, sn, step.mode)
@@ -374,7 +389,9 @@ class Actuator:
 def _sent(result: CommandResult, *, scheduler: bool) -> _Sent:
     """A control command counts the requests it tried; a scheduler write is one request."""
     commands = int(result.outcome.changed) if scheduler else len(result.attempts)
-    return _Sent(RESULT_OUTCOMES[result.outcome], result.message(), commands)
+    noted = result.outcome is CommandOutcome.ALREADY_CHARGING or result.level_not_applied
+    note = result.message() if noted else None
+    return _Sent(RESULT_OUTCOMES[result.outcome], result.message(), commands, note=note)
 
 
 def _maybe_sent(err: EnlightenError) -> bool:

@@ -157,6 +157,10 @@ class ChargerConfig(_Section):
     settle_delay: Duration = timedelta(seconds=30)
     # For chargers that take a new level live: send the start at once, without the restart.
     direct_amps: bool = False
+    # The level a start without --amps (or a policy's start without amps) carries in MANUAL or
+    # SCHEDULED; none: the start carries no level and the charger uses its stored one. A
+    # default, not an explicit request: a backend that refuses levels gets a level-less start.
+    start_amps: int | None = Field(default=None, ge=6, le=80)
 
 
 class EngineConfig(_Section):

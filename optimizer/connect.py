@@ -64,6 +64,7 @@ def client_for(
         settle_s=config.charger.settle_delay.total_seconds(),
         direct_amps=config.charger.direct_amps,
         entrez_url=enlighten.entrez_url,
+        start_amps=config.charger.start_amps,
     )
 
 

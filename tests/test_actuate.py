@@ -37,6 +37,7 @@ from optimizer.observe import ObserveCache, observe_live
 from tests.cli_env import EMAIL, PASSWORD, SITE_ID
 
 SN = "EV9876543210"
+MANUAL = ChargeMode.MANUAL_CHARGING
 CONFIG = Config.model_validate({"site": {"timezone": "Australia/Melbourne"}})
 WRITE_METHODS = ("POST", "PUT", "PATCH")
 
@@ -75,13 +76,13 @@ PLANS: list[tuple[str, Decision, ChargerView, Command | Skip]] = [
         "start idle",
         decision("start", amps=16),
         view(),
-        Command("start_charging", amps=16, green=False),
+        Command("start_charging", amps=16, green=False, preference=MANUAL),
     ),
     (
         "start idle, no level",
         decision("start"),
         view(status_mode=None),
-        Command("start_charging", green=None),
+        Command("start_charging", green=None, preference=MANUAL),
     ),
     (
         "start at its level",
@@ -94,7 +95,7 @@ PLANS: list[tuple[str, Decision, ChargerView, Command | Skip]] = [
         "start at another level",
         decision("start", amps=10),
         view(charging=True, amps=16),
-        Command("set_amps", amps=10),
+        Command("set_amps", amps=10, preference=MANUAL),
     ),
     (
         "same amps",
@@ -102,10 +103,25 @@ PLANS: list[tuple[str, Decision, ChargerView, Command | Skip]] = [
         view(charging=True, amps=16),
         Skip("already charging at 16 A"),
     ),
-    ("other amps", decision("set_amps", amps=8), view(charging=True), Command("set_amps", amps=8)),
-    ("amps while idle", decision("set_amps", amps=8), view(amps=8), Command("set_amps", amps=8)),
+    (
+        "other amps",
+        decision("set_amps", amps=8),
+        view(charging=True),
+        Command("set_amps", amps=8, preference=MANUAL),
+    ),
+    (
+        "amps while idle",
+        decision("set_amps", amps=8),
+        view(amps=8),
+        Command("set_amps", amps=8, preference=MANUAL),
+    ),
     ("stop idle", decision("stop"), view(), Skip("not charging")),
-    ("stop charging", decision("stop"), view(charging=True), Command("stop_charging")),
+    (
+        "stop charging",
+        decision("stop"),
+        view(charging=True),
+        Command("stop_charging", preference=MANUAL),
+    ),
     (
         "mode as is",
         decision("set_mode", "mode", mode="MANUAL_CHARGING"),
@@ -357,7 +373,8 @@ async def test_schedule_edits_in_order(rig: Rig) -> None:
     patch = decision("patch_schedules", "schedules", edits=edits)
     done = await rig.actuator().apply(patch, snapshot)
     assert (done.outcome, done.commands) == ("applied", 2)
-    assert rig.writes() == ["PATCH schedules", "PATCH schedules"]
+    # 2026: a single-slot create, then a state-only PATCH (no full-list rewrite).
+    assert rig.writes() == ["POST schedule", "PATCH schedules"]
     assert rig.cache.schedules[SN].next_at is None
     stored = rig.cloud.charger().schedule_slots
     assert [s["startTime"] for s in stored] == ["23:00", None, "01:00"]
@@ -395,7 +412,7 @@ class SlowClient:
         self.events: list[str] = []
 
     async def start_charging(
-        self, site_id: int, sn: str, *, amps: int | None = None, green: bool | None = None
+        self, site_id: int, sn: str, *, amps: int | None = None, **_: Any
     ) -> CommandResult:
         self.events.append(f"begin {sn}")
         for _ in range(3):
@@ -430,3 +447,31 @@ async def test_one_command_at_a_time_per_charger() -> None:
     assert mine == [f"begin {SN}", f"end {SN}"] * 2  # never two at once on one charger
     # Another charger is not held up: its command ran alongside.
     assert client.events.index("begin EV2") < client.events.index(f"end {SN}")
+
+
+# --- 2026 replies on the service's actuation path -------------------------------------------------
+
+
+async def test_iq40_policy_start_goes_without_the_level_and_says_so(rig: Rig) -> None:
+    rig.cloud.update_charger(iq40_backend=True)
+    done = await rig.actuator().apply(decision("start", amps=16), await rig.snapshot())
+    assert done.outcome == "applied"
+    assert "16 A level was not applied" in done.detail
+    assert done.error == done.detail  # kept in the decision log
+    assert "Invalid charge level" in done.detail
+    assert rig.cloud.charger().charging
+    assert [r.json for r in rig.cloud.requests("/start_charging")] == [
+        {"chargingLevel": 16, "connectorId": 1},
+        {"connectorId": 1},
+    ]
+
+
+async def test_already_charging_from_a_stale_snapshot_is_done_in_one_request(rig: Rig) -> None:
+    stale = await rig.snapshot()  # idle
+    rig.cloud.update_charger(charging=True)
+    done = await rig.actuator().apply(decision("start", amps=16), stale)
+    assert (done.outcome, done.commands) == ("noop", 1)
+    # The cloud's words reach the decision log's error column, though nothing failed.
+    assert done.error is not None
+    assert "Charger is already in charging state" in done.error
+    assert len(rig.cloud.requests("/start_charging")) == 1

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from optimizer.fakecloud.model import GREEN
+from optimizer.fakecloud.profile import LEGACY_2024
 from tests.cli_env import PASSWORD, Env
 
 START = "/start_charging"
@@ -138,7 +139,10 @@ def test_no_level_region(env: Env) -> None:
 def test_start_without_a_car(env: Env) -> None:
     code, out, err = env.run("charge", "start", "--amps", "16")
     assert code == 1
-    assert out.strip() == "charger not ready: no vehicle plugged in; nothing changed"
+    assert out.strip() == (
+        'charger not ready: no vehicle plugged in (the cloud said: "Charger is not plugged to '
+        'EV"); nothing changed'
+    )
     assert "Traceback" not in err
     assert len(writes(env, START)) == 1  # benign: not retried, not probed further
 
@@ -147,7 +151,10 @@ def test_start_while_charging_is_benign(env: Env) -> None:
     plug_in(env, charging=True, level=16)
     code, out, _ = env.run("charge", "start")
     assert code == 0
-    assert out.strip() == "charger already charging; nothing changed"
+    assert out.strip() == (
+        'charger already charging (the cloud said: "Charger is already in charging state"); '
+        "nothing changed"
+    )
 
 
 def test_stop_without_a_session(env: Env) -> None:
@@ -345,11 +352,13 @@ def test_battery_set_where_unsupported(env: Env) -> None:
 
 
 def patched_slots(env: Env) -> list[dict[str, Any]]:
-    (patch,) = env.cloud.requests("/schedules", method="PATCH")
+    """The slots of the one full-list PATCH (a refused state-only PATCH before it aside)."""
+    (patch,) = [r for r in env.cloud.requests("/schedules", method="PATCH") if "data" in r.json]
     return list(patch.json["data"])
 
 
 def test_schedule_edits_keep_every_other_slot(env: Env) -> None:
+    env.cloud.set_profile(**LEGACY_2024)  # no single-slot calls: the full list is the fallback
     before = [dict(s) for s in env.cloud.charger().schedule_slots]
     code, out, err = env.run("schedule", "disable", "1")
     assert code == 0, err
@@ -364,6 +373,7 @@ def test_schedule_edits_keep_every_other_slot(env: Env) -> None:
 
 
 def test_schedule_add_set_delete(env: Env) -> None:
+    env.cloud.set_profile(**LEGACY_2024)  # no single-slot calls: the full list is the fallback
     code, out, err = env.run(
         "schedule", "add", "--start", "1:00", "--end", "05:00", "--days", "mon-fri", "--amps", "16"
     )

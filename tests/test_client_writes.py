@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -95,8 +96,12 @@ def mock_summary(mocked: aioresponses, *patches: Any) -> None:
 
 
 def mock_charger(mocked: aioresponses, *status_patches: Any) -> None:
+    """Status, summary and a MANUAL scheduler preference (a start reads the mode first)."""
     mock_status(mocked, *status_patches)
     mock_summary(mocked)
+    green = GREEN_STATUS in status_patches
+    preference = "charge_mode_green_for_control" if green else "charge_mode"
+    mocked.get(MODE_URL, payload=load_fixture(preference), repeat=True)
 
 
 # --- start_charging ----------------------------------------------------------------------------
@@ -178,7 +183,10 @@ async def test_start_not_plugged_in_is_not_ready_and_not_retried(
     result = await client.start_charging(SITE, SN, amps=16)
 
     assert result.outcome is Outcome.NOT_READY
-    assert result.message() == "charger not ready: no vehicle plugged in; nothing changed"
+    assert result.message() == (
+        'charger not ready: no vehicle plugged in (the cloud said: "EV not plugged"); '
+        "nothing changed"
+    )
     assert len(action_requests(mock_cloud, "start_charging")) == 1
     assert sleeps.delays == []
 
@@ -264,7 +272,7 @@ async def test_level_less_start_tries_the_twin_of_the_known_level_variant_first(
     mock_cloud: aioresponses, client: EnlightenClient
 ) -> None:
     singular = f"{BASE}{EVSE}/{SITE}/ev_charger/{SN}/start_charging"
-    mock_charger(mock_cloud)
+    mock_charger(mock_cloud, idle)  # not charging: a 404 is the wrong variant
     mock_cloud.post(START_URL, status=404, payload={}, repeat=True)
     mock_cloud.put(START_URL, status=404, payload={}, repeat=True)
     mock_cloud.post(singular, status=404, payload={}, repeat=True)
@@ -572,7 +580,18 @@ def fixture_slots() -> list[dict[str, Any]]:
 
 
 def patch_bodies(mocked: aioresponses) -> list[Any]:
-    return bodies(mocked, "PATCH", SCHEDULES_URL)
+    """The full-list PATCH bodies (a state-only PATCH, without ``data``, is left out)."""
+    return [body for body in bodies(mocked, "PATCH", SCHEDULES_URL) if "data" in body]
+
+
+SLOT_URL = f"{BASE}{SCHEDULER}/SCHEDULED_CHARGING/{SITE}/{SN}/schedule"
+
+
+def without_single_slot_routes(mocked: aioresponses) -> None:
+    """A scheduler of the 2024 kind: no single-slot routes, no state-only PATCH."""
+    pattern = re.compile(re.escape(SLOT_URL) + r"(/.*)?$")
+    for method in ("post", "patch", "delete"):
+        getattr(mocked, method)(pattern, status=404, payload={}, repeat=True)
 
 
 async def test_edit_schedule_patches_every_slot_with_one_changed(
@@ -580,6 +599,9 @@ async def test_edit_schedule_patches_every_slot_with_one_changed(
 ) -> None:
     slots = fixture_slots()
     mock_cloud.get(SCHEDULES_URL, payload=load_fixture("schedules"))
+    without_single_slot_routes(mock_cloud)
+    # A 2024 scheduler does not understand a state-only PATCH: 400, then the full list.
+    mock_cloud.patch(SCHEDULES_URL, status=400, payload={"message": "data is required"})
     mock_cloud.patch(SCHEDULES_URL, payload={})
 
     result = await client.edit_schedule(SITE, SN, EnableSlot(slots[1]["id"]))
@@ -589,7 +611,8 @@ async def test_edit_schedule_patches_every_slot_with_one_changed(
     expected = [slots[0], {**slots[1], "enabled": True}]
     assert body["data"] == expected
     assert body["meta"]["rowCount"] == 2
-    assert writes(mock_cloud) == [("PATCH", SCHEDULES_URL)]
+    assert body["meta"]["serverTimeStamp"] == load_fixture("schedules")["meta"]["serverTimeStamp"]
+    assert writes(mock_cloud) == [("PATCH", SCHEDULES_URL), ("PATCH", SCHEDULES_URL)]
 
 
 async def test_edit_schedule_level_change_is_checked_and_sent(
@@ -598,6 +621,7 @@ async def test_edit_schedule_level_change_is_checked_and_sent(
     slots = fixture_slots()
     mock_summary(mock_cloud)
     mock_cloud.get(SCHEDULES_URL, payload=load_fixture("schedules"))
+    without_single_slot_routes(mock_cloud)
     mock_cloud.patch(SCHEDULES_URL, payload={})
 
     await client.edit_schedule(SITE, SN, SetSlot(slots[0]["id"], charging_level=16))
@@ -626,6 +650,7 @@ async def test_add_slot_without_level_gets_the_chargers_max(
     slots = fixture_slots()
     mock_summary(mock_cloud)  # max 32 A
     mock_cloud.get(SCHEDULES_URL, payload=load_fixture("schedules"))
+    without_single_slot_routes(mock_cloud)
     mock_cloud.patch(SCHEDULES_URL, payload={})
 
     result = await client.edit_schedule(SITE, SN, AddSlot("08:00", "10:00"))
@@ -647,6 +672,7 @@ async def test_add_slot_default_level_respects_the_site_limit_and_steps(
     mock_summary(mock_cloud, {"data": {"chargeLevelDetails": {"granularity": "4"}}})
     client.site_max_amps = 28
     mock_cloud.get(SCHEDULES_URL, payload=load_fixture("schedules"))
+    without_single_slot_routes(mock_cloud)
     mock_cloud.patch(SCHEDULES_URL, payload={})
 
     await client.edit_schedule(SITE, SN, AddSlot("08:00", "10:00"))

@@ -243,10 +243,21 @@ def http_error(status: int, code: str | None = None, said: str | None = None) ->
     return error_for_status(status, url="u", body=body)
 
 
-@pytest.mark.parametrize("command", ["start_charging", "stop_charging"])
-def test_not_plugged_code_is_not_ready(command: str) -> None:
+def test_not_plugged_code_is_not_ready() -> None:
     err = BadRequestError("x", status=400, url="u", code="iqevc_ms-10008")
-    assert benign(err, command) == (Outcome.NOT_READY, "charger not ready: no vehicle plugged in")
+    assert benign(err, "start_charging") == (
+        Outcome.NOT_READY,
+        "charger not ready: no vehicle plugged in",
+    )
+
+
+def test_any_400_on_stop_is_nothing_to_stop() -> None:
+    """2026 reference, section 2: 400/404/409/422 on a stop mean there is nothing to stop."""
+    err = BadRequestError("x", status=400, url="u", code="iqevc_ms-10008")
+    assert benign(err, "stop_charging") == (
+        Outcome.NOT_ACTIVE,
+        "no active charging session to stop",
+    )
 
 
 def test_already_charging_code() -> None:
@@ -277,7 +288,10 @@ def test_400_without_code() -> None:
 
 def test_benign_detail_carries_what_the_server_said() -> None:
     err = http_error(409, said="Charger busy")
-    assert benign(err, "start_charging") == (Outcome.NOT_READY, "charger not ready (Charger busy)")
+    assert benign(err, "start_charging") == (
+        Outcome.NOT_READY,
+        'charger not ready (the cloud said: "Charger busy")',
+    )
 
 
 @pytest.mark.parametrize(
@@ -535,11 +549,17 @@ async def test_all_codeless_400_is_the_chargers_state(
     send = FakeSend({}, default=bad_request)
     variants = START_WITH_LEVEL if command == "start_charging" else STOP
     _, answer, attempts = await run_probe(send, memory, variants=variants, command=command)
-    assert send.calls == [v.name for v in variants]
     assert isinstance(answer, tuple)
     assert answer[0] is outcome
-    assert len(attempts) == len(variants)
-    assert memory.get(KEY) is None
+    if command == "start_charging":
+        # A codeless 400 on a start may be the body: every variant is tried.
+        assert send.calls == [v.name for v in variants]
+        assert len(attempts) == len(variants)
+        assert memory.get(KEY) is None
+    else:
+        # A stop has no body: its first 400 already says there is nothing to stop.
+        assert send.calls == [variants[0].name]
+        assert len(attempts) == 1
 
 
 async def test_hint_puts_the_same_route_level_less_variant_first(memory: VariantMemory) -> None:

@@ -454,6 +454,20 @@ async def test_summary_list_and_one(authed: Client) -> None:
 
 
 async def test_live_stream_shapes(authed: Client, cloud: FakeCloud) -> None:
+    # 2026 (the default): the web app's envelope; the stop answers data null, no status.
+    _status, body = await authed.get(f"{EVSE}/ev_chargers/start_live_stream")
+    assert body == {
+        "meta": {"serverTimeStamp": body["meta"]["serverTimeStamp"]},
+        "data": {
+            "liveStreamTopicList": [f"v1/evse/prod/live-stream/{SN}"],
+            "liveStreamDuration": 900,
+        },
+        "error": {},
+    }
+    assert isinstance(body["meta"]["serverTimeStamp"], int)
+    _, stopped = await authed.get(f"{EVSE}/ev_chargers/stop_live_stream")
+    assert stopped == {"meta": body["meta"], "data": None, "error": {}}
+    cloud.set_profile(live_stream_shape="standard")
     _status, body = await authed.get(f"{EVSE}/ev_chargers/start_live_stream")
     assert body == {"status": "accepted", "topics": [f"evse/{SN}/status"], "duration_s": 900}
     cloud.set_profile(live_stream_shape="data")

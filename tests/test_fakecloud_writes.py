@@ -10,6 +10,9 @@ import aiohttp
 import pytest
 
 from optimizer.fakecloud import Charger, FakeCloud, FakeCloudServer, FaultRule, ModeWrites
+from optimizer.fakecloud.profile import LEGACY_2024, Profile
+from optimizer.fakecloud.schedule_state import SYNC_S, format_ms, parse_token
+from tests.fixtures import load_fixture
 from tests.test_fakecloud import BROWSER, EVSE, SCHED, SITE, SN, Client, _body
 
 PLURAL = f"{EVSE}/ev_chargers/{SN}"
@@ -150,6 +153,7 @@ async def test_each_profile_accepts_exactly_its_stop_variants(
 
 
 async def test_variant_checks_come_before_the_charger_state(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: at the end
     cloud.set_profile(control_profile="put_only")
     # Unplugged: a wrong verb still answers 405, not "EV not plugged in".
     assert (await call(api, "POST", f"{PLURAL}/start_charging", BODIES["camel"]))[0] == 405
@@ -176,6 +180,7 @@ async def test_admin_profile_route_switches_control_profile(api: Client, cloud: 
 
 
 async def test_start_refusals_and_stop_without_session(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: at the end
     start = f"{PLURAL}/start_charging"
     assert await call(api, "POST", start, {"chargingLevel": 16, "connectorId": 1}) == (
         400,
@@ -200,6 +205,7 @@ async def test_start_refusals_and_stop_without_session(api: Client, cloud: FakeC
 
 
 async def test_settle_time_after_a_stop(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: at the end
     cloud.update_charger(plugged_in=True, charging=True, settle_s=30)
     assert (await call(api, "PUT", f"{PLURAL}/stop_charging"))[0] == 200
     cloud.advance(29)
@@ -220,6 +226,7 @@ async def test_settle_time_after_a_stop(api: Client, cloud: FakeCloud) -> None:
 async def test_offline_charger_answers_552_and_nothing_changes(
     api: Client, cloud: FakeCloud
 ) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: at the end
     cloud.update_charger(plugged_in=True, connected=False)
     offline = (552, {"status": "error", "message": "CONNECTION_NOT_ESTABLISHED"})
     assert await call(api, "POST", f"{PLURAL}/start_charging", {"connectorId": 1}) == offline
@@ -257,6 +264,7 @@ async def test_manual_level_changes_only_through_a_restart(api: Client, cloud: F
 async def test_live_level_charger_takes_a_new_level_while_charging(
     api: Client, cloud: FakeCloud
 ) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: at the end
     cloud.update_charger(plugged_in=True, charging=True, live_level=True)
     start = f"{PLURAL}/start_charging"
     assert await call(api, "POST", start, {"chargingLevel": 10, "connectorId": 1}) == (
@@ -309,6 +317,7 @@ async def test_green_ignores_levels_and_a_command_is_a_manual_override_until_rep
 async def test_out_of_range_levels_are_refused_and_recorded(
     api: Client, cloud: FakeCloud, level: Any
 ) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: at the end
     cloud.update_charger(plugged_in=True)
     body = {"chargingLevel": level, "connectorId": 1}
     assert await call(api, "POST", f"{PLURAL}/start_charging", body) == (400, RANGE_ERROR)
@@ -322,6 +331,7 @@ async def test_out_of_range_levels_are_refused_and_recorded(
 
 async def test_level_limits_come_from_the_charger(cloud: FakeCloud) -> None:
     small = FakeCloud(chargers=[Charger(sn=SN, min_amps=8, max_amps=16, granularity=2)])
+    small.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: at the end
     small.update_charger(plugged_in=True)
     async with (
         FakeCloudServer(small) as server,
@@ -455,6 +465,7 @@ async def test_green_battery_setting_write(api: Client, cloud: FakeCloud) -> Non
 
 
 async def test_schedule_patch_replaces_the_whole_list(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: at the end
     _, body = await api.get(SCHEDULES)
     custom, off_peak = body["data"]["slots"]
     edited = {**custom, "startTime": "22:30", "chargingLevel": 16, "extraField": "dropped"}
@@ -520,6 +531,7 @@ def _slot(**changes: Any) -> dict[str, Any]:
 async def test_schedule_patch_validation_names_the_field(
     api: Client, cloud: FakeCloud, slot: Any, field: str
 ) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: at the end
     before = [dict(s) for s in cloud.charger().schedule_slots]
     status, body = await call(api, "PATCH", SCHEDULES, {"meta": {}, "data": [_slot(), slot]})
     assert status == 400
@@ -529,6 +541,7 @@ async def test_schedule_patch_validation_names_the_field(
 
 
 async def test_schedule_patch_body_and_duplicate_ids(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)  # the 2024 error envelopes; 2026: at the end
     assert (await call(api, "PATCH", SCHEDULES, {"meta": {}}))[1]["field"] == "data"
     assert (await call(api, "PATCH", SCHEDULES, NO_BODY))[0] == 400
     status, body = await call(api, "PATCH", SCHEDULES, {"data": [_slot(), _slot()]})
@@ -647,3 +660,159 @@ async def test_after_option_over_the_admin_route(api: Client, cloud: FakeCloud) 
     _, state = await api.get("/__fake__/state")
     assert state["chargers"][0]["charging"] is False
     assert state["chargers"][0]["stopped_at"] == cloud.now()
+
+
+# --- 2026 (the default profile): envelopes, IQ 40, SCHEDULED flip, slot calls ---------------
+
+SLOT = SCHEDULES.removesuffix("s")  # .../schedule, the single-slot route
+START_2026 = f"{PLURAL}/start_charging"
+STOP_2026 = f"{PLURAL}/stop_charging"
+
+
+def envelope_of(body: Any) -> tuple[Any, Any]:
+    """The reply without its moment: (data, error)."""
+    assert set(body) == {"meta", "data", "error"}
+    assert isinstance(body["meta"]["serverTimeStamp"], int | str)
+    return body["data"], body["error"]
+
+
+def test_the_2024_preset_names_every_changed_field() -> None:
+    legacy, today = Profile.preset("2024"), Profile()
+    for name, value in LEGACY_2024.items():
+        assert getattr(legacy, name) == value
+        assert getattr(today, name) != value, name
+
+
+# --- control -------------------------------------------------------------------------------------
+
+
+async def test_refusals_in_the_2026_envelope_with_the_reference_texts(
+    api: Client, cloud: FakeCloud
+) -> None:
+    status, body = await call(api, "POST", START_2026, {"chargingLevel": 16, "connectorId": 1})
+    assert status == 400
+    expected = load_fixture("control_error_2026")
+    assert envelope_of(body) == (expected["data"], expected["error"])
+
+    cloud.update_charger(plugged_in=True, charging=True)
+    status, body = await call(api, "POST", START_2026, {"connectorId": 1})
+    assert status == 400
+    expected = load_fixture("control_error_2026_already_charging")
+    assert envelope_of(body) == (expected["data"], expected["error"])
+
+    cloud.update_charger(charging=False)
+    status, body = await call(api, "PUT", STOP_2026)
+    assert status == 409
+    assert envelope_of(body) == (
+        None,
+        {"displayMessage": "No active charging session", "code": "409"},
+    )
+
+
+async def test_iq40_backend_refuses_a_level_only(api: Client, cloud: FakeCloud) -> None:
+    cloud.update_charger(plugged_in=True, iq40_backend=True)
+    status, body = await call(api, "POST", START_2026, {"chargingLevel": 16, "connectorId": 1})
+    assert status == 500
+    expected = load_fixture("control_error_2026_iq40_invalid_level")
+    assert envelope_of(body) == (expected["data"], expected["error"])
+    assert not cloud.charger().charging
+    assert cloud.violations() == []  # 16 A is a good level: refused for carrying one at all
+    status, _ = await call(api, "POST", START_2026, {"connectorId": 1})
+    assert status == 200
+    assert cloud.charger().charging
+
+
+@pytest.mark.parametrize("flip", [True, False])
+async def test_a_manual_command_flips_scheduled(api: Client, cloud: FakeCloud, flip: bool) -> None:
+    cloud.set_profile(scheduled_flip=flip)
+    cloud.update_charger(plugged_in=True, scheduler_mode="SCHEDULED_CHARGING")
+    assert (await call(api, "POST", START_2026, {"connectorId": 1}))[0] == 200
+    after = "MANUAL_CHARGING" if flip else "SCHEDULED_CHARGING"
+    assert cloud.charger().scheduler_mode == after
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+
+async def read(api: Client) -> dict[str, Any]:
+    status, body = await api.get(SCHEDULES)
+    assert status == 200
+    return dict(body)
+
+
+def test_tokens_round_trip_to_the_millisecond() -> None:
+    ms = 1_736_906_400_001
+    text = format_ms(ms)
+    assert text == "2025-01-15T02:00:00.001+00:00"
+    assert parse_token(text) == ms
+    assert parse_token("yesterday") is None
+    assert parse_token("2025-01-15T02:00:00") is None  # no offset: not the scheduler's
+
+
+async def test_full_list_patch_needs_the_current_token(api: Client, cloud: FakeCloud) -> None:
+    body = await read(api)
+    slots = body["data"]["slots"]
+    assert (await call(api, "PATCH", SCHEDULES, {"data": slots}))[0] == 400  # no token
+    stale = {"meta": body["meta"], "data": slots}
+    assert (await call(api, "PATCH", SCHEDULES, stale))[0] == 200
+    status, reply = await call(api, "PATCH", SCHEDULES, stale)  # the same token again
+    assert status == 409
+    assert "read them again" in reply["message"]
+    future = {"meta": {"serverTimeStamp": "2030-01-01T00:00:00.000+00:00"}, "data": slots}
+    assert (await call(api, "PATCH", SCHEDULES, future))[0] == 409
+    fresh = await read(api)
+    assert fresh["meta"]["serverTimeStamp"] > body["meta"]["serverTimeStamp"]
+    assert (await call(api, "PATCH", SCHEDULES, {"meta": fresh["meta"], "data": slots}))[0] == 200
+
+
+async def test_state_only_patch(api: Client, cloud: FakeCloud) -> None:
+    custom = (await read(api))["data"]["slots"][0]
+    status, body = await call(api, "PATCH", SCHEDULES, {custom["id"]: "DISABLED"})
+    assert status == 200
+    assert envelope_of(body) == (None, {})
+    assert cloud.charger().schedule_slots[0]["enabled"] is False
+    assert (await call(api, "PATCH", SCHEDULES, {"nope": "ENABLED"}))[0] == 400
+    cloud.set_profile(schedule_slot_routes=False)
+    assert (await call(api, "PATCH", SCHEDULES, {custom["id"]: "ENABLED"}))[0] == 400
+
+
+async def test_single_slot_create_update_delete(api: Client, cloud: FakeCloud) -> None:
+    custom = (await read(api))["data"]["slots"][0]
+    new = {k: v for k, v in custom.items() if k != "id"} | {"startTime": "01:00"}
+    status, body = await call(api, "POST", SLOT, new)
+    assert status == 200
+    created, error = envelope_of(body)
+    assert error == {}
+    assert created.startswith(f"{SITE}:{SN}:")
+    assert [s["id"] for s in cloud.charger().schedule_slots][-1] == created
+
+    one = f"{SLOT}/{created}"
+    changed = {**new, "id": created, "chargingLevel": 16}
+    assert (await call(api, "PATCH", one, changed))[0] == 200
+    assert cloud.charger().schedule_slots[-1]["chargingLevel"] == 16
+    assert (await call(api, "PATCH", one, {**changed, "id": custom["id"]}))[0] == 400
+    assert (await call(api, "PATCH", one, {**changed, "days": [9]}))[0] == 400
+
+    assert (await call(api, "DELETE", one))[0] == 200
+    assert created not in [s["id"] for s in cloud.charger().schedule_slots]
+    assert (await call(api, "DELETE", one))[0] == 404
+    off_peak = cloud.charger().schedule_slots[1]["id"]
+    assert (await call(api, "DELETE", f"{SLOT}/{off_peak}"))[0] == 400
+    assert len(cloud.charger().schedule_slots) == 2
+
+
+async def test_without_single_slot_routes_they_are_404(api: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(schedule_slot_routes=False)
+    custom = cloud.charger().schedule_slots[0]
+    assert (await call(api, "POST", SLOT, custom))[0] == 404
+    assert (await call(api, "PATCH", f"{SLOT}/{custom['id']}", custom))[0] == 404
+    assert (await call(api, "DELETE", f"{SLOT}/{custom['id']}"))[0] == 404
+
+
+async def test_sync_status_is_pending_after_a_write(api: Client, cloud: FakeCloud) -> None:
+    assert (await read(api))["data"]["config"]["scheduleSyncStatus"] == "synced"
+    custom = cloud.charger().schedule_slots[0]
+    await call(api, "PATCH", SCHEDULES, {custom["id"]: "DISABLED"})
+    assert (await read(api))["data"]["config"]["scheduleSyncStatus"] == "pending"
+    cloud.advance(SYNC_S)
+    assert (await read(api))["data"]["config"]["scheduleSyncStatus"] == "synced"

@@ -227,7 +227,9 @@ async def test_six_hours_of_the_example_rules(morning: World) -> None:
     assert len(morning.cloud.requests("/start_charging")) == len(starts) + len(levels)
     stops = applied(rows, "stop")
     assert len(morning.cloud.requests("/stop_charging")) == len(stops) + len(restarts)
-    assert len(morning.cloud.requests("/schedules", method="PATCH")) == 1
+    slot_writes = [r for r in morning.cloud.requests("/SCHEDULED_CHARGING/") if r.method != "GET"]
+    assert len(slot_writes) == 1  # one single-slot call (2026), not a full-list rewrite
+    assert "/schedule/" in slot_writes[0].path or slot_writes[0].path.endswith("/schedule")
     assert morning.cloud.charger().mode_writes.unchanged == 0
     assert morning.cloud.violations() == []
     # Each applied charging command found the charger in another state than the one it wanted.
@@ -646,4 +648,24 @@ async def test_a_plan_set_with_evopt_plan_reaches_the_engine(midday: World) -> N
     assert json.loads(rows[0]["params"]) == {"amps": 32}
     assert json.loads(rows[0]["inputs"])["charger"]["plan"]["energy_kwh"] == 20.0
     assert len(midday.cloud.requests("/start_charging")) == 1
+    await service.shutdown()
+
+
+async def test_an_iq40_start_goes_without_the_level_and_the_log_says_so(midday: World) -> None:
+    """2026 reference, section 2: the policy's 16 A is refused with a 500 "Invalid charge
+    level"; the service starts without it, once, and the decision log keeps why."""
+    midday.cloud.update_charger(iq40_backend=True)
+    service = midday.service(midday.config(ALWAYS_16))
+    service.start()
+    report = await service.tick()
+    assert report.problem is None
+    assert midday.cloud.charger().charging
+    (start,) = [r for r in midday.rows() if r["action"] in ("start", "set_amps")]
+    assert (start["outcome"], start["commands"]) == ("applied", 2)
+    assert "16 A level was not applied" in start["error"]
+    assert "Invalid charge level" in start["error"]
+    assert [r.json for r in midday.cloud.requests("/start_charging")] == [
+        {"chargingLevel": 16, "connectorId": 1},
+        {"connectorId": 1},
+    ]
     await service.shutdown()

@@ -43,12 +43,14 @@ from optimizer.enlighten.control import (
     Variant,
     probe,
 )
+from optimizer.enlighten.control_replies import LevelRefusedError, is_invalid_charge_level, quoted
 from optimizer.enlighten.entrez import DEFAULT_ENTREZ_URL
 from optimizer.enlighten.errors import (
     AuthError,
     BadRequestError,
     CloudUnreachableError,
     ConfigError,
+    ConflictError,
     ConnectionNotEstablishedError,
     EnlightenError,
     EnlightenHTTPStatusError,
@@ -109,6 +111,14 @@ from optimizer.enlighten.schedule_edit import (
     new_slot_id,
     patch_body,
 )
+from optimizer.enlighten.schedule_writes import (
+    FULL_LIST,
+    READ_LAG_S,
+    SlotCall,
+    created_slot_id,
+    server_timestamp,
+    single_slot_call,
+)
 from optimizer.enlighten.transport import (
     DEFAULT_BASE_URL,
     Reply,
@@ -142,6 +152,11 @@ SITE_DISCOVERY_PATHS = (
 # exist on this deployment, or it answered with a shape we cannot use. Auth, rate limits and
 # 5xx are not: another path would fail the same way.
 FALLBACK_ERRORS = (NotFoundError, MethodNotAllowedError, BadRequestError, ParseError)
+
+
+def _levelless(mode: ChargeMode | None) -> bool:
+    """GREEN and SMART follow the charger's own automation: a start there carries no level."""
+    return mode is not None and mode.takes_no_amps
 
 
 @dataclass(frozen=True)
@@ -183,6 +198,7 @@ class EnlightenClient:
         settle_s: float = 30.0,
         direct_amps: bool = False,
         entrez_url: str | None = None,
+        start_amps: int | None = None,
     ) -> None:
         self.transport = transport or Transport(
             base_url=base_url, session=session, timeout_s=timeout_s, retry=retry
@@ -200,9 +216,11 @@ class EnlightenClient:
         self.site_max_amps = site_max_amps
         self.settle_s = settle_s
         self.direct_amps = direct_amps
+        self.start_amps = start_amps
         self._summaries: dict[tuple[int, str], ChargerSummary] = {}
         self._site_zones: dict[int, str] = {}
         self._filter_criteria_at: dict[int, float] = {}
+        self._schedule_written_at: dict[tuple[int, str], float] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -601,6 +619,11 @@ class EnlightenClient:
                 f"{what} may or may not have taken effect ({err.message})"
             ) from err
         except EnlightenHTTPStatusError as err:
+            if is_invalid_charge_level(err):
+                raise LevelRefusedError(
+                    f"{what} refused: the charger's backend takes no charge level{quoted(err)}",
+                    said="Invalid charge level",
+                ) from err
             if err.status not in (500, 552):
                 raise
             cause = f"{err.hint}; " if isinstance(err, ConnectionNotEstablishedError) else ""
@@ -629,21 +652,99 @@ class EnlightenClient:
             f"site {site_id} has no charger {sn}", hint="`evopt status` lists the chargers"
         )
 
+    async def _preference_now(self, site_id: int, sn: str) -> ChargeMode | None:
+        """The scheduler's mode from one attempt, None when it cannot be read: the scheduler
+        fails most often (reference section 10), and a command must not wait out its retries.
+        """
+        try:
+            reply = await self._call(
+                "GET", f"{SCHEDULER}/{site_id}/{sn}/preference", family="scheduler", retry=False
+            )
+            return parse_mode_preference(reply.data).mode
+        except AuthError:
+            raise
+        except EnlightenError as err:
+            _LOGGER.info("charge mode unreadable (%s)", err)
+            return None
+
+    async def _control_mode(self, site_id: int, sn: str) -> ChargeMode | None:
+        """The mode a command depends on: the scheduler's preference (only it tells SCHEDULED
+        apart), else the status integer when the scheduler cannot be read."""
+        mode = await self._preference_now(site_id, sn)
+        if mode is None:
+            mode = (await self.charger_status(site_id, sn)).mode
+        return mode
+
+    async def _is_charging(self, site_id: int, sn: str) -> bool:
+        return (await self.charger_status(site_id, sn)).charging is True
+
     async def start_charging(
-        self, site_id: int, sn: str, *, amps: int | None = None, green: bool | None = None
+        self,
+        site_id: int,
+        sn: str,
+        *,
+        amps: int | None = None,
+        green: bool | None = None,
+        mode: ChargeMode | None = None,
+        explicit: bool = True,
+        reassert: bool = True,
     ) -> CommandResult:
         """Start a session, at ``amps`` when given (checked first), with the spec's fallbacks.
 
-        In GREEN mode the charger ignores any level, so none is sent (field notes); ``green``
-        says whether it is, else the status is read to find out.
+        GREEN and SMART follow the charger's own automation, so a start there carries no level;
+        MANUAL and SCHEDULED carry ``amps`` when one is given. ``mode`` (the scheduler's) or
+        ``green`` says which applies, else it is read. ``explicit``: the user asked for these
+        amps. An older IQ 40 backend refuses any start with a level (500 "Invalid charge
+        level"): a policy's level is then dropped, the start resent once without it and the
+        charger remembered; a user's explicit level is a failure instead, since a level-less
+        start would run at a level nobody asked for (2026 reference, section 2).
         """
-        if green is None:
-            mode = (await self.charger_status(site_id, sn)).mode
-            green = mode is not None and mode.takes_no_amps
+        if mode is None and green is None:
+            mode = await self._control_mode(site_id, sn)
+        no_level = _levelless(mode) if mode is not None else bool(green)
+        if amps is None and self.start_amps is not None and not no_level:
+            amps, explicit = self.start_amps, False  # the configured default, not the user's
         level = None
-        if amps is not None and not green:
+        if amps is not None and not no_level:
             level = (await self.limits(site_id, sn)).validate(amps)
         key = f"{site_id}:{sn}:start_charging"
+        levelless_key = f"{key}:levelless"
+        if level is not None and not explicit and self.variants.get(levelless_key) is not None:
+            result = await self._start(site_id, sn, None, key=key)
+            result = _level_not_applied(result, level, "this charger's backend takes no level")
+        else:
+            try:
+                result = await self._start(site_id, sn, level, key=key)
+            except LevelRefusedError as err:
+                if level is None:
+                    raise
+                if explicit:
+                    raise LevelRefusedError(
+                        f"the charger refused to start at {level} A: its backend takes no level "
+                        f'with a start (the cloud said: "{err.said}"); nothing changed',
+                        said=err.said,
+                    ) from err
+                _LOGGER.warning("charger %s takes no level with a start; starting without", sn)
+                self.variants.remember(levelless_key, "invalid charge level")
+                result = await self._start(site_id, sn, None, key=key)
+                refused = f"start at {level} A: HTTP 500 ({err.said})"
+                result = _level_not_applied(
+                    dataclasses.replace(result, attempts=(refused, *result.attempts)),
+                    level,
+                    f'the charger refused it (the cloud said: "{err.said}")',
+                )
+        if no_level and result.outcome is Outcome.ACCEPTED:
+            name = "SMART" if mode is not None and mode.value == "SMART_CHARGING" else "GREEN"
+            ignored = f" (the {amps} A asked for is ignored in {name})" if amps is not None else ""
+            result = dataclasses.replace(
+                result, detail=f"charging started in {name} mode, following solar{ignored}"
+            )
+        if reassert:
+            result = await self._keep_scheduled(site_id, sn, mode, result)
+        return result
+
+    async def _start(self, site_id: int, sn: str, level: int | None, *, key: str) -> CommandResult:
+        """One start through the probe: with ``level`` or strictly without one."""
         with_level = self.variants.get(f"{key}:level")
         hint = next((v for v in START_WITH_LEVEL if v.name == with_level), None)
         variant, answer, attempts = await probe(
@@ -658,22 +759,50 @@ class EnlightenClient:
             ),
             memory=self.variants,
             hint=hint,
+            recheck=lambda: self._is_charging(site_id, sn),
         )
         if isinstance(answer, tuple):
             outcome, detail = answer
             return CommandResult("start_charging", outcome, detail, variant.name, level, attempts)
         if level is not None:
             detail = f"charging started at {level} A"
-        elif green:
-            ignored = f" (the {amps} A asked for is ignored in GREEN)" if amps is not None else ""
-            detail = f"charging started in GREEN mode, following solar{ignored}"
         else:
             detail = "charging started at the charger's last level"
         return CommandResult(
             "start_charging", Outcome.ACCEPTED, detail, variant.name, level, attempts
         )
 
-    async def stop_charging(self, site_id: int, sn: str) -> CommandResult:
+    async def _keep_scheduled(
+        self, site_id: int, sn: str, mode: ChargeMode | None, result: CommandResult
+    ) -> CommandResult:
+        """In SCHEDULED, a manual start or stop can flip the preference (observed): read it
+        back (after the read lag) and put SCHEDULED_CHARGING back only if it flipped."""
+        if mode is not ChargeMode.SCHEDULED_CHARGING or not result.outcome.changed:
+            return result
+        await self.transport.sleep(READ_LAG_S)
+        now = await self._preference_now(site_id, sn)
+        if now is ChargeMode.SCHEDULED_CHARGING:
+            return result
+        if now is None:
+            note = "; the charge mode could not be read to check SCHEDULED_CHARGING"
+            return dataclasses.replace(result, detail=result.detail + note)
+        try:
+            kept = await self.set_charge_mode(site_id, sn, ChargeMode.SCHEDULED_CHARGING)
+        except EnlightenError as err:
+            note = f"; SCHEDULED_CHARGING could not be re-asserted ({err.message})"
+            return dataclasses.replace(result, detail=result.detail + note)
+        if not kept.outcome.changed:
+            return result
+        note = "; SCHEDULED_CHARGING re-asserted (the command had switched the mode)"
+        return dataclasses.replace(result, detail=result.detail + note, steps=(*result.steps, kept))
+
+    async def stop_charging(
+        self, site_id: int, sn: str, *, mode: ChargeMode | None = None, reassert: bool = True
+    ) -> CommandResult:
+        """Stop the session; 400/409/422 (and a 404 while the status shows none) mean there
+        was nothing to stop. ``mode`` (read when not given) decides the SCHEDULED re-assert."""
+        if reassert and mode is None:
+            mode = await self._preference_now(site_id, sn)
         variant, answer, attempts = await probe(
             command="stop_charging",
             key=f"{site_id}:{sn}:stop_charging",
@@ -682,13 +811,18 @@ class EnlightenClient:
                 v.method, v.path(site_id, sn, "stop_charging"), family="control", json_body=None
             ),
             memory=self.variants,
+            recheck=lambda: self._not_charging(site_id, sn),
         )
         if isinstance(answer, tuple):
             outcome, detail = answer
             return CommandResult("stop_charging", outcome, detail, variant.name, None, attempts)
-        return CommandResult(
+        result = CommandResult(
             "stop_charging", Outcome.ACCEPTED, "charging stopped", variant.name, None, attempts
         )
+        return await self._keep_scheduled(site_id, sn, mode if reassert else None, result)
+
+    async def _not_charging(self, site_id: int, sn: str) -> bool:
+        return (await self.charger_status(site_id, sn)).charging is False
 
     async def set_amps(
         self,
@@ -698,32 +832,49 @@ class EnlightenClient:
         *,
         settle_s: float | None = None,
         direct: bool | None = None,
+        explicit: bool = True,
+        mode: ChargeMode | None = None,
     ) -> CommandResult:
         """Charge at ``amps``: start a session, or change the level of the running one.
 
         In MANUAL mode a new level only takes effect when the session restarts (field notes),
         so an active session is stopped, given ``settle_s`` (default 30 s), and started again
         at the new level, as one operation whose result lists both steps. ``direct`` (for
-        chargers that take a level live) sends the start at once instead.
+        chargers that take a level live) sends the start at once instead. ``explicit`` and
+        ``mode`` as for :meth:`start_charging`.
         """
         limits = await self.limits(site_id, sn)
         level = limits.validate(amps)
         charger = await self.charger_status(site_id, sn)
-        if charger.mode is not None and charger.mode.takes_no_amps:
+        if mode is None and not _levelless(charger.mode):
+            mode = await self._control_mode(site_id, sn)
+        automatic = next((m for m in (charger.mode, mode) if _levelless(m)), None)
+        if automatic is not None:
+            name = automatic.value.split("_")[0]
             raise NotSupportedError(
-                f"the charger is in {charger.mode.value.split('_')[0]} mode, which ignores "
-                "the amps level",
+                f"the charger is in {name} mode, which ignores the amps level",
                 hint="`evopt mode set MANUAL_CHARGING` first to charge at a fixed level",
             )
         if not charger.session_active or not charger.charging:
-            return await self.start_charging(site_id, sn, amps=level, green=False)
+            return await self.start_charging(
+                site_id, sn, amps=level, green=False, mode=mode, explicit=explicit
+            )
         if charger.session.charge_level_amps == level:
             return CommandResult(
                 "set_amps", Outcome.UNCHANGED, f"already charging at {level} A", level_amps=level
             )
+        if self.variants.get(f"{site_id}:{sn}:start_charging:levelless") is not None:
+            raise NotSupportedError(
+                f"charger {sn} takes no level with a start (its backend answered "
+                '"Invalid charge level"), so its level cannot be changed from here; nothing '
+                "was sent",
+                hint="set the level in the Enphase app",
+            )
         was = charger.session.charge_level_amps
         if direct if direct is not None else self.direct_amps:
-            result = await self.start_charging(site_id, sn, amps=level, green=False)
+            result = await self.start_charging(
+                site_id, sn, amps=level, green=False, mode=mode, explicit=explicit
+            )
             return CommandResult(
                 "set_amps",
                 result.outcome,
@@ -735,14 +886,16 @@ class EnlightenClient:
                 result.attempts,
                 (result,),
             )
-        stop = await self.stop_charging(site_id, sn)
+        stop = await self.stop_charging(site_id, sn, reassert=False)
         if stop.outcome not in (Outcome.ACCEPTED, Outcome.NOT_ACTIVE):
             return CommandResult("set_amps", stop.outcome, stop.detail, steps=(stop,))
         wait = self.settle_s if settle_s is None else settle_s
         _LOGGER.info("waiting %.0f s for the charger to settle before restarting", wait)
         await self.transport.sleep(wait)
         try:
-            start = await self.start_charging(site_id, sn, amps=level, green=False)
+            start = await self.start_charging(
+                site_id, sn, amps=level, green=False, mode=mode, explicit=explicit, reassert=False
+            )
         except EnlightenError as err:
             raise IncompleteCommandError(
                 f"charging stopped to change the level to {level} A, but the restart failed: "
@@ -755,15 +908,17 @@ class EnlightenClient:
                 f"refused ({start.detail}); the charger is now stopped",
                 hint="run `evopt charge start` to resume charging",
             )
-        return CommandResult(
+        result = CommandResult(
             "set_amps",
             Outcome.ACCEPTED,
             f"level changed from {was} A to {level} A: stopped, waited {wait:g} s, restarted",
             start.variant,
-            level,
+            start.level_amps,
             stop.attempts + start.attempts,
             (stop, start),
+            level_not_applied=start.level_not_applied,
         )
+        return await self._keep_scheduled(site_id, sn, mode, result)
 
     async def trigger_message(self, site_id: int, sn: str, message: str) -> CommandResult:
         """Ask the charger for one OCPP message (only the allowed set; checked before sending)."""
@@ -838,10 +993,13 @@ class EnlightenClient:
         return CommandResult("set_battery", Outcome.ACCEPTED, f"battery use in green mode {state}")
 
     async def edit_schedule(self, site_id: int, sn: str, edit: Edit) -> CommandResult:
-        """Change one schedule slot: read the list, edit it, PATCH the full list back.
+        """Change one schedule slot, and no other.
 
-        The cloud deletes any slot a PATCH leaves out, so the body is always the complete
-        current list with exactly one slot changed (schedule_edit guarantees it).
+        The list is always read first: it says whether anything would change, and it is what
+        the edit is checked against (schedule_edit). The change then goes by the single-slot
+        call where the scheduler has one (2026 reference, section 7), else as the full list,
+        which echoes the read's ``serverTimeStamp`` so that the scheduler can refuse a list
+        built from a stale read (409); that is retried once from a fresh read.
         """
         level = getattr(edit, "charging_level", None)
         if level is not None:
@@ -852,20 +1010,84 @@ class EnlightenClient:
             edit = dataclasses.replace(
                 edit, charging_level=(await self.limits(site_id, sn)).highest()
             )
-        current = await self.schedules(site_id, sn)
         new_id = new_slot_id(site_id, sn, uuid.uuid4()) if isinstance(edit, AddSlot) else None
-        slots = apply_edit(current.slots, edit, new_id=new_id)
-        if tuple(slots) == tuple(current.slots):
-            return CommandResult(
-                "patch_schedules", Outcome.UNCHANGED, describe_edit(current.slots, slots)
+        for attempt in (1, 2):
+            current, stamp = await self._schedules_for_write(site_id, sn)
+            slots = apply_edit(current.slots, edit, new_id=new_id)
+            what = describe_edit(current.slots, slots)
+            if tuple(slots) == tuple(current.slots):
+                return CommandResult("patch_schedules", Outcome.UNCHANGED, what)
+            call = single_slot_call(edit, current.slots, slots)
+            if call is not None and await self._slot_call(site_id, sn, call):
+                return CommandResult("patch_schedules", Outcome.ACCEPTED, what, call.kind)
+            try:
+                await self._schedule_write(
+                    site_id,
+                    sn,
+                    SlotCall("full-list", "PATCH", "schedules", patch_body(slots, **stamp)),
+                )
+            except ConflictError:
+                if attempt == 2:
+                    raise
+                _LOGGER.info("schedules changed since they were read; reading them again")
+                continue
+            return CommandResult("patch_schedules", Outcome.ACCEPTED, what, FULL_LIST)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _schedules_for_write(self, site_id: int, sn: str) -> tuple[Schedules, dict[str, str]]:
+        """The slots and the concurrency token of one fresh read (after the read lag)."""
+        written = self._schedule_written_at.get((site_id, sn))
+        if written is not None and (lag := READ_LAG_S - (time.monotonic() - written)) > 0:
+            await self.transport.sleep(lag)
+        reply = await self._call(
+            "GET", f"{SCHEDULER}/SCHEDULED_CHARGING/{site_id}/{sn}/schedules", family="scheduler"
+        )
+        schedules = parse_schedules(reply.data)
+        stamp = server_timestamp(reply.data)
+        if stamp is None:
+            _LOGGER.info("the schedules read carried no serverTimeStamp; sending the local time")
+            stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+        return schedules, {"server_timestamp": stamp}
+
+    async def _schedule_write(self, site_id: int, sn: str, call: SlotCall) -> Reply:
+        base = f"{SCHEDULER}/SCHEDULED_CHARGING/{site_id}/{sn}"
+        try:
+            return await self._write(
+                call.method, f"{base}/{call.path}", family="scheduler", json_body=call.body
             )
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-        await self._write(
-            "PATCH",
-            f"{SCHEDULER}/SCHEDULED_CHARGING/{site_id}/{sn}/schedules",
-            family="scheduler",
-            json_body=patch_body(slots, server_timestamp=stamp),
-        )
-        return CommandResult(
-            "patch_schedules", Outcome.ACCEPTED, describe_edit(current.slots, slots)
-        )
+        finally:
+            self._schedule_written_at[(site_id, sn)] = time.monotonic()
+
+    async def _slot_call(self, site_id: int, sn: str, call: SlotCall) -> bool:
+        """Send a single-slot call; False when this scheduler has no such route (remembered,
+        so the full list goes first from then on). A state-only PATCH that is not understood
+        answers 400 on the same path, so that falls back too."""
+        key = f"{site_id}:{sn}:schedule_{call.kind}"
+        if self.variants.get(key) == FULL_LIST:
+            return False
+        unsupported: tuple[type[EnlightenError], ...] = (NotFoundError, MethodNotAllowedError)
+        if call.kind == "state":
+            unsupported = (*unsupported, BadRequestError)
+        try:
+            reply = await self._schedule_write(site_id, sn, call)
+        except unsupported as err:
+            _LOGGER.info(
+                "schedule %s call not available (%s); sending the full list", call.kind, err
+            )
+            self.variants.remember(key, FULL_LIST)
+            return False
+        if call.kind == "create" and created_slot_id(reply.data) is None:
+            _LOGGER.info("the scheduler named no id for the new slot; the next read shows it")
+        return True
+
+
+def _level_not_applied(result: CommandResult, level: int, why: str) -> CommandResult:
+    """A start sent without the level a policy wanted: say so, in the line and the result."""
+    if result.outcome is not Outcome.ACCEPTED:
+        return result
+    return dataclasses.replace(
+        result,
+        detail=f"charging started, but the {level} A level was not applied: {why}; the "
+        "charger charges at the level stored in it",
+        level_not_applied=level,
+    )

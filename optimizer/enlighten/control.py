@@ -16,9 +16,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from optimizer.enlighten.control_replies import (
+    ALREADY_CHARGING_CODE,
+    NOT_PLUGGED_CODE,
+    ChargerState,
+    charger_state,
+    quoted,
+)
 from optimizer.enlighten.errors import (
     BadRequestError,
     ConflictError,
+    EnlightenError,
     EnlightenHTTPStatusError,
     MethodNotAllowedError,
     NotFoundError,
@@ -31,8 +39,6 @@ _LOGGER = logging.getLogger(__name__)
 
 EVSE = "/service/evse_controller"
 CONNECTOR_ID = 1
-NOT_PLUGGED_CODE = "iqevc_ms-10008"
-ALREADY_CHARGING_CODE = "iqevc_ms-10012"
 STATE_CODES = frozenset({NOT_PLUGGED_CODE, ALREADY_CHARGING_CODE})
 # OCPP 1.6 TriggerMessage: the messages a charger may be asked to send.
 TRIGGER_MESSAGES = (
@@ -134,6 +140,9 @@ class CommandResult:
     level_amps: int | None = None
     attempts: tuple[str, ...] = ()
     steps: tuple[CommandResult, ...] = field(default=())
+    # A level a policy wanted that the start could not carry (IQ 40 backend): the charger
+    # runs at its stored level instead.
+    level_not_applied: int | None = None
 
     def message(self) -> str:
         """The one line the CLI prints."""
@@ -145,27 +154,38 @@ class CommandResult:
 def benign(err: EnlightenHTTPStatusError, command: str) -> tuple[Outcome, str] | None:
     """A reply that means "the charger was not in a state to do this", or None.
 
-    409/422 and the ``iqevc_ms`` codes are the charger's state, not a failure: nothing is
-    retried and nothing changed.
+    409/422 and the charger-state refusals (``errorMessageCode`` first, then the wording) are
+    the charger's state, not a failure: nothing is retried and nothing changed. On a stop,
+    400/409/422 all mean there was nothing to stop. The cloud's own words are kept in the
+    detail, so the user and the decision log see what it said.
     """
-    if err.code == NOT_PLUGGED_CODE:
-        return Outcome.NOT_READY, "charger not ready: no vehicle plugged in"
-    if err.code == ALREADY_CHARGING_CODE:
-        return Outcome.ALREADY_CHARGING, "charger already charging"
+    said = quoted(err)
+    state = charger_state(err)
+    if command == "stop_charging" and isinstance(err, ConflictError | BadRequestError):
+        return Outcome.NOT_ACTIVE, f"no active charging session to stop{said}"
+    if state is ChargerState.NOT_PLUGGED:
+        return Outcome.NOT_READY, f"charger not ready: no vehicle plugged in{said}"
+    if state is ChargerState.ALREADY_CHARGING:
+        return Outcome.ALREADY_CHARGING, f"charger already charging{said}"
     if isinstance(err, ConflictError | BadRequestError):
-        reason = _server_reason(err)
-        if command == "stop_charging":
-            return Outcome.NOT_ACTIVE, f"no active charging session to stop{reason}"
-        return Outcome.NOT_READY, f"charger not ready{reason}"
+        return Outcome.NOT_READY, f"charger not ready{said}"
     return None
 
 
-def _server_reason(err: EnlightenHTTPStatusError) -> str:
-    said = err.message.split(": ", 1)[1].rstrip(")") if ": " in err.message else ""
-    return f" ({said})" if said else ""
+def understood(err: EnlightenHTTPStatusError, command: str) -> bool:
+    """Whether a refusal proves the route and body were understood (so probing stops).
+
+    A charger-state refusal or a 409/422 is the charger answering; on a stop (no body) a 400
+    is too. Another 400 on a start may be this deployment's way of rejecting the body.
+    """
+    if isinstance(err, ConflictError) or charger_state(err) is not None:
+        return True
+    return command == "stop_charging" and isinstance(err, BadRequestError)
 
 
 Send = Callable[[Variant], Awaitable[Reply]]
+# "Is the charger already where the command would take it?" (a fresh status read)
+Recheck = Callable[[], Awaitable[bool]]
 
 
 async def probe(
@@ -176,6 +196,7 @@ async def probe(
     send: Send,
     memory: VariantMemory,
     hint: Variant | None = None,
+    recheck: Recheck | None = None,
 ) -> tuple[Variant, Reply | tuple[Outcome, str], tuple[str, ...]]:
     """Send ``command`` by the remembered variant, else each in order, until one is answered.
 
@@ -184,6 +205,10 @@ async def probe(
     a 400 without a known code while probing means "not this body", but on the remembered
     variant it is the charger's state. Other errors (auth, 429, 5xx) stop the probe: another
     variant would fail the same way.
+
+    A 404 may also be how a backend says "already in that state" (unconfirmed, reference
+    section 2), so the first 404 asks ``recheck`` (a status read): when the charger is
+    already where the command would take it, that is the answer and nothing more is sent.
     """
     remembered = memory.get(key)
     ordered = sorted(
@@ -192,12 +217,17 @@ async def probe(
     )
     attempts: list[str] = []
     last_bad_request: BadRequestError | None = None
+    checked = recheck is None
     for variant in ordered:
         is_known = variant.name == remembered
         try:
             reply = await send(variant)
         except (NotFoundError, MethodNotAllowedError) as err:
             attempts.append(f"{variant.name}: HTTP {err.status}")
+            if isinstance(err, NotFoundError) and not checked:
+                checked = True
+                if await _already_there(recheck, command):
+                    return variant, _ALREADY_THERE[command], tuple(attempts)
             if is_known:
                 _LOGGER.info("%s: remembered variant %s stopped working", command, variant.name)
                 memory.forget(key)
@@ -205,10 +235,7 @@ async def probe(
         except (BadRequestError, ConflictError) as err:
             attempts.append(f"{variant.name}: HTTP {err.status}")
             outcome = benign(err, command)
-            # Only the charger-state codes prove the route and body were understood: another
-            # code on a 400 may be this deployment's way of rejecting the body.
-            understood = err.code in STATE_CODES or isinstance(err, ConflictError) or is_known
-            if outcome is not None and understood:
+            if outcome is not None and (is_known or understood(err, command)):
                 memory.remember(key, variant.name)
                 return variant, outcome, tuple(attempts)
             if isinstance(err, BadRequestError):
@@ -226,3 +253,26 @@ async def probe(
         + "; ".join(attempts)
         + ")"
     )
+
+
+_ALREADY_THERE: dict[str, tuple[Outcome, str]] = {
+    "start_charging": (
+        Outcome.ALREADY_CHARGING,
+        "charger already charging (the start got a 404; the status shows it charging)",
+    ),
+    "stop_charging": (
+        Outcome.NOT_ACTIVE,
+        "no active charging session to stop (the stop got a 404; the status shows none)",
+    ),
+}
+
+
+async def _already_there(recheck: Recheck | None, command: str) -> bool:
+    """Ask ``recheck``; a read that fails leaves the question open (probing goes on)."""
+    if recheck is None or command not in _ALREADY_THERE:
+        return False
+    try:
+        return await recheck()
+    except EnlightenError as err:
+        _LOGGER.info("%s: could not re-read the status after a 404: %s", command, err)
+        return False

@@ -179,15 +179,25 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None]:
-    """(message, code) from the several error envelopes the cloud uses."""
+    """(message, code) from the several error envelopes the cloud uses.
+
+    The 2026 envelope (``{"meta", "data": null, "error": {"displayMessage", "code": "400",
+    "errorMessageCode"}}``) echoes the HTTP status in ``error.code``: the code that says what
+    happened is ``errorMessageCode``, so it is read first, and ``displayMessage`` is the text
+    the cloud shows its users.
+    """
     if not isinstance(body, dict):
         return None, None
     message = body.get("message") or body.get("status_message") or body.get("msg")
     code = body.get("code") or body.get("errorCode")
     error = body.get("error")
     if isinstance(error, dict):
-        message = message or error.get("message") or error.get("errorMessage")
-        message = message or error.get("displayMessage")
+        message = (
+            message
+            or error.get("displayMessage")
+            or error.get("message")
+            or error.get("errorMessage")
+        )
         code = code or error.get("errorMessageCode") or error.get("code") or error.get("errorCode")
     elif isinstance(error, str) and error:
         message = message or error

@@ -458,13 +458,13 @@ class Routes:
             return invalid_site()
         model = self.cloud.model
         model.live_stream_until = ctx.now + payloads.LIVE_STREAM_S
-        return json_reply(payloads.live_stream_start(model, self.cloud.profile))
+        return json_reply(payloads.live_stream_start(model, self.cloud.profile, ctx.now))
 
     def live_stop(self, ctx: Ctx) -> web.StreamResponse:
         if not self.site_ok(ctx):
             return invalid_site()
         self.cloud.model.live_stream_until = None
-        return json_reply({"status": "accepted"})
+        return json_reply(payloads.live_stream_stop(self.cloud.profile, ctx.now))
 
     # --- history and energy --------------------------------------------------------------------
 

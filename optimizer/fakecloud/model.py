@@ -151,6 +151,12 @@ class Charger:
     # Seconds after a stop command before the charger accepts a start ("wait about 30 s").
     settle_s: float = 0.0
     stopped_at: float | None = None
+    # An older IQ 40 backend: a start that carries a level answers 500 "Invalid charge level".
+    iq40_backend: bool = False
+    # The scheduler's version of the slot list (epoch ms of the last write, strictly rising),
+    # which its serverTimeStamp echoes; and when it last changed (for scheduleSyncStatus).
+    schedules_version_ms: int = 0
+    schedules_changed_at: float | None = None
     mode_writes: ModeWrites = field(default_factory=ModeWrites)
     triggered_messages: list[str] = field(default_factory=list)
     # Capabilities (2026 reference section 8). With app or RFID session authentication on, a
@@ -204,6 +210,7 @@ SETTABLE_FIELDS = frozenset(
         "session_authenticated",
         "phase_count",
         "phase_switch_config",
+        "iq40_backend",
     }
 )
 

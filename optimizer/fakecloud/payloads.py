@@ -16,6 +16,7 @@ from optimizer.fakecloud.curves import BUCKET_S
 from optimizer.fakecloud.history import PastSession
 from optimizer.fakecloud.model import Charger, SiteModel
 from optimizer.fakecloud.profile import Profile
+from optimizer.fakecloud.schedule_state import current_token, sync_status
 
 JSON = dict[str, Any]
 REPORT_INTERVAL_S = 300  # the charger reports to the cloud about every 5 minutes
@@ -268,7 +269,14 @@ def summary_one(model: SiteModel, charger: Charger, now: float) -> JSON:
 # --- live stream -------------------------------------------------------------------------------
 
 
-def live_stream_start(model: SiteModel, profile: Profile) -> JSON:
+def live_stream_start(model: SiteModel, profile: Profile, now: float) -> JSON:
+    topics = [f"v1/evse/prod/live-stream/{c.sn}" for c in model.chargers]
+    if profile.live_stream_shape == "wrapped":
+        return {
+            "meta": {"serverTimeStamp": _ms(now)},
+            "data": {"liveStreamTopicList": topics, "liveStreamDuration": LIVE_STREAM_S},
+            "error": {},
+        }
     if profile.live_stream_shape == "data":
         return {
             "data": {
@@ -281,6 +289,13 @@ def live_stream_start(model: SiteModel, profile: Profile) -> JSON:
         "topics": [f"evse/{c.sn}/status" for c in model.chargers],
         "duration_s": LIVE_STREAM_S,
     }
+
+
+def live_stream_stop(profile: Profile, now: float) -> JSON:
+    """The web app's 2026 stop reply has no ``status`` and ``data: null``; older: accepted."""
+    if profile.live_stream_shape == "wrapped":
+        return {"meta": {"serverTimeStamp": _ms(now)}, "data": None, "error": {}}
+    return {"status": "accepted"}
 
 
 # --- session history ---------------------------------------------------------------------------
@@ -435,12 +450,13 @@ def green_settings(charger: Charger, now: float) -> JSON:
 
 
 def schedules(charger: Charger, now: float) -> JSON:
+    """Spec 4.4; ``serverTimeStamp`` is the token a full-list PATCH echoes (schedule_state)."""
     return {
-        "meta": {"serverTimeStamp": offset_time(now)},
+        "meta": {"serverTimeStamp": current_token(charger, now)},
         "data": {
             "config": {
                 "isOffPeakEligible": True,
-                "scheduleSyncStatus": "synced",
+                "scheduleSyncStatus": sync_status(charger, now),
                 "isModeCancellable": True,
                 "pendingModesOffGrid": False,
                 "pendingSchedulesOffGrid": False,

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, get_args
 
 StatusShape = Literal["nested", "legacy", "singular_only"]
-LiveStreamShape = Literal["standard", "data"]
+LiveStreamShape = Literal["wrapped", "standard", "data"]
+ControlErrorShape = Literal["2026", "legacy"]
 MfaReply = Literal["plain", "requires_mfa"]
 DiscoveryPath = Literal["evse_controller", "api_v1", "sites_json"]
 ControlProfile = Literal["any", "put_singular_snake", "put_only", "singular_only", "no_level"]
@@ -31,6 +32,11 @@ LEGACY_2024: dict[str, Any] = {
     "scheduler_2026": False,
     "history_body": "flat",
     "capability_routes": False,
+    "control_error_shape": "legacy",
+    "live_stream_shape": "standard",
+    "scheduled_flip": False,
+    "schedule_slot_routes": False,
+    "schedule_concurrency": False,
 }
 PRESETS: dict[str, dict[str, Any]] = {"2026": {}, "2024": LEGACY_2024}
 
@@ -45,8 +51,10 @@ class Profile:
     - ``disabled_discovery``: discovery paths that answer 404 (``evse_controller`` for
       ``/service/evse_controller/sites``, ``api_v1`` for ``/api/v1/sites``, ``sites_json`` for
       ``/sites.json``).
-    - ``live_stream_shape``: ``standard`` (``{"status": "accepted", "topics": ...}``) or
-      ``data`` (``{"data": {"liveStreamTopicList": ...}}``).
+    - ``live_stream_shape``: ``wrapped`` (2026: ``{"meta", "data": {"liveStreamTopicList",
+      "liveStreamDuration"}, "error": {}}``, and a stop answering ``data: null``), ``standard``
+      (``{"status": "accepted", "topics": ...}``) or ``data`` (``{"data":
+      {"liveStreamTopicList": ...}}``).
     - ``mfa_reply``: ``plain`` (``{"success": true, "isBlocked": false}``) or ``requires_mfa``
       (the same plus ``"requires_mfa": true``).
     - ``login_failure_status``: 200 (the usual ``success: false`` body) or 401.
@@ -78,11 +86,21 @@ class Profile:
       ``flat`` (the first reference's flat body, a session is enough).
     - ``capability_routes``: the feature-flags and charger-config routes exist (2026); False
       answers them 404, as the first reference's cloud (it documents neither).
+    - ``control_error_shape``: ``2026`` (a refused start/stop answers ``{"meta", "data": null,
+      "error": {"displayMessage", "code", "errorMessageCode"}}`` with the reference's texts)
+      or ``legacy`` (``{"status": "error", "error": {"code", "message"}}``).
+    - ``scheduled_flip``: a manual start or stop in SCHEDULED_CHARGING switches the
+      preference to MANUAL_CHARGING (observed in 2026).
+    - ``schedule_slot_routes``: the single-slot scheduler calls (state-only PATCH, POST/PATCH/
+      DELETE of one ``schedule/<id>``) exist; without them they answer 404 (state-only 400).
+    - ``schedule_concurrency``: a full-list PATCH must echo a current ``serverTimeStamp``
+      (stale or unknown: 409; missing: 400). Our model of the optimistic concurrency the 2026
+      reference describes; what the real server does with a stale token is inferred.
     """
 
     status_shape: StatusShape = "nested"
     disabled_discovery: list[str] = field(default_factory=lambda: list(DISCOVERY_PATHS))
-    live_stream_shape: LiveStreamShape = "standard"
+    live_stream_shape: LiveStreamShape = "wrapped"
     mfa_reply: MfaReply = "plain"
     login_failure_status: int = 200
     login_wall: bool = False
@@ -98,6 +116,10 @@ class Profile:
     mode_put_400_applied: bool = False
     history_body: HistoryBody = "nested"
     capability_routes: bool = True
+    control_error_shape: ControlErrorShape = "2026"
+    scheduled_flip: bool = True
+    schedule_slot_routes: bool = True
+    schedule_concurrency: bool = True
 
     @classmethod
     def preset(cls, name: str) -> Profile:
@@ -124,6 +146,7 @@ class Profile:
             "login_failure_status": (200, 401),
             "control_profile": get_args(ControlProfile),
             "history_body": get_args(HistoryBody),
+            "control_error_shape": get_args(ControlErrorShape),
         }
         for name, raw in changes.items():
             value = raw

@@ -89,3 +89,8 @@ def parse_schedule_patch(body: Any) -> list[dict[str, Any]]:
             raise SlotError("Invalid schedule slot field id: duplicate", field="id", index=index)
         seen.add(slot["id"])
     return slots
+
+
+def check_single_slot(slot: Any) -> dict[str, Any]:
+    """One slot of a single-slot create or update, normalised like a PATCH's; SlotError."""
+    return _check_slot(0, slot)

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from optimizer.fakecloud import payloads
+from optimizer.fakecloud import payloads, slot_routes
 from optimizer.fakecloud.cloud import FakeCloud
 from optimizer.fakecloud.model import Charger, ChargerStateError
 from optimizer.fakecloud.preference import put_mode
+from optimizer.fakecloud.profile import Profile
 from optimizer.fakecloud.responses import error_reply, json_reply
-from optimizer.fakecloud.slots import SlotError, parse_schedule_patch
 from optimizer.fakecloud.variants import (
     CONTROL_RULES,
     NO_BODY,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # app imports this module to register the routes
     from optimizer.fakecloud.app import AuthLevel, Ctx
 
 USE_BATTERY = "USE_BATTERY_FOR_SELF_CONSUMPTION"
+JSON = dict[str, Any]
 
 
 class AddRoute(Protocol):
@@ -56,6 +57,31 @@ def state_error_reply(exc: ChargerStateError) -> web.Response:
         body = {"status": "error", "error": {"code": exc.code, "message": str(exc)}}
         return json_reply(body, status=exc.status)
     return error_reply(exc.status, str(exc))
+
+
+# The 2026 reference's texts (section 2) for the coded refusals; the model's own words else.
+DISPLAY_2026 = {
+    "iqevc_ms-10008": "Charger is not plugged to EV",
+    "iqevc_ms-10012": "Charger is already in charging state",
+}
+INVALID_LEVEL = "Invalid charge level"
+
+
+def control_error_2026(status: int, message: str, now: float, code: str | None = None) -> JSON:
+    """``{"meta", "data": null, "error": {"displayMessage", "code", "errorMessageCode"}}``:
+    ``code`` echoes the HTTP status; ``errorMessageCode`` is there only for coded refusals."""
+    error: JSON = {"displayMessage": message, "code": str(status)}
+    if code is not None:
+        error["errorMessageCode"] = code
+    return {"meta": {"serverTimeStamp": int(now * 1000)}, "data": None, "error": error}
+
+
+def control_error_reply(exc: ChargerStateError, profile: Profile, now: float) -> web.Response:
+    """A refused start or stop, in the envelope of the profile's era."""
+    if profile.control_error_shape == "legacy":
+        return state_error_reply(exc)
+    message = DISPLAY_2026.get(exc.code or "", str(exc))
+    return json_reply(control_error_2026(exc.status, message, now, exc.code), status=exc.status)
 
 
 def rejection_reply(rejection: Rejection) -> web.Response:
@@ -105,12 +131,11 @@ class WriteRoutes:
             self.green_settings,
             auth=bearer,
         )
-        add(
-            "PATCH",
-            f"{sched}/SCHEDULED_CHARGING/{{site}}/{{sn}}/schedules",
-            self.schedules,
-            auth=bearer,
-        )
+        slots = f"{sched}/SCHEDULED_CHARGING/{{site}}/{{sn}}"
+        add("PATCH", f"{slots}/schedules", self.schedules, auth=bearer)
+        add("POST", f"{slots}/schedule", self.slot_create, auth=bearer)
+        add("PATCH", f"{slots}/schedule/{{slot}}", self.slot_update, auth=bearer)
+        add("DELETE", f"{slots}/schedule/{{slot}}", self.slot_delete, auth=bearer)
 
     # --- control (spec 3) ----------------------------------------------------------------------
 
@@ -124,11 +149,20 @@ class WriteRoutes:
         charger = self.find_charger(ctx)
         if isinstance(charger, web.Response):
             return charger
+        if charger.iq40_backend and command.level is not None:
+            refusal = control_error_2026(500, INVALID_LEVEL, ctx.now)
+            return json_reply(refusal, status=500)
         try:
             taken = self.cloud.model.start_charging(charger.sn, ctx.now, command.level)
         except ChargerStateError as exc:
-            return state_error_reply(exc)
+            return control_error_reply(exc, self.cloud.profile, ctx.now)
+        self._flip_scheduled(charger, ctx.now)
         return json_reply(payloads.start_accepted(taken))
+
+    def _flip_scheduled(self, charger: Charger, now: float) -> None:
+        """Observed in 2026: a manual start or stop takes the charger out of SCHEDULED."""
+        if self.cloud.profile.scheduled_flip and charger.scheduler_mode == "SCHEDULED_CHARGING":
+            self.cloud.model.set_scheduler_mode(charger.sn, now, "MANUAL_CHARGING")
 
     def _audit(self, ctx: Ctx, level: Any) -> None:
         """A refused variant still must not carry a bad level: record it as a violation."""
@@ -148,7 +182,8 @@ class WriteRoutes:
         try:
             self.cloud.model.stop_charging(charger.sn, ctx.now)
         except ChargerStateError as exc:
-            return state_error_reply(exc)
+            return control_error_reply(exc, self.cloud.profile, ctx.now)
+        self._flip_scheduled(charger, ctx.now)
         return json_reply({"status": "accepted"})
 
     def trigger(self, ctx: Ctx) -> web.StreamResponse:
@@ -204,13 +239,34 @@ class WriteRoutes:
             return state_error_reply(exc)
         return json_reply(payloads.green_settings_written(ctx.now))
 
-    def schedules(self, ctx: Ctx) -> web.StreamResponse:
+    def _slot_write(
+        self, ctx: Ctx, write: Callable[[Charger, Profile, float], web.Response]
+    ) -> web.StreamResponse:
+        """A scheduler slot write on the charger the path names (slot_routes does the rest)."""
         charger = self.find_charger(ctx)
         if isinstance(charger, web.Response):
             return charger
-        try:
-            slots = parse_schedule_patch(body_value(ctx))
-        except SlotError as exc:
-            return error_reply(400, str(exc), field=exc.field, index=exc.index)
-        self.cloud.model.replace_schedules(charger.sn, ctx.now, slots)
-        return json_reply(payloads.schedules(charger, ctx.now))
+        self.cloud.model.sync(ctx.now)
+        return write(charger, self.cloud.profile, ctx.now)
+
+    def schedules(self, ctx: Ctx) -> web.StreamResponse:
+        body = body_value(ctx)
+        return self._slot_write(ctx, lambda c, p, now: slot_routes.patch_list(c, p, now, body))
+
+    def slot_create(self, ctx: Ctx) -> web.StreamResponse:
+        body, site_id = body_value(ctx), self.cloud.model.site_id
+        return self._slot_write(
+            ctx, lambda c, p, now: slot_routes.create(c, p, now, body, site_id=site_id)
+        )
+
+    def slot_update(self, ctx: Ctx) -> web.StreamResponse:
+        body, slot_id = body_value(ctx), ctx.match("slot")
+        return self._slot_write(
+            ctx, lambda c, p, now: slot_routes.update(c, p, now, body, slot_id=slot_id)
+        )
+
+    def slot_delete(self, ctx: Ctx) -> web.StreamResponse:
+        slot_id = ctx.match("slot")
+        return self._slot_write(
+            ctx, lambda c, p, now: slot_routes.delete(c, p, now, slot_id=slot_id)
+        )
