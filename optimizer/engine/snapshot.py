@@ -60,6 +60,9 @@ class ChargerView:
     manual_override: bool = False  # a start/stop in GREEN made it manual until re-plug
     reported_at: datetime | None = None
     plan: DeparturePlan | None = None  # the driver's "ready by", if one is set
+    # safeLimitState 1 while charging: the charger fell back to min_amps by itself, so
+    # ``amps`` is that minimum and not a level anyone chose.
+    safe_limited: bool = False
 
     @property
     def watts_per_amp(self) -> float:
@@ -191,6 +194,8 @@ class Snapshot:
                 "use_battery": charger.use_battery,
                 "session_kwh": charger.session_kwh,
             }
+            if charger.safe_limited:
+                data["charger"]["safe_limited"] = True
             if charger.plan is not None:
                 data["charger"]["plan"] = charger.plan.to_json()
         return data

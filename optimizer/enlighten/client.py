@@ -47,6 +47,7 @@ from optimizer.enlighten.errors import (
     UnauthorizedError,
     WriteUncertainError,
 )
+from optimizer.enlighten.levels import LevelMemory
 from optimizer.enlighten.models import (
     USE_BATTERY_SETTING,
     BatteryStatus,
@@ -154,6 +155,8 @@ class EnlightenClient:
         )
         self._preferred: dict[str, str] = {}
         self.variants = VariantMemory(state_dir)
+        # The last amps commanded per charger: the status no longer reports the level.
+        self.levels = LevelMemory(state_dir)
         self.site_max_amps = site_max_amps
         self.settle_s = settle_s
         self.direct_amps = direct_amps
@@ -466,6 +469,7 @@ class EnlightenClient:
             outcome, detail = answer
             return CommandResult("start_charging", outcome, detail, variant.name, level, attempts)
         if level is not None:
+            self.levels.remember(site_id, sn, level)
             detail = f"charging started at {level} A"
         elif green:
             ignored = f" (the {amps} A asked for is ignored in GREEN)" if amps is not None else ""
@@ -519,11 +523,13 @@ class EnlightenClient:
             )
         if not charger.session_active or not charger.charging:
             return await self.start_charging(site_id, sn, amps=level, green=False)
-        if charger.session.charge_level_amps == level:
+        was = charger.session.charge_level_amps
+        if was is None:  # null since 2026: the level we last commanded is the one in effect
+            was = self.levels.get(site_id, sn)
+        if was == level:
             return CommandResult(
                 "set_amps", Outcome.UNCHANGED, f"already charging at {level} A", level_amps=level
             )
-        was = charger.session.charge_level_amps
         if direct if direct is not None else self.direct_amps:
             result = await self.start_charging(site_id, sn, amps=level, green=False)
             return CommandResult(

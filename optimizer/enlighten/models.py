@@ -62,6 +62,7 @@ __all__ = [
     "parse_summary",
     "parse_summary_list",
     "session_energy_kwh",
+    "status_energy_unit",
 ]
 
 _P = ParamSpec("_P")
@@ -313,10 +314,21 @@ class Connector(FrozenModel):
     safe_limit_state: int | None
 
 
+EnergyUnit = Literal["Wh", "kWh"]
+
+
 class ChargerSession(FrozenModel):
-    """The charger's current (or, after unplugging, most recent) session as status reports it."""
+    """The charger's current (or, after unplugging, most recent) session as status reports it.
+
+    ``energy_raw`` is ``e_c`` exactly as sent and ``energy_unit`` the unit it was read in, so a
+    later plausibility check (``optimizer.observe.session_energy``) can still reconsider a
+    reading whose unit was only guessed (``energy_unit_by`` "threshold", not "shape").
+    """
 
     energy_kwh: float | None = None
+    energy_raw: float | None = None
+    energy_unit: EnergyUnit | None = None
+    energy_unit_by: Literal["shape", "threshold"] | None = None
     started_at: datetime | None = None
     plugged_in_at: datetime | None = None
     plugged_out_at: datetime | None = None
@@ -359,12 +371,35 @@ class SiteStatus(FrozenModel):
 _STATUS_MODES = {0: ChargeMode.MANUAL_CHARGING, 1: ChargeMode.GREEN_CHARGING}
 
 
-def session_energy_kwh(value: Any) -> float | None:
-    """Status ``e_c`` is Wh on some deployments and kWh on others; no session tops 200 kWh."""
+def session_energy_kwh(value: Any, unit: EnergyUnit | None = None) -> float | None:
+    """``e_c`` in kWh: in ``unit`` when the reply's shape says it, else by the old rule.
+
+    The ">200 is Wh" rule is only a last resort: in the wrapped shape (always Wh) it reads the
+    first 200 Wh of every session as up to 200 kWh (enlighten-2026.md section 1).
+    """
     energy = _as_float(value)
     if energy is None:
         return None
-    return energy / 1000 if energy > _WH_THRESHOLD else energy
+    unit = unit or _threshold_unit(energy)
+    return energy / 1000 if unit == "Wh" else energy
+
+
+def _threshold_unit(energy: float) -> EnergyUnit:
+    return "Wh" if energy > _WH_THRESHOLD else "kWh"
+
+
+def status_energy_unit(body: Mapping[str, Any]) -> EnergyUnit | None:
+    """The unit of ``e_c`` the status reply's shape implies, None when the shape is unknown.
+
+    Every wrapped (``meta``/``data``/``error``) capture carries Wh-sized values and the old flat
+    ``evChargerData`` shape kWh-sized ones (enlighten-2026.md section 1).
+    """
+    data = body.get("data")
+    if isinstance(data, dict) and "chargers" in data and ("meta" in body or "error" in body):
+        return "Wh"
+    if "evChargerData" in body:
+        return "kWh"
+    return None
 
 
 def _parse_connector(raw: Any, index: int) -> Connector | None:
@@ -381,10 +416,15 @@ def _parse_connector(raw: Any, index: int) -> Connector | None:
     )
 
 
-def _parse_charger_session(raw: Any) -> ChargerSession:
+def _parse_charger_session(raw: Any, unit: EnergyUnit | None = None) -> ChargerSession:
     session = _as_dict(raw)
+    energy = _as_float(session.get("e_c"))
+    decided = unit or (None if energy is None else _threshold_unit(energy))
     return ChargerSession(
-        energy_kwh=session_energy_kwh(session.get("e_c")),
+        energy_kwh=session_energy_kwh(energy, decided),
+        energy_raw=energy,
+        energy_unit=decided if energy is not None else None,
+        energy_unit_by=None if energy is None else ("shape" if unit else "threshold"),
         started_at=_pick(session, ("strt_chrg", "start_time"), _parse_enlighten_time),
         plugged_in_at=_parse_enlighten_time(session.get("plg_in_at")),
         plugged_out_at=_parse_enlighten_time(session.get("plg_out_at")),
@@ -400,7 +440,7 @@ def _any_flag(values: Iterable[bool | None]) -> bool | None:
     return any(known) if known else None
 
 
-def _parse_charger(raw: Any, index: int) -> ChargerStatus:
+def _parse_charger(raw: Any, index: int, unit: EnergyUnit | None = None) -> ChargerStatus:
     """One parser for both shapes: legacy keeps connector fields at the top level."""
     charger = _require_dict(raw, f"status charger #{index}")
     sn = _as_id(charger.get("sn"))
@@ -435,7 +475,7 @@ def _parse_charger(raw: Any, index: int) -> ChargerStatus:
         safe_limit=_as_int(charger.get("safeLimitState")) == 1
         or any(c.safe_limit_state == 1 for c in connectors),
         connectors=connectors,
-        session=_parse_charger_session(charger.get("session_d")),
+        session=_parse_charger_session(charger.get("session_d"), unit),
         last_reported_at=_pick(charger, ("lst_rpt_at", "lastReportedAt"), _parse_enlighten_time),
         offline_at=_parse_enlighten_time(charger.get("offlineAt")),
     )
@@ -461,7 +501,10 @@ def parse_status(payload: Any) -> SiteStatus:
             _parse_enlighten_time(_as_dict(body.get("meta")).get("serverTimeStamp")),
             _parse_enlighten_time(body.get("ts")),
         ),
-        chargers=tuple(_parse_charger(raw, index) for index, raw in enumerate(chargers)),
+        chargers=tuple(
+            _parse_charger(raw, index, status_energy_unit(body))
+            for index, raw in enumerate(chargers)
+        ),
     )
 
 

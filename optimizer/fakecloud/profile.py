@@ -15,6 +15,7 @@ LiveStreamShape = Literal["standard", "data"]
 MfaReply = Literal["plain", "requires_mfa"]
 DiscoveryPath = Literal["evse_controller", "api_v1", "sites_json"]
 ControlProfile = Literal["any", "put_singular_snake", "put_only", "singular_only", "no_level"]
+SessionEnergyUnits = Literal["by_shape", "threshold"]
 
 DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
 
@@ -22,7 +23,10 @@ DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
 # (``../shared/reference/enlighten-2026.md``); ``2024`` is the cloud of the first reference, kept
 # so the client's fallbacks for older deployments stay tested. Every field that changed between
 # the two appears here with its 2024 value; a field not listed answers the same in both.
-LEGACY_2024: dict[str, Any] = {}
+LEGACY_2024: dict[str, Any] = {
+    "session_energy_units": "threshold",
+    "charge_level_reported": True,
+}
 PRESETS: dict[str, dict[str, Any]] = {"2026": {}, "2024": LEGACY_2024}
 
 
@@ -50,6 +54,11 @@ class Profile:
       keys; ``put_only`` only ``PUT`` (either path) with camelCase keys; ``singular_only`` only
       the singular path (POST or PUT, camelCase); ``no_level`` refuses a start that carries a
       level. The table lives in ``variants.CONTROL_RULES``.
+    - ``session_energy_units``: ``by_shape`` (2026: the wrapped status sends ``e_c`` in Wh from
+      the first watt-hour, the flat ``evChargerData`` shape in kWh) or ``threshold`` (the first
+      reference: Wh above 200 Wh, kWh below, in both shapes).
+    - ``charge_level_reported``: False (2026: ``session_d.charge_level`` is always null) or
+      True (it carries the level the charger runs at).
     """
 
     status_shape: StatusShape = "nested"
@@ -60,6 +69,8 @@ class Profile:
     login_wall: bool = False
     update_pending: bool = False
     control_profile: ControlProfile = "any"
+    session_energy_units: SessionEnergyUnits = "by_shape"
+    charge_level_reported: bool = False
 
     @classmethod
     def preset(cls, name: str) -> Profile:
@@ -85,6 +96,7 @@ class Profile:
             "mfa_reply": get_args(MfaReply),
             "login_failure_status": (200, 401),
             "control_profile": get_args(ControlProfile),
+            "session_energy_units": get_args(SessionEnergyUnits),
         }
         for name, raw in changes.items():
             value = raw
@@ -94,6 +106,6 @@ class Profile:
                 value = list(raw)
                 if any(p not in DISCOVERY_PATHS for p in value):
                     raise ValueError(f"disabled_discovery entries must be in {DISCOVERY_PATHS}")
-            elif name in ("login_wall", "update_pending"):
+            elif name in ("login_wall", "update_pending", "charge_level_reported"):
                 value = bool(raw)
             setattr(self, name, value)

@@ -32,7 +32,9 @@ from optimizer.enlighten.models import (
     LatestPower,
     LifetimeEnergy,
     ScheduleSlot,
+    SiteStatus,
 )
+from optimizer.observe.session_energy import Track, check_charger
 from optimizer.observe.surplus import last_reported_end
 from optimizer.observe.view import build_snapshot, site_timezone
 
@@ -108,6 +110,40 @@ class ObserveCache:
         self.energy: Cached[LifetimeEnergy] = Cached()
         self.latest_power: Cached[LatestPower] = Cached()
         self.battery: Cached[BatteryStatus] = Cached()
+        # Per charger: what its session energy readings established (optimizer.observe.
+        # session_energy); kept between ticks so one bad reading cannot move the engine.
+        self.session_energy: dict[str, Track] = {}
+
+    def checked_energy(
+        self, status: SiteStatus, now: datetime, *, voltage_v: float | None = None
+    ) -> dict[str, float | None]:
+        """Each charger's session energy after the physics check, in kWh.
+
+        An implausible reading is logged once per session at warning (later ones of the same
+        session at debug) and the last good value is handed on instead.
+        """
+        summaries = _values(self.summaries)
+        checked: dict[str, float | None] = {}
+        for charger in status.chargers:
+            verdict = check_charger(
+                self.session_energy.get(charger.sn),
+                charger,
+                summaries.get(charger.sn),
+                now=now,
+                voltage_v=voltage_v,
+            )
+            self.session_energy[charger.sn] = verdict.track
+            if verdict.problem is not None:
+                log = _LOGGER.warning if verdict.report else _LOGGER.debug
+                kept = "nothing" if verdict.kwh is None else f"{verdict.kwh:.3f} kWh"
+                log(
+                    "%s: session energy reading ignored (%s); keeping %s",
+                    charger.sn,
+                    verdict.problem,
+                    kept,
+                )
+            checked[charger.sn] = verdict.kwh
+        return checked
 
     def invalidate(self, sn: str | None = None, what: What | None = None) -> None:
         """Ask again on the next tick: after a write, or when the user changed something.
@@ -249,6 +285,8 @@ async def observe_live(
         energy=cache.energy.value,
         latest_power=cache.latest_power.value,
         battery=cache.battery.value,
+        session_kwh=cache.checked_energy(status, now, voltage_v=config.site.voltage),
+        remembered_amps=client.levels.for_site(site_id),
     )
 
 
