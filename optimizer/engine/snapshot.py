@@ -107,6 +107,9 @@ class Surplus:
     measured_at: datetime | None = None  # midpoint of the bucket, or the sample time
     age_s: float | None = None
     method: str = ""
+    # From a power sample: PV and house load come from sources of different ages.
+    pv_age_s: float | None = None
+    house_age_s: float | None = None
 
     def available_w(
         self, *, count_battery_charge: bool, count_battery_discharge: bool
@@ -173,6 +176,7 @@ class Snapshot:
             "surplus_w": _round(self.surplus.pv_minus_house_w),
             "surplus_source": self.surplus.source,
             "surplus_age_s": _round(self.surplus.age_s),
+            **_sample_ages(self.surplus),
             "battery_charge_w": _round(self.surplus.battery_charge_w),
             "battery_discharge_w": _round(self.surplus.battery_discharge_w),
             "tariff": self.tariff.window,
@@ -204,3 +208,10 @@ class Snapshot:
 def _round(value: float | None, digits: int = 0) -> float | None:
     """Rounded for the log; NaN and infinities (a broken reading) are logged as unknown."""
     return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _sample_ages(surplus: Surplus) -> dict[str, Any]:
+    """The two ages of a power-sample surplus (PV now, house load from a bucket), if any."""
+    if surplus.pv_age_s is None:
+        return {}
+    return {"pv_age_s": _round(surplus.pv_age_s), "house_age_s": _round(surplus.house_age_s)}

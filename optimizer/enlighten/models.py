@@ -1068,12 +1068,17 @@ _POWER_UNITS = {"w": 1.0, "kw": 1000.0}
 class LatestPower(FrozenModel):
     """The site's latest power sample (``get_latest_power``); ``watts`` None means no sample.
 
-    The sign is kept as sent: what the sample measures (net grid power, and which way is
-    positive) is a site question the ``surplus:`` config answers, not the parser.
+    It tracks PV production, not net grid power (enlighten-2026.md section 9). The value is
+    kept as sent: at night it reads a few watts below zero, which :attr:`pv_w` clamps.
     """
 
     watts: float | None
     time: datetime | None
+
+    @property
+    def pv_w(self) -> float | None:
+        """PV production now: microinverters drawing a little at night is no production."""
+        return None if self.watts is None else max(0.0, self.watts)
 
 
 def _power_watts(value: Any, units: Any) -> float | None:
@@ -1087,12 +1092,16 @@ def _power_watts(value: Any, units: Any) -> float | None:
 
 @_reports_as("latest power")
 def parse_latest_power(payload: Any) -> LatestPower:
-    """``{"latest_power": {"value": 752, "units": "W", "time": <epoch>}}``, or the bare sample.
+    """``{"latest_power": {"value": 752, "units": "W", "time": <epoch>}}``, or the bare sample,
+    either of them also inside a ``data`` wrapper.
 
     A missing or non-numeric value is "no sample" (None), never zero: a zero would read as a
     real balance of exactly nothing. kW is converted to W; an unknown unit is no sample.
+    Numbers may arrive as strings and the time in epoch seconds or milliseconds.
     """
     body = _require_dict(payload, "latest power reply")
+    if "latest_power" not in body and "value" not in body and isinstance(body.get("data"), dict):
+        body = body["data"]
     if "latest_power" in body:
         sample = body["latest_power"]
         if sample is None:

@@ -129,7 +129,8 @@ class ObserveCache:
                 self.session_energy.get(charger.sn),
                 charger,
                 summaries.get(charger.sn),
-                now=now,
+                # The cloud's clock, like lst_rpt_at: a skewed local clock must not cut time.
+                now=status.server_time or now,
                 voltage_v=voltage_v,
             )
             self.session_energy[charger.sn] = verdict.track
