@@ -170,9 +170,16 @@ def _finite(value: float | None) -> float | None:
 
 
 def _time_of(reading: Reading, track: Track) -> datetime:
-    """The charger's report time, never later than the read, never before an earlier one."""
+    """The charger's report time, never later than the read, never before an earlier one.
+
+    A report time before the segment's own start cannot be the report that carries its
+    energy (a stale or skewed field): the time of the read is the honest bound then.
+    """
     reported = reading.reported_at
-    at = reading.observed_at if reported is None or reported > reading.observed_at else reported
+    start = reading.started_at or reading.plugged_in_at
+    at = reading.observed_at
+    if reported is not None and reported <= at and (start is None or reported >= start):
+        at = reported
     return at if track.at is None or at > track.at else track.at
 
 
