@@ -406,7 +406,7 @@ def today(model: SiteModel, now: float) -> JSON:
 def latest_power(model: SiteModel, now: float) -> JSON:
     """Production now; at night microinverters draw a few watts, hence a small negative."""
     watts = model.curves.pv_w(now)
-    value = round(watts) if watts > 0 else -3
+    value = round(watts) if watts > 0 else -30  # 2026: about -30 W at night
     return {"latest_power": {"value": value, "units": "W", "precision": 0, "time": int(now)}}
 
 
