@@ -10,14 +10,13 @@ to its minimum, reported as such and never taken for the user's setpoint.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from optimizer.enlighten.models import ChargeMode, ChargerStatus
+from optimizer.enlighten.statefile import load_object, save_object
 
 __all__ = ["LEVELS_FILE", "Level", "LevelMemory", "level_in_effect"]
 
@@ -73,15 +72,7 @@ class LevelMemory:
         self._known: dict[str, dict[str, int]] = self._load()
 
     def _load(self) -> dict[str, dict[str, int]]:
-        if self.path is None or not self.path.exists():
-            return {}
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            _LOGGER.warning("ignoring unreadable %s; the commanded levels are unknown", self.path)
-            return {}
-        if not isinstance(data, dict):
-            return {}
+        data = load_object(self.path, lost="the commanded levels are unknown")
         known: dict[str, dict[str, int]] = {}
         for site, chargers in data.items():
             if isinstance(chargers, dict):
@@ -105,12 +96,7 @@ class LevelMemory:
             self._save()
 
     def _save(self) -> None:
-        if self.path is None:
-            return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self._known, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, self.path)
+            save_object(self.path, self._known)
         except OSError as err:  # the command went through; only the memory of it is lost
             _LOGGER.warning("could not save the commanded level to %s: %s", self.path, err)
