@@ -129,7 +129,8 @@ def test_safe_limit_state_is_parsed(name: str, charging: bool, safe: bool) -> No
         (240, 100, 1, SINGLE_PHASE_CAP_W),  # capped at 19.2 kW single phase
         (230, 32, 3, 3 * 7360),  # line-to-neutral: 3 x V x A
         (400, 32, 3, math.sqrt(3) * 400 * 32),  # line-to-line: not 3 x
-        (None, 16, None, 230 * 16),
+        (None, 16, 1, 230 * 16),
+        (230, 16, None, 3 * 230 * 16),  # phases unknown: it may have three (a bound)
     ],
 )
 def test_max_power(voltage: float | None, amps: int, phases: int | None, watts: float) -> None:

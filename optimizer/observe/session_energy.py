@@ -60,14 +60,15 @@ def max_power_w(
 ) -> float:
     """``P_max = V x A_max x k``: k is 3 only for three phases given line-to-neutral.
 
-    Single-phase units are capped at 19.2 kW. With no current known the charger is unknown and
-    the bound is generous rather than wrong.
+    Single-phase units are capped at 19.2 kW. This is an upper bound, never an estimate: with
+    the phase count unknown the charger may have three, and with no current known the charger
+    is unknown; the bound is then generous rather than wrong (a real reading is never refused).
     """
     if not max_amps or max_amps <= 0 or not math.isfinite(max_amps):
         return UNKNOWN_POWER_W
     volts = voltage_v if voltage_v and math.isfinite(voltage_v) and voltage_v > 0 else None
     volts = volts or DEFAULT_VOLTAGE
-    if phases == 3:
+    if phases is None or phases >= 3:
         k = 3.0 if volts <= LINE_TO_NEUTRAL_MAX_V else math.sqrt(3.0)
         return volts * max_amps * k
     return min(volts * max_amps, SINGLE_PHASE_CAP_W)
