@@ -32,6 +32,7 @@ __all__ = [
     "ChargerSummary",
     "ChargingSession",
     "Connector",
+    "EnergyUnit",
     "FrozenModel",
     "GreenSetting",
     "LatestPower",
@@ -494,6 +495,7 @@ def parse_status(payload: Any) -> SiteStatus:
     else:
         raise ParseError("status reply has neither data.chargers nor evChargerData")
     chargers = _require_list(chargers, "status reply charger list")
+    unit = status_energy_unit(body)
     return SiteStatus(
         site_id=_pick(container, ("site", "site_id", "siteId"), _as_id),
         timezone=_pick(container, ("tz", "timezone"), _as_str),
@@ -501,10 +503,7 @@ def parse_status(payload: Any) -> SiteStatus:
             _parse_enlighten_time(_as_dict(body.get("meta")).get("serverTimeStamp")),
             _parse_enlighten_time(body.get("ts")),
         ),
-        chargers=tuple(
-            _parse_charger(raw, index, status_energy_unit(body))
-            for index, raw in enumerate(chargers)
-        ),
+        chargers=tuple(_parse_charger(raw, index, unit) for index, raw in enumerate(chargers)),
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from optimizer.enlighten.models import ChargerSession, ChargerStatus, ChargerSummary, EnergyUnit
 
@@ -50,6 +50,9 @@ SLACK_KWH = 0.05  # rounding and one late report's worth at the start of a sessi
 # A value this much below the last one of the plug-in is a new (reset) segment, not the same
 # counter going on: the engine's own "new session" rule uses the same step.
 RESET_DROP_KWH = 0.01
+# How old a status's figures can be (summary ``reportingInterval``): the charger reports about
+# every 5 minutes, so a reading without its own report time may be that much older than the read.
+REPORT_INTERVAL = timedelta(seconds=300)
 
 
 def max_power_w(
@@ -161,34 +164,40 @@ class _Window:
     def fits(self, kwh: float) -> bool:
         return kwh <= self.reset_max or self.carry_min <= kwh <= self.carry_max
 
-    @property
-    def most(self) -> float:
-        return max(self.reset_max, self.carry_max)
-
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _time_of(reading: Reading, track: Track) -> datetime:
-    """The charger's report time, never later than the read, never before an earlier one.
+def _time_of(reading: Reading, track: Track) -> tuple[datetime, bool]:
+    """The charger's report time, never later than the read, never before an earlier one;
+    and whether it is the report's own (else it is the time of the read).
 
     A report time before the segment's own start cannot be the report that carries its
     energy (a stale or skewed field): the time of the read is the honest bound then.
     """
     reported = reading.reported_at
     start = reading.started_at or reading.plugged_in_at
-    at = reading.observed_at
+    at, trusted = reading.observed_at, False
     if reported is not None and reported <= at and (start is None or reported >= start):
-        at = reported
-    return at if track.at is None or at > track.at else track.at
+        at, trusted = reported, True
+    return (at, trusted) if track.at is None or at > track.at else (track.at, trusted)
+
+
+def _same_session(track: Track, reading: Reading, session: datetime | None) -> bool:
+    """The flat shape has no ``plg_in_at``: its ``strt_chrg`` then names the session."""
+    if track.session is None:
+        return False
+    if session == track.session:
+        return True
+    return reading.plugged_in_at is None and reading.started_at == track.segment
 
 
 def check_reading(track: Track, reading: Reading, p_max_w: float) -> Verdict:
     """Take ``reading`` if physics allows it, else keep the last good value (see module doc)."""
-    at = _time_of(reading, track)
+    at, trusted = _time_of(reading, track)
     session = reading.plugged_in_at or reading.started_at
-    if track.session is None or session != track.session:
+    if not _same_session(track, reading, session):
         track = Track(session=session, kwh=track.kwh, at=track.at)
     raw = _finite(reading.raw)
     if raw is None or raw < 0:
@@ -213,7 +222,10 @@ def check_reading(track: Track, reading: Reading, p_max_w: float) -> Verdict:
         track,
         segment=reading.started_at,
         best=kwh,
-        best_at=at,
+        # Without the report's own time the value may be a reporting interval older than the
+        # read: later readings are measured from that earlier moment, so none is refused for
+        # energy the charger had already delivered.
+        best_at=at if trusted else at - REPORT_INTERVAL,
         unit=fixed,
         ended=ended,
     )
