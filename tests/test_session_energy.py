@@ -7,6 +7,7 @@ it, one per reply seen in the field (enlighten-2026.md section 1).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -194,6 +195,27 @@ def test_the_bound_uses_the_chargers_report_time_not_the_read() -> None:
     verdict = check_reading(Track(), reading, P_MAX)
     assert verdict.kwh == pytest.approx(0.15)
     assert verdict.unit == "Wh"
+
+
+def test_a_reading_without_a_report_time_may_be_a_report_old() -> None:
+    """The flat shape has no lst_rpt_at: its figure can be up to one report old, so the next
+    report's jump (5 minutes of charging, seen 30 s later) is not refused."""
+    flat = Reading(0.92, "kWh", True, T0, None, None, None, T0 + timedelta(minutes=12))
+    first = check_reading(Track(), flat, P_MAX)
+    later = replace(flat, raw=1.38, observed_at=flat.observed_at + timedelta(seconds=30))
+    second = check_reading(first.track, later, P_MAX)
+    assert second.problem is None
+    assert second.track.best == pytest.approx(1.38)
+
+
+def test_the_flat_shape_keeps_the_session_of_the_wrapped_one() -> None:
+    """Without plg_in_at, the same strt_chrg is the same session: no second report."""
+    wrapped = Reading(1.0, "kWh", True, T0, T0 - timedelta(hours=1), None, T0, T0)
+    flat = replace(wrapped, plugged_in_at=None, raw=5000.0, observed_at=T0 + timedelta(minutes=1))
+    one = check_reading(Track(), wrapped, P_MAX)
+    two = check_reading(one.track, flat, P_MAX)
+    three = check_reading(two.track, replace(flat, observed_at=T0 + timedelta(minutes=2)), P_MAX)
+    assert (two.report, three.report) == (True, False)
 
 
 # --- properties --------------------------------------------------------------------------------
