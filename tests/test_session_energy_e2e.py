@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from optimizer.fakecloud.profile import LEGACY_2024
+from tests.cli_env import Env
 from tests.test_service import World, world_at
 
 EVENING = datetime(2025, 1, 15, 12, 30, tzinfo=UTC)  # 23:30 in Melbourne: off-peak
@@ -88,3 +89,13 @@ async def test_the_2024_cloud_still_reads_as_energy_in_kwh(evening: World) -> No
     assert stops(evening) == []
     readings = [kwh for kwh in session_kwh(evening) if kwh is not None]
     assert max(readings) < 0.5
+
+
+def test_status_refuses_a_session_energy_no_charger_can_deliver(env: Env) -> None:
+    """`evopt status` has one reading and no history: a spike is unknown, not 250 kWh."""
+    env.cloud.update_charger(plugged_in=True, charging=True, level=16)
+    env.cloud.advance(3600)
+    assert 3.0 < env.json("status")[0]["session_kwh"] < 4.0
+    env.cloud.update_charger(e_c_glitches="spike")
+    assert env.json("status")[0]["session_kwh"] is None
+    assert 3.0 < env.json("status")[0]["session_kwh"] < 4.0
