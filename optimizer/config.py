@@ -172,13 +172,14 @@ class EngineConfig(_Section):
 class SurplusConfig(_Section):
     """How the solar surplus is estimated (docs/surplus.md explains the trade-offs)."""
 
-    # auto: the latest power sample while it is fresh, else the last complete energy bucket.
-    # lifetime_energy is the default because it measures PV, house and EV separately; what
-    # get_latest_power measures is not documented by Enphase (see latest_power_sign).
+    # auto: PV from the latest power sample while it is fresh (house load from the last
+    # complete energy bucket), else the last complete energy bucket alone. latest_power: always
+    # the sample's PV with the bucket's house load. get_latest_power is PV production.
     source: Literal["auto", "lifetime_energy", "latest_power"] = "lifetime_energy"
-    # The latest power sample is taken as the site's net grid power; this says which way is
-    # positive (import_positive: positive = buying from the grid).
-    latest_power_sign: Literal["import_positive", "export_positive"] = "import_positive"
+    # Obsolete: the sample was once taken for net grid power and this said its sign. It is PV
+    # production (enlighten-2026.md section 9), so the value is ignored; `evopt validate`
+    # warns about it, and configs that still have it keep loading.
+    latest_power_sign: Literal["import_positive", "export_positive"] | None = None
     # Scale the last bucket's PV by the clear-sky factor now against the bucket's midpoint.
     scale_by_sun: bool = False
     # Surplus data older than this is unknown (a missing bucket or a silent gateway).

@@ -268,7 +268,30 @@ async def test_start_applied_then_noop(rig: Rig) -> None:
     assert rig.writes() == ["POST start_charging"]  # nothing more was sent
 
 
+async def test_set_amps_to_the_commanded_level_sends_nothing(rig: Rig) -> None:
+    """2026: charge_level is null, so the level we commanded is the level in effect."""
+    actuator = rig.actuator()
+    await actuator.apply(decision("start", amps=16), await rig.snapshot())
+    snapshot = await rig.snapshot()
+    assert snapshot.chargers[0].amps == 16
+    same = await actuator.apply(decision("set_amps", amps=16), snapshot)
+    assert (same.outcome, same.commands) == ("noop", 0)
+    assert rig.writes() == ["POST start_charging"]
+
+
+async def test_safe_limit_while_charging_reads_as_the_minimum(rig: Rig) -> None:
+    actuator = rig.actuator()
+    await actuator.apply(decision("start", amps=16), await rig.snapshot())
+    rig.cloud.update_charger(safe_limit_state=1)
+    charger = (await rig.snapshot()).chargers[0]
+    assert (charger.amps, charger.safe_limited) == (6, True)
+    rig.cloud.update_charger(charging=False)
+    idle = (await rig.snapshot()).chargers[0]
+    assert (idle.amps, idle.safe_limited) == (16, False)  # not charging: it means nothing
+
+
 async def test_start_at_another_level_restarts_the_session(rig: Rig) -> None:
+    rig.cloud.set_profile(charge_level_reported=True)
     rig.cloud.update_charger(charging=True, level=16)
     done = await rig.actuator().apply(decision("start", amps=10), await rig.snapshot())
     assert (done.outcome, done.commands) == ("applied", 2)
@@ -277,6 +300,7 @@ async def test_start_at_another_level_restarts_the_session(rig: Rig) -> None:
 
 
 async def test_set_amps_and_stop(rig: Rig) -> None:
+    rig.cloud.set_profile(charge_level_reported=True)  # 2024: the status says the level
     rig.cloud.update_charger(charging=True, level=16)
     actuator = rig.actuator()
     same = await actuator.apply(decision("set_amps", amps=16), await rig.snapshot())

@@ -202,11 +202,26 @@ def test_new_amps_restart_a_manual_session(env: Env) -> None:
 
 
 def test_same_amps_change_nothing(env: Env) -> None:
+    env.cloud.set_profile(charge_level_reported=True)  # 2024: the status says the level
     plug_in(env, charging=True, level=16)
     code, out, _ = env.run("charge", "start", "--amps", "16")
     assert code == 0
     assert out.strip() == "already charging at 16 A; nothing changed"
     assert env.cloud.requests("_charging") == []
+
+
+def test_same_amps_as_commanded_change_nothing_with_a_null_charge_level(env: Env) -> None:
+    """2026: charge_level is null; the level this client commanded (kept in the state dir,
+    so another process sees it) is the level in effect."""
+    plug_in(env)
+    assert env.run("charge", "start", "--amps", "16")[0] == 0
+    assert env.json("status")[0]["amps"] == 16
+    code, out, _ = env.run("charge", "start", "--amps", "16")
+    assert code == 0
+    assert out.strip() == "already charging at 16 A; nothing changed"
+    assert [r.path.rsplit("/", 1)[-1] for r in env.cloud.requests("_charging")] == [
+        "start_charging"
+    ]
 
 
 def test_restart_refused_says_the_charger_is_stopped(env: Env) -> None:

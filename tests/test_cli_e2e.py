@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from optimizer.cli import main
+from optimizer.fakecloud.profile import LEGACY_2024
 from tests.cli_env import PASSWORD, SITE_ID, STATUS_KEYS, Env, write_config
 
 # --- login and reads ---------------------------------------------------------------------------
@@ -67,13 +68,45 @@ def test_tables_are_readable(env: Env) -> None:
 
 
 def test_status_reflects_a_charging_session_in_kwh(env: Env) -> None:
-    env.cloud.update_charger(plugged_in=True, charging=True, level=16)
+    env.cloud.update_charger(plugged_in=True)
+    assert env.run("charge", "start", "--amps", "16")[0] == 0
     env.cloud.advance(3600)  # an hour at 16 A x 230 V is about 3.7 kWh
     charger = env.json("status")[0]
     assert charger["plugged_in"] is True
     assert charger["charging"] is True
-    assert charger["charge_level_amps"] == 16
+    assert charger["charge_level_amps"] is None  # 2026: always null
+    assert (charger["amps"], charger["amps_source"]) == (16, "remembered")
     assert 2.0 < charger["session_kwh"] < 5.0
+
+
+def test_status_of_a_session_start_is_in_small_kwh(env: Env) -> None:
+    """The first reports of a session carry e_c below 200 Wh: that is Wh, not 150 kWh."""
+    env.cloud.update_charger(plugged_in=True, charging=True, level=6)
+    env.cloud.advance(300)  # one report: 6 A x 230 V x 5 min = 115 Wh
+    assert env.json("status")[0]["session_kwh"] == pytest.approx(0.115)
+
+
+def test_2024_status_reports_the_charge_level(env: Env) -> None:
+    env.cloud.set_profile(**LEGACY_2024)
+    env.cloud.update_charger(plugged_in=True, charging=True, level=16)
+    env.cloud.advance(3600)
+    charger = env.json("status")[0]
+    assert charger["charge_level_amps"] == 16
+    assert (charger["amps"], charger["amps_source"]) == (16, "status")
+    assert 2.0 < charger["session_kwh"] < 5.0
+
+
+def test_status_reports_the_safe_limit_as_the_minimum(env: Env) -> None:
+    env.cloud.update_charger(plugged_in=True)
+    assert env.run("charge", "start", "--amps", "16")[0] == 0
+    env.cloud.update_charger(safe_limit_state=1)
+    charger = env.json("status")[0]
+    assert (charger["amps"], charger["amps_source"], charger["safe_limit"]) == (
+        6,
+        "safe_limit",
+        True,
+    )
+    assert charger["commanded_amps"] == 16
 
 
 def test_commands_log_in_by_themselves_with_a_password(env: Env) -> None:

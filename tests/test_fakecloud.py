@@ -353,7 +353,9 @@ async def test_status_nested_shape_while_charging(authed: Client, cloud: FakeClo
     session = charger["session_d"]
     assert session["e_c"] == pytest.approx(32 * 230)  # Wh: one hour at 32 A, 230 V
     assert session["strt_chrg"] == int(started * 1000)
-    assert session["charge_level"] == 32
+    assert session["charge_level"] is None  # 2026: null in every capture
+    assert session["plg_out_at"] is None
+    assert charger["lst_rpt_at"].endswith(".000Z[UTC]")
     assert session["plg_in_at"].endswith("Z[UTC]")
     connector = charger["connectors"][0]
     assert connector["connectorStatusType"] == "CHARGING"
@@ -365,11 +367,63 @@ async def test_status_nested_shape_while_charging(authed: Client, cloud: FakeClo
     assert (await authed.get(f"{EVSE}/ev_charger/status"))[1] == body
 
 
-async def test_small_session_energy_is_in_kwh(authed: Client, cloud: FakeCloud) -> None:
-    cloud.update_charger(plugged_in=True, charging=True, level=16)
-    cloud.advance(60)  # 16 A * 230 V for a minute: 61.3 Wh
+async def test_small_session_energy_is_in_wh_from_the_first_watt_hour(
+    authed: Client, cloud: FakeCloud
+) -> None:
+    cloud.update_charger(plugged_in=True, charging=True, level=6)
+    cloud.advance(300)  # one report later: 6 A * 230 V for 5 minutes is 115 Wh
     _, body = await authed.get(f"{EVSE}/ev_chargers/status")
-    assert body["data"]["chargers"][0]["session_d"]["e_c"] == pytest.approx(0.061, abs=1e-3)
+    assert body["data"]["chargers"][0]["session_d"]["e_c"] == pytest.approx(115.0)
+
+
+async def test_2024_small_session_energy_is_in_kwh(authed: Client, cloud: FakeCloud) -> None:
+    cloud.set_profile(**LEGACY_2024)
+    cloud.update_charger(plugged_in=True, charging=True, level=6)
+    cloud.advance(300)
+    _, body = await authed.get(f"{EVSE}/ev_chargers/status")
+    session = body["data"]["chargers"][0]["session_d"]
+    assert session["e_c"] == pytest.approx(0.115, abs=1e-3)
+    assert session["charge_level"] == 6
+
+
+async def test_status_energy_is_as_of_the_last_report(authed: Client, cloud: FakeCloud) -> None:
+    """Between reports the figures stand still, so e_c never outruns lst_rpt_at."""
+    cloud.update_charger(plugged_in=True, charging=True, level=32)
+    started = cloud.clock.timestamp()
+    cloud.advance(420)
+    _, body = await authed.get(f"{EVSE}/ev_chargers/status")
+    charger = body["data"]["chargers"][0]
+    reported = datetime.fromisoformat(charger["lst_rpt_at"].removesuffix("[UTC]"))
+    assert reported.timestamp() == pytest.approx(started + 300)
+    assert charger["session_d"]["e_c"] == pytest.approx(32 * 230 * 300 / 3600, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("glitch", "wrapped", "flat"),
+    [
+        ("unit_flip", 3.68, 3680.0),
+        ("spike", 253680.0, 253.68),
+        ("decrease", 1840.0, 1.84),
+        ("garbage", "NaN", "NaN"),
+    ],
+)
+async def test_one_status_reply_carries_an_injected_e_c_glitch(
+    authed: Client, cloud: FakeCloud, glitch: str, wrapped: Any, flat: Any
+) -> None:
+    cloud.update_charger(plugged_in=True, charging=True, level=16)
+    cloud.advance(3600)
+    for shape, bad in (("nested", wrapped), ("legacy", flat)):
+        cloud.set_profile(status_shape=shape)
+        cloud.update_charger(e_c_glitches=glitch)
+        _, first = await authed.get(f"{EVSE}/ev_chargers/status")
+        _, second = await authed.get(f"{EVSE}/ev_chargers/status")
+        rows = "evChargerData" if shape == "legacy" else None
+        values = [
+            (body[rows][0] if rows else body["data"]["chargers"][0])["session_d"]["e_c"]
+            for body in (first, second)
+        ]
+        assert values[0] == (bad if isinstance(bad, str) else pytest.approx(bad)), shape
+        assert values[1] == pytest.approx(3680.0 if rows is None else 3.68), shape
 
 
 async def test_session_figures_survive_unplugging(authed: Client, cloud: FakeCloud) -> None:

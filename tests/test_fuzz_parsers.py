@@ -53,6 +53,7 @@ LATEST_POWER_SEEDS: list[Any] = [
     {"latest_power": {"value": 752, "units": "W", "precision": 0, "time": 1761456789}},
     {"latest_power": {"value": "1.5", "units": "kW", "time": 1761456789000}},
     {"value": -3, "units": "w", "time": "2025-10-25T01:12:05Z[UTC]"},
+    load_fixture("latest_power_data_wrapper"),
 ]
 BATTERY_SEEDS: list[Any] = [
     {
@@ -111,7 +112,7 @@ TARGETS = [
     Target(
         "parse_status",
         models.parse_status,
-        _fixtures("status_nested", "status_legacy"),
+        _fixtures("status_nested", "status_legacy", "status_2026", "status_2026_unit_ambiguous"),
         models.SiteStatus,
     ),
     Target(

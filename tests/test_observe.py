@@ -331,34 +331,68 @@ def sample(watts: float | None, age: timedelta = timedelta(seconds=40)) -> Lates
 
 
 @pytest.mark.parametrize(
-    ("sign", "watts", "expected", "wording"),
+    ("watts", "figures", "expected", "wording"),
     [
-        ("import_positive", 1200.0, 3680 - 1200, "grid import 1.2 kW"),
-        ("import_positive", -2500.0, 3680 + 2500, "grid export 2.5 kW"),
-        ("export_positive", 1200.0, 3680 + 1200, "grid export 1.2 kW"),
-        ("export_positive", -2500.0, 3680 - 2500, "grid import 2.5 kW"),
+        (1800.0, {"consumption_w": 900, "evse_w": 0}, 900, "PV sample 1.8 kW"),
+        (-30.0, {"consumption_w": 900, "evse_w": 0}, -900, "PV sample 0.0 kW"),  # night
+        (1800.0, {"consumption_w": 4580, "evse_w": 3680}, 900, "PV sample 1.8 kW"),
+        (1800.0, {"pv_w": 0, "import_w": 4580, "export_w": 0}, 900, "PV sample 1.8 kW"),
     ],
 )
-def test_power_sample_by_sign(sign: Any, watts: float, expected: float, wording: str) -> None:
+def test_power_sample_is_pv_minus_the_house_load_of_the_last_bucket(
+    watts: float, figures: dict[str, float], expected: float, wording: str
+) -> None:
+    """get_latest_power is PV production (2026 section 9); the load comes from the bucket."""
     surplus = estimate_surplus(
-        None,
+        bucket(**figures),
         now=AFTER,
         charger_draw_w=3680,
         latest=sample(watts),
-        config=SurplusConfig(source="latest_power", latest_power_sign=sign),
+        config=SurplusConfig(source="latest_power"),
         timezone=MELBOURNE,
     )
     assert surplus.source == "latest_power"
     assert surplus.pv_minus_house_w == pytest.approx(expected)
+    assert surplus.pv_w == max(0.0, watts)
+    assert surplus.house_w == pytest.approx(900)
     assert surplus.battery_charge_w == surplus.battery_discharge_w == 0
-    assert surplus.age_s == pytest.approx(40)
-    assert surplus.method == f"power sample at 10:21 (age 40 s): {wording} + EV 3.7 kW added back"
+    assert (surplus.pv_age_s, surplus.house_age_s) == (pytest.approx(40), pytest.approx(420))
+    assert surplus.age_s == pytest.approx(420)  # the older of the two
+    assert surplus.method == (
+        f"{wording} at 10:21 (age 40 s) - house 0.9 kW from the 15-min bucket 10:00-10:15"
+        " (age 7 min)"
+    )
+
+
+def test_power_sample_without_a_bucket_has_no_house_load() -> None:
+    surplus = estimate_surplus(
+        None,
+        now=AFTER,
+        charger_draw_w=0,
+        latest=sample(2500),
+        config=SurplusConfig(source="latest_power"),
+        timezone=MELBOURNE,
+    )
+    assert (surplus.source, surplus.pv_minus_house_w, surplus.pv_w) == ("latest_power", None, 2500)
+    assert surplus.method.endswith("house load unknown (no complete bucket)")
+
+
+def test_decision_inputs_carry_both_ages_of_a_power_sample_surplus() -> None:
+    surplus = estimate_surplus(
+        bucket(consumption_w=500, evse_w=0),
+        now=AFTER,
+        charger_draw_w=0,
+        latest=sample(1000),
+        config=SurplusConfig(source="latest_power"),
+    )
+    inputs = Snapshot(now=AFTER, timezone=MELBOURNE, chargers=(), surplus=surplus).inputs()
+    assert (inputs["pv_age_s"], inputs["house_age_s"]) == (40, 420)
 
 
 def test_auto_prefers_a_fresh_sample_then_falls_back_to_the_bucket() -> None:
     figures = bucket(pv_w=4000, consumption_w=1000, evse_w=0)
-    fresh = estimate_surplus(figures, now=AFTER, charger_draw_w=0, latest=sample(-500), config=AUTO)
-    assert (fresh.source, fresh.pv_minus_house_w) == ("latest_power", 500)
+    fresh = estimate_surplus(figures, now=AFTER, charger_draw_w=0, latest=sample(2500), config=AUTO)
+    assert (fresh.source, fresh.pv_minus_house_w) == ("latest_power", 1500)
     old = sample(-500, age=timedelta(minutes=20))
     fallback = estimate_surplus(figures, now=AFTER, charger_draw_w=0, latest=old, config=AUTO)
     assert (fallback.source, fallback.pv_minus_house_w) == ("lifetime_energy", 3000)
@@ -399,12 +433,12 @@ def test_latest_power_source_never_falls_back() -> None:
 def test_sample_from_the_future_has_age_zero() -> None:
     surplus = surplus_from_latest_power(
         sample(100, age=-timedelta(seconds=20)),
+        bucket=bucket(consumption_w=50, evse_w=0),
         now=AFTER,
-        charger_draw_w=0,
-        sign="import_positive",
+        evse_estimate_w=0,
         max_age=SURPLUS.max_age,
     )
-    assert surplus.age_s == 0
+    assert surplus.pv_age_s == 0
 
 
 # --- parsers of the optional sources -----------------------------------------------------------
@@ -701,15 +735,21 @@ def test_snapshot_with_every_source() -> None:
     assert snap.inputs(view)["surplus_source"] == "lifetime_energy"
 
 
-def test_snapshot_adds_the_draw_of_every_charging_charger() -> None:
+def test_snapshot_estimates_the_ev_share_of_a_bucket_without_evse() -> None:
+    """The PV sample is production: the EV's draw is not added back to it, but taken out of
+    the bucket's consumption to leave the house's own load."""
     payload = load_fixture("status_nested")
     second = {**payload["data"]["chargers"][0], "sn": "EV2"}
     payload["data"]["chargers"].append(second)
-    config = Config(surplus=SurplusConfig(source="latest_power"))
-    snap = build_snapshot(
-        now=AFTER, config=config, status=parse_status(payload), latest_power=sample(0)
+    figures = bucket(consumption_w=2 * 7360 + 500)
+    surplus = estimate_surplus(
+        figures,
+        now=AFTER,
+        charger_draw_w=2 * 7360,
+        latest=sample(3000),
+        config=SurplusConfig(source="latest_power"),
     )
-    assert snap.surplus.pv_minus_house_w == pytest.approx(2 * 7360)
+    assert surplus.pv_minus_house_w == pytest.approx(2500)
 
 
 # --- the energy schedule -----------------------------------------------------------------------
@@ -877,7 +917,7 @@ async def test_failing_optional_sources_do_not_fail_the_snapshot(
     with caplog.at_level(logging.INFO, logger="optimizer.observe"):
         snaps = await live.ticks(40)
     assert snaps[-1].surplus.source == "latest_power"
-    assert snaps[-1].surplus.age_s == pytest.approx(30, abs=30)
+    assert snaps[-1].surplus.pv_age_s == pytest.approx(30, abs=30)
     recovered = [m for level, m in observed(caplog) if "works again" in m and level == logging.INFO]
     assert len(recovered) == 2
 
@@ -914,6 +954,7 @@ async def test_unknown_timezone_skips_energy_instead_of_guessing(
     assert snaps[-1].bucket is None
     assert snaps[-1].timezone == "UTC"
     assert snaps[-1].surplus.source == "latest_power"
+    assert snaps[-1].surplus.pv_minus_house_w is None  # no bucket: the house load is unknown
 
 
 async def test_site_without_battery_is_remembered(live: Live) -> None:

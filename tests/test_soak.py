@@ -18,7 +18,9 @@ async def test_the_service_survives_ten_thousand_ticks_of_faults(seed: int) -> N
     report(figures.lines())
     assert figures.ticks == CI_TICKS
     assert set(figures.faults) == set(FAULT_KINDS)  # every kind of fault was injected
-    assert figures.commands_sent > 50  # the policies acted: the checks had writes to watch
+    # The policies acted: the checks had writes to watch. (Fewer than before 2026: with the
+    # commanded level remembered, a status without a level no longer restarts the session.)
+    assert figures.commands_sent > 30
     assert figures.problems  # and the faults showed: some ticks failed and were survived
     assert check(figures) == []
 

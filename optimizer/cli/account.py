@@ -14,8 +14,10 @@ from optimizer.enlighten.auth import LoginOutcome
 from optimizer.enlighten.capabilities import NO_FLAGS, SESSION_AUTH_NOTE, Capabilities
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EnlightenError, MfaRequiredError
+from optimizer.enlighten.levels import Level, level_in_effect
 from optimizer.enlighten.models import ChargeMode, ChargerStatus, SiteStatus
 from optimizer.enlighten.modeset import is_scheduler_outage
+from optimizer.observe.session_energy import check_charger
 
 
 async def login(ctx: Context) -> int:
@@ -80,10 +82,34 @@ async def read_capabilities(
     return found
 
 
+async def _level(client: EnlightenClient, site_id: int, charger: ChargerStatus) -> Level:
+    """The level in effect; the charger's minimum is read only when a safe limit needs it."""
+    min_amps = None
+    if charger.safe_limit and charger.charging is True:
+        try:
+            min_amps = (await client.limits(site_id, charger.sn)).min_amps
+        except EnlightenError:
+            min_amps = None
+    remembered = client.levels.get(site_id, charger.sn)
+    return level_in_effect(charger, remembered=remembered, min_amps=min_amps)
+
+
 def status_record(
-    charger: ChargerStatus, preferred: ChargeMode | None, notes: list[str] | None = None
+    charger: ChargerStatus,
+    preferred: ChargeMode | None,
+    notes: list[str] | None = None,
+    level: Level | None = None,
+    server_time: datetime | None = None,
 ) -> dict[str, Any]:
-    """The `status --json` object (DESIGN.md section 2) for one charger."""
+    """The `status --json` object (DESIGN.md section 2) for one charger.
+
+    ``amps`` is the level in effect (``amps_source`` says whose word it is: the status, the
+    level this host last commanded, or the charger's safe-limit minimum); ``commanded_amps``
+    the setpoint, which a safe limit does not change.
+    """
+    level = level or Level(charger.session.charge_level_amps, None, None)
+    # One reading, no history: the physics check still refuses what no charger can deliver.
+    session_kwh = check_charger(None, charger, None, now=server_time or datetime.now(UTC)).kwh
     mode = preferred or charger.mode
     # A start/stop in GREEN turns into a manual override: status says 0, preference GREEN.
     override = preferred is ChargeMode.GREEN_CHARGING and charger.mode is ChargeMode.MANUAL_CHARGING
@@ -100,7 +126,10 @@ def status_record(
         "dlb_active": charger.dlb_active,
         "safe_limit": charger.safe_limit,
         "charge_level_amps": charger.session.charge_level_amps,
-        "session_kwh": charger.session.energy_kwh,
+        "amps": level.amps,
+        "amps_source": level.source,
+        "commanded_amps": level.setpoint,
+        "session_kwh": session_kwh,
         "session_started_at": charger.session.started_at,
         "mode": mode.value if mode else None,
         "status_mode": charger.mode.value if charger.mode else None,
@@ -133,7 +162,12 @@ async def status(ctx: Context) -> int:
         site_id = await ctx.site_id(client)
         site, age = await _site_status(ctx, client, site_id)
         records = [
-            status_record(c, *await _preferred_mode(client, site_id, c.sn))
+            status_record(
+                c,
+                *await _preferred_mode(client, site_id, c.sn),
+                level=await _level(client, site_id, c),
+                server_time=site.server_time,
+            )
             | {"stale": age is not None, "status_age_s": age}
             for c in site.chargers
         ]
@@ -153,7 +187,7 @@ async def status(ctx: Context) -> int:
         "connector_status",
         "plugged_in",
         "charging",
-        "charge_level_amps",
+        "amps",
         "session_kwh",
         "dlb_active",
         "mode",

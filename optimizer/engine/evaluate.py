@@ -311,6 +311,9 @@ def clamp(decision: Decision, ctx: Context) -> Decision:
     if not isinstance(amps, int) or isinstance(amps, bool):
         return decision if amps is None else _hold(decision, "no valid level given")
     level = limits.down(amps)
+    if decision.action == "set_amps" and charger.charging and charger.safe_limited:
+        why = f"the charger fell back to its minimum {charger.amps} A (safe limit)"
+        return _hold(decision, f"{decision.reason}; {why}, so a new level cannot take effect")
     if decision.action == "set_amps" and charger.charging and charger.amps == level:
         return _hold(decision, f"{decision.reason}; limited to {level} A, which it already has")
     if level == amps:
@@ -456,7 +459,8 @@ def _session_change(known: ChargerMemory, charger: ChargerView) -> str | None:
         return f"user {'started' if charger.charging else 'stopped'} charging"
     level = charger.amps
     commanded = known.commanded_amps
-    changed = None not in (level, commanded) and level != commanded
+    # Under a safe limit the charger itself dropped to its minimum: nobody changed the level.
+    changed = None not in (level, commanded) and level != commanded and not charger.safe_limited
     if charger.charging and known.commanded_on and changed:
         return f"user changed the level to {level} A"
     return None
@@ -466,7 +470,7 @@ def adopted(charger: ChargerView) -> dict[str, Any]:
     """The user's state becomes the reference, so the same change is not detected again."""
     return {
         "commanded_on": charger.charging,
-        "commanded_amps": charger.amps if charger.charging else None,
+        "commanded_amps": charger.amps if charger.charging and not charger.safe_limited else None,
         "commanded_mode": charger.mode.value if charger.mode else None,
         "commanded_battery": charger.use_battery,
     }

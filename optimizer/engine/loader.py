@@ -179,9 +179,19 @@ def load_config_rules(config: Config) -> LoadedRules:
     return load_rules(rule_paths(config), tariffs=tariffs)
 
 
+OBSOLETE_SIGN = (
+    "surplus.latest_power_sign is obsolete and ignored: get_latest_power is PV production, "
+    "not net grid power (docs/surplus.md); remove the key"
+)
+
+
 def config_warnings(config: Config) -> list[Problem]:
-    """Warnings about the config itself: tariff windows that overlap (the first listed wins)."""
-    return [
+    """Warnings about the config itself: tariff windows that overlap (the first listed wins),
+    keys that are obsolete but still accepted."""
+    obsolete = []
+    if "latest_power_sign" in config.surplus.model_fields_set:
+        obsolete.append(_config_problem(config, ("surplus", "latest_power_sign"), OBSOLETE_SIGN))
+    return obsolete + [
         _config_problem(
             config,
             ("tariffs", "windows", later),

@@ -65,6 +65,9 @@ class ChargerView:
     session_auth: bool | None = None
     max_phases: int = 1  # the installation's phases: an upper bound; ``phases`` is in use
     amps_control: bool | None = None  # False: the feature flags deny setting amps
+    # safeLimitState 1 while charging: the charger fell back to min_amps by itself, so
+    # ``amps`` is that minimum and not a level anyone chose.
+    safe_limited: bool = False
 
     @property
     def watts_per_amp(self) -> float:
@@ -109,6 +112,9 @@ class Surplus:
     measured_at: datetime | None = None  # midpoint of the bucket, or the sample time
     age_s: float | None = None
     method: str = ""
+    # From a power sample: PV and house load come from sources of different ages.
+    pv_age_s: float | None = None
+    house_age_s: float | None = None
 
     def available_w(
         self, *, count_battery_charge: bool, count_battery_discharge: bool
@@ -179,6 +185,7 @@ class Snapshot:
             "surplus_w": _round(self.surplus.pv_minus_house_w),
             "surplus_source": self.surplus.source,
             "surplus_age_s": _round(self.surplus.age_s),
+            **_sample_ages(self.surplus),
             "battery_charge_w": _round(self.surplus.battery_charge_w),
             "battery_discharge_w": _round(self.surplus.battery_discharge_w),
             "tariff": self.tariff.window,
@@ -209,6 +216,8 @@ class Snapshot:
                 data["charger"]["session_auth"] = charger.session_auth
             if charger.amps_control is False:
                 data["charger"]["amps_control"] = False
+            if charger.safe_limited:
+                data["charger"]["safe_limited"] = True
             if charger.plan is not None:
                 data["charger"]["plan"] = charger.plan.to_json()
         return data
@@ -217,3 +226,10 @@ class Snapshot:
 def _round(value: float | None, digits: int = 0) -> float | None:
     """Rounded for the log; NaN and infinities (a broken reading) are logged as unknown."""
     return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _sample_ages(surplus: Surplus) -> dict[str, Any]:
+    """The two ages of a power-sample surplus (PV now, house load from a bucket), if any."""
+    if surplus.pv_age_s is None:
+        return {}
+    return {"pv_age_s": _round(surplus.pv_age_s), "house_age_s": _round(surplus.house_age_s)}

@@ -75,6 +75,7 @@ from optimizer.enlighten.history import (
     history_path,
     is_degraded,
 )
+from optimizer.enlighten.levels import LevelMemory
 from optimizer.enlighten.loginguard import LoginGuard
 from optimizer.enlighten.models import (
     USE_BATTERY_SETTING,
@@ -213,6 +214,8 @@ class EnlightenClient:
         )
         self._preferred: dict[str, str] = {}
         self.variants = VariantMemory(state_dir)
+        # The last amps commanded per charger: the status no longer reports the level.
+        self.levels = LevelMemory(state_dir)
         self.site_max_amps = site_max_amps
         self.settle_s = settle_s
         self.direct_amps = direct_amps
@@ -765,6 +768,7 @@ class EnlightenClient:
             outcome, detail = answer
             return CommandResult("start_charging", outcome, detail, variant.name, level, attempts)
         if level is not None:
+            self.levels.remember(site_id, sn, level)
             detail = f"charging started at {level} A"
         else:
             detail = "charging started at the charger's last level"
@@ -859,7 +863,10 @@ class EnlightenClient:
             return await self.start_charging(
                 site_id, sn, amps=level, green=False, mode=mode, explicit=explicit
             )
-        if charger.session.charge_level_amps == level:
+        was = charger.session.charge_level_amps
+        if was is None:  # null since 2026: the level we last commanded is the one in effect
+            was = self.levels.get(site_id, sn)
+        if was == level:
             return CommandResult(
                 "set_amps", Outcome.UNCHANGED, f"already charging at {level} A", level_amps=level
             )
@@ -870,7 +877,6 @@ class EnlightenClient:
                 "was sent",
                 hint="set the level in the Enphase app",
             )
-        was = charger.session.charge_level_amps
         if direct if direct is not None else self.direct_amps:
             result = await self.start_charging(
                 site_id, sn, amps=level, green=False, mode=mode, explicit=explicit

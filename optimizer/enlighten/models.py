@@ -32,6 +32,7 @@ __all__ = [
     "ChargerSummary",
     "ChargingSession",
     "Connector",
+    "EnergyUnit",
     "FrozenModel",
     "GreenSetting",
     "LatestPower",
@@ -62,6 +63,7 @@ __all__ = [
     "parse_summary",
     "parse_summary_list",
     "session_energy_kwh",
+    "status_energy_unit",
 ]
 
 _P = ParamSpec("_P")
@@ -327,10 +329,21 @@ class Connector(FrozenModel):
     safe_limit_state: int | None
 
 
+EnergyUnit = Literal["Wh", "kWh"]
+
+
 class ChargerSession(FrozenModel):
-    """The charger's current (or, after unplugging, most recent) session as status reports it."""
+    """The charger's current (or, after unplugging, most recent) session as status reports it.
+
+    ``energy_raw`` is ``e_c`` exactly as sent and ``energy_unit`` the unit it was read in, so a
+    later plausibility check (``optimizer.observe.session_energy``) can still reconsider a
+    reading whose unit was only guessed (``energy_unit_by`` "threshold", not "shape").
+    """
 
     energy_kwh: float | None = None
+    energy_raw: float | None = None
+    energy_unit: EnergyUnit | None = None
+    energy_unit_by: Literal["shape", "threshold"] | None = None
     started_at: datetime | None = None
     plugged_in_at: datetime | None = None
     plugged_out_at: datetime | None = None
@@ -388,12 +401,35 @@ def _status_mode(code: int | None, schedule: Any) -> ChargeMode | None:
     return None
 
 
-def session_energy_kwh(value: Any) -> float | None:
-    """Status ``e_c`` is Wh on some deployments and kWh on others; no session tops 200 kWh."""
+def session_energy_kwh(value: Any, unit: EnergyUnit | None = None) -> float | None:
+    """``e_c`` in kWh: in ``unit`` when the reply's shape says it, else by the old rule.
+
+    The ">200 is Wh" rule is only a last resort: in the wrapped shape (always Wh) it reads the
+    first 200 Wh of every session as up to 200 kWh (enlighten-2026.md section 1).
+    """
     energy = _as_float(value)
     if energy is None:
         return None
-    return energy / 1000 if energy > _WH_THRESHOLD else energy
+    unit = unit or _threshold_unit(energy)
+    return energy / 1000 if unit == "Wh" else energy
+
+
+def _threshold_unit(energy: float) -> EnergyUnit:
+    return "Wh" if energy > _WH_THRESHOLD else "kWh"
+
+
+def status_energy_unit(body: Mapping[str, Any]) -> EnergyUnit | None:
+    """The unit of ``e_c`` the status reply's shape implies, None when the shape is unknown.
+
+    Every wrapped (``meta``/``data``/``error``) capture carries Wh-sized values and the old flat
+    ``evChargerData`` shape kWh-sized ones (enlighten-2026.md section 1).
+    """
+    data = body.get("data")
+    if isinstance(data, dict) and "chargers" in data and ("meta" in body or "error" in body):
+        return "Wh"
+    if "evChargerData" in body:
+        return "kWh"
+    return None
 
 
 def _parse_connector(raw: Any, index: int) -> Connector | None:
@@ -410,10 +446,15 @@ def _parse_connector(raw: Any, index: int) -> Connector | None:
     )
 
 
-def _parse_charger_session(raw: Any) -> ChargerSession:
+def _parse_charger_session(raw: Any, unit: EnergyUnit | None = None) -> ChargerSession:
     session = _as_dict(raw)
+    energy = _as_float(session.get("e_c"))
+    decided = unit or (None if energy is None else _threshold_unit(energy))
     return ChargerSession(
-        energy_kwh=session_energy_kwh(session.get("e_c")),
+        energy_kwh=session_energy_kwh(energy, decided),
+        energy_raw=energy,
+        energy_unit=decided if energy is not None else None,
+        energy_unit_by=None if energy is None else ("shape" if unit else "threshold"),
         started_at=_pick(session, ("strt_chrg", "start_time"), _parse_enlighten_time),
         plugged_in_at=_parse_enlighten_time(session.get("plg_in_at")),
         plugged_out_at=_parse_enlighten_time(session.get("plg_out_at")),
@@ -429,7 +470,7 @@ def _any_flag(values: Iterable[bool | None]) -> bool | None:
     return any(known) if known else None
 
 
-def _parse_charger(raw: Any, index: int) -> ChargerStatus:
+def _parse_charger(raw: Any, index: int, unit: EnergyUnit | None = None) -> ChargerStatus:
     """One parser for both shapes: legacy keeps connector fields at the top level."""
     charger = _require_dict(raw, f"status charger #{index}")
     sn = _as_id(charger.get("sn"))
@@ -464,7 +505,7 @@ def _parse_charger(raw: Any, index: int) -> ChargerStatus:
         safe_limit=_as_int(charger.get("safeLimitState")) == 1
         or any(c.safe_limit_state == 1 for c in connectors),
         connectors=connectors,
-        session=_parse_charger_session(charger.get("session_d")),
+        session=_parse_charger_session(charger.get("session_d"), unit),
         last_reported_at=_pick(charger, ("lst_rpt_at", "lastReportedAt"), _parse_enlighten_time),
         offline_at=_parse_enlighten_time(charger.get("offlineAt")),
     )
@@ -483,6 +524,7 @@ def parse_status(payload: Any) -> SiteStatus:
     else:
         raise ParseError("status reply has neither data.chargers nor evChargerData")
     chargers = _require_list(chargers, "status reply charger list")
+    unit = status_energy_unit(body)
     return SiteStatus(
         site_id=_pick(container, ("site", "site_id", "siteId"), _as_id),
         timezone=_pick(container, ("tz", "timezone"), _as_str),
@@ -490,7 +532,7 @@ def parse_status(payload: Any) -> SiteStatus:
             _parse_enlighten_time(_as_dict(body.get("meta")).get("serverTimeStamp")),
             _parse_enlighten_time(body.get("ts")),
         ),
-        chargers=tuple(_parse_charger(raw, index) for index, raw in enumerate(chargers)),
+        chargers=tuple(_parse_charger(raw, index, unit) for index, raw in enumerate(chargers)),
     )
 
 
@@ -1076,12 +1118,17 @@ _POWER_UNITS = {"w": 1.0, "kw": 1000.0}
 class LatestPower(FrozenModel):
     """The site's latest power sample (``get_latest_power``); ``watts`` None means no sample.
 
-    The sign is kept as sent: what the sample measures (net grid power, and which way is
-    positive) is a site question the ``surplus:`` config answers, not the parser.
+    It tracks PV production, not net grid power (enlighten-2026.md section 9). The value is
+    kept as sent: at night it reads a few watts below zero, which :attr:`pv_w` clamps.
     """
 
     watts: float | None
     time: datetime | None
+
+    @property
+    def pv_w(self) -> float | None:
+        """PV production now: microinverters drawing a little at night is no production."""
+        return None if self.watts is None else max(0.0, self.watts)
 
 
 def _power_watts(value: Any, units: Any) -> float | None:
@@ -1095,12 +1142,16 @@ def _power_watts(value: Any, units: Any) -> float | None:
 
 @_reports_as("latest power")
 def parse_latest_power(payload: Any) -> LatestPower:
-    """``{"latest_power": {"value": 752, "units": "W", "time": <epoch>}}``, or the bare sample.
+    """``{"latest_power": {"value": 752, "units": "W", "time": <epoch>}}``, or the bare sample,
+    either of them also inside a ``data`` wrapper.
 
     A missing or non-numeric value is "no sample" (None), never zero: a zero would read as a
     real balance of exactly nothing. kW is converted to W; an unknown unit is no sample.
+    Numbers may arrive as strings and the time in epoch seconds or milliseconds.
     """
     body = _require_dict(payload, "latest power reply")
+    if "latest_power" not in body and "value" not in body and isinstance(body.get("data"), dict):
+        body = body["data"]
     if "latest_power" in body:
         sample = body["latest_power"]
         if sample is None:

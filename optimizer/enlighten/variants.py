@@ -7,12 +7,9 @@ A variant that starts failing with 404/405 is forgotten and the probe starts ove
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from pathlib import Path
 
-_LOGGER = logging.getLogger(__name__)
+from optimizer.enlighten.statefile import load_object, save_object
 
 VARIANTS_FILE = "variants.json"
 
@@ -25,15 +22,7 @@ class VariantMemory:
         self._known: dict[str, str] = self._load()
 
     def _load(self) -> dict[str, str]:
-        if self.path is None or not self.path.exists():
-            return {}
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            _LOGGER.warning("ignoring unreadable %s; variants will be probed again", self.path)
-            return {}
-        if not isinstance(data, dict):
-            return {}
+        data = load_object(self.path, lost="variants will be probed again")
         return {str(k): str(v) for k, v in data.items() if isinstance(v, str)}
 
     def get(self, key: str) -> str | None:
@@ -49,9 +38,4 @@ class VariantMemory:
             self._save()
 
     def _save(self) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._known, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
+        save_object(self.path, self._known)

@@ -426,10 +426,11 @@ class Routes:
     def _status(self, ctx: Ctx) -> web.StreamResponse:
         if not self.site_ok(ctx):
             return invalid_site()
-        model = self.cloud.model
-        if self.cloud.profile.status_shape == "legacy":
-            return json_reply(payloads.status_legacy(model, ctx.now))
-        return json_reply(payloads.status_nested(model, ctx.now))
+        model, profile = self.cloud.model, self.cloud.profile
+        glitches = {c.sn: g for c in model.chargers if (g := model.take_glitch(c)) is not None}
+        if profile.status_shape == "legacy":
+            return json_reply(payloads.status_legacy(model, ctx.now, profile, glitches))
+        return json_reply(payloads.status_nested(model, ctx.now, profile, glitches))
 
     def status_plural(self, ctx: Ctx) -> web.StreamResponse:
         if self.cloud.profile.status_shape == "singular_only":

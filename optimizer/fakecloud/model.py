@@ -169,6 +169,9 @@ class Charger:
     # Charger-config writes still pending: key -> (the value before the write, settles at).
     config_pending: dict[str, tuple[str | None, float]] = field(default_factory=dict)
     draw: list[DrawSegment] = field(default_factory=list, repr=False)
+    # Bad e_c readings to put into the next status replies, one per reply, in order (see
+    # ``E_C_GLITCHES``): how a test shows the client ignores one bad reading.
+    e_c_glitches: list[str] = field(default_factory=list)
 
     @property
     def serial_digits(self) -> str:
@@ -211,8 +214,14 @@ SETTABLE_FIELDS = frozenset(
         "phase_count",
         "phase_switch_config",
         "iq40_backend",
+        "e_c_glitches",
     }
 )
+# unit_flip: the value in the other unit; spike: hundreds of kWh more; decrease: half of it;
+# garbage: a string that is no number.
+E_C_GLITCHES = ("unit_flip", "spike", "decrease", "garbage")
+# The charger reports to the cloud about every 5 minutes, and at once on a state change.
+REPORT_INTERVAL_S = 300
 
 
 def default_slots(site_id: int, charger: Charger) -> list[dict[str, Any]]:
@@ -428,6 +437,32 @@ class SiteModel:
         else:
             charger.draw.append(DrawSegment(start, end, watts))
 
+    def reported_at(self, charger: Charger, now: float) -> float:
+        """When the charger last reported: on its last state change (plug in or out, start,
+        stop), then every ``REPORT_INTERVAL_S``; a status shows the figures of that report."""
+        events = (charger.plugged_in_at, charger.plugged_out_at, charger.charge_started_at)
+        last = max(
+            (t for t in (*events, charger.stopped_at) if t is not None and t <= now), default=None
+        )
+        if last is None:
+            return now // REPORT_INTERVAL_S * REPORT_INTERVAL_S
+        return last + (now - last) // REPORT_INTERVAL_S * REPORT_INTERVAL_S
+
+    def energy_at(self, charger: Charger, when: float, now: float) -> float:
+        """The session energy (Wh) as it stood at ``when`` (<= ``now``): what was drawn since
+        is taken off again, so a report's energy matches its time."""
+        self.sync(now)
+        later = sum(
+            seg.watts * (min(seg.end, now) - max(seg.start, when)) / 3600.0
+            for seg in charger.draw
+            if seg.end > when and seg.start < now
+        )
+        return max(0.0, charger.session_energy_wh - later)
+
+    def take_glitch(self, charger: Charger) -> str | None:
+        """The next bad reading queued for this charger's status, if any (used up)."""
+        return charger.e_c_glitches.pop(0) if charger.e_c_glitches else None
+
     # --- transitions ---------------------------------------------------------------------------
 
     def plug_in(self, sn: str, now: float) -> bool:
@@ -635,6 +670,13 @@ class SiteModel:
                     self._begin(charger, now)
             else:
                 charger.charging = False  # no settle time: as if it stopped long ago
+        glitches = rest.pop("e_c_glitches", None)
+        if glitches is not None:
+            queued = [glitches] if isinstance(glitches, str) else list(glitches)
+            bad = [g for g in queued if g not in E_C_GLITCHES]
+            if bad:
+                raise ValueError(f"e_c_glitches must be among {E_C_GLITCHES}, not {bad}")
+            charger.e_c_glitches.extend(queued)
         for name, value in rest.items():
             setattr(charger, name, value)
         return charger

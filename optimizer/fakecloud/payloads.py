@@ -14,12 +14,11 @@ from typing import Any
 from optimizer.fakecloud import energy
 from optimizer.fakecloud.curves import BUCKET_S
 from optimizer.fakecloud.history import PastSession
-from optimizer.fakecloud.model import Charger, SiteModel
+from optimizer.fakecloud.model import REPORT_INTERVAL_S, Charger, SiteModel
 from optimizer.fakecloud.profile import Profile
 from optimizer.fakecloud.schedule_state import current_token, sync_status
 
 JSON = dict[str, Any]
-REPORT_INTERVAL_S = 300  # the charger reports to the cloud about every 5 minutes
 LIVE_STREAM_S = 900
 MILES_PER_KWH = 4.03
 
@@ -45,10 +44,32 @@ def _ms(epoch: float | None) -> int | None:
 
 
 def session_e_c(energy_wh: float) -> float:
-    """Session energy as the cloud reports it: Wh once above 200 Wh, kWh below."""
+    """Session energy as the first reference had it: Wh once above 200 Wh, kWh below."""
     if energy_wh > 200:
         return round(energy_wh, 2)
     return round(energy_wh / 1000.0, 3)
+
+
+def status_e_c(energy_wh: float, profile: Profile, *, flat: bool) -> float:
+    """``e_c`` as the profile's cloud sends it: in 2026 the wrapped shape is Wh from the first
+    watt-hour and the flat shape kWh (enlighten-2026.md section 1)."""
+    if profile.session_energy_units == "threshold":
+        return session_e_c(energy_wh)
+    return round(energy_wh / 1000.0, 3) if flat else round(energy_wh, 2)
+
+
+def glitched_e_c(e_c: float, glitch: str | None, *, flat: bool) -> Any:
+    """One bad reading (``model.E_C_GLITCHES``) in place of ``e_c``; unchanged without one."""
+    match glitch:
+        case "unit_flip":
+            return round(e_c * 1000.0, 2) if flat else round(e_c / 1000.0, 3)
+        case "spike":
+            return round(e_c + (250.0 if flat else 250_000.0), 3)
+        case "decrease":
+            return round(e_c / 2, 3)
+        case "garbage":
+            return "NaN"
+    return e_c
 
 
 # --- discovery ---------------------------------------------------------------------------------
@@ -76,17 +97,30 @@ def _charge_level(model: SiteModel, charger: Charger, now: float) -> int:
     return charger.level
 
 
-def charger_status(model: SiteModel, charger: Charger, now: float) -> JSON:
+def charger_status(
+    model: SiteModel,
+    charger: Charger,
+    now: float,
+    profile: Profile | None = None,
+    glitch: str | None = None,
+) -> JSON:
+    """One charger of the wrapped status: its state now, its energy as of its last report
+    (``lst_rpt_at``), so energy and report time always agree as a real charger's do."""
+    profile = profile or Profile()
     status_type, reason = model.connector_status(charger, now)
     drawing = model.draw_w(charger, now) > 0
-    kwh = charger.session_energy_wh / 1000.0
+    reported = model.reported_at(charger, now)
+    energy_wh = model.energy_at(charger, reported, now)
+    kwh = energy_wh / 1000.0
+    level = _charge_level(model, charger, now) if profile.charge_level_reported else None
+    e_c = glitched_e_c(status_e_c(energy_wh, profile, flat=False), glitch, flat=False)
     return {
         "smartEV": {"hasToken": False, "hasEVDetails": False},
         "evManufacturerName": charger.ev_manufacturer,
         "offGrid": "ON_GRID",
         "sn": charger.sn,
         "name": charger.name,
-        "lst_rpt_at": cloud_time(now // REPORT_INTERVAL_S * REPORT_INTERVAL_S, ms=False),
+        "lst_rpt_at": cloud_time(reported),
         "offlineAt": cloud_time(model.energy_start + 2 * 86400 + 3 * 3600),
         "connected": charger.connected,
         "auth_token": None,
@@ -104,13 +138,13 @@ def charger_status(model: SiteModel, charger: Charger, now: float) -> JSON:
             "plg_in_at": cloud_time(charger.plugged_in_at),
             "strt_chrg": _ms(charger.charge_started_at),
             "plg_out_at": cloud_time(charger.plugged_out_at),
-            "e_c": session_e_c(charger.session_energy_wh),
+            "e_c": e_c,
             "miles": round(kwh * MILES_PER_KWH, 2),
             "session_cost": None,
             "auth_status": -1,
             "auth_type": None,
             "auth_id": None,
-            "charge_level": _charge_level(model, charger, now),
+            "charge_level": level,
         },
         "connectors": [
             {
@@ -126,24 +160,34 @@ def charger_status(model: SiteModel, charger: Charger, now: float) -> JSON:
     }
 
 
-def status_nested(model: SiteModel, now: float) -> JSON:
+Glitches = dict[str, str]
+
+
+def status_nested(
+    model: SiteModel, now: float, profile: Profile | None = None, glitches: Glitches | None = None
+) -> JSON:
+    """``glitches``: a bad ``e_c`` per charger serial for this one reply."""
+    chargers = [
+        charger_status(model, c, now, profile, (glitches or {}).get(c.sn)) for c in model.chargers
+    ]
     return {
         "meta": {"serverTimeStamp": _ms(now)},
-        "data": {
-            "site": str(model.site_id),
-            "tz": model.timezone,
-            "chargers": [charger_status(model, c, now) for c in model.chargers],
-        },
+        "data": {"site": str(model.site_id), "tz": model.timezone, "chargers": chargers},
         "error": {},
     }
 
 
-def status_legacy(model: SiteModel, now: float) -> JSON:
+def status_legacy(
+    model: SiteModel, now: float, profile: Profile | None = None, glitches: Glitches | None = None
+) -> JSON:
     """The older flat shape: no connectors, no DLB, ``start_time`` in epoch seconds."""
+    profile = profile or Profile()
     rows = []
     for charger in model.chargers:
         status_type, _ = model.connector_status(charger, now)
         start = charger.charge_started_at
+        reported = model.reported_at(charger, now)
+        e_c = status_e_c(model.energy_at(charger, reported, now), profile, flat=True)
         rows.append(
             {
                 "sn": charger.sn,
@@ -154,7 +198,7 @@ def status_legacy(model: SiteModel, now: float) -> JSON:
                 "faulted": charger.faulted,
                 "connectorStatusType": status_type,
                 "session_d": {
-                    "e_c": session_e_c(charger.session_energy_wh),
+                    "e_c": glitched_e_c(e_c, (glitches or {}).get(charger.sn), flat=True),
                     "start_time": None if start is None else int(start),
                 },
             }
@@ -387,7 +431,7 @@ def today(model: SiteModel, now: float) -> JSON:
 def latest_power(model: SiteModel, now: float) -> JSON:
     """Production now; at night microinverters draw a few watts, hence a small negative."""
     watts = model.curves.pv_w(now)
-    value = round(watts) if watts > 0 else -3
+    value = round(watts) if watts > 0 else -30  # 2026: about -30 W at night
     return {"latest_power": {"value": value, "units": "W", "precision": 0, "time": int(now)}}
 
 

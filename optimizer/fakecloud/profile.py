@@ -17,6 +17,7 @@ MfaReply = Literal["plain", "requires_mfa"]
 DiscoveryPath = Literal["evse_controller", "api_v1", "sites_json"]
 ControlProfile = Literal["any", "put_singular_snake", "put_only", "singular_only", "no_level"]
 HistoryBody = Literal["nested", "flat"]
+SessionEnergyUnits = Literal["by_shape", "threshold"]
 
 DISCOVERY_PATHS: tuple[str, ...] = get_args(DiscoveryPath)
 
@@ -37,6 +38,8 @@ LEGACY_2024: dict[str, Any] = {
     "scheduled_flip": False,
     "schedule_slot_routes": False,
     "schedule_concurrency": False,
+    "session_energy_units": "threshold",
+    "charge_level_reported": True,
 }
 PRESETS: dict[str, dict[str, Any]] = {"2026": {}, "2024": LEGACY_2024}
 
@@ -96,6 +99,11 @@ class Profile:
     - ``schedule_concurrency``: a full-list PATCH must echo a current ``serverTimeStamp``
       (stale or unknown: 409; missing: 400). Our model of the optimistic concurrency the 2026
       reference describes; what the real server does with a stale token is inferred.
+    - ``session_energy_units``: ``by_shape`` (2026: the wrapped status sends ``e_c`` in Wh from
+      the first watt-hour, the flat ``evChargerData`` shape in kWh) or ``threshold`` (the first
+      reference: Wh above 200 Wh, kWh below, in both shapes).
+    - ``charge_level_reported``: False (2026: ``session_d.charge_level`` is always null) or
+      True (it carries the level the charger runs at).
     """
 
     status_shape: StatusShape = "nested"
@@ -120,6 +128,8 @@ class Profile:
     scheduled_flip: bool = True
     schedule_slot_routes: bool = True
     schedule_concurrency: bool = True
+    session_energy_units: SessionEnergyUnits = "by_shape"
+    charge_level_reported: bool = False
 
     @classmethod
     def preset(cls, name: str) -> Profile:

@@ -43,6 +43,7 @@ from optimizer.enlighten.models import (
 )
 from optimizer.enlighten.modeset import is_scheduler_outage
 from optimizer.observe.outage import SchedulerOutage
+from optimizer.observe.session_energy import Track, check_charger
 from optimizer.observe.surplus import last_reported_end
 from optimizer.observe.view import build_snapshot, site_timezone
 
@@ -131,6 +132,41 @@ class ObserveCache:
         self.flags: Cached[FeatureFlags] = Cached()
         self.charger_configs: dict[str, Cached[ChargerConfig]] = {}
         self.session_auth_reported: set[str] = set()  # logged once while it stays on
+        # Per charger: what its session energy readings established (optimizer.observe.
+        # session_energy); kept between ticks so one bad reading cannot move the engine.
+        self.session_energy: dict[str, Track] = {}
+
+    def checked_energy(
+        self, status: SiteStatus, now: datetime, *, voltage_v: float | None = None
+    ) -> dict[str, float | None]:
+        """Each charger's session energy after the physics check, in kWh.
+
+        An implausible reading is logged once per session at warning (later ones of the same
+        session at debug) and the last good value is handed on instead.
+        """
+        summaries = _values(self.summaries)
+        checked: dict[str, float | None] = {}
+        for charger in status.chargers:
+            verdict = check_charger(
+                self.session_energy.get(charger.sn),
+                charger,
+                summaries.get(charger.sn),
+                # The cloud's clock, like lst_rpt_at: a skewed local clock must not cut time.
+                now=status.server_time or now,
+                voltage_v=voltage_v,
+            )
+            self.session_energy[charger.sn] = verdict.track
+            if verdict.problem is not None:
+                log = _LOGGER.warning if verdict.report else _LOGGER.debug
+                kept = "nothing" if verdict.kwh is None else f"{verdict.kwh:.3f} kWh"
+                log(
+                    "%s: session energy reading ignored (%s); keeping %s",
+                    charger.sn,
+                    verdict.problem,
+                    kept,
+                )
+            checked[charger.sn] = verdict.kwh
+        return checked
 
     def invalidate(self, sn: str | None = None, what: What | None = None) -> None:
         """Ask again on the next tick: after a write, or when the user changed something.
@@ -303,6 +339,8 @@ async def observe_live(
             energy=cache.energy.value,
             latest_power=cache.latest_power.value,
             battery=cache.battery.value,
+            session_kwh=cache.checked_energy(status, now, voltage_v=config.site.voltage),
+            remembered_amps=client.levels.for_site(site_id),
         ),
         scheduler_down_since=cache.scheduler.since,
         stale_status_s=(now - stale).total_seconds() if stale and stale < now else None,

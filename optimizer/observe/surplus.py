@@ -10,7 +10,6 @@ zero would read as "no sun" or "no load" and drive a decision.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 from optimizer.config import SurplusConfig
@@ -133,14 +132,15 @@ def estimate_surplus(
     the draw now). ``sun_now``/``sun_mid`` scale the bucket's PV when ``scale_by_sun`` is on.
     """
     sample = latest if latest is not None and latest.watts is not None else None
+    evse_estimate_w = charger_draw_w if bucket_draw_w is None else bucket_draw_w
     if sample is not None and sample.time is not None and config.source != "lifetime_energy":
         fresh = _age_s(now, sample.time) <= FRESH_SAMPLE.total_seconds()
         if config.source == "latest_power" or fresh:
             return surplus_from_latest_power(
                 sample,
+                bucket=bucket,
                 now=now,
-                charger_draw_w=charger_draw_w,
-                sign=config.latest_power_sign,
+                evse_estimate_w=evse_estimate_w,
                 max_age=config.max_age,
                 timezone=timezone,
             )
@@ -153,7 +153,7 @@ def estimate_surplus(
     return surplus_from_bucket(
         bucket,
         now=now,
-        evse_estimate_w=charger_draw_w if bucket_draw_w is None else bucket_draw_w,
+        evse_estimate_w=evse_estimate_w,
         max_age=config.max_age,
         pv_scale=scale,
         timezone=timezone,
@@ -227,38 +227,73 @@ def surplus_from_bucket(
 def surplus_from_latest_power(
     sample: LatestPower,
     *,
+    bucket: EnergyBucket | None,
     now: datetime,
-    charger_draw_w: float,
-    sign: Literal["import_positive", "export_positive"],
+    evse_estimate_w: float,
     max_age: timedelta,
     timezone: str = "UTC",
 ) -> Surplus:
-    """Net grid power read as export, plus what the chargers draw now.
+    """PV now from the power sample, minus the house's load from the last complete bucket.
 
-    The sample is taken to be the site's net grid power (``sign`` says which way is positive).
-    A battery's flows are inside that balance and cannot be told apart, so they read as 0.
+    ``get_latest_power`` tracks PV production (enlighten-2026.md section 9): a negative night
+    value is no production. The cloud has no live load or grid figure, so the house's load
+    comes from the bucket, the EV's share taken out of it (``evse``, else ``evse_estimate_w``).
+    Both ages are kept; either one older than ``max_age`` makes the surplus unknown.
     """
-    if sample.watts is None:
+    pv = sample.pv_w
+    if pv is None:
         return Surplus(None, "none", method="the power sample has no value")
-    grid_import = sample.watts if sign == "import_positive" else -sample.watts
     at = sample.time or now
-    age = _age_s(now, at)
-    flow = f"import {_kw(grid_import)}" if grid_import >= 0 else f"export {_kw(-grid_import)}"
+    pv_age = _age_s(now, at)
+    head = f"PV sample {_kw(pv)} at {_local_hm(at, timezone)} (age {_minutes(pv_age)})"
+    house = evse = house_age = None
+    if bucket is not None:
+        evse = bucket.evse_w if bucket.evse_w is not None else evse_estimate_w
+        house = _house_w(bucket, evse)
+        house_age = _age_s(now, bucket.end)
+    if bucket is None or house is None or house_age is None:
+        why = "no complete bucket" if bucket is None else "the bucket has no load figures"
+        return Surplus(
+            None,
+            "latest_power",
+            pv_w=pv,
+            measured_at=at,
+            age_s=pv_age,
+            pv_age_s=pv_age,
+            method=f"{head}; house load unknown ({why})",
+        )
+    value: float | None = pv - house
     method = (
-        f"power sample at {_local_hm(at, timezone)} (age {_minutes(age)}): grid {flow}"
-        f" + EV {_kw(charger_draw_w)} added back"
+        f"{head} - house {_kw(house)} from the {_span(bucket, timezone)}"
+        f" (age {_minutes(house_age)})"
     )
-    value: float | None = charger_draw_w - grid_import
-    if age > max_age.total_seconds():
+    oldest = max(pv_age, house_age)
+    if oldest > max_age.total_seconds():
         value, method = None, f"{method}; older than {_minutes(max_age.total_seconds())}: unknown"
     return Surplus(
         pv_minus_house_w=value,
         source="latest_power",
-        evse_w=charger_draw_w,
+        pv_w=pv,
+        house_w=house,
+        evse_w=evse,
         measured_at=at,
-        age_s=age,
+        age_s=oldest,
+        pv_age_s=pv_age,
+        house_age_s=house_age,
         method=method,
     )
+
+
+def _house_w(bucket: EnergyBucket, evse_w: float) -> float | None:
+    """The house's own load over the bucket: consumption without the EV, else the balance
+    PV + import - export (+ battery discharge - charge) without the EV."""
+    if bucket.consumption_w is not None:
+        return max(0.0, bucket.consumption_w - evse_w)
+    pv, bought, sold = bucket.pv_w, bucket.import_w, bucket.export_w
+    if pv is None or bought is None or sold is None:
+        return None
+    battery = (bucket.battery_discharge_w or 0.0) - (bucket.battery_charge_w or 0.0)
+    return max(0.0, pv + bought - sold + battery - evse_w)
 
 
 # --- wording -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from optimizer.config import Config
 from optimizer.engine.snapshot import ChargerView, Snapshot, Sun, TariffNow
 from optimizer.enlighten.capabilities import Capabilities, merge_capabilities
+from optimizer.enlighten.levels import level_in_effect
 from optimizer.enlighten.models import (
     BatteryStatus,
     ChargeMode,
@@ -109,6 +110,9 @@ def charger_view(
     voltage_default: float | None = None,
     site_max_amps: int | None = None,
     capabilities: Capabilities | None = None,
+    remembered_amps: int | None = None,
+    session_kwh: float | None = None,
+    checked: bool = False,
 ) -> ChargerView:
     """One charger for the engine.
 
@@ -119,9 +123,13 @@ def charger_view(
     ``capabilities`` (flags and charger config merged) say whether a start would wait for
     session authentication and how many phases are in use: ``phaseCount`` alone is only the
     installation, so power is estimated on one phase unless more are known to be in use.
+    ``remembered_amps`` is the level last commanded (the status's ``charge_level`` is null
+    since 2026); ``session_kwh`` with ``checked`` is the energy after the physics check
+    (``observe.session_energy``), which replaces the status's own figure.
     """
     limits = _limits(summary, site_max_amps)
     able = capabilities or merge_capabilities(status.sn, summary=summary)
+    level = level_in_effect(status, remembered=remembered_amps, min_amps=limits.min_amps)
     preference = mode if mode is not None else status.mode
     override = (
         preference is ChargeMode.GREEN_CHARGING
@@ -138,7 +146,8 @@ def charger_view(
         min_amps=limits.min_amps,
         max_amps=limits.max_amps,
         granularity=limits.granularity,
-        amps=status.session.charge_level_amps,
+        amps=level.amps,
+        safe_limited=level.safe_limited,
         mode=preference,
         status_mode=status.mode,
         voltage_v=_voltage(voltage_default, summary),
@@ -150,7 +159,7 @@ def charger_view(
         supports_use_battery=summary.supports_use_battery if summary else None,
         use_battery=use_battery,
         schedule_slots=slots,
-        session_kwh=status.session.energy_kwh,
+        session_kwh=session_kwh if checked else status.session.energy_kwh,
         manual_override=override,
         reported_at=status.last_reported_at,
     )
@@ -184,8 +193,14 @@ def build_snapshot(
     latest_power: LatestPower | None = None,
     battery: BatteryStatus | None = None,
     capabilities: Mapping[str, Capabilities] | None = None,
+    session_kwh: Mapping[str, float | None] | None = None,
+    remembered_amps: Mapping[str, int] | None = None,
 ) -> Snapshot:
-    """Everything the engine may know at ``now``; whatever is not given is unknown."""
+    """Everything the engine may know at ``now``; whatever is not given is unknown.
+
+    ``session_kwh``: each charger's energy after the physics check, used instead of the
+    status's figure for the chargers it names; ``remembered_amps``: the levels last commanded.
+    """
     if now.tzinfo is None:
         raise ValueError("build_snapshot needs a timezone-aware now")
     now = now.astimezone(UTC)
@@ -203,6 +218,9 @@ def build_snapshot(
                 voltage_default=config.site.voltage,
                 site_max_amps=config.site.max_current,
                 capabilities=(capabilities or {}).get(charger.sn),
+                remembered_amps=(remembered_amps or {}).get(charger.sn),
+                session_kwh=(session_kwh or {}).get(charger.sn),
+                checked=session_kwh is not None and charger.sn in session_kwh,
             ),
         )
         for charger in status.chargers
