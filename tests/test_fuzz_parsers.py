@@ -1,7 +1,7 @@
 """Fuzzing every public payload parser: bad cloud replies parse or raise ParseError, nothing else.
 
 The Enlighten cloud varies by region and firmware and sometimes sends truncated or odd replies.
-The parsers promise (``optimizer/enlighten/models.py``) that nothing but
+The parsers promise (``optimizer/enlighten/models/``) that nothing but
 :class:`~optimizer.enlighten.errors.ParseError` escapes them, because the callers (the service
 loop, the CLI) map exactly that error to "the reply was malformed, retry later". A KeyError,
 TypeError or OverflowError would instead reach the last-resort handler as an internal error,

@@ -15,14 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from optimizer.enlighten import models
 from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models import (
     ChargeMode,
     ChargerSession,
     ChargerStatus,
     LifetimeEnergy,
-    _parse_enlighten_time,
     battery_for_self_consumption,
     parse_charge_mode,
     parse_green_settings,
@@ -39,6 +37,8 @@ from optimizer.enlighten.models import (
     parse_summary_list,
     session_energy_kwh,
 )
+from optimizer.enlighten.models import scheduler as scheduler_models
+from optimizer.enlighten.models.base import _parse_enlighten_time
 from tests.fixtures import DELETE, at, drop, load_fixture, patched_fixture, set_at
 
 MELBOURNE = "Australia/Melbourne"
@@ -849,7 +849,7 @@ def test_parsed_models_are_frozen() -> None:
 
 
 def test_validation_failures_surface_as_parse_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models, "_parse_days", lambda _value: ("Monday",))
+    monkeypatch.setattr(scheduler_models, "_parse_days", lambda _value: ("Monday",))
     with pytest.raises(ParseError, match="schedules reply has an invalid value") as caught:
         parse_schedules(load_fixture("schedules"))
     assert isinstance(caught.value.__cause__, ValidationError)

@@ -21,14 +21,8 @@ from typing import Any
 from pydantic import Field
 
 from optimizer.enlighten.errors import NotSupportedError
-from optimizer.enlighten.models import (
-    ChargerSummary,
-    FrozenModel,
-    _as_bool,
-    _as_int,
-    _as_str,
-    _reports_as,
-)
+from optimizer.enlighten.models.base import FrozenModel, _as_bool, _as_int, _as_str, _reports_as
+from optimizer.enlighten.models.summary import ChargerSummary
 
 __all__ = [
     "CONFIG_KEYS",

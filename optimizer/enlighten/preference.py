@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from optimizer.enlighten.models import (
-    _MODE_KEYS,
+from optimizer.enlighten.models.base import (
     ChargeMode,
     FrozenModel,
     _as_bool,
     _as_dict,
     _as_str,
     _reports_as,
-    parse_charge_mode,
 )
+from optimizer.enlighten.models.scheduler import _MODE_KEYS, parse_charge_mode
 
 __all__ = ["SYNCED", "ModePreference", "parse_mode_preference"]
 
