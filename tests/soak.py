@@ -12,7 +12,12 @@ seeded random schedule injects every failure the fake can show.
 * no level outside the charger's limits or the site's ``max_current``;
 * no schedule slot lost: every slot the charger had at the start is there at the end;
 * every tick's decisions are in the decision log;
-* requests per hour (on the fake's clock) stay under the field notes' budget.
+* requests per hour (on the fake's clock) stay under the field notes' budget;
+* the session energy the engine saw never rose faster than the charger can deliver, whatever
+  the status said (unit flips, spikes, decreases and garbage are injected).
+
+The fake answers as the cloud does in 2026 (its default profile): Wh session energy, the
+2026 error bodies, SMART mode, scheduler outages of hours, browser headers or 406.
 
 Time is the fake's: each tick advances the clock by the delay the service asked for (30 s
 poll, longer after a 429 or an outage), so 10,000 ticks are about four simulated days with
@@ -40,6 +45,7 @@ from typing import Any
 from optimizer.config import load_config
 from optimizer.enlighten.transport import Transport
 from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer
+from optimizer.fakecloud.model import E_C_GLITCHES
 from optimizer.fakecloud.requestlog import LoggedRequest
 from optimizer.fakecloud.variants import requested_level
 from optimizer.service import Service
@@ -78,7 +84,15 @@ FAULT_KINDS = (
     "custom_codes",
     "disconnect",
     "write_fails_after_applying",
+    # 2026 (../shared/reference/enlighten-2026.md)
+    "scheduler_outage",  # the scheduler family, and sometimes status, down for hours
+    "e_c_glitch",  # one implausible session-energy reading
+    "mode_put_400_applied",  # a mode PUT answers 400 although it was applied
+    "iq40_backend",  # a start with a level answers 500 "Invalid charge level"
+    "ai_optimisation",  # the site's battery profile turns GREEN into SMART_CHARGING
+    "not_acceptable",  # a 406 on one request
 )
+CHARGER_MAX_W = 32 * 230  # the fake charger: 32 A at 230 V, one phase
 CONFIG = """\
 enlighten:
   base_url: {base_url}
@@ -137,6 +151,7 @@ class SoakFigures:
     level_violations: list[str] = field(default_factory=list)
     slots_lost: list[str] = field(default_factory=list)
     unlogged_ticks: int = 0
+    energy_jumps: list[str] = field(default_factory=list)
     max_requests_per_hour: int = 0
     mean_requests_per_hour: float = 0.0
     simulated_hours: float = 0.0
@@ -160,7 +175,7 @@ class SoakFigures:
             f"{self.mean_requests_per_hour:.0f} (budget {BUDGET_PER_HOUR}); level violations "
             f"{len(self.level_violations)}; slots lost {len(self.slots_lost)}; internal errors "
             f"{self.internal_errors}; tracebacks {self.tracebacks}; longest wait for a login "
-            f"{self.longest_auth_run} ticks",
+            f"{self.longest_auth_run} ticks; session-energy jumps {len(self.energy_jumps)}",
             *errors,
         ]
 
@@ -188,6 +203,10 @@ def check(figures: SoakFigures) -> list[str]:
         broken.append(
             f"{figures.longest_auth_run} ticks in a row waiting for a login, with the password "
             "at hand and never refused"
+        )
+    if figures.energy_jumps:
+        broken.append(
+            f"session energy rose faster than the charger can: {figures.energy_jumps[:3]}"
         )
     if figures.max_requests_per_hour >= BUDGET_PER_HOUR:
         broken.append(f"{figures.max_requests_per_hour} requests in one hour")
@@ -240,6 +259,7 @@ class _Injector:
     def __init__(self, cloud: FakeCloud, rng: random.Random, figures: SoakFigures) -> None:
         self.cloud, self.rng, self.figures = cloud, rng, figures
         self.restore: dict[str, int] = {}  # lasting faults: ticks left before they end
+        self.battery_profile = cloud.set_site()["battery_profile"]  # the site's own
 
     def tick(self, probability: float) -> None:
         for name in list(self.restore):
@@ -306,6 +326,26 @@ class _Injector:
             write = rng.choice(CONTROL_WRITES)
             if not self._armed(write):
                 cloud.add_fault("status", status=500, after=True, path=write)
+        else:
+            self._inject_2026(kind, path)
+
+    def _inject_2026(self, kind: str, path: str | None) -> None:
+        rng, cloud = self.rng, self.cloud
+        if kind == "scheduler_outage":  # reference section 10: usually under 2-3 h
+            hours = rng.choice([0.25, 0.5, 1.0, 2.0, 3.0])
+            cloud.scheduler_outage(hours * 3600, status=rng.random() < 0.5)
+        elif kind == "e_c_glitch":
+            cloud.update_charger(e_c_glitches=[rng.choice(E_C_GLITCHES)])
+        elif kind in ("mode_put_400_applied", "iq40_backend", "ai_optimisation"):
+            if kind == "mode_put_400_applied":
+                cloud.set_profile(mode_put_400_applied=True)
+            elif kind == "iq40_backend":
+                cloud.update_charger(iq40_backend=True)
+            else:
+                cloud.set_site(battery_profile="ai_optimisation")
+            self.restore[kind] = rng.randint(20, 240)
+        elif kind == "not_acceptable":
+            cloud.add_fault("status", status=406, path=path)
 
     def _end(self, name: str) -> None:
         if name == "legacy_status_shape":
@@ -314,6 +354,12 @@ class _Injector:
             self.cloud.update_charger(connected=True)
         elif name == "session_expiry_as_login_page":
             self.cloud.set_profile(login_wall=False)
+        elif name == "mode_put_400_applied":
+            self.cloud.set_profile(mode_put_400_applied=False)
+        elif name == "iq40_backend":
+            self.cloud.update_charger(iq40_backend=False)
+        elif name == "ai_optimisation":
+            self.cloud.set_site(battery_profile=self.battery_profile)
 
 
 def _instant_retries() -> None:
@@ -471,11 +517,42 @@ def _after(
     for at, count in per_tick:
         if by_second[at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")] < count:
             figures.unlogged_ticks += 1
+    figures.energy_jumps = _energy_jumps(database)
     hours = Counter(r.time[:13] for r in requests)
     figures.max_requests_per_hour = max(hours.values(), default=0)
     figures.simulated_hours = (cloud.clock.now() - START) / timedelta(hours=1) if requests else 0.0
     full_hours = [n for hour, n in sorted(hours.items())[1:-1]]  # the first and last are partial
     figures.mean_requests_per_hour = sum(full_hours) / len(full_hours) if full_hours else 0.0
+
+
+def _energy_jumps(database: Path) -> list[str]:
+    """Each rise of a charger's logged session energy that no charger could deliver in the
+    time between the two decisions (the reference's bound: P_max x t x 1.1 + 0.05 kWh).
+
+    Decisions made on a kept (stale) status during an outage are left out: the energy the
+    charger delivered while the status could not be read arrives with the next fresh one."""
+    query = (
+        "SELECT ts, charger_sn, json_extract(inputs, '$.charger.session_kwh'), "
+        "json_extract(inputs, '$.status_age_s') FROM decisions "
+        "WHERE charger_sn IS NOT NULL ORDER BY charger_sn, ts"
+    )
+    with sqlite3.connect(database) as db:
+        rows = db.execute(query).fetchall()
+    jumps, last = [], {}
+    for ts, sn, kwh, stale in rows:
+        if kwh is None:
+            continue
+        at = datetime.fromisoformat(ts)
+        if stale is not None:  # a kept status: the energy of that time is not known yet
+            last.pop(sn, None)
+            continue
+        if sn in last:
+            then, was = last[sn]
+            hours = (at - then) / timedelta(hours=1)
+            if kwh - was > CHARGER_MAX_W / 1000 * hours * 1.1 + 0.05 + 1e-6:  # 1 mWh: rounding
+                jumps.append(f"{sn} {was:.3f} -> {kwh:.3f} kWh in {hours * 60:.1f} min at {ts}")
+        last[sn] = (at, kwh)
+    return jumps
 
 
 def main(argv: Sequence[str] | None = None) -> int:

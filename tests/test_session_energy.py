@@ -249,20 +249,6 @@ def readings(draw: st.DrawFn) -> list[Reading]:
     return out
 
 
-def effective_times(sequence: list[Reading]) -> list[datetime]:
-    """The charger's clock as the module documents it: lst_rpt_at when it lies between the
-    segment's start and the read, else the read; never going back."""
-    times: list[datetime] = []
-    for reading in sequence:
-        start = reading.started_at or reading.plugged_in_at
-        at = reading.observed_at
-        reported = reading.reported_at
-        if reported is not None and reported <= at and (start is None or reported >= start):
-            at = reported
-        times.append(max(at, times[-1]) if times else at)
-    return times
-
-
 def delivered(outputs: list[float | None]) -> list[float | None]:
     """What the engine makes of the handed-on figures: energy since plug-in (its own rule)."""
     known = ChargerMemory(last_seen_plugged_in=True)
@@ -287,7 +273,7 @@ def test_no_reading_makes_delivered_energy_jump(sequence: list[Reading]) -> None
         track = verdict.track
         assert verdict.kwh is None or (math.isfinite(verdict.kwh) and verdict.kwh >= 0)
         outputs.append(verdict.kwh)
-    times = effective_times(sequence)
+    times = [reading.observed_at for reading in sequence]  # the polls, not the reports
     for series in (outputs, delivered(outputs)):
         for n in range(1, len(series)):
             before, after = series[n - 1], series[n]

@@ -125,15 +125,18 @@ def reading_of(status: ChargerStatus, now: datetime) -> Reading:
 class Track:
     """What one charger's earlier readings established (kept by the service between ticks).
 
-    ``kwh``/``at`` are what was last handed to the engine and when; ``best``/``best_at`` the
-    highest plausible reading of the segment. They differ only while the figure handed on
-    catches up after ignored readings, at no more than the charger's own pace.
+    ``kwh``/``at`` are what was last handed to the engine and the report time it stood for;
+    ``handed_at`` when (the poll) it was handed on; ``best``/``best_at`` the highest plausible
+    reading of the segment. They differ while the figure handed on catches up, at no more than
+    the charger's own pace between two polls: after ignored readings, and after each report,
+    which carries up to a reporting interval (300 s) of energy at once.
     """
 
     session: datetime | None = None  # plg_in_at (else strt_chrg) of the session tracked
     segment: datetime | None = None  # strt_chrg of the segment tracked
     kwh: float | None = None  # the last value handed on
     at: datetime | None = None  # the report time of the last reading (never goes back)
+    handed_at: datetime | None = None  # the poll at which ``kwh`` was handed on
     best: float | None = None  # the highest plausible reading of the segment
     best_at: datetime | None = None  # its report time
     unit: EnergyUnit | None = None  # fixed once per session when the shape cannot tell
@@ -198,25 +201,31 @@ def check_reading(track: Track, reading: Reading, p_max_w: float) -> Verdict:
     at, trusted = _time_of(reading, track)
     session = reading.plugged_in_at or reading.started_at
     if not _same_session(track, reading, session):
-        track = Track(session=session, kwh=track.kwh, at=track.at)
+        track = Track(session=session, kwh=track.kwh, at=track.at, handed_at=track.handed_at)
     raw = _finite(reading.raw)
     if raw is None or raw < 0:
         problem = None if reading.raw is None else f"e_c {reading.raw!r} is not an energy"
-        return _keep(track, at, p_max_w, problem)
+        return _keep(track, at, reading.observed_at, p_max_w, problem)
     new_segment = track.best is None or reading.started_at != track.segment
     ended = reading.plugged_out_at is not None and (
         reading.plugged_in_at is None or reading.plugged_out_at >= reading.plugged_in_at
     )
     if ended and not new_segment:
         # After unplugging the figure is the finished session's: nothing new can come of it.
-        return _keep(replace(track, ended=True), at, p_max_w, None)
+        return _keep(replace(track, ended=True), at, reading.observed_at, p_max_w, None)
     window = _window(track, reading, at, p_max_w, new_segment)
     unit, kwh = _read(raw, reading, track.unit, window)
     if kwh is None:
-        return _keep(track, at, p_max_w, f"e_c {raw:g} is more than the charger can deliver")
+        return _keep(
+            track,
+            at,
+            reading.observed_at,
+            p_max_w,
+            f"e_c {raw:g} is more than the charger can deliver",
+        )
     if not new_segment and track.best is not None and kwh < track.best:
         fell = f"e_c fell from {track.best:.3f} to {kwh:.3f} kWh within one session"
-        return _keep(track, at, p_max_w, fell)
+        return _keep(track, at, reading.observed_at, p_max_w, fell)
     fixed = track.unit or (unit if not reading.by_shape and _unambiguous(raw, window) else None)
     taken = replace(
         track,
@@ -229,33 +238,39 @@ def check_reading(track: Track, reading: Reading, p_max_w: float) -> Verdict:
         unit=fixed,
         ended=ended,
     )
-    return _keep(taken, at, p_max_w, None, unit=unit)
+    return _keep(taken, at, reading.observed_at, p_max_w, None, unit=unit)
 
 
 def _keep(
     track: Track,
     at: datetime,
+    observed: datetime,
     p_max_w: float,
     problem: str | None,
     *,
     unit: EnergyUnit | None = None,
 ) -> Verdict:
     """Hand on the segment's best value at the charger's pace; report a problem once."""
-    kwh = _paced(track, at, p_max_w)
+    kwh = _paced(track, observed, p_max_w)
     report = problem is not None and not track.flagged
-    kept = replace(track, kwh=kwh, at=at, flagged=track.flagged or problem is not None)
+    handed = observed if track.handed_at is None else max(track.handed_at, observed)
+    kept = replace(
+        track, kwh=kwh, at=at, handed_at=handed, flagged=track.flagged or problem is not None
+    )
     return Verdict(kwh, kept, problem=problem, report=report, unit=unit)
 
 
-def _paced(track: Track, at: datetime, p_max_w: float) -> float | None:
+def _paced(track: Track, observed: datetime, p_max_w: float) -> float | None:
     """The best value, but never more above the last one handed on than could be delivered
-    since (a reset counter counts from zero), so no single poll moves the engine further."""
+    since that poll (a reset counter counts from zero), so no single poll moves the engine
+    further than the charger could have in the time between the two polls."""
     best, last = track.best, track.kwh
     if best is None:
         return last
-    if last is None or track.at is None:
+    if last is None or track.handed_at is None:
         return best
-    step = energy_bound_kwh(p_max_w, (at - track.at).total_seconds())
+    seconds = max(0.0, (observed - track.handed_at).total_seconds())
+    step = energy_bound_kwh(p_max_w, seconds)
     base = last if best >= last - RESET_DROP_KWH else 0.0
     return min(best, base + step)
 
