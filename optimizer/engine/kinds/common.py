@@ -80,6 +80,32 @@ def proposal(
     return Proposal(policy.name, policy.priority, target, action, params or {}, reason, inputs)
 
 
+def hinted(found: Proposal, hint: str | None) -> Proposal:
+    """The proposal with what its policy waits for or plans next (``Proposal.hint``)."""
+    return replace(found, hint=hint)
+
+
+def relevant_since(ctx: Context, policy: str, target: TargetName = "charging") -> datetime:
+    """The earliest moment a timer of ``policy`` about ``target`` may be quoted from.
+
+    A policy's timers keep running while it is overruled (so it can act at once when it takes
+    over), but while overruled they explain nothing: quoted, they would blame "surplus below
+    the stop threshold for 5595 min" for a stop that an overnight window's end caused. So a
+    quoted duration starts no earlier than when the policy took control of the target (now,
+    if it is only taking it) and never before the vehicle was plugged in.
+    """
+    control = ctx.memory.control.get(target)
+    since = control.since if control is not None and control.policy == policy else ctx.now
+    plugged = ctx.memory.plugged_in_since
+    return since if plugged is None else max(since, plugged)
+
+
+def quoted(since: datetime | None, ctx: Context, policy: str) -> timedelta:
+    """How long since ``since``, as a reason may say it (see :func:`relevant_since`)."""
+    start = max(since or ctx.now, relevant_since(ctx, policy))
+    return max(timedelta(0), ctx.now - start)
+
+
 def charge(policy: PolicyBase, ctx: Context, amps: int, why: str) -> Proposal:
     """Start, change the level, or hold when it already charges at ``amps``."""
     charger = ctx.charger
@@ -95,6 +121,11 @@ def charge(policy: PolicyBase, ctx: Context, amps: int, why: str) -> Proposal:
             {"amps": amps},
         )
     return proposal(policy, "charging", "hold", f"{why}: charging at {amps} A")
+
+
+def at_clock(ctx: Context, when: datetime) -> str:
+    """``07:00``: ``when`` in the site's local time."""
+    return clock(ctx.local(when))
 
 
 def with_inputs(found: Proposal, numbers: dict[str, Any]) -> Proposal:
