@@ -100,9 +100,15 @@ def relevant_since(ctx: Context, policy: str, target: TargetName = "charging") -
     return since if plugged is None else max(since, plugged)
 
 
-def quoted(since: datetime | None, ctx: Context, policy: str) -> timedelta:
-    """How long since ``since``, as a reason may say it (see :func:`relevant_since`)."""
+def quoted(
+    since: datetime | None, ctx: Context, policy: str, *, began: datetime | None = None
+) -> timedelta:
+    """How long since ``since``, as a reason may say it (see :func:`relevant_since`); with
+    ``began`` (when the charge began, for a timer about a running charge) no earlier than that
+    either."""
     start = max(since or ctx.now, relevant_since(ctx, policy))
+    if began is not None:
+        start = max(start, began)
     return max(timedelta(0), ctx.now - start)
 
 

@@ -315,13 +315,18 @@ def _while_idle(
 
 
 def _lasting(
-    since: datetime | None, ctx: Context, policy: ExcessSolar, delay: timedelta
+    since: datetime | None,
+    ctx: Context,
+    policy: ExcessSolar,
+    delay: timedelta,
+    *,
+    began: datetime | None = None,
 ) -> str | None:
     """`` for 5 min``, as far as the time is relevant; None when a timer that ran while
     another policy was in control (or before the plug-in) has passed its delay: its length
     is then not quoted, only that it is ``for longer than the 5 min stop delay``."""
     real = ctx.now - (since or ctx.now)
-    shown = quoted(since, ctx, policy.name)
+    shown = quoted(since, ctx, policy.name, began=began)
     if shown < real and real >= delay:
         return None
     return f" for {span(shown)}"
@@ -348,7 +353,10 @@ def _shortfall(
     policy: ExcessSolar, ctx: Context, state: PolicyState, plan: _Plan, watts: float, *, keep: str
 ) -> Proposal:
     below_for = ctx.now - (state.below_since or ctx.now)
-    lasting = _lasting(state.below_since, ctx, policy, policy.stop_delay)
+    # A stop timer is about the running charge: no time from before it began is quoted.
+    lasting = _lasting(
+        state.below_since, ctx, policy, policy.stop_delay, began=ctx.memory.started_at
+    )
     lasting = lasting or _longer(policy.stop_delay, "stop")
     what = f"surplus {kw(watts)} below stop threshold {kw(plan.stop_w)}{lasting}"
     if below_for < policy.stop_delay:
@@ -360,14 +368,14 @@ def _shortfall(
             f"{what} of the {span(policy.stop_delay)} stop delay: {keep}",
         )
         return hinted(held, f"stop at {due} if surplus stays < {kw(plan.stop_w)}")
-    started = ctx.memory.started_at
+    started, plugged = ctx.memory.started_at, ctx.memory.plugged_in_since
     if started is not None and ctx.now - started < policy.min_on_time:
         due = at_clock(ctx, started + policy.min_on_time)
         held = proposal(
             policy,
             "charging",
             "hold",
-            f"{what}, but on for only {span(quoted(started, ctx, policy.name))} "
+            f"{what}, but on for only {span(ctx.now - max(started, plugged or started))} "
             f"(min on time {span(policy.min_on_time)}): {keep}",
         )
         return hinted(held, f"stop at {due} (min on time) if surplus stays < {kw(plan.stop_w)}")
