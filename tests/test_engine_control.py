@@ -312,3 +312,78 @@ def test_no_reason_quotes_a_duration_longer_than_the_history_the_engine_has_seen
                 assert seconds(number, unit) <= seen, decision.reason
             for number, unit in TIMER.findall(decision.reason):
                 assert seconds(number, unit) <= min(seen, session), decision.reason
+
+
+# --- what next, kind by kind --------------------------------------------------------------------
+
+
+def next_of(decisions: list[Decision], target: str = "charging") -> object:
+    return decided(decisions, target).inputs["next"]
+
+
+def test_tariff_window_says_when_it_charges_and_when_it_stops() -> None:
+    window = {"name": "night", "kind": "tariff_window", "windows": "off_peak"}
+    sim = Sim(
+        policies(window), tariffs=NIGHT_TARIFFS, start=datetime(2024, 1, 12, 22, 0, tzinfo=UTC)
+    )
+    assert next_of(sim.tick(0)) == "charge in off_peak from 00:00"
+    assert next_of(sim.tick(120)) == "stop at 07:00 when off_peak ends"
+
+    cheap = Tariffs.model_validate(
+        {
+            "import_price": 0.30,
+            "windows": {
+                "super": {"price": 0.08, "times": "01:00-03:45"},
+                "off_peak": {"price": 0.12, "times": "00:00-07:00"},
+            },
+        }
+    )
+    target = {
+        "name": "top-up",
+        "kind": "tariff_window",
+        "windows": ["super", "off_peak"],
+        "target": {"energy_kwh": 20, "by": "07:00"},
+    }
+    planned = Sim(policies(target), tariffs=cheap, start=datetime(2024, 1, 12, 22, 0, tzinfo=UTC))
+    assert next_of(planned.tick(0)) == "top-up 01:00-03:45"
+    late = Sim(policies(target), tariffs=cheap, start=datetime(2024, 1, 13, 5, 0, tzinfo=UTC))
+    assert next_of(late.tick(0)) == "charge until 07:00: 20.0 kWh to go"
+
+
+def test_mode_and_battery_kinds_say_until_when_their_conditions_hold() -> None:
+    overnight = {
+        "name": "overnight",
+        "kind": "charge_mode",
+        "mode": "SCHEDULED_CHARGING",
+        "when": {"time": "22:00-06:00"},
+    }
+    sim = Sim(policies(overnight), start=datetime(2024, 1, 12, 23, 0, tzinfo=UTC))
+    assert next_of(sim.tick(0), "mode") == "SCHEDULED mode until 06:00"
+    spare = {
+        "name": "spare",
+        "kind": "battery_use",
+        "use_battery": False,
+        "when": {"tariff": "off_peak"},
+    }
+    battery = Sim(
+        policies(spare),
+        charger=make_charger(supports_use_battery=True, use_battery=True),
+        tariffs=NIGHT_TARIFFS,
+        start=datetime(2024, 1, 12, 3, 0, tzinfo=UTC),
+    )
+    assert (
+        next_of(battery.tick(0), "battery") == "battery support off until 07:00 when off_peak ends"
+    )
+    green = Sim(policies({"name": "green", "kind": "green_mode"}))
+    assert next_of(green.tick(0), "mode") is None  # no end known: nothing pending
+
+
+def test_a_hold_forced_by_safety_has_no_next_step() -> None:
+    sim = Sim(policies(SOLAR), charger=make_charger(mode=ChargeMode.SMART_CHARGING))
+    sim.tick(0, surplus=3000)
+    held = decided(sim.tick(3), "charging")
+    assert held.action == "hold"
+    assert "not overriding the user's choice" in held.reason
+    assert held.inputs["next"] is None
+    faulted = decided(sim.tick(4, faulted=True), "charging")
+    assert (faulted.policy, faulted.inputs["next"]) == ("safety", None)
