@@ -144,6 +144,8 @@ def plan(decision: Decision, charger: ChargerView) -> Command | Skip:
     Raises :class:`UnusableDecision` for parameters the engine should never produce (a bad
     mode name, an edit that is not one of add/set/enable/disable).
     """
+    if decision.observed:
+        return Skip("the user's own change, seen in the status: nothing to send")
     params = decision.params
     match decision.action:
         case "hold":

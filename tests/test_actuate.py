@@ -499,3 +499,30 @@ async def test_already_charging_from_a_stale_snapshot_is_done_in_one_request(rig
     assert done.error is not None
     assert "Charger is already in charging state" in done.error
     assert len(rig.cloud.requests("/start_charging")) == 1
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+@pytest.mark.parametrize(
+    ("action", "target", "params"),
+    [
+        ("stop", "charging", {}),
+        ("start", "charging", {"amps": 32}),
+        ("set_amps", "charging", {"amps": 10}),
+        ("set_mode", "mode", {"mode": "GREEN_CHARGING"}),
+        ("set_battery", "battery", {"enabled": True}),
+    ],
+)
+async def test_a_users_own_change_is_recorded_and_nothing_is_sent(
+    rig: Rig, dry_run: bool, action: str, target: str, params: dict[str, Any]
+) -> None:
+    """An observed row (the user's change seen in the status) would differ from this status,
+    yet it is a record, not a command: noop, no request, in a dry run too."""
+    rig.cloud.update_charger(charging=True, level=16)
+    seen = replace(
+        decision(action, target, **params), policy="user-override", inputs={"observed": True}
+    )
+    done = await rig.actuator(dry_run=dry_run).apply(seen, await rig.snapshot())
+    assert (done.outcome, done.commands, done.error) == ("noop", 0, None)
+    assert "nothing to send" in done.detail
+    assert rig.writes() == []
+    assert rig.cloud.charger().charging

@@ -118,7 +118,8 @@ def test_a_refused_start_is_not_taken_for_a_user_override() -> None:
     later = 5  # minutes, well past the 90 s settle time
 
     stale, _ = charging_decision(remembered, later)
-    assert (stale.action, stale.policy) == ("hold", OVERRIDE)  # what acknowledge prevents
+    # What acknowledge prevents: the idle charger taken for the user's own stop.
+    assert (stale.action, stale.policy, stale.observed) == ("stop", OVERRIDE, True)
 
     fixed = acknowledge(remembered, first, applied=False, before=Memory())
     again, _ = charging_decision(fixed, later)

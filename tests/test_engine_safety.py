@@ -22,13 +22,16 @@ def test_a_user_changing_the_level_is_respected_for_the_override_hold_then_polic
         [
             at(0, "start", "start at 10 A", surplus=2300),
             at(30, "hold", "already at 10 A"),
-            # The user sets 20 A in the app.
+            # The user sets 20 A in the app: recorded as what the user did, then held.
             at(
                 32,
-                "hold",
-                "user changed the level to 20 A at 00:32; respected until 01:32",
+                "set_amps",
+                "you changed the level to 20 A in the Enphase app or at the charger around "
+                "00:32; the policies wait until 01:32 (engine.override_hold)",
+                policy=OVERRIDE,
                 amps=20,
             ),
+            at(33, "hold", "user changed the level to 20 A at 00:32; respected until 01:32"),
             at(40, "hold", "user changed the level to 20 A", policy=OVERRIDE, surplus=100),
             at(91, "hold", "respected until 01:32", surplus=2300),
             at(92, "set_amps", "surplus 2.3 kW -> 10 A (now 20 A)", policy="sun"),
@@ -51,12 +54,14 @@ def test_a_user_stopping_or_switching_mode_is_an_override_of_that_target_only() 
         Sim(policies(SUN)),
         [
             at(0, "start", "start at 13 A", surplus=3000),
-            at(10, "hold", "user stopped charging at 00:10", charging=False),
+            at(10, "stop", "you stopped charging", policy=OVERRIDE, charging=False),
+            at(10, "hold", "already in MANUAL mode", target="mode"),
+            at(11, "hold", "user stopped charging at 00:10", policy=OVERRIDE),
             at(11, "hold", "already in MANUAL mode", target="mode"),
             at(
                 20,
-                "hold",
-                "user changed the mode to SCHEDULED",
+                "set_mode",
+                "you switched the mode to SCHEDULED in the Enphase app around 00:20",
                 target="mode",
                 mode=ChargeMode.SCHEDULED_CHARGING,
             ),
@@ -91,7 +96,8 @@ def test_unplugging_ends_an_override_and_a_new_plug_in_starts_fresh() -> None:
         Sim(policies(SUN)),
         [
             at(0, "start", "start at 13 A", surplus=3000),
-            at(5, "hold", "user changed the level to 8 A", amps=8),
+            at(5, "set_amps", "you changed the level to 8 A", amps=8),
+            at(5.5, "hold", "user changed the level to 8 A"),
             at(6, "hold", "no vehicle plugged in", plugged_in=False, charging=False),
             at(7, "start", "start at 13 A", plugged_in=True),
         ],
@@ -104,7 +110,8 @@ def test_a_start_or_stop_sent_in_green_mode_counts_as_an_override() -> None:
     run(
         sim,
         [
-            at(0, "hold", "a start or stop was sent in GREEN mode at 00:00", tariff=OFF_PEAK),
+            at(0, "stop", "a stop was sent in GREEN mode", policy=OVERRIDE, tariff=OFF_PEAK),
+            at(1, "hold", "a start or stop was sent in GREEN mode at 00:00", policy=OVERRIDE),
             at(59, "hold", "respected until 01:00"),
             at(60, "start", "in off_peak (0.18/kWh): charge at 32 A"),  # counted once per plug-in
         ],
@@ -119,7 +126,14 @@ def test_a_faulted_charger_gets_no_action_and_resumes_with_timers_that_kept_runn
             at(15, "hold", "charger faulted: no action", policy=SAFETY, faulted=True, surplus=100),
             at(15, "hold", "charger faulted: no action", target="mode", policy=SAFETY),
             at(25, "hold", "charger faulted: no action"),
-            at(26, "stop", "below stop threshold 0.7 kW for 11 min: stop", faulted=False),
+            # The timer ran on under the fault hold; quoted, it would explain nothing.
+            at(
+                26,
+                "stop",
+                "the charger is online and not faulted again; sun: surplus 0.1 kW below stop "
+                "threshold 0.7 kW for longer than the 5 min stop delay: stop",
+                faulted=False,
+            ),
         ],
     )
 

@@ -169,8 +169,14 @@ def test_no_vehicle_plugged_in() -> None:
         Sim(policies(SUN)),
         [
             at(0, "hold", "no vehicle plugged in", surplus=5000, plugged_in=False),
-            # The surplus timer ran while unplugged, so a plug-in starts at once.
-            at(3, "start", "surplus 5.0 kW for 3 min", plugged_in=True),
+            # The surplus timer ran while unplugged, so a plug-in starts at once; the reason
+            # quotes no time from before the plug-in.
+            at(
+                3,
+                "start",
+                "surplus 5.0 kW >= start threshold 1.4 kW for longer than the 2 min start delay",
+                plugged_in=True,
+            ),
         ],
     )
 

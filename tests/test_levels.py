@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings
-from optimizer.engine.evaluate import Context, clamp, detect_override
+from optimizer.engine.evaluate import Context, clamp
+from optimizer.engine.overrides import detect_override
 from optimizer.engine.snapshot import Snapshot
 from optimizer.enlighten.levels import LEVELS_FILE, LevelMemory, level_in_effect
 from optimizer.enlighten.models import ChargeMode, ChargerStatus, parse_status
@@ -76,7 +77,8 @@ def test_a_safe_limit_is_never_taken_for_the_users_level() -> None:
         last_seen_plugged_in=True,
     )
     snapshot = Snapshot(now=NOW, timezone="UTC", chargers=(view,))
-    after = detect_override(known, view, snapshot, EngineSettings())
+    after, changes = detect_override(known, view, snapshot, EngineSettings())
+    assert changes == []
     assert after.overrides == {}
     assert after.commanded_amps == 16
 

@@ -30,6 +30,9 @@ ACTIONS: tuple[str, ...] = (
 # Pseudo-policies for decisions the engine itself makes after arbitration.
 SAFETY = "safety"
 OVERRIDE = "user-override"
+# ``inputs[OBSERVED] is True``: the decision records what the user did (in the Enphase app or
+# at the charger), seen in the status; nothing is sent for it and nothing was commanded.
+OBSERVED = "observed"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class Proposal:
     reason: str
     # The policy's own numbers (available W, thresholds, target amps...), for the decision log.
     inputs: dict[str, Any] = field(default_factory=dict)
+    # What the policy waits for or plans next ("start when surplus >= 1.4 kW for 2 min"), for
+    # `evopt status` and `evopt why` (decision inputs["next"]); None when nothing is pending.
+    hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,13 @@ class Decision:
     overruled: tuple[Overruled, ...] = field(default=())
 
     @property
+    def observed(self) -> bool:
+        """A user's own change seen in the status: a record, never a command to send."""
+        return self.inputs.get(OBSERVED) is True
+
+    @property
     def changes_something(self) -> bool:
-        return self.action != "hold"
+        return self.action != "hold" and not self.observed
 
 
 class _Mutable(BaseModel):
@@ -82,6 +93,27 @@ class PolicyState(_Mutable):
     above_since: datetime | None = None  # surplus at or above the start threshold since
     below_since: datetime | None = None  # surplus below the stop threshold since
     extra: dict[str, Any] = Field(default_factory=dict)
+    # Why the policy proposes nothing for charging although its conditions hold ("target 20
+    # kWh reached"), so whoever takes over can say why it stopped proposing.
+    idle: str | None = None
+    # The basis of its last charging proposal ("departure" while a plan drove it), so the
+    # reason can say when that basis ends ("plan met: 20.0 of 20 kWh by 07:30").
+    basis: str | None = None
+
+
+class Control(_Mutable):
+    """Which policy decides one target of a charger, since when, and what it last saw.
+
+    Kept so that when control passes the new reason can name why the old policy let go (its
+    window ended, a plan was met, the override ended) instead of quoting a timer of a policy
+    that was overruled all along.
+    """
+
+    policy: str
+    since: datetime
+    seen_at: datetime | None = None  # the last tick it was in control
+    window: str | None = None  # the tariff window at that tick
+    until: datetime | None = None  # a user override's end
 
 
 class TargetOverride(_Mutable):
@@ -114,6 +146,11 @@ class ChargerMemory(_Mutable):
     # begins a new session whose `session_kwh` starts again from zero.
     energy_base_kwh: float = 0.0
     session_kwh_seen: float | None = None
+    # Since when the vehicle is plugged in (or since this engine first saw it plugged in):
+    # no timer quoted in a reason about this session reaches back further.
+    plugged_in_since: datetime | None = None
+    # Per target, the policy in control (memories without it load with none).
+    control: dict[str, Control] = Field(default_factory=dict)
 
 
 class Memory(_Mutable):

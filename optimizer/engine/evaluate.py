@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from optimizer.engine.conditions import check
+from optimizer.engine.control import NEXT, hand_over, next_hints
 from optimizer.engine.decision import (
     OVERRIDE,
     SAFETY,
@@ -45,10 +46,15 @@ from optimizer.engine.decision import (
     Overruled,
     Proposal,
     TargetName,
-    TargetOverride,
 )
 from optimizer.engine.kinds import Context, Limits, propose
-from optimizer.engine.kinds.common import clock, finite
+from optimizer.engine.kinds.common import finite
+from optimizer.engine.overrides import (
+    SELF_RUNNING,
+    detect_override,
+    expire_override,
+    observed_rows,
+)
 from optimizer.engine.rules import PolicyBase
 from optimizer.engine.smart import hold_for_outage, keep_smart, leavers
 from optimizer.engine.snapshot import ChargerView, Snapshot
@@ -62,11 +68,6 @@ CHARGING_ACTIONS = ("start", "set_amps", "stop")
 LEVEL_WINDOW = timedelta(hours=1)
 NEW_SESSION_DROP_KWH = 0.01  # session energy falling by more than this means a new session
 MODES = {mode.value: mode for mode in ChargeMode}
-SELF_RUNNING: dict[ChargeMode | None, str] = {
-    ChargeMode.GREEN_CHARGING: "GREEN mode follows solar itself",
-    ChargeMode.SCHEDULED_CHARGING: "SCHEDULED mode follows the charger's own schedule",
-    ChargeMode.SMART_CHARGING: "SMART mode (Enphase AI optimisation) runs the charger itself",
-}
 
 Decisions = dict[TargetName, Decision]
 
@@ -99,9 +100,10 @@ def _charger_tick(
     """One charger's decisions; updates ``memory`` (the caller's private copy) in place."""
     now = snapshot.now
     known, just_plugged = track_plug(memory.charger(charger.sn), charger)
+    known = plugged_since(known, charger, now)
     known = track_energy(known, charger, just_plugged)
     known = expire_override(known, now)
-    known = detect_override(known, charger, snapshot, settings)
+    known, changes = detect_override(known, charger, snapshot, settings)
     view = believed(charger, known, now, settings)
     ctx = Context(
         snapshot=snapshot,
@@ -114,9 +116,24 @@ def _charger_tick(
         tariffs=settings.tariffs,
     )
     inputs = snapshot.inputs(charger) | ({"settling": True} if view != charger else {})
-    decided = arbitrate(_proposals(ctx, policies, memory), charger.sn, inputs)
+    proposals = _proposals(ctx, policies, memory)
+    decided = arbitrate(proposals, charger.sn, inputs)
     final = safeguard(decided, ctx, known, inputs, allowed=leavers(policies))
-    memory.chargers[charger.sn] = remember(known, final, now)
+    final = next_hints(decided, final, known, ctx)
+    final = observed_rows(
+        final, changes, known=known, snapshot=snapshot, sn=charger.sn, inputs=inputs
+    )
+    final, control = hand_over(
+        final,
+        known=known,
+        ctx=ctx,
+        proposals=[p for _, p in proposals],
+        policies=policies,
+        memory=memory,
+    )
+    memory.chargers[charger.sn] = remember(known, final, now).model_copy(
+        update={"control": control}
+    )
     return [final[target] for target in TARGET_ORDER if target in final]
 
 
@@ -156,6 +173,8 @@ def arbitrate(
         if not ranked:
             continue
         winner, rest = ranked[0][1], [p for _, p in ranked[1:]]
+        # What happens next: the winner's plan, else what the first overruled policy waits for.
+        hint = next((p.hint for _, p in ranked if p.hint is not None), None)
         decided[target] = Decision(
             policy=winner.policy,
             charger_sn=sn,
@@ -163,7 +182,7 @@ def arbitrate(
             action=winner.action,
             params=winner.params,
             reason=winner.reason,
-            inputs={**inputs, **winner.inputs},
+            inputs={**inputs, **winner.inputs, NEXT: hint},
             overruled=tuple(Overruled(p.policy, p.action, p.params, p.reason) for p in rest),
         )
     return decided
@@ -366,9 +385,23 @@ def track_plug(known: ChargerMemory, charger: ChargerView) -> tuple[ChargerMemor
             started_at=known.started_at,
             stopped_at=known.stopped_at,
             level_changes=known.level_changes,
+            control=known.control,
         )
     known = known.model_copy(update={"last_seen_plugged_in": charger.plugged_in})
     return known, was is False and charger.plugged_in
+
+
+def plugged_since(known: ChargerMemory, charger: ChargerView, now: datetime) -> ChargerMemory:
+    """Since when the vehicle is plugged in: from the tick it was first seen plugged in (an
+    older memory without it starts counting now), cleared when it is unplugged."""
+    if not charger.connected:
+        return known
+    since = known.plugged_in_since
+    if not charger.plugged_in:
+        since = None
+    elif since is None:
+        since = now
+    return known.model_copy(update={"plugged_in_since": since})
 
 
 def track_energy(known: ChargerMemory, charger: ChargerView, just_plugged: bool) -> ChargerMemory:
@@ -384,96 +417,6 @@ def track_energy(known: ChargerMemory, charger: ChargerView, just_plugged: bool)
     elif seen is not None and current < seen - NEW_SESSION_DROP_KWH:
         base += seen
     return known.model_copy(update={"energy_base_kwh": base, "session_kwh_seen": current})
-
-
-def expire_override(known: ChargerMemory, now: datetime) -> ChargerMemory:
-    kept = {t: o for t, o in known.overrides.items() if now < o.until}
-    if len(kept) == len(known.overrides):
-        return known
-    return known.model_copy(update=_overrides(kept))
-
-
-def _overrides(overrides: dict[str, TargetOverride]) -> dict[str, Any]:
-    """The per-target overrides and their summary: the one that lasts longest."""
-    last = max(overrides.values(), key=lambda o: o.until, default=None)
-    return {
-        "overrides": overrides,
-        "override_until": None if last is None else last.until,
-        "override_reason": None if last is None else last.reason,
-    }
-
-
-def detect_override(
-    known: ChargerMemory, charger: ChargerView, snapshot: Snapshot, settings: EngineSettings
-) -> ChargerMemory:
-    """A user's own change: the observed state differs from what the engine commanded once the
-    command has had time to show, or the charger reports a manual override of GREEN mode."""
-    if not charger.connected or charger.faulted or not charger.plugged_in:
-        return known
-    now = snapshot.now
-    changes: dict[str, list[str]] = {}
-    if charger.manual_override and not known.manual_override_seen:
-        changes["charging"] = ["a start or stop was sent in GREEN mode"]
-    if known.commanded_at is None or now - known.commanded_at >= settings.settle:
-        for target, text in differences(known, charger):
-            changes.setdefault(target, []).append(text)
-    seen = {"manual_override_seen": known.manual_override_seen or charger.manual_override}
-    if not changes:
-        return known.model_copy(update=seen)
-    until = now + settings.override_hold
-    local = snapshot.local
-    ends = f"at {clock(local)}; respected until {clock(until.astimezone(local.tzinfo))}"
-    new = {
-        t: TargetOverride(until=until, reason=f"{' and '.join(texts)} {ends}")
-        for t, texts in changes.items()
-    }
-    return known.model_copy(
-        update={**seen, **adopted(charger), **_overrides({**known.overrides, **new})}
-    )
-
-
-def differences(known: ChargerMemory, charger: ChargerView) -> list[tuple[str, str]]:
-    """(target, what the user did) for each way the charger differs from the last command."""
-    found: list[tuple[str, str]] = []
-    mode = charger.mode
-    if known.commanded_mode and mode is not None and mode.value != known.commanded_mode:
-        found.append(("mode", f"user changed the mode to {mode.value.removesuffix('_CHARGING')}"))
-    session = _session_change(known, charger)
-    if session is not None:
-        found.append(("charging", session))
-    battery, commanded = charger.use_battery, known.commanded_battery
-    if None not in (battery, commanded) and battery != commanded:
-        found.append(("battery", f"user turned battery support {'on' if battery else 'off'}"))
-    return found
-
-
-def _session_change(known: ChargerMemory, charger: ChargerView) -> str | None:
-    """A session started or stopped, or its level changed, against the last command.
-
-    Only in MANUAL mode (or unknown): in GREEN, SMART and SCHEDULED the charger starts and
-    stops by itself, which is no user's doing.
-    """
-    if charger.mode in SELF_RUNNING:
-        return None
-    if known.commanded_on is not None and charger.charging != known.commanded_on:
-        return f"user {'started' if charger.charging else 'stopped'} charging"
-    level = charger.amps
-    commanded = known.commanded_amps
-    # Under a safe limit the charger itself dropped to its minimum: nobody changed the level.
-    changed = None not in (level, commanded) and level != commanded and not charger.safe_limited
-    if charger.charging and known.commanded_on and changed:
-        return f"user changed the level to {level} A"
-    return None
-
-
-def adopted(charger: ChargerView) -> dict[str, Any]:
-    """The user's state becomes the reference, so the same change is not detected again."""
-    return {
-        "commanded_on": charger.charging,
-        "commanded_amps": charger.amps if charger.charging and not charger.safe_limited else None,
-        "commanded_mode": charger.mode.value if charger.mode else None,
-        "commanded_battery": charger.use_battery,
-    }
 
 
 def believed(
@@ -514,7 +457,7 @@ def remember(known: ChargerMemory, final: Decisions, now: datetime) -> ChargerMe
     """Record what the final decisions command, as if they succeed (the service applies
     them); the mode first, since it resets what was commanded about the session."""
     acting = sorted(
-        (d for d in final.values() if d.action in COMMANDED),
+        (d for d in final.values() if d.action in COMMANDED and not d.observed),
         key=lambda d: d.action != "set_mode",
     )
     update: dict[str, Any] = {}

@@ -40,8 +40,8 @@ def acknowledge(
     values back, without it they are cleared. Level changes stamped this tick are dropped, so
     a refused change does not use up the policy's changes per hour.
     """
-    if applied or decision.action not in COMMANDED:
-        return memory
+    if applied or decision.observed or decision.action not in COMMANDED:
+        return memory  # an observed change (the user's own) was never commanded
     known = memory.chargers.get(decision.charger_sn)
     if known is None:
         return memory

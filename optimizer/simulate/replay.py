@@ -382,6 +382,8 @@ def _apply(
     decision: Decision, charger: _Charger, limits: Limits, plugged: bool
 ) -> tuple[int, bool]:
     """Apply one decision; (commands sent, whether the MANUAL session restarted)."""
+    if decision.observed:
+        return 0, False  # a user's own change seen in the status: no command, nothing to apply
     action = decision.action
     if action == "set_battery":
         wanted_battery = bool(decision.params.get("enabled"))

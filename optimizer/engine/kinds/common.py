@@ -80,6 +80,38 @@ def proposal(
     return Proposal(policy.name, policy.priority, target, action, params or {}, reason, inputs)
 
 
+def hinted(found: Proposal, hint: str | None) -> Proposal:
+    """The proposal with what its policy waits for or plans next (``Proposal.hint``)."""
+    return replace(found, hint=hint)
+
+
+def relevant_since(ctx: Context, policy: str, target: TargetName = "charging") -> datetime:
+    """The earliest moment a timer of ``policy`` about ``target`` may be quoted from.
+
+    A policy's timers keep running while it is overruled (so it can act at once when it takes
+    over), but while overruled they explain nothing: quoted, they would blame "surplus below
+    the stop threshold for 5595 min" for a stop that an overnight window's end caused. So a
+    quoted duration starts no earlier than when the policy took control of the target (now,
+    if it is only taking it) and never before the vehicle was plugged in.
+    """
+    control = ctx.memory.control.get(target)
+    since = control.since if control is not None and control.policy == policy else ctx.now
+    plugged = ctx.memory.plugged_in_since
+    return since if plugged is None else max(since, plugged)
+
+
+def quoted(
+    since: datetime | None, ctx: Context, policy: str, *, began: datetime | None = None
+) -> timedelta:
+    """How long since ``since``, as a reason may say it (see :func:`relevant_since`); with
+    ``began`` (when the charge began, for a timer about a running charge) no earlier than that
+    either."""
+    start = max(since or ctx.now, relevant_since(ctx, policy))
+    if began is not None:
+        start = max(start, began)
+    return max(timedelta(0), ctx.now - start)
+
+
 def charge(policy: PolicyBase, ctx: Context, amps: int, why: str) -> Proposal:
     """Start, change the level, or hold when it already charges at ``amps``."""
     charger = ctx.charger
@@ -97,6 +129,27 @@ def charge(policy: PolicyBase, ctx: Context, amps: int, why: str) -> Proposal:
     return proposal(policy, "charging", "hold", f"{why}: charging at {amps} A")
 
 
+def until(policy: PolicyBase, ctx: Context) -> str | None:
+    """``until 06:00``: when the policy's ``when`` stops holding, if its time or tariff
+    window says so (other conditions have no known end); None when nothing is known."""
+    when, local = policy.when, ctx.snapshot.local
+    if when.time is not None:
+        current = next((r for r in when.time if r.contains_time(local)), None)
+        if current is not None:
+            return f"until {str(current).split('-', 1)[1]}"
+    if when.tariff is not None:
+        ahead = ctx.snapshot.tariff.slots
+        end = next((s for s in ahead if s.start > ctx.now and s.window not in when.tariff), None)
+        if end is not None:
+            return f"until {at_clock(ctx, end.start)} when {ctx.snapshot.tariff.window} ends"
+    return None
+
+
+def at_clock(ctx: Context, when: datetime) -> str:
+    """``07:00``: ``when`` in the site's local time."""
+    return clock(ctx.local(when))
+
+
 def with_inputs(found: Proposal, numbers: dict[str, Any]) -> Proposal:
     """The proposal with the policy's numbers added to its inputs (its own ones win)."""
     return replace(found, inputs={**numbers, **found.inputs})
@@ -104,15 +157,18 @@ def with_inputs(found: Proposal, numbers: dict[str, Any]) -> Proposal:
 
 def set_mode(policy: PolicyBase, ctx: Context, mode: ChargeMode, why: str) -> Proposal:
     """Switch to ``mode``, or claim the mode target with a hold when it is already set (so a
-    lower-priority policy cannot switch it away)."""
+    lower-priority policy cannot switch it away). Next: how long it keeps the mode, if known."""
     short = mode.value.removesuffix("_CHARGING")
     current = ctx.charger.mode
+    ends = until(policy, ctx)
+    hint = None if ends is None else f"{short} mode {ends}"
     if current is mode:
-        return proposal(policy, "mode", "hold", f"{why}: already in {short} mode")
+        return hinted(proposal(policy, "mode", "hold", f"{why}: already in {short} mode"), hint)
     now = current.value.removesuffix("_CHARGING") if current else "unknown"
-    return proposal(
+    switch = proposal(
         policy, "mode", "set_mode", f"{why}: switch to {short} (now {now})", {"mode": mode.value}
     )
+    return hinted(switch, hint)
 
 
 def manual_mode(policy: PolicyBase, ctx: Context, why: str) -> Proposal:
@@ -125,11 +181,15 @@ def set_battery(policy: PolicyBase, ctx: Context, enabled: bool, why: str) -> Pr
     word = "on" if enabled else "off"
     if ctx.charger.supports_use_battery is False:
         return proposal(policy, "battery", "hold", f"{why}, but the charger has no battery setting")
+    ends = until(policy, ctx)
+    hint = None if ends is None else f"battery support {word} {ends}"
     if ctx.charger.use_battery is enabled:
-        return proposal(policy, "battery", "hold", f"{why}: battery support already {word}")
-    return proposal(
+        held = proposal(policy, "battery", "hold", f"{why}: battery support already {word}")
+        return hinted(held, hint)
+    switch = proposal(
         policy, "battery", "set_battery", f"{why}: battery support {word}", {"enabled": enabled}
     )
+    return hinted(switch, hint)
 
 
 def kw(watts: float) -> str:

@@ -27,7 +27,7 @@ cheap-window policies handle price).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,11 +35,14 @@ from optimizer.engine.decision import PolicyState, Proposal
 from optimizer.engine.kinds.common import (
     Context,
     Outcome,
+    at_clock,
     charge,
     finite,
+    hinted,
     kw,
     manual_mode,
     proposal,
+    quoted,
     span,
     watts_per_amp,
     with_inputs,
@@ -122,6 +125,10 @@ class _Departure:
     at_full: timedelta  # what the rest takes at the policy's highest level
     ready_by: str  # local HH:MM, for reasons
 
+    @property
+    def hint(self) -> str:
+        return f"ready by {self.ready_by}: {self.needed_kwh:.1f} kWh to go"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "needed_kwh": round(self.needed_kwh, 2),
@@ -160,14 +167,15 @@ def _for_departure(
             f"{head}, {span(due.at_full)} at {plan.high} A and {span(due.left)} left{late}: "
             "last moment to charge at full power"
         )
-        return charge(policy, ctx, plan.high, why)
+        return hinted(charge(policy, ctx, plan.high, why), due.hint)
     if watts is None:
         return None
     watts += policy.reserve_w  # the grid is used anyway: the reserve's import is planned energy
     if watts < policy.departure_surplus_w:
         return None
     if ctx.charger.charging:
-        return _follow(policy, ctx, plan, watts, head=f"{head}; ", whole_surplus=True)
+        following = _follow(policy, ctx, plan, watts, head=f"{head}; ", whole_surplus=True)
+        return hinted(following, due.hint)
     stopped = ctx.memory.stopped_at
     if stopped is not None and ctx.now - stopped < policy.min_off_time:
         return None
@@ -176,7 +184,22 @@ def _for_departure(
         f"{head}: surplus {kw(watts)} >= {kw(policy.departure_surplus_w)}, start at {amps} A "
         "(any grid part is needed before departure anyway)"
     )
-    return proposal(policy, "charging", "start", why, {"amps": amps}, target_amps=amps)
+    started = proposal(policy, "charging", "start", why, {"amps": amps}, target_amps=amps)
+    return hinted(started, due.hint)
+
+
+def plan_ended(ctx: Context) -> str | None:
+    """Why a departure plan that drove the charging no longer does, in words."""
+    wanted = ctx.charger.plan
+    if not ctx.charger.plugged_in:
+        return None  # the unplugged hold says so itself
+    if wanted is None:
+        return "the departure plan was cleared"
+    ready_by = at_clock(ctx, wanted.ready_by)
+    needed = wanted.energy_kwh - ctx.delivered_kwh
+    if needed <= 0.01:
+        return f"plan met: {ctx.delivered_kwh:.1f} of {wanted.energy_kwh:g} kWh by {ready_by}"
+    return f"the plan's time {ready_by} has passed with {needed:.1f} kWh still needed"
 
 
 def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> Outcome:
@@ -187,10 +210,17 @@ def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> 
     charging = None
     if due is not None:
         charging = _for_departure(policy, ctx, plan, watts, due)
+    basis = None if charging is None else "departure"
     if charging is None:
         charging = (_while_charging if ctx.charger.charging else _while_idle)(
             policy, ctx, state, plan, watts
         )
+        if due is not None:
+            charging = hinted(charging, due.hint)
+        ended = plan_ended(ctx) if state.basis == "departure" else None
+        if ended is not None:
+            charging = replace(charging, reason=f"{ended}; {charging.reason}")
+    state = state.model_copy(update={"basis": basis})
     numbers: dict[str, Any] = {
         "available_w": None if watts is None else round(watts),
         "reserve_w": policy.reserve_w,
@@ -205,16 +235,31 @@ def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> 
     return [charging, manual_mode(policy, ctx, "following the surplus")], state
 
 
+def _start_hint(policy: ExcessSolar, plan: _Plan, watts: float | None) -> str:
+    now = "unknown" if watts is None else kw(watts)
+    return f"start when surplus >= {kw(plan.start_w)} for {span(policy.start_delay)} (now {now})"
+
+
+def _stop_hint(policy: ExcessSolar, plan: _Plan, watts: float | None) -> str:
+    if policy.variant == "min_pv":
+        return f"charge at least {plan.low} A while plugged in, more with the surplus"
+    now = "unknown" if watts is None else kw(watts)
+    return f"stop when surplus < {kw(plan.stop_w)} for {span(policy.stop_delay)} (now {now})"
+
+
 def _while_idle(
     policy: ExcessSolar, ctx: Context, state: PolicyState, plan: _Plan, watts: float | None
 ) -> Proposal:
     if not ctx.charger.plugged_in:
         return proposal(policy, "charging", "hold", "no vehicle plugged in")
+    waiting = _start_hint(policy, plan, watts)
     if watts is None:
-        return proposal(policy, "charging", "hold", "surplus unknown: not starting")
+        return hinted(
+            proposal(policy, "charging", "hold", "surplus unknown: not starting"), waiting
+        )
     amps = plan.level(watts, ctx)
     if policy.variant == "min_pv":
-        return proposal(
+        started = proposal(
             policy,
             "charging",
             "start",
@@ -222,40 +267,73 @@ def _while_idle(
             {"amps": amps},
             target_amps=amps,
         )
+        return hinted(started, _stop_hint(policy, plan, watts))
     if watts < plan.start_w:
-        return proposal(
+        held = proposal(
             policy,
             "charging",
             "hold",
             f"surplus {kw(watts)} below start threshold {kw(plan.start_w)}: not starting",
         )
+        return hinted(held, waiting)
     above_for = ctx.now - (state.above_since or ctx.now)
     if above_for < policy.start_delay:
-        return proposal(
+        due = at_clock(ctx, ctx.now - above_for + policy.start_delay)
+        held = proposal(
             policy,
             "charging",
             "hold",
-            f"surplus {kw(watts)} >= start threshold {kw(plan.start_w)} for {span(above_for)}"
-            f" of the {span(policy.start_delay)} start delay: waiting",
+            f"surplus {kw(watts)} >= start threshold {kw(plan.start_w)} for "
+            f"{span(quoted(state.above_since, ctx, policy.name))} of the "
+            f"{span(policy.start_delay)} start delay: waiting",
         )
+        return hinted(held, f"start at {due} if surplus stays >= {kw(plan.start_w)}")
     stopped = ctx.memory.stopped_at
     if stopped is not None and ctx.now - stopped < policy.min_off_time:
-        return proposal(
+        due = at_clock(ctx, stopped + policy.min_off_time)
+        held = proposal(
             policy,
             "charging",
             "hold",
             f"surplus {kw(watts)} >= start threshold {kw(plan.start_w)}, but stopped only "
             f"{span(ctx.now - stopped)} ago (min off time {span(policy.min_off_time)}): waiting",
         )
-    return proposal(
+        return hinted(held, f"start at {due} (min off time) if surplus stays >= {kw(plan.start_w)}")
+    lasting = _lasting(state.above_since, ctx, policy, policy.start_delay)
+    above = f">= start threshold {kw(plan.start_w)}"
+    if lasting is None:
+        above = f"{above}{_longer(policy.start_delay, 'start')}"
+    started = proposal(
         policy,
         "charging",
         "start",
-        f"surplus {kw(watts)} for {span(above_for)} >= start threshold {kw(plan.start_w)}: "
-        f"start at {amps} A",
+        f"surplus {kw(watts)}{lasting or ''} {above}: start at {amps} A",
         {"amps": amps},
         target_amps=amps,
     )
+    return hinted(started, _stop_hint(policy, plan, watts))
+
+
+def _lasting(
+    since: datetime | None,
+    ctx: Context,
+    policy: ExcessSolar,
+    delay: timedelta,
+    *,
+    began: datetime | None = None,
+) -> str | None:
+    """`` for 5 min``, as far as the time is relevant; None when a timer that ran while
+    another policy was in control (or before the plug-in) has passed its delay: its length
+    is then not quoted, only that it is ``for longer than the 5 min stop delay``."""
+    real = ctx.now - (since or ctx.now)
+    shown = quoted(since, ctx, policy.name, began=began)
+    if shown < real and real >= delay:
+        return None
+    return f" for {span(shown)}"
+
+
+def _longer(delay: timedelta, word: str) -> str:
+    return f" for longer than the {span(delay)} {word} delay"
 
 
 def _while_charging(
@@ -264,34 +342,45 @@ def _while_charging(
     now_amps = ctx.charger.amps
     keep = f"keeping {now_amps} A" if now_amps is not None else "keeping the level"
     if watts is None:
-        return proposal(policy, "charging", "hold", f"surplus unknown: {keep}")
+        held = proposal(policy, "charging", "hold", f"surplus unknown: {keep}")
+        return hinted(held, _stop_hint(policy, plan, watts))
     if policy.variant == "pv" and watts < plan.stop_w:
         return _shortfall(policy, ctx, state, plan, watts, keep=keep)
-    return _follow(policy, ctx, plan, watts)
+    return hinted(_follow(policy, ctx, plan, watts), _stop_hint(policy, plan, watts))
 
 
 def _shortfall(
     policy: ExcessSolar, ctx: Context, state: PolicyState, plan: _Plan, watts: float, *, keep: str
 ) -> Proposal:
     below_for = ctx.now - (state.below_since or ctx.now)
-    what = f"surplus {kw(watts)} below stop threshold {kw(plan.stop_w)} for {span(below_for)}"
+    # A stop timer is about the running charge: no time from before it began is quoted.
+    lasting = _lasting(
+        state.below_since, ctx, policy, policy.stop_delay, began=ctx.memory.started_at
+    )
+    lasting = lasting or _longer(policy.stop_delay, "stop")
+    what = f"surplus {kw(watts)} below stop threshold {kw(plan.stop_w)}{lasting}"
     if below_for < policy.stop_delay:
-        return proposal(
+        due = at_clock(ctx, ctx.now - below_for + policy.stop_delay)
+        held = proposal(
             policy,
             "charging",
             "hold",
             f"{what} of the {span(policy.stop_delay)} stop delay: {keep}",
         )
-    started = ctx.memory.started_at
+        return hinted(held, f"stop at {due} if surplus stays < {kw(plan.stop_w)}")
+    started, plugged = ctx.memory.started_at, ctx.memory.plugged_in_since
     if started is not None and ctx.now - started < policy.min_on_time:
-        return proposal(
+        due = at_clock(ctx, started + policy.min_on_time)
+        held = proposal(
             policy,
             "charging",
             "hold",
-            f"{what}, but on for only {span(ctx.now - started)} "
+            f"{what}, but on for only {span(ctx.now - max(started, plugged or started))} "
             f"(min on time {span(policy.min_on_time)}): {keep}",
         )
-    return proposal(policy, "charging", "stop", f"{what}: stop")
+        return hinted(held, f"stop at {due} (min on time) if surplus stays < {kw(plan.stop_w)}")
+    stopped = proposal(policy, "charging", "stop", f"{what}: stop")
+    return hinted(stopped, _start_hint(policy, plan, watts))
 
 
 def _follow(

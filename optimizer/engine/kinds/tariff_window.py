@@ -23,9 +23,11 @@ from optimizer.engine.decision import PolicyState, Proposal
 from optimizer.engine.kinds.common import (
     Context,
     Outcome,
+    at_clock,
     charge,
     clock,
     finite,
+    hinted,
     kw,
     manual_mode,
     per_kwh,
@@ -42,28 +44,53 @@ MAX_RUNS_SHOWN = 3
 
 
 def propose(policy: TariffWindow, ctx: Context, state: PolicyState, met: str) -> Outcome:
+    """Proposals, and in the state why none when it yields to the others (``idle``)."""
     amps = ctx.limits.down(policy.amps or ctx.charger.max_amps)
     if policy.target is None:
-        charging = _by_window(policy, ctx, amps)
+        charging, idle = _by_window(policy, ctx, amps)
     else:
-        charging = _by_target(policy, policy.target, ctx, amps)
+        charging, idle = _by_target(policy, policy.target, ctx, amps)
+    state = state.model_copy(update={"idle": idle})
     if charging is None:
         return [], state
     charging = with_inputs(charging, {"amps": amps, "when": met})
     return [charging, manual_mode(policy, ctx, "charging by tariff")], state
 
 
-def _by_window(policy: TariffWindow, ctx: Context, amps: int) -> Proposal | None:
+Charging = tuple[Proposal | None, str | None]  # (proposal, or why none)
+
+
+def _by_window(policy: TariffWindow, ctx: Context, amps: int) -> Charging:
     tariff = ctx.snapshot.tariff
     inside = tariff.window is not None and tariff.window in policy.windows
-    if not inside and policy.outside == "hold":
-        return None
-    if not ctx.charger.plugged_in:
-        return proposal(policy, "charging", "hold", "no vehicle plugged in")
-    if inside:
-        return charge(policy, ctx, amps, f"in {tariff.window} ({per_kwh(tariff.price)})")
     now = f"now {tariff.window or 'no window'}, {per_kwh(tariff.price)}"
-    return pause(policy, ctx, f"outside {','.join(policy.windows)} ({now})", "not charging")
+    if not inside and policy.outside == "hold":
+        return None, f"outside {','.join(policy.windows)} ({now})"
+    if not ctx.charger.plugged_in:
+        return proposal(policy, "charging", "hold", "no vehicle plugged in"), None
+    if inside:
+        charging = charge(policy, ctx, amps, f"in {tariff.window} ({per_kwh(tariff.price)})")
+        ends = window_end(ctx, policy.windows)
+        hint = None if ends is None else f"stop at {ends} when {tariff.window} ends"
+        return hinted(charging, hint), None
+    paused = pause(policy, ctx, f"outside {','.join(policy.windows)} ({now})", "not charging")
+    opens = window_start(ctx, policy.windows)
+    return hinted(paused, None if opens is None else f"charge in {opens}"), None
+
+
+def window_end(ctx: Context, windows: Sequence[str]) -> str | None:
+    """Local ``HH:MM`` at which the windows stop applying, from the prices ahead."""
+    ahead = ctx.snapshot.tariff.slots
+    end = next((s.start for s in ahead if s.start > ctx.now and s.window not in windows), None)
+    end = end or ctx.snapshot.tariff.next_change_at
+    return None if end is None else at_clock(ctx, end)
+
+
+def window_start(ctx: Context, windows: Sequence[str]) -> str | None:
+    """``off_peak from 23:00``: the next of the windows to begin, from the prices ahead."""
+    ahead = ctx.snapshot.tariff.slots
+    slot = next((s for s in ahead if s.start > ctx.now and s.window in windows), None)
+    return None if slot is None else f"{slot.window} from {at_clock(ctx, slot.start)}"
 
 
 def pause(policy: TariffWindow, ctx: Context, why: str, idle: str) -> Proposal:
@@ -72,45 +99,50 @@ def pause(policy: TariffWindow, ctx: Context, why: str, idle: str) -> Proposal:
     return proposal(policy, "charging", "hold", f"{why}: {idle}")
 
 
-def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) -> Proposal | None:
+def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) -> Charging:
     if not ctx.charger.plugged_in:
-        return proposal(policy, "charging", "hold", "no vehicle plugged in")
+        return proposal(policy, "charging", "hold", "no vehicle plugged in"), None
     needed = target.energy_kwh - ctx.delivered_kwh
     if needed <= 0:
-        if policy.outside == "hold":
-            return None
         why = f"target {target.energy_kwh:g} kWh reached ({ctx.delivered_kwh:.1f} kWh delivered)"
-        return pause(policy, ctx, why, "done")
+        if policy.outside == "hold":
+            return None, why
+        return pause(policy, ctx, why, "done"), None
     deadline = next_time(ctx.local(ctx.now), target.by)
     slots = [s for s in ctx.snapshot.tariff.slots if s.end > ctx.now and s.start < deadline]
     per_slot = amps * watts_per_amp(ctx.charger) / 1000 * SLOT_HOURS
     count = math.ceil(needed / per_slot)
     head = f"{needed:.1f} kWh still needed by {target.by}"
     numbers = {"needed_kwh": round(needed, 2), "slots_needed": count, "deadline": target.by}
+    rest = f"charge until {target.by}: {needed:.1f} kWh to go"
     if not slots:
-        return with_inputs(charge(policy, ctx, amps, f"{head}, no slot prices known"), numbers)
+        charging = charge(policy, ctx, amps, f"{head}, no slot prices known")
+        return hinted(with_inputs(charging, numbers), rest), None
     if count >= len(slots):
         why = f"{head} takes {count} slots and only {len(slots)} are left"
-        return with_inputs(charge(policy, ctx, amps, why), numbers)
+        return hinted(with_inputs(charge(policy, ctx, amps, why), numbers), rest), None
     chosen = cheapest(slots, count, policy.windows)
     cheapest_text = "are the cheapest slots" if count > 1 else "is the cheapest slot"
     plan = f"{runs(chosen, ctx)} {cheapest_text} ({prices(chosen)})"
     numbers["chosen"] = runs(chosen, ctx)
+    top_up = f"top-up {runs(chosen, ctx)}"
     if any(s.start <= ctx.now < s.end for s in chosen):
-        return with_inputs(charge(policy, ctx, amps, f"{head}: {plan}; now"), numbers)
+        charging = charge(policy, ctx, amps, f"{head}: {plan}; now")
+        return hinted(with_inputs(charging, numbers), top_up), None
     solar = _solar_amps(policy, ctx, amps)
     if solar is not None:
         watts, solar_amps = solar
         why = f"{head}: surplus {kw(watts)} covers {solar_amps} A, solar first"
-        return with_inputs(charge(policy, ctx, solar_amps, why), numbers)
-    if policy.outside == "hold":
-        return None
+        charging = charge(policy, ctx, solar_amps, why)
+        return hinted(with_inputs(charging, numbers), top_up), None
     start = clock(ctx.local(min(s.start for s in chosen)))
+    if policy.outside == "hold":
+        return None, f"{head}: {plan}; waiting until {start}"
     if ctx.charger.charging:
         wait = proposal(policy, "charging", "stop", f"{head}: {plan}; stop until {start}")
     else:
         wait = proposal(policy, "charging", "hold", f"{head}: {plan}; waiting until {start}")
-    return with_inputs(wait, numbers)
+    return hinted(with_inputs(wait, numbers), top_up), None
 
 
 def _solar_amps(policy: TariffWindow, ctx: Context, amps: int) -> tuple[float, int] | None:
