@@ -26,8 +26,9 @@ from pydantic import (
 )
 
 from optimizer.enlighten.transport import DEFAULT_BASE_URL
+from optimizer.explain import show, validation_problems
 from optimizer.tariffs import Tariffs
-from optimizer.yamlpos import Problem, YamlFileError, load_file, validation_problems
+from optimizer.yamlpos import Problem, YamlFileError, load_file
 
 ENV_CONFIG = "EVOPT_CONFIG"
 ENV_EMAIL = "ENLIGHTEN_EMAIL"
@@ -46,9 +47,9 @@ def parse_duration(value: Any) -> timedelta:
     """``30``, ``"30s"``, ``"5m"``, ``"1.5h"``, ``"2d"`` -> timedelta."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, bool):
+    if isinstance(value, bool | list | dict) or value is None:
         # pydantic turns only ValueError into a validation error, so not TypeError here.
-        raise ValueError("a duration like 30s, 5m or 1h")  # noqa: TRY004
+        raise ValueError(f"must be a duration like 30s, 5m or 1h, got {show(value)}")
     if isinstance(value, int | float):
         return _timedelta(value, value)
     match = _DURATION.match(str(value))
@@ -235,7 +236,7 @@ def load_config(path: Path) -> Config:
         base_url = enlighten.get("base_url") if isinstance(enlighten, dict) else None
         config = Config.model_validate(data, context={"base_url": base_url})
     except ValidationError as err:
-        raise YamlFileError(validation_problems(doc, err)) from err
+        raise YamlFileError(validation_problems(doc, err, model=Config)) from err
     return config.model_copy(update={"source": path.resolve()})
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 Loc = tuple[str | int, ...]
 # One constructor serves every scalar. PyYAML remembers each node it constructed (and through
@@ -197,17 +196,3 @@ def load_file(path: Path) -> Document:
 
 def _describe(loc: Loc) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
-
-
-def validation_problems(doc: Document, err: ValidationError, *, prefix: Loc = ()) -> list[Problem]:
-    """Turn pydantic's errors into positioned, readable problems."""
-    problems = []
-    for item in err.errors(include_url=False):
-        loc = (*prefix, *(part for part in item["loc"] if isinstance(part, str | int)))
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = f"unknown key '{loc[-1]}'"
-        elif item["type"] == "missing":
-            message = f"missing required key '{loc[-1]}'"
-        problems.append(doc.problem(loc, f"{_describe(loc)}: {message}"))
-    return problems

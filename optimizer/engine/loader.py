@@ -9,18 +9,15 @@ more than one policy (unique names, tariff window names, same-priority overlaps)
 
 from __future__ import annotations
 
-import difflib
 import glob
 import os
-import types
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Union, cast, get_args, get_origin
+from typing import Any, cast
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 
 from optimizer.config import Config
 from optimizer.engine.rules import (
@@ -34,6 +31,7 @@ from optimizer.engine.rules import (
     TariffWindow,
     When,
 )
+from optimizer.explain import did_you_mean, show, unknown_key_message, validation_problems
 from optimizer.tariffs import Tariffs
 from optimizer.timespec import DAY_SETS, TimeRange
 from optimizer.yamlpos import Document, Loc, Problem, YamlFileError, load_file
@@ -203,12 +201,6 @@ def config_warnings(config: Config) -> list[Problem]:
     ]
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for a close match, else an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def display_path(path: Path) -> Path:
     """``path`` relative to the current directory when inside it: what people want to read.
 
@@ -274,11 +266,11 @@ def _top_level_problems(doc: Document, data: dict[str, Any]) -> Iterator[Problem
                 f"only {' and '.join(TOP_LEVEL_KEYS)})",
             )
         elif key not in TOP_LEVEL_KEYS:
-            yield doc.problem((key,), _unknown_key_message(key, TOP_LEVEL_KEYS, where=None))
+            yield doc.problem((key,), unknown_key_message(key, TOP_LEVEL_KEYS, where=None))
     if "policies" not in data:
         yield doc.problem((), f"{_name(doc)} has no 'policies:' list")
     if "version" in data and data["version"] != 1:
-        version = _show(data["version"])
+        version = show(data["version"])
         yield doc.problem(("version",), f"version: {version} is not supported; use 1")
 
 
@@ -295,7 +287,8 @@ def _add_policy(state: _Load, doc: Document, loc: Loc, raw: Any) -> None:
     try:
         policy = cast(Policy, model.model_validate(raw))
     except ValidationError as err:
-        state.errors.extend(_validation_problems(doc, loc, model, err, raw))
+        problems = validation_problems(doc, err, model=model, loc=loc, label=_label(raw))
+        state.errors.extend(problems)
         return
     if unique:  # a duplicate is still validated, but kept out of the checks across policies
         state.parsed.append(_Parsed(policy, doc, loc))
@@ -329,120 +322,9 @@ def _kind_model(
     if model is None:
         hint = did_you_mean(kind, KINDS) if isinstance(kind, str) else ""
         errors.append(
-            doc.problem((*loc, "kind"), f"unknown kind {_show(kind)}{hint}; one of {kinds}")
+            doc.problem((*loc, "kind"), f"unknown kind {show(kind)}{hint}; one of {kinds}")
         )
     return model
-
-
-# --- pydantic errors as sentences ----------------------------------------------------------
-
-
-def _validation_problems(
-    doc: Document, loc: Loc, model: type[BaseModel], err: ValidationError, raw: dict[str, Any]
-) -> list[Problem]:
-    problems = []
-    for item in err.errors(include_url=False):
-        path = tuple(part for part in item["loc"] if isinstance(part, str | int))
-        message = _message(item, model, path)
-        if not path:
-            message = f"{_label(raw)}{message}"
-        problems.append(doc.problem((*loc, *path), message))
-    return sorted(problems, key=lambda p: (p.line, p.column))
-
-
-def _message(item: ErrorDetails, model: type[BaseModel], path: Loc) -> str:
-    """One readable sentence for one pydantic error at ``path`` within a policy."""
-    kind = item["type"]
-    parent = _model_at(model, path[:-1])
-    where = _dotted(path[:-1]) or None
-    if kind == "extra_forbidden":
-        keys = tuple(parent.model_fields) if parent else ()
-        return _unknown_key_message(str(path[-1]), keys, where=where)
-    if kind == "missing":
-        return _missing_message(path, parent, where)
-    text = _value_message(item, path)
-    return f"{_dotted(path)}: {text}" if path else text
-
-
-def _missing_message(path: Loc, parent: type[BaseModel] | None, where: str | None) -> str:
-    key = str(path[-1])
-    inside = f" in '{where}'" if where else ""
-    info = parent.model_fields.get(key) if parent else None
-    about = f" ({info.description})" if info and info.description else ""
-    return f"missing required key '{key}'{inside}{about}"
-
-
-_TYPE_WORDS = {
-    "int_parsing": "expected a whole number",
-    "int_type": "expected a whole number",
-    "int_from_float": "expected a whole number",
-    "float_parsing": "expected a number",
-    "float_type": "expected a number",
-    "bool_parsing": "expected true or false",
-    "bool_type": "expected true or false",
-    "string_type": "expected text",
-    "list_type": "expected a list",
-    "model_type": "expected a mapping of keys",
-    "model_attributes_type": "expected a mapping of keys",
-    "dict_type": "expected a mapping of keys",
-}
-_BOUND_WORDS = {
-    "greater_than_equal": ("must be at least", "ge"),
-    "greater_than": ("must be above", "gt"),
-    "less_than_equal": ("must be at most", "le"),
-    "less_than": ("must be below", "lt"),
-}
-
-
-def _value_message(item: ErrorDetails, path: Loc) -> str:
-    kind, ctx, value = item["type"], item.get("ctx") or {}, item["input"]
-    if kind in _TYPE_WORDS:
-        # YAML 1.1 turns an unquoted yes/no/on/off into a boolean: say so, or it is baffling.
-        quirk = " (YAML reads yes, no, on, off as true/false: quote it)"
-        return f"{_TYPE_WORDS[kind]}, got {_show(value)}{quirk if isinstance(value, bool) else ''}"
-    if kind in _BOUND_WORDS:
-        words, key = _BOUND_WORDS[kind]
-        return f"{words} {_show(ctx[key])}, got {_show(value)}"
-    if kind in ("literal_error", "enum"):
-        return f"expected {ctx['expected']}, got {_show(value)}"
-    if kind == "too_short":
-        return f"needs at least {ctx['min_length']} item(s)"
-    if kind == "string_pattern_mismatch" and path[-1:] == ("name",):
-        return (
-            f"{_show(value)} is not a valid name; use letters, digits, '_', '.' and '-', "
-            "starting with a letter or digit"
-        )
-    if kind == "value_error":
-        return str(ctx.get("error", item["msg"]))
-    return str(item["msg"])
-
-
-def _unknown_key_message(key: str, valid: Sequence[str], *, where: str | None) -> str:
-    inside = f" in '{where}'" if where else ""
-    hint = did_you_mean(key, valid)
-    if not hint and valid:
-        hint = f"; valid keys: {', '.join(valid)}"
-    return f"unknown key '{key}'{inside}{hint}"
-
-
-def _model_at(model: type[BaseModel], path: Loc) -> type[BaseModel] | None:
-    """The nested model at ``path`` (``when``, ``target``), to list its keys."""
-    current: type[BaseModel] | None = model
-    for part in path:
-        info = current.model_fields.get(part) if current and isinstance(part, str) else None
-        current = _inner_model(info.annotation) if info else None
-    return current
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if get_origin(annotation) in (Union, types.UnionType):
-        for arg in get_args(annotation):
-            found = _inner_model(arg)
-            if found is not None:
-                return found
-    return None
 
 
 # --- checks across policies ----------------------------------------------------------------
@@ -615,17 +497,4 @@ def _kind_of(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return f"the value {_show(value)}"
-
-
-def _show(value: Any) -> str:
-    """A value as it would be written in YAML, quoted when it is text."""
-    if isinstance(value, str):
-        return f"'{value}'"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null (empty)"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    return f"the value {show(value)}"
