@@ -194,6 +194,14 @@ class SurplusConfig(_Section):
         return value
 
 
+class WarningsConfig(_Section):
+    """What `evopt validate` and the service at start keep quiet about."""
+
+    # Warning codes (the ``warning[code]`` shown with each) silenced for the whole setup; a
+    # policy's own ``ignore_warnings`` silences one for that policy only.
+    ignore: list[str] = Field(default_factory=list)
+
+
 class Config(_Section):
     enlighten: EnlightenConfig = EnlightenConfig()
     site: SiteConfig = SiteConfig()
@@ -203,6 +211,7 @@ class Config(_Section):
     tariffs: Tariffs = Tariffs()
     surplus: SurplusConfig = SurplusConfig()
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
+    warnings: WarningsConfig = WarningsConfig()
     source: Path | None = Field(default=None, exclude=True)
 
     @property

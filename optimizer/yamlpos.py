@@ -33,11 +33,19 @@ class Problem:
     line: int
     column: int
     message: str
+    # Warnings only: a stable short name, shown with the warning and used to silence it.
+    code: str | None = None
 
     def __str__(self) -> str:
         # One problem per line: a value quoted in the message may hold a line break.
         message = self.message.translate(_ESCAPED_BREAKS)
         return f"{self.file}:{self.line}:{self.column}: {message}"
+
+    def as_warning(self) -> str:
+        """``file:line:col: warning[code]: message``: the code is what an ignore list takes."""
+        message = self.message.translate(_ESCAPED_BREAKS)
+        kind = f"warning[{self.code}]" if self.code else "warning"
+        return f"{self.file}:{self.line}:{self.column}: {kind}: {message}"
 
 
 class YamlFileError(Exception):
@@ -65,9 +73,11 @@ class Document:
             path = path[:-1]
         return self.positions.get((), (1, 1))
 
-    def problem(self, loc: Iterable[str | int], message: str) -> Problem:
+    def problem(
+        self, loc: Iterable[str | int], message: str, *, code: str | None = None
+    ) -> Problem:
         line, column = self.position(loc)
-        return Problem(self.file, line, column, message)
+        return Problem(self.file, line, column, message, code)
 
 
 @dataclass

@@ -59,6 +59,7 @@ def test_every_state_file_from_every_command_is_private(harness: Harness) -> Non
         "last_status.json",
         "levels.json",
         "login_guard.json",
+        "charger_limits.json",
     } <= names, names
     assert stat.S_IMODE(harness.state_dir.stat().st_mode) == 0o700
     wrong = {

@@ -17,7 +17,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from optimizer.config import Config
 from optimizer.engine.rules import (
@@ -31,9 +31,20 @@ from optimizer.engine.rules import (
     TariffWindow,
     When,
 )
+from optimizer.enlighten.chargerlimits import ChargerLimit
 from optimizer.explain import did_you_mean, show, unknown_key_message, validation_problems
+from optimizer.levelcheck import LevelBounds, check_level, level_fields
 from optimizer.tariffs import Tariffs
 from optimizer.timespec import DAY_SETS, TimeRange
+from optimizer.warncodes import (
+    LATEST_POWER_SIGN,
+    POLICY_OVERLAP,
+    TARIFF_OVERLAP,
+    UNKNOWN_WARNING_CODE,
+    WARNING_CODES,
+    unknown_code_message,
+    without_ignored,
+)
 from optimizer.yamlpos import Document, Loc, Problem, YamlFileError, load_file
 
 KINDS = tuple(POLICY_KINDS)
@@ -88,8 +99,10 @@ class _Parsed:
         line, column = self.doc.position(self.loc)
         return Origin(self.doc.file, line, column)
 
-    def problem(self, path: Iterable[str | int], message: str) -> Problem:
-        return self.doc.problem((*self.loc, *path), message)
+    def problem(
+        self, path: Iterable[str | int], message: str, *, code: str | None = None
+    ) -> Problem:
+        return self.doc.problem((*self.loc, *path), message, code=code)
 
 
 @dataclass
@@ -106,12 +119,14 @@ class _Load:
 
 
 def check_rules(
-    paths: Sequence[Path], *, tariffs: Tariffs | None
+    paths: Sequence[Path], *, tariffs: Tariffs | None, levels: LevelBounds | None = None
 ) -> tuple[LoadedRules, list[Problem]]:
     """Load rule files and return what loaded plus every error, without raising.
 
     ``tariffs`` is the config's section when a config was found: tariff window names are then
-    checked against it. With None, names cannot be known and are not checked.
+    checked against it. With None, names cannot be known and are not checked. ``levels``
+    (`evopt validate`) checks every level against the site's and the chargers' limits.
+    Warnings a policy lists in its ``ignore_warnings`` are left out.
     """
     state = _Load()
     for path in paths:
@@ -122,10 +137,17 @@ def check_rules(
                 _add_policy(state, doc, loc, raw)
     if tariffs is not None:
         state.errors.extend(_unknown_windows(state.parsed, tariffs))
+    warnings = _ignore_code_warnings(state.parsed)
+    if levels is not None:
+        for item in state.parsed:
+            errors, found = _level_problems(item, levels)
+            state.errors.extend(errors)
+            warnings.extend(found)
+    warnings.extend(_overlap_warnings(state.parsed))
     loaded = LoadedRules(
         policies=tuple(p.policy for p in state.parsed),
         origins={p.policy.name: p.origin for p in state.parsed},
-        warnings=_overlap_warnings(state.parsed),
+        warnings=sorted(warnings, key=lambda w: (w.file, w.line, w.column)),
         files=tuple(state.files),
     )
     return loaded, state.errors
@@ -185,20 +207,74 @@ OBSOLETE_SIGN = (
 
 def config_warnings(config: Config) -> list[Problem]:
     """Warnings about the config itself: tariff windows that overlap (the first listed wins),
-    keys that are obsolete but still accepted."""
-    obsolete = []
+    keys that are obsolete but still accepted, unknown codes in ``warnings.ignore``.
+
+    Not yet filtered by ``warnings.ignore``: see :func:`ignored_warnings`.
+    """
+    warnings = []
     if "latest_power_sign" in config.surplus.model_fields_set:
-        obsolete.append(_config_problem(config, ("surplus", "latest_power_sign"), OBSOLETE_SIGN))
-    return obsolete + [
+        warnings.append(
+            _config_problem(
+                config, ("surplus", "latest_power_sign"), OBSOLETE_SIGN, code=LATEST_POWER_SIGN
+            )
+        )
+    warnings.extend(
         _config_problem(
             config,
             ("tariffs", "windows", later),
             f"tariff windows '{later}' and '{earlier}' overlap; where both match, "
             f"'{earlier}' (listed first) wins",
+            code=TARIFF_OVERLAP,
         )
         for earlier, later in combinations(config.tariffs.windows, 2)
         if _windows_overlap(config.tariffs, earlier, later)
-    ]
+    )
+    warnings.extend(
+        _config_problem(
+            config,
+            ("warnings", "ignore", index),
+            unknown_code_message(code, "warnings.ignore"),
+            code=UNKNOWN_WARNING_CODE,
+        )
+        for index, code in enumerate(config.warnings.ignore)
+        if code not in WARNING_CODES
+    )
+    return warnings
+
+
+def ignored_warnings(config: Config, warnings: Iterable[Problem]) -> list[Problem]:
+    """``warnings`` without those whose code the config's ``warnings.ignore`` lists."""
+    return without_ignored(warnings, config.warnings.ignore)
+
+
+def level_bounds(config: Config, chargers: Sequence[ChargerLimit] = ()) -> LevelBounds:
+    """The limits levels are checked against: ``site.max_current`` (with where it is written)
+    and the chargers whose limits the state dir knows."""
+    site_max = config.site.max_current
+    at = "the config"
+    if site_max is not None:
+        place = _config_problem(config, ("site", "max_current"), "")
+        at = f"{place.file}:{place.line}:{place.column}"
+    return LevelBounds(site_max=site_max, site_max_at=at, chargers=tuple(chargers))
+
+
+def config_level_problems(
+    config: Config, bounds: LevelBounds
+) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings) for the levels the config itself sets (``charger.start_amps``)."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for section in sorted(CONFIG_SECTIONS):
+        model = getattr(config, section)
+        if not isinstance(model, BaseModel):
+            continue
+        for key, amps in level_fields(model):
+            for finding in check_level(f"{section}.{key}", amps, bounds):
+                problem = _config_problem(
+                    config, (section, key), finding.message, code=finding.code
+                )
+                (errors if finding.is_error else warnings).append(problem)
+    return errors, warnings
 
 
 def display_path(path: Path) -> Path:
@@ -351,6 +427,34 @@ def _window_references(policy: Policy) -> Iterator[tuple[Loc, list[str]]]:
         yield ("windows",), policy.windows
 
 
+def _ignore_code_warnings(parsed: Sequence[_Parsed]) -> list[Problem]:
+    """An unknown code in a policy's ``ignore_warnings`` is a warning itself (a typo there
+    would silently silence nothing)."""
+    return [
+        item.problem(
+            ("ignore_warnings", index),
+            unknown_code_message(code, "ignore_warnings"),
+            code=UNKNOWN_WARNING_CODE,
+        )
+        for item in parsed
+        for index, code in enumerate(item.policy.ignore_warnings)
+        if code not in WARNING_CODES and UNKNOWN_WARNING_CODE not in item.policy.ignore_warnings
+    ]
+
+
+def _level_problems(item: _Parsed, bounds: LevelBounds) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings) for each level the policy sets; warnings it ignores are left out."""
+    errors, warnings = [], []
+    for key, amps in level_fields(item.policy):
+        for finding in check_level(key, amps, bounds, item.policy.chargers):
+            problem = item.problem((key,), finding.message, code=finding.code)
+            if finding.is_error:
+                errors.append(problem)
+            elif finding.code not in item.policy.ignore_warnings:
+                warnings.append(problem)
+    return errors, warnings
+
+
 def _overlap_warnings(parsed: Sequence[_Parsed]) -> list[Problem]:
     """Same-priority policies that set the same target and could apply at the same moment.
 
@@ -362,6 +466,8 @@ def _overlap_warnings(parsed: Sequence[_Parsed]) -> list[Problem]:
     enabled = [p for p in parsed if p.policy.enabled]
     warnings = []
     for earlier, later in combinations(enabled, 2):
+        if POLICY_OVERLAP in (*earlier.policy.ignore_warnings, *later.policy.ignore_warnings):
+            continue  # either side may say the competition is meant
         shared = _shared_targets(earlier.policy, later.policy)
         if shared and _may_coincide(earlier.policy, later.policy):
             warnings.append(_overlap_warning(earlier, later, shared))
@@ -382,6 +488,7 @@ def _overlap_warning(earlier: _Parsed, later: _Parsed, targets: list[str]) -> Pr
         f"{' and '.join(targets)} at priority {second.priority} and can apply at the same time; "
         f"'{first.name}' wins by file order. Give one a different priority or make their "
         "conditions exclusive",
+        code=POLICY_OVERLAP,
     )
 
 
@@ -466,17 +573,17 @@ def _expand(base: Path, pattern: str) -> list[Path]:
     return [display_path(Path(match)) for match in matches if Path(match).is_file()]
 
 
-def _config_problem(config: Config, loc: Loc, message: str) -> Problem:
+def _config_problem(config: Config, loc: Loc, message: str, *, code: str | None = None) -> Problem:
     """A problem in the config file at ``loc``; at line 1 when the file cannot be re-read."""
     if config.source is None:
-        return Problem("(default config)", 1, 1, message)
+        return Problem("(default config)", 1, 1, message, code)
     shown = str(display_path(config.source))
     try:
         doc = load_file(config.source)
     except YamlFileError:
-        return Problem(shown, 1, 1, message)
+        return Problem(shown, 1, 1, message, code)
     line, column = doc.position(loc)
-    return Problem(shown, line, column, message)
+    return Problem(shown, line, column, message, code)
 
 
 def _name(doc: Document) -> str:
