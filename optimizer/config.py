@@ -26,8 +26,9 @@ from pydantic import (
 )
 
 from optimizer.enlighten.transport import DEFAULT_BASE_URL
+from optimizer.explain import show, validation_problems
 from optimizer.tariffs import Tariffs
-from optimizer.yamlpos import Problem, YamlFileError, load_file, validation_problems
+from optimizer.yamlpos import Problem, YamlFileError, load_file
 
 ENV_CONFIG = "EVOPT_CONFIG"
 ENV_EMAIL = "ENLIGHTEN_EMAIL"
@@ -46,9 +47,9 @@ def parse_duration(value: Any) -> timedelta:
     """``30``, ``"30s"``, ``"5m"``, ``"1.5h"``, ``"2d"`` -> timedelta."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, bool):
+    if isinstance(value, bool | list | dict) or value is None:
         # pydantic turns only ValueError into a validation error, so not TypeError here.
-        raise ValueError("a duration like 30s, 5m or 1h")  # noqa: TRY004
+        raise ValueError(f"must be a duration like 30s, 5m or 1h, got {show(value)}")
     if isinstance(value, int | float):
         return _timedelta(value, value)
     match = _DURATION.match(str(value))
@@ -193,6 +194,14 @@ class SurplusConfig(_Section):
         return value
 
 
+class WarningsConfig(_Section):
+    """What `evopt validate` and the service at start keep quiet about."""
+
+    # Warning codes (the ``warning[code]`` shown with each) silenced for the whole setup; a
+    # policy's own ``ignore_warnings`` silences one for that policy only.
+    ignore: list[str] = Field(default_factory=list)
+
+
 class Config(_Section):
     enlighten: EnlightenConfig = EnlightenConfig()
     site: SiteConfig = SiteConfig()
@@ -202,6 +211,7 @@ class Config(_Section):
     tariffs: Tariffs = Tariffs()
     surplus: SurplusConfig = SurplusConfig()
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
+    warnings: WarningsConfig = WarningsConfig()
     source: Path | None = Field(default=None, exclude=True)
 
     @property
@@ -235,7 +245,7 @@ def load_config(path: Path) -> Config:
         base_url = enlighten.get("base_url") if isinstance(enlighten, dict) else None
         config = Config.model_validate(data, context={"base_url": base_url})
     except ValidationError as err:
-        raise YamlFileError(validation_problems(doc, err)) from err
+        raise YamlFileError(validation_problems(doc, err, model=Config)) from err
     return config.model_copy(update={"source": path.resolve()})
 
 

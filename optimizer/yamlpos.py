@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 Loc = tuple[str | int, ...]
 # One constructor serves every scalar. PyYAML remembers each node it constructed (and through
@@ -34,11 +33,19 @@ class Problem:
     line: int
     column: int
     message: str
+    # Warnings only: a stable short name, shown with the warning and used to silence it.
+    code: str | None = None
 
     def __str__(self) -> str:
         # One problem per line: a value quoted in the message may hold a line break.
         message = self.message.translate(_ESCAPED_BREAKS)
         return f"{self.file}:{self.line}:{self.column}: {message}"
+
+    def as_warning(self) -> str:
+        """``file:line:col: warning[code]: message``: the code is what an ignore list takes."""
+        message = self.message.translate(_ESCAPED_BREAKS)
+        kind = f"warning[{self.code}]" if self.code else "warning"
+        return f"{self.file}:{self.line}:{self.column}: {kind}: {message}"
 
 
 class YamlFileError(Exception):
@@ -66,16 +73,39 @@ class Document:
             path = path[:-1]
         return self.positions.get((), (1, 1))
 
-    def problem(self, loc: Iterable[str | int], message: str) -> Problem:
+    def problem(
+        self, loc: Iterable[str | int], message: str, *, code: str | None = None
+    ) -> Problem:
         line, column = self.position(loc)
-        return Problem(self.file, line, column, message)
+        return Problem(self.file, line, column, message, code)
 
 
-def _build(node: yaml.Node, loc: Loc, positions: dict[Loc, tuple[int, int]]) -> Any:
-    positions[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
+@dataclass
+class _Builder:
+    """Plain data from a node tree, the position of every path, and every duplicate key.
+
+    A duplicate key is what let a second ``service:`` block silently turn ``dry_run: true``
+    off, so each one is kept as a problem (all of them, at any depth) rather than letting the
+    last one win. Keys that come in through a merge (``<<: *defaults``) are not duplicates: an
+    explicit key overriding a merged one is what merging is for.
+    """
+
+    file: str
+    positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    duplicates: dict[tuple[int, int], Problem] = field(default_factory=dict)
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.positions[loc] = _mark(node.start_mark)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        return _scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         merged: dict[Any, Any] = {}
+        seen: dict[Any, yaml.Node] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 # `<<: *defaults` - the explicit keys of this mapping win over merged ones.
@@ -83,19 +113,41 @@ def _build(node: yaml.Node, loc: Loc, positions: dict[Loc, tuple[int, int]]) -> 
                     value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
                 )
                 for source in sources:
-                    built = _build(source, loc, positions)
+                    built = self.build(source, loc)
                     if isinstance(built, dict):
                         merged = {**built, **merged}
                 continue
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             child = (*loc, key)
-            result[key] = _build(value_node, child, positions)
+            if key in seen:
+                self._duplicate(loc, key, seen[key], key_node, value_node)
+            seen[key] = key_node
+            result[key] = self.build(value_node, child)
             # Point at the key itself: that is what a user looks for.
-            positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-        positions[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+            self.positions[child] = _mark(key_node.start_mark)
+        self.positions[loc] = _mark(node.start_mark)
         return {**merged, **result}
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*loc, i), positions) for i, item in enumerate(node.value)]
+
+    def _duplicate(
+        self, loc: Loc, key: str, first: yaml.Node, second: yaml.Node, value: yaml.Node
+    ) -> None:
+        line, column = _mark(second.start_mark)
+        first_line, first_column = _mark(first.start_mark)
+        inside = f" in '{_describe(loc)}'" if loc else ""
+        fix = "merge the two blocks" if isinstance(value, yaml.MappingNode) else "keep one"
+        message = (
+            f"duplicate key '{key}'{inside} (first at {self.file}:{first_line}:{first_column}); "
+            f"the second would silently replace the first - {fix}"
+        )
+        # An anchored mapping is built again at each alias: report its duplicates once.
+        self.duplicates.setdefault((line, column), Problem(self.file, line, column, message))
+
+
+def _mark(mark: yaml.Mark) -> tuple[int, int]:
+    return mark.line + 1, mark.column + 1
+
+
+def _scalar(node: yaml.Node) -> Any:
     try:
         return _SCALARS.construct_object(node)
     except (ValueError, TypeError, AttributeError, LookupError) as err:  # `!!int x`, `!!bool x`
@@ -116,10 +168,10 @@ def _text_position(text: str, index: int) -> tuple[int, int]:
 
 def load_text(text: str, *, file: str) -> Document:
     """Parse YAML text; syntax errors become a :class:`YamlFileError` with a position."""
-    positions: dict[Loc, tuple[int, int]] = {}
+    builder = _Builder(file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = _build(node, (), positions) if node is not None else None
+        data = builder.build(node, ()) if node is not None else None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -136,7 +188,9 @@ def load_text(text: str, *, file: str) -> Document:
     except RecursionError as err:  # thousands of levels, or an alias inside its own anchor
         message = "YAML error: nested too deeply (or an alias refers to itself)"
         raise YamlFileError([Problem(file, 1, 1, message)]) from err
-    return Document(file=file, data=data, positions=positions)
+    if builder.duplicates:
+        raise YamlFileError(sorted(builder.duplicates.values(), key=lambda p: (p.line, p.column)))
+    return Document(file=file, data=data, positions=builder.positions)
 
 
 def load_file(path: Path) -> Document:
@@ -152,17 +206,3 @@ def load_file(path: Path) -> Document:
 
 def _describe(loc: Loc) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
-
-
-def validation_problems(doc: Document, err: ValidationError, *, prefix: Loc = ()) -> list[Problem]:
-    """Turn pydantic's errors into positioned, readable problems."""
-    problems = []
-    for item in err.errors(include_url=False):
-        loc = (*prefix, *(part for part in item["loc"] if isinstance(part, str | int)))
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = f"unknown key '{loc[-1]}'"
-        elif item["type"] == "missing":
-            message = f"missing required key '{loc[-1]}'"
-        problems.append(doc.problem(loc, f"{_describe(loc)}: {message}"))
-    return problems

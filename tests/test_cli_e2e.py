@@ -338,7 +338,10 @@ def test_invalid_config_names_file_line_and_key(
     _, err = capsys.readouterr()
     assert code == 1
     assert f"{config}:2:3: enlighten.base_url" in err
-    assert f"{config}:3:3: enlighten.emial: unknown key 'emial'" in err
+    assert (
+        f"{config}:3:3: unknown key 'emial' in 'enlighten' (did you mean 'email'?); valid keys: "
+        in err
+    )
     assert f"{config}:5:3: service.poll_interval" in err
     assert "at least 30s" in err
 

@@ -105,7 +105,7 @@ def test_errors_go_to_stderr_one_per_line(
     assert len(lines) == 2
     assert all(PROBLEM_LINE.match(line) for line in lines)
     assert lines[0].startswith(f"{path}:3:5: unknown kind 'excess_sola' (did you mean")
-    assert lines[1] == f"{path}:6:5: priority: expected a whole number, got 'high'"
+    assert lines[1] == f"{path}:6:5: priority: must be a whole number, got 'high'"
 
 
 def test_broken_yaml_names_file_and_line_without_traceback(
@@ -148,7 +148,9 @@ def test_warnings_are_marked_and_do_not_fail(
     )
     code, out, err = run(capsys, "validate", str(path))
     assert code == 0
-    assert err.startswith(f"{path}:3:5: warning: 'b' and 'a' ({path}:2) both set mode")
+    assert err.startswith(
+        f"{path}:3:5: warning[policy-overlap]: 'b' and 'a' ({path}:2) both set mode"
+    )
     assert out == "ok: 2 policies in 1 file (1 warning)\n"
 
 
@@ -217,7 +219,12 @@ def test_config_errors_and_rule_errors_are_reported_together(
     code, out, _ = run(capsys, "validate", "--json", str(config), str(rule))
     assert code == 1
     messages = [(e["file"], e["line"], e["message"]) for e in json.loads(out)["errors"]]
-    assert messages[0] == (str(config), 1, "sitee: unknown key 'sitee'")
+    assert messages[0] == (
+        str(config),
+        1,
+        "unknown key 'sitee' (did you mean 'site'?); valid keys: enlighten, site, charger, "
+        "engine, service, tariffs, surplus, rules, warnings",
+    )
     assert messages[1][0] == str(rule)
     assert messages[1][2].startswith("unknown kind 'nope'")
 
@@ -243,7 +250,9 @@ def test_overlapping_tariff_windows_are_a_warning(
     )
     code, out, err = run(capsys, "validate")
     assert code == 0
-    assert err.startswith("config.yaml:6:5: warning: tariff windows 'dawn' and 'night' overlap")
+    assert err.startswith(
+        "config.yaml:6:5: warning[tariff-overlap]: tariff windows 'dawn' and 'night' overlap"
+    )
     assert "(1 warning)" in out
 
 

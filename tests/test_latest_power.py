@@ -55,7 +55,9 @@ def test_latest_power_sign_is_obsolete_but_accepted_with_a_warning(
     code = main(["validate"])
     out, err = capsys.readouterr()
     assert code == 0
-    assert err.startswith("config.yaml:3:3: warning: surplus.latest_power_sign is obsolete")
+    assert err.startswith(
+        "config.yaml:3:3: warning[latest-power-sign]: surplus.latest_power_sign is obsolete"
+    )
     assert "PV production" in err
     assert "(1 warning)" in out
 

@@ -368,7 +368,7 @@ def test_nan_and_infinity_are_refused_with_their_position(tmp_path: Path) -> Non
     )
     with pytest.raises(RulesError) as caught:
         load_rules([path], tariffs=None)
-    assert f"{path}:4:5: reserve_w: Input should be a finite number" in str(caught.value)
+    assert f"{path}:4:5: reserve_w: must be a finite number (W), got nan" in str(caught.value)
 
 
 def test_loading_rules_again_and_again_keeps_nothing_behind() -> None:

@@ -520,6 +520,27 @@ async def test_an_invalid_rules_file_at_reload_keeps_the_old_rules(
     assert len(midday.rows("SELECT * FROM runs")) == 1
 
 
+async def test_a_duplicate_service_block_at_reload_keeps_the_old_config(midday: World) -> None:
+    config = midday.config(HOLD_ONLY, dry_run="true")
+    service = midday.service(config)
+    service.start()
+    assert service.dry_run
+    path = midday.tmp / "config.yaml"
+    text = path.read_text(encoding="utf-8")
+    first = text.splitlines().index("service:") + 1
+    path.write_text(f"{text}service:\n  dry_run: false\n", encoding="utf-8")
+    second = len(text.splitlines()) + 1
+
+    assert service.reload() is False
+    assert service.dry_run  # the second block did not switch the service to live
+    refused = midday.notes.said("ready")[-1]
+    assert refused.startswith(
+        f"reload refused, old rules kept: {path}:{second}:1: duplicate key 'service' "
+        f"(first at {path}:{first}:1)"
+    )
+    await service.shutdown()
+
+
 async def test_a_good_reload_begins_a_new_run(midday: World) -> None:
     service = midday.service(midday.config(HOLD_ONLY))
     service.start()

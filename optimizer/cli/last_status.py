@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from datetime import datetime
 from pathlib import Path
 
 from optimizer.enlighten.models import SiteStatus
+from optimizer.statefile import write_private_json
 
 __all__ = ["LAST_STATUS_FILE", "load", "save"]
 
@@ -26,15 +26,12 @@ LAST_STATUS_FILE = "last_status.json"
 def save(state_dir: Path, site_id: int, status: SiteStatus, now: datetime) -> None:
     path = state_dir / LAST_STATUS_FILE
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(".tmp")
         entry = {
             "site_id": site_id,
             "at": now.isoformat(),
             "status": status.model_dump(mode="json"),
         }
-        tmp.write_text(json.dumps(entry), encoding="utf-8")
-        os.replace(tmp, path)
+        write_private_json(path, entry)
     except OSError as err:  # a cache: a read-only state dir must not fail the command
         _LOGGER.debug("last status not saved: %s", err)
 

@@ -2,9 +2,9 @@
 
 `validate` never stops at the first problem: the config, every rule file and the checks
 across them are all run, and every error is printed as ``file:line:col: message`` (warnings
-as ``file:line:col: warning: message``), so an editor or CI can jump to each one. It reads the
-config itself rather than through the command line's usual loading, because a broken config
-is one of the things it reports, not a reason to stop.
+as ``file:line:col: warning[code]: message``, the code being what silences one), so an editor
+or CI can jump to each one. It reads the config itself rather than through the command line's
+usual loading, because a broken config is one of the things it reports, not a reason to stop.
 """
 
 from __future__ import annotations
@@ -22,12 +22,17 @@ from optimizer.config import Config, find_config, load_config
 from optimizer.engine.loader import (
     CONFIG_SECTIONS,
     check_rules,
+    config_level_problems,
     config_warnings,
     display_path,
+    ignored_warnings,
+    level_bounds,
     rule_paths,
 )
 from optimizer.engine.rules import rule_file_schema
+from optimizer.enlighten.chargerlimits import read_charger_limits
 from optimizer.enlighten.errors import EXIT_INVALID
+from optimizer.levelcheck import LevelBounds
 from optimizer.tariffs import Tariffs
 from optimizer.yamlpos import Problem, YamlFileError, load_file
 
@@ -85,11 +90,13 @@ class Report:
 
 @dataclass
 class _Setup:
-    """The configs and rule files to check, and the tariffs window names are checked against."""
+    """The configs and rule files to check, and the config the checks across them use (tariff
+    window names, the site's and the chargers' limits, the warnings silenced)."""
 
     configs: list[Config] = field(default_factory=list)
     rule_files: list[Path] = field(default_factory=list)
     tariffs: Tariffs | None = None
+    main: Config | None = None
 
 
 async def validate(ctx: Context) -> int:
@@ -100,7 +107,7 @@ async def validate(ctx: Context) -> int:
         for problem in report.errors:
             sys.stderr.write(f"{problem}\n")
         for warning in report.warnings:
-            sys.stderr.write(f"{_as_warning(warning)}\n")
+            sys.stderr.write(f"{warning.as_warning()}\n")
         if report.ok:
             print(report.summary())
     return EXIT_OK if report.ok else EXIT_INVALID
@@ -118,18 +125,33 @@ def run_validate(files: list[Path], config_option: str | None) -> Report:
         setup = _setup_from_files(files, config_option, report)
     else:
         setup = _setup_from_found(config_option, report)
+    levels = _levels_of(setup.main)
+    warnings: list[Problem] = []
     config_rules = []
     for config in setup.configs:
-        report.warnings.extend(config_warnings(config))
+        warnings.extend(config_warnings(config))
+        if levels is not None:
+            errors, found = config_level_problems(config, levels)
+            report.errors.extend(errors)
+            warnings.extend(found)
         config_rules.extend(_rule_files_of(config, report))
     # A config's own rules come first: they are the setup, files named beside it are extras.
     rule_files = _unique([*config_rules, *setup.rule_files])
     report.files.extend(str(p) for p in rule_files)
-    loaded, errors = check_rules(rule_files, tariffs=setup.tariffs)
+    loaded, errors = check_rules(rule_files, tariffs=setup.tariffs, levels=levels)
     report.errors.extend(errors)
-    report.warnings.extend(loaded.warnings)
+    warnings.extend(loaded.warnings)
+    report.warnings = ignored_warnings(setup.main, warnings) if setup.main else warnings
     report.policies = len(loaded.policies)
     return report
+
+
+def _levels_of(config: Config | None) -> LevelBounds | None:
+    """The limits levels are checked against: the config's site limit and the chargers the
+    state dir knows (from the last summary the service or a command read)."""
+    if config is None:
+        return None
+    return level_bounds(config, read_charger_limits(config.state_dir))
 
 
 def _setup_from_found(config_option: str | None, report: Report) -> _Setup:
@@ -139,7 +161,7 @@ def _setup_from_found(config_option: str | None, report: Report) -> _Setup:
         return _Setup()
     if config.source is not None:
         report.files.append(str(display_path(config.source)))
-    return _Setup(configs=[config], tariffs=_tariffs_of(config))
+    return _Setup(configs=[config], tariffs=_tariffs_of(config), main=config)
 
 
 def _setup_from_files(files: list[Path], config_option: str | None, report: Report) -> _Setup:
@@ -151,13 +173,12 @@ def _setup_from_files(files: list[Path], config_option: str | None, report: Repo
     config_files = [p for p in files if _looks_like_config(p)]
     report.files.extend(str(p) for p in config_files)
     configs = [c for c in (_load_config(p, report) for p in config_files) if c is not None]
-    if config_files:
-        tariffs = _tariffs_of(configs[0]) if configs else None
-    else:
-        found = _found_config(config_option, report)
-        tariffs = _tariffs_of(found) if found is not None else None
+    main = configs[0] if configs else None
+    if not config_files:
+        main = _found_config(config_option, report)
+    tariffs = _tariffs_of(main) if main is not None else None
     rule_files = [p for p in files if p not in config_files]
-    return _Setup(configs=configs, rule_files=rule_files, tariffs=tariffs)
+    return _Setup(configs=configs, rule_files=rule_files, tariffs=tariffs, main=main)
 
 
 def _found_config(config_option: str | None, report: Report) -> Config | None:
@@ -207,16 +228,15 @@ def _unique(paths: list[Path]) -> list[Path]:
 
 
 def _problem_json(problem: Problem) -> dict[str, Any]:
-    return {
+    found: dict[str, Any] = {
         "file": problem.file,
         "line": problem.line,
         "column": problem.column,
         "message": problem.message,
     }
-
-
-def _as_warning(problem: Problem) -> str:
-    return f"{problem.file}:{problem.line}:{problem.column}: warning: {problem.message}"
+    if problem.code is not None:
+        found["code"] = problem.code
+    return found
 
 
 def _count(number: int, one: str, many: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sqlite3
 import threading
 import uuid
@@ -31,6 +30,7 @@ from sqlite_utils import Database
 from optimizer.decisions.migrations import current_version, latest_version, migrate, transaction
 from optimizer.engine.decision import Decision
 from optimizer.enlighten.errors import ConfigError
+from optimizer.statefile import create_private
 
 Outcome = Literal["applied", "noop", "dry_run", "rejected", "failed"]
 RunMode = Literal["live", "dry_run", "simulation"]
@@ -94,7 +94,7 @@ class DecisionStore:
             self._pragmas()
             self._check_readable()
         else:
-            _create_private(path)
+            create_private(path)
             self.db = Database(_connect(path), execute_plugins=False)
             self.db.enable_wal()
             self._pragmas()
@@ -438,18 +438,6 @@ def _decision_row(
         "error": error,
         "commands": commands,
     }
-
-
-def _create_private(path: Path) -> None:
-    """The directory (0700) and an empty file (0600) before SQLite opens it.
-
-    SQLite gives its -wal and -shm files the database file's mode, so all three stay private:
-    the log names the site and its chargers.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.close(fd)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -9,18 +9,15 @@ more than one policy (unique names, tariff window names, same-priority overlaps)
 
 from __future__ import annotations
 
-import difflib
 import glob
 import os
-import types
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Union, cast, get_args, get_origin
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 
 from optimizer.config import Config
 from optimizer.engine.rules import (
@@ -34,8 +31,20 @@ from optimizer.engine.rules import (
     TariffWindow,
     When,
 )
+from optimizer.enlighten.chargerlimits import ChargerLimit
+from optimizer.explain import did_you_mean, show, unknown_key_message, validation_problems
+from optimizer.levelcheck import LevelBounds, check_level, level_fields
 from optimizer.tariffs import Tariffs
 from optimizer.timespec import DAY_SETS, TimeRange
+from optimizer.warncodes import (
+    LATEST_POWER_SIGN,
+    POLICY_OVERLAP,
+    TARIFF_OVERLAP,
+    UNKNOWN_WARNING_CODE,
+    WARNING_CODES,
+    unknown_code_message,
+    without_ignored,
+)
 from optimizer.yamlpos import Document, Loc, Problem, YamlFileError, load_file
 
 KINDS = tuple(POLICY_KINDS)
@@ -90,8 +99,10 @@ class _Parsed:
         line, column = self.doc.position(self.loc)
         return Origin(self.doc.file, line, column)
 
-    def problem(self, path: Iterable[str | int], message: str) -> Problem:
-        return self.doc.problem((*self.loc, *path), message)
+    def problem(
+        self, path: Iterable[str | int], message: str, *, code: str | None = None
+    ) -> Problem:
+        return self.doc.problem((*self.loc, *path), message, code=code)
 
 
 @dataclass
@@ -108,12 +119,14 @@ class _Load:
 
 
 def check_rules(
-    paths: Sequence[Path], *, tariffs: Tariffs | None
+    paths: Sequence[Path], *, tariffs: Tariffs | None, levels: LevelBounds | None = None
 ) -> tuple[LoadedRules, list[Problem]]:
     """Load rule files and return what loaded plus every error, without raising.
 
     ``tariffs`` is the config's section when a config was found: tariff window names are then
-    checked against it. With None, names cannot be known and are not checked.
+    checked against it. With None, names cannot be known and are not checked. ``levels``
+    (`evopt validate`) checks every level against the site's and the chargers' limits.
+    Warnings a policy lists in its ``ignore_warnings`` are left out.
     """
     state = _Load()
     for path in paths:
@@ -124,10 +137,17 @@ def check_rules(
                 _add_policy(state, doc, loc, raw)
     if tariffs is not None:
         state.errors.extend(_unknown_windows(state.parsed, tariffs))
+    warnings = _ignore_code_warnings(state.parsed)
+    if levels is not None:
+        for item in state.parsed:
+            errors, found = _level_problems(item, levels)
+            state.errors.extend(errors)
+            warnings.extend(found)
+    warnings.extend(_overlap_warnings(state.parsed))
     loaded = LoadedRules(
         policies=tuple(p.policy for p in state.parsed),
         origins={p.policy.name: p.origin for p in state.parsed},
-        warnings=_overlap_warnings(state.parsed),
+        warnings=sorted(warnings, key=lambda w: (w.file, w.line, w.column)),
         files=tuple(state.files),
     )
     return loaded, state.errors
@@ -187,26 +207,74 @@ OBSOLETE_SIGN = (
 
 def config_warnings(config: Config) -> list[Problem]:
     """Warnings about the config itself: tariff windows that overlap (the first listed wins),
-    keys that are obsolete but still accepted."""
-    obsolete = []
+    keys that are obsolete but still accepted, unknown codes in ``warnings.ignore``.
+
+    Not yet filtered by ``warnings.ignore``: see :func:`ignored_warnings`.
+    """
+    warnings = []
     if "latest_power_sign" in config.surplus.model_fields_set:
-        obsolete.append(_config_problem(config, ("surplus", "latest_power_sign"), OBSOLETE_SIGN))
-    return obsolete + [
+        warnings.append(
+            _config_problem(
+                config, ("surplus", "latest_power_sign"), OBSOLETE_SIGN, code=LATEST_POWER_SIGN
+            )
+        )
+    warnings.extend(
         _config_problem(
             config,
             ("tariffs", "windows", later),
             f"tariff windows '{later}' and '{earlier}' overlap; where both match, "
             f"'{earlier}' (listed first) wins",
+            code=TARIFF_OVERLAP,
         )
         for earlier, later in combinations(config.tariffs.windows, 2)
         if _windows_overlap(config.tariffs, earlier, later)
-    ]
+    )
+    warnings.extend(
+        _config_problem(
+            config,
+            ("warnings", "ignore", index),
+            unknown_code_message(code, "warnings.ignore"),
+            code=UNKNOWN_WARNING_CODE,
+        )
+        for index, code in enumerate(config.warnings.ignore)
+        if code not in WARNING_CODES
+    )
+    return warnings
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for a close match, else an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def ignored_warnings(config: Config, warnings: Iterable[Problem]) -> list[Problem]:
+    """``warnings`` without those whose code the config's ``warnings.ignore`` lists."""
+    return without_ignored(warnings, config.warnings.ignore)
+
+
+def level_bounds(config: Config, chargers: Sequence[ChargerLimit] = ()) -> LevelBounds:
+    """The limits levels are checked against: ``site.max_current`` (with where it is written)
+    and the chargers whose limits the state dir knows."""
+    site_max = config.site.max_current
+    at = "the config"
+    if site_max is not None:
+        place = _config_problem(config, ("site", "max_current"), "")
+        at = f"{place.file}:{place.line}:{place.column}"
+    return LevelBounds(site_max=site_max, site_max_at=at, chargers=tuple(chargers))
+
+
+def config_level_problems(
+    config: Config, bounds: LevelBounds
+) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings) for the levels the config itself sets (``charger.start_amps``)."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for section in sorted(CONFIG_SECTIONS):
+        model = getattr(config, section)
+        if not isinstance(model, BaseModel):
+            continue
+        for key, amps in level_fields(model):
+            for finding in check_level(f"{section}.{key}", amps, bounds):
+                problem = _config_problem(
+                    config, (section, key), finding.message, code=finding.code
+                )
+                (errors if finding.is_error else warnings).append(problem)
+    return errors, warnings
 
 
 def display_path(path: Path) -> Path:
@@ -274,11 +342,11 @@ def _top_level_problems(doc: Document, data: dict[str, Any]) -> Iterator[Problem
                 f"only {' and '.join(TOP_LEVEL_KEYS)})",
             )
         elif key not in TOP_LEVEL_KEYS:
-            yield doc.problem((key,), _unknown_key_message(key, TOP_LEVEL_KEYS, where=None))
+            yield doc.problem((key,), unknown_key_message(key, TOP_LEVEL_KEYS, where=None))
     if "policies" not in data:
         yield doc.problem((), f"{_name(doc)} has no 'policies:' list")
     if "version" in data and data["version"] != 1:
-        version = _show(data["version"])
+        version = show(data["version"])
         yield doc.problem(("version",), f"version: {version} is not supported; use 1")
 
 
@@ -295,7 +363,8 @@ def _add_policy(state: _Load, doc: Document, loc: Loc, raw: Any) -> None:
     try:
         policy = cast(Policy, model.model_validate(raw))
     except ValidationError as err:
-        state.errors.extend(_validation_problems(doc, loc, model, err, raw))
+        problems = validation_problems(doc, err, model=model, loc=loc, label=_label(raw))
+        state.errors.extend(problems)
         return
     if unique:  # a duplicate is still validated, but kept out of the checks across policies
         state.parsed.append(_Parsed(policy, doc, loc))
@@ -329,120 +398,9 @@ def _kind_model(
     if model is None:
         hint = did_you_mean(kind, KINDS) if isinstance(kind, str) else ""
         errors.append(
-            doc.problem((*loc, "kind"), f"unknown kind {_show(kind)}{hint}; one of {kinds}")
+            doc.problem((*loc, "kind"), f"unknown kind {show(kind)}{hint}; one of {kinds}")
         )
     return model
-
-
-# --- pydantic errors as sentences ----------------------------------------------------------
-
-
-def _validation_problems(
-    doc: Document, loc: Loc, model: type[BaseModel], err: ValidationError, raw: dict[str, Any]
-) -> list[Problem]:
-    problems = []
-    for item in err.errors(include_url=False):
-        path = tuple(part for part in item["loc"] if isinstance(part, str | int))
-        message = _message(item, model, path)
-        if not path:
-            message = f"{_label(raw)}{message}"
-        problems.append(doc.problem((*loc, *path), message))
-    return sorted(problems, key=lambda p: (p.line, p.column))
-
-
-def _message(item: ErrorDetails, model: type[BaseModel], path: Loc) -> str:
-    """One readable sentence for one pydantic error at ``path`` within a policy."""
-    kind = item["type"]
-    parent = _model_at(model, path[:-1])
-    where = _dotted(path[:-1]) or None
-    if kind == "extra_forbidden":
-        keys = tuple(parent.model_fields) if parent else ()
-        return _unknown_key_message(str(path[-1]), keys, where=where)
-    if kind == "missing":
-        return _missing_message(path, parent, where)
-    text = _value_message(item, path)
-    return f"{_dotted(path)}: {text}" if path else text
-
-
-def _missing_message(path: Loc, parent: type[BaseModel] | None, where: str | None) -> str:
-    key = str(path[-1])
-    inside = f" in '{where}'" if where else ""
-    info = parent.model_fields.get(key) if parent else None
-    about = f" ({info.description})" if info and info.description else ""
-    return f"missing required key '{key}'{inside}{about}"
-
-
-_TYPE_WORDS = {
-    "int_parsing": "expected a whole number",
-    "int_type": "expected a whole number",
-    "int_from_float": "expected a whole number",
-    "float_parsing": "expected a number",
-    "float_type": "expected a number",
-    "bool_parsing": "expected true or false",
-    "bool_type": "expected true or false",
-    "string_type": "expected text",
-    "list_type": "expected a list",
-    "model_type": "expected a mapping of keys",
-    "model_attributes_type": "expected a mapping of keys",
-    "dict_type": "expected a mapping of keys",
-}
-_BOUND_WORDS = {
-    "greater_than_equal": ("must be at least", "ge"),
-    "greater_than": ("must be above", "gt"),
-    "less_than_equal": ("must be at most", "le"),
-    "less_than": ("must be below", "lt"),
-}
-
-
-def _value_message(item: ErrorDetails, path: Loc) -> str:
-    kind, ctx, value = item["type"], item.get("ctx") or {}, item["input"]
-    if kind in _TYPE_WORDS:
-        # YAML 1.1 turns an unquoted yes/no/on/off into a boolean: say so, or it is baffling.
-        quirk = " (YAML reads yes, no, on, off as true/false: quote it)"
-        return f"{_TYPE_WORDS[kind]}, got {_show(value)}{quirk if isinstance(value, bool) else ''}"
-    if kind in _BOUND_WORDS:
-        words, key = _BOUND_WORDS[kind]
-        return f"{words} {_show(ctx[key])}, got {_show(value)}"
-    if kind in ("literal_error", "enum"):
-        return f"expected {ctx['expected']}, got {_show(value)}"
-    if kind == "too_short":
-        return f"needs at least {ctx['min_length']} item(s)"
-    if kind == "string_pattern_mismatch" and path[-1:] == ("name",):
-        return (
-            f"{_show(value)} is not a valid name; use letters, digits, '_', '.' and '-', "
-            "starting with a letter or digit"
-        )
-    if kind == "value_error":
-        return str(ctx.get("error", item["msg"]))
-    return str(item["msg"])
-
-
-def _unknown_key_message(key: str, valid: Sequence[str], *, where: str | None) -> str:
-    inside = f" in '{where}'" if where else ""
-    hint = did_you_mean(key, valid)
-    if not hint and valid:
-        hint = f"; valid keys: {', '.join(valid)}"
-    return f"unknown key '{key}'{inside}{hint}"
-
-
-def _model_at(model: type[BaseModel], path: Loc) -> type[BaseModel] | None:
-    """The nested model at ``path`` (``when``, ``target``), to list its keys."""
-    current: type[BaseModel] | None = model
-    for part in path:
-        info = current.model_fields.get(part) if current and isinstance(part, str) else None
-        current = _inner_model(info.annotation) if info else None
-    return current
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if get_origin(annotation) in (Union, types.UnionType):
-        for arg in get_args(annotation):
-            found = _inner_model(arg)
-            if found is not None:
-                return found
-    return None
 
 
 # --- checks across policies ----------------------------------------------------------------
@@ -469,6 +427,34 @@ def _window_references(policy: Policy) -> Iterator[tuple[Loc, list[str]]]:
         yield ("windows",), policy.windows
 
 
+def _ignore_code_warnings(parsed: Sequence[_Parsed]) -> list[Problem]:
+    """An unknown code in a policy's ``ignore_warnings`` is a warning itself (a typo there
+    would silently silence nothing)."""
+    return [
+        item.problem(
+            ("ignore_warnings", index),
+            unknown_code_message(code, "ignore_warnings"),
+            code=UNKNOWN_WARNING_CODE,
+        )
+        for item in parsed
+        for index, code in enumerate(item.policy.ignore_warnings)
+        if code not in WARNING_CODES and UNKNOWN_WARNING_CODE not in item.policy.ignore_warnings
+    ]
+
+
+def _level_problems(item: _Parsed, bounds: LevelBounds) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings) for each level the policy sets; warnings it ignores are left out."""
+    errors, warnings = [], []
+    for key, amps in level_fields(item.policy):
+        for finding in check_level(key, amps, bounds, item.policy.chargers):
+            problem = item.problem((key,), finding.message, code=finding.code)
+            if finding.is_error:
+                errors.append(problem)
+            elif finding.code not in item.policy.ignore_warnings:
+                warnings.append(problem)
+    return errors, warnings
+
+
 def _overlap_warnings(parsed: Sequence[_Parsed]) -> list[Problem]:
     """Same-priority policies that set the same target and could apply at the same moment.
 
@@ -480,6 +466,8 @@ def _overlap_warnings(parsed: Sequence[_Parsed]) -> list[Problem]:
     enabled = [p for p in parsed if p.policy.enabled]
     warnings = []
     for earlier, later in combinations(enabled, 2):
+        if POLICY_OVERLAP in (*earlier.policy.ignore_warnings, *later.policy.ignore_warnings):
+            continue  # either side may say the competition is meant
         shared = _shared_targets(earlier.policy, later.policy)
         if shared and _may_coincide(earlier.policy, later.policy):
             warnings.append(_overlap_warning(earlier, later, shared))
@@ -500,6 +488,7 @@ def _overlap_warning(earlier: _Parsed, later: _Parsed, targets: list[str]) -> Pr
         f"{' and '.join(targets)} at priority {second.priority} and can apply at the same time; "
         f"'{first.name}' wins by file order. Give one a different priority or make their "
         "conditions exclusive",
+        code=POLICY_OVERLAP,
     )
 
 
@@ -584,17 +573,17 @@ def _expand(base: Path, pattern: str) -> list[Path]:
     return [display_path(Path(match)) for match in matches if Path(match).is_file()]
 
 
-def _config_problem(config: Config, loc: Loc, message: str) -> Problem:
+def _config_problem(config: Config, loc: Loc, message: str, *, code: str | None = None) -> Problem:
     """A problem in the config file at ``loc``; at line 1 when the file cannot be re-read."""
     if config.source is None:
-        return Problem("(default config)", 1, 1, message)
+        return Problem("(default config)", 1, 1, message, code)
     shown = str(display_path(config.source))
     try:
         doc = load_file(config.source)
     except YamlFileError:
-        return Problem(shown, 1, 1, message)
+        return Problem(shown, 1, 1, message, code)
     line, column = doc.position(loc)
-    return Problem(shown, line, column, message)
+    return Problem(shown, line, column, message, code)
 
 
 def _name(doc: Document) -> str:
@@ -615,17 +604,4 @@ def _kind_of(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return f"the value {_show(value)}"
-
-
-def _show(value: Any) -> str:
-    """A value as it would be written in YAML, quoted when it is text."""
-    if isinstance(value, str):
-        return f"'{value}'"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null (empty)"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    return f"the value {show(value)}"

@@ -238,6 +238,11 @@ class PolicyBase(_Strict):
     when: When = Field(
         default_factory=When, description="conditions that must all hold (default: always)"
     )
+    ignore_warnings: list[str] = Field(
+        default_factory=list,
+        description="warning codes `evopt validate` keeps quiet about for this policy "
+        "(the code is shown as warning[code])",
+    )
 
 
 class ExcessSolar(PolicyBase):

@@ -47,9 +47,9 @@ from optimizer.enlighten.loginguard import (
 )
 from optimizer.enlighten.loginreply import MANAGER_TOKEN_COOKIE, judge_login, judge_otp
 from optimizer.enlighten.models import LoginReply
-from optimizer.enlighten.private import write_private_json
 from optimizer.enlighten.transport import SessionState, Transport
 from optimizer.logsafe import register_secret
+from optimizer.statefile import write_private_json
 
 _LOGGER = logging.getLogger(__name__)
 

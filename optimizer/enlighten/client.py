@@ -32,6 +32,7 @@ from optimizer.enlighten.capabilities import (
     parse_charger_config,
     parse_feature_flags,
 )
+from optimizer.enlighten.chargerlimits import ChargerLimitsMemory
 from optimizer.enlighten.control import (
     START_WITH_LEVEL,
     START_WITHOUT_LEVEL,
@@ -216,6 +217,8 @@ class EnlightenClient:
         self.variants = VariantMemory(state_dir)
         # The last amps commanded per charger: the status no longer reports the level.
         self.levels = LevelMemory(state_dir)
+        # Each charger's level range, for `evopt validate` (which runs without the cloud).
+        self.charger_limits = ChargerLimitsMemory(state_dir)
         self.site_max_amps = site_max_amps
         self.settle_s = settle_s
         self.direct_amps = direct_amps
@@ -348,14 +351,18 @@ class EnlightenClient:
 
     async def summaries(self, site_id: int) -> list[ChargerSummary]:
         path = f"{EVSE}/api/v2/{site_id}/ev_chargers/summary?filter_retired=true"
-        return await self._read(path, family="summary", parse=parse_summary_list)
+        summaries = await self._read(path, family="summary", parse=parse_summary_list)
+        self.charger_limits.record(summaries)
+        return summaries
 
     async def summary(self, site_id: int, sn: str) -> ChargerSummary:
-        return await self._read(
+        summary = await self._read(
             f"{EVSE}/api/v2/{site_id}/ev_chargers/{sn}/summary",
             family="summary",
             parse=parse_summary,
         )
+        self.charger_limits.record([summary])
+        return summary
 
     async def start_live_stream(self, site_id: int) -> LiveStream:
         return await self._read(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from optimizer.enlighten.models import ChargeMode, ChargerStatus
-from optimizer.enlighten.statefile import load_object, save_object
+from optimizer.statefile import load_object, save_object
 
 __all__ = ["LEVELS_FILE", "Level", "LevelMemory", "level_in_effect"]
 

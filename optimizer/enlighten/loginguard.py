@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from optimizer.enlighten.errors import AuthError, LoginSuspendedError, SessionLockoutError
-from optimizer.enlighten.private import write_private_json
+from optimizer.statefile import write_private_json
 
 __all__ = [
     "BLOCK_S",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optimizer.enlighten.statefile import load_object, save_object
+from optimizer.statefile import load_object, save_object
 
 VARIANTS_FILE = "variants.json"
 

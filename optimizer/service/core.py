@@ -198,6 +198,8 @@ class Service:
         Raises ``YamlFileError`` (every problem with its position) for invalid config or rules.
         """
         self.setup = load_setup(self.config, self.config_path)
+        for warning in self.setup.warnings:
+            _LOGGER.warning("%s", warning.as_warning())
         if self._store is None:
             self._store = DecisionStore(self.config.database_path)
         if self.site_id is not None:

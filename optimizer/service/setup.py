@@ -15,7 +15,13 @@ from pathlib import Path
 
 from optimizer.config import Config, load_config
 from optimizer.engine.decision import EngineSettings
-from optimizer.engine.loader import LoadedRules, load_config_rules
+from optimizer.engine.loader import (
+    LoadedRules,
+    config_warnings,
+    ignored_warnings,
+    load_config_rules,
+)
+from optimizer.yamlpos import Problem
 
 __all__ = ["Setup", "file_hash", "files_hash", "load_setup"]
 
@@ -26,6 +32,9 @@ class Setup:
     rules: LoadedRules
     config_hash: str
     rules_hash: str
+    # What `evopt validate` would warn about (less what the config and policies silence),
+    # logged at start so that a service started without validate still says it.
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def settings(self) -> EngineSettings:
@@ -50,11 +59,13 @@ def load_setup(config: Config, config_path: Path | None, *, reread: bool = False
     if reread and config_path is not None:
         config = load_config(config_path)
     rules = load_config_rules(config)
+    warnings = ignored_warnings(config, [*config_warnings(config), *rules.warnings])
     return Setup(
         config=config,
         rules=rules,
         config_hash=file_hash(config_path),
         rules_hash=files_hash(Path(name) for name in rules.files),
+        warnings=tuple(warnings),
     )
 
 
