@@ -9,6 +9,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import pty
+import re
+import select
+import signal
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +39,8 @@ from optimizer.service.talk import (
     under_systemd,
 )
 from tests.cli_env import EMAIL, SITE_ID
-from tests.test_service import HOLD_ONLY, MIDDAY, STATUS_PATH, World, world_at
+from tests.test_service import HOLD_ONLY, MIDDAY, SN, STATUS_PATH, World, world_at
+from tests.test_service_process import DEADLINE_S, Proc, running_site, wait_for
 
 MELBOURNE = ZoneInfo("Australia/Melbourne")
 AT = datetime(2025, 1, 15, 3, 5, 30, tzinfo=UTC)  # 14:05:30 in Melbourne
@@ -250,3 +257,50 @@ def test_a_heartbeat_older_than_a_few_ticks_is_not_running() -> None:
     backing_off = beat | {"next_tick_at": "2025-01-15T02:15:00Z", "problem": "cloud"}
     assert judge(backing_off, now=last + timedelta(minutes=15)).running
     assert not judge({"state": "running"}, now=last).running  # damaged: never ran
+
+
+# --- `evopt run` as a real process: a terminal gets the lines, systemd's journal gets them ------
+
+
+def test_run_under_systemd_prints_nothing_and_logs_each_tick(tmp_path: Path) -> None:
+    with running_site(tmp_path) as site:
+        proc = site.start(env={"JOURNAL_STREAM": "8:12345"})
+        wait_for("two ticks", lambda: site.decisions() >= 2, proc)
+        wait_for("a tick line", lambda: f"{SN}: " in proc.log(), proc)
+        proc.signal(signal.SIGTERM)
+        assert proc.finish() == (0, "")
+        lines = [line for line in proc.log().splitlines() if "optimizer.service.talk" in line]
+        assert lines
+        assert all(line.startswith("INFO optimizer.service.talk: ") for line in lines)
+        assert f"{SN}: start 16 A applied (all-day: in always" in lines[0]
+        [beat] = site.query("SELECT value FROM state WHERE key = ?", heartbeat_key(SITE_ID))
+        assert json.loads(beat["value"])["state"] == "stopped"
+
+
+def test_run_in_a_terminal_prints_a_line_per_tick(tmp_path: Path) -> None:
+    with running_site(tmp_path) as site:
+        leader, follower = pty.openpty()
+        proc = site.start(env={"JOURNAL_STREAM": "", "INVOCATION_ID": ""}, stdout=follower)
+        os.close(follower)
+        try:
+            seen = _read_until(leader, f"{SN}: holds", proc)
+        finally:
+            proc.signal(signal.SIGTERM)
+            proc.finish()
+            os.close(leader)
+        lines = [line for line in seen.splitlines() if SN in line]
+        assert re.match(r"^\d\d:\d\d:\d\d  surplus ", lines[0])
+        assert f"{SN}: start 16 A applied (all-day: in always" in lines[0]
+        assert "optimizer.service.talk" not in proc.log()  # not twice
+
+
+def _read_until(fd: int, text: str, proc: Proc) -> str:
+    seen = ""
+    deadline = time.monotonic() + DEADLINE_S
+    while text not in seen:
+        if time.monotonic() > deadline or proc.popen.poll() is not None:
+            pytest.fail(f"no {text!r} on the terminal:\n{seen}\n{proc.log()}")
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            seen += os.read(fd, 4096).decode("utf-8", "replace")
+    return seen
