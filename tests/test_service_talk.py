@@ -28,8 +28,15 @@ from hypothesis import strategies as st
 from optimizer.actuate import Actuation
 from optimizer.decisions.store import Outcome
 from optimizer.engine.decision import Action, Decision, TargetName
+from optimizer.logsafe import register_secret
 from optimizer.service import Acted, TickReport
-from optimizer.service.heartbeat import STALE_TICKS, heartbeat_key, judge
+from optimizer.service.heartbeat import (
+    STALE_TICKS,
+    TickFacts,
+    heartbeat_key,
+    heartbeat_record,
+    judge,
+)
 from optimizer.service.talk import (
     REASON_WIDTH,
     Talker,
@@ -239,6 +246,22 @@ async def test_the_heartbeat_of_a_running_service_and_its_trouble(midday: World)
     assert (health.running, health.healthy, health.problem) == (True, False, "cloud")
     await service.shutdown()
     assert heartbeat(midday)["state"] == "stopped"
+
+
+def test_the_heartbeat_never_holds_a_secret() -> None:
+    register_secret("s3cr3t-session-id")
+    failed = report(
+        problem="auth",
+        error=f"refused for {EMAIL} (session s3cr3t-session-id)",
+        status=f"authentication needed: run `evopt login`; acting on nothing ({EMAIL})",
+    )
+    facts = TickFacts(failed, poll_s=30.0, mode="live", run_id="r1", pid=42)
+    record = heartbeat_record(facts, started_at=AT)
+    text = json.dumps(record)
+    assert EMAIL not in text
+    assert "s3cr3t-session-id" not in text
+    assert record["problem"] == "auth"
+    assert record["message"].startswith("refused for ***")  # masked, whichever way
 
 
 def test_a_heartbeat_older_than_a_few_ticks_is_not_running() -> None:

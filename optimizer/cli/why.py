@@ -107,16 +107,13 @@ def _explain_all(reader: Reader, wanted: str | None, at: datetime) -> list[dict[
     serials = [wanted] if wanted is not None else known
     if not serials:
         return [_nothing(None, at, "the decision log has no decisions yet")]
-    return [
-        explain(sn, at, latest=reader.latest(sn, at=at), command=reader.command(sn, at=at))
-        | _since(reader, sn, at)
-        for sn in serials
-    ]
+    return [_explain_one(reader, sn, at) for sn in serials]
 
 
-def _since(reader: Reader, sn: str, at: datetime) -> dict[str, Any]:
-    row = reader.latest(sn, at=at)
-    return {"since": utc_text(reader.since(row)) if row is not None else None}
+def _explain_one(reader: Reader, sn: str, at: datetime) -> dict[str, Any]:
+    latest = reader.latest(sn, at=at)
+    since = reader.since(latest) if latest is not None else None
+    return explain(sn, at, latest=latest, command=reader.command(sn, at=at), since=since)
 
 
 def _nothing(sn: str | None, at: datetime, note: str) -> dict[str, Any]:
@@ -124,7 +121,12 @@ def _nothing(sn: str | None, at: datetime, note: str) -> dict[str, Any]:
 
 
 def explain(
-    sn: str | None, at: datetime, *, latest: DecisionRow | None, command: DecisionRow | None
+    sn: str | None,
+    at: datetime,
+    *,
+    latest: DecisionRow | None,
+    command: DecisionRow | None,
+    since: datetime | None = None,
 ) -> dict[str, Any]:
     """The `why --json` object (DESIGN.md section 2), from the charger's latest decision at
     or before ``at`` and the command in effect then (pure)."""
@@ -147,6 +149,7 @@ def explain(
         "overruled": overruled,
         "inputs": mattered(latest.inputs) if latest else {},
         "mode": latest.mode if latest else None,
+        "since": utc_text(since) if since else None,
         "next": next_text(latest),
         "command": command_json(command),
         "note": None if latest else f"no decision for {sn or 'any charger'} at or before then",

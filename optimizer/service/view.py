@@ -96,9 +96,8 @@ class Reader:
     def since(self, row: DecisionRow) -> datetime:
         """When the unbroken run of ``row``'s policy and action for its charger and target
         began: the first row after the last one that differs."""
-        assert row.charger_sn is not None  # noqa: S101 - rows come from latest()
-        base = "charger_sn = ? AND target = ?"
-        args: list[Any] = [row.charger_sn, row.target or CHARGING]
+        base = "charger_sn IS ? AND target IS ?"
+        args: list[Any] = [row.charger_sn, row.target]
         other = self._rows(
             f"{base} AND (ts < ? OR (ts = ? AND id < ?)) AND NOT (policy = ? AND action = ?)",
             [*args, utc_text(row.ts), utc_text(row.ts), row.id, row.policy, row.action],
