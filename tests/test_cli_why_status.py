@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from optimizer.cli import account, main, why
+from optimizer.decisions import DecisionStore
 from optimizer.decisions.review import DecisionRow
 from optimizer.engine.snapshot import DeparturePlan
 from optimizer.plans import save_plan
@@ -339,6 +340,11 @@ async def test_status_before_the_service_ever_ran(
     code, out, _ = await cli(afternoon, capsys, "why")
     assert code == 0
     assert "the service has not run yet (no decision log at " in out
+
+    DecisionStore(afternoon.database).close()  # a log without decisions
+    code, out, _ = await cli(afternoon, capsys, "why", "--charger", SN)
+    assert code == 0
+    assert out.endswith(f"{SN} at 2025-01-15 13:30:00: the decision log has no decisions yet.\n")
 
 
 # --- the view's reading of the engine's hints ----------------------------------------------------

@@ -97,6 +97,8 @@ async def why(ctx: Context) -> int:
 
 def _explain_all(reader: Reader, wanted: str | None, at: datetime) -> list[dict[str, Any]]:
     known = reader.serials()
+    if not known:  # nothing to check a serial against, nor to explain
+        return [_nothing(wanted, at, "the decision log has no decisions yet")]
     if wanted is not None and wanted not in known:
         listed = ", ".join(known) or "none"
         raise ConfigError(
@@ -105,8 +107,6 @@ def _explain_all(reader: Reader, wanted: str | None, at: datetime) -> list[dict[
             hint="pass one of the serials listed, or leave --charger out",
         )
     serials = [wanted] if wanted is not None else known
-    if not serials:
-        return [_nothing(None, at, "the decision log has no decisions yet")]
     return [_explain_one(reader, sn, at) for sn in serials]
 
 
