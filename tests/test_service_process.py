@@ -74,7 +74,9 @@ class Site:
     def database(self) -> Path:
         return self.tmp / "state" / "decisions.db"
 
-    def start(self, *args: str, env: dict[str, str] | None = None) -> Proc:
+    def start(
+        self, *args: str, env: dict[str, str] | None = None, stdout: int = subprocess.PIPE
+    ) -> Proc:
         stderr = self.tmp / f"stderr-{time.monotonic_ns()}.txt"
         environment = {
             key: value
@@ -86,7 +88,7 @@ class Site:
         with stderr.open("w", encoding="utf-8") as sink:
             popen = subprocess.Popen(
                 [*command, "--log-level", "info", "run", *args],
-                stdout=subprocess.PIPE,
+                stdout=stdout,
                 stderr=sink,
                 text=True,
                 cwd=ROOT,

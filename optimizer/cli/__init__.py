@@ -17,7 +17,18 @@ from datetime import date
 from typing import Any
 
 from optimizer import __version__
-from optimizer.cli import account, control, history, log, plan, rules, run, scheduler, simulate
+from optimizer.cli import (
+    account,
+    control,
+    history,
+    log,
+    plan,
+    rules,
+    run,
+    scheduler,
+    simulate,
+    why,
+)
 from optimizer.cli.context import Context
 from optimizer.config import Config, find_config
 from optimizer.enlighten.control import TRIGGER_MESSAGES
@@ -138,7 +149,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     sites = command("sites", "list the sites this account can see", account.sites)
     _json_flag(sites)
 
-    status = command("status", "show each charger's normalized status", account.status)
+    status = command(
+        "status",
+        "show each charger's normalized status and the service's view of it",
+        account.status,
+    )
     _site_flag(status)
     _json_flag(status)
 
@@ -273,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     log.register(command, common)
     run.register(command)
     simulate.register(command)
+    why.register(command)
     return parser
 
 

@@ -1,4 +1,8 @@
-"""`evopt login`, `evopt sites`, `evopt status`."""
+"""`evopt login`, `evopt sites`, `evopt status`.
+
+`status` shows each charger as the cloud reports it and, beside it, the service's view of it
+(service/view.py): read from the decision log, read-only, whether or not the service runs.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 from optimizer.cli import last_status
 from optimizer.cli.context import Context
+from optimizer.cli.log import display_zone
 from optimizer.cli.output import print_json, print_table
 from optimizer.enlighten.auth import LoginOutcome
 from optimizer.enlighten.capabilities import NO_FLAGS, SESSION_AUTH_NOTE, Capabilities
@@ -18,6 +23,12 @@ from optimizer.enlighten.levels import Level, level_in_effect
 from optimizer.enlighten.models import ChargeMode, ChargerStatus, SiteStatus
 from optimizer.enlighten.modeset import is_scheduler_outage
 from optimizer.observe.session_energy import check_charger
+from optimizer.service.view import describe, read_views
+
+
+def _now() -> datetime:
+    """The clock for the service's view (one function, so tests can pin it)."""
+    return datetime.now(UTC)
 
 
 async def login(ctx: Context) -> int:
@@ -173,11 +184,16 @@ async def status(ctx: Context) -> int:
         ]
         login = client.auth.login_state()
         found = await read_capabilities(client, site_id, [c.sn for c in site.chargers])
+    now = _now()
+    views = read_views(
+        ctx.config.database_path, [r["sn"] for r in records], site_id=site_id, now=now
+    )
     for record in records:
         record["login"] = login
         able = found.get(record["sn"])
         record["capabilities"] = able.to_json() if able is not None else None
         record["session_auth"] = able.session_auth if able is not None else None
+        record["service"] = views[record["sn"]].as_json()
     if ctx.args.json:
         print_json(records)
         return 0
@@ -208,4 +224,8 @@ async def status(ctx: Context) -> int:
         print(f"{sn}: {able.describe()}")
         if able.session_auth:
             print(f"{sn}: {SESSION_AUTH_NOTE}")
+    zone = display_zone(ctx.config)
+    for sn, view in views.items():
+        for line in describe(sn, view, zone, now=now):
+            print(line)
     return 0

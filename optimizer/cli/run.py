@@ -1,16 +1,21 @@
 """`evopt run [--dry-run] [--once]`: the service loop, as systemd (or a terminal) runs it.
 
-Logs go to stderr (journald under systemd, whose unit sets `EVOPT_LOG_LEVEL=info`). Nothing is
-printed on stdout, except with `--once`, which prints one line per decision of its one tick.
+Logs go to stderr (journald under systemd, whose unit sets `EVOPT_LOG_LEVEL=info`). Each tick
+says what it saw and did in one line (service/talk.py): on stdout at a terminal, in the log at
+info level under systemd or into a pipe. `--once` instead prints one line per decision of its
+one tick, then the status line (its output contract).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
 from optimizer.cli.context import Context
+from optimizer.cli.log import display_zone
 from optimizer.service import Service, SystemClock, TickReport
+from optimizer.service.talk import Talker, tick_sink
 from optimizer.systemd import Notifier
 
 
@@ -38,6 +43,9 @@ async def run(ctx: Context) -> int:
             dry_run=ctx.args.dry_run,
             notifier=notifier,
             clock=SystemClock(),
+            on_tick=None
+            if ctx.args.once
+            else Talker(display_zone(config), tick_sink(env=os.environ)),
         )
         code = await service.run(once=ctx.args.once)
     if ctx.args.once and service.last_report is not None:

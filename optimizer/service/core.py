@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,6 +57,7 @@ from optimizer.observe import ObserveCache, observe_live
 from optimizer.plans import load_plans, with_plans
 from optimizer.service.clock import Clock
 from optimizer.service.health import WHAT, Problem, Trouble, delay_after
+from optimizer.service.heartbeat import Heartbeat
 from optimizer.service.setup import Setup, load_setup
 from optimizer.service.status import status_line
 from optimizer.systemd import Notifier
@@ -130,8 +131,10 @@ class Service:
         clock: Clock,
         client: EnlightenClient | None = None,
         store: DecisionStore | None = None,
+        on_tick: Callable[[TickReport], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_tick = on_tick  # `evopt run`'s line per tick (service/talk.py)
         self.config_path = config_path
         self.notifier = notifier
         self.clock = clock
@@ -157,6 +160,7 @@ class Service:
         self._reload = False
         self._wake = asyncio.Event()
         self._alive_until = time.monotonic() + HUNG_AFTER_S
+        self._heartbeat = Heartbeat()  # for `evopt status` (service/heartbeat.py)
 
     # --- properties ----------------------------------------------------------------------------
 
@@ -272,6 +276,7 @@ class Service:
             self._flush_requests(now)
             if self.run_id is not None:
                 self.store.end_run(self.run_id, ended_at=now, status=status)
+            self._heartbeat.stop(self._store, now=now, status=status)
         await self._close()
         _LOGGER.info("evopt stopped")
 
@@ -400,7 +405,23 @@ class Service:
         self.notifier.status(status)
         self.notifier.watchdog()
         self.last_report = report
+        self._after_tick(report)
         return report
+
+    def _after_tick(self, report: TickReport) -> None:
+        """The heartbeat for `evopt status`, then the line `evopt run` shows."""
+        with _logged("the heartbeat"):
+            self._heartbeat.beat(
+                self._store,
+                report,
+                site_id=self.site_id,
+                poll_s=self.poll_s,
+                mode=self.mode,
+                run_id=self.run_id,
+            )
+        if self.on_tick is not None:
+            with _logged("the tick line"):
+                self.on_tick(report)
 
     async def _tick(self, now: datetime) -> TickReport:
         assert self.setup is not None  # noqa: S101 - tick() starts the service first
