@@ -153,7 +153,8 @@ async def test_why_the_car_stopped(afternoon: World, capsys: pytest.CaptureFixtu
     assert "below stop threshold 0.7 kW for 5 min" in out
     assert "Inputs that mattered: surplus -" in out
     assert "tariff default at 0.3/kWh" in out
-    assert out.rstrip().endswith("live.")
+    assert "; live.\n" in out
+    assert out.rstrip().endswith("Next: start when surplus >= 1.4 kW for 2 min (now -4.4 kW).")
 
 
 async def test_why_between_the_start_and_the_stop(
@@ -265,7 +266,7 @@ async def test_status_with_the_service_stopped(
     after_stop = [r for r in charging_rows(afternoon) if r["id"] > stop["id"]]
     assert service["since"] == after_stop[0]["ts"]  # holds ever since the stop
     assert service["command"]["decision_id"] == stop["id"]
-    assert service["next"] is None  # not yet in the engine's inputs
+    assert service["next"].startswith("start when surplus >= 1.4 kW for 2 min")
     assert service["mode"] == "live"
     assert service["plans"] == []
 
