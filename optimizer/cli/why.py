@@ -22,8 +22,8 @@ from optimizer.cli.log import When, display_zone, parse_when
 from optimizer.cli.output import print_json
 from optimizer.decisions.review import DecisionRow
 from optimizer.decisions.store import parse_utc, utc_text
-from optimizer.explain import did_you_mean
 from optimizer.enlighten.errors import ConfigError
+from optimizer.explain import did_you_mean
 from optimizer.service.status import SOURCES
 from optimizer.service.view import Reader, command_json, in_control, next_text, open_log
 
