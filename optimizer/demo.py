@@ -2,7 +2,8 @@
 
 1. The example policies in `rules/` replayed through the engine on a year of bundled 15-minute
    history (see docs/simulation.md), scored against the `immediate` and `optimal` baselines; the
-   report is printed, a plot and the decision log are written, and the demo says where.
+   report is printed, a plot and the simulation log (simulations.db, replaced on every run,
+   never the live decision log) are written, and the demo says where.
 2. A short tour of the live commands (login with MFA, status, mode, schedules) against the fake
    Enlighten cloud on 127.0.0.1 (optimizer.fakecloud.demo).
 """
@@ -56,8 +57,10 @@ def simulate_sample(output: Path, rules: Path, period: Sequence[str]) -> int:
     )
     code = evopt(args)
     if code == 0:
-        log = shlex.join([".venv/bin/evopt", "--config", str(config), "log", "stats"])
-        print(f"decision log: {output / 'state' / 'decisions.db'} (try: {log})")
+        log = shlex.join(
+            [".venv/bin/evopt", "--config", str(config), "log", "stats", "--simulation"]
+        )
+        print(f"simulation log: {output / 'state' / 'simulations.db'} (try: {log})")
     return code
 
 

@@ -12,6 +12,9 @@ import pytest
 
 from optimizer.cli import main
 from optimizer.config import Config
+from optimizer.decisions import migrations
+from optimizer.decisions.store import DecisionStore
+from optimizer.engine.decision import Decision
 from optimizer.engine.loader import load_rules
 from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models import parse_lifetime_energy, parse_session_history_page
@@ -220,11 +223,13 @@ def test_cli_json_keys_and_logged_decisions(
     assert report["missing_buckets"] == 4
     assert set(report["baselines"]) == {"immediate", "optimal"}
     assert report["unmet_kwh"] > 0  # the second session wants more than the sun gives
-    db = sqlite3.connect(site["dir"] / "decisions.db")
+    # Simulations log to their own file, never the live decision log (issue 12).
+    assert not (site["dir"] / "decisions.db").exists()
+    db = sqlite3.connect(site["dir"] / "simulations.db")
     modes = {row[0] for row in db.execute("SELECT DISTINCT mode FROM decisions")}
-    runs = db.execute("SELECT mode FROM runs WHERE run_id = ?", [report["run_id"]]).fetchall()
+    runs = db.execute("SELECT mode, name FROM runs WHERE run_id = ?", [report["run_id"]]).fetchall()
     assert modes == {"simulation"}
-    assert runs == [("simulation",)]
+    assert runs == [("simulation", "default")]
 
 
 def test_cli_plot_writes_png(site: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -275,3 +280,147 @@ def test_a_battery_setting_is_sent_once_not_every_tick(tmp_path: Path) -> None:
     )
     assert result.by_action.get("set_battery") == 1
     assert result.commands == 1
+
+
+# --- the simulation log --------------------------------------------------------------------
+
+
+def _live_log(path: Path) -> int:
+    """A live decision log with one applied decision; returns its row count."""
+    with DecisionStore(path) as store:
+        run_id = store.start_run(
+            mode="live",
+            site_id=None,
+            config_hash="c",
+            rules_hash="r",
+            version="0",
+            started_at=T0,
+        )
+        store.record(
+            Decision(
+                policy="solar",
+                charger_sn="EV1",
+                target="charging",
+                action="start",
+                params={},
+                reason="sun",
+                inputs={},
+            ),
+            run_id=run_id,
+            mode="live",
+            site_id=None,
+            ts=T0,
+            outcome="applied",
+        )
+        return int(store.db.table("decisions").count)
+
+
+def _counts(path: Path) -> tuple[int, int]:
+    db = sqlite3.connect(path)
+    try:
+        decisions = db.execute("SELECT count(*) FROM decisions").fetchone()[0]
+        runs = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    finally:
+        db.close()
+    return int(decisions), int(runs)
+
+
+def test_simulate_leaves_the_live_log_untouched(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = site["dir"] / "decisions.db"
+    before = _live_log(live)
+    snapshot = sqlite3.connect(live).execute("SELECT * FROM decisions").fetchall()
+    assert main(_args(site)) == 0
+    assert "simulations.db as 'default'" in capsys.readouterr().out
+    assert sqlite3.connect(live).execute("SELECT * FROM decisions").fetchall() == snapshot
+    assert _counts(live) == (before, 1)
+    simulated = site["dir"] / "simulations.db"
+    assert simulated.stat().st_mode & 0o777 == 0o600
+    assert _counts(simulated)[0] > 0
+
+
+def test_a_rerun_of_the_same_name_replaces_the_last(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    simulated = site["dir"] / "simulations.db"
+    assert main(_args(site)) == 0
+    once = _counts(simulated)
+    assert once[1] == 1
+    assert main(_args(site)) == 0
+    assert _counts(simulated) == once  # replaced, not doubled
+    assert main(_args(site, "--name", "other")) == 0
+    assert _counts(simulated) == (2 * once[0], 2)
+    assert main(_args(site, "--no-log")) == 0
+    assert _counts(simulated) == (2 * once[0], 2)
+    capsys.readouterr()
+
+
+def test_log_reads_the_simulation_log_on_request(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_args(site, "--json")) == 0
+    first = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(_args(site, "--name", "other", "--json")) == 0
+    other = json.loads(capsys.readouterr().out)["run_id"]
+    config = ["--config", str(site["config"])]
+
+    def runs(*args: str) -> set[str]:
+        assert main([*config, "log", *args, "--limit", "0", "--json"]) == 0
+        return {row["run_id"] for row in json.loads(capsys.readouterr().out)}
+
+    assert runs("--simulation") == {first, other}
+    assert runs("--simulation", "other") == {other}
+    assert runs("--simulation=default") == {first}
+    # The live log was never created by a simulation.
+    assert main([*config, "log"]) == 1
+    assert "no decision log" in capsys.readouterr().err
+    assert main([*config, "log", "--simulation", "defualt"]) == 1
+    err = capsys.readouterr().err
+    assert "no simulation named 'defualt'" in err
+    assert "did you mean 'default'" in err
+    assert main([*config, "log", "--simulation", "stats"]) == 1
+    assert "evopt log stats --simulation" in capsys.readouterr().err
+    assert main([*config, "log", "stats", "--simulation", "--json"]) == 0
+    days = json.loads(capsys.readouterr().out)["days"]
+    assert {day["mode"] for day in days} == {"simulation"}
+
+
+def test_the_migration_drops_old_simulations_from_the_live_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "decisions.db"
+    shipped = list(migrations.MIGRATIONS)
+    # A log as versions before the simulation log wrote it: live and simulated rows mixed.
+    monkeypatch.setattr(migrations, "MIGRATIONS", shipped[:2])
+    with DecisionStore(path) as old:
+        for mode in ("live", "simulation"):
+            run_id = old.db.execute(
+                "INSERT INTO runs (run_id, started_at, mode, config_hash, rules_hash, version)"
+                " VALUES (?, '2025-01-01T00:00:00Z', ?, 'c', 'r', '0') RETURNING run_id",
+                [f"run-{mode}", mode],
+            ).fetchone()[0]
+            rows = [
+                {
+                    "ts": f"2025-01-01T{n // 60:02d}:{n % 60:02d}:00Z",
+                    "run_id": run_id,
+                    "mode": mode,
+                    "policy": "p",
+                    "action": "hold",
+                    "reason": "r",
+                    "outcome": "noop",
+                    "inputs": "x" * 4000,  # a year of simulation: most of the file
+                }
+                for n in range(3 if mode == "live" else 600)
+            ]
+            old.db.table("decisions").insert_all(rows)
+    size = path.stat().st_size
+    monkeypatch.setattr(migrations, "MIGRATIONS", shipped)
+    with caplog.at_level("WARNING"), DecisionStore(path) as store:
+        modes = store.db.execute("SELECT mode, count(*) FROM decisions GROUP BY mode").fetchall()
+        runs = [row["mode"] for row in store.db.table("runs").rows]
+    assert modes == [("live", 3)]
+    assert runs == ["live"]
+    assert "removed 600 simulated decisions" in caplog.text
+    assert "reproduces them" in caplog.text
+    assert path.stat().st_size < size / 4  # the space is given back

@@ -3,8 +3,9 @@
 Inputs are Enlighten's own JSON shapes (a lifetime-energy reply with 15-minute buckets and
 session-history pages), from files or, without ``--energy``, as `evopt history fetch` stored
 them in the database; the site's timezone, tariffs, limits and rules come from the config.
-Nothing is sent to the cloud. Decisions are logged as mode ``simulation`` under a new run id
-(unless ``--no-log``) so `evopt log --run ID` can explain any of them.
+Nothing is sent to the cloud. Decisions are logged as mode ``simulation`` in their own file,
+``simulations.db`` beside the live log (never in it), as a run named ``--name`` that replaces
+the previous run of that name; `evopt log --simulation NAME` reads them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from optimizer.enlighten.models import (
 from optimizer.limits import Limits
 from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
 from optimizer.service.setup import file_hash, files_hash
+from optimizer.simulate.logdb import DEFAULT_NAME, open_simulations, simulations_path
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.report import build_report
 from optimizer.simulate.series import SiteSeries, figures, series_from_history
@@ -78,7 +80,14 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         help="replay each rule file on the same history and rank them",
     )
     parser.add_argument(
-        "--no-log", action="store_true", help="do not write decisions to the decision log"
+        "--no-log", action="store_true", help="do not write decisions to simulations.db"
+    )
+    parser.add_argument(
+        "--name",
+        default=DEFAULT_NAME,
+        metavar="NAME",
+        help="the run's name in simulations.db; it replaces the last run of that name "
+        f"(default {DEFAULT_NAME!r})",
     )
     parser.add_argument(
         "--plans",
@@ -247,8 +256,9 @@ async def simulate(ctx: Context) -> int:
     policies: Sequence[PolicyBase] = loaded.enabled
     store = run_id = None
     if not args.no_log:
-        store = DecisionStore(config.database_path)
+        store = open_simulations(config)
         run_id = store.start_run(
+            name=args.name,
             mode="simulation",
             site_id=config.enlighten.site_id,
             config_hash=file_hash(config.source),
@@ -296,7 +306,8 @@ async def simulate(ctx: Context) -> int:
         print(report.to_text())
         if run_id is not None:
             print(
-                f"\ndecisions: {result.decisions} logged as run {run_id} (evopt log --run {run_id})"
+                f"\ndecisions: {result.decisions} logged in {simulations_path(config)} "
+                f"as '{args.name}' (evopt log --simulation={args.name})"
             )
         else:
             print(f"\ndecisions: {result.decisions} (not logged: --no-log)")
