@@ -20,6 +20,8 @@ from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models import parse_lifetime_energy, parse_session_history_page
 from optimizer.limits import Limits
 from optimizer.simulate.replay import replay
+from optimizer.simulate.sample import TIMEZONE as SAMPLE_TIMEZONE
+from optimizer.simulate.sample import sample_paths
 from optimizer.simulate.series import BUCKET, Session, SiteSeries, figures, series_from_history
 from optimizer.tariffs import Tariffs
 
@@ -424,3 +426,84 @@ def test_the_migration_drops_old_simulations_from_the_live_log(
     assert "removed 600 simulated decisions" in caplog.text
     assert "reproduces them" in caplog.text
     assert path.stat().st_size < size / 4  # the space is given back
+
+
+# --- --sample and --sessions PATH... ---------------------------------------------------------
+
+
+def _report(*args: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    assert main([*args, "--no-log", "--json"]) == 0
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    report.pop("run_id")
+    return report
+
+
+def test_sample_replays_the_bundled_year_without_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    # No site.timezone: the sample's own (America/New_York) places its days.
+    config.write_text(f"rules:\n  - {RULES}\n")
+    week = ["--from", "2025-01-06", "--to", "2025-01-12"]
+    sample = _report("--config", str(config), "simulate", "--sample", *week, capsys=capsys)
+    assert sample["buckets"] == 7 * 96
+    assert sample["period"]["start"] == "2025-01-06T05:00:00+00:00"  # local midnight in NY
+    assert sample["baselines"]["immediate"]["ev_energy_kwh"] > 0  # its sessions are in it
+    energy, pages = sample_paths()
+    files = ["--energy", str(energy), "--sessions", *map(str, pages)]
+    zoned = tmp_path / "zoned.yaml"
+    zoned.write_text(f"site:\n  timezone: {SAMPLE_TIMEZONE}\nrules:\n  - {RULES}\n")
+    by_hand = _report("--config", str(zoned), "simulate", *files, *week, capsys=capsys)
+    assert sample == by_hand
+
+
+def test_sample_refuses_other_history(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_args(site, "--sample")) == 1
+    err = capsys.readouterr().err
+    assert "--sample replays the bundled history" in err
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def pages(site: dict[str, Path]) -> Path:
+    """The site's two sessions as two pages in a directory of their own."""
+    folder = site["dir"] / "hist"
+    folder.mkdir()
+    (folder / "sessions-1.json").write_text(json.dumps(_sessions_payload((8, 16, 8.0))))
+    (folder / "sessions-2.json").write_text(json.dumps(_sessions_payload((32, 40, 50.0))))
+    (folder / "notes.txt").write_text("not a page")
+    return folder
+
+
+def test_sessions_take_a_directory_a_glob_or_several_files(
+    site: dict[str, Path], pages: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--config", str(site["config"]), "simulate", "--energy", str(site["energy"])]
+    one, two = str(pages / "sessions-1.json"), str(pages / "sessions-2.json")
+    reference = _report(*base, "--sessions", str(site["sessions"]), capsys=capsys)
+    assert reference["unmet_kwh"] > 0  # both sessions are in it
+    for sessions in (
+        ["--sessions", str(pages)],
+        ["--sessions", str(pages / "sessions-*.json")],
+        ["--sessions", one, two],
+        ["--sessions", one, "--sessions", two],
+        ["--sessions", str(pages / "sessions-?.json"), one],  # a page named twice counts once
+    ):
+        assert _report(*base, *sessions, capsys=capsys) == reference, sessions
+    assert _report(*base, "--sessions", one, capsys=capsys) != reference
+
+
+def test_a_glob_or_directory_without_pages_is_an_error_naming_it(
+    site: dict[str, Path], pages: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--config", str(site["config"]), "simulate", "--energy", str(site["energy"])]
+    pattern = str(pages / "session-*.json")
+    assert main([*base, "--sessions", pattern]) == 1
+    err = capsys.readouterr().err
+    assert f"--sessions '{pattern}': no file matches" in err
+    empty = site["dir"] / "empty"
+    empty.mkdir()
+    assert main([*base, "--sessions", str(empty)]) == 1
+    assert f"--sessions {empty}: a directory without *.json files" in capsys.readouterr().err

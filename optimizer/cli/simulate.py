@@ -11,6 +11,7 @@ the previous run of that name; `evopt log --simulation NAME` reads them.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from optimizer.service.setup import file_hash, files_hash
 from optimizer.simulate.logdb import DEFAULT_NAME, open_simulations, simulations_path
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.report import build_report
+from optimizer.simulate.sample import TIMEZONE as SAMPLE_TIMEZONE
+from optimizer.simulate.sample import sample_paths
 from optimizer.simulate.series import SiteSeries, figures, series_from_history
 
 __all__ = ["register", "simulate"]
@@ -61,10 +64,18 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--sessions",
-        metavar="FILE",
-        action="append",
+        metavar="PATH",
+        action="extend",
+        nargs="+",
         default=[],
-        help="a session-history JSON page (repeat for more pages)",
+        help="session-history JSON pages: files, a directory (its *.json) or a quoted glob "
+        "('hist/sessions-*.json'); several after one flag, or the flag repeated",
+    )
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="replay the bundled sample year (a solar home in North Carolina, 2025) "
+        "instead of --energy/--sessions",
     )
     parser.add_argument("--from", dest="date_from", type=date.fromisoformat, metavar="D")
     parser.add_argument("--to", dest="date_to", type=date.fromisoformat, metavar="D")
@@ -129,11 +140,13 @@ class _Site:
     timezone: str
 
 
-def _site(config: Config, energy: LifetimeEnergy | None) -> _Site:
+def _site(config: Config, energy: LifetimeEnergy | None, *, zone: str | None = None) -> _Site:
+    """Limits, voltage and zone; ``zone``: the history's own, when the config has none."""
     top = DEFAULT_LIMITS.max_amps
     site_max = config.site.max_current
     limits = Limits(DEFAULT_LIMITS.min_amps, min(top, site_max or top), 1, site_max)
-    zone = config.site.timezone or (energy.timezone if energy is not None else None) or "UTC"
+    zone = config.site.timezone or zone
+    zone = zone or (energy.timezone if energy is not None else None) or "UTC"
     return _Site(limits, float(config.site.voltage or DEFAULT_VOLTAGE), zone)
 
 
@@ -219,15 +232,58 @@ def load_stored_history(
     return energy, sessions, name
 
 
+def expand_sessions(items: Sequence[str]) -> list[str]:
+    """The session pages named by files, directories and globs, in order, each once.
+
+    A glob is expanded here (quoted, the shell leaves it to us; unquoted, it arrives as many
+    files): a pattern or directory that names no file is an error, never an empty history.
+    """
+    found: list[str] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            matches = sorted(str(p) for p in path.glob("*.json") if p.is_file())
+            if not matches:
+                raise InputError(f"--sessions {item}: a directory without *.json files")
+        elif any(char in item for char in "*?["):
+            matches = sorted(p for p in glob.glob(str(path)) if Path(p).is_file())
+            if not matches:
+                raise InputError(
+                    f"--sessions '{item}': no file matches",
+                    hint="check the pattern (quote it so the shell leaves it to evopt)",
+                )
+        else:
+            matches = [item]  # read later: a missing file is named there
+        found += [m for m in matches if m not in found]
+    return found
+
+
+def _history_files(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The energy file and session pages: the bundled sample, the files given, or none."""
+    if not args.sample:
+        return args.energy, expand_sessions(args.sessions)
+    if args.energy or args.sessions:
+        raise InputError(
+            "--sample replays the bundled history; --energy and --sessions name your own",
+            hint="give --sample alone, or --energy FILE and --sessions PATH",
+        )
+    energy, pages = sample_paths()
+    return str(energy), [str(page) for page in pages]
+
+
 def build_series(ctx: Context) -> tuple[SiteSeries, _Site]:
     config, args = ctx.config, ctx.args
-    site = _site(config, None)
-    if args.energy:
-        energy, sessions = load_history(args.energy, args.sessions, timezone=site.timezone)
-        source = args.energy
+    # The sample's own zone unless the config names one: its days are then North Carolina's.
+    site = _site(config, None, zone=SAMPLE_TIMEZONE if args.sample else None)
+    energy_path, session_paths = _history_files(args)
+    if energy_path:
+        energy, sessions = load_history(energy_path, session_paths, timezone=site.timezone)
+        source = "the bundled sample" if args.sample else energy_path
     else:
         if args.sessions:
-            raise InputError("--sessions needs --energy", hint="pass --energy FILE as well")
+            raise InputError(
+                "--sessions needs --energy", hint="pass --energy FILE as well, or --sample"
+            )
         energy, sessions, source = load_stored_history(config, args, timezone=site.timezone)
     start, end = _period(args, site.timezone)
     try:
