@@ -507,3 +507,64 @@ def test_a_glob_or_directory_without_pages_is_an_error_naming_it(
     empty.mkdir()
     assert main([*base, "--sessions", str(empty)]) == 1
     assert f"--sessions {empty}: a directory without *.json files" in capsys.readouterr().err
+
+
+# --- unmet energy and cost per kWh ---------------------------------------------------------
+
+
+def test_ev_cost_is_what_the_charging_adds_to_the_bill() -> None:
+    # Two buckets of 1 kWh solar, no house: the car takes 2 kWh in the first, nothing after.
+    series = make_series([1.0, 1.0], [0.0, 0.0], (Session(hours(0), hours(0.5), 3.0),))
+    f = figures(series, (2.0, 0.0), commands=1)
+    # Without the car: 1 kWh exported (-0.05). With it: 1 kWh imported (0.30).
+    assert f.ev_cost == pytest.approx(0.30 + 0.05)
+    assert f.cost_per_kwh == pytest.approx(0.35 / 2)
+    assert (f.unmet_kwh, f.unmet_sessions) == (pytest.approx(1.0), 1)
+    assert f.leaves_unmet
+    nothing = figures(series, (0.0, 0.0), commands=0)
+    assert nothing.cost_per_kwh is None
+    assert nothing.to_json()["cost_per_kwh"] is None
+    assert nothing.unmet_sessions == 1
+
+
+def test_the_report_says_plainly_when_the_policy_leaves_energy_unmet(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_args(site, "--no-log", "--json")) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["unmet_sessions"] == 1  # the 50 kWh session; the 8 kWh one is met
+    per_kwh = report["ev_cost"] / report["ev_energy_kwh"]
+    assert report["cost_per_kwh"] == pytest.approx(per_kwh, abs=1e-4)
+    for baseline in report["baselines"].values():
+        assert baseline["unmet_sessions"] == 0
+        assert baseline["cost_per_kwh"] > 0
+    unmet = report["unmet_kwh"]
+    expected = (
+        f"the policy left {unmet:.1f} kWh unmet over 1 session: its cost is not comparable "
+        "with the baselines'"
+    )
+    assert report["notes"][0].startswith(expected)
+    assert main(_args(site, "--no-log")) == 0
+    text = capsys.readouterr().out
+    assert expected in text
+    assert "per kWh to EV (AUD)" in text
+
+
+def test_compare_ranks_a_run_that_leaves_cars_short_last(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    solar = site["dir"] / "rules" / "solar.yaml"  # more solar into the car, but leaves 40 kWh
+    full = site["dir"] / "full.yaml"
+    full.write_text(
+        "policies:\n  - name: always-32\n    kind: excess_solar\n    variant: min_pv\n"
+        "    min_amps: 32\n    max_amps: 32\n"
+    )
+    assert main(_args(site, "--compare", str(solar), str(full), "--json")) == 0
+    ranking = json.loads(capsys.readouterr().out)["ranking"]
+    assert [row["rules"] for row in ranking] == [str(full), str(solar)]
+    assert ranking[1]["ev_solar_kwh"] > ranking[0]["ev_solar_kwh"]
+    assert ranking[1]["unmet_sessions"] == 1
+    assert ranking[0]["cost_per_kwh"] > ranking[1]["cost_per_kwh"]
+    assert main(_args(site, "--compare", str(solar), str(full))) == 0
+    out = capsys.readouterr().out
+    assert f"{solar} left {ranking[1]['unmet_kwh']:.1f} kWh unmet over 1 session" in out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -38,10 +39,10 @@ from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
 from optimizer.service.setup import file_hash, files_hash
 from optimizer.simulate.logdb import DEFAULT_NAME, open_simulations, simulations_path
 from optimizer.simulate.replay import ReplayResult, replay
-from optimizer.simulate.report import build_report
+from optimizer.simulate.report import build_report, per_kwh_text, unmet_note
 from optimizer.simulate.sample import TIMEZONE as SAMPLE_TIMEZONE
 from optimizer.simulate.sample import sample_paths
-from optimizer.simulate.series import SiteSeries, figures, series_from_history
+from optimizer.simulate.series import Figures, SiteSeries, figures, series_from_history
 
 __all__ = ["register", "simulate"]
 
@@ -397,7 +398,7 @@ def _compare(
     *,
     margin: timedelta | None,
 ) -> int:
-    """Each rule file on the same series; ranked by solar into the car, cost, commands."""
+    """Each rule file on the same series, ranked by :func:`rank_key`."""
     rows = []
     for path in paths:
         loaded = load_rules([path], tariffs=config.tariffs)
@@ -413,17 +414,30 @@ def _compare(
         rows.append(
             (str(path), figures(series, result.ev_kwh, commands=result.commands, battery=home))
         )
-    rows.sort(key=lambda row: (-row[1].ev_solar_kwh, row[1].cost, row[1].commands))
+    rows.sort(key=lambda row: rank_key(row[1]))
     if as_json:
         ranking = [{"rank": n, "rules": name} | f.to_json() for n, (name, f) in enumerate(rows, 1)]
         print(json.dumps({"ranking": ranking}, indent=2))
         return 0
     print(
-        f"{'#':>2}  {'rules':<36}{'solar kWh':>10}{'EV kWh':>9}{'cost':>9}{'unmet':>8}{'cmds':>6}"
+        f"{'#':>2}  {'rules':<36}{'solar kWh':>10}{'EV kWh':>9}{'cost':>9}{'per kWh':>9}"
+        f"{'unmet':>8}{'short':>6}{'cmds':>6}"
     )
     for n, (name, f) in enumerate(rows, 1):
         print(
             f"{n:>2}  {name:<36}{f.ev_solar_kwh:>10.2f}{f.ev_energy_kwh:>9.2f}"
-            f"{f.cost:>9.2f}{f.unmet_kwh:>8.2f}{f.commands:>6}"
+            f"{f.cost:>9.2f}{per_kwh_text(f):>9}{f.unmet_kwh:>8.2f}{f.unmet_sessions:>6}"
+            f"{f.commands:>6}"
         )
+    notes = [unmet_note(name, f, others="the others'") for name, f in rows]
+    for note in filter(None, notes):
+        print(note)
     return 0
+
+
+def rank_key(f: Figures) -> tuple[float, float, float, int]:
+    """Less energy left unmet first (a cheap run that leaves the car short is no winner),
+    then more solar into the car, then a lower cost per kWh delivered, then fewer commands."""
+    unmet = round(f.unmet_kwh, 1) if f.leaves_unmet else 0.0
+    per_kwh = f.cost_per_kwh
+    return (unmet, -f.ev_solar_kwh, per_kwh if per_kwh is not None else math.inf, f.commands)
