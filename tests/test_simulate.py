@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pytest
 
 from optimizer.cli import main
@@ -19,6 +21,8 @@ from optimizer.engine.loader import load_rules
 from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models import parse_lifetime_energy, parse_session_history_page
 from optimizer.limits import Limits
+from optimizer.simulate.plot import draw_replay
+from optimizer.simulate.plotkit import MISSING_LABEL
 from optimizer.simulate.replay import replay
 from optimizer.simulate.sample import TIMEZONE as SAMPLE_TIMEZONE
 from optimizer.simulate.sample import sample_paths
@@ -568,3 +572,60 @@ def test_compare_ranks_a_run_that_leaves_cars_short_last(
     assert main(_args(site, "--compare", str(solar), str(full))) == 0
     out = capsys.readouterr().out
     assert f"{solar} left {ranking[1]['unmet_kwh']:.1f} kWh unmet over 1 session" in out
+
+
+# --- the plot ----------------------------------------------------------------------------
+
+
+def _plotted_day() -> Any:
+    """A day with three prices in four stretches, a gap at 10:00 and no sun at night."""
+    prices = [0.1] * 28 + [0.3] * 32 + [0.5] * 24 + [0.1] * 12
+    pv = [1.0 if 28 <= i < 72 else 0.0 for i in range(96)]
+    missing = [40 <= i < 44 for i in range(96)]
+    series = SiteSeries(
+        starts=tuple(T0 + i * BUCKET for i in range(96)),
+        pv_kwh=tuple(0.0 if gap else v for v, gap in zip(pv, missing, strict=True)),
+        house_kwh=(0.1,) * 96,
+        missing=tuple(missing),
+        import_price=tuple(prices),
+        export_price=0.05,
+        timezone="UTC",
+        sessions=(Session(hours(8), hours(16), 10.0),),
+    )
+    policies = load_rules([RULES], tariffs=None).enabled
+    result = replay(series, policies, config=Config(), limits=LIMITS, voltage_v=230.0)
+    return draw_replay(series, result, day=T0.date(), currency="AUD")
+
+
+def test_the_plot_legend_holds_the_amps_and_one_entry_per_price() -> None:
+    fig = _plotted_day()
+    try:
+        ax = fig.axes[0]
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert "amps (A)" in labels
+        assert [x for x in labels if x.startswith("import price")] == [
+            "import price AUD 0.1",
+            "import price AUD 0.3",
+            "import price AUD 0.5",
+        ]
+        bands = [p for p in ax.patches if p.get_alpha() == pytest.approx(0.18)]
+        assert len(bands) == 4  # four contiguous stretches, not one stripe per bucket
+        assert len({p.get_facecolor() for p in bands}) == 3  # three prices, three colours
+        assert labels.count(MISSING_LABEL) == 1
+    finally:
+        plt.close(fig)
+
+
+def test_the_plot_draws_missing_data_as_gaps_and_zero_as_zero() -> None:
+    fig = _plotted_day()
+    try:
+        lines = {line.get_label(): line.get_ydata() for line in fig.axes[0].get_lines()}
+        pv = list(lines["PV kW"])
+        assert all(math.isnan(v) for v in pv[40:44])  # the gap
+        assert pv[0] == 0.0  # night: a real zero, drawn as one
+        assert pv[30] == pytest.approx(4.0)
+        amps = list(fig.axes[1].get_lines()[0].get_ydata())
+        assert all(math.isnan(v) for v in amps[40:44])
+        assert not any(math.isnan(v) for v in amps[:40])
+    finally:
+        plt.close(fig)

@@ -356,7 +356,7 @@ async def simulate(ctx: Context) -> int:
         battery_flows=result.battery,
     )
     if args.plot:
-        _plot(series, result, args)
+        _plot(series, result, args, currency=config.tariffs.currency)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -373,7 +373,9 @@ async def simulate(ctx: Context) -> int:
     return 0
 
 
-def _plot(series: SiteSeries, result: ReplayResult, args: argparse.Namespace) -> None:
+def _plot(
+    series: SiteSeries, result: ReplayResult, args: argparse.Namespace, *, currency: str
+) -> None:
     from optimizer.simulate.plot import plot_replay  # noqa: PLC0415 - matplotlib is slow to import
 
     plot_replay(
@@ -382,6 +384,7 @@ def _plot(series: SiteSeries, result: ReplayResult, args: argparse.Namespace) ->
         Path(args.plot),
         day=args.plot_day,
         week=args.plot_week,
+        currency=currency,
     )
 
 
