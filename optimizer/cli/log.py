@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from optimizer.cli import logsim
+from optimizer.cli import logplot, logsim
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json, print_table
 from optimizer.config import Config
@@ -143,7 +143,7 @@ def register(
     )
     _format_options(log, default=False, csv_help="print CSV (all columns, UTC times)")
     # Optional: without an action, `evopt log` lists decisions.
-    actions = log.add_subparsers(dest="log_action", metavar="[show ID | stats]")
+    actions = log.add_subparsers(dest="log_action", metavar="[show ID | stats | plot]")
 
     show = _action(actions, common, "show", "explain one decision: reason, inputs, overruled")
     show.add_argument("id", type=int, metavar="ID", help="the decision's id (from `evopt log`)")
@@ -158,7 +158,7 @@ def register(
         stats, default=argparse.SUPPRESS, csv_help="print the per-day and per-policy counts as CSV"
     )
     stats.set_defaults(handler=log_stats)
-    logsim.add_option(log, show, stats)
+    logsim.add_option(log, show, stats, logplot.register(actions, common))
 
 
 def _action(
@@ -220,7 +220,7 @@ def _zone_name(zone: tzinfo) -> str:
 
 
 def _open(ctx: Context) -> DecisionStore:
-    return logsim.open_log(ctx, actions=("show", "stats"))
+    return logsim.open_log(ctx, actions=("show", "stats", "plot"))
 
 
 def _filters(args: argparse.Namespace, zone: tzinfo) -> dict[str, Any]:

@@ -87,14 +87,15 @@ def draw_replay(
     ax.step(times, pv, where="post", label="PV kW", color="orange")
     ax.step(times, house, where="post", label="house kW", color="grey")
     ax.fill_between(times, ev, step="post", alpha=0.4, color="green", label="EV kW (simulated)")
+    ends = [t + width for t in times]
     shade_bands(
         ax,
         times,
-        width,
+        ends,
         [series.import_price[i] for i in indices],
         label=f"import price{' ' + currency if currency else ''}",
     )
-    shade_missing(ax, times, width, missing)
+    shade_missing(ax, times, ends, missing)
     ax.set_ylabel("kW")
     ax.xaxis_date()
     amps_axis = ax.twinx()

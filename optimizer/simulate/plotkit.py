@@ -54,15 +54,10 @@ def bands(keys: Sequence[object]) -> list[tuple[int, int, object]]:
     return found
 
 
-def _span(times: Sequence[float], width: float, first: int, end: int) -> tuple[float, float]:
-    """Where a run of buckets ``first..end`` starts and ends on the time axis."""
-    return times[first], times[end - 1] + width
-
-
 def shade_bands(
     ax: Axes,
-    times: Sequence[float],
-    width: float,
+    starts: Sequence[float],
+    ends: Sequence[float],
     keys: Sequence[object],
     *,
     label: str,
@@ -70,6 +65,8 @@ def shade_bands(
 ) -> dict[object, str]:
     """One shaded span per run of equal keys, one legend entry per distinct key.
 
+    Item ``i`` covers ``starts[i]`` to ``ends[i]`` on the time axis (a bucket, or the time
+    until the next decision).
     Without ``colours``, keys are numbers (prices) coloured from cheap (green) to dear (red)
     by rank, so three prices are three colours whatever their values. Returns the colours.
     """
@@ -80,23 +77,30 @@ def shade_bands(
         colours = {key: mpl.colors.to_hex(ramp(n / steps)) for n, key in enumerate(distinct)}
     labelled: set[object] = set()
     for first, end, key in bands(keys):
-        start, stop = _span(times, width, first, end)
         name = None
         if key not in labelled:
             labelled.add(key)
             name = f"{label} {_fmt(key)}"
-        ax.axvspan(start, stop, color=colours[key], alpha=_BAND_ALPHA, linewidth=0, label=name)
+        ax.axvspan(
+            starts[first],
+            ends[end - 1],
+            color=colours[key],
+            alpha=_BAND_ALPHA,
+            linewidth=0,
+            label=name,
+        )
     return colours
 
 
-def shade_missing(ax: Axes, times: Sequence[float], width: float, missing: Sequence[bool]) -> int:
-    """Hatch each run of missing buckets (one legend entry); returns how many runs."""
+def shade_missing(
+    ax: Axes, starts: Sequence[float], ends: Sequence[float], missing: Sequence[bool]
+) -> int:
+    """Hatch each run of missing items (one legend entry); returns how many runs."""
     runs = bands([True if gap else None for gap in missing])
     for n, (first, end, _) in enumerate(runs):
-        start, stop = _span(times, width, first, end)
         ax.axvspan(
-            start,
-            stop,
+            starts[first],
+            ends[end - 1],
             facecolor="none",
             edgecolor="red",
             hatch="//",
