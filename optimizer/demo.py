@@ -2,7 +2,8 @@
 
 1. The example policies in `rules/` replayed through the engine on a year of bundled 15-minute
    history (see docs/simulation.md), scored against the `immediate` and `optimal` baselines; the
-   report is printed, a plot and the decision log are written, and the demo says where.
+   report is printed, a plot and the simulation log (simulations.db, replaced on every run,
+   never the live decision log) are written, and the demo says where.
 2. A short tour of the live commands (login with MFA, status, mode, schedules) against the fake
    Enlighten cloud on 127.0.0.1 (optimizer.fakecloud.demo).
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from optimizer.cli import main as evopt
 from optimizer.fakecloud import demo as fakecloud_demo
-from optimizer.simulate.sample import sample_config_path, sample_paths
+from optimizer.simulate.sample import sample_config_path
 
 DEFAULT_OUTPUT = Path("demo-output")
 PLOT_WEEK = "2025-05-26"  # a holiday Monday, weekday evenings and a weekend of daytime sessions
@@ -39,11 +40,8 @@ def write_config(output: Path, rules: Path) -> Path:
 def simulate_sample(output: Path, rules: Path, period: Sequence[str]) -> int:
     output.mkdir(parents=True, exist_ok=True)
     config = write_config(output, rules)
-    energy, sessions = sample_paths()
     plot = output / "sample-week.png"
-    args = ["--config", str(config), "simulate", "--energy", str(energy)]
-    for page in sessions:
-        args += ["--sessions", str(page)]
+    args = ["--config", str(config), "simulate", "--sample"]
     # Each session comes with its driver's "ready by" (`evopt plan set`): the cloud knows
     # neither departures nor needs, and without them a policy must choose between leaving
     # solar unused and leaving the car short (docs/simulation.md, "Departure plans").
@@ -51,13 +49,13 @@ def simulate_sample(output: Path, rules: Path, period: Sequence[str]) -> int:
     if not period:  # a shortened run may not contain that week; it picks its own day
         args += ["--plot-week", PLOT_WEEK]
     print("== 1. The example policies in rules/ on a year of bundled history ==")
-    print(
-        f"$ evopt --config {config} simulate --energy <sample> --sessions <12 pages> --plans ...\n"
-    )
+    print(f"$ evopt --config {config} simulate --sample --plans ...\n")
     code = evopt(args)
     if code == 0:
-        log = shlex.join([".venv/bin/evopt", "--config", str(config), "log", "stats"])
-        print(f"decision log: {output / 'state' / 'decisions.db'} (try: {log})")
+        log = shlex.join(
+            [".venv/bin/evopt", "--config", str(config), "log", "stats", "--simulation"]
+        )
+        print(f"simulation log: {output / 'state' / 'simulations.db'} (try: {log})")
     return code
 
 

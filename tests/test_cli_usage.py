@@ -51,6 +51,7 @@ REQUIRED_VALUES = {
     "by": "07:00",
     "energy": "5",
     "id": "1",
+    "day": "2025-01-15",
 }
 
 

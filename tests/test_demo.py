@@ -26,8 +26,9 @@ def test_demo_simulates_the_sample_then_tours_the_fake_cloud(
     assert code == 0
     assert "% of optimal solar" in out  # the report beside the baselines
     assert (output / "sample-week.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (output / "state" / "decisions.db").exists()
+    assert (output / "state" / "simulations.db").exists()
+    assert not (output / "state" / "decisions.db").exists()  # the live log stays untouched
     assert f"plot: {output / 'sample-week.png'}" in out
-    assert f"decision log: {output / 'state' / 'decisions.db'}" in out
+    assert f"simulation log: {output / 'state' / 'simulations.db'}" in out
     assert "Demo complete." in out  # the live tour ran to the end
     assert '"session_kwh"' in out

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from optimizer.cli import logplot, logsim
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json, print_table
 from optimizer.config import Config
@@ -142,7 +143,7 @@ def register(
     )
     _format_options(log, default=False, csv_help="print CSV (all columns, UTC times)")
     # Optional: without an action, `evopt log` lists decisions.
-    actions = log.add_subparsers(dest="log_action", metavar="[show ID | stats]")
+    actions = log.add_subparsers(dest="log_action", metavar="[show ID | stats | plot]")
 
     show = _action(actions, common, "show", "explain one decision: reason, inputs, overruled")
     show.add_argument("id", type=int, metavar="ID", help="the decision's id (from `evopt log`)")
@@ -157,6 +158,7 @@ def register(
         stats, default=argparse.SUPPRESS, csv_help="print the per-day and per-policy counts as CSV"
     )
     stats.set_defaults(handler=log_stats)
+    logsim.add_option(log, show, stats, logplot.register(actions, common))
 
 
 def _action(
@@ -217,8 +219,8 @@ def _zone_name(zone: tzinfo) -> str:
     return getattr(zone, "key", None) or str(zone)
 
 
-def _open(config: Config) -> DecisionStore:
-    return DecisionStore.open_readonly(config.database_path)
+def _open(ctx: Context) -> DecisionStore:
+    return logsim.open_log(ctx, actions=("show", "stats", "plot"))
 
 
 def _filters(args: argparse.Namespace, zone: tzinfo) -> dict[str, Any]:
@@ -240,7 +242,7 @@ def _filters(args: argparse.Namespace, zone: tzinfo) -> dict[str, Any]:
 
 async def log_list(ctx: Context) -> int:
     zone = display_zone(ctx.config)
-    with _open(ctx.config) as store:
+    with _open(ctx) as store:
         rows = review.query(store, **_filters(ctx.args, zone), limit=ctx.args.limit or None)
     if ctx.args.json:
         print_json([row.as_json() for row in rows])
@@ -255,7 +257,7 @@ async def log_list(ctx: Context) -> int:
 
 async def log_show(ctx: Context) -> int:
     zone = display_zone(ctx.config)
-    with _open(ctx.config) as store:
+    with _open(ctx) as store:
         row = review.get(store, ctx.args.id)
     if row is None:
         raise ConfigError(
@@ -272,7 +274,7 @@ async def log_show(ctx: Context) -> int:
 async def log_stats(ctx: Context) -> int:
     zone = display_zone(ctx.config)
     filters = _filters(ctx.args, zone)
-    with _open(ctx.config) as store:
+    with _open(ctx) as store:
         days = review.stats(store, **filters, tz=zone)
         requests = review.request_stats(
             store, since=filters["since"], until=filters["until"], run=filters["run"]

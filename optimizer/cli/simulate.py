@@ -3,14 +3,17 @@
 Inputs are Enlighten's own JSON shapes (a lifetime-energy reply with 15-minute buckets and
 session-history pages), from files or, without ``--energy``, as `evopt history fetch` stored
 them in the database; the site's timezone, tariffs, limits and rules come from the config.
-Nothing is sent to the cloud. Decisions are logged as mode ``simulation`` under a new run id
-(unless ``--no-log``) so `evopt log --run ID` can explain any of them.
+Nothing is sent to the cloud. Decisions are logged as mode ``simulation`` in their own file,
+``simulations.db`` beside the live log (never in it), as a run named ``--name`` that replaces
+the previous run of that name; `evopt log --simulation NAME` reads them.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,9 +37,12 @@ from optimizer.enlighten.models import (
 from optimizer.limits import Limits
 from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
 from optimizer.service.setup import file_hash, files_hash
+from optimizer.simulate.logdb import DEFAULT_NAME, open_simulations, simulations_path
 from optimizer.simulate.replay import ReplayResult, replay
-from optimizer.simulate.report import build_report
-from optimizer.simulate.series import SiteSeries, figures, series_from_history
+from optimizer.simulate.report import build_report, per_kwh_text, unmet_note
+from optimizer.simulate.sample import TIMEZONE as SAMPLE_TIMEZONE
+from optimizer.simulate.sample import sample_paths
+from optimizer.simulate.series import Figures, SiteSeries, figures, series_from_history
 
 __all__ = ["register", "simulate"]
 
@@ -59,10 +65,18 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--sessions",
-        metavar="FILE",
-        action="append",
+        metavar="PATH",
+        action="extend",
+        nargs="+",
         default=[],
-        help="a session-history JSON page (repeat for more pages)",
+        help="session-history JSON pages: files, a directory (its *.json) or a quoted glob "
+        "('hist/sessions-*.json'); several after one flag, or the flag repeated",
+    )
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="replay the bundled sample year (a solar home in North Carolina, 2025) "
+        "instead of --energy/--sessions",
     )
     parser.add_argument("--from", dest="date_from", type=date.fromisoformat, metavar="D")
     parser.add_argument("--to", dest="date_to", type=date.fromisoformat, metavar="D")
@@ -78,7 +92,14 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         help="replay each rule file on the same history and rank them",
     )
     parser.add_argument(
-        "--no-log", action="store_true", help="do not write decisions to the decision log"
+        "--no-log", action="store_true", help="do not write decisions to simulations.db"
+    )
+    parser.add_argument(
+        "--name",
+        default=DEFAULT_NAME,
+        metavar="NAME",
+        help="the run's name in simulations.db; it replaces the last run of that name "
+        f"(default {DEFAULT_NAME!r})",
     )
     parser.add_argument(
         "--plans",
@@ -120,11 +141,13 @@ class _Site:
     timezone: str
 
 
-def _site(config: Config, energy: LifetimeEnergy | None) -> _Site:
+def _site(config: Config, energy: LifetimeEnergy | None, *, zone: str | None = None) -> _Site:
+    """Limits, voltage and zone; ``zone``: the history's own, when the config has none."""
     top = DEFAULT_LIMITS.max_amps
     site_max = config.site.max_current
     limits = Limits(DEFAULT_LIMITS.min_amps, min(top, site_max or top), 1, site_max)
-    zone = config.site.timezone or (energy.timezone if energy is not None else None) or "UTC"
+    zone = config.site.timezone or zone
+    zone = zone or (energy.timezone if energy is not None else None) or "UTC"
     return _Site(limits, float(config.site.voltage or DEFAULT_VOLTAGE), zone)
 
 
@@ -210,15 +233,58 @@ def load_stored_history(
     return energy, sessions, name
 
 
+def expand_sessions(items: Sequence[str]) -> list[str]:
+    """The session pages named by files, directories and globs, in order, each once.
+
+    A glob is expanded here (quoted, the shell leaves it to us; unquoted, it arrives as many
+    files): a pattern or directory that names no file is an error, never an empty history.
+    """
+    found: list[str] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            matches = sorted(str(p) for p in path.glob("*.json") if p.is_file())
+            if not matches:
+                raise InputError(f"--sessions {item}: a directory without *.json files")
+        elif any(char in item for char in "*?["):
+            matches = sorted(p for p in glob.glob(str(path)) if Path(p).is_file())
+            if not matches:
+                raise InputError(
+                    f"--sessions '{item}': no file matches",
+                    hint="check the pattern (quote it so the shell leaves it to evopt)",
+                )
+        else:
+            matches = [item]  # read later: a missing file is named there
+        found += [m for m in matches if m not in found]
+    return found
+
+
+def _history_files(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The energy file and session pages: the bundled sample, the files given, or none."""
+    if not args.sample:
+        return args.energy, expand_sessions(args.sessions)
+    if args.energy or args.sessions:
+        raise InputError(
+            "--sample replays the bundled history; --energy and --sessions name your own",
+            hint="give --sample alone, or --energy FILE and --sessions PATH",
+        )
+    energy, pages = sample_paths()
+    return str(energy), [str(page) for page in pages]
+
+
 def build_series(ctx: Context) -> tuple[SiteSeries, _Site]:
     config, args = ctx.config, ctx.args
-    site = _site(config, None)
-    if args.energy:
-        energy, sessions = load_history(args.energy, args.sessions, timezone=site.timezone)
-        source = args.energy
+    # The sample's own zone unless the config names one: its days are then North Carolina's.
+    site = _site(config, None, zone=SAMPLE_TIMEZONE if args.sample else None)
+    energy_path, session_paths = _history_files(args)
+    if energy_path:
+        energy, sessions = load_history(energy_path, session_paths, timezone=site.timezone)
+        source = "the bundled sample" if args.sample else energy_path
     else:
         if args.sessions:
-            raise InputError("--sessions needs --energy", hint="pass --energy FILE as well")
+            raise InputError(
+                "--sessions needs --energy", hint="pass --energy FILE as well, or --sample"
+            )
         energy, sessions, source = load_stored_history(config, args, timezone=site.timezone)
     start, end = _period(args, site.timezone)
     try:
@@ -247,8 +313,9 @@ async def simulate(ctx: Context) -> int:
     policies: Sequence[PolicyBase] = loaded.enabled
     store = run_id = None
     if not args.no_log:
-        store = DecisionStore(config.database_path)
+        store = open_simulations(config)
         run_id = store.start_run(
+            name=args.name,
             mode="simulation",
             site_id=config.enlighten.site_id,
             config_hash=file_hash(config.source),
@@ -289,14 +356,15 @@ async def simulate(ctx: Context) -> int:
         battery_flows=result.battery,
     )
     if args.plot:
-        _plot(series, result, args)
+        _plot(series, result, args, currency=config.tariffs.currency)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         print(report.to_text())
         if run_id is not None:
             print(
-                f"\ndecisions: {result.decisions} logged as run {run_id} (evopt log --run {run_id})"
+                f"\ndecisions: {result.decisions} logged in {simulations_path(config)} "
+                f"as '{args.name}' (evopt log --simulation={args.name})"
             )
         else:
             print(f"\ndecisions: {result.decisions} (not logged: --no-log)")
@@ -305,7 +373,9 @@ async def simulate(ctx: Context) -> int:
     return 0
 
 
-def _plot(series: SiteSeries, result: ReplayResult, args: argparse.Namespace) -> None:
+def _plot(
+    series: SiteSeries, result: ReplayResult, args: argparse.Namespace, *, currency: str
+) -> None:
     from optimizer.simulate.plot import plot_replay  # noqa: PLC0415 - matplotlib is slow to import
 
     plot_replay(
@@ -314,6 +384,7 @@ def _plot(series: SiteSeries, result: ReplayResult, args: argparse.Namespace) ->
         Path(args.plot),
         day=args.plot_day,
         week=args.plot_week,
+        currency=currency,
     )
 
 
@@ -330,7 +401,7 @@ def _compare(
     *,
     margin: timedelta | None,
 ) -> int:
-    """Each rule file on the same series; ranked by solar into the car, cost, commands."""
+    """Each rule file on the same series, ranked by :func:`rank_key`."""
     rows = []
     for path in paths:
         loaded = load_rules([path], tariffs=config.tariffs)
@@ -346,17 +417,30 @@ def _compare(
         rows.append(
             (str(path), figures(series, result.ev_kwh, commands=result.commands, battery=home))
         )
-    rows.sort(key=lambda row: (-row[1].ev_solar_kwh, row[1].cost, row[1].commands))
+    rows.sort(key=lambda row: rank_key(row[1]))
     if as_json:
         ranking = [{"rank": n, "rules": name} | f.to_json() for n, (name, f) in enumerate(rows, 1)]
         print(json.dumps({"ranking": ranking}, indent=2))
         return 0
     print(
-        f"{'#':>2}  {'rules':<36}{'solar kWh':>10}{'EV kWh':>9}{'cost':>9}{'unmet':>8}{'cmds':>6}"
+        f"{'#':>2}  {'rules':<36}{'solar kWh':>10}{'EV kWh':>9}{'cost':>9}{'per kWh':>9}"
+        f"{'unmet':>8}{'short':>6}{'cmds':>6}"
     )
     for n, (name, f) in enumerate(rows, 1):
         print(
             f"{n:>2}  {name:<36}{f.ev_solar_kwh:>10.2f}{f.ev_energy_kwh:>9.2f}"
-            f"{f.cost:>9.2f}{f.unmet_kwh:>8.2f}{f.commands:>6}"
+            f"{f.cost:>9.2f}{per_kwh_text(f):>9}{f.unmet_kwh:>8.2f}{f.unmet_sessions:>6}"
+            f"{f.commands:>6}"
         )
+    notes = [unmet_note(name, f, others="the others'") for name, f in rows]
+    for note in filter(None, notes):
+        print(note)
     return 0
+
+
+def rank_key(f: Figures) -> tuple[float, float, float, int]:
+    """Less energy left unmet first (a cheap run that leaves the car short is no winner),
+    then more solar into the car, then a lower cost per kWh delivered, then fewer commands."""
+    unmet = round(f.unmet_kwh, 1) if f.leaves_unmet else 0.0
+    per_kwh = f.cost_per_kwh
+    return (unmet, -f.ev_solar_kwh, per_kwh if per_kwh is not None else math.inf, f.commands)

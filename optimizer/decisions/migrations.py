@@ -14,12 +14,15 @@ that reads the file (``sqlite3``, ``sqlite-utils``, Datasette) shows the allowed
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlite_utils import Database
 
 Migration = Callable[[Database], None]
+
+_LOGGER = logging.getLogger(__name__)
 
 MIGRATIONS: list[Migration] = []
 
@@ -201,3 +204,39 @@ def create_history(db: Database) -> None:
     """Version 2: the history `evopt history fetch` downloads and `evopt simulate` replays."""
     for statement in _V2_TABLES:
         db.execute(statement)
+
+
+# --- version 3 -----------------------------------------------------------------------------
+
+
+@register
+def remove_simulations(db: Database) -> None:
+    """Version 3: simulated decisions leave the live log (they now go to simulations.db).
+
+    Earlier versions wrote every `evopt simulate` run into the live log: a year's replay is
+    about 100 MB, and `evopt log stats` counted each simulated day beside the real one. They
+    are dropped rather than moved: a simulation is reproducible from its history and rules
+    (`evopt simulate`), a live decision is not. The store reclaims the space afterwards.
+    """
+    runs = "SELECT run_id FROM runs WHERE mode = 'simulation'"
+    removed = db.execute("DELETE FROM decisions WHERE mode = 'simulation'").rowcount
+    db.execute(f"DELETE FROM decisions WHERE run_id IN ({runs})")  # noqa: S608 - constant SQL
+    db.execute(f"DELETE FROM requests WHERE run_id IN ({runs})")  # noqa: S608 - constant SQL
+    gone = db.execute("DELETE FROM runs WHERE mode = 'simulation'").rowcount
+    if removed or gone:
+        _LOGGER.warning(
+            "removed %d simulated decisions (%d simulation runs) from the decision log: "
+            "simulations now write to simulations.db, and `evopt simulate` reproduces them",
+            removed,
+            gone,
+        )
+
+
+# --- version 4 -----------------------------------------------------------------------------
+
+
+@register
+def name_runs(db: Database) -> None:
+    """Version 4: a run's name; a simulation replaces the earlier run of the same name."""
+    db.execute("ALTER TABLE runs ADD COLUMN name TEXT")
+    db.table("runs").create_index(["name"], index_name="idx_runs_name")

@@ -41,6 +41,7 @@ RUN_MODES: tuple[RunMode, ...] = ("live", "dry_run", "simulation")
 # time order and plain SQL can compare them (`ts >= '2025-01-15T00:00:00Z'`).
 TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 BUSY_TIMEOUT_MS = 5000
+RECLAIM_MIN_PAGES = 256  # 1 MB of 4 KB pages: below that a VACUUM is not worth its rewrite
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class DecisionStore:
             applied = migrate(self.db)
             if applied:
                 _LOGGER.info("decision log %s: applied migrations %s", path, applied)
+                self._reclaim()
 
     @classmethod
     def open_readonly(cls, path: Path) -> DecisionStore:
@@ -119,6 +121,18 @@ class DecisionStore:
         if not self.readonly:
             # In WAL, NORMAL syncs at checkpoints: a killed process loses nothing committed.
             self.db.execute("PRAGMA synchronous = NORMAL")
+
+    def _reclaim(self) -> None:
+        """Give back the space a migration freed (simulations dropped from a live log).
+
+        Only when at least a quarter of the file is free pages: a VACUUM rewrites the whole
+        file, worth it for the hundreds of MB old simulations took, not for a few pages.
+        """
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        if pages and free * 4 >= pages and free > RECLAIM_MIN_PAGES:
+            self.db.execute("VACUUM")
+            _LOGGER.info("decision log %s: reclaimed %d free pages", self.path, free)
 
     def _check_readable(self) -> None:
         """A reader of an unmigrated or older file would fail later with a cryptic error."""
@@ -173,8 +187,14 @@ class DecisionStore:
         rules_hash: str,
         version: str,
         started_at: datetime,
+        name: str | None = None,
     ) -> str:
-        """Record a service (or simulation) run; its id tags every decision it writes."""
+        """Record a service (or simulation) run; its id tags every decision it writes.
+
+        A named run replaces every earlier run of that name, its decisions and request counts
+        included, in the same transaction: a simulation is reproducible, and running it again
+        must not add a second copy (`make demo` twice would double the file).
+        """
         run_id = uuid.uuid4().hex
         row = {
             "run_id": run_id,
@@ -186,10 +206,29 @@ class DecisionStore:
             "rules_hash": rules_hash,
             "version": version,
             "status": "running",
+            "name": name,
         }
         with self._write() as db:
+            if name is not None:
+                _delete_runs(db, "SELECT run_id FROM runs WHERE name = ?", [name])
             db.table("runs").insert(row)
         return run_id
+
+    def runs_named(self, name: str) -> list[str]:
+        """The ids of the runs called ``name`` (one, since a named run replaces the last)."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT run_id FROM runs WHERE name = ? ORDER BY started_at DESC", [name]
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def run_names(self) -> list[str]:
+        """Every run name in the file, for a did-you-mean."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT DISTINCT name FROM runs WHERE name IS NOT NULL ORDER BY name"
+            ).fetchall()
+        return [str(row[0]) for row in rows]
 
     def end_run(self, run_id: str, *, ended_at: datetime, status: str = "stopped") -> None:
         """Close a run (a run without an end was still running, or crashed); KeyError if unknown."""
@@ -438,6 +477,17 @@ def _decision_row(
         "error": error,
         "commands": commands,
     }
+
+
+def _delete_runs(db: Database, runs_sql: str, params: list[Any]) -> int:
+    """Delete the runs ``runs_sql`` selects with everything that refers to them."""
+    deleted = db.execute(
+        f"DELETE FROM decisions WHERE run_id IN ({runs_sql})",  # noqa: S608 - our own SQL
+        params,
+    ).rowcount
+    db.execute(f"DELETE FROM requests WHERE run_id IN ({runs_sql})", params)  # noqa: S608
+    db.execute(f"DELETE FROM runs WHERE run_id IN ({runs_sql})", params)  # noqa: S608
+    return int(deleted)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

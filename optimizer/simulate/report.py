@@ -19,11 +19,40 @@ from optimizer.limits import Limits
 from optimizer.simulate.battery import BatteryFlows, run_battery
 from optimizer.simulate.series import BUCKET, Figures, SiteSeries, figures
 
-__all__ = ["BASELINES", "DayRow", "SimReport", "baseline_figures", "build_report"]
+__all__ = [
+    "BASELINES",
+    "DayRow",
+    "SimReport",
+    "baseline_figures",
+    "build_report",
+    "per_kwh_text",
+    "unmet_note",
+]
 
 _LOGGER = logging.getLogger(__name__)
 BASELINES = ("immediate", "optimal")
 Baseline = Callable[[SiteSeries, Limits, float], tuple[tuple[float, ...], int]]
+
+
+def unmet_note(name: str, figures: Figures, *, others: str) -> str | None:
+    """The plain sentence a run that left cars short needs, or None when it met every need.
+
+    Its ``cost`` is then lower for a reason that is no merit: less energy delivered. Said in
+    words beside the table because a reader compares the cost row first.
+    """
+    if not figures.leaves_unmet:
+        return None
+    sessions = figures.unmet_sessions
+    over = f"{sessions} session{'s' if sessions != 1 else ''}" if sessions else "its sessions"
+    return (
+        f"{name} left {figures.unmet_kwh:.1f} kWh unmet over {over}: its cost is not "
+        f"comparable with {others}; compare the cost per kWh delivered"
+    )
+
+
+def per_kwh_text(figures: Figures) -> str:
+    value = figures.cost_per_kwh
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 @dataclass(frozen=True)
@@ -74,6 +103,7 @@ class SimReport:
                 else {"ready_by": "unplug time minus margin", "margin_min": self.plan_margin_min}
             ),
             "home_battery": self.battery,
+            "notes": self.notes(),
             "per_day": [
                 {"day": row.day.isoformat(), "missing_buckets": row.missing_buckets}
                 | row.figures.to_json()
@@ -105,6 +135,9 @@ class SimReport:
             ("grid import kWh", lambda f: f"{f.grid_import_kwh:.2f}"),
             ("grid export kWh", lambda f: f"{f.grid_export_kwh:.2f}"),
             (f"cost{unit}", lambda f: f"{f.cost:.2f}"),
+            (f"EV cost{unit}", lambda f: f"{f.ev_cost:.2f}"),
+            (f"per kWh to EV{unit}", per_kwh_text),
+            ("unmet sessions", lambda f: str(f.unmet_sessions)),
             ("commands", lambda f: str(f.commands)),
         ]
         if best is not None and best.ev_solar_kwh > 0:
@@ -114,7 +147,19 @@ class SimReport:
         for label, show in rows:
             cells = "".join(f"{show(f) if f is not None else 'n/a':>12}" for _, f in columns)
             lines.append(f"{label:<22}{cells}")
-        return "\n".join(lines)
+        notes = self.notes()
+        return "\n".join([*lines, *([""] if notes else []), *notes])
+
+    def notes(self) -> list[str]:
+        """Each column that left energy unmet, in words."""
+        found = [unmet_note("the policy", self.figures, others="the baselines'")]
+        for name, value in self.baselines.items():
+            if value is not None and value.leaves_unmet:
+                found.append(
+                    f"the {name} baseline left {value.unmet_kwh:.1f} kWh unmet too: more than "
+                    "the charger could deliver in time in those sessions"
+                )
+        return [note for note in found if note]
 
     def _battery_text(self) -> list[str]:
         if self.battery is None:

@@ -21,6 +21,7 @@ from optimizer.tariffs import Tariffs
 __all__ = [
     "BUCKET",
     "BUCKET_H",
+    "UNMET_TOLERANCE_KWH",
     "Figures",
     "Session",
     "SiteSeries",
@@ -30,6 +31,8 @@ __all__ = [
 
 BUCKET_H = 0.25
 BUCKET = timedelta(hours=BUCKET_H)
+UNMET_TOLERANCE_KWH = 0.05
+"""Less than this left unmet is rounding (a bucket's partial share), not a car left short."""
 OPEN_SESSION = timedelta(hours=12)
 """How long a session with no ``endTime`` is assumed to last (unless the next one starts)."""
 
@@ -119,8 +122,24 @@ class Figures:
     grid_export_kwh: float
     cost: float
     commands: int
+    unmet_sessions: int = 0  # sessions that ended short of what the car took in reality
+    ev_cost: float = 0.0  # what the charging added to the bill (cost minus cost without it)
 
-    def to_json(self) -> dict[str, float | int]:
+    @property
+    def cost_per_kwh(self) -> float | None:
+        """The charging's own cost per kWh delivered; None when nothing was delivered.
+
+        Per kWh, because a run that delivers less costs less: the whole-site ``cost`` of two
+        runs compares only when both delivered the same energy (neither left any unmet).
+        """
+        return self.ev_cost / self.ev_energy_kwh if self.ev_energy_kwh > 0 else None
+
+    @property
+    def leaves_unmet(self) -> bool:
+        return self.unmet_kwh >= UNMET_TOLERANCE_KWH
+
+    def to_json(self) -> dict[str, float | int | None]:
+        per_kwh = self.cost_per_kwh
         return {
             "ev_energy_kwh": round(self.ev_energy_kwh, 3),
             "ev_solar_kwh": round(self.ev_solar_kwh, 3),
@@ -130,6 +149,9 @@ class Figures:
             "grid_export_kwh": round(self.grid_export_kwh, 3),
             "cost": round(self.cost, 4),
             "commands": self.commands,
+            "unmet_sessions": self.unmet_sessions,
+            "ev_cost": round(self.ev_cost, 4),
+            "cost_per_kwh": None if per_kwh is None else round(per_kwh, 4),
         }
 
 
@@ -154,23 +176,28 @@ def figures(
         raise ValueError(f"ev_kwh has {len(ev_kwh)} buckets, the series {len(series.starts)}")
     chosen: Sequence[int] = range(len(series.starts)) if indices is None else indices
     pv, house, missing, price = series.pv_kwh, series.house_kwh, series.missing, series.import_price
-    ev_total = ev_solar = imported = exported = cost = 0.0
+    ev_total = ev_solar = imported = exported = cost = ev_cost = 0.0
+    export_price = series.export_price
     for i in chosen:
         if missing[i]:
             continue
         ev = ev_kwh[i]
-        net = house[i] + ev - pv[i]
+        without = house[i] - pv[i]
         if battery is not None:
-            net += battery[0][i] - battery[1][i]
+            without += battery[0][i] - battery[1][i]
+        net = without + ev
         if net > 0:
             imported += net
             cost += net * price[i]
         else:
             exported -= net
+        if ev:
+            ev_cost += _bill(net, price[i], export_price) - _bill(without, price[i], export_price)
         ev_total += ev
         ev_solar += min(ev, max(pv[i] - house[i], 0.0))
     cost -= exported * series.export_price
     unmet = 0.0
+    unmet_sessions = 0
     selected = None if indices is None else set(indices)
     for session in series.sessions:
         window = series.window(session)
@@ -179,7 +206,10 @@ def figures(
         if selected is not None and window[-1] not in selected:
             continue
         delivered = sum(ev_kwh[i] for i in window)
-        unmet += max(0.0, session.energy_kwh - delivered)
+        short = max(0.0, session.energy_kwh - delivered)
+        unmet += short
+        if short >= UNMET_TOLERANCE_KWH:
+            unmet_sessions += 1
     return Figures(
         ev_energy_kwh=ev_total,
         ev_solar_kwh=ev_solar,
@@ -189,7 +219,14 @@ def figures(
         grid_export_kwh=exported,
         cost=cost,
         commands=commands,
+        unmet_sessions=unmet_sessions,
+        ev_cost=ev_cost,
     )
+
+
+def _bill(net_kwh: float, import_price: float, export_price: float) -> float:
+    """One bucket's grid bill: imports at the window's price, exports credited."""
+    return net_kwh * import_price if net_kwh > 0 else net_kwh * export_price
 
 
 def _sessions(

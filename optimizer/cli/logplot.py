@@ -1,0 +1,120 @@
+"""`evopt log plot --day DATE [--out FILE.png] [--charger SN]`: draw a real day from the log.
+
+The drawing is optimizer.simulate.dayplot; this module picks the rows (the site's local day,
+one charger) and says plainly when there is nothing to draw (exit 1), never an empty picture.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from optimizer.cli import logsim
+from optimizer.cli.context import Context
+from optimizer.config import Config
+from optimizer.decisions import review
+from optimizer.enlighten.errors import ConfigError
+
+__all__ = ["log_plot", "register"]
+
+_RELATIVE = {"today": 0, "yesterday": 1}
+
+
+def register(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> argparse.ArgumentParser:
+    """Add `plot` to `evopt log`'s actions; returns its parser."""
+    text = "draw one day: surplus, amps observed and commanded, commands, the policy in control"
+    plot = actions.add_parser("plot", help=text, description=text, parents=[common])
+    plot.add_argument(
+        "--day",
+        required=True,
+        type=_day_type,
+        metavar="DATE",
+        help="the site's local day: 2025-01-15, today or yesterday",
+    )
+    plot.add_argument(
+        "--out", metavar="FILE.png", help="where to write the picture (default evopt-DATE.png)"
+    )
+    plot.add_argument(
+        "--charger",
+        default=argparse.SUPPRESS,
+        metavar="SN",
+        help="the charger (needed when the day has several)",
+    )
+    plot.set_defaults(handler=log_plot)
+    return plot
+
+
+def _day_type(text: str) -> date | str:
+    if text in _RELATIVE:
+        return text  # resolved in the site's zone, which comes with the config
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a day; expected 2025-01-15, today or yesterday"
+        ) from None
+
+
+_day_type.__name__ = "day"
+
+
+def _zone(config: Config) -> tzinfo:
+    if config.site.timezone:
+        return ZoneInfo(config.site.timezone)
+    return datetime.now().astimezone().tzinfo or UTC
+
+
+def _resolve(day: date | str, zone: tzinfo) -> date:
+    if isinstance(day, date):
+        return day
+    return (datetime.now(zone) - timedelta(days=_RELATIVE[day])).date()
+
+
+async def log_plot(ctx: Context) -> int:
+    # Imported here: matplotlib is slow to import, and only this action needs it.
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    from optimizer.simulate import dayplot  # noqa: PLC0415
+
+    zone = _zone(ctx.config)
+    day = _resolve(ctx.args.day, zone)
+    start, end = dayplot.day_bounds(day, zone)
+    wanted: str | None = getattr(ctx.args, "charger", None)
+    with logsim.open_log(ctx, actions=("show", "stats", "plot")) as store:
+        rows = review.query(
+            store,
+            since=start.astimezone(UTC),
+            until=end.astimezone(UTC),
+            charger=wanted,
+            run=getattr(ctx.args, "run", None),
+            limit=None,
+        )
+        where = store.path
+    rows = [row for row in rows if row.charger_sn is not None]
+    chargers = sorted({row.charger_sn for row in rows if row.charger_sn})
+    if not rows:
+        who = f" for charger {wanted}" if wanted else ""
+        raise ConfigError(
+            f"no decisions on {day.isoformat()}{who} in {where}",
+            hint="`evopt log stats` lists the days that have some",
+        )
+    if len(chargers) > 1:
+        raise ConfigError(
+            f"{day.isoformat()} has decisions for {len(chargers)} chargers ({', '.join(chargers)})",
+            hint="pick one with --charger SN",
+        )
+    points = dayplot.day_points(rows)
+    out = Path(ctx.args.out or f"evopt-{day.isoformat()}.png")
+    fig = dayplot.draw_day(points, day, zone, charger=chargers[0])
+    try:
+        fig.savefig(out, format="png")
+    except OSError as err:
+        raise ConfigError(f"{out}: cannot write ({err.strerror or err})") from err
+    finally:
+        plt.close(fig)
+    print(f"plot: {out} ({len(points)} decisions of charger {chargers[0]})")
+    return 0
