@@ -390,6 +390,80 @@ def bench_simulate() -> None:
     print(f"  cost per bucket, 10 years / 1 year: {rates[0] / rates[1]:.2f} (1.0 = linear)")
 
 
+LOG_ROWS = 1_000_000
+# Targets for `evopt log` on a million-row log (years of a busy site even before holds were
+# deduplicated): the default view of the newest changes, and the same over the last day.
+LOG_TARGET_S = {"changes, newest 100": 0.3, "changes, --since 1d": 0.2, "--all, newest 100": 0.05}
+
+
+def fill_log(path: Path, rows: int) -> None:
+    """A decision log of ``rows`` rows: two chargers, 30 s ticks, mostly holds, a change of
+    policy in control every ~2 h and a command every ~20 min, written with plain SQL."""
+    from optimizer.decisions.store import DecisionStore  # noqa: PLC0415
+
+    with DecisionStore(path) as store:
+        run = store.start_run(
+            mode="live",
+            site_id=1,
+            config_hash="c",
+            rules_hash="r",
+            version="bench",
+            started_at=datetime(2020, 1, 1, tzinfo=UTC),
+        )
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    inputs = json.dumps({"surplus_w": 1200, "tariff": "peak", "charger": {"amps": 16}})
+
+    def row(i: int) -> tuple[Any, ...]:
+        tick, sn = divmod(i, 2)
+        policy = ("excess_solar", "night", "topup")[(tick // 240) % 3]
+        action = "set_amps" if tick % 40 == 0 else "hold"
+        ts = (start + timedelta(seconds=30 * tick)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        reason = f"{policy} keeps the charger as it is: surplus 1.2 kW"
+        return (ts, run, f"SN{sn}", policy, action, reason, inputs)
+
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany(
+            "INSERT INTO decisions (ts, run_id, mode, site_id, charger_sn, policy, target,"
+            " action, params, reason, inputs, overruled, outcome, commands)"
+            " VALUES (?, ?, 'live', 1, ?, ?, 'charging', ?, '{}', ?, ?, '[]', 'noop', 0)",
+            (row(i) for i in range(rows)),
+        )
+    db.execute("ANALYZE")
+    db.close()
+
+
+def bench_log() -> None:
+    """`evopt log` on a million-row log: query plans and timings against their targets."""
+    from optimizer.decisions import review  # noqa: PLC0415
+    from optimizer.decisions.store import DecisionStore  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "decisions.db"
+        started = time.perf_counter()
+        fill_log(path, LOG_ROWS)
+        print(f"evopt log on {LOG_ROWS:,} rows (filled in {time.perf_counter() - started:.1f} s)")
+        with DecisionStore.open_readonly(path) as store:
+            last = store.db.execute("SELECT max(ts) FROM decisions").fetchone()[0]
+            day_ago = datetime.fromisoformat(last.replace("Z", "+00:00")) - timedelta(days=1)
+            cases: dict[str, Callable[[], list[review.DecisionRow]]] = {
+                "changes, newest 100": lambda: review.query(store, changes=True),
+                "changes, --since 1d": lambda: review.query(
+                    store, changes=True, since=day_ago, limit=None
+                ),
+                "--all, newest 100": lambda: review.query(store),
+            }
+            for name, run in cases.items():
+                seconds = best_of(run, 3)
+                verdict = "ok" if seconds <= LOG_TARGET_S[name] else "OVER TARGET"
+                print(
+                    f"  {name:<22} {seconds * 1000:7.1f} ms (target {LOG_TARGET_S[name] * 1000:.0f}"
+                    f" ms, {verdict}), {len(run())} rows"
+                )
+            plan = review.explain_changes(store)
+            print("  plan of the changes query: " + "; ".join(plan))
+
+
 def main() -> int:
     bench_service()
     bench_lifetime()
@@ -397,6 +471,7 @@ def main() -> int:
     asyncio.run(bench_client_roundtrip())
     bench_engine()
     bench_simulate()
+    bench_log()
     return 0
 
 

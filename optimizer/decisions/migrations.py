@@ -201,3 +201,19 @@ def create_history(db: Database) -> None:
     """Version 2: the history `evopt history fetch` downloads and `evopt simulate` replays."""
     for statement in _V2_TABLES:
         db.execute(statement)
+
+
+# --- version 3 -----------------------------------------------------------------------------
+
+
+@register
+def index_changes(db: Database) -> None:
+    """Version 3: the index `evopt log` walks to find changes of the policy in control.
+
+    Rows of one charger and target in time order, with the columns the comparison reads, so
+    the window function over them reads the index alone and sorts nothing.
+    """
+    db.execute(
+        "CREATE INDEX idx_decisions_changes ON decisions"
+        " (charger_sn, target, ts, policy, action, outcome)"
+    )
