@@ -308,6 +308,13 @@ def bench_service() -> None:
                     "SELECT action, outcome, count(*) FROM decisions GROUP BY 1, 2 ORDER BY 3 DESC"
                 )
             )
+            rows = db.execute("SELECT count(*) FROM decisions").fetchone()[0]
+            # What the log keeps for the day: the decisions' share of the file (dbstat counts
+            # the pages of the table and its indexes), not free pages or other tables.
+            log_bytes = db.execute(
+                "SELECT sum(pgsize) FROM dbstat WHERE name = 'decisions'"
+                " OR name LIKE 'idx_decisions%'"
+            ).fetchone()[0]
     hours = DAY_TICKS * 30 / 3600
     total = sum(families.values())
     print(
@@ -322,6 +329,10 @@ def bench_service() -> None:
         f"{thread_cpu / DAY_TICKS * 1000:.2f} ms (service thread only)"
     )
     print(f"  decisions: {decisions}")
+    print(
+        f"  decision log: {rows} rows/day, {log_bytes / 1e6:.2f} MB/day"
+        f" (table and indexes; target: holds only when they change, {LOG_DAY_TARGET})"
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak RSS: {peak_mb:.0f} MB (the whole process: service, fake cloud and test data)")
 
@@ -390,6 +401,7 @@ def bench_simulate() -> None:
     print(f"  cost per bucket, 10 years / 1 year: {rates[0] / rates[1]:.2f} (1.0 = linear)")
 
 
+LOG_DAY_TARGET = "< 500 rows and < 0.5 MB a day"
 LOG_ROWS = 1_000_000
 # Targets for `evopt log` on a million-row log (years of a busy site even before holds were
 # deduplicated): the default view of the newest changes, and the same over the last day.
