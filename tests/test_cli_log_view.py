@@ -266,6 +266,12 @@ def test_a_mistyped_policy_suggests_the_known_one(env: ViewEnv) -> None:
     assert "no decisions match" not in err
 
 
+def test_stats_refuse_a_mistyped_policy_too(env: ViewEnv) -> None:
+    code, _, err = env.run("log", "stats", "--policy", "nigth")
+    assert code == 1
+    assert "did you mean 'night'?" in err
+
+
 def test_a_policy_of_the_rules_that_has_not_decided_yet(env: ViewEnv) -> None:
     code, out, err = env.run("log", "--policy", "holiday_topup")
     assert (code, out) == (0, "")

@@ -396,6 +396,7 @@ async def log_stats(ctx: Context) -> int:
     zone = display_zone(ctx.config)
     filters = _filters(ctx.args, zone)
     with _open(ctx.config) as store:
+        unknown_filter_values(store, ctx.args, rule_names(ctx.config))  # a typo: exit 1
         days = review.stats(store, **filters, tz=zone)
         requests = review.request_stats(
             store, since=filters["since"], until=filters["until"], run=filters["run"]
