@@ -96,6 +96,8 @@ def test_the_heartbeat_records_an_unchanged_hold() -> None:
         hold(surplus_w=1900.0),  # another 500 W band
         hold(surplus_w=None),  # unknown now
         hold(battery_soc_pct=95),
+        hold(status_age_s=95.0),  # the status is a kept, stale one now
+        hold(pv_age_s=None),  # no PV sample any more
         Decision("night", SN, "charging", "hold", {}, hold().reason, INPUTS),
         Decision("excess_solar", SN, "charging", "hold", {"amps": 6}, hold().reason, INPUTS),
     ],
@@ -148,12 +150,15 @@ def test_material_inputs_keep_the_facts() -> None:
     kept = material(INPUTS)
     assert set(kept) == {
         "surplus_w",
+        "surplus_age_s",
+        "pv_age_s",
         "tariff",
         "price",
         "battery_soc_pct",
         "charger",
         "available_w",
     }
+    assert (kept["surplus_age_s"], kept["pv_age_s"]) == (True, True)  # there is a reading
     assert kept["charger"] == {
         "sn": SN,
         "plugged_in": True,

@@ -25,7 +25,9 @@ from optimizer.engine.decision import Decision
 DEFAULT_HEARTBEAT = timedelta(minutes=15)
 # Inputs that change with the clock rather than with the world: never a reason to record.
 CLOCK_KEYS = frozenset({"now", "local_time", "sun_elevation_deg", "session_kwh"})
-CLOCK_SUFFIXES = ("_age_s",)
+# Ages: how old a reading is does not count, whether there is one does (``status_age_s``
+# appears while the status is a kept, stale one: the start and the end of that are news).
+AGE_SUFFIX = "_age_s"
 # Readings that drift every tick are compared by band: power in 500 W steps (the smallest
 # start or stop threshold worth telling apart), energy in 1 kWh, percentages in 10 points.
 BANDS = {"_w": 500.0, "_kwh": 1.0, "_pct": 10.0}
@@ -93,13 +95,14 @@ def reason_shape(reason: str) -> str:
 
 
 def material(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The inputs that say what the world is like: clock readings and ages dropped, drifting
-    readings banded (see :data:`BANDS`); plugged, charging, amps, mode, tariff window, price,
-    limits, plans and the policy's own facts as they are."""
+    """The inputs that say what the world is like: clock readings dropped, ages reduced to
+    whether there is a reading, drifting readings banded (see :data:`BANDS`); plugged,
+    charging, amps, mode, tariff window, price, limits, plans and the policy's own facts as
+    they are."""
     return {
-        key: _material_value(key, value)
+        key: (value is not None) if key.endswith(AGE_SUFFIX) else _material_value(key, value)
         for key, value in inputs.items()
-        if key not in CLOCK_KEYS and not key.endswith(CLOCK_SUFFIXES)
+        if key not in CLOCK_KEYS
     }
 
 
