@@ -308,6 +308,13 @@ def bench_service() -> None:
                     "SELECT action, outcome, count(*) FROM decisions GROUP BY 1, 2 ORDER BY 3 DESC"
                 )
             )
+            rows = db.execute("SELECT count(*) FROM decisions").fetchone()[0]
+            # What the log keeps for the day: the decisions' share of the file (dbstat counts
+            # the pages of the table and its indexes), not free pages or other tables.
+            log_bytes = db.execute(
+                "SELECT sum(pgsize) FROM dbstat WHERE name = 'decisions'"
+                " OR name LIKE 'idx_decisions%'"
+            ).fetchone()[0]
     hours = DAY_TICKS * 30 / 3600
     total = sum(families.values())
     print(
@@ -322,6 +329,10 @@ def bench_service() -> None:
         f"{thread_cpu / DAY_TICKS * 1000:.2f} ms (service thread only)"
     )
     print(f"  decisions: {decisions}")
+    print(
+        f"  decision log: {rows} rows/day, {log_bytes / 1e6:.2f} MB/day"
+        f" (table and indexes; target: holds only when they change, {LOG_DAY_TARGET})"
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak RSS: {peak_mb:.0f} MB (the whole process: service, fake cloud and test data)")
 
@@ -390,6 +401,82 @@ def bench_simulate() -> None:
     print(f"  cost per bucket, 10 years / 1 year: {rates[0] / rates[1]:.2f} (1.0 = linear)")
 
 
+LOG_DAY_TARGET = "< 500 rows and < 0.5 MB a day"
+LOG_ROWS = 1_000_000
+# Targets for `evopt log` on a million-row log (years of a busy site even before holds were
+# deduplicated): the default view of the newest changes, and the same over the last day.
+LOG_TARGET_S = {"changes, newest 100": 0.3, "changes, --since 1d": 0.2, "--all, newest 100": 0.05}
+
+
+def fill_log(path: Path, rows: int) -> None:
+    """A decision log of ``rows`` rows: two chargers, 30 s ticks, mostly holds, a change of
+    policy in control every ~2 h and a command every ~20 min, written with plain SQL."""
+    from optimizer.decisions.store import DecisionStore  # noqa: PLC0415
+
+    with DecisionStore(path) as store:
+        run = store.start_run(
+            mode="live",
+            site_id=1,
+            config_hash="c",
+            rules_hash="r",
+            version="bench",
+            started_at=datetime(2020, 1, 1, tzinfo=UTC),
+        )
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    inputs = json.dumps({"surplus_w": 1200, "tariff": "peak", "charger": {"amps": 16}})
+
+    def row(i: int) -> tuple[Any, ...]:
+        tick, sn = divmod(i, 2)
+        policy = ("excess_solar", "night", "topup")[(tick // 240) % 3]
+        action = "set_amps" if tick % 40 == 0 else "hold"
+        ts = (start + timedelta(seconds=30 * tick)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        reason = f"{policy} keeps the charger as it is: surplus 1.2 kW"
+        return (ts, run, f"SN{sn}", policy, action, reason, inputs)
+
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany(
+            "INSERT INTO decisions (ts, run_id, mode, site_id, charger_sn, policy, target,"
+            " action, params, reason, inputs, overruled, outcome, commands)"
+            " VALUES (?, ?, 'live', 1, ?, ?, 'charging', ?, '{}', ?, ?, '[]', 'noop', 0)",
+            (row(i) for i in range(rows)),
+        )
+    db.execute("ANALYZE")
+    db.close()
+
+
+def bench_log() -> None:
+    """`evopt log` on a million-row log: query plans and timings against their targets."""
+    from optimizer.decisions import review  # noqa: PLC0415
+    from optimizer.decisions.store import DecisionStore  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "decisions.db"
+        started = time.perf_counter()
+        fill_log(path, LOG_ROWS)
+        print(f"evopt log on {LOG_ROWS:,} rows (filled in {time.perf_counter() - started:.1f} s)")
+        with DecisionStore.open_readonly(path) as store:
+            last = store.db.execute("SELECT max(ts) FROM decisions").fetchone()[0]
+            day_ago = datetime.fromisoformat(last.replace("Z", "+00:00")) - timedelta(days=1)
+            cases: dict[str, Callable[[], list[review.DecisionRow]]] = {
+                "changes, newest 100": lambda: review.query(store, changes=True),
+                "changes, --since 1d": lambda: review.query(
+                    store, changes=True, since=day_ago, limit=None
+                ),
+                "--all, newest 100": lambda: review.query(store),
+            }
+            for name, run in cases.items():
+                seconds = best_of(run, 3)
+                verdict = "ok" if seconds <= LOG_TARGET_S[name] else "OVER TARGET"
+                print(
+                    f"  {name:<22} {seconds * 1000:7.1f} ms (target {LOG_TARGET_S[name] * 1000:.0f}"
+                    f" ms, {verdict}), {len(run())} rows"
+                )
+            # The plan of each look-back step (and of --since): a range of the covering index.
+            plan = review.explain_changes(store, since=day_ago)
+            print("  plan of the changes query over a day: " + "; ".join(plan))
+
+
 def main() -> int:
     bench_service()
     bench_lifetime()
@@ -397,6 +484,7 @@ def main() -> int:
     asyncio.run(bench_client_roundtrip())
     bench_engine()
     bench_simulate()
+    bench_log()
     return 0
 
 

@@ -132,6 +132,11 @@ class ServiceConfig(_Section):
     database: Path | None = None
     # Decisions (and request counts) older than this many days are deleted by the service.
     retention_days: int = Field(default=90, ge=1)
+    # A hold that repeats unchanged is recorded at least this often (0s: every tick), so a
+    # gap in the decision log means the service was not running (docs/decision-log.md).
+    heartbeat: Duration = timedelta(minutes=15)
+    # The decision log's size limit in MB: beyond it, the oldest days are deleted first.
+    max_log_mb: int = Field(default=500, ge=1)
 
     @field_validator("poll_interval")
     @classmethod

@@ -90,7 +90,8 @@ class LogEnv(CliRunner):
     capsys: pytest.CaptureFixture[str]
 
     def ids(self, *args: str) -> list[int]:
-        return [row["id"] for row in self.json("log", *args)]
+        """Ids of every decision listed (``--all``: holds too)."""
+        return [row["id"] for row in self.json("log", "--all", *args)]
 
 
 def write_config(tmp_path: Path) -> Path:
@@ -162,7 +163,7 @@ def env(
 
 
 def test_newest_first_with_every_column(env: LogEnv) -> None:
-    rows = env.json("log")
+    rows = env.json("log", "--all")
     assert [r["id"] for r in rows] == [7, 6, 5, 4, 3, 2, 1]
     assert set(rows[0]) == set(review.COLUMNS)
     assert rows[0]["ts"] == "2025-01-15T11:30:00Z"
@@ -182,7 +183,6 @@ def test_newest_first_with_every_column(env: LogEnv) -> None:
         (("--charger", "SN1", "--outcome", "noop"), [7, 3]),
         (("--limit", "2"), [7, 6]),
         (("--limit", "0"), [7, 6, 5, 4, 3, 2, 1]),
-        (("--policy", "nobody"), []),
     ],
 )
 def test_filters(env: LogEnv, args: tuple[str, ...], ids: list[int]) -> None:
@@ -245,8 +245,9 @@ def test_a_bare_date_as_until_means_the_end_of_that_day() -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ("--since", "yesterday"),
+        ("--since", "yesterdy"),
         ("--since", "2h ago"),
+        ("--since", "25:00"),
         ("--until", "2025-13-01"),
         ("--outcome", "ok"),
     ],
@@ -258,40 +259,82 @@ def test_bad_filters_are_usage_errors(env: LogEnv, args: tuple[str, ...]) -> Non
     assert args[0] in env.capsys.readouterr().err
 
 
-def test_the_table_fits_the_terminal(env: LogEnv) -> None:
-    code, out, _ = env.run("log")  # COLUMNS=100
+def test_the_table_fits_the_terminal_and_reasons_wrap(
+    env: LogEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    code, out, _ = env.run("log", "--all")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == [
         "ID", "TIME", "CHARGER", "POLICY", "ACTION", "PARAMS", "OUTCOME", "REASON",
     ]  # fmt: skip
-    assert len(lines) == 1 + len(ROWS)
-    assert all(len(line) <= 100 for line in lines), out
-    # Local times, short params, the error before the reason, the reason cut with "...".
+    assert all(len(line) <= 120 for line in lines), out
+    # Local times, short params, the error before the reason, the reason whole on two lines.
     assert lines[1].startswith("7   2025-01-15 22:30  SN1      safety")
-    assert "amps=8" in lines[2]
-    assert "[timeout] " in lines[3]
-    assert lines[1].endswith("...")
+    indent = lines[0].index("REASON")
+    assert lines[2] == " " * indent + lines[2].strip()
+    assert _reason_of(lines, 1) == SAFETY_REASON
+    assert "amps=8" in lines[3]
+    assert "[timeout] " in out
+    assert "..." not in out
 
 
-def test_a_narrow_terminal_still_shows_part_of_the_reason(
+def _reason_of(lines: list[str], first: int) -> str:
+    """The reason of the row on line ``first``, its wrapped lines joined again."""
+    indent = lines[0].index("REASON")
+    parts = [lines[first][indent:]]
+    for line in lines[first + 1 :]:
+        if line[:indent].strip():
+            break
+        parts.append(line[indent:])
+    return " ".join(parts)
+
+
+def _reasons_below(lines: list[str]) -> list[str]:
+    """Each row's reason, on the lines below the row (indented by REASON_INDENT)."""
+    reasons: list[list[str]] = []
+    for line in lines[1:]:
+        if line.startswith(" " * log_cli.REASON_INDENT):
+            reasons[-1].append(line.strip())
+        else:
+            reasons.append([])
+    return [" ".join(parts) for parts in reasons]
+
+
+def test_at_80_columns_every_reason_is_whole(env: LogEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    _, out, _ = env.run("log", "--all")
+    lines = out.splitlines()
+    reasons = _reasons_below(lines)
+    assert len(reasons) == len(ROWS)
+    assert reasons[0] == SAFETY_REASON
+    assert reasons[2] == "[timeout] " + ROWS[4].reason
+    assert all(len(line) <= 80 for line in lines), out
+    assert "..." not in out
+
+
+def test_a_narrow_terminal_keeps_a_readable_reason_column(
     env: LogEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setenv("COLUMNS", "20")
     _, out, _ = env.run("log", "--limit", "1")
-    assert out.splitlines()[1].endswith(" " + SAFETY_REASON[:17] + "...")
+    lines = out.splitlines()
+    assert _reasons_below(lines) == [SAFETY_REASON]
+    assert all(len(line.strip()) <= log_cli.MIN_REASON_WIDTH for line in lines[2:])
 
 
 def test_a_wide_terminal_shows_whole_reasons(env: LogEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     _, out, _ = env.run("log", "--limit", "1")
     assert out.splitlines()[1].endswith(SAFETY_REASON)
+    assert len(out.splitlines()) == 2
 
 
 def test_no_match_says_so(env: LogEnv) -> None:
-    code, out, err = env.run("log", "--policy", "nobody")
+    code, out, err = env.run("log", "--since", "2025-01-15T23:59")
     assert (code, out) == (0, "")
-    assert "no decisions match" in err
+    assert "no decisions match (only changes are listed; --all shows holds too)" in err
 
 
 def test_csv_has_every_column_as_stored(env: LogEnv) -> None:
@@ -490,4 +533,4 @@ def test_stats_csv(env: LogEnv) -> None:
 def test_the_log_can_be_read_while_the_service_has_it_open(env: LogEnv) -> None:
     with DecisionStore(env.db) as writer:
         writer.save_state("memory", {"version": 1}, updated_at=NOW)
-        assert len(env.json("log")) == len(ROWS)
+        assert len(env.json("log", "--all")) == len(ROWS)

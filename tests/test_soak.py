@@ -60,11 +60,12 @@ def test_check_names_every_broken_guarantee() -> None:
         unlogged_ticks=3,
         decisions_made=10,
         decisions_logged=7,
+        commands_unrecorded=1,
         max_requests_per_hour=700,
         longest_auth_run=40,
         energy_jumps=["EV1 0.100 -> 150.000 kWh in 0.5 min"],
     )
     broken = check(bad)
-    assert len(broken) == 9
+    assert len(broken) == 10
     assert any("never injected" in line for line in broken)
     assert check(SoakFigures(seed=0, ticks=10, decisions_made=4, decisions_logged=4)) == []

@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
@@ -26,12 +27,16 @@ from optimizer.cli.output import print_json, print_table
 from optimizer.config import Config
 from optimizer.decisions import review
 from optimizer.decisions.store import OUTCOMES, RUN_MODES, DecisionStore
-from optimizer.engine.decision import ACTIONS
+from optimizer.engine.decision import ACTIONS, OVERRIDE
+from optimizer.engine.loader import check_rules, rule_paths
 from optimizer.enlighten.errors import ConfigError
+from optimizer.explain import did_you_mean
+from optimizer.yamlpos import YamlFileError
 
 EXIT_OK = 0
 DEFAULT_LIMIT = 100
-MIN_REASON_WIDTH = 20
+MIN_REASON_WIDTH = 30
+REASON_INDENT = 4
 PARAMS_WIDTH = 24
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The table keeps minutes (ids order decisions within one); `show` has the seconds.
@@ -48,7 +53,8 @@ _FURTHEST_EAST, _FURTHEST_WEST = timezone(timedelta(hours=14)), timezone(timedel
 
 @dataclass(frozen=True)
 class When:
-    """A ``--since`` / ``--until`` value: a span back from now, or a date or time.
+    """A ``--since`` / ``--until`` (or `evopt why`) time: a span back from now, a day, a time
+    of day, or a date and time.
 
     Parsed when the command line is (a typo is a usage error), resolved later against the
     clock and the site's zone, which come from the config.
@@ -57,21 +63,41 @@ class When:
     ago: timedelta | None = None
     at: datetime | None = None
     whole_day: bool = False
+    # A time of day (``12:05``): today's, or yesterday's when today's is still to come.
+    clock: time | None = None
+    # ``today`` (0) or ``yesterday`` (1): that whole local day.
+    days_back: int | None = None
 
     def resolve(self, *, now: datetime, tz: tzinfo, end: bool = False) -> datetime:
-        """The UTC instant; a bare date as ``--until`` means the end of that day."""
+        """The UTC instant; a whole day as ``--until`` (``end``) means the end of that day."""
         if self.ago is not None:
             return now - self.ago
-        if self.at is None:  # pragma: no cover - parse_when always sets one
-            raise ValueError("empty time")
-        at = self.at if self.at.tzinfo is not None else self.at.replace(tzinfo=tz)
+        at = self._local(now.astimezone(tz), tz)
         if self.whole_day and end:
             at = datetime.combine(at.date() + timedelta(days=1), time(), tzinfo=at.tzinfo)
         return at.astimezone(UTC)
 
+    def _local(self, local_now: datetime, tz: tzinfo) -> datetime:
+        if self.clock is not None:
+            at = datetime.combine(local_now.date(), self.clock, tzinfo=tz)
+            return at - timedelta(days=1) if at > local_now else at
+        if self.days_back is not None:
+            day = local_now.date() - timedelta(days=self.days_back)
+            return datetime.combine(day, time(), tzinfo=tz)
+        if self.at is None:  # pragma: no cover - parse_when always sets one
+            raise ValueError("empty time")
+        return self.at if self.at.tzinfo is not None else self.at.replace(tzinfo=tz)
+
+
+WHEN_FORMS = (
+    "a time of day (12:05: today, or yesterday when 12:05 is still to come), today, "
+    "yesterday, a span back from now (90m, 2h, 3d, 2w), a date (2026-12-05) or a date and "
+    "time (2026-12-05 12:05, 2026-12-05T12:05, a zone like Z or +11:00 optional)"
+)
+
 
 def parse_when(text: str) -> When:
-    """``2h``, ``30m``, ``1d``, ``2w``; ``2025-01-15``; ``2025-01-15T10:00`` (zone optional)."""
+    """Any of :data:`WHEN_FORMS`; ValueError (saying what is valid) for anything else."""
     try:
         when = _parse_when(text)
         # A year typo is a usage error now, not an overflow when resolved in the site's zone.
@@ -83,26 +109,34 @@ def parse_when(text: str) -> When:
     return when
 
 
+_DAYS_BACK = {"today": 0, "yesterday": 1}
+_CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
+
+
 def _parse_when(text: str) -> When:
     match = _AGO.match(text)
     if match:
         return When(ago=timedelta(seconds=float(match.group(1)) * _AGO_SECONDS[match.group(2)]))
-    if _DATE.match(text):
-        return When(at=datetime.combine(date.fromisoformat(text.strip()), time()), whole_day=True)
+    word = text.strip().lower()
+    if word in _DAYS_BACK:
+        return When(days_back=_DAYS_BACK[word], whole_day=True)
+    clock = _CLOCK.match(text)
     try:
+        if clock:
+            hour, minute, second = (int(part or 0) for part in clock.groups())
+            return When(clock=time(hour, minute, second))
+        if _DATE.match(text):
+            return When(at=datetime.combine(date.fromisoformat(word), time()), whole_day=True)
         return When(at=datetime.fromisoformat(text.strip()))
     except ValueError:
-        raise ValueError(f"'{text}' is not a time") from None
+        raise ValueError(f"'{text}' is not a time; use {WHEN_FORMS}") from None
 
 
 def _when_type(text: str) -> When:
     try:
         return parse_when(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"{err}; expected a span back from now (30m, 2h, 1d, 2w), "
-            "a date (2025-01-15) or a time (2025-01-15T10:00)"
-        ) from err
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 _when_type.__name__ = "time"
@@ -116,6 +150,20 @@ def _limit_type(text: str) -> int:
 
 
 _limit_type.__name__ = "limit"
+
+
+def _choice(name: str, values: Sequence[str]) -> Callable[[str], str]:
+    """An argparse type for a fixed set of values whose error suggests the closest one."""
+
+    def parse(text: str) -> str:
+        if text not in values:
+            raise argparse.ArgumentTypeError(
+                f"no {name} '{text}'{did_you_mean(text, values)}; valid: {', '.join(values)}"
+            )
+        return text
+
+    parse.__name__ = name
+    return parse
 
 
 # --- registration --------------------------------------------------------------------------
@@ -140,6 +188,12 @@ def register(
         default=DEFAULT_LIMIT,
         metavar="N",
         help=f"at most N decisions, newest first (default {DEFAULT_LIMIT}; 0: all)",
+    )
+    log.add_argument(
+        "--all",
+        action="store_true",
+        help="every decision, holds included (default: changes only: commands, failures, "
+        "user overrides, and holds where another policy takes control)",
     )
     _format_options(log, default=False, csv_help="print CSV (all columns, UTC times)")
     # Optional: without an action, `evopt log` lists decisions.
@@ -171,7 +225,11 @@ def _action(
 
 
 def _filter_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
-    when = "30m, 2h, 1d, 2025-01-15 or 2025-01-15T10:00 (site time unless a zone is given)"
+    when = (
+        "12:05 (today at 12:05 site time; yesterday's when that is still to come), today, "
+        "yesterday, 90m, 2h, 3d, 2026-12-05 or '2026-12-05 12:05' (site time unless a zone "
+        "is given)"
+    )
     parser.add_argument(
         "--since", type=_when_type, default=default, metavar="WHEN", help=f"from {when}"
     )
@@ -180,13 +238,18 @@ def _filter_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
         type=_when_type,
         default=default,
         metavar="WHEN",
-        help="before WHEN (a bare date: up to the end of that day)",
+        help="before WHEN (a date, today or yesterday: up to the end of that day)",
     )
     parser.add_argument("--charger", default=default, metavar="SN", help="one charger's serial")
     parser.add_argument("--policy", default=default, metavar="NAME", help="one policy")
-    parser.add_argument("--action", choices=ACTIONS, default=default, help="one action")
-    parser.add_argument("--outcome", choices=OUTCOMES, default=default, help="one outcome")
-    parser.add_argument("--mode", choices=RUN_MODES, default=default, help="one mode")
+    for name, values in (("action", ACTIONS), ("outcome", OUTCOMES), ("mode", RUN_MODES)):
+        parser.add_argument(
+            f"--{name}",
+            type=_choice(name, values),
+            choices=values,
+            default=default,
+            help=f"one {name}" + (" (holds are then shown too)" if name == "action" else ""),
+        )
     parser.add_argument(
         "--run", default=default, metavar="ID", help="one run (its id or first characters)"
     )
@@ -242,8 +305,13 @@ def _filters(args: argparse.Namespace, zone: tzinfo) -> dict[str, Any]:
 
 async def log_list(ctx: Context) -> int:
     zone = display_zone(ctx.config)
+    # An --action names what to see: `--action hold` shows holds without --all.
+    changes = not (ctx.args.all or ctx.args.action)
     with _open(ctx) as store:
-        rows = review.query(store, **_filters(ctx.args, zone), limit=ctx.args.limit or None)
+        absent = unknown_filter_values(store, ctx.args, rule_names(ctx.config))
+        rows = review.query(
+            store, **_filters(ctx.args, zone), limit=ctx.args.limit or None, changes=changes
+        )
     if ctx.args.json:
         print_json([row.as_json() for row in rows])
     elif ctx.args.csv:
@@ -251,8 +319,64 @@ async def log_list(ctx: Context) -> int:
     elif rows:
         print_decisions(rows, zone, width=shutil.get_terminal_size((100, 24)).columns)
     else:
-        sys.stderr.write("no decisions match\n")
+        sys.stderr.write(no_match_message(absent, changes=changes))
     return EXIT_OK
+
+
+# The filters whose values come from the log itself, and the column each one reads.
+FILTER_COLUMNS = {
+    "charger": "charger_sn",
+    "policy": "policy",
+    "action": "action",
+    "outcome": "outcome",
+    "mode": "mode",
+}
+
+
+def rule_names(config: Config) -> set[str]:
+    """The policies of the current rules (none when they cannot be read: `validate` says why)."""
+    try:
+        loaded, _ = check_rules(rule_paths(config), tariffs=None)
+    except YamlFileError:
+        return set()
+    return {policy.name for policy in loaded.policies}
+
+
+def unknown_filter_values(
+    store: DecisionStore, args: argparse.Namespace, rules: set[str]
+) -> list[str]:
+    """Why filter values that never occur in the log match nothing.
+
+    A charger or policy nobody knows is a typo: ConfigError (exit 1) with the closest known
+    value and the known ones. A valid action, outcome or mode the log lacks, or a policy of
+    the current rules that has not decided yet, is a fact: returned as a sentence.
+    """
+    facts = []
+    for name, column in FILTER_COLUMNS.items():
+        value = getattr(args, name, None)
+        if value is None or review.occurs(store, column, value):
+            continue
+        seen = review.distinct(store, column)
+        known = sorted(set(seen) | (rules if name == "policy" else set()))
+        if name == "policy" and value in rules:
+            facts.append(f"policy '{value}' (in the rules) has not decided anything yet")
+        elif name in ("charger", "policy"):
+            noun = "charger" if name == "charger" else "policy named"
+            raise ConfigError(
+                f"no {noun} '{value}' in the log{' or the rules' if name == 'policy' else ''}"
+                f"{did_you_mean(value, known)}",
+                hint=f"known: {', '.join(known) or 'none yet'}",
+            )
+        else:
+            facts.append(f"no {name} '{value}' in the log (it has {', '.join(known) or 'none'})")
+    return facts
+
+
+def no_match_message(absent: Sequence[str], *, changes: bool) -> str:
+    if absent:
+        return f"no decisions match: {'; '.join(absent)}\n"
+    more = " (only changes are listed; --all shows holds too)" if changes else ""
+    return f"no decisions match{more}\n"
 
 
 async def log_show(ctx: Context) -> int:
@@ -275,6 +399,7 @@ async def log_stats(ctx: Context) -> int:
     zone = display_zone(ctx.config)
     filters = _filters(ctx.args, zone)
     with _open(ctx) as store:
+        unknown_filter_values(store, ctx.args, rule_names(ctx.config))  # a typo: exit 1
         days = review.stats(store, **filters, tz=zone)
         requests = review.request_stats(
             store, since=filters["since"], until=filters["until"], run=filters["run"]
@@ -311,20 +436,34 @@ DECISION_HEADERS = ("id", "time", "charger", "policy", "action", "params", "outc
 def print_decisions(
     rows: Sequence[review.DecisionRow], zone: tzinfo, *, width: int, out: TextIO | None = None
 ) -> None:
-    """One line per decision; the reason is cut to what the terminal has left.
+    """One decision per row; its reason wraps under the reason column instead of being cut.
 
-    The reason keeps at least MIN_REASON_WIDTH characters: on a very narrow terminal a line
-    wraps rather than lose the reason altogether.
+    When the other columns leave the reason less than MIN_REASON_WIDTH characters (80 columns
+    with long policy names), each reason goes on the lines below its row, indented by
+    REASON_INDENT, rather than a few words a line: whole either way.
     """
+    out = out or sys.stdout
     cells = [_decision_cells(row, zone) for row in rows]
     fixed = [
         max(len(DECISION_HEADERS[i]), *(len(c[i]) for c in cells))
         for i in range(len(DECISION_HEADERS) - 1)
     ]
-    room = max(MIN_REASON_WIDTH, width - sum(fixed) - 2 * len(fixed))
+    indent = sum(fixed) + 2 * len(fixed)
+    beside = width - indent >= MIN_REASON_WIDTH
+    if not beside:
+        indent = REASON_INDENT
+    room = max(MIN_REASON_WIDTH, width - indent)
+    header = [h.upper().ljust(w) for h, w in zip(DECISION_HEADERS, fixed, strict=False)]
+    out.write("  ".join([*header, DECISION_HEADERS[-1].upper()]) + "\n")
     for line in cells:
-        line[-1] = truncate(line[-1], room)
-    print_table(DECISION_HEADERS, cells, out=out)
+        lead = "  ".join(v.ljust(w) for v, w in zip(line, fixed, strict=False))
+        reason = textwrap.wrap(" ".join(line[-1].split()), room, break_on_hyphens=False) or [""]
+        if beside:
+            out.write(f"{lead}  {reason.pop(0)}".rstrip() + "\n")
+        else:
+            out.write(lead.rstrip() + "\n")
+        for more in reason:
+            out.write(" " * indent + more + "\n")
 
 
 def _decision_cells(row: review.DecisionRow, zone: tzinfo) -> list[str]:
@@ -335,11 +474,19 @@ def _decision_cells(row: review.DecisionRow, zone: tzinfo) -> list[str]:
         row.ts.astimezone(zone).strftime(TABLE_TIME_FORMAT),
         row.charger_sn or "-",
         row.policy,
-        row.action,
+        action_text(row),
         truncate(short_params(row.params), PARAMS_WIDTH),
         row.outcome,
         reason,
     ]
+
+
+def action_text(row: review.DecisionRow) -> str:
+    """``user stop`` for a change the user made (in the app or at the charger), so it never
+    reads as the service's own command."""
+    if row.policy == OVERRIDE and row.action != "hold":
+        return f"user {row.action}"
+    return row.action
 
 
 def short_params(params: dict[str, Any]) -> str:
@@ -352,7 +499,8 @@ def short_params(params: dict[str, Any]) -> str:
 
 
 def truncate(text: str, width: int) -> str:
-    text = " ".join(text.split())  # one line, whatever the reason holds
+    """One line of at most ``width`` characters; what is cut ends in an ellipsis."""
+    text = " ".join(text.split())  # one line, whatever the text holds
     return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
 
 

@@ -240,3 +240,19 @@ def name_runs(db: Database) -> None:
     """Version 4: a run's name; a simulation replaces the earlier run of the same name."""
     db.execute("ALTER TABLE runs ADD COLUMN name TEXT")
     db.table("runs").create_index(["name"], index_name="idx_runs_name")
+
+
+# --- version 5 -----------------------------------------------------------------------------
+
+
+@register
+def index_changes(db: Database) -> None:
+    """Version 5: the index `evopt log` walks to find changes of the policy in control.
+
+    Rows of one charger and target in time order, with the columns the comparison reads, so
+    the window function over them reads the index alone and sorts nothing.
+    """
+    db.execute(
+        "CREATE INDEX idx_decisions_changes ON decisions"
+        " (charger_sn, target, ts, policy, action, outcome)"
+    )

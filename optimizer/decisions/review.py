@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from optimizer.decisions.store import DecisionStore, parse_utc, utc_text
@@ -193,8 +193,27 @@ def query(
     mode: str | None = None,
     run: str | None = None,
     limit: int | None = 100,
+    changes: bool = False,
 ) -> list[DecisionRow]:
-    """Decisions matching every filter given, newest first, at most ``limit`` (None: all)."""
+    """Decisions matching every filter given, newest first, at most ``limit`` (None: all).
+
+    ``changes`` keeps only the rows a person reviews (see :data:`CHANGE_SQL`); the policy,
+    action and outcome filters then apply to those, so ``--policy night`` shows when night
+    took control and what it sent, not the holds in between.
+    """
+    if changes:
+        return _changes(
+            store,
+            since=since,
+            until=until,
+            charger=charger,
+            policy=policy,
+            action=action,
+            outcome=outcome,
+            mode=mode,
+            run=run,
+            limit=limit,
+        )
     where, args = _where(
         since=since,
         until=until,
@@ -209,6 +228,129 @@ def query(
         where, args, order_by="ts DESC, id DESC", select=", ".join(COLUMNS), limit=limit
     )
     return [DecisionRow.from_row(row) for row in rows]
+
+
+# The rows `evopt log` shows by default: what the service sent (any action but hold), what
+# went wrong (rejected, failed), and a hold whose policy differs from the previous row of the
+# same charger and target (another policy took control). A user's own change is a row of
+# policy user-override with the action the user took (outcome noop): not a hold, so shown;
+# the override's holds after it are the same policy, so they do not repeat it.
+#
+# The previous row is found with LAG over the rows in range, in the order of the
+# (charger_sn, target, ts) index; for the first row of each charger and target in range, by
+# one seek in that index to the row just before the range. So a row is a change or not
+# whatever range it is seen in, and the wide JSON columns are read for the rows shown only.
+CHANGE_SQL = """
+WITH ordered AS (
+    SELECT id, ts, charger_sn, target, policy, action, outcome,
+        LAG(policy) OVER (PARTITION BY charger_sn, target ORDER BY ts, id) AS previous
+    FROM decisions
+    WHERE {scope}
+), shown AS (
+    SELECT id, ts FROM ordered
+    WHERE (action != 'hold' OR outcome IN ('rejected', 'failed')
+        OR coalesce(previous, {before}, '') != policy) AND {within}
+    ORDER BY ts DESC, id DESC {limit}
+)
+SELECT {columns} FROM decisions JOIN shown USING (id) ORDER BY shown.ts DESC, shown.id DESC
+"""
+# The policy of the last row of the same charger and target before the range (its filters
+# other than time apply too: unqualified columns are the inner table's). One seek in the
+# changes index, which holds the rowid (id) last: ts DESC, id DESC is its own order.
+_BEFORE_SQL = """(
+    SELECT policy FROM decisions INDEXED BY idx_decisions_changes
+    WHERE charger_sn IS ordered.charger_sn AND target IS ordered.target AND ts < ? AND {rest}
+    ORDER BY ts DESC, id DESC LIMIT 1
+)"""
+# Without --since the newest changes are looked for in the last day, then further back until
+# enough are found: the window function then reads a day of rows, not the whole log.
+_LOOK_BACK = (timedelta(days=1), timedelta(days=7), timedelta(days=31), timedelta(days=366))
+
+
+def _changes(
+    store: DecisionStore, *, since: datetime | None, limit: int | None, **filters: Any
+) -> list[DecisionRow]:
+    newest = _newest(store, **filters) if since is None and limit is not None else None
+    if newest is not None and limit is not None:
+        for span in _LOOK_BACK:
+            sql, args = _changes_sql(since=newest - span, limit=limit, **filters)
+            rows = store.db.query(sql, args)
+            found = [DecisionRow.from_row(row) for row in rows]
+            if len(found) >= limit:
+                return found
+    sql, args = _changes_sql(since=since, limit=limit, **filters)
+    return [DecisionRow.from_row(row) for row in store.db.query(sql, args)]
+
+
+def _newest(
+    store: DecisionStore,
+    *,
+    until: datetime | None,
+    charger: str | None,
+    mode: str | None,
+    run: str | None,
+    **_: Any,
+) -> datetime | None:
+    where, args = _where(until=until, charger=charger, mode=mode, run=run)
+    sql = f"SELECT max(ts) FROM decisions WHERE {where}"  # noqa: S608 - values are bound
+    row = store.db.execute(sql, args).fetchone()
+    return None if row[0] is None else parse_utc(row[0])
+
+
+def explain_changes(store: DecisionStore, **filters: Any) -> list[str]:
+    """SQLite's plan for the changes query (for `make bench`: which indexes, what is sorted)."""
+    sql, args = _changes_sql(**{"limit": 100, **filters})
+    return [row[-1] for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}", args).fetchall()]
+
+
+def _changes_sql(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    charger: str | None = None,
+    policy: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    mode: str | None = None,
+    run: str | None = None,
+    limit: int | None = None,
+) -> tuple[str, list[Any]]:
+    # The window runs over every policy and action (a change of policy is seen against the
+    # row before it, whichever that is); the policy, action and outcome filters come after.
+    scope, scope_args = _where(since=since, until=until, charger=charger, mode=mode, run=run)
+    within, within_args = _where(policy=policy, action=action, outcome=outcome)
+    before, before_args = "NULL", []
+    if since is not None:
+        rest, rest_args = _where(charger=charger, mode=mode, run=run)
+        before, before_args = _BEFORE_SQL.format(rest=rest), [utc_text(since), *rest_args]
+    sql = CHANGE_SQL.format(
+        scope=scope,
+        before=before,
+        within=within,
+        limit="" if limit is None else f"LIMIT {int(limit)}",
+        columns=", ".join(f"decisions.{name}" for name in COLUMNS),
+    )
+    return sql, [*scope_args, *before_args, *within_args]
+
+
+# Columns a filter value can be checked against (each has an index that starts with it).
+_VALUE_COLUMNS = frozenset({"charger_sn", "policy", "action", "outcome", "mode"})
+
+
+def occurs(store: DecisionStore, column: str, value: str) -> bool:
+    """Whether any decision has ``value`` in ``column``."""
+    if column not in _VALUE_COLUMNS:
+        raise ValueError(f"not a filter column: {column}")
+    sql = f"SELECT 1 FROM decisions WHERE {column} = ? LIMIT 1"  # noqa: S608 - a fixed name
+    return store.db.execute(sql, [value]).fetchone() is not None
+
+
+def distinct(store: DecisionStore, column: str) -> list[str]:
+    """The values ``column`` holds, sorted (for did-you-mean)."""
+    if column not in _VALUE_COLUMNS:
+        raise ValueError(f"not a filter column: {column}")
+    sql = f"SELECT DISTINCT {column} FROM decisions WHERE {column} IS NOT NULL"  # noqa: S608
+    return sorted(str(row[0]) for row in store.db.execute(sql))
 
 
 def get(store: DecisionStore, id: int) -> DecisionRow | None:

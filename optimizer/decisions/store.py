@@ -16,7 +16,7 @@ import math
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -262,7 +262,7 @@ class DecisionStore:
         passes the engine memory that matches the decisions recorded so far, so a crash can
         never leave a recorded command that the restored memory does not know about.
         """
-        row = _decision_row(
+        row = decision_row(
             decision,
             run_id=run_id,
             mode=mode,
@@ -297,7 +297,7 @@ class DecisionStore:
         each would make logging slower than the replay itself. Returns how many were written.
         """
         rows = [
-            _decision_row(
+            decision_row(
                 decision,
                 run_id=run_id,
                 mode=mode,
@@ -313,6 +313,31 @@ class DecisionStore:
             with self._write() as db:
                 db.table("decisions").insert_all(rows)
         return len(rows)
+
+    def write_tick(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        state: tuple[str, str] | None,
+        updated_at: datetime,
+    ) -> list[int]:
+        """Write a tick's rows (from :func:`decision_row`) and the engine memory together.
+
+        One transaction with plain ``sqlite3`` (the service's every tick: sqlite-utils' table
+        introspection per insert costs more than the insert). ``state`` is (key, JSON text),
+        saved in the same transaction, so the memory in the file always matches the rows in
+        it. Returns the rows' ids, in order.
+        """
+        ids: list[int] = []
+        with self._write() as db:
+            for row in rows:
+                cursor = db.conn.execute(_INSERT_DECISION, [row[name] for name in _ROW_COLUMNS])
+                if cursor.lastrowid is None:  # pragma: no cover - an insert always has one
+                    raise RuntimeError("the decision log returned no row id")
+                ids.append(cursor.lastrowid)
+            if state is not None:
+                db.conn.execute(_UPSERT_STATE, [*state, utc_text(updated_at)])
+        return ids
 
     # --- state -----------------------------------------------------------------------------
 
@@ -448,8 +473,36 @@ class DecisionStore:
             )
         return int(deleted)
 
+    def apply_size_limit(self, *, max_bytes: int) -> int:
+        """Delete the oldest days of decisions while the log uses more than ``max_bytes``.
 
-def _decision_row(
+        Whole UTC days, oldest first, each in its own short transaction (request counts of
+        those days go too); the newest day is always kept. The file does not shrink (SQLite
+        reuses the freed pages), it stops growing. Returns how many decisions were deleted.
+        """
+        if max_bytes < 1:
+            raise ValueError("the size limit must be at least 1 byte")
+        deleted = 0
+        while self.used_bytes() > max_bytes:
+            with self._write() as db:
+                oldest, newest = db.execute("SELECT min(ts), max(ts) FROM decisions").fetchone()
+                if oldest is None or oldest[:10] == newest[:10]:
+                    break
+                cutoff = utc_text(parse_utc(oldest[:10] + "T00:00:00Z") + timedelta(days=1))
+                deleted += db.execute("DELETE FROM decisions WHERE ts < ?", [cutoff]).rowcount
+                db.execute("DELETE FROM requests WHERE hour < ?", [cutoff])
+        return deleted
+
+    def used_bytes(self) -> int:
+        """The bytes the file's pages in use take (its size less the free pages)."""
+        with self._lock:
+            pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+            free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+            size = self.db.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+
+def decision_row(
     decision: Decision,
     *,
     run_id: str,
@@ -488,6 +541,33 @@ def _delete_runs(db: Database, runs_sql: str, params: list[Any]) -> int:
     db.execute(f"DELETE FROM requests WHERE run_id IN ({runs_sql})", params)  # noqa: S608
     db.execute(f"DELETE FROM runs WHERE run_id IN ({runs_sql})", params)  # noqa: S608
     return int(deleted)
+
+
+_ROW_COLUMNS = (
+    "ts",
+    "run_id",
+    "mode",
+    "site_id",
+    "charger_sn",
+    "policy",
+    "target",
+    "action",
+    "params",
+    "reason",
+    "inputs",
+    "overruled",
+    "outcome",
+    "error",
+    "commands",
+)
+_INSERT_DECISION = (
+    f"INSERT INTO decisions ({', '.join(_ROW_COLUMNS)})"  # noqa: S608 - fixed column names
+    f" VALUES ({', '.join('?' for _ in _ROW_COLUMNS)})"
+)
+_UPSERT_STATE = (
+    "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

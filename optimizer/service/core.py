@@ -35,6 +35,7 @@ from optimizer.actuate import Actuation, Actuator
 from optimizer.config import Config
 from optimizer.connect import client_for, resolve_site_id, unattended_password
 from optimizer.decisions import DecisionStore, Outcome, RunMode
+from optimizer.decisions.ticklog import TickLog
 from optimizer.engine.decision import Decision, Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.feedback import acknowledge
@@ -80,6 +81,7 @@ EXIT_CODES: dict[Problem | None, int] = {
 # Outcomes after which the charger is as the decision wanted: the engine's record stands.
 AS_WANTED: frozenset[Outcome] = frozenset({"applied", "noop"})
 RETENTION_EVERY = timedelta(days=1)
+MB = 1_000_000
 # The watchdog is pinged while the loop is alive: a tick may take this long (a level change
 # waits charger.settle_delay; reads retry within 90 s) before it counts as hung.
 HUNG_AFTER_S = 10 * 60.0
@@ -94,7 +96,7 @@ class Acted:
 
     decision: Decision
     actuation: Actuation
-    row_id: int
+    row_id: int | None  # None: an unchanged hold, not recorded (decisions/dedupe.py)
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ class Service:
         self._client_stale = False  # build a new client before the next tick
         self._counted: Counter[str] = Counter()  # the client's request totals already stored
         self._retention_at: datetime | None = None
+        self._tick_log: TickLog | None = None
         self._notice: str | None = None  # a refused reload, shown until the next good one
         self._stop = False
         self._reload = False
@@ -177,6 +180,13 @@ class Service:
         if self._store is None:
             raise RuntimeError("the service has not started")
         return self._store
+
+    @property
+    def tick_log(self) -> TickLog:
+        """What the service recorded last (decisions/ticklog.py), on the open store."""
+        if self._tick_log is None or self._tick_log.store is not self.store:
+            self._tick_log = TickLog(self.store)
+        return self._tick_log
 
     @property
     def poll_s(self) -> float:
@@ -368,6 +378,7 @@ class Service:
 
     def _begin_run(self) -> None:
         assert self.setup is not None  # noqa: S101 - start() loads it first
+        self.tick_log.last.clear()  # a new run records every decision once, then changes
         self.run_id = self.store.start_run(
             mode=self.mode,
             site_id=self.site_id,
@@ -441,31 +452,39 @@ class Service:
             snapshot, self.setup.rules.enabled, before, settings=self.setup.settings
         )
         actuator = self._actuator_for(client, site_id)
+        recording = self.tick_log.begin(
+            heartbeat=self.config.service.heartbeat,
+            run_id=self._run_id(),
+            mode=self.mode,
+            site_id=site_id,
+            ts=now,
+            memory_key=_memory_key(site_id),
+        )
         acted: list[Acted] = []
+        kept: list[bool] = []
         for index, decision in enumerate(decisions):
             actuation = await actuator.apply(decision, snapshot)
             applied = actuation.outcome in AS_WANTED
             memory = acknowledge(memory, decision, applied=applied, before=before)
-            # Saved with the decision: if the process dies after this row, the restored memory
-            # knows this command and none of the ones not yet sent.
+            # The memory to save with this decision if it sent a command: it knows this
+            # command and none of the ones not yet sent (see optimizer/decisions/ticklog.py).
             durable = memory
-            for later in decisions[index + 1 :]:
-                durable = acknowledge(durable, later, applied=False, before=before)
-            row = self.store.record(
+            if actuation.commands:
+                for later in decisions[index + 1 :]:
+                    durable = acknowledge(durable, later, applied=False, before=before)
+            recorded = recording.add(  # or not: an unchanged hold (decisions/dedupe.py)
                 decision,
-                run_id=self._run_id(),
-                mode=self.mode,
-                site_id=site_id,
-                ts=now,
                 outcome=actuation.outcome,
                 error=actuation.error,
                 commands=actuation.commands,
-                state=(_memory_key(site_id), durable.model_dump(mode="json")),
+                memory=durable.model_dump(mode="json") if actuation.commands else None,
             )
             _log_decision(decision, actuation)
-            acted.append(Acted(decision, actuation, row))
+            acted.append(Acted(decision, actuation, None))
+            kept.append(recorded)
         self.memory = memory
-        self.store.save_state(_memory_key(site_id), memory.model_dump(mode="json"), updated_at=now)
+        ids = iter(recording.finish(memory.model_dump(mode="json")))
+        acted = [replace(a, row_id=next(ids)) if k else a for a, k in zip(acted, kept, strict=True)]
         status = status_line(
             snapshot,
             [(a.decision, a.actuation) for a in acted],
@@ -565,6 +584,7 @@ class Service:
 
     def _resume_memory(self, site_id: int) -> None:
         saved = self.store.load_state(_memory_key(site_id))
+        self.tick_log.remember_saved(saved)
         if saved is None:
             self.memory = Memory()
             return
@@ -595,6 +615,12 @@ class Service:
         deleted = self.store.apply_retention(days=days, now=now)
         if deleted:
             _LOGGER.info("deleted %d decisions older than %d days", deleted, days)
+        limit_mb = self.config.service.max_log_mb
+        deleted = self.store.apply_size_limit(max_bytes=limit_mb * MB)
+        if deleted:
+            _LOGGER.info(
+                "deleted the oldest %d decisions: the log was over %d MB", deleted, limit_mb
+            )
 
 
 def _memory_key(site_id: int) -> str:
