@@ -283,7 +283,8 @@ def test_the_optimum_is_never_beaten(series: SiteSeries, seed: int, limits: Limi
     # Each session gets min(its energy, its window at full power): the same as immediate.
     # (Summed over the series: a bucket two sessions touch holds both of their energy, so
     # figures' per-window unmet would depend on how that bucket is split between them.)
-    assert sum(best_ev) == pytest.approx(sum(now_ev), abs=1e-6)
+    # abs 1e-5: the solver's feasibility tolerance; a 1e-6 kWh session may be left to it.
+    assert sum(best_ev) == pytest.approx(sum(now_ev), abs=1e-5)
     rng = random.Random(seed)
     for _ in range(5):
         other = figures(series, random_schedule(series, rng, limits), commands=0)
