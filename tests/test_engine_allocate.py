@@ -223,3 +223,18 @@ def test_two_chargers_under_3_kw_say_what_each_got_and_why() -> None:
     assert charging["A"].inputs["share_w"] == 1610
     assert charging["B"].inputs["share_bound"] == "surplus"
     assert "site share 6 A (surplus shared by 2 chargers)" in charging["B"].reason
+
+
+def test_a_share_the_charger_already_has_is_a_hold_not_a_stop() -> None:
+    """Both running at their shares of 3 kW, each policy asks for the whole surplus again:
+    each keeps its level (this once stopped both)."""
+    chargers = (
+        make_charger(sn="A", charging=True, amps=7),
+        make_charger(sn="B", charging=True, amps=6),
+    )
+    decisions, _ = evaluate(snapshot(chargers, 0, 3048.0), policies(SOLAR), Memory())
+    charging = [d for d in decisions if d.target == "charging"]
+    assert [(d.action, d.inputs["share_amps"]) for d in charging] == [("hold", 7), ("hold", 6)]
+    assert charging[0].reason.endswith(
+        "site share 7 A (surplus shared by 2 chargers), which it already has"
+    )

@@ -504,8 +504,9 @@ def _granted(tick: _Tick, claim: Claim, grant: Grant, facts: dict[str, Any]) -> 
     changed = replace(decision, inputs=inputs)
     if grant.amps < claim.wanted_amps:
         count = int(facts["site_chargers"])
-        cut = tick.guarded(_cut(changed, tick.ctx.charger, grant, count))
-        if cut.action == "hold" and grant.amps and tick.ctx.charger.charging:
+        wanted = _cut(changed, tick.ctx.charger, grant, count)
+        cut = tick.guarded(wanted)
+        if cut.action != wanted.action and tick.ctx.charger.charging:
             # A lower level the charger cannot take (no amps control, say): a stop it can.
             cut = tick.guarded(_cut(changed, tick.ctx.charger, replace(grant, amps=0), count))
         changed = cut
