@@ -30,7 +30,7 @@ SOLAR = {"name": "sun", "kind": "excess_solar", "start_delay": "0s", "min_off_ti
 
 
 def claim(sn: str, wanted: int, **changes: Any) -> Claim:
-    base = Claim(sn, 0, wanted, 6, 32, 1, 230.0, solar=True)
+    base = Claim(sn, (0, 0), wanted, 6, 32, 1, 230.0, solar=True)
     return replace(base, **changes)
 
 
@@ -49,9 +49,23 @@ def test_one_car_at_its_minimum_rather_than_two_below_it() -> None:
 
 
 def test_higher_priority_is_served_before_a_fair_share() -> None:
-    claims = [claim("a", 20), claim("b", 20, priority=50)]
+    claims = [claim("a", 20), claim("b", 20, priority=(0, 50))]
     grants = allocate(claims, surplus_w=4600, site_max_amps=None)
     assert [g.amps for g in grants] == [0, 20]
+
+
+def test_the_config_ranks_chargers_before_the_rules_do() -> None:
+    """``site.charger_priority`` first: its car is served though its rule ranks lower."""
+    chargers = (make_charger(sn="A"), make_charger(sn="B"))
+    rules = policies({**SOLAR, "priority": 10}, {**SOLAR, "name": "b", "chargers": ["B"]})
+    config = EngineSettings(charger_priority={"A": 5})
+    decisions, _ = evaluate(snapshot(chargers, 0, 2000.0), rules, Memory(), settings=config)
+    charging = {d.charger_sn: d for d in decisions if d.target == "charging"}
+    assert (charging["A"].action, charging["A"].params) == ("start", {"amps": 8})
+    assert charging["B"].action == "hold"
+    assert charging["B"].reason.endswith("site share 0 A (surplus shared by 2 chargers): no start")
+    unranked, _ = evaluate(snapshot(chargers, 0, 2000.0), rules, Memory())
+    assert [d.action for d in unranked if d.target == "charging"] == ["hold", "start"]
 
 
 def test_no_surplus_keeps_one_minimum_level_for_the_first_claim() -> None:

@@ -17,14 +17,15 @@ what each may have:
 3. Breaker: every adjustable claim (grid-fed ones too: tariff windows, departure plans, fixed
    levels) shares the site limit (``site.max_current``) left after the fixed ones.
 
-Sharing (:func:`share`) is in priority order (the winning rule's ``priority``, then the order
-the chargers are listed in): a priority group is served before the next gets anything. Within a
-group, chargers are admitted in order while the budget still pays each its minimum level (one
-car at 6 A is better than two below it: a charger whose minimum does not fit gets nothing and
-the rest goes on to the next), then the admitted are topped up one step each in turn (fair
-share) up to what they asked for. When the surplus does not pay even the first solar claim's
-minimum, that claim keeps its minimum (the policy's own stop threshold decides when it stops):
-hence "surplus plus one minimum level".
+Sharing (:func:`share`) is in priority order (the charger's ``site.charger_priority`` from the
+config, then the winning rule's ``priority``, then the order the chargers are listed in): a
+priority group is served before the next gets anything. Within a group, chargers are admitted
+in order while the budget still pays each its minimum level (one car at 6 A is better than two
+below it: a charger whose minimum does not fit gets nothing and the rest goes on to the next),
+then the admitted are topped up one step each in turn (fair share) up to what they asked for.
+When the surplus does not pay even the first solar claim's minimum, that claim keeps its
+minimum (the policy's own stop threshold decides when it stops): hence "surplus plus one
+minimum level".
 
 A site with one charger is left exactly as its policies decided (their own limits already hold
 the site limit and the surplus).
@@ -45,7 +46,8 @@ class Claim:
     """What one charger's arbitrated decision would draw, and the levels it may take."""
 
     sn: str
-    priority: int
+    # (the charger's priority from the config, its winning rule's priority): higher first.
+    priority: tuple[int, int]
     wanted_amps: int  # 0: the decision draws nothing
     low: int  # lowest level (A)
     high: int  # highest level (A)
@@ -104,7 +106,9 @@ def share(
     ``keep_first``: when no claim's minimum fits at all, the first keeps its minimum (the
     "one minimum level" a solar policy may draw beyond the surplus).
     """
-    order = sorted(range(len(claims)), key=lambda i: (-claims[i].priority, i))
+    order = sorted(
+        range(len(claims)), key=lambda i: (-claims[i].priority[0], -claims[i].priority[1], i)
+    )
     granted = {c.sn: 0 for c in claims}
     left = budget
 

@@ -414,7 +414,7 @@ def site_allocation(
     """The surplus and the site limit shared among the site's chargers (``engine.allocate``);
     each charging decision is cut to its share and says what it got and why."""
     by_name = {policy.name: policy for policy in policies}
-    claims = [_claim(tick, by_name, memory) for tick in ticks]
+    claims = [_claim(tick, by_name, memory, settings) for tick in ticks]
     surplus = _solar_surplus(ticks, claims)
     grants = allocate(claims, surplus_w=surplus, site_max_amps=settings.site_max_amps)
     facts = {"site_chargers": len(ticks), "allocation": RULE, "allocation_surplus_w": surplus}
@@ -437,7 +437,9 @@ def _drawn(decision: Decision | None, ctx: Context) -> int:
     return 0
 
 
-def _claim(tick: _Tick, by_name: dict[str, PolicyBase], memory: Memory) -> Claim:
+def _claim(
+    tick: _Tick, by_name: dict[str, PolicyBase], memory: Memory, settings: EngineSettings
+) -> Claim:
     ctx, decision = tick.ctx, tick.final.get("charging")
     sn = ctx.charger.sn
     policy = by_name.get(decision.policy) if decision is not None else None
@@ -456,7 +458,7 @@ def _claim(tick: _Tick, by_name: dict[str, PolicyBase], memory: Memory) -> Claim
     limits = ctx.limits
     return Claim(
         sn=sn,
-        priority=policy.priority if policy is not None else 0,
+        priority=(settings.charger_priority.get(sn, 0), policy.priority if policy else 0),
         wanted_amps=_drawn(decision, ctx),
         low=limits.low,
         high=max(limits.low, limits.high),
