@@ -110,6 +110,9 @@ class SiteConfig(_Section):
     # The site's current limit in amps (breaker or supply): no level above it is ever sent.
     max_current: int | None = Field(default=None, ge=6, le=80)
     battery: BatteryConfig | None = None
+    # Per charger serial, 0-1000: who is served first when the site's chargers share the
+    # surplus and max_current (before the rules' priorities; unnamed chargers rank 0).
+    charger_priority: dict[str, Annotated[int, Field(ge=0, le=1000)]] = Field(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod

@@ -82,7 +82,11 @@ def one_error(tmp_path: Path, text: str) -> str:
         (
             "site:\n  timezon: UTC\n",
             "2:3: unknown key 'timezon' in 'site' (did you mean 'timezone'?); valid keys: "
-            "latitude, longitude, timezone, voltage, max_current, battery",
+            "latitude, longitude, timezone, voltage, max_current, battery, charger_priority",
+        ),
+        (
+            "site:\n  charger_priority:\n    EV1: 2000\n",
+            "3:5: site.charger_priority.EV1: must be at most 1000, got 2000",
         ),
         (
             "servce:\n  dry_run: true\n",

@@ -25,7 +25,15 @@ from optimizer.decisions.store import parse_utc, utc_text
 from optimizer.enlighten.errors import ConfigError
 from optimizer.explain import did_you_mean
 from optimizer.service.status import SOURCES
-from optimizer.service.view import Reader, command_json, in_control, next_text, open_log
+from optimizer.service.view import (
+    SHARE_KEYS,
+    Reader,
+    command_json,
+    in_control,
+    next_text,
+    open_log,
+    share_text,
+)
 
 __all__ = ["explain", "register", "sentences", "state_of", "why"]
 
@@ -162,7 +170,14 @@ def mattered(inputs: dict[str, Any]) -> dict[str, Any]:
     charger = inputs.get("charger")
     if isinstance(charger, dict):
         picked |= {key: charger.get(key) for key in CHARGER_MATTERED}
-    for key in ("in_control", "next", "scheduler_down_since", "status_age_s", "settling"):
+    for key in (
+        "in_control",
+        "next",
+        "scheduler_down_since",
+        "status_age_s",
+        "settling",
+        *SHARE_KEYS,
+    ):
         if key in inputs:
             picked[key] = inputs[key]
     return picked
@@ -277,6 +292,9 @@ def _inputs(inputs: dict[str, Any], mode: str | None, zone: tzinfo) -> str:
         parts.append(f"plan: {plan.get('energy_kwh')} kWh by {ready.strftime(TIME_FORMAT)}")
     if inputs.get("mode"):
         parts.append(f"charger mode {inputs['mode']}")
+    share = share_text(inputs)
+    if share:
+        parts.append(share)
     parts.append({"dry_run": "dry run", "live": "live"}.get(mode or "", mode or "mode unknown"))
     return "; ".join(parts)
 

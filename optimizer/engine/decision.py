@@ -8,6 +8,7 @@ apart); it is JSON so the service can persist it and a restart resumes where it 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -178,3 +179,6 @@ class EngineSettings:
     settle: timedelta = timedelta(seconds=90)
     # The config's tariff windows: schedule_sync mirrors their times and days.
     tariffs: Tariffs | None = None
+    # Per charger serial, its rank when the site's surplus and breaker are shared (higher
+    # first; chargers not named rank 0), before the winning rule's priority.
+    charger_priority: Mapping[str, int] = field(default_factory=dict)

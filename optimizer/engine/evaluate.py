@@ -30,16 +30,19 @@ nothing is sent twice just because the report has not caught up.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from optimizer.engine.allocate import RULE, Claim, Grant, allocate
 from optimizer.engine.conditions import check
 from optimizer.engine.control import NEXT, hand_over, next_hints
 from optimizer.engine.decision import (
     OVERRIDE,
     SAFETY,
+    Action,
     ChargerMemory,
+    Control,
     Decision,
     EngineSettings,
     Memory,
@@ -48,14 +51,14 @@ from optimizer.engine.decision import (
     TargetName,
 )
 from optimizer.engine.kinds import Context, Limits, propose
-from optimizer.engine.kinds.common import finite
+from optimizer.engine.kinds.common import finite, watts_per_amp
 from optimizer.engine.overrides import (
     SELF_RUNNING,
     detect_override,
     expire_override,
     observed_rows,
 )
-from optimizer.engine.rules import PolicyBase
+from optimizer.engine.rules import ExcessSolar, PolicyBase
 from optimizer.engine.smart import hold_for_outage, keep_smart, leavers
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.enlighten.models import ChargeMode
@@ -72,6 +75,25 @@ MODES = {mode.value: mode for mode in ChargeMode}
 Decisions = dict[TargetName, Decision]
 
 
+@dataclass(frozen=True)
+class _Tick:
+    """One charger's arbitrated and safeguarded decisions, before the site shares out."""
+
+    ctx: Context
+    known: ChargerMemory
+    final: Decisions
+    control: dict[str, Control]
+    inputs: dict[str, Any]
+    allowed: frozenset[str]
+
+    def guarded(self, charging: Decision) -> Decision:
+        """``charging`` as the safety rules let it through (a cut is a new command too)."""
+        decided = {**self.final, "charging": charging}
+        return safeguard(decided, self.ctx, self.known, self.inputs, allowed=self.allowed)[
+            "charging"
+        ]
+
+
 def evaluate(
     snapshot: Snapshot,
     policies: Sequence[PolicyBase],
@@ -81,9 +103,18 @@ def evaluate(
 ) -> tuple[list[Decision], Memory]:
     """Decisions for every charger in the snapshot, and the memory to pass next time."""
     memory = memory.model_copy(deep=True)
+    ticks = [
+        _charger_tick(snapshot, charger, policies, memory, settings)
+        for charger in snapshot.chargers
+    ]
+    if len(ticks) > 1:
+        ticks = site_allocation(ticks, snapshot, policies, memory, settings)
     decisions: list[Decision] = []
-    for charger in snapshot.chargers:
-        decisions.extend(_charger_tick(snapshot, charger, policies, memory, settings))
+    for tick in ticks:
+        memory.chargers[tick.ctx.charger.sn] = remember(
+            tick.known, tick.final, snapshot.now
+        ).model_copy(update={"control": tick.control})
+        decisions.extend(tick.final[target] for target in TARGET_ORDER if target in tick.final)
     names = {policy.name for policy in policies}
     # Timers of policies no longer in the rules go (names cannot contain "/", serials might).
     memory.policies = {k: v for k, v in memory.policies.items() if k.split("/", 1)[0] in names}
@@ -96,8 +127,9 @@ def _charger_tick(
     policies: Sequence[PolicyBase],
     memory: Memory,
     settings: EngineSettings,
-) -> list[Decision]:
-    """One charger's decisions; updates ``memory`` (the caller's private copy) in place."""
+) -> _Tick:
+    """One charger's decisions before site allocation; its policies' timers go into
+    ``memory`` (the caller's private copy), its own record is written after allocation."""
     now = snapshot.now
     known, just_plugged = track_plug(memory.charger(charger.sn), charger)
     known = plugged_since(known, charger, now)
@@ -131,10 +163,7 @@ def _charger_tick(
         policies=policies,
         memory=memory,
     )
-    memory.chargers[charger.sn] = remember(known, final, now).model_copy(
-        update={"control": control}
-    )
-    return [final[target] for target in TARGET_ORDER if target in final]
+    return _Tick(ctx, known, final, control, inputs, leavers(policies))
 
 
 def _proposals(
@@ -370,6 +399,136 @@ def _clamp_edits(decision: Decision, limits: Limits, charger: ChargerView) -> De
         return edit
 
     return replace(decision, params={**decision.params, "edits": [fix(e) for e in edits]})
+
+
+# --- site allocation ---------------------------------------------------------------------------
+
+
+def site_allocation(
+    ticks: list[_Tick],
+    snapshot: Snapshot,
+    policies: Sequence[PolicyBase],
+    memory: Memory,
+    settings: EngineSettings,
+) -> list[_Tick]:
+    """The surplus and the site limit shared among the site's chargers (``engine.allocate``);
+    each charging decision is cut to its share and says what it got and why."""
+    by_name = {policy.name: policy for policy in policies}
+    claims = [_claim(tick, by_name, memory, settings) for tick in ticks]
+    surplus = _solar_surplus(ticks, claims)
+    grants = allocate(claims, surplus_w=surplus, site_max_amps=settings.site_max_amps)
+    facts = {"site_chargers": len(ticks), "allocation": RULE, "allocation_surplus_w": surplus}
+    return [
+        _granted(tick, claim, grant, facts)
+        for tick, claim, grant in zip(ticks, claims, grants, strict=True)
+    ]
+
+
+def _drawn(decision: Decision | None, ctx: Context) -> int:
+    """What the charging decision would have the charger draw (A)."""
+    view = ctx.charger
+    if decision is None or decision.action == "hold":
+        return (view.amps or 0) if view.charging and ctx.limits.feasible else 0
+    if decision.action in ("start", "set_amps"):
+        amps = decision.params.get("amps")
+        if isinstance(amps, int) and not isinstance(amps, bool):
+            return amps
+        return view.amps or ctx.limits.high if ctx.limits.feasible else 0
+    return 0
+
+
+def _claim(
+    tick: _Tick, by_name: dict[str, PolicyBase], memory: Memory, settings: EngineSettings
+) -> Claim:
+    ctx, decision = tick.ctx, tick.final.get("charging")
+    sn = ctx.charger.sn
+    policy = by_name.get(decision.policy) if decision is not None else None
+    fixed = (
+        decision is None
+        or policy is None
+        or decision.observed
+        or (decision.action == "start" and "amps" not in decision.params)
+        or not _may_stop(tick, decision)
+    )
+    solar = (
+        isinstance(policy, ExcessSolar)
+        and policy.variant == "pv"
+        and memory.policy(policy.name, sn).basis != "departure"
+    )
+    limits = ctx.limits
+    return Claim(
+        sn=sn,
+        priority=(settings.charger_priority.get(sn, 0), policy.priority if policy else 0),
+        wanted_amps=_drawn(decision, ctx),
+        low=limits.low,
+        high=max(limits.low, limits.high),
+        step=limits.step,
+        watts_per_amp=watts_per_amp(ctx.charger),
+        solar=solar,
+        fixed=fixed,
+    )
+
+
+def _may_stop(tick: _Tick, decision: Decision) -> bool:
+    """Whether a charger that keeps charging under ``decision`` could be cut: the safety
+    rules (its SMART or GREEN mode, a scheduler outage...) may forbid any command, and then
+    its draw is fixed (it counts against the breaker but is never cut)."""
+    if not tick.ctx.charger.charging or decision.action in ("start", "set_amps", "stop"):
+        return True
+    probe = replace(decision, action="stop", params={})
+    return tick.guarded(probe).action == "stop"
+
+
+def _solar_surplus(ticks: list[_Tick], claims: list[Claim]) -> float | None:
+    """The surplus the site's solar-only policies may use: the least any of them may (each
+    counts the battery and keeps a reserve as its rule says)."""
+    seen: list[float] = []
+    for tick, claim in zip(ticks, claims, strict=True):
+        decision = tick.final.get("charging")
+        watts = decision.inputs.get("available_w") if decision is not None else None
+        if claim.solar and isinstance(watts, (int, float)) and finite(float(watts)) is not None:
+            seen.append(float(watts))
+    return min(seen) if seen else None
+
+
+def _granted(tick: _Tick, claim: Claim, grant: Grant, facts: dict[str, Any]) -> _Tick:
+    decision = tick.final.get("charging")
+    if decision is None:
+        return tick
+    inputs = {
+        **decision.inputs,
+        **facts,
+        "share_amps": grant.amps,
+        "share_w": round(grant.amps * claim.watts_per_amp),
+    }
+    if grant.bound is not None:
+        inputs["share_bound"] = grant.bound
+    changed = replace(decision, inputs=inputs)
+    if grant.amps < claim.wanted_amps:
+        count = int(facts["site_chargers"])
+        wanted = _cut(changed, tick.ctx.charger, grant, count)
+        cut = tick.guarded(wanted)
+        if cut.action != wanted.action and tick.ctx.charger.charging:
+            # A lower level the charger cannot take (no amps control, say): a stop it can.
+            cut = tick.guarded(_cut(changed, tick.ctx.charger, replace(grant, amps=0), count))
+        changed = cut
+    return replace(tick, final={**tick.final, "charging": changed})
+
+
+def _cut(decision: Decision, view: ChargerView, grant: Grant, chargers: int) -> Decision:
+    """The charging decision within its share: a lower level, a stop, or a hold."""
+    why = f"site share {grant.amps} A ({grant.bound} shared by {chargers} chargers)"
+    if grant.amps == 0:
+        if view.charging:
+            return replace(
+                decision, action="stop", params={}, reason=f"{decision.reason}; {why}: stop"
+            )
+        return _hold(decision, f"{decision.reason}; {why}: no start")
+    if view.charging and view.amps == grant.amps:
+        return _hold(decision, f"{decision.reason}; {why}, which it already has")
+    action: Action = "start" if not view.charging else "set_amps"
+    params = {**decision.params, "amps": grant.amps}
+    return replace(decision, action=action, params=params, reason=f"{decision.reason}; {why}")
 
 
 # --- memory ------------------------------------------------------------------------------------

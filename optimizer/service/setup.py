@@ -43,6 +43,7 @@ class Setup:
             site_max_amps=config.site.max_current,
             override_hold=config.engine.override_hold,
             tariffs=config.tariffs,
+            charger_priority=config.site.charger_priority,
         )
 
     def describe(self) -> str:

@@ -173,6 +173,38 @@ def next_text(row: DecisionRow | None) -> str | None:
     return None
 
 
+SHARE_KEYS = (
+    "share_amps",
+    "share_w",
+    "site_chargers",
+    "allocation",
+    "allocation_surplus_w",
+    "share_bound",
+)
+
+
+def share_json(row: DecisionRow | None) -> dict[str, Any] | None:
+    """What the site allocation gave this charger (sites of two or more chargers), else None."""
+    if row is None or "share_amps" not in row.inputs:
+        return None
+    return {key: row.inputs.get(key) for key in SHARE_KEYS}
+
+
+def share_text(inputs: dict[str, Any]) -> str | None:
+    """The site share in words: "7 A (1.6 kW) of what 2 chargers share; cut by the surplus"."""
+    amps, chargers = inputs.get("share_amps"), inputs.get("site_chargers")
+    if not isinstance(amps, int) or not isinstance(chargers, int):
+        return None
+    watts = inputs.get("share_w")
+    power = f" ({watts / 1000:.1f} kW)" if isinstance(watts, int | float) else ""
+    text = f"site share {amps} A{power} of what {chargers} chargers share"
+    surplus = inputs.get("allocation_surplus_w")
+    if isinstance(surplus, int | float):
+        text += f" (solar {surplus / 1000:.1f} kW)"
+    bound = inputs.get("share_bound")
+    return f"{text}; cut by the {bound}" if bound else text
+
+
 def command_json(row: DecisionRow | None) -> dict[str, Any] | None:
     """The command in effect, as `status --json` and `why --json` show it."""
     if row is None:
@@ -212,6 +244,7 @@ class ServiceView:
             "decided_at": utc_text(row.ts) if row else None,
             "outcome": row.outcome if row else None,
             "command": command_json(self.command),
+            "share": share_json(row),
             **self.health.as_json(),
             "plans": self.plans,
             "note": self.note,
@@ -270,6 +303,9 @@ def describe(sn: str, view: ServiceView, zone: tzinfo, *, now: datetime) -> list
                 f"{sn}: command in effect: {_doing(command)} at "
                 f"{_local(command.ts, zone, now=now)} by {command.policy}: {command.reason}"
             )
+        share = share_text(row.inputs)
+        if share:
+            lines.append(f"{sn}: {share}")
         upcoming = next_text(row)
         if upcoming:
             lines.append(f"{sn}: next: {upcoming}")
