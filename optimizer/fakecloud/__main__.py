@@ -42,6 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--start", type=datetime.fromisoformat, help="fake-clock start (ISO 8601, UTC if naive)"
     )
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=0,
+        metavar="N",
+        help="requests per account per hour before 429 (the reference: ~600; 0: none)",
+    )
     parser.add_argument("--realtime", action="store_true", help="the fake clock runs in real time")
     return parser.parse_args(argv)
 
@@ -50,6 +57,7 @@ async def serve(args: argparse.Namespace) -> None:
     profile = Profile.preset(args.profile)
     if args.legacy_status:
         profile.update({"status_shape": "legacy"})
+    profile.update({"account_budget_per_hour": args.budget})
     cloud = FakeCloud(
         clock=FakeClock(args.start, realtime=args.realtime),
         seed=args.seed,

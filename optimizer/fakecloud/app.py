@@ -28,6 +28,7 @@ from optimizer.fakecloud.admin import ADMIN_PREFIX, register_admin
 from optimizer.fakecloud.auth import AuthSession, PendingLogin
 from optimizer.fakecloud.authroutes import AuthRoutes, empty_body_reply, login_variant, set_cookies
 from optimizer.fakecloud.browser import header_refusal, not_acceptable
+from optimizer.fakecloud.budget import retry_after_header
 from optimizer.fakecloud.cloud import FakeCloud
 from optimizer.fakecloud.faults import TRUNCATED_JSON, FaultRule
 from optimizer.fakecloud.history import query_sessions
@@ -150,6 +151,38 @@ async def browser_middleware(request: web.Request, handler: Handler) -> web.Stre
         if reason is not None:
             return not_acceptable(reason)
     return await cloud.reads.around(request, handler)
+
+
+def request_account(cloud: FakeCloud, request: web.Request, now: float) -> str | None:
+    """The e-mail of the account a request spends budget for: its live session's, or for a
+    login the e-mail it names; None when it carries neither (nothing to count against)."""
+    for sid in (request.headers.get("e-auth-token"), request.cookies.get(SESSION_COOKIE)):
+        session = cloud.auth.sessions.get(sid or "")
+        if session is not None and session.valid(now):
+            return session.email
+    return None
+
+
+@web.middleware
+async def budget_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """429 with ``Retry-After`` past the account's hourly budget (``budget.py``)."""
+    if request.path.startswith(ADMIN_PREFIX):
+        return await handler(request)
+    cloud = request.app[CLOUD_KEY]
+    per_hour = cloud.profile.account_budget_per_hour
+    if per_hour <= 0:
+        return await handler(request)
+    with cloud.lock:
+        now = cloud.clock.timestamp()
+        account = request_account(cloud, request, now)
+        wait = None if account is None else cloud.budget.take(account, now, per_hour)
+    if wait is None:
+        return await handler(request)
+    return json_reply(
+        {"message": "Too Many Requests", "status": "error"},
+        status=429,
+        headers={"Retry-After": retry_after_header(wait)},
+    )
 
 
 @web.middleware
@@ -651,6 +684,7 @@ def build_app(cloud: FakeCloud) -> web.Application:
         middlewares=[
             log_middleware,
             browser_middleware,
+            budget_middleware,
             fault_middleware,
             outage,
             json_errors_middleware,

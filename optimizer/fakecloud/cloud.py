@@ -16,6 +16,7 @@ from typing import Any
 
 from optimizer.fakecloud.auth import AuthStore
 from optimizer.fakecloud.browser import ReadGauge
+from optimizer.fakecloud.budget import RequestBudget
 from optimizer.fakecloud.clock import FakeClock
 from optimizer.fakecloud.faults import FaultKind, FaultPlan, FaultRule
 from optimizer.fakecloud.history_api import OUTAGE_MESSAGES, ServiceOutage
@@ -78,6 +79,7 @@ class FakeCloud:
         self.profile = profile if profile is not None else Profile()
         self.faults = FaultPlan()
         self.log = RequestLog()
+        self.budget = RequestBudget()  # per-account requests of the last hour
         self.reads = ReadGauge()  # GETs in flight now and at most (the client keeps to 2)
         self.outage = SchedulerOutage()
         self.history_outage = ServiceOutage()
