@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from optimizer.enlighten.headers import BROWSER_USER_AGENT
 from optimizer.fakecloud import FakeCloud, FakeCloudServer
+from optimizer.fakecloud.__main__ import parse_args
 from optimizer.fakecloud.budget import RequestBudget, retry_after_header
 from optimizer.fakecloud.profile import Profile
 
@@ -104,7 +105,5 @@ async def test_past_the_budget_the_account_gets_429_with_retry_after(
 
 
 def test_the_command_line_sets_the_budget() -> None:
-    from optimizer.fakecloud.__main__ import parse_args
-
     assert parse_args(["--budget", "600"]).budget == 600
     assert parse_args([]).budget == 0
