@@ -19,6 +19,17 @@ from optimizer.fakecloud.profile import PRESETS, Profile
 from optimizer.fakecloud.server import FakeCloudServer
 
 
+def _positive(text: str) -> int:
+    """argparse type: a whole number >= 1, with an error that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m optimizer.fakecloud", description="A fake Enlighten cloud for tests."
@@ -42,14 +53,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--start", type=datetime.fromisoformat, help="fake-clock start (ISO 8601, UTC if naive)"
     )
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=0,
+        metavar="N",
+        help="requests per account per hour before 429 (the reference: ~600; 0: none)",
+    )
+    parser.add_argument(
+        "--accounts",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="accounts; the first is --email/--password, account k>=2 is ownerK@example.com "
+        "with password <--password>-K",
+    )
+    parser.add_argument(
+        "--sites-per-account", type=_positive, default=1, metavar="N", help="sites per account"
+    )
+    parser.add_argument(
+        "--chargers-per-site",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="chargers per site, all drawing from the site's one PV/house model",
+    )
     parser.add_argument("--realtime", action="store_true", help="the fake clock runs in real time")
     return parser.parse_args(argv)
 
 
-async def serve(args: argparse.Namespace) -> None:
+def build_cloud(args: argparse.Namespace) -> FakeCloud:
+    """The cloud the command line describes: the usual first account and site, then the
+    layout of ``--accounts``, ``--sites-per-account`` and ``--chargers-per-site``."""
     profile = Profile.preset(args.profile)
     if args.legacy_status:
         profile.update({"status_shape": "legacy"})
+    profile.update({"account_budget_per_hour": args.budget})
     cloud = FakeCloud(
         clock=FakeClock(args.start, realtime=args.realtime),
         seed=args.seed,
@@ -59,6 +98,22 @@ async def serve(args: argparse.Namespace) -> None:
         otp_code=args.otp,
         profile=profile,
     )
+    for _ in range(args.chargers_per_site - 1):
+        cloud.add_charger(cloud.model.site_id)
+    for _ in range(args.sites_per_account - 1):
+        cloud.add_site(args.email, chargers=args.chargers_per_site)
+    for k in range(2, args.accounts + 1):
+        cloud.add_account(
+            f"owner{k}@example.com",
+            f"{args.password}-{k}",
+            sites=args.sites_per_account,
+            chargers_per_site=args.chargers_per_site,
+        )
+    return cloud
+
+
+async def serve(args: argparse.Namespace) -> None:
+    cloud = build_cloud(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -70,6 +70,49 @@ def _site_routes(cloud: FakeCloud) -> list[tuple[str, str, Handler]]:
     ]
 
 
+def _layout_routes(cloud: FakeCloud) -> list[tuple[str, str, Handler]]:
+    """Add an account, a site or a charger at run time (issue 13); replies never carry the
+    password."""
+
+    async def account(request: web.Request) -> web.StreamResponse:
+        data = await _json(request)
+        if not isinstance(data, dict) or not {"email", "password"} <= set(data):
+            return _bad(
+                'expected {"email": ..., "password": ..., optionally "sites": N, '
+                '"chargers_per_site": N, "mfa": bool, "otp_code": "..."}'
+            )
+        acct = cloud.add_account(
+            str(data["email"]),
+            str(data["password"]),
+            mfa=bool(data.get("mfa", False)),
+            otp_code=str(data.get("otp_code", "123456")),
+            sites=int(data.get("sites", 1)),
+            chargers_per_site=int(data.get("chargers_per_site", 1)),
+        )
+        return json_reply({"email": acct.email, "sites": _site_ids(cloud, acct.email)})
+
+    async def site(request: web.Request) -> web.StreamResponse:
+        data = await _json(request)
+        if not isinstance(data, dict) or "owner" not in data:
+            return _bad('expected {"owner": "<account e-mail>", optionally "chargers": N}')
+        model = cloud.add_site(str(data["owner"]), chargers=int(data.get("chargers", 1)))
+        return json_reply({"site_id": model.site_id, "chargers": [c.sn for c in model.chargers]})
+
+    async def charger(request: web.Request) -> web.StreamResponse:
+        added = cloud.add_charger(int(request.match_info["site"]))
+        return json_reply({"sn": added.sn})
+
+    return [
+        ("POST", "accounts", account),
+        ("POST", "sites", site),
+        ("POST", "sites/{site}/chargers", charger),
+    ]
+
+
+def _site_ids(cloud: FakeCloud, owner: str) -> list[int]:
+    return [m.site_id for m in cloud.sites.of(owner)]
+
+
 def _history_outage(cloud: FakeCloud) -> Handler:
     """``{"seconds": N, "status": 550 or 503}``: the history service degraded for a while."""
 
@@ -140,13 +183,16 @@ def register_admin(app: web.Application, cloud: FakeCloud) -> None:
 
     async def charger(request: web.Request) -> web.StreamResponse:
         sn = request.match_info["sn"]
-        if not cloud.model.has_charger(sn):
+        owner = cloud.sites.with_charger(sn)
+        if owner is None:
             return _bad(f"no charger {sn}", status=404)
         data = await _json(request)
         if not isinstance(data, dict):
             return _bad("expected a JSON object of charger fields")
         cloud.update_charger(sn, **data)
         snapshot = cloud.snapshot()
+        if owner is not cloud.model:  # a charger of an added site: its site's summary
+            return json_reply(next(s for s in snapshot["sites"] if s["site_id"] == owner.site_id))
         return json_reply(next(c for c in snapshot["chargers"] if c["sn"] == sn))
 
     async def account(request: web.Request) -> web.StreamResponse:
@@ -178,6 +224,7 @@ def register_admin(app: web.Application, cloud: FakeCloud) -> None:
         ("POST", "account", account),
         ("POST", "missing_buckets", missing),
         *_site_routes(cloud),
+        *_layout_routes(cloud),
         ("POST", "history_outage", _history_outage(cloud)),
     ]
     for method, path, fn in routes:

@@ -28,10 +28,11 @@ from optimizer.fakecloud.admin import ADMIN_PREFIX, register_admin
 from optimizer.fakecloud.auth import AuthSession, PendingLogin
 from optimizer.fakecloud.authroutes import AuthRoutes, empty_body_reply, login_variant, set_cookies
 from optimizer.fakecloud.browser import header_refusal, not_acceptable
+from optimizer.fakecloud.budget import retry_after_header
 from optimizer.fakecloud.cloud import FakeCloud
 from optimizer.fakecloud.faults import TRUNCATED_JSON, FaultRule
 from optimizer.fakecloud.history import query_sessions
-from optimizer.fakecloud.model import Charger
+from optimizer.fakecloud.model import Charger, SiteModel
 from optimizer.fakecloud.outage import outage_middleware
 from optimizer.fakecloud.preference import preference_2026
 from optimizer.fakecloud.requestlog import LoggedRequest
@@ -152,6 +153,37 @@ async def browser_middleware(request: web.Request, handler: Handler) -> web.Stre
     return await cloud.reads.around(request, handler)
 
 
+def request_account(cloud: FakeCloud, request: web.Request, now: float) -> str | None:
+    """The e-mail of the account a request spends budget for: its live session's, or for a
+    login the e-mail it names; None when it carries neither (nothing to count against)."""
+    del now  # the cloud's clock decides validity
+    return cloud.account_of(
+        request.headers.get("e-auth-token"), request.cookies.get(SESSION_COOKIE)
+    )
+
+
+@web.middleware
+async def budget_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """429 with ``Retry-After`` past the account's hourly budget (``budget.py``)."""
+    if request.path.startswith(ADMIN_PREFIX):
+        return await handler(request)
+    cloud = request.app[CLOUD_KEY]
+    per_hour = cloud.profile.account_budget_per_hour
+    if per_hour <= 0:
+        return await handler(request)
+    with cloud.lock:
+        now = cloud.clock.timestamp()
+        account = request_account(cloud, request, now)
+        wait = None if account is None else cloud.budget.take(account, now, per_hour)
+    if wait is None:
+        return await handler(request)
+    return json_reply(
+        {"message": "Too Many Requests", "status": "error"},
+        status=429,
+        headers={"Retry-After": retry_after_header(wait)},
+    )
+
+
 @web.middleware
 async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(ADMIN_PREFIX):
@@ -245,7 +277,14 @@ class Routes:
                     denied = check_auth(cloud, request, auth, now)
                     if denied is not None:
                         return denied
-                return fn(Ctx(request, cloud, now, body))
+                ctx = Ctx(request, cloud, now, body)
+                model = requested_site(cloud, request, now)
+                if model is None:
+                    return fn(ctx)
+                if isinstance(model, web.Response):
+                    return model
+                with cloud.site_scope(model):
+                    return fn(ctx)
 
         self.app.router.add_route(method, path, handler)
 
@@ -409,17 +448,17 @@ class Routes:
     def sites_evse_controller(self, ctx: Ctx) -> web.StreamResponse:
         if "evse_controller" in self.cloud.profile.disabled_discovery:
             return error_reply(404)
-        return json_reply(payloads.sites_evse_controller(self.cloud.model))
+        return json_reply(payloads.sites_evse_controller(account_sites(ctx)))
 
     def sites_api_v1(self, ctx: Ctx) -> web.StreamResponse:
         if "api_v1" in self.cloud.profile.disabled_discovery:
             return error_reply(404)
-        return json_reply(payloads.sites_api_v1(self.cloud.model))
+        return json_reply(payloads.sites_api_v1(account_sites(ctx)))
 
     def sites_json(self, ctx: Ctx) -> web.StreamResponse:
         if "sites_json" in self.cloud.profile.disabled_discovery:
             return error_reply(404)
-        return json_reply(payloads.sites_json(self.cloud.model))
+        return json_reply(payloads.sites_json(account_sites(ctx)))
 
     # --- status, summary, live stream ----------------------------------------------------------
 
@@ -600,7 +639,28 @@ class Routes:
 
 
 def invalid_site() -> web.Response:
+    """The reference's 468: the site does not exist or is not mapped to the account."""
     return error_reply(468, "INVALID_SYSTEM_ID")
+
+
+def requested_site(
+    cloud: FakeCloud, request: web.Request, now: float
+) -> SiteModel | web.Response | None:
+    """The site a request names (path ``{site}`` or query ``site_id``) when its account owns
+    it; 468 when it is another account's; None to leave the handler to the first site (its
+    own checks answer an unknown id as before)."""
+    key = request.match_info.get("site") or request.query.get("site_id")
+    account = request_account(cloud, request, now)
+    if not key or account is None or not cloud.sites.known(key):
+        return None
+    model = cloud.sites.owned(key, account)
+    return model if model is not None else invalid_site()
+
+
+def account_sites(ctx: Ctx) -> list[SiteModel]:
+    """The sites discovery lists: the session's account's own (the route checked it)."""
+    account = request_account(ctx.cloud, ctx.request, ctx.now)
+    return ctx.cloud.sites.of(account) if account is not None else []
 
 
 def check_auth(
@@ -628,7 +688,7 @@ def authenticated_reply(cloud: FakeCloud, session: AuthSession, **extra: Any) ->
         "session_id": session.session_id,
         "manager_token": session.manager_token,
         "is_consumer": True,
-        "system_id": str(cloud.model.site_id),
+        "system_id": str(cloud.auth.system_ids.get(session.email.lower(), cloud.model.site_id)),
         "redirect_url": "",
     }
     body.update(extra)
@@ -651,6 +711,7 @@ def build_app(cloud: FakeCloud) -> web.Application:
         middlewares=[
             log_middleware,
             browser_middleware,
+            budget_middleware,
             fault_middleware,
             outage,
             json_errors_middleware,

@@ -114,7 +114,12 @@ SessionState = Literal["valid", "expired", "unknown"]
 
 
 class AuthStore:
-    """Sessions, pending MFA logins and manager tokens for the one account."""
+    """Sessions, pending MFA logins and manager tokens for the fake's accounts.
+
+    ``account`` is the first account (the one the single-site fake always had); ``add_account``
+    adds more, each with its own credentials, MFA and sessions. A session carries its account's
+    e-mail, which is how the routes find that account's sites and its request budget.
+    """
 
     def __init__(
         self,
@@ -129,6 +134,8 @@ class AuthStore:
         max_otp_failures: int = 5,
     ) -> None:
         self.account = account
+        self.extra_accounts: list[Account] = []
+        self.system_ids: dict[str, int] = {account.email.lower(): system_id}
         self.system_id = system_id
         self.session_lifetime_s = session_lifetime_s
         self.token_lifetime_s = token_lifetime_s
@@ -142,20 +149,36 @@ class AuthStore:
     def _hex(self, nbytes: int = 16) -> str:
         return f"{self._rng.getrandbits(nbytes * 8):0{nbytes * 2}x}"
 
+    def add_account(self, account: Account, system_id: int) -> None:
+        """Another account; ``system_id`` is the site its login reply and JWT name."""
+        if self.find(account.email) is not None:
+            raise ValueError(f"an account {account.email!r} exists already")
+        self.extra_accounts.append(account)
+        self.system_ids[account.email.lower()] = system_id
+
+    def find(self, email: str) -> Account | None:
+        """The account with this e-mail (case and surrounding blanks ignored), if any."""
+        wanted = email.strip().lower()
+        for account in (self.account, *self.extra_accounts):
+            if account.email.lower() == wanted:
+                return account
+        return None
+
     # --- login ---------------------------------------------------------------------------------
 
     def login(self, email: str, password: str, now: float) -> LoginOutcome:
-        if email.strip().lower() != self.account.email.lower():
+        account = self.find(email)
+        if account is None:
             return LoginOutcome("invalid")
-        if self.account.blocked:
+        if account.blocked:
             return LoginOutcome("blocked")
-        if password != self.account.password:
+        if password != account.password:
             return LoginOutcome("invalid")
-        if not self.account.mfa:
-            return LoginOutcome("authenticated", session=self._new_session(now))
+        if not account.mfa:
+            return LoginOutcome("authenticated", session=self._new_session(now, account))
         pending = PendingLogin(
             session_id=self._hex(),
-            email=self.account.email,
+            email=account.email,
             nonce=self._hex(),
             nonce_expires=now + self.otp_ttl_s,
             xsrf_token=self._hex(20),
@@ -164,16 +187,17 @@ class AuthStore:
         self.pending[pending.session_id] = pending
         return LoginOutcome("mfa", pending=pending)
 
-    def _new_session(self, now: float) -> AuthSession:
+    def _new_session(self, now: float, account: Account) -> AuthSession:
         session_id = self._hex()
         token_exp = now + self.token_lifetime_s
+        system_id = self.system_ids.get(account.email.lower(), self.system_id)
         token = make_jwt(
             {
                 "iss": "fakecloud",
-                "email": self.account.email,
+                "email": account.email,
                 "session_id": session_id,
-                "user_id": str(self.account.user_id),
-                "system_id": str(self.system_id),
+                "user_id": str(account.user_id),
+                "system_id": str(system_id),
                 "is_consumer": True,
                 "iat": int(now),
                 "exp": int(token_exp),
@@ -181,7 +205,7 @@ class AuthStore:
         )
         session = AuthSession(
             session_id=session_id,
-            email=self.account.email,
+            email=account.email,
             created=now,
             expires_at=now + self.session_lifetime_s,
             manager_token=token,
@@ -215,10 +239,12 @@ class AuthStore:
         if pending.blocked:
             return OtpOutcome("blocked")
         email, otp = _b64_text(email_b64), _b64_text(otp_b64)
+        account = self.find(pending.email)
         right = (
-            email is not None
+            account is not None
+            and email is not None
             and email.strip().lower() == pending.email.lower()
-            and otp == self.account.otp_code
+            and otp == account.otp_code
             and now < pending.nonce_expires
         )
         if not right:
@@ -228,7 +254,8 @@ class AuthStore:
                 return OtpOutcome("blocked")
             return OtpOutcome("invalid")
         del self.pending[pending.session_id]
-        return OtpOutcome("authenticated", session=self._new_session(now))
+        assert account is not None  # noqa: S101 (``right`` implies it)
+        return OtpOutcome("authenticated", session=self._new_session(now, account))
 
     def resend_otp(self, *, pre_session_id: str | None, now: float) -> ResendOutcome:
         pending = self.pending.get(pre_session_id or "")

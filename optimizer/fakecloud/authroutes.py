@@ -81,7 +81,8 @@ class AuthRoutes:
         )
         if outcome.session is None:  # refused, blocked, or an MFA account (not via the form)
             return web.Response(text=REFUSED_PAGE, content_type="text/html")
-        response = web.Response(status=302, headers={"Location": f"/web/{cloud.model.site_id}"})
+        site_id = cloud.auth.system_ids.get(outcome.session.email.lower(), cloud.model.site_id)
+        response = web.Response(status=302, headers={"Location": f"/web/{site_id}"})
         set_cookies(response, outcome.session, manager=True)
         return response
 
@@ -94,13 +95,14 @@ class AuthRoutes:
         email = str(body.get("email", "")).strip().lower()
         if session is None or not session.valid(ctx.now) or email != session.email.lower():
             return not_authorized()
+        account = self.cloud.auth.find(session.email) or self.cloud.account
         expires = int(ctx.now + self.cloud.auth.token_lifetime_s)
         token = make_jwt(
             {
                 "iss": "fakecloud-entrez",
                 "data": {
                     "session_id": session.session_id,
-                    "user_id": str(self.cloud.account.user_id),
+                    "user_id": str(account.user_id),
                 },
                 "session_id": session.session_id,
                 "exp": expires,
@@ -116,16 +118,19 @@ class AuthRoutes:
         csrf = request.headers.get("X-CSRF-Token")
         if not csrf or csrf != request.cookies.get("XSRF-TOKEN"):
             return error_reply(403, "Forbidden", reason="X-CSRF-Token does not match XSRF-TOKEN")
-        model = self.cloud.model
+        owner = self.cloud.account_of(
+            request.headers.get("e-auth-token"), request.cookies.get(SESSION_COOKIE)
+        )
         wanted = request.query.get("searchText", "").strip().lower()
         favourites_only = request.query.get("favourite", "false").lower() == "true"
-        sites = [
+        sites = [  # the account's own sites only
             {
                 "id": model.site_id,
                 "path": f"/web/{model.site_id}?v=3.4.0",
                 "title": model.name,
                 "favourite": False,
             }
+            for model in (self.cloud.sites.of(owner) if owner is not None else [])
         ]
         found = [
             site

@@ -16,13 +16,22 @@ from typing import Any
 
 from optimizer.fakecloud.auth import AuthStore
 from optimizer.fakecloud.browser import ReadGauge
+from optimizer.fakecloud.budget import RequestBudget
 from optimizer.fakecloud.clock import FakeClock
 from optimizer.fakecloud.faults import FaultKind, FaultPlan, FaultRule
 from optimizer.fakecloud.history_api import OUTAGE_MESSAGES, ServiceOutage
-from optimizer.fakecloud.model import Account, Battery, Charger, LevelViolation, SiteModel
+from optimizer.fakecloud.model import (
+    Account,
+    Battery,
+    Charger,
+    LevelViolation,
+    SiteModel,
+    default_slots,
+)
 from optimizer.fakecloud.outage import SchedulerOutage
 from optimizer.fakecloud.profile import Profile
 from optimizer.fakecloud.requestlog import LoggedRequest, RequestLog
+from optimizer.fakecloud.sites import SiteRegistry, new_chargers
 
 
 class FakeCloud:
@@ -75,36 +84,132 @@ class FakeCloud:
             session_lifetime_s=session_lifetime_s,
             token_lifetime_s=token_lifetime_s,
         )
+        self.sites = SiteRegistry()
+        self.sites.add(self.model, email)
+        self._seed = seed
+        self._history_days = history_days
         self.profile = profile if profile is not None else Profile()
         self.faults = FaultPlan()
         self.log = RequestLog()
+        self.budget = RequestBudget()  # per-account requests of the last hour
         self.reads = ReadGauge()  # GETs in flight now and at most (the client keeps to 2)
         self.outage = SchedulerOutage()
         self.history_outage = ServiceOutage()
 
     # --- time ----------------------------------------------------------------------------------
 
+    def _sync(self, now: float) -> None:
+        for model in self.sites.models.values():
+            model.sync(now)
+
     def now(self) -> float:
-        """Fake-clock epoch seconds, with the model brought up to date."""
+        """Fake-clock epoch seconds, with every site brought up to date."""
         with self.lock:
             now = self.clock.timestamp()
-            self.model.sync(now)
+            self._sync(now)
             return now
 
     def advance(self, seconds: float) -> datetime:
         """Move the clock on; energy accrues at the chargers' current state over the gap."""
         with self.lock:
-            self.model.sync(self.clock.timestamp())
+            self._sync(self.clock.timestamp())
             when = self.clock.advance(seconds)
-            self.model.sync(when.timestamp())
+            self._sync(when.timestamp())
             return when
 
     def set_time(self, when: datetime) -> datetime:
         with self.lock:
-            self.model.sync(self.clock.timestamp())
+            self._sync(self.clock.timestamp())
             new = self.clock.set(when)
-            self.model.sync(new.timestamp())
+            self._sync(new.timestamp())
             return new
+
+    # --- accounts and sites (issue 13) ---------------------------------------------------------
+
+    def add_account(
+        self,
+        email: str,
+        password: str,
+        *,
+        mfa: bool = False,
+        otp_code: str = "123456",
+        sites: int = 1,
+        chargers_per_site: int = 1,
+    ) -> Account:
+        """Another account with its own credentials, sessions and ``sites`` new sites."""
+        if not email.strip() or "@" not in email:
+            raise ValueError(f"an account e-mail must look like name@host, not {email!r}")
+        if sites < 1:
+            raise ValueError(f"sites must be at least 1 (an account needs a site), not {sites}")
+        with self.lock:
+            account = Account(
+                email=email.strip(),
+                password=password,
+                mfa=mfa,
+                otp_code=otp_code,
+                user_id=self.account.user_id + 1 + len(self.auth.extra_accounts),
+            )
+            self.auth.add_account(account, system_id=self.sites.next_id())
+            for _ in range(sites):
+                self.add_site(account.email, chargers=chargers_per_site)
+            return account
+
+    def add_site(
+        self, owner: str, *, chargers: int = 1, site_id: int | None = None, name: str = ""
+    ) -> SiteModel:
+        """A new site of account ``owner`` with ``chargers`` chargers of its own serials and
+        its own PV/house model (seeded by the site id, so sites differ)."""
+        if chargers < 1:
+            raise ValueError(f"chargers must be at least 1, not {chargers}")
+        with self.lock:
+            if self.auth.find(owner) is None:
+                raise ValueError(f"no account {owner!r}; add it first")
+            sid = site_id if site_id is not None else self.sites.next_id()
+            model = SiteModel(
+                now=self.clock.timestamp(),
+                site_id=sid,
+                name=name or f"Site {sid}",
+                chargers=new_chargers(sid, chargers),
+                seed=self._seed + sid,
+                history_days=self._history_days,
+            )
+            self.sites.add(model, owner)
+            return model
+
+    def add_charger(self, site_id: int) -> Charger:
+        """One more charger on an existing site, drawing from the same site PV/house model."""
+        with self.lock:
+            model = self.sites.models.get(site_id)
+            if model is None:
+                raise ValueError(f"no site {site_id}; known: {sorted(self.sites.models)}")
+            model.sync(self.clock.timestamp())
+            (charger,) = new_chargers(site_id, 1, first=len(model.chargers))
+            if self.sites.with_charger(charger.sn) is not None:
+                raise ValueError(f"serial {charger.sn} is taken")
+            charger.schedule_slots = default_slots(site_id, charger)
+            model.chargers.append(charger)
+            model.sessions.setdefault(charger.sn, [])
+            return charger
+
+    def account_of(self, *session_ids: str | None) -> str | None:
+        """The e-mail of the first live session among ``session_ids`` (header, cookie)."""
+        now = self.clock.timestamp()
+        for sid in session_ids:
+            session = self.auth.sessions.get(sid or "")
+            if session is not None and session.valid(now):
+                return session.email
+        return None
+
+    @contextmanager
+    def site_scope(self, model: SiteModel) -> Iterator[None]:
+        """Route handlers are written against ``self.model``; a request for another site runs
+        with that site in its place. Callers hold ``lock``, so no other request sees it."""
+        with self.lock:
+            primary, self.model = self.model, model
+            try:
+                yield
+            finally:
+                self.model = primary
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -124,8 +229,9 @@ class FakeCloud:
         """``cloud.update_charger(plugged_in=True, charging=True, level=16)`` and the like."""
         with self.lock:
             now = self.clock.timestamp()
-            target = self.model.charger(sn).sn
-            return self.model.update_charger(target, now, changes)
+            model = self.model if sn is None else self.sites.with_charger(sn) or self.model
+            target = model.charger(sn).sn
+            return model.update_charger(target, now, changes)
 
     def scheduler_outage(self, duration_s: float, *, status: bool = False) -> SchedulerOutage:
         """The scheduler family (and with ``status`` the status read) answers 503 for
@@ -252,4 +358,19 @@ class FakeCloud:
                 },
                 "sessions": sum(1 for s in self.auth.sessions.values() if s.valid(now)),
                 "violations": [asdict(v) for v in self.model.violations],
+                "sites": [self._site_summary(m, now) for m in self.sites.models.values()],
             }
+
+    def _site_summary(self, model: SiteModel, now: float) -> dict[str, Any]:
+        """One site in ``snapshot()["sites"]``: owner, serials and the shared PV/house draw."""
+        model.sync(now)
+        drawing = {c.sn: model.draw_w(c, now) for c in model.chargers}
+        return {
+            "site_id": model.site_id,
+            "name": model.name,
+            "owner": self.sites.owners[model.site_id],
+            "pv_w": round(model.curves.pv_w(now), 1),
+            "house_load_w": round(model.curves.load_w(now), 1),
+            "chargers_w": drawing,
+            "consumption_w": round(model.curves.load_w(now) + sum(drawing.values()), 1),
+        }

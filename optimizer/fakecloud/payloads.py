@@ -8,6 +8,7 @@ region profiles) reuse the shapes without touching routing or auth.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -75,16 +76,17 @@ def glitched_e_c(e_c: float, glitch: str | None, *, flat: bool) -> Any:
 # --- discovery ---------------------------------------------------------------------------------
 
 
-def sites_evse_controller(model: SiteModel) -> JSON:
-    return {"data": [{"site_id": model.site_id, "name": model.name}]}
+def sites_evse_controller(models: Sequence[SiteModel]) -> JSON:
+    """Discovery lists the sites of the session's account only (``sites.SiteRegistry.of``)."""
+    return {"data": [{"site_id": m.site_id, "name": m.name} for m in models]}
 
 
-def sites_api_v1(model: SiteModel) -> JSON:
-    return {"sites": [{"siteId": model.site_id, "siteName": model.name}]}
+def sites_api_v1(models: Sequence[SiteModel]) -> JSON:
+    return {"sites": [{"siteId": m.site_id, "siteName": m.name} for m in models]}
 
 
-def sites_json(model: SiteModel) -> list[JSON]:
-    return [{"system_id": model.site_id, "system_name": model.name}]
+def sites_json(models: Sequence[SiteModel]) -> list[JSON]:
+    return [{"system_id": m.site_id, "system_name": m.name} for m in models]
 
 
 # --- status ------------------------------------------------------------------------------------

@@ -104,6 +104,9 @@ class Profile:
       reference: Wh above 200 Wh, kWh below, in both shapes).
     - ``charge_level_reported``: False (2026: ``session_d.charge_level`` is always null) or
       True (it carries the level the charger runs at).
+    - ``account_budget_per_hour``: requests per account per hour (fake clock) before the fake
+      answers 429 with ``Retry-After`` (``budget.py``); the reference observes ~600. 0, the
+      default, enforces none, so tests that run long simulated days are not throttled.
     """
 
     status_shape: StatusShape = "nested"
@@ -130,6 +133,7 @@ class Profile:
     schedule_concurrency: bool = True
     session_energy_units: SessionEnergyUnits = "by_shape"
     charge_level_reported: bool = False
+    account_budget_per_hour: int = 0
 
     @classmethod
     def preset(cls, name: str) -> Profile:
@@ -166,6 +170,12 @@ class Profile:
                 value = list(raw)
                 if any(p not in DISCOVERY_PATHS for p in value):
                     raise ValueError(f"disabled_discovery entries must be in {DISCOVERY_PATHS}")
+            elif name == "account_budget_per_hour":
+                if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+                    raise ValueError(
+                        f"account_budget_per_hour must be a whole number >= 0 (0: none), "
+                        f"not {raw!r}"
+                    )
             elif isinstance(getattr(self, name), bool):
                 value = bool(raw)
             setattr(self, name, value)
