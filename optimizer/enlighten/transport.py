@@ -55,6 +55,7 @@ from optimizer.enlighten.headers import (
     header_profile,
     site_in_path,
 )
+from optimizer.enlighten.ratelimit import AccountLimiter
 from optimizer.logsafe import redact, register_secret
 
 _LOGGER = logging.getLogger(__name__)
@@ -314,6 +315,7 @@ class Transport:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        limiter: AccountLimiter | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -330,6 +332,9 @@ class Transport:
         self._monotonic = monotonic
         self._rand = rand
         self._reads: asyncio.Semaphore | None = None
+        # The account's budget, shared with every other client of the account in the process
+        # (`ratelimit.account_limiter`); None meters nothing (one-off tools, unit tests).
+        self.limiter = limiter
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:
@@ -533,6 +538,10 @@ class Transport:
             async with contextlib.AsyncExitStack() as stack:
                 if gate is not None:
                     await stack.enter_async_context(gate)
+                # Metered after the gate, when the request really goes: a token taken and
+                # then spent waiting for a read slot would let sends bunch past the budget.
+                if self.limiter is not None:
+                    await self.limiter.acquire()
                 # Built once through the gate, so a read that waited carries the session of
                 # a re-login that happened meanwhile, not the one it started with.
                 headers = self.headers(authenticated=authenticated, method=method, path=path)
@@ -564,8 +573,22 @@ class Transport:
                 request_sent=not isinstance(err, aiohttp.ClientConnectorError),
             ) from err
         _LOGGER.debug("%s %s -> %s", method, path, status)
+        self._honour_retry_after(status, reply_headers)
         text = raw.decode("utf-8", errors="replace")
         return RawReply(status=status, text=text, headers=reply_headers)
+
+    def _honour_retry_after(self, status: int, headers: Mapping[str, str]) -> None:
+        """A 429 (or a 5xx) with ``Retry-After`` holds every request of the account.
+
+        The cloud throttles the account, so the next request of *another* charger or client
+        would only earn another 429 (2026 reference section 10: Retry-After is the minimum).
+        """
+        if self.limiter is None or not (status == 429 or status >= 500):
+            return
+        wait = parse_retry_after(headers.get("Retry-After"))
+        if wait is not None:
+            self.limiter.retry_after(wait)
+            _LOGGER.info("Enlighten asked to wait %.0f s; holding this account's requests", wait)
 
     def not_acceptable(self, method: str, path: str) -> NotAcceptableError:
         """A 406 that says what was refused and with which headers, so it can be fixed."""

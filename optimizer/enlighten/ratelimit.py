@@ -1,0 +1,167 @@
+"""One request budget per Enlighten account, shared by every client of that account.
+
+The cloud throttles an *account*, not a charger or a client (2026 reference section 10: keep
+below ~600 requests per hour; honour ``Retry-After`` as the minimum wait). With several
+chargers and sites in one process, each client counting on its own would add up past the
+budget, and a 429 seen by one client would not stop the others from walking into the next one.
+So the process keeps one :class:`AccountLimiter` per account (:func:`account_limiter`) and every
+:class:`~optimizer.enlighten.transport.Transport` of that account takes a token from it before
+each request.
+
+The limiter only meters *when* a request may start; it holds no lock while the request runs, so
+reads and writes for different chargers still run side by side (the transport's own gate keeps
+reads to two in flight).
+
+The bucket is sized so that no rolling hour can exceed the budget: ``burst`` tokens to start,
+refilled at ``(budget - burst)`` per hour. Any window of ``w`` seconds then admits at most
+``burst + (budget - burst) * w / 3600`` requests, which is ``budget`` for a full hour. The
+decision of how long to wait is the pure :meth:`TokenBucket.wait_s`; waiting is at the edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+# 2026 reference section 10: "keep each account below ~600 requests per hour".
+DEFAULT_BUDGET_PER_HOUR = 600
+# Requests that may go out back to back: one tick's reads for a few chargers.
+DEFAULT_BURST = 10
+HOUR_S = 3600.0
+# Float slack: a wait shorter than this is none (a clock at 1e5 s cannot move by less).
+EPSILON_S = 1e-9
+
+
+@dataclass
+class TokenBucket:
+    """The arithmetic of the budget, with time passed in (no clock, no sleeping).
+
+    ``tokens`` is what may be spent now, ``stamp`` when it was last brought up to date and
+    ``hold_until`` the end of a ``Retry-After`` the cloud asked for (no request before it).
+    """
+
+    budget_per_hour: int
+    burst: int
+    tokens: float
+    stamp: float
+    hold_until: float = float("-inf")
+
+    @classmethod
+    def full(cls, *, budget_per_hour: int, burst: int, now: float) -> TokenBucket:
+        if budget_per_hour < 1:
+            raise ValueError(f"budget_per_hour must be at least 1, got {budget_per_hour}")
+        # A burst at or above the budget would let one hour run past it: keep one token of
+        # refill at least, so the bucket still refills.
+        burst = max(1, min(burst, budget_per_hour - 1)) if budget_per_hour > 1 else 1
+        return cls(budget_per_hour=budget_per_hour, burst=burst, tokens=float(burst), stamp=now)
+
+    @property
+    def rate_per_s(self) -> float:
+        """Refill rate: what is left of the hour's budget once the burst is spent."""
+        return max(1, self.budget_per_hour - self.burst) / HOUR_S
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate_per_s)
+            self.stamp = now
+
+    def wait_s(self, now: float) -> float:
+        """Seconds from ``now`` until a request may go: 0 when it may go at once."""
+        self._refill(now)
+        hold = max(0.0, self.hold_until - now)
+        # Tokens keep refilling during a hold, so the two waits overlap rather than add.
+        short = max(0.0, 1.0 - self.tokens) / self.rate_per_s
+        return max(hold, short)
+
+    def take(self, now: float) -> bool:
+        """Spend one token if a request may go at ``now``; False (nothing spent) if not."""
+        if self.wait_s(now) > EPSILON_S:
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def hold(self, now: float, seconds: float) -> None:
+        """No request before ``now + seconds`` (a 429's ``Retry-After``); never shortens one."""
+        self.hold_until = max(self.hold_until, now + max(0.0, seconds))
+
+
+class AccountLimiter:
+    """The bucket of one account, with the clock and the sleep at the edge.
+
+    ``acquire`` is called by every request of the account, whichever client or charger it is
+    for; waiters are served in no promised order, but none is starved for long because each
+    re-checks after sleeping just the time the bucket names.
+    """
+
+    def __init__(
+        self,
+        *,
+        budget_per_hour: int = DEFAULT_BUDGET_PER_HOUR,
+        burst: int = DEFAULT_BURST,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self.bucket = TokenBucket.full(budget_per_hour=budget_per_hour, burst=burst, now=clock())
+
+    @property
+    def budget_per_hour(self) -> int:
+        return self.bucket.budget_per_hour
+
+    async def acquire(self) -> None:
+        """Wait until this account may send one more request, then count it."""
+        while not self.bucket.take(self._clock()):
+            await self._sleep(self.bucket.wait_s(self._clock()))
+
+    def retry_after(self, seconds: float) -> None:
+        """Hold every request of the account for ``seconds`` (the cloud said so in a 429)."""
+        self.bucket.hold(self._clock(), seconds)
+
+    def held_for_s(self) -> float:
+        """Seconds left of a ``Retry-After`` hold: 0 when none (for status lines)."""
+        return max(0.0, self.bucket.hold_until - self._clock())
+
+
+_LIMITERS: dict[tuple[str, str], AccountLimiter] = {}
+
+
+def account_key(base_url: str, email: str | None) -> tuple[str, str]:
+    """Which account a client talks to: the cloud it talks to and the login, case-folded.
+
+    The key stays in this module's memory only; it is never logged (it holds the e-mail).
+    A client without an e-mail (a stored session only) counts as the one account of its cloud.
+    """
+    return base_url.rstrip("/").lower(), (email or "").strip().casefold()
+
+
+def account_limiter(
+    base_url: str,
+    email: str | None,
+    *,
+    budget_per_hour: int = DEFAULT_BUDGET_PER_HOUR,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AccountLimiter:
+    """The process's one limiter for this account, made on first use.
+
+    A second client of the same account gets the same limiter, so their requests share one
+    budget. A different ``budget_per_hour`` for an account already in use replaces the budget
+    (a config reload), keeping the tokens already spent. ``clock`` and ``sleep`` apply only
+    to a limiter made here (tests run simulated time through them).
+    """
+    key = account_key(base_url, email)
+    limiter = _LIMITERS.get(key)
+    if limiter is None:
+        limiter = _LIMITERS[key] = AccountLimiter(
+            budget_per_hour=budget_per_hour, clock=clock, sleep=sleep
+        )
+    elif limiter.budget_per_hour != budget_per_hour:
+        old = limiter.bucket
+        new = TokenBucket.full(budget_per_hour=budget_per_hour, burst=old.burst, now=old.stamp)
+        new.tokens = min(old.tokens, float(new.burst))
+        new.hold_until = old.hold_until
+        limiter.bucket = new
+    return limiter
