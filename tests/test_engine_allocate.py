@@ -73,6 +73,22 @@ def test_no_surplus_keeps_one_minimum_level_for_the_first_claim() -> None:
     assert [g.amps for g in grants] == [6, 0]
 
 
+def test_min_pv_chargers_keep_their_minimum_and_share_only_the_sun_above_it() -> None:
+    floors = [claim("a", 26, floor=True), claim("b", 26, floor=True)]
+    # 6 kW pays 26 A: each keeps its 6 A, the 14 A above them are shared, not taken twice.
+    grants = allocate(floors, surplus_w=6000, site_max_amps=None)
+    assert [g.amps for g in grants] == [13, 13]
+    # No sun: both still draw their minimum (the variant's promise), nothing more.
+    grants = allocate(floors, surplus_w=0, site_max_amps=None)
+    assert [g.amps for g in grants] == [6, 6]
+
+
+def test_a_floor_never_outranks_the_breaker() -> None:
+    floors = [claim("a", 10, floor=True), claim("b", 10, floor=True)]
+    grants = allocate(floors, surplus_w=0, site_max_amps=10)
+    assert [(g.amps, g.bound) for g in grants] == [(6, "surplus"), (0, "site limit")]
+
+
 def test_a_surplus_that_fits_is_left_to_the_breaker() -> None:
     grants = allocate([claim("a", 16), claim("b", 16)], surplus_w=6900, site_max_amps=20)
     assert [(g.amps, g.bound) for g in grants] == [(10, "site limit"), (10, "site limit")]
@@ -142,7 +158,7 @@ def sites(draw: st.DrawFn, sizes: st.SearchStrategy[int]) -> tuple[Any, ...]:
     site_max = draw(st.none() | st.integers(6, 80))
     chargers = tuple(draw(site_chargers(f"EV{i}", site_max)) for i in range(count))
     grid = draw(st.lists(st.sampled_from([c.sn for c in chargers]), max_size=2, unique=True))
-    rules = [{**SOLAR, "priority": 10}]
+    rules = [{**SOLAR, "priority": 10, "variant": draw(st.sampled_from(["pv", "pv", "min_pv"]))}]
     if draw(st.booleans()):
         rules.append({**SOLAR, "name": "sun-first", "priority": 20, "chargers": [chargers[0].sn]})
     if grid:
@@ -164,10 +180,11 @@ def snapshot(chargers: tuple[ChargerView, ...], minute: int, surplus_w: float) -
     )
 
 
-def solar_only(decision: Decision | None, rules: list[PolicyBase]) -> bool:
+def solar_kind(decision: Decision | None, rules: list[PolicyBase]) -> str | None:
+    """``pv`` or ``min_pv`` when the decision is a solar policy's, else None."""
     by_name = {p.name: p for p in rules}
     policy = by_name.get(decision.policy) if decision is not None else None
-    return isinstance(policy, ExcessSolar) and policy.variant == "pv"
+    return policy.variant if isinstance(policy, ExcessSolar) else None
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -188,10 +205,14 @@ def test_a_site_never_takes_more_than_its_surplus_or_its_breaker(site: tuple[Any
         if site_max is not None:
             assert sum(level(c) for c in chargers) <= site_max
         if len(chargers) > 1:
-            solar = [c for c in chargers if solar_only(charging.get(c.sn), rules)]
+            kinds = {c.sn: solar_kind(charging.get(c.sn), rules) for c in chargers}
+            solar = [c for c in chargers if kinds[c.sn] is not None]
             used = sum(level(c) * c.watts_per_amp for c in solar)
             one_minimum = max((c.min_amps * c.watts_per_amp for c in solar), default=0.0)
-            assert used <= max(0.0, surplus_w) + one_minimum + 1e-6, (minute, solar)
+            # min_pv chargers draw their minimum from the grid whatever the sun does.
+            floors = sum(c.min_amps * c.watts_per_amp for c in solar if kinds[c.sn] == "min_pv")
+            allowed = max(0.0, surplus_w, floors) + one_minimum
+            assert used <= allowed + 1e-6, (minute, solar)
             for decision in charging.values():
                 assert decision.inputs["site_chargers"] == len(chargers)
                 assert "share_amps" in decision.inputs

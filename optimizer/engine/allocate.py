@@ -10,10 +10,14 @@ what each may have:
    a hold while charging: its present level; anything else: nothing). Decisions the engine may
    not change (a fault, a user override, a user's own change seen in the status) are fixed:
    they count against the breaker first and are never cut.
-2. Solar: claims of solar-only policies (``excess_solar`` in the ``pv`` variant, not driven by
-   a departure plan) share the surplus those policies may use (never below zero). When their
-   sum fits the surplus plus one minimum level, nothing changes (so a policy's own hysteresis,
-   which may keep the minimum through a short dip, is respected); otherwise they are shared.
+2. Solar: claims of solar policies (``excess_solar``, not driven by a departure plan) share
+   the surplus those policies may use (never below zero). When their sum fits the surplus plus
+   one minimum level, nothing changes (so a policy's own hysteresis, which may keep the minimum
+   through a short dip, is respected); otherwise they are shared. A ``min_pv`` claim has a
+   floor: its minimum level is its own to draw from the grid whatever the sun does (that is
+   what the variant promises), so it is granted first and only what it draws above its
+   minimum comes out of the surplus; the site then draws the larger of the surplus and the
+   floors, not the surplus once per charger.
 3. Breaker: every adjustable claim (grid-fed ones too: tariff windows, departure plans, fixed
    levels) shares the site limit (``site.max_current``) left after the fixed ones.
 
@@ -53,7 +57,8 @@ class Claim:
     high: int  # highest level (A)
     step: int  # granularity (A)
     watts_per_amp: float
-    solar: bool = False  # a solar-only policy: bounded by the surplus too
+    solar: bool = False  # a solar policy: bounded by the surplus too
+    floor: bool = False  # min_pv: its minimum level is drawn whatever the surplus
     fixed: bool = False  # the engine may not change it (safety, override, observed)
 
 
@@ -75,8 +80,9 @@ def allocate(
     solar = [c for c in claims if c.solar and not c.fixed and c.wanted_amps > 0]
     pool = max(0.0, surplus_w or 0.0)
     solar_w = sum(c.wanted_amps * c.watts_per_amp for c in solar)
-    slack = solar[0].low * solar[0].watts_per_amp if solar else 0.0
-    if solar and solar_w > pool + slack:
+    floors = sum(c.low * c.watts_per_amp for c in solar if c.floor and c.wanted_amps >= c.low)
+    slack = solar[0].low * solar[0].watts_per_amp if solar and not floors else 0.0
+    if solar and solar_w > max(pool, floors) + slack:
         granted = share(solar, pool, by_watts=True, keep_first=True)
         for claim in solar:
             if granted[claim.sn] < caps[claim.sn]:
@@ -95,7 +101,8 @@ def allocate(
 
 
 def _capped(claim: Claim, amps: int) -> Claim:
-    return replace(claim, wanted_amps=amps)
+    """The claim as the breaker sees it: the breaker is safety, so no floor survives it."""
+    return replace(claim, wanted_amps=amps, floor=False)
 
 
 def share(
@@ -104,13 +111,18 @@ def share(
     """``budget`` (W or A) shared by priority, then admission by minimum, then fair steps.
 
     ``keep_first``: when no claim's minimum fits at all, the first keeps its minimum (the
-    "one minimum level" a solar policy may draw beyond the surplus).
+    "one minimum level" a solar policy may draw beyond the surplus). Claims with a ``floor``
+    get their minimum before anything is shared, whether the budget pays it or not.
     """
     order = sorted(
         range(len(claims)), key=lambda i: (-claims[i].priority[0], -claims[i].priority[1], i)
     )
     granted = {c.sn: 0 for c in claims}
     left = budget
+    for claim in claims:
+        if claim.floor and claim.wanted_amps >= claim.low:
+            granted[claim.sn] = claim.low
+            left -= claim.low * claim.watts_per_amp if by_watts else float(claim.low)
 
     def cost(claim: Claim, amps: int) -> float:
         return amps * claim.watts_per_amp if by_watts else float(amps)
@@ -124,7 +136,9 @@ def share(
         group = [claims[i] for i in order[start:end]]
         admitted: list[Claim] = []
         for claim in group:
-            if claim.wanted_amps >= claim.low and cost(claim, claim.low) <= left + 1e-9:
+            if granted[claim.sn]:  # a floor, granted above
+                admitted.append(claim)
+            elif claim.wanted_amps >= claim.low and cost(claim, claim.low) <= left + 1e-9:
                 admitted.append(claim)
                 granted[claim.sn] = claim.low
                 left -= cost(claim, claim.low)

@@ -450,11 +450,8 @@ def _claim(
         or (decision.action == "start" and "amps" not in decision.params)
         or not _may_stop(tick, decision)
     )
-    solar = (
-        isinstance(policy, ExcessSolar)
-        and policy.variant == "pv"
-        and memory.policy(policy.name, sn).basis != "departure"
-    )
+    solar = isinstance(policy, ExcessSolar) and memory.policy(policy.name, sn).basis != "departure"
+    floor = isinstance(policy, ExcessSolar) and policy.variant == "min_pv"
     limits = ctx.limits
     return Claim(
         sn=sn,
@@ -465,6 +462,7 @@ def _claim(
         step=limits.step,
         watts_per_amp=watts_per_amp(ctx.charger),
         solar=solar,
+        floor=solar and floor,
         fixed=fixed,
     )
 
