@@ -93,6 +93,48 @@ async def test_two_cars_share_3_kw_of_surplus_and_the_site_limit(
     assert shared, "every charging decision on a two-charger site says what it got"
     surpluses = [i["allocation_surplus_w"] for t in shared for i in t.values()]
     assert all(2000 < w < 4000 for w in surpluses if w is not None), surpluses
+    charged = within_the_sun_and_the_breaker(ticks, site_max)
+    assert charged == (2 if site_max == 32 else 1), "the sun pays for two minimums, 10 A one"
+    # A steady 3 kW: once shared, the shares hold (no stop, no level flapping).
+    assert [r["action"] for r in rows if r["outcome"] == "applied"] == ["start"] * charged
+    # The fake's own view at the end agrees: never both at the levels one car alone would get.
+    draws = [c.level for c in two_cars.cloud.model.chargers if c.charging]
+    assert sum(draws) * VOLTS <= 4000 + MIN_AMPS * VOLTS
+    # What each got is in the log, in words too.
+    cut = [r for r in rows if "site share" in r["reason"]]
+    assert all("chargers" in r["reason"] for r in cut)
+
+
+async def test_two_cars_over_a_simulated_day_stay_within_the_sun_and_the_breaker(
+    two_cars: World,
+) -> None:
+    """A whole day (afternoon, night, morning) at a 2-minute poll: the sun rises and sets
+    under the two cars, and at every tick their sum stays within the surplus the engine saw
+    plus one minimum level, and within the site limit."""
+    config(two_cars, 16)
+    path = two_cars.tmp / "config.yaml"
+    text = path.read_text(encoding="utf-8").replace("poll_interval: 30s", "poll_interval: 2m")
+    path.write_text(text, encoding="utf-8")
+    service = two_cars.service(load_config(path))
+    assert await service.run(max_ticks=24 * 30) == 0
+    rows = two_cars.rows("SELECT * FROM decisions WHERE target = 'charging' ORDER BY id")
+    ticks = levels_by_tick(rows)
+    assert within_the_sun_and_the_breaker(ticks, 16) >= 1, "the afternoon sun charged a car"
+    surpluses = [
+        i["allocation_surplus_w"]
+        for _, inputs in ticks
+        for i in inputs.values()
+        if i.get("allocation_surplus_w") is not None
+    ]
+    assert min(surpluses) <= 0 < max(surpluses), "the day had sun and night"
+    assert {r["action"] for r in rows if r["outcome"] == "applied"} >= {"start", "stop"}
+
+
+def within_the_sun_and_the_breaker(
+    ticks: list[tuple[dict[str, int], dict[str, Any]]], site_max: int
+) -> int:
+    """Asserts each tick's levels against the site limit and the surplus the engine saw (plus
+    one minimum level); returns the most chargers that charged at once."""
     charged = 0
     for level, inputs in ticks:
         assert sum(level.values()) <= site_max
@@ -106,15 +148,7 @@ async def test_two_cars_share_3_kw_of_surplus_and_the_site_limit(
                 surplus,
             )
         charged = max(charged, sum(1 for amps in level.values() if amps))
-    assert charged == (2 if site_max == 32 else 1), "the sun pays for two minimums, 10 A one"
-    # A steady 3 kW: once shared, the shares hold (no stop, no level flapping).
-    assert [r["action"] for r in rows if r["outcome"] == "applied"] == ["start"] * charged
-    # The fake's own view at the end agrees: never both at the levels one car alone would get.
-    draws = [c.level for c in two_cars.cloud.model.chargers if c.charging]
-    assert sum(draws) * VOLTS <= 4000 + MIN_AMPS * VOLTS
-    # What each got is in the log, in words too.
-    cut = [r for r in rows if "site share" in r["reason"]]
-    assert all("chargers" in r["reason"] for r in cut)
+    return charged
 
 
 async def test_status_and_why_say_what_each_charger_got(
