@@ -201,6 +201,7 @@ class EnlightenClient:
         direct_amps: bool = False,
         entrez_url: str | None = None,
         start_amps: int | None = None,
+        account: str | None = None,
     ) -> None:
         self.transport = transport or Transport(
             base_url=base_url, session=session, timeout_s=timeout_s, retry=retry
@@ -209,8 +210,8 @@ class EnlightenClient:
             self.transport,
             email=email,
             password_provider=password_provider,
-            store=SessionStore(state_dir) if state_dir is not None else None,
-            guard=LoginGuard(state_dir),
+            store=SessionStore(state_dir, account=account) if state_dir is not None else None,
+            guard=LoginGuard(state_dir, account=account),
             entrez_url=entrez_url or default_entrez_url(self.transport.base_url),
         )
         self._preferred: dict[str, str] = {}

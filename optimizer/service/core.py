@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from optimizer import __version__
 from optimizer.actuate import Actuation, Actuator
 from optimizer.config import Config
-from optimizer.connect import client_for, resolve_site_id, unattended_password
+from optimizer.connect import client_for, password_provider, resolve_site_id, unattended_password
 from optimizer.decisions import DecisionStore, Outcome, RunMode
 from optimizer.decisions.ticklog import TickLog
 from optimizer.engine.decision import Decision, Memory
@@ -530,7 +530,7 @@ class Service:
         # guard holds every automatic login back (5 min, then 24 h) and resumes by itself.
         guarded = InvalidCredentialsError | LoginSuspendedError | SessionLockoutError
         ended = isinstance(err, LoginWallError | UnauthorizedError | guarded)
-        self._session_only = self._session_only or not (ended and unattended_password())
+        self._session_only = self._session_only or not (ended and unattended_password(self.config))
         self._client_changed()
         return self._failed(now, "auth", err.user_message())
 
@@ -542,7 +542,7 @@ class Service:
             self._client_stale = False
             await self._drop_client()
         if self._client is None:
-            provider = None if self._session_only else unattended_password
+            provider = None if self._session_only else password_provider(self.config)
             self._client = client_for(self.config, password_provider=provider)
             self._owns_client = True
         return self._client
