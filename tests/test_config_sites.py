@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from optimizer.cli import main
 from optimizer.cli.rules import run_validate
 from optimizer.config import load_config
 from optimizer.connect import client_for, unattended_password
@@ -201,3 +202,21 @@ async def test_session_files_are_per_account_and_not_named_by_email(tmp_path: Pa
     assert not any("example" in name for name in names)
     for name in names:
         assert stat.S_IMODE(os.stat(tmp_path / "state" / name).st_mode) == 0o600
+
+
+def test_site_names_need_a_sites_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without ``sites:``, ``--site`` is a site id as before; a name is refused (exit 1)
+    before anything is sent."""
+    path = write(tmp_path, "enlighten:\n  site_id: 7\nrules: [rules/a.yaml]\n")
+    assert main(["--config", str(path), "status", "--site", "home"]) == 1
+    assert "--site home: not a site id" in capsys.readouterr().err
+
+
+def test_commands_for_one_site_ask_which(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, TWO)
+    assert main(["--config", str(path), "mode", "get"]) == 1
+    err = capsys.readouterr().err
+    assert "the config lists several sites (home, 200)" in err
+    assert "--site NAME or --site ID" in err
