@@ -295,3 +295,50 @@ def test_the_summing_up_line_counts_and_names() -> None:
         "2 sites: ok; 1 site: authentication needed (b); 1 site: Enlighten failing (d); "
         "1 site: starting (e)"
     )
+
+
+async def test_sighup_applies_to_every_site_or_to_none(sites: Sites) -> None:
+    """A reload with one site's part broken keeps every site's old config and rules (the
+    status line says why); the fixed file then reaches both sites between their ticks."""
+    cloud = sites.cloud
+    clock = FleetClock(cloud, count=2)
+    start = clock.ts()
+    config = sites.config()
+    fleet = sites.fleet(config, clock)
+    path = config.source
+    assert path is not None
+    good = path.read_text(encoding="utf-8")
+    outcomes: list[bool] = []
+
+    def break_the_farm() -> None:
+        path.write_text(good.replace("      password_env:", "      pasword_env:"), "utf-8")
+        outcomes.append(fleet.request_reload())
+
+    def ten_amps_everywhere() -> None:
+        path.write_text(good, "utf-8")
+        (sites.tmp / "rules.yaml").write_text(ALWAYS_16.replace("16", "10"), "utf-8")
+        outcomes.append(fleet.request_reload())
+
+    clock.at.append((start + 2 * 60, break_the_farm))
+    clock.at.append((start + 5 * 60, ten_amps_everywhere))
+    clock.at.append((start + 8 * 60, fleet.request_stop))
+    assert await fleet.run() == 0
+
+    assert outcomes == [False, True]
+    refused = [s for s in sites.notes.said("ready") if "reload refused" in s]
+    assert len(refused) == 1
+    assert "unknown key 'pasword_env'" in refused[0]
+    for site_id in (SITE_ID, sites.farm_id):
+        rows = sites.rows(site_id)
+        levels = [
+            (parse_ts(r["ts"]).timestamp() - start, json.loads(r["params"])["amps"])
+            for r in rows
+            if r["action"] in ("start", "set_amps") and r["outcome"] == "applied"
+        ]
+        # 16 A until the good reload (the refused one changed nothing), 10 A after it.
+        assert {amps for at, amps in levels if at < 5 * 60} == {16}
+        assert {amps for at, amps in levels if at >= 5 * 60} == {10}
+        assert {r["charger_sn"] for r in rows if "10" in r["params"]} == serials(cloud, site_id)
+    with sqlite3.connect(sites.state / "decisions.db") as db:
+        statuses = sorted(r[0] for r in db.execute("SELECT status FROM runs"))
+    assert statuses == ["reloaded", "reloaded", "stopped", "stopped"]
