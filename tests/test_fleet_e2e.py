@@ -16,14 +16,14 @@ import sqlite3
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from optimizer.cli import account, main
+from optimizer.cli import account, main, why
 from optimizer.config import Config, load_config
 from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer
 from optimizer.fakecloud.model import Charger
@@ -284,6 +284,34 @@ async def test_status_shows_every_site(
     assert f"site farm ({sites.farm_id}):" in out
     assert await asyncio.to_thread(main, ["--config", path, "status", "--site", "nowhere"]) == 1
     assert "no site 'nowhere'" in capsys.readouterr().err
+
+
+async def test_log_and_why_take_a_site(
+    sites: Sites, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`evopt log --site farm` lists only the farm's decisions, by name or by id; `why
+    --site farm` explains only the farm's chargers; without --site both show every site."""
+    config = sites.config()
+    fleet = sites.fleet(config, FleetClock(sites.cloud, count=2))
+    assert await fleet.run(once=True) == 0
+    monkeypatch.setattr(why, "_now", lambda: datetime.now(UTC))
+    path = str(config.source)
+    farm_sns = serials(sites.cloud, sites.farm_id)
+
+    async def run(*argv: str) -> Any:
+        assert await asyncio.to_thread(main, ["--config", path, *argv]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    every = await run("log", "--json")
+    assert {r["site_id"] for r in every} == {SITE_ID, sites.farm_id}
+    for chosen in ("farm", str(sites.farm_id)):
+        rows = await run("log", "--site", chosen, "--json")
+        assert rows
+        assert {r["site_id"] for r in rows} == {sites.farm_id}
+    explained = await run("why", "--site", "farm", "--json")
+    assert {e["charger_sn"] for e in explained} == farm_sns
+    everyone = await run("why", "--json")
+    assert len(everyone) == len(farm_sns | serials(sites.cloud, SITE_ID))
 
 
 def test_the_summing_up_line_counts_and_names() -> None:
