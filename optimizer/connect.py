@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from optimizer.config import ENV_PASSWORD, Config
+from optimizer.enlighten.auth import AccountSession
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import ConfigError, UnknownSiteError
 from optimizer.enlighten.transport import RetryPolicy
@@ -73,12 +74,16 @@ def _systemd_credential(name: str) -> str | None:
 
 
 def client_for(
-    config: Config, *, password_provider: Callable[[], str | None] | None
+    config: Config,
+    *,
+    password_provider: Callable[[], str | None] | None,
+    shared: AccountSession | None = None,
 ) -> EnlightenClient:
     """A client as the config sets it up.
 
     ``password_provider`` is asked only when a login is needed; None makes a client that uses
     the stored session and never logs in by itself (the service waiting for `evopt login`).
+    ``shared``: the session of this account that other sites' clients use too (the fleet).
     """
     enlighten = config.enlighten
     return EnlightenClient(
@@ -94,6 +99,7 @@ def client_for(
         entrez_url=enlighten.entrez_url,
         start_amps=config.charger.start_amps,
         account=config.account_key(),
+        shared=shared,
     )
 
 

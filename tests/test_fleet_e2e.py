@@ -370,3 +370,67 @@ async def test_sighup_applies_to_every_site_or_to_none(sites: Sites) -> None:
     with sqlite3.connect(sites.state / "decisions.db") as db:
         statuses = sorted(r[0] for r in db.execute("SELECT status FROM runs"))
     assert statuses == ["reloaded", "reloaded", "stopped", "stopped"]
+
+
+async def test_the_sites_of_one_account_share_one_login(sites: Sites) -> None:
+    """Two sites of the owner's account: one login at start, one re-login after the cloud
+    revokes every session (whichever site meets the 401 first), one session file."""
+    cloud = sites.cloud
+    second = cloud.add_site(EMAIL, chargers=1)
+    cloud.update_charger(second.chargers[0].sn, plugged_in=True)
+    rules = sites.tmp / "rules.yaml"
+    rules.write_text(ALWAYS_16, encoding="utf-8")
+    item = (
+        "    enlighten: {{base_url: '{url}', email: {email}, site_id: {site}}}\n"
+        "    site: {{timezone: Australia/Melbourne}}\n    rules: [{rules}]\n"
+    )
+    path = sites.tmp / "config.yaml"
+    path.write_text(
+        f"service:\n  poll_interval: 30s\n  state_dir: {sites.state}\nsites:\n"
+        + "".join(
+            "  - "
+            + item.format(url=sites.base_url, email=EMAIL, site=site_id, rules=rules).lstrip()
+            for site_id in (SITE_ID, second.site_id)
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    clock = FleetClock(cloud, count=2)
+    start = clock.ts()
+    fleet = sites.fleet(config, clock)
+    clock.at.append((start + 5 * 60, lambda: cloud.add_fault("expire_session") and None))
+    clock.at.append((start + 10 * 60, fleet.request_stop))
+    assert await fleet.run() == 0
+
+    assert len(cloud.requests("/login/login.json")) == 2
+    for label in (str(SITE_ID), str(second.site_id)):
+        reports = sites.reports[label]
+        assert len(reports) >= 20
+        assert all(r.problem is None for r in reports)
+    assert started(sites.rows(second.site_id)) == {second.chargers[0].sn}
+    assert [p.name for p in sites.state.glob("session*.json")] == [
+        f"session-{config.site_configs()[0].account_key()}.json"
+    ]
+
+
+async def test_run_once_prints_each_site_and_exits_with_the_worst_code(
+    sites: Sites, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`evopt run --once` ticks every site once: each site's decisions under ``[name]``; the
+    exit code is the worst site's (3: the farm's password is refused), home decided anyway."""
+    config = sites.config()
+    argv = ["--config", str(config.source), "run", "--once"]
+    assert await asyncio.to_thread(main, argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[home]\n")
+    home, farm = out.split("[farm]\n")
+    home_sns, farm_sns = serials(sites.cloud, SITE_ID), serials(sites.cloud, sites.farm_id)
+    assert {line.split()[0] for line in home.splitlines()[1:-1]} == home_sns
+    assert {line.split()[0] for line in farm.splitlines()[:-1]} == farm_sns
+    monkeypatch.setenv("FARM_PASSWORD", "wrong-password")
+    for name in sites.state.glob("session*.json"):
+        name.unlink()
+    assert await asyncio.to_thread(main, argv) == 3
+    home, farm = capsys.readouterr().out.split("[farm]\n")
+    assert {line.split()[0] for line in home.splitlines()[1:-1]} == home_sns
+    assert farm.startswith("authentication needed")

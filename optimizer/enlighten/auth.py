@@ -16,7 +16,7 @@ import logging
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -169,6 +169,16 @@ class _Pending:
     created_at: float
 
 
+@dataclass
+class AccountSession:
+    """One account's session shared by several clients (the sites of one account in one
+    process): the same cookies and tokens, and one lock, so a 401 seen by two sites' loops
+    at once leads to one re-login, and a login by one serves all."""
+
+    state: SessionState = field(default_factory=SessionState)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 class Authenticator:
     """Owns the session: login, OTP, persistence, and the one shared re-login after a 401."""
 
@@ -182,6 +192,7 @@ class Authenticator:
         clock: Callable[[], float] = time.time,
         guard: LoginGuard | None = None,
         entrez_url: str | None = None,
+        lock: asyncio.Lock | None = None,
     ) -> None:
         self._transport = transport
         self.email = email
@@ -190,7 +201,7 @@ class Authenticator:
         self._clock = clock
         self.guard = guard or LoginGuard(None)
         self.entrez_url = entrez_url
-        self._lock = asyncio.Lock()
+        self._lock = lock or asyncio.Lock()  # shared by the clients of one AccountSession
         # A re-login the cloud refused, with the session generation it was for: not retried
         # until a login succeeds (see `reauthenticate`).
         self._refused: tuple[int, AuthError] | None = None

@@ -39,6 +39,7 @@ from optimizer.decisions.ticklog import TickLog
 from optimizer.engine.decision import Decision, Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.feedback import acknowledge
+from optimizer.enlighten.auth import AccountSession
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import (
     EXIT_AUTH,
@@ -135,8 +136,11 @@ class Service:
         client: EnlightenClient | None = None,
         store: DecisionStore | None = None,
         on_tick: Callable[[TickReport], None] | None = None,
+        account_session: AccountSession | None = None,
     ) -> None:
         self.config = config
+        # The session the sites of this account share (service/fleet.py); None: its own.
+        self._account_session = account_session
         self.on_tick = on_tick  # `evopt run`'s line per tick (service/talk.py)
         self.config_path = config_path
         self.notifier = notifier
@@ -568,7 +572,9 @@ class Service:
             await self._drop_client()
         if self._client is None:
             provider = None if self._session_only else password_provider(self.config)
-            self._client = client_for(self.config, password_provider=provider)
+            self._client = client_for(
+                self.config, password_provider=provider, shared=self._account_session
+            )
             self._owns_client = True
         return self._client
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from optimizer import __version__
 from optimizer.config import Config, load_config
 from optimizer.decisions import DecisionStore
+from optimizer.enlighten.auth import AccountSession
 from optimizer.enlighten.errors import EXIT_INVALID
 from optimizer.service.clock import Clock
 from optimizer.service.core import EXIT_CODES, Service, TickReport
@@ -115,7 +116,11 @@ class Fleet:
         return [service.config.label for service in self.services]
 
     def _build(self, store: DecisionStore) -> None:
+        """A service per site; the sites of one account share its session (one login, one
+        re-login after a 401, whichever site meets it first)."""
+        accounts: dict[str | None, AccountSession] = {}
         for view in self.config.site_configs():
+            shared = accounts.setdefault(view.account_key(), AccountSession())
             sink = self._on_tick(view) if self._on_tick is not None else None
             self.services.append(
                 Service(
@@ -126,6 +131,7 @@ class Fleet:
                     clock=self.clock,
                     store=store,
                     on_tick=self._ticked(sink),
+                    account_session=shared,
                 )
             )
 
