@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optimizer.cli import main
 from optimizer.cli.rules import run_validate
@@ -220,3 +223,32 @@ def test_commands_for_one_site_ask_which(
     err = capsys.readouterr().err
     assert "the config lists several sites (home, 200)" in err
     assert "--site NAME or --site ID" in err
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ids=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=6),
+    amps=st.lists(st.integers(min_value=6, max_value=80), min_size=6, max_size=6),
+)
+def test_views_and_duplicates_for_any_list_of_sites(ids: list[int], amps: list[int]) -> None:
+    """Any list: each site id listed again is one error naming the first; without
+    duplicates, view i holds item i's keys and the globals unchanged."""
+    with tempfile.TemporaryDirectory() as tmp:
+        items = "".join(
+            f"  - enlighten: {{site_id: {site_id}}}\n    site: {{max_current: {amps[i]}}}\n"
+            f"    rules: []\n"
+            for i, site_id in enumerate(ids)
+        )
+        path = write(Path(tmp), f"charger: {{start_amps: 10}}\nsites:\n{items}")
+        repeats = len(ids) - len(set(ids))
+        if repeats:
+            with pytest.raises(YamlFileError) as err:
+                load_config(path)
+            assert len(err.value.problems) == repeats
+            assert all("is listed twice" in p.message for p in err.value.problems)
+            return
+        views = load_config(path).site_configs()
+    assert [v.enlighten.site_id for v in views] == ids
+    assert [v.site.max_current for v in views] == amps[: len(ids)]
+    assert [v.site_index for v in views] == list(range(len(ids)))
+    assert {v.charger.start_amps for v in views} == {10}

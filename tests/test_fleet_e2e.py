@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optimizer.cli import account, main, why
 from optimizer.config import Config, load_config
@@ -434,3 +436,27 @@ async def test_run_once_prints_each_site_and_exits_with_the_worst_code(
     home, farm = capsys.readouterr().out.split("[farm]\n")
     assert {line.split()[0] for line in home.splitlines()[1:-1]} == home_sns
     assert farm.startswith("authentication needed")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([None, "auth", "cloud", "rate_limited", "ok"]), max_size=12))
+def test_the_summing_up_line_counts_every_site_once(states: list[str | None]) -> None:
+    reports = [
+        (
+            f"s{i}",
+            None
+            if state is None
+            else TickReport(
+                at=MIDDAY, status="", delay_s=30, problem=None if state == "ok" else state
+            ),
+        )
+        for i, state in enumerate(states)
+    ]
+    line = fleet_status(reports)  # type: ignore[arg-type]
+    counts = [int(part.split()[0]) for part in line.split("; ")] if line else []
+    assert sum(counts) == len(states)
+    troubled = {f"s{i}" for i, state in enumerate(states) if state != "ok"}
+    named = {name for part in line.split("(")[1:] for name in part.split(")")[0].split(", ")}
+    assert named == troubled
+    if "ok" in states:
+        assert line.split(": ")[1].startswith("ok")
