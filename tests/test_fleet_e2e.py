@@ -29,7 +29,7 @@ from optimizer.cli import account, main, why
 from optimizer.config import Config, load_config
 from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer
 from optimizer.fakecloud.model import Charger
-from optimizer.service import Fleet, TickReport
+from optimizer.service import Fleet, Service, TickReport
 from optimizer.service.fleet import fleet_status
 from tests.cli_env import EMAIL, PASSWORD, SITE_ID
 from tests.test_service import ALWAYS_16, MIDDAY, Notes
@@ -460,3 +460,25 @@ def test_the_summing_up_line_counts_every_site_once(states: list[str | None]) ->
     assert named == troubled
     if "ok" in states:
         assert line.split(": ")[1].startswith("ok")
+
+
+async def test_a_site_loop_that_crashes_stops_the_others(
+    sites: Sites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that escapes one site's loop ends the whole process (systemd restarts it)
+    instead of leaving the other sites running without it; every site's run is closed."""
+    config = sites.config()
+    fleet = sites.fleet(config, FleetClock(sites.cloud, count=2))
+    original = Service._pause
+
+    async def broken(self: Service, seconds: float) -> bool:
+        if self.config.label == "farm":
+            raise RuntimeError("a bug in the loop")
+        return await original(self, seconds)
+
+    monkeypatch.setattr(Service, "_pause", broken)
+    with pytest.raises(RuntimeError, match="a bug in the loop"):
+        await fleet.run()
+    with sqlite3.connect(sites.state / "decisions.db") as db:
+        statuses = sorted(r[0] for r in db.execute("SELECT status FROM runs"))
+    assert statuses == ["crashed", "stopped"]

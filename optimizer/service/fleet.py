@@ -181,10 +181,7 @@ class Fleet:
             watchdog = self._start_watchdog()
             try:
                 codes = await asyncio.gather(
-                    *(
-                        s.run(once=once, max_ticks=max_ticks, handle_signals=False)
-                        for s in self.services
-                    )
+                    *(self._run_one(s, once=once, max_ticks=max_ticks) for s in self.services)
                 )
             finally:
                 if watchdog is not None:
@@ -195,6 +192,16 @@ class Fleet:
             return max(codes, key=_severity) if codes else 0
         finally:
             self._close_store()
+
+    async def _run_one(self, service: Service, *, once: bool, max_ticks: int | None) -> int:
+        """One site's loop; if it ends by an exception (a tick never raises, so a bug in the
+        loop itself), every other site stops after its tick too and the exception goes on:
+        a process half running is worse than one systemd restarts."""
+        try:
+            return await service.run(once=once, max_ticks=max_ticks, handle_signals=False)
+        except BaseException:
+            self.request_stop()
+            raise
 
     def request_stop(self) -> None:
         """SIGTERM, SIGINT: every site stops after its current tick."""
