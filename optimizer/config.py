@@ -7,6 +7,7 @@ the service finds its rules wherever systemd starts it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from datetime import timedelta
@@ -28,7 +29,7 @@ from pydantic import (
 from optimizer.enlighten.transport import DEFAULT_BASE_URL
 from optimizer.explain import show, validation_problems
 from optimizer.tariffs import Tariffs
-from optimizer.yamlpos import Problem, YamlFileError, load_file
+from optimizer.yamlpos import Document, Problem, YamlFileError, load_file
 
 ENV_CONFIG = "EVOPT_CONFIG"
 ENV_EMAIL = "ENLIGHTEN_EMAIL"
@@ -81,6 +82,9 @@ class EnlightenConfig(_Section):
     # Where the Entrez token comes from (2026 reference section 6). Unset: Entrez's own host
     # (https://entrez.enphaseenergy.com) for the real Enlighten, else base_url (the fake cloud).
     entrez_url: str | None = None
+    # The environment variable holding this account's password, for a ``sites:`` list with
+    # several accounts (one ``ENLIGHTEN_PASSWORD`` cannot serve two); docs/sites.md.
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
     @field_validator("base_url", "entrez_url")
     @classmethod
@@ -210,6 +214,28 @@ class WarningsConfig(_Section):
     ignore: list[str] = Field(default_factory=list)
 
 
+# The keys a ``sites:`` item holds instead of the top level (DESIGN section 3).
+PER_SITE_KEYS = ("enlighten", "site", "tariffs", "rules")
+_SITE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+
+
+class SiteEntry(_Section):
+    """One item of ``sites:``: a site with its account, location, tariffs and rules.
+
+    Only what differs between sites is here: how often to poll, the charger's settle delay,
+    the engine's override hold and the surplus source describe the installation's software,
+    not a site, and stay global (docs/sites.md says why).
+    """
+
+    # An alias shown in status, the log and `--site NAME`; also names the systemd credential
+    # ``enlighten-password-<name>``, so it is kept to characters a file name takes.
+    name: str | None = Field(default=None, pattern=_SITE_NAME)
+    enlighten: EnlightenConfig = EnlightenConfig()
+    site: SiteConfig = SiteConfig()
+    tariffs: Tariffs = Tariffs()
+    rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
+
+
 class Config(_Section):
     enlighten: EnlightenConfig = EnlightenConfig()
     site: SiteConfig = SiteConfig()
@@ -220,7 +246,48 @@ class Config(_Section):
     surplus: SurplusConfig = SurplusConfig()
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
     warnings: WarningsConfig = WarningsConfig()
+    # Several sites in one process (docs/sites.md): None is the single-site form.
+    sites: list[SiteEntry] | None = Field(default=None, min_length=1)
     source: Path | None = Field(default=None, exclude=True)
+    # Set on the views :meth:`site_configs` makes: the item's index in ``sites:`` and its name.
+    site_index: int | None = Field(default=None, exclude=True)
+    site_name: str | None = Field(default=None, exclude=True)
+
+    def site_configs(self) -> list[Config]:
+        """One complete single-site config per site, so the rest of the code knows one form.
+
+        The single-site form is its own only view. A view of a ``sites:`` item holds that
+        item's four keys at the top level and every global section as it is.
+        """
+        if self.sites is None:
+            return [self]
+        return [
+            self.model_copy(
+                update={
+                    "enlighten": entry.enlighten,
+                    "site": entry.site,
+                    "tariffs": entry.tariffs,
+                    "rules": entry.rules,
+                    "sites": None,
+                    "site_index": index,
+                    "site_name": entry.name,
+                }
+            )
+            for index, entry in enumerate(self.sites)
+        ]
+
+    @property
+    def label(self) -> str:
+        """How logs and status name this site: its alias, else its id, else ``site``."""
+        if self.site_name:
+            return self.site_name
+        return str(self.enlighten.site_id) if self.enlighten.site_id is not None else "site"
+
+    def config_loc(self, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+        """``loc`` of a view's key in the file: a per-site key is inside its ``sites:`` item."""
+        if self.site_index is None or not loc or loc[0] not in PER_SITE_KEYS:
+            return loc
+        return ("sites", self.site_index, *loc)
 
     @property
     def state_dir(self) -> Path:
@@ -238,8 +305,26 @@ class Config(_Section):
         return self.source.parent / path
 
     def account_email(self) -> str | None:
-        """The environment wins over the file, so a shared config can serve several users."""
+        """The environment wins over the file, so a shared config can serve several users.
+
+        A site of a ``sites:`` list names its own account: there ``ENLIGHTEN_EMAIL`` only
+        fills in an item without ``email`` (one variable cannot name two accounts).
+        """
+        if self.site_index is not None:
+            return self.enlighten.email or os.environ.get(ENV_EMAIL)
         return os.environ.get(ENV_EMAIL) or self.enlighten.email
+
+    def account_key(self) -> str | None:
+        """A short name for this site's account (host and e-mail) in state file names.
+
+        None for the single-site form, whose files keep their names (no one is logged out).
+        A hash, so the e-mail is not written in clear in a directory listing.
+        """
+        if self.site_index is None:
+            return None
+        email = (self.account_email() or "").strip().lower()
+        digest = hashlib.sha256(f"{self.enlighten.base_url}\n{email}".encode())
+        return digest.hexdigest()[:12]
 
 
 def load_config(path: Path) -> Config:
@@ -249,12 +334,80 @@ def load_config(path: Path) -> Config:
     if not isinstance(data, dict):
         raise YamlFileError([doc.problem((), "the config file must be a mapping of sections")])
     try:
-        enlighten = data.get("enlighten")
-        base_url = enlighten.get("base_url") if isinstance(enlighten, dict) else None
-        config = Config.model_validate(data, context={"base_url": base_url})
+        config = Config.model_validate(data, context={"base_url": _poll_base_url(data)})
     except ValidationError as err:
         raise YamlFileError(validation_problems(doc, err, model=Config)) from err
+    problems = sites_problems(doc, data, config)
+    if problems:
+        raise YamlFileError(problems)
     return config.model_copy(update={"source": path.resolve()})
+
+
+def _poll_base_url(data: dict[Any, Any]) -> Any:
+    """The host the poll interval is judged against: the 30 s floor protects Enlighten, so
+    with several sites any item on a real host counts (a fake cloud on all of them is free)."""
+    enlightens = [data.get("enlighten")]
+    sites = data.get("sites")
+    if isinstance(sites, list):
+        enlightens = [item.get("enlighten") for item in sites if isinstance(item, dict)]
+    urls = [e.get("base_url") if isinstance(e, dict) else None for e in enlightens]
+    remote = [
+        u for u in urls if urlsplit(str(u or DEFAULT_BASE_URL)).hostname not in LOOPBACK_HOSTS
+    ]
+    return (remote or urls or [None])[0]
+
+
+def sites_problems(doc: Document, data: dict[Any, Any], config: Config) -> list[Problem]:
+    """What pydantic cannot see about ``sites:``: the two forms mixed, a site listed twice.
+
+    A top-level ``rules:`` beside ``sites:`` would be silently ignored (each item has its
+    own), so it is an error naming the key. Every item needs its ``site_id``: two sites of one
+    account cannot be discovered, and the memory and heartbeat of a site are keyed by it.
+    """
+    if config.sites is None:
+        return []
+    problems = [
+        doc.problem(
+            (key,),
+            f"'{key}' cannot be at the top level together with 'sites:'; "
+            f"move it into each item of 'sites' (or drop 'sites' for a single site)",
+        )
+        for key in PER_SITE_KEYS
+        if key in data
+    ]
+    first_id: dict[int, int] = {}
+    first_name: dict[str, int] = {}
+    for index, entry in enumerate(config.sites):
+        site_id = entry.enlighten.site_id
+        if site_id is None:
+            message = (
+                f"sites[{index}]: 'enlighten.site_id' is required when several sites are "
+                "listed (the number after /web/ in the Enlighten web address)"
+            )
+            problems.append(doc.problem(("sites", index, "enlighten"), message))
+        elif site_id in first_id:
+            problems.append(_repeated(doc, "site_id", site_id, first_id[site_id], index))
+        else:
+            first_id[site_id] = index
+        if entry.name is not None:
+            if entry.name in first_name:
+                problems.append(_repeated(doc, "name", entry.name, first_name[entry.name], index))
+            else:
+                first_name[entry.name] = index
+    return sorted(problems, key=lambda p: (p.line, p.column))
+
+
+def _repeated(doc: Document, key: str, value: object, first: int, index: int) -> Problem:
+    loc: tuple[str | int, ...] = ("sites", index, key)
+    first_loc: tuple[str | int, ...] = ("sites", first, key)
+    if key == "site_id":
+        loc, first_loc = ("sites", index, "enlighten", key), ("sites", first, "enlighten", key)
+    line, column = doc.position(first_loc)
+    return doc.problem(
+        loc,
+        f"sites[{index}]: {key} {value} is listed twice: sites[{first}] at "
+        f"{doc.file}:{line}:{column} already has it; each site may be listed once",
+    )
 
 
 def find_config(explicit: str | None) -> Config:

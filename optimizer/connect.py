@@ -11,25 +11,54 @@ from collections.abc import Callable
 from pathlib import Path
 
 from optimizer.config import ENV_PASSWORD, Config
+from optimizer.enlighten.auth import AccountSession
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import ConfigError, UnknownSiteError
 from optimizer.enlighten.transport import RetryPolicy
 
-__all__ = ["CREDENTIAL_NAME", "client_for", "resolve_site_id", "unattended_password"]
+__all__ = [
+    "CREDENTIAL_NAME",
+    "client_for",
+    "password_provider",
+    "resolve_site_id",
+    "site_password",
+    "unattended_password",
+]
 
 CREDENTIAL_NAME = "enlighten-password"
 
 
-def unattended_password() -> str | None:
+def unattended_password(config: Config | None = None) -> str | None:
     """The password without asking anyone: ``ENLIGHTEN_PASSWORD``, else a systemd credential.
 
     The service uses only this (it has no terminal, and a prompt would stall its loop); the
-    CLI falls back to a prompt.
+    CLI falls back to a prompt. A site of a ``sites:`` list looks first at its own sources
+    (:func:`site_password`), so two accounts never share one password by accident.
     """
-    return os.environ.get(ENV_PASSWORD) or _systemd_credential()
+    if config is not None and config.site_index is not None:
+        own = site_password(config)
+        if own is not None:
+            return own
+    return os.environ.get(ENV_PASSWORD) or _systemd_credential(CREDENTIAL_NAME)
 
 
-def _systemd_credential() -> str | None:
+def password_provider(config: Config) -> Callable[[], str | None]:
+    """:func:`unattended_password` for this config's account, asked only at a login."""
+    return lambda: unattended_password(config)
+
+
+def site_password(config: Config) -> str | None:
+    """A site's own password: the variable ``enlighten.password_env`` names, else the
+    systemd credential ``enlighten-password-<name>`` of a named site (docs/sites.md)."""
+    variable = config.enlighten.password_env
+    if variable and os.environ.get(variable):
+        return os.environ[variable]
+    if config.site_name:
+        return _systemd_credential(f"{CREDENTIAL_NAME}-{config.site_name}")
+    return None
+
+
+def _systemd_credential(name: str) -> str | None:
     """The password systemd hands over with ``LoadCredential=enlighten-password:...``.
 
     Credentials live in a private, read-only directory only this service can see, which keeps
@@ -39,18 +68,22 @@ def _systemd_credential() -> str | None:
     if not directory:
         return None
     try:
-        return (Path(directory) / CREDENTIAL_NAME).read_text(encoding="utf-8").strip() or None
+        return (Path(directory) / name).read_text(encoding="utf-8").strip() or None
     except OSError:
         return None
 
 
 def client_for(
-    config: Config, *, password_provider: Callable[[], str | None] | None
+    config: Config,
+    *,
+    password_provider: Callable[[], str | None] | None,
+    shared: AccountSession | None = None,
 ) -> EnlightenClient:
     """A client as the config sets it up.
 
     ``password_provider`` is asked only when a login is needed; None makes a client that uses
     the stored session and never logs in by itself (the service waiting for `evopt login`).
+    ``shared``: the session of this account that other sites' clients use too (the fleet).
     """
     enlighten = config.enlighten
     return EnlightenClient(
@@ -65,6 +98,8 @@ def client_for(
         direct_amps=config.charger.direct_amps,
         entrez_url=enlighten.entrez_url,
         start_amps=config.charger.start_amps,
+        account=config.account_key(),
+        shared=shared,
     )
 
 

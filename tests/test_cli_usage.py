@@ -284,7 +284,6 @@ def test_value_of_the_wrong_type(
 USAGE_ERRORS = [
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["status", "--bogus"], "unrecognized arguments: --bogus"),
-    (["status", "--site", "home"], "argument --site: invalid int value: 'home'"),
     (["--log-level", "loud", "status"], "argument --log-level: invalid choice: 'loud'"),
     (["charge", "start", "--amps", "x"], "argument --amps: invalid int value: 'x'"),
     (["charge", "start", "--amps"], "argument --amps: expected one argument"),

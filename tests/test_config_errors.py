@@ -91,7 +91,7 @@ def one_error(tmp_path: Path, text: str) -> str:
         (
             "servce:\n  dry_run: true\n",
             "1:1: unknown key 'servce' (did you mean 'service'?); valid keys: enlighten, site, "
-            "charger, engine, service, tariffs, surplus, rules, warnings",
+            "charger, engine, service, tariffs, surplus, rules, warnings, sites",
         ),
         (
             "surplus:\n  source: latest-power\n",
@@ -142,7 +142,8 @@ def test_config_errors_name_the_key_the_valid_values_and_the_unit(
 def test_internal_fields_are_not_offered_as_keys(tmp_path: Path) -> None:
     message = one_error(tmp_path, "sources: x\n")
     assert message.endswith(
-        "valid keys: enlighten, site, charger, engine, service, tariffs, surplus, rules, warnings"
+        "valid keys: enlighten, site, charger, engine, service, tariffs, surplus, rules, "
+        "warnings, sites"
     )
 
 

@@ -29,7 +29,7 @@ from optimizer.cli import (
     simulate,
     why,
 )
-from optimizer.cli.context import Context
+from optimizer.cli.context import Context, pick_site
 from optimizer.config import Config, find_config
 from optimizer.enlighten.control import TRIGGER_MESSAGES
 from optimizer.enlighten.errors import EXIT_INVALID, EnlightenError
@@ -74,7 +74,12 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _site_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--site", type=int, metavar="ID", help="site id (default: from config)")
+    parser.add_argument(
+        "--site",
+        metavar="NAME|ID",
+        help="a site of the config's sites: list by name or id, or a site id (default: from "
+        "config)",
+    )
 
 
 def _charger_flag(parser: argparse.ArgumentParser) -> None:
@@ -141,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
         return sub
 
     login = command("login", "log in to Enlighten and store the session", account.login)
+    _site_flag(login)
     login.add_argument("--otp", metavar="CODE", help="complete a pending login with this code")
     login.add_argument(
         "--resend-otp", action="store_true", help="ask Enphase to send a new one-time code"
@@ -156,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     )
     _site_flag(status)
     _json_flag(status)
+    status.set_defaults(all_sites=True)
 
     def group(name: str, help_text: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
         sub = command(name, help_text)
@@ -322,7 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         loads_config = getattr(args, "loads_config", True)
-        ctx = Context(config=find_config(args.config) if loads_config else Config(), args=args)
+        config = find_config(args.config) if loads_config else Config()
+        chosen = getattr(args, "site", None)
+        config = pick_site(config, chosen, all_sites=getattr(args, "all_sites", False))
+        ctx = Context(config=config, args=args)
         handler: Handler = args.handler
         return asyncio.run(handler(ctx))
     except YamlFileError as err:

@@ -169,6 +169,31 @@ async def _site_status(
 
 
 async def status(ctx: Context) -> int:
+    """Every charger of the site; with a ``sites:`` list, of every site (or ``--site``'s).
+
+    Sites are shown one after another under a ``site NAME (ID)`` line; a site whose account
+    or cloud fails says so and the others are still shown (the exit code is the failure's).
+    `--json` stays one list of chargers, each with ``site_id`` (and ``site``, its name)."""
+    if ctx.config.sites is None:
+        return await _status_of(ctx, None)
+    collected: list[dict[str, Any]] = []
+    code = 0
+    for view in ctx.config.site_configs():
+        site_ctx = Context(config=view, args=ctx.args)
+        if not ctx.args.json:
+            print(f"site {view.label} ({view.enlighten.site_id}):")
+        try:
+            await _status_of(site_ctx, collected)
+        except EnlightenError as err:
+            print(f"evopt: site {view.label}: {err.user_message()}", file=sys.stderr)
+            code = code or err.exit_code
+    if ctx.args.json:
+        print_json(collected)
+    return code
+
+
+async def _status_of(ctx: Context, collected: list[dict[str, Any]] | None) -> int:
+    """One site's status: printed, or with ``--json`` and ``collected`` added to it."""
     async with ctx.client() as client:
         site_id = await ctx.site_id(client)
         site, age = await _site_status(ctx, client, site_id)
@@ -194,8 +219,14 @@ async def status(ctx: Context) -> int:
         record["capabilities"] = able.to_json() if able is not None else None
         record["session_auth"] = able.session_auth if able is not None else None
         record["service"] = views[record["sn"]].as_json()
+        record["site_id"] = site_id
+        if ctx.config.site_index is not None:
+            record["site"] = ctx.config.site_name
     if ctx.args.json:
-        print_json(records)
+        if collected is not None:
+            collected.extend(records)
+        else:
+            print_json(records)
         return 0
     columns = [
         "sn",

@@ -16,14 +16,48 @@ from optimizer.enlighten.errors import ConfigError
 _LOGGER = logging.getLogger(__name__)
 
 
-def password_from_env_or_prompt() -> str | None:
-    """ENLIGHTEN_PASSWORD, a systemd credential, a prompt at a terminal, else nothing."""
-    password = unattended_password()
+def password_from_env_or_prompt(config: Config | None = None) -> str | None:
+    """ENLIGHTEN_PASSWORD, a systemd credential, a prompt at a terminal, else nothing.
+
+    With a site of a ``sites:`` list, its own password sources come first (docs/sites.md)."""
+    password = unattended_password(config)
     if password:
         return password
     if sys.stdin.isatty():
         return getpass.getpass("Enlighten password: ")
     return None
+
+
+def pick_site(config: Config, chosen: str | None, *, all_sites: bool) -> Config:
+    """The config a command works from: with a ``sites:`` list, the site ``--site`` names
+    (by name or id), else every site for a command that shows them all (``all_sites``), else
+    the only site; a config without ``sites:`` as it is (``--site`` is then a site id).
+    """
+    if config.sites is None:
+        if chosen is not None and not chosen.isdigit():
+            raise ConfigError(
+                f"--site {chosen}: not a site id, and the config lists no sites by name",
+                hint="pass the numeric site id (`evopt sites` lists them)",
+            )
+        return config
+    views = config.site_configs()
+    known = ", ".join(v.label if v.site_name else str(v.enlighten.site_id) for v in views)
+    if chosen is None:
+        if all_sites:
+            return config
+        if len(views) == 1:
+            return views[0]
+        raise ConfigError(
+            f"the config lists several sites ({known})",
+            hint="pass --site NAME or --site ID to say which one",
+        )
+    for view in views:
+        if chosen in (view.site_name, str(view.enlighten.site_id)):
+            return view
+    raise ConfigError(
+        f"no site '{chosen}' in the config's sites ({known})",
+        hint="pass the name or the site id of one of them",
+    )
 
 
 @dataclass
@@ -32,12 +66,26 @@ class Context:
     args: argparse.Namespace
 
     def client(self) -> EnlightenClient:
-        return client_for(self.config, password_provider=password_from_env_or_prompt)
+        config = self.config
+        return client_for(config, password_provider=lambda: password_from_env_or_prompt(config))
 
     async def site_id(self, client: EnlightenClient) -> int:
         """``--site``, else ``enlighten.site_id``, else the account's only site."""
-        chosen: int | None = getattr(self.args, "site", None) or self.config.enlighten.site_id
-        return await resolve_site_id(client, chosen)
+        return await resolve_site_id(client, self.chosen_site_id())
+
+    def chosen_site_id(self) -> int | None:
+        """The site id ``--site`` names (a site of ``sites:`` was picked already), else the
+        config's."""
+        chosen: str | None = getattr(self.args, "site", None)
+        if chosen is None or self.config.site_index is not None:
+            return self.config.enlighten.site_id
+        try:
+            return int(chosen)
+        except ValueError:
+            raise ConfigError(
+                f"--site {chosen}: not a site id, and the config lists no sites by name",
+                hint="pass the numeric site id (`evopt sites` lists them)",
+            ) from None
 
     async def charger_serials(self, client: EnlightenClient, site_id: int) -> list[str]:
         """``--charger SN`` (checked against the site), else every charger of the site."""

@@ -183,6 +183,12 @@ def register(
     )
     _filter_options(log, default=None)
     log.add_argument(
+        "--site",
+        metavar="NAME|ID",
+        help="one site's decisions: a site of the config's sites: list, or a site id",
+    )
+    log.set_defaults(all_sites=True)
+    log.add_argument(
         "--limit",
         type=_limit_type,
         default=DEFAULT_LIMIT,
@@ -303,6 +309,13 @@ def _filters(args: argparse.Namespace, zone: tzinfo) -> dict[str, Any]:
     }
 
 
+def _site_filter(ctx: Context) -> int | None:
+    """``--site NAME|ID``: one site's rows (a site of ``sites:``, or a site id)."""
+    if getattr(ctx.args, "site", None) is None:
+        return None
+    return ctx.chosen_site_id()
+
+
 async def log_list(ctx: Context) -> int:
     zone = display_zone(ctx.config)
     # An --action names what to see: `--action hold` shows holds without --all.
@@ -310,7 +323,11 @@ async def log_list(ctx: Context) -> int:
     with _open(ctx) as store:
         absent = unknown_filter_values(store, ctx.args, rule_names(ctx.config))
         rows = review.query(
-            store, **_filters(ctx.args, zone), limit=ctx.args.limit or None, changes=changes
+            store,
+            **_filters(ctx.args, zone),
+            limit=ctx.args.limit or None,
+            changes=changes,
+            site=_site_filter(ctx),
         )
     if ctx.args.json:
         print_json([row.as_json() for row in rows])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,9 @@ def run_validate(files: list[Path], config_option: str | None) -> Report:
     warnings: list[Problem] = []
     config_rules = []
     for config in setup.configs:
+        if config.sites is not None:
+            warnings.extend(_check_sites(config, report))
+            continue
         warnings.extend(config_warnings(config))
         if levels is not None:
             errors, found = config_level_problems(config, levels)
@@ -142,8 +145,34 @@ def run_validate(files: list[Path], config_option: str | None) -> Report:
     report.errors.extend(errors)
     warnings.extend(loaded.warnings)
     report.warnings = ignored_warnings(setup.main, warnings) if setup.main else warnings
-    report.policies = len(loaded.policies)
+    report.policies += len(loaded.policies)
     return report
+
+
+def _check_sites(config: Config, report: Report) -> list[Problem]:
+    """Each site of a ``sites:`` list checked on its own: its rules against its tariff windows
+    and its site limit, as its service will load them. A rule file two sites share may be
+    fine for one and wrong for the other, so its problems say which site they are about.
+    Returns the warnings (those about the global sections once, not once per site)."""
+    warnings: dict[Problem, None] = {}
+    for view in config.site_configs():
+        levels = _levels_of(view)
+        warnings.update(dict.fromkeys(config_warnings(view)))
+        if levels is not None:
+            errors, found = config_level_problems(view, levels)
+            report.errors.extend(e for e in errors if e not in report.errors)
+            warnings.update(dict.fromkeys(found))
+        files = _rule_files_of(view, report)
+        report.files.extend(str(p) for p in files if str(p) not in report.files)
+        loaded, errors = check_rules(files, tariffs=_tariffs_of(view), levels=levels)
+        report.errors.extend(_about_site(view, p) for p in errors)
+        warnings.update(dict.fromkeys(_about_site(view, p) for p in loaded.warnings))
+        report.policies += len(loaded.policies)
+    return list(warnings)
+
+
+def _about_site(view: Config, problem: Problem) -> Problem:
+    return replace(problem, message=f"site {view.label}: {problem.message}")
 
 
 def _levels_of(config: Config | None) -> LevelBounds | None:

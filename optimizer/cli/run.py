@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from optimizer.cli.context import Context
 from optimizer.cli.log import display_zone
-from optimizer.service import Service, SystemClock, TickReport
+from optimizer.config import Config
+from optimizer.service import Fleet, Service, SystemClock, TickReport
 from optimizer.service.talk import Talker, tick_sink
 from optimizer.systemd import Notifier
 
@@ -32,10 +33,13 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--once", action="store_true", help="one tick, print its decisions, and exit"
     )
+    parser.set_defaults(all_sites=True)
 
 
 async def run(ctx: Context) -> int:
     config = ctx.config
+    if config.sites is not None:
+        return await run_fleet(ctx)
     with Notifier.from_env() as notifier:
         service = Service(
             config,
@@ -50,6 +54,35 @@ async def run(ctx: Context) -> int:
         code = await service.run(once=ctx.args.once)
     if ctx.args.once and service.last_report is not None:
         print(summary(service.last_report))
+    return code
+
+
+async def run_fleet(ctx: Context) -> int:
+    """Every site of the config's ``sites:`` list in this one process (service/fleet.py).
+
+    Each tick line and, with ``--once``, each site's summary starts with the site's name."""
+    config = ctx.config
+    sink = None if ctx.args.once else tick_sink(env=os.environ)
+
+    def talker(view: Config) -> Callable[[TickReport], None] | None:
+        if sink is None:
+            return None
+        return Talker(display_zone(view), lambda line: sink(f"[{view.label}] {line}"))
+
+    with Notifier.from_env() as notifier:
+        fleet = Fleet(
+            config,
+            config_path=config.source,
+            dry_run=ctx.args.dry_run,
+            notifier=notifier,
+            clock=SystemClock(),
+            on_tick=talker,
+        )
+        code = await fleet.run(once=ctx.args.once)
+    if ctx.args.once:
+        for service in fleet.services:
+            if service.last_report is not None:
+                print(f"[{service.config.label}]\n{summary(service.last_report)}")
     return code
 
 

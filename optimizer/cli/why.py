@@ -61,6 +61,12 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         "a date, or a span back like 30m, 2h",
     )
     parser.add_argument("--charger", metavar="SN", help="one charger's serial (default: each)")
+    parser.add_argument(
+        "--site",
+        metavar="NAME|ID",
+        help="the chargers of one site: a site of the config's sites: list, or a site id",
+    )
+    parser.set_defaults(all_sites=True)
     parser.add_argument("--json", action="store_true", help="print JSON (times in UTC)")
 
 
@@ -92,7 +98,8 @@ async def why(ctx: Context) -> int:
         found = [_nothing(wanted, at, note or "")]
     else:
         with store:
-            found = _explain_all(Reader(store), wanted, at)
+            site = ctx.chosen_site_id() if getattr(ctx.args, "site", None) else None
+            found = _explain_all(Reader(store), wanted, at, site=site)
     if ctx.args.json:
         print_json(found[0] if len(found) == 1 else found)
         return EXIT_OK
@@ -103,8 +110,10 @@ async def why(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _explain_all(reader: Reader, wanted: str | None, at: datetime) -> list[dict[str, Any]]:
-    known = reader.serials()
+def _explain_all(
+    reader: Reader, wanted: str | None, at: datetime, *, site: int | None = None
+) -> list[dict[str, Any]]:
+    known = reader.serials(site)
     if not known:  # nothing to check a serial against, nor to explain
         return [_nothing(wanted, at, "the decision log has no decisions yet")]
     if wanted is not None and wanted not in known:

@@ -147,8 +147,10 @@ def _where(
     outcome: str | None = None,
     mode: str | None = None,
     run: str | None = None,
+    site: int | None = None,
 ) -> tuple[str, list[Any]]:
-    """The WHERE fragment (fixed text, values bound) for the filters given."""
+    """The WHERE fragment (fixed text, values bound) for the filters given (``site``: one
+    site's rows, for a log that holds several)."""
     clauses: list[str] = []
     args: list[Any] = []
     if since is not None:
@@ -163,6 +165,7 @@ def _where(
         ("action", action),
         ("outcome", outcome),
         ("mode", mode),
+        ("site_id", site),
     ):
         if value is not None:
             clauses.append(f"{column} = ?")
@@ -194,6 +197,7 @@ def query(
     run: str | None = None,
     limit: int | None = 100,
     changes: bool = False,
+    site: int | None = None,
 ) -> list[DecisionRow]:
     """Decisions matching every filter given, newest first, at most ``limit`` (None: all).
 
@@ -213,6 +217,7 @@ def query(
             mode=mode,
             run=run,
             limit=limit,
+            site=site,
         )
     where, args = _where(
         since=since,
@@ -223,6 +228,7 @@ def query(
         outcome=outcome,
         mode=mode,
         run=run,
+        site=site,
     )
     rows = store.db.table("decisions").rows_where(
         where, args, order_by="ts DESC, id DESC", select=", ".join(COLUMNS), limit=limit
@@ -289,9 +295,10 @@ def _newest(
     charger: str | None,
     mode: str | None,
     run: str | None,
+    site: int | None = None,
     **_: Any,
 ) -> datetime | None:
-    where, args = _where(until=until, charger=charger, mode=mode, run=run)
+    where, args = _where(until=until, charger=charger, mode=mode, run=run, site=site)
     sql = f"SELECT max(ts) FROM decisions WHERE {where}"  # noqa: S608 - values are bound
     row = store.db.execute(sql, args).fetchone()
     return None if row[0] is None else parse_utc(row[0])
@@ -314,14 +321,17 @@ def _changes_sql(
     mode: str | None = None,
     run: str | None = None,
     limit: int | None = None,
+    site: int | None = None,
 ) -> tuple[str, list[Any]]:
     # The window runs over every policy and action (a change of policy is seen against the
     # row before it, whichever that is); the policy, action and outcome filters come after.
-    scope, scope_args = _where(since=since, until=until, charger=charger, mode=mode, run=run)
+    scope, scope_args = _where(
+        since=since, until=until, charger=charger, mode=mode, run=run, site=site
+    )
     within, within_args = _where(policy=policy, action=action, outcome=outcome)
     before, before_args = "NULL", []
     if since is not None:
-        rest, rest_args = _where(charger=charger, mode=mode, run=run)
+        rest, rest_args = _where(charger=charger, mode=mode, run=run, site=site)
         before, before_args = _BEFORE_SQL.format(rest=rest), [utc_text(since), *rest_args]
     sql = CHANGE_SQL.format(
         scope=scope,

@@ -49,7 +49,7 @@ from optimizer.yamlpos import Document, Loc, Problem, YamlFileError, load_file
 
 KINDS = tuple(POLICY_KINDS)
 TOP_LEVEL_KEYS = tuple(RuleFile.model_fields)
-CONFIG_SECTIONS = frozenset(name for name in Config.model_fields if name != "source")
+CONFIG_SECTIONS = frozenset(name for name, info in Config.model_fields.items() if not info.exclude)
 _DAY = 24 * 60
 _WEEK = 7 * _DAY
 _WHOLE_DAY = (TimeRange(0, _DAY),)
@@ -582,7 +582,7 @@ def _config_problem(config: Config, loc: Loc, message: str, *, code: str | None 
         doc = load_file(config.source)
     except YamlFileError:
         return Problem(shown, 1, 1, message, code)
-    line, column = doc.position(loc)
+    line, column = doc.position(config.config_loc(loc))
     return Problem(shown, line, column, message, code)
 
 

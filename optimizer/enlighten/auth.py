@@ -16,7 +16,7 @@ import logging
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -107,27 +107,45 @@ def token_expiry(token: str | None) -> float | None:
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
+def session_file_name(account: str | None) -> str:
+    """``session.json`` for the single account, ``session-<key>.json`` for one of several."""
+    return SESSION_FILE if account is None else f"session-{account}.json"
+
+
 class SessionStore:
     """The session file: written atomically with mode 0600, refused if others can read it."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / SESSION_FILE
+    def __init__(self, state_dir: Path, *, account: str | None = None) -> None:
+        """``account``: a short key of the account (several accounts in one state dir), giving
+        ``session-<account>.json``; None keeps the single account's ``session.json``."""
+        self.path = state_dir / session_file_name(account)
+        # A first start with several accounts reads the single account's file, so whoever
+        # moves to a ``sites:`` list is not logged out (the authenticator ignores it for an
+        # account it does not belong to); the next save writes the account's own file.
+        self._legacy = state_dir / SESSION_FILE if account is not None else None
 
     def load(self) -> dict[str, Any] | None:
+        data = self._read(self.path)
+        if data is None and self._legacy is not None:
+            data = self._read(self._legacy)
+        return data
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
         try:
-            info = self.path.stat()
+            info = path.stat()
         except FileNotFoundError:
             return None
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigError(
-                f"{self.path} is readable by other users (mode {stat.S_IMODE(info.st_mode):o}); "
-                f"run `chmod 600 {self.path}` or delete it and run `evopt login`",
+                f"{path} is readable by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+                f"run `chmod 600 {path}` or delete it and run `evopt login`",
                 hint="the session file holds login tokens",
             )
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            _LOGGER.warning("ignoring unreadable session file %s", self.path)
+            _LOGGER.warning("ignoring unreadable session file %s", path)
             return None
         return data if isinstance(data, dict) else None
 
@@ -151,6 +169,16 @@ class _Pending:
     created_at: float
 
 
+@dataclass
+class AccountSession:
+    """One account's session shared by several clients (the sites of one account in one
+    process): the same cookies and tokens, and one lock, so a 401 seen by two sites' loops
+    at once leads to one re-login, and a login by one serves all."""
+
+    state: SessionState = field(default_factory=SessionState)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 class Authenticator:
     """Owns the session: login, OTP, persistence, and the one shared re-login after a 401."""
 
@@ -164,6 +192,7 @@ class Authenticator:
         clock: Callable[[], float] = time.time,
         guard: LoginGuard | None = None,
         entrez_url: str | None = None,
+        lock: asyncio.Lock | None = None,
     ) -> None:
         self._transport = transport
         self.email = email
@@ -172,7 +201,7 @@ class Authenticator:
         self._clock = clock
         self.guard = guard or LoginGuard(None)
         self.entrez_url = entrez_url
-        self._lock = asyncio.Lock()
+        self._lock = lock or asyncio.Lock()  # shared by the clients of one AccountSession
         # A re-login the cloud refused, with the session generation it was for: not retried
         # until a login succeeds (see `reauthenticate`).
         self._refused: tuple[int, AuthError] | None = None

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from optimizer.enlighten.auth import Authenticator, LoginOutcome, SessionStore
+from optimizer.enlighten.auth import AccountSession, Authenticator, LoginOutcome, SessionStore
 from optimizer.enlighten.capabilities import (
     CONFIG_KEYS,
     NO_FLAGS,
@@ -201,17 +201,24 @@ class EnlightenClient:
         direct_amps: bool = False,
         entrez_url: str | None = None,
         start_amps: int | None = None,
+        account: str | None = None,
+        shared: AccountSession | None = None,
     ) -> None:
         self.transport = transport or Transport(
-            base_url=base_url, session=session, timeout_s=timeout_s, retry=retry
+            base_url=base_url,
+            session=session,
+            timeout_s=timeout_s,
+            retry=retry,
+            state=shared.state if shared is not None else None,
         )
         self.auth = Authenticator(
             self.transport,
             email=email,
             password_provider=password_provider,
-            store=SessionStore(state_dir) if state_dir is not None else None,
-            guard=LoginGuard(state_dir),
+            store=SessionStore(state_dir, account=account) if state_dir is not None else None,
+            guard=LoginGuard(state_dir, account=account),
             entrez_url=entrez_url or default_entrez_url(self.transport.base_url),
+            lock=shared.lock if shared is not None else None,
         )
         self._preferred: dict[str, str] = {}
         self.variants = VariantMemory(state_dir)

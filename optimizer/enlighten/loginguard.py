@@ -158,8 +158,11 @@ def describe(state: GuardState, now: float) -> dict[str, Any]:
 class LoginGuard:
     """The guard's state, persisted in the state dir when there is one (tests may omit it)."""
 
-    def __init__(self, state_dir: Path | None) -> None:
-        self.path = state_dir / GUARD_FILE if state_dir is not None else None
+    def __init__(self, state_dir: Path | None, *, account: str | None = None) -> None:
+        """One guard per account: a refused password of one account must not hold back
+        the logins of another (``account`` as in the session file's name)."""
+        name = GUARD_FILE if account is None else f"login_guard-{account}.json"
+        self.path = state_dir / name if state_dir is not None else None
         self.state = self._read()
 
     def _read(self) -> GuardState:

@@ -33,12 +33,13 @@ from pydantic import ValidationError
 from optimizer import __version__
 from optimizer.actuate import Actuation, Actuator
 from optimizer.config import Config
-from optimizer.connect import client_for, resolve_site_id, unattended_password
+from optimizer.connect import client_for, password_provider, resolve_site_id, unattended_password
 from optimizer.decisions import DecisionStore, Outcome, RunMode
 from optimizer.decisions.ticklog import TickLog
 from optimizer.engine.decision import Decision, Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.feedback import acknowledge
+from optimizer.enlighten.auth import AccountSession
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import (
     EXIT_AUTH,
@@ -62,6 +63,7 @@ from optimizer.service.heartbeat import Heartbeat
 from optimizer.service.setup import Setup, load_setup
 from optimizer.service.status import status_line
 from optimizer.systemd import Notifier
+from optimizer.yamlpos import Problem as FileProblem
 from optimizer.yamlpos import YamlFileError
 
 __all__ = ["EXIT_INTERNAL", "Acted", "Service", "TickReport"]
@@ -134,8 +136,11 @@ class Service:
         client: EnlightenClient | None = None,
         store: DecisionStore | None = None,
         on_tick: Callable[[TickReport], None] | None = None,
+        account_session: AccountSession | None = None,
     ) -> None:
         self.config = config
+        # The session the sites of this account share (service/fleet.py); None: its own.
+        self._account_session = account_session
         self.on_tick = on_tick  # `evopt run`'s line per tick (service/talk.py)
         self.config_path = config_path
         self.notifier = notifier
@@ -161,6 +166,7 @@ class Service:
         self._notice: str | None = None  # a refused reload, shown until the next good one
         self._stop = False
         self._reload = False
+        self._offered: Setup | None = None  # a setup the fleet handed over (offer)
         self._wake = asyncio.Event()
         self._alive_until = time.monotonic() + HUNG_AFTER_S
         self._heartbeat = Heartbeat()  # for `evopt status` (service/heartbeat.py)
@@ -204,6 +210,20 @@ class Service:
         self._reload = True
         self._wake.set()
 
+    def offer(self, setup: Setup) -> None:
+        """Use ``setup`` at the next pause instead of reading the file again.
+
+        The fleet reads the file once for every site and offers each its part only when all
+        of them are valid, so a bad new config keeps every site's old one; applied between
+        ticks, never in the middle of one."""
+        self._offered = setup
+        self.request_reload()
+
+    @property
+    def alive(self) -> bool:
+        """False once a tick has run far past its time (hung): the fleet's watchdog stops."""
+        return time.monotonic() <= self._alive_until
+
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -223,18 +243,24 @@ class Service:
         _LOGGER.info("evopt %s started%s: %s", __version__, mode, self.setup.describe())
         self.notifier.ready(f"started{mode}: {self.setup.describe()}")
 
-    async def run(self, *, once: bool = False, max_ticks: int | None = None) -> int:
+    async def run(
+        self, *, once: bool = False, max_ticks: int | None = None, handle_signals: bool = True
+    ) -> int:
         """Run until stopped (0), or one tick with ``once`` (its exit code). 1 for invalid
-        config or rules, reported as ``file:line:col: message`` lines on stderr."""
+        config or rules, reported as ``file:line:col: message`` lines on stderr.
+
+        A service already started (the fleet starts every site before any runs) is not
+        started again; ``handle_signals`` False leaves the signals to the fleet."""
         try:
-            self.start()
+            if self.setup is None:
+                self.start()
         except YamlFileError as err:
             for problem in err.problems:
                 sys.stderr.write(f"{problem}\n")
             await self._close()
             return EXIT_INVALID
         loop = asyncio.get_running_loop()
-        handled = self._install_signals(loop)
+        handled = self._install_signals(loop) if handle_signals else []
         watchdog = self._start_watchdog()
         status = "stopped"
         try:
@@ -343,7 +369,10 @@ class Service:
     def _reread(self) -> tuple[bool, str]:
         old = self.setup
         try:
-            new = load_setup(self.config, self.config_path, reread=True)
+            new, self._offered = self._offered, None
+            if new is None:
+                new = load_setup(self.config, self.config_path, reread=True)
+                _one_site(new.config)
         except YamlFileError as err:
             for problem in err.problems:
                 _LOGGER.error("reload refused: %s", problem)  # noqa: TRY400 - no traceback
@@ -530,7 +559,7 @@ class Service:
         # guard holds every automatic login back (5 min, then 24 h) and resumes by itself.
         guarded = InvalidCredentialsError | LoginSuspendedError | SessionLockoutError
         ended = isinstance(err, LoginWallError | UnauthorizedError | guarded)
-        self._session_only = self._session_only or not (ended and unattended_password())
+        self._session_only = self._session_only or not (ended and unattended_password(self.config))
         self._client_changed()
         return self._failed(now, "auth", err.user_message())
 
@@ -542,8 +571,10 @@ class Service:
             self._client_stale = False
             await self._drop_client()
         if self._client is None:
-            provider = None if self._session_only else unattended_password
-            self._client = client_for(self.config, password_provider=provider)
+            provider = None if self._session_only else password_provider(self.config)
+            self._client = client_for(
+                self.config, password_provider=provider, shared=self._account_session
+            )
             self._owns_client = True
         return self._client
 
@@ -621,6 +652,13 @@ class Service:
             _LOGGER.info(
                 "deleted the oldest %d decisions: the log was over %d MB", deleted, limit_mb
             )
+
+
+def _one_site(config: Config) -> None:
+    """A single-site service cannot become several: a ``sites:`` list needs a restart."""
+    if config.sites is not None and config.source is not None:
+        message = "the config now lists several sites (sites:); restart evopt to use them"
+        raise YamlFileError([FileProblem(str(config.source), 1, 1, message)])
 
 
 def _memory_key(site_id: int) -> str:

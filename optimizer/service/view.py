@@ -116,11 +116,14 @@ class Reader:
         )
         return after[0].ts if after else row.ts
 
-    def serials(self) -> list[str]:
-        """Every charger the log has decided for (for did-you-mean and "each charger")."""
+    def serials(self, site_id: int | None = None) -> list[str]:
+        """Every charger the log has decided for (for did-you-mean and "each charger"), of
+        one site when ``site_id`` is given (a log of several sites)."""
+        only = "" if site_id is None else " AND site_id = ?"
         rows = self.store.db.execute(
-            "SELECT DISTINCT charger_sn FROM decisions WHERE mode != 'simulation'"
-            " AND charger_sn IS NOT NULL ORDER BY charger_sn"
+            "SELECT DISTINCT charger_sn FROM decisions WHERE mode != 'simulation'"  # noqa: S608
+            f" AND charger_sn IS NOT NULL{only} ORDER BY charger_sn",  # fixed text, bound values
+            [] if site_id is None else [site_id],
         ).fetchall()
         return [str(row[0]) for row in rows]
 
