@@ -6,13 +6,16 @@ after a login problem), so both talk to Enlighten with the same settings.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from optimizer.config import ENV_PASSWORD, Config
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import ConfigError, UnknownSiteError
+from optimizer.enlighten.ratelimit import account_limiter
 from optimizer.enlighten.transport import RetryPolicy
 
 __all__ = ["CREDENTIAL_NAME", "client_for", "resolve_site_id", "unattended_password"]
@@ -45,17 +48,32 @@ def _systemd_credential() -> str | None:
 
 
 def client_for(
-    config: Config, *, password_provider: Callable[[], str | None] | None
+    config: Config,
+    *,
+    password_provider: Callable[[], str | None] | None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> EnlightenClient:
     """A client as the config sets it up.
 
     ``password_provider`` is asked only when a login is needed; None makes a client that uses
     the stored session and never logs in by itself (the service waiting for `evopt login`).
+    Every client of one account in the process shares the account's request budget
+    (``enlighten.budget_per_hour``); ``clock`` and ``sleep`` are the time it is metered in
+    (the service passes its own, so a simulated day is metered in simulated time).
     """
     enlighten = config.enlighten
+    email = config.account_email()
+    limiter = account_limiter(
+        enlighten.base_url,
+        email,
+        budget_per_hour=enlighten.budget_per_hour,
+        clock=clock,
+        sleep=sleep,
+    )
     return EnlightenClient(
         base_url=enlighten.base_url,
-        email=config.account_email(),
+        email=email,
         password_provider=password_provider,
         state_dir=config.state_dir,
         timeout_s=enlighten.timeout.total_seconds(),
@@ -65,6 +83,7 @@ def client_for(
         direct_amps=config.charger.direct_amps,
         entrez_url=enlighten.entrez_url,
         start_amps=config.charger.start_amps,
+        limiter=limiter,
     )
 
 

@@ -105,6 +105,7 @@ from optimizer.enlighten.models import (
 )
 from optimizer.enlighten.modeset import change_mode
 from optimizer.enlighten.preference import ModePreference, parse_mode_preference
+from optimizer.enlighten.ratelimit import AccountLimiter
 from optimizer.enlighten.schedule_edit import (
     AddSlot,
     Edit,
@@ -201,9 +202,10 @@ class EnlightenClient:
         direct_amps: bool = False,
         entrez_url: str | None = None,
         start_amps: int | None = None,
+        limiter: AccountLimiter | None = None,
     ) -> None:
         self.transport = transport or Transport(
-            base_url=base_url, session=session, timeout_s=timeout_s, retry=retry
+            base_url=base_url, session=session, timeout_s=timeout_s, retry=retry, limiter=limiter
         )
         self.auth = Authenticator(
             self.transport,

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 # 2026 reference section 10: "keep each account below ~600 requests per hour".
 DEFAULT_BUDGET_PER_HOUR = 600
-# Requests that may go out back to back: one tick's reads for a few chargers.
-DEFAULT_BURST = 10
+# Requests that may go out back to back: the first tick's login and discovery (about 15 for
+# one charger) plus a few chargers' reads, so a start-up is not spaced out over minutes.
+DEFAULT_BURST = 30
 HOUR_S = 3600.0
 # Float slack: a wait shorter than this is none (a clock at 1e5 s cannot move by less).
 EPSILON_S = 1e-9
@@ -125,7 +127,12 @@ class AccountLimiter:
         return max(0.0, self.bucket.hold_until - self._clock())
 
 
-_LIMITERS: dict[tuple[str, str], AccountLimiter] = {}
+# Weak: a limiter lives as long as a client of its account does, so a later client of the same
+# account (a reload) shares it while one is alive, and a process that is done with an account
+# (a test's fake cloud, whose port may come back) does not keep its clock.
+_LIMITERS: weakref.WeakValueDictionary[tuple[str, str], AccountLimiter] = (
+    weakref.WeakValueDictionary()
+)
 
 
 def account_key(base_url: str, email: str | None) -> tuple[str, str]:
@@ -155,9 +162,8 @@ def account_limiter(
     key = account_key(base_url, email)
     limiter = _LIMITERS.get(key)
     if limiter is None:
-        limiter = _LIMITERS[key] = AccountLimiter(
-            budget_per_hour=budget_per_hour, clock=clock, sleep=sleep
-        )
+        limiter = AccountLimiter(budget_per_hour=budget_per_hour, clock=clock, sleep=sleep)
+        _LIMITERS[key] = limiter
     elif limiter.budget_per_hour != budget_per_hour:
         old = limiter.bucket
         new = TokenBucket.full(budget_per_hour=budget_per_hour, burst=old.burst, now=old.stamp)

@@ -543,7 +543,14 @@ class Service:
             await self._drop_client()
         if self._client is None:
             provider = None if self._session_only else unattended_password
-            self._client = client_for(self.config, password_provider=provider)
+            self._client = client_for(
+                self.config,
+                password_provider=provider,
+                clock=lambda: self.clock.now().timestamp(),
+                # Its own event, not the stop's: a sleep cut short would leave the limiter
+                # asking again at once with no time passed (a spin, forever in simulated time).
+                sleep=lambda seconds: self.clock.sleep(seconds, wake=asyncio.Event()),
+            )
             self._owns_client = True
         return self._client
 
