@@ -7,6 +7,7 @@ after a login problem), so both talk to Enlighten with the same settings.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -53,6 +54,7 @@ def client_for(
     password_provider: Callable[[], str | None] | None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    max_wait_s: float = math.inf,
 ) -> EnlightenClient:
     """A client as the config sets it up.
 
@@ -60,7 +62,9 @@ def client_for(
     the stored session and never logs in by itself (the service waiting for `evopt login`).
     Every client of one account in the process shares the account's request budget
     (``enlighten.budget_per_hour``); ``clock`` and ``sleep`` are the time it is metered in
-    (the service passes its own, so a simulated day is metered in simulated time).
+    (the service passes its own, so a simulated day is metered in simulated time), and a
+    request that would wait longer than ``max_wait_s`` is refused unsent (the service: 0, its
+    ticks never wait; see ``optimizer/enlighten/ratelimit.py``).
     """
     enlighten = config.enlighten
     email = config.account_email()
@@ -70,6 +74,7 @@ def client_for(
         budget_per_hour=enlighten.budget_per_hour,
         clock=clock,
         sleep=sleep,
+        max_wait_s=max_wait_s,
     )
     return EnlightenClient(
         base_url=enlighten.base_url,

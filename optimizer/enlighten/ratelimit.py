@@ -12,6 +12,16 @@ The limiter only meters *when* a request may start; it holds no lock while the r
 reads and writes for different chargers still run side by side (the transport's own gate keeps
 reads to two in flight).
 
+Where a request may wait depends on who sends it. A one-off command (`evopt status`) sleeps
+until its token comes. The service may not: a tick is one instant of its clock (every row of
+the tick carries the tick's time, and in simulated time only the service moves the clock,
+between ticks), so a sleep inside a tick would either move the simulated world under a tick
+that is still reading it, or, on the real clock, make the tick act on readings older than the
+wait and run past its watchdog. So the service's limiter has ``max_wait_s=0``: a request that
+would have to wait is not sent and raises :class:`~optimizer.enlighten.errors.BudgetHeldError`
+naming the wait, and the service takes that as a 429 with ``Retry-After``: the tick ends and
+the next one comes after the wait, in the service's own clock (simulated or real).
+
 The bucket is sized so that no rolling hour can exceed the budget: ``burst`` tokens to start,
 refilled at ``(budget - burst)`` per hour. Any window of ``w`` seconds then admits at most
 ``burst + (budget - burst) * w / 3600`` requests, which is ``budget`` for a full hour. The
@@ -21,10 +31,13 @@ decision of how long to wait is the pure :meth:`TokenBucket.wait_s`; waiting is 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from optimizer.enlighten.errors import BudgetHeldError
 
 # 2026 reference section 10: "keep each account below ~600 requests per hour".
 DEFAULT_BUDGET_PER_HOUR = 600
@@ -94,7 +107,9 @@ class AccountLimiter:
 
     ``acquire`` is called by every request of the account, whichever client or charger it is
     for; waiters are served in no promised order, but none is starved for long because each
-    re-checks after sleeping just the time the bucket names.
+    re-checks after sleeping just the time the bucket names. A wait longer than ``max_wait_s``
+    is not slept: the request is refused unsent (:class:`BudgetHeldError`), for callers whose
+    time may not pass mid-request (the service's tick, see the module docstring).
     """
 
     def __init__(
@@ -104,19 +119,35 @@ class AccountLimiter:
         burst: int = DEFAULT_BURST,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_wait_s: float = math.inf,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
+        self.max_wait_s = max_wait_s
         self.bucket = TokenBucket.full(budget_per_hour=budget_per_hour, burst=burst, now=clock())
 
     @property
     def budget_per_hour(self) -> int:
         return self.bucket.budget_per_hour
 
-    async def acquire(self) -> None:
-        """Wait until this account may send one more request, then count it."""
+    async def acquire(self, *, what: str = "request") -> None:
+        """Wait until this account may send one more request, then count it.
+
+        Raises :class:`BudgetHeldError` (nothing spent) when the wait is above ``max_wait_s``;
+        ``what`` names the request in that error (a path, never the account).
+        """
         while not self.bucket.take(self._clock()):
-            await self._sleep(self.bucket.wait_s(self._clock()))
+            wait = self.bucket.wait_s(self._clock())
+            if wait > self.max_wait_s:
+                held = self.bucket.hold_until > self._clock()
+                why = "Enlighten's Retry-After holds" if held else "the request budget spent for"
+                raise BudgetHeldError(
+                    f"{what} not sent: {why} this account ({self.budget_per_hour}/h); "
+                    f"it may go in {wait:.0f} s",
+                    url=what,
+                    retry_after=wait,
+                )
+            await self._sleep(wait)
 
     def retry_after(self, seconds: float) -> None:
         """Hold every request of the account for ``seconds`` (the cloud said so in a 429)."""
@@ -151,18 +182,21 @@ def account_limiter(
     budget_per_hour: int = DEFAULT_BUDGET_PER_HOUR,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    max_wait_s: float = math.inf,
 ) -> AccountLimiter:
     """The process's one limiter for this account, made on first use.
 
     A second client of the same account gets the same limiter, so their requests share one
     budget. A different ``budget_per_hour`` for an account already in use replaces the budget
-    (a config reload), keeping the tokens already spent. ``clock`` and ``sleep`` apply only
-    to a limiter made here (tests run simulated time through them).
+    (a config reload), keeping the tokens already spent. ``clock``, ``sleep`` and ``max_wait_s``
+    apply only to a limiter made here (tests run simulated time through them).
     """
     key = account_key(base_url, email)
     limiter = _LIMITERS.get(key)
     if limiter is None:
-        limiter = AccountLimiter(budget_per_hour=budget_per_hour, clock=clock, sleep=sleep)
+        limiter = AccountLimiter(
+            budget_per_hour=budget_per_hour, clock=clock, sleep=sleep, max_wait_s=max_wait_s
+        )
         _LIMITERS[key] = limiter
     elif limiter.budget_per_hour != budget_per_hour:
         old = limiter.bucket

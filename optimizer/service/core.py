@@ -54,6 +54,7 @@ from optimizer.enlighten.errors import (
     SessionLockoutError,
     UnauthorizedError,
 )
+from optimizer.enlighten.ratelimit import AccountLimiter
 from optimizer.observe import ObserveCache, observe_live
 from optimizer.plans import load_plans, with_plans
 from optimizer.service.clock import Clock
@@ -143,6 +144,7 @@ class Service:
         self._dry_run_flag = dry_run
         self._client = client
         self._owns_client = client is None
+        self._limiter: AccountLimiter | None = None  # the account's budget (_client_now)
         self._store = store
         self._owns_store = store is None
         self.setup: Setup | None = None
@@ -543,14 +545,18 @@ class Service:
             await self._drop_client()
         if self._client is None:
             provider = None if self._session_only else unattended_password
+            # The account's budget is metered in the service's clock, and a tick never waits
+            # for it (max_wait_s=0): a request it holds back fails the tick as a 429 would,
+            # and the next tick comes after the wait (optimizer/enlighten/ratelimit.py).
             self._client = client_for(
                 self.config,
                 password_provider=provider,
                 clock=lambda: self.clock.now().timestamp(),
-                # Its own event, not the stop's: a sleep cut short would leave the limiter
-                # asking again at once with no time passed (a spin, forever in simulated time).
-                sleep=lambda seconds: self.clock.sleep(seconds, wake=asyncio.Event()),
+                max_wait_s=0.0,
             )
+            # Held here as well: the account's limiter must outlive a dropped client (a login
+            # problem makes a new one), or the new one would start with a fresh burst.
+            self._limiter = self._client.transport.limiter
             self._owns_client = True
         return self._client
 
