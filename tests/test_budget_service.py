@@ -14,7 +14,7 @@ import pytest
 
 from optimizer.config import Config
 from optimizer.enlighten.errors import BudgetHeldError
-from optimizer.enlighten.ratelimit import HOUR_S, AccountLimiter
+from optimizer.enlighten.ratelimit import HOUR_S, SPARE_KEEP, AccountLimiter, spare_requests
 from optimizer.enlighten.transport import Transport
 from optimizer.fakecloud import FakeCloud, FakeCloudServer
 from tests.test_ratelimit import SimTime
@@ -101,3 +101,19 @@ async def test_the_service_stays_within_a_small_budget_and_ticks_stay_instants(
     assert len(world.clock.sleeps) == 399
     span = world.cloud.clock.now() - MIDDAY
     assert span == timedelta(seconds=sum(world.clock.sleeps))
+
+
+async def test_requests_that_can_be_put_off_leave_tokens_for_those_that_cannot() -> None:
+    sim = SimTime()
+    limiter = AccountLimiter(
+        budget_per_hour=600, burst=10, clock=sim.clock, sleep=sim.sleep, max_wait_s=0.0
+    )
+    with spare_requests():
+        for _ in range(10 - SPARE_KEEP):
+            await limiter.acquire()
+        with pytest.raises(BudgetHeldError):
+            await limiter.acquire()
+    for _ in range(SPARE_KEEP):  # the status reads and writes still go
+        await limiter.acquire()
+    with pytest.raises(BudgetHeldError):
+        await limiter.acquire()

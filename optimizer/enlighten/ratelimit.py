@@ -31,10 +31,12 @@ decision of how long to wait is the pure :meth:`TokenBucket.wait_s`; waiting is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import math
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from optimizer.enlighten.errors import BudgetHeldError
@@ -82,17 +84,22 @@ class TokenBucket:
             self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate_per_s)
             self.stamp = now
 
-    def wait_s(self, now: float) -> float:
-        """Seconds from ``now`` until a request may go: 0 when it may go at once."""
+    def wait_s(self, now: float, *, keep: int = 0) -> float:
+        """Seconds from ``now`` until a request may go: 0 when it may go at once.
+
+        ``keep`` tokens must stay in the bucket after it (a request that can be put off
+        leaves them to those that cannot); never more than the burst less one.
+        """
         self._refill(now)
+        keep = max(0, min(keep, self.burst - 1))
         hold = max(0.0, self.hold_until - now)
         # Tokens keep refilling during a hold, so the two waits overlap rather than add.
-        short = max(0.0, 1.0 - self.tokens) / self.rate_per_s
+        short = max(0.0, 1.0 + keep - self.tokens) / self.rate_per_s
         return max(hold, short)
 
-    def take(self, now: float) -> bool:
+    def take(self, now: float, *, keep: int = 0) -> bool:
         """Spend one token if a request may go at ``now``; False (nothing spent) if not."""
-        if self.wait_s(now) > EPSILON_S:
+        if self.wait_s(now, keep=keep) > EPSILON_S:
             return False
         self.tokens -= 1.0
         return True
@@ -136,8 +143,9 @@ class AccountLimiter:
         Raises :class:`BudgetHeldError` (nothing spent) when the wait is above ``max_wait_s``;
         ``what`` names the request in that error (a path, never the account).
         """
-        while not self.bucket.take(self._clock()):
-            wait = self.bucket.wait_s(self._clock())
+        keep = SPARE_KEEP if _SPARE.get() else 0
+        while not self.bucket.take(self._clock(), keep=keep):
+            wait = self.bucket.wait_s(self._clock(), keep=keep)
             if wait > self.max_wait_s:
                 held = self.bucket.hold_until > self._clock()
                 why = "Enlighten's Retry-After holds" if held else "the request budget spent for"
@@ -161,6 +169,23 @@ class AccountLimiter:
 # Weak: a limiter lives as long as a client of its account does, so a later client of the same
 # account (a reload) shares it while one is alive, and a process that is done with an account
 # (a test's fake cloud, whose port may come back) does not keep its clock.
+# Requests that can be put off (a cache refresh that keeps its last value) go only while this
+# many tokens stay for those that cannot (the status every tick, a write): with the budget
+# tight, the slow reads give first and the status reads last.
+SPARE_KEEP = 5
+_SPARE: contextvars.ContextVar[bool] = contextvars.ContextVar("spare_requests", default=False)
+
+
+@contextlib.contextmanager
+def spare_requests() -> Iterator[None]:
+    """The requests made inside (in this task) may be put off: they leave ``SPARE_KEEP``."""
+    token = _SPARE.set(True)
+    try:
+        yield
+    finally:
+        _SPARE.reset(token)
+
+
 _LIMITERS: weakref.WeakValueDictionary[tuple[str, str], AccountLimiter] = (
     weakref.WeakValueDictionary()
 )
