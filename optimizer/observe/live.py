@@ -14,6 +14,7 @@ asked for again after a growing pause rather than on every tick.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -66,6 +67,9 @@ What = Literal[
 ]
 
 LONG_LAG = timedelta(hours=1)
+# Chargers read at the same time: the transport keeps two reads in flight and the budget
+# meters them, this bounds the tasks waiting for them.
+READS_AT_ONCE = 8
 HOUR_S = 3600.0
 ENERGY_BUCKET = timedelta(minutes=15)  # lifetime energy: about one read per bucket
 # The slow reads, stretched with the account's chargers (readplan.py); the status, the energy
@@ -379,8 +383,9 @@ async def observe_live(
         budget_per_hour=config.enlighten.budget_per_hour,
         power_sample=config.surplus.source != "lifetime_energy",
     )
-    for charger in status.chargers:
-        await _refresh_charger(client, cache, site_id, charger.sn, now)
+    await _each_charger(
+        status, lambda sn: _refresh_charger(client, cache, site_id, sn, now), cache=cache
+    )
     timezone = site_timezone(config, status, _values(cache.summaries).values())
     await cache.refresh(
         cache.energy,
@@ -448,6 +453,33 @@ async def _status(
     return status
 
 
+async def _each_charger(
+    status: SiteStatus, read: Callable[[str], Awaitable[None]], *, cache: ObserveCache
+) -> None:
+    """``read`` for every charger of the status, side by side (at most ``READS_AT_ONCE``).
+
+    The entries are made first, in the status's order, so what the snapshot lists does not
+    depend on which reply came first; an authentication failure still ends the tick (the
+    first charger's in the status's order, once the others are done).
+    """
+    for charger in status.chargers:
+        for entries in (cache.summaries, cache.modes, cache.battery_settings, cache.schedules):
+            entries.setdefault(charger.sn, Cached())
+        cache.charger_configs.setdefault(charger.sn, Cached())
+    gate = asyncio.Semaphore(READS_AT_ONCE)
+
+    async def gated(sn: str) -> None:
+        async with gate:
+            await read(sn)
+
+    results = await asyncio.gather(
+        *(gated(charger.sn) for charger in status.chargers), return_exceptions=True
+    )
+    for result in results:  # the first in the status's order, as the loop before raised it
+        if isinstance(result, BaseException):
+            raise result
+
+
 async def _refresh_charger(
     client: EnlightenClient, cache: ObserveCache, site_id: int, sn: str, now: datetime
 ) -> None:
@@ -508,18 +540,22 @@ async def _capabilities(
         now=now,
         next_at=lambda _: now + cache.stretched(cache.flags_ttl),
     )
-    merged: dict[str, Capabilities] = {}
-    for charger in status.chargers:
-        sn = charger.sn
-        entry = cache.charger_configs.setdefault(sn, Cached())
+
+    async def config_of(sn: str) -> None:
         await cache.refresh(
-            entry,
+            cache.charger_configs.setdefault(sn, Cached()),
             f"charger config of {sn}",
-            lambda sn=sn: client.charger_config(site_id, sn),  # type: ignore[misc]
+            lambda: client.charger_config(site_id, sn),
             now=now,
             next_at=lambda _: now + cache.stretched(cache.charger_config_ttl),
             failure_pause=cache.charger_config_failure_pause,
         )
+
+    await _each_charger(status, config_of, cache=cache)
+    merged: dict[str, Capabilities] = {}
+    for charger in status.chargers:
+        sn = charger.sn
+        entry = cache.charger_configs[sn]
         summary = cache.summaries.get(sn)
         found = merge_capabilities(
             sn,

@@ -464,26 +464,32 @@ class Service:
         )
         acted: list[Acted] = []
         kept: list[bool] = []
-        for index, decision in enumerate(decisions):
-            actuation = await actuator.apply(decision, snapshot)
-            applied = actuation.outcome in AS_WANTED
-            memory = acknowledge(memory, decision, applied=applied, before=before)
-            # The memory to save with this decision if it sent a command: it knows this
-            # command and none of the ones not yet sent (see optimizer/decisions/ticklog.py).
-            durable = memory
-            if actuation.commands:
-                for later in decisions[index + 1 :]:
-                    durable = acknowledge(durable, later, applied=False, before=before)
-            recorded = recording.add(  # or not: an unchanged hold (decisions/dedupe.py)
-                decision,
-                outcome=actuation.outcome,
-                error=actuation.error,
-                commands=actuation.commands,
-                memory=durable.model_dump(mode="json") if actuation.commands else None,
-            )
-            _log_decision(decision, actuation)
-            acted.append(Acted(decision, actuation, None))
-            kept.append(recorded)
+        # Different chargers are written side by side, but each decision is recorded here in
+        # the decisions' order, once it and every one before it are done (actuate.py).
+        async with contextlib.aclosing(actuator.apply_in_order(decisions, snapshot)) as done:
+            async for index, actuation in done:
+                decision = decisions[index]
+                applied = actuation.outcome in AS_WANTED
+                memory = acknowledge(memory, decision, applied=applied, before=before)
+                # The memory to save with this decision if it sent a command: it knows this
+                # command and none of the ones not yet recorded (optimizer/decisions/ticklog.py).
+                # A later decision of another charger may be in flight meanwhile: a crash then
+                # loses its row as it would lose the row of a reply that never came, and the
+                # next tick's actuation, which sends nothing the status already shows, decides.
+                durable = memory
+                if actuation.commands:
+                    for later in decisions[index + 1 :]:
+                        durable = acknowledge(durable, later, applied=False, before=before)
+                recorded = recording.add(  # or not: an unchanged hold (decisions/dedupe.py)
+                    decision,
+                    outcome=actuation.outcome,
+                    error=actuation.error,
+                    commands=actuation.commands,
+                    memory=durable.model_dump(mode="json") if actuation.commands else None,
+                )
+                _log_decision(decision, actuation)
+                acted.append(Acted(decision, actuation, None))
+                kept.append(recorded)
         self.memory = memory
         ids = iter(recording.finish(memory.model_dump(mode="json")))
         acted = [replace(a, row_id=next(ids)) if k else a for a, k in zip(acted, kept, strict=True)]
