@@ -133,6 +133,10 @@ class Actuation:
     # The authentication failure itself: whether a person must log in or the service may log
     # in again by itself depends on its kind (Service._auth_needed).
     auth_error: AuthError | None = None
+    # A level change sent as its stop only (``restart_later``): the level to restart at, and
+    # the one it changes from (optimizer/engine/restart.py keeps it for a later tick).
+    restart_amps: int | None = None
+    from_amps: int | None = None
 
     @property
     def auth_needed(self) -> bool:
@@ -262,6 +266,8 @@ class _Sent:
     # What the decision log must keep although the command did not fail: the cloud's own
     # words for "already charging", or a level the charger's backend did not take.
     note: str | None = None
+    restart_amps: int | None = None  # a level change's restart still to send
+    from_amps: int | None = None
 
     @classmethod
     def failure(cls, error: EnlightenError, *, before: int = 0) -> _Sent:
@@ -282,7 +288,14 @@ class _Sent:
                 auth_error=self.error if isinstance(self.error, AuthError) else None,
             )
         error = self.detail if self.outcome == "rejected" else self.note
-        return Actuation(self.outcome, error=error, commands=self.commands, detail=self.detail)
+        return Actuation(
+            self.outcome,
+            error=error,
+            commands=self.commands,
+            detail=self.detail,
+            restart_amps=self.restart_amps,
+            from_amps=self.from_amps,
+        )
 
 
 class Actuator:
@@ -291,7 +304,9 @@ class Actuator:
     ``dry_run``: a decision that would send something is logged as ``dry_run`` and nothing is
     sent. ``cache``: what a write changed is read again on the next tick. ``live_stream``:
     after a charging command, ask the cloud for a live stream (at most every 15 min) so the
-    status shows the effect in seconds instead of minutes.
+    status shows the effect in seconds instead of minutes. ``restart_later``: a MANUAL level
+    change sends its stop and returns (``Actuation.restart_amps``), its restart is a later
+    decision (optimizer/engine/restart.py); otherwise it waits the settle time in between.
     """
 
     def __init__(
@@ -302,8 +317,10 @@ class Actuator:
         dry_run: bool,
         cache: ObserveCache | None = None,
         live_stream: bool = True,
+        restart_later: bool = False,
     ) -> None:
         self.client = client
+        self.restart_later = restart_later
         self.site_id = site_id
         self.dry_run = dry_run
         self.cache = cache
@@ -409,7 +426,12 @@ class Actuator:
             case "set_amps":
                 assert step.amps is not None  # noqa: S101 - plan() always sets it
                 result = await client.set_amps(
-                    site, sn, step.amps, explicit=False, mode=step.preference
+                    site,
+                    sn,
+                    step.amps,
+                    explicit=False,
+                    mode=step.preference,
+                    restart_later=self.restart_later,
                 )
             case "stop_charging":
                 result = await client.stop_charging(site, sn, mode=step.preference)
@@ -473,7 +495,14 @@ def _sent(result: CommandResult, *, scheduler: bool) -> _Sent:
     commands = int(result.outcome.changed) if scheduler else len(result.attempts)
     noted = result.outcome is CommandOutcome.ALREADY_CHARGING or result.level_not_applied
     note = result.message() if noted else None
-    return _Sent(RESULT_OUTCOMES[result.outcome], result.message(), commands, note=note)
+    return _Sent(
+        RESULT_OUTCOMES[result.outcome],
+        result.message(),
+        commands,
+        note=note,
+        restart_amps=result.restart_amps,
+        from_amps=result.from_amps,
+    )
 
 
 def _maybe_sent(err: EnlightenError) -> bool:

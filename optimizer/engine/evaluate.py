@@ -58,6 +58,7 @@ from optimizer.engine.overrides import (
     expire_override,
     observed_rows,
 )
+from optimizer.engine.restart import settle_restart
 from optimizer.engine.rules import ExcessSolar, PolicyBase
 from optimizer.engine.smart import hold_for_outage, keep_smart, leavers
 from optimizer.engine.snapshot import ChargerView, Snapshot
@@ -111,10 +112,16 @@ def evaluate(
         ticks = site_allocation(ticks, snapshot, policies, memory, settings)
     decisions: list[Decision] = []
     for tick in ticks:
-        memory.chargers[tick.ctx.charger.sn] = remember(
-            tick.known, tick.final, snapshot.now
-        ).model_copy(update={"control": tick.control})
-        decisions.extend(tick.final[target] for target in TARGET_ORDER if target in tick.final)
+        final, known = tick.final, tick.known
+        if "charging" in final:  # a level change's restart, due or not (engine/restart.py)
+            charging, known = settle_restart(
+                final["charging"], known, snapshot.now, snapshot.local.tzinfo
+            )
+            final = {**final, "charging": charging}
+        memory.chargers[tick.ctx.charger.sn] = remember(known, final, snapshot.now).model_copy(
+            update={"control": tick.control}
+        )
+        decisions.extend(final[target] for target in TARGET_ORDER if target in final)
     names = {policy.name for policy in policies}
     # Timers of policies no longer in the rules go (names cannot contain "/", serials might).
     memory.policies = {k: v for k, v in memory.policies.items() if k.split("/", 1)[0] in names}
@@ -581,8 +588,10 @@ def track_energy(known: ChargerMemory, charger: ChargerView, just_plugged: bool)
 def believed(
     charger: ChargerView, known: ChargerMemory, now: datetime, settings: EngineSettings
 ) -> ChargerView:
-    """The charger as commanded while a command settles (the status lags behind it)."""
-    if known.commanded_at is None or now - known.commanded_at >= settings.settle:
+    """The charger as commanded while a command settles (the status lags behind it), and
+    while a level change waits for its restart (the charger stopped on purpose)."""
+    settled = known.commanded_at is None or now - known.commanded_at >= settings.settle
+    if settled and known.restart is None:
         return charger
     changes: dict[str, Any] = {}
     if known.commanded_mode in MODES:

@@ -93,7 +93,8 @@ def detect_override(
         changes.append(
             Change("charging", "a start or stop was sent in GREEN mode", action, {}, told)
         )
-    if known.commanded_at is None or now - known.commanded_at >= settings.settle:
+    settled = known.commanded_at is None or now - known.commanded_at >= settings.settle
+    if settled and known.restart is None:  # a charger stopped for a restart is no override
         changes.extend(differences(known, charger))
     seen = {"manual_override_seen": known.manual_override_seen or charger.manual_override}
     if not changes:

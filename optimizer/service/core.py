@@ -39,6 +39,7 @@ from optimizer.decisions.ticklog import TickLog
 from optimizer.engine.decision import Decision, Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.feedback import acknowledge
+from optimizer.engine.restart import begin_restart
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import (
     EXIT_AUTH,
@@ -471,6 +472,15 @@ class Service:
                 decision = decisions[index]
                 applied = actuation.outcome in AS_WANTED
                 memory = acknowledge(memory, decision, applied=applied, before=before)
+                if actuation.restart_amps is not None:  # the stop half of a level change
+                    memory, decision = begin_restart(
+                        memory,
+                        decision,
+                        amps=actuation.restart_amps,
+                        from_amps=actuation.from_amps,
+                        now=now,
+                        settle=self.config.charger.settle_delay,
+                    )
                 # The memory to save with this decision if it sent a command: it knows this
                 # command and none of the ones not yet recorded (optimizer/decisions/ticklog.py).
                 # A later decision of another charger may be in flight meanwhile: a crash then
@@ -575,8 +585,9 @@ class Service:
 
     def _actuator_for(self, client: EnlightenClient, site_id: int) -> Actuator:
         if self._actuator is None or self._actuator.client is not client:
+            # A level change never waits inside the tick: its restart is a later decision.
             self._actuator = Actuator(
-                client, site_id=site_id, dry_run=self.dry_run, cache=self.cache
+                client, site_id=site_id, dry_run=self.dry_run, cache=self.cache, restart_later=True
             )
         return self._actuator
 
