@@ -160,3 +160,26 @@ def test_a_stop_cancels_a_pending_restart_and_another_level_moves_it() -> None:
     # Nothing pending: the decision is the policy's, untouched.
     plain = _charging("set_amps", amps=20)
     assert settle_restart(plain, ChargerMemory(), MIDDAY, None) == (plain, ChargerMemory())
+
+
+async def test_a_restart_the_safety_rules_hold_is_not_sent_and_not_taken_for_an_override(
+    two_at_16: World,
+) -> None:
+    """The restart is a start like any other: a faulted charger gets none, and the level
+    change ends there (the car stays stopped, as the stop left it)."""
+    world = two_at_16
+    service = world.service(_config(world))
+    await service.tick()
+    world.cloud.update_charger(SNS[0], faulted=True)
+    world.cloud.advance(SETTLE_S)
+    await service.tick()
+    starts = world.cloud.requests("start_charging")
+    assert [SNS[1] in r.path for r in starts] == [True]  # only the other charger restarted
+    known = service.memory.chargers[SNS[0]]
+    assert (known.restart, known.commanded_on) == (None, False)
+    world.cloud.update_charger(SNS[0], faulted=False)
+    for _ in range(6):  # past the engine's settle: the stopped charger is no user override
+        world.cloud.advance(30)
+        await service.tick()
+    await service.shutdown()
+    assert not service.memory.chargers[SNS[0]].overrides

@@ -112,16 +112,10 @@ def evaluate(
         ticks = site_allocation(ticks, snapshot, policies, memory, settings)
     decisions: list[Decision] = []
     for tick in ticks:
-        final, known = tick.final, tick.known
-        if "charging" in final:  # a level change's restart, due or not (engine/restart.py)
-            charging, known = settle_restart(
-                final["charging"], known, snapshot.now, snapshot.local.tzinfo
-            )
-            final = {**final, "charging": charging}
-        memory.chargers[tick.ctx.charger.sn] = remember(known, final, snapshot.now).model_copy(
-            update={"control": tick.control}
-        )
-        decisions.extend(final[target] for target in TARGET_ORDER if target in final)
+        memory.chargers[tick.ctx.charger.sn] = remember(
+            tick.known, tick.final, snapshot.now
+        ).model_copy(update={"control": tick.control})
+        decisions.extend(tick.final[target] for target in TARGET_ORDER if target in tick.final)
     names = {policy.name for policy in policies}
     # Timers of policies no longer in the rules go (names cannot contain "/", serials might).
     memory.policies = {k: v for k, v in memory.policies.items() if k.split("/", 1)[0] in names}
@@ -157,7 +151,10 @@ def _charger_tick(
     inputs = snapshot.inputs(charger) | ({"settling": True} if view != charger else {})
     proposals = _proposals(ctx, policies, memory)
     decided = arbitrate(proposals, charger.sn, inputs)
+    decided, known = _restart(decided, known, snapshot)
     final = safeguard(decided, ctx, known, inputs, allowed=leavers(policies))
+    if ctx.memory.restart is not None and known.restart is None:
+        known = _restart_ended(known, final)
     final = next_hints(decided, final, known, ctx)
     final = observed_rows(
         final, changes, known=known, snapshot=snapshot, sn=charger.sn, inputs=inputs
@@ -171,6 +168,28 @@ def _charger_tick(
         memory=memory,
     )
     return _Tick(ctx, known, final, control, inputs, leavers(policies))
+
+
+def _restart(
+    decided: Decisions, known: ChargerMemory, snapshot: Snapshot
+) -> tuple[Decisions, ChargerMemory]:
+    """A pending level change's restart (engine/restart.py), before the safety rules: the
+    start it becomes is checked by them like any other."""
+    charging = decided.get("charging")
+    if charging is None or known.restart is None:
+        return decided, known
+    charging, known = settle_restart(charging, known, snapshot.now, snapshot.local.tzinfo)
+    return {**decided, "charging": charging}, known
+
+
+def _restart_ended(known: ChargerMemory, final: Decisions) -> ChargerMemory:
+    """A restart consumed or cancelled without a start going out (a safety rule held it):
+    the charger stays stopped as the level change left it, and the memory says so, or the
+    stopped charger would later be taken for a user's override."""
+    charging = final.get("charging")
+    if charging is not None and charging.action in ("start", "set_amps"):
+        return known
+    return known.model_copy(update={"commanded_on": False})
 
 
 def _proposals(
