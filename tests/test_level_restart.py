@@ -6,6 +6,7 @@ decision log; the pending restart survives a restart of the service without a se
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,9 +18,12 @@ from optimizer.config import Config, load_config
 from optimizer.decisions.ticklog import TickRecording
 from optimizer.engine.decision import ChargerMemory, Decision, PendingRestart
 from optimizer.engine.restart import settle_restart
+from optimizer.fakecloud import FakeCloud, run_in_thread
 from optimizer.fakecloud.model import Charger
+from tests.cli_env import SITE_ID
 from tests.conftest import SleepRecorder
 from tests.test_service import MIDDAY, World, parse_ts, world_at
+from tests.test_service_process import SN, Site, wait_for, write_run_config
 
 SNS = ("EV0000000001", "EV0000000002")
 SETTLE_S = 30
@@ -30,6 +34,13 @@ policies:
     variant: min_pv
     min_amps: 24
     max_amps: 24
+"""
+RULES_24 = """\
+policies:
+  - name: all-day
+    kind: tariff_window
+    windows: [always]
+    amps: 24
 """
 
 
@@ -183,3 +194,51 @@ async def test_a_restart_the_safety_rules_hold_is_not_sent_and_not_taken_for_an_
         await service.tick()
     await service.shutdown()
     assert not service.memory.chargers[SNS[0]].overrides
+
+
+def test_sigkill_between_the_halves_restarts_once(tmp_path: Path) -> None:
+    """`evopt run` as a real process, killed after the stop's row is committed and before the
+    restart is due: the restarted service sends the restart once and the stop never again."""
+    cloud = FakeCloud()
+    cloud.set_profile(charge_level_reported=True)
+    # The fake's clock stands still here: the service's settle_delay (real time) is what waits.
+    cloud.update_charger(plugged_in=True, charging=True, level=16)
+    with run_in_thread(cloud) as base_url:
+        config = write_run_config(tmp_path, base_url, tmp_path / "state", poll="200ms")
+        (tmp_path / "rules.yaml").write_text(RULES_24, encoding="utf-8")
+        text = config.read_text(encoding="utf-8").replace("settle_delay: 0s", "settle_delay: 3s")
+        config.write_text(text, encoding="utf-8")
+        site = Site(cloud, tmp_path, config, tmp_path / "rules.yaml")
+        try:
+            proc = site.start()
+            wait_for(
+                "the stop's row",
+                lambda: (
+                    site.decisions() > 0
+                    and bool(site.query("SELECT id FROM decisions WHERE action = 'stop'"))
+                ),
+                proc,
+            )
+            proc.signal(signal.SIGKILL)
+            assert proc.finish()[0] == -signal.SIGKILL
+            assert cloud.requests("start_charging") == []  # killed between the halves
+            assert len(cloud.requests("stop_charging")) == 1
+            saved = json.loads(
+                site.query("SELECT value FROM state WHERE key = ?", f"memory:{SITE_ID}")[0][0]
+            )
+            assert saved["chargers"][SN]["restart"]["amps"] == 24
+
+            again = site.start()
+            wait_for("the restart", lambda: bool(cloud.requests("start_charging")), again)
+            ticks = site.ticks()
+            wait_for("a few more ticks", lambda: site.ticks() >= ticks + 5, again)
+            again.signal(signal.SIGTERM)
+            assert again.finish()[0] == 0
+        finally:
+            for each in site.procs:
+                each.end()
+    assert len(cloud.requests("start_charging")) == 1  # once, not twice
+    assert len(cloud.requests("stop_charging")) == 1  # and the stop not sent again
+    assert (cloud.charger().charging, cloud.charger().level) == (True, 24)
+    [restart] = site.query("SELECT * FROM decisions WHERE action = 'start'")
+    assert restart["reason"].startswith("restart at 24 A (level change begun at ")
