@@ -51,15 +51,7 @@ def _plan(chargers: int, sites: int = 1, poll_s: float = 30, budget: int = 600) 
 def test_the_planned_reads_fit_the_budget_or_say_which_poll_would(
     chargers: int, sites: int, poll_s: float, budget: int
 ) -> None:
-    plan = plan_reads(
-        chargers=chargers,
-        sites=sites,
-        poll_s=poll_s,
-        budget_per_hour=budget,
-        per_charger=PER_CHARGER,
-        per_site=PER_SITE,
-        surplus_per_site_per_hour=4,
-    )
+    plan = _plan(chargers, sites, poll_s, budget)
     assert 1.0 <= plan.stretch <= MAX_STRETCH
     assert plan.usable_per_hour == pytest.approx(budget * READ_SHARE)
     # Never stretched more than needed: at their configured lifetimes the reads would not fit.
