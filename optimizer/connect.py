@@ -55,6 +55,7 @@ def client_for(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     max_wait_s: float = math.inf,
+    meter: object = None,
 ) -> EnlightenClient:
     """A client as the config sets it up.
 
@@ -64,7 +65,8 @@ def client_for(
     (``enlighten.budget_per_hour``); ``clock`` and ``sleep`` are the time it is metered in
     (the service passes its own, so a simulated day is metered in simulated time), and a
     request that would wait longer than ``max_wait_s`` is refused unsent (the service: 0, its
-    ticks never wait; see ``optimizer/enlighten/ratelimit.py``).
+    ticks never wait; see ``optimizer/enlighten/ratelimit.py``). ``meter`` names that time
+    (the service's clock object), so only clients metered in it share a limiter.
     """
     enlighten = config.enlighten
     email = config.account_email()
@@ -75,6 +77,7 @@ def client_for(
         clock=clock,
         sleep=sleep,
         max_wait_s=max_wait_s,
+        meter=meter,
     )
     return EnlightenClient(
         base_url=enlighten.base_url,

@@ -14,7 +14,13 @@ import pytest
 
 from optimizer.config import Config
 from optimizer.enlighten.errors import BudgetHeldError
-from optimizer.enlighten.ratelimit import HOUR_S, SPARE_KEEP, AccountLimiter, spare_requests
+from optimizer.enlighten.ratelimit import (
+    HOUR_S,
+    SPARE_KEEP,
+    AccountLimiter,
+    account_limiter,
+    spare_requests,
+)
 from optimizer.enlighten.transport import Transport
 from optimizer.fakecloud import FakeCloud, FakeCloudServer
 from tests.test_ratelimit import SimTime
@@ -117,3 +123,16 @@ async def test_requests_that_can_be_put_off_leave_tokens_for_those_that_cannot()
         await limiter.acquire()
     with pytest.raises(BudgetHeldError):
         await limiter.acquire()
+
+
+def test_clients_metered_in_one_time_share_a_limiter_and_no_other() -> None:
+    """The service's sites on one clock share the account's budget; a command run in the same
+    process (a test's harness) is not refused by, nor waits on, a simulated service's clock."""
+    clock = SimTime()
+    url, email = "http://127.0.0.1:7", "owner@example.com"
+    site_a = account_limiter(url, email, clock=clock.clock, max_wait_s=0.0, meter=clock)
+    site_b = account_limiter(url, email, clock=clock.clock, max_wait_s=0.0, meter=clock)
+    command = account_limiter(url, email)
+    assert site_a is site_b
+    assert command is not site_a
+    assert (command.max_wait_s, site_a.max_wait_s) == (float("inf"), 0.0)

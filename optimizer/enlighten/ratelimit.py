@@ -186,7 +186,7 @@ def spare_requests() -> Iterator[None]:
         _SPARE.reset(token)
 
 
-_LIMITERS: weakref.WeakValueDictionary[tuple[str, str], AccountLimiter] = (
+_LIMITERS: weakref.WeakValueDictionary[tuple[str, str, object], AccountLimiter] = (
     weakref.WeakValueDictionary()
 )
 
@@ -208,6 +208,7 @@ def account_limiter(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     max_wait_s: float = math.inf,
+    meter: object = None,
 ) -> AccountLimiter:
     """The process's one limiter for this account, made on first use.
 
@@ -215,8 +216,13 @@ def account_limiter(
     budget. A different ``budget_per_hour`` for an account already in use replaces the budget
     (a config reload), keeping the tokens already spent. ``clock``, ``sleep`` and ``max_wait_s``
     apply only to a limiter made here (tests run simulated time through them).
+
+    ``meter`` names the time the budget is metered in (the service passes its clock object;
+    None: the process's own monotonic time), and is part of the key: every client metered in
+    the same time shares the account's limiter, while a command run in-process beside a
+    simulated service (tests do) never waits on, or refuses by, the simulated clock.
     """
-    key = account_key(base_url, email)
+    key = (*account_key(base_url, email), meter)
     limiter = _LIMITERS.get(key)
     if limiter is None:
         limiter = AccountLimiter(

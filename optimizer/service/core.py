@@ -569,6 +569,7 @@ class Service:
                 password_provider=provider,
                 clock=lambda: self.clock.now().timestamp(),
                 max_wait_s=0.0,
+                meter=self.clock,  # every site of the account on this clock shares one budget
             )
             # Held here as well: the account's limiter must outlive a dropped client (a login
             # problem makes a new one), or the new one would start with a fresh burst.
