@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -48,6 +48,7 @@ from optimizer.observe import ObserveCache, What
 
 __all__ = [
     "LIVE_STREAM_EVERY",
+    "MAX_CHARGERS_AT_ONCE",
     "Actuation",
     "Actuator",
     "Command",
@@ -59,6 +60,9 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
+# Chargers written at the same time in one tick: the transport's gate and the account's
+# budget meter the requests themselves; this bounds the tasks (and the writes in flight).
+MAX_CHARGERS_AT_ONCE = 8
 # A live stream lasts about 15 minutes (field notes); one per window is enough.
 LIVE_STREAM_EVERY = timedelta(minutes=15)
 
@@ -129,6 +133,10 @@ class Actuation:
     # The authentication failure itself: whether a person must log in or the service may log
     # in again by itself depends on its kind (Service._auth_needed).
     auth_error: AuthError | None = None
+    # A level change sent as its stop only (``restart_later``): the level to restart at, and
+    # the one it changes from (optimizer/engine/restart.py keeps it for a later tick).
+    restart_amps: int | None = None
+    from_amps: int | None = None
 
     @property
     def auth_needed(self) -> bool:
@@ -258,6 +266,8 @@ class _Sent:
     # What the decision log must keep although the command did not fail: the cloud's own
     # words for "already charging", or a level the charger's backend did not take.
     note: str | None = None
+    restart_amps: int | None = None  # a level change's restart still to send
+    from_amps: int | None = None
 
     @classmethod
     def failure(cls, error: EnlightenError, *, before: int = 0) -> _Sent:
@@ -278,7 +288,14 @@ class _Sent:
                 auth_error=self.error if isinstance(self.error, AuthError) else None,
             )
         error = self.detail if self.outcome == "rejected" else self.note
-        return Actuation(self.outcome, error=error, commands=self.commands, detail=self.detail)
+        return Actuation(
+            self.outcome,
+            error=error,
+            commands=self.commands,
+            detail=self.detail,
+            restart_amps=self.restart_amps,
+            from_amps=self.from_amps,
+        )
 
 
 class Actuator:
@@ -287,7 +304,9 @@ class Actuator:
     ``dry_run``: a decision that would send something is logged as ``dry_run`` and nothing is
     sent. ``cache``: what a write changed is read again on the next tick. ``live_stream``:
     after a charging command, ask the cloud for a live stream (at most every 15 min) so the
-    status shows the effect in seconds instead of minutes.
+    status shows the effect in seconds instead of minutes. ``restart_later``: a MANUAL level
+    change sends its stop and returns (``Actuation.restart_amps``), its restart is a later
+    decision (optimizer/engine/restart.py); otherwise it waits the settle time in between.
     """
 
     def __init__(
@@ -298,8 +317,10 @@ class Actuator:
         dry_run: bool,
         cache: ObserveCache | None = None,
         live_stream: bool = True,
+        restart_later: bool = False,
     ) -> None:
         self.client = client
+        self.restart_later = restart_later
         self.site_id = site_id
         self.dry_run = dry_run
         self.cache = cache
@@ -334,6 +355,65 @@ class Actuator:
             await self._live_stream(snapshot.now)
         return sent.actuation()
 
+    async def apply_in_order(
+        self, decisions: Sequence[Decision], snapshot: Snapshot
+    ) -> AsyncGenerator[tuple[int, Actuation]]:
+        """Apply ``decisions``, different chargers side by side, and yield each one's index
+        and actuation in the decisions' order, as soon as it and all before it are done.
+
+        One charger's decisions go one after another, in order (a mode before the start that
+        needs it). Chargers whose decisions lower their draw (a stop, a lower level) go first
+        and the others wait for them, so the site's breaker is never passed in between; at
+        most ``MAX_CHARGERS_AT_ONCE`` chargers are written at a time. Yielding in order lets
+        the caller record each decision with the memory of the commands before it
+        (optimizer/decisions/ticklog.py): the log's order stays the decisions' order whatever
+        order the replies come in. Closing the generator early cancels what is still running.
+        """
+        loop = asyncio.get_running_loop()
+        done: list[asyncio.Future[Actuation]] = [loop.create_future() for _ in decisions]
+        chains: dict[str, list[int]] = {}
+        for index, decision in enumerate(decisions):
+            chains.setdefault(decision.charger_sn, []).append(index)
+        lowering = {
+            sn
+            for sn, indexes in chains.items()
+            if any(_lowers(decisions[i], snapshot) for i in indexes)
+        }
+        lowered = asyncio.Event()
+        left = [len(lowering)]
+        if not lowering:
+            lowered.set()
+        gate = asyncio.Semaphore(MAX_CHARGERS_AT_ONCE)
+
+        async def chain(sn: str, indexes: list[int]) -> None:
+            try:
+                if sn not in lowering:
+                    await lowered.wait()
+                async with gate:
+                    for index in indexes:
+                        try:
+                            done[index].set_result(await self.apply(decisions[index], snapshot))
+                        except Exception as err:  # noqa: BLE001 - handed to the caller in order
+                            done[index].set_exception(err)
+                            return
+            finally:
+                if sn in lowering:
+                    left[0] -= 1
+                    if left[0] == 0:
+                        lowered.set()
+
+        tasks = [asyncio.create_task(chain(sn, indexes)) for sn, indexes in chains.items()]
+        try:
+            for index, future in enumerate(done):
+                yield index, await future
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for future in done:  # an exception nobody awaited is not "never retrieved"
+                if future.done() and not future.cancelled():
+                    future.exception()
+
     async def _call(self, step: Command, sn: str) -> _Sent:
         client, site = self.client, self.site_id
         match step.call:
@@ -346,7 +426,12 @@ class Actuator:
             case "set_amps":
                 assert step.amps is not None  # noqa: S101 - plan() always sets it
                 result = await client.set_amps(
-                    site, sn, step.amps, explicit=False, mode=step.preference
+                    site,
+                    sn,
+                    step.amps,
+                    explicit=False,
+                    mode=step.preference,
+                    restart_later=self.restart_later,
                 )
             case "stop_charging":
                 result = await client.stop_charging(site, sn, mode=step.preference)
@@ -388,12 +473,36 @@ class Actuator:
             _LOGGER.debug("live stream not started: %s", err)
 
 
+def _lowers(decision: Decision, snapshot: Snapshot) -> bool:
+    """Whether ``decision`` lowers its charger's draw: a stop, or a lower level while charging."""
+    charger = snapshot.charger(decision.charger_sn)
+    if charger is None or not charger.charging or decision.observed:
+        return False
+    if decision.action == "stop":
+        return True
+    amps = decision.params.get("amps")
+    current = charger.amps
+    return (
+        decision.action in ("start", "set_amps")
+        and isinstance(amps, int)
+        and current is not None
+        and amps < current
+    )
+
+
 def _sent(result: CommandResult, *, scheduler: bool) -> _Sent:
     """A control command counts the requests it tried; a scheduler write is one request."""
     commands = int(result.outcome.changed) if scheduler else len(result.attempts)
     noted = result.outcome is CommandOutcome.ALREADY_CHARGING or result.level_not_applied
     note = result.message() if noted else None
-    return _Sent(RESULT_OUTCOMES[result.outcome], result.message(), commands, note=note)
+    return _Sent(
+        RESULT_OUTCOMES[result.outcome],
+        result.message(),
+        commands,
+        note=note,
+        restart_amps=result.restart_amps,
+        from_amps=result.from_amps,
+    )
 
 
 def _maybe_sent(err: EnlightenError) -> bool:

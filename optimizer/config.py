@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from optimizer.enlighten.ratelimit import DEFAULT_BUDGET_PER_HOUR
 from optimizer.enlighten.transport import DEFAULT_BASE_URL
 from optimizer.explain import show, validation_problems
 from optimizer.tariffs import Tariffs
@@ -79,6 +80,9 @@ class EnlightenConfig(_Section):
     site_id: int | None = None
     timeout: Duration = timedelta(seconds=20)
     retries: int = Field(default=4, ge=1, le=10)
+    # Requests per hour for the whole account, every charger and site of it together
+    # (2026 reference section 10: ~600/h observed safe). See docs/operations.md.
+    budget_per_hour: int = Field(default=DEFAULT_BUDGET_PER_HOUR, ge=30, le=3600)
     # Where the Entrez token comes from (2026 reference section 6). Unset: Entrez's own host
     # (https://entrez.enphaseenergy.com) for the real Enlighten, else base_url (the fake cloud).
     entrez_url: str | None = None

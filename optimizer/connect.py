@@ -6,14 +6,18 @@ after a login problem), so both talk to Enlighten with the same settings.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from optimizer.config import ENV_PASSWORD, Config
 from optimizer.enlighten.auth import AccountSession
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import ConfigError, UnknownSiteError
+from optimizer.enlighten.ratelimit import account_limiter
 from optimizer.enlighten.transport import RetryPolicy
 
 __all__ = [
@@ -78,17 +82,37 @@ def client_for(
     *,
     password_provider: Callable[[], str | None] | None,
     shared: AccountSession | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    max_wait_s: float = math.inf,
+    meter: object = None,
 ) -> EnlightenClient:
     """A client as the config sets it up.
 
     ``password_provider`` is asked only when a login is needed; None makes a client that uses
     the stored session and never logs in by itself (the service waiting for `evopt login`).
     ``shared``: the session of this account that other sites' clients use too (the fleet).
+    Every client of one account in the process shares the account's request budget
+    (``enlighten.budget_per_hour``); ``clock`` and ``sleep`` are the time it is metered in
+    (the service passes its own, so a simulated day is metered in simulated time), and a
+    request that would wait longer than ``max_wait_s`` is refused unsent (the service: 0, its
+    ticks never wait; see ``optimizer/enlighten/ratelimit.py``). ``meter`` names that time
+    (the service's clock object), so only clients metered in it share a limiter.
     """
     enlighten = config.enlighten
+    email = config.account_email()
+    limiter = account_limiter(
+        enlighten.base_url,
+        email,
+        budget_per_hour=enlighten.budget_per_hour,
+        clock=clock,
+        sleep=sleep,
+        max_wait_s=max_wait_s,
+        meter=meter,
+    )
     return EnlightenClient(
         base_url=enlighten.base_url,
-        email=config.account_email(),
+        email=email,
         password_provider=password_provider,
         state_dir=config.state_dir,
         timeout_s=enlighten.timeout.total_seconds(),
@@ -100,6 +124,7 @@ def client_for(
         start_amps=config.charger.start_amps,
         account=config.account_key(),
         shared=shared,
+        limiter=limiter,
     )
 
 

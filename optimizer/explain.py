@@ -44,6 +44,7 @@ _UNITS = {
     "battery_soc_above": "%",
     "battery_soc_below": "%",
     "retention_days": "days",
+    "budget_per_hour": "requests per hour",
 }
 _UNIT_SUFFIXES = (
     ("_amps", "amps"),

@@ -111,6 +111,10 @@ def one_error(tmp_path: Path, text: str) -> str:
             "2:3: enlighten.retries: must be a whole number, got 'lots'",
         ),
         (
+            "enlighten:\n  budget_per_hour: 5\n",
+            "2:3: enlighten.budget_per_hour: must be at least 30 (requests per hour), got 5",
+        ),
+        (
             "site:\n  voltage: 50\n",
             "2:3: site.voltage: must be at least 100 (volts), got 50",
         ),

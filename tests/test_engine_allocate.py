@@ -273,3 +273,22 @@ def test_a_share_the_charger_already_has_is_a_hold_not_a_stop() -> None:
     assert charging[0].reason.endswith(
         "site share 7 A (surplus shared by 2 chargers), which it already has"
     )
+
+
+def test_the_policys_own_minimum_is_the_level_the_site_admits_and_floors() -> None:
+    """A min_pv rule with min_amps 10: both cars keep 10 A under 3 kW (its floor is the
+    rule's minimum, not the charger's 6 A); a pv rule with min_amps 10 runs one car at 10 A
+    rather than both at 6-7 A (the policy would stop below its minimum anyway)."""
+    chargers = (
+        make_charger(sn="A", mode=ChargeMode.MANUAL_CHARGING),
+        make_charger(sn="B", mode=ChargeMode.MANUAL_CHARGING),
+    )
+    floored = policies({**SOLAR, "priority": 10, "variant": "min_pv", "min_amps": 10})
+    decisions, _ = evaluate(snapshot(chargers, 0, 3000.0), floored, Memory())
+    charging = {d.charger_sn: d for d in decisions if d.target == "charging"}
+    assert [charging[sn].params.get("amps") for sn in "AB"] == [10, 10]
+    solar = policies({**SOLAR, "priority": 10, "min_amps": 10})
+    decisions, _ = evaluate(snapshot(chargers, 0, 3000.0), solar, Memory())
+    charging = {d.charger_sn: d for d in decisions if d.target == "charging"}
+    assert [charging[sn].params.get("amps") for sn in "AB"] == [13, None]
+    assert charging["B"].inputs["share_bound"] == "surplus"

@@ -413,6 +413,9 @@ async def test_the_sites_of_one_account_share_one_login(sites: Sites) -> None:
     assert [p.name for p in sites.state.glob("session*.json")] == [
         f"session-{config.site_configs()[0].account_key()}.json"
     ]
+    # One budget: each site plans its reads for the account's 3 chargers on 2 sites.
+    others = {s.config.enlighten.site_id: s.cache.account_others for s in fleet.services}
+    assert others == {SITE_ID: (1, 1), second.site_id: (1, 2)}
 
 
 async def test_run_once_prints_each_site_and_exits_with_the_worst_code(

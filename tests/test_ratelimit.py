@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optimizer.config import load_config
+from optimizer.connect import client_for
 from optimizer.enlighten.errors import RateLimitedError
 from optimizer.enlighten.ratelimit import (
     HOUR_S,
@@ -167,3 +170,20 @@ async def test_a_429_holds_every_client_of_the_account_until_retry_after() -> No
         # The same account's other client waits out the Retry-After before sending.
         await second.exchange("GET", "/probe", family="status", authenticated=False)
         assert sum(sim.slept) >= 120
+
+
+def test_clients_of_one_account_share_the_configured_budget(tmp_path: Path) -> None:
+    """`client_for` twice (a reload, a second site of the account): one budget between them."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "enlighten:\n  base_url: http://127.0.0.1:9\n  email: same@example.com\n"
+        "  budget_per_hour: 240\n"
+        f"service:\n  state_dir: {tmp_path / 'state'}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    one = client_for(config, password_provider=None)
+    two = client_for(config, password_provider=None)
+    assert one.transport.limiter is not None
+    assert one.transport.limiter is two.transport.limiter
+    assert one.transport.limiter.budget_per_hour == 240

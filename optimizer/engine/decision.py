@@ -124,6 +124,19 @@ class TargetOverride(_Mutable):
     reason: str
 
 
+class PendingRestart(_Mutable):
+    """The second half of a MANUAL level change: the stop was sent, the start at ``amps``
+    goes once ``due`` (the stop plus ``charger.settle_delay``) has passed, in a later tick.
+
+    Kept in the memory saved with the stop's row, so a restart of the service neither loses
+    it nor sends it twice (optimizer/engine/restart.py)."""
+
+    amps: int
+    since: datetime  # when the stop was sent (the level change began)
+    due: datetime
+    from_amps: int | None = None
+
+
 class ChargerMemory(_Mutable):
     """What the engine last asked of a charger, and what it has learnt about the user."""
 
@@ -152,6 +165,8 @@ class ChargerMemory(_Mutable):
     plugged_in_since: datetime | None = None
     # Per target, the policy in control (memories without it load with none).
     control: dict[str, Control] = Field(default_factory=dict)
+    # A level change whose restart has not been sent yet (optimizer/engine/restart.py).
+    restart: PendingRestart | None = None
 
 
 class Memory(_Mutable):

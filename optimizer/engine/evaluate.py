@@ -52,12 +52,14 @@ from optimizer.engine.decision import (
 )
 from optimizer.engine.kinds import Context, Limits, propose
 from optimizer.engine.kinds.common import finite, watts_per_amp
+from optimizer.engine.kinds.excess_solar import lowest_level
 from optimizer.engine.overrides import (
     SELF_RUNNING,
     detect_override,
     expire_override,
     observed_rows,
 )
+from optimizer.engine.restart import settle_restart
 from optimizer.engine.rules import ExcessSolar, PolicyBase
 from optimizer.engine.smart import hold_for_outage, keep_smart, leavers
 from optimizer.engine.snapshot import ChargerView, Snapshot
@@ -150,7 +152,10 @@ def _charger_tick(
     inputs = snapshot.inputs(charger) | ({"settling": True} if view != charger else {})
     proposals = _proposals(ctx, policies, memory)
     decided = arbitrate(proposals, charger.sn, inputs)
+    decided, known = _restart(decided, known, snapshot)
     final = safeguard(decided, ctx, known, inputs, allowed=leavers(policies))
+    if ctx.memory.restart is not None and known.restart is None:
+        known = _restart_ended(known, final)
     final = next_hints(decided, final, known, ctx)
     final = observed_rows(
         final, changes, known=known, snapshot=snapshot, sn=charger.sn, inputs=inputs
@@ -164,6 +169,28 @@ def _charger_tick(
         memory=memory,
     )
     return _Tick(ctx, known, final, control, inputs, leavers(policies))
+
+
+def _restart(
+    decided: Decisions, known: ChargerMemory, snapshot: Snapshot
+) -> tuple[Decisions, ChargerMemory]:
+    """A pending level change's restart (engine/restart.py), before the safety rules: the
+    start it becomes is checked by them like any other."""
+    charging = decided.get("charging")
+    if charging is None or known.restart is None:
+        return decided, known
+    charging, known = settle_restart(charging, known, snapshot.now, snapshot.local.tzinfo)
+    return {**decided, "charging": charging}, known
+
+
+def _restart_ended(known: ChargerMemory, final: Decisions) -> ChargerMemory:
+    """A restart consumed or cancelled without a start going out (a safety rule held it):
+    the charger stays stopped as the level change left it, and the memory says so, or the
+    stopped charger would later be taken for a user's override."""
+    charging = final.get("charging")
+    if charging is not None and charging.action in ("start", "set_amps"):
+        return known
+    return known.model_copy(update={"commanded_on": False})
 
 
 def _proposals(
@@ -453,12 +480,13 @@ def _claim(
     solar = isinstance(policy, ExcessSolar) and memory.policy(policy.name, sn).basis != "departure"
     floor = isinstance(policy, ExcessSolar) and policy.variant == "min_pv"
     limits = ctx.limits
+    low = lowest_level(policy, ctx) if solar and isinstance(policy, ExcessSolar) else limits.low
     return Claim(
         sn=sn,
         priority=(settings.charger_priority.get(sn, 0), policy.priority if policy else 0),
         wanted_amps=_drawn(decision, ctx),
-        low=limits.low,
-        high=max(limits.low, limits.high),
+        low=low,
+        high=max(low, limits.high),
         step=limits.step,
         watts_per_amp=watts_per_amp(ctx.charger),
         solar=solar,
@@ -579,8 +607,10 @@ def track_energy(known: ChargerMemory, charger: ChargerView, just_plugged: bool)
 def believed(
     charger: ChargerView, known: ChargerMemory, now: datetime, settings: EngineSettings
 ) -> ChargerView:
-    """The charger as commanded while a command settles (the status lags behind it)."""
-    if known.commanded_at is None or now - known.commanded_at >= settings.settle:
+    """The charger as commanded while a command settles (the status lags behind it), and
+    while a level change waits for its restart (the charger stopped on purpose)."""
+    settled = known.commanded_at is None or now - known.commanded_at >= settings.settle
+    if settled and known.restart is None:
         return charger
     changes: dict[str, Any] = {}
     if known.commanded_mode in MODES:

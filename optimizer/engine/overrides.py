@@ -93,7 +93,8 @@ def detect_override(
         changes.append(
             Change("charging", "a start or stop was sent in GREEN mode", action, {}, told)
         )
-    if known.commanded_at is None or now - known.commanded_at >= settings.settle:
+    settled = known.commanded_at is None or now - known.commanded_at >= settings.settle
+    if settled and known.restart is None:  # a charger stopped for a restart is no override
         changes.extend(differences(known, charger))
     seen = {"manual_override_seen": known.manual_override_seen or charger.manual_override}
     if not changes:
@@ -157,14 +158,15 @@ def _session_change(known: ChargerMemory, charger: ChargerView) -> Change | None
         return None
     if known.commanded_on is not None and charger.charging != known.commanded_on:
         if charger.charging:
-            amps = {} if charger.amps is None else {"amps": charger.amps}
+            level = _reported_level(charger)
+            amps = {} if level is None else {"amps": level}
             return Change(
                 "charging", "user started charging", "start", amps, f"you started charging {WHERE}"
             )
         return Change(
             "charging", "user stopped charging", "stop", {}, f"you stopped charging {WHERE}"
         )
-    level = charger.amps
+    level = _reported_level(charger)
     commanded = known.commanded_amps
     # Under a safe limit the charger itself dropped to its minimum: nobody changed the level.
     changed = None not in (level, commanded) and level != commanded and not charger.safe_limited
@@ -179,11 +181,28 @@ def _session_change(known: ChargerMemory, charger: ChargerView) -> Change | None
     return None
 
 
+def _reported_level(charger: ChargerView) -> int | None:
+    """The level the charger reports, or None when it is not one the charger can run at.
+
+    A charging charger that says 0 A (a reply caught between a start and its level), or a
+    level outside its own range, tells nothing about what the user set: recording "you
+    started at 0 A", or taking it as the user's new level, would let one bad reading steer
+    the next decisions. The site limit is not checked: a user may set more than it allows,
+    and that is a true record.
+    """
+    amps = charger.amps
+    if amps is None or not charger.min_amps <= amps <= charger.max_amps:
+        return None
+    return amps
+
+
 def adopted(charger: ChargerView) -> dict[str, Any]:
     """The user's state becomes the reference, so the same change is not detected again."""
     return {
         "commanded_on": charger.charging,
-        "commanded_amps": charger.amps if charger.charging and not charger.safe_limited else None,
+        "commanded_amps": (
+            _reported_level(charger) if charger.charging and not charger.safe_limited else None
+        ),
         "commanded_mode": charger.mode.value if charger.mode else None,
         "commanded_battery": charger.use_battery,
     }

@@ -105,6 +105,7 @@ from optimizer.enlighten.models import (
 )
 from optimizer.enlighten.modeset import change_mode
 from optimizer.enlighten.preference import ModePreference, parse_mode_preference
+from optimizer.enlighten.ratelimit import AccountLimiter
 from optimizer.enlighten.schedule_edit import (
     AddSlot,
     Edit,
@@ -203,6 +204,7 @@ class EnlightenClient:
         start_amps: int | None = None,
         account: str | None = None,
         shared: AccountSession | None = None,
+        limiter: AccountLimiter | None = None,
     ) -> None:
         self.transport = transport or Transport(
             base_url=base_url,
@@ -210,6 +212,7 @@ class EnlightenClient:
             timeout_s=timeout_s,
             retry=retry,
             state=shared.state if shared is not None else None,
+            limiter=limiter,
         )
         self.auth = Authenticator(
             self.transport,
@@ -852,6 +855,7 @@ class EnlightenClient:
         direct: bool | None = None,
         explicit: bool = True,
         mode: ChargeMode | None = None,
+        restart_later: bool = False,
     ) -> CommandResult:
         """Charge at ``amps``: start a session, or change the level of the running one.
 
@@ -859,7 +863,9 @@ class EnlightenClient:
         so an active session is stopped, given ``settle_s`` (default 30 s), and started again
         at the new level, as one operation whose result lists both steps. ``direct`` (for
         chargers that take a level live) sends the start at once instead. ``explicit`` and
-        ``mode`` as for :meth:`start_charging`.
+        ``mode`` as for :meth:`start_charging`. ``restart_later`` (the service, which must not
+        wait inside a tick) sends the stop only: the result's ``restart_amps`` says the start
+        at that level is still to send once the settle time has passed.
         """
         limits = await self.limits(site_id, sn)
         level = limits.validate(amps)
@@ -910,6 +916,19 @@ class EnlightenClient:
         if stop.outcome not in (Outcome.ACCEPTED, Outcome.NOT_ACTIVE):
             return CommandResult("set_amps", stop.outcome, stop.detail, steps=(stop,))
         wait = self.settle_s if settle_s is None else settle_s
+        if restart_later:
+            return CommandResult(
+                "set_amps",
+                Outcome.ACCEPTED,
+                f"level change from {was} A to {level} A: stopped; the restart at {level} A "
+                f"follows once the charger has settled ({wait:g} s)",
+                stop.variant,
+                level,
+                stop.attempts,
+                (stop,),
+                restart_amps=level,
+                from_amps=was,
+            )
         _LOGGER.info("waiting %.0f s for the charger to settle before restarting", wait)
         await self.transport.sleep(wait)
         try:

@@ -143,6 +143,10 @@ class CommandResult:
     # A level a policy wanted that the start could not carry (IQ 40 backend): the charger
     # runs at its stored level instead.
     level_not_applied: int | None = None
+    # A level change sent as its stop only (``set_amps(restart_later=True)``): the start at
+    # this level is still to send, once the charger has settled; ``from_amps`` the old level.
+    restart_amps: int | None = None
+    from_amps: int | None = None
 
     def message(self) -> str:
         """The one line the CLI prints."""

@@ -190,6 +190,21 @@ class RateLimitedError(EnlightenHTTPStatusError):
         self.retry_after = retry_after
 
 
+class BudgetHeldError(RateLimitedError):
+    """Not sent: the account's request budget (or a ``Retry-After`` it is held by) says wait.
+
+    Raised before anything goes out, by a limiter that may not wait where it is asked (a
+    service tick: see ``optimizer/enlighten/ratelimit.py``). It reads as a 429 that carried
+    ``retry_after``, so every caller that already honours one (the service's delay, the
+    actuator's "nothing was sent") honours this too; the transport never retries it.
+    """
+
+    hint = "the request waits for the account's budget; the next tick sends it"
+
+    def __init__(self, message: str, *, url: str, retry_after: float) -> None:
+        super().__init__(message, status=429, url=url, retry_after=retry_after)
+
+
 class UnsupportedEnvoyError(EnlightenHTTPStatusError):
     """466: the site's IQ Gateway is offline or too old for live actions."""
 

@@ -12,6 +12,16 @@ The limiter only meters *when* a request may start; it holds no lock while the r
 reads and writes for different chargers still run side by side (the transport's own gate keeps
 reads to two in flight).
 
+Where a request may wait depends on who sends it. A one-off command (`evopt status`) sleeps
+until its token comes. The service may not: a tick is one instant of its clock (every row of
+the tick carries the tick's time, and in simulated time only the service moves the clock,
+between ticks), so a sleep inside a tick would either move the simulated world under a tick
+that is still reading it, or, on the real clock, make the tick act on readings older than the
+wait and run past its watchdog. So the service's limiter has ``max_wait_s=0``: a request that
+would have to wait is not sent and raises :class:`~optimizer.enlighten.errors.BudgetHeldError`
+naming the wait, and the service takes that as a 429 with ``Retry-After``: the tick ends and
+the next one comes after the wait, in the service's own clock (simulated or real).
+
 The bucket is sized so that no rolling hour can exceed the budget: ``burst`` tokens to start,
 refilled at ``(budget - burst)`` per hour. Any window of ``w`` seconds then admits at most
 ``burst + (budget - burst) * w / 3600`` requests, which is ``budget`` for a full hour. The
@@ -21,14 +31,21 @@ decision of how long to wait is the pure :meth:`TokenBucket.wait_s`; waiting is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import math
 import time
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+
+from optimizer.enlighten.errors import BudgetHeldError
 
 # 2026 reference section 10: "keep each account below ~600 requests per hour".
 DEFAULT_BUDGET_PER_HOUR = 600
-# Requests that may go out back to back: one tick's reads for a few chargers.
-DEFAULT_BURST = 10
+# Requests that may go out back to back: the first tick's login and discovery (about 15 for
+# one charger) plus a few chargers' reads, so a start-up is not spaced out over minutes.
+DEFAULT_BURST = 30
 HOUR_S = 3600.0
 # Float slack: a wait shorter than this is none (a clock at 1e5 s cannot move by less).
 EPSILON_S = 1e-9
@@ -67,17 +84,22 @@ class TokenBucket:
             self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate_per_s)
             self.stamp = now
 
-    def wait_s(self, now: float) -> float:
-        """Seconds from ``now`` until a request may go: 0 when it may go at once."""
+    def wait_s(self, now: float, *, keep: int = 0) -> float:
+        """Seconds from ``now`` until a request may go: 0 when it may go at once.
+
+        ``keep`` tokens must stay in the bucket after it (a request that can be put off
+        leaves them to those that cannot); never more than the burst less one.
+        """
         self._refill(now)
+        keep = max(0, min(keep, self.burst - 1))
         hold = max(0.0, self.hold_until - now)
         # Tokens keep refilling during a hold, so the two waits overlap rather than add.
-        short = max(0.0, 1.0 - self.tokens) / self.rate_per_s
+        short = max(0.0, 1.0 + keep - self.tokens) / self.rate_per_s
         return max(hold, short)
 
-    def take(self, now: float) -> bool:
+    def take(self, now: float, *, keep: int = 0) -> bool:
         """Spend one token if a request may go at ``now``; False (nothing spent) if not."""
-        if self.wait_s(now) > EPSILON_S:
+        if self.wait_s(now, keep=keep) > EPSILON_S:
             return False
         self.tokens -= 1.0
         return True
@@ -92,7 +114,9 @@ class AccountLimiter:
 
     ``acquire`` is called by every request of the account, whichever client or charger it is
     for; waiters are served in no promised order, but none is starved for long because each
-    re-checks after sleeping just the time the bucket names.
+    re-checks after sleeping just the time the bucket names. A wait longer than ``max_wait_s``
+    is not slept: the request is refused unsent (:class:`BudgetHeldError`), for callers whose
+    time may not pass mid-request (the service's tick, see the module docstring).
     """
 
     def __init__(
@@ -102,19 +126,36 @@ class AccountLimiter:
         burst: int = DEFAULT_BURST,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_wait_s: float = math.inf,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
+        self.max_wait_s = max_wait_s
         self.bucket = TokenBucket.full(budget_per_hour=budget_per_hour, burst=burst, now=clock())
 
     @property
     def budget_per_hour(self) -> int:
         return self.bucket.budget_per_hour
 
-    async def acquire(self) -> None:
-        """Wait until this account may send one more request, then count it."""
-        while not self.bucket.take(self._clock()):
-            await self._sleep(self.bucket.wait_s(self._clock()))
+    async def acquire(self, *, what: str = "request") -> None:
+        """Wait until this account may send one more request, then count it.
+
+        Raises :class:`BudgetHeldError` (nothing spent) when the wait is above ``max_wait_s``;
+        ``what`` names the request in that error (a path, never the account).
+        """
+        keep = SPARE_KEEP if _SPARE.get() else 0
+        while not self.bucket.take(self._clock(), keep=keep):
+            wait = self.bucket.wait_s(self._clock(), keep=keep)
+            if wait > self.max_wait_s:
+                held = self.bucket.hold_until > self._clock()
+                why = "Enlighten's Retry-After holds" if held else "the request budget spent for"
+                raise BudgetHeldError(
+                    f"{what} not sent: {why} this account ({self.budget_per_hour}/h); "
+                    f"it may go in {wait:.0f} s",
+                    url=what,
+                    retry_after=wait,
+                )
+            await self._sleep(wait)
 
     def retry_after(self, seconds: float) -> None:
         """Hold every request of the account for ``seconds`` (the cloud said so in a 429)."""
@@ -125,7 +166,29 @@ class AccountLimiter:
         return max(0.0, self.bucket.hold_until - self._clock())
 
 
-_LIMITERS: dict[tuple[str, str], AccountLimiter] = {}
+# Weak: a limiter lives as long as a client of its account does, so a later client of the same
+# account (a reload) shares it while one is alive, and a process that is done with an account
+# (a test's fake cloud, whose port may come back) does not keep its clock.
+# Requests that can be put off (a cache refresh that keeps its last value) go only while this
+# many tokens stay for those that cannot (the status every tick, a write): with the budget
+# tight, the slow reads give first and the status reads last.
+SPARE_KEEP = 5
+_SPARE: contextvars.ContextVar[bool] = contextvars.ContextVar("spare_requests", default=False)
+
+
+@contextlib.contextmanager
+def spare_requests() -> Iterator[None]:
+    """The requests made inside (in this task) may be put off: they leave ``SPARE_KEEP``."""
+    token = _SPARE.set(True)
+    try:
+        yield
+    finally:
+        _SPARE.reset(token)
+
+
+_LIMITERS: weakref.WeakValueDictionary[tuple[str, str, object], AccountLimiter] = (
+    weakref.WeakValueDictionary()
+)
 
 
 def account_key(base_url: str, email: str | None) -> tuple[str, str]:
@@ -144,20 +207,28 @@ def account_limiter(
     budget_per_hour: int = DEFAULT_BUDGET_PER_HOUR,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    max_wait_s: float = math.inf,
+    meter: object = None,
 ) -> AccountLimiter:
     """The process's one limiter for this account, made on first use.
 
     A second client of the same account gets the same limiter, so their requests share one
     budget. A different ``budget_per_hour`` for an account already in use replaces the budget
-    (a config reload), keeping the tokens already spent. ``clock`` and ``sleep`` apply only
-    to a limiter made here (tests run simulated time through them).
+    (a config reload), keeping the tokens already spent. ``clock``, ``sleep`` and ``max_wait_s``
+    apply only to a limiter made here (tests run simulated time through them).
+
+    ``meter`` names the time the budget is metered in (the service passes its clock object;
+    None: the process's own monotonic time), and is part of the key: every client metered in
+    the same time shares the account's limiter, while a command run in-process beside a
+    simulated service (tests do) never waits on, or refuses by, the simulated clock.
     """
-    key = account_key(base_url, email)
+    key = (*account_key(base_url, email), meter)
     limiter = _LIMITERS.get(key)
     if limiter is None:
-        limiter = _LIMITERS[key] = AccountLimiter(
-            budget_per_hour=budget_per_hour, clock=clock, sleep=sleep
+        limiter = AccountLimiter(
+            budget_per_hour=budget_per_hour, clock=clock, sleep=sleep, max_wait_s=max_wait_s
         )
+        _LIMITERS[key] = limiter
     elif limiter.budget_per_hour != budget_per_hour:
         old = limiter.bucket
         new = TokenBucket.full(budget_per_hour=budget_per_hour, burst=old.burst, now=old.stamp)

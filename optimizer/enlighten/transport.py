@@ -27,6 +27,7 @@ import aiohttp
 
 from optimizer.enlighten.errors import (
     BadRequestError,
+    BudgetHeldError,
     CloudTimeoutError,
     CloudUnreachableError,
     ConfigError,
@@ -283,7 +284,8 @@ def is_retryable(err: EnlightenError, mode: RetryMode) -> bool:
     (writes): only failures that prove the request did not take effect, so a write is never
     sent twice blindly: a 500, a 552 (queued) or a timeout may have changed the charger.
     """
-    if mode == "never":
+    if mode == "never" or isinstance(err, BudgetHeldError):
+        # Held by the budget: nothing was sent, and asking again at once is refused again.
         return False
     if mode == "unapplied":
         if isinstance(err, CloudUnreachableError):
@@ -533,15 +535,16 @@ class Transport:
         url = self.url(path)
         session = self._client_session()
         gate = self._reads_gate(method, url)
-        self.counter.record(family)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if gate is not None:
                     await stack.enter_async_context(gate)
                 # Metered after the gate, when the request really goes: a token taken and
                 # then spent waiting for a read slot would let sends bunch past the budget.
+                # A request the budget holds back (BudgetHeldError) is neither sent nor counted.
                 if self.limiter is not None:
-                    await self.limiter.acquire()
+                    await self.limiter.acquire(what=f"{method} {path}")
+                self.counter.record(family)
                 # Built once through the gate, so a read that waited carries the session of
                 # a re-login that happened meanwhile, not the one it started with.
                 headers = self.headers(authenticated=authenticated, method=method, path=path)

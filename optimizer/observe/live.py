@@ -14,6 +14,7 @@ asked for again after a growing pause rather than on every tick.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -31,7 +32,13 @@ from optimizer.enlighten.capabilities import (
     merge_capabilities,
 )
 from optimizer.enlighten.client import EnlightenClient
-from optimizer.enlighten.errors import AuthError, ConfigError, EnlightenError, NotFoundError
+from optimizer.enlighten.errors import (
+    AuthError,
+    BudgetHeldError,
+    ConfigError,
+    EnlightenError,
+    NotFoundError,
+)
 from optimizer.enlighten.models import (
     BatteryStatus,
     ChargeMode,
@@ -42,7 +49,9 @@ from optimizer.enlighten.models import (
     SiteStatus,
 )
 from optimizer.enlighten.modeset import is_scheduler_outage
+from optimizer.enlighten.ratelimit import spare_requests
 from optimizer.observe.outage import SchedulerOutage
+from optimizer.observe.readplan import ReadPlan, plan_reads
 from optimizer.observe.session_energy import Track, check_charger
 from optimizer.observe.surplus import last_reported_end
 from optimizer.observe.view import build_snapshot, site_timezone
@@ -58,6 +67,16 @@ What = Literal[
 ]
 
 LONG_LAG = timedelta(hours=1)
+# Chargers read at the same time: the transport keeps two reads in flight and the budget
+# meters them, this bounds the tasks waiting for them.
+READS_AT_ONCE = 8
+HOUR_S = 3600.0
+ENERGY_BUCKET = timedelta(minutes=15)  # lifetime energy: about one read per bucket
+# The slow reads, stretched with the account's chargers (readplan.py); the status, the energy
+# and the power sample are not: decisions start from them.
+STRETCHED: frozenset[What] = frozenset(
+    {"summary", "mode", "battery_setting", "schedules", "battery"}
+)
 NO_BATTERY = BatteryStatus(soc_pct=None, available_kwh=None, capacity_kwh=None, battery_count=0)
 
 
@@ -135,6 +154,62 @@ class ObserveCache:
         # Per charger: what its session energy readings established (optimizer.observe.
         # session_energy); kept between ticks so one bad reading cannot move the engine.
         self.session_energy: dict[str, Track] = {}
+        # The slow lifetimes stretch with the account's chargers (optimizer/observe/readplan.py).
+        # ``account_others`` is (sites, chargers) of the same account elsewhere in the process,
+        # for a caller that runs several sites of one account; this cache sees only its own.
+        self.stretch = 1.0
+        self.read_plan: ReadPlan | None = None
+        self.account_others: tuple[int, int] = (0, 0)
+        self.chargers = 0  # this site's, as last seen: the fleet sums them per account
+
+    def lifetime(self, what: What) -> timedelta:
+        """A source's lifetime now: slow sources stretched to the budget, the rest as set."""
+        ttl = self.ttl[what]
+        return self.stretched(ttl) if what in STRETCHED else ttl
+
+    def stretched(self, ttl: timedelta) -> timedelta:
+        return ttl * self.stretch
+
+    def fit_budget(
+        self, *, chargers: int, poll_s: float, budget_per_hour: int, power_sample: bool
+    ) -> ReadPlan:
+        """Stretch the slow lifetimes so the account's reads fit its budget (readplan.py).
+
+        Logged when the stretch changes by a tenth or more, not every tick.
+        """
+        self.chargers = chargers
+        other_sites, other_chargers = self.account_others
+        per_charger: dict[str, timedelta] = {
+            name: self.ttl[name] for name in STRETCHED if name != "battery"
+        }
+        per_charger["charger_config"] = self.charger_config_ttl
+        surplus = HOUR_S / ENERGY_BUCKET.total_seconds()
+        if power_sample:
+            surplus += HOUR_S / self.ttl["latest_power"].total_seconds()
+        plan = plan_reads(
+            chargers=chargers + other_chargers,
+            sites=1 + other_sites,
+            poll_s=poll_s,
+            budget_per_hour=budget_per_hour,
+            per_charger=per_charger,
+            per_site={"battery": self.ttl["battery"], "flags": self.flags_ttl},
+            surplus_per_site_per_hour=surplus,
+        )
+        if abs(plan.stretch - self.stretch) >= 0.1 * self.stretch:
+            _LOGGER.info(
+                "%d chargers on this account: slow reads (mode, schedules, settings) every "
+                "%.1fx their lifetime, about %.0f of %d requests/h%s",
+                chargers + other_chargers,
+                plan.stretch,
+                plan.planned_per_hour,
+                budget_per_hour,
+                ""
+                if plan.min_poll_s is None
+                else f"; the status reads alone need service.poll_interval >= "
+                f"{plan.min_poll_s:.0f}s to fit",
+            )
+        self.stretch, self.read_plan = plan.stretch, plan
+        return plan
 
     def checked_energy(
         self, status: SiteStatus, now: datetime, *, voltage_v: float | None = None
@@ -216,9 +291,15 @@ class ObserveCache:
         if not entry.due(now):
             return None
         try:
-            value = await fetch()
+            with spare_requests():  # the last value will do: the status reads go first
+                value = await fetch()
         except AuthError:
             raise
+        except BudgetHeldError as err:
+            # Nothing was sent and nothing failed: asked again once the budget allows.
+            entry.next_at = now + timedelta(seconds=err.retry_after or 0)
+            _LOGGER.debug("%s put off by the account's budget (%s)", label, err)
+            return None
         except EnlightenError as err:
             entry.failures += 1
             pause = failure_pause or doubled(
@@ -256,8 +337,8 @@ class ObserveCache:
             self.scheduler.ok(now)
 
     def after(self, what: What, now: datetime) -> Callable[[object], datetime]:
-        """``next_at`` for a source with a fixed lifetime."""
-        return lambda _: now + self.ttl[what]
+        """``next_at`` for a source with a fixed lifetime (stretched if it is a slow one)."""
+        return lambda _: now + self.lifetime(what)
 
     def energy_next(self, energy: LifetimeEnergy, now: datetime) -> datetime:
         """When the next bucket should be there: its end plus a grace for the cloud's delay.
@@ -277,7 +358,7 @@ class ObserveCache:
 
     def battery_next(self, battery: BatteryStatus, now: datetime) -> datetime:
         if battery.present:
-            return now + self.ttl["battery"]
+            return now + self.lifetime("battery")
         return now + self.no_battery_recheck
 
 
@@ -298,8 +379,15 @@ async def observe_live(
         raise ValueError("observe_live needs a timezone-aware now")
     now = now.astimezone(UTC)
     status = await _status(client, cache, site_id, now)
-    for charger in status.chargers:
-        await _refresh_charger(client, cache, site_id, charger.sn, now)
+    cache.fit_budget(
+        chargers=len(status.chargers),
+        poll_s=config.service.poll_interval.total_seconds(),
+        budget_per_hour=config.enlighten.budget_per_hour,
+        power_sample=config.surplus.source != "lifetime_energy",
+    )
+    await _each_charger(
+        status, lambda sn: _refresh_charger(client, cache, site_id, sn, now), cache=cache
+    )
     timezone = site_timezone(config, status, _values(cache.summaries).values())
     await cache.refresh(
         cache.energy,
@@ -367,6 +455,33 @@ async def _status(
     return status
 
 
+async def _each_charger(
+    status: SiteStatus, read: Callable[[str], Awaitable[None]], *, cache: ObserveCache
+) -> None:
+    """``read`` for every charger of the status, side by side (at most ``READS_AT_ONCE``).
+
+    The entries are made first, in the status's order, so what the snapshot lists does not
+    depend on which reply came first; an authentication failure still ends the tick (the
+    first charger's in the status's order, once the others are done).
+    """
+    for charger in status.chargers:
+        for entries in (cache.summaries, cache.modes, cache.battery_settings, cache.schedules):
+            entries.setdefault(charger.sn, Cached())
+        cache.charger_configs.setdefault(charger.sn, Cached())
+    gate = asyncio.Semaphore(READS_AT_ONCE)
+
+    async def gated(sn: str) -> None:
+        async with gate:
+            await read(sn)
+
+    results = await asyncio.gather(
+        *(gated(charger.sn) for charger in status.chargers), return_exceptions=True
+    )
+    for result in results:  # the first in the status's order, as the loop before raised it
+        if isinstance(result, BaseException):
+            raise result
+
+
 async def _refresh_charger(
     client: EnlightenClient, cache: ObserveCache, site_id: int, sn: str, now: datetime
 ) -> None:
@@ -425,20 +540,24 @@ async def _capabilities(
         "feature flags",
         lambda: client.feature_flags(site_id),
         now=now,
-        next_at=lambda _: now + cache.flags_ttl,
+        next_at=lambda _: now + cache.stretched(cache.flags_ttl),
     )
+
+    async def config_of(sn: str) -> None:
+        await cache.refresh(
+            cache.charger_configs.setdefault(sn, Cached()),
+            f"charger config of {sn}",
+            lambda: client.charger_config(site_id, sn),
+            now=now,
+            next_at=lambda _: now + cache.stretched(cache.charger_config_ttl),
+            failure_pause=cache.charger_config_failure_pause,
+        )
+
+    await _each_charger(status, config_of, cache=cache)
     merged: dict[str, Capabilities] = {}
     for charger in status.chargers:
         sn = charger.sn
-        entry = cache.charger_configs.setdefault(sn, Cached())
-        await cache.refresh(
-            entry,
-            f"charger config of {sn}",
-            lambda sn=sn: client.charger_config(site_id, sn),  # type: ignore[misc]
-            now=now,
-            next_at=lambda _: now + cache.charger_config_ttl,
-            failure_pause=cache.charger_config_failure_pause,
-        )
+        entry = cache.charger_configs[sn]
         summary = cache.summaries.get(sn)
         found = merge_capabilities(
             sn,

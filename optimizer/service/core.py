@@ -39,6 +39,7 @@ from optimizer.decisions.ticklog import TickLog
 from optimizer.engine.decision import Decision, Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.feedback import acknowledge
+from optimizer.engine.restart import begin_restart
 from optimizer.enlighten.auth import AccountSession
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import (
@@ -55,6 +56,7 @@ from optimizer.enlighten.errors import (
     SessionLockoutError,
     UnauthorizedError,
 )
+from optimizer.enlighten.ratelimit import AccountLimiter
 from optimizer.observe import ObserveCache, observe_live
 from optimizer.plans import load_plans, with_plans
 from optimizer.service.clock import Clock
@@ -148,6 +150,7 @@ class Service:
         self._dry_run_flag = dry_run
         self._client = client
         self._owns_client = client is None
+        self._limiter: AccountLimiter | None = None  # the account's budget (_client_now)
         self._store = store
         self._owns_store = store is None
         self.setup: Setup | None = None
@@ -491,26 +494,41 @@ class Service:
         )
         acted: list[Acted] = []
         kept: list[bool] = []
-        for index, decision in enumerate(decisions):
-            actuation = await actuator.apply(decision, snapshot)
-            applied = actuation.outcome in AS_WANTED
-            memory = acknowledge(memory, decision, applied=applied, before=before)
-            # The memory to save with this decision if it sent a command: it knows this
-            # command and none of the ones not yet sent (see optimizer/decisions/ticklog.py).
-            durable = memory
-            if actuation.commands:
-                for later in decisions[index + 1 :]:
-                    durable = acknowledge(durable, later, applied=False, before=before)
-            recorded = recording.add(  # or not: an unchanged hold (decisions/dedupe.py)
-                decision,
-                outcome=actuation.outcome,
-                error=actuation.error,
-                commands=actuation.commands,
-                memory=durable.model_dump(mode="json") if actuation.commands else None,
-            )
-            _log_decision(decision, actuation)
-            acted.append(Acted(decision, actuation, None))
-            kept.append(recorded)
+        # Different chargers are written side by side, but each decision is recorded here in
+        # the decisions' order, once it and every one before it are done (actuate.py).
+        async with contextlib.aclosing(actuator.apply_in_order(decisions, snapshot)) as done:
+            async for index, actuation in done:
+                decision = decisions[index]
+                applied = actuation.outcome in AS_WANTED
+                memory = acknowledge(memory, decision, applied=applied, before=before)
+                if actuation.restart_amps is not None:  # the stop half of a level change
+                    memory, decision = begin_restart(
+                        memory,
+                        decision,
+                        amps=actuation.restart_amps,
+                        from_amps=actuation.from_amps,
+                        now=now,
+                        settle=self.config.charger.settle_delay,
+                    )
+                # The memory to save with this decision if it sent a command: it knows this
+                # command and none of the ones not yet recorded (optimizer/decisions/ticklog.py).
+                # A later decision of another charger may be in flight meanwhile: a crash then
+                # loses its row as it would lose the row of a reply that never came, and the
+                # next tick's actuation, which sends nothing the status already shows, decides.
+                durable = memory
+                if actuation.commands:
+                    for later in decisions[index + 1 :]:
+                        durable = acknowledge(durable, later, applied=False, before=before)
+                recorded = recording.add(  # or not: an unchanged hold (decisions/dedupe.py)
+                    decision,
+                    outcome=actuation.outcome,
+                    error=actuation.error,
+                    commands=actuation.commands,
+                    memory=durable.model_dump(mode="json") if actuation.commands else None,
+                )
+                _log_decision(decision, actuation)
+                acted.append(Acted(decision, actuation, None))
+                kept.append(recorded)
         self.memory = memory
         ids = iter(recording.finish(memory.model_dump(mode="json")))
         acted = [replace(a, row_id=next(ids)) if k else a for a, k in zip(acted, kept, strict=True)]
@@ -572,9 +590,20 @@ class Service:
             await self._drop_client()
         if self._client is None:
             provider = None if self._session_only else password_provider(self.config)
+            # The account's budget is metered in the service's clock, and a tick never waits
+            # for it (max_wait_s=0): a request it holds back fails the tick as a 429 would,
+            # and the next tick comes after the wait (optimizer/enlighten/ratelimit.py).
             self._client = client_for(
-                self.config, password_provider=provider, shared=self._account_session
+                self.config,
+                password_provider=provider,
+                shared=self._account_session,
+                clock=lambda: self.clock.now().timestamp(),
+                max_wait_s=0.0,
+                meter=self.clock,  # every site of the account on this clock shares one budget
             )
+            # Held here as well: the account's limiter must outlive a dropped client (a login
+            # problem makes a new one), or the new one would start with a fresh burst.
+            self._limiter = self._client.transport.limiter
             self._owns_client = True
         return self._client
 
@@ -587,8 +616,9 @@ class Service:
 
     def _actuator_for(self, client: EnlightenClient, site_id: int) -> Actuator:
         if self._actuator is None or self._actuator.client is not client:
+            # A level change never waits inside the tick: its restart is a later decision.
             self._actuator = Actuator(
-                client, site_id=site_id, dry_run=self.dry_run, cache=self.cache
+                client, site_id=site_id, dry_run=self.dry_run, cache=self.cache, restart_later=True
             )
         return self._actuator
 

@@ -134,11 +134,28 @@ class Fleet:
                     account_session=shared,
                 )
             )
+        self.share_counts()
+
+    def share_counts(self) -> None:
+        """Tell each site's read plan what the other sites of its account hold.
+
+        The budget is the account's, so a site stretches its slow reads by every charger of
+        the account, not only its own (optimizer/observe/readplan.py). A site not yet read
+        counts as a site with no chargers until its first tick.
+        """
+        groups: dict[str | None, list[Service]] = {}
+        for service in self.services:
+            groups.setdefault(service.config.account_key(), []).append(service)
+        for group in groups.values():
+            total = sum(s.cache.chargers for s in group)
+            for service in group:
+                service.cache.account_others = (len(group) - 1, total - service.cache.chargers)
 
     def _ticked(self, sink: Callable[[TickReport], None] | None) -> Callable[[TickReport], None]:
         def after(report: TickReport) -> None:
             if sink is not None:
                 sink(report)
+            self.share_counts()
             self.publish()
 
         return after

@@ -68,7 +68,7 @@ class _Plan:
     @classmethod
     def of(cls, policy: ExcessSolar, ctx: Context) -> _Plan:
         limits, charger = ctx.limits, ctx.charger
-        low = limits.up(policy.min_amps or charger.min_amps)
+        low = lowest_level(policy, ctx)
         high = max(low, limits.down(policy.max_amps or charger.max_amps))
         per_amp = watts_per_amp(charger)
         minimum_w = low * per_amp
@@ -90,6 +90,13 @@ class _Plan:
         else:
             wanted = ctx.limits.down(math.floor(amps))
         return min(self.high, max(self.low, wanted))
+
+
+def lowest_level(policy: ExcessSolar, ctx: Context) -> int:
+    """The policy's lowest level on this charger: below it the policy stops rather than
+    charges, so the site's allocation admits or floors the charger at this level, not at the
+    charger's own minimum."""
+    return ctx.limits.up(policy.min_amps or ctx.charger.min_amps)
 
 
 def available(policy: ExcessSolar, ctx: Context) -> float | None:
