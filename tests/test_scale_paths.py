@@ -1,0 +1,104 @@
+"""Per-tick paths made to scale with the number of sites (issue 13 item 6, docs/scale.md).
+
+Each test fails on the code before the change: the tariff cache emptied itself beyond 8 sites,
+so every site recomputed a day of price slots every tick; the fast lifetime-energy parse must
+give exactly what the general coercion gives, errors included.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from optimizer.enlighten.errors import ParseError
+from optimizer.enlighten.models.base import _as_float
+from optimizer.enlighten.models.energy import _energy_series
+from optimizer.observe import view
+from optimizer.observe.view import _tariff_now, tariff_now
+from optimizer.tariffs import Tariffs
+
+MELBOURNE = "Australia/Melbourne"
+SITES = 40  # well past the 8 entries the cache used to hold
+
+
+def site_tariffs() -> list[Tariffs]:
+    """One ``Tariffs`` per site, as each site's config builds its own."""
+    return [
+        Tariffs.model_validate(
+            {
+                "import_price": 0.30 + k / 1000,
+                "windows": {"off_peak": {"price": 0.18, "times": "23:00-07:00"}},
+            }
+        )
+        for k in range(SITES)
+    ]
+
+
+def test_every_site_keeps_its_tariff_answer_for_the_whole_slot() -> None:
+    tariffs = site_tariffs()
+    first = datetime(2025, 1, 15, 1, 0, 30, tzinfo=UTC)
+    answers = [tariff_now(t, first, MELBOURNE) for t in tariffs]
+    later = first + timedelta(seconds=30)  # the next tick, same 15-minute slot
+    again = [tariff_now(t, later, MELBOURNE) for t in tariffs]
+    assert all(a is b for a, b in zip(answers, again, strict=True))
+    # The kept answer is the one a fresh computation gives.
+    assert again[-1] == _tariff_now(tariffs[-1], later, MELBOURNE)
+    assert again[-1].price == pytest.approx(0.30 + (SITES - 1) / 1000)
+
+
+def test_a_later_slot_drops_the_answers_of_earlier_ones() -> None:
+    tariffs = site_tariffs()
+    start = datetime(2025, 1, 16, 1, 0, 30, tzinfo=UTC)
+    for slot in range(3):
+        for t in tariffs:
+            tariff_now(t, start + timedelta(minutes=15 * slot), MELBOURNE)
+    starts = {key[1] for key in view._TARIFF_CACHE.entries}
+    assert starts == {datetime(2025, 1, 16, 1, 30, tzinfo=UTC)}
+    assert len(view._TARIFF_CACHE.entries) == SITES
+
+
+def _reference(flow: str, values: list[Any]) -> tuple[float | None, ...]:
+    """The general coercion every bucket went through before the fast path."""
+    series = []
+    for index, value in enumerate(values):
+        number = None if value is None else _as_float(value)
+        if value is not None and number is None:
+            raise ParseError(f"lifetime energy {flow}[{index}] is not a number")
+        series.append(number)
+    return tuple(series)
+
+
+BUCKET = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**1100), max_value=2**1100),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.booleans(),
+    st.sampled_from(["12.5", " 7 ", "nan", "inf", "1e999", "", "x"]),
+    st.just({"wh": 1}),
+)
+
+
+@given(st.lists(BUCKET, max_size=30))
+def test_the_fast_energy_parse_matches_the_general_one(values: list[Any]) -> None:
+    try:
+        expected: tuple[float | None, ...] | str = _reference("production", values)
+    except ParseError as err:
+        expected = str(err)
+    try:
+        got: tuple[float | None, ...] | str = _energy_series("production", values)
+    except ParseError as err:
+        got = str(err)
+    assert type(got) is type(expected)
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert isinstance(got, tuple)
+        assert len(got) == len(expected)
+        for a, b in zip(got, expected, strict=True):
+            assert (a is None and b is None) or (type(a) is float and a == b and math.isfinite(a))
