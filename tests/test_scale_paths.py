@@ -1,20 +1,25 @@
 """Per-tick paths made to scale with the number of sites (issue 13 item 6, docs/scale.md).
 
-Each test fails on the code before the change: the tariff cache emptied itself beyond 8 sites,
-so every site recomputed a day of price slots every tick; the fast lifetime-energy parse must
-give exactly what the general coercion gives, errors included.
+The tariff tests fail on the code before the change: the cache emptied itself beyond 8 sites,
+so every site recomputed a day of price slots every tick. The fast paths (lifetime-energy
+buckets, the log's row encoding and dedupe inputs) must give exactly what the general code gave,
+errors included: each is compared with the code it replaced.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from optimizer.decisions import dedupe
+from optimizer.decisions.store import _finite
 from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models.base import _as_float
 from optimizer.enlighten.models.energy import _energy_series
@@ -102,3 +107,85 @@ def test_the_fast_energy_parse_matches_the_general_one(values: list[Any]) -> Non
         assert len(got) == len(expected)
         for a, b in zip(got, expected, strict=True):
             assert (a is None and b is None) or (type(a) is float and a == b and math.isfinite(a))
+
+
+# --- the decision log's per-row encoding ------------------------------------------------------
+
+
+def _finite_reference(value: Any) -> Any:
+    """``store._finite`` as it was before the exact-type fast path."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite_reference(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_reference(item) for item in value]
+    return value
+
+
+def _material_reference(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``dedupe.material`` as it was before the exact-type fast path."""
+
+    def one(key: str, value: Any) -> Any:
+        if key in dedupe.SENTENCE_KEYS and isinstance(value, str):
+            return dedupe.reason_shape(value)
+        if isinstance(value, Mapping):
+            return _material_reference(value)
+        if isinstance(value, list | tuple):
+            return [one(key, item) for item in value]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            for suffix, band in dedupe.BANDS.items():
+                if key.endswith(suffix):
+                    return math.floor(value / band) if math.isfinite(value) else None
+        return value
+
+    return {
+        key: (value is not None) if key.endswith(dedupe.AGE_SUFFIX) else one(key, value)
+        for key, value in inputs.items()
+        if key not in dedupe.CLOCK_KEYS
+    }
+
+
+KEYS = st.sampled_from(
+    ["surplus_w", "session_kwh", "soc_pct", "pv_age_s", "next", "now", "amps", "mode", "x"]
+)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", "surplus 1.2 kW until 13:05", "peak"]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(KEYS, inner, max_size=4),
+        st.dictionaries(KEYS, inner, max_size=4).map(MappingProxyType),
+    ),
+    max_leaves=20,
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with NaN equal to NaN and types kept (True is not 1)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+@given(VALUES)
+def test_the_fast_finite_encoding_matches_the_general_one(value: Any) -> None:
+    assert _same(_finite(value), _finite_reference(value))
+
+
+@given(st.dictionaries(KEYS, VALUES, max_size=6))
+def test_the_fast_material_inputs_match_the_general_ones(inputs: dict[str, Any]) -> None:
+    assert _same(dedupe.material(inputs), _material_reference(inputs))

@@ -63,6 +63,13 @@ def to_json(value: Any) -> str:
 
 
 def _finite(value: Any) -> Any:
+    # Every row's params and inputs and the engine memory pass here: the plain JSON kinds
+    # first, by exact type (an ABC isinstance check costs several times more).
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {key: _finite(item) for key, item in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
