@@ -89,12 +89,22 @@ BUCKET = st.one_of(
 )
 
 
-# Replies of floats and nulls only take the fastest path; mixed ones the per-bucket path.
+# Replies of numbers and nulls only take the fastest path; other ones the per-bucket path.
 FLOATS = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
 BIG = st.floats(min_value=1e307, max_value=1.7e308)  # finite buckets whose sum overflows
 
 
-@given(st.one_of(st.lists(BUCKET, max_size=30), st.lists(FLOATS), st.lists(BIG, min_size=2)))
+WHOLE = st.one_of(st.none(), st.integers(), st.integers(min_value=2**1000, max_value=2**1100))
+
+
+@given(
+    st.one_of(
+        st.lists(BUCKET, max_size=30),
+        st.lists(FLOATS),
+        st.lists(st.one_of(FLOATS, WHOLE)),
+        st.lists(BIG, min_size=2),
+    )
+)
 def test_the_fast_energy_parse_matches_the_general_one(values: list[Any]) -> None:
     try:
         expected: tuple[float | None, ...] | str = _reference("production", values)

@@ -24,7 +24,7 @@ from optimizer.enlighten.models.base import (
 
 # Whole numbers below 2**53 convert to float exactly and never overflow: the fast path's bound.
 _FLOAT_EXACT = 2**53
-_FLOATS_OR_NULLS = frozenset({float, type(None)})
+_NUMBERS_OR_NULLS = frozenset({float, int, type(None)})
 
 # --- lifetime energy ---------------------------------------------------------------------------
 
@@ -98,13 +98,16 @@ def _energy_series(flow: str, values: list[Any]) -> tuple[float | None, ...]:
     """Every bucket as a float or None. A reply holds weeks of buckets per flow and is parsed
     every few minutes per site, so plain JSON numbers skip the general coercion; anything else
     goes through ``_as_float`` and is refused exactly as before (docs/scale.md)."""
-    if set(map(type, values)) <= _FLOATS_OR_NULLS:  # the usual reply, checked at C speed:
+    kinds = set(map(type, values))
+    if kinds <= _NUMBERS_OR_NULLS:  # the usual reply (whole Wh or floats), checked at C speed:
         try:  # a finite sum means every bucket is finite (an inf or nan would carry through)
             finite = math.isfinite(math.fsum(filter(None, values)))
-        except (OverflowError, ValueError):  # inf - inf, or finite buckets summing past max
+        except (OverflowError, ValueError):  # inf - inf, a huge int, or a sum past max
             finite = False
-        if finite:
+        if finite and int not in kinds:
             return tuple(values)
+        if finite:
+            return tuple([None if v is None else float(v) for v in values])
     series: list[float | None] = []
     append = series.append
     for index, value in enumerate(values):
