@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -118,6 +119,7 @@ class Figures:
     problems: dict[str, int] = field(default_factory=dict)  # problem -> site ticks
     rss_mb: float = 0.0
     decisions: int = 0  # rows in the shared decision log
+    families: dict[str, float] = field(default_factory=dict)  # requests/h per site, by family
 
     @property
     def cpu_ms_per_tick(self) -> float:
@@ -153,6 +155,9 @@ class Figures:
             "problems": dict(self.problems),
             "rss_mb": round(self.rss_mb, 1),
             "decisions": self.decisions,
+            "requests_per_hour_per_site_by_family": {
+                k: round(v, 1) for k, v in sorted(self.families.items())
+            },
         }
 
 
@@ -321,6 +326,13 @@ class SiteDriver:
             per_account[site.owner] = per_account.get(site.owner, 0) + n
         return per_account
 
+    def families(self) -> Counter[str]:
+        """Requests sent so far by endpoint family, all sites together."""
+        total: Counter[str] = Counter()
+        for site in self.sites:
+            total.update(site.client.counter.totals())
+        return total
+
 
 async def measure(
     shape: Shape, *, ticks: int, budget: int = BUDGET_PER_HOUR, warmup: int = WARMUP_TICKS
@@ -355,13 +367,13 @@ async def measure(
                 for _ in range(warmup):
                     await driver.step(http)
                 warmup_cpu = time.process_time() - started
-                sent_before = driver.sent()
+                sent_before, families_before = driver.sent(), driver.families()
                 limited_before = driver.problems.get("rate_limited", 0)
                 started = time.process_time()
                 for _ in range(ticks):
                     await driver.step(http)
                 cpu = time.process_time() - started
-            sent_after = driver.sent()
+            sent_after, families = driver.sent(), driver.families() - families_before
         finally:
             for site in sites:
                 await site.service.shutdown()
@@ -381,6 +393,7 @@ async def measure(
         problems=dict(driver.problems),
         rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         decisions=int(decisions),
+        families={k: n / hours / shape.sites for k, n in families.items()},
     )
 
 
@@ -402,8 +415,17 @@ def report(figures: Sequence[Figures], *, budget: int) -> list[str]:
             f" {f.core_share:>6.1%} {f.worst_account:>16.0f} {f.rate_limited_ticks:>9}"
             f" {f.rss_mb:>7.0f}"
         )
+    biggest = max(figures, key=lambda f: f.shape.chargers)
+    lines.append(
+        f"  requests/h per site by family ({biggest.shape.chargers} chargers): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(biggest.families.items(), key=_by_count))
+    )
     lines.extend(verdicts(figures, budget=budget))
     return lines
+
+
+def _by_count(item: tuple[str, float]) -> tuple[float, str]:
+    return -item[1], item[0]
 
 
 def verdicts(figures: Sequence[Figures], *, budget: int) -> list[str]:

@@ -43,6 +43,11 @@ async def test_two_chargers_on_one_site_give_every_figure() -> None:
     assert figures.requests_per_hour["owner@example.com"] >= 4 / (4 * 30 / 3600)
     assert figures.rss_mb > 0
     assert figures.decisions > 0  # the shared decision log was written
+    # Every site reads its status each tick: that family is there, at the poll's rate or more.
+    assert figures.families["status"] >= 120
+    assert sum(figures.families.values()) == pytest.approx(
+        figures.requests_per_hour["owner@example.com"]
+    )
     data = figures.as_json()
     assert {
         "chargers",
@@ -52,10 +57,12 @@ async def test_two_chargers_on_one_site_give_every_figure() -> None:
         "cpu_ms_per_charger",
         "requests_per_hour_per_account",
         "rss_mb",
+        "requests_per_hour_per_site_by_family",
     } <= set(data)
     lines = scale.report([figures], budget=600)
     assert any("of one core" in line for line in lines)
     assert any("busiest account" in line and "ok" in line for line in lines)
+    assert any("by family" in line and "status" in line for line in lines)
 
 
 async def test_each_account_logs_in_with_its_own_password_and_is_counted_apart() -> None:
