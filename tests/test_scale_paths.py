@@ -3,13 +3,15 @@
 The tariff tests fail on the code before the change: the cache emptied itself beyond 8 sites,
 so every site recomputed a day of price slots every tick. The fast paths (lifetime-energy
 buckets, the log's row encoding and dedupe inputs) must give exactly what the general code gave,
-errors included: each is compared with the code it replaced.
+errors included: each is compared with the code it replaced. Log redaction with thousands of
+secrets (every site's) must still leave no registered secret in a line.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from optimizer import logsafe
 from optimizer.decisions import dedupe
 from optimizer.decisions.store import _finite
 from optimizer.enlighten.errors import ParseError
@@ -42,6 +45,12 @@ def site_tariffs() -> list[Tariffs]:
         )
         for k in range(SITES)
     ]
+
+
+@pytest.fixture(autouse=True)
+def fresh_tariff_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This module's own cache: other tests' clocks (any date) must not decide what it keeps."""
+    monkeypatch.setattr(view, "_TARIFF_CACHE", view._TariffCache(size=4096))
 
 
 def test_every_site_keeps_its_tariff_answer_for_the_whole_slot() -> None:
@@ -204,3 +213,51 @@ def test_the_fast_finite_encoding_matches_the_general_one(value: Any) -> None:
 @given(st.dictionaries(KEYS, VALUES, max_size=6))
 def test_the_fast_material_inputs_match_the_general_ones(inputs: dict[str, Any]) -> None:
     assert _same(dedupe.material(inputs), _material_reference(inputs))
+
+
+# --- log redaction with many sites' secrets -----------------------------------------------------
+
+SECRET = st.text(alphabet="ab*xy7", min_size=4, max_size=8)
+
+
+@contextmanager
+def only_secrets(secrets: list[str]) -> Iterator[None]:
+    """The process-wide registry holding just ``secrets`` (restored after), so the secrets
+    drawn here never mask another test's log lines."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(logsafe, "_secrets", set())
+        patch.setattr(logsafe, "_version", 0)
+        patch.setattr(logsafe, "_indexed", -1)
+        patch.setattr(logsafe, "_longest_first", ())
+        patch.setattr(logsafe, "_by_prefix", {})
+        for secret in secrets:
+            logsafe.register_secret(secret)
+        yield
+
+
+@given(
+    secrets=st.lists(SECRET, min_size=1, max_size=6),
+    filler=st.integers(min_value=0, max_value=60),  # past logsafe._FEW: the indexed lookup
+    pieces=st.lists(st.one_of(SECRET, st.sampled_from(["a", "*", "q ", "7"])), max_size=12),
+)
+def test_no_registered_secret_survives_redaction(
+    secrets: list[str], filler: int, pieces: list[str]
+) -> None:
+    others = [f"zz{k:04d}qq" for k in range(filler)]  # never in the text, only in the registry
+    text = "".join(pieces + secrets[:2])
+    with only_secrets(secrets + others):
+        out = logsafe.redact(text)
+    assert not [s for s in secrets if s in out]
+
+
+@given(filler=st.integers(min_value=0, max_value=60), text=st.text(alphabet="cdefg 0123:."))
+def test_a_line_without_secrets_is_left_as_it_is(filler: int, text: str) -> None:
+    with only_secrets([f"zz{k:04d}qq" for k in range(filler)]):
+        assert logsafe.redact(text) == text
+
+
+@pytest.mark.parametrize("filler", [0, 40])  # the short list, then the indexed lookup
+def test_a_secret_the_masking_puts_together_is_masked_too(filler: int) -> None:
+    # Masking "xyxy" in "axyxy" leaves "a***", itself a (strange) registered password.
+    with only_secrets(["a***", "xyxy"] + [f"zz{k:04d}qq" for k in range(filler)]):
+        assert logsafe.redact("user axyxy in") == "user *** in"
