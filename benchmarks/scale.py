@@ -309,6 +309,8 @@ class SiteDriver:
     async def step(self, http: aiohttp.ClientSession) -> None:
         now = self.clock.now()
         due = [s for s in self.sites if s.due <= now]
+        # The fleet runner (optimizer/service/fleet.py, issue 13 item 2) will do this line:
+        # one tick of every due site, concurrently, each site's trouble its own.
         reports = await asyncio.gather(*(s.service.tick() for s in due))
         for site, report in zip(due, reports, strict=True):
             site.due = now + timedelta(seconds=report.delay_s)
