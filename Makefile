@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench soak schema clean
+.PHONY: install demo test lint unit bench scale scale-quick soak schema clean
 
 install: $(STAMP)
 
@@ -30,6 +30,15 @@ test: lint unit
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/scale.py
+
+# The scale benchmark alone (docs/scale.md): 1, 10, 100 and 500 chargers; `scale-quick` stops
+# at 100 chargers (about a minute).
+scale: install
+	$(BIN)/python benchmarks/scale.py
+
+scale-quick: install
+	$(BIN)/python benchmarks/scale.py --quick
 
 # The long reliability run: the fault soak on five seeds of 50,000 ticks each (18 simulated days
 # of polling per seed) and the SIGKILL crash tests on more seeds than `make test`.

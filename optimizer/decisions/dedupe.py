@@ -110,6 +110,15 @@ def material(inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _material_value(key: str, value: Any) -> Any:
+    # Every decision of every charger passes here each tick: the plain JSON kinds are told
+    # apart by their exact type first (an ABC isinstance check costs several times more).
+    kind = type(value)
+    if kind is str:
+        return reason_shape(value) if key in SENTENCE_KEYS else value
+    if value is None or kind is bool:
+        return value
+    if kind is dict:
+        return material(value)
     if key in SENTENCE_KEYS and isinstance(value, str):
         return reason_shape(value)
     if isinstance(value, Mapping):

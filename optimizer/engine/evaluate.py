@@ -104,7 +104,13 @@ def evaluate(
     settings: EngineSettings = DEFAULT_SETTINGS,
 ) -> tuple[list[Decision], Memory]:
     """Decisions for every charger in the snapshot, and the memory to pass next time."""
-    memory = memory.model_copy(deep=True)
+    # The caller's memory stays as it was: the engine replaces what it changes (``model_copy``
+    # with an update) and writes only into these two dicts, so copying them is enough. A deep
+    # copy cost a tenth of a site's tick (docs/scale.md); tests/test_engine_properties.py
+    # checks that the input memory is never changed.
+    memory = memory.model_copy(
+        update={"chargers": dict(memory.chargers), "policies": dict(memory.policies)}
+    )
     ticks = [
         _charger_tick(snapshot, charger, policies, memory, settings)
         for charger in snapshot.chargers

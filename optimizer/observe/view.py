@@ -64,8 +64,36 @@ def _known_zone(name: str | None) -> bool:
     return True
 
 
-_TARIFF_CACHE: dict[tuple[int, datetime, bool, str], tuple[Tariffs, TariffNow]] = {}
-_TARIFF_CACHE_SIZE = 8
+class _TariffCache:
+    """``tariff_now`` answers of the current 15-minute slot, for every site of the process.
+
+    Each site has its own ``Tariffs``, so the cache needs an entry per site (two: at the slot's
+    start and after it). It once held 8 entries and was emptied when full: beyond 8 sites every
+    site recomputed a day of slots every tick (issue 13, docs/scale.md). Now a later slot drops
+    the entries of earlier ones, so it holds one slot's worth; ``size`` is a backstop for a
+    process of more than ~2000 sites, never the bound in use.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: dict[tuple[int, datetime, bool, str], tuple[Tariffs, TariffNow]] = {}
+        self.newest: datetime | None = None
+
+    def get(self, tariffs: Tariffs, key: tuple[int, datetime, bool, str]) -> TariffNow | None:
+        found = self.entries.get(key)
+        return found[1] if found is not None and found[0] is tariffs else None
+
+    def put(self, tariffs: Tariffs, key: tuple[int, datetime, bool, str], value: TariffNow) -> None:
+        start = key[1]
+        if self.newest is None or start > self.newest:
+            self.entries = {k: v for k, v in self.entries.items() if k[1] >= start}
+            self.newest = start
+        while len(self.entries) >= self.size:
+            del self.entries[next(iter(self.entries))]  # the oldest entry
+        self.entries[key] = (tariffs, value)
+
+
+_TARIFF_CACHE = _TariffCache(size=4096)
 
 
 def tariff_now(tariffs: Tariffs, now: datetime, timezone: str) -> TariffNow:
@@ -76,13 +104,11 @@ def tariff_now(tariffs: Tariffs, now: datetime, timezone: str) -> TariffNow:
     """
     start = floor_slot(now)
     key = (id(tariffs), start, now > start, timezone)
-    found = _TARIFF_CACHE.get(key)
-    if found is not None and found[0] is tariffs:
-        return found[1]
+    found = _TARIFF_CACHE.get(tariffs, key)
+    if found is not None:
+        return found
     result = _tariff_now(tariffs, now, timezone)
-    if len(_TARIFF_CACHE) >= _TARIFF_CACHE_SIZE:
-        _TARIFF_CACHE.clear()
-    _TARIFF_CACHE[key] = (tariffs, result)
+    _TARIFF_CACHE.put(tariffs, key, result)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -20,6 +21,10 @@ from optimizer.enlighten.models.base import (
     _require_dict,
     _site_zone,
 )
+
+# Whole numbers below 2**53 convert to float exactly and never overflow: the fast path's bound.
+_FLOAT_EXACT = 2**53
+_NUMBERS_OR_NULLS = frozenset({float, int, type(None)})
 
 # --- lifetime energy ---------------------------------------------------------------------------
 
@@ -90,12 +95,34 @@ def _parse_date(value: Any) -> date | None:
 
 
 def _energy_series(flow: str, values: list[Any]) -> tuple[float | None, ...]:
-    series = []
+    """Every bucket as a float or None. A reply holds weeks of buckets per flow and is parsed
+    every few minutes per site, so plain JSON numbers skip the general coercion; anything else
+    goes through ``_as_float`` and is refused exactly as before (docs/scale.md)."""
+    kinds = set(map(type, values))
+    if kinds <= _NUMBERS_OR_NULLS:  # the usual reply (whole Wh or floats), checked at C speed:
+        try:  # a finite sum means every bucket is finite (an inf or nan would carry through)
+            finite = math.isfinite(math.fsum(filter(None, values)))
+        except (OverflowError, ValueError):  # inf - inf, a huge int, or a sum past max
+            finite = False
+        if finite and int not in kinds:
+            return tuple(values)
+        if finite:
+            return tuple([None if v is None else float(v) for v in values])
+    series: list[float | None] = []
+    append = series.append
     for index, value in enumerate(values):
-        number = None if value is None else _as_float(value)
-        if value is not None and number is None:
-            raise ParseError(f"lifetime energy {flow}[{index}] is not a number")
-        series.append(number)
+        kind = type(value)
+        if value is None:
+            append(None)
+        elif kind is float and math.isfinite(value):
+            append(value)
+        elif kind is int and -_FLOAT_EXACT < value < _FLOAT_EXACT:
+            append(float(value))
+        else:
+            number = _as_float(value)
+            if number is None:
+                raise ParseError(f"lifetime energy {flow}[{index}] is not a number")
+            append(number)
     return tuple(series)
 
 
