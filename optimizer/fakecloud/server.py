@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 
@@ -76,22 +76,38 @@ def run_in_thread(
     The server gets its own event loop in a daemon thread; leaving the block stops it and joins
     the thread. Mutate the cloud from the test thread through ``FakeCloud`` methods (they lock).
     """
+    server = FakeCloudServer(cloud, host=host, port=port)
+    with serve_in_thread(
+        server.start, server.stop, name="fakecloud", start_timeout=start_timeout
+    ) as url:
+        yield url
+
+
+@contextmanager
+def serve_in_thread(
+    start: Callable[[], Awaitable[str]],
+    stop: Callable[[], Awaitable[None]],
+    *,
+    name: str,
+    start_timeout: float = 10.0,
+) -> Iterator[str]:
+    """Run a fake server (``start`` gives its address) on its own loop in a daemon thread
+    until the block ends; the fake cloud and the fake gateway both use it."""
     ready = threading.Event()
     started: list[str] = []
     errors: list[Exception] = []
     loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
+    stopping = asyncio.Event()
 
     async def serve() -> None:
-        server = FakeCloudServer(cloud, host=host, port=port)
         try:
-            started.append(await server.start())
+            started.append(await start())
         finally:
             ready.set()
         try:
-            await stop.wait()
+            await stopping.wait()
         finally:
-            await server.stop()
+            await stop()
 
     def main() -> None:
         asyncio.set_event_loop(loop)
@@ -102,16 +118,16 @@ def run_in_thread(
         finally:
             loop.close()
 
-    thread = threading.Thread(target=main, name="fakecloud", daemon=True)
+    thread = threading.Thread(target=main, name=name, daemon=True)
     thread.start()
     if not ready.wait(start_timeout):
-        raise RuntimeError("the fake cloud did not start in time")
+        raise RuntimeError(f"the {name} server did not start in time")
     if not started:
         thread.join(start_timeout)
         cause = errors[0] if errors else None
-        raise RuntimeError("the fake cloud failed to start") from cause
+        raise RuntimeError(f"the {name} server failed to start") from cause
     try:
         yield started[0]
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(stopping.set)
         thread.join(start_timeout)

@@ -333,7 +333,8 @@ def _service_sentence(health: Health, zone: tzinfo, *, now: datetime) -> str:
         trouble = f"; trouble: {_TROUBLE.get(health.problem, health.problem)}"
         trouble += f" ({health.message})" if health.message else ""
     state = "healthy" if health.healthy else "running"
-    return f"the service runs, {state}, {mode} ({tick}){trouble}"
+    source = f"; surplus from {health.surplus_source}" if health.surplus_source else ""
+    return f"the service runs, {state}, {mode} ({tick}){trouble}{source}"
 
 
 def _doing(row: DecisionRow) -> str:
