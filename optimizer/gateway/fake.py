@@ -23,7 +23,7 @@ import hmac
 import json
 import secrets
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -50,7 +50,9 @@ class FakeGateway:
     """One site's gateway. Keyword-only; the site is the cloud's first unless ``site_id``.
 
     ``consumption_meter`` False is a gateway whose consumption CT is absent or disabled
-    (production only); ``battery`` adds one IQ Battery with the model's charge.
+    (production only); ``battery`` adds one IQ Battery with the model's charge. ``recorded``
+    (path -> reply, a fixture folder) replaces the model: those replies as they are, a 404 for
+    any other path, tokens and faults as usual.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class FakeGateway:
         firmware: str = "D8.2.4345",
         consumption_meter: bool = True,
         battery: bool = False,
+        recorded: Mapping[str, Any] | None = None,
     ) -> None:
         self.cloud = cloud
         self.site_id = site_id if site_id is not None else cloud.model.site_id
@@ -69,6 +72,7 @@ class FakeGateway:
         self.firmware = firmware
         self.consumption_meter = consumption_meter
         self.battery = battery
+        self.recorded = dict(recorded) if recorded is not None else None
         self.faults = FaultPlan()
         self.requests: Counter[str] = Counter()  # path -> requests answered (faults too)
         self._tokens: dict[str, float] = {}  # token -> expiry (fake epoch s)
@@ -130,6 +134,8 @@ class FakeGateway:
 
     def reply(self, path: str, now: float) -> Any:
         """The JSON (or XML text) for ``path`` at ``now``; None for a path this gateway lacks."""
+        if self.recorded is not None:
+            return self.recorded.get(path)
         model = self.model
         meter = self.consumption_meter
         if path == "/info":

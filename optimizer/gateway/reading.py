@@ -131,13 +131,16 @@ def _plausible(
         problems.append(f"grid {net:.0f} W beyond the site's breaker ({limits.max_site_w:.0f} W)")
         net = None
     if production is not None and consumption is not None and net is not None:
-        battery = reading.battery_w or 0.0
-        gap = consumption - (production + net + battery)
+        # Batteries sit behind the production CT on some installations and beside it on
+        # others: the meters agree if the balance holds with or without the battery's flow.
+        gaps = [consumption - (production + net)]
+        if reading.battery_w:
+            gaps.append(gaps[0] - reading.battery_w)
+        gap = min(gaps, key=abs)
         tolerance = max(BALANCE_TOLERANCE_W, 0.1 * max(production, consumption))
         if abs(gap) > tolerance:
             problems.append(
-                f"the meters disagree by {gap:.0f} W (consumption against production + grid"
-                " + battery)"
+                f"the meters disagree by {gap:.0f} W (consumption against production + grid)"
             )
             consumption = None
     fixed = replace(reading, production_w=production, consumption_w=consumption, net_w=net)

@@ -261,8 +261,9 @@ def reading_from(
 ) -> GatewayReading:
     """``EnvoyData`` in our terms: production, consumption, grid, battery (W) and charge.
 
-    A gateway with only a net-consumption CT gives consumption as production + grid +
-    battery. The reading's time is the meters' own timestamp when it is close to ``now``.
+    A gateway that reports only the grid gives consumption as production + grid, as the
+    gateway itself computes total consumption. The reading's time is the meters' own
+    timestamp when it is close to ``now``.
     """
     production: float | None = None
     consumption: float | None = None
@@ -288,7 +289,7 @@ def reading_from(
     elif data.acb_power is not None:
         battery = float(data.acb_power.power)
     if consumption is None and consumption_metered and production is not None and net is not None:
-        consumption = production + net + (battery or 0.0)
+        consumption = production + net
     soc: float | None = None
     if data.encharge_aggregate is not None:
         soc = float(data.encharge_aggregate.state_of_charge)
