@@ -221,8 +221,6 @@ class GatewayConfig(_Section):
     # The owner's token (firmware 7+), stored by `evopt gateway token`; mode 0600, never logged.
     # Unset: <state_dir>/gateway.token (gateway-<site>.token for an item of ``sites:``).
     token_file: Path | None = None
-    # The Enlighten account that owns the gateway, for the docs' token step; never required.
-    username: str | None = None
     # One read (all endpoints of a tick) may take this long before the buckets stand in.
     timeout: Duration = timedelta(seconds=10)
 

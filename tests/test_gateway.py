@@ -182,13 +182,16 @@ async def test_a_gateway_that_times_out_is_reported_not_raised(tmp_path: Path) -
 
 
 async def test_without_a_token_file_it_says_how_to_get_one(tmp_path: Path) -> None:
-    source = GatewaySource(
-        host="127.0.0.1:9",
-        token_path=tmp_path / "missing.token",
-        timeout=timedelta(seconds=1),
-        limits=LIMITS,
-    )
-    assert await source.read(MIDDAY) is None
+    cloud = FakeCloud(clock=FakeClock(MIDDAY), history_days=1)
+    async with FakeGatewayServer(FakeGateway(cloud)) as server:
+        source = GatewaySource(
+            host=server.host,
+            token_path=tmp_path / "missing.token",
+            timeout=timedelta(seconds=5),
+            limits=LIMITS,
+        )
+        assert await source.read(MIDDAY) is None
+        await source.close()
     assert source.token_refused
     assert "entrez.enphaseenergy.com" in (source.problem or "")
     assert "evopt gateway token" in (source.problem or "")

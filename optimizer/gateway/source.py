@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 from pyenphase import Envoy
-from pyenphase.const import SupportedFeatures
+from pyenphase.const import AUTH_TOKEN_MIN_VERSION, SupportedFeatures
 from pyenphase.exceptions import (
     EnvoyAuthenticationError,
     EnvoyAuthenticationRequired,
@@ -168,8 +168,8 @@ class GatewaySource:
         )
 
     async def _connect(self) -> Envoy:
-        """Firmware (``/info``), the token check, the probe: once, not per read."""
-        token = load_token(self.token_path)
+        """Firmware (``/info``), the token check, the probe: once, not per read. Firmware
+        below 7 takes no token (pyenphase derives the installer's password from the serial)."""
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=NO_VERIFY_SSL_CONTEXT)
             self._session = aiohttp.ClientSession(connector=connector)
@@ -180,6 +180,7 @@ class GatewaySource:
         )
         envoy.set_retry_policy(max_attempts=1, max_delay=0, wait_multiplier=0)
         await envoy.setup()
+        token = load_token(self.token_path) if envoy.firmware >= AUTH_TOKEN_MIN_VERSION else None
         try:
             await envoy.authenticate(token=token)
         except (EnvoyAuthenticationRequired, EnvoyAuthenticationError) as err:
