@@ -23,11 +23,10 @@ from optimizer.enlighten.errors import (
     EXIT_CLOUD,
     ConfigError,
 )
-from optimizer.gateway.reading import PhysicsLimits, check_reading
-from optimizer.gateway.source import GatewaySource
+from optimizer.gateway.reading import check_reading
+from optimizer.gateway.source import GatewaySource, gateway_source
 from optimizer.gateway.token import GatewayTokenError, store_token, token_facts
 from optimizer.logsafe import register_secret
-from optimizer.observe.view import DEFAULT_VOLTAGE
 
 __all__ = ["register"]
 
@@ -113,21 +112,13 @@ async def gateway_token(ctx: Context) -> int:
 
 
 def _source(config: Config) -> GatewaySource:
-    if config.gateway is None:
+    source = gateway_source(config)
+    if source is None:
         raise ConfigError(
             "the config has no 'gateway:' block",
             hint="add gateway.host (the gateway's IP or envoy.local); see docs/gateway.md",
         )
-    return GatewaySource(
-        host=config.gateway.host,
-        token_path=config.gateway_token_path,
-        timeout=config.gateway.timeout,
-        limits=PhysicsLimits.for_site(
-            max_current_a=config.site.max_current,
-            voltage_v=float(config.site.voltage or DEFAULT_VOLTAGE),
-            phases=1,
-        ),
-    )
+    return source
 
 
 async def gateway_check(ctx: Context) -> int:

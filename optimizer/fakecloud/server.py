@@ -11,6 +11,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 
@@ -20,7 +21,30 @@ from optimizer.fakecloud.cloud import FakeCloud
 SHUTDOWN_TIMEOUT_S = 1.0
 
 
-class FakeCloudServer:
+class Serving:
+    """``async with`` for a fake server: ``start`` on entry, ``stop`` on exit (the fake cloud's
+    and the fake gateway's servers share it)."""
+
+    async def start(self) -> str:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class FakeCloudServer(Serving):
     """``async with FakeCloudServer(cloud) as server: server.base_url``."""
 
     def __init__(self, cloud: FakeCloud, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -53,18 +77,6 @@ class FakeCloudServer:
             await self._runner.cleanup()
             self._runner = None
         self.port = None
-
-    async def __aenter__(self) -> FakeCloudServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 @contextmanager

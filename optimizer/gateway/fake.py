@@ -25,14 +25,13 @@ import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
 from optimizer.fakecloud.cloud import FakeCloud
 from optimizer.fakecloud.faults import FaultPlan, FaultRule
-from optimizer.fakecloud.server import serve_in_thread
+from optimizer.fakecloud.server import Serving, serve_in_thread
 from optimizer.gateway import fakepayloads as payloads
 from optimizer.gateway.tls import self_signed_context
 
@@ -270,7 +269,7 @@ def build_app(gateway: FakeGateway) -> web.Application:
     return app
 
 
-class FakeGatewayServer:
+class FakeGatewayServer(Serving):
     """``async with FakeGatewayServer(gateway) as server: server.host`` (``127.0.0.1:port``,
     what the config's ``gateway.host`` takes). ``stop`` then ``start`` keeps the port, so a
     test can take the gateway away and bring it back."""
@@ -306,18 +305,6 @@ class FakeGatewayServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> FakeGatewayServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 @contextmanager

@@ -33,6 +33,7 @@ from pyenphase.exceptions import (
 from pyenphase.ssl import NO_VERIFY_SSL_CONTEXT
 
 from optimizer.backoff import doubled
+from optimizer.config import Config
 from optimizer.enlighten.errors import EnlightenError
 from optimizer.gateway.reading import Checked, GatewayReading, PhysicsLimits, check_reading
 from optimizer.gateway.token import FETCH_STEP, GatewayTokenError, load_token
@@ -40,7 +41,7 @@ from optimizer.gateway.token import FETCH_STEP, GatewayTokenError, load_token
 if TYPE_CHECKING:
     from pyenphase.models.envoy import EnvoyData
 
-__all__ = ["GatewaySource", "reading_from"]
+__all__ = ["GatewaySource", "gateway_source", "reading_from"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ RETRY_FIRST = timedelta(seconds=30)
 RETRY_MAX = timedelta(minutes=5)
 # A meter timestamp this far from the service's clock is a gateway clock problem, not an age.
 CLOCK_SLACK = timedelta(minutes=5)
+NOMINAL_VOLTAGE = 230.0  # without site.voltage, for the breaker's limit in watts
 
 
 class GatewaySource:
@@ -236,6 +238,24 @@ class GatewaySource:
                 (now - self.down_since).total_seconds(),
             )
         self.down_since, self.problem, self.failures, self.next_try = None, None, 0, None
+
+
+def gateway_source(config: Config) -> GatewaySource | None:
+    """The source a config's ``gateway:`` block describes (None without one): the service's
+    and `evopt gateway check`'s, so both read the gateway the same way."""
+    gateway, site = config.gateway, config.site
+    if gateway is None:
+        return None
+    return GatewaySource(
+        host=gateway.host,
+        token_path=config.gateway_token_path,
+        timeout=gateway.timeout,
+        limits=PhysicsLimits.for_site(
+            max_current_a=site.max_current,
+            voltage_v=float(site.voltage or NOMINAL_VOLTAGE),
+            phases=1,
+        ),
+    )
 
 
 def _describe(err: BaseException, timeout: timedelta) -> str:

@@ -103,7 +103,10 @@ def gateway_surplus(
         f" - EV {_kw(charger_draw_w)}), {age:.0f} s old{tail}"
     )
     if age > max_age.total_seconds():
-        value, method = None, f"{method}; older than {max_age}: unknown"
+        value, method = (
+            None,
+            f"{method}; older than {max_age.total_seconds() / 60:.0f} min: unknown",
+        )
     return Surplus(
         pv_minus_house_w=value,
         source="gateway",

@@ -57,11 +57,9 @@ from optimizer.enlighten.errors import (
     UnauthorizedError,
 )
 from optimizer.enlighten.ratelimit import AccountLimiter
-from optimizer.gateway.reading import PhysicsLimits
-from optimizer.gateway.source import GatewaySource
+from optimizer.gateway.source import GatewaySource, gateway_source
 from optimizer.gateway.token import FETCH_STEP
 from optimizer.observe import ObserveCache, observe_live
-from optimizer.observe.view import DEFAULT_VOLTAGE
 from optimizer.plans import load_plans, with_plans
 from optimizer.service.clock import Clock
 from optimizer.service.health import WHAT, Problem, Trouble, delay_after
@@ -669,17 +667,8 @@ class Service:
             with _logged("closing the gateway"):
                 await self._gateway.close()
         self._gateway, self._gateway_key = None, wanted
-        if config is not None and config.gateway is not None and wanted is not None:
-            self._gateway = GatewaySource(
-                host=config.gateway.host,
-                token_path=config.gateway_token_path,
-                timeout=config.gateway.timeout,
-                limits=PhysicsLimits.for_site(
-                    max_current_a=config.site.max_current,
-                    voltage_v=float(config.site.voltage or DEFAULT_VOLTAGE),
-                    phases=1,
-                ),
-            )
+        if config is not None and wanted is not None:
+            self._gateway = gateway_source(config)
         return self._gateway
 
     def _client_changed(self) -> None:
