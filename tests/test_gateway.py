@@ -15,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pyenphase.ssl import NO_VERIFY_SSL_CONTEXT
 
 from optimizer.config import Config, load_config
 from optimizer.fakecloud import FakeClock, FakeCloud
@@ -393,3 +395,39 @@ def test_the_single_site_token_lives_in_the_state_dir(tmp_path: Path) -> None:
     text = "surplus:\n  source: gateway\ngateway:\n  host: envoy.local\nservice:\n  state_dir: s\n"
     config: Config = load_config(write_config(tmp_path, text))
     assert config.gateway_token_path == tmp_path / "s" / "gateway.token"
+
+
+# --- the fake's admin routes (what the demo or a subprocess test drives it with) ------------------
+
+
+async def test_the_admin_routes_script_faults_tokens_and_meters() -> None:
+    cloud = FakeCloud(clock=FakeClock(MIDDAY), history_days=1)
+    gateway = FakeGateway(cloud)
+    connector = aiohttp.TCPConnector(ssl=NO_VERIFY_SSL_CONTEXT)
+    async with (
+        FakeGatewayServer(gateway) as server,
+        aiohttp.ClientSession(connector=connector) as http,
+    ):
+        admin = f"https://{server.host}/__fake__/"
+        async with http.post(admin + "token", json={"lifetime_s": 60}) as reply:
+            token = (await reply.json())["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        meters = f"https://{server.host}/ivp/meters"
+        async with http.get(meters, headers=headers) as reply:
+            assert reply.status == 200
+        rule = {"kind": "status", "path": "/ivp/meters", "status": 503, "times": 1}
+        async with http.post(admin + "faults", json=rule) as reply:
+            assert reply.status == 200
+        async with http.get(meters, headers=headers) as reply:
+            assert reply.status == 503
+        async with http.post(admin + "meters", json={"consumption": False}) as reply:
+            assert await reply.json() == {"consumption": False}
+        async with http.get(meters, headers=headers) as reply:
+            assert [m["state"] for m in await reply.json()] == ["enabled", "disabled"]
+        async with http.post(admin + "expire_tokens") as reply:
+            assert reply.status == 200
+        async with http.get(meters, headers=headers) as reply:
+            assert reply.status == 401
+        async with http.get(f"https://{server.host}/info") as reply:
+            assert reply.status == 200  # /info needs no token
+    assert gateway.requests["/ivp/meters"] == 4
