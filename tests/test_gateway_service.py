@@ -24,6 +24,8 @@ from optimizer.gateway.fakepayloads import flows_at
 from optimizer.gateway.token import store_token
 from optimizer.service import Service
 from optimizer.service.heartbeat import judge
+from tests.cli_env import SITE_ID
+from tests.test_fleet_e2e import FleetClock, Sites, sites  # noqa: F401 - the fixture
 from tests.test_service import HOLD_ONLY, MIDDAY, World, world_at
 
 SURPLUS_PATHS = ("/lifetime_energy", "/get_latest_power")
@@ -222,3 +224,39 @@ async def test_the_cloud_surplus_reads_stop_while_the_gateway_answers(site: Site
     assert counts["auto"][1] >= 60  # and a power sample a minute
     assert counts["gateway"][0] < counts["lifetime_energy"][0] < counts["auto"][0]
     assert site.gateway.requests["/ivp/meters/readings"] == 120  # one read a tick
+
+
+async def test_each_site_of_a_fleet_reads_its_own_gateway(sites: Sites) -> None:  # noqa: F811
+    """Two sites on two accounts, each with its own gateway and token: each site's surplus is
+    its own gateway's, and the farm's gateway going away touches only the farm."""
+    cloud = sites.cloud
+    home_gw, farm_gw = FakeGateway(cloud), FakeGateway(cloud, site_id=sites.farm_id)
+    async with FakeGatewayServer(home_gw) as home, FakeGatewayServer(farm_gw) as farm:
+        base = sites.config()
+        assert base.sites is not None
+        entries = []
+        for entry, gateway, server in zip(
+            base.sites, (home_gw, farm_gw), (home, farm), strict=True
+        ):
+            token = sites.tmp / f"{entry.name}.token"
+            store_token(token, gateway.issue_token())
+            block = GatewayConfig(host=server.host, token_file=token, timeout="3s")
+            entries.append(entry.model_copy(update={"gateway": block}))
+        surplus = SurplusConfig(source="gateway")
+        config = base.model_copy(update={"sites": entries, "surplus": surplus})
+        clock = FleetClock(cloud, count=2)
+        fleet = sites.fleet(config, clock)
+        start = clock.ts()
+        clock.at.append((start + 60, farm.stop))
+        clock.at.append((start + 120, fleet.request_stop))
+        assert await fleet.run() == 0
+
+    home_reports, farm_reports = sites.reports["home"], sites.reports["farm"]
+    assert all(r.problem is None for r in home_reports + farm_reports)
+    assert {r.surplus_source for r in home_reports} == {"gateway"}
+    assert [r.surplus_source for r in farm_reports][:2] == ["gateway", "gateway"]
+    assert farm_reports[-1].surplus_source == "lifetime_energy (gateway unreachable since 13:01)"
+    assert home_gw.requests["/ivp/meters/readings"] == len(home_reports)
+    for site_id in (SITE_ID, sites.farm_id):
+        sources = {json.loads(r["inputs"])["surplus_source"] for r in sites.rows(site_id)}
+        assert "gateway" in sources
