@@ -431,3 +431,19 @@ async def test_the_admin_routes_script_faults_tokens_and_meters() -> None:
         async with http.get(f"https://{server.host}/info") as reply:
             assert reply.status == 200  # /info needs no token
     assert gateway.requests["/ivp/meters"] == 4
+
+
+def test_readings_that_fail_a_check_are_logged_once_while_it_lasts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="optimizer.gateway.source")
+    source = GatewaySource(
+        host="envoy.local", token_path=tmp_path / "t", timeout=timedelta(seconds=1), limits=LIMITS
+    )
+    bad = [reading(at=T0 + timedelta(seconds=30 * i), net_w=2000.0) for i in range(3)]
+    for each in bad:
+        assert source.check(each, charger_draw_w=0).reading.consumption_w is None
+    source.check(reading(at=T0 + timedelta(seconds=90)), charger_draw_w=0)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("not trusted: the meters disagree" in m for m in messages) == 1
+    assert sum("pass the physics checks again" in m for m in messages) == 1

@@ -204,6 +204,19 @@ async def test_a_gateway_without_consumption_meters_takes_the_house_from_the_buc
     await service.shutdown()
 
 
+async def test_a_car_at_a_level_nobody_here_set_stays_in_the_house(site: Site) -> None:
+    """Started from the app at 16 A: the status does not say the level, so the gateway's
+    consumption keeps the car in the house's load: the surplus is understated, never more."""
+    site.world.cloud.update_charger(charging=True, level=16)
+    service = site.service(site.config(HOLD_ONLY))
+    assert (await service.tick()).problem is None
+    pv, load = site.house_and_pv_now()
+    inputs = site.inputs()[-1]
+    assert inputs["charger"]["amps"] is None
+    assert inputs["surplus_w"] == pytest.approx(pv - load - 16 * 230, abs=2)
+    await service.shutdown()
+
+
 async def test_the_cloud_surplus_reads_stop_while_the_gateway_answers(site: Site) -> None:
     """An hour of ticks (120 at 30 s, rules that only hold) with each source: the gateway
     asks the cloud nothing for the surplus, so the account's requests per hour fall."""

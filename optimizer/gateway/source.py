@@ -86,6 +86,7 @@ class GatewaySource:
         self._trusted: GatewayReading | None = None
         self._trusted_draw_w = 0.0
         self._pending: GatewayReading | None = None
+        self._doubted = False  # the last reading failed a check (logged once while it lasts)
 
     # --- the tick's one call -----------------------------------------------------------------
 
@@ -119,8 +120,13 @@ class GatewaySource:
             pending=self._pending,
             charger_change_w=charger_draw_w - self._trusted_draw_w,
         )
-        if checked.problems:
-            _LOGGER.debug("gateway reading: %s", "; ".join(checked.problems))
+        if checked.problems and not self._doubted:
+            _LOGGER.warning("gateway reading not trusted: %s", "; ".join(checked.problems))
+        elif checked.problems:
+            _LOGGER.debug("gateway reading not trusted: %s", "; ".join(checked.problems))
+        elif self._doubted:
+            _LOGGER.info("gateway readings pass the physics checks again")
+        self._doubted = bool(checked.problems)
         self._pending = checked.pending
         if checked.pending is None:
             self._trusted, self._trusted_draw_w = checked.reading, charger_draw_w

@@ -32,18 +32,24 @@ def with_gateway(
     """The snapshot with the gateway's surplus (checked against physics) and battery charge.
 
     The chargers' draw comes from the snapshot's own view of them (their status and level),
-    the same figure the cloud path adds back when a bucket has no ``evse``.
+    the same figure the cloud path adds back when a bucket has no ``evse``. A charger that
+    charges at a level nobody here set (the status no longer says it) cannot be taken out: its
+    draw stays in the house's load, which understates the surplus, and the method says so.
     """
     views = {view.sn: view for view in snapshot.chargers}
     draw = sum(charger_draw_w(c, views[c.sn]) for c in status.chargers if c.sn in views)
+    unknown = [v.sn for v in snapshot.chargers if v.charging and v.amps is None]
     checked = gateway.check(reading, charger_draw_w=draw)
+    notes = list(checked.problems)
+    if unknown:
+        notes.append(f"the level of {', '.join(unknown)} is unknown: its draw counts as house")
     surplus = gateway_surplus(
         checked.reading,
         now=snapshot.now,
         charger_draw_w=draw,
         max_age=config.surplus.max_age,
         bucket=snapshot.bucket,
-        note="; ".join(checked.problems),
+        note="; ".join(notes),
         timezone=snapshot.timezone,
     )
     soc = checked.reading.battery_soc_pct
