@@ -41,6 +41,7 @@ DEFAULT_STATE_DIR = "~/.local/state/evopt"
 MIN_POLL_INTERVAL = timedelta(seconds=30)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
+_GATEWAY_HOST = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -192,7 +193,9 @@ class SurplusConfig(_Section):
     # auto: PV from the latest power sample while it is fresh (house load from the last
     # complete energy bucket), else the last complete energy bucket alone. latest_power: always
     # the sample's PV with the bucket's house load. get_latest_power is PV production.
-    source: Literal["auto", "lifetime_energy", "latest_power"] = "lifetime_energy"
+    # gateway: production, consumption and the grid from the site's IQ Gateway at each tick
+    # (the ``gateway:`` block says where), the cloud's buckets while it does not answer.
+    source: Literal["auto", "lifetime_energy", "latest_power", "gateway"] = "lifetime_energy"
     # Obsolete: the sample was once taken for net grid power and this said its sign. It is PV
     # production (enlighten-2026.md section 9), so the value is ignored; `evopt validate`
     # warns about it, and configs that still have it keep loading.
@@ -210,6 +213,35 @@ class SurplusConfig(_Section):
         return value
 
 
+class GatewayConfig(_Section):
+    """The site's IQ Gateway (Envoy), read on the LAN with pyenphase (docs/gateway.md)."""
+
+    # Its address on the LAN: an IP (see the router's device list), envoy.local, or host:port.
+    host: str
+    # The owner's token (firmware 7+), stored by `evopt gateway token`; mode 0600, never logged.
+    # Unset: <state_dir>/gateway.token (gateway-<site>.token for an item of ``sites:``).
+    token_file: Path | None = None
+    # One read (all endpoints of a tick) may take this long before the buckets stand in.
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        if not _GATEWAY_HOST.match(value):
+            raise ValueError(
+                f"'{value}' is not a gateway address; use its IP (192.168.1.50), envoy.local or "
+                "host:port, without http:// (pyenphase picks the scheme by firmware)"
+            )
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _short(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(seconds=60):
+            raise ValueError("must be between 1s and 60s (a tick waits for it)")
+        return value
+
+
 class WarningsConfig(_Section):
     """What `evopt validate` and the service at start keep quiet about."""
 
@@ -219,7 +251,7 @@ class WarningsConfig(_Section):
 
 
 # The keys a ``sites:`` item holds instead of the top level (DESIGN section 3).
-PER_SITE_KEYS = ("enlighten", "site", "tariffs", "rules")
+PER_SITE_KEYS = ("enlighten", "site", "tariffs", "rules", "gateway")
 _SITE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 
 
@@ -238,6 +270,7 @@ class SiteEntry(_Section):
     site: SiteConfig = SiteConfig()
     tariffs: Tariffs = Tariffs()
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
+    gateway: GatewayConfig | None = None
 
 
 class Config(_Section):
@@ -250,6 +283,7 @@ class Config(_Section):
     surplus: SurplusConfig = SurplusConfig()
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
     warnings: WarningsConfig = WarningsConfig()
+    gateway: GatewayConfig | None = None
     # Several sites in one process (docs/sites.md): None is the single-site form.
     sites: list[SiteEntry] | None = Field(default=None, min_length=1)
     source: Path | None = Field(default=None, exclude=True)
@@ -272,6 +306,7 @@ class Config(_Section):
                     "site": entry.site,
                     "tariffs": entry.tariffs,
                     "rules": entry.rules,
+                    "gateway": entry.gateway,
                     "sites": None,
                     "site_index": index,
                     "site_name": entry.name,
@@ -301,6 +336,17 @@ class Config(_Section):
     def database_path(self) -> Path:
         db = self.service.database
         return self._resolve(db) if db is not None else self.state_dir / "decisions.db"
+
+    @property
+    def gateway_token_path(self) -> Path:
+        """Where the gateway's token is kept: ``gateway.token_file``, else in the state dir
+        (one file per site of a ``sites:`` list)."""
+        named = self.gateway.token_file if self.gateway is not None else None
+        if named is not None:
+            return self._resolve(named)
+        if self.site_index is None:
+            return self.state_dir / "gateway.token"
+        return self.state_dir / f"gateway-{self.site_name or self.enlighten.site_id}.token"
 
     def _resolve(self, path: Path) -> Path:
         path = path.expanduser()
@@ -341,7 +387,7 @@ def load_config(path: Path) -> Config:
         config = Config.model_validate(data, context={"base_url": _poll_base_url(data)})
     except ValidationError as err:
         raise YamlFileError(validation_problems(doc, err, model=Config)) from err
-    problems = sites_problems(doc, data, config)
+    problems = sites_problems(doc, data, config) + gateway_problems(doc, config)
     if problems:
         raise YamlFileError(problems)
     return config.model_copy(update={"source": path.resolve()})
@@ -399,6 +445,30 @@ def sites_problems(doc: Document, data: dict[Any, Any], config: Config) -> list[
             else:
                 first_name[entry.name] = index
     return sorted(problems, key=lambda p: (p.line, p.column))
+
+
+def gateway_problems(doc: Document, config: Config) -> list[Problem]:
+    """``surplus.source: gateway`` needs to know where the gateway is, for every site."""
+    if config.surplus.source != "gateway":
+        return []
+    missing = [view for view in config.site_configs() if view.gateway is None]
+    if not missing:
+        return []
+    if config.sites is None:
+        message = (
+            "surplus.source is 'gateway' but there is no 'gateway:' block; add gateway.host "
+            "(the gateway's IP or envoy.local), or use source lifetime_energy, latest_power "
+            "or auto"
+        )
+        return [doc.problem(("surplus", "source"), message)]
+    return [
+        doc.problem(
+            ("sites", view.site_index or 0),
+            f"sites[{view.site_index}]: surplus.source is 'gateway' but this site has no "
+            "'gateway:' block; add gateway.host to it",
+        )
+        for view in missing
+    ]
 
 
 def _repeated(doc: Document, key: str, value: object, first: int, index: int) -> Problem:

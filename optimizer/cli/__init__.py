@@ -20,6 +20,7 @@ from optimizer import __version__
 from optimizer.cli import (
     account,
     control,
+    gateway,
     history,
     log,
     plan,
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     action(plans, "clear", "remove the plan (of --charger, else every plan)", plan.plan_clear)
     rules.register(command)
     log.register(command, common)
+    gateway.register(command, common)
     run.register(command)
     simulate.register(command)
     why.register(command)

@@ -103,13 +103,13 @@ class Surplus:
     """
 
     pv_minus_house_w: float | None
-    source: Literal["lifetime_energy", "latest_power", "none"]
+    source: Literal["lifetime_energy", "latest_power", "gateway", "none"]
     pv_w: float | None = None
     house_w: float | None = None
     evse_w: float | None = None
     battery_charge_w: float = 0.0
     battery_discharge_w: float = 0.0
-    measured_at: datetime | None = None  # midpoint of the bucket, or the sample time
+    measured_at: datetime | None = None  # midpoint of the bucket, the sample or reading time
     age_s: float | None = None
     method: str = ""
     # From a power sample: PV and house load come from sources of different ages.

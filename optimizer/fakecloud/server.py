@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 
@@ -20,7 +21,30 @@ from optimizer.fakecloud.cloud import FakeCloud
 SHUTDOWN_TIMEOUT_S = 1.0
 
 
-class FakeCloudServer:
+class Serving:
+    """``async with`` for a fake server: ``start`` on entry, ``stop`` on exit (the fake cloud's
+    and the fake gateway's servers share it)."""
+
+    async def start(self) -> str:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class FakeCloudServer(Serving):
     """``async with FakeCloudServer(cloud) as server: server.base_url``."""
 
     def __init__(self, cloud: FakeCloud, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -54,18 +78,6 @@ class FakeCloudServer:
             self._runner = None
         self.port = None
 
-    async def __aenter__(self) -> FakeCloudServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
 
 @contextmanager
 def run_in_thread(
@@ -76,22 +88,38 @@ def run_in_thread(
     The server gets its own event loop in a daemon thread; leaving the block stops it and joins
     the thread. Mutate the cloud from the test thread through ``FakeCloud`` methods (they lock).
     """
+    server = FakeCloudServer(cloud, host=host, port=port)
+    with serve_in_thread(
+        server.start, server.stop, name="fakecloud", start_timeout=start_timeout
+    ) as url:
+        yield url
+
+
+@contextmanager
+def serve_in_thread(
+    start: Callable[[], Awaitable[str]],
+    stop: Callable[[], Awaitable[None]],
+    *,
+    name: str,
+    start_timeout: float = 10.0,
+) -> Iterator[str]:
+    """Run a fake server (``start`` gives its address) on its own loop in a daemon thread
+    until the block ends; the fake cloud and the fake gateway both use it."""
     ready = threading.Event()
     started: list[str] = []
     errors: list[Exception] = []
     loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
+    stopping = asyncio.Event()
 
     async def serve() -> None:
-        server = FakeCloudServer(cloud, host=host, port=port)
         try:
-            started.append(await server.start())
+            started.append(await start())
         finally:
             ready.set()
         try:
-            await stop.wait()
+            await stopping.wait()
         finally:
-            await server.stop()
+            await stop()
 
     def main() -> None:
         asyncio.set_event_loop(loop)
@@ -102,16 +130,16 @@ def run_in_thread(
         finally:
             loop.close()
 
-    thread = threading.Thread(target=main, name="fakecloud", daemon=True)
+    thread = threading.Thread(target=main, name=name, daemon=True)
     thread.start()
     if not ready.wait(start_timeout):
-        raise RuntimeError("the fake cloud did not start in time")
+        raise RuntimeError(f"the {name} server did not start in time")
     if not started:
         thread.join(start_timeout)
         cause = errors[0] if errors else None
-        raise RuntimeError("the fake cloud failed to start") from cause
+        raise RuntimeError(f"the {name} server failed to start") from cause
     try:
         yield started[0]
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(stopping.set)
         thread.join(start_timeout)

@@ -50,6 +50,8 @@ from optimizer.enlighten.models import (
 )
 from optimizer.enlighten.modeset import is_scheduler_outage
 from optimizer.enlighten.ratelimit import spare_requests
+from optimizer.gateway.source import GatewaySource
+from optimizer.observe.gateway import with_gateway
 from optimizer.observe.outage import SchedulerOutage
 from optimizer.observe.readplan import ReadPlan, plan_reads
 from optimizer.observe.session_energy import Track, check_charger
@@ -369,11 +371,16 @@ async def observe_live(
     config: Config,
     now: datetime,
     cache: ObserveCache,
+    gateway: GatewaySource | None = None,
 ) -> Snapshot:
     """Read what is due, keep what is not, and build this tick's snapshot.
 
     ``now`` is the service's clock (injected, so tests drive it). A failing status read
-    propagates; any other failing source leaves its last value in place.
+    propagates; any other failing source leaves its last value in place. With
+    ``surplus.source: gateway`` and a ``gateway``, the surplus comes from its reading and the
+    cloud's surplus reads are skipped while it answers (the energy buckets still, for the
+    house's load, on a gateway without a consumption meter); when it does not answer, the
+    buckets are read in this same tick (docs/gateway.md).
     """
     if now.tzinfo is None:
         raise ValueError("observe_live needs a timezone-aware now")
@@ -383,20 +390,24 @@ async def observe_live(
         chargers=len(status.chargers),
         poll_s=config.service.poll_interval.total_seconds(),
         budget_per_hour=config.enlighten.budget_per_hour,
-        power_sample=config.surplus.source != "lifetime_energy",
+        power_sample=config.surplus.source in ("auto", "latest_power"),
     )
     await _each_charger(
         status, lambda sn: _refresh_charger(client, cache, site_id, sn, now), cache=cache
     )
     timezone = site_timezone(config, status, _values(cache.summaries).values())
-    await cache.refresh(
-        cache.energy,
-        "lifetime energy",
-        lambda: _energy(client, site_id, timezone),
-        now=now,
-        next_at=lambda energy: cache.energy_next(energy, now),
-    )
-    if config.surplus.source != "lifetime_energy":
+    reading = None
+    if gateway is not None and config.surplus.source == "gateway":
+        reading = await gateway.read(now)
+    if reading is None or not reading.consumption_metered:
+        await cache.refresh(
+            cache.energy,
+            "lifetime energy",
+            lambda: _energy(client, site_id, timezone),
+            now=now,
+            next_at=lambda energy: cache.energy_next(energy, now),
+        )
+    if config.surplus.source in ("auto", "latest_power"):
         await cache.refresh(
             cache.latest_power,
             "latest power",
@@ -413,7 +424,7 @@ async def observe_live(
     )
     stale = cache.status.fetched_at
     capabilities = await _capabilities(client, cache, site_id, status, now)
-    return replace(
+    snapshot = replace(
         build_snapshot(
             now=now,
             config=config,
@@ -433,6 +444,9 @@ async def observe_live(
         scheduler_down_since=cache.scheduler.since,
         stale_status_s=(now - stale).total_seconds() if stale and stale < now else None,
     )
+    if gateway is None or reading is None:
+        return snapshot
+    return with_gateway(snapshot, status, gateway, reading, config=config)
 
 
 async def _status(

@@ -57,6 +57,8 @@ from optimizer.enlighten.errors import (
     UnauthorizedError,
 )
 from optimizer.enlighten.ratelimit import AccountLimiter
+from optimizer.gateway.source import GatewaySource, gateway_source
+from optimizer.gateway.token import FETCH_STEP
 from optimizer.observe import ObserveCache, observe_live
 from optimizer.plans import load_plans, with_plans
 from optimizer.service.clock import Clock
@@ -113,6 +115,9 @@ class TickReport:
     problem: Problem | None = None
     error: str | None = None
     acted: tuple[Acted, ...] = ()
+    # Where the surplus came from: ``gateway``, ``lifetime_energy (gateway unreachable since
+    # 13:05)``, ``lifetime_energy``...; shown by `evopt status` (docs/gateway.md).
+    surplus_source: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -173,6 +178,10 @@ class Service:
         self._wake = asyncio.Event()
         self._alive_until = time.monotonic() + HUNG_AFTER_S
         self._heartbeat = Heartbeat()  # for `evopt status` (service/heartbeat.py)
+        # The site's IQ Gateway with ``surplus.source: gateway`` (optimizer/gateway), made on
+        # the first tick that needs it and kept across ticks (it is set up once).
+        self._gateway: GatewaySource | None = None
+        self._gateway_key: tuple[object, ...] | None = None
 
     # --- properties ----------------------------------------------------------------------------
 
@@ -321,6 +330,7 @@ class Service:
 
     async def _close(self) -> None:
         await self._drop_client()
+        await self._gateway_for(None)
         if self._owns_store and self._store is not None:
             self._store.close()
             self._store = None
@@ -470,8 +480,14 @@ class Service:
         assert self.setup is not None  # noqa: S101 - tick() starts the service first
         client = await self._client_now()
         site_id = await self._site(client)
+        gateway = await self._gateway_for(self.config)
         snapshot = await observe_live(
-            client, site_id=site_id, config=self.config, now=now, cache=self.cache
+            client,
+            site_id=site_id,
+            config=self.config,
+            now=now,
+            cache=self.cache,
+            gateway=gateway,
         )
         snapshot = with_plans(snapshot, load_plans(self.store))  # `evopt plan set`
         self._trouble.ok()
@@ -542,7 +558,18 @@ class Service:
         if denied is not None:
             report = self._auth_needed(now, denied)
             return replace(report, acted=tuple(acted))
-        return TickReport(at=now, status=status, delay_s=self.poll_s, acted=tuple(acted))
+        source = gateway.label(snapshot.timezone) if gateway else snapshot.surplus.source
+        if gateway is not None and gateway.down_since is not None:
+            status = f"{status} | surplus from {source}"
+            if gateway.token_refused:
+                status += f": {FETCH_STEP}"
+        return TickReport(
+            at=now,
+            status=status,
+            delay_s=self.poll_s,
+            acted=tuple(acted),
+            surplus_source=source,
+        )
 
     def _failed(
         self,
@@ -621,6 +648,28 @@ class Service:
                 client, site_id=site_id, dry_run=self.dry_run, cache=self.cache, restart_later=True
             )
         return self._actuator
+
+    @property
+    def gateway(self) -> GatewaySource | None:
+        """The gateway source in use (``surplus.source: gateway``), for status and tests."""
+        return self._gateway
+
+    async def _gateway_for(self, config: Config | None) -> GatewaySource | None:
+        """The gateway source ``config`` asks for, made anew when its settings change (a
+        reload) and closed when it no longer asks for one (or ``config`` is None)."""
+        wanted = None
+        if config is not None and config.surplus.source == "gateway" and config.gateway:
+            site = config.site
+            wanted = (config.gateway, config.gateway_token_path, site.max_current, site.voltage)
+        if wanted == self._gateway_key:
+            return self._gateway
+        if self._gateway is not None:
+            with _logged("closing the gateway"):
+                await self._gateway.close()
+        self._gateway, self._gateway_key = None, wanted
+        if config is not None and wanted is not None:
+            self._gateway = gateway_source(config)
+        return self._gateway
 
     def _client_changed(self) -> None:
         """Build a new client on the next tick (closing this one then)."""

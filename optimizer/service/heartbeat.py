@@ -85,6 +85,7 @@ def heartbeat_record(facts: TickFacts, *, started_at: datetime) -> dict[str, Any
         "problem": tick.problem,
         "message": redact(tick.error) if tick.error else None,
         "status": redact(tick.status),
+        "surplus_source": getattr(tick, "surplus_source", None),
         "stopped_at": None,
     }
 
@@ -148,6 +149,8 @@ class Health:
     mode: str | None
     status: str | None
     poll_interval_s: float | None
+    # ``gateway``, or ``lifetime_energy (gateway unreachable since 13:05)`` (docs/gateway.md)
+    surplus_source: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -161,6 +164,7 @@ class Health:
             "mode": self.mode,
             "status_line": self.status,
             "poll_interval_s": self.poll_interval_s,
+            "surplus_source": self.surplus_source,
         }
 
 
@@ -192,4 +196,5 @@ def judge(record: Any, *, now: datetime) -> Health:
         mode=record.get("mode"),
         status=record.get("status"),
         poll_interval_s=poll,
+        surplus_source=record.get("surplus_source"),
     )

@@ -15,7 +15,7 @@ from optimizer.engine.snapshot import ChargerView, Snapshot, Surplus
 
 __all__ = ["charger_phrase", "outage_phrase", "status_line", "surplus_phrase"]
 
-SOURCES = {"lifetime_energy": "bucket", "latest_power": "sample"}
+SOURCES = {"lifetime_energy": "bucket", "latest_power": "sample", "gateway": "gateway"}
 SHOWN_ACTIONS = 2
 
 

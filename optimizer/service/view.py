@@ -325,15 +325,16 @@ def _service_sentence(health: Health, zone: tzinfo, *, now: datetime) -> str:
     tick = (
         f"last tick {_local(health.last_tick_at, zone, now=now)}, {_ago(now - health.last_tick_at)}"
     )
+    source = f"; surplus from {health.surplus_source}" if health.surplus_source else ""
     if not health.running:
         ended = health.state or "stopped"
-        return f"the service is not running ({ended}; {tick}); as it last decided:"
+        return f"the service is not running ({ended}; {tick}{source}); as it last decided:"
     trouble = ""
     if health.problem is not None:
         trouble = f"; trouble: {_TROUBLE.get(health.problem, health.problem)}"
         trouble += f" ({health.message})" if health.message else ""
     state = "healthy" if health.healthy else "running"
-    return f"the service runs, {state}, {mode} ({tick}){trouble}"
+    return f"the service runs, {state}, {mode} ({tick}){trouble}{source}"
 
 
 def _doing(row: DecisionRow) -> str:
