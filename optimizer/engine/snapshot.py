@@ -103,7 +103,7 @@ class Surplus:
     """
 
     pv_minus_house_w: float | None
-    source: Literal["lifetime_energy", "latest_power", "none"]
+    source: Literal["lifetime_energy", "latest_power", "gateway", "none"]
     pv_w: float | None = None
     house_w: float | None = None
     evse_w: float | None = None
