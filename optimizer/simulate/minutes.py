@@ -109,6 +109,13 @@ class MinuteSeries:
     def end(self) -> datetime:
         return self.start + len(self) * MINUTE
 
+    def missing_buckets(self) -> int:
+        """Quarter-hours with at least one minute without a reading."""
+        return sum(
+            any(self.missing[index : index + PER_BUCKET])
+            for index in range(0, len(self), PER_BUCKET)
+        )
+
     def buckets(self, tariffs: Tariffs) -> SiteSeries:
         """The same history as the cloud reports it: 15-minute energy, a gap making the whole
         bucket missing (the cloud's bucket would be null or partial)."""

@@ -1,0 +1,141 @@
+"""`evopt history export`: columns, CSV and JSON, --from/--to, --site, --output, read back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from optimizer.decisions.minutefile import MinuteFileError, read_minutes
+from optimizer.decisions.minutes import COLUMNS, MinuteRow, PowerHistory
+from optimizer.decisions.store import DecisionStore
+from tests.cli_env import CliRunner
+
+T0 = datetime(2025, 1, 14, 13, 0, tzinfo=UTC)  # 00:00 on 15 January in Melbourne
+
+
+@dataclass
+class Harness(CliRunner):
+    config: Path
+    capsys: pytest.CaptureFixture[str]
+
+
+def row(minute: int, *, site_id: int = 7, pv: int | None = 1000) -> MinuteRow:
+    return MinuteRow(
+        site_id=site_id,
+        minute=T0 + timedelta(minutes=minute),
+        pv_w=pv,
+        house_w=400 + minute,
+        evse_w=0,
+        battery_charge_w=None,
+        battery_discharge_w=None,
+        plugged=1,
+        chargers={"202301000001": 0},
+        source="gateway",
+        age_s=3,
+    )
+
+
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Harness:
+    state = tmp_path / "state"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"service:\n  state_dir: {state}\nsite:\n  timezone: Australia/Melbourne\n",
+        encoding="utf-8",
+    )
+    with DecisionStore(state / "decisions.db") as store:
+        history = PowerHistory(store)
+        for minute in range(0, 3 * 1440, 30):  # three local days, every half hour
+            history.record(row(minute, pv=None if minute == 60 else 1000))
+        history.record(row(0, site_id=8))
+    return Harness(config, capsys)
+
+
+def test_csv_has_the_documented_columns_and_gaps_as_empty_fields(cli: Harness) -> None:
+    code, out, _ = cli.run("history", "export", "--site", "7")
+    assert code == 0
+    table = list(csv.reader(io.StringIO(out)))
+    assert tuple(table[0]) == COLUMNS
+    assert len(table) - 1 == 3 * 48
+    first = dict(zip(table[0], table[1], strict=True))
+    assert first["minute"] == "2025-01-14T13:00:00Z"
+    assert (first["pv_w"], first["house_w"], first["source"]) == ("1000", "400", "gateway")
+    assert json.loads(first["chargers"]) == {"202301000001": 0}
+    assert first["battery_charge_w"] == ""  # no reading, not zero
+    gap = dict(zip(table[0], table[3], strict=True))
+    assert gap["minute"] == "2025-01-14T14:00:00Z"
+    assert gap["pv_w"] == ""
+    docs = (Path(__file__).parents[1] / "docs" / "surplus.md").read_text(encoding="utf-8")
+    assert all(f"`{column}`" in docs for column in COLUMNS)
+
+
+def test_json_and_every_site_by_default(cli: Harness) -> None:
+    rows = cli.json("history", "export")
+    assert {r["site_id"] for r in rows} == {7, 8}
+    assert list(rows[0]) == list(COLUMNS)
+    assert rows[2]["pv_w"] is None
+    code, out, _ = cli.run("history", "export", "--format", "json", "--site", "8")
+    assert code == 0
+    assert [r["site_id"] for r in json.loads(out)] == [8]
+
+
+def test_from_and_to_are_local_days_or_times(cli: Harness) -> None:
+    rows = cli.json(
+        "history", "export", "--site", "7", "--from", "2025-01-16", "--to", "2025-01-16"
+    )
+    minutes = [r["minute"] for r in rows]
+    assert minutes[0] == "2025-01-15T13:00:00Z"  # local midnight of the 16th
+    assert minutes[-1] == "2025-01-16T12:30:00Z"
+    assert len(minutes) == 48
+    rows = cli.json(
+        "history", "export", "--site", "7", "--from", "2025-01-15T01:00", "--to", "2025-01-15T02:00"
+    )
+    assert [r["minute"] for r in rows] == ["2025-01-14T14:00:00Z", "2025-01-14T14:30:00Z"]
+    code, _, err = cli.run("history", "export", "--from", "2025-01-16", "--to", "2025-01-15")
+    assert code == 2
+    assert "--from" in err
+
+
+def test_output_file_reads_back_as_the_same_rows(cli: Harness, tmp_path: Path) -> None:
+    for fmt in ("csv", "json"):
+        path = tmp_path / f"minutes.{fmt}"
+        code, out, err = cli.run(
+            "history", "export", "--site", "7", "--format", fmt, "--output", str(path)
+        )
+        assert code == 0
+        assert out == ""
+        assert f"{3 * 48} minute(s) written" in err
+        back = read_minutes(path)
+        assert back[0] == row(0)
+        assert back[2] == row(60, pv=None)
+        assert len(back) == 3 * 48
+
+
+def test_a_broken_file_names_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    header = ",".join(COLUMNS)
+    path.write_text(
+        f"{header}\n7,2025-01-14T13:00:00Z,12x,400,0,,,1,,gateway,3\n", encoding="utf-8"
+    )
+    with pytest.raises(MinuteFileError, match=r"bad\.csv:2:3: pv_w: '12x' is not a whole"):
+        read_minutes(path)
+    path.write_text(f"{header}\n7,2025-01-14 13:00,1,400,0,,,1,,gateway,3\n", encoding="utf-8")
+    with pytest.raises(MinuteFileError, match=r"bad\.csv:2:2: minute: .* is not a UTC time"):
+        read_minutes(path)
+    path.write_text('[{"site_id": 7, "minute": "2025-01-14T13:00:00Z", "pv_w": -5}]')
+    with pytest.raises(MinuteFileError, match=r"row 1: pv_w: -5 is negative"):
+        read_minutes(path)
+
+
+def test_no_database_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"service:\n  state_dir: {tmp_path / 'none'}\n", encoding="utf-8")
+    code, _, err = Harness(config, capsys).run("history", "export")
+    assert code == 1
+    assert "no decision log" in err
