@@ -22,15 +22,7 @@ from optimizer.enlighten.errors import ConfigError
 
 __all__ = ["MinuteFileError", "read_minutes", "write_csv", "write_json"]
 
-_INTEGERS = (
-    "pv_w",
-    "house_w",
-    "evse_w",
-    "battery_charge_w",
-    "battery_discharge_w",
-    "plugged",
-    "age_s",
-)
+_INTEGERS = tuple(c for c in COLUMNS if c not in ("site_id", "minute", "chargers", "source"))
 
 
 class MinuteFileError(ConfigError):

@@ -35,13 +35,21 @@ from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
 from optimizer.decisions.minutes import MinuteRow, minute_of
-from optimizer.engine.decision import EngineSettings, Memory
+from optimizer.engine.decision import Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.rules import PolicyBase
 from optimizer.engine.snapshot import Snapshot, Sun, Surplus, TariffNow
 from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
-from optimizer.simulate.replay import _apply, _Charger, _seen_bucket, _sun, _Tariff, _view
+from optimizer.simulate.replay import (
+    _apply,
+    _Charger,
+    _seen_bucket,
+    _sun,
+    _Tariff,
+    _view,
+    engine_settings,
+)
 from optimizer.simulate.series import (
     BUCKET,
     UNMET_TOLERANCE_KWH,
@@ -341,11 +349,7 @@ def replay_minutes(
     count = len(series)
     buckets = series.buckets(config.tariffs)
     seen = _Seen(series, buckets, config)
-    settings = EngineSettings(
-        site_max_amps=config.site.max_current,
-        override_hold=config.engine.override_hold,
-        tariffs=config.tariffs,
-    )
+    settings = engine_settings(config)
     memory = Memory()
     charger = _Charger()
     number, share = _plugged_minutes(series)
