@@ -139,3 +139,79 @@ def test_no_database_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixt
     code, _, err = Harness(config, capsys).run("history", "export")
     assert code == 1
     assert "no decision log" in err
+
+
+# --- evopt simulate on the recorded minutes ---------------------------------------------------
+
+
+def step_day_rows(site_id: int = 7) -> list[MinuteRow]:
+    """A recorded day: PV 0 -> 6 kW at 10:00 and back at 14:00, house 500 W, a car plugged in
+    08:00-18:00 that drew 7.4 kW for 5 h 20 min (about 39 kWh)."""
+    rows = []
+    for minute in range(1440):
+        plugged = 480 <= minute < 1080
+        draw = 7360 if 480 <= minute < 800 else 0
+        rows.append(
+            MinuteRow(
+                site_id=site_id,
+                minute=datetime(2025, 1, 15, tzinfo=UTC) + timedelta(minutes=minute),
+                pv_w=6000 if 600 <= minute < 840 else 0,
+                house_w=500,
+                evse_w=draw,
+                battery_charge_w=None,
+                battery_discharge_w=None,
+                plugged=int(plugged),
+                chargers={"202301000001": draw},
+                source="gateway",
+                age_s=3,
+            )
+        )
+    return rows
+
+
+@pytest.fixture
+def recorded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Harness:
+    state = tmp_path / "state"
+    rules = Path(__file__).parents[1] / "rules" / "excess-solar.yaml"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"service:\n  state_dir: {state}\nsite:\n  timezone: UTC\n  voltage: 230\n"
+        f"rules: [{rules}]\n",
+        encoding="utf-8",
+    )
+    with DecisionStore(state / "decisions.db") as store:
+        history = PowerHistory(store)
+        for item in step_day_rows():
+            history.record(item)
+    return Harness(config, capsys)
+
+
+def test_simulate_replays_the_recorded_minutes_by_itself_with_both_sources(
+    recorded: Harness, tmp_path: Path
+) -> None:
+    report = recorded.json("simulate", "--compare-sources", "--tick", "1")
+    assert report["resolution"] == "1m"
+    assert (report["minutes"], report["missing_minutes"]) == (1440, 0)
+    gateway, cloud = report["sources"]["gateway"], report["sources"]["lifetime_energy"]
+    assert gateway["sessions"] == cloud["sessions"] == 1
+    assert gateway["ev_solar_kwh"] >= cloud["ev_solar_kwh"]
+    assert gateway["ev_grid_kwh"] < cloud["ev_grid_kwh"]
+    assert report["source"] == "gateway"
+    assert report["ev_solar_kwh"] == gateway["ev_solar_kwh"]
+    # The same figures from an exported file.
+    path = tmp_path / "day.csv"
+    assert recorded.run("history", "export", "--output", str(path))[0] == 0
+    again = recorded.json("simulate", "--minutes", str(path), "--compare-sources", "--tick", "1")
+    assert again["sources"] == report["sources"]
+    code, out, _ = recorded.run("simulate", "--minutes", str(path), "--source", "gateway")
+    assert code == 0
+    assert "solar into the car" in out
+    assert "lifetime_energy" not in out.splitlines()[1]
+
+
+def test_simulate_without_minutes_says_how_to_get_them(cli: Harness, tmp_path: Path) -> None:
+    config = tmp_path / "empty.yaml"
+    config.write_text(f"service:\n  state_dir: {tmp_path / 'nothing'}\n", encoding="utf-8")
+    code, _, err = Harness(config, cli.capsys).run("simulate", "--minutes")
+    assert code == 1
+    assert "no one-minute history" in err
