@@ -215,3 +215,18 @@ def test_simulate_without_minutes_says_how_to_get_them(cli: Harness, tmp_path: P
     code, _, err = Harness(config, cli.capsys).run("simulate", "--minutes")
     assert code == 1
     assert "no one-minute history" in err
+
+
+def test_minutes_without_readings_leave_evopt_simulate_on_the_stored_buckets(
+    recorded: Harness,
+) -> None:
+    """A service on the cloud's sources records the chargers only: nothing to replay by the
+    minute, so `evopt simulate` goes on with what `evopt history fetch` stored."""
+    with DecisionStore(recorded.config.parent / "state" / "decisions.db") as store:
+        store.db.execute("UPDATE power_minutes SET pv_w = NULL, house_w = NULL")
+    code, _, err = recorded.run("simulate", "--no-log")
+    assert code == 1
+    assert "history fetch" in err  # the 15-minute path's own message
+    code, _, err = recorded.run("simulate", "--minutes")
+    assert code == 1
+    assert "no one-minute history" in err

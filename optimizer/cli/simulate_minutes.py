@@ -94,7 +94,8 @@ def minute_mode(ctx: Context) -> bool:
 
 
 def _stored_site(config: Config, ctx: Context) -> int | None:
-    """The site whose recorded minutes have readings, if the database has any."""
+    """The site whose recorded minutes have readings (PV and house load), if the database has
+    any: a service on the cloud's sources records only the chargers, nothing to replay."""
     path = config.database_path
     if not path.is_file():
         return None
@@ -106,7 +107,7 @@ def _stored_site(config: Config, ctx: Context) -> int | None:
         history = PowerHistory(store)
         wanted = ctx.chosen_site_id() if getattr(ctx.args, "site", None) else None
         wanted = wanted or config.enlighten.site_id
-        sites = history.sites()
+        sites = history.sites(with_readings=True)
         if wanted is not None:
             return wanted if wanted in sites else None
         return sites[0] if len(sites) == 1 else None

@@ -214,11 +214,13 @@ class PowerHistory:
         for values in fetched:
             yield _from_values(values)
 
-    def sites(self) -> list[int]:
-        """The sites with recorded minutes."""
+    def sites(self, *, with_readings: bool = False) -> list[int]:
+        """The sites with recorded minutes; ``with_readings``: only those with at least one
+        minute of PV and house load (a cloud-only service records the chargers alone)."""
+        where = " WHERE pv_w IS NOT NULL AND house_w IS NOT NULL" if with_readings else ""
         with self.store._lock:
             found = self.store.db.execute(
-                "SELECT DISTINCT site_id FROM power_minutes ORDER BY site_id"
+                f"SELECT DISTINCT site_id FROM power_minutes{where} ORDER BY site_id"  # noqa: S608
             ).fetchall()
         return [int(row[0]) for row in found]
 
