@@ -230,3 +230,15 @@ def test_minutes_without_readings_leave_evopt_simulate_on_the_stored_buckets(
     code, _, err = recorded.run("simulate", "--minutes")
     assert code == 1
     assert "no one-minute history" in err
+
+
+def test_simulate_minutes_takes_local_days(recorded: Harness, tmp_path: Path) -> None:
+    path = tmp_path / "day.json"
+    assert recorded.run("history", "export", "--json", "--output", str(path))[0] == 0
+    day = recorded.json(
+        "simulate", "--minutes", str(path), "--from", "2025-01-15", "--to", "2025-01-15"
+    )
+    assert (day["minutes"], day["period"]["start"]) == (1440, "2025-01-15T00:00:00+00:00")
+    code, _, err = recorded.run("simulate", "--minutes", str(path), "--from", "2025-02-01")
+    assert code == 1
+    assert "no one-minute history in the chosen period" in err
