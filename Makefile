@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench scale scale-quick soak schema clean
+.PHONY: install demo test lint unit bench scale scale-quick surplus surplus-quick soak schema clean
 
 install: $(STAMP)
 
@@ -31,6 +31,15 @@ test: lint unit
 bench: install
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/surplus.py
+
+# The one-minute replay alone (docs/surplus.md): its speed and the gateway against the cloud's
+# buckets on the sample year and on recorded fake-site days; `surplus-quick` replays June only.
+surplus: install
+	$(BIN)/python benchmarks/surplus.py
+
+surplus-quick: install
+	$(BIN)/python benchmarks/surplus.py --quick
 
 # The scale benchmark alone (docs/scale.md): 1, 10, 100 and 500 chargers; `scale-quick` stops
 # at 100 chargers (about a minute).

@@ -149,6 +149,12 @@ class ServiceConfig(_Section):
     heartbeat: Duration = timedelta(minutes=15)
     # The decision log's size limit in MB: beyond it, the oldest days are deleted first.
     max_log_mb: int = Field(default=500, ge=1)
+    # The one-minute power history (docs/surplus.md): minutes older than this many days are
+    # deleted, and the oldest days first while the history uses more than max_history_mb.
+    history_retention_days: int = Field(default=365, ge=1)
+    max_history_mb: int = Field(default=100, ge=1)
+    # Record the site's power once a minute into the decision log's file (power_minutes).
+    record_minutes: bool = True
 
     @field_validator("poll_interval")
     @classmethod

@@ -30,6 +30,7 @@ TABLES = {
     "state",
     "requests",
     "migrations",
+    "power_minutes",
     "history_energy",
     "history_sessions",
 }

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from optimizer import __version__
@@ -105,6 +105,14 @@ MODES_HELP = "MANUAL_CHARGING, SCHEDULED_CHARGING, GREEN_CHARGING or SMART_CHARG
 MODE_TYPE = _arg_type(control.parse_mode, MODES_HELP)
 DAYS_TYPE = _arg_type(parse_days, "days like 1,2,3 or mon-fri, weekdays, weekends, all")
 DATE_TYPE = _arg_type(date.fromisoformat, "a date like 2025-01-15")
+
+
+def _day_or_time(text: str) -> date | datetime:
+    """A local day (2025-01-15) or a time (2025-01-15T10:30, with or without a zone)."""
+    return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+
+
+DAY_OR_TIME_TYPE = _arg_type(_day_or_time, "a date like 2025-01-15 or a time like 2025-01-15T10:30")
 
 
 def _clock(text: str) -> str:
@@ -273,6 +281,31 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
         help="stop asking for sessions after this many requests "
         f"(default {history.DEFAULT_MAX_REQUESTS}); run again later to continue",
     )
+    export = action(
+        history_group,
+        "export",
+        "write the one-minute power history (CSV, or JSON) for a spreadsheet or evopt simulate",
+        history.export,
+    )
+    export.add_argument(
+        "--from",
+        dest="date_from",
+        type=DAY_OR_TIME_TYPE,
+        metavar="D|TIME",
+        help="first local day, or a time (default: the oldest minute)",
+    )
+    export.add_argument(
+        "--to",
+        dest="date_to",
+        type=DAY_OR_TIME_TYPE,
+        metavar="D|TIME",
+        help="last local day (inclusive), or a time (exclusive) (default: the newest minute)",
+    )
+    export.add_argument(
+        "--format", choices=("csv", "json"), default="csv", help="csv (default) or json"
+    )
+    export.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    export.set_defaults(all_sites=True)  # every site's minutes unless --site names one
     plans = group("plan", "the driver's departure plan: ready by a time with some energy")
     plan_set = action(
         plans,

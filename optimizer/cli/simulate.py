@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from optimizer import __version__
+from optimizer.cli import simulate_minutes
 from optimizer.cli.context import Context
 from optimizer.config import Config, parse_duration
 from optimizer.decisions.store import DecisionStore
@@ -114,6 +115,8 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         metavar="DURATION",
         help="how much earlier than the real unplug the plans say ready by (default 15m)",
     )
+
+    simulate_minutes.add_arguments(parser)
 
 
 DEFAULT_PLAN_MARGIN = timedelta(minutes=15)
@@ -305,6 +308,8 @@ def build_series(ctx: Context) -> tuple[SiteSeries, _Site]:
 
 async def simulate(ctx: Context) -> int:
     config, args = ctx.config, ctx.args
+    if simulate_minutes.minute_mode(ctx):
+        return simulate_minutes.run_minutes(ctx)
     series, site = build_series(ctx)
     if args.compare:
         paths = [Path(p) for p in args.compare]

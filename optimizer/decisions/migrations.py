@@ -256,3 +256,34 @@ def index_changes(db: Database) -> None:
         "CREATE INDEX idx_decisions_changes ON decisions"
         " (charger_sn, target, ts, policy, action, outcome)"
     )
+
+
+# --- version 6 -----------------------------------------------------------------------------
+
+
+@register
+def create_power_minutes(db: Database) -> None:
+    """Version 6: the site's power once a minute (decisions/minutes.py), for `evopt simulate`.
+
+    One row per site and UTC minute, integers in W, keyed and ordered by (site_id, minute)
+    WITHOUT ROWID, so a day of a site is 1,440 short rows read in key order. A power column
+    is NULL when the minute had no fresh reading of it: a gap, never a repeated value.
+    """
+    db.execute(
+        """
+        CREATE TABLE power_minutes (
+            site_id INTEGER NOT NULL,
+            minute TEXT NOT NULL CHECK (minute GLOB '????-??-??T??:??:00Z'),
+            pv_w INTEGER CHECK (pv_w >= 0),
+            house_w INTEGER CHECK (house_w >= 0),
+            evse_w INTEGER CHECK (evse_w >= 0),
+            battery_charge_w INTEGER CHECK (battery_charge_w >= 0),
+            battery_discharge_w INTEGER CHECK (battery_discharge_w >= 0),
+            plugged INTEGER CHECK (plugged >= 0),
+            chargers TEXT,
+            source TEXT NOT NULL,
+            age_s INTEGER,
+            PRIMARY KEY (site_id, minute)
+        ) WITHOUT ROWID
+        """
+    )

@@ -35,6 +35,7 @@ from optimizer.actuate import Actuation, Actuator
 from optimizer.config import Config
 from optimizer.connect import client_for, password_provider, resolve_site_id, unattended_password
 from optimizer.decisions import DecisionStore, Outcome, RunMode
+from optimizer.decisions.minutes import PowerHistory, minute_row
 from optimizer.decisions.ticklog import TickLog
 from optimizer.engine.decision import Decision, Memory
 from optimizer.engine.evaluate import evaluate
@@ -490,6 +491,9 @@ class Service:
             gateway=gateway,
         )
         snapshot = with_plans(snapshot, load_plans(self.store))  # `evopt plan set`
+        if self.config.service.record_minutes:
+            with _logged("the one-minute power history"):  # never costs the tick
+                PowerHistory(self.store).record(minute_row(snapshot, site_id=site_id))
         self._trouble.ok()
         if self._session_only:
             _LOGGER.info("the stored Enlighten session works again; acting from now on")
@@ -725,6 +729,10 @@ class Service:
         deleted = self.store.apply_retention(days=days, now=now)
         if deleted:
             _LOGGER.info("deleted %d decisions older than %d days", deleted, days)
+        history = PowerHistory(self.store)
+        service = self.config.service
+        history.apply_retention(days=service.history_retention_days, now=now)
+        history.apply_size_limit(max_bytes=service.max_history_mb * MB)
         limit_mb = self.config.service.max_log_mb
         deleted = self.store.apply_size_limit(max_bytes=limit_mb * MB)
         if deleted:

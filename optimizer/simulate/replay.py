@@ -149,6 +149,15 @@ class _Tariff:
         )
 
 
+def engine_settings(config: Config) -> EngineSettings:
+    """The engine's settings from the config, as the service makes them."""
+    return EngineSettings(
+        site_max_amps=config.site.max_current,
+        override_hold=config.engine.override_hold,
+        tariffs=config.tariffs,
+    )
+
+
 def _sun(config: Config, when: datetime, timezone: str) -> Sun | None:
     site = config.site
     if site.latitude is None or site.longitude is None:
@@ -208,11 +217,7 @@ def replay(
         raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
     count = len(series.starts)
     tariff = _Tariff(config.tariffs, series)
-    settings = EngineSettings(
-        site_max_amps=config.site.max_current,
-        override_hold=config.engine.override_hold,
-        tariffs=config.tariffs,
-    )
+    settings = engine_settings(config)
     memory = Memory()
     charger = _Charger()
     home = BatteryTrack(series, config.site.battery) if config.site.battery else None
