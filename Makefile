@@ -30,6 +30,7 @@ test: lint unit
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/forecast.py
 	$(BIN)/python benchmarks/scale.py
 
 # The scale benchmark alone (docs/scale.md): 1, 10, 100 and 500 chargers; `scale-quick` stops

@@ -20,6 +20,7 @@ from optimizer import __version__
 from optimizer.cli import (
     account,
     control,
+    forecast,
     history,
     log,
     plan,
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     log.register(command, common)
     run.register(command)
     simulate.register(command)
+    forecast.register(command)
     why.register(command)
     return parser
 

@@ -82,6 +82,7 @@ MIN_CLEAR_DAYS = 3
 MAX_CLEAR_DAYS = 12
 CLEAR_DAY_RMS = 0.1  # relative RMS error under which a day counts as clear (second pass)
 SKY_CACHE_DAYS = 2_000
+CLIPPED_SHARE = 0.97  # of the clear days' highest reading: above it, maybe inverter clipping
 
 Band = tuple[float, float, float]
 
@@ -413,6 +414,10 @@ def _fit_on_days(
     azimuth: float | None,
 ) -> Orientation:
     mask = np.isin(day, chosen) & (where.ghi > 20) & np.isfinite(pv)
+    # An inverter smaller than the array clips the clear-day peak flat: those buckets say how
+    # big the inverter is, not how the panels face, so the fit leaves them out.
+    if mask.any():
+        mask &= pv < CLIPPED_SHARE * float(np.nanmax(pv[mask]))
     t, a, p = _fit_plane(_take(where, mask), pv[mask], tilt=tilt, azimuth=azimuth)
     return Orientation(tilt_deg=t, azimuth_deg=a, peak_w=p, source="learned")
 
