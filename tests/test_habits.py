@@ -19,6 +19,7 @@ from optimizer.decisions.store import DecisionStore
 from optimizer.engine.snapshot import DeparturePlan, Snapshot
 from optimizer.forecast.habits import HabitSettings, PastSession, habits_at, next_departure
 from optimizer.plans import ALL_CHARGERS, learned_plan, save_plan, with_plans
+from optimizer.service.view import describe, read_views
 from tests.cli_env import SITE_ID
 from tests.test_engine_sim import make_charger
 from tests.test_service import ROOT, SN, World, applied, midday  # noqa: F401 - the fixture
@@ -200,6 +201,14 @@ async def test_plans_auto_gives_a_plug_in_the_learned_plan(midday: World) -> Non
     assert plan["learned"] == "weekdays, 10 sessions"
     assert plan["energy_kwh"] == 20.0
     await service.shutdown()
+    # `evopt status` shows the plan the service used, though no table holds it.
+    now = midday.cloud.clock.now()
+    view = read_views(midday.database, [SN], site_id=SITE_ID, now=now)[SN]
+    assert view.plans == [
+        {"ready_by": "2025-01-15T03:00:00Z", "energy_kwh": 20.0, "learned": "weekdays, 10 sessions"}
+    ]
+    lines = describe(SN, view, ZoneInfo("Australia/Melbourne"), now=now)
+    assert any("(learned: weekdays, 10 sessions)" in line for line in lines)
 
 
 async def test_a_manual_plan_wins_over_the_learned_one(midday: World) -> None:  # noqa: F811
