@@ -30,6 +30,7 @@ test: lint unit
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/forecast.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/surplus.py
 

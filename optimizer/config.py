@@ -24,11 +24,13 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from optimizer.enlighten.ratelimit import DEFAULT_BUDGET_PER_HOUR
 from optimizer.enlighten.transport import DEFAULT_BASE_URL
 from optimizer.explain import show, validation_problems
+from optimizer.forecast.habits import HabitSettings
 from optimizer.tariffs import Tariffs
 from optimizer.yamlpos import Document, Problem, YamlFileError, load_file
 
@@ -248,6 +250,60 @@ class GatewayConfig(_Section):
         return value
 
 
+class ForecastConfig(_Section):
+    """The solar forecast (docs/forecast.md): the panels' plane, or nothing to learn it.
+
+    ``tilt`` and ``azimuth`` go together (a plane needs both); ``peak_w`` alone is not enough
+    to skip learning, and without it the size is fitted to the history on the given plane.
+    """
+
+    tilt: float | None = Field(default=None, ge=0, le=90)  # degrees from horizontal
+    azimuth: float | None = Field(default=None, ge=0, lt=360)  # 180 faces south, 90 east
+    peak_w: float | None = Field(default=None, gt=0, le=1_000_000)  # W at 1000 W/m2
+    horizon_h: float = Field(default=48, gt=0, le=48)
+    history_days: int = Field(default=60, ge=7, le=365)  # to learn the plane from
+    index_days: int = Field(default=30, ge=3, le=365)  # to learn the clear-sky index from
+    load_days: int = Field(default=28, ge=3, le=365)  # to learn the house load from
+
+    @model_validator(mode="after")
+    def _plane_whole(self) -> ForecastConfig:
+        if (self.tilt is None) != (self.azimuth is None):
+            given, missing = ("tilt", "azimuth") if self.tilt is not None else ("azimuth", "tilt")
+            raise ValueError(
+                f"forecast.{given} is set but forecast.{missing} is not: give both (the "
+                "panels' plane), or neither to learn it from the production history"
+            )
+        if self.peak_w is not None and self.tilt is None:
+            raise ValueError(
+                "forecast.peak_w needs forecast.tilt and forecast.azimuth: the size is "
+                "only meaningful on a known plane"
+            )
+        return self
+
+
+class HabitsConfig(_Section):
+    """How departure habits are learned from session history (docs/forecast.md)."""
+
+    # An early quantile of the end times: ready before the car usually leaves.
+    leave_quantile: float = Field(default=0.2, ge=0, le=0.5)
+    # A high quantile of the energy taken: enough on most days.
+    energy_quantile: float = Field(default=0.8, ge=0.5, le=1)
+    # Fewer sessions of a day type than this: no habit is claimed for it.
+    min_sessions: int = Field(default=5, ge=2, le=1000)
+    # A weekday with at least this many sessions gets its own habit.
+    per_day_min: int = Field(default=8, ge=2, le=1000)
+    days: int = Field(default=90, ge=7, le=730)  # sessions older than this are forgotten
+
+    def settings(self) -> HabitSettings:
+        return HabitSettings(
+            leave_quantile=self.leave_quantile,
+            energy_quantile=self.energy_quantile,
+            min_sessions=self.min_sessions,
+            per_day_min=self.per_day_min,
+            days=self.days,
+        )
+
+
 class WarningsConfig(_Section):
     """What `evopt validate` and the service at start keep quiet about."""
 
@@ -257,7 +313,7 @@ class WarningsConfig(_Section):
 
 
 # The keys a ``sites:`` item holds instead of the top level (DESIGN section 3).
-PER_SITE_KEYS = ("enlighten", "site", "tariffs", "rules", "gateway")
+PER_SITE_KEYS = ("enlighten", "site", "tariffs", "rules", "gateway", "forecast")
 _SITE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 
 
@@ -277,6 +333,7 @@ class SiteEntry(_Section):
     tariffs: Tariffs = Tariffs()
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
     gateway: GatewayConfig | None = None
+    forecast: ForecastConfig = ForecastConfig()  # each site's panels are its own
 
 
 class Config(_Section):
@@ -290,6 +347,11 @@ class Config(_Section):
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
     warnings: WarningsConfig = WarningsConfig()
     gateway: GatewayConfig | None = None
+    forecast: ForecastConfig = ForecastConfig()
+    # manual: only plans set with `evopt plan set`; auto: a plug-in without one gets the plan
+    # learned from session history (docs/forecast.md); a manual plan always wins.
+    plans: Literal["manual", "auto"] = "manual"
+    habits: HabitsConfig = HabitsConfig()
     # Several sites in one process (docs/sites.md): None is the single-site form.
     sites: list[SiteEntry] | None = Field(default=None, min_length=1)
     source: Path | None = Field(default=None, exclude=True)
@@ -301,7 +363,7 @@ class Config(_Section):
         """One complete single-site config per site, so the rest of the code knows one form.
 
         The single-site form is its own only view. A view of a ``sites:`` item holds that
-        item's four keys at the top level and every global section as it is.
+        item's per-site keys (PER_SITE_KEYS) at the top level and every global section as it is.
         """
         if self.sites is None:
             return [self]
@@ -313,6 +375,7 @@ class Config(_Section):
                     "tariffs": entry.tariffs,
                     "rules": entry.rules,
                     "gateway": entry.gateway,
+                    "forecast": entry.forecast,
                     "sites": None,
                     "site_index": index,
                     "site_name": entry.name,

@@ -8,10 +8,17 @@ plan set` writes it, the service attaches it to the charger's view every tick
 
 A plan is for one charger (or every charger, key ``*``) and ends by itself at its ready-by
 time, so a plan set tonight for tomorrow's trip never lingers into the next day.
+
+With ``plans: auto`` a plugged-in charger without such a plan gets one learned from its
+session history (:func:`learn_habits`, :mod:`optimizer.forecast.habits`): the next habitual
+departure with the habitual energy, marked ``learned`` so reasons say where it came from.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,14 +26,23 @@ from zoneinfo import ZoneInfo
 
 from optimizer.decisions.store import DecisionStore, parse_utc, utc_text
 from optimizer.engine.snapshot import DeparturePlan, Snapshot
+from optimizer.enlighten.errors import ParseError
+from optimizer.enlighten.models import ChargingSession, parse_session_history_page
+from optimizer.forecast.habits import Habits, HabitSettings, PastSession, habits_at, next_departure
 from optimizer.timespec import parse_clock
+
+_LOGGER = logging.getLogger(__name__)
 
 __all__ = [
     "ALL_CHARGERS",
     "PLANS_KEY",
+    "HabitCache",
     "clear_plan",
+    "learn_habits",
+    "learned_plan",
     "load_plans",
     "parse_ready_by",
+    "past_sessions",
     "save_plan",
     "with_plans",
 ]
@@ -111,15 +127,117 @@ def clear_plan(store: DecisionStore, sn: str | None, *, now: datetime) -> int:
     return len(plans) - len(kept)
 
 
-def with_plans(snapshot: Snapshot, plans: dict[str, DeparturePlan]) -> Snapshot:
+def with_plans(
+    snapshot: Snapshot,
+    plans: dict[str, DeparturePlan],
+    *,
+    learned: Mapping[str, Habits] | None = None,
+) -> Snapshot:
     """The snapshot with each charger's plan attached: its own, else the all-chargers one;
-    plans whose ready-by has passed are left out."""
-    if not plans:
+    plans whose ready-by has passed are left out. With ``learned`` habits (``plans: auto``;
+    by serial, ``*`` for every charger), a plugged-in charger left without a plan gets the
+    learned one: a manual plan always wins."""
+    if not plans and not learned:
         return snapshot
     chargers = []
     for view in snapshot.chargers:
         plan = plans.get(view.sn) or plans.get(ALL_CHARGERS)
         if plan is not None and plan.ready_by <= snapshot.now:
             plan = None
+        if plan is None and learned and view.plugged_in:
+            habits = learned.get(view.sn) or learned.get(ALL_CHARGERS)
+            plan = learned_plan(habits, snapshot.now) if habits is not None else None
         chargers.append(replace(view, plan=plan) if plan != view.plan else view)
     return replace(snapshot, chargers=tuple(chargers))
+
+
+def learned_plan(habits: Habits, now: datetime) -> DeparturePlan | None:
+    """The plan the habits give a car plugged in at ``now``: the next habitual departure
+    (:func:`optimizer.forecast.habits.next_departure`) with the habit's energy."""
+    found = next_departure(habits, now)
+    if found is None:
+        return None
+    at, habit = found
+    return DeparturePlan(
+        ready_by=at.astimezone(UTC),
+        energy_kwh=round(habit.energy_kwh, 1),
+        learned=f"{habit.label}, {habit.sessions} sessions",
+    )
+
+
+def past_sessions(sessions: Iterable[ChargingSession]) -> list[PastSession]:
+    """Finished sessions with an energy, each once (pages overlap at their days' edges)."""
+    seen: set[str] = set()
+    out: list[PastSession] = []
+    for session in sessions:
+        if session.id in seen or session.ended_at is None or session.energy_kwh is None:
+            continue
+        seen.add(session.id)
+        out.append(PastSession(session.started_at, session.ended_at, session.energy_kwh))
+    return out
+
+
+def learn_habits(
+    store: DecisionStore,
+    site_id: int,
+    *,
+    now: datetime,
+    timezone: str,
+    settings: HabitSettings,
+) -> dict[str, Habits]:
+    """Each charger's habits from the session history `evopt history fetch` stored.
+
+    A damaged page is skipped with a warning (the service never stops on bad history); a
+    charger with no usable session is left out.
+    """
+    start = (now - timedelta(days=settings.days + 1)).astimezone(ZoneInfo(timezone)).date()
+    by_charger: dict[str, list[ChargingSession]] = {}
+    for sn, page in store.load_history_sessions_by_charger(site_id, start=start):
+        try:
+            by_charger.setdefault(sn, []).extend(parse_session_history_page(page).sessions)
+        except ParseError as err:
+            _LOGGER.warning("skipping a stored session page of charger %s: %s", sn, err)
+    learned: dict[str, Habits] = {}
+    for sn, sessions in by_charger.items():
+        habits = habits_at(past_sessions(sessions), now, timezone=timezone, settings=settings)
+        if habits.sessions:
+            learned[sn] = habits
+    return learned
+
+
+class HabitCache:
+    """The service's learned habits, relearned at most every :attr:`EVERY` (the history
+    changes only when `evopt history fetch` runs, and a habit changes slowly).
+
+    A database that cannot be read leaves the last habits in place (or none) with one warning:
+    a learned plan is a convenience, and its absence must never fail a tick.
+    """
+
+    EVERY = timedelta(hours=1)
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] | None = None
+        self._at: datetime | None = None
+        self._habits: dict[str, Habits] = {}
+
+    def get(
+        self,
+        store: DecisionStore,
+        site_id: int,
+        *,
+        now: datetime,
+        timezone: str,
+        settings: HabitSettings,
+    ) -> dict[str, Habits]:
+        key = (site_id, timezone, settings)
+        fresh = self._at is not None and timedelta(0) <= now - self._at < self.EVERY
+        if key == self._key and fresh:
+            return self._habits
+        try:
+            self._habits = learn_habits(
+                store, site_id, now=now, timezone=timezone, settings=settings
+            )
+        except (sqlite3.Error, ValueError) as err:
+            _LOGGER.warning("cannot learn departure habits (plans: auto): %s", err)
+        self._key, self._at = key, now
+        return self._habits

@@ -223,7 +223,8 @@ def test_config_errors_and_rule_errors_are_reported_together(
         str(config),
         1,
         "unknown key 'sitee' (did you mean 'site'?); valid keys: enlighten, site, charger, "
-        "engine, service, tariffs, surplus, rules, warnings, gateway, sites",
+        "engine, service, tariffs, surplus, rules, warnings, gateway, forecast, plans, habits, "
+        "sites",
     )
     assert messages[1][0] == str(rule)
     assert messages[1][2].startswith("unknown kind 'nope'")

@@ -91,7 +91,8 @@ def one_error(tmp_path: Path, text: str) -> str:
         (
             "servce:\n  dry_run: true\n",
             "1:1: unknown key 'servce' (did you mean 'service'?); valid keys: enlighten, site, "
-            "charger, engine, service, tariffs, surplus, rules, warnings, gateway, sites",
+            "charger, engine, service, tariffs, surplus, rules, warnings, gateway, forecast, plans, "
+            "habits, sites",
         ),
         (
             "surplus:\n  source: latest-power\n",
@@ -148,7 +149,7 @@ def test_internal_fields_are_not_offered_as_keys(tmp_path: Path) -> None:
     message = one_error(tmp_path, "sources: x\n")
     assert message.endswith(
         "valid keys: enlighten, site, charger, engine, service, tariffs, surplus, rules, "
-        "warnings, gateway, sites"
+        "warnings, gateway, forecast, plans, habits, sites"
     )
 
 

@@ -21,6 +21,7 @@ from optimizer.cli import (
     account,
     control,
     gateway,
+    forecast,
     history,
     log,
     plan,
@@ -325,11 +326,31 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     )
     action(plans, "show", "show the departure plans", plan.plan_show)
     action(plans, "clear", "remove the plan (of --charger, else every plan)", plan.plan_clear)
+    learn = action(
+        plans,
+        "learn",
+        "show the departure habits learned from session history (what `plans: auto` uses)",
+        plan.plan_learn,
+    )
+    learn.add_argument(
+        "--sessions",
+        action="append",
+        metavar="FILE",
+        help="session-history JSON pages (files, directories, globs; repeatable) instead of "
+        "the database `evopt history fetch` fills",
+    )
+    learn.add_argument(
+        "--at",
+        metavar="DATETIME",
+        help="learn as known at this time (default: now; with --sessions, just after the "
+        "newest session)",
+    )
     rules.register(command)
     log.register(command, common)
     gateway.register(command, common)
     run.register(command)
     simulate.register(command)
+    forecast.register(command)
     why.register(command)
     return parser
 

@@ -1,23 +1,44 @@
-"""`evopt plan set|show|clear`: the driver's departure plan ("ready by 15:30 with 12 kWh").
+"""`evopt plan set|show|clear|learn`: the driver's departure plan ("ready by 15:30 with 12 kWh").
 
 Local only: the plan is written to the state database that the service reads every tick, so
-no cloud request is made and the running service picks it up at its next poll.
+no cloud request is made and the running service picks it up at its next poll. `learn` shows
+the departure habits learned from session history (what ``plans: auto`` turns into plans).
 """
 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json, print_table
+from optimizer.cli.simulate import InputError, expand_sessions, read_json
 from optimizer.decisions.store import DecisionStore
 from optimizer.engine.snapshot import DeparturePlan
-from optimizer.enlighten.errors import EnlightenError
-from optimizer.plans import ALL_CHARGERS, clear_plan, load_plans, parse_ready_by, save_plan
+from optimizer.enlighten.errors import EnlightenError, ParseError
+from optimizer.enlighten.models import ChargingSession, parse_session_history_page
+from optimizer.forecast.habits import Habits, habits_at
+from optimizer.plans import (
+    ALL_CHARGERS,
+    clear_plan,
+    learn_habits,
+    learned_plan,
+    load_plans,
+    parse_ready_by,
+    past_sessions,
+    save_plan,
+)
 
-__all__ = ["MAX_ENERGY_KWH", "PlanUsageError", "energy_type", "plan_clear", "plan_set", "plan_show"]
+__all__ = [
+    "MAX_ENERGY_KWH",
+    "PlanUsageError",
+    "energy_type",
+    "plan_clear",
+    "plan_learn",
+    "plan_set",
+    "plan_show",
+]
 
 MAX_ENERGY_KWH = 250.0  # more than any car's battery: anything above is a typo
 
@@ -107,4 +128,110 @@ async def plan_clear(ctx: Context) -> int:
         print_json({"removed": removed})
     else:
         print(f"Removed {removed} plan{'s' if removed != 1 else ''}.")
+    return 0
+
+
+def _file_habits(ctx: Context, at: datetime | None) -> tuple[dict[str, Habits], datetime]:
+    """Habits from ``--sessions`` files (Enlighten's session-history pages); without ``--at``
+    as of just after the newest session, so an old export still shows its habits."""
+    sessions: list[ChargingSession] = []
+    for path in expand_sessions(ctx.args.sessions):
+        try:
+            sessions.extend(parse_session_history_page(read_json(path)).sessions)
+        except ParseError as err:
+            raise InputError(f"{path}: {err}") from err
+    past = past_sessions(sessions)
+    if at is None:
+        ends = [s.ended_at for s in past]
+        at = max(ends) + timedelta(seconds=1) if ends else _now()
+    settings = ctx.config.habits.settings()
+    habits = habits_at(past, at, timezone=_zone(ctx), settings=settings)
+    return ({ALL_CHARGERS: habits} if habits.sessions else {}), at
+
+
+def _stored_habits(ctx: Context, at: datetime | None) -> tuple[dict[str, Habits], datetime]:
+    at = at or _now()
+    path = ctx.config.database_path
+    site_id = ctx.chosen_site_id()
+    fetch_hint = "run `evopt history fetch` first, or pass --sessions FILE"
+    if not path.is_file():
+        raise InputError(f"no session history: no database at {path}", hint=fetch_hint)
+    with DecisionStore(path) as store:
+        if site_id is None:
+            sites = store.history_sites()
+            if len(sites) != 1:
+                raise InputError(
+                    f"{path} holds history of {len(sites)} sites; say which with --site ID",
+                    hint=fetch_hint,
+                )
+            site_id = sites[0]
+        learned = learn_habits(
+            store, site_id, now=at, timezone=_zone(ctx), settings=ctx.config.habits.settings()
+        )
+    return learned, at
+
+
+async def plan_learn(ctx: Context) -> int:
+    """The habits per charger, and the plan ``plans: auto`` would give a plug-in now."""
+    at: datetime | None = None
+    if ctx.args.at is not None:
+        try:
+            at = datetime.fromisoformat(ctx.args.at)
+        except ValueError as err:
+            raise PlanUsageError(f"--at: {ctx.args.at!r} is not a date-time") from err
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=ZoneInfo(_zone(ctx)))
+    learned, at = _file_habits(ctx, at) if ctx.args.sessions else _stored_habits(ctx, at)
+    if ctx.args.charger is not None:
+        learned = {sn: h for sn, h in learned.items() if sn in (ctx.args.charger, ALL_CHARGERS)}
+    zone = ZoneInfo(_zone(ctx))
+    chargers = []
+    for sn, habits in sorted(learned.items()):
+        plan = learned_plan(habits, at)
+        chargers.append(
+            {"charger": sn}
+            | habits.to_json()
+            | {
+                "next_plan": None
+                if plan is None
+                else {
+                    "ready_by": plan.ready_by.astimezone(zone).isoformat(),
+                    "energy_kwh": plan.energy_kwh,
+                    "learned": plan.learned,
+                }
+            }
+        )
+    if ctx.args.json:
+        settings = ctx.config.habits
+        print_json(
+            {
+                "at": at.astimezone(zone).isoformat(),
+                "plans": ctx.config.plans,
+                "settings": settings.model_dump(),
+                "chargers": chargers,
+            }
+        )
+        return 0
+    if not any(item["habits"] for item in chargers):
+        print(
+            f"No departure habit yet: fewer than {ctx.config.habits.min_sessions} finished "
+            f"sessions of a day type in the {ctx.config.habits.days} days before "
+            f"{at.astimezone(zone):%Y-%m-%d %H:%M}."
+        )
+        return 0
+    rows = [
+        (item["charger"], habit["days"], habit["leave_by"], habit["energy_kwh"], habit["sessions"])
+        for item in chargers
+        for habit in item["habits"]
+    ]
+    print_table(("charger", "days", "leave_by", "energy_kwh", "sessions"), rows)
+    for item in chargers:
+        nxt = item["next_plan"]
+        if nxt is not None:
+            ready = datetime.fromisoformat(nxt["ready_by"])
+            print(
+                f'{item["charger"]}: a plug-in now gets "learned plan: ready by '
+                f'{ready:%a %H:%M} with {nxt["energy_kwh"]:g} kWh ({nxt["learned"]})"'
+                + ("" if ctx.config.plans == "auto" else " with `plans: auto`")
+            )
     return 0

@@ -165,6 +165,9 @@ def _read_json(path: str) -> Any:
         raise InputError(f"{path}: JSON that Python cannot read ({err})") from err
 
 
+read_json = _read_json  # `evopt plan learn` reads session pages the same way
+
+
 def load_history(
     energy_path: str, session_paths: Sequence[str], *, timezone: str
 ) -> tuple[LifetimeEnergy, list[ChargingSession]]:

@@ -459,6 +459,19 @@ class DecisionStore:
             rows = self.db.execute(sql + " ORDER BY sn, day", params).fetchall()
         return [json.loads(row[0]) for row in rows]
 
+    def load_history_sessions_by_charger(
+        self, site_id: int, *, start: date | None = None
+    ) -> list[tuple[str, Any]]:
+        """Stored session-history pages with their charger's serial, from ``start`` on."""
+        sql = "SELECT sn, payload FROM history_sessions WHERE site_id = ?"
+        params: list[Any] = [site_id]
+        if start is not None:
+            sql += " AND day >= ?"
+            params.append(start.isoformat())
+        with self._lock:
+            rows = self.db.execute(sql + " ORDER BY sn, day", params).fetchall()
+        return [(str(row[0]), json.loads(row[1])) for row in rows]
+
     # --- retention -------------------------------------------------------------------------
 
     def apply_retention(self, *, days: int, now: datetime) -> int:

@@ -30,9 +30,18 @@ class DeparturePlan:
 
     ready_by: datetime  # timezone-aware
     energy_kwh: float  # wanted since plug-in (the session's delivered energy counts)
+    # Set when the plan was learned from session history (``plans: auto``), not set by the
+    # driver: what it was learned from, for reasons ("weekdays, 34 sessions").
+    learned: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"ready_by": self.ready_by.isoformat(), "energy_kwh": self.energy_kwh}
+        data: dict[str, Any] = {
+            "ready_by": self.ready_by.isoformat(),
+            "energy_kwh": self.energy_kwh,
+        }
+        if self.learned is not None:
+            data["learned"] = self.learned
+        return data
 
 
 @dataclass(frozen=True)

@@ -58,10 +58,11 @@ from optimizer.enlighten.errors import (
     UnauthorizedError,
 )
 from optimizer.enlighten.ratelimit import AccountLimiter
+from optimizer.forecast.habits import Habits
 from optimizer.gateway.source import GatewaySource, gateway_source
 from optimizer.gateway.token import FETCH_STEP
 from optimizer.observe import ObserveCache, observe_live
-from optimizer.plans import load_plans, with_plans
+from optimizer.plans import HabitCache, load_plans, with_plans
 from optimizer.service.clock import Clock
 from optimizer.service.health import WHAT, Problem, Trouble, delay_after
 from optimizer.service.heartbeat import Heartbeat
@@ -158,6 +159,7 @@ class Service:
         self._owns_client = client is None
         self._limiter: AccountLimiter | None = None  # the account's budget (_client_now)
         self._store = store
+        self._habits = HabitCache()
         self._owns_store = store is None
         self.setup: Setup | None = None
         self.memory = Memory()
@@ -490,7 +492,16 @@ class Service:
             cache=self.cache,
             gateway=gateway,
         )
-        snapshot = with_plans(snapshot, load_plans(self.store))  # `evopt plan set`
+        learned: dict[str, Habits] = {}
+        if self.config.plans == "auto":  # plans learned from session history, manual ones win
+            learned = self._habits.get(
+                self.store,
+                site_id,
+                now=now,
+                timezone=snapshot.timezone,
+                settings=self.config.habits.settings(),
+            )
+        snapshot = with_plans(snapshot, load_plans(self.store), learned=learned)  # `evopt plan set`
         if self.config.service.record_minutes:
             with _logged("the one-minute power history"):  # never costs the tick
                 PowerHistory(self.store).record(minute_row(snapshot, site_id=site_id))

@@ -14,7 +14,7 @@ charger and target, never a row exactly at T.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,29 @@ def active_plans(
     return [{"ready_by": utc_text(plan.ready_by), "energy_kwh": plan.energy_kwh}]
 
 
+def learned_plans(row: DecisionRow | None, *, now: datetime) -> list[dict[str, Any]]:
+    """The learned plan (``plans: auto``) the service's latest decision used, while ahead: it
+    lives in no table, only in the decision's inputs."""
+    charger = row.inputs.get("charger") if row is not None else None
+    plan = charger.get("plan") if isinstance(charger, dict) else None
+    if not isinstance(plan, dict) or not isinstance(plan.get("learned"), str):
+        return []
+    try:
+        ready_by = datetime.fromisoformat(str(plan["ready_by"]))
+        energy = float(plan["energy_kwh"])
+    except (KeyError, TypeError, ValueError):
+        return []
+    if ready_by.tzinfo is None or ready_by <= now:  # the engine logs aware times only
+        return []
+    return [
+        {
+            "ready_by": utc_text(ready_by.astimezone(UTC)),
+            "energy_kwh": energy,
+            "learned": plan["learned"],
+        }
+    ]
+
+
 def in_control(row: DecisionRow) -> str:
     """The policy in control: the engine's ``inputs["in_control"]`` when it says, else the
     row's own policy."""
@@ -270,7 +293,7 @@ def service_view(
     since = reader.since(row) if row is not None else None
     if row is None:
         note = NOT_RUN if health.state is None else f"no decisions for {sn} yet"
-    plans = reader.plans(sn, now=now)
+    plans = reader.plans(sn, now=now) or learned_plans(row, now=now)
     return ServiceView(health, row, since, plans, note, command=reader.command(sn))
 
 
@@ -314,7 +337,8 @@ def describe(sn: str, view: ServiceView, zone: tzinfo, *, now: datetime) -> list
             lines.append(f"{sn}: next: {upcoming}")
     for plan in view.plans:
         ready = _local(parse_utc(plan["ready_by"]), zone, now=now)
-        lines.append(f"{sn}: plan: ready by {ready} with {plan['energy_kwh']:g} kWh")
+        learned = f" (learned: {plan['learned']})" if "learned" in plan else ""
+        lines.append(f"{sn}: plan: ready by {ready} with {plan['energy_kwh']:g} kWh{learned}")
     return lines
 
 

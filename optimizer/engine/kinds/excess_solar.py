@@ -131,10 +131,22 @@ class _Departure:
     left: timedelta  # until ready_by
     at_full: timedelta  # what the rest takes at the policy's highest level
     ready_by: str  # local HH:MM, for reasons
+    learned: str | None = None  # a learned plan's origin ("weekdays, 34 sessions")
+    energy_kwh: float = 0.0  # the whole plan's energy
+
+    @property
+    def head(self) -> str:
+        """How reasons name the plan: a learned one says so and what it was learned from."""
+        if self.learned is None:
+            return f"ready by {self.ready_by}"
+        return (
+            f"learned plan: ready by {self.ready_by} with {self.energy_kwh:.0f} kWh "
+            f"({self.learned})"
+        )
 
     @property
     def hint(self) -> str:
-        return f"ready by {self.ready_by}: {self.needed_kwh:.1f} kWh to go"
+        return f"{self.head}: {self.needed_kwh:.1f} kWh to go"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -160,6 +172,8 @@ def departure(policy: ExcessSolar, ctx: Context, plan: _Plan) -> _Departure | No
         left=left,
         at_full=timedelta(hours=needed / full_kw),
         ready_by=ctx.local(wanted.ready_by).strftime("%H:%M"),
+        learned=wanted.learned,
+        energy_kwh=wanted.energy_kwh,
     )
 
 
@@ -167,7 +181,7 @@ def _for_departure(
     policy: ExcessSolar, ctx: Context, plan: _Plan, watts: float | None, due: _Departure
 ) -> Proposal | None:
     """Charging the plan asks for, or None to let the surplus rules decide."""
-    head = f"ready by {due.ready_by}: {due.needed_kwh:.1f} kWh still needed"
+    head = f"{due.head}: {due.needed_kwh:.1f} kWh still needed"
     if due.left - due.at_full <= LATEST_START_SLACK:
         late = "" if due.left >= due.at_full else " (it can no longer all be delivered in time)"
         why = (
@@ -224,6 +238,8 @@ def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> 
         )
         if due is not None:
             charging = hinted(charging, due.hint)
+            if due.learned is not None:  # a plan nobody set must say where it comes from
+                charging = replace(charging, reason=f"{charging.reason}; {due.head}")
         ended = plan_ended(ctx) if state.basis == "departure" else None
         if ended is not None:
             charging = replace(charging, reason=f"{ended}; {charging.reason}")
