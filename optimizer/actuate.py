@@ -36,6 +36,7 @@ from optimizer.enlighten.errors import (
     NotSupportedError,
 )
 from optimizer.enlighten.models import ChargeMode
+from optimizer.enlighten.ratelimit import whole_command
 from optimizer.enlighten.schedule_edit import (
     AddSlot,
     DisableSlot,
@@ -345,7 +346,9 @@ class Actuator:
             return Actuation("dry_run", detail=f"dry run: would {_describe(step)}")
         async with self._locks[charger.sn]:
             try:
-                sent = await self._call(step, charger.sn)
+                # Its read and its write go together or not at all (enlighten/ratelimit.py).
+                with whole_command():
+                    sent = await self._call(step, charger.sn)
             except EnlightenError as err:
                 sent = _Sent.failure(err)
         what = INVALIDATES[step.call]
