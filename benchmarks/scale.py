@@ -422,8 +422,8 @@ async def measure(
 def report(figures: Sequence[Figures], *, budget: int) -> list[str]:
     """The table, each figure beside its target, then the verdicts."""
     lines = [
-        f"scale: one process, one Service per site, shared decision log, {POLL_S:.0f} s poll on a"
-        " simulated clock; the fake cloud runs in another process (not counted)",
+        f"scale: one process, a Fleet from a sites: config, one decision log, {POLL_S:.0f} s poll"
+        " on a simulated clock; the fake cloud runs in another process (not counted)",
         f"{'chargers':>8} {'sites':>5} {'accts':>5} {'CPU ms/tick':>11} {'ms/charger':>10}"
         f" {'core':>6} {'req/h/acct (max)':>16} {'429 ticks':>9} {'RSS MB':>7}",
     ]
