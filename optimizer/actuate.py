@@ -30,6 +30,7 @@ from optimizer.enlighten.control import CommandResult
 from optimizer.enlighten.control import Outcome as CommandOutcome
 from optimizer.enlighten.errors import (
     AuthError,
+    BudgetHeldError,
     CloudUnreachableError,
     EnlightenError,
     InvalidLevelError,
@@ -94,7 +95,10 @@ RESULT_OUTCOMES: dict[CommandOutcome, Outcome] = {
     CommandOutcome.NOT_ACTIVE: "rejected",
 }
 # Errors raised before anything was sent: a failed decision that cost no request.
-NOTHING_SENT = (InvalidLevelError, NotSupportedError, ScheduleEditError)
+# BudgetHeldError: the account's limiter refused the request before it went. Counted as "may
+# have been sent", it invalidated the charger's cached reads, whose re-read spent the budget
+# that refused the next try: a loop on every account at its budget (the scale benchmark).
+NOTHING_SENT = (InvalidLevelError, NotSupportedError, ScheduleEditError, BudgetHeldError)
 
 
 class UnusableDecision(ValueError):
