@@ -51,9 +51,11 @@ scale-quick: install
 	$(BIN)/python benchmarks/scale.py --quick
 
 # The long reliability run: the fault soak on five seeds of 50,000 ticks each (18 simulated days
-# of polling per seed) and the SIGKILL crash tests on more seeds than `make test`.
+# of polling per seed), then on a two-site fleet (two accounts, two chargers each) on three
+# seeds of 20,000 polls (a week), and the SIGKILL crash tests on more seeds than `make test`.
 soak: install
 	$(BIN)/python -m tests.soak --ticks 50000 --seeds 1 2 3 4 5
+	$(BIN)/python -m tests.soak --sites 2 --ticks 20000 --seeds 1 2 3
 	EVOPT_CRASH_SEEDS=30 $(BIN)/pytest -q tests/test_crash_safety.py
 
 # The JSON Schema editors use for rules/*.yaml; a test fails when it is out of date.

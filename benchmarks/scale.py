@@ -1,26 +1,31 @@
 """The scale benchmark (issue 13): 1, 10, 100 and 500 chargers in one process.
 
-Each shape runs one ``Service`` per site in this process, all sharing one ``DecisionStore``,
-against a fake cloud that runs in a **separate process** (``--accounts``,
+Each shape runs a real :class:`~optimizer.service.Fleet` from a generated ``sites:`` config
+(one item per site, each account's password in its own environment variable), the way a user
+runs 250 sites, against a fake cloud that runs in a **separate process** (``--accounts``,
 ``--sites-per-account``, ``--chargers-per-site``, ``--budget``), so the CPU figure is the
 service's alone: the fake's own CPU would otherwise grow with the chargers and hide what the
-service costs. Time is simulated: every step the driver ticks the sites that are due, then
-moves the fake's clock on by the 30 s poll (as ``tests/test_service.py`` drives one service).
+service costs. Time is simulated by a :class:`~optimizer.service.lockstep.LockstepClock`:
+it moves on (and moves the fake's clock over its admin API) only when every site's loop
+sleeps, so each site keeps its own schedule (30 s, longer after trouble) on one timeline.
 
-Figures per shape, each beside its target:
+Figures per shape, each beside its target, read on the simulated clock while every loop
+sleeps:
 
 - CPU per tick (``time.process_time``, user + system of this process: never wall time, which
   depends on the fake and on whatever else the box runs), in total and per charger. Linear in
   chargers means the per-charger figure stays roughly flat from 10 to 500.
-- Requests per hour per account, counted by each site's client as it sends them, against the
-  account's budget (the reference: ~600 an hour).
+- Requests per hour per account, as each site's service logged them (the ``requests`` table),
+  against the account's budget (the reference: ~600 an hour), with the read stretch
+  (optimizer/observe/readplan.py) spreading the slow reads over the account's chargers.
 - RSS: the peak resident memory of this process (the fake runs apart and is not counted).
 
-``python benchmarks/scale.py`` runs the full set (1, 10, 100, 500); ``--quick`` stops at 100;
-``--shape ACCOUNTS:SITES:CHARGERS`` runs one layout. ``make bench`` runs the full set.
+Then the capacity of one account: 1:N:2 for N sites of two, how many fit the budget with no
+tick held back.
 
-The driver (:class:`SiteDriver`) ticks services directly. The fleet runner of issue 13 item 2
-will own this loop; switching is replacing :meth:`SiteDriver.step` with one fleet step.
+``python benchmarks/scale.py`` runs the full set (1, 10, 100, 500, then the capacity);
+``--quick`` stops at 100; ``--shape ACCOUNTS:SITES:CHARGERS`` runs one layout; ``--capacity N
+...`` the capacity of N sites per account. ``make bench`` runs the full set.
 """
 
 from __future__ import annotations
@@ -32,14 +37,15 @@ import json
 import logging
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +55,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from optimizer.config import Config, load_config  # noqa: E402
-from optimizer.connect import client_for  # noqa: E402
-from optimizer.decisions import DecisionStore  # noqa: E402
-from optimizer.enlighten.client import EnlightenClient  # noqa: E402
-from optimizer.service import Service  # noqa: E402
+from optimizer.service import Fleet, TickReport  # noqa: E402
+from optimizer.service.lockstep import LockstepClock  # noqa: E402
 from optimizer.systemd import Notifier  # noqa: E402
 
 POLL_S = 30.0
@@ -99,11 +103,13 @@ class Shape:
 
 
 # 1 and 10 chargers on one site (the engine's cost with many chargers on a site), then sites of
-# two: 5 sites, then 50 and 250 sites two per account. A site costs ~140-190 requests an hour at
-# a 30 s poll (its status read alone is 120), so an account carries at most three such sites
-# under ~600 an hour until read lifetimes stretch with the account's chargers (docs/scale.md).
+# two: 5 sites, then 50 and 250 sites two per account (the same layouts as before the fleet,
+# so the figures compare; the capacity runs below put more sites on one account).
 QUICK: tuple[Shape, ...] = (Shape(1, 1, 1), Shape(1, 1, 10), Shape(5, 1, 2), Shape(25, 2, 2))
 FULL: tuple[Shape, ...] = (*QUICK, Shape(125, 2, 2))
+# How many sites of two one account carries: 1:N:2 for each N (docs/scale.md).
+CAPACITY_SITE = 2
+CAPACITY: tuple[int, ...] = (2, 3, 4, 5, 6)
 
 
 @dataclass
@@ -120,6 +126,8 @@ class Figures:
     rss_mb: float = 0.0
     decisions: int = 0  # rows in the shared decision log
     families: dict[str, float] = field(default_factory=dict)  # requests/h per site, by family
+    stretch: float = 1.0  # the largest read stretch of a site at the end (readplan.py)
+    min_poll_s: float | None = None  # the poll the status reads would fit, if they do not
 
     @property
     def cpu_ms_per_tick(self) -> float:
@@ -158,6 +166,8 @@ class Figures:
             "requests_per_hour_per_site_by_family": {
                 k: round(v, 1) for k, v in sorted(self.families.items())
             },
+            "read_stretch": round(self.stretch, 2),
+            "min_poll_s": None if self.min_poll_s is None else round(self.min_poll_s, 1),
         }
 
 
@@ -249,153 +259,160 @@ def account_password(owner: str) -> str:
     return f"{PASSWORD}-{suffix}" if suffix else PASSWORD
 
 
-# --- the services ----------------------------------------------------------------------------
+# --- the fleet -------------------------------------------------------------------------------
 
 
-class SharedClock:
-    """One simulated clock for every service; the driver moves it (and the fake's) on."""
-
-    def __init__(self, start: datetime) -> None:
-        self.at = start
-
-    def now(self) -> datetime:
-        return self.at
-
-    async def sleep(self, seconds: float, *, wake: asyncio.Event) -> None:
-        raise RuntimeError("the scale driver ticks the services itself; nothing sleeps")
+def password_env(owner: str) -> str:
+    """The environment variable the generated config names for ``owner``'s password."""
+    suffix = owner.split("@", 1)[0].removeprefix("owner") or "1"
+    return f"EVOPT_BENCH_PASSWORD_{suffix}"
 
 
-def site_config(base_url: str, site: FakeSite, tmp: Path) -> Config:
-    """One site's config, as a `sites:` item will hold it: its account, site id and rules."""
-    folder = tmp / f"site-{site.site_id}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "config.yaml"
+def fleet_config(base_url: str, sites: Sequence[FakeSite], tmp: Path) -> Path:
+    """A ``sites:`` config for every site of the fake, as a user with this many sites would
+    write it: each item its account (password from an environment variable per account),
+    site id, location, site limit, tariffs and rules; one decision log for all."""
+    items = []
+    for site in sites:
+        items.append(
+            f"  - name: s{site.site_id}\n"
+            f"    enlighten: {{base_url: '{base_url}', email: {site.owner},"
+            f" site_id: {site.site_id}, password_env: {password_env(site.owner)}}}\n"
+            "    site: {latitude: -37.81, longitude: 144.96, timezone: Australia/Melbourne,"
+            " max_current: 80}\n"  # the largest the config takes: room for several cars
+            "    tariffs:\n      import_price: 0.30\n      windows:\n"
+            "        off_peak: {price: 0.18, times: '23:00-07:00'}\n"
+            "        peak: {price: 0.45, times: '15:00-21:00', days: weekdays}\n"
+            f"    rules: ['{ROOT / 'rules' / '*.yaml'}']\n"
+        )
+    path = tmp / "config.yaml"
     path.write_text(
-        f"enlighten:\n  base_url: {base_url}\n  email: {site.owner}\n  site_id: {site.site_id}\n"
-        "site:\n  latitude: -37.81\n  longitude: 144.96\n  timezone: Australia/Melbourne\n"
-        "  max_current: 80\n"  # the largest the config takes: room for several cars
         # The fake charger takes a new level at once: no real 30 s wait per level change.
         "charger:\n  settle_delay: 0s\n"
-        f"service:\n  poll_interval: {POLL_S:.0f}s\n  state_dir: {folder / 'state'}\n"
-        f"  database: {tmp / 'decisions.db'}\n"
-        "tariffs:\n  import_price: 0.30\n  windows:\n"
-        '    off_peak: {price: 0.18, times: "23:00-07:00"}\n'
-        '    peak: {price: 0.45, times: "15:00-21:00", days: weekdays}\n'
-        f"rules:\n  - {ROOT / 'rules' / '*.yaml'}\n",
+        f"service:\n  poll_interval: {POLL_S:.0f}s\n  state_dir: {tmp / 'state'}\n"
+        f"sites:\n{''.join(items)}",
         encoding="utf-8",
     )
-    return load_config(path)
+    return path
 
 
 @dataclass
-class Site:
-    """One site's service, its client (its account's password) and when it is due again."""
+class Reading:
+    """What the benchmark reads at one instant of the simulated clock (all loops asleep)."""
 
-    service: Service
-    client: EnlightenClient
-    owner: str
-    due: datetime
+    cpu_s: float
+    sent: dict[int, Counter[str]]  # requests per site, by endpoint family, as the log has them
+    limited: int  # site ticks that met a 429 or the account's limiter so far
 
 
-class SiteDriver:
-    """Ticks every due site concurrently, then moves the simulated time on by one poll."""
+class Tally:
+    """The fleet's tick reports, counted per problem (``on_tick`` of every site)."""
 
-    def __init__(self, sites: list[Site], clock: SharedClock, base_url: str) -> None:
-        self.sites = sites
-        self.clock = clock
-        self.base_url = base_url
-        self.problems: dict[str, int] = {}
+    def __init__(self) -> None:
+        self.problems: Counter[str] = Counter()
+        self.ticks = 0
 
-    async def step(self, http: aiohttp.ClientSession) -> None:
-        now = self.clock.now()
-        due = [s for s in self.sites if s.due <= now]
-        # The fleet runner (optimizer/service/fleet.py, issue 13 item 2) will do this line:
-        # one tick of every due site, concurrently, each site's trouble its own.
-        reports = await asyncio.gather(*(s.service.tick() for s in due))
-        for site, report in zip(due, reports, strict=True):
-            site.due = now + timedelta(seconds=report.delay_s)
+    def sink(self, view: Config) -> Callable[[TickReport], None]:
+        def count(report: TickReport) -> None:
+            self.ticks += 1
             if report.problem is not None:
-                self.problems[report.problem] = self.problems.get(report.problem, 0) + 1
-        async with http.post(f"{self.base_url}/__fake__/clock", json={"advance_s": POLL_S}) as r:
-            r.raise_for_status()
-        self.clock.at = now + timedelta(seconds=POLL_S)
+                self.problems[report.problem] += 1
 
-    def sent(self) -> dict[str, int]:
-        """Requests sent so far, per account, as each site's client counted them."""
-        per_account: dict[str, int] = {}
-        for site in self.sites:
-            n = sum(site.client.counter.totals().values())
-            per_account[site.owner] = per_account.get(site.owner, 0) + n
-        return per_account
+        return count
 
-    def families(self) -> Counter[str]:
-        """Requests sent so far by endpoint family, all sites together."""
-        total: Counter[str] = Counter()
-        for site in self.sites:
-            total.update(site.client.counter.totals())
-        return total
+
+def logged_requests(database: Path) -> dict[int, Counter[str]]:
+    """Requests per site and endpoint family, as each site's service logged them (the
+    ``requests`` table `evopt log stats` reads), through a connection of our own."""
+    out: dict[int, Counter[str]] = {}
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        rows = db.execute(
+            "SELECT r.site_id, q.family, SUM(q.count) FROM requests q"
+            " JOIN runs r ON r.run_id = q.run_id GROUP BY r.site_id, q.family"
+        ).fetchall()
+    for site_id, family, count in rows:
+        out.setdefault(int(site_id), Counter())[str(family)] += int(count)
+    return out
 
 
 async def measure(
     shape: Shape, *, ticks: int, budget: int = BUDGET_PER_HOUR, warmup: int = WARMUP_TICKS
 ) -> Figures:
-    """Run ``shape`` for ``warmup`` + ``ticks`` polls; the figures of the last ``ticks``."""
+    """Run ``shape`` as one :class:`Fleet` for ``warmup`` + ``ticks`` polls; the figures of
+    the last ``ticks``, read on the simulated clock while every site's loop sleeps."""
     with (
         tempfile.TemporaryDirectory() as folder,
         fake_process(shape, budget) as (base_url, fake_sites),
     ):
         tmp = Path(folder)
-        clock = SharedClock(START)
-        store = DecisionStore(tmp / "decisions.db")
-        sites: list[Site] = []
-        for fake_site in fake_sites:
-            config = site_config(base_url, fake_site, tmp)
-            password = account_password(fake_site.owner)
-            client = client_for(config, password_provider=lambda p=password: p)
-            service = Service(
+        for owner in {s.owner for s in fake_sites}:
+            os.environ[password_env(owner)] = account_password(owner)
+        config = load_config(fleet_config(base_url, fake_sites, tmp))
+        async with aiohttp.ClientSession() as http:
+
+            async def advance(seconds: float) -> None:
+                url = f"{base_url}/__fake__/clock"
+                async with http.post(url, json={"advance_s": seconds}) as reply:
+                    reply.raise_for_status()
+
+            clock = LockstepClock(START, loops=shape.sites, advance=advance)
+            tally = Tally()
+            fleet = Fleet(
                 config,
                 config_path=config.source,
                 dry_run=False,
                 notifier=Notifier(socket_path=""),
                 clock=clock,
-                client=client,
-                store=store,
+                on_tick=tally.sink,
             )
-            sites.append(Site(service, client, fake_site.owner, START))
-        driver = SiteDriver(sites, clock, base_url)
-        try:
-            async with aiohttp.ClientSession() as http:
-                started = time.process_time()
-                for _ in range(warmup):
-                    await driver.step(http)
-                warmup_cpu = time.process_time() - started
-                sent_before, families_before = driver.sent(), driver.families()
-                limited_before = driver.problems.get("rate_limited", 0)
-                started = time.process_time()
-                for _ in range(ticks):
-                    await driver.step(http)
-                cpu = time.process_time() - started
-            sent_after, families = driver.sent(), driver.families() - families_before
-        finally:
-            for site in sites:
-                await site.service.shutdown()
-                await site.client.close()
-        hours = ticks * POLL_S / 3600
-        decisions = store.db.execute("SELECT count(*) FROM decisions").fetchone()[0]
-        store.close()
+            readings: list[Reading] = []
+            plans: list[tuple[float, float | None]] = []
+
+            def read() -> None:
+                limited = tally.problems["rate_limited"]
+                readings.append(
+                    Reading(time.process_time(), logged_requests(config.database_path), limited)
+                )
+
+            def last() -> None:
+                read()
+                plans.extend(
+                    (s.cache.read_plan.stretch, s.cache.read_plan.min_poll_s)
+                    for s in fleet.services
+                    if s.cache.read_plan is not None
+                )
+                fleet.request_stop()
+
+            started = time.process_time()
+            clock.after(warmup * POLL_S, read)
+            clock.after((warmup + ticks) * POLL_S, last)
+            code = await fleet.run()
+            if code != 0 or len(readings) != 2:
+                raise RuntimeError(f"the fleet ended with {code} before the measurement")
+        with contextlib.closing(sqlite3.connect(config.database_path)) as db:
+            decisions = db.execute("SELECT count(*) FROM decisions").fetchone()[0]
+    before, after = readings
+    hours = ticks * POLL_S / 3600
+    owner_of = {s.site_id: s.owner for s in fake_sites}
+    per_account: Counter[str] = Counter()
+    families: Counter[str] = Counter()
+    for site_id, counts in after.sent.items():
+        delta = counts - before.sent.get(site_id, Counter())
+        per_account[owner_of[site_id]] += sum(delta.values())
+        families.update(delta)
     return Figures(
         shape=shape,
         ticks=ticks,
-        cpu_s=cpu,
-        warmup_cpu_s=warmup_cpu,
-        requests_per_hour={
-            owner: (sent_after[owner] - sent_before.get(owner, 0)) / hours for owner in sent_after
-        },
-        rate_limited_ticks=driver.problems.get("rate_limited", 0) - limited_before,
-        problems=dict(driver.problems),
+        cpu_s=after.cpu_s - before.cpu_s,
+        warmup_cpu_s=before.cpu_s - started,
+        requests_per_hour={o: per_account[o] / hours for o in sorted(set(owner_of.values()))},
+        rate_limited_ticks=after.limited - before.limited,
+        problems=dict(tally.problems),
         rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         decisions=int(decisions),
         families={k: n / hours / shape.sites for k, n in families.items()},
+        stretch=max((p[0] for p in plans), default=1.0),
+        min_poll_s=max((p[1] for p in plans if p[1] is not None), default=None),
     )
 
 
@@ -405,8 +422,8 @@ async def measure(
 def report(figures: Sequence[Figures], *, budget: int) -> list[str]:
     """The table, each figure beside its target, then the verdicts."""
     lines = [
-        f"scale: one process, one Service per site, shared decision log, {POLL_S:.0f} s poll on a"
-        " simulated clock; the fake cloud runs in another process (not counted)",
+        f"scale: one process, a Fleet from a sites: config, one decision log, {POLL_S:.0f} s poll"
+        " on a simulated clock; the fake cloud runs in another process (not counted)",
         f"{'chargers':>8} {'sites':>5} {'accts':>5} {'CPU ms/tick':>11} {'ms/charger':>10}"
         f" {'core':>6} {'req/h/acct (max)':>16} {'429 ticks':>9} {'RSS MB':>7}",
     ]
@@ -462,6 +479,39 @@ def verdicts(figures: Sequence[Figures], *, budget: int) -> list[str]:
     return out
 
 
+def fits(figures: Figures, *, budget: int) -> bool:
+    """Under the account's budget with no tick held back by it (a 429 or the limiter)."""
+    return figures.worst_account <= budget and figures.rate_limited_ticks == 0
+
+
+def capacity_report(figures: Sequence[Figures], *, budget: int) -> list[str]:
+    """How many sites of two chargers one account carries at the poll: one row per count of
+    sites, then the largest that fits (every site's status read every poll, no tick held)."""
+    lines = [
+        f"capacity: one account, sites of {CAPACITY_SITE} chargers, {POLL_S:.0f} s poll,"
+        f" budget {budget}/h (the read stretch spreads the slow reads over the account)",
+        f"{'sites':>5} {'chargers':>8} {'req/h':>6} {'held ticks':>10} {'stretch':>7}"
+        f" {'poll that fits':>14} {'fits':>4}",
+    ]
+    for f in figures:
+        poll = "-" if f.min_poll_s is None else f"{f.min_poll_s:.0f} s"
+        lines.append(
+            f"{f.shape.sites:>5} {f.shape.chargers:>8} {f.worst_account:>6.0f}"
+            f" {f.rate_limited_ticks:>10} {f.stretch:>7.1f} {poll:>14}"
+            f" {'yes' if fits(f, budget=budget) else 'no':>4}"
+        )
+    carried = [f.shape.sites for f in figures if fits(f, budget=budget)]
+    if carried:
+        most = max(carried)
+        lines.append(
+            f"  one account carries {most} sites of {CAPACITY_SITE} ({most * CAPACITY_SITE}"
+            f" chargers) at a {POLL_S:.0f} s poll"
+        )
+    else:
+        lines.append("  no measured count of sites fits one account")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1, 10 and 100 chargers only")
@@ -470,6 +520,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--ticks", type=int, default=HOUR_TICKS, help="measured polls per shape")
     parser.add_argument("--budget", type=int, default=BUDGET_PER_HOUR)
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        nargs="*",
+        metavar="SITES",
+        help="sites of 2 on one account to measure (default with the full or quick set:"
+        f" {' '.join(map(str, CAPACITY))}; none with --shape unless given)",
+    )
     parser.add_argument("--json", action="store_true", help="figures as JSON")
     parser.add_argument("--serve-fake", type=Shape.parse, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -480,20 +538,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_fake(args.serve_fake, args.budget)
         return 0
     shapes = args.shape or (QUICK if args.quick else FULL)
-    figures = []
-    for shape in shapes:
-        os.environ.pop("ENLIGHTEN_PASSWORD", None)  # each client has its account's password
-        figures.append(asyncio.run(measure(shape, ticks=args.ticks, budget=args.budget)))
-        done = figures[-1]
-        print(
-            f"  {shape.chargers} chargers measured: {done.cpu_ms_per_tick:.1f} ms/tick",
-            file=sys.stderr,
-        )
+    counts = args.capacity if args.capacity is not None else ([] if args.shape else CAPACITY)
+    figures = [_run(shape, args) for shape in shapes]
+    carried = [_run(Shape(1, n, CAPACITY_SITE), args) for n in counts]
     if args.json:
-        print(json.dumps([f.as_json() for f in figures], indent=2))
-    else:
+        rows = [{"kind": "scale", **f.as_json()} for f in figures]
+        rows += [
+            {"kind": "capacity", "fits": fits(f, budget=args.budget), **f.as_json()}
+            for f in carried
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if figures:
         print("\n".join(report(figures, budget=args.budget)))
+    if carried:
+        print("\n".join(capacity_report(carried, budget=args.budget)))
     return 0
+
+
+def _run(shape: Shape, args: argparse.Namespace) -> Figures:
+    os.environ.pop("ENLIGHTEN_PASSWORD", None)  # each site has its account's password
+    done = asyncio.run(measure(shape, ticks=args.ticks, budget=args.budget))
+    print(
+        f"  {_shape_text(shape)}: {shape.chargers} chargers measured,"
+        f" {done.cpu_ms_per_tick:.1f} ms/tick",
+        file=sys.stderr,
+    )
+    return done
 
 
 if __name__ == "__main__":

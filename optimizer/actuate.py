@@ -30,12 +30,14 @@ from optimizer.enlighten.control import CommandResult
 from optimizer.enlighten.control import Outcome as CommandOutcome
 from optimizer.enlighten.errors import (
     AuthError,
+    BudgetHeldError,
     CloudUnreachableError,
     EnlightenError,
     InvalidLevelError,
     NotSupportedError,
 )
 from optimizer.enlighten.models import ChargeMode
+from optimizer.enlighten.ratelimit import whole_command
 from optimizer.enlighten.schedule_edit import (
     AddSlot,
     DisableSlot,
@@ -93,7 +95,10 @@ RESULT_OUTCOMES: dict[CommandOutcome, Outcome] = {
     CommandOutcome.NOT_ACTIVE: "rejected",
 }
 # Errors raised before anything was sent: a failed decision that cost no request.
-NOTHING_SENT = (InvalidLevelError, NotSupportedError, ScheduleEditError)
+# BudgetHeldError: the account's limiter refused the request before it went. Counted as "may
+# have been sent", it invalidated the charger's cached reads, whose re-read spent the budget
+# that refused the next try: a loop on every account at its budget (the scale benchmark).
+NOTHING_SENT = (InvalidLevelError, NotSupportedError, ScheduleEditError, BudgetHeldError)
 
 
 class UnusableDecision(ValueError):
@@ -345,7 +350,9 @@ class Actuator:
             return Actuation("dry_run", detail=f"dry run: would {_describe(step)}")
         async with self._locks[charger.sn]:
             try:
-                sent = await self._call(step, charger.sn)
+                # Its read and its write go together or not at all (enlighten/ratelimit.py).
+                with whole_command():
+                    sent = await self._call(step, charger.sn)
             except EnlightenError as err:
                 sent = _Sent.failure(err)
         what = INVALIDATES[step.call]

@@ -30,6 +30,7 @@ from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.control import CommandResult, Outcome
 from optimizer.enlighten.models import ChargeMode
+from optimizer.enlighten.ratelimit import AccountLimiter
 from optimizer.enlighten.schedule_edit import AddSlot, DisableSlot, EnableSlot, SetSlot
 from optimizer.fakecloud import FakeCloud, FakeCloudServer
 from optimizer.fakecloud.requestlog import LoggedRequest
@@ -526,3 +527,24 @@ async def test_a_users_own_change_is_recorded_and_nothing_is_sent(
     assert "nothing to send" in done.detail
     assert rig.writes() == []
     assert rig.cloud.charger().charging
+
+
+async def test_a_command_the_budget_holds_back_sent_nothing_and_keeps_the_cache(rig: Rig) -> None:
+    """The account's limiter refuses the edit before anything goes: a failure that cost no
+    request and changed nothing, so the charger's cached reads stay as they are. Counted as
+    "may have been sent" it invalidated them, and their re-reads spent the budget that refused
+    the next try, every tick (the scale benchmark, two sites on one account)."""
+    snapshot = await rig.snapshot()
+    assert rig.cache.schedules[SN].next_at is not None
+    limiter = AccountLimiter(budget_per_hour=600, burst=1, clock=lambda: 0.0, max_wait_s=0)
+    await limiter.acquire()  # the bucket is empty now, and its clock never moves
+    rig.client.transport.limiter = limiter
+    edits = [{"op": "add", "start_time": "01:00", "end_time": "05:00", "days": [6, 7]}]
+    held = await rig.actuator().apply(
+        decision("patch_schedules", "schedules", edits=edits), snapshot
+    )
+    assert (held.outcome, held.commands) == ("failed", 0)
+    assert "not sent" in (held.error or "")
+    assert rig.writes() == []
+    assert rig.cache.schedules[SN].next_at is not None  # not invalidated
+    assert rig.cache.schedules[SN].stale is False

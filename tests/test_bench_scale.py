@@ -14,6 +14,8 @@ from types import ModuleType
 
 import pytest
 
+from optimizer.config import load_config
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -66,6 +68,8 @@ async def test_two_chargers_on_one_site_give_every_figure() -> None:
 
 
 async def test_each_account_logs_in_with_its_own_password_and_is_counted_apart() -> None:
+    """Through the fleet: each account's password comes from the environment variable the
+    generated `sites:` config names for it; a wrong one would show as "auth" problems."""
     figures = await scale.measure(scale.Shape(2, 1, 1), ticks=2, warmup=1)
     assert figures.problems == {}  # an auth failure would show as "auth"
     assert sorted(figures.requests_per_hour) == ["owner2@example.com", "owner@example.com"]
@@ -116,3 +120,35 @@ def test_a_bad_shape_says_what_a_shape_is(text: str) -> None:
 def test_passwords_follow_the_fake_clouds_accounts() -> None:
     assert scale.account_password("owner@example.com") == "correct-horse-battery"
     assert scale.account_password("owner7@example.com") == "correct-horse-battery-7"
+
+
+def test_the_generated_config_is_a_sites_list_a_user_could_run(tmp_path: Path) -> None:
+    """One item per site, each with its account's own password variable, one decision log."""
+    sites = [
+        scale.FakeSite(11, "owner@example.com", ("EV1", "EV2")),
+        scale.FakeSite(12, "owner@example.com", ("EV3", "EV4")),
+        scale.FakeSite(13, "owner2@example.com", ("EV5", "EV6")),
+    ]
+    config = load_config(scale.fleet_config("http://127.0.0.1:9", sites, tmp_path))
+    views = config.site_configs()
+    assert [v.enlighten.site_id for v in views] == [11, 12, 13]
+    assert [v.enlighten.password_env for v in views] == [
+        "EVOPT_BENCH_PASSWORD_1",
+        "EVOPT_BENCH_PASSWORD_1",
+        "EVOPT_BENCH_PASSWORD_2",
+    ]
+    assert len({v.account_key() for v in views}) == 2
+    assert {v.database_path for v in views} == {tmp_path / "state" / "decisions.db"}
+
+
+def test_the_capacity_is_the_largest_count_of_sites_that_fits() -> None:
+    runs = [
+        _figures(scale.Shape(1, 3, 2), cpu_s=0.1, per_hour=480),
+        _figures(scale.Shape(1, 4, 2), cpu_s=0.1, per_hour=590),
+        _figures(scale.Shape(1, 5, 2), cpu_s=0.1, per_hour=598, limited=12),
+    ]
+    lines = scale.capacity_report(runs, budget=600)
+    assert lines[-1].strip() == "one account carries 4 sites of 2 (8 chargers) at a 30 s poll"
+    assert [line.split()[-1] for line in lines[2:5]] == ["yes", "yes", "no"]
+    over = scale.capacity_report(runs[2:], budget=600)
+    assert "no measured count of sites fits" in over[-1]

@@ -292,3 +292,25 @@ def test_the_policys_own_minimum_is_the_level_the_site_admits_and_floors() -> No
     charging = {d.charger_sn: d for d in decisions if d.target == "charging"}
     assert [charging[sn].params.get("amps") for sn in "AB"] == [13, None]
     assert charging["B"].inputs["share_bound"] == "surplus"
+
+
+def test_an_offline_charger_keeps_its_last_level_against_the_breaker() -> None:
+    """B is offline to the cloud at its last 12 A (the car may still draw it): A, asking for
+    the whole 24 A site limit under a tariff rule, gets only what B leaves. Before, B counted
+    as drawing nothing and the site was at 36 A when B came back (the two-site fault soak)."""
+    tariff = {"name": "cheap", "kind": "tariff_window", "windows": ["off_peak"], "amps": 24}
+    chargers = (
+        make_charger(sn="A", charging=True, amps=12),
+        make_charger(sn="B", connected=False, charging=False, amps=12),
+    )
+    config = EngineSettings(site_max_amps=24, tariffs=TARIFFS, settle=timedelta(0))
+    decisions, _ = evaluate(snapshot(chargers, 0, 0.0), policies(tariff), Memory(), settings=config)
+    charging = {d.charger_sn: d for d in decisions if d.target == "charging"}
+    assert charging["A"].inputs["share_amps"] == 12
+    assert charging["A"].action == "hold"  # it already has its share
+    unplugged = replace(chargers[1], plugged_in=False)
+    decisions, _ = evaluate(
+        snapshot((chargers[0], unplugged), 0, 0.0), policies(tariff), Memory(), settings=config
+    )
+    charging = {d.charger_sn: d for d in decisions if d.target == "charging"}
+    assert charging["A"].params.get("amps") == 24  # no car on B: nothing to keep for it

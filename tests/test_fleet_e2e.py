@@ -2,7 +2,7 @@
 
 One fake cloud with a second account (``FakeCloud.add_account``), two chargers per site, and
 a `sites:` config. The fleet runs both on one simulated clock that moves on only when every
-site's loop sleeps (:class:`FleetClock`), so "site A ticked every 30 s while site B was in
+site's loop sleeps (``LockstepClock``), so "site A ticked every 30 s while site B was in
 trouble" is a statement about one timeline. Site B's trouble is real: a wrong password, or the
 fake failing every request of its site; site A keeps acting all along, and B recovers.
 """
@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -31,6 +31,7 @@ from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer
 from optimizer.fakecloud.model import Charger
 from optimizer.service import Fleet, Service, TickReport
 from optimizer.service.fleet import fleet_status
+from optimizer.service.lockstep import LockstepClock
 from tests.cli_env import EMAIL, PASSWORD, SITE_ID
 from tests.test_service import ALWAYS_16, MIDDAY, Notes
 
@@ -39,44 +40,9 @@ FARM_PASSWORD = "farm-horse-battery"
 POLL_S = 30.0
 
 
-class FleetClock:
-    """A simulated clock for several loops: a sleep returns when the clock reaches its end,
-    and the clock jumps to the earliest end only once every loop sleeps (``count`` loops).
-
-    ``at`` holds (time, hook) pairs run once the clock reaches them (a fault lifted, a stop).
-    """
-
-    def __init__(self, cloud: FakeCloud, count: int) -> None:
-        self.cloud = cloud
-        self.count = count
-        self.ends: dict[int, float] = {}
-        self.at: list[tuple[float, Callable[[], Awaitable[None] | None]]] = []
-
-    def now(self) -> datetime:
-        return self.cloud.clock.now()
-
-    def ts(self) -> float:
-        return self.cloud.clock.timestamp()
-
-    async def sleep(self, seconds: float, *, wake: asyncio.Event) -> None:
-        key = id(wake)
-        self.ends[key] = self.ts() + seconds
-        try:
-            while not wake.is_set() and self.ts() < self.ends[key]:
-                if len(self.ends) >= self.count:
-                    self.cloud.advance(min(self.ends.values()) - self.ts())
-                    await self._hooks()
-                await asyncio.sleep(0)
-        finally:
-            del self.ends[key]
-
-    async def _hooks(self) -> None:
-        due = [hook for when, hook in self.at if when <= self.ts()]
-        self.at = [(when, hook) for when, hook in self.at if when > self.ts()]
-        for hook in due:
-            result = hook()
-            if result is not None:
-                await result
+def fleet_clock(cloud: FakeCloud, count: int = 2) -> LockstepClock:
+    """The fleet's loops on one simulated timeline, the fake cloud's clock kept in step."""
+    return LockstepClock(cloud.clock.now(), loops=count, advance=cloud.advance)
 
 
 @dataclass
@@ -117,7 +83,7 @@ sites:
         path.write_text(text, encoding="utf-8")
         return load_config(path)
 
-    def fleet(self, config: Config, clock: FleetClock) -> Fleet:
+    def fleet(self, config: Config, clock: LockstepClock) -> Fleet:
         def sink(view: Config) -> Callable[[TickReport], None]:
             return self.reports.setdefault(view.label, []).append
 
@@ -182,11 +148,11 @@ async def test_a_failing_site_never_stalls_the_other_and_recovers(sites: Sites) 
     two cars once the cloud answers again."""
     cloud = sites.cloud
     fault = cloud.add_fault("status", status=503, path=f"/{sites.farm_id}/", times=0)
-    clock = FleetClock(cloud, count=2)
-    start = clock.ts()
+    clock = fleet_clock(cloud)
+    start = clock.timestamp()
     fleet = sites.fleet(sites.config(), clock)
-    clock.at.append((start + 20 * 60, cloud.faults.clear))
-    clock.at.append((start + 40 * 60, fleet.request_stop))
+    clock.after(20 * 60, cloud.faults.clear)
+    clock.after(40 * 60, fleet.request_stop)
     assert fault.times == 0
 
     assert await fleet.run() == 0
@@ -222,8 +188,7 @@ async def test_a_wrong_password_on_one_account_leaves_the_other_acting(
     Each account has its own session file, 0600, not named by the e-mail."""
     monkeypatch.setenv("FARM_PASSWORD", "wrong-password")
     cloud = sites.cloud
-    clock = FleetClock(cloud, count=2)
-    start = clock.ts()
+    clock = fleet_clock(cloud)
     config = sites.config()
     fleet = sites.fleet(config, clock)
 
@@ -232,8 +197,8 @@ async def test_a_wrong_password_on_one_account_leaves_the_other_acting(
         argv = ["--config", str(config.source), "login", "--site", "farm"]
         assert await asyncio.to_thread(main, argv) == 0
 
-    clock.at.append((start + 10 * 60, person_logs_in))
-    clock.at.append((start + 40 * 60, fleet.request_stop))
+    clock.after(10 * 60, person_logs_in)
+    clock.after(40 * 60, fleet.request_stop)
     assert await fleet.run() == 0
 
     home, farm = sites.reports["home"], sites.reports["farm"]
@@ -262,7 +227,7 @@ async def test_status_shows_every_site(
     """`evopt status --json` lists the chargers of both sites with their site; `--site farm`
     only the farm's; the human output groups them under a line per site."""
     config = sites.config()
-    clock = FleetClock(sites.cloud, count=2)
+    clock = fleet_clock(sites.cloud)
     fleet = sites.fleet(config, clock)
     assert await fleet.run(once=True) == 0
     monkeypatch.setattr(account, "_now", clock.now)
@@ -294,7 +259,7 @@ async def test_log_and_why_take_a_site(
     """`evopt log --site farm` lists only the farm's decisions, by name or by id; `why
     --site farm` explains only the farm's chargers; without --site both show every site."""
     config = sites.config()
-    fleet = sites.fleet(config, FleetClock(sites.cloud, count=2))
+    fleet = sites.fleet(config, fleet_clock(sites.cloud))
     assert await fleet.run(once=True) == 0
     monkeypatch.setattr(why, "_now", lambda: datetime.now(UTC))
     path = str(config.source)
@@ -331,8 +296,8 @@ async def test_sighup_applies_to_every_site_or_to_none(sites: Sites) -> None:
     """A reload with one site's part broken keeps every site's old config and rules (the
     status line says why); the fixed file then reaches both sites between their ticks."""
     cloud = sites.cloud
-    clock = FleetClock(cloud, count=2)
-    start = clock.ts()
+    clock = fleet_clock(cloud)
+    start = clock.timestamp()
     config = sites.config()
     fleet = sites.fleet(config, clock)
     path = config.source
@@ -349,9 +314,9 @@ async def test_sighup_applies_to_every_site_or_to_none(sites: Sites) -> None:
         (sites.tmp / "rules.yaml").write_text(ALWAYS_16.replace("16", "10"), "utf-8")
         outcomes.append(fleet.request_reload())
 
-    clock.at.append((start + 2 * 60, break_the_farm))
-    clock.at.append((start + 5 * 60, ten_amps_everywhere))
-    clock.at.append((start + 8 * 60, fleet.request_stop))
+    clock.after(2 * 60, break_the_farm)
+    clock.after(5 * 60, ten_amps_everywhere)
+    clock.after(8 * 60, fleet.request_stop)
     assert await fleet.run() == 0
 
     assert outcomes == [False, True]
@@ -397,11 +362,10 @@ async def test_the_sites_of_one_account_share_one_login(sites: Sites) -> None:
         encoding="utf-8",
     )
     config = load_config(path)
-    clock = FleetClock(cloud, count=2)
-    start = clock.ts()
+    clock = fleet_clock(cloud)
     fleet = sites.fleet(config, clock)
-    clock.at.append((start + 5 * 60, lambda: cloud.add_fault("expire_session") and None))
-    clock.at.append((start + 10 * 60, fleet.request_stop))
+    clock.after(5 * 60, lambda: cloud.add_fault("expire_session"))
+    clock.after(10 * 60, fleet.request_stop)
     assert await fleet.run() == 0
 
     assert len(cloud.requests("/login/login.json")) == 2
@@ -471,7 +435,7 @@ async def test_a_site_loop_that_crashes_stops_the_others(
     """A bug that escapes one site's loop ends the whole process (systemd restarts it)
     instead of leaving the other sites running without it; every site's run is closed."""
     config = sites.config()
-    fleet = sites.fleet(config, FleetClock(sites.cloud, count=2))
+    fleet = sites.fleet(config, fleet_clock(sites.cloud))
     original = Service._pause
 
     async def broken(self: Service, seconds: float) -> bool:

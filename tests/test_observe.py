@@ -996,3 +996,31 @@ async def test_a_source_failing_for_months_backs_off_without_overflow() -> None:
         assert entry.next_at - now <= timedelta(minutes=30)
         now = entry.next_at
     assert entry.failures == 5000
+
+
+async def test_a_list_our_own_edit_made_stale_is_read_first_and_never_shown_as_known() -> None:
+    """After a schedule edit (invalidate), the kept list is wrong: its read is not one the
+    budget may put off, and until it is read again the list is left out of the snapshot, so
+    a policy cannot add the slot it just added a second time (the scale benchmark's two
+    sites on one account, the budget tight, added the same slot every few ticks)."""
+    from optimizer.enlighten.ratelimit import _SPARE  # noqa: PLC0415 - the flag under test
+    from optimizer.observe.live import _values  # noqa: PLC0415
+
+    cache = ObserveCache()
+    entry: Cached[tuple[str, ...]] = cache.schedules.setdefault("EV1", Cached())
+    spare_seen: list[bool] = []
+
+    async def fetch() -> tuple[str, ...]:
+        spare_seen.append(_SPARE.get())
+        return ("slot-a",)
+
+    now = datetime(2025, 1, 15, 1, 0, tzinfo=UTC)
+    later = now + timedelta(hours=1)
+    await cache.refresh(entry, "schedules", fetch, now=now, next_at=lambda _: later)
+    assert _values(cache.schedules, fresh=True) == {"EV1": ("slot-a",)}
+    cache.invalidate("EV1", "schedules")
+    assert _values(cache.schedules, fresh=True) == {}  # unknown, not the old list
+    assert _values(cache.schedules) == {"EV1": ("slot-a",)}  # other callers keep it
+    await cache.refresh(entry, "schedules", fetch, now=now, next_at=lambda _: later)
+    assert spare_seen == [True, False]  # a due read is spare; the stale one is not
+    assert _values(cache.schedules, fresh=True) == {"EV1": ("slot-a",)}

@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 
 from optimizer.config import load_config
 from optimizer.connect import client_for
-from optimizer.enlighten.errors import RateLimitedError
+from optimizer.enlighten.errors import BudgetHeldError, RateLimitedError
 from optimizer.enlighten.ratelimit import (
     HOUR_S,
     AccountLimiter,
     TokenBucket,
     account_limiter,
+    whole_command,
 )
 from optimizer.enlighten.transport import Transport
 from optimizer.fakecloud import FakeCloud, FakeCloudServer
@@ -187,3 +188,37 @@ def test_clients_of_one_account_share_the_configured_budget(tmp_path: Path) -> N
     assert one.transport.limiter is not None
     assert one.transport.limiter is two.transport.limiter
     assert one.transport.limiter.budget_per_hour == 240
+
+
+async def test_a_command_is_refused_whole_rather_than_after_its_read() -> None:
+    """With one token left, a command (a read of the state, then the write) is refused before
+    its read goes: metered one by one, the read would spend the last token and the write find
+    none, and the next tick's try would read again (a livelock on a tight budget)."""
+    sim = SimTime()
+    limiter = AccountLimiter(
+        budget_per_hour=600, burst=3, clock=sim.clock, sleep=sim.sleep, max_wait_s=0
+    )
+    await limiter.acquire()
+    await limiter.acquire()
+    assert limiter.bucket.tokens == pytest.approx(1)
+    with pytest.raises(BudgetHeldError), whole_command():
+        await limiter.acquire(what="GET schedules")
+    assert limiter.bucket.tokens == pytest.approx(1)  # nothing spent
+    sim.now += 3600 / 597  # one more token
+    with whole_command():
+        await limiter.acquire(what="GET schedules")
+        assert limiter.bucket.tokens == pytest.approx(0)  # both reserved at once
+        await limiter.acquire(what="POST schedule")  # the write has its token
+    assert limiter.bucket.tokens == pytest.approx(0)
+
+
+async def test_what_a_command_did_not_use_goes_back() -> None:
+    sim = SimTime()
+    limiter = AccountLimiter(budget_per_hour=600, burst=10, clock=sim.clock, sleep=sim.sleep)
+    with whole_command(requests=3):
+        await limiter.acquire()  # a noop: the read showed nothing to write
+    assert limiter.bucket.tokens == pytest.approx(9)
+    with whole_command(requests=2):
+        for _ in range(4):  # more than reserved: the rest are metered one by one
+            await limiter.acquire()
+    assert limiter.bucket.tokens == pytest.approx(5)

@@ -460,6 +460,11 @@ def site_allocation(
 def _drawn(decision: Decision | None, ctx: Context) -> int:
     """What the charging decision would have the charger draw (A)."""
     view = ctx.charger
+    if not view.connected:
+        # Offline to the cloud is not off: a plugged-in car may still draw its last level, and
+        # no command reaches it. Counted against the breaker, or the others would be given its
+        # share and the site would be over its limit when it comes back (the two-site soak).
+        return (view.amps or 0) if view.plugged_in else 0
     if decision is None or decision.action == "hold":
         return (view.amps or 0) if view.charging and ctx.limits.feasible else 0
     if decision.action in ("start", "set_amps"):
@@ -478,6 +483,7 @@ def _claim(
     policy = by_name.get(decision.policy) if decision is not None else None
     fixed = (
         decision is None
+        or not ctx.charger.connected
         or policy is None
         or decision.observed
         or (decision.action == "start" and "amps" not in decision.params)

@@ -167,6 +167,15 @@ class FaultPlan:
         with self._lock:
             self._rules.clear()
 
+    def remove(self, rule: FaultRule) -> bool:
+        """Lift one rule (a lasting outage that ends); False if it is no longer armed."""
+        with self._lock:
+            for index, armed in enumerate(self._rules):
+                if armed is rule:
+                    del self._rules[index]
+                    return True
+            return False
+
     @property
     def rules(self) -> list[FaultRule]:
         """The rules still armed, in matching order."""

@@ -15,6 +15,7 @@ asked for again after a growing pause rather than on every tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -90,6 +91,10 @@ class Cached(Generic[T]):
     fetched_at: datetime | None = None
     next_at: datetime | None = None  # None: ask on the next tick
     failures: int = 0
+    # A write changed it (invalidate): the kept value is known to be wrong, so the read is not
+    # one the budget may put off. A policy acting on the old schedule list would add the slot
+    # it just added again (the scale benchmark: two sites on one account, the budget tight).
+    stale: bool = False
 
     def due(self, now: datetime) -> bool:
         return self.next_at is None or now >= self.next_at
@@ -253,6 +258,7 @@ class ObserveCache:
         """
         for entry in self._entries(sn, what):
             entry.next_at = None
+            entry.stale = True
 
     def _entries(self, sn: str | None, what: What | None) -> Iterable[Cached[Any]]:
         per_charger: dict[What, Mapping[str, Cached[Any]]] = {
@@ -292,8 +298,10 @@ class ObserveCache:
         """
         if not entry.due(now):
             return None
+        # The last value will do (the status reads go first), unless a write made it wrong.
+        spare = contextlib.nullcontext() if entry.stale else spare_requests()
         try:
-            with spare_requests():  # the last value will do: the status reads go first
+            with spare:
                 value = await fetch()
         except AuthError:
             raise
@@ -314,6 +322,7 @@ class ObserveCache:
         if entry.failures:
             _LOGGER.info("%s works again after %d failed attempts", label, entry.failures)
         entry.value, entry.fetched_at, entry.failures = value, now, 0
+        entry.stale = False
         entry.next_at = next_at(value)
         return None
 
@@ -434,7 +443,9 @@ async def observe_live(
             summaries=_values(cache.summaries),
             modes=_values(cache.modes),
             battery_settings=_values(cache.battery_settings),
-            schedules=_values(cache.schedules),
+            # A list one of our own edits made wrong stays unknown until it is read again:
+            # shown as it was, the policy would add the slot it just added (a duplicate).
+            schedules=_values(cache.schedules, fresh=True),
             energy=cache.energy.value,
             latest_power=cache.latest_power.value,
             battery=cache.battery.value,
@@ -626,10 +637,11 @@ async def _slots(client: EnlightenClient, site_id: int, sn: str) -> tuple[Schedu
     return (await client.schedules(site_id, sn)).slots
 
 
-def _values(entries: dict[str, Cached[T]]) -> dict[str, T]:
-    """Values that have been fetched at least once (an unknown stays absent, not None)."""
+def _values(entries: dict[str, Cached[T]], *, fresh: bool = False) -> dict[str, T]:
+    """Values that have been fetched at least once (an unknown stays absent, not None);
+    with ``fresh``, not those a write has made stale since."""
     return {
         sn: entry.value
         for sn, entry in entries.items()
-        if entry.fetched_at is not None and entry.value is not None
+        if entry.fetched_at is not None and entry.value is not None and not (fresh and entry.stale)
     }

@@ -197,9 +197,17 @@ class Fleet:
             handled = self._install_signals(loop)
             watchdog = self._start_watchdog()
             try:
-                codes = await asyncio.gather(
-                    *(self._run_one(s, once=once, max_ticks=max_ticks) for s in self.services)
+                # Every loop ends before the store closes: a crashed loop asks the others to
+                # stop, and they still close their runs in the log (gather would otherwise
+                # hand the crash on at once, and the store would close under their feet).
+                ended = await asyncio.gather(
+                    *(self._run_one(s, once=once, max_ticks=max_ticks) for s in self.services),
+                    return_exceptions=True,
                 )
+                for outcome in ended:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                codes = [code for code in ended if isinstance(code, int)]
             finally:
                 if watchdog is not None:
                     watchdog.cancel()
