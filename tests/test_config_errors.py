@@ -91,8 +91,8 @@ def one_error(tmp_path: Path, text: str) -> str:
         (
             "servce:\n  dry_run: true\n",
             "1:1: unknown key 'servce' (did you mean 'service'?); valid keys: enlighten, site, "
-            "charger, engine, service, tariffs, surplus, rules, warnings, gateway, forecast, plans, "
-            "habits, sites",
+            "charger, engine, service, tariffs, surplus, rules, warnings, gateway, forecast, "
+            "plans, habits, sites",
         ),
         (
             "surplus:\n  source: latest-power\n",

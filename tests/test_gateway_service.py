@@ -25,7 +25,7 @@ from optimizer.gateway.token import store_token
 from optimizer.service import Service
 from optimizer.service.heartbeat import judge
 from tests.cli_env import SITE_ID
-from tests.test_fleet_e2e import FleetClock, Sites, sites  # noqa: F401 - the fixture
+from tests.test_fleet_e2e import Sites, fleet_clock, sites  # noqa: F401 - the fixture
 from tests.test_service import HOLD_ONLY, MIDDAY, World, world_at
 
 SURPLUS_PATHS = ("/lifetime_energy", "/get_latest_power")
@@ -257,11 +257,10 @@ async def test_each_site_of_a_fleet_reads_its_own_gateway(sites: Sites) -> None:
             entries.append(entry.model_copy(update={"gateway": block}))
         surplus = SurplusConfig(source="gateway")
         config = base.model_copy(update={"sites": entries, "surplus": surplus})
-        clock = FleetClock(cloud, count=2)
+        clock = fleet_clock(cloud, count=2)
         fleet = sites.fleet(config, clock)
-        start = clock.ts()
-        clock.at.append((start + 60, farm.stop))
-        clock.at.append((start + 120, fleet.request_stop))
+        clock.after(60, farm.stop)
+        clock.after(120, fleet.request_stop)
         assert await fleet.run() == 0
 
     home_reports, farm_reports = sites.reports["home"], sites.reports["farm"]

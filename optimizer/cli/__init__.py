@@ -20,8 +20,8 @@ from optimizer import __version__
 from optimizer.cli import (
     account,
     control,
-    gateway,
     forecast,
+    gateway,
     history,
     log,
     plan,

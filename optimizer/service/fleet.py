@@ -20,7 +20,7 @@ import logging
 import signal
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from optimizer import __version__
@@ -62,15 +62,21 @@ def fleet_status(reports: list[tuple[str, TickReport | None]]) -> str:
     Sites not yet ticked count as starting; troubled sites are named, in config order, so
     `systemctl status` says which one to look at.
     """
+    return _status_line([(label, _state(report)) for label, report in reports])
+
+
+def _state(report: TickReport | None) -> str:
+    if report is None:
+        return "starting"
+    if report.problem is None:
+        return OK
+    return _TROUBLE.get(report.problem, report.problem)
+
+
+def _status_line(states: Iterable[tuple[str, str]]) -> str:
     counts: Counter[str] = Counter()
     names: dict[str, list[str]] = {}
-    for label, report in reports:
-        if report is None:
-            state = "starting"
-        elif report.problem is None:
-            state = OK
-        else:
-            state = _TROUBLE.get(report.problem, report.problem)
+    for label, state in states:
         counts[state] += 1
         names.setdefault(state, []).append(label)
     parts = []
@@ -110,6 +116,12 @@ class Fleet:
         self._on_tick = on_tick
         self.services: list[Service] = []
         self._notice: str | None = None
+        # Per tick only the ticking site's account and state are looked at: a fleet of N sites
+        # does O(1) work per site tick here, not O(N) (N squared per poll; docs/scale.md).
+        self._accounts: dict[str | None, list[Service]] = {}
+        self._states: dict[str, str] = {}
+        self._line: str | None = None
+        self._shown: str | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -120,50 +132,63 @@ class Fleet:
         re-login after a 401, whichever site meets it first)."""
         accounts: dict[str | None, AccountSession] = {}
         for view in self.config.site_configs():
-            shared = accounts.setdefault(view.account_key(), AccountSession())
+            key = view.account_key()
+            shared = accounts.setdefault(key, AccountSession())
             sink = self._on_tick(view) if self._on_tick is not None else None
-            self.services.append(
-                Service(
-                    view,
-                    config_path=self.config_path,
-                    dry_run=self._dry_run,
-                    notifier=SiteNotifier(),
-                    clock=self.clock,
-                    store=store,
-                    on_tick=self._ticked(sink),
-                    account_session=shared,
-                )
+            service = Service(
+                view,
+                config_path=self.config_path,
+                dry_run=self._dry_run,
+                notifier=SiteNotifier(),
+                clock=self.clock,
+                store=store,
+                on_tick=self._ticked(sink, view.label, key),
+                account_session=shared,
             )
-        self.share_counts()
+            self.services.append(service)
+            self._accounts.setdefault(key, []).append(service)
+            self._states[view.label] = _state(None)
+        for key in self._accounts:
+            self.share_counts(key)
 
-    def share_counts(self) -> None:
-        """Tell each site's read plan what the other sites of its account hold.
+    def share_counts(self, account: str | None) -> None:
+        """Tell each site of ``account`` what the account's other sites hold.
 
         The budget is the account's, so a site stretches its slow reads by every charger of
         the account, not only its own (optimizer/observe/readplan.py). A site not yet read
         counts as a site with no chargers until its first tick.
         """
-        groups: dict[str | None, list[Service]] = {}
-        for service in self.services:
-            groups.setdefault(service.config.account_key(), []).append(service)
-        for group in groups.values():
-            total = sum(s.cache.chargers for s in group)
-            for service in group:
-                service.cache.account_others = (len(group) - 1, total - service.cache.chargers)
+        group = self._accounts.get(account, [])
+        total = sum(s.cache.chargers for s in group)
+        for service in group:
+            service.cache.account_others = (len(group) - 1, total - service.cache.chargers)
 
-    def _ticked(self, sink: Callable[[TickReport], None] | None) -> Callable[[TickReport], None]:
+    def _ticked(
+        self, sink: Callable[[TickReport], None] | None, label: str, account: str | None
+    ) -> Callable[[TickReport], None]:
         def after(report: TickReport) -> None:
             if sink is not None:
                 sink(report)
-            self.share_counts()
+            self.share_counts(account)
+            state = _state(report)
+            if self._states.get(label) != state:
+                self._states[label] = state
+                self._line = None
             self.publish()
 
         return after
 
     def publish(self) -> None:
-        """The sum-up line for systemd (plus a refused reload, until the next good one)."""
-        line = fleet_status([(s.config.label, s.last_report) for s in self.services])
-        self.notifier.status(f"{line} | {self._notice}" if self._notice else line)
+        """The sum-up line for systemd (plus a refused reload, until the next good one).
+
+        Sent only when it changed: the line is rebuilt when a site's state changed.
+        """
+        if self._line is None:
+            self._line = _status_line(self._states.items())
+        text = f"{self._line} | {self._notice}" if self._notice else self._line
+        if text != self._shown:
+            self._shown = text
+            self.notifier.status(text)
 
     def start(self) -> bool:
         """Every site's rules loaded and memory resumed, or nothing runs: False (problems on
@@ -184,6 +209,7 @@ class Fleet:
         sites = ", ".join(self.labels)
         _LOGGER.info("evopt %s runs %d sites: %s", __version__, len(self.services), sites)
         self.notifier.ready(f"started {len(self.services)} sites: {sites}")
+        self._shown = None  # the next tick's line replaces this one
         return True
 
     async def run(self, *, once: bool = False, max_ticks: int | None = None) -> int:
@@ -244,12 +270,14 @@ class Fleet:
             more = f" (+{len(err.problems) - 1} more)" if len(err.problems) > 1 else ""
             self._notice = f"reload refused, every site kept its config: {err.problems[0]}{more}"
             self.notifier.ready(self._notice)
+            self._shown = None  # the next tick's line replaces this one
             return False
         self._notice = None
         for service, setup in zip(self.services, setups, strict=True):
             service.offer(setup)
         _LOGGER.info("reloaded the config of %d sites", len(setups))
         self.notifier.ready(f"reloaded {len(setups)} sites")
+        self._shown = None  # the next tick's line replaces this one
         return True
 
     def _reread(self) -> list[Setup]:
