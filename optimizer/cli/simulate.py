@@ -28,6 +28,7 @@ from optimizer.config import Config, parse_duration
 from optimizer.decisions.store import DecisionStore
 from optimizer.engine.loader import load_config_rules, load_rules
 from optimizer.engine.rules import PolicyBase
+from optimizer.engine.snapshot import DeparturePlan
 from optimizer.enlighten.errors import ConfigError, ParseError
 from optimizer.enlighten.models import (
     ChargingSession,
@@ -38,6 +39,7 @@ from optimizer.enlighten.models import (
 from optimizer.limits import Limits
 from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
 from optimizer.service.setup import file_hash, files_hash
+from optimizer.simulate.learned import learned_plans
 from optimizer.simulate.logdb import DEFAULT_NAME, open_simulations, simulations_path
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.report import build_report, per_kwh_text, unmet_note
@@ -104,9 +106,14 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--plans",
-        action="store_true",
-        help="give each session a departure plan (ready by its unplug time minus "
-        "--plan-margin, with the energy it took), as a driver using `evopt plan set` would",
+        nargs="?",
+        const="exact",
+        choices=("exact", "learned"),
+        default=None,
+        help="give each session a departure plan: exact (the default when --plans has no "
+        "value): ready by its unplug time minus --plan-margin with the energy it took, as a "
+        "driver using `evopt plan set` would; learned: the plan `plans: auto` would give, "
+        "from habits learned only from sessions that ended before that day",
     )
     parser.add_argument(
         "--plan-margin",
@@ -133,8 +140,25 @@ def _margin(text: str) -> timedelta:
 
 
 def plan_margin(args: argparse.Namespace) -> timedelta | None:
-    """The margin of the departure plans the replay gives the policies, or None for none."""
-    return args.plan_margin if args.plans else None
+    """The margin of the exact departure plans the replay gives the policies, or None."""
+    return args.plan_margin if args.plans == "exact" else None
+
+
+def session_plans(
+    args: argparse.Namespace, series: SiteSeries, config: Config
+) -> list[DeparturePlan | None] | None:
+    """With ``--plans learned``, each session's learned plan (causal); else None."""
+    if args.plans != "learned":
+        return None
+    return learned_plans(
+        series.sessions, timezone=series.timezone, settings=config.habits.settings()
+    )
+
+
+def _learned_count(plans: list[DeparturePlan | None] | None) -> tuple[int, int] | None:
+    if plans is None:
+        return None
+    return sum(plan is not None for plan in plans), len(plans)
 
 
 @dataclass(frozen=True)
@@ -316,7 +340,16 @@ async def simulate(ctx: Context) -> int:
     series, site = build_series(ctx)
     if args.compare:
         paths = [Path(p) for p in args.compare]
-        return _compare(series, site, config, paths, args.json, margin=plan_margin(args))
+        return _compare(
+            series,
+            site,
+            config,
+            paths,
+            args.json,
+            margin=plan_margin(args),
+            plans=session_plans(args, series, config),
+        )
+    plans = session_plans(args, series, config)
     loaded = load_config_rules(config)
     policies: Sequence[PolicyBase] = loaded.enabled
     store = run_id = None
@@ -342,6 +375,7 @@ async def simulate(ctx: Context) -> int:
             run_id=run_id,
             site_id=config.enlighten.site_id,
             plan_margin=plan_margin(args),
+            plans=plans,
         )
         if store is not None and run_id is not None:
             store.end_run(run_id, ended_at=datetime.now(UTC), status="finished")
@@ -360,6 +394,7 @@ async def simulate(ctx: Context) -> int:
         decisions=result.decisions,
         by_action=result.by_action,
         plan_margin_min=_minutes(plan_margin(args)),
+        plans_learned=_learned_count(plans),
         battery=config.site.battery,
         battery_flows=result.battery,
     )
@@ -408,6 +443,7 @@ def _compare(
     as_json: bool,
     *,
     margin: timedelta | None,
+    plans: list[DeparturePlan | None] | None = None,
 ) -> int:
     """Each rule file on the same series, ranked by :func:`rank_key`."""
     rows = []
@@ -420,6 +456,7 @@ def _compare(
             limits=site.limits,
             voltage_v=site.voltage_v,
             plan_margin=margin,
+            plans=plans,
         )
         home = result.battery.kwh() if result.battery is not None else None
         rows.append(

@@ -206,12 +206,14 @@ def replay(
     run_id: str | None = None,
     site_id: int | None = None,
     plan_margin: timedelta | None = None,
+    plans: Sequence[DeparturePlan | None] | None = None,
 ) -> ReplayResult:
     """Run the policies over the series; energy per bucket is amps x V x h x plugged share.
 
     ``plan_margin``: give every session a departure plan, as a driver who uses `evopt plan set`
     would: ready by its real unplug time minus the margin, with the energy it really took.
-    None: no plans (the policies only see what the cloud reports).
+    None: no plans (the policies only see what the cloud reports). ``plans``: instead, one
+    plan (or None) per session of the series, e.g. learned ones (optimizer/simulate/learned.py).
     """
     if lag_buckets < 1:
         raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
@@ -230,7 +232,7 @@ def replay(
     zone = ZoneInfo(series.timezone)
     kw_per_amp = voltage_v / 1000
     restart_share = max(0.0, 1 - restart_s / (BUCKET_H * 3600))
-    period_end = series.starts[-1] + BUCKET if count else None
+    planned = _planned(series, plans, plan_margin)
     for index in range(count):
         now = series.starts[index]
         if store is not None and run_id is not None:
@@ -248,7 +250,7 @@ def replay(
             limits=limits,
             voltage_v=voltage_v,
             sn=charger_sn,
-            plan=_plan(session, plan_margin, period_end),
+            plan=planned[number] if session is not None else None,
         )
         snapshot = _snapshot(
             series,
@@ -294,6 +296,20 @@ def replay(
 def _step_battery(home: BatteryTrack | None, index: int, ev: float, charger: _Charger) -> None:
     if home is not None:
         home.step(index, ev, feeds_ev=charger.battery_feeds_car)
+
+
+def _planned(
+    series: SiteSeries,
+    plans: Sequence[DeparturePlan | None] | None,
+    margin: timedelta | None,
+) -> Sequence[DeparturePlan | None]:
+    """Each session's plan: the ones given, else the exact ones of ``margin`` (or none)."""
+    period_end = series.starts[-1] + BUCKET if series.starts else None
+    if plans is None:
+        return [_plan(session, margin, period_end) for session in series.sessions]
+    if len(plans) != len(series.sessions):
+        raise ValueError(f"{len(plans)} plans for {len(series.sessions)} sessions")
+    return plans
 
 
 def _plan(

@@ -77,6 +77,8 @@ class SimReport:
     decisions: int = 0
     by_action: dict[str, int] = field(default_factory=dict)
     plan_margin_min: float | None = None  # departure plans given to the policies (None: none)
+    # --plans learned: (sessions with a learned plan, sessions); None when not learned.
+    plans_learned: tuple[int, int] | None = None
     battery: dict[str, float] | None = None  # the home battery's totals in the policy run
 
     def to_json(self) -> dict[str, Any]:
@@ -97,11 +99,7 @@ class SimReport:
             "rules": list(self.rules),
             "decisions": self.decisions,
             "by_action": dict(self.by_action),
-            "departure_plans": (
-                None
-                if self.plan_margin_min is None
-                else {"ready_by": "unplug time minus margin", "margin_min": self.plan_margin_min}
-            ),
+            "departure_plans": self._plans_json(),
             "home_battery": self.battery,
             "notes": self.notes(),
             "per_day": [
@@ -171,7 +169,21 @@ class SimReport:
             "every column)"
         ]
 
+    def _plans_json(self) -> dict[str, object] | None:
+        if self.plans_learned is not None:
+            planned, sessions = self.plans_learned
+            return {"learned": True, "sessions_with_plan": planned, "sessions": sessions}
+        if self.plan_margin_min is None:
+            return None
+        return {"ready_by": "unplug time minus margin", "margin_min": self.plan_margin_min}
+
     def _plans_text(self) -> str:
+        if self.plans_learned is not None:
+            planned, sessions = self.plans_learned
+            return (
+                f"departure plans: learned from the sessions before each day (`plans: auto`), "
+                f"{planned} of {sessions} sessions had one"
+            )
         if self.plan_margin_min is None:
             return "departure plans: none (the policies know neither departure times nor needs)"
         return (
@@ -218,6 +230,7 @@ def build_report(
     by_action: dict[str, int] | None = None,
     with_baselines: bool = True,
     plan_margin_min: float | None = None,
+    plans_learned: tuple[int, int] | None = None,
     battery: BatteryConfig | None = None,
     battery_flows: BatteryFlows | None = None,
 ) -> SimReport:
@@ -266,5 +279,6 @@ def build_report(
         decisions=decisions,
         by_action=dict(by_action or {}),
         plan_margin_min=plan_margin_min,
+        plans_learned=plans_learned,
         battery=totals,
     )

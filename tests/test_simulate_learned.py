@@ -1,0 +1,85 @@
+"""`evopt simulate --plans learned`: plans as `plans: auto` would give them, learned causally."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from optimizer.cli import main
+from optimizer.forecast.habits import HabitSettings
+from optimizer.simulate.learned import learned_plans
+from optimizer.simulate.series import Session
+
+ROOT = Path(__file__).resolve().parents[1]
+TZ = "Australia/Melbourne"
+MONDAY = datetime(2025, 3, 2, 21, 0, tzinfo=UTC)  # Monday 08:00 in Melbourne (UTC+11)
+
+
+def commuter(days: int, *, leave_h: float = 7.5, kwh: float = 10.0) -> list[Session]:
+    """Evening plug-ins (18:00 local), gone by ``leave_h`` local the next morning."""
+    sessions = []
+    for day in range(days):
+        plug = MONDAY + timedelta(days=day, hours=10)  # 18:00 local
+        leave = MONDAY + timedelta(days=day + 1, hours=leave_h - 8)
+        sessions.append(Session(plug, leave, kwh + day % 3))
+    return sessions
+
+
+def test_no_plan_until_enough_sessions_ended_before_the_day() -> None:
+    sessions = commuter(20)
+    plans = learned_plans(sessions, timezone=TZ, settings=HabitSettings(min_sessions=5))
+    # A session's own departure is the next morning: by the midnight that starts its day, only
+    # the sessions of the days before have ended. Weekday departures are one group (Saturday
+    # and Sunday ones are their own): the 5th weekday departure ended on the 8th morning, so
+    # the 9th plug-in is the first with a plan, and every later one has one (a weekend
+    # plug-in is planned for the next weekday with a habit).
+    assert plans[:8] == [None] * 8
+    assert all(plan is not None for plan in plans[8:])
+    first = plans[8]
+    assert first is not None
+    assert first.learned is not None
+    # The early quantile of 07:30 departures: ready by 07:30 local the next morning.
+    assert first.ready_by == sessions[8].end
+    assert first.energy_kwh >= 11.0  # a high quantile of 10, 11, 12 kWh
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(1, 25), shift=st.floats(-3, 3), extra=st.floats(0, 20))
+def test_later_sessions_never_change_an_earlier_plan(cut: int, shift: float, extra: float) -> None:
+    """No peeking: rewriting every session from ``cut`` on changes no plan before it."""
+    sessions = commuter(30)
+    changed = sessions[:cut] + [
+        Session(s.start, s.end + timedelta(hours=shift), s.energy_kwh + extra)
+        for s in sessions[cut:]
+    ]
+    mine = learned_plans(sessions, timezone=TZ)
+    theirs = learned_plans(changed, timezone=TZ)
+    assert mine[:cut] == theirs[:cut]
+
+
+def test_simulate_plans_learned_on_the_sample(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from optimizer.demo import write_config  # noqa: PLC0415
+    from optimizer.simulate.sample import sample_paths  # noqa: PLC0415
+
+    config = write_config(tmp_path, ROOT / "rules")
+    energy, pages = sample_paths()
+    args = ["--config", str(config), "simulate", "--energy", str(energy), "--json", "--no-log"]
+    for page in pages:
+        args += ["--sessions", str(page)]
+    assert main([*args, "--plans", "learned"]) == 0
+    learned = json.loads(capsys.readouterr().out)
+    plans = learned["departure_plans"]
+    assert plans["learned"] is True
+    assert 0 < plans["sessions_with_plan"] <= plans["sessions"]
+    assert learned["ev_solar_kwh"] <= learned["baselines"]["optimal"]["ev_solar_kwh"] + 1e-6
+    assert main([*args]) == 0
+    without = json.loads(capsys.readouterr().out)
+    assert without["departure_plans"] is None
+    assert learned["ev_solar_kwh"] != without["ev_solar_kwh"]  # the plans steered the policy
