@@ -14,8 +14,8 @@ from optimizer.cli import main
 from optimizer.forecast.habits import HabitSettings
 from optimizer.simulate.learned import learned_plans
 from optimizer.simulate.series import Session
+from tests.test_plans import sample_simulate
 
-ROOT = Path(__file__).resolve().parents[1]
 TZ = "Australia/Melbourne"
 MONDAY = datetime(2025, 3, 2, 21, 0, tzinfo=UTC)  # Monday 08:00 in Melbourne (UTC+11)
 
@@ -65,14 +65,7 @@ def test_later_sessions_never_change_an_earlier_plan(cut: int, shift: float, ext
 def test_simulate_plans_learned_on_the_sample(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from optimizer.demo import write_config  # noqa: PLC0415
-    from optimizer.simulate.sample import sample_paths  # noqa: PLC0415
-
-    config = write_config(tmp_path, ROOT / "rules")
-    energy, pages = sample_paths()
-    args = ["--config", str(config), "simulate", "--energy", str(energy), "--json", "--no-log"]
-    for page in pages:
-        args += ["--sessions", str(page)]
+    args = [*sample_simulate(tmp_path), "--json", "--no-log"]
     assert main([*args, "--plans", "learned"]) == 0
     learned = json.loads(capsys.readouterr().out)
     plans = learned["departure_plans"]
