@@ -37,6 +37,8 @@ from optimizer.config import Config
 from optimizer.decisions.minutes import MinuteRow, minute_of
 from optimizer.engine.decision import Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import evaluate
+from optimizer.engine.kinds.common import Context
+from optimizer.engine.kinds.excess_solar import _Plan, available
 from optimizer.engine.rules import ExcessSolar, PolicyBase
 from optimizer.engine.snapshot import ChargerView, Snapshot, Sun, Surplus, TariffNow
 from optimizer.limits import Limits
@@ -446,7 +448,10 @@ class _Idle:
     window, the sun (looked up per bucket), the quarter-hour, day and month; the view fixes the
     charger (plugged state, mode, level); the surplus counts by which side of every threshold
     a policy compares it with it is on (unknown apart); every ``when: time`` range is tested at
-    the minute; every running hysteresis timer counts by whether its delay has passed.
+    the minute; every running hysteresis timer counts by whether its delay has passed; every
+    excess-solar policy by which side of its own start and stop thresholds (the engine's
+    ``_Plan``, its defaults included) the surplus it may use is on; the charger memory by
+    whether its last command has settled (a user's change is looked for only after that).
     """
 
     def __init__(
@@ -476,7 +481,26 @@ class _Idle:
             local = snapshot.local
             inside = tuple(any(r.contains_time(local) for r in ranges) for ranges in self.times)
         timers = _elapsed(snapshot, memory, self.solar, view.sn)
-        return (bucket, view, side, snapshot.surplus.source, inside, timers)
+        known = memory.charger(view.sn)
+        settle = self.settings.settle
+        settled = known.commanded_at is None or snapshot.now - known.commanded_at >= settle
+        ctx = Context(
+            snapshot=snapshot,
+            charger=view,
+            memory=known,
+            limits=Limits.of(view, self.settings.site_max_amps),
+            delivered_kwh=0.0,
+            tariffs=self.settings.tariffs,
+        )
+        hysteresis: list[tuple[bool, bool] | None] = []
+        for policy in self.solar:  # the sides of the thresholds its timers compare with
+            plan, watts = _Plan.of(policy, ctx), available(policy, ctx)
+            hysteresis.append(
+                None if watts is None else (watts >= plan.start_w, watts < plan.stop_w)
+            )
+        return (
+            bucket, view, side, snapshot.surplus.source, inside, timers, settled, tuple(hysteresis)
+        )  # fmt: skip
 
     def decide(
         self, snapshot: Snapshot, view: ChargerView, memory: Memory, *, bucket: int, plugged: bool
