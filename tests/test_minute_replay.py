@@ -223,7 +223,8 @@ def test_a_cloudy_bucket_has_cloud_edges_and_a_clear_one_is_flat() -> None:
     assert max(second_day) <= 6000.0 + 1e-6  # never above the clear day's 1.5 kWh a bucket
 
 
-def test_skipping_idle_ticks_changes_no_decision_and_no_figure() -> None:
+@pytest.mark.parametrize("source", ["gateway", "lifetime_energy"])
+def test_skipping_idle_ticks_changes_no_decision_and_no_figure(source: Source) -> None:
     """A month of the bundled sample at tick 1, with and without the idle skip: the same
     decisions (minute, policy, target, action, params) and the same figures and energy."""
     bench = Path(__file__).parents[1] / "benchmarks"
@@ -241,7 +242,7 @@ def test_skipping_idle_ticks_changes_no_decision_and_no_figure() -> None:
         result = replay_minutes(
             series,
             rules,
-            source="gateway",
+            source=source,
             config=config,
             limits=LIMITS,
             voltage_v=240.0,
