@@ -78,11 +78,12 @@ MINUTE = timedelta(minutes=1)
 PER_BUCKET = 15
 DEFAULT_TICK = 5
 """Minutes between engine evaluations. The service decides every poll (30 s), but one
-evaluation of the example rules costs about 200 us, so deciding every minute would replay
-under 5,000 minutes a second; every 5 minutes keeps a year's replay under a minute (the
-``make bench`` target is 10,000 minutes a second). Both sources get the same cadence, the
-energy and the surplus it met are still counted minute by minute, and a policy's delays round
-up to the tick. `evopt simulate --tick 1` decides every minute.
+evaluation of the example rules costs about 200 us; idle ticks reuse a settled evaluation
+(:class:`_Idle`), yet every plugged-in minute runs the engine, so deciding every minute replays
+about 8,000 minutes a second, short of the ``make bench`` target of 10,000; every 5 minutes
+replays about 25,000. Both sources get the same cadence, the energy and the surplus it met are
+still counted minute by minute, and a policy's delays round up to the tick. `evopt simulate
+--tick 1` decides every minute.
 """
 GATEWAY_AGE_S = 30.0
 """The age of what the gateway source shows at a tick: the midpoint of the minute just ended
