@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 from optimizer.config import Config
 from optimizer.decisions.minutes import MinuteRow
+from optimizer.engine.decision import Decision
 from optimizer.engine.loader import load_rules
 from optimizer.limits import Limits
 from optimizer.simulate.minutes import (
@@ -218,3 +221,37 @@ def test_a_cloudy_bucket_has_cloud_edges_and_a_clear_one_is_flat() -> None:
     second_day = minutes.pv_w[96 * 15 :]
     assert max(second_day) > 2 * min(second_day)  # clear and shaded minutes
     assert max(second_day) <= 6000.0 + 1e-6  # never above the clear day's 1.5 kWh a bucket
+
+
+@pytest.mark.parametrize("source", ["gateway", "lifetime_energy"])
+def test_skipping_idle_ticks_changes_no_decision_and_no_figure(source: Source) -> None:
+    """A month of the bundled sample at tick 1, with and without the idle skip: the same
+    decisions (minute, policy, target, action, params) and the same figures and energy."""
+    bench = Path(__file__).parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    spec = importlib.util.spec_from_file_location("bench_surplus", bench / "surplus.py")
+    assert spec is not None
+    assert spec.loader is not None
+    surplus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(surplus)
+    series, config = surplus.sample_minutes(30)
+    rules = surplus.policies()
+    runs = []
+    for skip in (False, True):
+        log: list[tuple[int, Decision]] = []
+        result = replay_minutes(
+            series,
+            rules,
+            source=source,
+            config=config,
+            limits=LIMITS,
+            voltage_v=240.0,
+            tick=1,
+            skip_idle=skip,
+            log=log,
+        )
+        runs.append((result, [(m, d.policy, d.target, d.action, d.params) for m, d in log]))
+    (plain, plain_log), (skipped, skipped_log) = runs
+    assert skipped_log == plain_log
+    assert skipped.figures == plain.figures
+    assert skipped.ev_wh == plain.ev_wh
