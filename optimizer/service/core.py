@@ -339,18 +339,7 @@ class Service:
             self._store = None
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
-        handlers = {
-            signal.SIGTERM: self.request_stop,
-            signal.SIGINT: self.request_stop,
-            signal.SIGHUP: self.request_reload,
-        }
-        installed = []
-        for sig, handler in handlers.items():
-            # Not possible outside the main thread (or on Windows): the loop runs without.
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, handler)
-                installed.append(sig)
-        return installed
+        return install_signals(loop, stop=self.request_stop, reload=self.request_reload)
 
     def _start_watchdog(self) -> asyncio.Task[None] | None:
         interval = self.notifier.watchdog_interval_s
@@ -793,3 +782,19 @@ def _logged(what: str) -> Iterator[None]:
         yield
     except Exception:
         _LOGGER.exception("%s failed; the loop goes on", what)
+
+
+def install_signals(
+    loop: asyncio.AbstractEventLoop, *, stop: Callable[[], object], reload: Callable[[], object]
+) -> list[signal.Signals]:
+    """SIGTERM and SIGINT stop, SIGHUP reloads; returns the signals handled (to remove them).
+
+    Not possible outside the main thread (or on Windows): the loop then runs without.
+    """
+    handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload}
+    installed = []
+    for sig, handler in handlers.items():
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+    return installed

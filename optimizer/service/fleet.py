@@ -15,7 +15,6 @@ The single-site form does not come here: `evopt run` keeps the plain :class:`Ser
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -29,7 +28,7 @@ from optimizer.decisions import DecisionStore
 from optimizer.enlighten.auth import AccountSession
 from optimizer.enlighten.errors import EXIT_INVALID
 from optimizer.service.clock import Clock
-from optimizer.service.core import EXIT_CODES, Service, TickReport
+from optimizer.service.core import EXIT_CODES, Service, TickReport, install_signals
 from optimizer.service.health import WHAT
 from optimizer.service.setup import Setup, load_setup
 from optimizer.systemd import Notifier
@@ -304,17 +303,7 @@ class Fleet:
         return setups
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
-        handlers: dict[signal.Signals, Callable[[], object]] = {
-            signal.SIGTERM: self.request_stop,
-            signal.SIGINT: self.request_stop,
-            signal.SIGHUP: self.request_reload,
-        }
-        installed = []
-        for sig, handler in handlers.items():
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, handler)
-                installed.append(sig)
-        return installed
+        return install_signals(loop, stop=self.request_stop, reload=self.request_reload)
 
     def _start_watchdog(self) -> asyncio.Task[None] | None:
         interval = self.notifier.watchdog_interval_s
