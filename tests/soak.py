@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -481,29 +482,35 @@ async def soak(seed: int, ticks: int, *, fault_probability: float = 0.08) -> Soa
     os.environ.pop("ENLIGHTEN_EMAIL", None)
     figures = SoakFigures(seed=seed)
     rng = random.Random(seed)
+    cloud = FakeCloud(clock=FakeClock(START), email=EMAIL, password=PASSWORD, history_days=2)
+    cloud.update_charger(plugged_in=True)
+    sn = cloud.charger().sn
+    with tempfile.TemporaryDirectory(prefix="evopt-soak-") as tmp, _watched(figures):
+        async with FakeCloudServer(cloud) as server:
+            await _run(
+                cloud, server.base_url, Path(tmp), sn, rng, ticks, figures, fault_probability
+            )
+    return figures
+
+
+@contextlib.contextmanager
+def _watched(figures: SoakFigures) -> Iterator[None]:
+    """Count the tracebacks logged while the run lasts, and time it, into ``figures``."""
     began = time.perf_counter()
     watcher = _Tracebacks()
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.WARNING)  # errors must reach the watcher
     root.addHandler(watcher)
-    cloud = FakeCloud(clock=FakeClock(START), email=EMAIL, password=PASSWORD, history_days=2)
-    cloud.update_charger(plugged_in=True)
-    sn = cloud.charger().sn
-    with tempfile.TemporaryDirectory(prefix="evopt-soak-") as tmp:
-        try:
-            async with FakeCloudServer(cloud) as server:
-                await _run(
-                    cloud, server.base_url, Path(tmp), sn, rng, ticks, figures, fault_probability
-                )
-        finally:
-            root.removeHandler(watcher)
-            root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.removeHandler(watcher)
+        root.setLevel(level)
     figures.tracebacks = watcher.count
     if watcher.first:
         figures.level_violations.append(f"first traceback: {watcher.first[:400]}")
     figures.wall_s = time.perf_counter() - began
-    return figures
 
 
 async def _run(  # noqa: PLR0917 - one run's parts, kept in one place
@@ -775,12 +782,6 @@ async def soak_fleet(seed: int, ticks: int, *, fault_probability: float = 0.08) 
     os.environ.pop("ENLIGHTEN_EMAIL", None)
     figures = SoakFigures(seed=seed, sites=2)
     rng = random.Random(seed)
-    began = time.perf_counter()
-    watcher = _Tracebacks()
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.WARNING)
-    root.addHandler(watcher)
     cloud = FakeCloud(clock=FakeClock(START), email=EMAIL, password=PASSWORD, history_days=2)
     cloud.add_charger(SITE_ID)
     cloud.add_account(FARM_EMAIL, FARM_PASSWORD, sites=1, chargers_per_site=2)
@@ -789,26 +790,11 @@ async def soak_fleet(seed: int, ticks: int, *, fault_probability: float = 0.08) 
         site_id: [c.sn for c in cloud.sites.models[site_id].chargers]
         for site_id in (SITE_ID, farm.site_id)
     }
-    with tempfile.TemporaryDirectory(prefix="evopt-soak-fleet-") as tmp:
-        try:
-            async with FakeCloudServer(cloud) as server:
-                await _run_fleet(
-                    cloud,
-                    server.base_url,
-                    Path(tmp),
-                    chargers,
-                    rng,
-                    ticks,
-                    figures,
-                    fault_probability,
-                )
-        finally:
-            root.removeHandler(watcher)
-            root.setLevel(level)
-    figures.tracebacks = watcher.count
-    if watcher.first:
-        figures.level_violations.append(f"first traceback: {watcher.first[:400]}")
-    figures.wall_s = time.perf_counter() - began
+    with tempfile.TemporaryDirectory(prefix="evopt-soak-fleet-") as tmp, _watched(figures):
+        async with FakeCloudServer(cloud) as server:
+            await _run_fleet(
+                cloud, server.base_url, Path(tmp), chargers, rng, ticks, figures, fault_probability
+            )
     return figures
 
 
