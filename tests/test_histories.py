@@ -15,6 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optimizer.cli import main
 from optimizer.cli.simulate import load_history
@@ -171,7 +173,8 @@ def test_a_year_of_quarter_hours_and_sessions_that_parse_and_add_up(name: str) -
         hours = (session.ended_at - session.started_at) / timedelta(hours=1)
         assert hours >= 1
         assert 0 < session.energy_kwh <= history.car_kwh
-        assert session.energy_kwh <= hours * history.charge_w / 1000 + 0.01
+        # Feasible with a plan's margin and the report lag to spare (synth.SLACK).
+        assert session.energy_kwh <= (hours - 0.75) * history.charge_w / 1000 + 0.01
     evse = sum(_known(_raw(name)["evse"])) / 1000
     taken = sum(s.energy_kwh or 0.0 for s in sessions)
     assert taken >= evse - 0.01  # a null day hides some of the sessions' energy
@@ -305,3 +308,48 @@ def test_every_sample_is_registered_with_its_files() -> None:
         assert len(pages) == 12
         assert sample_config_path(name).is_file()
     assert date(2025, 1, 1).year == synth.YEAR
+
+
+# --- invariants over seeds and profiles ---------------------------------------------------------
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**31), name=st.sampled_from(NAMES))
+def test_any_seed_gives_plugs_a_charger_can_serve_and_an_index_within_the_sky(
+    seed: int, name: str
+) -> None:
+    history = dataclasses.replace(synth.HISTORIES[name], seed=seed)
+    found = synth.plugs(history)
+    assert found
+    for earlier, later in pairwise(found):
+        assert earlier.unplug < later.plug_in
+    for plug in found:
+        assert plug.unplug - plug.plug_in >= timedelta(hours=1)
+        assert 0 < plug.wanted_kwh <= history.car_kwh
+    index_k, day_temp = synth.weather(history)
+    assert all(0 < k <= 1 for k in index_k)
+    assert len(day_temp) == 365
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    made=st.lists(st.integers(min_value=0, max_value=2000), min_size=1, max_size=200),
+    used=st.lists(st.integers(min_value=0, max_value=4000), min_size=200, max_size=200),
+)
+def test_the_home_battery_never_passes_its_power_reserve_or_capacity(
+    made: list[int], used: list[int]
+) -> None:
+    battery = synth.PHOENIX.battery
+    assert battery is not None
+    used = used[: len(made)]
+    into, out = synth.battery_flows(battery, made, used)
+    one_way = battery.efficiency**0.5
+    top = battery.capacity_kwh * 1000
+    floor = top * battery.reserve_pct / 100
+    stored = (top + floor) / 2
+    step = battery.power_kw * 1000 * QUARTER_H
+    for charge_wh, give, p, c in zip(into, out, made, used, strict=True):
+        assert 0 <= charge_wh <= min(step, max(p - c, 0)) + 1e-9
+        assert 0 <= give <= min(step, max(c - p, 0)) + 1e-9
+        stored += charge_wh * one_way - give / one_way
+        assert floor - 1e-6 <= stored <= top + 1e-6

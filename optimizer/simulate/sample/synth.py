@@ -242,6 +242,10 @@ def house_wh(history: History, temps: list[float]) -> list[float]:
 # --- drivers -----------------------------------------------------------------------------------
 
 
+SLACK = timedelta(minutes=45)
+"""A plan's margin (15 min), the report lag (up to a bucket) and a restart's pause."""
+
+
 class _Tank:
     """Energy the car needs at its next plug-in: driving since the last session, capped."""
 
@@ -254,8 +258,15 @@ class _Tank:
         daily = self.history.kwh_per_day * self.rng.uniform(0.7, 1.3)
         self.need = min(self.need + daily * days, self.history.car_kwh * 0.9)
 
-    def take(self) -> float:
-        wanted, self.need = round(max(self.need, 1.0), 1), 0.0
+    def take(self, start: datetime, end: datetime) -> float:
+        """What the car takes in a session from ``start`` to ``end``: the need, but no more
+        than the charger gives in the window less :data:`SLACK` (the rest waits for the next
+        session). So every session can be met by a policy that knows its departure, as in
+        the bundled sample; the optimum, which needs no slack, never decides the figures."""
+        hours = (end - start - SLACK) / timedelta(hours=1)
+        cap = math.floor(self.history.charge_w / 100 * max(hours, 0.1)) / 10  # 0.1 kWh, down
+        wanted = min(round(max(self.need, 1.0), 1), cap)
+        self.need = max(self.need - wanted, 0.0)
         return wanted
 
 
@@ -304,7 +315,7 @@ def _commuter(history: History) -> Iterator[Plug]:
                 start = max(start, last_unplug + timedelta(minutes=40))
             if end - start >= timedelta(hours=1):
                 last_unplug = end
-                yield Plug(start, end, tank.take())
+                yield Plug(start, end, tank.take(start, end))
         day = tomorrow
 
 
@@ -363,12 +374,12 @@ def _shift_worker(history: History) -> Iterator[Plug]:
             middle = start + (end - start) / 2
             errand = timedelta(hours=rng.uniform(2.0, 5.0))
             if middle - start >= timedelta(hours=1):
-                yield Plug(start, middle, tank.take())
+                yield Plug(start, middle, tank.take(start, middle))
                 tank.drive(0.5)
             start = middle + errand
         if end - start >= timedelta(hours=1):
             last_end = end
-            yield Plug(start, end, tank.take())
+            yield Plug(start, end, tank.take(start, end))
 
 
 DRIVERS = {"commuter": _commuter, "shift_worker": _shift_worker}
