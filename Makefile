@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench scale scale-quick surplus surplus-quick soak schema clean
+.PHONY: install demo test lint unit bench planner scale scale-quick surplus surplus-quick soak schema clean
 
 install: $(STAMP)
 
@@ -33,6 +33,13 @@ bench: install
 	$(BIN)/python benchmarks/forecast.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/surplus.py
+	$(BIN)/python benchmarks/planner.py
+
+# Issue 15's Done-when figures alone (docs/simulation.md): the example setup's rules replayed on
+# the three bundled histories with exact and learned plans, each figure beside its bar.
+# RULES="rules/a.yaml rules/b.yaml" replays those files instead.
+planner: install
+	$(BIN)/python benchmarks/planner.py $(if $(RULES),--rules $(RULES))
 
 # The one-minute replay alone (docs/surplus.md): its speed and the gateway against the cloud's
 # buckets on the sample year and on recorded fake-site days; `surplus-quick` replays June only.

@@ -42,9 +42,14 @@ from optimizer.service.setup import file_hash, files_hash
 from optimizer.simulate.learned import learned_plans
 from optimizer.simulate.logdb import DEFAULT_NAME, open_simulations, simulations_path
 from optimizer.simulate.replay import ReplayResult, replay
-from optimizer.simulate.report import build_report, per_kwh_text, unmet_note
-from optimizer.simulate.sample import TIMEZONE as SAMPLE_TIMEZONE
-from optimizer.simulate.sample import sample_paths
+from optimizer.simulate.report import (
+    Ranked,
+    build_report,
+    compare_json,
+    compare_text,
+    optimal_figures,
+)
+from optimizer.simulate.sample import DEFAULT_SAMPLE, SAMPLES, sample_paths
 from optimizer.simulate.series import Figures, SiteSeries, figures, series_from_history
 
 __all__ = ["register", "simulate"]
@@ -77,9 +82,14 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--sample",
-        action="store_true",
-        help="replay the bundled sample year (a solar home in North Carolina, 2025) "
-        "instead of --energy/--sessions",
+        nargs="?",
+        const=DEFAULT_SAMPLE,
+        default=None,
+        choices=tuple(SAMPLES),
+        metavar="NAME",
+        help="replay a bundled sample year instead of --energy/--sessions: "
+        + "; ".join(f"{s.name}: {s.summary}" for s in SAMPLES.values())
+        + f" (default {DEFAULT_SAMPLE}; each has its site config, docs/simulation.md)",
     )
     parser.add_argument("--from", dest="date_from", type=date.fromisoformat, metavar="D")
     parser.add_argument("--to", dest="date_to", type=date.fromisoformat, metavar="D")
@@ -162,20 +172,22 @@ def _learned_count(plans: list[DeparturePlan | None] | None) -> tuple[int, int] 
 
 
 @dataclass(frozen=True)
-class _Site:
+class SiteSetup:
     limits: Limits
     voltage_v: float
     timezone: str
 
 
-def _site(config: Config, energy: LifetimeEnergy | None, *, zone: str | None = None) -> _Site:
+def site_setup(
+    config: Config, energy: LifetimeEnergy | None, *, zone: str | None = None
+) -> SiteSetup:
     """Limits, voltage and zone; ``zone``: the history's own, when the config has none."""
     top = DEFAULT_LIMITS.max_amps
     site_max = config.site.max_current
     limits = Limits(DEFAULT_LIMITS.min_amps, min(top, site_max or top), 1, site_max)
     zone = config.site.timezone or zone
     zone = zone or (energy.timezone if energy is not None else None) or "UTC"
-    return _Site(limits, float(config.site.voltage or DEFAULT_VOLTAGE), zone)
+    return SiteSetup(limits, float(config.site.voltage or DEFAULT_VOLTAGE), zone)
 
 
 def _read_json(path: str) -> Any:
@@ -298,18 +310,18 @@ def _history_files(args: argparse.Namespace) -> tuple[str | None, list[str]]:
             "--sample replays the bundled history; --energy and --sessions name your own",
             hint="give --sample alone, or --energy FILE and --sessions PATH",
         )
-    energy, pages = sample_paths()
+    energy, pages = sample_paths(args.sample)
     return str(energy), [str(page) for page in pages]
 
 
-def build_series(ctx: Context) -> tuple[SiteSeries, _Site]:
+def build_series(ctx: Context) -> tuple[SiteSeries, SiteSetup]:
     config, args = ctx.config, ctx.args
-    # The sample's own zone unless the config names one: its days are then North Carolina's.
-    site = _site(config, None, zone=SAMPLE_TIMEZONE if args.sample else None)
+    # The sample's own zone unless the config names one: its days are then the sample's.
+    site = site_setup(config, None, zone=SAMPLES[args.sample].timezone if args.sample else None)
     energy_path, session_paths = _history_files(args)
     if energy_path:
         energy, sessions = load_history(energy_path, session_paths, timezone=site.timezone)
-        source = "the bundled sample" if args.sample else energy_path
+        source = f"the bundled sample {args.sample}" if args.sample else energy_path
     else:
         if args.sessions:
             raise InputError(
@@ -437,7 +449,7 @@ def _minutes(margin: timedelta | None) -> float | None:
 
 def _compare(
     series: SiteSeries,
-    site: _Site,
+    site: SiteSetup,
     config: Config,
     paths: list[Path],
     as_json: bool,
@@ -445,7 +457,7 @@ def _compare(
     margin: timedelta | None,
     plans: list[DeparturePlan | None] | None = None,
 ) -> int:
-    """Each rule file on the same series, ranked by :func:`rank_key`."""
+    """Each rule file on the same series, ranked by :func:`rank_key`, beside the optimum."""
     rows = []
     for path in paths:
         loaded = load_rules([path], tariffs=config.tariffs)
@@ -463,23 +475,12 @@ def _compare(
             (str(path), figures(series, result.ev_kwh, commands=result.commands, battery=home))
         )
     rows.sort(key=lambda row: rank_key(row[1]))
+    ranked = [Ranked(n, name, f) for n, (name, f) in enumerate(rows, 1)]
+    best = optimal_figures(series, site.limits, site.voltage_v, config.site.battery)
     if as_json:
-        ranking = [{"rank": n, "rules": name} | f.to_json() for n, (name, f) in enumerate(rows, 1)]
-        print(json.dumps({"ranking": ranking}, indent=2))
-        return 0
-    print(
-        f"{'#':>2}  {'rules':<36}{'solar kWh':>10}{'EV kWh':>9}{'cost':>9}{'per kWh':>9}"
-        f"{'unmet':>8}{'short':>6}{'cmds':>6}"
-    )
-    for n, (name, f) in enumerate(rows, 1):
-        print(
-            f"{n:>2}  {name:<36}{f.ev_solar_kwh:>10.2f}{f.ev_energy_kwh:>9.2f}"
-            f"{f.cost:>9.2f}{per_kwh_text(f):>9}{f.unmet_kwh:>8.2f}{f.unmet_sessions:>6}"
-            f"{f.commands:>6}"
-        )
-    notes = [unmet_note(name, f, others="the others'") for name, f in rows]
-    for note in filter(None, notes):
-        print(note)
+        print(json.dumps(compare_json(ranked, best), indent=2))
+    else:
+        print("\n".join(compare_text(ranked, best)))
     return 0
 
 

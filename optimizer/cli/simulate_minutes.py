@@ -176,7 +176,7 @@ def _sources(args: argparse.Namespace, config: Config) -> list[Source]:
 
 
 def run_minutes(ctx: Context) -> int:
-    from optimizer.cli.simulate import _site  # noqa: PLC0415 - no cycle
+    from optimizer.cli.simulate import site_setup  # noqa: PLC0415 - no cycle
 
     args, config = ctx.args, ctx.config
     if args.tick < 1:
@@ -187,7 +187,7 @@ def run_minutes(ctx: Context) -> int:
             hint="leave them out of a one-minute replay (--minutes, --source, --compare-sources)",
         )
     series, name = build_minutes(ctx)
-    site = _site(config, None, zone=series.timezone)
+    site = site_setup(config, None, zone=series.timezone)
     policies = load_config_rules(config).enabled
     results: dict[Source, MinuteFigures] = {}
     for source in _sources(args, config):

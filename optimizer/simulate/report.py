@@ -22,10 +22,15 @@ from optimizer.simulate.series import BUCKET, Figures, SiteSeries, figures
 __all__ = [
     "BASELINES",
     "DayRow",
+    "Ranked",
     "SimReport",
     "baseline_figures",
     "build_report",
+    "compare_json",
+    "compare_text",
+    "optimal_figures",
     "per_kwh_text",
+    "per_session_text",
     "unmet_note",
 ]
 
@@ -48,6 +53,11 @@ def unmet_note(name: str, figures: Figures, *, others: str) -> str | None:
         f"{name} left {figures.unmet_kwh:.1f} kWh unmet over {over}: its cost is not "
         f"comparable with {others}; compare the cost per kWh delivered"
     )
+
+
+def per_session_text(figures: Figures) -> str:
+    value = figures.commands_per_session
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def per_kwh_text(figures: Figures) -> str:
@@ -137,6 +147,7 @@ class SimReport:
             (f"per kWh to EV{unit}", per_kwh_text),
             ("unmet sessions", lambda f: str(f.unmet_sessions)),
             ("commands", lambda f: str(f.commands)),
+            ("commands per session", per_session_text),
         ]
         if best is not None and best.ev_solar_kwh > 0:
             rows.append(
@@ -282,3 +293,78 @@ def build_report(
         plans_learned=plans_learned,
         battery=totals,
     )
+
+
+# --- `evopt simulate --compare`: rule files ranked beside the optimum ---------------------------
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One rule file's run in a comparison (``rank`` 1 is the best)."""
+
+    rank: int
+    rules: str
+    figures: Figures
+
+
+def optimal_figures(
+    series: SiteSeries, limits: Limits, voltage_v: float, battery: BatteryConfig | None = None
+) -> Figures | None:
+    """The perfect-foresight optimum's figures (with the site's battery model, as in the
+    report's column), or None when the baselines cannot run here (the immediate baseline,
+    run beside it, costs next to nothing)."""
+    run = baseline_figures(series, limits, voltage_v)["optimal"]
+    if run is None:
+        return None
+    home = None if battery is None else run_battery(series, run[0], battery).kwh()
+    return figures(series, run[0], commands=run[1], battery=home)
+
+
+def _pct_of_optimal(f: Figures, best: Figures | None) -> float | None:
+    """Solar into the car as a share of the optimum's (None without an optimum or its sun)."""
+    if best is None or best.ev_solar_kwh <= 0:
+        return None
+    return f.ev_solar_kwh / best.ev_solar_kwh
+
+
+def compare_json(rows: list[Ranked], best: Figures | None) -> dict[str, Any]:
+    """``ranking`` (each rule file's figures, its rank and share of the optimum's solar) and
+    ``optimal`` (the optimum's figures, the bound beside them, never ranked)."""
+
+    def share(f: Figures) -> float | None:
+        pct = _pct_of_optimal(f, best)
+        return None if pct is None else round(pct, 4)
+
+    return {
+        "ranking": [
+            {"rank": row.rank, "rules": row.rules}
+            | row.figures.to_json()
+            | {"pct_of_optimal_solar": share(row.figures)}
+            for row in rows
+        ],
+        "optimal": None if best is None else best.to_json() | {"pct_of_optimal_solar": share(best)},
+    }
+
+
+def compare_text(rows: list[Ranked], best: Figures | None) -> list[str]:
+    """The ranking table: the optimum's line first (``-``: a bound, not a contender), then the
+    rule files by rank; solar share, % of the optimum's solar and commands per session last."""
+
+    def line(rank: str, name: str, f: Figures) -> str:
+        pct = _pct_of_optimal(f, best)
+        return (
+            f"{rank:>2}  {name:<36}{f.ev_solar_kwh:>10.2f}{f.ev_energy_kwh:>9.2f}"
+            f"{f.cost:>9.2f}{per_kwh_text(f):>9}{f.unmet_kwh:>8.2f}{f.unmet_sessions:>6}"
+            f"{f.commands:>6}{f.solar_share:>8.0%}"
+            f"{'n/a' if pct is None else f'{pct:.0%}':>7}{per_session_text(f):>10}"
+        )
+
+    lines = [
+        f"{'#':>2}  {'rules':<36}{'solar kWh':>10}{'EV kWh':>9}{'cost':>9}{'per kWh':>9}"
+        f"{'unmet':>8}{'short':>6}{'cmds':>6}{'share':>8}{'% opt':>7}{'cmds/ses':>10}"
+    ]
+    if best is not None:
+        lines.append(line("-", "optimal (perfect foresight)", best))
+    lines += [line(str(row.rank), row.rules, row.figures) for row in rows]
+    notes = [unmet_note(row.rules, row.figures, others="the others'") for row in rows]
+    return lines + [note for note in notes if note]

@@ -124,6 +124,7 @@ class Figures:
     commands: int
     unmet_sessions: int = 0  # sessions that ended short of what the car took in reality
     ev_cost: float = 0.0  # what the charging added to the bill (cost minus cost without it)
+    sessions: int = 0  # plug-in sessions the figures cover (those counted for unmet energy)
 
     @property
     def cost_per_kwh(self) -> float | None:
@@ -135,11 +136,21 @@ class Figures:
         return self.ev_cost / self.ev_energy_kwh if self.ev_energy_kwh > 0 else None
 
     @property
+    def commands_per_session(self) -> float | None:
+        """Commands sent per plug-in session; None when no session is covered.
+
+        Per session, because each MANUAL level change is a stop, a 30 s wait and a start the
+        driver can hear and the cloud counts against the account: issue 15 bounds it at 4.
+        """
+        return self.commands / self.sessions if self.sessions else None
+
+    @property
     def leaves_unmet(self) -> bool:
         return self.unmet_kwh >= UNMET_TOLERANCE_KWH
 
     def to_json(self) -> dict[str, float | int | None]:
         per_kwh = self.cost_per_kwh
+        per_session = self.commands_per_session
         return {
             "ev_energy_kwh": round(self.ev_energy_kwh, 3),
             "ev_solar_kwh": round(self.ev_solar_kwh, 3),
@@ -152,6 +163,8 @@ class Figures:
             "unmet_sessions": self.unmet_sessions,
             "ev_cost": round(self.ev_cost, 4),
             "cost_per_kwh": None if per_kwh is None else round(per_kwh, 4),
+            "sessions": self.sessions,
+            "commands_per_session": None if per_session is None else round(per_session, 3),
         }
 
 
@@ -198,6 +211,7 @@ def figures(
     cost -= exported * series.export_price
     unmet = 0.0
     unmet_sessions = 0
+    counted = 0
     selected = None if indices is None else set(indices)
     for session in series.sessions:
         window = series.window(session)
@@ -205,6 +219,7 @@ def figures(
             continue
         if selected is not None and window[-1] not in selected:
             continue
+        counted += 1
         delivered = sum(ev_kwh[i] for i in window)
         short = max(0.0, session.energy_kwh - delivered)
         unmet += short
@@ -221,6 +236,7 @@ def figures(
         commands=commands,
         unmet_sessions=unmet_sessions,
         ev_cost=ev_cost,
+        sessions=counted,
     )
 
 

@@ -12,23 +12,76 @@ optimizer.simulate.sample.generate``, needs pvlib) and its docstring says how.
 
 Read them with :func:`optimizer.enlighten.models.parse_lifetime_energy` (``timezone=``
 :data:`TIMEZONE`) and :func:`optimizer.enlighten.models.parse_session_history_page`.
+
+More histories in other climates, with other drivers, sit in a folder each (``seattle/``,
+``phoenix/``: ``data/`` and ``sample-config.yaml``), made by ``synth.py``; :data:`SAMPLES`
+names them all (``evopt simulate --sample NAME``); :data:`DEFAULT_SAMPLE` is the one above.
 """
 
 from __future__ import annotations
 
 import atexit
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import date
 from importlib.resources import as_file, files
 from pathlib import Path
 
-__all__ = ["NULL_DAY", "TIMEZONE", "sample_config_path", "sample_paths"]
+__all__ = [
+    "DEFAULT_SAMPLE",
+    "NULL_DAY",
+    "SAMPLES",
+    "TIMEZONE",
+    "Sample",
+    "sample_config_path",
+    "sample_paths",
+]
 
 TIMEZONE = "America/New_York"
 NULL_DAY = date(2025, 6, 14)
 ENERGY_FILE = "lifetime_energy.json"
 SESSIONS_GLOB = "sessions-*.json"
 CONFIG_FILE = "sample-config.yaml"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A bundled history: its folder in the package, its config file there, its zone."""
+
+    name: str
+    folder: str  # "" for the package folder itself
+    config_file: str
+    timezone: str
+    summary: str
+
+
+DEFAULT_SAMPLE = "greensboro"
+SAMPLES: dict[str, Sample] = {
+    sample.name: sample
+    for sample in (
+        Sample(
+            DEFAULT_SAMPLE,
+            "",
+            CONFIG_FILE,
+            TIMEZONE,
+            "Greensboro, NC: humid subtropical, measured weather; an evening commuter",
+        ),
+        Sample(
+            "seattle",
+            "seattle",
+            CONFIG_FILE,
+            "America/Los_Angeles",
+            "Seattle, WA: cloudy maritime, short winter days; a commuter who leaves at 07:00",
+        ),
+        Sample(
+            "phoenix",
+            "phoenix",
+            CONFIG_FILE,
+            "America/Phoenix",
+            "Phoenix, AZ: sunny, hot, monsoon afternoons, home battery; a shift worker",
+        ),
+    )
+}
 
 _extracted = ExitStack()
 atexit.register(_extracted.close)
@@ -42,15 +95,23 @@ def _package_dir() -> Path:
     return _extracted.enter_context(as_file(root))
 
 
-def sample_paths() -> tuple[Path, list[Path]]:
-    """The sample's energy file and its session-history pages (oldest month first)."""
-    data = _package_dir() / "data"
+def _sample(name: str) -> Sample:
+    try:
+        return SAMPLES[name]
+    except KeyError:
+        raise KeyError(f"no bundled sample {name!r}; valid: {', '.join(SAMPLES)}") from None
+
+
+def sample_paths(name: str = DEFAULT_SAMPLE) -> tuple[Path, list[Path]]:
+    """A sample's energy file and its session-history pages (oldest month first)."""
+    data = _package_dir() / _sample(name).folder / "data"
     energy = data / ENERGY_FILE
     if not energy.is_file():
-        raise FileNotFoundError(f"the sample history is missing from {data}")
+        raise FileNotFoundError(f"the sample history {name!r} is missing from {data}")
     return energy, sorted(data.glob(SESSIONS_GLOB))
 
 
-def sample_config_path() -> Path:
-    """The sample site's config: location, time zone, tariffs and current limit."""
-    return _package_dir() / CONFIG_FILE
+def sample_config_path(name: str = DEFAULT_SAMPLE) -> Path:
+    """A sample site's config: location, time zone, tariffs and current limit."""
+    sample = _sample(name)
+    return _package_dir() / sample.folder / sample.config_file

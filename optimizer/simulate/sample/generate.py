@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -289,10 +289,11 @@ def plugs() -> Iterator[Plug]:
         day = tomorrow
 
 
-def charge(plug: Plug, origin: datetime, evse: list[float]) -> range:
-    """Add the session's charging to ``evse`` (Wh per bucket); the buckets it touched."""
+def charge(plug: Plug, origin: datetime, evse: list[float], *, charge_w: float = CHARGE_W) -> range:
+    """Add the session's charging at ``charge_w`` from plug-in to ``evse`` (Wh per bucket);
+    the buckets it touched."""
     seconds = min(
-        plug.wanted_kwh * 1000 / CHARGE_W * 3600, (plug.unplug - plug.plug_in).total_seconds()
+        plug.wanted_kwh * 1000 / charge_w * 3600, (plug.unplug - plug.plug_in).total_seconds()
     )
     start = plug.plug_in
     stop = start + timedelta(seconds=seconds)
@@ -303,7 +304,7 @@ def charge(plug: Plug, origin: datetime, evse: list[float]) -> range:
         overlap = (min(stop, bucket_end) - max(start, bucket_start)).total_seconds()
         if overlap <= 0 or index >= len(evse):
             break
-        evse[index] += CHARGE_W * overlap / 3600
+        evse[index] += charge_w * overlap / 3600
         index += 1
     return range(first, index)
 
@@ -311,13 +312,136 @@ def charge(plug: Plug, origin: datetime, evse: list[float]) -> range:
 # --- writing -----------------------------------------------------------------------------------
 
 
+def site_flows(
+    production: Sequence[int],
+    consumption: Sequence[int],
+    solar_home: Sequence[int],
+    evse: Sequence[int],
+    *,
+    charged: Sequence[int] | None = None,
+    discharged: Sequence[int] | None = None,
+) -> dict[str, list[int | None]]:
+    """The grid-side flows of a bucket series: PV not used at home (nor stored in a home
+    battery, ``charged``) is exported; consumption not met by PV (nor by the battery,
+    ``discharged``) is imported."""
+    charged = charged or [0] * len(production)
+    discharged = discharged or [0] * len(production)
+    solar_grid = [p - s - b for p, s, b in zip(production, solar_home, charged, strict=True)]
+    grid_home = [c - s - b for c, s, b in zip(consumption, solar_home, discharged, strict=True)]
+    return {
+        "production": list(production),
+        "consumption": list(consumption),
+        "solar_home": list(solar_home),
+        "solar_grid": list(solar_grid),
+        "grid_home": list(grid_home),
+        "import": list(grid_home),
+        "export": list(solar_grid),
+        "evse": list(evse),
+    }
+
+
+def null_days(
+    flows: Iterable[list[int | None]], days: Iterable[date], *, origin: datetime, timezone: str
+) -> None:
+    """Make whole local ``days`` null in every one of ``flows`` (a gateway outage)."""
+    zone = ZoneInfo(timezone)
+    for day in days:
+        first = int((datetime.combine(day, time(), tzinfo=zone) - origin) / QUARTER)
+        after = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
+        last = int((after - origin) / QUARTER)
+        for values in flows:
+            values[first:last] = [None] * (last - first)
+
+
+def session_records(
+    sessions: Sequence[tuple[Plug, range]],
+    evse: Sequence[int],
+    *,
+    origin: datetime,
+    tariffs: Tariffs,
+    timezone: str,
+    serial: str,
+    charge_w: float,
+) -> tuple[dict[str, list[dict[str, Any]]], float]:
+    """Session-history records (spec 2.5) by local month of plug-in, and their kWh in total.
+
+    A session's energy is the whole Wh it put in its buckets (sessions never share one: the
+    car unplugs well before it plugs in again), its cost that energy at each bucket's price.
+    """
+    zone = ZoneInfo(timezone)
+    records: dict[str, list[dict[str, Any]]] = {}
+    kwh_total = 0.0
+    for plug, touched in sessions:
+        wh = sum(evse[i] for i in touched)
+        cost = sum(
+            evse[i] / 1000 * (tariffs.window_at((origin + i * QUARTER).astimezone(zone))[1] or 0.0)
+            for i in touched
+        )
+        kwh = round(wh / 1000, 2)
+        kwh_total += kwh
+        session_id = int(plug.plug_in.timestamp())
+        month = plug.plug_in.astimezone(zone).strftime("%Y-%m")
+        records.setdefault(month, []).append(
+            {
+                "id": f"{serial}:{session_id}",
+                "sessionId": session_id,
+                "startTime": _enlighten_time(plug.plug_in),
+                "endTime": _enlighten_time(plug.unplug),
+                "authType": None,
+                "authIdentifier": None,
+                "authToken": None,
+                "aggEnergyValue": kwh,
+                "activeChargeTime": round(wh / charge_w * 3600),
+                "milesAdded": round(kwh * MILES_PER_KWH, 1),
+                "sessionCost": round(cost, 2),
+                "costCalculated": True,
+                "manualOverridden": True,
+                "avgCostPerUnitEnergy": round(cost / kwh, 2) if kwh else 0.0,
+                "sessionCostState": "COST_CALCULATED",
+                "chargeProfileStackLevel": 4,
+            }
+        )
+    return records, kwh_total
+
+
+def write_files(
+    out: Path,
+    payload: dict[str, Any],
+    records: dict[str, list[dict[str, Any]]],
+    *,
+    end: datetime,
+) -> None:
+    """``lifetime_energy.json`` and one ``sessions-YYYY-MM.json`` page per month into ``out``
+    (stale JSON there removed first)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.json"):
+        stale.unlink()
+    _dump(out / "lifetime_energy.json", payload)
+    stamp = _enlighten_time(end).removesuffix("[UTC]")
+    for month, result in sorted(records.items()):
+        first = date.fromisoformat(f"{month}-01")
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        result.sort(key=lambda record: record["sessionId"], reverse=True)
+        _dump(
+            out / f"sessions-{month}.json",
+            {
+                "source": "evse",
+                "timestamp": stamp,
+                "data": {
+                    "result": result,
+                    "hasMore": False,
+                    "startDate": f"{first:%d-%m-%Y}",
+                    "endDate": f"{last:%d-%m-%Y}",
+                    "offset": 0,
+                    "limit": max(len(result), 20),
+                },
+            },
+        )
+
+
 def _enlighten_time(when: datetime) -> str:
     when = when.astimezone(UTC)
     return f"{when:%Y-%m-%dT%H:%M:%S}.{when.microsecond // 1000:03d}Z[UTC]"
-
-
-def _price(tariffs: Tariffs, when: datetime) -> float:
-    return tariffs.window_at(when.astimezone(ZoneInfo(TIMEZONE)))[1] or 0.0
 
 
 def _dump(path: Path, payload: Any) -> int:
@@ -347,56 +471,20 @@ def build(weather: Weather, out: Path = DATA_DIR) -> dict[str, float]:
 
     # Per session, its energy is the whole Wh it put in its buckets (sessions never share one:
     # the car unplugs at least 40 min before it plugs in again).
-    records: dict[str, list[dict[str, Any]]] = {}
-    kwh_total = 0.0
-    for plug, touched in sessions:
-        wh = sum(evse[i] for i in touched)
-        cost = sum(evse[i] / 1000 * _price(config.tariffs, origin + i * QUARTER) for i in touched)
-        kwh = round(wh / 1000, 2)
-        kwh_total += kwh
-        session_id = int(plug.plug_in.timestamp())
-        month = plug.plug_in.astimezone(zone).strftime("%Y-%m")
-        records.setdefault(month, []).append(
-            {
-                "id": f"{CHARGER_SERIAL}:{session_id}",
-                "sessionId": session_id,
-                "startTime": _enlighten_time(plug.plug_in),
-                "endTime": _enlighten_time(plug.unplug),
-                "authType": None,
-                "authIdentifier": None,
-                "authToken": None,
-                "aggEnergyValue": kwh,
-                "activeChargeTime": round(wh / CHARGE_W * 3600),
-                "milesAdded": round(kwh * MILES_PER_KWH, 1),
-                "sessionCost": round(cost, 2),
-                "costCalculated": True,
-                "manualOverridden": True,
-                "avgCostPerUnitEnergy": round(cost / kwh, 2) if kwh else 0.0,
-                "sessionCostState": "COST_CALCULATED",
-                "chargeProfileStackLevel": 4,
-            }
-        )
+    records, kwh_total = session_records(
+        sessions,
+        evse,
+        origin=origin,
+        tariffs=config.tariffs,
+        timezone=TIMEZONE,
+        serial=CHARGER_SERIAL,
+        charge_w=CHARGE_W,
+    )
 
     consumption = [h + e for h, e in zip(house, evse, strict=True)]
     solar_home = [min(p, c) for p, c in zip(production, consumption, strict=True)]
-    solar_grid = [p - s for p, s in zip(production, solar_home, strict=True)]
-    grid_home = [c - s for c, s in zip(consumption, solar_home, strict=True)]
-    flows: dict[str, list[int | None]] = {
-        "production": list(production),
-        "consumption": list(consumption),
-        "solar_home": list(solar_home),
-        "solar_grid": list(solar_grid),
-        "grid_home": list(grid_home),
-        "import": list(grid_home),
-        "export": list(solar_grid),
-        "evse": list(evse),
-    }
-    null_start = int((datetime.combine(NULL_DAY, time(), tzinfo=zone) - origin) / QUARTER)
-    null_end = int(
-        (datetime.combine(NULL_DAY + timedelta(days=1), time(), tzinfo=zone) - origin) / QUARTER
-    )
-    for values in flows.values():
-        values[null_start:null_end] = [None] * (null_end - null_start)
+    flows = site_flows(production, consumption, solar_home, evse)
+    null_days(flows.values(), (NULL_DAY,), origin=origin, timezone=TIMEZONE)
     nothing: list[None] = [None] * count
     payload = {
         "system_id": SYSTEM_ID,
@@ -412,30 +500,7 @@ def build(weather: Weather, out: Path = DATA_DIR) -> dict[str, float]:
         "heatpump": [],
         "water_heater": [],
     }
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("*.json"):
-        stale.unlink()
-    _dump(out / "lifetime_energy.json", payload)
-    stamp = _enlighten_time(end).removesuffix("[UTC]")
-    for month, result in sorted(records.items()):
-        first = date.fromisoformat(f"{month}-01")
-        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-        result.sort(key=lambda record: record["sessionId"], reverse=True)
-        _dump(
-            out / f"sessions-{month}.json",
-            {
-                "source": "evse",
-                "timestamp": stamp,
-                "data": {
-                    "result": result,
-                    "hasMore": False,
-                    "startDate": f"{first:%d-%m-%Y}",
-                    "endDate": f"{last:%d-%m-%Y}",
-                    "offset": 0,
-                    "limit": max(len(result), 20),
-                },
-            },
-        )
+    write_files(out, payload, records, end=end)
     return {
         "pv_kwh": sum(production) / 1000,
         "house_kwh": sum(house) / 1000,

@@ -1,0 +1,250 @@
+"""`make planner` (and part of `make bench`): issue 15's Done-when figures beside their bars.
+
+For the bundled sample and the two seeded histories in other climates (`evopt simulate
+--sample NAME`, docs/simulation.md), each with its own site config (tariffs, limits, battery),
+the rules are replayed over the whole year twice, as `evopt simulate` does:
+
+* ``--plans`` (exact): each session ready by its real unplug time minus 15 minutes, with the
+  energy it took. Bars: at least 95 % of the perfect-foresight optimum's solar energy into the
+  car, 0 kWh unmet (under 0.05 kWh is rounding), at most 4 commands per session.
+* ``--plans learned``: the plans `plans: auto` gives, learned only from sessions that ended
+  before each day. Bars: at least 90 % of the optimum's solar, unmet at most 1 % of the energy
+  the sessions needed, at most 4 commands per session.
+
+Each figure is printed beside its bar, marked PASS or MISS; the exit code is 0 either way (a
+benchmark reports, the tests hold). Default rules: the example setup's (`config.example.yaml`'s
+`rules:`, which the planner's `rules/` will be); ``--rules FILE...`` picks others.
+``--from``/``--to`` (MM-DD) replay part of each year while iterating; ``--json`` prints the
+figures as one object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from optimizer.cli.simulate import DEFAULT_PLAN_MARGIN, load_history, site_setup  # noqa: E402
+from optimizer.config import Config, load_config  # noqa: E402
+from optimizer.engine.loader import load_config_rules, load_rules  # noqa: E402
+from optimizer.simulate.learned import learned_plans  # noqa: E402
+from optimizer.simulate.replay import replay  # noqa: E402
+from optimizer.simulate.report import optimal_figures  # noqa: E402
+from optimizer.simulate.sample import SAMPLES, sample_config_path, sample_paths  # noqa: E402
+from optimizer.simulate.series import (  # noqa: E402
+    UNMET_TOLERANCE_KWH,
+    Figures,
+    SiteSeries,
+    figures,
+    series_from_history,
+)
+
+YEAR = 2025
+EXAMPLE_CONFIG = ROOT / "config.example.yaml"
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One Done-when figure: its value, the bar, and whether the value clears it."""
+
+    sample: str
+    plans: str  # "exact" | "learned"
+    name: str
+    value: float | None
+    bar: str
+    ok: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sample": self.sample,
+            "plans": self.plans,
+            "figure": self.name,
+            "value": None if self.value is None else round(self.value, 4),
+            "bar": self.bar,
+            "pass": self.ok,
+        }
+
+
+def need_kwh(series: SiteSeries) -> float:
+    """The energy the sessions needed (what each car took in reality)."""
+    return sum(session.energy_kwh for session in series.sessions)
+
+
+def bars(sample: str, plans: str, run: Figures, best: Figures | None, need: float) -> list[Bar]:
+    """The Done-when checks of one run (issue 15): solar against the optimum, unmet, commands.
+
+    Exact plans must leave nothing unmet; learned ones at most 1 % of the need. A figure that
+    cannot be computed (no optimum, no solar in it, no session) is a MISS, never a PASS.
+    """
+    pct = None
+    if best is not None and best.ev_solar_kwh > 0:
+        pct = run.ev_solar_kwh / best.ev_solar_kwh
+    floor = 0.95 if plans == "exact" else 0.90
+    found = [
+        Bar(
+            sample,
+            plans,
+            "% of optimum solar",
+            pct,
+            f">= {floor:.0%}",
+            pct is not None and pct >= floor,
+        )
+    ]
+    if plans == "exact":
+        found.append(
+            Bar(
+                sample,
+                plans,
+                "unmet kWh",
+                run.unmet_kwh,
+                "0",
+                run.unmet_kwh < UNMET_TOLERANCE_KWH,
+            )
+        )
+    else:
+        share = run.unmet_kwh / need if need > 0 else None
+        found.append(
+            Bar(
+                sample,
+                plans,
+                "unmet % of need",
+                share,
+                "<= 1%",
+                share is not None and share <= 0.01,
+            )
+        )
+    per = run.commands_per_session
+    found.append(
+        Bar(sample, plans, "commands per session", per, "<= 4", per is not None and per <= 4)
+    )
+    return found
+
+
+def _text(bar: Bar) -> str:
+    if bar.value is None:
+        shown = "n/a"
+    elif "%" in bar.name:
+        shown = f"{bar.value:.1%}"
+    else:
+        shown = f"{bar.value:.2f}"
+    verdict = "PASS" if bar.ok else "MISS"
+    return f"{bar.sample:<11}{bar.plans:<9}{bar.name:<22}{shown:>9}  {bar.bar:<7}{verdict}"
+
+
+def example_rules() -> list[Path]:
+    """The rule files of the example setup (what a new user, `make demo` and `simulate` get)."""
+    return [Path(name) for name in load_config_rules(load_config(EXAMPLE_CONFIG)).files]
+
+
+def _period(config: Config, zone: str, args: argparse.Namespace) -> tuple[datetime, datetime]:
+    local = ZoneInfo(config.site.timezone or zone)
+    first = date.fromisoformat(f"{YEAR}-{args.date_from}")
+    last = date.fromisoformat(f"{YEAR}-{args.date_to}") + timedelta(days=1)
+    start = datetime.combine(first, datetime.min.time(), tzinfo=local).astimezone(UTC)
+    end = datetime.combine(last, datetime.min.time(), tzinfo=local).astimezone(UTC)
+    return start, end
+
+
+def run_sample(name: str, rules: Sequence[Path], args: argparse.Namespace) -> dict[str, Any]:
+    """Both replays and the optimum on one bundled history; figures and timings."""
+    config = load_config(sample_config_path(name))
+    site = site_setup(config, None, zone=SAMPLES[name].timezone)
+    energy_path, pages = sample_paths(name)
+    energy, sessions = load_history(
+        str(energy_path), [str(p) for p in pages], timezone=site.timezone
+    )
+    start, end = _period(config, site.timezone, args)
+    series = series_from_history(
+        energy, sessions, tariffs=config.tariffs, timezone=site.timezone, start=start, end=end
+    )
+    policies = load_rules(list(rules), tariffs=config.tariffs).enabled
+    began = time.perf_counter()
+    best = optimal_figures(series, site.limits, site.voltage_v, config.site.battery)
+    seconds = {"optimal": time.perf_counter() - began}
+    runs: dict[str, Figures] = {}
+    for plans in ("exact", "learned"):
+        began = time.perf_counter()
+        result = replay(
+            series,
+            policies,
+            config=config,
+            limits=site.limits,
+            voltage_v=site.voltage_v,
+            plan_margin=DEFAULT_PLAN_MARGIN if plans == "exact" else None,
+            plans=(
+                learned_plans(
+                    series.sessions, timezone=series.timezone, settings=config.habits.settings()
+                )
+                if plans == "learned"
+                else None
+            ),
+        )
+        home = result.battery.kwh() if result.battery is not None else None
+        runs[plans] = figures(series, result.ev_kwh, commands=result.commands, battery=home)
+        seconds[plans] = time.perf_counter() - began
+    need = need_kwh(series)
+    checks = [check for plans, run in runs.items() for check in bars(name, plans, run, best, need)]
+    return {
+        "sample": name,
+        "buckets": len(series),
+        "sessions": len(series.sessions),
+        "need_kwh": round(need, 2),
+        "optimal": None if best is None else best.to_json(),
+        "runs": {plans: run.to_json() for plans, run in runs.items()},
+        "seconds": {key: round(value, 2) for key, value in seconds.items()},
+        "checks": checks,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/planner.py", description=__doc__)
+    parser.add_argument("--rules", nargs="+", type=Path, metavar="FILE", help="rule files")
+    parser.add_argument(
+        "--samples", nargs="+", choices=tuple(SAMPLES), default=list(SAMPLES), metavar="NAME"
+    )
+    parser.add_argument("--from", dest="date_from", default="01-01", metavar="MM-DD")
+    parser.add_argument("--to", dest="date_to", default="12-31", metavar="MM-DD")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    rules = args.rules or example_rules()
+    shown = ", ".join(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in rules)
+    results = [run_sample(name, rules, args) for name in args.samples]
+    checks = [check for result in results for check in result["checks"]]
+    if args.json:
+        for result in results:
+            result["checks"] = [check.to_json() for check in result["checks"]]
+        print(json.dumps({"rules": shown, "samples": results}, indent=2))
+        return 0
+    print(f"== issue 15 Done-when figures, rules: {shown} ({args.date_from}..{args.date_to}) ==")
+    print(f"{'sample':<11}{'plans':<9}{'figure':<22}{'value':>9}  {'bar':<7}verdict")
+    for check in checks:
+        print(_text(check))
+    print()
+    for result in results:
+        best = result["optimal"] or {}
+        runs, took = result["runs"], result["seconds"]
+        print(
+            f"{result['sample']}: {result['sessions']} sessions needing {result['need_kwh']:,.0f} "
+            f"kWh; optimum {best.get('ev_solar_kwh', 0):,.0f} kWh solar into the car "
+            f"({best.get('commands_per_session') or 0:.1f} commands/session); exact "
+            f"{runs['exact']['ev_solar_kwh']:,.0f} kWh, learned "
+            f"{runs['learned']['ev_solar_kwh']:,.0f} kWh; replays {took['exact']:.1f} s and "
+            f"{took['learned']:.1f} s, optimum {took['optimal']:.1f} s"
+        )
+    passed = sum(check.ok for check in checks)
+    print(f"\n{passed} of {len(checks)} bars met")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
