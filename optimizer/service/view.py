@@ -13,6 +13,7 @@ charger and target, never a row exactly at T.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "command_json",
     "describe",
     "in_control",
+    "next_of",
     "next_text",
     "open_log",
 ]
@@ -187,9 +189,12 @@ def in_control(row: DecisionRow) -> str:
 
 def next_text(row: DecisionRow | None) -> str | None:
     """What the decision waits for or plans next (``inputs["next"]``), as one sentence."""
-    if row is None:
-        return None
-    value = row.inputs.get("next")
+    return None if row is None else next_of(row.inputs)
+
+
+def next_of(inputs: Mapping[str, Any]) -> str | None:
+    """``inputs["next"]`` of a decision as one sentence (also the MQTT bridge's state)."""
+    value = inputs.get("next")
     if isinstance(value, str):
         return value or None
     if isinstance(value, dict):
