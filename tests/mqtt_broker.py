@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -42,10 +43,12 @@ class LocalBroker:
 
     port: int
     process: subprocess.Popen[bytes] | None = None
+    tls: tuple[Path, Path] | None = None  # certificate and key: TLS only
 
     async def start(self) -> None:
+        tls = [str(path) for path in self.tls] if self.tls else []
         self.process = subprocess.Popen(  # noqa: ASYNC220 - a child we wait for below
-            [sys.executable, "-m", "tests.mqtt_broker", str(self.port)],
+            [sys.executable, "-m", "tests.mqtt_broker", str(self.port), *tls],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -77,8 +80,8 @@ class LocalBroker:
 
 
 @contextlib.asynccontextmanager
-async def running_broker() -> AsyncIterator[LocalBroker]:
-    broker = LocalBroker(free_port())
+async def running_broker(tls: tuple[Path, Path] | None = None) -> AsyncIterator[LocalBroker]:
+    broker = LocalBroker(free_port(), tls=tls)
     await broker.start()
     try:
         yield broker
@@ -86,15 +89,18 @@ async def running_broker() -> AsyncIterator[LocalBroker]:
         await broker.stop()
 
 
-def _config(port: int) -> dict[str, Any]:
+def _config(port: int, tls: list[str]) -> dict[str, Any]:
+    listener: dict[str, Any] = {"type": "tcp", "bind": f"127.0.0.1:{port}"}
+    if tls:
+        listener.update(ssl=True, certfile=tls[0], keyfile=tls[1])
     return {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "listeners": {"default": listener},
         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
     }
 
 
-async def _serve(port: int) -> None:
-    broker = Broker(_config(port))
+async def _serve(port: int, tls: list[str]) -> None:
+    broker = Broker(_config(port, tls))
     await broker.start()
     await asyncio.Event().wait()  # until killed
 
@@ -129,8 +135,10 @@ class Recorder:
 
 
 @contextlib.asynccontextmanager
-async def recording(port: int) -> AsyncIterator[Recorder]:
-    async with aiomqtt.Client("127.0.0.1", port, identifier=f"recorder-{free_port()}") as client:
+async def recording(port: int, *, cafile: Path | None = None) -> AsyncIterator[Recorder]:
+    tls = ssl.create_default_context(cafile=str(cafile)) if cafile else None
+    name = f"recorder-{free_port()}"
+    async with aiomqtt.Client("127.0.0.1", port, identifier=name, tls_context=tls) as client:
         recorder = Recorder(client)
         await client.subscribe("#", qos=1)
 
@@ -152,4 +160,4 @@ async def recording(port: int) -> AsyncIterator[Recorder]:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(int(sys.argv[1])))
+    asyncio.run(_serve(int(sys.argv[1]), sys.argv[2:]))

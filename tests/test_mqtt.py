@@ -23,6 +23,7 @@ import pytest
 
 from optimizer.cli import main
 from optimizer.config import Config, load_config
+from optimizer.gateway.tls import write_self_signed
 from optimizer.mqtt.bridge import Bridge
 from optimizer.service import Service
 from optimizer.yamlpos import YamlFileError
@@ -158,9 +159,11 @@ async def test_discovery_and_state_after_a_tick(midday: World, broker: LocalBrok
         ha.latest = {t: p for t, p in ha.latest.items() if not t.startswith("homeassistant/")}
         await ha.send("homeassistant/status", "online")
         await ha.until(lambda: len(configs(ha)) == 11 + 15, "discovery after the birth message")
+
+        # Stopped cleanly: the bridge says so itself (a clean disconnect sends no Will).
+        await bridge.stop()
+        await ha.until(lambda: ha.latest["evopt/status"] == "offline", "offline at the stop")
     await service.shutdown()
-    # Stopped cleanly: the bridge said so itself (a clean disconnect sends no Will).
-    assert ha.latest["evopt/status"] == "offline"
 
 
 async def test_a_plan_from_home_assistant_changes_the_next_tick(
@@ -250,6 +253,8 @@ async def test_pause_resume_and_rule_sets_from_home_assistant(
             report = await service.tick()
             assert "automation off: paused until" in report.status
             assert report.acted == ()
+        await ha.until(lambda: "paused until" in ha.json(f"{CHARGER}/state")["reason"], "why")
+        assert ha.json(f"{CHARGER}/state")["decision"] == "none"
         assert midday.writes() == []
         # Resumed: the fast rules start the charger at the next tick.
         assert (await command(f"{BASE}/set/resume", "PRESS"))["ok"]
@@ -336,6 +341,28 @@ async def test_nothing_secret_is_published(midday: World, broker: LocalBroker) -
     leaks = [(t, s) for t, p in sent for s in secrets.found_in(f"{t} {p}")]
     assert leaks == []
     assert any(t == f"{BASE}/result" for t, _ in sent)
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+async def test_tls_with_the_ca_file_of_the_config(midday: World) -> None:
+    """``tls: ca.pem`` (relative to the config file): the bridge verifies the broker's
+    certificate with it and publishes over TLS."""
+    cert, key = write_self_signed(midday.tmp)
+    async with running_broker(tls=(cert, key)) as broker:
+        config = mqtt_config(midday, broker.port, extra=f"  tls: {cert.name}\n")
+        assert config.mqtt_ca_file == cert
+        bridge = Bridge.from_config(config)
+        assert bridge is not None
+        assert bridge.config.broker_port == broker.port
+        service = service_for(midday, config, bridge)
+        async with recording(broker.port, cafile=cert) as ha, bridge.running():
+            service.start()
+            await service.tick()
+            await ha.until(lambda: f"{CHARGER}/state" in ha.latest, "the state over TLS")
+            assert ha.latest["evopt/status"] == "online"
+        await service.shutdown()
 
 
 # --- `evopt run` with a sites: list ----------------------------------------------------------

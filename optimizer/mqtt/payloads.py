@@ -28,7 +28,7 @@ from optimizer.engine.snapshot import ChargerView, DeparturePlan
 from optimizer.logsafe import redact
 from optimizer.mqtt.topics import Names
 from optimizer.service.core import TickReport
-from optimizer.service.view import next_of
+from optimizer.service.view import in_control_of, next_of
 from optimizer.steer import MAX_ENERGY_KWH, Steering
 
 __all__ = [
@@ -384,9 +384,9 @@ def charger_payloads(
             "power": round(view.draw_w),
             "session_energy": view.session_kwh,
             "mode": view.mode.value if view.mode else None,
-            "policy": decision.policy if decision else None,
+            "policy": in_control_of(decision.inputs, decision.policy) if decision else None,
             "decision": _decision_text(decision) if decision else "none",
-            "reason": _short(decision.reason if decision else held),
+            "reason": _short(decision.reason if decision else _held_text(steering, site, held)),
             "next": _short(_next(decision)),
             "decided_at": site.local(report.at),
             **_plan_fields(plan, site),
@@ -406,6 +406,17 @@ def charger_payloads(
             }
             messages.append(Message(names.decision(site.slug, alias), _json(full, site.aliases)))
     return messages
+
+
+def _held_text(steering: Steering, site: SiteInfo, held: str | None) -> str | None:
+    """Why nothing was decided, in the site's time: "automation paused until Wed 14:00"."""
+    if held is None:
+        return None
+    until = steering.paused_until
+    if until is not None and held.startswith("paused"):
+        local = until.astimezone(ZoneInfo(site.timezone))
+        return f"automation paused until {local:%a %H:%M}; nothing is sent to the charger"
+    return f"automation off ({held}); nothing is sent to the charger"
 
 
 def _next(decision: Decision | None) -> str | None:

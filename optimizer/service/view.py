@@ -35,6 +35,7 @@ __all__ = [
     "command_json",
     "describe",
     "in_control",
+    "in_control_of",
     "next_of",
     "next_text",
     "open_log",
@@ -179,12 +180,17 @@ def learned_plans(row: DecisionRow | None, *, now: datetime) -> list[dict[str, A
 def in_control(row: DecisionRow) -> str:
     """The policy in control: the engine's ``inputs["in_control"]`` when it says, else the
     row's own policy."""
-    named = row.inputs.get("in_control")
+    return in_control_of(row.inputs, row.policy)
+
+
+def in_control_of(inputs: Mapping[str, Any], policy: str) -> str:
+    """:func:`in_control` of a decision's inputs and policy (also the MQTT bridge's state)."""
+    named = inputs.get("in_control")
     if isinstance(named, str) and named:
         return named
     if isinstance(named, dict) and isinstance(named.get("policy"), str):
         return str(named["policy"])
-    return row.policy
+    return policy
 
 
 def next_text(row: DecisionRow | None) -> str | None:
