@@ -28,7 +28,7 @@ from optimizer.mqtt.bridge import Bridge
 from optimizer.service import Service
 from optimizer.yamlpos import YamlFileError
 from tests.cli_env import EMAIL, PASSWORD, SITE_ID
-from tests.mqtt_broker import LocalBroker, recording, running_broker
+from tests.mqtt_broker import LocalBroker, Recorder, recording, running_broker
 from tests.soak import check, soak
 from tests.summary import report
 from tests.test_fleet_e2e import Sites, sites  # noqa: F401 - the two-site fixture
@@ -83,6 +83,22 @@ def service_for(world: World, config: Config, bridge: Bridge) -> Service:
     return world.service(config, on_tick=bridge.site(config).after_tick)
 
 
+def linked(world: World, port: int) -> tuple[Bridge, Service]:
+    """The service of :func:`mqtt_config` with its bridge hooked after each tick."""
+    config = mqtt_config(world, port)
+    bridge = bridge_for(world, config)
+    return bridge, service_for(world, config, bridge)
+
+
+async def command(ha: Recorder, topic: str, payload: str) -> dict[str, Any]:
+    """Send a command as Home Assistant would and wait for its result."""
+    ha.latest.pop(f"{BASE}/result", None)
+    await ha.send(topic, payload)
+    await ha.until(lambda: f"{BASE}/result" in ha.latest, f"the result of {topic}")
+    result: dict[str, Any] = ha.json(f"{BASE}/result")
+    return result
+
+
 def configs(recorder: Any) -> dict[str, dict[str, Any]]:
     found = recorder.on("homeassistant/").items()
     return {t: json.loads(p) for t, p in found if p and t.endswith("/config")}
@@ -92,9 +108,7 @@ def configs(recorder: Any) -> dict[str, dict[str, Any]]:
 
 
 async def test_discovery_and_state_after_a_tick(midday: World, broker: LocalBroker) -> None:
-    config = mqtt_config(midday, broker.port)
-    bridge = bridge_for(midday, config)
-    service = service_for(midday, config, bridge)
+    bridge, service = linked(midday, broker.port)
     async with recording(broker.port) as ha, bridge.running():
         service.start()
         await service.tick()
@@ -170,22 +184,15 @@ async def test_a_plan_from_home_assistant_changes_the_next_tick(
     midday: World, broker: LocalBroker
 ) -> None:
     """Done-when of issue 17: the plan entities' commands reach the engine at the next tick."""
-    config = mqtt_config(midday, broker.port)
-    bridge = bridge_for(midday, config)
-    service = service_for(midday, config, bridge)
+    bridge, service = linked(midday, broker.port)
     async with recording(broker.port) as ha, bridge.running():
         service.start()
         await service.tick()
         assert applied(midday.rows(), "start") == []  # no plan: waits for the surplus to last
         await ha.until(lambda: f"{CHARGER}/state" in ha.latest, "the first state")
 
-        await ha.send(f"{CHARGER}/set/plan_energy", "20")
-        await ha.until(lambda: f"{BASE}/result" in ha.latest, "the result")
-        assert ha.json(f"{BASE}/result")["ok"] is True
-        ha.latest.pop(f"{BASE}/result")
-        await ha.send(f"{CHARGER}/set/plan_ready_by", "14:00")
-        await ha.until(lambda: f"{BASE}/result" in ha.latest, "the second result")
-        result = ha.json(f"{BASE}/result")
+        assert (await command(ha, f"{CHARGER}/set/plan_energy", "20"))["ok"] is True
+        result = await command(ha, f"{CHARGER}/set/plan_ready_by", "14:00")
         assert (result["command"], result["ok"], result["error"]) == ("plan_ready_by", True, None)
         # The state shows the plan at once, before the next tick.
         await ha.until(
@@ -215,16 +222,7 @@ async def test_a_plan_from_home_assistant_changes_the_next_tick(
 async def test_pause_resume_and_rule_sets_from_home_assistant(
     midday: World, broker: LocalBroker
 ) -> None:
-    config = mqtt_config(midday, broker.port)
-    bridge = bridge_for(midday, config)
-    service = service_for(midday, config, bridge)
-
-    async def command(topic: str, payload: str) -> dict[str, Any]:
-        ha.latest.pop(f"{BASE}/result", None)
-        await ha.send(topic, payload)
-        await ha.until(lambda: f"{BASE}/result" in ha.latest, f"the result of {topic}")
-        result: dict[str, Any] = ha.json(f"{BASE}/result")
-        return result
+    bridge, service = linked(midday, broker.port)
 
     async with recording(broker.port) as ha, bridge.running():
         service.start()
@@ -232,21 +230,21 @@ async def test_pause_resume_and_rule_sets_from_home_assistant(
         await ha.until(lambda: f"{BASE}/state" in ha.latest, "the site's state")
 
         # A bad value: refused on the result topic, nothing changed, the service goes on.
-        bad = await command(f"{BASE}/set/rule_set", "turbo")
+        bad = await command(ha, f"{BASE}/set/rule_set", "turbo")
         assert bad["ok"] is False
         assert "unknown rule set 'turbo'" in bad["error"]
         assert "fast" in bad["error"]
-        bad = await command(f"{CHARGER}/set/plan_energy", "-3")
+        bad = await command(ha, f"{CHARGER}/set/plan_energy", "-3")
         assert (bad["ok"], bad["command"]) == (False, "plan_energy")
         assert "above 0" in bad["error"]
-        bad = await command(f"{BASE}/charger9/set/plan_energy", "3")
+        bad = await command(ha, f"{BASE}/charger9/set/plan_energy", "3")
         assert "no charger 'charger9'" in bad["error"]
 
         # Paused, then the fast rule set chosen: the ticks write nothing, though the fast
         # rules would start at once.
-        assert (await command(f"{BASE}/set/pause", "1h"))["ok"]
+        assert (await command(ha, f"{BASE}/set/pause", "1h"))["ok"]
         await ha.until(lambda: ha.json(f"{BASE}/state")["automation"] == "paused", "paused")
-        assert (await command(f"{BASE}/set/rule_set", "fast"))["ok"]
+        assert (await command(ha, f"{BASE}/set/rule_set", "fast"))["ok"]
         await ha.until(lambda: ha.json(f"{BASE}/state")["rule_set"] == "fast", "the select")
         for _ in range(3):
             midday.cloud.advance(30)
@@ -257,13 +255,13 @@ async def test_pause_resume_and_rule_sets_from_home_assistant(
         assert ha.json(f"{CHARGER}/state")["decision"] == "none"
         assert midday.writes() == []
         # Resumed: the fast rules start the charger at the next tick.
-        assert (await command(f"{BASE}/set/resume", "PRESS"))["ok"]
+        assert (await command(ha, f"{BASE}/set/resume", "PRESS"))["ok"]
         await ha.until(lambda: ha.json(f"{BASE}/state")["automation"] == "on", "resumed")
         midday.cloud.advance(30)
         await service.tick()
         assert [r["policy"] for r in applied(midday.rows(), "start")] == ["fast"]
         # Off: nothing decided, nothing sent.
-        assert (await command(f"{BASE}/set/rule_set", "off"))["ok"]
+        assert (await command(ha, f"{BASE}/set/rule_set", "off"))["ok"]
         writes = len(midday.writes())
         midday.cloud.advance(30)
         report = await service.tick()
@@ -287,9 +285,7 @@ async def test_pause_resume_and_rule_sets_from_home_assistant(
 
 async def test_the_broker_going_away_and_back(midday: World, broker: LocalBroker) -> None:
     """Ticks go on while the broker is away; it comes back to the present state, online."""
-    config = mqtt_config(midday, broker.port)
-    bridge = bridge_for(midday, config)
-    service = service_for(midday, config, bridge)
+    bridge, service = linked(midday, broker.port)
     async with bridge.running():
         service.start()
         await service.tick()
@@ -319,9 +315,7 @@ async def test_the_broker_going_away_and_back(midday: World, broker: LocalBroker
 
 
 async def test_nothing_secret_is_published(midday: World, broker: LocalBroker) -> None:
-    config = mqtt_config(midday, broker.port)
-    bridge = bridge_for(midday, config)
-    service = service_for(midday, config, bridge)
+    bridge, service = linked(midday, broker.port)
     async with recording(broker.port) as ha, bridge.running():
         service.start()
         await service.tick()

@@ -228,6 +228,8 @@ class Bridge:
                     await self._serve(client)
             except* (aiomqtt.MqttError, OSError) as group:
                 self._lost(group.exceptions[0])
+            except* Exception:  # a bug must not end the bridge for the months the service runs
+                _LOGGER.exception("the MQTT bridge failed; it starts again")
             finally:
                 self._client = None
                 self.connected.clear()
@@ -315,7 +317,13 @@ class Bridge:
             _LOGGER.warning("MQTT command on %s ignored: no such site", topic)
             return
         _, charger, name = parsed
-        link.command(store, charger, name, payload)
+        try:
+            link.command(store, charger, name, payload)
+        except Exception:  # a command must never end the connection: logged, answered
+            _LOGGER.exception("MQTT command %s failed; the bridge goes on", name)
+            failed = Result(name, ok=False, error="internal error (see the service's log)")
+            text = json.dumps(failed.to_json(link.info.local(self.now())), sort_keys=True)
+            self.queue([Message(self.names.result(link.slug), text, retain=False)])
 
     async def stop(self) -> None:
         """Say offline and disconnect (the loop then ends)."""
@@ -335,6 +343,8 @@ class Bridge:
                     await task
             except TimeoutError:
                 _LOGGER.warning("the MQTT bridge did not stop in time; closing it")
+            except Exception:  # the service's own ending must not fail for the bridge's
+                _LOGGER.exception("the MQTT bridge ended with an error")
 
 
 def _dead_socket(context: dict[str, Any]) -> bool:
