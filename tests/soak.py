@@ -621,8 +621,12 @@ async def _run(  # noqa: PLR0917 - one run's parts, kept in one place
     clock = _Clock(cloud)
     bridge = drops = None
     if broker is not None and config.mqtt is not None:
-        bridge = Bridge(
-            config.mqtt, database=config.database_path, now=clock.now, first_retry_s=0.01
+        bridge = Bridge(  # retries in fractions of a second: the soak's broker is back fast
+            config.mqtt,
+            database=config.database_path,
+            now=clock.now,
+            first_retry_s=0.01,
+            max_retry_s=0.2,
         )
         drops = _BrokerDrops(broker, rng, figures)
     service = Service(

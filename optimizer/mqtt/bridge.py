@@ -138,13 +138,14 @@ class Bridge:
         password: str | None = None,
         now: Callable[[], datetime] | None = None,
         first_retry_s: float = FIRST_RETRY_S,
+        max_retry_s: float = MAX_RETRY_S,
     ) -> None:
         self.config = config
         self.names = Names(config.base_topic, config.discovery_prefix)
         self.database = database
         self._password = password
         self.now = now or (lambda: datetime.now(UTC))
-        self._first_retry_s = first_retry_s
+        self._first_retry_s, self._max_retry_s = first_retry_s, max_retry_s
         self.sites: dict[str, SiteLink] = {}
         self._outbox: OrderedDict[str, Message] = OrderedDict()
         self._retained: dict[str, Message] = {}  # every retained message, for a reconnect
@@ -235,7 +236,7 @@ class Bridge:
                 self.connected.clear()
             if self._stopping.is_set():
                 break
-            wait = doubled(self._first_retry_s, failures, MAX_RETRY_S)
+            wait = doubled(self._first_retry_s, failures, self._max_retry_s)
             failures += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=wait)
