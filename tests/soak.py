@@ -558,7 +558,8 @@ class _BrokerDrops:
         wanted = last.at.astimezone(ZoneInfo("Australia/Melbourne")).isoformat()
 
         def current() -> bool:
-            return topic in seen.latest and seen.json(topic)["last_tick"] == wanted
+            charger = f"evopt/{SITE_ID}/charger1/state" in seen.latest
+            return charger and topic in seen.latest and seen.json(topic)["last_tick"] == wanted
 
         async with recording(self.broker.port) as seen:
             with contextlib.suppress(AssertionError):  # timed out: check() says so
