@@ -4,6 +4,7 @@ commands (`evopt pause|resume|rules use`) from a shell into the service's next t
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from optimizer.cli import main
 from optimizer.config import Config, load_config
 from optimizer.decisions import DecisionStore
+from optimizer.mqtt.bridge import _dead_socket
 from optimizer.mqtt.payloads import CHARGER_STATES, SiteInfo, discovery, scrub
 from optimizer.mqtt.topics import Names, charger_aliases, slug
 from optimizer.steer import (
@@ -217,3 +219,19 @@ def test_take_actions_records_each_command_once(tmp_path: Path) -> None:
         assert again == []
         rows = store.db.execute("SELECT policy, outcome FROM decisions").fetchall()
     assert rows == [("user-command", "noop"), ("user-command", "noop")]
+
+
+def test_only_a_closed_socket_is_kept_out_of_the_error_log() -> None:
+    """aiomqtt 2.5 schedules add_writer for a socket paho may close first (a broker that
+    vanished): asyncio would log EBADF with a traceback each time; anything else still shows."""
+    loop = asyncio.new_event_loop()
+    try:
+        dead = {"exception": OSError(errno.EBADF, "Bad file descriptor")}
+        writer = dead | {"handle": asyncio.Handle(loop.add_writer, (), loop)}
+        assert _dead_socket(writer)
+        assert not _dead_socket(dead | {"handle": asyncio.Handle(print, (), loop)})
+        other = {"exception": OSError(errno.EPIPE, "Broken pipe")}
+        assert not _dead_socket(other | {"handle": writer["handle"]})
+        assert not _dead_socket({"message": "Task exception was never retrieved"})
+    finally:
+        loop.close()
