@@ -59,10 +59,12 @@ scale-quick: install
 
 # The long reliability run: the fault soak on five seeds of 50,000 ticks each (18 simulated days
 # of polling per seed), then on a two-site fleet (two accounts, two chargers each) on three
-# seeds of 20,000 polls (a week), and the SIGKILL crash tests on more seeds than `make test`.
+# seeds of 20,000 polls (a week), one site with the MQTT bridge on and its broker dropping now
+# and then (docs/home-assistant.md), and the SIGKILL crash tests on more seeds than `make test`.
 soak: install
 	$(BIN)/python -m tests.soak --ticks 50000 --seeds 1 2 3 4 5
 	$(BIN)/python -m tests.soak --sites 2 --ticks 20000 --seeds 1 2 3
+	$(BIN)/python -m tests.soak --mqtt --ticks 20000 --seeds 1 2
 	EVOPT_CRASH_SEEDS=30 $(BIN)/pytest -q tests/test_crash_safety.py
 
 # The JSON Schema editors use for rules/*.yaml; a test fails when it is out of date.

@@ -7,6 +7,7 @@ the service finds its rules wherever systemd starts it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -312,8 +314,94 @@ class WarningsConfig(_Section):
     ignore: list[str] = Field(default_factory=list)
 
 
+_TOPIC = re.compile(r"^[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*$")
+_MQTT_HOST = re.compile(r"^[A-Za-z0-9_.:-]+$")
+# The rule-set name that means "no writes at all" (docs/home-assistant.md), always offered.
+RULE_SET_OFF = "off"
+# The rule-set name that means the config's own ``rules:`` list, always offered.
+RULE_SET_DEFAULT = "default"
+_RULE_SET_NAME = r"^[A-Za-z0-9][A-Za-z0-9 +_.-]{0,39}$"
+
+
+class MqttConfig(_Section):
+    """Home Assistant through an MQTT broker (docs/home-assistant.md): one connection per process.
+
+    The password is never in the file: the variable ``password_env`` names, else the systemd
+    credential ``mqtt-password`` (as the Enlighten password), so the config stays shareable.
+    """
+
+    host: str
+    # Unset: 1883, or 8883 with tls.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    # true: TLS with the system's certificate authorities; a path: TLS with that CA file.
+    tls: bool | Path = False
+    username: str | None = None
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    base_topic: str = "evopt"
+    discovery_prefix: str = "homeassistant"
+    # Unset: evopt-<base_topic>; a broker drops an older connection with the same id.
+    client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        if not _MQTT_HOST.match(value):
+            raise ValueError(
+                f"'{value}' is not a broker address; use a host name or IP like "
+                "192.168.1.10 or mqtt.local, without mqtt:// (the port goes in mqtt.port)"
+            )
+        return value
+
+    @field_validator("base_topic", "discovery_prefix")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not _TOPIC.match(value):
+            raise ValueError(
+                f"'{value}' is not a usable topic; use letters, digits, _ and -, levels "
+                "separated by / (no +, #, spaces or a leading or trailing /)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _apart(self) -> MqttConfig:
+        if self.base_topic == self.discovery_prefix:
+            raise ValueError(
+                "mqtt.base_topic and mqtt.discovery_prefix must differ: Home Assistant would "
+                "read every state message as a discovery message"
+            )
+        return self
+
+    @property
+    def broker_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 8883 if self.tls is not False else 1883
+
+    @property
+    def identifier(self) -> str:
+        return self.client_id or "evopt-" + self.base_topic.replace("/", "-")
+
+
+RuleSets = dict[Annotated[str, Field(pattern=_RULE_SET_NAME)], list[str]]
+
+
+def _rule_sets_named(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``default`` is the config's own ``rules:`` and cannot be redefined; ``off`` means no
+    writes whatever it lists, so listing files under it would mislead."""
+    if RULE_SET_DEFAULT in value:
+        raise ValueError(
+            f"'{RULE_SET_DEFAULT}' is reserved (it means the config's own rules:); "
+            "give the rule set another name"
+        )
+    if value.get(RULE_SET_OFF):
+        raise ValueError(
+            f"'{RULE_SET_OFF}' is reserved for no writes at all; leave it out or give it []"
+        )
+    return value
+
+
 # The keys a ``sites:`` item holds instead of the top level (DESIGN section 3).
-PER_SITE_KEYS = ("enlighten", "site", "tariffs", "rules", "gateway", "forecast")
+PER_SITE_KEYS = ("enlighten", "site", "tariffs", "rules", "gateway", "forecast", "rule_sets")
 _SITE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 
 
@@ -334,6 +422,7 @@ class SiteEntry(_Section):
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
     gateway: GatewayConfig | None = None
     forecast: ForecastConfig = ForecastConfig()  # each site's panels are its own
+    rule_sets: Annotated[RuleSets, AfterValidator(_rule_sets_named)] = Field(default_factory=dict)
 
 
 class Config(_Section):
@@ -345,6 +434,9 @@ class Config(_Section):
     tariffs: Tariffs = Tariffs()
     surplus: SurplusConfig = SurplusConfig()
     rules: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
+    # Named alternatives to ``rules:`` that `evopt rules use NAME` (or Home Assistant's
+    # select) switches between at run time; ``default`` (rules:) and ``off`` always exist.
+    rule_sets: Annotated[RuleSets, AfterValidator(_rule_sets_named)] = Field(default_factory=dict)
     warnings: WarningsConfig = WarningsConfig()
     gateway: GatewayConfig | None = None
     forecast: ForecastConfig = ForecastConfig()
@@ -352,6 +444,7 @@ class Config(_Section):
     # learned from session history (docs/forecast.md); a manual plan always wins.
     plans: Literal["manual", "auto"] = "manual"
     habits: HabitsConfig = HabitsConfig()
+    mqtt: MqttConfig | None = None  # Home Assistant through MQTT (docs/home-assistant.md)
     # Several sites in one process (docs/sites.md): None is the single-site form.
     sites: list[SiteEntry] | None = Field(default=None, min_length=1)
     source: Path | None = Field(default=None, exclude=True)
@@ -376,6 +469,7 @@ class Config(_Section):
                     "rules": entry.rules,
                     "gateway": entry.gateway,
                     "forecast": entry.forecast,
+                    "rule_sets": entry.rule_sets,
                     "sites": None,
                     "site_index": index,
                     "site_name": entry.name,
@@ -405,6 +499,14 @@ class Config(_Section):
     def database_path(self) -> Path:
         db = self.service.database
         return self._resolve(db) if db is not None else self.state_dir / "decisions.db"
+
+    @property
+    def mqtt_ca_file(self) -> Path | None:
+        """``mqtt.tls`` as a CA file (relative to the config file), else None."""
+        tls = self.mqtt.tls if self.mqtt is not None else False
+        if isinstance(tls, bool):
+            return None
+        return self._resolve(tls)
 
     @property
     def gateway_token_path(self) -> Path:
@@ -456,7 +558,11 @@ def load_config(path: Path) -> Config:
         config = Config.model_validate(data, context={"base_url": _poll_base_url(data)})
     except ValidationError as err:
         raise YamlFileError(validation_problems(doc, err, model=Config)) from err
-    problems = sites_problems(doc, data, config) + gateway_problems(doc, config)
+    problems = [
+        *sites_problems(doc, data, config),
+        *gateway_problems(doc, config),
+        *mqtt_problems(doc, config.model_copy(update={"source": path.resolve()})),
+    ]
     if problems:
         raise YamlFileError(problems)
     return config.model_copy(update={"source": path.resolve()})
@@ -538,6 +644,28 @@ def gateway_problems(doc: Document, config: Config) -> list[Problem]:
         )
         for view in missing
     ]
+
+
+def mqtt_problems(doc: Document, config: Config) -> list[Problem]:
+    """Files the ``mqtt:`` block and ``rule_sets:`` name must exist: a CA file for TLS, and
+    a file for every pattern of every rule set (one chosen at run time must not be empty)."""
+    problems = []
+    ca = config.mqtt_ca_file
+    if ca is not None and not ca.is_file():
+        problems.append(
+            doc.problem(("mqtt", "tls"), f"mqtt.tls: no CA file at {ca}; give its path, or true")
+        )
+    for view in config.site_configs():
+        base = config.source.parent if config.source is not None else Path.cwd()
+        for name, patterns in view.rule_sets.items():
+            for index, pattern in enumerate(patterns):
+                full = Path(pattern).expanduser()
+                full = full if full.is_absolute() else base / full
+                if not any(Path(m).is_file() for m in glob.glob(str(full), recursive=True)):
+                    loc = view.config_loc(("rule_sets", name, index))
+                    message = f"rule_sets.{name}: {pattern!r} matches no file"
+                    problems.append(doc.problem(loc, message))
+    return problems
 
 
 def _repeated(doc: Document, key: str, value: object, first: int, index: int) -> Problem:

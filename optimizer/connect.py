@@ -23,6 +23,7 @@ from optimizer.enlighten.transport import RetryPolicy
 __all__ = [
     "CREDENTIAL_NAME",
     "client_for",
+    "mqtt_password",
     "password_provider",
     "resolve_site_id",
     "site_password",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 CREDENTIAL_NAME = "enlighten-password"
+MQTT_CREDENTIAL = "mqtt-password"
 
 
 def unattended_password(config: Config | None = None) -> str | None:
@@ -60,6 +62,18 @@ def site_password(config: Config) -> str | None:
     if config.site_name:
         return _systemd_credential(f"{CREDENTIAL_NAME}-{config.site_name}")
     return None
+
+
+def mqtt_password(config: Config) -> str | None:
+    """The MQTT broker's password: the variable ``mqtt.password_env`` names, else the
+    systemd credential ``mqtt-password`` (``LoadCredential=mqtt-password:...``), else none
+    (a broker that allows anonymous clients, or a username alone)."""
+    if config.mqtt is None:
+        return None
+    variable = config.mqtt.password_env
+    if variable and os.environ.get(variable):
+        return os.environ[variable]
+    return _systemd_credential(MQTT_CREDENTIAL)
 
 
 def _systemd_credential(name: str) -> str | None:

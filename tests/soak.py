@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from optimizer.config import Config, load_config
 from optimizer.enlighten.transport import Transport
@@ -52,8 +54,10 @@ from optimizer.fakecloud.faults import FaultRule
 from optimizer.fakecloud.model import E_C_GLITCHES, Charger
 from optimizer.fakecloud.requestlog import LoggedRequest
 from optimizer.fakecloud.variants import requested_level
+from optimizer.mqtt.bridge import Bridge
 from optimizer.service import Fleet, Service, TickReport
 from optimizer.service.lockstep import LockstepClock
+from tests.mqtt_broker import LocalBroker, recording, running_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "soak-Pa55word!"
@@ -99,6 +103,7 @@ FAULT_KINDS = (
 )
 # The fleet soak only: one whole site down (every request of it failing) for a while.
 FLEET_FAULT_KINDS = ("site_outage",)
+BROKER_DROP_PROBABILITY = 0.004  # per tick: about every 250 ticks (two hours of polling)
 CHARGER_MAX_W = 32 * 230  # the fake charger: 32 A at 230 V, one phase
 POLL_S = 30  # service.poll_interval below
 CONFIG = """\
@@ -174,6 +179,11 @@ class SoakFigures:
     solar_violations: list[str] = field(default_factory=list)  # solar commands over the sun
     ticks_beside_outages: int = 0  # ticks of the other site while one site was down
     solar_ticks: int = 0  # site ticks with solar commands, checked against their surplus
+    # With the MQTT bridge on (``--mqtt``): the broker stopped and started now and then.
+    broker_drops: int = 0
+    bridge_connections: int = 0  # how often the bridge connected (drops in a row may share one)
+    bridge_current: bool = False  # at the end, the broker held the last tick's state
+    states_published: int = 0  # retained state topics found on the broker at the end
 
     def lines(self) -> list[str]:
         faults = ", ".join(f"{kind} {n}" for kind, n in sorted(self.faults.items()))
@@ -196,7 +206,17 @@ class SoakFigures:
             f"{self.internal_errors}; tracebacks {self.tracebacks}; longest wait for a login "
             f"{self.longest_auth_run} ticks; session-energy jumps {len(self.energy_jumps)}",
             *self.fleet_lines(),
+            *self.mqtt_lines(),
             *errors,
+        ]
+
+    def mqtt_lines(self) -> list[str]:
+        if not self.broker_drops and not self.bridge_connections:
+            return []
+        return [
+            f"  MQTT bridge: broker dropped {self.broker_drops} times, the bridge connected "
+            f"{self.bridge_connections} times; at the end {self.states_published} retained "
+            f"state topics, the last tick's state {'there' if self.bridge_current else 'MISSING'}"
         ]
 
     def fleet_lines(self) -> list[str]:
@@ -249,6 +269,12 @@ def check(figures: SoakFigures) -> list[str]:
         broken.append(f"a site's levels over its limit: {figures.breaker_violations[:3]}")
     if figures.solar_violations:
         broken.append(f"solar commands over the site's surplus: {figures.solar_violations[:3]}")
+    if figures.broker_drops and (figures.bridge_connections < 2 or not figures.bridge_current):
+        broken.append(
+            f"the MQTT bridge connected {figures.bridge_connections} times for "
+            f"{figures.broker_drops} broker drops, and the broker "
+            f"{'held' if figures.bridge_current else 'did not hold'} the last tick's state"
+        )
     expected = FAULT_KINDS + (FLEET_FAULT_KINDS if figures.sites > 1 else ())
     missing = set(expected) - set(figures.faults)
     if figures.ticks >= 2000 and missing:
@@ -475,8 +501,11 @@ def _endpoint(request: LoggedRequest) -> str:
     return request.path.rsplit("/", 1)[-1] if "scheduler" not in request.path else request.path
 
 
-async def soak(seed: int, ticks: int, *, fault_probability: float = 0.08) -> SoakFigures:
-    """One seeded soak; the figures say what happened (see :func:`check`)."""
+async def soak(
+    seed: int, ticks: int, *, fault_probability: float = 0.08, mqtt: bool = False
+) -> SoakFigures:
+    """One seeded soak; the figures say what happened (see :func:`check`). With ``mqtt``,
+    the service runs with the MQTT bridge on against a real broker that drops now and then."""
     _instant_retries()
     os.environ["ENLIGHTEN_PASSWORD"] = PASSWORD
     os.environ.pop("ENLIGHTEN_EMAIL", None)
@@ -486,11 +515,58 @@ async def soak(seed: int, ticks: int, *, fault_probability: float = 0.08) -> Soa
     cloud.update_charger(plugged_in=True)
     sn = cloud.charger().sn
     with tempfile.TemporaryDirectory(prefix="evopt-soak-") as tmp, _watched(figures):
-        async with FakeCloudServer(cloud) as server:
+        async with FakeCloudServer(cloud) as server, contextlib.AsyncExitStack() as stack:
+            broker = await stack.enter_async_context(running_broker()) if mqtt else None
             await _run(
-                cloud, server.base_url, Path(tmp), sn, rng, ticks, figures, fault_probability
+                cloud,
+                server.base_url,
+                Path(tmp),
+                sn,
+                rng,
+                ticks,
+                figures,
+                fault_probability,
+                broker=broker,
             )
     return figures
+
+
+class _BrokerDrops:
+    """Stops the broker now and then for a few dozen ticks, and starts it again."""
+
+    def __init__(self, broker: LocalBroker, rng: random.Random, figures: SoakFigures) -> None:
+        self.broker, self.rng, self.figures = broker, rng, figures
+        self.down_for = 0
+
+    async def tick(self) -> None:
+        if self.down_for:
+            self.down_for -= 1
+            if not self.down_for:
+                await self.broker.start()
+        elif self.rng.random() < BROKER_DROP_PROBABILITY:
+            await self.broker.stop()
+            self.figures.broker_drops += 1
+            self.down_for = self.rng.randint(5, 60)
+
+    async def end(self, bridge: Bridge, last: TickReport) -> None:
+        """The broker back, and the bridge on it with the last tick's state (bounded: a
+        bridge that never comes back is what :func:`check` reports)."""
+        if self.down_for:
+            self.down_for = 0
+            await self.broker.start()
+        topic = f"evopt/{SITE_ID}/state"
+        wanted = last.at.astimezone(ZoneInfo("Australia/Melbourne")).isoformat()
+
+        def current() -> bool:
+            charger = f"evopt/{SITE_ID}/charger1/state" in seen.latest
+            return charger and topic in seen.latest and seen.json(topic)["last_tick"] == wanted
+
+        async with recording(self.broker.port) as seen:
+            with contextlib.suppress(AssertionError):  # timed out: check() says so
+                await seen.until(current, "the bridge back with the last tick's state")
+            self.figures.bridge_current = current()
+            self.figures.states_published = len(seen.on(f"evopt/{SITE_ID}/"))
+        self.figures.bridge_connections = bridge.connections
 
 
 @contextlib.contextmanager
@@ -522,6 +598,8 @@ async def _run(  # noqa: PLR0917 - one run's parts, kept in one place
     ticks: int,
     figures: SoakFigures,
     fault_probability: float,
+    *,
+    broker: LocalBroker | None = None,
 ) -> None:
     slots = [dict(slot, id=f"{SITE_ID}:{sn}:user{i}") for i, slot in enumerate(USER_SLOTS)]
     existing = list(cloud.charger().schedule_slots)
@@ -536,47 +614,67 @@ async def _run(  # noqa: PLR0917 - one run's parts, kept in one place
             max_amps=SITE_MAX_AMPS,
             state=tmp / "state",
             rules=ROOT / "rules" / "*.yaml",
-        ),
+        )
+        + (f"mqtt:\n  host: 127.0.0.1\n  port: {broker.port}\n" if broker else ""),
         encoding="utf-8",
     )
     config = load_config(config_path)
+    clock = _Clock(cloud)
+    bridge = drops = None
+    if broker is not None and config.mqtt is not None:
+        bridge = Bridge(  # retries in fractions of a second: the soak's broker is back fast
+            config.mqtt,
+            database=config.database_path,
+            now=clock.now,
+            first_retry_s=0.01,
+            max_retry_s=0.2,
+        )
+        drops = _BrokerDrops(broker, rng, figures)
     service = Service(
         config,
         config_path=config.source,
         dry_run=False,
         notifier=_Notes(),  # type: ignore[arg-type]
-        clock=_Clock(cloud),
+        clock=clock,
+        on_tick=bridge.site(config).after_tick if bridge else None,
     )
     injector = _Injector(cloud, rng, figures)
     service.start()
     seen = auth_run = 0
     per_tick: list[tuple[datetime, int]] = []
-    try:
-        for _ in range(ticks):
-            injector.tick(fault_probability)
-            report = await service.tick()
-            figures.ticks += 1
-            if report.problem is not None:
-                figures.problems[report.problem] += 1
-                figures.first_errors.setdefault(report.problem, f"{report.at}: {report.error}")
-            if report.problem == "internal":
-                figures.internal_errors += 1
-            auth_run = auth_run + 1 if report.problem == "auth" else 0
-            figures.longest_auth_run = max(figures.longest_auth_run, auth_run)
-            recorded = [a for a in report.acted if a.row_id is not None]
-            skipped = [a for a in report.acted if a.row_id is None]
-            figures.decisions_made += len(recorded)
-            figures.holds_skipped += sum(a.decision.action == "hold" for a in skipped)
-            figures.commands_unrecorded += sum(a.decision.action != "hold" for a in skipped)
-            per_tick.append((report.at, len(recorded)))
-            new = cloud.log.since(seen)
-            effective = Counter(_endpoint(r) for r in new if _effective(r))
-            figures.commands_sent += sum(effective.values())
-            figures.duplicates += sum(n - 1 for n in effective.values() if n > 1)
-            seen += len(new)
-            cloud.advance(max(report.delay_s, 1.0))
-    finally:
-        await service.shutdown()
+    async with contextlib.AsyncExitStack() as stack:
+        if bridge is not None:
+            await stack.enter_async_context(bridge.running())
+        try:
+            for _ in range(ticks):
+                injector.tick(fault_probability)
+                if drops is not None:
+                    await drops.tick()
+                report = await service.tick()
+                figures.ticks += 1
+                if report.problem is not None:
+                    figures.problems[report.problem] += 1
+                    figures.first_errors.setdefault(report.problem, f"{report.at}: {report.error}")
+                if report.problem == "internal":
+                    figures.internal_errors += 1
+                auth_run = auth_run + 1 if report.problem == "auth" else 0
+                figures.longest_auth_run = max(figures.longest_auth_run, auth_run)
+                recorded = [a for a in report.acted if a.row_id is not None]
+                skipped = [a for a in report.acted if a.row_id is None]
+                figures.decisions_made += len(recorded)
+                figures.holds_skipped += sum(a.decision.action == "hold" for a in skipped)
+                figures.commands_unrecorded += sum(a.decision.action != "hold" for a in skipped)
+                per_tick.append((report.at, len(recorded)))
+                new = cloud.log.since(seen)
+                effective = Counter(_endpoint(r) for r in new if _effective(r))
+                figures.commands_sent += sum(effective.values())
+                figures.duplicates += sum(n - 1 for n in effective.values() if n > 1)
+                seen += len(new)
+                cloud.advance(max(report.delay_s, 1.0))
+            if bridge is not None and drops is not None and service.last_report is not None:
+                await drops.end(bridge, service.last_report)
+        finally:
+            await service.shutdown()
     _after(cloud, config.database_path, before_ids, per_tick, figures)
 
 
@@ -947,8 +1045,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="1: one site with one charger; 2: two sites on two accounts, two chargers each",
     )
+    parser.add_argument(
+        "--mqtt",
+        action="store_true",
+        help="one site with the MQTT bridge on and its broker dropping now and then",
+    )
     options = parser.parse_args(argv)
     run = soak if options.sites == 1 else soak_fleet
+    if options.mqtt:
+        run = functools.partial(soak, mqtt=True)
     quiet = logging.StreamHandler(sys.stderr)
     quiet.setLevel(logging.CRITICAL)  # the figures say what happened; the log would drown them
     logging.getLogger().addHandler(quiet)

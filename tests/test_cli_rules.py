@@ -79,7 +79,8 @@ def test_example_config_validates_with_every_rule_file(
     monkeypatch.chdir(ROOT)
     code, out, err = run(capsys, "--config", "config.example.yaml", "validate")
     assert (code, err) == (0, "")
-    assert out == "ok: 8 policies in 8 files (no warnings)\n"
+    # 8 files of rules/*.yaml and rules/sets/fast.yaml, the example's "fast" rule set.
+    assert out == "ok: 8 policies in 9 files (no warnings)\n"
 
 
 def test_found_config_is_validated_with_its_rules(
@@ -223,8 +224,8 @@ def test_config_errors_and_rule_errors_are_reported_together(
         str(config),
         1,
         "unknown key 'sitee' (did you mean 'site'?); valid keys: enlighten, site, charger, "
-        "engine, service, tariffs, surplus, rules, warnings, gateway, forecast, plans, habits, "
-        "sites",
+        "engine, service, tariffs, surplus, rules, rule_sets, warnings, gateway, forecast, "
+        "plans, habits, mqtt, sites",
     )
     assert messages[1][0] == str(rule)
     assert messages[1][2].startswith("unknown kind 'nope'")

@@ -52,6 +52,7 @@ REQUIRED_VALUES = {
     "energy": "5",
     "id": "1",
     "day": "2025-01-15",
+    "name": "default",
 }
 
 

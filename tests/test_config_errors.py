@@ -91,8 +91,8 @@ def one_error(tmp_path: Path, text: str) -> str:
         (
             "servce:\n  dry_run: true\n",
             "1:1: unknown key 'servce' (did you mean 'service'?); valid keys: enlighten, site, "
-            "charger, engine, service, tariffs, surplus, rules, warnings, gateway, forecast, "
-            "plans, habits, sites",
+            "charger, engine, service, tariffs, surplus, rules, rule_sets, warnings, gateway, "
+            "forecast, plans, habits, mqtt, sites",
         ),
         (
             "surplus:\n  source: latest-power\n",
@@ -149,7 +149,7 @@ def test_internal_fields_are_not_offered_as_keys(tmp_path: Path) -> None:
     message = one_error(tmp_path, "sources: x\n")
     assert message.endswith(
         "valid keys: enlighten, site, charger, engine, service, tariffs, surplus, rules, "
-        "warnings, gateway, forecast, plans, habits, sites"
+        "rule_sets, warnings, gateway, forecast, plans, habits, mqtt, sites"
     )
 
 

@@ -29,6 +29,7 @@ from optimizer.cli import (
     run,
     scheduler,
     simulate,
+    steer,
     why,
 )
 from optimizer.cli.context import Context, pick_site
@@ -346,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
         "newest session)",
     )
     rules.register(command)
+    steer.register(command, common)
     log.register(command, common)
     gateway.register(command, common)
     run.register(command)

@@ -15,19 +15,17 @@ from optimizer.cli.context import Context
 from optimizer.cli.output import print_json, print_table
 from optimizer.cli.simulate import InputError, expand_sessions, read_json
 from optimizer.decisions.store import DecisionStore
-from optimizer.engine.snapshot import DeparturePlan
 from optimizer.enlighten.errors import EnlightenError, ParseError
 from optimizer.enlighten.models import ChargingSession, parse_session_history_page
 from optimizer.forecast.habits import Habits, habits_at
-from optimizer.plans import (
-    ALL_CHARGERS,
-    clear_plan,
-    learn_habits,
-    learned_plan,
-    load_plans,
-    parse_ready_by,
-    past_sessions,
-    save_plan,
+from optimizer.plans import ALL_CHARGERS, learn_habits, learned_plan, load_plans, past_sessions
+from optimizer.steer import (
+    MAX_ENERGY_KWH,
+    CommandError,
+    clear_departure,
+    departure_plan,
+    parse_energy,
+    set_departure,
 )
 
 __all__ = [
@@ -40,8 +38,6 @@ __all__ = [
     "plan_show",
 ]
 
-MAX_ENERGY_KWH = 250.0  # more than any car's battery: anything above is a typo
-
 
 class PlanUsageError(EnlightenError):
     """A ``--by`` that parses but cannot be a departure (past, too far ahead): exit 2."""
@@ -53,12 +49,9 @@ class PlanUsageError(EnlightenError):
 def energy_type(text: str) -> float:
     """``--energy``: kWh, above 0 and at most :data:`MAX_ENERGY_KWH` (exit 2 otherwise)."""
     try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of kWh") from err
-    if not 0 < value <= MAX_ENERGY_KWH:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected kWh above 0 and at most 250")
-    return value
+        return parse_energy(text)
+    except CommandError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _now() -> datetime:
@@ -70,16 +63,17 @@ def _zone(ctx: Context) -> str:
 
 
 async def plan_set(ctx: Context) -> int:
+    """Through optimizer/steer.py, as Home Assistant's plan entities: the plan is stored and
+    the service records it in the decision log as the user's command at its next tick."""
     args = ctx.args
     now = _now()
-    try:
-        ready_by = parse_ready_by(args.by, now=now, timezone=_zone(ctx))
-    except ValueError as err:
-        raise PlanUsageError(f"--by: {err}") from err
-    plan = DeparturePlan(ready_by=ready_by, energy_kwh=args.energy)
+    try:  # before the database is opened: a refused value leaves nothing behind
+        plan = departure_plan(ctx.config, by=args.by, energy_kwh=args.energy, now=now)
+    except CommandError as err:
+        raise PlanUsageError(str(err)) from err
     with DecisionStore(ctx.config.database_path) as store:
-        save_plan(store, args.charger, plan, now=now)
-    local = ready_by.astimezone(ZoneInfo(_zone(ctx)))
+        set_departure(store, ctx.config, charger_sn=args.charger, plan=plan, now=now, source="cli")
+    local = plan.ready_by.astimezone(ZoneInfo(_zone(ctx)))
     who = f"charger {args.charger}" if args.charger else "every charger"
     if args.json:
         print_json({"charger": args.charger or ALL_CHARGERS} | plan.to_json())
@@ -123,7 +117,10 @@ async def plan_clear(ctx: Context) -> int:
     removed = 0
     if path.is_file():
         with DecisionStore(path) as store:
-            removed = clear_plan(store, ctx.args.charger, now=_now())
+            action = clear_departure(
+                store, ctx.config, charger_sn=ctx.args.charger, now=_now(), source="cli"
+            )
+            removed = int(action.params["removed"])
     if ctx.args.json:
         print_json({"removed": removed})
     else:

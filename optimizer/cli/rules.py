@@ -128,6 +128,7 @@ def run_validate(files: list[Path], config_option: str | None) -> Report:
     levels = _levels_of(setup.main)
     warnings: list[Problem] = []
     config_rules = []
+    set_files: list[Path] = []
     for config in setup.configs:
         if config.sites is not None:
             warnings.extend(_check_sites(config, report))
@@ -138,9 +139,10 @@ def run_validate(files: list[Path], config_option: str | None) -> Report:
             report.errors.extend(errors)
             warnings.extend(found)
         config_rules.extend(_rule_files_of(config, report))
+        set_files.extend(_check_rule_sets(config, report, levels))
     # A config's own rules come first: they are the setup, files named beside it are extras.
     rule_files = _unique([*config_rules, *setup.rule_files])
-    report.files.extend(str(p) for p in rule_files)
+    report.files.extend(str(p) for p in _unique([*rule_files, *set_files]))
     loaded, errors = check_rules(rule_files, tariffs=setup.tariffs, levels=levels)
     report.errors.extend(errors)
     warnings.extend(loaded.warnings)
@@ -168,7 +170,30 @@ def _check_sites(config: Config, report: Report) -> list[Problem]:
         report.errors.extend(_about_site(view, p) for p in errors)
         warnings.update(dict.fromkeys(_about_site(view, p) for p in loaded.warnings))
         report.policies += len(loaded.policies)
+        more = _check_rule_sets(view, report, levels)
+        report.files.extend(str(p) for p in more if str(p) not in report.files)
     return list(warnings)
+
+
+def _check_rule_sets(config: Config, report: Report, levels: LevelBounds | None) -> list[Path]:
+    """Each of ``rule_sets:`` on its own, as the service loads it when it is chosen (its
+    warnings are the default rules' business: a set replaces them, it is not added).
+    Returns the files checked."""
+    checked: list[Path] = []
+    for name, patterns in config.rule_sets.items():
+        view = config.model_copy(update={"rules": patterns})
+        try:
+            files = rule_paths(view)
+        except YamlFileError:
+            continue  # the config's own check names the pattern at its line
+        checked.extend(files)
+        _, errors = check_rules(files, tariffs=_tariffs_of(config), levels=levels)
+        report.errors.extend(
+            replace(p, message=f"rule set {name!r}: {p.message}")
+            for p in errors
+            if replace(p, message=f"rule set {name!r}: {p.message}") not in report.errors
+        )
+    return checked
 
 
 def _about_site(view: Config, problem: Problem) -> Problem:

@@ -9,8 +9,10 @@ one tick, then the status line (its output contract).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from optimizer.cli.context import Context
 from optimizer.cli.log import display_zone
@@ -18,6 +20,9 @@ from optimizer.config import Config
 from optimizer.service import Fleet, Service, SystemClock, TickReport
 from optimizer.service.talk import Talker, tick_sink
 from optimizer.systemd import Notifier
+
+if TYPE_CHECKING:
+    from optimizer.mqtt.bridge import Bridge
 
 
 def register(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -36,22 +41,48 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     parser.set_defaults(all_sites=True)
 
 
+def _bridge(config: Config) -> Bridge | None:
+    """The MQTT bridge of the config's ``mqtt:`` block (docs/home-assistant.md), or None.
+
+    Imported here, not at the top: aiomqtt is loaded only by a service that uses it."""
+    if config.mqtt is None:
+        return None
+    from optimizer.mqtt.bridge import Bridge  # noqa: PLC0415 - see above
+
+    return Bridge.from_config(config)
+
+
+def _both(
+    first: Callable[[TickReport], None] | None, second: Callable[[TickReport], None] | None
+) -> Callable[[TickReport], None] | None:
+    """One tick callback calling both (the tick line, then the MQTT bridge)."""
+    if first is None or second is None:
+        return first or second
+
+    def both(report: TickReport) -> None:
+        first(report)
+        second(report)
+
+    return both
+
+
 async def run(ctx: Context) -> int:
     config = ctx.config
     if config.sites is not None:
         return await run_fleet(ctx)
+    bridge = _bridge(config)
     with Notifier.from_env() as notifier:
+        talker = None if ctx.args.once else Talker(display_zone(config), tick_sink(env=os.environ))
         service = Service(
             config,
             config_path=config.source,
             dry_run=ctx.args.dry_run,
             notifier=notifier,
             clock=SystemClock(),
-            on_tick=None
-            if ctx.args.once
-            else Talker(display_zone(config), tick_sink(env=os.environ)),
+            on_tick=_both(talker, bridge.site(config).after_tick if bridge else None),
         )
-        code = await service.run(once=ctx.args.once)
+        async with bridge.running() if bridge else contextlib.nullcontext():
+            code = await service.run(once=ctx.args.once)
     if ctx.args.once and service.last_report is not None:
         print(summary(service.last_report))
     return code
@@ -64,10 +95,14 @@ async def run_fleet(ctx: Context) -> int:
     config = ctx.config
     sink = None if ctx.args.once else tick_sink(env=os.environ)
 
+    bridge = _bridge(config)  # one connection for every site
+
     def talker(view: Config) -> Callable[[TickReport], None] | None:
+        link = bridge.site(view).after_tick if bridge else None
         if sink is None:
-            return None
-        return Talker(display_zone(view), lambda line: sink(f"[{view.label}] {line}"))
+            return link
+        line = Talker(display_zone(view), lambda line: sink(f"[{view.label}] {line}"))
+        return _both(line, link)
 
     with Notifier.from_env() as notifier:
         fleet = Fleet(
@@ -78,7 +113,8 @@ async def run_fleet(ctx: Context) -> int:
             clock=SystemClock(),
             on_tick=talker,
         )
-        code = await fleet.run(once=ctx.args.once)
+        async with bridge.running() if bridge else contextlib.nullcontext():
+            code = await fleet.run(once=ctx.args.once)
     if ctx.args.once:
         for service in fleet.services:
             if service.last_report is not None:

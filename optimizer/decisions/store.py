@@ -16,7 +16,7 @@ import math
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -360,6 +360,44 @@ class DecisionStore:
         # upsert (table introspection first) cost a tenth of a small site's tick.
         with self._write() as db:
             db.conn.execute(_UPSERT_STATE, [key, to_json(value), utc_text(updated_at)])
+
+    def update_state(
+        self, key: str, change: Callable[[Any | None], Any], *, updated_at: datetime
+    ) -> Any:
+        """Read, change and write back the value under ``key`` in one write transaction.
+
+        For state two processes write: `evopt pause` in a shell while the service takes the
+        commands waiting for it (optimizer/steer.py). ``BEGIN IMMEDIATE`` holds the write
+        lock from the read on, so neither update is lost. Returns the new value.
+        """
+        with self._write() as db:
+            row = db.conn.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+            value = change(None if row is None else json.loads(row[0]))
+            db.conn.execute(_UPSERT_STATE, [key, to_json(value), utc_text(updated_at)])
+        return value
+
+    def update_state_with_rows(
+        self,
+        key: str,
+        change: Callable[[Any | None], tuple[Any, Sequence[Mapping[str, Any]]]],
+        *,
+        updated_at: datetime,
+    ) -> tuple[Any, list[int]]:
+        """:meth:`update_state` that also writes decision rows (:func:`decision_row`) made
+        from the old value, in the same transaction: a user's command taken from the state
+        is in the log, or still waiting, never neither. Returns the new value and row ids."""
+        ids: list[int] = []
+        with self._write() as db:
+            row = db.conn.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+            value, rows = change(None if row is None else json.loads(row[0]))
+            for decision in rows:
+                cursor = db.conn.execute(
+                    _INSERT_DECISION, [decision[name] for name in _ROW_COLUMNS]
+                )
+                if cursor.lastrowid is not None:
+                    ids.append(cursor.lastrowid)
+            db.conn.execute(_UPSERT_STATE, [key, to_json(value), utc_text(updated_at)])
+        return value, ids
 
     # --- request budget --------------------------------------------------------------------
 

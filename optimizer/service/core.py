@@ -41,6 +41,7 @@ from optimizer.engine.decision import Decision, Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.feedback import acknowledge
 from optimizer.engine.restart import begin_restart
+from optimizer.engine.snapshot import Snapshot
 from optimizer.enlighten.auth import AccountSession
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import (
@@ -66,8 +67,10 @@ from optimizer.plans import HabitCache, load_plans, with_plans
 from optimizer.service.clock import Clock
 from optimizer.service.health import WHAT, Problem, Trouble, delay_after
 from optimizer.service.heartbeat import Heartbeat
+from optimizer.service.rulesets import RuleSets
 from optimizer.service.setup import Setup, load_setup
 from optimizer.service.status import status_line
+from optimizer.steer import Steering, take_actions
 from optimizer.systemd import Notifier
 from optimizer.yamlpos import Problem as FileProblem
 from optimizer.yamlpos import YamlFileError
@@ -120,6 +123,10 @@ class TickReport:
     # Where the surplus came from: ``gateway``, ``lifetime_energy (gateway unreachable since
     # 13:05)``, ``lifetime_energy``...; shown by `evopt status` (docs/gateway.md).
     surplus_source: str | None = None
+    # What the tick saw (None when it failed before reading), and what the user set for the
+    # site (pause, rule set): for the MQTT bridge's state (optimizer/mqtt/).
+    snapshot: Snapshot | None = None
+    steering: Steering | None = None
 
     @property
     def exit_code(self) -> int:
@@ -185,6 +192,10 @@ class Service:
         # the first tick that needs it and kept across ticks (it is set up once).
         self._gateway: GatewaySource | None = None
         self._gateway_key: tuple[object, ...] | None = None
+        # What the user set with `evopt pause|resume|rules use` or from Home Assistant, read
+        # at each tick (optimizer/steer.py), and the rule sets loaded for it.
+        self.steering = Steering()
+        self._rule_sets = RuleSets()
 
     # --- properties ----------------------------------------------------------------------------
 
@@ -430,6 +441,15 @@ class Service:
             self.start()
         now = self.clock.now()
         self._alive_until = time.monotonic() + HUNG_AFTER_S
+        with _logged("the user's commands"):  # before the cloud: recorded even in an outage
+            self.steering, _ = take_actions(
+                self.store,
+                self.config,
+                run_id=self._run_id(),
+                mode=self.mode,
+                site_id=self.site_id,
+                now=now,
+            )
         try:
             report = await self._tick(now)
         except AuthError as err:
@@ -449,6 +469,7 @@ class Service:
         status = f"{report.status} | {self._notice}" if self._notice else report.status
         self.notifier.status(status)
         self.notifier.watchdog()
+        report = replace(report, steering=self.steering)
         self.last_report = report
         self._after_tick(report)
         return report
@@ -500,9 +521,8 @@ class Service:
             self._session_only = False
             self._client_changed()  # next tick: a client that may log in again by itself
         before = self.memory
-        decisions, memory = evaluate(
-            snapshot, self.setup.rules.enabled, before, settings=self.setup.settings
-        )
+        held = self.steering.holds_writes(now)
+        decisions, memory = self._decide(snapshot, held)
         actuator = self._actuator_for(client, site_id)
         recording = self.tick_log.begin(
             heartbeat=self.config.service.heartbeat,
@@ -558,6 +578,7 @@ class Service:
             requests_last_hour=sum(client.counter.last_hour().values()),
             dry_run=self.dry_run,
         )
+        status = status if held is None else f"{status} | automation off: {held}"
         denied = next((a.actuation.auth_error for a in acted if a.actuation.auth_error), None)
         if denied is not None:
             report = self._auth_needed(now, denied)
@@ -573,7 +594,17 @@ class Service:
             delay_s=self.poll_s,
             acted=tuple(acted),
             surplus_source=source,
+            snapshot=snapshot,
         )
+
+    def _decide(self, snapshot: Snapshot, held: str | None) -> tuple[list[Decision], Memory]:
+        """The engine's decisions with the rule set the user chose; none while the user holds
+        the automation (paused, or the rule set ``off``), so nothing is sent."""
+        assert self.setup is not None  # noqa: S101 - tick() starts the service first
+        if held is not None:
+            return [], self.memory
+        policies = self._rule_sets.policies(self.steering.rule_set, self.setup)
+        return evaluate(snapshot, policies, self.memory, settings=self.setup.settings)
 
     def _failed(
         self,

@@ -13,6 +13,7 @@ charger and target, never a row exactly at T.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -34,6 +35,8 @@ __all__ = [
     "command_json",
     "describe",
     "in_control",
+    "in_control_of",
+    "next_of",
     "next_text",
     "open_log",
 ]
@@ -177,19 +180,27 @@ def learned_plans(row: DecisionRow | None, *, now: datetime) -> list[dict[str, A
 def in_control(row: DecisionRow) -> str:
     """The policy in control: the engine's ``inputs["in_control"]`` when it says, else the
     row's own policy."""
-    named = row.inputs.get("in_control")
+    return in_control_of(row.inputs, row.policy)
+
+
+def in_control_of(inputs: Mapping[str, Any], policy: str) -> str:
+    """:func:`in_control` of a decision's inputs and policy (also the MQTT bridge's state)."""
+    named = inputs.get("in_control")
     if isinstance(named, str) and named:
         return named
     if isinstance(named, dict) and isinstance(named.get("policy"), str):
         return str(named["policy"])
-    return row.policy
+    return policy
 
 
 def next_text(row: DecisionRow | None) -> str | None:
     """What the decision waits for or plans next (``inputs["next"]``), as one sentence."""
-    if row is None:
-        return None
-    value = row.inputs.get("next")
+    return None if row is None else next_of(row.inputs)
+
+
+def next_of(inputs: Mapping[str, Any]) -> str | None:
+    """``inputs["next"]`` of a decision as one sentence (also the MQTT bridge's state)."""
+    value = inputs.get("next")
     if isinstance(value, str):
         return value or None
     if isinstance(value, dict):
