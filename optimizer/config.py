@@ -336,7 +336,8 @@ class MqttConfig(_Section):
     # true: TLS with the system's certificate authorities; a path: TLS with that CA file.
     tls: bool | Path = False
     username: str | None = None
-    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # The contract's default (DESIGN.md section 3): $EVOPT_MQTT_PASSWORD.
+    password_env: str = Field(default="EVOPT_MQTT_PASSWORD", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     base_topic: str = "evopt"
     discovery_prefix: str = "homeassistant"
     # Unset: evopt-<base_topic>; a broker drops an older connection with the same id.

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from optimizer.cli import main
 from optimizer.config import Config, load_config
+from optimizer.connect import mqtt_password
 from optimizer.decisions import DecisionStore
 from optimizer.mqtt.bridge import _dead_socket
 from optimizer.mqtt.payloads import CHARGER_STATES, SiteInfo, discovery, scrub
@@ -235,3 +236,26 @@ def test_only_a_closed_socket_is_kept_out_of_the_error_log() -> None:
         assert not _dead_socket({"message": "Task exception was never retrieved"})
     finally:
         loop.close()
+
+
+def test_broker_password_comes_from_the_contracts_variable_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DESIGN.md promises $EVOPT_MQTT_PASSWORD without any `password_env` in the file; a named
+    variable replaces it, and without either the systemd credential is the last resort."""
+    path = tmp_path / "config.yaml"
+    path.write_text("mqtt:\n  host: broker.local\n  username: evopt\n", encoding="utf-8")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.setenv("EVOPT_MQTT_PASSWORD", "from-default")
+    assert mqtt_password(load_config(path)) == "from-default"
+
+    path.write_text("mqtt:\n  host: broker.local\n  password_env: GARAGE_MQTT\n", encoding="utf-8")
+    monkeypatch.setenv("GARAGE_MQTT", "from-named")
+    assert mqtt_password(load_config(path)) == "from-named"
+
+    monkeypatch.delenv("GARAGE_MQTT")
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "mqtt-password").write_text("from-credential\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    assert mqtt_password(load_config(path)) == "from-credential"
