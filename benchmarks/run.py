@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import resource
@@ -227,7 +228,7 @@ def bench_engine() -> None:
     snapshot = engine_snapshot()
     settings = EngineSettings(site_max_amps=32, tariffs=BENCH_TARIFFS)
     # A tick earlier, so the memory holds timers and commanded state as in service.
-    earlier = Snapshot(**{**snapshot.__dict__, "now": snapshot.now - timedelta(minutes=5)})
+    earlier = dataclasses.replace(snapshot, now=snapshot.now - timedelta(minutes=5))
     _, memory = evaluate(earlier, policies, Memory(), settings=settings)
     n = 2000
     seconds = best_of(

@@ -18,13 +18,14 @@ from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.timespec import MONTH_NAMES, format_days
 
 Result = tuple[bool, str] | None
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 Condition = Callable[[When, Snapshot, ChargerView, datetime], Result]
 
 
 def _days(when: When, _snap: Snapshot, _charger: ChargerView, local: datetime) -> Result:
     if when.days is None:
         return None
-    day = local.strftime("%a")
+    day = DAY_NAMES[local.weekday()]  # strftime("%a") in the C locale, without its cost
     held = local.isoweekday() in when.days
     return held, f"{day} {'in' if held else 'not in'} {format_days(when.days)}"
 
@@ -34,7 +35,8 @@ def _time(when: When, _snap: Snapshot, _charger: ChargerView, local: datetime) -
         return None
     ranges = ", ".join(str(r) for r in when.time)
     held = any(r.contains_time(local) for r in when.time)
-    return held, f"{local:%H:%M} {'in' if held else 'not in'} {ranges}"
+    at = f"{local.hour:02d}:{local.minute:02d}"
+    return held, f"{at} {'in' if held else 'not in'} {ranges}"
 
 
 def _months(when: When, _snap: Snapshot, _charger: ChargerView, local: datetime) -> Result:

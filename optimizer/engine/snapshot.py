@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -179,8 +180,10 @@ class Snapshot:
     scheduler_down_since: datetime | None = None
     stale_status_s: float | None = None
 
-    @property
+    @cached_property
     def local(self) -> datetime:
+        """``now`` in the site's zone: every condition of every policy asks for it each tick,
+        so it is worked out once per snapshot (the snapshot is frozen: it cannot change)."""
         return self.now.astimezone(ZoneInfo(self.timezone))
 
     def charger(self, sn: str) -> ChargerView | None:
@@ -190,7 +193,7 @@ class Snapshot:
         """The compact, JSON-ready facts a decision is logged with."""
         data: dict[str, Any] = {
             "now": self.now.isoformat(),
-            "local_time": self.local.strftime("%Y-%m-%d %H:%M"),
+            "local_time": _local_text(self.local),
             "surplus_w": _round(self.surplus.pv_minus_house_w),
             "surplus_source": self.surplus.source,
             "surplus_age_s": _round(self.surplus.age_s),
@@ -230,6 +233,11 @@ class Snapshot:
             if charger.plan is not None:
                 data["charger"]["plan"] = charger.plan.to_json()
         return data
+
+
+def _local_text(local: datetime) -> str:
+    """``strftime("%Y-%m-%d %H:%M")`` without its cost (every decision of every tick)."""
+    return f"{local.year:04d}-{local.month:02d}-{local.day:02d} {local.hour:02d}:{local.minute:02d}"
 
 
 def _round(value: float | None, digits: int = 0) -> float | None:

@@ -117,10 +117,10 @@ def timers(state: PolicyState, watts: float | None, plan: _Plan, now: datetime) 
     the stop timer as it was.
     """
     if watts is None:
-        return state.model_copy(update={"above_since": None})
+        return state.updated(above_since=None)
     above = (state.above_since or now) if watts >= plan.start_w else None
     below = (state.below_since or now) if watts < plan.stop_w else None
-    return state.model_copy(update={"above_since": above, "below_since": below})
+    return state.updated(above_since=above, below_since=below)
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> 
         ended = plan_ended(ctx) if state.basis == "departure" else None
         if ended is not None:
             charging = replace(charging, reason=f"{ended}; {charging.reason}")
-    state = state.model_copy(update={"basis": basis})
+    state = state.updated(basis=basis)
     numbers: dict[str, Any] = {
         "available_w": None if watts is None else round(watts),
         "reserve_w": policy.reserve_w,
