@@ -97,8 +97,12 @@ def hand_over(
             window=ctx.snapshot.tariff.window,
             until=override.until if decision.policy == OVERRIDE and override else None,
         )
-        inputs = {**decision.inputs, "in_control": decision.policy}
-        out[target] = evolve(decision, inputs=inputs | {"in_control_since": since.isoformat()})
+        inputs = {
+            **decision.inputs,
+            "in_control": decision.policy,
+            "in_control_since": since.isoformat(),
+        }
+        out[target] = evolve(decision, inputs=inputs)
     return out, control
 
 

@@ -140,9 +140,11 @@ class _Mutable(BaseModel):
         safe because the engine never changes a memory in place, only replaces it.
         """
         current = self.__dict__
-        if all(_same(current.get(k, _UNSET), v) for k, v in changes.items()):
-            return self
-        return self.model_copy(update=changes)
+        for name, value in changes.items():
+            now = current.get(name, _UNSET)
+            if now is not value and not _same(now, value):
+                return self.model_copy(update=changes)
+        return self
 
 
 class PolicyState(_Mutable):

@@ -229,13 +229,15 @@ def arbitrate(
 ) -> Decisions:
     """Per target: the highest priority wins, ties go to the policy listed first."""
     decided: Decisions = {}
+    by_target: dict[TargetName, list[tuple[int, Proposal]]] = {}
+    for item in proposals:  # one pass, each target's proposals in their order
+        by_target.setdefault(item[1].target, []).append(item)
     for target in TARGET_ORDER:
-        ranked = sorted(
-            (item for item in proposals if item[1].target == target),
-            key=lambda item: (-item[1].priority, item[0]),
-        )
+        ranked = by_target.get(target)
         if not ranked:
             continue
+        if len(ranked) > 1:
+            ranked.sort(key=lambda item: (-item[1].priority, item[0]))
         winner, rest = ranked[0][1], [p for _, p in ranked[1:]]
         # What happens next: the winner's plan, else what the first overruled policy waits for.
         hint = next((p.hint for _, p in ranked if p.hint is not None), None)

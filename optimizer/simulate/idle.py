@@ -189,12 +189,26 @@ def _settled(decided: Sequence[Decision], given: Memory, returned: Memory) -> bo
     for charger in returned.chargers.values():
         if charger.restart is not None or charger.overrides or charger.override_until:
             return False
-    return _timeless(given) == _timeless(returned)
+    return _same_but_seen(given, returned)
 
 
-def _timeless(memory: Memory) -> dict[str, Any]:
-    data = memory.model_dump()
-    for charger in data["chargers"].values():
-        for control in charger.get("control", {}).values():
-            control.pop("seen_at", None)
-    return data
+def _same_but_seen(given: Memory, returned: Memory) -> bool:
+    """The two memories hold the same apart from each control's ``seen_at``. Field by field
+    rather than through ``model_dump`` (a third of an idle tick's cost); the same verdict."""
+    if given.version != returned.version or given.policies != returned.policies:
+        return False
+    if given.chargers.keys() != returned.chargers.keys():
+        return False
+    for sn, before in given.chargers.items():
+        after = returned.chargers[sn]
+        if before is after:
+            continue
+        if {**before.__dict__, "control": None} != {**after.__dict__, "control": None}:
+            return False
+        if before.control.keys() != after.control.keys():
+            return False
+        for target, was in before.control.items():
+            now = after.control[target]
+            if {**was.__dict__, "seen_at": None} != {**now.__dict__, "seen_at": None}:
+                return False
+    return True

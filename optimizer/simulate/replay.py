@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
@@ -362,23 +363,52 @@ def _view(
     sn: str,
     plan: DeparturePlan | None = None,
 ) -> ChargerView:
-    """The simulated charger as the engine would see it in a status reply."""
+    """The simulated charger as the engine would see it in a status reply (the same object
+    while nothing in it changes: most ticks of a replay see the charger as it was)."""
+    return _view_of(
+        charger.on and plugged,
+        charger.amps,
+        charger.mode,
+        charger.use_battery,
+        charger.session_kwh if plugged else None,
+        plugged=plugged,
+        limits=limits,
+        voltage_v=voltage_v,
+        sn=sn,
+        plan=plan,
+    )
+
+
+@lru_cache(maxsize=512)
+def _view_of(
+    charging: bool,
+    amps: int | None,
+    mode: ChargeMode,
+    use_battery: bool | None,
+    session_kwh: float | None,
+    *,
+    plugged: bool,
+    limits: Limits,
+    voltage_v: float,
+    sn: str,
+    plan: DeparturePlan | None,
+) -> ChargerView:
     return ChargerView(
         sn=sn,
         connected=True,
         plugged_in=plugged,
-        charging=charger.on and plugged,
+        charging=charging,
         faulted=False,
         min_amps=limits.min_amps,
         max_amps=limits.max_amps,
         granularity=limits.granularity,
-        amps=charger.amps,
-        mode=charger.mode,
-        status_mode=charger.mode,
-        use_battery=charger.use_battery,
+        amps=amps,
+        mode=mode,
+        status_mode=mode,
+        use_battery=use_battery,
         supports_use_battery=True,
         voltage_v=voltage_v,
-        session_kwh=charger.session_kwh if plugged else None,
+        session_kwh=session_kwh,
         plan=plan,
     )
 
