@@ -125,9 +125,10 @@ def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) ->
         return hinted(with_inputs(charge(policy, ctx, amps, why), numbers), rest), None
     chosen = cheapest(slots, count, policy.windows)
     cheapest_text = "are the cheapest slots" if count > 1 else "is the cheapest slot"
-    plan = f"{runs(chosen, ctx)} {cheapest_text} ({prices(chosen)})"
-    numbers["chosen"] = runs(chosen, ctx)
-    top_up = f"top-up {runs(chosen, ctx)}"
+    chosen_text = runs(chosen, ctx)
+    plan = f"{chosen_text} {cheapest_text} ({prices(chosen)})"
+    numbers["chosen"] = chosen_text
+    top_up = f"top-up {chosen_text}"
     if any(s.start <= ctx.now < s.end for s in chosen):
         charging = charge(policy, ctx, amps, f"{head}: {plan}; now")
         return hinted(with_inputs(charging, numbers), top_up), None
