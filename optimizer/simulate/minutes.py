@@ -75,13 +75,13 @@ SOURCES: tuple[Source, ...] = ("gateway", "lifetime_energy")
 MINUTE = timedelta(minutes=1)
 PER_BUCKET = 15
 DEFAULT_TICK = 5
-"""Minutes between engine evaluations. The service decides every poll (30 s), but one
-evaluation of the example rules costs about 200 us; idle ticks reuse a settled evaluation
-(simulate/idle.py), yet every plugged-in minute runs the engine, so deciding every minute replays
-about 8,000 minutes a second, short of the ``make bench`` target of 10,000; every 5 minutes
-replays about 25,000. Both sources get the same cadence, the energy and the surplus it met are
-still counted minute by minute, and a policy's delays round up to the tick. `evopt simulate
---tick 1` decides every minute.
+"""Minutes between engine evaluations. The service decides every poll (30 s); idle ticks
+reuse a settled evaluation (optimizer/simulate/idle.py), but every plugged-in minute runs the
+engine, so deciding every minute replays 9,400-10,700 minutes per CPU second on the sample's
+first month and 7,800-8,500 on June (docs/performance.md), not reliably the ``make bench``
+target of 10,000: the default stays every 5 minutes (about 33,000). Both sources get the same
+cadence, the energy and the surplus it met are still counted minute by minute, and a policy's
+delays round up to the tick. `evopt simulate --tick 1` decides every minute.
 """
 GATEWAY_AGE_S = 30.0
 """The age of what the gateway source shows at a tick: the midpoint of the minute just ended
