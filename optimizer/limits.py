@@ -44,7 +44,13 @@ class Limits:
     @classmethod
     def of(cls, charger: _HasLimits, site_max_amps: int | None) -> Limits:
         """From anything with min_amps, max_amps and granularity (the engine's ChargerView)."""
-        return cls.within(charger.min_amps, charger.max_amps, charger.granularity, site_max_amps)
+        key = (charger.min_amps, charger.max_amps, charger.granularity, site_max_amps)
+        found = _OF.get(key)
+        if found is None:  # the engine asks every tick for the same few chargers
+            if len(_OF) >= _OF_MAX:
+                _OF.clear()
+            found = _OF[key] = cls.within(*key)
+        return found
 
     @classmethod
     def within(
@@ -124,3 +130,7 @@ class Limits:
         if (level - self.min_amps) % self.granularity:
             raise InvalidLevelError(f"{level} A is not on the allowed {self.allowed()}")
         return level
+
+
+_OF: dict[tuple[int, int, int, int | None], Limits] = {}
+_OF_MAX = 256

@@ -11,14 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from astral import Observer
-from astral.sun import azimuth, elevation, sunrise, sunset
+from astral.sun import sunrise, sunset, zenith_and_azimuth
 
 from optimizer.engine.snapshot import Sun
 
-__all__ = ["clear_sky_factor", "sun_at"]
+__all__ = ["clear_sky_factor", "day_events", "sun_at"]
 
 
 def sun_at(now: datetime, *, latitude: float, longitude: float, timezone: str) -> Sun:
@@ -29,15 +30,30 @@ def sun_at(now: datetime, *, latitude: float, longitude: float, timezone: str) -
     """
     if now.tzinfo is None:
         raise ValueError("sun_at needs a timezone-aware datetime")
-    observer = Observer(latitude=latitude, longitude=longitude)
+    observer = _observer(latitude, longitude)
+    local_day = now.astimezone(ZoneInfo(timezone)).date()
+    # astral's elevation() and azimuth() each run this same computation; one call gives both
+    # (elevation is 90 - the refracted zenith, exactly as astral.sun.elevation returns it).
+    zenith, azimuth = zenith_and_azimuth(observer, now)
+    rises, sets = day_events(latitude, longitude, timezone, local_day)
+    return Sun(elevation_deg=90.0 - zenith, azimuth_deg=azimuth, sunrise=rises, sunset=sets)
+
+
+@lru_cache(maxsize=64)
+def _observer(latitude: float, longitude: float) -> Observer:
+    return Observer(latitude=latitude, longitude=longitude)
+
+
+@lru_cache(maxsize=1024)
+def day_events(
+    latitude: float, longitude: float, timezone: str, day: date
+) -> tuple[datetime | None, datetime | None]:
+    """Sunrise and sunset (UTC) of the site's local ``day``, computed once per day: they were
+    two thirds of each :func:`sun_at` call, and the live service and the simulator ask for the
+    same day thousands of times (issue 16). The cache holds a few years of days per site."""
+    observer = _observer(latitude, longitude)
     zone = ZoneInfo(timezone)
-    local_day = now.astimezone(zone).date()
-    return Sun(
-        elevation_deg=elevation(observer, now),
-        azimuth_deg=azimuth(observer, now),
-        sunrise=_crossing(sunrise, observer, local_day, zone),
-        sunset=_crossing(sunset, observer, local_day, zone),
-    )
+    return _crossing(sunrise, observer, day, zone), _crossing(sunset, observer, day, zone)
 
 
 def clear_sky_factor(elevation_deg: float) -> float:

@@ -151,3 +151,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("reliability figures")
         for line in LINES:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def _private_baseline_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test its own (empty) optimal-baseline cache, never the user's ~/.cache: a test
+    must solve what it means to test, not read an answer another test or run left."""
+    monkeypatch.setenv("EVOPT_CACHE_DIR", str(tmp_path_factory.mktemp("evopt-cache")))

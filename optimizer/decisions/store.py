@@ -18,7 +18,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any, Literal, Self
 from sqlite_utils import Database
 
 from optimizer.decisions.migrations import current_version, latest_version, migrate, transaction
-from optimizer.engine.decision import Decision
+from optimizer.engine.decision import Decision, Overruled
 from optimizer.enlighten.errors import ConfigError
 from optimizer.statefile import create_private
 
@@ -317,8 +316,12 @@ class DecisionStore:
             for decision, ts, outcome, commands in items
         ]
         if rows:
+            # Plain SQL, as write_tick: sqlite-utils' insert_all works out the columns and
+            # types of every batch again, and cost more than the encoding (issue 16).
             with self._write() as db:
-                db.table("decisions").insert_all(rows)
+                db.conn.executemany(
+                    _INSERT_DECISION, ([row[name] for name in _ROW_COLUMNS] for row in rows)
+                )
         return len(rows)
 
     def write_tick(
@@ -584,11 +587,17 @@ def decision_row(
         "params": to_json(decision.params),
         "reason": decision.reason,
         "inputs": to_json(decision.inputs),
-        "overruled": to_json([asdict(o) for o in decision.overruled]),
+        "overruled": to_json([_overruled(o) for o in decision.overruled]),
         "outcome": outcome,
         "error": error,
         "commands": commands,
     }
+
+
+def _overruled(item: Overruled) -> dict[str, Any]:
+    """``dataclasses.asdict`` of an overruled proposal (its fields in order) without the deep
+    copy: the row encodes it to JSON at once."""
+    return dict(vars(item))
 
 
 def _delete_runs(db: Database, runs_sql: str, params: list[Any]) -> int:

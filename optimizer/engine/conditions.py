@@ -11,36 +11,57 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 
 from optimizer.engine.kinds.common import finite
 from optimizer.engine.rules import When
 from optimizer.engine.snapshot import ChargerView, Snapshot
-from optimizer.timespec import MONTH_NAMES, format_days
+from optimizer.timespec import MONTH_NAMES, TimeRange, format_days
 
 Result = tuple[bool, str] | None
+
+
+# A rule's days, times and months in words: the same few per policy, asked for every tick.
+@lru_cache(maxsize=256)
+def _days_text(days: tuple[int, ...]) -> str:
+    return format_days(days)
+
+
+@lru_cache(maxsize=256)
+def _ranges_text(ranges: tuple[TimeRange, ...]) -> str:
+    return ", ".join(str(r) for r in ranges)
+
+
+@lru_cache(maxsize=256)
+def _months_text(months: tuple[int, ...]) -> str:
+    return ",".join(MONTH_NAMES[m - 1] for m in months)
+
+
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 Condition = Callable[[When, Snapshot, ChargerView, datetime], Result]
 
 
 def _days(when: When, _snap: Snapshot, _charger: ChargerView, local: datetime) -> Result:
     if when.days is None:
         return None
-    day = local.strftime("%a")
+    day = DAY_NAMES[local.weekday()]  # strftime("%a") in the C locale, without its cost
     held = local.isoweekday() in when.days
-    return held, f"{day} {'in' if held else 'not in'} {format_days(when.days)}"
+    return held, f"{day} {'in' if held else 'not in'} {_days_text(when.days)}"
 
 
 def _time(when: When, _snap: Snapshot, _charger: ChargerView, local: datetime) -> Result:
     if when.time is None:
         return None
-    ranges = ", ".join(str(r) for r in when.time)
+    ranges = _ranges_text(when.time)
     held = any(r.contains_time(local) for r in when.time)
-    return held, f"{local:%H:%M} {'in' if held else 'not in'} {ranges}"
+    at = f"{local.hour:02d}:{local.minute:02d}"
+    return held, f"{at} {'in' if held else 'not in'} {ranges}"
 
 
 def _months(when: When, _snap: Snapshot, _charger: ChargerView, local: datetime) -> Result:
     if when.months is None:
         return None
-    names = ",".join(MONTH_NAMES[m - 1] for m in when.months)
+    names = _months_text(when.months)
     held = local.month in when.months
     return held, f"{MONTH_NAMES[local.month - 1]} {'in' if held else 'not in'} {names}"
 

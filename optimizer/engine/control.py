@@ -14,7 +14,6 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from optimizer.engine.conditions import check
@@ -27,6 +26,7 @@ from optimizer.engine.decision import (
     Memory,
     Proposal,
     TargetName,
+    evolve,
 )
 from optimizer.engine.kinds.common import Context, at_clock
 from optimizer.engine.rules import PolicyBase, TariffWindow
@@ -56,7 +56,7 @@ def next_hints(
             hint = None if override is None else f"override ends {at_clock(ctx, override.until)}"
         elif decision.policy == SAFETY or _made_a_hold(before, decision):
             hint = None
-        out[target] = replace(decision, inputs={**decision.inputs, NEXT: hint})
+        out[target] = evolve(decision, inputs={**decision.inputs, NEXT: hint})
     return out
 
 
@@ -88,19 +88,23 @@ def hand_over(
         elif before is not None and (before.policy, target) not in proposed:
             cause = let_go(before, ctx, policies, known, memory)
             if cause:
-                decision = replace(
-                    decision, reason=f"{cause}; {decision.policy}: {decision.reason}"
-                )
+                decision = evolve(decision, reason=f"{cause}; {decision.policy}: {decision.reason}")
         override = known.overrides.get(target)
-        control[target] = Control(
+        # Built from values the engine already holds in their types: no validation needed
+        # (pydantic's checks were a twentieth of a tick).
+        control[target] = Control.model_construct(
             policy=decision.policy,
             since=since,
             seen_at=now,
             window=ctx.snapshot.tariff.window,
             until=override.until if decision.policy == OVERRIDE and override else None,
         )
-        inputs = {**decision.inputs, "in_control": decision.policy}
-        out[target] = replace(decision, inputs=inputs | {"in_control_since": since.isoformat()})
+        inputs = {
+            **decision.inputs,
+            "in_control": decision.policy,
+            "in_control_since": since.isoformat(),
+        }
+        out[target] = evolve(decision, inputs=inputs)
     return out, control
 
 

@@ -8,10 +8,11 @@ apart); it is JSON so the service can persist it and a restart resumes where it 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,8 +85,66 @@ class Decision:
         return self.action != "hold" and not self.observed
 
 
+_UNSET = object()
+_Record = TypeVar("_Record", Proposal, Decision)
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def evolve(record: _Record, **changes: Any) -> _Record:
+    """``dataclasses.replace`` for proposals and decisions, at a tenth of its cost.
+
+    The engine derives a decision from another a dozen times a tick (hints, inputs, holds);
+    ``replace`` re-runs ``__init__`` with every field looked up and checked, which was the
+    largest single cost of an evaluation (issue 16). These records are plain frozen dataclasses
+    without ``__post_init__``, so copying the fields and setting the changed ones is the same
+    object ``replace`` would build. An unknown field name is refused, as ``replace`` does.
+    """
+    cls = type(record)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))
+    if not names.issuperset(changes):
+        raise TypeError(f"{cls.__name__} has no field {sorted(set(changes) - names)[0]!r}")
+    new = object.__new__(cls)
+    new.__dict__.update(record.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` equal and indistinguishable once logged or stored: -0.0 is not 0.0, an
+    instant in another zone is not the same value (its ISO text differs)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if isinstance(a, datetime):
+        return a == b and a.tzinfo is b.tzinfo and a.fold == b.fold
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, str | int):
+        return bool(a == b)
+    return False
+
+
 class _Mutable(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    def updated(self, **changes: Any) -> Self:
+        """``model_copy(update=changes)``, or this very object when every change is already so.
+
+        The engine updates a charger's memory five times a tick, mostly to what it already
+        holds; a pydantic copy each time was a tenth of an evaluation (issue 16). Sharing is
+        safe because the engine never changes a memory in place, only replaces it.
+        """
+        current = self.__dict__
+        for name, value in changes.items():
+            now = current.get(name, _UNSET)
+            if now is not value and not _same(now, value):
+                return self.model_copy(update=changes)
+        return self
 
 
 class PolicyState(_Mutable):

@@ -49,6 +49,7 @@ from optimizer.engine.decision import (
     Overruled,
     Proposal,
     TargetName,
+    evolve,
 )
 from optimizer.engine.kinds import Context, Limits, propose
 from optimizer.engine.kinds.common import finite, watts_per_amp
@@ -121,7 +122,7 @@ def evaluate(
     for tick in ticks:
         memory.chargers[tick.ctx.charger.sn] = remember(
             tick.known, tick.final, snapshot.now
-        ).model_copy(update={"control": tick.control})
+        ).updated(control=tick.control)
         decisions.extend(tick.final[target] for target in TARGET_ORDER if target in tick.final)
     names = {policy.name for policy in policies}
     # Timers of policies no longer in the rules go (names cannot contain "/", serials might).
@@ -159,7 +160,8 @@ def _charger_tick(
     proposals = _proposals(ctx, policies, memory)
     decided = arbitrate(proposals, charger.sn, inputs)
     decided, known = _restart(decided, known, snapshot)
-    final = safeguard(decided, ctx, known, inputs, allowed=leavers(policies))
+    allowed = leavers(policies)
+    final = safeguard(decided, ctx, known, inputs, allowed=allowed)
     if ctx.memory.restart is not None and known.restart is None:
         known = _restart_ended(known, final)
     final = next_hints(decided, final, known, ctx)
@@ -174,7 +176,7 @@ def _charger_tick(
         policies=policies,
         memory=memory,
     )
-    return _Tick(ctx, known, final, control, inputs, leavers(policies))
+    return _Tick(ctx, known, final, control, inputs, allowed)
 
 
 def _restart(
@@ -227,13 +229,15 @@ def arbitrate(
 ) -> Decisions:
     """Per target: the highest priority wins, ties go to the policy listed first."""
     decided: Decisions = {}
+    by_target: dict[TargetName, list[tuple[int, Proposal]]] = {}
+    for item in proposals:  # one pass, each target's proposals in their order
+        by_target.setdefault(item[1].target, []).append(item)
     for target in TARGET_ORDER:
-        ranked = sorted(
-            (item for item in proposals if item[1].target == target),
-            key=lambda item: (-item[1].priority, item[0]),
-        )
+        ranked = by_target.get(target)
         if not ranked:
             continue
+        if len(ranked) > 1:
+            ranked.sort(key=lambda item: (-item[1].priority, item[0]))
         winner, rest = ranked[0][1], [p for _, p in ranked[1:]]
         # What happens next: the winner's plan, else what the first overruled policy waits for.
         hint = next((p.hint for _, p in ranked if p.hint is not None), None)
@@ -256,7 +260,7 @@ def _held_by(decision: Decision, policy: str, reason: str) -> Decision:
     if decision.policy != policy:
         first = Overruled(decision.policy, decision.action, decision.params, decision.reason)
         overruled = (first, *overruled)
-    return replace(
+    return evolve(
         decision, policy=policy, action="hold", params={}, reason=reason, overruled=overruled
     )
 
@@ -335,7 +339,7 @@ def _charger_runs_sessions(decided: Decisions, charger: ChargerView) -> Decision
 def _charging_held(decided: Decisions, charging: Decision, why: str) -> Decisions:
     """The charging decision turned into a hold that says ``why`` and what it replaced."""
     reason = f"{why}, so no {charging.action} ({charging.reason})"
-    return {**decided, "charging": replace(charging, action="hold", params={}, reason=reason)}
+    return {**decided, "charging": evolve(charging, action="hold", params={}, reason=reason)}
 
 
 SESSION_AUTH_HOLD = (
@@ -370,7 +374,7 @@ def _without_amps_control(decided: Decisions, charger: ChargerView) -> Decisions
     if charging.action in ("start", "set_amps") and "amps" in charging.params:
         reason = f"{charging.reason}; started without a level: {NO_AMPS_CONTROL}"
         params = {k: v for k, v in charging.params.items() if k != "amps"}
-        started = replace(charging, action="start", params=params, reason=reason)
+        started = evolve(charging, action="start", params=params, reason=reason)
         return {**decided, "charging": started}
     return decided
 
@@ -386,7 +390,7 @@ def clamp(decision: Decision, ctx: Context) -> Decision:
     if not limits.feasible:
         why = _no_level(limits, charger)
         if decision.action == "set_amps" and charger.charging:
-            return replace(decision, action="stop", params={}, reason=f"{why}: stop")
+            return evolve(decision, action="stop", params={}, reason=f"{why}: stop")
         return _hold(decision, f"{why}: cannot charge")
     amps = decision.params.get("amps")
     if not isinstance(amps, int) or isinstance(amps, bool):
@@ -399,7 +403,7 @@ def clamp(decision: Decision, ctx: Context) -> Decision:
         return _hold(decision, f"{decision.reason}; limited to {level} A, which it already has")
     if level == amps:
         return decision
-    return replace(
+    return evolve(
         decision,
         params={**decision.params, "amps": level},
         reason=f"{decision.reason}; limited to {level} A ({limits.describe()})",
@@ -413,7 +417,7 @@ def _no_level(limits: Limits, charger: ChargerView) -> str:
 
 
 def _hold(decision: Decision, reason: str) -> Decision:
-    return replace(decision, action="hold", params={}, reason=reason)
+    return evolve(decision, action="hold", params={}, reason=reason)
 
 
 def _clamp_edits(decision: Decision, limits: Limits, charger: ChargerView) -> Decision:
@@ -431,7 +435,7 @@ def _clamp_edits(decision: Decision, limits: Limits, charger: ChargerView) -> De
             return {**edit, "charging_level": limits.down(level)}
         return edit
 
-    return replace(decision, params={**decision.params, "edits": [fix(e) for e in edits]})
+    return evolve(decision, params={**decision.params, "edits": [fix(e) for e in edits]})
 
 
 # --- site allocation ---------------------------------------------------------------------------
@@ -513,7 +517,7 @@ def _may_stop(tick: _Tick, decision: Decision) -> bool:
     its draw is fixed (it counts against the breaker but is never cut)."""
     if not tick.ctx.charger.charging or decision.action in ("start", "set_amps", "stop"):
         return True
-    probe = replace(decision, action="stop", params={})
+    probe = evolve(decision, action="stop", params={})
     return tick.guarded(probe).action == "stop"
 
 
@@ -541,7 +545,7 @@ def _granted(tick: _Tick, claim: Claim, grant: Grant, facts: dict[str, Any]) -> 
     }
     if grant.bound is not None:
         inputs["share_bound"] = grant.bound
-    changed = replace(decision, inputs=inputs)
+    changed = evolve(decision, inputs=inputs)
     if grant.amps < claim.wanted_amps:
         count = int(facts["site_chargers"])
         wanted = _cut(changed, tick.ctx.charger, grant, count)
@@ -558,7 +562,7 @@ def _cut(decision: Decision, view: ChargerView, grant: Grant, chargers: int) -> 
     why = f"site share {grant.amps} A ({grant.bound} shared by {chargers} chargers)"
     if grant.amps == 0:
         if view.charging:
-            return replace(
+            return evolve(
                 decision, action="stop", params={}, reason=f"{decision.reason}; {why}: stop"
             )
         return _hold(decision, f"{decision.reason}; {why}: no start")
@@ -566,7 +570,7 @@ def _cut(decision: Decision, view: ChargerView, grant: Grant, chargers: int) -> 
         return _hold(decision, f"{decision.reason}; {why}, which it already has")
     action: Action = "start" if not view.charging else "set_amps"
     params = {**decision.params, "amps": grant.amps}
-    return replace(decision, action=action, params=params, reason=f"{decision.reason}; {why}")
+    return evolve(decision, action=action, params=params, reason=f"{decision.reason}; {why}")
 
 
 # --- memory ------------------------------------------------------------------------------------
@@ -584,7 +588,7 @@ def track_plug(known: ChargerMemory, charger: ChargerView) -> tuple[ChargerMemor
             level_changes=known.level_changes,
             control=known.control,
         )
-    known = known.model_copy(update={"last_seen_plugged_in": charger.plugged_in})
+    known = known.updated(last_seen_plugged_in=charger.plugged_in)
     return known, was is False and charger.plugged_in
 
 
@@ -598,7 +602,7 @@ def plugged_since(known: ChargerMemory, charger: ChargerView, now: datetime) -> 
         since = None
     elif since is None:
         since = now
-    return known.model_copy(update={"plugged_in_since": since})
+    return known.updated(plugged_in_since=since)
 
 
 def track_energy(known: ChargerMemory, charger: ChargerView, just_plugged: bool) -> ChargerMemory:
@@ -613,7 +617,7 @@ def track_energy(known: ChargerMemory, charger: ChargerView, just_plugged: bool)
         base = -current
     elif seen is not None and current < seen - NEW_SESSION_DROP_KWH:
         base += seen
-    return known.model_copy(update={"energy_base_kwh": base, "session_kwh_seen": current})
+    return known.updated(energy_base_kwh=base, session_kwh_seen=current)
 
 
 def believed(
@@ -671,4 +675,4 @@ def remember(known: ChargerMemory, final: Decisions, now: datetime) -> ChargerMe
         update["stopped_at"] = now
     if acting:
         update["commanded_at"] = now
-    return known.model_copy(update={"level_changes": changes, **update})
+    return known.updated(level_changes=changes, **update)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -81,6 +82,39 @@ class ChargerView:
     @property
     def watts_per_amp(self) -> float:
         return self.voltage_v * self.phases
+
+    def facts(self) -> dict[str, Any]:
+        """The charger's part of a decision's logged inputs (a fresh dict each time)."""
+        found = self._facts
+        return {**found, "limits": list(found["limits"]), **_plan_json(found)}
+
+    @cached_property
+    def _facts(self) -> dict[str, Any]:
+        # Worked out once per view: a replay hands the engine the same view while the charger
+        # does not change, and enum values and the plan's JSON cost on every tick otherwise.
+        data: dict[str, Any] = {
+            "sn": self.sn,
+            "connected": self.connected,
+            "plugged_in": self.plugged_in,
+            "charging": self.charging,
+            "faulted": self.faulted,
+            "amps": self.amps,
+            "mode": self.mode.value if self.mode else None,
+            "status_mode": self.status_mode.value if self.status_mode else None,
+            "limits": [self.min_amps, self.max_amps, self.granularity],
+            "use_battery": self.use_battery,
+            "session_kwh": self.session_kwh,
+            "phases": self.phases,
+        }
+        if self.session_auth is not None:
+            data["session_auth"] = self.session_auth
+        if self.amps_control is False:
+            data["amps_control"] = False
+        if self.safe_limited:
+            data["safe_limited"] = True
+        if self.plan is not None:
+            data["plan"] = self.plan.to_json()
+        return data
 
     @property
     def draw_w(self) -> float:
@@ -179,8 +213,10 @@ class Snapshot:
     scheduler_down_since: datetime | None = None
     stale_status_s: float | None = None
 
-    @property
+    @cached_property
     def local(self) -> datetime:
+        """``now`` in the site's zone: every condition of every policy asks for it each tick,
+        so it is worked out once per snapshot (the snapshot is frozen: it cannot change)."""
         return self.now.astimezone(ZoneInfo(self.timezone))
 
     def charger(self, sn: str) -> ChargerView | None:
@@ -190,7 +226,7 @@ class Snapshot:
         """The compact, JSON-ready facts a decision is logged with."""
         data: dict[str, Any] = {
             "now": self.now.isoformat(),
-            "local_time": self.local.strftime("%Y-%m-%d %H:%M"),
+            "local_time": _local_text(self.local),
             "surplus_w": _round(self.surplus.pv_minus_house_w),
             "surplus_source": self.surplus.source,
             "surplus_age_s": _round(self.surplus.age_s),
@@ -207,29 +243,19 @@ class Snapshot:
         if self.stale_status_s is not None:
             data["status_age_s"] = _round(self.stale_status_s)
         if charger is not None:
-            data["charger"] = {
-                "sn": charger.sn,
-                "connected": charger.connected,
-                "plugged_in": charger.plugged_in,
-                "charging": charger.charging,
-                "faulted": charger.faulted,
-                "amps": charger.amps,
-                "mode": charger.mode.value if charger.mode else None,
-                "status_mode": charger.status_mode.value if charger.status_mode else None,
-                "limits": [charger.min_amps, charger.max_amps, charger.granularity],
-                "use_battery": charger.use_battery,
-                "session_kwh": charger.session_kwh,
-                "phases": charger.phases,
-            }
-            if charger.session_auth is not None:
-                data["charger"]["session_auth"] = charger.session_auth
-            if charger.amps_control is False:
-                data["charger"]["amps_control"] = False
-            if charger.safe_limited:
-                data["charger"]["safe_limited"] = True
-            if charger.plan is not None:
-                data["charger"]["plan"] = charger.plan.to_json()
+            data["charger"] = charger.facts()
         return data
+
+
+def _plan_json(facts: dict[str, Any]) -> dict[str, Any]:
+    """A fresh copy of the plan's JSON, if any (the cached facts are never handed out)."""
+    plan = facts.get("plan")
+    return {} if plan is None else {"plan": dict(plan)}
+
+
+def _local_text(local: datetime) -> str:
+    """``strftime("%Y-%m-%d %H:%M")`` without its cost (every decision of every tick)."""
+    return f"{local.year:04d}-{local.month:02d}-{local.day:02d} {local.hour:02d}:{local.minute:02d}"
 
 
 def _round(value: float | None, digits: int = 0) -> float | None:

@@ -64,16 +64,18 @@ counts as solar there (and ``figures`` skips them anyway).
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp  # type: ignore[import-untyped]
-from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
 
 from optimizer.simulate.series import BUCKET_H, Session, SiteSeries
 
@@ -104,7 +106,9 @@ if TYPE_CHECKING:
     # enlighten.client import cycle, and this module only reads a Limits' attributes.
     from optimizer.limits import Limits
 
-__all__ = ["immediate", "optimal"]
+__all__ = ["immediate", "optimal", "solve_workers"]
+
+_LOGGER = logging.getLogger(__name__)
 
 TIME_LIMIT_S = 10.0
 SOLAR_TOLERANCE = 1e-9
@@ -231,6 +235,10 @@ class _Programme:
         self._hi.append(hi)
 
     def _build(self) -> None:
+        # scipy.optimize takes a second to import: only a solve pays it, so a report whose
+        # optimum comes from the cache (optimizer/simulate/baseline_cache.py) never does.
+        from scipy.optimize import Bounds  # type: ignore[import-untyped]  # noqa: PLC0415
+
         inf = np.inf
         lower = np.zeros(self.n)
         upper = np.full(self.n, inf)
@@ -267,7 +275,10 @@ class _Programme:
         self.bounds = Bounds(lower, upper)
         self.integrality = integral
 
-    def _constraints(self, extra: tuple[np.ndarray, float] | None) -> LinearConstraint:
+    def _constraints(self, extra: tuple[np.ndarray, float] | None) -> Any:
+        from scipy.optimize import LinearConstraint  # noqa: PLC0415
+        from scipy.sparse import coo_matrix  # type: ignore[import-untyped]  # noqa: PLC0415
+
         rows, cols, vals = list(self._rows), list(self._cols), list(self._vals)
         lo, hi = list(self._lo), list(self._hi)
         if extra is not None:
@@ -283,6 +294,8 @@ class _Programme:
         return LinearConstraint(matrix, np.array(lo), np.array(hi))
 
     def _solve(self, c: np.ndarray, extra: tuple[np.ndarray, float] | None) -> np.ndarray | None:
+        from scipy.optimize import milp  # noqa: PLC0415
+
         with quiet_stdout():
             result = milp(
                 c,
@@ -354,6 +367,78 @@ def _commands(part: _Part, energy: Sequence[float], full: int | None) -> int:
     return commands
 
 
+GroupAnswer = list[tuple[tuple[int, ...], list[float], int]] | None
+"""Per session of a group: its buckets, the energy in each, its commands; None: no solution."""
+POOL_MIN_GROUPS = 24
+"""Below this many groups a process pool costs more than it saves."""
+
+
+def _solve_group(
+    series: SiteSeries, group: Sequence[Session], limits: Limits, voltage_v: float
+) -> GroupAnswer:
+    programme = _Programme(series, group, limits, voltage_v)
+    x = programme.solve()
+    if x is None:
+        return None
+    answer = []
+    for part in programme.parts:
+        energy = [min(max(float(x[part.col(_E, j)]), 0.0), part.emax[j]) for j in range(part.size)]
+        marked = [j for j in range(part.size) if x[part.col(_P, j)] > 0.5]
+        full = marked[0] if marked else None
+        answer.append((part.indices, energy, _commands(part, energy, full)))
+    return answer
+
+
+_WORK: tuple[SiteSeries, list[list[Session]], Limits, float] | None = None
+
+
+def _solve_share(share: int, workers: int) -> list[tuple[int, GroupAnswer]]:
+    """In a forked worker: every ``workers``-th group from ``share`` (the work is inherited,
+    not pickled: a year of series would cost more to send than a solve)."""
+    if _WORK is None:
+        raise RuntimeError("no work inherited: the pool must fork")
+    series, groups, limits, voltage_v = _WORK
+    return [
+        (k, _solve_group(series, groups[k], limits, voltage_v))
+        for k in range(share, len(groups), workers)
+    ]
+
+
+def solve_workers() -> int:
+    """Processes for the solves: ``$EVOPT_SOLVE_WORKERS``, else one per core (at most 4)."""
+    wanted = os.environ.get("EVOPT_SOLVE_WORKERS", "")
+    if wanted.isdigit() and int(wanted) >= 1:
+        return int(wanted)
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _answers(
+    series: SiteSeries, groups: list[list[Session]], limits: Limits, voltage_v: float
+) -> list[GroupAnswer]:
+    """Each group's answer, the groups shared out over the cores when there are many: the
+    groups are independent programmes (no bucket in two), so the answers are the same."""
+    workers = min(solve_workers(), len(groups))
+    methods = multiprocessing.get_all_start_methods()
+    if workers < 2 or len(groups) < POOL_MIN_GROUPS or "fork" not in methods:
+        return [_solve_group(series, group, limits, voltage_v) for group in groups]
+    global _WORK  # noqa: PLW0603 - what the forked workers inherit
+    _WORK = (series, groups, limits, voltage_v)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            shares = list(pool.map(_solve_share, range(workers), [workers] * workers))
+    except (OSError, BrokenProcessPool) as err:  # no processes to be had: solve here
+        _LOGGER.debug("optimal baseline: no process pool (%s), solving in-process", err)
+        return [_solve_group(series, group, limits, voltage_v) for group in groups]
+    finally:
+        _WORK = None
+    found: list[GroupAnswer] = [None] * len(groups)
+    for share in shares:
+        for k, answer in share:
+            found[k] = answer
+    return found
+
+
 def optimal(series: SiteSeries, limits: Limits, voltage_v: float) -> tuple[tuple[float, ...], int]:
     """The best any policy could do with perfect foresight: most solar, then least cost."""
     ev = [0.0] * len(series.starts)
@@ -361,10 +446,9 @@ def optimal(series: SiteSeries, limits: Limits, voltage_v: float) -> tuple[tuple
     if not limits.feasible:
         return tuple(ev), 0
     fallback: tuple[tuple[float, ...], int] | None = None
-    for group in _groups(series):
-        programme = _Programme(series, group, limits, voltage_v)
-        x = programme.solve()
-        if x is None:
+    groups = _groups(series)
+    for group, answer in zip(groups, _answers(series, groups, limits, voltage_v), strict=True):
+        if answer is None:
             if fallback is None:
                 fallback = immediate(series, limits, voltage_v)
             for session in group:
@@ -374,13 +458,8 @@ def optimal(series: SiteSeries, limits: Limits, voltage_v: float) -> tuple[tuple
                 took = sum(fallback[0][i] for i in window)
                 commands += 2 if took > _EPS else 0
             continue
-        for part in programme.parts:
-            energy = [
-                min(max(float(x[part.col(_E, j)]), 0.0), part.emax[j]) for j in range(part.size)
-            ]
-            marked = [j for j in range(part.size) if x[part.col(_P, j)] > 0.5]
-            full = marked[0] if marked else None
-            for j, index in enumerate(part.indices):
+        for indices, energy, sent in answer:
+            for j, index in enumerate(indices):
                 ev[index] += energy[j]
-            commands += _commands(part, energy, full)
+            commands += sent
     return tuple(ev), commands

@@ -35,14 +35,12 @@ from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
 from optimizer.decisions.minutes import MinuteRow, minute_of
-from optimizer.engine.decision import Decision, EngineSettings, Memory
-from optimizer.engine.evaluate import evaluate
-from optimizer.engine.kinds.common import Context
-from optimizer.engine.kinds.excess_solar import _Plan, available
-from optimizer.engine.rules import ExcessSolar, PolicyBase
-from optimizer.engine.snapshot import ChargerView, Snapshot, Sun, Surplus, TariffNow
+from optimizer.engine.decision import Decision, Memory
+from optimizer.engine.rules import PolicyBase
+from optimizer.engine.snapshot import Snapshot, Sun, Surplus, TariffNow
 from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
+from optimizer.simulate.idle import Idle
 from optimizer.simulate.replay import (
     _apply,
     _Charger,
@@ -77,13 +75,13 @@ SOURCES: tuple[Source, ...] = ("gateway", "lifetime_energy")
 MINUTE = timedelta(minutes=1)
 PER_BUCKET = 15
 DEFAULT_TICK = 5
-"""Minutes between engine evaluations. The service decides every poll (30 s), but one
-evaluation of the example rules costs about 200 us; idle ticks reuse a settled evaluation
-(:class:`_Idle`), yet every plugged-in minute runs the engine, so deciding every minute replays
-about 8,000 minutes a second, short of the ``make bench`` target of 10,000; every 5 minutes
-replays about 25,000. Both sources get the same cadence, the energy and the surplus it met are
-still counted minute by minute, and a policy's delays round up to the tick. `evopt simulate
---tick 1` decides every minute.
+"""Minutes between engine evaluations. The service decides every poll (30 s); idle ticks
+reuse a settled evaluation (optimizer/simulate/idle.py), but every plugged-in minute runs the
+engine, so deciding every minute replays 9,400-10,700 minutes per CPU second on the sample's
+first month and 7,800-8,500 on June (docs/performance.md), not reliably the ``make bench``
+target of 10,000: the default stays every 5 minutes (about 33,000). Both sources get the same
+cadence, the energy and the surplus it met are still counted minute by minute, and a policy's
+delays round up to the tick. `evopt simulate --tick 1` decides every minute.
 """
 GATEWAY_AGE_S = 30.0
 """The age of what the gateway source shows at a tick: the midpoint of the minute just ended
@@ -347,7 +345,7 @@ def replay_minutes(
 
     ``tick``: minutes between engine evaluations (1: every minute). ``skip_idle``: while no
     car is plugged in, reuse an evaluation that only held and left the memory as it was for
-    the following ticks whose snapshot is in the same class (:class:`_Idle`); False
+    the following ticks whose snapshot is in the same class (optimizer/simulate/idle.py); False
     evaluates every tick (the identity test compares the two). ``log`` gets each decision
     with its minute.
     """
@@ -367,7 +365,7 @@ def replay_minutes(
     commands = decisions = 0
     wh_per_amp_minute = voltage_v / 60
     restart_part = max(0.0, 1 - restart_s / 60)
-    idle = _Idle(policies, settings, enabled=skip_idle)
+    idle = Idle(policies, settings, enabled=skip_idle)
     for minute in range(count):
         bucket = minute // PER_BUCKET
         session_number = number[minute]
@@ -394,7 +392,7 @@ def replay_minutes(
                 site_id=site_id,
             )
             decided, memory = idle.decide(
-                snapshot, view, memory, bucket=bucket, plugged=session is not None
+                snapshot, view, memory, period=bucket, plugged=session is not None
             )
             for decision in decided:
                 decisions += 1
@@ -421,134 +419,6 @@ def replay_minutes(
         ),
         ev_wh=tuple(ev_wh),
     )
-
-
-def _surplus_thresholds(policies: Sequence[PolicyBase]) -> tuple[float, ...]:
-    """Every surplus level a policy's condition or hysteresis compares against."""
-    found: set[float] = {0.0}
-    for policy in policies:
-        when = policy.when
-        for value in (when.surplus_above, when.surplus_below):
-            if value is not None:
-                found.add(float(value))
-        if isinstance(policy, ExcessSolar):
-            for value in (policy.start_threshold_w, policy.stop_threshold_w):
-                if value is not None:
-                    found.add(float(value))
-                    found.add(float(value) + policy.reserve_w)
-    return tuple(sorted(found))
-
-
-class _Idle:
-    """Idle ticks that may reuse the last evaluation instead of running the engine again.
-
-    An evaluation at an idle tick (no car plugged in) that only held and left the memory as it
-    was given (apart from the tick each control was last seen at: :func:`_settled`) is reused
-    for the following ticks with the same :meth:`key`, the class of their snapshot: two ticks
-    with the same key differ only in what no policy can react to. The bucket fixes the tariff
-    window, the sun (looked up per bucket), the quarter-hour, day and month; the view fixes the
-    charger (plugged state, mode, level); the surplus counts by which side of every threshold
-    a policy compares it with it is on (unknown apart); every ``when: time`` range is tested at
-    the minute; every running hysteresis timer counts by whether its delay has passed; every
-    excess-solar policy by which side of its own start and stop thresholds (the engine's
-    ``_Plan``, its defaults included) the surplus it may use is on; the charger memory by
-    whether its last command has settled (a user's change is looked for only after that).
-    """
-
-    def __init__(
-        self, policies: Sequence[PolicyBase], settings: EngineSettings, *, enabled: bool
-    ) -> None:
-        self.policies = policies
-        self.settings = settings
-        self.enabled = enabled
-        self.thresholds = _surplus_thresholds(policies)
-        self.times = [p.when.time for p in policies if p.when.time is not None]
-        self.solar = [p for p in policies if isinstance(p, ExcessSolar)]
-        self.last: tuple[Any, ...] | None = None
-        self.decided: list[Decision] = []
-
-    def key(
-        self, snapshot: Snapshot, view: ChargerView, bucket: int, memory: Memory
-    ) -> tuple[Any, ...] | None:
-        if not self.enabled:
-            return None
-        watts = snapshot.surplus.pv_minus_house_w
-        side: tuple[bool, ...] | None = None
-        if watts is not None and math.isfinite(watts):
-            side = tuple(watts > t for t in self.thresholds)
-            side += tuple(watts >= t for t in self.thresholds)
-        inside: tuple[bool, ...] = ()
-        if self.times:
-            local = snapshot.local
-            inside = tuple(any(r.contains_time(local) for r in ranges) for ranges in self.times)
-        timers = _elapsed(snapshot, memory, self.solar, view.sn)
-        known = memory.charger(view.sn)
-        settle = self.settings.settle
-        settled = known.commanded_at is None or snapshot.now - known.commanded_at >= settle
-        ctx = Context(
-            snapshot=snapshot,
-            charger=view,
-            memory=known,
-            limits=Limits.of(view, self.settings.site_max_amps),
-            delivered_kwh=0.0,
-            tariffs=self.settings.tariffs,
-        )
-        hysteresis: list[tuple[bool, bool] | None] = []
-        for policy in self.solar:  # the sides of the thresholds its timers compare with
-            plan, watts = _Plan.of(policy, ctx), available(policy, ctx)
-            hysteresis.append(
-                None if watts is None else (watts >= plan.start_w, watts < plan.stop_w)
-            )
-        return (
-            bucket, view, side, snapshot.surplus.source, inside, timers, settled, tuple(hysteresis)
-        )  # fmt: skip
-
-    def decide(
-        self, snapshot: Snapshot, view: ChargerView, memory: Memory, *, bucket: int, plugged: bool
-    ) -> tuple[list[Decision], Memory]:
-        """``evaluate``'s answer, or at an idle tick of the last settled one's class its holds
-        again (the memory unchanged)."""
-        key = None if plugged else self.key(snapshot, view, bucket, memory)
-        if key is not None and key == self.last:
-            return self.decided, memory
-        decided, returned = evaluate(snapshot, self.policies, memory, settings=self.settings)
-        settled = key is not None and _settled(decided, memory, returned)
-        self.last, self.decided = (key, decided) if settled else (None, [])
-        return decided, returned
-
-
-def _elapsed(
-    snapshot: Snapshot, memory: Memory, solar: Sequence[ExcessSolar], sn: str
-) -> tuple[bool | None, ...]:
-    """Per hysteresis timer in the memory, whether its delay has passed (None: not running)."""
-    found: list[bool | None] = []
-    for policy in solar:
-        state = memory.policy(policy.name, sn)
-        for since, delay in (
-            (state.above_since, policy.start_delay),
-            (state.below_since, policy.stop_delay),
-        ):
-            found.append(None if since is None else snapshot.now - since >= delay)
-    return tuple(found)
-
-
-def _settled(decided: Sequence[Decision], given: Memory, returned: Memory) -> bool:
-    """The evaluation only held, set no timer and left the memory as given (apart from the
-    tick each control was last seen at): the next ticks of the same class would repeat it."""
-    if any(d.action != "hold" or d.observed for d in decided):
-        return False
-    for charger in returned.chargers.values():
-        if charger.restart is not None or charger.overrides or charger.override_until:
-            return False
-    return _timeless(given) == _timeless(returned)
-
-
-def _timeless(memory: Memory) -> dict[str, Any]:
-    data = memory.model_dump()
-    for charger in data["chargers"].values():
-        for control in charger.get("control", {}).values():
-            control.pop("seen_at", None)
-    return data
 
 
 def _level(

@@ -32,12 +32,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore, Outcome
 from optimizer.engine.decision import Decision, EngineSettings, Memory
-from optimizer.engine.evaluate import evaluate
 from optimizer.engine.rules import PolicyBase
 from optimizer.engine.snapshot import (
     ChargerView,
@@ -51,6 +51,7 @@ from optimizer.enlighten.models import ChargeMode
 from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
+from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.sun import sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
@@ -207,6 +208,7 @@ def replay(
     site_id: int | None = None,
     plan_margin: timedelta | None = None,
     plans: Sequence[DeparturePlan | None] | None = None,
+    skip_idle: bool = True,
 ) -> ReplayResult:
     """Run the policies over the series; energy per bucket is amps x V x h x plugged share.
 
@@ -214,6 +216,8 @@ def replay(
     would: ready by its real unplug time minus the margin, with the energy it really took.
     None: no plans (the policies only see what the cloud reports). ``plans``: instead, one
     plan (or None) per session of the series, e.g. learned ones (optimizer/simulate/learned.py).
+    ``skip_idle``: without a ``store``, an idle tick of the same class as the last settled one
+    reuses its holds (optimizer/simulate/idle.py); False evaluates every tick.
     """
     if lag_buckets < 1:
         raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
@@ -227,20 +231,15 @@ def replay(
     amps_out: list[int | None] = [None] * count
     commands = decisions = 0
     by_action: dict[str, int] = {}
-    pending: list[tuple[Decision, datetime, Outcome, int]] = []
-    day: object = None
-    zone = ZoneInfo(series.timezone)
+    log = _DayLog(store, run_id, site_id, ZoneInfo(series.timezone))
     kw_per_amp = voltage_v / 1000
     restart_share = max(0.0, 1 - restart_s / (BUCKET_H * 3600))
     planned = _planned(series, plans, plan_margin)
+    # A logged row carries its tick's own figures, so only an unlogged replay reuses idle ticks.
+    idle = Idle(policies, settings, enabled=skip_idle and store is None)
     for index in range(count):
         now = series.starts[index]
-        if store is not None and run_id is not None:
-            today = now.astimezone(zone).date()
-            if today != day and pending:  # one transaction per simulated day
-                store.record_many(pending, run_id=run_id, mode="simulation", site_id=site_id)
-                pending = []
-            day = today
+        log.day_of(now)
         number = series.session_index(index)
         session = series.sessions[number] if number >= 0 else None
         charger.follow(number)
@@ -263,7 +262,9 @@ def replay(
             lag_buckets=lag_buckets,
             site_id=site_id,
         )
-        decided, memory = evaluate(snapshot, policies, memory, settings=settings)
+        decided, memory = idle.decide(
+            snapshot, view, memory, period=idle.period(snapshot), plugged=session is not None
+        )
         restarted = False
         for decision in decided:
             decisions += 1
@@ -271,9 +272,7 @@ def replay(
             sent, restarted_now = _apply(decision, charger, limits, session is not None)
             restarted = restarted or restarted_now
             commands += sent
-            if store is not None and run_id is not None:
-                outcome: Outcome = "applied" if sent else "noop"
-                pending.append((decision, now, outcome, sent))
+            log.add(decision, now, sent)
         amps = _drawing_amps(charger, series, index, limits, voltage_v)
         if session is not None and amps:
             share = series.fraction(index, session) * (restart_share if restarted else 1.0)
@@ -281,8 +280,7 @@ def replay(
             ev_kwh[index] = charger.take(min(need, amps * kw_per_amp * BUCKET_H * share))
             amps_out[index] = amps if ev_kwh[index] > 0 else None
         _step_battery(home, index, ev_kwh[index], charger)
-    if store is not None and run_id is not None and pending:
-        store.record_many(pending, run_id=run_id, mode="simulation", site_id=site_id)
+    log.flush()
     return ReplayResult(
         ev_kwh=tuple(ev_kwh),
         amps=tuple(amps_out),
@@ -291,6 +289,38 @@ def replay(
         by_action=by_action,
         battery=home.flows() if home is not None else None,
     )
+
+
+class _DayLog:
+    """The decisions to log, written one transaction per simulated day (nothing without a
+    store and run)."""
+
+    def __init__(
+        self, store: DecisionStore | None, run_id: str | None, site_id: int | None, zone: ZoneInfo
+    ) -> None:
+        self.store, self.run_id, self.site_id, self.zone = store, run_id, site_id, zone
+        self.on = store is not None and run_id is not None
+        self.pending: list[tuple[Decision, datetime, Outcome, int]] = []
+        self.day: object = None
+
+    def day_of(self, now: datetime) -> None:
+        if not self.on:
+            return
+        today = now.astimezone(self.zone).date()
+        if today != self.day:
+            self.flush()
+        self.day = today
+
+    def add(self, decision: Decision, now: datetime, sent: int) -> None:
+        if self.on:
+            self.pending.append((decision, now, "applied" if sent else "noop", sent))
+
+    def flush(self) -> None:
+        if self.store is not None and self.run_id is not None and self.pending:
+            self.store.record_many(
+                self.pending, run_id=self.run_id, mode="simulation", site_id=self.site_id
+            )
+            self.pending = []
 
 
 def _step_battery(home: BatteryTrack | None, index: int, ev: float, charger: _Charger) -> None:
@@ -333,23 +363,52 @@ def _view(
     sn: str,
     plan: DeparturePlan | None = None,
 ) -> ChargerView:
-    """The simulated charger as the engine would see it in a status reply."""
+    """The simulated charger as the engine would see it in a status reply (the same object
+    while nothing in it changes: most ticks of a replay see the charger as it was)."""
+    return _view_of(
+        charger.on and plugged,
+        charger.amps,
+        charger.mode,
+        charger.use_battery,
+        charger.session_kwh if plugged else None,
+        plugged=plugged,
+        limits=limits,
+        voltage_v=voltage_v,
+        sn=sn,
+        plan=plan,
+    )
+
+
+@lru_cache(maxsize=512)
+def _view_of(
+    charging: bool,
+    amps: int | None,
+    mode: ChargeMode,
+    use_battery: bool | None,
+    session_kwh: float | None,
+    *,
+    plugged: bool,
+    limits: Limits,
+    voltage_v: float,
+    sn: str,
+    plan: DeparturePlan | None,
+) -> ChargerView:
     return ChargerView(
         sn=sn,
         connected=True,
         plugged_in=plugged,
-        charging=charger.on and plugged,
+        charging=charging,
         faulted=False,
         min_amps=limits.min_amps,
         max_amps=limits.max_amps,
         granularity=limits.granularity,
-        amps=charger.amps,
-        mode=charger.mode,
-        status_mode=charger.mode,
-        use_battery=charger.use_battery,
+        amps=amps,
+        mode=mode,
+        status_mode=mode,
+        use_battery=use_battery,
         supports_use_battery=True,
         voltage_v=voltage_v,
-        session_kwh=charger.session_kwh if plugged else None,
+        session_kwh=session_kwh,
         plan=plan,
     )
 

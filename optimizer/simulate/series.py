@@ -175,6 +175,7 @@ def figures(
     commands: int,
     indices: Sequence[int] | None = None,
     battery: tuple[Sequence[float], Sequence[float]] | None = None,
+    sessions: Sequence[Session] | None = None,
 ) -> Figures:
     """Energy, solar share, unmet need, grid exchange and cost of an EV charging profile.
 
@@ -184,6 +185,8 @@ def figures(
     buckets count, so per-day rows add up to the whole period. ``battery``: kWh into and out of
     a home battery per bucket; they change the grid exchange and cost, not the solar into the
     car (``pv - house`` is the surplus a policy can use, with or without a battery).
+    ``sessions``: the only sessions that may count (default all), so a caller figuring many
+    slices (the per-day report) need not look at every session for every slice.
     """
     if len(ev_kwh) != len(series.starts):
         raise ValueError(f"ev_kwh has {len(ev_kwh)} buckets, the series {len(series.starts)}")
@@ -213,7 +216,7 @@ def figures(
     unmet_sessions = 0
     counted = 0
     selected = None if indices is None else set(indices)
-    for session in series.sessions:
+    for session in series.sessions if sessions is None else sessions:
         window = series.window(session)
         if not window:
             continue

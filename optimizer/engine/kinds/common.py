@@ -8,7 +8,7 @@ every decision reads the same way ("2.9 kW", "6 min", "0.18/kWh", "10:02").
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from optimizer.engine.decision import (
     PolicyState,
     Proposal,
     TargetName,
+    evolve,
 )
 from optimizer.engine.rules import PolicyBase
 from optimizer.engine.snapshot import ChargerView, Snapshot
@@ -82,7 +83,7 @@ def proposal(
 
 def hinted(found: Proposal, hint: str | None) -> Proposal:
     """The proposal with what its policy waits for or plans next (``Proposal.hint``)."""
-    return replace(found, hint=hint)
+    return evolve(found, hint=hint)
 
 
 def relevant_since(ctx: Context, policy: str, target: TargetName = "charging") -> datetime:
@@ -152,7 +153,7 @@ def at_clock(ctx: Context, when: datetime) -> str:
 
 def with_inputs(found: Proposal, numbers: dict[str, Any]) -> Proposal:
     """The proposal with the policy's numbers added to its inputs (its own ones win)."""
-    return replace(found, inputs={**numbers, **found.inputs})
+    return evolve(found, inputs={**numbers, **found.inputs})
 
 
 def set_mode(policy: PolicyBase, ctx: Context, mode: ChargeMode, why: str) -> Proposal:
@@ -203,7 +204,7 @@ def span(duration: timedelta) -> str:
 
 
 def clock(when: datetime) -> str:
-    return when.strftime("%H:%M")
+    return f"{when.hour:02d}:{when.minute:02d}"  # strftime("%H:%M") at a fifth of the cost
 
 
 def per_kwh(price: float | None) -> str:

@@ -48,6 +48,7 @@ from optimizer.engine.kinds.common import (
     with_inputs,
 )
 from optimizer.engine.rules import ExcessSolar
+from optimizer.limits import Limits
 
 LATEST_START_SLACK = timedelta(minutes=16)
 """Full power starts once the time left is within this of what the rest needs at max_amps:
@@ -67,6 +68,21 @@ class _Plan:
 
     @classmethod
     def of(cls, policy: ExcessSolar, ctx: Context) -> _Plan:
+        """The plan, worked out once per policy and charger limits (asked several times a
+        tick, by the policy, the site allocation and the replay's idle check)."""
+        charger = ctx.charger
+        key = (id(policy), ctx.limits, charger.min_amps, charger.max_amps, watts_per_amp(charger))
+        found = _PLANS.get(key)
+        if found is not None and found[0] is policy:
+            return found[1]
+        plan = cls._of(policy, ctx)
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[key] = (policy, plan)  # the policy kept alive, so its id is not reused
+        return plan
+
+    @classmethod
+    def _of(cls, policy: ExcessSolar, ctx: Context) -> _Plan:
         limits, charger = ctx.limits, ctx.charger
         low = lowest_level(policy, ctx)
         high = max(low, limits.down(policy.max_amps or charger.max_amps))
@@ -90,6 +106,10 @@ class _Plan:
         else:
             wanted = ctx.limits.down(math.floor(amps))
         return min(self.high, max(self.low, wanted))
+
+
+_PLANS: dict[tuple[int, Limits, int, int, float], tuple[ExcessSolar, _Plan]] = {}
+_PLANS_MAX = 256
 
 
 def lowest_level(policy: ExcessSolar, ctx: Context) -> int:
@@ -117,10 +137,10 @@ def timers(state: PolicyState, watts: float | None, plan: _Plan, now: datetime) 
     the stop timer as it was.
     """
     if watts is None:
-        return state.model_copy(update={"above_since": None})
+        return state.updated(above_since=None)
     above = (state.above_since or now) if watts >= plan.start_w else None
     below = (state.below_since or now) if watts < plan.stop_w else None
-    return state.model_copy(update={"above_since": above, "below_since": below})
+    return state.updated(above_since=above, below_since=below)
 
 
 @dataclass(frozen=True)
@@ -243,7 +263,7 @@ def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> 
         ended = plan_ended(ctx) if state.basis == "departure" else None
         if ended is not None:
             charging = replace(charging, reason=f"{ended}; {charging.reason}")
-    state = state.model_copy(update={"basis": basis})
+    state = state.updated(basis=basis)
     numbers: dict[str, Any] = {
         "available_w": None if watts is None else round(watts),
         "reserve_w": policy.reserve_w,

@@ -50,7 +50,7 @@ def propose(policy: TariffWindow, ctx: Context, state: PolicyState, met: str) ->
         charging, idle = _by_window(policy, ctx, amps)
     else:
         charging, idle = _by_target(policy, policy.target, ctx, amps)
-    state = state.model_copy(update={"idle": idle})
+    state = state.updated(idle=idle)
     if charging is None:
         return [], state
     charging = with_inputs(charging, {"amps": amps, "when": met})
@@ -108,7 +108,9 @@ def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) ->
         if policy.outside == "hold":
             return None, why
         return pause(policy, ctx, why, "done"), None
-    deadline = next_time(ctx.local(ctx.now), target.by)
+    # In now's zone: the slots are in it too, and aware datetimes of one tzinfo compare
+    # without an offset lookup each (the scan was a fifth of this policy's cost).
+    deadline = next_time(ctx.local(ctx.now), target.by).astimezone(ctx.now.tzinfo)
     slots = [s for s in ctx.snapshot.tariff.slots if s.end > ctx.now and s.start < deadline]
     per_slot = amps * watts_per_amp(ctx.charger) / 1000 * SLOT_HOURS
     count = math.ceil(needed / per_slot)
@@ -123,9 +125,10 @@ def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) ->
         return hinted(with_inputs(charge(policy, ctx, amps, why), numbers), rest), None
     chosen = cheapest(slots, count, policy.windows)
     cheapest_text = "are the cheapest slots" if count > 1 else "is the cheapest slot"
-    plan = f"{runs(chosen, ctx)} {cheapest_text} ({prices(chosen)})"
-    numbers["chosen"] = runs(chosen, ctx)
-    top_up = f"top-up {runs(chosen, ctx)}"
+    chosen_text = runs(chosen, ctx)
+    plan = f"{chosen_text} {cheapest_text} ({prices(chosen)})"
+    numbers["chosen"] = chosen_text
+    top_up = f"top-up {chosen_text}"
     if any(s.start <= ctx.now < s.end for s in chosen):
         charging = charge(policy, ctx, amps, f"{head}: {plan}; now")
         return hinted(with_inputs(charging, numbers), top_up), None

@@ -1,0 +1,214 @@
+"""Idle ticks of a replay: an evaluation that only held, reused while nothing it read changes.
+
+A replay runs the engine at every tick, but most ticks of a year have no car plugged in, and
+there a settled evaluation (holds only, the memory left as it was) repeats itself until
+something a policy compares crosses a line: a tariff window, the sun, a threshold, a timer.
+:class:`Idle` keys each idle tick by the class of its snapshot (what no policy can tell
+apart) and hands back the last settled evaluation of the same class instead of running the
+engine again. The minute replay (optimizer/simulate/minutes.py) and the 15-minute replay
+(optimizer/simulate/replay.py, when it logs no decisions: a logged row carries the tick's own
+figures) share it; tests/test_minute_replay.py and tests/test_replay_idle.py check that a
+replay with it gives the same figures as one without.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from optimizer.engine.decision import Decision, EngineSettings, Memory
+from optimizer.engine.evaluate import evaluate
+from optimizer.engine.kinds.common import Context
+from optimizer.engine.kinds.excess_solar import _Plan, available
+from optimizer.engine.rules import ExcessSolar, PolicyBase
+from optimizer.engine.snapshot import ChargerView, Snapshot
+from optimizer.limits import Limits
+
+__all__ = ["Idle"]
+
+
+def _sides(value: float | None, lines: Sequence[float]) -> tuple[bool, ...] | None:
+    """Which side of each line ``value`` is on (above, and at or above); None when unknown."""
+    if value is None or not math.isfinite(value):
+        return None
+    return tuple(value > x for x in lines) + tuple(value >= x for x in lines)
+
+
+def _surplus_thresholds(policies: Sequence[PolicyBase]) -> tuple[float, ...]:
+    """Every surplus level a policy's condition or hysteresis compares against."""
+    found: set[float] = {0.0}
+    for policy in policies:
+        when = policy.when
+        for value in (when.surplus_above, when.surplus_below):
+            if value is not None:
+                found.add(float(value))
+        if isinstance(policy, ExcessSolar):
+            for value in (policy.start_threshold_w, policy.stop_threshold_w):
+                if value is not None:
+                    found.add(float(value))
+                    found.add(float(value) + policy.reserve_w)
+    return tuple(sorted(found))
+
+
+class Idle:
+    """Idle ticks that may reuse the last evaluation instead of running the engine again.
+
+    An evaluation at an idle tick (no car plugged in) that only held and left the memory as it
+    was given (apart from the tick each control was last seen at: :func:`_settled`) is reused
+    for the following ticks with the same :meth:`key`, the class of their snapshot: two ticks
+    with the same key differ only in what no policy can react to. The ``period`` the caller
+    passes fixes what changes with time: the minute replay passes the bucket (its tariff
+    window, sun, quarter-hour, day and month), the 15-minute replay :meth:`period` (the
+    tariff window and price, which side of each sun and battery threshold, the weekday and
+    month: every tick is another bucket there, so a bucket never repeats); the view fixes the
+    charger (plugged state, mode, level); the surplus counts by which side of every threshold
+    a policy compares it with it is on (unknown apart); every ``when: time`` range is tested at
+    the minute; every running hysteresis timer counts by whether its delay has passed; every
+    excess-solar policy by which side of its own start and stop thresholds (the engine's
+    ``_Plan``, its defaults included) the surplus it may use is on; the charger memory by
+    whether its last command has settled (a user's change is looked for only after that).
+    """
+
+    def __init__(
+        self, policies: Sequence[PolicyBase], settings: EngineSettings, *, enabled: bool
+    ) -> None:
+        self.policies = policies
+        self.settings = settings
+        self.enabled = enabled
+        self.thresholds = _surplus_thresholds(policies)
+        self.times = [p.when.time for p in policies if p.when.time is not None]
+        self.solar = [p for p in policies if isinstance(p, ExcessSolar)]
+        self.last: tuple[Any, ...] | None = None
+        self.decided: list[Decision] = []
+        whens = [p.when for p in policies]
+        self.sun_lines = sorted(
+            {0.0} | {float(x) for w in whens for x in (w.sun_above, w.sun_below) if x is not None}
+        )
+        self.soc_lines = sorted(
+            {
+                float(x)
+                for w in whens
+                for x in (w.battery_soc_above, w.battery_soc_below)
+                if x is not None
+            }
+        )
+
+    def period(self, snapshot: Snapshot) -> Hashable:
+        """What of the time a policy can react to at an idle tick, for the 15-minute replay:
+        the tariff window and its price, the side of every sun elevation and battery level a
+        condition compares with (unknown apart), the weekday and the month."""
+        sun = snapshot.sun.elevation_deg if snapshot.sun is not None else None
+        soc = snapshot.battery_soc_pct
+        local = snapshot.local
+        return (
+            snapshot.tariff.window,
+            snapshot.tariff.price,
+            _sides(sun, self.sun_lines),
+            _sides(soc, self.soc_lines),
+            local.isoweekday(),
+            local.month,
+        )
+
+    def key(
+        self, snapshot: Snapshot, view: ChargerView, period: Hashable, memory: Memory
+    ) -> tuple[Any, ...] | None:
+        if not self.enabled:
+            return None
+        watts = snapshot.surplus.pv_minus_house_w
+        side: tuple[bool, ...] | None = None
+        if watts is not None and math.isfinite(watts):
+            side = tuple(watts > t for t in self.thresholds)
+            side += tuple(watts >= t for t in self.thresholds)
+        inside: tuple[bool, ...] = ()
+        if self.times:
+            local = snapshot.local
+            inside = tuple(any(r.contains_time(local) for r in ranges) for ranges in self.times)
+        timers = _elapsed(snapshot, memory, self.solar, view.sn)
+        known = memory.charger(view.sn)
+        settle = self.settings.settle
+        settled = known.commanded_at is None or snapshot.now - known.commanded_at >= settle
+        ctx = Context(
+            snapshot=snapshot,
+            charger=view,
+            memory=known,
+            limits=Limits.of(view, self.settings.site_max_amps),
+            delivered_kwh=0.0,
+            tariffs=self.settings.tariffs,
+        )
+        hysteresis: list[tuple[bool, bool] | None] = []
+        for policy in self.solar:  # the sides of the thresholds its timers compare with
+            plan, watts = _Plan.of(policy, ctx), available(policy, ctx)
+            hysteresis.append(
+                None if watts is None else (watts >= plan.start_w, watts < plan.stop_w)
+            )
+        return (
+            period, view, side, snapshot.surplus.source, inside, timers, settled, tuple(hysteresis)
+        )  # fmt: skip
+
+    def decide(
+        self,
+        snapshot: Snapshot,
+        view: ChargerView,
+        memory: Memory,
+        *,
+        period: Hashable,
+        plugged: bool,
+    ) -> tuple[list[Decision], Memory]:
+        """``evaluate``'s answer, or at an idle tick of the last settled one's class its holds
+        again (the memory unchanged)."""
+        key = None if plugged else self.key(snapshot, view, period, memory)
+        if key is not None and key == self.last:
+            return self.decided, memory
+        decided, returned = evaluate(snapshot, self.policies, memory, settings=self.settings)
+        settled = key is not None and _settled(decided, memory, returned)
+        self.last, self.decided = (key, decided) if settled else (None, [])
+        return decided, returned
+
+
+def _elapsed(
+    snapshot: Snapshot, memory: Memory, solar: Sequence[ExcessSolar], sn: str
+) -> tuple[bool | None, ...]:
+    """Per hysteresis timer in the memory, whether its delay has passed (None: not running)."""
+    found: list[bool | None] = []
+    for policy in solar:
+        state = memory.policy(policy.name, sn)
+        for since, delay in (
+            (state.above_since, policy.start_delay),
+            (state.below_since, policy.stop_delay),
+        ):
+            found.append(None if since is None else snapshot.now - since >= delay)
+    return tuple(found)
+
+
+def _settled(decided: Sequence[Decision], given: Memory, returned: Memory) -> bool:
+    """The evaluation only held, set no timer and left the memory as given (apart from the
+    tick each control was last seen at): the next ticks of the same class would repeat it."""
+    if any(d.action != "hold" or d.observed for d in decided):
+        return False
+    for charger in returned.chargers.values():
+        if charger.restart is not None or charger.overrides or charger.override_until:
+            return False
+    return _same_but_seen(given, returned)
+
+
+def _same_but_seen(given: Memory, returned: Memory) -> bool:
+    """The two memories hold the same apart from each control's ``seen_at``. Field by field
+    rather than through ``model_dump`` (a third of an idle tick's cost); the same verdict."""
+    if given.version != returned.version or given.policies != returned.policies:
+        return False
+    if given.chargers.keys() != returned.chargers.keys():
+        return False
+    for sn, before in given.chargers.items():
+        after = returned.chargers[sn]
+        if before is after:
+            continue
+        if {**before.__dict__, "control": None} != {**after.__dict__, "control": None}:
+            return False
+        if before.control.keys() != after.control.keys():
+            return False
+        for target, was in before.control.items():
+            now = after.control[target]
+            if {**was.__dict__, "seen_at": None} != {**now.__dict__, "seen_at": None}:
+                return False
+    return True

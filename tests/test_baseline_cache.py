@@ -1,0 +1,197 @@
+"""The optimal baseline's cache and its process pool (issue 16 item 2): a rerun solves nothing,
+any changed input solves again, and neither the pool nor the cache changes a single figure."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from optimizer.limits import Limits
+from optimizer.simulate import baseline_cache
+from optimizer.simulate.baseline_cache import cache_dir, cached_baseline, inputs_key
+from optimizer.simulate.baselines import POOL_MIN_GROUPS, optimal
+from optimizer.simulate.series import BUCKET, Session, SiteSeries
+
+T0 = datetime(2024, 6, 1, tzinfo=UTC)
+LIMITS = Limits(6, 32, 1)
+VOLTS = 240.0
+Profile = tuple[tuple[float, ...], int]
+
+
+def seeded_series(seed: int, days: int) -> SiteSeries:
+    """A broken-sun history with one or two sessions a day (evening and some midday ones)."""
+    rng = random.Random(seed)
+    pv, prices = [], []
+    for _ in range(days):
+        for q in range(96):
+            hour = q / 4
+            pv.append(max(0.0, 1 - abs(hour - 13) / 6) * rng.uniform(0.1, 1.0) * 1.6)
+            prices.append(0.12 if hour < 7 or hour >= 23 else 0.33)
+    sessions = []
+    for day in range(days):
+        for begin_h in rng.sample([8.25, 11.0, 17.5], rng.choice([1, 2])):
+            begin = day * 96 + begin_h * 4 + rng.random()
+            end = begin + rng.randint(6, 40) + rng.random()
+            sessions.append((begin, min(end, days * 96.0), rng.uniform(2.0, 22.0)))
+    sessions.sort()
+    kept: list[tuple[float, float, float]] = []
+    for begin, end, kwh in sessions:  # sessions never overlap (one car)
+        if kept and begin < kept[-1][1]:
+            continue
+        kept.append((begin, end, kwh))
+    n = len(pv)
+    return SiteSeries(
+        starts=tuple(T0 + i * BUCKET for i in range(n)),
+        pv_kwh=tuple(pv),
+        house_kwh=tuple(rng.uniform(0.1, 0.4) for _ in range(n)),
+        missing=tuple(rng.random() < 0.003 for _ in range(n)),
+        import_price=tuple(prices),
+        export_price=0.04,
+        timezone="UTC",
+        sessions=tuple(Session(T0 + a * BUCKET, T0 + b * BUCKET, kwh) for a, b, kwh in kept),
+    )
+
+
+class Counting:
+    """The real optimum, counting how often it is actually solved."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, series: SiteSeries, limits: Limits, voltage_v: float) -> Profile:
+        self.calls += 1
+        return optimal(series, limits, voltage_v)
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_the_pool_gives_the_single_process_answer_exactly(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    series = seeded_series(seed, days=20)
+    assert len(series.sessions) >= POOL_MIN_GROUPS  # else the pool is not used at all
+    monkeypatch.setenv("EVOPT_SOLVE_WORKERS", "1")
+    alone = optimal(series, LIMITS, VOLTS)
+    monkeypatch.setenv("EVOPT_SOLVE_WORKERS", "2")
+    pooled = optimal(series, LIMITS, VOLTS)
+    assert pooled == alone
+    assert sum(alone[0]) > 0
+    assert alone[1] > 0
+
+
+def test_a_rerun_reads_the_answer_instead_of_solving(tmp_path: Path) -> None:
+    series = seeded_series(5, days=6)
+    run = Counting()
+    first = cached_baseline("optimal", run, series, LIMITS, VOLTS, directory=tmp_path)
+    again = cached_baseline("optimal", run, series, LIMITS, VOLTS, directory=tmp_path)
+    assert run.calls == 1
+    assert again == first == optimal(series, LIMITS, VOLTS)  # exact: floats round-trip
+    assert [p.name for p in tmp_path.iterdir()] == [
+        f"optimal-{inputs_key('optimal', series, LIMITS, VOLTS)}.json"
+    ]
+
+
+def _changed(series: SiteSeries) -> dict[str, tuple[SiteSeries, Limits, float]]:
+    pv = list(series.pv_kwh)
+    pv[500] += 1e-9
+    first = series.sessions[0]
+    later = Session(first.start, first.end + BUCKET / 3, first.energy_kwh)
+    return {
+        "one PV reading": (replace(series, pv_kwh=tuple(pv)), LIMITS, VOLTS),
+        "a session's end": (replace(series, sessions=(later, *series.sessions[1:])), LIMITS, VOLTS),
+        "a price": (replace(series, export_price=0.05), LIMITS, VOLTS),
+        "the limits": (series, Limits(6, 24, 1), VOLTS),
+        "the voltage": (series, LIMITS, 230.0),
+    }
+
+
+def test_any_changed_input_solves_again(tmp_path: Path) -> None:
+    series = seeded_series(5, days=6)
+    run = Counting()
+    cached_baseline("optimal", run, series, LIMITS, VOLTS, directory=tmp_path)
+    for what, (changed, limits, volts) in _changed(series).items():
+        before = run.calls
+        got = cached_baseline("optimal", run, changed, limits, volts, directory=tmp_path)
+        assert run.calls == before + 1, what
+        assert got == optimal(changed, limits, volts), what
+
+
+def test_an_unreadable_file_is_solved_again_and_rewritten(tmp_path: Path) -> None:
+    series = seeded_series(5, days=3)
+    run = Counting()
+    first = cached_baseline("optimal", run, series, LIMITS, VOLTS, directory=tmp_path)
+    (path,) = tmp_path.iterdir()
+    for broken in ("{not json", '{"commands": 3}', '{"commands": 1, "nonzero": [[99999999, 1]]}'):
+        path.write_text(broken, encoding="utf-8")
+        assert cached_baseline("optimal", run, series, LIMITS, VOLTS, directory=tmp_path) == first
+        assert json.loads(path.read_text(encoding="utf-8"))["commands"] == first[1]
+    assert run.calls == 4
+
+
+def test_concurrent_runs_leave_one_whole_file(tmp_path: Path) -> None:
+    series = seeded_series(9, days=4)
+    found: list[Profile] = []
+
+    def one() -> None:
+        found.append(cached_baseline("optimal", optimal, series, LIMITS, VOLTS, directory=tmp_path))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 4
+    assert all(f == found[0] for f in found)
+    assert len(list(tmp_path.iterdir())) == 1  # no temporary file left behind
+    assert (
+        cached_baseline("optimal", Counting(), series, LIMITS, VOLTS, directory=tmp_path)
+        == (found[0])
+    )
+
+
+def test_the_oldest_answers_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(baseline_cache, "MAX_FILES", 2)
+    series = seeded_series(2, days=2)
+    for volts in (220.0, 230.0, 240.0):
+        cached_baseline("optimal", optimal, series, LIMITS, volts, directory=tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_the_cache_lives_where_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVOPT_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine" / "baselines"
+    monkeypatch.delenv("EVOPT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "evopt" / "baselines"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "evopt" / "baselines"
+
+
+def test_a_rerun_of_simulate_solves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """End to end: the second `evopt simulate` of the same week takes the optimum from the
+    cache (the solver is not even imported for it) and reports the same figures."""
+    from optimizer.cli import main  # noqa: PLC0415
+    from optimizer.simulate import baselines  # noqa: PLC0415
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"rules:\n  - {Path(__file__).parents[1] / 'rules' / 'excess-solar.yaml'}\n")
+    args = ["--config", str(config), "simulate", "--sample", "--no-log", "--json"]
+    args += ["--from", "2025-06-02", "--to", "2025-06-08"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    solved = Counting()
+    monkeypatch.setattr(baselines, "optimal", solved)
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out) == first
+    assert solved.calls == 0
+    assert first["baselines"]["optimal"]["ev_energy_kwh"] > 0
