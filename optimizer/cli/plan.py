@@ -7,7 +7,6 @@ the departure habits learned from session history (what ``plans: auto`` turns in
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -31,16 +30,12 @@ from optimizer.plans import (
 )
 
 __all__ = [
-    "MAX_ENERGY_KWH",
     "PlanUsageError",
-    "energy_type",
     "plan_clear",
     "plan_learn",
     "plan_set",
     "plan_show",
 ]
-
-MAX_ENERGY_KWH = 250.0  # more than any car's battery: anything above is a typo
 
 
 class PlanUsageError(EnlightenError):
@@ -48,17 +43,6 @@ class PlanUsageError(EnlightenError):
 
     exit_code = 2
     hint = "give --by as HH:MM (the next such time) or a date-time within the next 7 days"
-
-
-def energy_type(text: str) -> float:
-    """``--energy``: kWh, above 0 and at most :data:`MAX_ENERGY_KWH` (exit 2 otherwise)."""
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of kWh") from err
-    if not 0 < value <= MAX_ENERGY_KWH:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected kWh above 0 and at most 250")
-    return value
 
 
 def _now() -> datetime:
