@@ -128,3 +128,45 @@ def test_the_parser_s_copies_match_their_originals() -> None:
     )
     assert simulate_args.DEFAULT_NAME == DEFAULT_NAME
     assert (simulate_args.SOURCES, simulate_args.DEFAULT_TICK) == (SOURCES, DEFAULT_TICK)
+
+
+_DAEMON_PROBE = """
+import json, sys
+import optimizer.cli.run, optimizer.service, optimizer.observe.live, optimizer.gateway.source
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_daemon_imports_no_simulator_library_and_no_pyenphase() -> None:
+    """`evopt run` with the cloud as surplus source (issue 16: RSS within 60 MB): pandas and
+    numpy (about 50 MB, pulled in by sqlite-utils), the planner's and simulator's libraries and
+    pyenphase (about 19 MB, only for `surplus.source: gateway`) stay out of the process."""
+    out = subprocess.run(
+        [sys.executable, "-c", _DAEMON_PROBE], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = {m.split(".")[0] for m in json.loads(out)}
+    absent = {"numpy", "pandas", "scipy", "highspy", "matplotlib", "pvlib", "pyenphase"}
+    assert loaded & absent == set()
+    assert {"aiohttp", "sqlite_utils"} <= loaded  # the probe did import the service's path
+
+
+def test_the_config_does_not_import_the_transport() -> None:
+    """`evopt validate` and every command read the config; it names the cloud's default
+    address without importing aiohttp."""
+    code = "import sys, optimizer.config; print('aiohttp' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
+
+
+def test_pandas_and_numpy_still_import_after_the_store() -> None:
+    """Hidden only while sqlite-utils loads: the simulator imports them afterwards."""
+    code = (
+        "import optimizer.decisions.store, sqlite_utils.db as db, numpy, pandas; "
+        "print(db.np is None, db.pd is None, numpy.zeros(2).sum(), len(pandas.DataFrame()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["True", "True", "0.0", "0"]
