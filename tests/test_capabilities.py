@@ -41,7 +41,7 @@ from optimizer.fakecloud import FakeCloud, FakeCloudServer
 from optimizer.fakecloud.profile import LEGACY_2024
 from optimizer.limits import Limits
 from optimizer.observe.view import charger_view
-from tests.cli_env import SITE_ID, Env
+from tests.cli_env import SITE_ID, Env, owner_client
 from tests.conftest import ENLIGHTEN_BASE_URL as BASE
 from tests.fixtures import load_fixture
 from tests.test_engine_sim import Sim, decided, make_charger, policies
@@ -390,15 +390,7 @@ async def test_the_login_page_on_an_optional_read_logs_in_again(tmp_path: Path) 
     still means "not available" (above). The fault soak met a tick whose only request was the
     flags read: without the re-login it failed tick after tick until another read logged in."""
     cloud = FakeCloud()
-    async with (
-        FakeCloudServer(cloud) as server,
-        EnlightenClient(
-            base_url=server.base_url,
-            email="owner@example.com",
-            password_provider=lambda: "correct-horse-battery",
-            state_dir=tmp_path / "state",
-        ) as client,
-    ):
+    async with FakeCloudServer(cloud) as server, owner_client(server.base_url, tmp_path) as client:
         await client.status(SITE_ID)
         logins = len(cloud.requests("/login/login.json"))
         cloud.add_fault("html_login", path="feature-flags", times=1)

@@ -15,8 +15,8 @@ import aiohttp.connector
 import pytest
 
 from optimizer.config import MIN_POLL_INTERVAL
-from optimizer.enlighten.client import EnlightenClient
 from optimizer.fakecloud import FakeCloud, FakeCloudServer
+from tests.cli_env import owner_client
 
 SITE = 1234567
 
@@ -42,15 +42,7 @@ async def test_one_connection_serves_reads_a_poll_apart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cloud = FakeCloud()
-    async with (
-        FakeCloudServer(cloud) as server,
-        EnlightenClient(
-            base_url=server.base_url,
-            email="owner@example.com",
-            password_provider=lambda: "correct-horse-battery",
-            state_dir=tmp_path / "state",
-        ) as client,
-    ):
+    async with FakeCloudServer(cloud) as server, owner_client(server.base_url, tmp_path) as client:
         clock = _Clock(monkeypatch)
         await client.status(SITE)
         for _ in range(3):
