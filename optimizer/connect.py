@@ -87,6 +87,7 @@ def client_for(
     max_wait_s: float = math.inf,
     meter: object = None,
     wall_clock: Callable[[], float] | None = None,
+    fetch_entrez: bool = True,
 ) -> EnlightenClient:
     """A client as the config sets it up.
 
@@ -101,7 +102,9 @@ def client_for(
     (the service's clock object), so only clients metered in it share a limiter.
     ``wall_clock`` (epoch seconds) is the time tokens expire in (default: the wall clock): the
     service passes its own, so a simulated day renews its token before expiry as a real one
-    does, not after a 401.
+    does, not after a 401. ``fetch_entrez=False``: no Entrez token after a login (the
+    service: its reads, writes and scheduler calls take the login's tokens; history, which
+    prefers Entrez, falls back to them too, and `evopt history fetch` logs in with its own).
     """
     enlighten = config.enlighten
     email = config.account_email()
@@ -130,6 +133,7 @@ def client_for(
         shared=shared,
         limiter=limiter,
         clock=wall_clock,
+        fetch_entrez=fetch_entrez,
     )
 
 

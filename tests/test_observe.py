@@ -947,6 +947,25 @@ async def test_without_a_car_the_surplus_and_battery_wait_until_one_is_plugged_i
     assert snap.surplus.age_s < 20 * 60  # the last complete bucket, not an hour-old one
 
 
+async def test_after_sunset_the_surplus_is_read_hourly_and_again_at_sunrise(
+    live: Live,
+) -> None:
+    """No PV below the horizon: nothing for a solar rule to follow, so lifetime energy is read
+    every hour (not every bucket) with the car plugged in, and at sunrise (06:1x in Melbourne
+    in January) the bucket cadence resumes."""
+    live.config = Config(site=SITE_CONFIG)
+    night = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)  # 23:00 in Melbourne
+    live.cloud.clock.set(night)
+    await live.ticks(2 * HOUR_TICKS)  # 23:00 to 00:59:30
+    assert live.times("energy") == [night + timedelta(hours=h) for h in (0, 1)]
+    live.cloud.clock.set(datetime(2025, 1, 15, 18, 50, tzinfo=UTC))  # 05:50, before sunrise
+    await live.ticks(2 * HOUR_TICKS)  # to 07:49:30
+    morning = [t for t in live.times("energy") if t.hour >= 18]
+    sunrise = morning[1]
+    assert timedelta(minutes=10) < sunrise - morning[0] < timedelta(minutes=40)
+    assert len(morning) >= 6  # after sunrise: every bucket again
+
+
 async def test_failing_optional_sources_do_not_fail_the_snapshot(
     live: Live, caplog: pytest.LogCaptureFixture
 ) -> None:

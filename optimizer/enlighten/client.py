@@ -206,6 +206,7 @@ class EnlightenClient:
         shared: AccountSession | None = None,
         limiter: AccountLimiter | None = None,
         clock: Callable[[], float] | None = None,
+        fetch_entrez: bool = True,
     ) -> None:
         self.transport = transport or Transport(
             base_url=base_url,
@@ -222,7 +223,12 @@ class EnlightenClient:
             password_provider=password_provider,
             store=SessionStore(state_dir, account=account) if state_dir is not None else None,
             guard=LoginGuard(state_dir, account=account),
-            entrez_url=entrez_url or default_entrez_url(self.transport.base_url),
+            # The Entrez token is what session history prefers (and site search may add):
+            # ``fetch_entrez=False`` (the service, whose calls all work with the login's own
+            # tokens) saves the /tokens request each login makes, one an hour.
+            entrez_url=(entrez_url or default_entrez_url(self.transport.base_url))
+            if fetch_entrez
+            else None,
             lock=shared.lock if shared is not None else None,
         )
         # ``clock``: the time tokens expire and logins are guarded in (the service's own);

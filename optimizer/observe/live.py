@@ -4,8 +4,9 @@ The field notes put the budget at well under ~600 requests per hour per account,
 endpoint faster than every 30 s; issue 16 asks for at most 130 per hour per charger at a 30 s
 poll, of which the status takes 120. So only the charger status is read every tick; everything
 else is asked for when it can have changed or when it matters: summaries once per run;
-lifetime energy when a new quarter-hour bucket is due while a car is plugged in (the surplus
-is what solar rules act on), every 2 hours while none is, and at once on a plug-in; the
+lifetime energy when a new quarter-hour bucket is due while a car is plugged in and the sun
+is up (the surplus is what solar rules act on), hourly and at sunrise while it is down, every
+2 hours while no car is plugged in, and at once on a plug-in; the
 power sample at most once a minute; the battery every hour while a car is plugged in,
 every 2 hours while none is (not at all on a site without one); the charge mode every hour,
 and at once when the status's mode changes (the app switched between manual and green, or a
@@ -68,6 +69,7 @@ from optimizer.observe.readplan import ReadPlan, plan_reads
 from optimizer.observe.session_energy import Track, check_charger
 from optimizer.observe.surplus import last_reported_end
 from optimizer.observe.view import build_snapshot, site_timezone
+from optimizer.sun import sun_at
 
 __all__ = ["Cached", "ObserveCache", "What", "observe_live"]
 
@@ -119,7 +121,7 @@ class ObserveCache:
     """What ``observe_live`` keeps between ticks, and how long each part stays good.
 
     Lifetimes are arguments so the service can take them from its config; the defaults keep
-    a one-charger site at about 129 requests per hour at a 30 s poll, 189 with the power
+    a one-charger site at about 128 requests per hour at a 30 s poll, 188 with the power
     sample (docs/surplus.md). ``fetched_at`` tells how old each kept value is.
 
     ``battery_setting_ttl`` and ``schedules_ttl`` hold in the mode where the value acts
@@ -136,6 +138,7 @@ class ObserveCache:
         schedules_ttl: timedelta = timedelta(minutes=30),
         idle_ttl: timedelta = timedelta(hours=4),
         unplugged_energy_interval: timedelta = timedelta(hours=2),
+        dark_energy_interval: timedelta = timedelta(hours=1),
         unplugged_battery_interval: timedelta = timedelta(hours=2),
         summary_ttl: timedelta = timedelta(hours=24),
         latest_power_interval: timedelta = timedelta(seconds=60),
@@ -161,6 +164,7 @@ class ObserveCache:
         }
         self.idle_ttl = idle_ttl
         self.unplugged_energy_interval = unplugged_energy_interval
+        self.dark_energy_interval = dark_energy_interval
         self.unplugged_battery_interval = unplugged_battery_interval
         # Whether a car was plugged in at the last status (None: no status yet).
         self.plugged: bool | None = None
@@ -411,16 +415,22 @@ class ObserveCache:
         """``next_at`` for a source with a fixed lifetime (stretched if it is a slow one)."""
         return lambda _: now + self.lifetime(what)
 
-    def energy_next(self, energy: LifetimeEnergy, now: datetime) -> datetime:
+    def energy_next(
+        self, energy: LifetimeEnergy, now: datetime, *, dark_until: datetime | None = None
+    ) -> datetime:
         """When the next bucket should be there: its end plus a grace for the cloud's delay.
 
         If that moment has passed (the cloud lags), ask again after ``energy_retry``; with no
         complete bucket at all, or a lag of over an hour, every ``energy_unknown_interval``.
         With no car plugged in, no rule acts on the surplus: every
-        ``unplugged_energy_interval``.
+        ``unplugged_energy_interval``. While the sun is below the horizon (``dark_until``: the
+        next sunrise) there is no PV for a solar rule to follow: every ``dark_energy_interval``
+        and at sunrise.
         """
         if self.plugged is False:
             return now + self.unplugged_energy_interval
+        if dark_until is not None and dark_until > now:
+            return min(now + self.dark_energy_interval, dark_until)
         end = last_reported_end(energy, now)
         if end is None:
             return now + self.energy_unknown_interval
@@ -481,7 +491,9 @@ async def observe_live(
             "lifetime energy",
             lambda: _energy(client, site_id, timezone),
             now=now,
-            next_at=lambda energy: cache.energy_next(energy, now),
+            next_at=lambda energy: cache.energy_next(
+                energy, now, dark_until=_dark_until(config, now, timezone)
+            ),
         )
     if config.surplus.source in ("auto", "latest_power"):
         await cache.refresh(
@@ -679,6 +691,23 @@ def _report_session_auth(cache: ObserveCache, found: Capabilities) -> None:
     elif found.session_auth is False and found.sn in cache.session_auth_reported:
         cache.session_auth_reported.discard(found.sn)
         _LOGGER.info("charger %s: session authentication is off again", found.sn)
+
+
+def _dark_until(config: Config, now: datetime, timezone: str | None) -> datetime | None:
+    """The next sunrise while the sun is below the horizon; None by day, on a polar day or
+    night, or where the site's place is unknown."""
+    site = config.site
+    if timezone is None or site.latitude is None or site.longitude is None:
+        return None
+    sun = sun_at(now, latitude=site.latitude, longitude=site.longitude, timezone=timezone)
+    if sun.sunrise is None or sun.sunset is None:
+        return None
+    if now < sun.sunrise:
+        return sun.sunrise
+    if now > sun.sunset:
+        # Tomorrow's: a day later within minutes, and the hourly read makes minutes moot.
+        return sun.sunrise + timedelta(days=1)
+    return None
 
 
 async def _energy(client: EnlightenClient, site_id: int, timezone: str | None) -> LifetimeEnergy:
