@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/surplus.py
 	$(BIN)/python benchmarks/planner.py
+	$(BIN)/python benchmarks/daemon.py
 
 # Issue 15's Done-when figures alone (docs/simulation.md): the example setup's rules replayed on
 # the three bundled histories with exact and learned plans, each figure beside its bar.

@@ -29,8 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from optimizer.enlighten.headers import DEFAULT_BASE_URL
 from optimizer.enlighten.ratelimit import DEFAULT_BUDGET_PER_HOUR
-from optimizer.enlighten.transport import DEFAULT_BASE_URL
 from optimizer.explain import show, validation_problems
 from optimizer.forecast.habits import HabitSettings
 from optimizer.tariffs import Tariffs

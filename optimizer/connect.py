@@ -100,6 +100,8 @@ def client_for(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     max_wait_s: float = math.inf,
     meter: object = None,
+    wall_clock: Callable[[], float] | None = None,
+    fetch_entrez: bool = True,
 ) -> EnlightenClient:
     """A client as the config sets it up.
 
@@ -112,6 +114,11 @@ def client_for(
     request that would wait longer than ``max_wait_s`` is refused unsent (the service: 0, its
     ticks never wait; see ``optimizer/enlighten/ratelimit.py``). ``meter`` names that time
     (the service's clock object), so only clients metered in it share a limiter.
+    ``wall_clock`` (epoch seconds) is the time tokens expire in (default: the wall clock): the
+    service passes its own, so a simulated day renews its token before expiry as a real one
+    does, not after a 401. ``fetch_entrez=False``: no Entrez token after a login (the
+    service: its reads, writes and scheduler calls take the login's tokens; history, which
+    prefers Entrez, falls back to them too, and `evopt history fetch` logs in with its own).
     """
     enlighten = config.enlighten
     email = config.account_email()
@@ -139,6 +146,8 @@ def client_for(
         account=config.account_key(),
         shared=shared,
         limiter=limiter,
+        clock=wall_clock,
+        fetch_entrez=fetch_entrez,
     )
 
 

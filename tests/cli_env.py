@@ -12,6 +12,7 @@ import pytest
 
 from optimizer.cli import main
 from optimizer.enlighten import ratelimit
+from optimizer.enlighten.client import EnlightenClient
 from optimizer.fakecloud import FakeCloud, run_in_thread
 
 EMAIL = "owner@example.com"
@@ -63,6 +64,17 @@ class Env(CliRunner):
 
     def logins(self) -> int:
         return len(self.cloud.requests("/login/login.json", method="POST"))
+
+
+def owner_client(base_url: str, tmp_path: Path, **kwargs: Any) -> EnlightenClient:
+    """A client of the fake cloud's demo account, its session kept in ``tmp_path``."""
+    return EnlightenClient(
+        base_url=base_url,
+        email=EMAIL,
+        password_provider=lambda: PASSWORD,
+        state_dir=tmp_path / "state",
+        **kwargs,
+    )
 
 
 def write_config(path: Path, base_url: str, state_dir: Path, **enlighten: Any) -> Path:

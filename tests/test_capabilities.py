@@ -37,10 +37,11 @@ from optimizer.enlighten.errors import (
     ServiceUnavailableError,
 )
 from optimizer.enlighten.models import ChargerSummary, parse_summary
+from optimizer.fakecloud import FakeCloud, FakeCloudServer
 from optimizer.fakecloud.profile import LEGACY_2024
 from optimizer.limits import Limits
 from optimizer.observe.view import charger_view
-from tests.cli_env import SITE_ID, Env
+from tests.cli_env import SITE_ID, Env, owner_client
 from tests.conftest import ENLIGHTEN_BASE_URL as BASE
 from tests.fixtures import load_fixture
 from tests.test_engine_sim import Sim, decided, make_charger, policies
@@ -381,3 +382,22 @@ def test_the_engine_sends_no_level_to_a_charger_without_amps_control() -> None:
     assert "takes no amps from the cloud" in start.reason
     change = decided(sim.tick(10, charging=True, amps=13, surplus=6000), "charging")
     assert change.action == "hold"
+
+
+async def test_the_login_page_on_an_optional_read_logs_in_again(tmp_path: Path) -> None:
+    """The session ended and the cloud answers the flags or the charger config with its login
+    page (field notes): one re-login and the read again, as every other read does. A 401 there
+    still means "not available" (above). The fault soak met a tick whose only request was the
+    flags read: without the re-login it failed tick after tick until another read logged in."""
+    cloud = FakeCloud()
+    async with FakeCloudServer(cloud) as server, owner_client(server.base_url, tmp_path) as client:
+        await client.status(SITE_ID)
+        logins = len(cloud.requests("/login/login.json"))
+        cloud.add_fault("html_login", path="feature-flags", times=1)
+        flags = await client.feature_flags(SITE_ID)
+        assert flags != NO_FLAGS
+        assert len(cloud.requests("/login/login.json")) == logins + 1
+        cloud.add_fault("html_login", path="ev_charger_config", times=1)
+        config = await client.charger_config(SITE_ID, cloud.charger().sn)
+        assert config.settings
+        assert len(cloud.requests("/login/login.json")) == logins + 2

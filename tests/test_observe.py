@@ -847,6 +847,8 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
             email="owner@example.com",
             password_provider=lambda: "correct-horse-battery",
             state_dir=tmp_path / "state",
+            # Tokens expire on the fake's clock: renewed before, as a real hour would.
+            clock=lambda: cloud.clock.now().timestamp(),
         ) as client,
     ):
         config = Config(site=SITE_CONFIG, surplus=AUTO)
@@ -858,12 +860,12 @@ async def test_request_budget_over_twenty_minutes(live: Live) -> None:
     assert live.counts() == {
         "status": 40,  # every tick
         "summary": 1,  # once per run
-        "mode": 2,  # every 10 min
-        "battery_setting": 1,  # every 30 min
-        "schedules": 1,  # every hour
+        "mode": 1,  # every hour (and at once when the status shows another mode)
+        "battery_setting": 1,  # every 30 min in GREEN, else every 4 h
+        "schedules": 1,  # every 30 min in SCHEDULED, else every 4 h
         "energy": 2,  # at start, then when the 02:00-02:15 bucket is due (02:15 + 5 min)
         "latest_power": 20,  # every 60 s
-        "battery": 4,  # every 5 min
+        "battery": 1,  # every hour while a car is plugged in
     }
     assert live.times("energy") == [START, START + timedelta(minutes=15)]
     assert live.times("latest_power")[:3] == [START + timedelta(seconds=s) for s in (0, 60, 120)]
@@ -871,7 +873,7 @@ async def test_request_budget_over_twenty_minutes(live: Live) -> None:
     assert per_hour < 250  # well under the ~600 per hour the account can take
     families = live.client.counter.totals()
     assert families["latest_power"] == 20
-    assert families["battery"] == 4
+    assert families["battery"] == 1
     last = snaps[-1]
     assert last.bucket is not None
     assert last.bucket.end == START + timedelta(minutes=10)  # 02:00-02:15, fetched at 02:20
@@ -888,6 +890,80 @@ async def test_energy_surplus_from_the_fake(live: Live) -> None:
     assert snap.surplus.pv_minus_house_w is not None
     assert snap.surplus.pv_minus_house_w > 3000  # a summer afternoon
     assert snap.surplus.age_s == pytest.approx(5 * 60)
+
+
+HOUR_TICKS = 120  # ticks of 30 s
+
+
+async def test_reads_per_hour_of_one_charger_leave_room_under_130(live: Live) -> None:
+    """Issue 16: at most 130 requests per hour per charger at a 30 s poll, writes included.
+    Observing alone (the default surplus source, a car charging) takes the status's 120 and
+    a few more: logins, energy per bucket, battery, mode, settings, capabilities."""
+    live.config = Config(site=SITE_CONFIG)
+    await live.ticks(HOUR_TICKS)  # the first tick reads everything once
+    before = len(live.cloud.requests())
+    await live.ticks(2 * HOUR_TICKS)
+    per_hour = (len(live.cloud.requests()) - before) / 2
+    assert per_hour <= 128  # two an hour left for the writes and their re-reads
+    assert live.counts()["status"] == 3 * HOUR_TICKS
+
+
+async def test_a_mode_changed_in_the_app_is_read_on_the_next_tick(live: Live) -> None:
+    """Manual to green in the app: the status shows mode 1 at once, so the preference is read
+    on that tick rather than at the hourly refresh, and with the new mode the green battery
+    setting (which acts only in GREEN) at once, then every 30 min."""
+    await live.ticks(2)
+    assert (live.counts()["mode"], live.counts()["battery_setting"]) == (1, 1)
+    live.cloud.update_charger(mode=1, scheduler_mode="GREEN_CHARGING")
+    snap = await live.tick()
+    assert (live.counts()["mode"], live.counts()["battery_setting"]) == (2, 2)
+    assert snap.chargers[0].mode == ChargeMode.GREEN_CHARGING
+    await live.ticks(HOUR_TICKS // 2)
+    assert live.counts()["battery_setting"] == 3  # 30 min later, in GREEN
+    assert live.counts()["schedules"] == 2  # after the new mode, then not for 4 h
+
+
+async def test_settings_that_do_not_act_are_read_every_four_hours(live: Live) -> None:
+    """In MANUAL the green battery setting and the schedules change nothing the charger does:
+    the slow refresh only keeps an edit in the app from going unseen."""
+    await live.ticks(4 * HOUR_TICKS + 1)  # 0:00 to 4:00 inclusive
+    counts = live.counts()
+    assert (counts["battery_setting"], counts["schedules"]) == (2, 2)
+    assert counts["mode"] == 5  # every hour
+    assert live.times("schedules") == [START, START + timedelta(hours=4)]
+
+
+async def test_without_a_car_the_surplus_and_battery_wait_until_one_is_plugged_in(
+    live: Live,
+) -> None:
+    live.config = Config(site=SITE_CONFIG)
+    live.cloud.update_charger(plugged_in=False, charging=False)
+    await live.ticks(HOUR_TICKS)
+    assert (live.counts()["energy"], live.counts()["battery"]) == (1, 1)  # the first tick's
+    live.cloud.update_charger(plugged_in=True)
+    snap = await live.tick()
+    assert (live.counts()["energy"], live.counts()["battery"]) == (2, 2)  # at the plug-in
+    assert snap.surplus.age_s is not None
+    assert snap.surplus.age_s < 20 * 60  # the last complete bucket, not an hour-old one
+
+
+async def test_after_sunset_the_surplus_is_read_hourly_and_again_at_sunrise(
+    live: Live,
+) -> None:
+    """No PV below the horizon: nothing for a solar rule to follow, so lifetime energy is read
+    every hour (not every bucket) with the car plugged in, and at sunrise (06:1x in Melbourne
+    in January) the bucket cadence resumes."""
+    live.config = Config(site=SITE_CONFIG)
+    night = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)  # 23:00 in Melbourne
+    live.cloud.clock.set(night)
+    await live.ticks(2 * HOUR_TICKS)  # 23:00 to 00:59:30
+    assert live.times("energy") == [night + timedelta(hours=h) for h in (0, 1)]
+    live.cloud.clock.set(datetime(2025, 1, 15, 18, 50, tzinfo=UTC))  # 05:50, before sunrise
+    await live.ticks(2 * HOUR_TICKS)  # to 07:49:30
+    morning = [t for t in live.times("energy") if t.hour >= 18]
+    sunrise = morning[1]
+    assert timedelta(minutes=10) < sunrise - morning[0] < timedelta(minutes=40)
+    assert len(morning) >= 6  # after sunrise: every bucket again
 
 
 async def test_failing_optional_sources_do_not_fail_the_snapshot(

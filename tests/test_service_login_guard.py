@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from optimizer.enlighten.auth import Authenticator
 from optimizer.enlighten.loginguard import BLOCK_S
 from tests.test_service import ALWAYS_16, MIDDAY, World, world_at
-
-T0 = 1_777_629_600.0
 
 
 async def test_a_lockout_parks_automatic_logins_for_a_day_then_the_service_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async for world in world_at(MIDDAY, tmp_path, monkeypatch):
-        await _lockout_day(world, monkeypatch)
+        await _lockout_day(world)
 
 
-async def _lockout_day(midday: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    guard_clock = {"now": T0}
-    defaults = Authenticator.__init__.__kwdefaults__
-    assert defaults is not None
-    monkeypatch.setitem(defaults, "clock", lambda: guard_clock["now"])
+async def _lockout_day(midday: World) -> None:
+    # The login guard keeps time on the service's clock (the fake cloud's here): a day of it.
     service = midday.service(midday.config(ALWAYS_16))
     assert (await service.tick()).problem is None
     logins = midday.logins()
@@ -35,17 +30,16 @@ async def _lockout_day(midday: World, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (report.problem, report.exit_code) == ("auth", 3)
     assert "too many active sessions" in report.status
     assert midday.logins() == logins + 1
+    locked_at = midday.cloud.clock.now()
     for hours in (1, 6, 23):
-        guard_clock["now"] = T0 + hours * 3600
-        midday.cloud.advance(report.delay_s)
+        midday.cloud.clock.set(locked_at + timedelta(hours=hours))
         report = await service.tick()
         assert report.problem == "auth"
         assert "automatic Enlighten logins stopped until" in report.status
     assert midday.logins() == logins + 1  # nothing more sent while the block stands
 
     midday.cloud.set_profile(login_lockout=False)
-    guard_clock["now"] = T0 + BLOCK_S + 1
-    midday.cloud.advance(report.delay_s)
+    midday.cloud.clock.set(locked_at + timedelta(seconds=BLOCK_S + 1))
     report = await service.tick()
     assert report.problem is None  # the block ended by itself: no person was needed
     assert midday.logins() == logins + 2

@@ -32,7 +32,6 @@ __all__ = ["EXIT_USAGE", "WINDOW_DAYS", "UsageError", "export", "fetch", "window
 
 EXIT_USAGE = 2
 WINDOW_DAYS = 7  # days of sessions asked for in one request window
-DEFAULT_MAX_REQUESTS = 200  # per run: a third of the ~600/hour the field notes allow
 
 
 class UsageError(EnlightenError):

@@ -15,26 +15,25 @@ import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from optimizer.cli import logplot, logsim
+from optimizer.cli import logsim
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json, print_table
 from optimizer.config import Config
 from optimizer.decisions import review
-from optimizer.decisions.store import OUTCOMES, RUN_MODES, DecisionStore
-from optimizer.engine.decision import ACTIONS, OVERRIDE
+from optimizer.decisions.store import DecisionStore
+from optimizer.engine.decision import OVERRIDE
 from optimizer.engine.loader import check_rules, rule_paths
 from optimizer.enlighten.errors import ConfigError
 from optimizer.explain import did_you_mean
 from optimizer.yamlpos import YamlFileError
 
 EXIT_OK = 0
-DEFAULT_LIMIT = 100
 MIN_REASON_WIDTH = 30
 REASON_INDENT = 4
 PARAMS_WIDTH = 24
@@ -132,141 +131,7 @@ def _parse_when(text: str) -> When:
         raise ValueError(f"'{text}' is not a time; use {WHEN_FORMS}") from None
 
 
-def _when_type(text: str) -> When:
-    try:
-        return parse_when(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
-
-
-_when_type.__name__ = "time"
-
-
-def _limit_type(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
-    return value
-
-
-_limit_type.__name__ = "limit"
-
-
-def _choice(name: str, values: Sequence[str]) -> Callable[[str], str]:
-    """An argparse type for a fixed set of values whose error suggests the closest one."""
-
-    def parse(text: str) -> str:
-        if text not in values:
-            raise argparse.ArgumentTypeError(
-                f"no {name} '{text}'{did_you_mean(text, values)}; valid: {', '.join(values)}"
-            )
-        return text
-
-    parse.__name__ = name
-    return parse
-
-
 # --- registration --------------------------------------------------------------------------
-
-
-def register(
-    command: Callable[..., argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    """Add `log` (with `show` and `stats`) through build_parser's ``command`` helper.
-
-    ``common`` carries --config and --log-level, so they work after `show` and `stats` too.
-    Options repeated on `show` and `stats` default to SUPPRESS: a value given before the
-    action (`evopt log --since 1d stats`) is not overwritten by the action's default.
-    """
-    log = command(
-        "log", "review the decision log: list decisions, show one, or summarise", log_list
-    )
-    _filter_options(log, default=None)
-    log.add_argument(
-        "--site",
-        metavar="NAME|ID",
-        help="one site's decisions: a site of the config's sites: list, or a site id",
-    )
-    log.set_defaults(all_sites=True)
-    log.add_argument(
-        "--limit",
-        type=_limit_type,
-        default=DEFAULT_LIMIT,
-        metavar="N",
-        help=f"at most N decisions, newest first (default {DEFAULT_LIMIT}; 0: all)",
-    )
-    log.add_argument(
-        "--all",
-        action="store_true",
-        help="every decision, holds included (default: changes only: commands, failures, "
-        "user overrides, and holds where another policy takes control)",
-    )
-    _format_options(log, default=False, csv_help="print CSV (all columns, UTC times)")
-    # Optional: without an action, `evopt log` lists decisions.
-    actions = log.add_subparsers(dest="log_action", metavar="[show ID | stats | plot]")
-
-    show = _action(actions, common, "show", "explain one decision: reason, inputs, overruled")
-    show.add_argument("id", type=int, metavar="ID", help="the decision's id (from `evopt log`)")
-    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
-    show.set_defaults(handler=log_show)
-
-    stats = _action(
-        actions, common, "stats", "per day: decisions, commands, outcomes, policies, requests"
-    )
-    _filter_options(stats, default=argparse.SUPPRESS)
-    _format_options(
-        stats, default=argparse.SUPPRESS, csv_help="print the per-day and per-policy counts as CSV"
-    )
-    stats.set_defaults(handler=log_stats)
-    logsim.add_option(log, show, stats, logplot.register(actions, common))
-
-
-def _action(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-    name: str,
-    help_text: str,
-) -> argparse.ArgumentParser:
-    return actions.add_parser(name, help=help_text, description=help_text, parents=[common])
-
-
-def _filter_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
-    when = (
-        "12:05 (today at 12:05 site time; yesterday's when that is still to come), today, "
-        "yesterday, 90m, 2h, 3d, 2026-12-05 or '2026-12-05 12:05' (site time unless a zone "
-        "is given)"
-    )
-    parser.add_argument(
-        "--since", type=_when_type, default=default, metavar="WHEN", help=f"from {when}"
-    )
-    parser.add_argument(
-        "--until",
-        type=_when_type,
-        default=default,
-        metavar="WHEN",
-        help="before WHEN (a date, today or yesterday: up to the end of that day)",
-    )
-    parser.add_argument("--charger", default=default, metavar="SN", help="one charger's serial")
-    parser.add_argument("--policy", default=default, metavar="NAME", help="one policy")
-    for name, values in (("action", ACTIONS), ("outcome", OUTCOMES), ("mode", RUN_MODES)):
-        parser.add_argument(
-            f"--{name}",
-            type=_choice(name, values),
-            choices=values,
-            default=default,
-            help=f"one {name}" + (" (holds are then shown too)" if name == "action" else ""),
-        )
-    parser.add_argument(
-        "--run", default=default, metavar="ID", help="one run (its id or first characters)"
-    )
-
-
-def _format_options(parser: argparse.ArgumentParser, *, default: Any, csv_help: str) -> None:
-    formats = parser.add_mutually_exclusive_group()
-    formats.add_argument(
-        "--json", action="store_true", default=default, help="print JSON instead of a table"
-    )
-    formats.add_argument("--csv", action="store_true", default=default, help=csv_help)
 
 
 # --- handlers ------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ one charger) and says plainly when there is nothing to draw (exit 1), never an e
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,49 +16,9 @@ from optimizer.config import Config
 from optimizer.decisions import review
 from optimizer.enlighten.errors import ConfigError
 
-__all__ = ["log_plot", "register"]
+__all__ = ["log_plot"]
 
 _RELATIVE = {"today": 0, "yesterday": 1}
-
-
-def register(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> argparse.ArgumentParser:
-    """Add `plot` to `evopt log`'s actions; returns its parser."""
-    text = "draw one day: surplus, amps observed and commanded, commands, the policy in control"
-    plot = actions.add_parser("plot", help=text, description=text, parents=[common])
-    plot.add_argument(
-        "--day",
-        required=True,
-        type=_day_type,
-        metavar="DATE",
-        help="the site's local day: 2025-01-15, today or yesterday",
-    )
-    plot.add_argument(
-        "--out", metavar="FILE.png", help="where to write the picture (default evopt-DATE.png)"
-    )
-    plot.add_argument(
-        "--charger",
-        default=argparse.SUPPRESS,
-        metavar="SN",
-        help="the charger (needed when the day has several)",
-    )
-    plot.set_defaults(handler=log_plot)
-    return plot
-
-
-def _day_type(text: str) -> date | str:
-    if text in _RELATIVE:
-        return text  # resolved in the site's zone, which comes with the config
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not a day; expected 2025-01-15, today or yesterday"
-        ) from None
-
-
-_day_type.__name__ = "day"
 
 
 def _zone(config: Config) -> tzinfo:

@@ -7,37 +7,13 @@ from `cli/log.py` so the log's own options and printing can change without this.
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
-
+from optimizer.cli.args.log import ALL_SIMULATIONS
 from optimizer.cli.context import Context
 from optimizer.decisions.store import DecisionStore
 from optimizer.enlighten.errors import ConfigError
 from optimizer.simulate.logdb import open_simulations, resolve_runs
 
-__all__ = ["ALL_SIMULATIONS", "add_option", "open_log"]
-
-ALL_SIMULATIONS = ""
-
-
-def add_option(log: argparse.ArgumentParser, *actions: argparse.ArgumentParser) -> None:
-    """``--simulation [NAME]`` on `evopt log` and on its ``actions`` (`show`, `stats`)."""
-    _add(log, default=None)
-    for parser in actions:
-        # SUPPRESS: `evopt log --simulation x stats` keeps x, not the action's default.
-        _add(parser, default=argparse.SUPPRESS)
-
-
-def _add(parser: argparse.ArgumentParser, *, default: Any) -> None:
-    parser.add_argument(
-        "--simulation",
-        nargs="?",
-        const=ALL_SIMULATIONS,
-        default=default,
-        metavar="NAME",
-        help="read simulations.db (written by `evopt simulate`) instead of the live log; "
-        "with NAME, only that simulation",
-    )
+__all__ = ["ALL_SIMULATIONS", "open_log"]
 
 
 def open_log(ctx: Context, *, actions: tuple[str, ...] = ()) -> DecisionStore:

@@ -7,7 +7,6 @@ the departure habits learned from session history (what ``plans: auto`` turns in
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,18 +19,14 @@ from optimizer.enlighten.models import ChargingSession, parse_session_history_pa
 from optimizer.forecast.habits import Habits, habits_at
 from optimizer.plans import ALL_CHARGERS, learn_habits, learned_plan, load_plans, past_sessions
 from optimizer.steer import (
-    MAX_ENERGY_KWH,
     CommandError,
     clear_departure,
     departure_plan,
-    parse_energy,
     set_departure,
 )
 
 __all__ = [
-    "MAX_ENERGY_KWH",
     "PlanUsageError",
-    "energy_type",
     "plan_clear",
     "plan_learn",
     "plan_set",
@@ -44,14 +39,6 @@ class PlanUsageError(EnlightenError):
 
     exit_code = 2
     hint = "give --by as HH:MM (the next such time) or a date-time within the next 7 days"
-
-
-def energy_type(text: str) -> float:
-    """``--energy``: kWh, above 0 and at most :data:`MAX_ENERGY_KWH` (exit 2 otherwise)."""
-    try:
-        return parse_energy(text)
-    except CommandError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _now() -> datetime:

@@ -8,7 +8,6 @@ one tick, then the status line (its output contract).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 from collections.abc import Callable
@@ -23,22 +22,6 @@ from optimizer.systemd import Notifier
 
 if TYPE_CHECKING:
     from optimizer.mqtt.bridge import Bridge
-
-
-def register(command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add `run` through build_parser's ``command(name, help, handler)``."""
-    parser = command(
-        "run", "run the service: observe, decide, act and log every poll interval", run
-    )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="decide and log (outcome dry_run), but never send a write to the cloud",
-    )
-    parser.add_argument(
-        "--once", action="store_true", help="one tick, print its decisions, and exit"
-    )
-    parser.set_defaults(all_sites=True)
 
 
 def _bridge(config: Config) -> Bridge | None:

@@ -14,9 +14,9 @@ import argparse
 import glob
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from optimizer import __version__
 from optimizer.cli import simulate_minutes
 from optimizer.cli.context import Context
-from optimizer.config import Config, parse_duration
+from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore
 from optimizer.engine.loader import load_config_rules, load_rules
 from optimizer.engine.rules import PolicyBase
@@ -40,7 +40,7 @@ from optimizer.limits import Limits
 from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
 from optimizer.service.setup import file_hash, files_hash
 from optimizer.simulate.learned import learned_plans
-from optimizer.simulate.logdb import DEFAULT_NAME, open_simulations, simulations_path
+from optimizer.simulate.logdb import open_simulations, simulations_path
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.report import (
     Ranked,
@@ -49,104 +49,16 @@ from optimizer.simulate.report import (
     compare_text,
     optimal_figures,
 )
-from optimizer.simulate.sample import DEFAULT_SAMPLE, SAMPLES, sample_paths
+from optimizer.simulate.sample import SAMPLES, sample_paths
 from optimizer.simulate.series import Figures, SiteSeries, figures, series_from_history
 
-__all__ = ["register", "simulate"]
+__all__ = ["simulate"]
 
 
 class InputError(ConfigError):
     """A history file that cannot be used (exit 1, one line naming the file)."""
 
     hint = "pass Enlighten's lifetime_energy JSON (15-minute buckets) and session-history pages"
-
-
-def register(command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add `simulate` through build_parser's ``command(name, help, handler)``."""
-    parser = command(
-        "simulate", "replay history through the policies and compare with baselines", simulate
-    )
-    parser.add_argument(
-        "--energy",
-        metavar="FILE",
-        help="lifetime_energy JSON (15-minute); default: what `evopt history fetch` stored",
-    )
-    parser.add_argument(
-        "--sessions",
-        metavar="PATH",
-        action="extend",
-        nargs="+",
-        default=[],
-        help="session-history JSON pages: files, a directory (its *.json) or a quoted glob "
-        "('hist/sessions-*.json'); several after one flag, or the flag repeated",
-    )
-    parser.add_argument(
-        "--sample",
-        nargs="?",
-        const=DEFAULT_SAMPLE,
-        default=None,
-        choices=tuple(SAMPLES),
-        metavar="NAME",
-        help="replay a bundled sample year instead of --energy/--sessions: "
-        + "; ".join(f"{s.name}: {s.summary}" for s in SAMPLES.values())
-        + f" (default {DEFAULT_SAMPLE}; each has its site config, docs/simulation.md)",
-    )
-    parser.add_argument("--from", dest="date_from", type=date.fromisoformat, metavar="D")
-    parser.add_argument("--to", dest="date_to", type=date.fromisoformat, metavar="D")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--plot", metavar="FILE.png", help="write a plot of one day or week")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--plot-day", type=date.fromisoformat, metavar="YYYY-MM-DD")
-    which.add_argument("--plot-week", type=date.fromisoformat, metavar="YYYY-MM-DD")
-    parser.add_argument(
-        "--compare",
-        nargs="+",
-        metavar="RULES.yaml",
-        help="replay each rule file on the same history and rank them",
-    )
-    parser.add_argument(
-        "--no-log", action="store_true", help="do not write decisions to simulations.db"
-    )
-    parser.add_argument(
-        "--name",
-        default=DEFAULT_NAME,
-        metavar="NAME",
-        help="the run's name in simulations.db; it replaces the last run of that name "
-        f"(default {DEFAULT_NAME!r})",
-    )
-    parser.add_argument(
-        "--plans",
-        nargs="?",
-        const="exact",
-        choices=("exact", "learned"),
-        default=None,
-        help="give each session a departure plan: exact (the default when --plans has no "
-        "value): ready by its unplug time minus --plan-margin with the energy it took, as a "
-        "driver using `evopt plan set` would; learned: the plan `plans: auto` would give, "
-        "from habits learned only from sessions that ended before that day",
-    )
-    parser.add_argument(
-        "--plan-margin",
-        type=_margin,
-        default=DEFAULT_PLAN_MARGIN,
-        metavar="DURATION",
-        help="how much earlier than the real unplug the plans say ready by (default 15m)",
-    )
-
-    simulate_minutes.add_arguments(parser)
-
-
-DEFAULT_PLAN_MARGIN = timedelta(minutes=15)
-
-
-def _margin(text: str) -> timedelta:
-    try:
-        value = parse_duration(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from err
-    if value < timedelta(0):
-        raise argparse.ArgumentTypeError(f"{text!r}: a margin cannot be negative")
-    return value
 
 
 def plan_margin(args: argparse.Namespace) -> timedelta | None:

@@ -25,7 +25,6 @@ from optimizer.decisions.store import DecisionStore
 from optimizer.engine.loader import load_config_rules
 from optimizer.enlighten.errors import ConfigError
 from optimizer.simulate.minutes import (
-    DEFAULT_TICK,
     SOURCES,
     MinuteFigures,
     MinuteSeries,
@@ -35,52 +34,13 @@ from optimizer.simulate.minutes import (
 )
 from optimizer.simulate.sample.minutes import minute_series
 
-__all__ = ["add_arguments", "minute_mode", "run_minutes"]
-
-DEFAULT_SEED = 1
+__all__ = ["minute_mode", "run_minutes"]
 
 
 class InputError(ConfigError):
     """One-minute history that cannot be replayed as asked (exit 1)."""
 
     hint = "see `evopt simulate --help` and docs/surplus.md"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--minutes",
-        nargs="?",
-        const="",
-        metavar="FILE",
-        help="replay one-minute history: the minutes the service recorded (no FILE), or a "
-        "file `evopt history export` wrote; with --sample, the sample made minute-level",
-    )
-    parser.add_argument(
-        "--source",
-        choices=SOURCES,
-        help="the surplus source the engine sees in a one-minute replay: gateway (the last "
-        "minute) or lifetime_energy (the last complete 15-minute bucket); default: the "
-        "config's surplus.source when it is gateway, else lifetime_energy",
-    )
-    parser.add_argument(
-        "--compare-sources",
-        action="store_true",
-        help="replay the one-minute history with each source and print them side by side",
-    )
-    parser.add_argument(
-        "--tick",
-        type=int,
-        default=DEFAULT_TICK,
-        metavar="MIN",
-        help=f"minutes between engine decisions in a one-minute replay (default {DEFAULT_TICK})",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=DEFAULT_SEED,
-        metavar="N",
-        help=f"seed of the sample's minute-level variability (default {DEFAULT_SEED})",
-    )
 
 
 def minute_mode(ctx: Context) -> bool:

@@ -7,8 +7,6 @@ command. Home Assistant's buttons and select (optimizer/mqtt/) call the same fun
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,51 +26,13 @@ from optimizer.steer import (
     use_rule_set,
 )
 
-__all__ = ["SteerUsageError", "register"]
+__all__ = ["SteerUsageError", "pause_cmd", "resume_cmd", "rules_list", "rules_use"]
 
 
 class SteerUsageError(EnlightenError):
     """A value the command cannot use (an unknown rule set, a pause of 0s): exit 2."""
 
     exit_code = 2
-
-
-def register(
-    command: Callable[..., argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    """Add `pause`, `resume` and `rules use|list` through build_parser's ``command`` helper."""
-    paused = command(
-        "pause", "pause the automation: the service writes nothing until then", pause_cmd
-    )
-    paused.add_argument(
-        "--for",
-        dest="duration",
-        metavar="DURATION",
-        default="1h",
-        help="how long: 30m, 1h, 2d (default 1h, at most 7d)",
-    )
-    resumed = command("resume", "resume the automation now (ends a pause)", resume_cmd)
-    rules = command("rules", "switch between the config's rule sets (rule_sets:)")
-    actions = rules.add_subparsers(dest="action", metavar="ACTION", required=True)
-    use = actions.add_parser(
-        "use",
-        help="use the rule set NAME from the service's next tick",
-        description="use the rule set NAME from the service's next tick: default (the "
-        "config's rules:), a name of rule_sets:, or off (no writes)",
-        parents=[common],
-    )
-    use.add_argument("name", metavar="NAME", help="default, a name of rule_sets:, or off")
-    use.set_defaults(handler=rules_use)
-    listed = actions.add_parser(
-        "list",
-        help="list the rule sets and the one in use",
-        description="list the rule sets and the one in use",
-        parents=[common],
-    )
-    listed.set_defaults(handler=rules_list)
-    for parser in (paused, resumed, use, listed):
-        parser.add_argument("--site", metavar="NAME|ID", help="a site of the config's sites:")
-        parser.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _now() -> datetime:

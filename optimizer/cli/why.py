@@ -11,14 +11,12 @@ Times print in the site's zone, as `evopt log` does; ``--json`` keeps UTC, as st
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TextIO
 
 from optimizer.cli.context import Context
-from optimizer.cli.log import When, display_zone, parse_when
+from optimizer.cli.log import When, display_zone
 from optimizer.cli.output import print_json
 from optimizer.decisions.review import DecisionRow
 from optimizer.decisions.store import parse_utc, utc_text
@@ -35,51 +33,13 @@ from optimizer.service.view import (
     share_text,
 )
 
-__all__ = ["explain", "register", "sentences", "state_of", "why"]
+__all__ = ["explain", "sentences", "state_of", "why"]
 
 EXIT_OK = 0
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The facts a person needs to follow a decision; the whole `inputs` is in `evopt log show`.
 MATTERED = ("surplus_w", "surplus_age_s", "surplus_source", "tariff", "price")
 CHARGER_MATTERED = ("plugged_in", "charging", "amps", "mode", "session_kwh", "plan")
-
-
-def register(command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add `why` through build_parser's ``command(name, help, handler)``."""
-    parser = command(
-        "why",
-        "explain a charger's state at a time from the decision log: the command in effect, "
-        "the decision behind it, the policies overruled, the inputs that mattered",
-        why,
-    )
-    parser.add_argument(
-        "time",
-        nargs="?",
-        type=_when_type,
-        metavar="TIME",
-        help="when (default now): 2025-01-15T14:05 (site time unless a zone is given), "
-        "a date, or a span back like 30m, 2h",
-    )
-    parser.add_argument("--charger", metavar="SN", help="one charger's serial (default: each)")
-    parser.add_argument(
-        "--site",
-        metavar="NAME|ID",
-        help="the chargers of one site: a site of the config's sites: list, or a site id",
-    )
-    parser.set_defaults(all_sites=True)
-    parser.add_argument("--json", action="store_true", help="print JSON (times in UTC)")
-
-
-def _when_type(text: str) -> When:
-    try:
-        return parse_when(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"{err}; expected a time like 2025-01-15T14:05, a date, or a span back (30m, 2h)"
-        ) from err
-
-
-_when_type.__name__ = "time"
 
 
 def _now() -> datetime:

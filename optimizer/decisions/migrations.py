@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlite_utils import Database
+from optimizer.decisions.sqlitedb import Database
 
 Migration = Callable[[Database], None]
 

@@ -24,9 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from sqlite_utils import Database
-
 from optimizer.decisions.migrations import current_version, latest_version, migrate, transaction
+from optimizer.decisions.sqlitedb import Database
 from optimizer.engine.decision import Decision, Overruled
 from optimizer.enlighten.errors import ConfigError
 from optimizer.statefile import create_private

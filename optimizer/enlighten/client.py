@@ -8,10 +8,11 @@ order and remember the first that answers, so the next call goes straight to it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -65,7 +66,7 @@ from optimizer.enlighten.errors import (
     UnauthorizedError,
     WriteUncertainError,
 )
-from optimizer.enlighten.headers import SEARCH_SITES_PATH
+from optimizer.enlighten.headers import DEFAULT_BASE_URL, SEARCH_SITES_PATH
 from optimizer.enlighten.history import (
     FILTER_CRITERIA_EVERY,
     HistoryDegradedError,
@@ -123,7 +124,6 @@ from optimizer.enlighten.schedule_writes import (
     single_slot_call,
 )
 from optimizer.enlighten.transport import (
-    DEFAULT_BASE_URL,
     Reply,
     RequestCounter,
     RetryMode,
@@ -205,6 +205,8 @@ class EnlightenClient:
         account: str | None = None,
         shared: AccountSession | None = None,
         limiter: AccountLimiter | None = None,
+        clock: Callable[[], float] | None = None,
+        fetch_entrez: bool = True,
     ) -> None:
         self.transport = transport or Transport(
             base_url=base_url,
@@ -214,15 +216,24 @@ class EnlightenClient:
             state=shared.state if shared is not None else None,
             limiter=limiter,
         )
-        self.auth = Authenticator(
+        authenticator = functools.partial(
+            Authenticator,
             self.transport,
             email=email,
             password_provider=password_provider,
             store=SessionStore(state_dir, account=account) if state_dir is not None else None,
             guard=LoginGuard(state_dir, account=account),
-            entrez_url=entrez_url or default_entrez_url(self.transport.base_url),
+            # The Entrez token is what session history prefers (and site search may add):
+            # ``fetch_entrez=False`` (the service, whose calls all work with the login's own
+            # tokens) saves the /tokens request each login makes, one an hour.
+            entrez_url=(entrez_url or default_entrez_url(self.transport.base_url))
+            if fetch_entrez
+            else None,
             lock=shared.lock if shared is not None else None,
         )
+        # ``clock``: the time tokens expire and logins are guarded in (the service's own);
+        # None keeps the Authenticator's (the wall clock).
+        self.auth = authenticator() if clock is None else authenticator(clock=clock)
         self._preferred: dict[str, str] = {}
         self.variants = VariantMemory(state_dir)
         # The last amps commanded per charger: the status no longer reports the level.
@@ -503,13 +514,30 @@ class EnlightenClient:
             zone = self._site_zones[site_id] = (await self.status(site_id)).timezone or "UTC"
         return zone
 
+    async def _after_a_login_page(self, send: Callable[[], Awaitable[Reply]]) -> Reply:
+        """An optional read whose 401 means "not available" still meets the login page when
+        the session has ended (field notes): log in again once and retry, as ``_call`` does.
+        Otherwise a tick whose first request is this read fails for want of a login until
+        some other read happens to log in (the soak found it with slow reads rarely due)."""
+        generation = self.transport.state.generation
+        try:
+            return await send()
+        except LoginWallError:
+            _LOGGER.info("Enlighten answered with its login page; logging in again")
+            await self.auth.reauthenticate(
+                generation, reason="the Enlighten session expired", login_wall=True
+            )
+            return await send()
+
     async def feature_flags(self, site_id: int) -> FeatureFlags:
         """The site's feature flags; an optional endpoint, so 401/403/404 mean "no flags"
-        (and never a re-login)."""
+        (and never a re-login; the login page does mean one)."""
         await self.auth.ensure()
         path = f"/service/evse_management/api/v1/config/feature-flags?site_id={site_id}"
         try:
-            reply = await self.transport.request("GET", path, family="feature_flags")
+            reply = await self._after_a_login_page(
+                lambda: self.transport.request("GET", path, family="feature_flags")
+            )
         except (UnauthorizedError, ForbiddenError, NotFoundError) as err:
             _LOGGER.debug("no feature flags for site %s (%s)", site_id, err.status)
             return NO_FLAGS
@@ -526,8 +554,10 @@ class EnlightenClient:
         path = f"{EVSE}/api/v1/{site_id}/ev_chargers/{sn}/ev_charger_config"
         body = [{"key": key} for key in keys]
         try:
-            reply = await self.transport.request(
-                "POST", path, family="charger_config", json_body=body, retry=False
+            reply = await self._after_a_login_page(
+                lambda: self.transport.request(
+                    "POST", path, family="charger_config", json_body=body, retry=False
+                )
             )
         except NotFoundError:
             return ChargerConfig()  # a deployment without the route: nothing configured

@@ -29,6 +29,9 @@ __all__ = [
 # A current desktop Chrome on Windows, as the web app's own users send it. The cloud only checks
 # that the string is a browser's; one constant keeps every call (Enlighten and Entrez) the same.
 # Refresh it when Chrome's major version moves on by a year or so.
+# The cloud's address (the config's default enlighten.base_url). Here, not in transport.py,
+# so that the config can name it without importing aiohttp (issue 16: a fast `evopt`).
+DEFAULT_BASE_URL = "https://enlighten.enphaseenergy.com"
 BROWSER_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36"

@@ -51,6 +51,7 @@ from optimizer.enlighten.errors import (
 )
 from optimizer.enlighten.headers import (
     BROWSER_USER_AGENT,
+    DEFAULT_BASE_URL,
     SEARCH_SITES_PATH,
     HeaderProfile,
     header_profile,
@@ -61,7 +62,6 @@ from optimizer.logsafe import redact, register_secret
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://enlighten.enphaseenergy.com"
 ACCEPT = "application/json, text/javascript, */*; q=0.01"
 SESSION_COOKIE = "_enlighten_4_session"
 XSRF_COOKIE = "XSRF-TOKEN"
@@ -69,6 +69,12 @@ XSRF_COOKIE = "XSRF-TOKEN"
 APP_VERSION_COOKIE = "appVersion"
 # Reads in flight to the Enlighten host at once (2026 reference sections 0 and 10: observed safe).
 MAX_READS_IN_FLIGHT = 2
+# How long an idle connection is kept for the next request. aiohttp's default (15 s) is shorter
+# than the service's 30 s poll, so every tick opened a new TCP and TLS connection to the cloud;
+# 55 s keeps one across ticks while staying under the idle timeouts servers commonly close at
+# (60 s, 75 s), so a request is not sent on a connection the server is just closing. The
+# references say nothing of the cloud's own; a longer poll opens one connection per tick.
+KEEPALIVE_S = 55.0
 
 
 @dataclass
@@ -345,7 +351,10 @@ class Transport:
 
     def _client_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(),
+                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S),
+            )
             # aiohttp resends an "idempotent" request (GET, PUT, DELETE) once, silently, when a
             # kept-alive connection drops mid-request. A PUT start/stop resent that way is a
             # write sent twice blindly; our own retry loop decides what is safe to resend.

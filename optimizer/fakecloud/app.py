@@ -111,6 +111,12 @@ SyncHandler = Callable[[Ctx], web.StreamResponse]
 # --- middlewares -----------------------------------------------------------------------------
 
 
+def _peer(request: web.Request) -> str | None:
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return None if peer is None else f"{peer[0]}:{peer[1]}"
+
+
 @web.middleware
 async def log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(ADMIN_PREFIX):
@@ -127,6 +133,7 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         json=body.json,
         form=body.form,
         text=body.text,
+        peer=_peer(request),
     )
     request[_ENTRY] = entry
     cloud.log.append(entry)

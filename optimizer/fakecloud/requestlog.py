@@ -26,6 +26,9 @@ class LoggedRequest:
     status: int | None = None
     fault: str | None = None
     fault_after: bool = False  # the fault fired after the handler ran (it may have taken effect)
+    # The client's address and port: one value per TCP connection, so the requests of one
+    # kept-alive connection share it (benchmarks/daemon.py counts the connections opened).
+    peer: str | None = None
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()

@@ -23,14 +23,6 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from pyenphase import Envoy
-from pyenphase.const import AUTH_TOKEN_MIN_VERSION, SupportedFeatures
-from pyenphase.exceptions import (
-    EnvoyAuthenticationError,
-    EnvoyAuthenticationRequired,
-    EnvoyError,
-)
-from pyenphase.ssl import NO_VERIFY_SSL_CONTEXT
 
 from optimizer.backoff import doubled
 from optimizer.config import Config
@@ -38,7 +30,12 @@ from optimizer.enlighten.errors import EnlightenError
 from optimizer.gateway.reading import Checked, GatewayReading, PhysicsLimits, check_reading
 from optimizer.gateway.token import FETCH_STEP, GatewayTokenError, load_token
 
+# pyenphase (and its TLS, JWT and version libraries, about 19 MB resident) is imported at the
+# first read: the service and `evopt` import this module whatever the surplus source, and only
+# `surplus.source: gateway` ever reads a gateway (issue 16: the daemon within 60 MB).
 if TYPE_CHECKING:
+    from pyenphase import Envoy
+    from pyenphase.const import SupportedFeatures
     from pyenphase.models.envoy import EnvoyData
 
 __all__ = ["GatewaySource", "gateway_source", "reading_from"]
@@ -95,6 +92,8 @@ class GatewaySource:
         alone after a failure). Never raises: the caller falls back to the buckets."""
         if self.next_try is not None and now < self.next_try:
             return None
+        from pyenphase.exceptions import EnvoyError  # noqa: PLC0415 - see the imports
+
         try:
             async with asyncio.timeout(self.timeout.total_seconds()):
                 reading = await self._read(now)
@@ -154,6 +153,11 @@ class GatewaySource:
     # --- reading -------------------------------------------------------------------------------
 
     async def _read(self, now: datetime) -> GatewayReading:
+        from pyenphase.exceptions import (  # noqa: PLC0415 - see the imports
+            EnvoyAuthenticationError,
+            EnvoyAuthenticationRequired,
+        )
+
         envoy = self._envoy or await self._connect()
         try:
             data = await envoy.update()
@@ -178,6 +182,15 @@ class GatewaySource:
     async def _connect(self) -> Envoy:
         """Firmware (``/info``), the token check, the probe: once, not per read. Firmware
         below 7 takes no token (pyenphase derives the installer's password from the serial)."""
+        # See the imports: pyenphase only once a gateway is read.
+        from pyenphase import Envoy  # noqa: PLC0415
+        from pyenphase.const import AUTH_TOKEN_MIN_VERSION, SupportedFeatures  # noqa: PLC0415
+        from pyenphase.exceptions import (  # noqa: PLC0415
+            EnvoyAuthenticationError,
+            EnvoyAuthenticationRequired,
+        )
+        from pyenphase.ssl import NO_VERIFY_SSL_CONTEXT  # noqa: PLC0415
+
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=NO_VERIFY_SSL_CONTEXT)
             self._session = aiohttp.ClientSession(connector=connector)
@@ -272,6 +285,8 @@ def _describe(err: BaseException, timeout: timedelta) -> str:
 
 
 def _feature_words(features: SupportedFeatures) -> tuple[str, ...]:
+    from pyenphase.const import SupportedFeatures  # noqa: PLC0415 - see the imports
+
     words = {
         SupportedFeatures.PRODUCTION: "production",
         SupportedFeatures.METERING: "production meter",

@@ -1,10 +1,21 @@
 """The live read path: one snapshot per tick, within the account's request budget.
 
 The field notes put the budget at well under ~600 requests per hour per account, and no
-endpoint faster than every 30 s. So only the charger status is read every tick; everything
-else is asked for when it can have changed: summaries once per run, scheduler settings after
-their lifetime, lifetime energy when a new quarter-hour bucket is due, the power sample at
-most once a minute, the battery every five minutes (and not at all on a site without one).
+endpoint faster than every 30 s; issue 16 asks for at most 130 per hour per charger at a 30 s
+poll, of which the status takes 120. So only the charger status is read every tick; everything
+else is asked for when it can have changed or when it matters: summaries once per run;
+lifetime energy when a new quarter-hour bucket is due while a car is plugged in and the sun
+is up (the surplus is what solar rules act on), hourly and at sunrise while it is down, every
+2 hours while no car is plugged in, and at once on a plug-in; the
+power sample at most once a minute; the battery every hour while a car is plugged in,
+every 2 hours while none is (not at all on a site without one); the charge mode every hour,
+and at once when the status's mode changes (the app switched between manual and green, or a
+start overrode green); the green battery setting every 30 minutes in GREEN mode and the
+schedules every 30 minutes in SCHEDULED mode, where they act, else every 4 hours, and at once
+when the mode read finds a new mode; a write makes what it changed due at once. The cloud
+offers no conditional requests (no ETag or Last-Modified in the references), so a read is a
+full read: fewer reads is the only saving. docs/operations.md says how soon an app change is
+seen.
 
 The status is the one read a snapshot cannot do without, so its failure propagates. Every
 other source is optional: when it fails, the last good value is kept (its age shows in the
@@ -58,6 +69,7 @@ from optimizer.observe.readplan import ReadPlan, plan_reads
 from optimizer.observe.session_energy import Track, check_charger
 from optimizer.observe.surplus import last_reported_end
 from optimizer.observe.view import build_snapshot, site_timezone
+from optimizer.sun import sun_at
 
 __all__ = ["Cached", "ObserveCache", "What", "observe_live"]
 
@@ -80,6 +92,11 @@ ENERGY_BUCKET = timedelta(minutes=15)  # lifetime energy: about one read per buc
 STRETCHED: frozenset[What] = frozenset(
     {"summary", "mode", "battery_setting", "schedules", "battery"}
 )
+# Where a per-charger setting acts: elsewhere it is read only every ObserveCache.idle_ttl.
+ACTS_IN: dict[What, ChargeMode] = {
+    "battery_setting": ChargeMode.GREEN_CHARGING,
+    "schedules": ChargeMode.SCHEDULED_CHARGING,
+}
 NO_BATTERY = BatteryStatus(soc_pct=None, available_kwh=None, capacity_kwh=None, battery_count=0)
 
 
@@ -104,19 +121,28 @@ class ObserveCache:
     """What ``observe_live`` keeps between ticks, and how long each part stays good.
 
     Lifetimes are arguments so the service can take them from its config; the defaults keep
-    a one-charger site at about 145 requests per hour at a 30 s poll, 205 with the power
+    a one-charger site at about 128 requests per hour at a 30 s poll, 188 with the power
     sample (docs/surplus.md). ``fetched_at`` tells how old each kept value is.
+
+    ``battery_setting_ttl`` and ``schedules_ttl`` hold in the mode where the value acts
+    (GREEN, SCHEDULED); in any other mode they are read every ``idle_ttl``. While no car
+    is plugged in, lifetime energy is read every ``unplugged_energy_interval`` and the
+    battery every ``unplugged_battery_interval``; a plug-in makes both due at once.
     """
 
     def __init__(
         self,
         *,
-        mode_ttl: timedelta = timedelta(minutes=10),
+        mode_ttl: timedelta = timedelta(hours=1),
         battery_setting_ttl: timedelta = timedelta(minutes=30),
-        schedules_ttl: timedelta = timedelta(hours=1),
+        schedules_ttl: timedelta = timedelta(minutes=30),
+        idle_ttl: timedelta = timedelta(hours=4),
+        unplugged_energy_interval: timedelta = timedelta(hours=2),
+        dark_energy_interval: timedelta = timedelta(hours=1),
+        unplugged_battery_interval: timedelta = timedelta(hours=2),
         summary_ttl: timedelta = timedelta(hours=24),
         latest_power_interval: timedelta = timedelta(seconds=60),
-        battery_interval: timedelta = timedelta(minutes=5),
+        battery_interval: timedelta = timedelta(hours=1),
         no_battery_recheck: timedelta = timedelta(hours=24),
         energy_grace: timedelta = timedelta(minutes=5),
         energy_retry: timedelta = timedelta(minutes=5),
@@ -124,8 +150,8 @@ class ObserveCache:
         failure_retry: timedelta = timedelta(minutes=1),
         max_backoff: timedelta = timedelta(minutes=30),
         scheduler_slow: timedelta = timedelta(minutes=1),
-        flags_ttl: timedelta = timedelta(minutes=30),
-        charger_config_ttl: timedelta = timedelta(hours=1),
+        flags_ttl: timedelta = timedelta(hours=6),
+        charger_config_ttl: timedelta = timedelta(hours=6),
         charger_config_failure_pause: timedelta = timedelta(minutes=15),
     ) -> None:
         self.ttl: dict[What, timedelta] = {
@@ -136,6 +162,12 @@ class ObserveCache:
             "latest_power": latest_power_interval,
             "battery": battery_interval,
         }
+        self.idle_ttl = idle_ttl
+        self.unplugged_energy_interval = unplugged_energy_interval
+        self.dark_energy_interval = dark_energy_interval
+        self.unplugged_battery_interval = unplugged_battery_interval
+        # Whether a car was plugged in at the last status (None: no status yet).
+        self.plugged: bool | None = None
         self.no_battery_recheck = no_battery_recheck
         self.energy_grace = energy_grace
         self.energy_retry = energy_retry
@@ -161,6 +193,8 @@ class ObserveCache:
         # Per charger: what its session energy readings established (optimizer.observe.
         # session_energy); kept between ticks so one bad reading cannot move the engine.
         self.session_energy: dict[str, Track] = {}
+        # Per charger: the mode the last status showed (0 manual, 1 green), to notice a change.
+        self.status_modes: dict[str, ChargeMode] = {}
         # The slow lifetimes stretch with the account's chargers (optimizer/observe/readplan.py).
         # ``account_others`` is (sites, chargers) of the same account elsewhere in the process,
         # for a caller that runs several sites of one account; this cache sees only its own.
@@ -176,6 +210,36 @@ class ObserveCache:
 
     def stretched(self, ttl: timedelta) -> timedelta:
         return ttl * self.stretch
+
+    def lifetime_in(self, what: What, mode: ChargeMode | None) -> timedelta:
+        """The green battery setting and the schedules at their lifetime in the mode where
+        they act (GREEN, SCHEDULED), else every ``idle_ttl``: there they change nothing the
+        charger does, and the slow refresh only keeps an app edit from going unseen."""
+        acts_in = ACTS_IN.get(what)
+        if acts_in is None or mode == acts_in:
+            return self.lifetime(what)
+        return self.stretched(max(self.idle_ttl, self.ttl[what]))
+
+    def notice_status(self, status: SiteStatus) -> None:
+        """What this status makes due now: the charge mode of a charger whose status shows
+        another mode than last tick (the app switched manual and green, or a start overrode
+        green), and the surplus and the battery when a car has just been plugged in."""
+        plugged = any(charger.plugged_in for charger in status.chargers)
+        if plugged and self.plugged is False:
+            self.energy.next_at = self.battery.next_at = None
+        self.plugged = plugged
+        for charger in status.chargers:
+            if charger.mode is None:  # a status without the number says nothing new
+                continue
+            before = self.status_modes.get(charger.sn, charger.mode)
+            self.status_modes[charger.sn] = charger.mode
+            if charger.mode != before:
+                self.read_now(charger.sn, "mode")
+
+    def read_now(self, sn: str, what: What) -> None:
+        """Due on this tick; unlike :meth:`invalidate`, the kept value stays good meanwhile."""
+        for entry in self._entries(sn, what):
+            entry.next_at = None
 
     def fit_budget(
         self, *, chargers: int, poll_s: float, budget_per_hour: int, power_sample: bool
@@ -351,12 +415,22 @@ class ObserveCache:
         """``next_at`` for a source with a fixed lifetime (stretched if it is a slow one)."""
         return lambda _: now + self.lifetime(what)
 
-    def energy_next(self, energy: LifetimeEnergy, now: datetime) -> datetime:
+    def energy_next(
+        self, energy: LifetimeEnergy, now: datetime, *, dark_until: datetime | None = None
+    ) -> datetime:
         """When the next bucket should be there: its end plus a grace for the cloud's delay.
 
         If that moment has passed (the cloud lags), ask again after ``energy_retry``; with no
         complete bucket at all, or a lag of over an hour, every ``energy_unknown_interval``.
+        With no car plugged in, no rule acts on the surplus: every
+        ``unplugged_energy_interval``. While the sun is below the horizon (``dark_until``: the
+        next sunrise) there is no PV for a solar rule to follow: every ``dark_energy_interval``
+        and at sunrise.
         """
+        if self.plugged is False:
+            return now + self.unplugged_energy_interval
+        if dark_until is not None and dark_until > now:
+            return min(now + self.dark_energy_interval, dark_until)
         end = last_reported_end(energy, now)
         if end is None:
             return now + self.energy_unknown_interval
@@ -369,6 +443,8 @@ class ObserveCache:
 
     def battery_next(self, battery: BatteryStatus, now: datetime) -> datetime:
         if battery.present:
+            if self.plugged is False:
+                return now + self.stretched(self.unplugged_battery_interval)
             return now + self.lifetime("battery")
         return now + self.no_battery_recheck
 
@@ -395,6 +471,7 @@ async def observe_live(
         raise ValueError("observe_live needs a timezone-aware now")
     now = now.astimezone(UTC)
     status = await _status(client, cache, site_id, now)
+    cache.notice_status(status)
     cache.fit_budget(
         chargers=len(status.chargers),
         poll_s=config.service.poll_interval.total_seconds(),
@@ -414,7 +491,9 @@ async def observe_live(
             "lifetime energy",
             lambda: _energy(client, site_id, timezone),
             now=now,
-            next_at=lambda energy: cache.energy_next(energy, now),
+            next_at=lambda energy: cache.energy_next(
+                energy, now, dark_until=_dark_until(config, now, timezone)
+            ),
         )
     if config.surplus.source in ("auto", "latest_power"):
         await cache.refresh(
@@ -520,6 +599,7 @@ async def _refresh_charger(
         next_at=cache.after("summary", now),
     )
     mode = cache.modes.setdefault(sn, Cached())
+    before = mode.value
     await cache.scheduler_read(
         mode,
         f"charge mode of {sn}",
@@ -527,20 +607,24 @@ async def _refresh_charger(
         now=now,
         next_at=cache.after("mode", now),
     )
+    if mode.value != before and before is not None:
+        # Another mode: the setting and the schedules may act now (or stop acting).
+        cache.read_now(sn, "battery_setting")
+        cache.read_now(sn, "schedules")
     if summary.value is None or summary.value.supports_use_battery is not False:
         await cache.scheduler_read(
             cache.battery_settings.setdefault(sn, Cached()),
             f"green battery setting of {sn}",
             lambda: client.green_battery_setting(site_id, sn),
             now=now,
-            next_at=cache.after("battery_setting", now),
+            next_at=lambda _: now + cache.lifetime_in("battery_setting", mode.value),
         )
     await cache.scheduler_read(
         cache.schedules.setdefault(sn, Cached()),
         f"schedules of {sn}",
         lambda: _slots(client, site_id, sn),
         now=now,
-        next_at=cache.after("schedules", now),
+        next_at=lambda _: now + cache.lifetime_in("schedules", mode.value),
     )
 
 
@@ -607,6 +691,23 @@ def _report_session_auth(cache: ObserveCache, found: Capabilities) -> None:
     elif found.session_auth is False and found.sn in cache.session_auth_reported:
         cache.session_auth_reported.discard(found.sn)
         _LOGGER.info("charger %s: session authentication is off again", found.sn)
+
+
+def _dark_until(config: Config, now: datetime, timezone: str | None) -> datetime | None:
+    """The next sunrise while the sun is below the horizon; None by day, on a polar day or
+    night, or where the site's place is unknown."""
+    site = config.site
+    if timezone is None or site.latitude is None or site.longitude is None:
+        return None
+    sun = sun_at(now, latitude=site.latitude, longitude=site.longitude, timezone=timezone)
+    if sun.sunrise is None or sun.sunset is None:
+        return None
+    if now < sun.sunrise:
+        return sun.sunrise
+    if now > sun.sunset:
+        # Tomorrow's: a day later within minutes, and the hourly read makes minutes moot.
+        return sun.sunrise + timedelta(days=1)
+    return None
 
 
 async def _energy(client: EnlightenClient, site_id: int, timezone: str | None) -> LifetimeEnergy:

@@ -4,7 +4,8 @@ The account's budget (``enlighten.budget_per_hour``, 2026 reference section 10) 
 every site and charger of the account. Per tick a site costs one status read (all its chargers
 in one reply), and every charger adds its slow reads (summary, charge mode, green battery
 setting, schedules, charger config) at their lifetimes. At the default lifetimes that is about
-10 requests per hour per charger, so the slow reads alone reach the budget at about 50 chargers.
+5 requests per hour per charger (the settings counted at their shorter lifetime, in the mode
+where they act), so the slow reads alone reach the budget at about 60 chargers.
 
 The rule (docs/operations.md, "Cache lifetimes that stretch"):
 

@@ -662,6 +662,8 @@ class Service:
                 clock=lambda: self.clock.now().timestamp(),
                 max_wait_s=0.0,
                 meter=self.clock,  # every site of the account on this clock shares one budget
+                wall_clock=lambda: self.clock.now().timestamp(),
+                fetch_entrez=False,  # one request an hour the service has no use for
             )
             # Held here as well: the account's limiter must outlive a dropped client (a login
             # problem makes a new one), or the new one would start with a fresh burst.

@@ -1,0 +1,175 @@
+"""`evopt --help` answers at once because it imports nothing heavy (issue 16, item 3).
+
+The check is on module names, not time: a fresh interpreter asks for every command's `--help`,
+`--version` and a usage error, then lists what it imported. A heavy library (or any optimizer
+module beyond the parser) imported on that path fails here with its name, whatever the
+machine's speed; `make bench` (benchmarks/daemon.py) times it beside the 0.25 s target.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+
+import pytest
+
+from optimizer.cli.args import TRIGGER_MESSAGES
+from optimizer.cli.args import log as log_args
+from optimizer.cli.args import simulate as simulate_args
+from optimizer.cli.args.lazy import resolve
+from tests.test_cli_usage import TREE
+
+# What issue 16 names, and what they pull in: each costs tens to hundreds of milliseconds.
+HEAVY = (
+    "aiohttp",
+    "cryptography",
+    "highspy",
+    "jwt",
+    "matplotlib",
+    "numpy",
+    "pandas",
+    "pvlib",
+    "pydantic",
+    "pyenphase",
+    "scipy",
+    "sqlite_utils",
+    "yaml",
+)
+PARSER_MODULES = {"optimizer", "optimizer.cli", "optimizer.cli.args"}
+
+_PROBE = """
+import contextlib, io, json, sys
+from optimizer.cli import main
+paths = json.loads(sys.argv[1])
+for argv in paths:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main(argv)
+        except SystemExit as exit:
+            assert exit.code in (0, 2), (argv, exit.code)
+        else:
+            raise AssertionError(f"{argv} did not exit in the parser")
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _imported_by(argvs: list[list[str]]) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(argvs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    modules: list[str] = json.loads(out)
+    return modules
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    return sorted({m.split(".")[0] for m in modules} & set(HEAVY))
+
+
+def _beyond_parser(modules: list[str]) -> list[str]:
+    ours = [m for m in modules if m.split(".")[0] == "optimizer"]
+    return [m for m in ours if m not in PARSER_MODULES and not m.startswith("optimizer.cli.args.")]
+
+
+def test_every_help_and_version_import_only_the_parser() -> None:
+    argvs = [[*path, "--help"] for path, _ in TREE]
+    argvs += [["--version"], ["status", "--no-such-option"], ["no-such-command"]]
+    modules = _imported_by(argvs)
+    assert _heavy(modules) == []
+    assert _beyond_parser(modules) == []
+
+
+def test_the_probe_sees_a_command_that_runs() -> None:
+    """The probe would catch an import: `evopt schema` runs and imports the engine (pydantic)."""
+    code = """
+import contextlib, io, sys
+from optimizer.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["schema"])
+print(" ".join(sorted(sys.modules)))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    modules = out.split()
+    assert "pydantic" in _heavy(modules)
+    assert "optimizer.cli.rules" in _beyond_parser(modules)
+
+
+COMMANDS = [(path, p.get_default("handler")) for path, p in TREE if p.get_default("handler")]
+
+
+@pytest.mark.parametrize(("path", "ref"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_named_handler_is_a_coroutine_function(path: tuple[str, ...], ref: str) -> None:
+    """A handler is a name until the command runs: a typo must fail here, not for a user."""
+    assert isinstance(ref, str), path
+    handler = resolve(ref)
+    assert inspect.iscoroutinefunction(handler), (path, ref)
+
+
+def test_the_parser_s_copies_match_their_originals() -> None:
+    """Help texts and choices show copies (importing the originals costs the engine, the
+    store, the client and the simulator); each copy must stay what the library uses."""
+    from optimizer.decisions.store import OUTCOMES, RUN_MODES  # noqa: PLC0415
+    from optimizer.engine.decision import ACTIONS  # noqa: PLC0415
+    from optimizer.enlighten.control import TRIGGER_MESSAGES as SENT  # noqa: PLC0415
+    from optimizer.simulate.logdb import DEFAULT_NAME  # noqa: PLC0415
+    from optimizer.simulate.minutes import DEFAULT_TICK, SOURCES  # noqa: PLC0415
+    from optimizer.simulate.sample import DEFAULT_SAMPLE, SAMPLES  # noqa: PLC0415
+
+    assert TRIGGER_MESSAGES == SENT
+    assert (log_args.ACTIONS, log_args.OUTCOMES, log_args.RUN_MODES) == (
+        ACTIONS,
+        OUTCOMES,
+        RUN_MODES,
+    )
+    assert simulate_args.DEFAULT_NAME == DEFAULT_NAME
+    assert (simulate_args.SOURCES, simulate_args.DEFAULT_TICK) == (SOURCES, DEFAULT_TICK)
+    assert simulate_args.DEFAULT_SAMPLE == DEFAULT_SAMPLE
+    assert simulate_args.SAMPLES == {name: s.summary for name, s in SAMPLES.items()}
+
+
+_DAEMON_PROBE = """
+import json, sys
+import optimizer.cli.run, optimizer.service, optimizer.observe.live, optimizer.gateway.source
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_daemon_imports_no_simulator_library_and_no_pyenphase() -> None:
+    """`evopt run` with the cloud as surplus source (issue 16: RSS within 60 MB): pandas and
+    numpy (about 50 MB, pulled in by sqlite-utils), the planner's and simulator's libraries and
+    pyenphase (about 19 MB, only for `surplus.source: gateway`) stay out of the process."""
+    out = subprocess.run(
+        [sys.executable, "-c", _DAEMON_PROBE], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = {m.split(".")[0] for m in json.loads(out)}
+    absent = {"numpy", "pandas", "scipy", "highspy", "matplotlib", "pvlib", "pyenphase"}
+    assert loaded & absent == set()
+    assert {"aiohttp", "sqlite_utils"} <= loaded  # the probe did import the service's path
+
+
+def test_the_config_does_not_import_the_transport() -> None:
+    """`evopt validate` and every command read the config; it names the cloud's default
+    address without importing aiohttp."""
+    code = "import sys, optimizer.config; print('aiohttp' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
+
+
+def test_pandas_and_numpy_still_import_after_the_store() -> None:
+    """Hidden only while sqlite-utils loads: the simulator imports them afterwards."""
+    code = (
+        "import optimizer.decisions.store, sqlite_utils.db as db, numpy, pandas; "
+        "print(db.np is None, db.pd is None, numpy.zeros(2).sum(), len(pandas.DataFrame()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["True", "True", "0.0", "0"]
