@@ -130,7 +130,7 @@ def test_the_parser_s_copies_match_their_originals() -> None:
     assert simulate_args.DEFAULT_NAME == DEFAULT_NAME
     assert (simulate_args.SOURCES, simulate_args.DEFAULT_TICK) == (SOURCES, DEFAULT_TICK)
     assert simulate_args.DEFAULT_SAMPLE == DEFAULT_SAMPLE
-    assert simulate_args.SAMPLES == {name: s.summary for name, s in SAMPLES.items()}
+    assert {name: s.summary for name, s in SAMPLES.items()} == simulate_args.SAMPLES
 
 
 _DAEMON_PROBE = """

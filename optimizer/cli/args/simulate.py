@@ -8,7 +8,6 @@ from datetime import date, timedelta
 
 from optimizer.cli.args import lazy
 
-
 DEFAULT_PLAN_MARGIN = timedelta(minutes=15)
 # Copies pinned by tests/test_startup.py: optimizer.simulate.logdb.DEFAULT_NAME,
 # optimizer.simulate.minutes.SOURCES and DEFAULT_TICK (the simulator imports numpy and the
