@@ -29,7 +29,7 @@ from optimizer.enlighten.models import (
     parse_status,
     parse_summary,
 )
-from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer, payloads
+from optimizer.fakecloud import FakeClock, FakeCloud, payloads
 from optimizer.observe import (
     ObserveCache,
     build_snapshot,
@@ -47,6 +47,7 @@ from optimizer.observe import (
 from optimizer.observe.live import Cached
 from optimizer.tariffs import Tariffs
 from tests.fixtures import at, load_fixture, patched_fixture
+from tests.served import served_client
 
 MELBOURNE = "Australia/Melbourne"
 # Local midnight of 2025-01-15 in Melbourne (AEDT, UTC+11): bucket i starts 15 * i min later.
@@ -840,15 +841,7 @@ def observed(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
     cloud = FakeCloud(clock=FakeClock(START))
     cloud.update_charger(plugged_in=True, charging=True, level=16)
-    async with (
-        FakeCloudServer(cloud) as server,
-        EnlightenClient(
-            base_url=server.base_url,
-            email="owner@example.com",
-            password_provider=lambda: "correct-horse-battery",
-            state_dir=tmp_path / "state",
-        ) as client,
-    ):
+    async with served_client(cloud, state_dir=tmp_path / "state") as client:
         config = Config(site=SITE_CONFIG, surplus=AUTO)
         yield Live(cloud, client, ObserveCache(), config)
 
