@@ -9,6 +9,8 @@ from unittest.mock import Mock
 import aioresponses.core
 from aiohttp import ClientResponse
 
+import tests.profiles  # noqa: F401 - registers and loads the hypothesis profiles (ci, soak)
+
 # aioresponses 0.7.9 predates aiohttp 3.14's required ``stream_writer`` argument
 # (pnuckowski/aioresponses#289). Until a release carries the fix, hand it a writer stub.
 if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:

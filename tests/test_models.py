@@ -40,6 +40,7 @@ from optimizer.enlighten.models import (
 from optimizer.enlighten.models import scheduler as scheduler_models
 from optimizer.enlighten.models.base import _parse_enlighten_time
 from tests.fixtures import DELETE, at, drop, load_fixture, patched_fixture, set_at
+from tests.profiles import examples
 
 MELBOURNE = "Australia/Melbourne"
 BERLIN = "Europe/Berlin"
@@ -935,7 +936,8 @@ MUTATION_KINDS = st.sampled_from(["delete", "replace", "wrap_list", "wrap_dict"]
 
 
 @pytest.mark.parametrize(("name", "parser"), PARSERS, ids=PARSER_IDS)
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# test_fuzz_parsers.py mutates the same replies too: 40 each here (400 in `make soak`).
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_replies_parse_or_raise_parse_error(
     name: str, parser: Callable[[Any], object], data: st.DataObject

@@ -47,6 +47,7 @@ from optimizer.observe import (
 from optimizer.observe.live import Cached
 from optimizer.tariffs import Tariffs
 from tests.fixtures import at, load_fixture, patched_fixture
+from tests.profiles import examples
 from tests.served import served_client
 
 MELBOURNE = "Australia/Melbourne"
@@ -524,7 +525,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(value=JSON)
 def test_optional_parsers_raise_nothing_but_parse_error(value: Any) -> None:
     documents = [
