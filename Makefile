@@ -27,6 +27,12 @@ lint: install
 # single test file: `.venv/bin/pytest tests/test_x.py` (add `-n 0` to debug with pdb).
 PYTEST_WORKERS ?= auto
 
+# The suite starts Python many times (each worker, the `evopt` and service subprocesses, and
+# tests/test_imports.py re-importing every module): with PYTHONDONTWRITEBYTECODE set (some shells
+# and containers set it) each one compiled the whole project again, 40% of test_imports' CPU.
+# An empty value is "unset" to Python; the caches go to the ignored __pycache__ dirs.
+unit test soak: export PYTHONDONTWRITEBYTECODE :=
+
 unit: install
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
