@@ -23,8 +23,8 @@ lint: install
 	$(BIN)/ruff format --check optimizer tests benchmarks
 	$(BIN)/mypy
 
-# Tests run on every core (pytest-xdist; each test has its own tmp dir, port and state). A
-# single test file: `.venv/bin/pytest tests/test_x.py` (add `-n 0` to debug with pdb).
+# Tests run on every core (pytest-xdist; each test has its own tmp dir, port and state), and
+# the ten slowest are listed at the end. One file: `.venv/bin/pytest tests/test_x.py`.
 PYTEST_WORKERS ?= auto
 
 # The suite starts Python many times (each worker, the `evopt` and service subprocesses, and
@@ -34,7 +34,7 @@ PYTEST_WORKERS ?= auto
 unit test soak: export PYTHONDONTWRITEBYTECODE :=
 
 unit: install
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=10
 
 # Lint and the tests at once: mypy's cold start (a fresh clone has no cache) overlaps the tests
 # instead of preceding them. Make waits for both and fails if either fails; each one's output
