@@ -34,7 +34,7 @@ PYTEST_WORKERS ?= auto
 unit test soak: export PYTHONDONTWRITEBYTECODE :=
 
 unit: install
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=10
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=10
 
 # Lint and the tests at once: mypy's cold start (a fresh clone has no cache) overlaps the tests
 # instead of preceding them. Make waits for both and fails if either fails; each one's output
@@ -73,7 +73,7 @@ soak: install
 	$(BIN)/python -m tests.soak --ticks 50000 --seeds 1 2 3 4 5
 	$(BIN)/python -m tests.soak --sites 2 --ticks 20000 --seeds 1 2 3
 	EVOPT_CRASH_SEEDS=30 $(BIN)/pytest -q tests/test_crash_safety.py
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal -m "soak or hypothesis" --hypothesis-profile soak
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "soak or hypothesis" --hypothesis-profile soak
 
 # The JSON Schema editors use for rules/*.yaml; a test fails when it is out of date.
 schema: install
