@@ -23,10 +23,24 @@ lint: install
 	$(BIN)/ruff format --check optimizer tests benchmarks
 	$(BIN)/mypy
 
-unit: install
-	$(BIN)/pytest
+# Tests run on every core (pytest-xdist; each test has its own tmp dir, port and state), and
+# the ten slowest are listed at the end. One file: `.venv/bin/pytest tests/test_x.py`.
+PYTEST_WORKERS ?= auto
 
-test: lint unit
+# The suite starts Python many times (each worker, the `evopt` and service subprocesses, and
+# tests/test_imports.py re-importing every module): with PYTHONDONTWRITEBYTECODE set (some shells
+# and containers set it) each one compiled the whole project again, 40% of test_imports' CPU.
+# An empty value is "unset" to Python; the caches go to the ignored __pycache__ dirs.
+unit test soak: export PYTHONDONTWRITEBYTECODE :=
+
+unit: install
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=10
+
+# Lint and the tests at once: mypy's cold start (a fresh clone has no cache) overlaps the tests
+# instead of preceding them. Make waits for both and fails if either fails; each one's output
+# is printed whole when it ends (--output-sync).
+test: install
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit
 
 bench: install
 	$(BIN)/python benchmarks/run.py
@@ -61,12 +75,15 @@ scale-quick: install
 # The long reliability run: the fault soak on five seeds of 50,000 ticks each (18 simulated days
 # of polling per seed), then on a two-site fleet (two accounts, two chargers each) on three
 # seeds of 20,000 polls (a week), one site with the MQTT bridge on and its broker dropping now
-# and then (docs/home-assistant.md), and the SIGKILL crash tests on more seeds than `make test`.
+# and then (docs/home-assistant.md), the SIGKILL crash tests on more seeds than `make test`, and
+# last the long versions of tests that `make test` runs short (marked soak) with every
+# hypothesis property at ten times its examples (tests/profiles.py).
 soak: install
 	$(BIN)/python -m tests.soak --ticks 50000 --seeds 1 2 3 4 5
 	$(BIN)/python -m tests.soak --sites 2 --ticks 20000 --seeds 1 2 3
 	$(BIN)/python -m tests.soak --mqtt --ticks 20000 --seeds 1 2
 	EVOPT_CRASH_SEEDS=30 $(BIN)/pytest -q tests/test_crash_safety.py
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "soak or hypothesis" --hypothesis-profile soak
 
 # The JSON Schema editors use for rules/*.yaml; a test fails when it is out of date.
 schema: install

@@ -32,10 +32,11 @@ from optimizer.enlighten.control import CommandResult, Outcome
 from optimizer.enlighten.models import ChargeMode
 from optimizer.enlighten.ratelimit import AccountLimiter
 from optimizer.enlighten.schedule_edit import AddSlot, DisableSlot, EnableSlot, SetSlot
-from optimizer.fakecloud import FakeCloud, FakeCloudServer
+from optimizer.fakecloud import FakeCloud
 from optimizer.fakecloud.requestlog import LoggedRequest
 from optimizer.observe import ObserveCache, observe_live
-from tests.cli_env import EMAIL, PASSWORD, SITE_ID
+from tests.cli_env import SITE_ID
+from tests.served import served_client
 
 SN = "EV9876543210"
 MANUAL = ChargeMode.MANUAL_CHARGING
@@ -242,15 +243,7 @@ class Rig:
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     cloud = FakeCloud()
     cloud.update_charger(plugged_in=True)
-    async with (
-        FakeCloudServer(cloud) as server,
-        EnlightenClient(
-            base_url=server.base_url,
-            email=EMAIL,
-            password_provider=lambda: PASSWORD,
-            state_dir=tmp_path,
-        ) as client,
-    ):
+    async with served_client(cloud, state_dir=tmp_path) as client:
         yield Rig(cloud, client, ObserveCache())
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -198,9 +197,17 @@ def test_empty_session_sends_no_command() -> None:
     assert now_cmds == best_cmds == 0
 
 
-def test_a_year_of_sessions_solves_in_seconds() -> None:
+@pytest.mark.parametrize(
+    "days",
+    [
+        30,  # a month: the same program in every shape, a ninth of the solves
+        pytest.param(250, marks=pytest.mark.soak),  # a working year: `make soak`
+    ],
+)
+def test_many_days_of_sessions_solve_to_no_less_solar_than_charging_at_once(days: int) -> None:
+    """One session a day, morning or evening plug-ins. How fast the year solves is a figure
+    of `make bench` (benchmarks/run.py), not a test: a timed test fails on a busy machine."""
     rng = random.Random(7)
-    days = 250
     pv: list[float] = []
     prices: list[float] = []
     for _ in range(days):
@@ -215,14 +222,11 @@ def test_a_year_of_sessions_solves_in_seconds() -> None:
         length = rng.randint(8, 60)
         sessions.append((begin + 0.3, begin + length + 0.6, rng.uniform(3.0, 25.0)))
     series = site(pv, sessions, house=[0.2] * len(pv), prices=prices)
-    began = time.perf_counter()
     best_ev, _ = optimal(series, LIMITS, VOLTS)
-    elapsed = time.perf_counter() - began
     now_ev, _ = immediate(series, LIMITS, VOLTS)
     now, best = figures(series, now_ev, commands=0), figures(series, best_ev, commands=0)
     assert best.ev_solar_kwh >= now.ev_solar_kwh - 1e-6
     assert best.unmet_kwh == pytest.approx(now.unmet_kwh, abs=1e-6)
-    assert elapsed < 30.0, f"{days} sessions took {elapsed:.1f} s"
 
 
 # --- the optimum is never beaten -------------------------------------------------------------

@@ -18,10 +18,11 @@ import pytest
 from optimizer.actuate import Actuator
 from optimizer.engine.decision import Decision
 from optimizer.enlighten.client import EnlightenClient
-from optimizer.fakecloud import FakeCloud, FakeCloudServer
+from optimizer.fakecloud import FakeCloud
 from optimizer.fakecloud.model import Charger
 from optimizer.observe import ObserveCache, observe_live
-from tests.cli_env import EMAIL, PASSWORD, SITE_ID
+from tests.cli_env import SITE_ID
+from tests.served import served_client
 from tests.test_actuate import CONFIG
 from tests.test_service import ALWAYS_16, MIDDAY, World, world_at
 
@@ -90,15 +91,7 @@ async def two_cloud(tmp_path: Path) -> AsyncIterator[tuple[FakeCloud, EnlightenC
         ]
     )
     cloud.set_profile(charge_level_reported=True)
-    async with (
-        FakeCloudServer(cloud) as server,
-        EnlightenClient(
-            base_url=server.base_url,
-            email=EMAIL,
-            password_provider=lambda: PASSWORD,
-            state_dir=tmp_path,
-        ) as client,
-    ):
+    async with served_client(cloud, state_dir=tmp_path) as client:
         yield cloud, client
 
 

@@ -8,11 +8,12 @@ TypeError or OverflowError would instead reach the last-resort handler as an int
 or stop the service. These properties start from the recorded fixtures (so mutations land on
 fields the parsers actually read) and also throw fully random JSON at each parser.
 
-``test_models.py`` already fuzzes with a few mutation kinds; this file adds targeted hostile
-values (huge and non-finite numbers, digit strings past the int limit, extreme timestamps),
-deep nesting, key-vocabulary-aware random documents, the parsers without recorded fixtures
-(latest power, battery status, network config), the JSON decoding step in front of them, and
-checks on what a successful parse returns.
+The mutations include targeted hostile values (huge and non-finite numbers, digit strings past
+the int limit, extreme timestamps), deep nesting and key-vocabulary-aware random documents; the
+targets include the parsers without recorded fixtures (latest power, battery status, network
+config) and the JSON decoding step in front of them; and a successful parse is checked for what
+it returns. (``test_models.py`` fuzzed the same parsers with four of these mutation kinds and
+plain random JSON: folded in here, its helpers' own properties stay there.)
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ from optimizer.enlighten.models import LifetimeEnergy
 from optimizer.enlighten.preference import ModePreference, parse_mode_preference
 from optimizer.enlighten.transport import Transport
 from tests.fixtures import load_fixture
+from tests.profiles import examples
 from tests.test_models import json_paths
 
 MELBOURNE = "Australia/Melbourne"
+# Per parser: twenty targets; ten times as many in `make soak`.
 SETTINGS = settings(
-    max_examples=200,
+    max_examples=examples(80),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
@@ -488,7 +491,7 @@ def test_mutated_replies_parse_or_raise_parse_error(target: Target, data: st.Dat
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=TARGET_IDS)
-@settings(SETTINGS, max_examples=100)
+@settings(SETTINGS, max_examples=examples(50))
 @given(document=JSON_VALUES)
 def test_random_json_parses_or_raises_parse_error(target: Target, document: Any) -> None:
     """Replies with no relation to the recorded ones (from the parsers' key vocabulary)."""

@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EXIT_CLOUD, NotAcceptableError
 from optimizer.enlighten.headers import (
     ACCEPT_ANY,
@@ -27,6 +26,7 @@ from optimizer.enlighten.transport import SessionState, Transport
 from optimizer.fakecloud import FakeCloud, FakeCloudServer, FaultRule
 from optimizer.fakecloud.browser import header_refusal, is_browser
 from optimizer.fakecloud.profile import LEGACY_2024
+from tests.served import served_client
 
 ROOT = "https://enlighten.enphaseenergy.com"
 SITE = 1234567
@@ -224,20 +224,11 @@ def _url(path: str) -> URL:
 # --- against the fake cloud -----------------------------------------------------------------
 
 
-def fake_client(base_url: str, state_dir: Path) -> EnlightenClient:
-    return EnlightenClient(
-        base_url=base_url,
-        email="owner@example.com",
-        password_provider=lambda: "correct-horse-battery",
-        state_dir=state_dir,
-    )
-
-
 async def test_never_more_than_two_reads_in_flight(tmp_path: Path) -> None:
     cloud = FakeCloud()
     # Every status read is held for a moment, so unbounded reads would pile up at the fake.
     cloud.faults.add(FaultRule(kind="timeout", path="ev_chargers/status", delay_s=0.2, times=0))
-    async with FakeCloudServer(cloud) as server, fake_client(server.base_url, tmp_path) as client:
+    async with served_client(cloud, state_dir=tmp_path) as client:
         await client.auth.ensure()
         cloud.reads.reset()
         results = await asyncio.gather(*(client.status(SITE) for _ in range(6)))
@@ -250,7 +241,7 @@ async def test_a_client_branded_user_agent_gets_the_typed_406(
 ) -> None:
     monkeypatch.setattr("optimizer.enlighten.transport.BROWSER_USER_AGENT", "evopt/0.1")
     cloud = FakeCloud()
-    async with FakeCloudServer(cloud) as server, fake_client(server.base_url, tmp_path) as client:
+    async with served_client(cloud, state_dir=tmp_path) as client:
         with pytest.raises(NotAcceptableError, match=r"POST /login/login\b"):
             await client.auth.ensure()
     assert [r.status for r in cloud.requests()] == [406, 406]  # JSON, then the browser form

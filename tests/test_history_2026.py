@@ -25,12 +25,13 @@ from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EXIT_CLOUD, BadRequestError
 from optimizer.enlighten.history import HistoryDegradedError, history_body, history_headers
 from optimizer.enlighten.transport import SessionState
-from optimizer.fakecloud import FakeCloud, FakeCloudServer
+from optimizer.fakecloud import FakeCloud
 from optimizer.fakecloud.history_api import HistoryQuery, parse_nested
 from optimizer.fakecloud.profile import LEGACY_2024
 from tests.cli_env import SITE_ID, Env
 from tests.conftest import ENLIGHTEN_BASE_URL as BASE
 from tests.fixtures import load_fixture
+from tests.served import served_client
 
 SN = "EV9876543210"
 HISTORY_URL = f"{BASE}/service/enho_historical_events_ms/{SITE_ID}/sessions/{SN}/history"
@@ -229,14 +230,8 @@ def test_the_nested_body_round_trips_through_the_fake(
 @pytest.fixture
 async def fake_client() -> AsyncIterator[tuple[FakeCloud, EnlightenClient]]:
     cloud = FakeCloud()
-    async with FakeCloudServer(cloud) as server:
-        client = EnlightenClient(
-            base_url=server.base_url,
-            email=cloud.account.email,
-            password_provider=lambda: cloud.account.password,
-        )
-        async with client:
-            yield cloud, client
+    async with served_client(cloud) as client:
+        yield cloud, client
 
 
 async def test_the_fake_takes_the_client_s_2026_request(

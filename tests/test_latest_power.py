@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from optimizer.cli import main
-from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.models import parse_latest_power
-from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer
-from tests.cli_env import EMAIL, PASSWORD, SITE_ID
+from optimizer.fakecloud import FakeClock, FakeCloud
+from tests.cli_env import SITE_ID
 from tests.fixtures import load_fixture
+from tests.served import served_client
 
 SAMPLE_AT = datetime(2026, 5, 1, 9, 55, tzinfo=UTC)
 
@@ -73,15 +73,7 @@ async def test_the_fake_cloud_sends_pv_production(
     tmp_path: Path, when: datetime, night: bool
 ) -> None:
     cloud = FakeCloud(clock=FakeClock(when))
-    async with (
-        FakeCloudServer(cloud) as server,
-        EnlightenClient(
-            base_url=server.base_url,
-            email=EMAIL,
-            password_provider=lambda: PASSWORD,
-            state_dir=tmp_path,
-        ) as client,
-    ):
+    async with served_client(cloud, state_dir=tmp_path) as client:
         sample = await client.latest_power(SITE_ID)
     production = cloud.model.curves.pv_w(cloud.now())
     if night:

@@ -40,10 +40,10 @@ from optimizer.enlighten.loginguard import (
 from optimizer.enlighten.loginreply import judge_login, judge_otp
 from optimizer.enlighten.models import parse_sites
 from optimizer.enlighten.transport import RawReply, Transport
-from optimizer.fakecloud import FakeCloud, FakeCloudServer
+from optimizer.fakecloud import FakeCloud
 from optimizer.yamlpos import YamlFileError
 from tests.fixtures import load_fixture
-from tests.test_headers import fake_client
+from tests.served import served_client
 
 ROOT = "https://enlighten.enphaseenergy.com"
 LOGIN = ROOT + "/login/login.json"
@@ -401,7 +401,7 @@ def test_entrez_url_is_a_config_key_with_a_sensible_default(tmp_path: Path) -> N
 async def test_a_failing_entrez_leaves_the_fake_cloud_login_working(tmp_path: Path) -> None:
     cloud = FakeCloud()
     cloud.add_fault("status", path="/tokens", status=503)
-    async with FakeCloudServer(cloud) as server, fake_client(server.base_url, tmp_path) as client:
+    async with served_client(cloud, state_dir=tmp_path) as client:
         await client.auth.ensure()
         assert client.transport.state.entrez_token is None
         assert (await client.status(1234567)).chargers

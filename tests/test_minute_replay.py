@@ -224,8 +224,15 @@ def test_a_cloudy_bucket_has_cloud_edges_and_a_clear_one_is_flat() -> None:
 
 
 @pytest.mark.parametrize("source", ["gateway", "lifetime_energy"])
-def test_skipping_idle_ticks_changes_no_decision_and_no_figure(source: Source) -> None:
-    """Ten days of the bundled sample at tick 1, with and without the idle skip: the same
+@pytest.mark.parametrize(
+    "days",
+    [
+        4,  # from 1 June: four sessions, each started, its amps set and stopped or unplugged
+        pytest.param(30, marks=pytest.mark.soak),  # June: 5x the CPU, `make soak`
+    ],
+)
+def test_skipping_idle_ticks_changes_no_decision_and_no_figure(source: Source, days: int) -> None:
+    """Days of the bundled sample at tick 1, with and without the idle skip: the same
     decisions (minute, policy, target, action, params) and the same figures and energy."""
     bench = Path(__file__).parents[1] / "benchmarks"
     sys.path.insert(0, str(bench))
@@ -234,7 +241,7 @@ def test_skipping_idle_ticks_changes_no_decision_and_no_figure(source: Source) -
     assert spec.loader is not None
     surplus = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(surplus)
-    series, config = surplus.sample_minutes(10)  # a month: 40 s; make bench runs the month
+    series, config = surplus.sample_minutes(days)
     rules = surplus.policies()
     runs = []
     for skip in (False, True):
@@ -252,6 +259,8 @@ def test_skipping_idle_ticks_changes_no_decision_and_no_figure(source: Source) -
         )
         runs.append((result, [(m, d.policy, d.target, d.action, d.params) for m, d in log]))
     (plain, plain_log), (skipped, skipped_log) = runs
+    # The window is short: it must still hold sessions the policies acted on.
+    assert {"start", "set_amps", "stop"} <= {action for _, _, _, action, _ in plain_log}
     assert skipped_log == plain_log
     assert skipped.figures == plain.figures
     assert skipped.ev_wh == plain.ev_wh

@@ -29,7 +29,7 @@ from optimizer.enlighten.models import (
     parse_status,
     parse_summary,
 )
-from optimizer.fakecloud import FakeClock, FakeCloud, FakeCloudServer, payloads
+from optimizer.fakecloud import FakeClock, FakeCloud, payloads
 from optimizer.observe import (
     ObserveCache,
     build_snapshot,
@@ -47,6 +47,8 @@ from optimizer.observe import (
 from optimizer.observe.live import Cached
 from optimizer.tariffs import Tariffs
 from tests.fixtures import at, load_fixture, patched_fixture
+from tests.profiles import examples
+from tests.served import served_client
 
 MELBOURNE = "Australia/Melbourne"
 # Local midnight of 2025-01-15 in Melbourne (AEDT, UTC+11): bucket i starts 15 * i min later.
@@ -523,7 +525,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(value=JSON)
 def test_optional_parsers_raise_nothing_but_parse_error(value: Any) -> None:
     documents = [
@@ -840,17 +842,11 @@ def observed(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
     cloud = FakeCloud(clock=FakeClock(START))
     cloud.update_charger(plugged_in=True, charging=True, level=16)
-    async with (
-        FakeCloudServer(cloud) as server,
-        EnlightenClient(
-            base_url=server.base_url,
-            email="owner@example.com",
-            password_provider=lambda: "correct-horse-battery",
-            state_dir=tmp_path / "state",
-            # Tokens expire on the fake's clock: renewed before, as a real hour would.
-            clock=lambda: cloud.clock.now().timestamp(),
-        ) as client,
-    ):
+    # Tokens expire on the fake's clock: renewed before, as a real hour would.
+    clock = cloud.clock.now
+    async with served_client(
+        cloud, state_dir=tmp_path / "state", clock=lambda: clock().timestamp()
+    ) as client:
         config = Config(site=SITE_CONFIG, surplus=AUTO)
         yield Live(cloud, client, ObserveCache(), config)
 

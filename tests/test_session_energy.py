@@ -30,6 +30,7 @@ from optimizer.observe.session_energy import (
     max_power_w,
 )
 from tests.fixtures import load_fixture
+from tests.profiles import examples
 from tests.test_engine_sim import make_charger, policies
 
 P_MAX = 7360.0  # 32 A x 230 V
@@ -262,7 +263,7 @@ def delivered(outputs: list[float | None]) -> list[float | None]:
     return result
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)  # a long reading sequence each
 @given(readings())
 def test_no_reading_makes_delivered_energy_jump(sequence: list[Reading]) -> None:
     """Whatever the cloud sends, neither the figure handed on nor the engine's energy since

@@ -1,6 +1,6 @@
-"""The fault soak in `make test`: one fixed seed, 10,000 ticks on one site, and a short run on
-two sites of two chargers each (`make soak` runs more and longer). What is checked and why is
-in tests/soak.py and docs/reliability.md."""
+"""The fault soak in `make test`: one fixed seed, a simulated day (2,880 ticks of 30 s) on one
+site, and a short run on two sites of two chargers each (`make soak` runs more and longer).
+What is checked and why is in tests/soak.py and docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -23,20 +23,23 @@ from tests.soak import (
 from tests.summary import report
 
 CI_SEEDS = (20251201,)
-CI_TICKS = 10_000
+# A day of 30 s polls: every fault kind shows (check() insists from 2,000 ticks on) and the
+# day's sun and night both pass; the 10,000 ticks this was took a fifth of the suite's CPU, and
+# `make soak` runs 50,000 on each of five seeds.
+CI_TICKS = 2_880
 FLEET_SEED = 3  # its schedule takes a site down three times in the first 400 polls
 FLEET_TICKS = 400  # polls of simulated time (over three hours, into the morning)
 
 
 @pytest.mark.parametrize("seed", CI_SEEDS)
-async def test_the_service_survives_ten_thousand_ticks_of_faults(seed: int) -> None:
+async def test_the_service_survives_a_day_of_ticks_of_faults(seed: int) -> None:
     figures = await soak(seed, CI_TICKS)
     report(figures.lines())
     assert figures.ticks == CI_TICKS
     assert set(figures.faults) == set(FAULT_KINDS)  # every kind of fault was injected
     # The policies acted: the checks had writes to watch. (Fewer than before 2026: with the
     # commanded level remembered, a status without a level no longer restarts the session.)
-    assert figures.commands_sent > 20  # scheduler outages and SMART periods hold commands too
+    assert figures.commands_sent > 10  # scheduler outages and SMART periods hold commands too
     assert figures.problems  # and the faults showed: some ticks failed and were survived
     assert check(figures) == []
 
