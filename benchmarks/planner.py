@@ -34,7 +34,8 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from optimizer.cli.simulate import DEFAULT_PLAN_MARGIN, load_history, site_setup  # noqa: E402
+from optimizer.cli.args.simulate import DEFAULT_PLAN_MARGIN  # noqa: E402
+from optimizer.cli.simulate import load_history, site_setup  # noqa: E402
 from optimizer.config import Config, load_config  # noqa: E402
 from optimizer.engine.loader import load_config_rules, load_rules  # noqa: E402
 from optimizer.simulate.learned import learned_plans  # noqa: E402

@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 from aioresponses import aioresponses
 
+from optimizer import logsafe
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.transport import Transport
 from optimizer.fakecloud import FakeCloud
@@ -191,3 +192,16 @@ def _private_baseline_cache(
     """Each test its own (empty) optimal-baseline cache, never the user's ~/.cache: a test
     must solve what it means to test, not read an answer another test or run left."""
     monkeypatch.setenv("EVOPT_CACHE_DIR", str(tmp_path_factory.mktemp("evopt-cache")))
+
+
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test() -> Iterator[None]:
+    """The redaction registry as it was before the test: a secret one test registers (an OTP
+    "123456") must not redact another test's site id ("evopt/***7/state") in the same worker."""
+    with logsafe._lock:
+        before = set(logsafe._secrets)
+    yield
+    with logsafe._lock:
+        logsafe._secrets.clear()
+        logsafe._secrets.update(before)
+        logsafe._version += 1  # the index is rebuilt from the restored set
