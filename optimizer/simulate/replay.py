@@ -29,7 +29,7 @@ Choices (documented because they shape the figures):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -38,7 +38,7 @@ from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore, Outcome
 from optimizer.engine.decision import Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import evaluate
-from optimizer.engine.rules import PolicyBase
+from optimizer.engine.rules import PolicyBase, SolarPlan
 from optimizer.engine.snapshot import (
     ChargerView,
     DeparturePlan,
@@ -48,8 +48,11 @@ from optimizer.engine.snapshot import (
     TariffNow,
 )
 from optimizer.enlighten.models import ChargeMode
+from optimizer.forecast.solar import Site
 from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
+from optimizer.planner.causal import CausalOutlooks
+from optimizer.planner.outlook import SurplusOutlook
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.sun import sun_at
@@ -207,6 +210,8 @@ def replay(
     site_id: int | None = None,
     plan_margin: timedelta | None = None,
     plans: Sequence[DeparturePlan | None] | None = None,
+    outlooks: Callable[[int], SurplusOutlook | None] | None = None,
+    forecast_site: Site | None = None,
 ) -> ReplayResult:
     """Run the policies over the series; energy per bucket is amps x V x h x plugged share.
 
@@ -232,7 +237,10 @@ def replay(
     zone = ZoneInfo(series.timezone)
     kw_per_amp = voltage_v / 1000
     restart_share = max(0.0, 1 - restart_s / (BUCKET_H * 3600))
-    planned = _planned(series, plans, plan_margin)
+    planned, outlooks = (
+        _planned(series, plans, plan_margin),
+        _outlooks(series, policies, config, outlooks, forecast_site),
+    )
     for index in range(count):
         now = series.starts[index]
         if store is not None and run_id is not None:
@@ -262,6 +270,7 @@ def replay(
             config=config,
             lag_buckets=lag_buckets,
             site_id=site_id,
+            outlook=outlooks(index) if outlooks is not None and session is not None else None,
         )
         decided, memory = evaluate(snapshot, policies, memory, settings=settings)
         restarted = False
@@ -291,6 +300,19 @@ def replay(
         by_action=by_action,
         battery=home.flows() if home is not None else None,
     )
+
+
+def _outlooks(
+    series: SiteSeries,
+    policies: Sequence[PolicyBase],
+    config: Config,
+    given: Callable[[int], SurplusOutlook | None] | None,
+    site: Site | None,
+) -> Callable[[int], SurplusOutlook | None] | None:
+    """The outlooks given, else the causal forecast when a look-ahead policy needs one."""
+    if given is None and any(isinstance(p, SolarPlan) and p.enabled for p in policies):
+        return CausalOutlooks(series, config, site=site).at
+    return given
 
 
 def _step_battery(home: BatteryTrack | None, index: int, ev: float, charger: _Charger) -> None:
@@ -365,6 +387,7 @@ def _snapshot(
     config: Config,
     lag_buckets: int,
     site_id: int | None,
+    outlook: SurplusOutlook | None = None,
 ) -> Snapshot:
     """What the live service would see at the start of bucket ``index``."""
     now = series.starts[index]
@@ -396,6 +419,7 @@ def _snapshot(
         bucket=bucket,
         battery_soc_pct=home.soc_pct(index) if home is not None else None,
         site_id=site_id,
+        outlook=outlook,
     )
 
 
