@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python benchmarks/forecast.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/surplus.py
+	$(BIN)/python benchmarks/planner_solve.py
 
 # The one-minute replay alone (docs/surplus.md): its speed and the gateway against the cloud's
 # buckets on the sample year and on recorded fake-site days; `surplus-quick` replays June only.

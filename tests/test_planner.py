@@ -48,7 +48,7 @@ def test_a_sunny_tomorrow_is_waited_for_and_the_reason_says_so() -> None:
     assert result.amps[0] == 0  # nothing from the grid tonight: the sun will do it
     assert sum(result.solar_kwh) > 10.0
     text = expectation(slots, result, ZONE, need_kwh=12.0)
-    assert text.startswith("sun from 1")
+    assert text.startswith("sun from 08:00 covers ")
     assert "of 12.0 kWh" in text or "all 12.0 kWh" in text
 
 
@@ -147,7 +147,8 @@ def test_the_plan_is_in_the_reason_and_the_inputs() -> None:
     )
     charging = next(d for d in decisions if d.target == "charging")
     assert charging.action == "hold"
-    assert "12.0 kWh by 16:00: sun from 1" in charging.reason
+    assert "12.0 kWh by 16:00: sun from 08:00 covers " in charging.reason
+    assert charging.inputs["plan"]["next"] == "08:00 start at 9 A"
     assert charging.inputs["plan"]["need_kwh"] == 12.0
     assert charging.inputs["plan"]["solar_kwh"] > 10
 

@@ -88,8 +88,13 @@ def next_change(slots: SlotPlan, result: PlanResult, zone: tzinfo) -> str | None
     for index in range(1, len(result.amps)):
         if result.amps[index] != first:
             level = result.amps[index]
-            what = "stop" if level == 0 else f"{'start at' if first == 0 else ''}{level} A"
-            return f"{_clock(slots.starts[index], zone)} {what.strip()}"
+            if level == 0:
+                what = "stop"
+            elif first == 0:
+                what = f"start at {level} A"
+            else:
+                what = f"{level} A"
+            return f"{_clock(slots.starts[index], zone)} {what}"
     return None
 
 

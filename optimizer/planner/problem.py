@@ -141,41 +141,31 @@ def levels(data: PlanInput) -> tuple[int, ...]:
 
 
 WINDOW_MARGIN = 1.25
-"""The sun window holds this many times the need in capped expected solar: room for the
-programme to choose its levels, and for a forecast a little too bright."""
+"""The strong-sun slots must hold this many times the need in capped expected solar for the
+weak ones to be left out: room for the programme to choose, and for a forecast a little too
+bright."""
 
 
 def sun_window(data: PlanInput) -> list[bool]:
-    """The slots the sun's energy is planned in when there is a need: the shortest run of
-    slots whose expected surplus (each capped at full power) covers the need with
-    :data:`WINDOW_MARGIN`, the sunniest such run; every slot when none does.
+    """The slots the sun's energy may be planned in when there is a need: those whose
+    expected surplus pays for the minimum level on its own, when together (each capped at
+    full power) they cover the need with :data:`WINDOW_MARGIN`; else every slot.
 
-    Why: capping the plan's solar at the need inside the programme makes it choose among
-    countless equal combinations of slots (slow to prove optimal), while without a cap it
-    would start with the first weak morning sun, part of it grid, instead of the best
-    hours. Choosing the run first keeps the programme small and the sun's energy where the
-    sun is."""
+    Why: the programme plans the sun without a cap at the need (a cap makes it choose among
+    countless equal combinations of slots, slow to prove optimal), and the need is met from
+    its first slots on. Left alone it would count on the first weak morning sun, part of it
+    grid, where strong sun later would do; leaving weak slots out when the strong ones are
+    enough keeps the sun's energy where the sun is."""
     k = len(data.slots)
     need = data.need_kwh
     if need is None or k == 0:
         return [True] * k
-    capped = [min(max(0.0, data.slots.surplus_kwh[i]), data.full_kwh(i)) for i in range(k)]
-    target = need * WINDOW_MARGIN
-    best: tuple[int, float, int, int] | None = None  # (length, -solar, start, end)
-    total, left = 0.0, 0
-    for right in range(k):
-        total += capped[right]
-        while left < right and total - capped[left] >= target:
-            total -= capped[left]
-            left += 1
-        if total >= target:
-            candidate = (right - left + 1, -total, left, right)
-            if best is None or candidate < best:
-                best = candidate
-    if best is None:
-        return [True] * k
-    _, _, first, last = best
-    return [first <= i <= last for i in range(k)]
+    strong = [
+        data.slots.surplus_kwh[i] >= data.low * data.kw_per_amp * data.slots.hours[i]
+        for i in range(k)
+    ]
+    enough = sum(min(data.slots.surplus_kwh[i], data.full_kwh(i)) for i in range(k) if strong[i])
+    return strong if enough >= need * WINDOW_MARGIN else [True] * k
 
 
 class _Model:
@@ -250,7 +240,7 @@ class _Model:
             # the car draws up to the level's energy (less once it is full), solar within it
             self.row([(draw, 1.0), *self.energy_terms(k, -1.0)], -np.inf, 0.0)
             self.row([(solar, 1.0), (draw, -1.0)], -np.inf, 0.0)
-            if True:
+            if d.grid == "never" or d.need_kwh is None:
                 # level energy - solar_k <= half the minimum level's energy in the slot
                 cap = GRID_SHARE_OF_MIN * d.low * d.kw_per_amp * d.slots.hours[k]
                 self.row([*self.energy_terms(k), (solar, -1.0)], -np.inf, cap)

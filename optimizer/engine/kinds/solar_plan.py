@@ -69,11 +69,17 @@ def _available(policy: SolarPlan, ctx: Context) -> float | None:
     )
 
 
+FLAT_HOLD = timedelta(hours=1)
+"""Without a forecast the current surplus is assumed to last this long, then none: a level
+change must pay for itself within the hour, so the plan does not chase every reading."""
+
+
 def _flat(ctx: Context, watts: float | None, until: datetime) -> SurplusOutlook:
-    """No forecast: the current surplus held until ``until`` (none when unknown)."""
+    """No forecast: the current surplus for :data:`FLAT_HOLD`, nothing after it."""
     first = int(ctx.now.timestamp() // STEP_S) * STEP_S
     steps = max(1, math.ceil((until.timestamp() - first) / STEP_S))
-    value = (watts or 0.0,) * steps
+    held = math.ceil(FLAT_HOLD.total_seconds() / STEP_S)
+    value = tuple((watts or 0.0) if i < held else 0.0 for i in range(steps))
     return SurplusOutlook(ctx.now.timestamp(), first, value, value, value, FLAT_SOURCE, "tick")
 
 
@@ -142,6 +148,11 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
             return [charging, manual_mode(policy, ctx, "planned charging")], state.model_copy(
                 update={"extra": {}}
             )
+    if needed is None and _met(ctx):
+        charging = with_inputs(_after_met(policy, ctx, head, watts, per_amp_kw), numbers)
+        return [charging, manual_mode(policy, ctx, "planned charging")], state.model_copy(
+            update={"extra": {}}
+        )
     end = ready_by if ready_by is not None else ctx.now + policy.horizon
     outlook = ctx.snapshot.outlook
     if outlook is None or outlook.end_s <= ctx.now.timestamp():
@@ -207,6 +218,29 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
     return [charging, manual_mode(policy, ctx, "planned charging")], state.model_copy(
         update={"extra": extra}
     )
+
+
+def _met(ctx: Context) -> bool:
+    """A departure plan still ahead whose energy has been delivered."""
+    wanted = ctx.charger.plan
+    return wanted is not None and wanted.ready_by > ctx.now
+
+
+def _after_met(
+    policy: SolarPlan, ctx: Context, head: str, watts: float | None, per_amp_kw: float
+) -> Proposal:
+    """The plan is met, so the car is as full as the driver asked: no new start (each is
+    commands for energy nobody asked for); a charge the sun pays for at least half of goes
+    on (the car stops drawing by itself when full), one on the grid stops."""
+    if not ctx.charger.charging:
+        return proposal(policy, "charging", "hold", f"{head}: not starting again")
+    amps = ctx.charger.amps or 0
+    if watts is not None and watts >= amps * per_amp_kw * 1000 / 2:
+        return proposal(
+            policy, "charging", "hold", f"{head}: surplus {kw(watts)} pays for {amps} A, keeping it"
+        )
+    now = "unknown" if watts is None else kw(watts)
+    return proposal(policy, "charging", "stop", f"{head}: surplus {now} does not pay for it: stop")
 
 
 def _step(policy: SolarPlan, ctx: Context, amps: int, why: str) -> Proposal:
