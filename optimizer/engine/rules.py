@@ -215,6 +215,14 @@ class When(_Strict):
         return value
 
 
+def _max_amps_not_below_min(value: int | None, info: ValidationInfo) -> int | None:
+    """Checked on max_amps (after min_amps) so that the error points at a key."""
+    low = info.data.get("min_amps")
+    if value is not None and low is not None and low > value:
+        raise ValueError(f"{value} is below min_amps {low}")
+    return value
+
+
 class PolicyBase(_Strict):
     """What every policy has."""
 
@@ -308,14 +316,7 @@ class ExcessSolar(PolicyBase):
         "needed before departure anyway, and every solar W in it is one not bought later",
     )
 
-    @field_validator("max_amps")
-    @classmethod
-    def _max_not_below_min(cls, value: int | None, info: ValidationInfo) -> int | None:
-        """Checked on max_amps (after min_amps) so that the error points at a key."""
-        low = info.data.get("min_amps")
-        if value is not None and low is not None and low > value:
-            raise ValueError(f"{value} is below min_amps {low}")
-        return value
+    _max_not_below_min = field_validator("max_amps")(_max_amps_not_below_min)
 
     @field_validator("stop_threshold_w")
     @classmethod
@@ -450,13 +451,7 @@ class SolarPlan(PolicyBase):
         "cheapest slots that still meet it; never: solar only (a plan may go unmet)",
     )
 
-    @field_validator("max_amps")
-    @classmethod
-    def _max_not_below_min(cls, value: int | None, info: ValidationInfo) -> int | None:
-        low = info.data.get("min_amps")
-        if value is not None and low is not None and low > value:
-            raise ValueError(f"{value} is below min_amps {low}")
-        return value
+    _max_not_below_min = field_validator("max_amps")(_max_amps_not_below_min)
 
 
 AnyPolicy = (

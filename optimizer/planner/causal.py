@@ -26,6 +26,7 @@ import numpy as np
 from optimizer.config import Config
 from optimizer.forecast import solar
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
+from optimizer.planner.plane import plane
 from optimizer.simulate.series import BUCKET_H, SiteSeries
 
 __all__ = ["CausalOutlooks", "sample_site"]
@@ -97,19 +98,8 @@ class CausalOutlooks:
         if self.oriented_on is not None and (day - self.oriented_on).days < ORIENTATION_DAYS:
             return
         self.oriented_on = day
-        cfg = self.settings
         try:
-            if cfg.tilt is not None and cfg.azimuth is not None and cfg.peak_w is not None:
-                orientation = solar.Orientation(cfg.tilt, cfg.azimuth, cfg.peak_w)
-            else:
-                orientation = solar.learn_orientation(
-                    self.history,
-                    self.site,
-                    now_s=now_s,
-                    days=cfg.history_days,
-                    tilt=cfg.tilt,
-                    azimuth=cfg.azimuth,
-                )
+            orientation = plane(self.history, self.site, self.settings, now_s=now_s)
         except solar.ForecastError:
             return
         if orientation != self.orientation:

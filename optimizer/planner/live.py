@@ -22,6 +22,7 @@ from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models import parse_lifetime_energy
 from optimizer.forecast import solar
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
+from optimizer.planner.plane import plane
 
 __all__ = ["RELOAD_EVERY", "LiveOutlooks"]
 
@@ -95,19 +96,8 @@ def _learn(
         history = solar.PowerHistory.from_lifetime(energy)
     except (ParseError, solar.ForecastError, ValueError) as err:
         return _Learned(now, None, None, f"the stored lifetime energy: {err}")
-    cfg = config.forecast
     try:
-        if cfg.tilt is not None and cfg.azimuth is not None and cfg.peak_w is not None:
-            orientation = solar.Orientation(cfg.tilt, cfg.azimuth, cfg.peak_w)
-        else:
-            orientation = solar.learn_orientation(
-                history,
-                where,
-                now_s=now.timestamp(),
-                days=cfg.history_days,
-                tilt=cfg.tilt,
-                azimuth=cfg.azimuth,
-            )
+        orientation = plane(history, where, config.forecast, now_s=now.timestamp())
     except solar.ForecastError as err:
         return _Learned(now, history, None, str(err))
     return _Learned(now, history, orientation)
