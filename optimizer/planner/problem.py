@@ -1,29 +1,30 @@
-"""The charging plan as a mixed-integer programme over the slots, solved with HiGHS.
+"""The charging plan over the slots, in two stages (docs/planner.md, "The model").
 
-The model (docs/planner.md has the whole story). Per slot ``k`` of length ``h_k`` hours:
+**Stage 1, the sun's energy: a mixed-integer programme solved with HiGHS.** Per slot ``k`` of
+length ``h_k`` hours:
 
-* ``on_k`` in {0, 1} and ``lift_k`` in {0 .. L}: the level is
-  ``amps_k = low * on_k + step * lift_k`` with ``lift_k <= L * on_k``, so every level the
-  plan can choose is one the charger takes (its minimum to the lower of its maximum, the
-  breaker and the rule's ``max_amps``, in granularity steps);
-* the car's energy ``e_k = amps_k * kW_per_A * h_k`` (linear in ``on`` and ``lift``);
-* ``solar_k <= surplus_k`` (the expected surplus at the rule's quantile) and
-  ``solar_k <= e_k``; the rest of ``e_k`` is grid;
-* ``change_k`` in {0, 1} with ``change_k >= +-(amps_k - amps_{k-1}) / high``: any start,
-  stop or level change is one command (a MANUAL level change restarts the session);
-  ``start_k >= on_k - on_{k-1}`` marks a start after a pause (or the first start);
-  ``amps_{-1}`` is the level the charger has now, so carrying on costs nothing;
-* with a departure plan: ``sum e_k + unmet >= need`` and ``sum e_k <= need + one slot at
-  full power`` (the car stops by itself when full, part-way through a slot);
-  without one (or with ``grid: never``) the grid may give at most half the minimum level's
-  power in a slot, as excess_solar's stop threshold lets it.
+* ``pick[k, l]`` in {0, 1}, at most one per slot: the slot charges at level ``l`` of
+  :func:`levels` (none: off). Every level is one the charger takes (its minimum to the lower
+  of its maximum, the breaker and the rule's ``max_amps``, on its granularity steps);
+* ``draw_k <= sum_l level_l * kW_per_A * h_k * pick[k, l]`` (the car may draw less once
+  full) and ``solar_k <= min(draw_k, surplus_k)``, the surplus at the rule's quantile;
+* ``change_k >= |pick[k, l] - pick[k-1, l]|`` for every level: any start, stop or level change
+  is one command (a MANUAL level change restarts the session); ``start_k >= on_k - on_{k-1}``;
+  the level charging now stands before slot 0, so carrying on costs nothing;
+* without a departure plan (or with ``grid: never``) the grid gives at most half the minimum
+  level's power in a slot, as excess_solar's stop threshold lets it; with a plan, only the
+  slots of :func:`sun_window` may charge.
 
 Objective (minimised, in kWh-equivalents): each grid kWh costs :data:`GRID_KWH` plus up to
-:data:`PRICE_SPREAD` by its price's place between the horizon's cheapest and dearest slot
-(so grid goes to the cheapest slots, later ones on a tie); without a plan each solar kWh is
-worth :data:`SOLAR_KWH`; each command costs ``change_cost_kwh``, each start
-``restart_cost_kwh`` on top; each unmet kWh :data:`UNMET_KWH`, more than any grid could
-cost, so the plan is met whenever the charger can meet it.
+:data:`PRICE_SPREAD` by its price's place between the horizon's cheapest and dearest slot;
+each solar kWh is worth :data:`SOLAR_KWH`; each command costs ``change_cost_kwh``, each start
+``restart_cost_kwh`` on top. The choice per level keeps the relaxation tight, which is what
+makes it solve in tens of milliseconds; the need is deliberately not a constraint here (with
+it, the discrete levels make a knapsack that took HiGHS 0.2-2 s to prove).
+
+**Stage 2, the rest of a departure plan** (``grid: cheapest``): what the sun's plan leaves
+short goes to the cheapest slots at full power (idle ones first, the latest on a tie); what
+even that cannot deliver is unmet. Energy beyond the need is dropped (the car is full).
 """
 
 from __future__ import annotations
@@ -55,8 +56,6 @@ LATE_EPS = 1e-4
 waits (a late sun can still take its place at the next plan)."""
 SOLAR_KWH = 1.0
 """Without a plan nothing else rewards charging: each solar kWh in the car is worth this."""
-UNMET_KWH = 10.0
-"""An unmet kWh of a plan: dearer than the dearest grid kWh and any commands it could save."""
 GRID_SHARE_OF_MIN = 0.5
 """Solar only: the grid may give at most this share of the minimum level's power."""
 TIME_LIMIT_S = 0.5
@@ -78,10 +77,6 @@ class PlanInput:
     grid: GridUse = "cheapest"
     change_cost_kwh: float = 0.3
     restart_cost_kwh: float = 0.3
-
-    @property
-    def lifts(self) -> int:
-        return max(0, (self.high - self.low) // self.step)
 
     def full_kwh(self, index: int) -> float:
         return self.high * self.kw_per_amp * self.slots.hours[index]
@@ -382,7 +377,7 @@ def _with_grid(data: PlanInput, amps: list[int], need: float) -> tuple[list[int]
     return amps, max(0.0, short)
 
 
-def _until_full(data: PlanInput, amps: list[int], solar: list[float], need: float) -> list[float]:
+def _until_full(data: PlanInput, amps: list[int], need: float) -> list[float]:
     """Energy per slot, none once the need is met (the car stops drawing by itself)."""
     energy: list[float] = []
     left = need
@@ -410,7 +405,7 @@ def solve(data: PlanInput) -> PlanResult:
     if need is not None and data.grid == "cheapest":
         amps, unmet = _with_grid(data, amps, need)
     energy = (
-        _until_full(data, amps, solar, need)
+        _until_full(data, amps, need)
         if need is not None
         else [a * data.kw_per_amp * h for a, h in zip(amps, data.slots.hours, strict=True)]
     )
