@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/surplus.py
 	$(BIN)/python benchmarks/planner.py
+	$(BIN)/python benchmarks/planner_solve.py
 	$(BIN)/python benchmarks/daemon.py
 
 # Issue 15's Done-when figures alone (docs/simulation.md): the example setup's rules replayed on

@@ -22,6 +22,7 @@ KINDS = {
     "battery_use",
     "charge_mode",
     "schedule_sync",
+    "solar_plan",
 }
 PROBLEM_LINE = re.compile(r"^[^:]+:\d+:\d+: .+$")
 
@@ -70,7 +71,7 @@ def test_examples_validate_without_a_config(
     monkeypatch.chdir(ROOT)
     code, out, err = run(capsys, "validate", *sorted(str(p) for p in Path("rules").glob("*.yaml")))
     assert (code, err) == (0, "")
-    assert out == "ok: 8 policies in 7 files (no warnings)\n"
+    assert out == "ok: 9 policies in 8 files (no warnings)\n"
 
 
 def test_example_config_validates_with_every_rule_file(
@@ -79,8 +80,9 @@ def test_example_config_validates_with_every_rule_file(
     monkeypatch.chdir(ROOT)
     code, out, err = run(capsys, "--config", "config.example.yaml", "validate")
     assert (code, err) == (0, "")
-    # 8 files of rules/*.yaml and rules/sets/fast.yaml, the example's "fast" rule set.
-    assert out == "ok: 8 policies in 9 files (no warnings)\n"
+    # 8 files of rules/*.yaml (solar-plan.yaml's policy is off) and rules/sets/fast.yaml, the
+    # example's "fast" rule set.
+    assert out == "ok: 9 policies in 10 files (no warnings)\n"
 
 
 def test_found_config_is_validated_with_its_rules(

@@ -305,6 +305,7 @@ def test_there_are_examples() -> None:
         "battery-seasonal.yaml",
         "charge-mode.yaml",
         "schedule-sync.yaml",
+        "solar-plan.yaml",
     } <= names
 
 
@@ -332,9 +333,10 @@ def test_examples_form_one_coherent_setup() -> None:
         "battery_use",
         "charge_mode",
         "schedule_sync",
+        "solar_plan",
     }
     disabled = {p.name for p in loaded.policies if not p.enabled}
-    assert disabled == {"solar-with-minimum", "charger-green-mode"}
+    assert disabled == {"solar-with-minimum", "charger-green-mode", "solar-plan"}
 
 
 def test_enabling_an_alternative_is_warned_about(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from optimizer.enlighten.models import (
 )
 from optimizer.limits import Limits
 from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
+from optimizer.planner.causal import sample_site
 from optimizer.service.setup import file_hash, files_hash
 from optimizer.simulate.learned import learned_plans
 from optimizer.simulate.logdb import open_simulations, simulations_path
@@ -300,6 +301,7 @@ async def simulate(ctx: Context) -> int:
             site_id=config.enlighten.site_id,
             plan_margin=plan_margin(args),
             plans=plans,
+            forecast_site=sample_site(site.timezone) if args.sample else None,
         )
         if store is not None and run_id is not None:
             store.end_run(run_id, ended_at=datetime.now(UTC), status="finished")

@@ -215,6 +215,14 @@ class When(_Strict):
         return value
 
 
+def _max_amps_not_below_min(value: int | None, info: ValidationInfo) -> int | None:
+    """Checked on max_amps (after min_amps) so that the error points at a key."""
+    low = info.data.get("min_amps")
+    if value is not None and low is not None and low > value:
+        raise ValueError(f"{value} is below min_amps {low}")
+    return value
+
+
 class PolicyBase(_Strict):
     """What every policy has."""
 
@@ -308,14 +316,7 @@ class ExcessSolar(PolicyBase):
         "needed before departure anyway, and every solar W in it is one not bought later",
     )
 
-    @field_validator("max_amps")
-    @classmethod
-    def _max_not_below_min(cls, value: int | None, info: ValidationInfo) -> int | None:
-        """Checked on max_amps (after min_amps) so that the error points at a key."""
-        low = info.data.get("min_amps")
-        if value is not None and low is not None and low > value:
-            raise ValueError(f"{value} is below min_amps {low}")
-        return value
+    _max_not_below_min = field_validator("max_amps")(_max_amps_not_below_min)
 
     @field_validator("stop_threshold_w")
     @classmethod
@@ -401,7 +402,67 @@ class ScheduleSync(PolicyBase):
     )
 
 
-AnyPolicy = ExcessSolar | GreenMode | TariffWindow | BatteryUse | ChargeModePolicy | ScheduleSync
+class SolarPlan(PolicyBase):
+    """Plan the charge to the departure over the solar forecast (a MILP each tick, HiGHS):
+    the sun first, the grid in the cheapest slots that still meet the plan, few commands."""
+
+    kind: Literal["solar_plan"]
+    min_amps: int | None = Field(
+        default=None, ge=1, le=80, description="lowest level in A (default: the charger's min)"
+    )
+    max_amps: int | None = Field(
+        default=None, ge=1, le=80, description="highest level in A (default: the charger's max)"
+    )
+    change_cost_kwh: float = Field(
+        default=0.5,
+        ge=0,
+        le=20,
+        description="what one command (start, stop or level change; a MANUAL level change "
+        "restarts the session) costs the plan, in kWh of solar it must gain to be worth it",
+    )
+    restart_cost_kwh: float = Field(
+        default=0.5,
+        ge=0,
+        le=20,
+        description="what each start after a pause costs on top, in kWh (a new session, 30 s "
+        "without charging, and a stop before it)",
+    )
+    quantile: Literal["p10", "p50", "p90"] = Field(
+        default="p50",
+        description="the forecast band the plan counts on: p10 is cautious (plans more grid), "
+        "p90 hopeful; the feasibility guard keeps any choice from leaving a plan unmet",
+    )
+    horizon: Duration = _duration(
+        timedelta(hours=12), "how far ahead it plans when the car has no departure plan"
+    )
+    margin: Duration = _duration(
+        timedelta(minutes=30),
+        "the feasibility guard: once the rest of a plan at max_amps no longer fits before "
+        "the departure minus this, it charges at max_amps",
+    )
+    use_battery: bool = Field(
+        default=False,
+        description="the home battery's discharge counts as surplus (the battery may feed the "
+        "car); solar going into the battery always counts",
+    )
+    grid: Literal["cheapest", "never"] = Field(
+        default="cheapest",
+        description="cheapest: what the sun leaves short of a plan comes from the grid in the "
+        "cheapest slots that still meet it; never: solar only (a plan may go unmet)",
+    )
+
+    _max_not_below_min = field_validator("max_amps")(_max_amps_not_below_min)
+
+
+AnyPolicy = (
+    ExcessSolar
+    | GreenMode
+    | TariffWindow
+    | BatteryUse
+    | ChargeModePolicy
+    | ScheduleSync
+    | SolarPlan
+)
 Policy = Annotated[AnyPolicy, Field(discriminator="kind")]
 POLICY_KINDS: dict[str, type[PolicyBase]] = {
     "excess_solar": ExcessSolar,
@@ -410,6 +471,7 @@ POLICY_KINDS: dict[str, type[PolicyBase]] = {
     "battery_use": BatteryUse,
     "charge_mode": ChargeModePolicy,
     "schedule_sync": ScheduleSync,
+    "solar_plan": SolarPlan,
 }
 
 # What each kind may set; the engine arbitrates per target between policies.
@@ -420,6 +482,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "battery_use": ("battery",),
     "charge_mode": ("mode",),
     "schedule_sync": ("schedules",),
+    "solar_plan": ("charging", "mode"),
 }
 
 

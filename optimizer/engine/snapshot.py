@@ -15,6 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from optimizer.enlighten.models import ChargeMode, ScheduleSlot
+from optimizer.planner.outlook import SurplusOutlook
 from optimizer.tariffs import PriceSlot
 
 
@@ -212,6 +213,9 @@ class Snapshot:
     # and the age of the status when it failed too and the last good one is served instead.
     scheduler_down_since: datetime | None = None
     stale_status_s: float | None = None
+    # The surplus the site expects ahead (the forecast), for look-ahead policies; None when
+    # no forecast could be made (too little history) or none was asked for.
+    outlook: SurplusOutlook | None = None
 
     @cached_property
     def local(self) -> datetime:

@@ -41,6 +41,7 @@ from optimizer.engine.decision import Decision, Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.feedback import acknowledge
 from optimizer.engine.restart import begin_restart
+from optimizer.engine.rules import SolarPlan
 from optimizer.engine.snapshot import Snapshot
 from optimizer.enlighten.auth import AccountSession
 from optimizer.enlighten.client import EnlightenClient
@@ -63,6 +64,7 @@ from optimizer.forecast.habits import Habits
 from optimizer.gateway.source import GatewaySource, gateway_source
 from optimizer.gateway.token import FETCH_STEP
 from optimizer.observe import ObserveCache, observe_live
+from optimizer.planner.live import LiveOutlooks
 from optimizer.plans import HabitCache, load_plans, with_plans
 from optimizer.service.clock import Clock
 from optimizer.service.health import WHAT, Problem, Trouble, delay_after
@@ -167,6 +169,7 @@ class Service:
         self._limiter: AccountLimiter | None = None  # the account's budget (_client_now)
         self._store = store
         self._habits = HabitCache()
+        self._outlooks = LiveOutlooks()
         self._owns_store = store is None
         self.setup: Setup | None = None
         self.memory = Memory()
@@ -489,6 +492,31 @@ class Service:
             with _logged("the tick line"):
                 self.on_tick(report)
 
+    def _with_outlook(self, snapshot: Snapshot, site_id: int, now: datetime) -> Snapshot:
+        """The solar forecast in the snapshot while a ``solar_plan`` policy is enabled; a
+        failure leaves it out (the policy then follows the current surplus and says so)."""
+        assert self.setup is not None  # noqa: S101 - only called from a running tick
+        if not any(isinstance(p, SolarPlan) for p in self.setup.rules.enabled):
+            return snapshot
+        outlook = None
+        with _logged("the solar forecast"):  # never costs the tick (docs/planner.md)
+            outlook = self._outlooks.outlook(self.store, site_id, self.config, now)
+        return replace(snapshot, outlook=outlook)
+
+    def _with_plans(self, snapshot: Snapshot, site_id: int, now: datetime) -> Snapshot:
+        """The departure plans of `evopt plan set`, and with ``plans: auto`` the ones learned
+        from session history for chargers without one (a manual plan wins)."""
+        learned: dict[str, Habits] = {}
+        if self.config.plans == "auto":
+            learned = self._habits.get(
+                self.store,
+                site_id,
+                now=now,
+                timezone=snapshot.timezone,
+                settings=self.config.habits.settings(),
+            )
+        return with_plans(snapshot, load_plans(self.store), learned=learned)
+
     async def _tick(self, now: datetime) -> TickReport:
         assert self.setup is not None  # noqa: S101 - tick() starts the service first
         client = await self._client_now()
@@ -502,16 +530,7 @@ class Service:
             cache=self.cache,
             gateway=gateway,
         )
-        learned: dict[str, Habits] = {}
-        if self.config.plans == "auto":  # plans learned from session history, manual ones win
-            learned = self._habits.get(
-                self.store,
-                site_id,
-                now=now,
-                timezone=snapshot.timezone,
-                settings=self.config.habits.settings(),
-            )
-        snapshot = with_plans(snapshot, load_plans(self.store), learned=learned)  # `evopt plan set`
+        snapshot = self._with_outlook(self._with_plans(snapshot, site_id, now), site_id, now)
         if self.config.service.record_minutes:
             with _logged("the one-minute power history"):  # never costs the tick
                 PowerHistory(self.store).record(minute_row(snapshot, site_id=site_id))

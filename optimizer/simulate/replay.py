@@ -29,7 +29,7 @@ Choices (documented because they shape the figures):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore, Outcome
 from optimizer.engine.decision import Decision, EngineSettings, Memory
-from optimizer.engine.rules import PolicyBase
+from optimizer.engine.rules import PolicyBase, SolarPlan
 from optimizer.engine.snapshot import (
     ChargerView,
     DeparturePlan,
@@ -48,8 +48,11 @@ from optimizer.engine.snapshot import (
     TariffNow,
 )
 from optimizer.enlighten.models import ChargeMode
+from optimizer.forecast.solar import Site
 from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
+from optimizer.planner.causal import CausalOutlooks
+from optimizer.planner.outlook import SurplusOutlook
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
@@ -209,6 +212,8 @@ def replay(
     plan_margin: timedelta | None = None,
     plans: Sequence[DeparturePlan | None] | None = None,
     skip_idle: bool = True,
+    outlooks: Callable[[int], SurplusOutlook | None] | None = None,
+    forecast_site: Site | None = None,
 ) -> ReplayResult:
     """Run the policies over the series; energy per bucket is amps x V x h x plugged share.
 
@@ -237,6 +242,10 @@ def replay(
     planned = _planned(series, plans, plan_margin)
     # A logged row carries its tick's own figures, so only an unlogged replay reuses idle ticks.
     idle = Idle(policies, settings, enabled=skip_idle and store is None)
+    planned, outlooks = (
+        _planned(series, plans, plan_margin),
+        _outlooks(series, policies, config, outlooks, forecast_site),
+    )
     for index in range(count):
         now = series.starts[index]
         log.day_of(now)
@@ -261,6 +270,7 @@ def replay(
             config=config,
             lag_buckets=lag_buckets,
             site_id=site_id,
+            outlook=outlooks(index) if outlooks is not None and session is not None else None,
         )
         decided, memory = idle.decide(
             snapshot, view, memory, period=idle.period(snapshot), plugged=session is not None
@@ -321,6 +331,19 @@ class _DayLog:
                 self.pending, run_id=self.run_id, mode="simulation", site_id=self.site_id
             )
             self.pending = []
+
+
+def _outlooks(
+    series: SiteSeries,
+    policies: Sequence[PolicyBase],
+    config: Config,
+    given: Callable[[int], SurplusOutlook | None] | None,
+    site: Site | None,
+) -> Callable[[int], SurplusOutlook | None] | None:
+    """The outlooks given, else the causal forecast when a look-ahead policy needs one."""
+    if given is None and any(isinstance(p, SolarPlan) and p.enabled for p in policies):
+        return CausalOutlooks(series, config, site=site).at
+    return given
 
 
 def _step_battery(home: BatteryTrack | None, index: int, ev: float, charger: _Charger) -> None:
@@ -424,6 +447,7 @@ def _snapshot(
     config: Config,
     lag_buckets: int,
     site_id: int | None,
+    outlook: SurplusOutlook | None = None,
 ) -> Snapshot:
     """What the live service would see at the start of bucket ``index``."""
     now = series.starts[index]
@@ -455,6 +479,7 @@ def _snapshot(
         bucket=bucket,
         battery_soc_pct=home.soc_pct(index) if home is not None else None,
         site_id=site_id,
+        outlook=outlook,
     )
 
 

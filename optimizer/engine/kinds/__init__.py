@@ -13,6 +13,7 @@ from optimizer.engine.kinds import (
     excess_solar,
     green_mode,
     schedule_sync,
+    solar_plan,
     tariff_window,
 )
 from optimizer.engine.kinds.common import Context, Outcome
@@ -23,6 +24,7 @@ from optimizer.engine.rules import (
     GreenMode,
     PolicyBase,
     ScheduleSync,
+    SolarPlan,
     TariffWindow,
 )
 from optimizer.limits import Limits
@@ -44,4 +46,6 @@ def propose(policy: PolicyBase, ctx: Context, state: PolicyState, met: str) -> O
             return charge_mode.propose(policy, ctx, state, met)
         case ScheduleSync():
             return schedule_sync.propose(policy, ctx, state, met)
+        case SolarPlan():
+            return solar_plan.propose(policy, ctx, state, met)
     return [], state  # a kind this engine does not know proposes nothing

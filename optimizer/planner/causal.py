@@ -1,0 +1,182 @@
+"""The simulator's forecast: what the site could have expected at each tick, from the past only.
+
+Costs matter (the sample year is 35,040 ticks), so the forecast of docs/forecast.md is split
+by how fast each part moves:
+
+- **Once a week** the panels' plane (:func:`~optimizer.forecast.solar.learn_orientation`,
+  the slow fit), and with it the clear-sky output of every bucket of the series at once;
+- **once a day** (local midnight) the clear-sky index's p10/p50/p90 per band of the solar
+  day and the house-load profile for the next :data:`DAY_AHEAD_H` hours;
+- **per tick** only the last hours' index (measured / clear sky over the buckets that had
+  ended), faded into the day's bands with lead time as :func:`forecast_at` does.
+
+Before the history supports a plane (the first days) there is no outlook, and the
+``solar_plan`` kind follows the current surplus, saying so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from optimizer.config import Config
+from optimizer.forecast import solar
+from optimizer.planner.outlook import STEP_S, SurplusOutlook
+from optimizer.planner.plane import plane
+from optimizer.simulate.series import BUCKET_H, SiteSeries
+
+__all__ = ["CausalOutlooks", "sample_site"]
+
+SAMPLE_LATITUDE, SAMPLE_LONGITUDE = 36.1, -79.95  # Greensboro, NC (sample-config.yaml)
+SAMPLE_ZONE = "America/New_York"
+SAMPLE_START = datetime(2025, 1, 1)
+
+
+def sample_site(timezone: str) -> solar.Site:
+    """Where the sun of the bundled sample's history stands, read in ``timezone``.
+
+    The history was measured in Greensboro; `evopt simulate --sample` reads its buckets in the
+    config's zone, which moves every bucket by the zones' offset difference at the start date
+    (buckets are evenly spaced from there). The sun in the data then stands where a site that
+    much further east (15 degrees an hour) would see it, at Greensboro's latitude, and that is
+    where the forecast must place it, or no clear-sky curve fits the history.
+    """
+    zone, home = ZoneInfo(timezone), ZoneInfo(SAMPLE_ZONE)
+    there = SAMPLE_START.replace(tzinfo=zone).utcoffset()
+    here = SAMPLE_START.replace(tzinfo=home).utcoffset()
+    shift_h = ((there or timedelta(0)) - (here or timedelta(0))) / timedelta(hours=1)
+    longitude = (SAMPLE_LONGITUDE + 15 * shift_h + 180) % 360 - 180
+    return solar.Site(SAMPLE_LATITUDE, longitude, timezone)
+
+
+ORIENTATION_DAYS = 7
+DAY_AHEAD_H = 72
+HORIZON_H = 48
+RECENT_H = 2.0
+TAU_H = 3.0
+
+
+@dataclass
+class _Day:
+    first_s: int
+    bands: np.ndarray  # (steps, 3) index per step
+    house_w: np.ndarray
+
+
+class CausalOutlooks:
+    """``at(index)``: the outlook at the start of bucket ``index``, or None."""
+
+    def __init__(
+        self, series: SiteSeries, config: Config, *, site: solar.Site | None = None
+    ) -> None:
+        configured = config.site
+        self.series = series
+        self.zone = ZoneInfo(series.timezone)
+        if site is None and configured.latitude is not None and configured.longitude is not None:
+            site = solar.Site(configured.latitude, configured.longitude, series.timezone)
+        self.site = site
+        self.settings = config.forecast
+        to_w = 1000 / BUCKET_H
+        start_s = np.array([int(s.timestamp()) for s in series.starts], dtype=np.int64)
+        missing = np.array(series.missing, dtype=bool)
+        pv = np.where(missing, np.nan, np.array(series.pv_kwh) * to_w)
+        house = np.where(missing, np.nan, np.array(series.house_kwh) * to_w)
+        self.history = solar.PowerHistory(start_s, pv, house)
+        self.origin = int(start_s[0]) if len(start_s) else 0
+        self.orientation: solar.Orientation | None = None
+        self.oriented_on: date | None = None
+        self.clear: np.ndarray | None = None
+        self.days: dict[date, _Day | None] = {}
+
+    def _orient(self, day: date, now_s: float) -> None:
+        if self.site is None:
+            return
+        if self.oriented_on is not None and (day - self.oriented_on).days < ORIENTATION_DAYS:
+            return
+        self.oriented_on = day
+        try:
+            orientation = plane(self.history, self.site, self.settings, now_s=now_s)
+        except solar.ForecastError:
+            return
+        if orientation != self.orientation:
+            self.orientation = orientation
+            ahead = self.history.start_s
+            tail = ahead[-1] + STEP_S * np.arange(1, DAY_AHEAD_H * 4 + 1, dtype=np.int64)
+            self.clear = solar.clear_sky_w(self.site, orientation, np.concatenate([ahead, tail]))
+
+    def _day(self, day: date) -> _Day | None:
+        if day in self.days:
+            return self.days[day]
+        midnight = datetime.combine(day, time(0), tzinfo=self.zone).timestamp()
+        self._orient(day, midnight)
+        found: _Day | None = None
+        if self.site is not None and self.orientation is not None:
+            cfg = self.settings
+            index = solar.learn_index(
+                self.history, self.site, self.orientation, now_s=midnight, days=cfg.index_days
+            )
+            first = int(midnight // STEP_S) * STEP_S
+            steps = first + STEP_S * np.arange(DAY_AHEAD_H * 4, dtype=np.int64)
+            bands = np.asarray(index.bands)[solar._band_of(solar.solar_hour(self.site, steps))]
+            house = solar.house_profile(
+                self.history, self.site, steps, now_s=midnight, days=cfg.load_days
+            )
+            if index.days > 0 and np.isfinite(house).any():
+                found = _Day(first, bands, house)
+        self.days = {d: v for d, v in self.days.items() if (day - d).days < 2}
+        self.days[day] = found
+        return found
+
+    def at(self, index: int) -> SurplusOutlook | None:
+        now = self.series.starts[index]
+        day = self._day(now.astimezone(self.zone).date())
+        if day is None or self.clear is None:
+            return None
+        now_s = int(now.timestamp())
+        offset = (now_s - day.first_s) // STEP_S
+        steps = min(HORIZON_H * 4, len(day.house_w) - offset)
+        if steps <= 0:
+            return None
+        at = (now_s - self.origin) // STEP_S
+        clear = self.clear[at : at + steps]
+        bands = day.bands[offset : offset + steps]
+        recent = self._recent(at)
+        if recent is not None:
+            lead_h = (np.arange(steps) * STEP_S + STEP_S / 2) / 3600
+            weight = np.exp(-lead_h / TAU_H)[:, None]
+            bands = weight * recent + (1 - weight) * bands
+        house = day.house_w[offset : offset + steps]
+        house = np.where(np.isfinite(house), house, 0.0)
+        pv = clear[:, None] * bands
+        surplus = pv - house[:, None]
+        return SurplusOutlook(
+            made_at_s=float(now_s),
+            first_s=now_s - now_s % STEP_S,
+            p10_w=tuple(float(v) for v in surplus[:, 0]),
+            p50_w=tuple(float(v) for v in surplus[:, 1]),
+            p90_w=tuple(float(v) for v in surplus[:, 2]),
+            source="forecast",
+            replan="change",
+        )
+
+    def _recent(self, at: int) -> float | None:
+        """Measured / clear-sky output over the last :data:`RECENT_H` hours of ended buckets."""
+        if self.clear is None or self.orientation is None:
+            return None
+        first = max(0, at - int(RECENT_H * 4))
+        pv = self.history.pv_w[first:at]
+        clear = self.clear[first:at]
+        valid = (
+            np.isfinite(pv)
+            & (clear >= solar.MIN_CLEAR_SHARE * self.orientation.peak_w)
+            & (pv >= 0)
+            & (pv <= solar.K_MAX * clear)
+        )
+        if valid.sum() < 2:
+            return None
+        value = float(pv[valid].sum() / clear[valid].sum())
+        return value if math.isfinite(value) else None

@@ -1,0 +1,171 @@
+"""The planner behind `solar_plan`: valid levels, plans met, reasons from the solved plan."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from optimizer.engine.decision import Memory
+from optimizer.engine.evaluate import evaluate
+from optimizer.engine.rules import SolarPlan
+from optimizer.engine.snapshot import ChargerView, DeparturePlan, Snapshot, Surplus
+from optimizer.planner.explain import expectation
+from optimizer.planner.outlook import STEP_S, SurplusOutlook
+from optimizer.planner.problem import PlanInput, solve
+from optimizer.planner.slots import cut
+
+ZONE = ZoneInfo("America/New_York")
+NOW = datetime(2025, 6, 20, 18, 0, tzinfo=ZONE).astimezone(UTC)
+
+
+def _sunny(now: datetime, peak_w: float = 5000.0, house_w: float = 600.0) -> SurplusOutlook:
+    first = int(now.timestamp() // STEP_S) * STEP_S
+    values = []
+    for i in range(192):
+        local = datetime.fromtimestamp(first + i * STEP_S, UTC).astimezone(ZONE)
+        hour = local.hour + local.minute / 60
+        sun = peak_w * math.sin(math.pi * (hour - 6) / 14) if 6 < hour < 20 else 0.0
+        values.append(sun - house_w)
+    p50 = tuple(values)
+    return SurplusOutlook(now.timestamp(), first, tuple(v * 0.5 for v in p50), p50, p50)
+
+
+def _price(at: datetime) -> float:
+    hour = at.astimezone(ZONE).hour
+    return 0.09 if hour >= 23 or hour < 7 else (0.30 if 15 <= hour < 21 else 0.14)
+
+
+def test_a_sunny_tomorrow_is_waited_for_and_the_reason_says_so() -> None:
+    slots = cut(
+        NOW, NOW + timedelta(hours=22), outlook=_sunny(NOW), quantile="p50", price_at=_price
+    )
+    result = solve(PlanInput(slots, 6, 32, 1, 0.24, 0, 12.0))
+    assert result.ok
+    assert result.amps[0] == 0  # nothing from the grid tonight: the sun will do it
+    assert sum(result.solar_kwh) > 10.0
+    text = expectation(slots, result, ZONE, need_kwh=12.0)
+    assert text.startswith("sun from 08:00 covers ")
+    assert "of 12.0 kWh" in text or "all 12.0 kWh" in text
+
+
+def test_without_sun_the_grid_goes_to_the_cheapest_slots() -> None:
+    slots = cut(NOW, NOW + timedelta(hours=12), outlook=None, quantile="p50", price_at=_price)
+    result = solve(PlanInput(slots, 6, 32, 1, 0.24, 0, 10.0))
+    assert result.unmet_kwh == 0
+    charged = [s for s, a in zip(slots.starts, result.amps, strict=True) if a]
+    assert charged
+    assert all(_price(s) == 0.09 for s in charged)
+    assert "grid 04:00-06:00 for 10.0 kWh" in expectation(slots, result, ZONE, need_kwh=10.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    hours=st.floats(min_value=1, max_value=30),
+    need=st.floats(min_value=0.5, max_value=60),
+    low=st.integers(min_value=6, max_value=10),
+    high=st.integers(min_value=10, max_value=40),
+    step=st.integers(min_value=1, max_value=3),
+    start_h=st.integers(min_value=0, max_value=23),
+    now_amps=st.integers(min_value=0, max_value=40),
+)
+def test_levels_are_valid_and_feasible_plans_are_met(
+    *, hours: float, need: float, low: int, high: int, step: int, start_h: int, now_amps: int
+) -> None:
+    now = NOW + timedelta(hours=start_h, minutes=7)
+    slots = cut(
+        now, now + timedelta(hours=hours), outlook=_sunny(now), quantile="p50", price_at=_price
+    )
+    top = low + (high - low) // step * step
+    data = PlanInput(slots, low, top, step, 0.23, now_amps if low <= now_amps <= top else 0, need)
+    result = solve(data)
+    assert result.ok
+    for amps in result.amps:
+        assert amps == 0 or (low <= amps <= top and (amps - low) % step == 0)
+    capacity = sum(top * 0.23 * h for h in slots.hours)
+    if need <= capacity - 1e-6:
+        assert result.unmet_kwh <= 1e-6
+        assert sum(result.energy_kwh) >= need - 1e-6
+    assert sum(result.solar_kwh) <= sum(max(0.0, s) for s in slots.surplus_kwh) + 1e-6
+
+
+def _snapshot(
+    now: datetime,
+    *,
+    plan: DeparturePlan | None,
+    charging: bool,
+    amps: int | None,
+    outlook: SurplusOutlook | None,
+    surplus_w: float,
+) -> Snapshot:
+    view = ChargerView(
+        sn="SN1",
+        connected=True,
+        plugged_in=True,
+        charging=charging,
+        faulted=False,
+        min_amps=6,
+        max_amps=32,
+        amps=amps,
+        plan=plan,
+        session_kwh=0.0,
+    )
+    return Snapshot(
+        now=now,
+        timezone="America/New_York",
+        chargers=(view,),
+        surplus=Surplus(surplus_w, "lifetime_energy"),
+        outlook=outlook,
+    )
+
+
+POLICY = SolarPlan(name="plan", kind="solar_plan")
+
+
+def test_the_guard_charges_at_full_power_when_the_rest_no_longer_fits() -> None:
+    plan = DeparturePlan(NOW + timedelta(minutes=100), 20.0)
+    decisions, _ = evaluate(
+        _snapshot(NOW, plan=plan, charging=False, amps=None, outlook=_sunny(NOW), surplus_w=0.0),
+        [POLICY],
+        Memory(),
+    )
+    charging = next(d for d in decisions if d.target == "charging")
+    assert charging.action == "start"
+    assert charging.params == {"amps": 32}
+    assert charging.reason.startswith("guard: 20.0 kWh by ")
+
+
+def test_the_plan_is_in_the_reason_and_the_inputs() -> None:
+    plan = DeparturePlan(NOW + timedelta(hours=22), 12.0)
+    decisions, _ = evaluate(
+        _snapshot(NOW, plan=plan, charging=False, amps=None, outlook=_sunny(NOW), surplus_w=0.0),
+        [POLICY],
+        Memory(),
+    )
+    charging = next(d for d in decisions if d.target == "charging")
+    assert charging.action == "hold"
+    assert "12.0 kWh by 16:00: sun from 08:00 covers " in charging.reason
+    assert charging.inputs["plan"]["next"] == "08:00 start at 9 A"
+    assert charging.inputs["plan"]["need_kwh"] == 12.0
+    assert charging.inputs["plan"]["solar_kwh"] > 10
+
+
+def test_without_a_forecast_it_says_so() -> None:
+    decisions, _ = evaluate(
+        _snapshot(
+            NOW - timedelta(hours=5),
+            plan=None,
+            charging=False,
+            amps=None,
+            outlook=None,
+            surplus_w=3000.0,
+        ),
+        [POLICY],
+        Memory(),
+    )
+    charging = next(d for d in decisions if d.target == "charging")
+    assert "no forecast, following the current surplus" in charging.reason
+    assert charging.action == "start"

@@ -1,0 +1,85 @@
+"""The live service with the `solar_plan` kind against the fake cloud (issue 15, Done when).
+
+The forecast comes from the site's own stored history (as `evopt history fetch` leaves it):
+here 40 days of synthetic Melbourne production made with pvlib (tests/solar_history.py), so
+the plane is learned and each tick plans over a real outlook. The service runs from 08:00
+with a departure plan; no tick may fail, and the car must get its energy by its ready-by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from optimizer.decisions import DecisionStore
+from optimizer.engine.snapshot import DeparturePlan
+from optimizer.forecast.solar import Site
+from optimizer.plans import save_plan
+from tests.cli_env import SITE_ID
+from tests.solar_history import synthetic_history
+from tests.test_service import MORNING, SN, World, world_at
+
+MELBOURNE = ZoneInfo("Australia/Melbourne")
+SITE = Site(latitude=-37.81, longitude=144.96, timezone="Australia/Melbourne")
+RULES = """\
+policies:
+  - name: plan
+    kind: solar_plan
+    min_amps: 6
+    max_amps: 32
+"""
+TICKS = 480  # four hours of 30 s ticks from 08:00
+
+
+@pytest.fixture
+async def morning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    async for world in world_at(MORNING, tmp_path, monkeypatch):
+        yield world
+
+
+def _store_history(world: World) -> None:
+    """40 days of 15-minute production before the morning, as Enlighten's reply shape."""
+    first_day = MORNING.astimezone(MELBOURNE).date() - timedelta(days=40)
+    start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=MELBOURNE)
+    truth = synthetic_history(site=SITE, start=start, days=40, azimuth=0.0, clear_share=0.5)
+    history = truth.history
+    payload = {
+        "start_date": first_day.isoformat(),
+        "production": [round(float(w) / 4) for w in np.nan_to_num(history.pv_w)],
+        "consumption": [round(float(w) / 4) for w in np.nan_to_num(history.house_w)],
+        "evse": [0] * len(history),
+    }
+    with DecisionStore(world.database) as store:
+        store.save_history_energy(
+            SITE_ID, payload, start_date=first_day, fetched_at=MORNING - timedelta(hours=1)
+        )
+
+
+async def test_the_service_plans_over_the_forecast_without_a_failed_tick(morning: World) -> None:
+    config = morning.config(RULES)
+    _store_history(morning)
+    service = morning.service(config)
+    service.start()
+    now = morning.cloud.clock.now()
+    ready_by = now + timedelta(hours=4)
+    with DecisionStore(morning.database) as store:
+        save_plan(store, SN, DeparturePlan(ready_by, 6.0), now=now)
+    assert await service.run(max_ticks=TICKS) == 0
+    rows = morning.rows("SELECT * FROM decisions WHERE policy = 'plan' ORDER BY id")
+    assert rows, "the planner decided nothing"
+    assert all(r["outcome"] != "failed" for r in morning.rows())
+    reasons = [r["reason"] for r in rows if r["target"] == "charging"]
+    assert any("6.0 kWh by 12:00" in reason for reason in reasons)
+    assert not any("no forecast" in reason for reason in reasons), reasons[:3]
+    started = [r for r in rows if r["action"] == "start" and r["outcome"] == "applied"]
+    assert started
+    # The engine sums the car's energy over session restarts; its reason says when the plan
+    # is met, which must happen before the ready-by.
+    met = [r for r in rows if "plan met (6.0 of 6 kWh)" in r["reason"]]
+    assert met, reasons[-3:]
+    assert datetime.fromisoformat(met[0]["ts"].replace("Z", "+00:00")) <= ready_by
