@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from optimizer.planner.problem import PlanResult
 from optimizer.planner.slots import SlotPlan
+
+if TYPE_CHECKING:  # problem.py imports scipy: the daemon loads it only when a plan is solved
+    from optimizer.planner.problem import PlanResult
 
 __all__ = ["expectation", "grid_runs", "next_change", "summary", "sun_from"]
 

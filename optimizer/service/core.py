@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -64,7 +65,6 @@ from optimizer.forecast.habits import Habits
 from optimizer.gateway.source import GatewaySource, gateway_source
 from optimizer.gateway.token import FETCH_STEP
 from optimizer.observe import ObserveCache, observe_live
-from optimizer.planner.live import LiveOutlooks
 from optimizer.plans import HabitCache, load_plans, with_plans
 from optimizer.service.clock import Clock
 from optimizer.service.health import WHAT, Problem, Trouble, delay_after
@@ -76,6 +76,9 @@ from optimizer.steer import Steering, take_actions
 from optimizer.systemd import Notifier
 from optimizer.yamlpos import Problem as FileProblem
 from optimizer.yamlpos import YamlFileError
+
+if TYPE_CHECKING:
+    from optimizer.planner.live import LiveOutlooks
 
 __all__ = ["EXIT_INTERNAL", "Acted", "Service", "TickReport"]
 
@@ -169,7 +172,7 @@ class Service:
         self._limiter: AccountLimiter | None = None  # the account's budget (_client_now)
         self._store = store
         self._habits = HabitCache()
-        self._outlooks = LiveOutlooks()
+        self._outlooks: LiveOutlooks | None = None  # made when a solar_plan policy runs
         self._owns_store = store is None
         self.setup: Setup | None = None
         self.memory = Memory()
@@ -498,6 +501,11 @@ class Service:
         assert self.setup is not None  # noqa: S101 - only called from a running tick
         if not any(isinstance(p, SolarPlan) for p in self.setup.rules.enabled):
             return snapshot
+        if self._outlooks is None:
+            # numpy and pvlib only in a service whose rules plan ahead (the daemon's RSS).
+            from optimizer.planner.live import LiveOutlooks  # noqa: PLC0415
+
+            self._outlooks = LiveOutlooks()
         outlook = None
         with _logged("the solar forecast"):  # never costs the tick (docs/planner.md)
             outlook = self._outlooks.outlook(self.store, site_id, self.config, now)

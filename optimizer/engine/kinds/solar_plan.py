@@ -44,7 +44,6 @@ from optimizer.engine.kinds.common import (
 from optimizer.engine.rules import SolarPlan
 from optimizer.planner.explain import expectation, next_change, summary
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
-from optimizer.planner.problem import PlanInput, solve
 from optimizer.planner.slots import SlotPlan, cut
 
 REPLAN_AFTER = timedelta(hours=2)
@@ -171,6 +170,9 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
             price_at=_price_at(ctx),
             measured_w=watts,
         )
+        # scipy (HiGHS) is imported at the first solve, never by a daemon without the kind.
+        from optimizer.planner.problem import PlanInput, solve  # noqa: PLC0415
+
         data = PlanInput(
             slots=slots,
             low=low,
