@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -198,9 +197,12 @@ def test_empty_session_sends_no_command() -> None:
     assert now_cmds == best_cmds == 0
 
 
-def test_a_year_of_sessions_solves_in_seconds() -> None:
-    rng = random.Random(7)
-    days = 250
+def synthetic_year(days: int = 250, seed: int = 7) -> SiteSeries:
+    """A year of sessions of 2-15 h, one a day, with broken sun and a night tariff.
+
+    Shared with `make bench` (benchmarks/run.py), which times the optimum on it: a unit test
+    asserts what the solve gives, never how long it took (a loaded machine is no measure)."""
+    rng = random.Random(seed)
     pv: list[float] = []
     prices: list[float] = []
     for _ in range(days):
@@ -214,15 +216,25 @@ def test_a_year_of_sessions_solves_in_seconds() -> None:
         begin = day * 96 + rng.choice([8 * 4, 17 * 4 + 2])
         length = rng.randint(8, 60)
         sessions.append((begin + 0.3, begin + length + 0.6, rng.uniform(3.0, 25.0)))
-    series = site(pv, sessions, house=[0.2] * len(pv), prices=prices)
-    began = time.perf_counter()
-    best_ev, _ = optimal(series, LIMITS, VOLTS)
-    elapsed = time.perf_counter() - began
+    return site(pv, sessions, house=[0.2] * len(pv), prices=prices)
+
+
+def test_a_year_of_sessions_solves_with_sane_figures() -> None:
+    """A year solves: the same energy as charging at once (each session's need, or its window's
+    maximum), at least its solar and never more than the surplus, every bucket within full
+    power; how fast is `make bench`'s figure ("the optimal baseline alone, synthetic year")."""
+    series = synthetic_year()
+    best_ev, best_commands = optimal(series, LIMITS, VOLTS)
     now_ev, _ = immediate(series, LIMITS, VOLTS)
     now, best = figures(series, now_ev, commands=0), figures(series, best_ev, commands=0)
     assert best.ev_solar_kwh >= now.ev_solar_kwh - 1e-6
     assert best.unmet_kwh == pytest.approx(now.unmet_kwh, abs=1e-6)
-    assert elapsed < 30.0, f"{days} sessions took {elapsed:.1f} s"
+    surplus = sum(max(p - h, 0.0) for p, h in zip(series.pv_kwh, series.house_kwh, strict=True))
+    assert best.ev_solar_kwh <= surplus + 1e-6
+    assert sum(best_ev) == pytest.approx(sum(now_ev), abs=1e-5)
+    charged = sum(1 for s in series.sessions if s.energy_kwh > 0)
+    assert best_commands >= 2 * charged
+    assert all(0.0 <= e <= LIMITS.high * VOLTS * BUCKET_H / 1000 + 1e-9 for e in best_ev)
 
 
 # --- the optimum is never beaten -------------------------------------------------------------
