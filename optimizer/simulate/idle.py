@@ -184,7 +184,7 @@ class Idle:
             return None
         known = ctx.memory
         delivered = max(0.0, known.energy_base_kwh + (known.session_kwh_seen or 0.0))
-        asked: list[tuple[Any, ...]] = []
+        short: list[tuple[TariffWindow, str]] = []
         for policy in self.targets:
             target = policy.target
             if target is None or delivered >= target.energy_kwh:
@@ -193,13 +193,8 @@ class Idle:
                 continue
             held, met = check(policy.when, snapshot, view)
             if held:
-                proposals, _ = propose(
-                    policy,
-                    dataclasses.replace(ctx, delivered_kwh=delivered),
-                    memory.policy(policy.name, view.sn),
-                    met,
-                )
-                asked.append(tuple((p.target, p.action, repr(p.params)) for p in proposals))
+                short.append((policy, met))
+        asked = _Asked(dataclasses.replace(ctx, delivered_kwh=delivered), memory, short)
         ages = tuple(_ages(snapshot.now, _moments(known), self.durations))
         levels: tuple[int | None, ...] = ()
         if view.charging:
@@ -208,7 +203,7 @@ class Idle:
                 else _Plan.of(policy, ctx).level(watts, ctx)
                 for policy in self.solar
             )  # fmt: skip
-        return ages, levels, tuple(asked)
+        return ages, levels, asked  # last: a tuple compares it only when all else is equal
 
     def decide(
         self,
@@ -228,6 +223,37 @@ class Idle:
         settled = key is not None and _settled(decided, memory, returned)
         self.last, self.decided = (key, decided) if settled else (None, [])
         return decided, returned
+
+
+class _Asked:
+    """What the short tariff targets of a tick propose (targets, actions, parameters), asked
+    only when compared: a key's other parts decide most comparisons, and asking is a fifth of
+    a key's cost."""
+
+    __slots__ = ("_answer", "ctx", "memory", "short")
+
+    def __init__(
+        self, ctx: Context, memory: Memory, short: Sequence[tuple[TariffWindow, str]]
+    ) -> None:
+        self.ctx, self.memory, self.short = ctx, memory, short
+        self._answer: tuple[tuple[tuple[str, str, str], ...], ...] | None = None
+
+    def answer(self) -> tuple[tuple[tuple[str, str, str], ...], ...]:
+        if self._answer is None:
+            sn = self.ctx.charger.sn
+            found = []
+            for policy, met in self.short:
+                state = self.memory.policy(policy.name, sn)
+                proposals, _ = propose(policy, self.ctx, state, met)
+                found.append(tuple((p.target, p.action, repr(p.params)) for p in proposals))
+            self._answer = tuple(found)
+        return self._answer
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Asked) and self.answer() == other.answer()
+
+    def __hash__(self) -> int:
+        return hash(self.answer())
 
 
 def _durations(policies: Sequence[PolicyBase], settings: EngineSettings) -> tuple[timedelta, ...]:
