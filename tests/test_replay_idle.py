@@ -5,18 +5,21 @@ home battery and the example rules."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from optimizer.config import Config, load_config
 from optimizer.engine.loader import load_config_rules
+from optimizer.engine.rules import PolicyBase
 from optimizer.enlighten.models import parse_lifetime_energy, parse_session_history_page
 from optimizer.limits import Limits
-from optimizer.simulate.replay import replay
+from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.sample import TIMEZONE, sample_paths
 from optimizer.simulate.series import SiteSeries, series_from_history
 
@@ -80,6 +83,15 @@ def test_idle_reuse_changes_nothing(
     series = _series(config, first, last)
     policies = load_config_rules(config).enabled
     margin = {"plan_margin": series.starts[1] - series.starts[0]} if plans else {}
+    runs = replay_both(series, config, policies, **margin)
+    assert runs[0].decisions > 0
+    assert sum(runs[0].ev_kwh) > 0
+
+
+def replay_both(
+    series: SiteSeries, config: Config, policies: Sequence[PolicyBase], **extra: Any
+) -> list[ReplayResult]:
+    """The replay that evaluates every tick and the one that reuses settled ones: equal."""
     runs = [
         replay(
             series,
@@ -88,10 +100,9 @@ def test_idle_reuse_changes_nothing(
             limits=Limits(6, 32, 1),
             voltage_v=240.0,
             skip_idle=skip,
-            **margin,  # type: ignore[arg-type]
+            **extra,
         )
         for skip in (False, True)
     ]
     assert runs[1] == runs[0]
-    assert runs[0].decisions > 0
-    assert sum(runs[0].ev_kwh) > 0
+    return runs

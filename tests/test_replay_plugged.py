@@ -5,8 +5,6 @@ replay that evaluates every tick, and it does skip plugged-in evaluations."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,8 @@ from optimizer.engine.rules import PolicyBase
 from optimizer.limits import Limits
 from optimizer.simulate.minutes import replay_minutes
 from optimizer.simulate.replay import replay
-from optimizer.simulate.series import SiteSeries
-from tests.test_replay_idle import _config, _series
+from tests.test_minute_replay import surplus_bench
+from tests.test_replay_idle import _config, _series, replay_both
 
 MINUTES = st.sampled_from(["0m", "1m", "2m", "5m", "10m", "15m", "20m", "30m", "45m"])
 
@@ -82,32 +80,10 @@ def _policies(tmp: Path, config: Config, drawn: list[dict[str, Any]]) -> list[Po
     return list(load_rules([path], tariffs=config.tariffs).enabled)
 
 
-def _both(series: SiteSeries, config: Config, policies: list[PolicyBase], **extra: Any) -> None:
-    runs = [
-        replay(
-            series,
-            policies,
-            config=config,
-            limits=Limits(6, 32, 1),
-            voltage_v=240.0,
-            skip_idle=skip,
-            **extra,
-        )
-        for skip in (False, True)
-    ]
-    assert runs[1] == runs[0]
-
-
 @cache
 def _three_days() -> tuple[Any, Config]:
     """June's first three days of the sample made minute-level (benchmarks/surplus.py)."""
-    bench = Path(__file__).parents[1] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    spec = importlib.util.spec_from_file_location("bench_surplus", bench / "surplus.py")
-    assert spec is not None
-    assert spec.loader is not None
-    surplus = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(surplus)
+    surplus = surplus_bench()
     found: tuple[Any, Config] = surplus.sample_minutes(3)
     return found
 
@@ -125,7 +101,7 @@ def test_plugged_reuse_changes_nothing_on_drawn_rules(
     tmp_path: Path, drawn: list[dict[str, Any]], week: Any, battery: bool
 ) -> None:
     config = _config(tmp_path, battery=battery)
-    _both(_series(config, *week), config, _policies(tmp_path, config, drawn))
+    replay_both(_series(config, *week), config, _policies(tmp_path, config, drawn))
 
 
 @settings(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -282,14 +283,15 @@ def _moments(known: ChargerMemory) -> Iterable[datetime | None]:
 
 def _ages(
     now: datetime, moments: Iterable[datetime | None], durations: Sequence[timedelta]
-) -> Iterable[tuple[bool, ...] | None]:
-    """Per moment, which side of every duration its age is on (at or past, and past)."""
+) -> Iterable[tuple[int, int] | None]:
+    """Per moment, which side of every duration its age is on: with the durations sorted, how
+    many it is past and how many at or past (the same as a flag per duration, in two ints)."""
     for moment in moments:
         if moment is None:
             yield None
             continue
         age = now - moment
-        yield tuple(age >= d for d in durations) + tuple(age > d for d in durations)
+        yield bisect_left(durations, age), bisect_right(durations, age)
 
 
 def _elapsed(
