@@ -27,18 +27,20 @@ from typing import Any
 
 from optimizer.engine.conditions import check
 from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, Memory
-from optimizer.engine.evaluate import evaluate
+from optimizer.engine.evaluate import LEVEL_WINDOW, evaluate
 from optimizer.engine.kinds import propose
 from optimizer.engine.kinds.common import Context
-from optimizer.engine.kinds.excess_solar import _Plan, available
+from optimizer.engine.kinds.excess_solar import LATEST_START_SLACK, _Plan, available
 from optimizer.engine.rules import ExcessSolar, PolicyBase, TariffWindow
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.limits import Limits
 
 __all__ = ["Idle"]
 
-HOUR = timedelta(hours=1)
-"""The look-back of ``max_changes_per_hour`` (Context.level_changes_last_hour)."""
+ENGINE_DURATIONS = (timedelta(0), timedelta(hours=1), LEVEL_WINDOW, LATEST_START_SLACK)
+"""The engine's own durations: zero (a moment passed or not), the hour of
+``max_changes_per_hour`` (Context.level_changes_last_hour), how long level changes are kept,
+a departure plan's start slack (plans are never reused; listed all the same)."""
 
 
 def _sides(value: float | None, lines: Sequence[float]) -> tuple[bool, ...] | None:
@@ -260,8 +262,8 @@ class _Asked:
 def _durations(policies: Sequence[PolicyBase], settings: EngineSettings) -> tuple[timedelta, ...]:
     """Every duration a policy or the engine compares an age with: each ``timedelta`` field of
     the policies (found by type, so a new one is never missed), the settle time, the
-    override hold, the hour of the level-change cap, and zero (a moment passed or not)."""
-    found = {timedelta(0), HOUR, settings.settle, settings.override_hold}
+    override hold and :data:`ENGINE_DURATIONS`."""
+    found = {*ENGINE_DURATIONS, settings.settle, settings.override_hold}
     for policy in policies:
         found.update(v for v in policy.__dict__.values() if isinstance(v, timedelta))
     return tuple(sorted(found))
