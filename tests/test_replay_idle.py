@@ -10,6 +10,7 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +20,7 @@ from optimizer.engine.loader import load_config_rules
 from optimizer.engine.rules import PolicyBase
 from optimizer.enlighten.models import parse_lifetime_energy, parse_session_history_page
 from optimizer.limits import Limits
+from optimizer.simulate.idle import Idle
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.sample import TIMEZONE, sample_paths
 from optimizer.simulate.series import SiteSeries, series_from_history
@@ -88,21 +90,41 @@ def test_idle_reuse_changes_nothing(
     assert sum(runs[0].ev_kwh) > 0
 
 
+def _recording(real: Any, log: list[tuple[object, ...]]) -> Any:
+    """``Idle.decide`` that also notes each tick's decisions in ``log``."""
+
+    def recording(self: Idle, snapshot: Any, *args: Any, **kwargs: Any) -> Any:
+        decided, returned = real(self, snapshot, *args, **kwargs)
+        log.append((snapshot.now, [(d.target, d.action, repr(d.params)) for d in decided]))
+        return decided, returned
+
+    return recording
+
+
 def replay_both(
     series: SiteSeries, config: Config, policies: Sequence[PolicyBase], **extra: Any
 ) -> list[ReplayResult]:
-    """The replay that evaluates every tick and the one that reuses settled ones: equal."""
-    runs = [
-        replay(
-            series,
-            policies,
-            config=config,
-            limits=Limits(6, 32, 1),
-            voltage_v=240.0,
-            skip_idle=skip,
-            **extra,
-        )
-        for skip in (False, True)
-    ]
+    """The replay that evaluates every tick and the one that reuses settled ones: the same
+    decisions at every tick (target, action, parameters: a stop that comes late to a full car
+    changes no energy) and the same result."""
+    runs: list[ReplayResult] = []
+    logs: list[list[tuple[object, ...]]] = []
+    real = Idle.decide
+    for skip in (False, True):
+        log: list[tuple[object, ...]] = []
+        with patch.object(Idle, "decide", _recording(real, log)):
+            runs.append(
+                replay(
+                    series,
+                    policies,
+                    config=config,
+                    limits=Limits(6, 32, 1),
+                    voltage_v=240.0,
+                    skip_idle=skip,
+                    **extra,
+                )
+            )
+        logs.append(log)
+    assert logs[1] == logs[0]
     assert runs[1] == runs[0]
     return runs

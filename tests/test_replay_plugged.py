@@ -5,9 +5,11 @@ replay that evaluates every tick, and it does skip plugged-in evaluations."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -21,6 +23,8 @@ from optimizer.engine.rules import PolicyBase
 from optimizer.limits import Limits
 from optimizer.simulate.minutes import replay_minutes
 from optimizer.simulate.replay import replay
+from optimizer.simulate.sample import TIMEZONE
+from optimizer.simulate.series import BUCKET, Session, SiteSeries
 from tests.test_minute_replay import surplus_bench
 from tests.test_replay_idle import _config, _series, replay_both
 
@@ -156,3 +160,36 @@ def test_plugged_ticks_are_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         series, policies, config=config, limits=Limits(6, 32, 1), voltage_v=240.0, skip_idle=False
     )
     assert reused == every
+
+
+def test_a_target_deadline_passing_inside_one_price_is_not_reused(tmp_path: Path) -> None:
+    """A car full long before a never-met tariff target: at 18:15 the target's deadline
+    (18:30) leaves one slot, so it charges; at 18:30 the next deadline is a day away and it
+    stops to wait for the off-peak window. Both ticks are in the same peak price, sun and
+    surplus class, so only asking the target tells them apart."""
+    config = _config(tmp_path, battery=False)
+    zone = ZoneInfo(TIMEZONE)
+    start = datetime(2025, 6, 2, 12, 0, tzinfo=zone).astimezone(UTC)  # a Monday
+    count = 4 * 24
+    starts = tuple(start + i * BUCKET for i in range(count))
+    series = SiteSeries(
+        starts=starts,
+        pv_kwh=(0.0,) * count,
+        house_kwh=(0.1,) * count,
+        missing=(False,) * count,
+        import_price=(0.2,) * count,
+        export_price=0.04,
+        timezone=TIMEZONE,
+        sessions=(Session(starts[2], starts[-4], 3.0),),  # full within the first bucket
+    )
+    topup = {
+        "name": "topup",
+        "kind": "tariff_window",
+        "priority": 60,
+        "windows": ["off_peak"],
+        "amps": 32,
+        "target": {"energy_kwh": 40, "by": "18:30"},
+        "solar_first": False,
+    }
+    runs = replay_both(series, config, _policies(tmp_path, config, [topup]))
+    assert runs[0].by_action.get("stop", 0) >= 1
