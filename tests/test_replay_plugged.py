@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import optimizer.simulate.idle as idle_module
 from optimizer.config import Config
+from optimizer.engine.decision import Decision
 from optimizer.engine.loader import load_config_rules, load_rules
 from optimizer.engine.rules import PolicyBase
 from optimizer.limits import Limits
@@ -121,8 +122,10 @@ def test_plugged_reuse_changes_nothing_in_the_minute_replay(
     between ticks, not on bucket edges)."""
     series, config = _three_days()
     policies = _policies(tmp_path, config, drawn)
-    runs = [
-        replay_minutes(
+    runs = []
+    for skip in (False, True):
+        log: list[tuple[int, Decision]] = []
+        result = replay_minutes(
             series,
             policies,
             source="gateway",
@@ -131,9 +134,9 @@ def test_plugged_reuse_changes_nothing_in_the_minute_replay(
             voltage_v=240.0,
             tick=1,
             skip_idle=skip,
+            log=log,
         )
-        for skip in (False, True)
-    ]
+        runs.append((result, [(m, d.target, d.action, repr(d.params)) for m, d in log]))
     assert runs[1] == runs[0]
 
 
