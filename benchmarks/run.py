@@ -455,7 +455,26 @@ def bench_simulate() -> None:
         f"wall, {ten_cpu:.1f} s CPU = {ratio:.1f}x one year's CPU, {ten_wall / one_wall:.1f}x "
         f"its wall (target <= {SIM_TEN_YEARS_RATIO:g}x: {_verdict(ratio, SIM_TEN_YEARS_RATIO)})"
     )
+    bench_optimum_synthetic()
     bench_minutes(config)
+
+
+OPTIMUM_SYNTHETIC_TARGET_S = 30.0  # the limit tests/test_baselines.py used to assert
+
+
+def bench_optimum_synthetic() -> None:
+    """The optimal baseline alone on tests/test_baselines.py's synthetic year (250 sessions of
+    2-15 h with broken sun): the time that test asserted until timed unit tests were banned."""
+    from optimizer.simulate.baselines import optimal  # noqa: PLC0415
+    from tests.test_baselines import LIMITS, VOLTS, synthetic_year  # noqa: PLC0415
+
+    series = synthetic_year()
+    wall, cpu = _timed(lambda: optimal(series, LIMITS, VOLTS))
+    print(
+        f"optimal baseline alone, synthetic year ({len(series.sessions)} sessions): "
+        f"{wall:5.2f} s wall, {cpu:5.2f} s CPU (target <= {OPTIMUM_SYNTHETIC_TARGET_S:g} s: "
+        f"{_verdict(wall, OPTIMUM_SYNTHETIC_TARGET_S)})"
+    )
 
 
 def bench_minutes(config: Any) -> None:

@@ -7,6 +7,7 @@ import random
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -223,6 +224,18 @@ def test_a_cloudy_bucket_has_cloud_edges_and_a_clear_one_is_flat() -> None:
     assert max(second_day) <= 6000.0 + 1e-6  # never above the clear day's 1.5 kWh a bucket
 
 
+def surplus_bench() -> Any:
+    """benchmarks/surplus.py as a module (its sample made minute-level, its rules)."""
+    bench = Path(__file__).parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    spec = importlib.util.spec_from_file_location("bench_surplus", bench / "surplus.py")
+    assert spec is not None
+    assert spec.loader is not None
+    surplus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(surplus)
+    return surplus
+
+
 @pytest.mark.parametrize("source", ["gateway", "lifetime_energy"])
 @pytest.mark.parametrize(
     "days",
@@ -234,13 +247,7 @@ def test_a_cloudy_bucket_has_cloud_edges_and_a_clear_one_is_flat() -> None:
 def test_skipping_idle_ticks_changes_no_decision_and_no_figure(source: Source, days: int) -> None:
     """Days of the bundled sample at tick 1, with and without the idle skip: the same
     decisions (minute, policy, target, action, params) and the same figures and energy."""
-    bench = Path(__file__).parents[1] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    spec = importlib.util.spec_from_file_location("bench_surplus", bench / "surplus.py")
-    assert spec is not None
-    assert spec.loader is not None
-    surplus = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(surplus)
+    surplus = surplus_bench()
     series, config = surplus.sample_minutes(days)
     rules = surplus.policies()
     runs = []

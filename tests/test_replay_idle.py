@@ -5,18 +5,23 @@ home battery and the example rules."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from optimizer.config import Config, load_config
 from optimizer.engine.loader import load_config_rules
+from optimizer.engine.rules import PolicyBase
 from optimizer.enlighten.models import parse_lifetime_energy, parse_session_history_page
 from optimizer.limits import Limits
-from optimizer.simulate.replay import replay
+from optimizer.simulate.idle import Idle
+from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.sample import TIMEZONE, sample_paths
 from optimizer.simulate.series import SiteSeries, series_from_history
 
@@ -80,18 +85,46 @@ def test_idle_reuse_changes_nothing(
     series = _series(config, first, last)
     policies = load_config_rules(config).enabled
     margin = {"plan_margin": series.starts[1] - series.starts[0]} if plans else {}
-    runs = [
-        replay(
-            series,
-            policies,
-            config=config,
-            limits=Limits(6, 32, 1),
-            voltage_v=240.0,
-            skip_idle=skip,
-            **margin,  # type: ignore[arg-type]
-        )
-        for skip in (False, True)
-    ]
-    assert runs[1] == runs[0]
+    runs = replay_both(series, config, policies, **margin)
     assert runs[0].decisions > 0
     assert sum(runs[0].ev_kwh) > 0
+
+
+def _recording(real: Any, log: list[tuple[object, ...]]) -> Any:
+    """``Idle.decide`` that also notes each tick's decisions in ``log``."""
+
+    def recording(self: Idle, snapshot: Any, *args: Any, **kwargs: Any) -> Any:
+        decided, returned = real(self, snapshot, *args, **kwargs)
+        log.append((snapshot.now, [(d.target, d.action, repr(d.params)) for d in decided]))
+        return decided, returned
+
+    return recording
+
+
+def replay_both(
+    series: SiteSeries, config: Config, policies: Sequence[PolicyBase], **extra: Any
+) -> list[ReplayResult]:
+    """The replay that evaluates every tick and the one that reuses settled ones: the same
+    decisions at every tick (target, action, parameters: a stop that comes late to a full car
+    changes no energy) and the same result."""
+    runs: list[ReplayResult] = []
+    logs: list[list[tuple[object, ...]]] = []
+    real = Idle.decide
+    for skip in (False, True):
+        log: list[tuple[object, ...]] = []
+        with patch.object(Idle, "decide", _recording(real, log)):
+            runs.append(
+                replay(
+                    series,
+                    policies,
+                    config=config,
+                    limits=Limits(6, 32, 1),
+                    voltage_v=240.0,
+                    skip_idle=skip,
+                    **extra,
+                )
+            )
+        logs.append(log)
+    assert logs[1] == logs[0]
+    assert runs[1] == runs[0]
+    return runs

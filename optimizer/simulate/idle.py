@@ -1,4 +1,4 @@
-"""Idle ticks of a replay: an evaluation that only held, reused while nothing it read changes.
+"""Settled ticks of a replay: an evaluation that only held, reused while nothing it read changes.
 
 A replay runs the engine at every tick, but most ticks of a year have no car plugged in, and
 there a settled evaluation (holds only, the memory left as it was) repeats itself until
@@ -9,23 +9,38 @@ engine again. The minute replay (optimizer/simulate/minutes.py) and the 15-minut
 (optimizer/simulate/replay.py, when it logs no decisions: a logged row carries the tick's own
 figures) share it; tests/test_minute_replay.py and tests/test_replay_idle.py check that a
 replay with it gives the same figures as one without.
+
+Ticks with a car plugged in are reused the same way (:meth:`Idle._plugged` adds what their
+policies read besides: the age of every moment in the charger's memory against every
+duration, the level a running charger would follow, what a short tariff target proposes);
+tests/test_replay_plugged.py checks the identity on drawn rules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Hashable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Hashable, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from optimizer.engine.decision import Decision, EngineSettings, Memory
-from optimizer.engine.evaluate import evaluate
+from optimizer.engine.conditions import check
+from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, Memory
+from optimizer.engine.evaluate import LEVEL_WINDOW, evaluate
+from optimizer.engine.kinds import propose
 from optimizer.engine.kinds.common import Context
-from optimizer.engine.kinds.excess_solar import _Plan, available
-from optimizer.engine.rules import ExcessSolar, PolicyBase
+from optimizer.engine.kinds.excess_solar import LATEST_START_SLACK, _Plan, available
+from optimizer.engine.rules import ExcessSolar, PolicyBase, TariffWindow
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.limits import Limits
 
 __all__ = ["Idle"]
+
+ENGINE_DURATIONS = (timedelta(0), timedelta(hours=1), LEVEL_WINDOW, LATEST_START_SLACK)
+"""The engine's own durations: zero (a moment passed or not), the hour of
+``max_changes_per_hour`` (Context.level_changes_last_hour), how long level changes are kept,
+a departure plan's start slack (plans are never reused; listed all the same)."""
 
 
 def _sides(value: float | None, lines: Sequence[float]) -> tuple[bool, ...] | None:
@@ -79,6 +94,8 @@ class Idle:
         self.thresholds = _surplus_thresholds(policies)
         self.times = [p.when.time for p in policies if p.when.time is not None]
         self.solar = [p for p in policies if isinstance(p, ExcessSolar)]
+        self.targets = [p for p in policies if isinstance(p, TariffWindow) and p.target]
+        self.durations = _durations(policies, settings)
         self.last: tuple[Any, ...] | None = None
         self.decided: list[Decision] = []
         whens = [p.when for p in policies]
@@ -142,9 +159,54 @@ class Idle:
             hysteresis.append(
                 None if watts is None else (watts >= plan.start_w, watts < plan.stop_w)
             )
-        return (
+        base = (
             period, view, side, snapshot.surplus.source, inside, timers, settled, tuple(hysteresis)
         )  # fmt: skip
+        if not view.plugged_in:
+            return base
+        plugged = self._plugged(snapshot, view, memory, ctx, settled=settled)
+        return None if plugged is None else (*base, plugged)
+
+    def _plugged(
+        self, snapshot: Snapshot, view: ChargerView, memory: Memory, ctx: Context, *, settled: bool
+    ) -> tuple[Any, ...] | None:
+        """What more a plugged-in tick's policies read, or None when its class cannot be told
+        without running them.
+
+        With a car plugged in the policies also compare the time since each moment the memory
+        holds (the last command, start, stop, plug-in, level changes, a control's start) with
+        their durations (minimum on/off times, delays, the settle time, the hour of
+        ``max_changes_per_hour``), and a running charger follows the surplus by level: the key
+        then holds, for every such moment, which side of every duration its age is on, and
+        while charging the level each excess-solar policy would pick. A ``tariff_window``
+        target still short while its conditions hold picks the cheapest slots before its
+        ``by``, which no side captures: that policy alone is asked, and what it proposes
+        (targets, actions, parameters; not the words) goes into the key. A departure plan
+        (the time left to its deadline) and a command still settling are always evaluated."""
+        if view.plan is not None or not settled:
+            return None
+        known = ctx.memory
+        delivered = max(0.0, known.energy_base_kwh + (known.session_kwh_seen or 0.0))
+        short: list[tuple[TariffWindow, str]] = []
+        for policy in self.targets:
+            target = policy.target
+            if target is None or delivered >= target.energy_kwh:
+                continue
+            if policy.chargers is not None and view.sn not in policy.chargers:
+                continue
+            held, met = check(policy.when, snapshot, view)
+            if held:
+                short.append((policy, met))
+        asked = _Asked(dataclasses.replace(ctx, delivered_kwh=delivered), memory, short)
+        ages = tuple(_ages(snapshot.now, _moments(known), self.durations))
+        levels: tuple[int | None, ...] = ()
+        if view.charging:
+            levels = tuple(
+                None if (watts := available(policy, ctx)) is None
+                else _Plan.of(policy, ctx).level(watts, ctx)
+                for policy in self.solar
+            )  # fmt: skip
+        return ages, levels, asked  # last: a tuple compares it only when all else is equal
 
     def decide(
         self,
@@ -157,13 +219,81 @@ class Idle:
     ) -> tuple[list[Decision], Memory]:
         """``evaluate``'s answer, or at an idle tick of the last settled one's class its holds
         again (the memory unchanged)."""
-        key = None if plugged else self.key(snapshot, view, period, memory)
+        key = self.key(snapshot, view, period, memory)
         if key is not None and key == self.last:
             return self.decided, memory
         decided, returned = evaluate(snapshot, self.policies, memory, settings=self.settings)
         settled = key is not None and _settled(decided, memory, returned)
         self.last, self.decided = (key, decided) if settled else (None, [])
         return decided, returned
+
+
+class _Asked:
+    """What the short tariff targets of a tick propose (targets, actions, parameters), asked
+    only when compared: a key's other parts decide most comparisons, and asking is a fifth of
+    a key's cost."""
+
+    __slots__ = ("_answer", "ctx", "memory", "short")
+
+    def __init__(
+        self, ctx: Context, memory: Memory, short: Sequence[tuple[TariffWindow, str]]
+    ) -> None:
+        self.ctx, self.memory, self.short = ctx, memory, short
+        self._answer: tuple[tuple[tuple[str, str, str], ...], ...] | None = None
+
+    def answer(self) -> tuple[tuple[tuple[str, str, str], ...], ...]:
+        if self._answer is None:
+            sn = self.ctx.charger.sn
+            found = []
+            for policy, met in self.short:
+                state = self.memory.policy(policy.name, sn)
+                proposals, _ = propose(policy, self.ctx, state, met)
+                found.append(tuple((p.target, p.action, repr(p.params)) for p in proposals))
+            self._answer = tuple(found)
+        return self._answer
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Asked) and self.answer() == other.answer()
+
+    def __hash__(self) -> int:
+        return hash(self.answer())
+
+
+def _durations(policies: Sequence[PolicyBase], settings: EngineSettings) -> tuple[timedelta, ...]:
+    """Every duration a policy or the engine compares an age with: each ``timedelta`` field of
+    the policies (found by type, so a new one is never missed), the settle time, the
+    override hold and :data:`ENGINE_DURATIONS`."""
+    found = {*ENGINE_DURATIONS, settings.settle, settings.override_hold}
+    for policy in policies:
+        found.update(v for v in policy.__dict__.values() if isinstance(v, timedelta))
+    return tuple(sorted(found))
+
+
+def _moments(known: ChargerMemory) -> Iterable[datetime | None]:
+    """Every moment in a charger's memory whose age a decision may compare (a control's
+    ``seen_at`` only names a window's end in a reason; see :func:`_same_but_seen`)."""
+    yield known.commanded_at
+    yield known.started_at
+    yield known.stopped_at
+    yield known.override_until
+    yield known.plugged_in_since
+    yield from known.level_changes
+    for control in known.control.values():
+        yield control.since
+        yield control.until
+
+
+def _ages(
+    now: datetime, moments: Iterable[datetime | None], durations: Sequence[timedelta]
+) -> Iterable[tuple[int, int] | None]:
+    """Per moment, which side of every duration its age is on: with the durations sorted, how
+    many it is past and how many at or past (the same as a flag per duration, in two ints)."""
+    for moment in moments:
+        if moment is None:
+            yield None
+            continue
+        age = now - moment
+        yield bisect_left(durations, age), bisect_right(durations, age)
 
 
 def _elapsed(

@@ -74,14 +74,14 @@ Source = Literal["gateway", "lifetime_energy"]
 SOURCES: tuple[Source, ...] = ("gateway", "lifetime_energy")
 MINUTE = timedelta(minutes=1)
 PER_BUCKET = 15
-DEFAULT_TICK = 5
-"""Minutes between engine evaluations. The service decides every poll (30 s); idle ticks
-reuse a settled evaluation (optimizer/simulate/idle.py), but every plugged-in minute runs the
-engine, so deciding every minute replays 9,400-10,700 minutes per CPU second on the sample's
-first month and 7,800-8,500 on June (docs/performance.md), not reliably the ``make bench``
-target of 10,000: the default stays every 5 minutes (about 33,000). Both sources get the same
-cadence, the energy and the surplus it met are still counted minute by minute, and a policy's
-delays round up to the tick. `evopt simulate --tick 1` decides every minute.
+DEFAULT_TICK = 1
+"""Minutes between engine evaluations: every minute (issue 14), the closest to the service,
+which decides every poll (30 s). Settled ticks, idle or plugged in, reuse an evaluation
+(optimizer/simulate/idle.py), so deciding every minute replays about 13,700-13,900 minutes
+per CPU second on June and on the year (docs/performance.md; ``make bench``'s target is
+10,000). Both sources get the same cadence, the energy and the surplus it met are counted
+minute by minute, and a policy's delays round up to the tick. `evopt simulate --tick 5`
+decides every 5 minutes (about 40,000 minutes per CPU second).
 """
 GATEWAY_AGE_S = 30.0
 """The age of what the gateway source shows at a tick: the midpoint of the minute just ended

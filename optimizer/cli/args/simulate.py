@@ -14,7 +14,7 @@ DEFAULT_PLAN_MARGIN = timedelta(minutes=15)
 # engine); the seed is the CLI's own.
 DEFAULT_NAME = "default"
 SOURCES = ("gateway", "lifetime_energy")
-DEFAULT_TICK = 5
+DEFAULT_TICK = 1
 DEFAULT_SEED = 1
 # optimizer.simulate.sample.DEFAULT_SAMPLE and each sample's name and summary (pinned too).
 DEFAULT_SAMPLE = "greensboro"

@@ -1,0 +1,198 @@
+"""Plugged-in ticks of a replay reuse a settled evaluation too (issue 16 item 1, second pass):
+on drawn rules (thresholds, delays, minimum on/off times, change caps, tariff targets with and
+without conditions) and drawn weeks of the sample, the replay that reuses gives exactly the
+replay that evaluates every tick, and it does skip plugged-in evaluations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import optimizer.simulate.idle as idle_module
+from optimizer.config import Config
+from optimizer.engine.decision import Decision
+from optimizer.engine.loader import load_config_rules, load_rules
+from optimizer.engine.rules import PolicyBase
+from optimizer.limits import Limits
+from optimizer.simulate.minutes import replay_minutes
+from optimizer.simulate.replay import replay
+from optimizer.simulate.sample import TIMEZONE
+from optimizer.simulate.series import BUCKET, Session, SiteSeries
+from tests.test_minute_replay import surplus_bench
+from tests.test_replay_idle import _config, _series, replay_both
+
+MINUTES = st.sampled_from(["0m", "1m", "2m", "5m", "10m", "15m", "20m", "30m", "45m"])
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """An excess-solar policy with drawn numbers, a tariff target with or without conditions,
+    and the example's mode and battery rules."""
+    start = draw(st.integers(300, 3000))
+    solar: dict[str, Any] = {
+        "name": "solar",
+        "kind": "excess_solar",
+        "priority": 50,
+        "variant": draw(st.sampled_from(["pv", "min_pv"])),
+        "min_amps": 6,
+        "max_amps": draw(st.sampled_from([16, 24, 32])),
+        "reserve_w": draw(st.sampled_from([0, 100, 400])),
+        "start_threshold_w": start,
+        "stop_threshold_w": draw(st.integers(100, start - 1)),
+        "start_delay": draw(MINUTES),
+        "stop_delay": draw(MINUTES),
+        "min_on_time": draw(MINUTES),
+        "min_off_time": draw(MINUTES),
+        "deadband_amps": draw(st.integers(1, 4)),
+        "max_changes_per_hour": draw(st.integers(1, 8)),
+    }
+    target: dict[str, Any] = {
+        "name": "topup",
+        "kind": "tariff_window",
+        "priority": draw(st.sampled_from([40, 60])),
+        "windows": ["off_peak"],
+        "amps": draw(st.sampled_from([16, 32])),
+        "target": {
+            "energy_kwh": draw(st.sampled_from([4, 10, 20, 40])),
+            "by": draw(st.sampled_from(["06:00", "07:00", "18:30"])),
+        },
+        "solar_first": draw(st.booleans()),
+        "outside": draw(st.sampled_from(["stop", "hold"])),
+    }
+    if draw(st.booleans()):
+        target["when"] = {"tariff": "off_peak"}
+    mode = {
+        "name": "manual-by-day",
+        "kind": "charge_mode",
+        "priority": 30,
+        "mode": "MANUAL_CHARGING",
+        "when": {"sun": "up"},
+    }
+    return [solar, target, mode]
+
+
+def _policies(tmp: Path, config: Config, drawn: list[dict[str, Any]]) -> list[PolicyBase]:
+    path = tmp / "drawn.yaml"
+    path.write_text(yaml.safe_dump({"policies": drawn}), encoding="utf-8")
+    return list(load_rules([path], tariffs=config.tariffs).enabled)
+
+
+@cache
+def _three_days() -> tuple[Any, Config]:
+    """June's first three days of the sample made minute-level (benchmarks/surplus.py)."""
+    surplus = surplus_bench()
+    found: tuple[Any, Config] = surplus.sample_minutes(3)
+    return found
+
+
+WEEKS = [((1, 10), (1, 17)), ((4, 2), (4, 9)), ((6, 12), (6, 19)), ((9, 20), (9, 27))]
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(drawn=rules(), week=st.sampled_from(WEEKS), battery=st.booleans())
+def test_plugged_reuse_changes_nothing_on_drawn_rules(
+    tmp_path: Path, drawn: list[dict[str, Any]], week: Any, battery: bool
+) -> None:
+    config = _config(tmp_path, battery=battery)
+    replay_both(_series(config, *week), config, _policies(tmp_path, config, drawn))
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(drawn=rules())
+def test_plugged_reuse_changes_nothing_in_the_minute_replay(
+    tmp_path: Path, drawn: list[dict[str, Any]]
+) -> None:
+    """The minute replay at tick 1 (every minute decided: the delays and minimum times fall
+    between ticks, not on bucket edges)."""
+    series, config = _three_days()
+    policies = _policies(tmp_path, config, drawn)
+    runs = []
+    for skip in (False, True):
+        log: list[tuple[int, Decision]] = []
+        result = replay_minutes(
+            series,
+            policies,
+            source="gateway",
+            config=config,
+            limits=Limits(6, 32, 1),
+            voltage_v=240.0,
+            tick=1,
+            skip_idle=skip,
+            log=log,
+        )
+        runs.append((result, [(m, d.target, d.action, repr(d.params)) for m, d in log]))
+    assert runs[1] == runs[0]
+
+
+def test_plugged_ticks_are_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """June with the example rules: fewer evaluations at plugged-in ticks than such ticks
+    (before, every one ran the engine), and the same replay as evaluating them all."""
+    config = _config(tmp_path, battery=False)
+    series = _series(config, (6, 1), (6, 30))
+    policies = load_config_rules(config).enabled
+    evaluated: list[bool] = []
+    real = idle_module.evaluate
+
+    def counting(snapshot: Any, *args: Any, **kwargs: Any) -> Any:
+        evaluated.append(snapshot.chargers[0].plugged_in)
+        return real(snapshot, *args, **kwargs)
+
+    monkeypatch.setattr(idle_module, "evaluate", counting)
+    reused = replay(series, policies, config=config, limits=Limits(6, 32, 1), voltage_v=240.0)
+    plugged = sum(1 for i in range(len(series.starts)) if series.session_index(i) >= 0)
+    assert plugged > 0
+    assert sum(evaluated) < plugged * 0.8
+    monkeypatch.setattr(idle_module, "evaluate", real)
+    every = replay(
+        series, policies, config=config, limits=Limits(6, 32, 1), voltage_v=240.0, skip_idle=False
+    )
+    assert reused == every
+
+
+def test_a_target_deadline_passing_inside_one_price_is_not_reused(tmp_path: Path) -> None:
+    """A car full long before a never-met tariff target: at 18:15 the target's deadline
+    (18:30) leaves one slot, so it charges; at 18:30 the next deadline is a day away and it
+    stops to wait for the off-peak window. Both ticks are in the same peak price, sun and
+    surplus class, so only asking the target tells them apart."""
+    config = _config(tmp_path, battery=False)
+    zone = ZoneInfo(TIMEZONE)
+    start = datetime(2025, 6, 2, 12, 0, tzinfo=zone).astimezone(UTC)  # a Monday
+    count = 4 * 24
+    starts = tuple(start + i * BUCKET for i in range(count))
+    series = SiteSeries(
+        starts=starts,
+        pv_kwh=(0.0,) * count,
+        house_kwh=(0.1,) * count,
+        missing=(False,) * count,
+        import_price=(0.2,) * count,
+        export_price=0.04,
+        timezone=TIMEZONE,
+        sessions=(Session(starts[2], starts[-4], 3.0),),  # full within the first bucket
+    )
+    topup = {
+        "name": "topup",
+        "kind": "tariff_window",
+        "priority": 60,
+        "windows": ["off_peak"],
+        "amps": 32,
+        "target": {"energy_kwh": 40, "by": "18:30"},
+        "solar_first": False,
+    }
+    runs = replay_both(series, config, _policies(tmp_path, config, [topup]))
+    assert runs[0].by_action.get("stop", 0) >= 1
