@@ -248,6 +248,18 @@ async def test_status_shows_every_site(
     )
     farm_only = json.loads(capsys.readouterr().out)
     assert {r["site_id"] for r in farm_only} == {sites.farm_id}
+    assert all(
+        r["automation"] == {"rule_set": None, "paused_until": None, "writes_held": None}
+        for r in records
+    )
+    # A pause of one site shows on its chargers only, with why nothing is written.
+    assert await asyncio.to_thread(main, ["--config", path, "pause", "--site", "farm"]) == 0
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["--config", path, "status", "--json"]) == 0
+    held = {r["site"]: r["automation"] for r in json.loads(capsys.readouterr().out)}
+    assert held["home"]["writes_held"] is None
+    assert held["farm"]["paused_until"] is not None
+    assert held["farm"]["writes_held"] == f"paused until {held['farm']['paused_until']}"
     assert await asyncio.to_thread(main, ["--config", path, "status"]) == 0
     out = capsys.readouterr().out
     assert f"site home ({SITE_ID}):" in out

@@ -15,6 +15,8 @@ from optimizer.cli import last_status
 from optimizer.cli.context import Context
 from optimizer.cli.log import display_zone
 from optimizer.cli.output import print_json, print_table
+from optimizer.config import Config
+from optimizer.decisions.store import DecisionStore
 from optimizer.enlighten.auth import LoginOutcome
 from optimizer.enlighten.capabilities import NO_FLAGS, SESSION_AUTH_NOTE, Capabilities
 from optimizer.enlighten.client import EnlightenClient
@@ -24,6 +26,7 @@ from optimizer.enlighten.models import ChargeMode, ChargerStatus, SiteStatus
 from optimizer.enlighten.modeset import is_scheduler_outage
 from optimizer.observe.session_energy import check_charger
 from optimizer.service.view import describe, read_views
+from optimizer.steer import Steering, read_steering
 
 
 def _now() -> datetime:
@@ -192,6 +195,17 @@ async def status(ctx: Context) -> int:
     return code
 
 
+def _automation(config: Config, now: datetime) -> dict[str, Any]:
+    """The site's rule set and pause as `evopt rules use` / `evopt pause` (or Home Assistant)
+    last set them, and why the service writes nothing now if it does not; read from the
+    database without creating one (a site the service never ran has the defaults)."""
+    steering = Steering()
+    if config.database_path.is_file():
+        with DecisionStore(config.database_path) as store:
+            steering = read_steering(store, config)
+    return steering.to_json() | {"writes_held": steering.holds_writes(now)}
+
+
 async def _status_of(ctx: Context, collected: list[dict[str, Any]] | None) -> int:
     """One site's status: printed, or with ``--json`` and ``collected`` added to it."""
     async with ctx.client() as client:
@@ -213,7 +227,9 @@ async def _status_of(ctx: Context, collected: list[dict[str, Any]] | None) -> in
     views = read_views(
         ctx.config.database_path, [r["sn"] for r in records], site_id=site_id, now=now
     )
+    automation = _automation(ctx.config, now)
     for record in records:
+        record["automation"] = automation
         record["login"] = login
         able = found.get(record["sn"])
         record["capabilities"] = able.to_json() if able is not None else None
