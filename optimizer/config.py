@@ -650,7 +650,7 @@ def gateway_problems(doc: Document, config: Config) -> list[Problem]:
 def mqtt_problems(doc: Document, config: Config) -> list[Problem]:
     """Files the ``mqtt:`` block and ``rule_sets:`` name must exist: a CA file for TLS, and
     a file for every pattern of every rule set (one chosen at run time must not be empty)."""
-    problems = []
+    problems = _topic_clashes(doc, config)
     ca = config.mqtt_ca_file
     if ca is not None and not ca.is_file():
         problems.append(
@@ -666,6 +666,29 @@ def mqtt_problems(doc: Document, config: Config) -> list[Problem]:
                     loc = view.config_loc(("rule_sets", name, index))
                     message = f"rule_sets.{name}: {pattern!r} matches no file"
                     problems.append(doc.problem(loc, message))
+    return problems
+
+
+def _topic_clashes(doc: Document, config: Config) -> list[Problem]:
+    """Two sites whose names make the same MQTT topic level (``home.a`` and ``home_a`` both
+    ``home_a``) would publish over each other and share Home Assistant devices."""
+    if config.mqtt is None or config.sites is None:
+        return []
+    from optimizer.mqtt.topics import slug  # noqa: PLC0415 - only for a config with mqtt:
+
+    problems = []
+    first: dict[str, Config] = {}
+    for view in config.site_configs():
+        level = slug(view.label)
+        if level not in first:
+            first[level] = view
+            continue
+        message = (
+            f"sites[{view.site_index}]: name {view.label!r} makes the MQTT topic level "
+            f"{level!r}, as {first[level].label!r} (sites[{first[level].site_index}]) does; "
+            "give the sites names that differ in letters or digits"
+        )
+        problems.append(doc.problem(("sites", view.site_index or 0, "name"), message))
     return problems
 
 

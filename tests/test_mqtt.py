@@ -430,6 +430,12 @@ def config_problems(tmp_path: Path, text: str) -> str:
         ("rule_sets:\n  off: [a.yaml]\n", "'off' is reserved"),
         ("rule_sets:\n  'bad/name': [a.yaml]\n", "rule_sets"),
         ("rules: []\nrule_sets:\n  fast: [none.yaml]\n", "3:10: rule_sets.fast: 'none.yaml'"),
+        (
+            "mqtt:\n  host: h\nsites:\n"
+            "  - name: home.a\n    enlighten: {site_id: 1}\n    rules: []\n"
+            "  - name: home_a\n    enlighten: {site_id: 2}\n    rules: []\n",
+            "7:5: sites[1]: name 'home_a' makes the MQTT topic level 'home_a', as 'home.a'",
+        ),
     ],
 )
 def test_bad_mqtt_and_rule_set_keys_are_named(tmp_path: Path, text: str, message: str) -> None:
