@@ -411,21 +411,28 @@ def bench_simulate() -> None:
     from optimizer.engine.loader import load_rules  # noqa: PLC0415
     from optimizer.limits import Limits  # noqa: PLC0415
     from optimizer.simulate.replay import replay  # noqa: PLC0415
-    from optimizer.simulate.report import build_report  # noqa: PLC0415
+    from optimizer.simulate.report import build_report, solve_optimum_ahead  # noqa: PLC0415
 
     policies = load_rules(sorted((ROOT / "rules").glob("*.yaml")), tariffs=None).enabled
     limits = Limits(6, 32, 1)
 
     def simulate(series: Any, config: Any, *, baselines: bool) -> None:
-        result = replay(series, policies, config=config, limits=limits, voltage_v=240.0)
-        build_report(
-            series,
-            result.ev_kwh,
-            commands=result.commands,
-            limits=limits,
-            voltage_v=240.0,
-            with_baselines=baselines,
-        )
+        """As `evopt simulate` does it: the optimum solved ahead while the replay runs."""
+        ahead = solve_optimum_ahead(series, limits, 240.0) if baselines else None
+        try:
+            result = replay(series, policies, config=config, limits=limits, voltage_v=240.0)
+            build_report(
+                series,
+                result.ev_kwh,
+                commands=result.commands,
+                limits=limits,
+                voltage_v=240.0,
+                with_baselines=baselines,
+                ahead=ahead,
+            )
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     one, config = sample_series(1)
     with (
