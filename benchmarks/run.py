@@ -399,6 +399,20 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall, cpu() - used
 
 
+def _timed_split(fn: Callable[[], object]) -> tuple[float, float, float]:
+    """(wall s, CPU s of this process, CPU s of its finished children): with the optimum
+    solved in a child while this process replays, the larger of the two CPU figures is the
+    wall clock a machine with a free core for each would show (the critical path)."""
+
+    def children() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    wall, own, kids = time.perf_counter(), time.process_time(), children()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - own, children() - kids
+
+
 def _verdict(value: float, target: float, *, most: bool = True) -> str:
     ok = value <= target if most else value >= target
     return "ok" if ok else ("OVER TARGET" if most else "UNDER TARGET")
@@ -440,11 +454,13 @@ def bench_simulate() -> None:
         patch.dict(os.environ, {"EVOPT_CACHE_DIR": cache}),
     ):
         for label in ("cold optimum cache", "warm optimum cache"):
-            wall, cpu = _timed(lambda: simulate(one, config, baselines=True))
+            wall, own, kids = _timed_split(lambda: simulate(one, config, baselines=True))
             print(
                 f"simulate, one year ({len(one.starts)} buckets) with baselines, {label}: "
-                f"{wall:5.2f} s wall, {cpu:5.2f} s CPU (target <= {SIM_YEAR_TARGET_S:g} s: "
-                f"{_verdict(wall, SIM_YEAR_TARGET_S)})"
+                f"{wall:5.2f} s wall, {own + kids:5.2f} s CPU (target <= {SIM_YEAR_TARGET_S:g} "
+                f"s: {_verdict(wall, SIM_YEAR_TARGET_S)}); this process {own:.2f} s CPU, the "
+                f"optimum's {kids:.2f} s: {max(own, kids):.2f} s with a core for each "
+                f"({_verdict(max(own, kids), SIM_YEAR_TARGET_S)})"
             )
     wall, cpu = _timed(lambda: replay(one, policies, config=config, limits=limits, voltage_v=240))
     rate = len(one.starts) / wall
