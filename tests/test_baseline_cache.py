@@ -4,6 +4,7 @@ any changed input solves again, and neither the pool nor the cache changes a sin
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import random
 import threading
@@ -280,3 +281,42 @@ def test_simulate_solving_ahead_reports_exactly_what_solving_at_the_report_did(
     assert solved.calls == 1  # the second solve ran in the child
     assert len(list((tmp_path / "ahead" / "baselines").glob("optimal-*.json"))) == 1
     assert at_report["baselines"]["optimal"]["ev_energy_kwh"] > 0
+
+
+def _blocks_with_a_helper(series: SiteSeries, limits: Limits, voltage_v: float) -> Profile:
+    """Like a solve on several cores: a process of its own below the child, then blocks."""
+    helper = multiprocessing.get_context("fork").Process(target=threading.Event().wait)
+    helper.start()
+    (Path(os.environ["EVOPT_TEST_HELPER_PID"])).write_text(str(helper.pid), encoding="utf-8")
+    threading.Event().wait()
+    raise AssertionError("never set")
+
+
+def _ended(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in {"Z", "X"}  # a zombie left to whoever adopted it is ended too
+
+
+def test_closing_ends_the_childs_own_processes_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    series = seeded_series(4, days=2)
+    marker = tmp_path / "helper.pid"
+    monkeypatch.setenv("EVOPT_TEST_HELPER_PID", str(marker))
+    ahead = solve_ahead("optimal", _blocks_with_a_helper, series, LIMITS, VOLTS, directory=tmp_path)
+    assert ahead is not None
+    for _ in range(2000):  # the helper writes its pid once it runs
+        if marker.exists() and marker.read_text(encoding="utf-8"):
+            break
+        threading.Event().wait(0.01)
+    helper = int(marker.read_text(encoding="utf-8"))
+    assert not _ended(helper)
+    ahead.close()
+    for _ in range(500):  # a signal is delivered asynchronously
+        if _ended(helper):
+            break
+        threading.Event().wait(0.01)
+    assert _ended(helper)

@@ -30,6 +30,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import tempfile
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -206,10 +207,14 @@ class Ahead:
         return self._answer
 
     def close(self) -> None:
-        """End the child (if still running) and release the pipe."""
+        """End the child (if still running) with any solve processes it started, and release
+        the pipe. The child leads a process group of its own, so one signal ends them all."""
         self._done = True
-        if self._process.is_alive():
-            self._process.terminate()
+        if self._process.is_alive() and self._process.pid is not None:
+            try:
+                os.killpg(self._process.pid, signal.SIGTERM)
+            except OSError:  # its group not made yet: nothing started below it
+                self._process.terminate()
         self._process.join()
         self._reader.close()
 
@@ -230,14 +235,25 @@ def _solve_in_child(
     voltage_v: float,
     path: Path,
 ) -> None:
-    """The forked child's whole life: solve, remember in the cache, send the answer back."""
+    """The forked child's whole life: solve, remember in the cache, send the answer back.
+
+    In a process group of its own: a Ctrl-C at the terminal reaches the parent alone (which
+    ends the child), and :meth:`Ahead.close` ends the child's solve processes with it."""
     try:
-        profile = run(series, limits, voltage_v)
+        os.setpgrp()
+    except OSError as err:  # still solves; only the clean-up is coarser
+        _LOGGER.debug("baseline ahead of need: no process group of its own (%s)", err)
+    answer: Profile | str
+    try:
+        answer = run(series, limits, voltage_v)
     except Exception as err:  # noqa: BLE001 - reported to the parent, which solves itself
-        writer.send(f"{name}: {type(err).__name__}: {err}")
+        answer = f"{name}: {type(err).__name__}: {err}"
     else:
-        _write(path, profile)
-        writer.send(profile)
+        _write(path, answer)
+    try:
+        writer.send(answer)
+    except OSError:  # the parent is gone (killed): the answer stays in the cache
+        pass
     finally:
         writer.close()
 
