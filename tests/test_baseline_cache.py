@@ -4,6 +4,8 @@ any changed input solves again, and neither the pool nor the cache changes a sin
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import random
 import threading
 from dataclasses import replace
@@ -14,7 +16,7 @@ import pytest
 
 from optimizer.limits import Limits
 from optimizer.simulate import baseline_cache
-from optimizer.simulate.baseline_cache import cache_dir, cached_baseline, inputs_key
+from optimizer.simulate.baseline_cache import cache_dir, cached_baseline, inputs_key, solve_ahead
 from optimizer.simulate.baselines import POOL_MIN_GROUPS, optimal
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
 
@@ -64,9 +66,11 @@ class Counting:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, series: SiteSeries, limits: Limits, voltage_v: float) -> Profile:
+    def __call__(
+        self, series: SiteSeries, limits: Limits, voltage_v: float, *, workers: int | None = None
+    ) -> Profile:
         self.calls += 1
-        return optimal(series, limits, voltage_v)
+        return optimal(series, limits, voltage_v, workers=workers)
 
 
 @pytest.mark.parametrize("seed", [3, 11])
@@ -195,3 +199,124 @@ def test_a_rerun_of_simulate_solves_nothing(
     assert json.loads(capsys.readouterr().out) == first
     assert solved.calls == 0
     assert first["baselines"]["optimal"]["ev_energy_kwh"] > 0
+
+
+def test_solved_ahead_is_the_in_process_answer_exactly(tmp_path: Path) -> None:
+    """The forked child's answer is what the report would have solved itself, bit for bit,
+    and it lands in the cache: the next run starts no child at all."""
+    series = seeded_series(7, days=6)
+    ahead = solve_ahead("optimal", optimal, series, LIMITS, VOLTS, directory=tmp_path)
+    assert ahead is not None
+    here = Counting()
+    got = cached_baseline("optimal", here, series, LIMITS, VOLTS, directory=tmp_path, ahead=ahead)
+    assert here.calls == 0  # solved in the child, not here
+    assert got == optimal(series, LIMITS, VOLTS)
+    assert solve_ahead("optimal", optimal, series, LIMITS, VOLTS, directory=tmp_path) is None
+    assert cached_baseline("optimal", here, series, LIMITS, VOLTS, directory=tmp_path) == got
+    assert here.calls == 0
+
+
+def _raises(series: SiteSeries, limits: Limits, voltage_v: float) -> Profile:
+    raise RuntimeError("no solver in this child")
+
+
+def _dies(series: SiteSeries, limits: Limits, voltage_v: float) -> Profile:
+    os._exit(3)
+
+
+@pytest.mark.parametrize("child", [_raises, _dies])
+def test_a_failed_child_leaves_the_solve_to_the_report(tmp_path: Path, child: object) -> None:
+    series = seeded_series(4, days=3)
+    ahead = solve_ahead("optimal", child, series, LIMITS, VOLTS, directory=tmp_path)  # type: ignore[arg-type]
+    assert ahead is not None
+    here = Counting()
+    got = cached_baseline("optimal", here, series, LIMITS, VOLTS, directory=tmp_path, ahead=ahead)
+    assert here.calls == 1
+    assert got == optimal(series, LIMITS, VOLTS)
+
+
+def _blocks(series: SiteSeries, limits: Limits, voltage_v: float) -> Profile:
+    threading.Event().wait()
+    raise AssertionError("never set")
+
+
+def test_an_unread_child_is_ended_and_leaves_no_answer(tmp_path: Path) -> None:
+    """A simulation that fails before its report ends the child instead of waiting for it."""
+    series = seeded_series(4, days=2)
+    with solve_ahead("optimal", _blocks, series, LIMITS, VOLTS, directory=tmp_path) as ahead:
+        process = ahead._process
+        assert process.is_alive()
+    assert not process.is_alive()
+    assert ahead.result() is None
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_simulate_solving_ahead_reports_exactly_what_solving_at_the_report_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """End to end, cold cache both times: `evopt simulate` with the optimum solved in a child
+    during the replay prints the same JSON as with it solved in-process at the report (and
+    the parent solves nothing itself)."""
+    from optimizer.cli import main  # noqa: PLC0415
+    from optimizer.cli import simulate as cli_simulate  # noqa: PLC0415
+    from optimizer.simulate import baselines  # noqa: PLC0415
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"rules:\n  - {Path(__file__).parents[1] / 'rules' / 'excess-solar.yaml'}\n")
+    args = ["--config", str(config), "simulate", "--sample", "--no-log", "--json"]
+    args += ["--from", "2025-06-02", "--to", "2025-06-12"]
+    solved = Counting()
+    monkeypatch.setattr(baselines, "optimal", solved)
+
+    monkeypatch.setenv("EVOPT_CACHE_DIR", str(tmp_path / "at-the-report"))
+    with monkeypatch.context() as inline:
+        inline.setattr(cli_simulate, "solve_optimum_ahead", lambda *_: None)
+        assert main(args) == 0
+    at_report = json.loads(capsys.readouterr().out)
+    assert solved.calls == 1
+
+    monkeypatch.setenv("EVOPT_CACHE_DIR", str(tmp_path / "ahead"))
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out) == at_report
+    assert solved.calls == 1  # the second solve ran in the child
+    assert len(list((tmp_path / "ahead" / "baselines").glob("optimal-*.json"))) == 1
+    assert at_report["baselines"]["optimal"]["ev_energy_kwh"] > 0
+
+
+def _blocks_with_a_helper(series: SiteSeries, limits: Limits, voltage_v: float) -> Profile:
+    """Like a solve on several cores: a process of its own below the child, then blocks."""
+    helper = multiprocessing.get_context("fork").Process(target=threading.Event().wait)
+    helper.start()
+    (Path(os.environ["EVOPT_TEST_HELPER_PID"])).write_text(str(helper.pid), encoding="utf-8")
+    threading.Event().wait()
+    raise AssertionError("never set")
+
+
+def _ended(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in {"Z", "X"}  # a zombie left to whoever adopted it is ended too
+
+
+def test_closing_ends_the_childs_own_processes_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    series = seeded_series(4, days=2)
+    marker = tmp_path / "helper.pid"
+    monkeypatch.setenv("EVOPT_TEST_HELPER_PID", str(marker))
+    ahead = solve_ahead("optimal", _blocks_with_a_helper, series, LIMITS, VOLTS, directory=tmp_path)
+    assert ahead is not None
+    for _ in range(2000):  # the helper writes its pid once it runs
+        if marker.exists() and marker.read_text(encoding="utf-8"):
+            break
+        threading.Event().wait(0.01)
+    helper = int(marker.read_text(encoding="utf-8"))
+    assert not _ended(helper)
+    ahead.close()
+    for _ in range(500):  # a signal is delivered asynchronously
+        if _ended(helper):
+            break
+        threading.Event().wait(0.01)
+    assert _ended(helper)

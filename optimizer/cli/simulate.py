@@ -40,6 +40,7 @@ from optimizer.limits import Limits
 from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
 from optimizer.planner.causal import sample_site
 from optimizer.service.setup import file_hash, files_hash
+from optimizer.simulate.baseline_cache import Ahead
 from optimizer.simulate.learned import learned_plans
 from optimizer.simulate.logdb import open_simulations, simulations_path
 from optimizer.simulate.replay import ReplayResult, replay
@@ -49,6 +50,7 @@ from optimizer.simulate.report import (
     compare_json,
     compare_text,
     optimal_figures,
+    solve_optimum_ahead,
 )
 from optimizer.simulate.sample import SAMPLES, sample_paths
 from optimizer.simulate.series import Figures, SiteSeries, figures, series_from_history
@@ -259,10 +261,21 @@ def build_series(ctx: Context) -> tuple[SiteSeries, SiteSetup]:
 
 
 async def simulate(ctx: Context) -> int:
-    config, args = ctx.config, ctx.args
     if simulate_minutes.minute_mode(ctx):
         return simulate_minutes.run_minutes(ctx)
     series, site = build_series(ctx)
+    # The optimum's solves on the other core while the replay runs here (collected at the
+    # report; ended unread when anything below fails).
+    ahead = solve_optimum_ahead(series, site.limits, site.voltage_v)
+    try:
+        return _simulate_series(ctx, series, site, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _simulate_series(ctx: Context, series: SiteSeries, site: SiteSetup, ahead: Ahead | None) -> int:
+    config, args = ctx.config, ctx.args
     if args.compare:
         paths = [Path(p) for p in args.compare]
         return _compare(
@@ -273,6 +286,7 @@ async def simulate(ctx: Context) -> int:
             args.json,
             margin=plan_margin(args),
             plans=session_plans(args, series, config),
+            ahead=ahead,
         )
     plans = session_plans(args, series, config)
     loaded = load_config_rules(config)
@@ -323,6 +337,7 @@ async def simulate(ctx: Context) -> int:
         plans_learned=_learned_count(plans),
         battery=config.site.battery,
         battery_flows=result.battery,
+        ahead=ahead,
     )
     if args.plot:
         _plot(series, result, args, currency=config.tariffs.currency)
@@ -370,6 +385,7 @@ def _compare(
     *,
     margin: timedelta | None,
     plans: list[DeparturePlan | None] | None = None,
+    ahead: Ahead | None = None,
 ) -> int:
     """Each rule file on the same series, ranked by :func:`rank_key`, beside the optimum."""
     rows = []
@@ -390,7 +406,7 @@ def _compare(
         )
     rows.sort(key=lambda row: rank_key(row[1]))
     ranked = [Ranked(n, name, f) for n, (name, f) in enumerate(rows, 1)]
-    best = optimal_figures(series, site.limits, site.voltage_v, config.site.battery)
+    best = optimal_figures(series, site.limits, site.voltage_v, config.site.battery, ahead=ahead)
     if as_json:
         print(json.dumps(compare_json(ranked, best), indent=2))
     else:

@@ -8,6 +8,13 @@ afterwards), so its answer is stored under a content hash of exactly those input
 programme's version and the solver's. Any change to one of them is a different key: there is
 nothing to invalidate by hand.
 
+Ahead of need (:class:`Ahead`): a cold answer is a few seconds of solving that nothing in the
+replay depends on, so `evopt simulate` forks one process for it before the replay starts and
+collects the answer for the report; the solves then run on the second core while the replay
+runs on the first. The child solves exactly what the report would have solved in-process (the
+same function on the same inputs, written to the same cache file), so the figures are the same;
+if the child cannot be had or dies, the report solves in-process as before.
+
 Where: ``$EVOPT_CACHE_DIR``, else ``$XDG_CACHE_HOME/evopt``, else ``~/.cache/evopt``, in
 ``baselines/``; one small JSON file per key (the profile's non-zero buckets). Safe under
 concurrent runs: each file is written to a temporary name in the same directory and renamed
@@ -21,10 +28,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import tempfile
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +44,15 @@ from optimizer.simulate.series import SiteSeries
 if TYPE_CHECKING:
     from optimizer.limits import Limits
 
-__all__ = ["MAX_FILES", "PROGRAMME_VERSION", "cache_dir", "cached_baseline", "inputs_key"]
+__all__ = [
+    "MAX_FILES",
+    "PROGRAMME_VERSION",
+    "Ahead",
+    "cache_dir",
+    "cached_baseline",
+    "inputs_key",
+    "solve_ahead",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -126,6 +145,12 @@ def _prune(directory: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+def _path(
+    name: str, series: SiteSeries, limits: Limits, voltage_v: float, directory: Path | None
+) -> Path:
+    return (directory or cache_dir()) / f"{name}-{inputs_key(name, series, limits, voltage_v)}.json"
+
+
 def cached_baseline(
     name: str,
     run: Callable[[SiteSeries, Limits, float], Profile],
@@ -134,12 +159,141 @@ def cached_baseline(
     voltage_v: float,
     *,
     directory: Path | None = None,
+    ahead: Ahead | None = None,
 ) -> Profile:
-    """``run(series, limits, voltage_v)``, from the cache when these inputs were seen before."""
-    path = (directory or cache_dir()) / f"{name}-{inputs_key(name, series, limits, voltage_v)}.json"
+    """``run(series, limits, voltage_v)``, from the cache when these inputs were seen before,
+    else from ``ahead`` when it was started for them (:func:`solve_ahead`)."""
+    path = _path(name, series, limits, voltage_v, directory)
+    if ahead is not None and ahead.path == path:
+        solved = ahead.result()
+        if solved is not None:
+            return solved
     found = _read(path, len(series.starts))
     if found is not None:
         return found
     profile = run(series, limits, voltage_v)
     _write(path, profile)
     return profile
+
+
+class Ahead:
+    """One baseline being solved in a forked child while the caller does other work.
+
+    :meth:`result` waits for the child's answer (None when the child failed: the caller then
+    solves in-process); :meth:`close` ends a child whose answer is no longer wanted, so an
+    aborted simulation neither waits for it nor leaves it behind. Use as a context manager.
+    """
+
+    def __init__(self, path: Path, process: BaseProcess, reader: Connection) -> None:
+        self.path = path
+        self._process = process
+        self._reader = reader
+        self._answer: Profile | None = None
+        self._done = False
+
+    def result(self) -> Profile | None:
+        """The child's profile (waiting for it), or None when it failed."""
+        if not self._done:
+            self._done = True
+            try:
+                got = self._reader.recv()
+                if isinstance(got, tuple):
+                    self._answer = (tuple(got[0]), int(got[1]))
+                else:
+                    _LOGGER.debug("baseline ahead of need failed in its process: %s", got)
+            except (EOFError, OSError) as err:
+                _LOGGER.debug("baseline ahead of need: no answer from its process (%s)", err)
+            self.close()
+        return self._answer
+
+    def close(self) -> None:
+        """End the child (if still running) with any solve processes it started, and release
+        the pipe. The child leads a process group of its own, so one signal ends them all."""
+        self._done = True
+        if self._process.is_alive() and self._process.pid is not None:
+            try:
+                os.killpg(self._process.pid, signal.SIGTERM)
+            except OSError:  # its group not made yet: nothing started below it
+                self._process.terminate()
+        self._process.join()
+        self._reader.close()
+
+    def __enter__(self) -> Ahead:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _solve_in_child(
+    writer: Connection,
+    *,
+    name: str,
+    run: Callable[[SiteSeries, Limits, float], Profile],
+    series: SiteSeries,
+    limits: Limits,
+    voltage_v: float,
+    path: Path,
+) -> None:
+    """The forked child's whole life: solve, remember in the cache, send the answer back.
+
+    In a process group of its own: a Ctrl-C at the terminal reaches the parent alone (which
+    ends the child), and :meth:`Ahead.close` ends the child's solve processes with it."""
+    try:
+        os.setpgrp()
+    except OSError as err:  # still solves; only the clean-up is coarser
+        _LOGGER.debug("baseline ahead of need: no process group of its own (%s)", err)
+    answer: Profile | str
+    try:
+        answer = run(series, limits, voltage_v)
+    except Exception as err:  # noqa: BLE001 - reported to the parent, which solves itself
+        answer = f"{name}: {type(err).__name__}: {err}"
+    else:
+        _write(path, answer)
+    try:
+        writer.send(answer)
+    except OSError:  # the parent is gone (killed): the answer stays in the cache
+        pass
+    finally:
+        writer.close()
+
+
+def solve_ahead(
+    name: str,
+    run: Callable[[SiteSeries, Limits, float], Profile],
+    series: SiteSeries,
+    limits: Limits,
+    voltage_v: float,
+    *,
+    directory: Path | None = None,
+) -> Ahead | None:
+    """Start solving ``run(series, limits, voltage_v)`` in a forked process, unless its answer
+    is already cached (None: :func:`cached_baseline` reads it in a moment) or this platform
+    cannot fork (None: solved in-process when the report asks)."""
+    path = _path(name, series, limits, voltage_v, directory)
+    if path.is_file() or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_solve_in_child,
+        args=(writer,),
+        kwargs={
+            "name": name,
+            "run": run,
+            "series": series,
+            "limits": limits,
+            "voltage_v": voltage_v,
+            "path": path,
+        },
+        name=f"evopt-{name}-baseline",
+    )
+    try:
+        process.start()
+    except OSError as err:  # no process to be had: the report solves in-process
+        _LOGGER.debug("baseline ahead of need: cannot fork (%s)", err)
+        reader.close()
+        writer.close()
+        return None
+    writer.close()  # the child's end: EOF for the reader when the child dies
+    return Ahead(path, process, reader)

@@ -414,11 +414,16 @@ def solve_workers() -> int:
 
 
 def _answers(
-    series: SiteSeries, groups: list[list[Session]], limits: Limits, voltage_v: float
+    series: SiteSeries,
+    groups: list[list[Session]],
+    limits: Limits,
+    voltage_v: float,
+    *,
+    workers: int | None = None,
 ) -> list[GroupAnswer]:
     """Each group's answer, the groups shared out over the cores when there are many: the
     groups are independent programmes (no bucket in two), so the answers are the same."""
-    workers = min(solve_workers(), len(groups))
+    workers = min(solve_workers() if workers is None else max(1, workers), len(groups))
     methods = multiprocessing.get_all_start_methods()
     if workers < 2 or len(groups) < POOL_MIN_GROUPS or "fork" not in methods:
         return [_solve_group(series, group, limits, voltage_v) for group in groups]
@@ -440,15 +445,22 @@ def _answers(
     return found
 
 
-def optimal(series: SiteSeries, limits: Limits, voltage_v: float) -> tuple[tuple[float, ...], int]:
-    """The best any policy could do with perfect foresight: most solar, then least cost."""
+def optimal(
+    series: SiteSeries, limits: Limits, voltage_v: float, *, workers: int | None = None
+) -> tuple[tuple[float, ...], int]:
+    """The best any policy could do with perfect foresight: most solar, then least cost.
+
+    ``workers``: processes for the solves (default :func:`solve_workers`); the answer is the
+    same for any number (the groups are independent), only the time differs."""
     ev = [0.0] * len(series.starts)
     commands = 0
     if not limits.feasible:
         return tuple(ev), 0
     fallback: tuple[tuple[float, ...], int] | None = None
     groups = _groups(series)
-    for group, answer in zip(groups, _answers(series, groups, limits, voltage_v), strict=True):
+    for group, answer in zip(
+        groups, _answers(series, groups, limits, voltage_v, workers=workers), strict=True
+    ):
         if answer is None:
             if fallback is None:
                 fallback = immediate(series, limits, voltage_v)

@@ -7,18 +7,22 @@ so that a thin history is never read as a quiet one.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from optimizer.config import BatteryConfig
 from optimizer.limits import Limits
 from optimizer.simulate.battery import BatteryFlows, run_battery
 from optimizer.simulate.series import BUCKET, Figures, Session, SiteSeries, figures
+
+if TYPE_CHECKING:
+    from optimizer.simulate.baseline_cache import Ahead
 
 __all__ = [
     "BASELINES",
@@ -205,11 +209,28 @@ class SimReport:
         )
 
 
+def solve_optimum_ahead(series: SiteSeries, limits: Limits, voltage_v: float) -> Ahead | None:
+    """Start the optimum's solves in a forked process now, for :func:`build_report` to collect
+    (``ahead=``): they run on one core while the replay runs on another. None when its answer
+    is cached, the baselines cannot run here, or no process can be had (the report then solves
+    as before). The child uses one core fewer than a solve alone would: the replay has one."""
+    try:
+        module = importlib.import_module("optimizer.simulate.baselines")
+    except ImportError:
+        return None  # the report says why
+    from optimizer.simulate.baseline_cache import solve_ahead  # noqa: PLC0415
+
+    workers = max(1, module.solve_workers() - 1)
+    run = functools.partial(module.optimal, workers=workers)
+    return solve_ahead("optimal", run, series, limits, voltage_v)
+
+
 def baseline_figures(
-    series: SiteSeries, limits: Limits, voltage_v: float
+    series: SiteSeries, limits: Limits, voltage_v: float, *, ahead: Ahead | None = None
 ) -> dict[str, tuple[tuple[float, ...], int] | None]:
     """Each baseline's (ev_kwh, commands); None where the baselines module is not available
-    (it is imported lazily: it needs scipy, and a failure there must not hide the policy run)."""
+    (it is imported lazily: it needs scipy, and a failure there must not hide the policy run).
+    ``ahead``: the optimum already being solved (:func:`solve_optimum_ahead`)."""
     try:
         module = importlib.import_module("optimizer.simulate.baselines")
     except ImportError as err:
@@ -224,7 +245,7 @@ def baseline_figures(
             if run is None:
                 found[name] = None
             elif name in CACHED:  # hundreds of solves a year: remembered by their inputs
-                found[name] = cached_baseline(name, run, series, limits, voltage_v)
+                found[name] = cached_baseline(name, run, series, limits, voltage_v, ahead=ahead)
             else:
                 found[name] = run(series, limits, voltage_v)
         except ImportError as err:  # scipy, imported only when a solve is needed
@@ -271,10 +292,12 @@ def build_report(
     plans_learned: tuple[int, int] | None = None,
     battery: BatteryConfig | None = None,
     battery_flows: BatteryFlows | None = None,
+    ahead: Ahead | None = None,
 ) -> SimReport:
     """The report; with a ``battery``, each baseline runs the same battery model (which never
-    feeds the car: the baselines leave the green-mode setting off)."""
-    runs = baseline_figures(series, limits, voltage_v) if with_baselines else {}
+    feeds the car: the baselines leave the green-mode setting off). ``ahead``: the optimum
+    started before the replay (:func:`solve_optimum_ahead`), collected here."""
+    runs = baseline_figures(series, limits, voltage_v, ahead=ahead) if with_baselines else {}
 
     def same_battery(ev: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
         return None if battery is None else run_battery(series, ev, battery).kwh()
@@ -344,12 +367,17 @@ class Ranked:
 
 
 def optimal_figures(
-    series: SiteSeries, limits: Limits, voltage_v: float, battery: BatteryConfig | None = None
+    series: SiteSeries,
+    limits: Limits,
+    voltage_v: float,
+    battery: BatteryConfig | None = None,
+    *,
+    ahead: Ahead | None = None,
 ) -> Figures | None:
     """The perfect-foresight optimum's figures (with the site's battery model, as in the
     report's column), or None when the baselines cannot run here (the immediate baseline,
     run beside it, costs next to nothing)."""
-    run = baseline_figures(series, limits, voltage_v)["optimal"]
+    run = baseline_figures(series, limits, voltage_v, ahead=ahead)["optimal"]
     if run is None:
         return None
     home = None if battery is None else run_battery(series, run[0], battery).kwh()
