@@ -17,6 +17,7 @@ import pytest
 
 from optimizer.fakecloud import FakeClock, FakeCloud
 from optimizer.gateway.fake import FakeGateway, run_gateway_in_thread
+from optimizer.gateway.token import store_token
 from tests.cli_env import Env, make_env
 from tests.test_service import HOLD_ONLY
 
@@ -215,3 +216,23 @@ def test_fetch_and_from_file_are_exclusive(site: tuple[Env, FakeGateway]) -> Non
     with pytest.raises(SystemExit) as exited:
         env.run("gateway", "token", "--fetch", "--from-file", "-")
     assert exited.value.code == 2
+
+
+def test_status_says_when_the_token_expires_and_why_its_renewal_failed(
+    site: tuple[Env, FakeGateway],
+) -> None:
+    env, gateway = site
+    path = env.state_dir / "gateway.token"
+    env.state_dir.mkdir(parents=True, exist_ok=True)
+    store_token(path, gateway.issue_token(lifetime_s=10 * 86400))
+    env.cloud.gateways.pop(gateway.serial)  # Entrez refuses to renew it
+    code, out, err = env.run("run", "--once")
+    assert code == 0, err  # the tick did not fail
+    [charger] = env.json("status")
+    token = charger["service"]["gateway_token"]
+    assert token["expires_at"] is not None
+    assert "HTTP 403" in token["renewal_failed"]
+    assert token["next_renewal_after"] is not None
+    code, out, _ = env.run("status")
+    assert "gateway token until " in out
+    assert "gateway token renewal failed: Entrez refused a token for gateway" in out

@@ -150,6 +150,12 @@ class GatewaySource:
         """The gateway answers but refuses the stored token: a person must fetch a new one."""
         return self.down_since is not None and GatewayTokenError.__name__ in (self.problem or "")
 
+    def token_renewed(self) -> None:
+        """A new token is in the file: a gateway that refused the old one is set up again at
+        the next read, not after its back-off."""
+        if self.down_since is not None:
+            self._envoy, self.next_try = None, None
+
     async def serial(self) -> str:
         """The gateway's serial from its ``/info`` (no token needed): what Entrez issues a
         token for. Unreachable or unreadable: ``GatewayUnreachableError`` (exit 4)."""
