@@ -22,7 +22,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from optimizer.enlighten.auth import jwt_claims
-from optimizer.enlighten.client import default_entrez_url
 from optimizer.enlighten.entrez import TOKENS_PATH
 from optimizer.enlighten.errors import (
     AuthError,
@@ -143,7 +142,7 @@ async def _ask(client: EnlightenClient, serial: str) -> RawReply:
     session_id = state.session_id or jwt_claims(state.manager_token).get("session_id")
     if not isinstance(session_id, str) or not session_id:
         raise GatewayTokenRefusedError("the Enlighten login gave no session id for Entrez")
-    entrez = auth.entrez_url or default_entrez_url(client.transport.base_url)
+    entrez = client.entrez_url  # the config's enlighten.entrez_url, else Enphase's own
     return await client.transport.exchange(
         "POST",
         entrez.rstrip("/") + TOKENS_PATH,
