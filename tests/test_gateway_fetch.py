@@ -8,6 +8,8 @@ cloud's replies are the same texts, so what passes here passes against the fake.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +23,7 @@ from optimizer.enlighten.errors import (
 from optimizer.enlighten.transport import RawReply
 from optimizer.fakecloud.authroutes import ENTREZ_401_PAGE, ENTREZ_FORBIDDEN, ENTREZ_NO_SERIAL
 from optimizer.gateway.fetch import GatewayTokenRefusedError, judge_reply
+from optimizer.gateway.renew import ATTEMPT_EVERY, RENEW_AHEAD, TokenState, renewal_due
 from optimizer.gateway.token import token_facts
 from optimizer.logsafe import redact
 from tests.fixtures import FIXTURE_DIR
@@ -89,3 +92,33 @@ def test_any_reply_is_a_token_or_a_typed_error(status: int, body: str) -> None:
     else:
         assert 200 <= status < 300
         assert token_facts(token).serial in (None, SERIAL)
+
+
+# --- the renewal policy (optimizer/gateway/renew.py) -----------------------------------------
+
+NOW = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
+spans = st.integers(-400 * 86400, 400 * 86400).map(lambda s: timedelta(seconds=s))
+
+
+@given(left=st.none() | spans, refused=st.booleans(), since=st.none() | spans)
+def test_renewal_is_due_only_when_wanted_and_not_tried_within_a_day(
+    left: timedelta | None, refused: bool, since: timedelta | None
+) -> None:
+    expires = NOW + left if left is not None else None
+    attempted = NOW - abs(since) if since is not None else None
+    due = renewal_due(expires_at=expires, refused=refused, attempted_at=attempted, now=NOW)
+    wanted = refused or (left is not None and left < RENEW_AHEAD)
+    tried_lately = since is not None and abs(since) < ATTEMPT_EVERY
+    assert due == (wanted and not tried_lately)
+    if due:  # an attempt now makes it not due for the next day, whatever the outcome
+        later = NOW + ATTEMPT_EVERY - timedelta(seconds=1)
+        assert not renewal_due(expires_at=expires, refused=refused, attempted_at=NOW, now=later)
+
+
+def test_the_renewal_state_reads_back_and_survives_damage() -> None:
+    state = TokenState(NOW + timedelta(days=9), NOW, None, "Entrez refused (HTTP 403)")
+    back = TokenState.from_json(state.as_json())
+    assert back == state
+    assert state.as_json()["next_renewal_after"] == (NOW + ATTEMPT_EVERY).isoformat()
+    for damaged in (None, [], {"expires_at": "yesterday", "renewal_failed": 3}):
+        assert TokenState.from_json(damaged) == TokenState()

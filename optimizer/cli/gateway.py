@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import getpass
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from optimizer.cli.context import Context
@@ -23,13 +23,12 @@ from optimizer.enlighten.errors import (
 )
 from optimizer.gateway.fetch import fetch_and_store
 from optimizer.gateway.reading import check_reading
+from optimizer.gateway.renew import RENEW_AHEAD
 from optimizer.gateway.source import GatewaySource, gateway_source
 from optimizer.gateway.token import GatewayTokenError, TokenFacts, store_token, token_facts
 from optimizer.logsafe import register_secret
 
 __all__ = ["gateway_check", "gateway_token"]
-
-RENEW_AHEAD = timedelta(days=30)
 
 
 def _read_token(source: str | None) -> str:
@@ -95,7 +94,10 @@ async def gateway_token(ctx: Context) -> int:
         got = "Fetched and stored" if fetch else "Stored"
         print(f"{got} {whose}{serial}{until} in {path} (mode 0600).")
         if left is not None and left < RENEW_AHEAD and not fetch:
-            print("It expires soon: fetch a new one at entrez.enphaseenergy.com before then.")
+            print(
+                "It expires soon: the service fetches a new one with the Enlighten login "
+                "(or run `evopt gateway token --fetch`)."
+            )
     return 0
 
 

@@ -127,7 +127,7 @@ class TokenKeeper:
     async def tick(self, client: EnlightenClient, source: GatewaySource, now: datetime) -> None:
         """Renew when due; never raises (a failure is kept in :attr:`state` for status)."""
         expires = self._expiry()
-        refused = source.token_refused or (expires is None and source.down_since is not None)
+        refused = source.token_refused  # refused, or no token file at all (firmware 7+)
         state = self.state
         if expires != state.expires_at:
             self.state = state = TokenState(
