@@ -236,3 +236,23 @@ def test_status_says_when_the_token_expires_and_why_its_renewal_failed(
     code, out, _ = env.run("status")
     assert "gateway token until " in out
     assert "gateway token renewal failed: Entrez refused a token for gateway" in out
+
+
+def test_a_stored_session_the_cloud_ended_gets_one_fresh_login(
+    site: tuple[Env, FakeGateway],
+) -> None:
+    env, gateway = site
+    assert env.run("login")[0] == 0
+    env.cloud.auth.expire_all()  # the session ended on the server; locally it looks alive
+    result = env.json("gateway", "token", "--fetch")
+    assert result["gateway_serial"] == gateway.serial
+    assert env.logins() == 2  # one more login, after Entrez's 401, and no more
+
+
+def test_entrez_unreachable_exits_4(site: tuple[Env, FakeGateway]) -> None:
+    env, _ = site
+    assert env.run("login")[0] == 0
+    env.cloud.add_fault("disconnect", path="/tokens", method="POST", times=None)
+    code, _, err = env.run("gateway", "token", "--fetch")
+    assert code == 4, err
+    assert not (env.state_dir / "gateway.token").exists()
