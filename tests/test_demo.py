@@ -32,5 +32,6 @@ def test_demo_simulates_the_sample_then_tours_the_fake_cloud(
     assert f"simulation log: {output / 'state' / 'simulations.db'}" in out
     assert "Demo complete." in out  # the live tour ran to the end
     assert '"session_kwh"' in out
-    assert "Stored an owner token for gateway" in out  # the IQ Gateway as the surplus source
+    # The IQ Gateway as the surplus source, its token fetched with the MFA login's session.
+    assert "Fetched and stored an owner token for gateway" in out
     assert "surplus from gateway" in out

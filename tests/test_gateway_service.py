@@ -21,7 +21,7 @@ import pytest
 from optimizer.config import Config, GatewayConfig, SurplusConfig
 from optimizer.gateway.fake import FakeGateway, FakeGatewayServer
 from optimizer.gateway.fakepayloads import flows_at
-from optimizer.gateway.token import store_token
+from optimizer.gateway.token import store_token, token_facts
 from optimizer.service import Service
 from optimizer.service.heartbeat import judge
 from tests.cli_env import SITE_ID
@@ -272,3 +272,103 @@ async def test_each_site_of_a_fleet_reads_its_own_gateway(sites: Sites) -> None:
     for site_id in (SITE_ID, sites.farm_id):
         sources = {json.loads(r["inputs"])["surplus_source"] for r in sites.rows(site_id)}
         assert "gateway" in sources
+
+
+# --- the token renewed by the service (issue 14; optimizer/gateway/renew.py) -----------------
+
+DAY = 86400.0
+
+
+def _tokens_asked(site: Site) -> int:
+    """Entrez requests for a gateway token (the login's own cloud token aside)."""
+    return sum(1 for r in site.world.cloud.requests("/tokens") if "serial_num" in (r.json or {}))
+
+
+async def test_the_service_renews_a_token_10_days_before_it_expires(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    old = site.gateway.issue_token(lifetime_s=10 * DAY)
+    store_token(site.token_path, old)
+    service = site.service(site.config())
+    report = await service.tick()
+    assert report.problem is None  # no failed tick
+    assert report.surplus_source == "gateway"
+    new = site.token_path.read_text(encoding="utf-8").strip()
+    assert new != old
+    expires = token_facts(new).expires_at
+    assert expires is not None
+    assert (expires - site.world.cloud.clock.now()).days >= 364  # an owner's year again
+    assert report.gateway_token is not None
+    assert report.gateway_token["renewal_failed"] is None
+    assert report.gateway_token["expires_at"] == expires.isoformat()
+    assert _tokens_asked(site) == 1
+
+    for _ in range(3):  # renewed: nothing more to ask
+        site.world.cloud.advance(30)
+        assert (await service.tick()).surplus_source == "gateway"
+    assert _tokens_asked(site) == 1
+    assert site.gateway.requests["/auth/check_jwt"] == 1  # the old one served until its 401
+
+    [beat] = site.world.rows("SELECT value FROM state WHERE key LIKE 'service:%'")
+    health = judge(json.loads(beat["value"]), now=site.world.cloud.clock.now())
+    assert health.gateway_token is not None
+    assert health.gateway_token["expires_at"] == expires.isoformat()
+    await service.shutdown()
+
+    # Never in the log, the decision log, the heartbeat or any file but its own.
+    for token in (old, new):
+        assert all(token not in r.getMessage() for r in caplog.records)
+        for path in site.token_path.parent.rglob("*"):
+            if path.is_file() and path != site.token_path:
+                assert token.encode() not in path.read_bytes(), path
+
+
+async def test_a_failed_renewal_is_shown_and_tried_again_a_day_later_not_before(
+    site: Site,
+) -> None:
+    old = site.gateway.issue_token(lifetime_s=10 * DAY)
+    store_token(site.token_path, old)
+    issuer = site.world.cloud.gateways.pop(site.gateway.serial)  # Entrez refuses it (403)
+    service = site.service(site.config())
+    report = await service.tick()
+    assert report.problem is None
+    assert report.surplus_source == "gateway"  # the old token still works
+    assert report.gateway_token is not None
+    failed = report.gateway_token["renewal_failed"]
+    assert "Entrez refused a token for gateway" in failed
+    assert "HTTP 403" in failed
+    assert site.token_path.read_text(encoding="utf-8").strip() == old  # kept as it was
+
+    for _ in range(4):
+        site.world.cloud.advance(3 * 3600)
+        assert (await service.tick()).problem is None
+    await service.shutdown()
+    restarted = site.service(site.config())  # a restart does not ask again within the day
+    assert (await restarted.tick()).problem is None
+    assert _tokens_asked(site) == 1
+
+    site.world.cloud.gateways[site.gateway.serial] = issuer  # Entrez answers again
+    site.world.cloud.advance(12 * 3600 + 60)  # a day after the failed attempt
+    report = await restarted.tick()
+    assert _tokens_asked(site) == 2
+    assert report.gateway_token is not None
+    assert report.gateway_token["renewal_failed"] is None
+    assert site.token_path.read_text(encoding="utf-8").strip() != old
+    await restarted.shutdown()
+
+
+async def test_a_refused_token_is_replaced_by_the_service_itself(site: Site) -> None:
+    service = site.service(site.config())
+    await service.tick()
+    site.gateway.expire_tokens()  # revoked, or the year is over while the service was down
+    site.world.cloud.advance(30)
+    refused = await service.tick()
+    assert refused.problem is None
+    assert refused.surplus_source.startswith("lifetime_energy (gateway refused the token")
+    site.world.cloud.advance(30)
+    back = await service.tick()  # the next tick fetches a new one and reads with it
+    assert back.problem is None
+    assert back.surplus_source == "gateway"
+    assert _tokens_asked(site) == 1
+    await service.shutdown()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import getpass
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from optimizer.cli.context import Context
@@ -21,14 +21,14 @@ from optimizer.enlighten.errors import (
     EXIT_CLOUD,
     ConfigError,
 )
+from optimizer.gateway.fetch import fetch_and_store
 from optimizer.gateway.reading import check_reading
+from optimizer.gateway.renew import RENEW_AHEAD
 from optimizer.gateway.source import GatewaySource, gateway_source
-from optimizer.gateway.token import GatewayTokenError, store_token, token_facts
+from optimizer.gateway.token import GatewayTokenError, TokenFacts, store_token, token_facts
 from optimizer.logsafe import register_secret
 
 __all__ = ["gateway_check", "gateway_token"]
-
-RENEW_AHEAD = timedelta(days=30)
 
 
 def _read_token(source: str | None) -> str:
@@ -42,21 +42,42 @@ def _read_token(source: str | None) -> str:
     return getpass.getpass("Gateway token (from entrez.enphaseenergy.com; not shown): ")
 
 
-async def gateway_token(ctx: Context) -> int:
-    path = ctx.config.gateway_token_path
-    text = _read_token(ctx.args.from_file)
+async def _fetch(ctx: Context, path: Path) -> TokenFacts:
+    """Through the Enlighten login (the stored session when it works): docs/gateway.md."""
+    source = _source(ctx.config)
+    try:
+        async with ctx.client() as client:
+            return await fetch_and_store(client, source, path)
+    finally:
+        await source.close()
+
+
+def _store_given(text: str, path: Path) -> TokenFacts:
     if not text.strip():
         raise GatewayTokenError("no token was given")
     register_secret(text.strip())
     facts = token_facts(text.strip())
-    left = facts.expires_at - datetime.now(UTC) if facts.expires_at is not None else None
-    if left is not None and left <= timedelta(0):
+    if facts.expires_at is not None and facts.expires_at <= datetime.now(UTC):
         raise GatewayTokenError(f"the token expired on {facts.expires_at:%Y-%m-%d}; not stored")
-    store_token(path, text)
+    return store_token(path, text)
+
+
+async def gateway_token(ctx: Context) -> int:
+    """Fetch (``--fetch``) or store a given token. Without ``--from-file`` and without a
+    terminal, a token piped in is stored, and nothing piped in means fetch: what a script or
+    a systemd unit running `evopt gateway token` expects, with the login already given."""
+    path = ctx.config.gateway_token_path
+    fetch = bool(ctx.args.fetch)
+    text = "" if fetch else _read_token(ctx.args.from_file)
+    if not fetch and not text.strip() and ctx.args.from_file is None and not sys.stdin.isatty():
+        fetch = True
+    facts = await _fetch(ctx, path) if fetch else _store_given(text, path)
+    left = facts.expires_at - datetime.now(UTC) if facts.expires_at is not None else None
     if ctx.args.json:
         print_json(
             {
                 "stored_at": str(path),
+                "source": "entrez" if fetch else "given",
                 "user_type": facts.user_type,
                 "gateway_serial": facts.serial,
                 "expires_at": facts.expires_at.isoformat() if facts.expires_at else None,
@@ -70,9 +91,13 @@ async def gateway_token(ctx: Context) -> int:
             if facts.expires_at is not None and left is not None
             else ""
         )
-        print(f"Stored {whose}{serial}{until} in {path} (mode 0600).")
-        if left is not None and left < RENEW_AHEAD:
-            print("It expires soon: fetch a new one at entrez.enphaseenergy.com before then.")
+        got = "Fetched and stored" if fetch else "Stored"
+        print(f"{got} {whose}{serial}{until} in {path} (mode 0600).")
+        if left is not None and left < RENEW_AHEAD and not fetch:
+            print(
+                "It expires soon: the service fetches a new one with the Enlighten login "
+                "(or run `evopt gateway token --fetch`)."
+            )
     return 0
 
 

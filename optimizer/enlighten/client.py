@@ -234,6 +234,9 @@ class EnlightenClient:
         # ``clock``: the time tokens expire and logins are guarded in (the service's own);
         # None keeps the Authenticator's (the wall clock).
         self.auth = authenticator() if clock is None else authenticator(clock=clock)
+        # Entrez for the gateway's owner token (optimizer/gateway/fetch.py), whether or not
+        # the login fetches its own Entrez token.
+        self.entrez_url = entrez_url or default_entrez_url(self.transport.base_url)
         self._preferred: dict[str, str] = {}
         self.variants = VariantMemory(state_dir)
         # The last amps commanded per charger: the status no longer reports the level.

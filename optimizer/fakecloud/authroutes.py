@@ -32,6 +32,17 @@ REFUSED_PAGE = LOGIN_PAGE.replace(
     "<h1>Sign in to Enlighten</h1>", "<p class=alert>Invalid email or password.</p>"
 )
 
+# Entrez's gateway-token refusals (tests/fixtures/entrez_gateway_token_*: the same texts).
+ENTREZ_401_PAGE = """<html>
+<head><title>401 Authorization Required</title></head>
+<body>
+<center><h1>401 Authorization Required</h1></center>
+</body>
+</html>
+"""
+ENTREZ_FORBIDDEN = "Forbidden: the serial number is not a gateway of this account's sites"
+ENTREZ_NO_SERIAL = "Bad Request: serial_num is required"
+
 
 def set_cookies(response: web.StreamResponse, session: AuthSession, *, manager: bool) -> None:
     """The cookies of an authenticated session; ``manager``: the manager-token JWT too."""
@@ -87,8 +98,11 @@ class AuthRoutes:
         return response
 
     def entrez_tokens(self, ctx: Ctx) -> web.StreamResponse:
-        """``{"session_id", "email"}`` -> ``{"token", "expires_at"}`` for a live session."""
+        """``{"session_id", "email"}`` -> ``{"token", "expires_at"}`` for a live session;
+        with ``serial_num`` (and ``username``) the gateway owner's token instead."""
         body: Any = ctx.body.json
+        if isinstance(body, dict) and "serial_num" in body:
+            return self.gateway_token(ctx, body)
         if not isinstance(body, dict):
             return error_reply(422, "session_id and email are required")
         session = self.cloud.auth.sessions.get(str(body.get("session_id", "")))
@@ -109,6 +123,29 @@ class AuthRoutes:
             }
         )
         return json_reply({"token": token, "expires_at": expires})
+
+    def gateway_token(self, ctx: Ctx, body: dict[str, Any]) -> web.StreamResponse:
+        """``{"session_id", "serial_num", "username"}`` -> the owner's token as plain text
+        (what pyenphase's ``EnvoyTokenAuth`` reads), signed by the fake gateway of that serial.
+
+        Refusals, one per variant (``tests/fixtures/entrez_gateway_*``): a dead session or
+        another user's name is nginx's 401 page; a serial that is not a gateway of the
+        account's sites is a 403 (observed as a bare "Forbidden" in the field; its body is
+        inferred); no serial at all is a 400.
+        """
+        cloud = self.cloud
+        serial = str(body.get("serial_num") or "").strip()
+        if not serial:
+            return web.Response(status=400, text=ENTREZ_NO_SERIAL, content_type="text/plain")
+        session = cloud.auth.sessions.get(str(body.get("session_id", "")))
+        username = str(body.get("username", "")).strip().lower()
+        if session is None or not session.valid(ctx.now) or username != session.email.lower():
+            return web.Response(status=401, text=ENTREZ_401_PAGE, content_type="text/html")
+        gateway = cloud.gateways.get(serial)
+        owned = {model.site_id for model in cloud.sites.of(session.email)}
+        if gateway is None or gateway.site_id not in owned:
+            return web.Response(status=403, text=ENTREZ_FORBIDDEN, content_type="text/plain")
+        return web.Response(text=gateway.issue_token(), content_type="text/plain")
 
     def search_sites(self, ctx: Ctx) -> web.StreamResponse:
         """The web app's site search; it sends the XSRF cookie back as ``X-CSRF-Token``."""

@@ -8,9 +8,9 @@ a change is never seen half-made.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,14 @@ from optimizer.fakecloud.outage import SchedulerOutage
 from optimizer.fakecloud.profile import Profile
 from optimizer.fakecloud.requestlog import LoggedRequest, RequestLog
 from optimizer.fakecloud.sites import SiteRegistry, new_chargers
+
+
+@dataclass(frozen=True)
+class GatewayIssuer:
+    """A fake gateway as Entrez knows it: the site it belongs to and its token issuer."""
+
+    site_id: int
+    issue_token: Callable[[], str]
 
 
 class FakeCloud:
@@ -61,6 +69,9 @@ class FakeCloud:
         token_lifetime_s: float = 3600.0,
     ) -> None:
         self.lock = threading.RLock()
+        # Gateways on this cloud's sites (their serial -> the site and how to issue an owner
+        # token), so Entrez can hand out a token the fake gateway accepts (gateway/fake.py).
+        self.gateways: dict[str, GatewayIssuer] = {}
         self.clock = clock if clock is not None else FakeClock()
         self.account = Account(email=email, password=password, mfa=mfa, otp_code=otp_code)
         self.model = SiteModel(

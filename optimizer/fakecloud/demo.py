@@ -73,8 +73,6 @@ def main() -> int:
         config = Path(tmp) / "config.yaml"
         rules = Path(tmp) / "rules.yaml"
         rules.write_text(DEMO_RULES, encoding="utf-8")
-        token = Path(tmp) / "token-from-entrez.txt"
-        token.write_text(gateway.issue_token(), encoding="utf-8")
         config.write_text(_config(url, Path(tmp) / "state", gateway_host, rules), encoding="utf-8")
         os.environ["EVOPT_CONFIG"] = str(config)
         os.environ["ENLIGHTEN_PASSWORD"] = DEMO_PASSWORD
@@ -90,8 +88,9 @@ def main() -> int:
             (["mode", "get"], 0),
             (["battery", "get"], 0),
             (["schedule", "list"], 0),
-            # The site's IQ Gateway as the live surplus source (docs/gateway.md).
-            (["gateway", "token", "--from-file", str(token)], 0),
+            # The site's IQ Gateway as the live surplus source (docs/gateway.md): its owner
+            # token fetched from (the fake) Entrez with the session the MFA login just made.
+            (["gateway", "token", "--fetch"], 0),
             (["gateway", "check"], 0),
             (["run", "--once", "--dry-run"], 0),
             (["status"], 0),

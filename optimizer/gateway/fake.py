@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from optimizer.fakecloud.cloud import FakeCloud
+from optimizer.fakecloud.cloud import FakeCloud, GatewayIssuer
 from optimizer.fakecloud.faults import FaultPlan, FaultRule
 from optimizer.fakecloud.server import Serving, serve_in_thread
 from optimizer.gateway import fakepayloads as payloads
@@ -77,6 +77,9 @@ class FakeGateway:
         self._tokens: dict[str, float] = {}  # token -> expiry (fake epoch s)
         self._sessions: dict[str, str] = {}  # sessionId cookie -> token
         self._key = secrets.token_bytes(32)
+        # Entrez (the fake cloud's ``POST /tokens`` with ``serial_num``) issues this gateway's
+        # owner tokens to the account that owns its site, as the real one does.
+        cloud.gateways[serial] = GatewayIssuer(site_id=self.site_id, issue_token=self.issue_token)
 
     @property
     def model(self) -> Any:

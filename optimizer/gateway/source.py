@@ -26,7 +26,7 @@ import aiohttp
 
 from optimizer.backoff import doubled
 from optimizer.config import Config
-from optimizer.enlighten.errors import EnlightenError
+from optimizer.enlighten.errors import CloudUnreachableError, EnlightenError
 from optimizer.gateway.reading import Checked, GatewayReading, PhysicsLimits, check_reading
 from optimizer.gateway.token import FETCH_STEP, GatewayTokenError, load_token
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pyenphase.const import SupportedFeatures
     from pyenphase.models.envoy import EnvoyData
 
-__all__ = ["GatewaySource", "gateway_source", "reading_from"]
+__all__ = ["GatewaySource", "GatewayUnreachableError", "gateway_source", "reading_from"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ RETRY_MAX = timedelta(minutes=5)
 # A meter timestamp this far from the service's clock is a gateway clock problem, not an age.
 CLOCK_SLACK = timedelta(minutes=5)
 NOMINAL_VOLTAGE = 230.0  # without site.voltage, for the breaker's limit in watts
+
+
+class GatewayUnreachableError(CloudUnreachableError):
+    """The gateway does not answer on the LAN (exit 4, like an unreachable cloud)."""
+
+    hint = "check gateway.host (the gateway's IP or envoy.local) and that it is on this LAN"
 
 
 class GatewaySource:
@@ -144,6 +150,41 @@ class GatewaySource:
         """The gateway answers but refuses the stored token: a person must fetch a new one."""
         return self.down_since is not None and GatewayTokenError.__name__ in (self.problem or "")
 
+    def token_renewed(self) -> None:
+        """A new token is in the file: a gateway that refused the old one is set up again at
+        the next read, not after its back-off."""
+        if self.down_since is not None:
+            self._envoy, self.next_try = None, None
+
+    async def serial(self) -> str:
+        """The gateway's serial from its ``/info`` (no token needed): what Entrez issues a
+        token for. Unreachable or unreadable: ``GatewayUnreachableError`` (exit 4)."""
+        from pyenphase import Envoy  # noqa: PLC0415 - see the imports
+        from pyenphase.exceptions import EnvoyError  # noqa: PLC0415
+
+        try:
+            async with asyncio.timeout(self.timeout.total_seconds()):
+                envoy = Envoy(self.host, client=self._client_session())
+                envoy.set_retry_policy(max_attempts=1, max_delay=0, wait_multiplier=0)
+                await envoy.setup()
+        except (EnvoyError, aiohttp.ClientError, TimeoutError, OSError) as err:
+            why = _describe(err, self.timeout)
+            raise GatewayUnreachableError(
+                f"the gateway at {self.host} does not tell its serial ({why})"
+            ) from err
+        if not envoy.serial_number:
+            raise GatewayUnreachableError(f"the gateway at {self.host} reports no serial")
+        return str(envoy.serial_number)
+
+    def _client_session(self) -> aiohttp.ClientSession:
+        """The injected session, else our own with pyenphase's no-verify TLS context."""
+        from pyenphase.ssl import NO_VERIFY_SSL_CONTEXT  # noqa: PLC0415 - see the imports
+
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=NO_VERIFY_SSL_CONTEXT)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
     async def close(self) -> None:
         self._envoy = None
         if self._owns_session and self._session is not None:
@@ -189,14 +230,10 @@ class GatewaySource:
             EnvoyAuthenticationError,
             EnvoyAuthenticationRequired,
         )
-        from pyenphase.ssl import NO_VERIFY_SSL_CONTEXT  # noqa: PLC0415
 
-        if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=NO_VERIFY_SSL_CONTEXT)
-            self._session = aiohttp.ClientSession(connector=connector)
         envoy = Envoy(
             self.host,
-            client=self._session,
+            client=self._client_session(),
             timeout=aiohttp.ClientTimeout(total=self.timeout.total_seconds()),
         )
         envoy.set_retry_policy(max_attempts=1, max_delay=0, wait_multiplier=0)

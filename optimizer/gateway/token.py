@@ -31,8 +31,9 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 FETCH_STEP = (
-    "get the owner's token at entrez.enphaseenergy.com (log in with the Enlighten account, "
-    "choose the site and the gateway's serial) and store it with `evopt gateway token`"
+    "the service fetches a new one with the Enlighten login at its next tick; or run "
+    "`evopt gateway token --fetch`, or get the owner's token at entrez.enphaseenergy.com "
+    "and store it with `evopt gateway token`"
 )
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -62,6 +62,7 @@ from optimizer.enlighten.errors import (
 )
 from optimizer.enlighten.ratelimit import AccountLimiter
 from optimizer.forecast.habits import Habits
+from optimizer.gateway.renew import TokenKeeper
 from optimizer.gateway.source import GatewaySource, gateway_source
 from optimizer.gateway.token import FETCH_STEP
 from optimizer.observe import ObserveCache, observe_live
@@ -128,6 +129,9 @@ class TickReport:
     # Where the surplus came from: ``gateway``, ``lifetime_energy (gateway unreachable since
     # 13:05)``, ``lifetime_energy``...; shown by `evopt status` (docs/gateway.md).
     surplus_source: str | None = None
+    # The gateway token's expiry and renewal (gateway/renew.py ``TokenState.as_json``): never
+    # the token; None without a gateway.
+    gateway_token: dict[str, Any] | None = None
     # What the tick saw (None when it failed before reading), and what the user set for the
     # site (pause, rule set): for the MQTT bridge's state (optimizer/mqtt/).
     snapshot: Snapshot | None = None
@@ -198,6 +202,7 @@ class Service:
         # the first tick that needs it and kept across ticks (it is set up once).
         self._gateway: GatewaySource | None = None
         self._gateway_key: tuple[object, ...] | None = None
+        self._token_keeper: TokenKeeper | None = None  # renews its token (gateway/renew.py)
         # What the user set with `evopt pause|resume|rules use` or from Home Assistant, read
         # at each tick (optimizer/steer.py), and the rule sets loaded for it.
         self.steering = Steering()
@@ -530,6 +535,9 @@ class Service:
         client = await self._client_now()
         site_id = await self._site(client)
         gateway = await self._gateway_for(self.config)
+        if gateway is not None and self._token_keeper is not None:
+            with _logged("the gateway token's renewal"):  # never costs the tick
+                await self._token_keeper.tick(client, gateway, now)
         snapshot = await observe_live(
             client,
             site_id=site_id,
@@ -621,6 +629,9 @@ class Service:
             delay_s=self.poll_s,
             acted=tuple(acted),
             surplus_source=source,
+            gateway_token=self._token_keeper.state.as_json()
+            if gateway is not None and self._token_keeper is not None
+            else None,
             snapshot=snapshot,
         )
 
@@ -730,9 +741,10 @@ class Service:
         if self._gateway is not None:
             with _logged("closing the gateway"):
                 await self._gateway.close()
-        self._gateway, self._gateway_key = None, wanted
+        self._gateway, self._gateway_key, self._token_keeper = None, wanted, None
         if config is not None and wanted is not None:
             self._gateway = gateway_source(config)
+            self._token_keeper = TokenKeeper(config.gateway_token_path)
         return self._gateway
 
     def _client_changed(self) -> None:

@@ -86,6 +86,7 @@ def heartbeat_record(facts: TickFacts, *, started_at: datetime) -> dict[str, Any
         "message": redact(tick.error) if tick.error else None,
         "status": redact(tick.status),
         "surplus_source": getattr(tick, "surplus_source", None),
+        "gateway_token": getattr(tick, "gateway_token", None),
         "stopped_at": None,
     }
 
@@ -151,6 +152,8 @@ class Health:
     poll_interval_s: float | None
     # ``gateway``, or ``lifetime_energy (gateway unreachable since 13:05)`` (docs/gateway.md)
     surplus_source: str | None = None
+    # The gateway token's expiry and renewal, never the token (optimizer/gateway/renew.py)
+    gateway_token: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -165,6 +168,7 @@ class Health:
             "status_line": self.status,
             "poll_interval_s": self.poll_interval_s,
             "surplus_source": self.surplus_source,
+            "gateway_token": self.gateway_token,
         }
 
 
@@ -197,4 +201,5 @@ def judge(record: Any, *, now: datetime) -> Health:
         status=record.get("status"),
         poll_interval_s=poll,
         surplus_source=record.get("surplus_source"),
+        gateway_token=token if isinstance(token := record.get("gateway_token"), dict) else None,
     )

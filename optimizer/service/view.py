@@ -361,6 +361,7 @@ def _service_sentence(health: Health, zone: tzinfo, *, now: datetime) -> str:
         f"last tick {_local(health.last_tick_at, zone, now=now)}, {_ago(now - health.last_tick_at)}"
     )
     source = f"; surplus from {health.surplus_source}" if health.surplus_source else ""
+    source += _token_clause(health.gateway_token, zone, now=now)
     if not health.running:
         ended = health.state or "stopped"
         return f"the service is not running ({ended}; {tick}{source}); as it last decided:"
@@ -370,6 +371,27 @@ def _service_sentence(health: Health, zone: tzinfo, *, now: datetime) -> str:
         trouble += f" ({health.message})" if health.message else ""
     state = "healthy" if health.healthy else "running"
     return f"the service runs, {state}, {mode} ({tick}){trouble}{source}"
+
+
+def _token_clause(token: dict[str, Any] | None, zone: tzinfo, *, now: datetime) -> str:
+    """``; gateway token until 2027-12-06``, and a failed renewal with its reason and when
+    it is tried again (optimizer/gateway/renew.py)."""
+    if not token:
+        return ""
+    expires, after = _iso(token.get("expires_at")), _iso(token.get("next_renewal_after"))
+    text = f"; gateway token until {_local(expires, zone, now=now)}" if expires else ""
+    failed = token.get("renewal_failed")
+    if failed:
+        text += f"; gateway token renewal failed: {failed}"
+        text += f" (next try {_local(after, zone, now=now)})" if after else ""
+    return text
+
+
+def _iso(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _doing(row: DecisionRow) -> str:

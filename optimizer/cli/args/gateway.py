@@ -16,13 +16,21 @@ def register(
         "token",
         help="store the gateway owner's token (mode 0600; never shown again)",
         description="store the gateway owner's token from entrez.enphaseenergy.com: pasted "
-        "at the prompt (not echoed), or piped in",
+        "at the prompt (not echoed), piped in, or fetched with the Enlighten login (--fetch)",
         parents=[common],
     )
-    token.add_argument(
+    given = token.add_mutually_exclusive_group()
+    given.add_argument(
         "--from-file",
         metavar="PATH",
         help="read the token from this file ('-': standard input) instead of a prompt",
+    )
+    given.add_argument(
+        "--fetch",
+        action="store_true",
+        help="fetch the owner's token from Entrez with the Enlighten login (the stored "
+        "session, else ENLIGHTEN_PASSWORD or a prompt) for the gateway's serial; also what "
+        "happens without a terminal when nothing is piped in",
     )
     check = actions.add_parser(
         "check",
