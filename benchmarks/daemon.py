@@ -41,6 +41,7 @@ from optimizer.config import load_config  # noqa: E402
 from optimizer.fakecloud import FakeClock, FakeCloud, LoggedRequest, run_in_thread  # noqa: E402
 from optimizer.service import Service  # noqa: E402
 from optimizer.systemd import Notifier  # noqa: E402
+from optimizer.yamlpos import load_file  # noqa: E402
 
 EVOPT = Path(sys.executable).with_name("evopt")
 PASSWORD = "correct-horse-battery"  # noqa: S105 - the fake cloud's documented demo account
@@ -109,11 +110,18 @@ def help_times(repeat: int) -> None:
 
 def example_config(base_url: str, tmp: Path, *, poll: str = f"{POLL_S}s") -> Path:
     """config.example.yaml as shipped, pointed at the fake cloud and a scratch state dir."""
-    data: dict[str, Any] = yaml.safe_load((ROOT / "config.example.yaml").read_text("utf-8"))
+    # Read as evopt reads it: `off:` is a rule set's name there, not YAML 1.1's false.
+    data: dict[str, Any] = load_file(ROOT / "config.example.yaml").data
     data["enlighten"]["base_url"] = base_url
     data["service"]["state_dir"] = str(tmp / "state")
     data["service"]["poll_interval"] = poll
-    data["rules"] = [str(ROOT / "rules" / "*.yaml")]
+    # The example's rule files stay where they are: every pattern made absolute, `rules:` and
+    # each of `rule_sets:` alike.
+    data["rules"] = [str(ROOT / pattern) for pattern in data["rules"]]
+    data["rule_sets"] = {
+        name: [str(ROOT / pattern) for pattern in patterns]
+        for name, patterns in data.get("rule_sets", {}).items()
+    }
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
