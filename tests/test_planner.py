@@ -92,6 +92,33 @@ def test_levels_are_valid_and_feasible_plans_are_met(
     assert sum(result.solar_kwh) <= sum(max(0.0, s) for s in slots.surplus_kwh) + 1e-6
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    peak_w=st.floats(min_value=3000, max_value=9000),
+    need=st.floats(min_value=1, max_value=8),
+    start_h=st.integers(min_value=7, max_value=10),
+)
+def test_with_a_plan_the_sun_is_not_topped_up_from_the_grid_early(
+    *, peak_w: float, need: float, start_h: int
+) -> None:
+    """A morning ramp the sun alone covers: no slot takes more grid than half the minimum
+    level beside its sun (the old plan held one level above the rising surplus, buying grid
+    early that the noon sun would have given)."""
+    now = datetime(2025, 6, 21, start_h, 0, tzinfo=ZONE).astimezone(UTC)
+    slots = cut(
+        now,
+        now + timedelta(hours=17 - start_h),
+        outlook=_sunny(now, peak_w=peak_w),
+        quantile="p50",
+        price_at=_price,
+    )
+    result = solve(PlanInput(slots, 6, 32, 1, 0.24, 0, need))
+    assert result.ok
+    assert result.unmet_kwh <= 1e-6
+    for k, grid in enumerate(result.grid_kwh):
+        assert grid <= 0.5 * 6 * 0.24 * slots.hours[k] + 1e-6, (k, result.amps[k], grid)
+
+
 def _snapshot(
     now: datetime,
     *,

@@ -11,9 +11,11 @@ length ``h_k`` hours:
 * ``change_k >= |pick[k, l] - pick[k-1, l]|`` for every level: any start, stop or level change
   is one command (a MANUAL level change restarts the session); ``start_k >= on_k - on_{k-1}``;
   the level charging now stands before slot 0, so carrying on costs nothing;
-* without a departure plan (or with ``grid: never``) the grid gives at most half the minimum
-  level's power in a slot, as excess_solar's stop threshold lets it; with a plan, only the
-  slots of :func:`sun_window` may charge.
+* the grid gives at most half the minimum level's power in a slot, as excess_solar's stop
+  threshold lets it, with a departure plan too: the plan's grid energy is stage 2's (late,
+  in the cheapest slots), never a level held above a rising morning sun (that bought grid
+  early which the noon sun would have given, and made the programme slower); with a plan,
+  only the slots of :func:`sun_window` may charge.
 
 Objective (minimised, in kWh-equivalents): each grid kWh costs :data:`GRID_KWH` plus up to
 :data:`PRICE_SPREAD` by its price's place between the horizon's cheapest and dearest slot;
@@ -57,7 +59,7 @@ waits (a late sun can still take its place at the next plan)."""
 SOLAR_KWH = 1.0
 """Without a plan nothing else rewards charging: each solar kWh in the car is worth this."""
 GRID_SHARE_OF_MIN = 0.5
-"""Solar only: the grid may give at most this share of the minimum level's power."""
+"""In the sun's plan (stage 1) the grid may give at most this share of the minimum level's power."""
 TIME_LIMIT_S = 0.5
 MIP_GAP = 0.01
 OFFSET_KWH = 10.0
@@ -235,10 +237,11 @@ class _Model:
             # the car draws up to the level's energy (less once it is full), solar within it
             self.row([(draw, 1.0), *self.energy_terms(k, -1.0)], -np.inf, 0.0)
             self.row([(solar, 1.0), (draw, -1.0)], -np.inf, 0.0)
-            if d.grid == "never" or d.need_kwh is None:
-                # level energy - solar_k <= half the minimum level's energy in the slot
-                cap = GRID_SHARE_OF_MIN * d.low * d.kw_per_amp * d.slots.hours[k]
-                self.row([*self.energy_terms(k), (solar, -1.0)], -np.inf, cap)
+            # level energy - solar_k <= half the minimum level's energy in the slot, with a
+            # departure plan too: its grid energy is stage 2's (late, cheapest), never a
+            # level held above a rising morning sun
+            cap = GRID_SHARE_OF_MIN * d.low * d.kw_per_amp * d.slots.hours[k]
+            self.row([*self.energy_terms(k), (solar, -1.0)], -np.inf, cap)
 
     def add_commands(self) -> None:
         d = self.data
