@@ -93,9 +93,10 @@ daytime sessions that need more than the sun, the trade-offs the planner has to 
 
 
 def test_on_a_sample_month_the_shipped_planner_holds_its_figures() -> None:
-    """`rules/solar-plan.yaml` as shipped (enabled here), exact plans: 0 unmet, at most 4
-    commands per session, and at least 0.82 of the optimum's solar (0.827 measured; the first
-    pass reached 0.793, the issue's bar is 0.95: docs/planner.md "Second pass")."""
+    """`rules/solar-plan.yaml` as shipped (enabled here), exact plans: 0 unmet and at least
+    0.86 of the optimum's solar (0.878 measured; the first pass reached 0.793, the issue's bar
+    is 0.95), at most 4.5 commands per session (4.17 in May, whose sunny evenings cost a start
+    and a stop more; the year's figure is in docs/planner.md "Second pass")."""
     config = load_config(sample_config_path("greensboro"))
     site = site_setup(config, None, zone=SAMPLES["greensboro"].timezone)
     energy_path, pages = sample_paths("greensboro")
@@ -122,5 +123,5 @@ def test_on_a_sample_month_the_shipped_planner_holds_its_figures() -> None:
     share = ours.ev_solar_kwh / figures(series, best, commands=0).ev_solar_kwh
     assert ours.unmet_kwh < 0.05
     assert ours.commands_per_session is not None
-    assert ours.commands_per_session <= 4
-    assert share >= 0.82, share
+    assert ours.commands_per_session <= 4.5
+    assert share >= 0.86, share
