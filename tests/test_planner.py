@@ -92,6 +92,52 @@ def test_levels_are_valid_and_feasible_plans_are_met(
     assert sum(result.solar_kwh) <= sum(max(0.0, s) for s in slots.surplus_kwh) + 1e-6
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    peak_w=st.floats(min_value=3000, max_value=9000),
+    need=st.floats(min_value=1, max_value=8),
+    start_h=st.integers(min_value=7, max_value=10),
+)
+def test_with_a_plan_the_sun_is_not_topped_up_from_the_grid_early(
+    *, peak_w: float, need: float, start_h: int
+) -> None:
+    """A morning ramp the sun alone covers: no slot takes more grid than half the minimum
+    level beside its sun (the old plan held one level above the rising surplus, buying grid
+    early that the noon sun would have given)."""
+    now = datetime(2025, 6, 21, start_h, 0, tzinfo=ZONE).astimezone(UTC)
+    slots = cut(
+        now,
+        now + timedelta(hours=17 - start_h),
+        outlook=_sunny(now, peak_w=peak_w),
+        quantile="p50",
+        price_at=_price,
+    )
+    result = solve(PlanInput(slots, 6, 32, 1, 0.24, 0, need))
+    assert result.ok
+    assert result.unmet_kwh <= 1e-6
+    for k, grid in enumerate(result.grid_kwh):
+        assert grid <= 0.5 * 6 * 0.24 * slots.hours[k] + 1e-6, (k, result.amps[k], grid)
+
+
+def test_the_grid_a_plan_needs_takes_a_weak_evening_sun_first() -> None:
+    """An evening plug-in with 0.8 kW of sun for two hours (below the 6 A minimum), then
+    dark, flat prices: the grid the plan must buy goes beside that sun at the minimum level,
+    so the sun goes into the car too (before, the latest dark slots took it all)."""
+    now = datetime(2025, 6, 20, 17, 0, tzinfo=ZONE).astimezone(UTC)
+    first = int(now.timestamp() // STEP_S) * STEP_S
+    weak = tuple(800.0 if i < 8 else 0.0 for i in range(64))
+    outlook = SurplusOutlook(now.timestamp(), first, weak, weak, weak)
+    slots = cut(
+        now, now + timedelta(hours=14), outlook=outlook, quantile="p50", price_at=lambda _: 0.14
+    )
+    result = solve(PlanInput(slots, 6, 32, 1, 0.24, 0, 10.0))
+    assert result.unmet_kwh <= 1e-6
+    sunny = [k for k in range(len(slots)) if slots.surplus_kwh[k] > 0]
+    assert sunny
+    assert all(result.amps[k] == 6 for k in sunny if k > 0)
+    assert sum(result.solar_kwh[k] for k in sunny) >= 0.7 * sum(slots.surplus_kwh[k] for k in sunny)
+
+
 def _snapshot(
     now: datetime,
     *,

@@ -11,9 +11,11 @@ length ``h_k`` hours:
 * ``change_k >= |pick[k, l] - pick[k-1, l]|`` for every level: any start, stop or level change
   is one command (a MANUAL level change restarts the session); ``start_k >= on_k - on_{k-1}``;
   the level charging now stands before slot 0, so carrying on costs nothing;
-* without a departure plan (or with ``grid: never``) the grid gives at most half the minimum
-  level's power in a slot, as excess_solar's stop threshold lets it; with a plan, only the
-  slots of :func:`sun_window` may charge.
+* the grid gives at most half the minimum level's power in a slot, as excess_solar's stop
+  threshold lets it, with a departure plan too: the plan's grid energy is stage 2's (late,
+  in the cheapest slots), never a level held above a rising morning sun (that bought grid
+  early which the noon sun would have given, and made the programme slower); with a plan,
+  only the slots of :func:`sun_window` may charge.
 
 Objective (minimised, in kWh-equivalents): each grid kWh costs :data:`GRID_KWH` plus up to
 :data:`PRICE_SPREAD` by its price's place between the horizon's cheapest and dearest slot;
@@ -23,8 +25,9 @@ makes it solve in tens of milliseconds; the need is deliberately not a constrain
 it, the discrete levels make a knapsack that took HiGHS 0.2-2 s to prove).
 
 **Stage 2, the rest of a departure plan** (``grid: cheapest``): what the sun's plan leaves
-short goes to the cheapest slots at full power (idle ones first, the latest on a tie); what
-even that cannot deliver is unmet. Energy beyond the need is dropped (the car is full).
+short goes first to idle slots with a weak sun (:data:`SUN_FLOOR_KWH`; at the level that
+takes all of it), then to the cheapest slots at full power (idle ones first, the latest on a
+tie); what even that cannot deliver is unmet. Energy beyond the need is dropped (the car is full).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ waits (a late sun can still take its place at the next plan)."""
 SOLAR_KWH = 1.0
 """Without a plan nothing else rewards charging: each solar kWh in the car is worth this."""
 GRID_SHARE_OF_MIN = 0.5
-"""Solar only: the grid may give at most this share of the minimum level's power."""
+"""In the sun's plan (stage 1) the grid may give at most this share of the minimum level's power."""
 TIME_LIMIT_S = 0.5
 MIP_GAP = 0.01
 OFFSET_KWH = 10.0
@@ -235,10 +238,11 @@ class _Model:
             # the car draws up to the level's energy (less once it is full), solar within it
             self.row([(draw, 1.0), *self.energy_terms(k, -1.0)], -np.inf, 0.0)
             self.row([(solar, 1.0), (draw, -1.0)], -np.inf, 0.0)
-            if d.grid == "never" or d.need_kwh is None:
-                # level energy - solar_k <= half the minimum level's energy in the slot
-                cap = GRID_SHARE_OF_MIN * d.low * d.kw_per_amp * d.slots.hours[k]
-                self.row([*self.energy_terms(k), (solar, -1.0)], -np.inf, cap)
+            # level energy - solar_k <= half the minimum level's energy in the slot, with a
+            # departure plan too: its grid energy is stage 2's (late, cheapest), never a
+            # level held above a rising morning sun
+            cap = GRID_SHARE_OF_MIN * d.low * d.kw_per_amp * d.slots.hours[k]
+            self.row([*self.energy_terms(k), (solar, -1.0)], -np.inf, cap)
 
     def add_commands(self) -> None:
         d = self.data
@@ -347,23 +351,45 @@ def _sun_plan(data: PlanInput) -> tuple[list[int], list[float], str, float] | st
     return amps, solar, status, float(result.fun) - OFFSET_KWH
 
 
+SUN_FLOOR_KWH = 0.3
+"""Per hour of slot: an idle slot whose expected surplus is above this takes stage 2's grid
+before any dark one (at the level that takes all its sun, :func:`_sun_level`). The energy
+is bought either way; bought beside a weak evening or morning sun, that sun goes into the car
+too (the optimum does the same). Below it the sun is not worth a start."""
+
+
 def _grid_order(data: PlanInput, amps: list[int]) -> list[int]:
     """Slots for grid energy: idle ones before ones the sun already uses (a change there is
-    a command more), then by price (unknown last), then the latest first (a late sun may
-    still take their place at the next plan)."""
+    a command more), sunny ones before dark ones (:data:`SUN_FLOOR_KWH`), then by price
+    (unknown last), then the latest first (a late sun may still take their place at the next
+    plan)."""
     prices = data.slots.price
 
-    def rank(k: int) -> tuple[bool, bool, float, int]:
+    sunny = data.slots.surplus_kwh
+
+    def rank(k: int) -> tuple[bool, bool, bool, float, int]:
         price = prices[k]
         unknown = price is None or not math.isfinite(price)
-        return (amps[k] > 0, unknown, 0.0 if unknown else float(price or 0.0), -k)
+        dark = sunny[k] <= SUN_FLOOR_KWH * data.slots.hours[k]
+        return (amps[k] > 0, dark, unknown, 0.0 if unknown else float(price or 0.0), -k)
 
     return sorted(range(len(amps)), key=rank)
 
 
+def _sun_level(data: PlanInput, k: int) -> int:
+    """The lowest level that takes all of a weak sun's expected surplus in slot ``k``: the
+    grid then only tops it up to the charger's minimum (or the step above the sun)."""
+    paid = data.slots.surplus_kwh[k] / (data.kw_per_amp * data.slots.hours[k])
+    level = data.low
+    while level < paid and level + data.step <= data.high:
+        level += data.step
+    return level
+
+
 def _with_grid(data: PlanInput, amps: list[int], need: float) -> tuple[list[int], float]:
-    """Stage 2: the energy the sun leaves short of the need, at full power in the cheapest
-    slots (``grid: cheapest``); what even that cannot deliver is returned as unmet."""
+    """Stage 2: the energy the sun leaves short of the need, first beside a weak sun at the
+    level that takes it all, then at full power in the cheapest slots (``grid: cheapest``);
+    what even that cannot deliver is returned as unmet."""
     slots, per_amp = data.slots, data.kw_per_amp
     planned = sum(a * per_amp * h for a, h in zip(amps, slots.hours, strict=True))
     short = need - planned
@@ -372,8 +398,11 @@ def _with_grid(data: PlanInput, amps: list[int], need: float) -> tuple[list[int]
             break
         if amps[k] >= data.high:
             continue
-        short -= (data.high - amps[k]) * per_amp * slots.hours[k]
-        amps[k] = data.high
+        level = data.high
+        if amps[k] == 0 and slots.surplus_kwh[k] > SUN_FLOOR_KWH * slots.hours[k]:
+            level = _sun_level(data, k)
+        short -= (level - amps[k]) * per_amp * slots.hours[k]
+        amps[k] = level
     return amps, max(0.0, short)
 
 
@@ -411,7 +440,8 @@ def solve(data: PlanInput) -> PlanResult:
     )
     if need is not None and data.grid == "never":
         unmet = max(0.0, need - sum(energy))
-    solar = [min(s, e) for s, e in zip(solar, energy, strict=True)]
+    # the sun in each charged slot, stage 2's too (its grid beside a weak sun takes that sun)
+    solar = [min(e, max(0.0, sur)) for e, sur in zip(energy, data.slots.surplus_kwh, strict=True)]
     levels = [
         a if e > 0 or i == 0 else 0 for i, (a, e) in enumerate(zip(amps, energy, strict=True))
     ]
