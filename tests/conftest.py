@@ -150,6 +150,10 @@ def mfa_env(
 # that under pytest-xdist no worker is left with one of them while the other has finished.
 # A name here that no longer matches only loses its place in the queue.
 LONG_FIRST = (
+    "tests/test_planner_service.py::",
+    "tests/test_simulate_golden.py::test_the_sample_report_is_unchanged[year",
+    "tests/test_planner_replay.py::test_on_a_sample_month",
+    "tests/test_replay_plugged.py::",
     "tests/test_plans.py::test_the_example_rules_with_plans_reach_85_percent",
     "tests/test_soak.py::",
     "tests/test_site_allocation_e2e.py::test_two_cars_over_a_simulated_day",
