@@ -34,7 +34,6 @@ TRIGGER_MESSAGES = (
     "StatusNotification",
 )
 DEFAULT_MAX_REQUESTS = 200  # per `history fetch` run: a third of the ~600/hour the notes allow
-MAX_ENERGY_KWH = 250.0  # more than any car's battery: anything above is a typo
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SLOT_HELP = "the slot: its id, its number in `evopt schedule list`, or a unique part of its id"
 
@@ -96,15 +95,9 @@ DAY_OR_TIME_TYPE = arg_type(_day_or_time, "a date like 2025-01-15 or a time like
 CLOCK_TYPE = lazy_type("timespec:parse_clock", "a time of day like 07:30", keep_text=True)
 
 
-def energy_type(text: str) -> float:
-    """``--energy``: kWh, above 0 and at most :data:`MAX_ENERGY_KWH` (exit 2 otherwise)."""
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of kWh") from err
-    if not 0 < value <= MAX_ENERGY_KWH:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected kWh above 0 and at most 250")
-    return value
+# `plan set --energy`: the check MQTT's plan entities use too (optimizer/steer.py), imported
+# when a value is converted; its message says what is valid.
+ENERGY_TYPE = lazy_type("steer:parse_energy", None)
 
 
 def _slot_times(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -299,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the flat list 
     plan_set.add_argument(
         "--energy",
         required=True,
-        type=energy_type,
+        type=ENERGY_TYPE,
         metavar="KWH",
         help="kWh the car should have taken since plug-in by then",
     )
