@@ -15,7 +15,6 @@ from optimizer.cli import last_status
 from optimizer.cli.context import Context
 from optimizer.cli.log import display_zone
 from optimizer.cli.output import print_json, print_table
-from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore
 from optimizer.enlighten.auth import LoginOutcome
 from optimizer.enlighten.capabilities import NO_FLAGS, SESSION_AUTH_NOTE, Capabilities
@@ -195,14 +194,10 @@ async def status(ctx: Context) -> int:
     return code
 
 
-def _automation(config: Config, now: datetime) -> dict[str, Any]:
+def _automation(steering: Steering, now: datetime) -> dict[str, Any]:
     """The site's rule set and pause as `evopt rules use` / `evopt pause` (or Home Assistant)
-    last set them, and why the service writes nothing now if it does not; read from the
-    database without creating one (a site the service never ran has the defaults)."""
-    steering = Steering()
-    if config.database_path.is_file():
-        with DecisionStore(config.database_path) as store:
-            steering = read_steering(store, config)
+    last set them, and why the service writes nothing now if it does not (a site the service
+    never ran has the defaults)."""
     return steering.to_json() | {"writes_held": steering.holds_writes(now)}
 
 
@@ -224,10 +219,19 @@ async def _status_of(ctx: Context, collected: list[dict[str, Any]] | None) -> in
         login = client.auth.login_state()
         found = await read_capabilities(client, site_id, [c.sn for c in site.chargers])
     now = _now()
+    steering = [Steering()]
+
+    def steered(store: DecisionStore) -> None:
+        steering[0] = read_steering(store, ctx.config)
+
     views = read_views(
-        ctx.config.database_path, [r["sn"] for r in records], site_id=site_id, now=now
+        ctx.config.database_path,
+        [r["sn"] for r in records],
+        site_id=site_id,
+        now=now,
+        also=steered,
     )
-    automation = _automation(ctx.config, now)
+    automation = _automation(steering[0], now)
     for record in records:
         record["automation"] = automation
         record["login"] = login

@@ -13,7 +13,7 @@ charger and target, never a row exactly at T.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -309,14 +309,24 @@ def service_view(
 
 
 def read_views(
-    path: Path, serials: list[str], *, site_id: int | None, now: datetime
+    path: Path,
+    serials: list[str],
+    *,
+    site_id: int | None,
+    now: datetime,
+    also: Callable[[DecisionStore], None] | None = None,
 ) -> dict[str, ServiceView]:
-    """Each charger's view from the log at ``path`` (opened read-only, then closed)."""
+    """Each charger's view from the log at ``path`` (opened read-only, then closed).
+
+    ``also`` reads whatever else the caller needs from the same open store (`evopt status`
+    its steering), so one status opens the log once, not once per question."""
     store, note = open_log(path)
     if store is None:
         return {sn: service_view(None, sn, site_id=site_id, now=now, note=note) for sn in serials}
     with store:
         reader = Reader(store)
+        if also is not None:
+            also(store)
         return {sn: service_view(reader, sn, site_id=site_id, now=now) for sn in serials}
 
 
