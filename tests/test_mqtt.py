@@ -25,6 +25,7 @@ from optimizer.cli import main
 from optimizer.config import Config, load_config
 from optimizer.gateway.tls import write_self_signed
 from optimizer.mqtt.bridge import Bridge
+from optimizer.mqtt.payloads import CHARGER_ENTITIES, SITE_ENTITIES
 from optimizer.service import Service
 from optimizer.yamlpos import YamlFileError
 from tests.cli_env import EMAIL, PASSWORD, SITE_ID
@@ -39,6 +40,8 @@ SITE = str(SITE_ID)  # the site's topic level: no alias in this config, so its i
 BASE = f"evopt/{SITE}"
 CHARGER = f"{BASE}/charger1"
 MELBOURNE = ZoneInfo("Australia/Melbourne")
+SITE_N, CHARGER_N = len(SITE_ENTITIES), len(CHARGER_ENTITIES)  # counted in test_mqtt_payloads
+ONE_CHARGER = SITE_N + CHARGER_N  # a site with one charger: its discovery configs
 HA_ID = re.compile(r"^[A-Za-z0-9_-]+$")  # Home Assistant's discovery TOPIC_MATCHER ids
 
 
@@ -117,7 +120,7 @@ async def test_discovery_and_state_after_a_tick(midday: World, broker: LocalBrok
         service.start()
         await service.tick()
         await ha.until(lambda: f"{CHARGER}/state" in ha.latest, "the charger's state")
-        await ha.until(lambda: len(configs(ha)) == 11 + 15, "every discovery config")
+        await ha.until(lambda: len(configs(ha)) == ONE_CHARGER, "every discovery config")
 
         found = configs(ha)
         ids = [c["unique_id"] for c in found.values()]
@@ -165,6 +168,7 @@ async def test_discovery_and_state_after_a_tick(midday: World, broker: LocalBrok
         assert site["automation"] == "on"
         assert isinstance(site["surplus"], float | int)
         assert site["surplus_source"] == "lifetime_energy"
+        assert site["gateway_token_expires"] is None  # no gateway configured
         assert site["last_tick"].startswith("2025-01-15T13:00:00+11:00")  # local, with offset
         charger = ha.json(f"{CHARGER}/state")
         assert charger["plugged_in"] is True
@@ -176,7 +180,7 @@ async def test_discovery_and_state_after_a_tick(midday: World, broker: LocalBrok
         # Home Assistant restarted (its birth message): every config and state again.
         ha.latest = {t: p for t, p in ha.latest.items() if not t.startswith("homeassistant/")}
         await ha.send("homeassistant/status", "online")
-        await ha.until(lambda: len(configs(ha)) == 11 + 15, "discovery after the birth message")
+        await ha.until(lambda: len(configs(ha)) == ONE_CHARGER, "discovery after the birth message")
 
         # Stopped cleanly: the bridge says so itself (a clean disconnect sends no Will).
         await bridge.stop()
@@ -305,7 +309,7 @@ async def test_the_broker_going_away_and_back(midday: World, broker: LocalBroker
         async with recording(broker.port) as ha:
             await ha.until(lambda: bridge.connections == 2, "the reconnect")
             await ha.until(lambda: ha.latest.get("evopt/status") == "online", "online again")
-            await ha.until(lambda: len(configs(ha)) == 26, "discovery again")
+            await ha.until(lambda: len(configs(ha)) == ONE_CHARGER, "discovery again")
             await ha.until(lambda: f"{CHARGER}/state" in ha.latest, "the state again")
             # The present only: the states of the ticks it missed are not replayed.
             now = report.at.astimezone(MELBOURNE).isoformat()
@@ -378,7 +382,9 @@ async def test_evopt_run_once_bridges_every_site_of_a_fleet(
     async with recording(broker.port) as ha:  # what the broker kept (retained)
         wanted = [f"evopt/{site}/charger{n}/state" for site in ("home", "farm") for n in (1, 2)]
         await ha.until(lambda: all(t in ha.latest for t in wanted), "every charger's state")
-        await ha.until(lambda: len(configs(ha)) == 2 * (11 + 2 * 15), "both sites' discovery")
+        await ha.until(
+            lambda: len(configs(ha)) == 2 * (SITE_N + 2 * CHARGER_N), "both sites' discovery"
+        )
         assert ha.latest["evopt/status"] == "offline"
         assert ha.json("evopt/home/state")["healthy"] is True
         assert ha.json("evopt/farm/state")["site"] == "farm"

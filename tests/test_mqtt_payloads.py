@@ -19,8 +19,9 @@ from optimizer.config import Config, load_config
 from optimizer.connect import mqtt_password
 from optimizer.decisions import DecisionStore
 from optimizer.mqtt.bridge import _dead_socket
-from optimizer.mqtt.payloads import CHARGER_STATES, SiteInfo, discovery, scrub
+from optimizer.mqtt.payloads import CHARGER_STATES, SiteInfo, discovery, scrub, site_payload
 from optimizer.mqtt.topics import Names, charger_aliases, slug
+from optimizer.service.core import TickReport
 from optimizer.steer import (
     CommandError,
     Steering,
@@ -53,7 +54,7 @@ def test_discovery_ids_are_unique_stable_and_free_of_serials() -> None:
     messages = discovery(NAMES, site(aliases), version="1.2.3")
     configs = [json.loads(m.payload) for m in messages]
     ids = [c["unique_id"] for c in configs]
-    assert len(ids) == len(set(ids)) == 11 + 2 * 15
+    assert len(ids) == len(set(ids)) == 13 + 2 * 15
     assert all(m.retain for m in messages)
     for message, config in zip(messages, configs, strict=True):
         _, _, node, object_id, _ = message.topic.split("/")
@@ -71,6 +72,34 @@ def test_discovery_ids_are_unique_stable_and_free_of_serials() -> None:
         json.loads(m.payload)["unique_id"] for m in discovery(NAMES, site(aliases), version="2")
     ]
     assert again == ids
+
+
+@pytest.mark.parametrize(
+    ("token", "expires", "problem"),
+    [
+        (None, None, None),
+        (
+            {"expires_at": "2026-03-01T00:00:00+00:00", "renewal_failed": None},
+            "2026-03-01T11:00:00+11:00",
+            None,
+        ),
+        (
+            {"expires_at": "2026-03-01T00:00:00+00:00", "renewal_failed": "Entrez refused: 403"},
+            "2026-03-01T11:00:00+11:00",
+            "Entrez refused: 403",
+        ),
+        ({"expires_at": "not a time", "renewal_failed": 7}, None, None),
+    ],
+)
+def test_site_state_carries_the_gateway_tokens_expiry_never_the_token(
+    token: dict[str, object] | None, expires: str | None, problem: str | None
+) -> None:
+    report = TickReport(at=NOW, status="ok", delay_s=30.0, gateway_token=token)
+    message = site_payload(NAMES, site({}), report, Steering(), NOW)
+    state = json.loads(message.payload)
+    assert state["gateway_token_expires"] == expires  # in the site's zone, as HA wants
+    assert state["gateway_token_problem"] == problem
+    assert "eyJ" not in message.payload
 
 
 def test_topics_round_trip_and_slugs() -> None:

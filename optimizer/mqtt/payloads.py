@@ -125,6 +125,13 @@ SITE_ENTITIES: tuple[Entity, ...] = (
         **DIAGNOSTIC,
     ),
     _sensor("surplus_source", "Surplus source", **DIAGNOSTIC),
+    _sensor(
+        "gateway_token_expires",
+        "Gateway token expires",
+        device_class="timestamp",
+        **DIAGNOSTIC,
+    ),
+    _sensor("gateway_token_problem", "Gateway token renewal failed", **DIAGNOSTIC),
     Entity("binary_sensor", "healthy", "Service healthy", DIAGNOSTIC),
     _sensor("status", "Service status", **DIAGNOSTIC),
     _sensor("last_tick", "Last tick", device_class="timestamp", **DIAGNOSTIC),
@@ -303,12 +310,29 @@ def site_payload(
         "surplus": _round(surplus.pv_minus_house_w) if surplus else None,
         "surplus_age": _round(surplus.age_s) if surplus else None,
         "surplus_source": report.surplus_source if report else None,
+        **_token_fields(site, report.gateway_token if report else None),
         "rule_set": steering.rule_set or RULE_SET_DEFAULT,
         "automation": automation,
         "paused_until": site.local(until),
         "chargers": sorted(site.aliases.values()),
     }
     return Message(names.site_state(site.slug), _json(data, site.aliases))
+
+
+def _token_fields(site: SiteInfo, token: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The gateway token's expiry and a failed renewal's reason (gateway/renew.py), so Home
+    Assistant can warn before the local surplus stops (the token itself never leaves)."""
+    token = token or {}
+    expires = token.get("expires_at")
+    try:
+        at = datetime.fromisoformat(expires) if isinstance(expires, str) else None
+    except ValueError:
+        at = None
+    failed = token.get("renewal_failed")
+    return {
+        "gateway_token_expires": site.local(at),
+        "gateway_token_problem": _short(failed) if isinstance(failed, str) else None,
+    }
 
 
 def _round(value: float | None) -> float | None:
