@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from optimizer.engine.decision import Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.rules import SolarPlan
 from optimizer.engine.snapshot import ChargerView, DeparturePlan, Snapshot, Surplus
+from optimizer.planner import problem
 from optimizer.planner.explain import expectation
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.planner.problem import PlanInput, solve
@@ -215,3 +217,45 @@ def test_without_a_forecast_it_says_so() -> None:
     charging = next(d for d in decisions if d.target == "charging")
     assert "no forecast, following the current surplus" in charging.reason
     assert charging.action == "start"
+
+
+def _no_solver(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("HiGHS was asked")
+
+
+def test_a_night_with_no_level_to_hold_is_planned_without_the_solver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No slot's sun can carry even the minimum level: the plan is all grid, stage 2's."""
+    monkeypatch.setattr(problem, "milp", _no_solver)
+    slots = cut(NOW, NOW + timedelta(hours=12), outlook=None, quantile="p50", price_at=_price)
+    result = solve(PlanInput(slots, 6, 32, 1, 0.24, 0, 10.0))
+    assert result.ok
+    assert result.unmet_kwh == 0
+    assert all(_price(s) == 0.09 for s, a in zip(slots.starts, result.amps, strict=True) if a)
+
+
+def test_a_kept_plan_holds_through_the_house_load_at_night(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The simulator keeps a plan while the surplus stays in its band; the band is of
+    surplus floored at 0, so a night's house load (-600 W) is inside it, no new solve."""
+    night = datetime(2025, 6, 20, 22, 0, tzinfo=ZONE).astimezone(UTC)
+    dark = SurplusOutlook(
+        night.timestamp(),
+        int(night.timestamp() // STEP_S) * STEP_S,
+        (0.0,) * 96,
+        (0.0,) * 96,
+        (0.0,) * 96,
+        replan="change",
+    )
+    plan = DeparturePlan(night + timedelta(hours=12), 10.0)
+    first = _snapshot(night, plan=plan, charging=False, amps=None, outlook=dark, surplus_w=-600.0)
+    decisions, memory = evaluate(first, [POLICY], Memory())
+    made = next(d for d in decisions if d.target == "charging")
+    monkeypatch.setattr(problem, "solve", _no_solver)
+    later = night + timedelta(minutes=15)
+    again = _snapshot(later, plan=plan, charging=False, amps=None, outlook=dark, surplus_w=-600.0)
+    decisions, _ = evaluate(again, [POLICY], memory)
+    kept = next(d for d in decisions if d.target == "charging")
+    assert kept.inputs["plan"] == made.inputs["plan"]

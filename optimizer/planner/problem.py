@@ -166,18 +166,48 @@ def sun_window(data: PlanInput) -> list[bool]:
     return strong if enough >= need * WINDOW_MARGIN else [True] * k
 
 
+def holdable(data: PlanInput, lineup: tuple[int, ...]) -> list[list[int]]:
+    """Per slot, the indices into ``lineup`` of the levels stage 1 may choose there: none
+    outside :func:`sun_window`, else those whose energy the slot's expected surplus plus the
+    grid allowance (:data:`GRID_SHARE_OF_MIN` of the minimum level) can carry.
+
+    Why: a level above that can never be picked (its grid part would break the cap), so
+    offering it only makes the programme bigger; at night no slot holds any level and the
+    plan needs no programme at all (:func:`solve` skips HiGHS then)."""
+    allowed = sun_window(data)
+    per_amp = data.kw_per_amp
+    found: list[list[int]] = []
+    for k in range(len(data.slots)):
+        if not allowed[k]:
+            found.append([])
+            continue
+        hours = data.slots.hours[k]
+        room = max(0.0, data.slots.surplus_kwh[k]) + GRID_SHARE_OF_MIN * data.low * per_amp * hours
+        found.append([j for j, amps in enumerate(lineup) if amps * per_amp * hours <= room + 1e-9])
+    return found
+
+
 class _Model:
     """Named variable blocks over the slots and sparse constraint rows.
 
-    Columns: ``pick[k, l]`` (slot k charges at level l; none: off), then per slot
-    ``solar``, ``change`` and ``start``, then ``unmet``."""
+    Columns: ``pick[k, l]`` for the levels slot k can hold (:func:`holdable`; none: off),
+    then per slot ``solar``, ``change``, ``start`` and ``draw``, then ``unmet`` and the
+    objective's constant."""
 
-    def __init__(self, data: PlanInput) -> None:
+    def __init__(self, data: PlanInput, lineup: tuple[int, ...], held: list[list[int]]) -> None:
         self.data = data
-        self.levels = levels(data)
+        self.levels = lineup
+        self.held = held
         self.k = len(data.slots)
-        self.m = len(self.levels)
-        self.base = self.k * self.m
+        self.first: list[int] = []
+        at = 0
+        for choices in held:
+            self.first.append(at)
+            at += len(choices)
+        self.column = [
+            {j: self.first[k] + i for i, j in enumerate(choices)} for k, choices in enumerate(held)
+        ]
+        self.base = at
         self.n = self.base + 4 * self.k + 2
         self.unmet = self.n - 2
         self.offset = self.n - 1
@@ -191,8 +221,9 @@ class _Model:
         self.lo: list[float] = []
         self.hi: list[float] = []
 
-    def pick(self, k: int, level: int) -> int:
-        return k * self.m + level
+    def picks(self, k: int) -> dict[int, int]:
+        """Level index -> column of slot ``k``'s choices."""
+        return self.column[k]
 
     def solar(self, k: int) -> int:
         return self.base + k
@@ -217,22 +248,25 @@ class _Model:
 
     def energy_terms(self, k: int, scale: float = 1.0) -> list[tuple[int, float]]:
         per_amp = self.data.kw_per_amp * self.data.slots.hours[k] * scale
-        return [(self.pick(k, j), amps * per_amp) for j, amps in enumerate(self.levels)]
+        return [(col, self.levels[j] * per_amp) for j, col in self.picks(k).items()]
 
     # --- one builder per concern ---------------------------------------------------------------
 
     def add_levels(self) -> None:
         for k in range(self.k):
-            picks = [(self.pick(k, j), 1.0) for j in range(self.m)]
-            for col, _ in picks:
+            cols = list(self.picks(k).values())
+            for col in cols:
                 self.upper[col], self.integral[col] = 1.0, 1
-            self.row(picks, -np.inf, 1.0)
+            if len(cols) > 1:
+                self.row([(col, 1.0) for col in cols], -np.inf, 1.0)
 
     def add_solar(self) -> None:
         d = self.data
         for k in range(self.k):
             solar = self.solar(k)
             draw = self.draw(k)
+            if not self.picks(k):
+                continue  # off: no draw, no solar (both stay fixed at 0)
             self.upper[solar] = max(0.0, d.slots.surplus_kwh[k])
             self.upper[draw] = np.inf
             # the car draws up to the level's energy (less once it is full), solar within it
@@ -246,26 +280,39 @@ class _Model:
 
     def add_commands(self) -> None:
         d = self.data
-        now = [1.0 if amps == d.now_amps else 0.0 for amps in self.levels]
         was_on = 1.0 if d.now_amps > 0 else 0.0
+        now_index = self.levels.index(d.now_amps) if d.now_amps in self.levels else None
         for k in range(self.k):
             change, start = self.change(k), self.start(k)
             self.upper[change] = self.upper[start] = 1.0
-            for j in range(self.m):
-                here = (self.pick(k, j), 1.0)
-                if k == 0:
+            here = self.picks(k)
+            if k == 0:
+                for j, col in here.items():
+                    now = 1.0 if j == now_index else 0.0
                     # change >= pick - before and >= before - pick, before a constant
-                    self.row([(change, 1.0), (here[0], -1.0)], -now[j], np.inf)
-                    self.row([(change, 1.0), (here[0], 1.0)], now[j], np.inf)
-                else:
-                    before = self.pick(k - 1, j)
-                    self.row([(change, 1.0), (here[0], -1.0), (before, 1.0)], 0.0, np.inf)
-                    self.row([(change, 1.0), (here[0], 1.0), (before, -1.0)], 0.0, np.inf)
-            if k == 0 and was_on and d.now_amps not in self.levels:
-                self.lower[change] = 1.0  # the level now is not among the choices
-            picks = [(self.pick(k, j), -1.0) for j in range(self.m)]
-            earlier = [(self.pick(k - 1, j), 1.0) for j in range(self.m)] if k else []
-            self.row([(start, 1.0), *picks, *earlier], -was_on if k == 0 else 0.0, np.inf)
+                    self.row([(change, 1.0), (col, -1.0)], -now, np.inf)
+                    self.row([(change, 1.0), (col, 1.0)], now, np.inf)
+                if was_on and (now_index is None or now_index not in here):
+                    self.lower[change] = 1.0  # the level now cannot be held in this slot
+                earlier: list[tuple[int, float]] = []
+            else:
+                before = self.picks(k - 1)
+                for j in here.keys() | before.keys():
+                    now_col, before_col = here.get(j), before.get(j)
+                    # change >= pick_k - pick_{k-1} and >= pick_{k-1} - pick_k, for the
+                    # levels either slot can hold (a level neither holds never changes)
+                    if now_col is not None:
+                        terms = [(change, 1.0), (now_col, -1.0)]
+                        self.row(
+                            terms + ([] if before_col is None else [(before_col, 1.0)]), 0.0, np.inf
+                        )
+                    if before_col is not None:
+                        terms = [(change, 1.0), (before_col, -1.0)]
+                        self.row(terms + ([] if now_col is None else [(now_col, 1.0)]), 0.0, np.inf)
+                earlier = [(col, 1.0) for col in before.values()]
+            picks = [(col, -1.0) for col in here.values()]
+            if picks:  # start_k >= on_k - on_{k-1} (with nothing to hold it cannot start)
+                self.row([(start, 1.0), *picks, *earlier], -was_on if k == 0 else 0.0, np.inf)
             self.cost[change] += d.change_cost_kwh
             self.cost[start] += d.restart_cost_kwh
 
@@ -295,20 +342,11 @@ class _Model:
         self.lower[self.offset] = self.upper[self.offset] = 1.0
         self.cost[self.offset] = OFFSET_KWH
 
-    def add_window(self) -> None:
-        """With a need, the sun is planned only in :func:`sun_window` (no level elsewhere)."""
-        allowed = sun_window(self.data)
-        for k in range(self.k):
-            if not allowed[k]:
-                for j in range(self.m):
-                    self.upper[self.pick(k, j)] = 0.0
-
     def build(self) -> None:
         self.add_offset()
         self.add_levels()
         self.add_solar()
         self.add_commands()
-        self.add_window()
         self.add_objective()
 
     def constraints(self) -> LinearConstraint:
@@ -318,8 +356,11 @@ class _Model:
         return LinearConstraint(matrix, np.array(self.lo), np.array(self.hi))
 
     def level_at(self, x: Floats, k: int) -> int:
-        best = max(range(self.m), key=lambda j: x[self.pick(k, j)])
-        return self.levels[best] if x[self.pick(k, best)] > 0.5 else 0
+        picks = self.picks(k)
+        if not picks:
+            return 0
+        best = max(picks, key=lambda j: x[picks[j]])
+        return self.levels[best] if x[picks[best]] > 0.5 else 0
 
 
 def _failed(k: int, elapsed: float, message: str) -> PlanResult:
@@ -329,8 +370,16 @@ def _failed(k: int, elapsed: float, message: str) -> PlanResult:
 def _sun_plan(data: PlanInput) -> tuple[list[int], list[float], str, float] | str:
     """Stage 1, the programme: levels per slot that follow the expected surplus with the
     command costs, the grid giving at most half the minimum level; (levels, solar kWh,
-    status, objective) or the solver's message when it found nothing."""
-    model = _Model(data)
+    status, objective) or the solver's message when it found nothing. When no slot can hold
+    any level (a night, a horizon outside the sun's window) the plan is all off without
+    asking HiGHS: only a stop, when charging now."""
+    lineup = levels(data)
+    held = holdable(data, lineup)
+    k = len(data.slots)
+    if not any(held):
+        stop = data.change_cost_kwh if data.now_amps > 0 else 0.0
+        return [0] * k, [0.0] * k, "optimal", stop
+    model = _Model(data, lineup, held)
     model.build()
     from optimizer.simulate.baselines import quiet_stdout  # noqa: PLC0415 - shared fd guard
 

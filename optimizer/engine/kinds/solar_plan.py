@@ -334,7 +334,12 @@ def _kept(
     amps: list[int] = kept["amps"]
     if now_amps != amps[index - 1]:
         return None  # the charger is not where the plan left it (an override, a full car)
-    if watts is not None and not kept["low_w"][index] - 1 <= watts <= kept["high_w"][index] + 1:
+    # the band is of surplus floored at 0 (slots.cut), so is the reading: a night's house
+    # load (a negative surplus) is inside a band of 0, not a reason to plan again every tick
+    if (
+        watts is not None
+        and not kept["low_w"][index] - 1 <= max(0.0, watts) <= kept["high_w"][index] + 1
+    ):
         return None
     price = ctx.snapshot.tariff.price
     if price is not None and kept["price"][index] is not None and price != kept["price"][index]:
