@@ -259,3 +259,47 @@ def test_a_kept_plan_holds_through_the_house_load_at_night(
     decisions, _ = evaluate(again, [POLICY], memory)
     kept = next(d for d in decisions if d.target == "charging")
     assert kept.inputs["plan"] == made.inputs["plan"]
+
+
+def _night_then_sun(need: float, ready_h: float, guard_h: float) -> tuple[list[int], list[int]]:
+    """A plan from 02:00 (UTC as local) with cheap grid until 07:00 and a morning sun rising
+    from 07:00: (levels of the grid run before 07:00, levels from 07:00)."""
+    now = datetime(2025, 6, 21, 2, 0, tzinfo=UTC)
+    first = int(now.timestamp() // STEP_S) * STEP_S
+    sun = []
+    for i in range(96):
+        at = now + timedelta(minutes=15 * i)
+        hour = at.hour + at.minute / 60
+        sun.append(max(0.0, (hour - 7) * 600.0) if 7 <= hour < 12 else 0.0)
+    outlook = SurplusOutlook(now.timestamp(), first, tuple(sun), tuple(sun), tuple(sun))
+    slots = cut(
+        now,
+        now + timedelta(hours=ready_h),
+        outlook=outlook,
+        quantile="p50",
+        price_at=lambda at: 0.09 if at.hour < 7 else 0.14,
+    )
+    result = solve(PlanInput(slots, 6, 32, 1, 0.24, 0, need, guard_h=guard_h))
+    assert result.unmet_kwh == 0
+    run = [a for s, a in zip(slots.starts, result.amps, strict=True) if a and s.hour < 7]
+    later = [a for s, a in zip(slots.starts, result.amps, strict=True) if a and s.hour >= 7]
+    return run, later
+
+
+def test_the_night_run_gives_just_the_rest_at_one_level() -> None:
+    """The grid run at full power would overshoot the need by part of a slot and fill the
+    car before the morning sun: it runs at one lower level that gives just the rest."""
+    run, later = _night_then_sun(need=12.0, ready_h=7.5, guard_h=0.25)
+    assert run
+    assert len(set(run)) == 1
+    assert 6 <= run[0] < 32
+    assert later  # the morning sun still has room
+
+
+def test_a_tight_night_run_stays_at_full_power_before_the_guard() -> None:
+    """The run is the hour before 07:00 and the plan ends at 07:03: at 30 A the guard's
+    margin would be in reach during it, so it stays at full power (the guard would raise it
+    anyway: a command more)."""
+    run, _ = _night_then_sun(need=7.0, ready_h=5.05, guard_h=0.25)
+    assert run
+    assert set(run) == {32}

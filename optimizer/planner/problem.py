@@ -80,6 +80,7 @@ class PlanInput:
     grid: GridUse = "cheapest"
     change_cost_kwh: float = 0.3
     restart_cost_kwh: float = 0.3
+    guard_h: float = 0.0  # the rule's margin: the guard goes to full power once within it
 
     def full_kwh(self, index: int) -> float:
         return self.high * self.kw_per_amp * self.slots.hours[index]
@@ -437,11 +438,13 @@ def _sun_level(data: PlanInput, k: int) -> int:
 
 def _with_grid(data: PlanInput, amps: list[int], need: float) -> tuple[list[int], float]:
     """Stage 2: the energy the sun leaves short of the need, first beside a weak sun at the
-    level that takes it all, then at full power in the cheapest slots (``grid: cheapest``);
-    what even that cannot deliver is returned as unmet."""
+    level that takes it all, then in the cheapest slots (``grid: cheapest``) at one level
+    that gives just the rest (:func:`_evened`); what even full power cannot deliver is
+    returned as unmet."""
     slots, per_amp = data.slots, data.kw_per_amp
     planned = sum(a * per_amp * h for a, h in zip(amps, slots.hours, strict=True))
     short = need - planned
+    added: dict[int, int] = {}  # slot raised to full power -> its level before
     for k in _grid_order(data, amps):
         if short <= 1e-6:
             break
@@ -450,9 +453,56 @@ def _with_grid(data: PlanInput, amps: list[int], need: float) -> tuple[list[int]
         level = data.high
         if amps[k] == 0 and slots.surplus_kwh[k] > SUN_FLOOR_KWH * slots.hours[k]:
             level = _sun_level(data, k)
+        else:
+            added[k] = amps[k]
         short -= (level - amps[k]) * per_amp * slots.hours[k]
         amps[k] = level
+    if short < -1e-6 and added:
+        amps = _evened(data, amps, added, -short)
     return amps, max(0.0, short)
+
+
+def _evened(data: PlanInput, amps: list[int], added: dict[int, int], over: float) -> list[int]:
+    """The slots raised to full power, at the lowest common level that still gives their
+    energy less ``over`` (what the last of them overshoots the need by), and keeps the
+    guard away (:func:`_guarded`).
+
+    Why: at full power the run overshoots the need by up to a slot, and the car, filled
+    early from the grid, leaves a later sun no room (a morning before the unplug, a daytime
+    plan's last sunny slots). One level for the whole run costs no command more (lowering
+    only its last slot was a level change in most sessions). A run under way keeps its level
+    while that gives enough: made again each tick, the rounding would change it by a step."""
+    per = [data.kw_per_amp * data.slots.hours[k] for k in range(len(amps))]
+    wanted = sum((amps[k] - added[k]) * per[k] for k in added) - over
+    level = data.low
+    while level + data.step <= data.high:
+        trial = list(amps)
+        for k, before in added.items():
+            trial[k] = max(before, level)
+        enough = sum(max(0, level - added[k]) * per[k] for k in added) >= wanted - 1e-9
+        if enough and _guarded(data, trial, per, max(added)):
+            break
+        level += data.step
+    if 0 in added and level <= data.now_amps <= data.high:
+        level = data.now_amps  # the run goes on at its level: a command less per tick
+    for k, before in added.items():
+        amps[k] = max(before, level)
+    return amps
+
+
+def _guarded(data: PlanInput, amps: list[int], per: list[float], last: int) -> bool:
+    """At the start of every slot up to ``last`` (the run's end) the plan's energy from
+    there on fits at full power before the departure less the guard's margin, so the guard
+    does not take over the run (it would go to full power: a command, and the car full
+    before a later sun). Near the departure the guard fires whatever the run did."""
+    full = data.high * data.kw_per_amp
+    rest = left = 0.0
+    for k in range(len(amps) - 1, -1, -1):
+        rest += amps[k] * per[k]
+        left += data.slots.hours[k]
+        if k <= last and rest / full > left - data.guard_h + 1e-9:
+            return False
+    return True
 
 
 def _until_full(data: PlanInput, amps: list[int], need: float) -> list[float]:

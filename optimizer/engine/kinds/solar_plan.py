@@ -184,6 +184,7 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
             grid=policy.grid,
             change_cost_kwh=policy.change_cost_kwh,
             restart_cost_kwh=policy.restart_cost_kwh,
+            guard_h=policy.margin / timedelta(hours=1),
         )
         result = solve(data)
         zone = ctx.local(ctx.now).tzinfo or UTC
