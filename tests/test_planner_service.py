@@ -100,7 +100,7 @@ async def test_with_nothing_stored_the_forecast_comes_from_the_fake_clouds_own_h
     now = morning.cloud.clock.now()
     with DecisionStore(morning.database) as store:
         save_plan(store, SN, DeparturePlan(now + timedelta(hours=4), 6.0), now=now)
-    assert await service.run(max_ticks=120) == 0
+    assert await service.run(max_ticks=20) == 0
     rows = morning.rows("SELECT * FROM decisions WHERE policy = 'plan' ORDER BY id")
     assert all(r["outcome"] != "failed" for r in morning.rows())
     reasons = [r["reason"] for r in rows if r["target"] == "charging"]
