@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal
@@ -362,7 +362,8 @@ def replay_minutes(
     count = len(series)
     buckets = series.buckets(config.tariffs)
     seen = _Seen(series, buckets, config)
-    settings = engine_settings(config)
+    # Without a log a decision is counted and applied, never read: its words are not built.
+    settings = replace(engine_settings(config), words=log is not None)
     memory = Memory()
     charger = _Charger()
     number, share = _plugged_minutes(series)

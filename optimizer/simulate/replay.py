@@ -124,10 +124,10 @@ class _Tariff:
             if found is None:
                 found = cache[key] = tariffs.window_at(local)
             self.windows.append(found)
-        self.slots = [
+        self.slots = tuple(  # a tuple: each tick's slots ahead are one slice of it
             PriceSlot(at, at + BUCKET, name, price)
             for at, (name, price) in zip(series.starts, self.windows, strict=True)
-        ]
+        )
         # Index of the next change after each bucket (len: none within the series).
         count = len(self.windows)
         self.next_change = [count] * count
@@ -149,7 +149,7 @@ class _Tariff:
             next_change_at=at,
             next_window=next_name,
             next_price=next_price,
-            slots=tuple(self.slots[index : index + SLOTS_AHEAD]),
+            slots=self.slots[index : index + SLOTS_AHEAD],
         )
 
 
