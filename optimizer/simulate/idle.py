@@ -196,7 +196,7 @@ class Idle:
                 continue
             if check(policy.when, snapshot, view)[0]:
                 short.append(policy)
-        asked = _Asked(dataclasses.replace(ctx, delivered_kwh=delivered), short)
+        asked = _Asked(ctx, delivered, short)
         ages = tuple(_ages(snapshot.now, _moments(known), self.durations))
         levels: tuple[int | None, ...] = ()
         if view.charging:
@@ -234,15 +234,21 @@ class _Asked:
     stop, and the MANUAL mode it claims); its words, which the key leaves out, are not
     built (:func:`target_level`)."""
 
-    __slots__ = ("_answer", "ctx", "short")
+    __slots__ = ("_answer", "ctx", "delivered", "short")
 
-    def __init__(self, ctx: Context, short: Sequence[TariffWindow]) -> None:
-        self.ctx, self.short = ctx, short
+    def __init__(self, ctx: Context, delivered: float, short: Sequence[TariffWindow]) -> None:
+        self.ctx, self.delivered, self.short = ctx, delivered, short
         self._answer: tuple[int | None, ...] | None = None
 
     def answer(self) -> tuple[int | None, ...]:
         if self._answer is None:
-            self._answer = tuple(target_level(policy, self.ctx) for policy in self.short)
+            # The energy since plug-in, as the engine will count it (the key's context has 0).
+            ctx = (
+                dataclasses.replace(self.ctx, delivered_kwh=self.delivered)
+                if self.short
+                else self.ctx
+            )
+            self._answer = tuple(target_level(policy, ctx) for policy in self.short)
         return self._answer
 
     def __eq__(self, other: object) -> bool:
