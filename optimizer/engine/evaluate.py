@@ -51,6 +51,7 @@ from optimizer.engine.decision import (
     TargetName,
     evolve,
 )
+from optimizer.engine.frozen import build
 from optimizer.engine.kinds import Context, Limits, propose
 from optimizer.engine.kinds.common import finite, watts_per_amp
 from optimizer.engine.kinds.excess_solar import lowest_level
@@ -109,9 +110,7 @@ def evaluate(
     # with an update) and writes only into these two dicts, so copying them is enough. A deep
     # copy cost a tenth of a site's tick (docs/scale.md); tests/test_engine_properties.py
     # checks that the input memory is never changed.
-    memory = memory.model_copy(
-        update={"chargers": dict(memory.chargers), "policies": dict(memory.policies)}
-    )
+    memory = memory.copied({"chargers": dict(memory.chargers), "policies": dict(memory.policies)})
     ticks = [
         _charger_tick(snapshot, charger, policies, memory, settings)
         for charger in snapshot.chargers
@@ -146,7 +145,8 @@ def _charger_tick(
     known = expire_override(known, now)
     known, changes = detect_override(known, charger, snapshot, settings)
     view = believed(charger, known, now, settings)
-    ctx = Context(
+    ctx = build(
+        Context,
         snapshot=snapshot,
         charger=view,
         memory=known,
@@ -245,7 +245,8 @@ def arbitrate(
         winner, rest = ranked[0][1], [p for _, p in ranked[1:]]
         # What happens next: the winner's plan, else what the first overruled policy waits for.
         hint = next((p.hint for _, p in ranked if p.hint is not None), None)
-        decided[target] = Decision(
+        decided[target] = build(
+            Decision,
             policy=winner.policy,
             charger_sn=sn,
             target=target,
