@@ -120,8 +120,8 @@ def evaluate(
     decisions: list[Decision] = []
     for tick in ticks:
         memory.chargers[tick.ctx.charger.sn] = remember(
-            tick.known, tick.final, snapshot.now
-        ).updated(control=tick.control)
+            tick.known, tick.final, snapshot.now, control=tick.control
+        )
         decisions.extend(tick.final[target] for target in TARGET_ORDER if target in tick.final)
     names = {policy.name for policy in policies}
     # Timers of policies no longer in the rules go (names cannot contain "/", serials might).
@@ -661,9 +661,12 @@ COMMANDED: dict[str, Update] = {
 }
 
 
-def remember(known: ChargerMemory, final: Decisions, now: datetime) -> ChargerMemory:
+def remember(
+    known: ChargerMemory, final: Decisions, now: datetime, *, control: dict[str, Control]
+) -> ChargerMemory:
     """Record what the final decisions command, as if they succeed (the service applies
-    them); the mode first, since it resets what was commanded about the session."""
+    them); the mode first, since it resets what was commanded about the session. With the
+    tick's ``control`` in the same copy (each control's last tick changes every tick)."""
     acting = sorted(
         (d for d in final.values() if d.action in COMMANDED and not d.observed),
         key=lambda d: d.action != "set_mode",
@@ -680,4 +683,4 @@ def remember(known: ChargerMemory, final: Decisions, now: datetime) -> ChargerMe
         update["stopped_at"] = now
     if acting:
         update["commanded_at"] = now
-    return known.updated(level_changes=changes, **update)
+    return known.updated(level_changes=changes, control=control, **update)
