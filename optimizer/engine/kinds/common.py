@@ -65,6 +65,8 @@ class Context:
         return self.snapshot.now
 
     def local(self, when: datetime) -> datetime:
+        if when is self.snapshot.now:  # the snapshot's own, converted once (most asks)
+            return self.snapshot.local
         return when.astimezone(ZoneInfo(self.snapshot.timezone))
 
     def level_changes_last_hour(self) -> int:
