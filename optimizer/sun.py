@@ -18,24 +18,36 @@ from zoneinfo import ZoneInfo
 from astral import Observer, refraction_at_zenith
 from astral.sun import sunrise, sunset
 
+from optimizer.engine.frozen import build
 from optimizer.engine.snapshot import Sun
 
 __all__ = ["clear_sky_factor", "day_events", "sun_at", "zenith_and_azimuth"]
 
 
-def sun_at(now: datetime, *, latitude: float, longitude: float, timezone: str) -> Sun:
+def sun_at(
+    now: datetime,
+    *,
+    latitude: float,
+    longitude: float,
+    timezone: str,
+    local: datetime | None = None,
+) -> Sun:
     """The sun at ``now`` (aware) for the site, with the sunrise and sunset of its local day.
 
     Sunrise and sunset are None on a polar day or night, when the sun never crosses the
     horizon (astral raises ValueError then). Times are returned in UTC like the snapshot's.
+    ``local``: ``now`` in ``timezone`` when the caller has it already (a replay converts each
+    tick's time once, for the sun's day and the snapshot's local time both).
     """
     if now.tzinfo is None:
         raise ValueError("sun_at needs a timezone-aware datetime")
-    local_day = now.astimezone(ZoneInfo(timezone)).date()
+    local_day = (local if local is not None else now.astimezone(ZoneInfo(timezone))).date()
     # Elevation is 90 - the refracted zenith, exactly as astral.sun.elevation returns it.
     zenith, azimuth = zenith_and_azimuth(latitude, longitude, now)
     rises, sets = day_events(latitude, longitude, timezone, local_day)
-    return Sun(elevation_deg=90.0 - zenith, azimuth_deg=azimuth, sunrise=rises, sunset=sets)
+    return build(  # Sun(...) without its frozen __init__: a replay asks twice a tick
+        Sun, elevation_deg=90.0 - zenith, azimuth_deg=azimuth, sunrise=rises, sunset=sets
+    )
 
 
 @lru_cache(maxsize=64)

@@ -92,7 +92,7 @@ def hand_over(
         override = known.overrides.get(target)
         # Built from values the engine already holds in their types: no validation needed
         # (pydantic's checks were a twentieth of a tick).
-        control[target] = Control.model_construct(
+        control[target] = Control.constructed(
             policy=decision.policy,
             since=since,
             seen_at=now,

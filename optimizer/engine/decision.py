@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -86,6 +86,8 @@ class Decision:
 
 
 _UNSET = object()
+_set = object.__setattr__  # pydantic models refuse plain assignment of their internals
+_ORDER: dict[type, tuple[str, ...]] = {}  # each model's fields in their declared order
 _Record = TypeVar("_Record", Proposal, Decision)
 _FIELDS: dict[type, frozenset[str]] = {}
 
@@ -143,8 +145,41 @@ class _Mutable(BaseModel):
         for name, value in changes.items():
             now = current.get(name, _UNSET)
             if now is not value and not _same(now, value):
-                return self.model_copy(update=changes)
+                return self.copied(changes)
         return self
+
+    @classmethod
+    def constructed(cls, **values: Any) -> Self:
+        """``model_construct(**values)`` (no validation: values the engine holds in their
+        types) in four steps when every field is given, in the order the model declares
+        them: without pydantic's look-up of aliases and defaults for each. The engine records
+        who controls each target of a charger every evaluation."""
+        order = _ORDER.get(cls)
+        if order is None:
+            order = _ORDER[cls] = tuple(cls.__pydantic_fields__)
+        if tuple(values) != order:
+            return cast(Self, cls.model_construct(**values))
+        new = cls.__new__(cls)
+        _set(new, "__dict__", values)
+        _set(new, "__pydantic_fields_set__", set(values))
+        _set(new, "__pydantic_extra__", None)
+        _set(new, "__pydantic_private__", None)
+        return new
+
+    def copied(self, changes: dict[str, Any]) -> Self:
+        """``model_copy(update=changes)`` in four steps: these models hold no extra and no
+        private attributes, so pydantic's copies of those (and its config look-ups) go. A
+        charger's memory is copied twice an evaluation, 11,800 evaluations a year's replay.
+        The same object ``model_copy`` gives: its fields, and the ones set now counted set."""
+        if self.__pydantic_extra__ is not None or self.__pydantic_private__ is not None:
+            return self.model_copy(update=changes)
+        cls = type(self)
+        new = cls.__new__(cls)
+        _set(new, "__dict__", {**self.__dict__, **changes})
+        _set(new, "__pydantic_extra__", None)
+        _set(new, "__pydantic_fields_set__", self.__pydantic_fields_set__ | changes.keys())
+        _set(new, "__pydantic_private__", None)
+        return new
 
 
 class PolicyState(_Mutable):

@@ -51,6 +51,7 @@ from optimizer.engine.decision import (
     TargetName,
     evolve,
 )
+from optimizer.engine.frozen import build
 from optimizer.engine.kinds import Context, Limits, propose
 from optimizer.engine.kinds.common import finite, watts_per_amp
 from optimizer.engine.kinds.excess_solar import lowest_level
@@ -109,9 +110,7 @@ def evaluate(
     # with an update) and writes only into these two dicts, so copying them is enough. A deep
     # copy cost a tenth of a site's tick (docs/scale.md); tests/test_engine_properties.py
     # checks that the input memory is never changed.
-    memory = memory.model_copy(
-        update={"chargers": dict(memory.chargers), "policies": dict(memory.policies)}
-    )
+    memory = memory.copied({"chargers": dict(memory.chargers), "policies": dict(memory.policies)})
     ticks = [
         _charger_tick(snapshot, charger, policies, memory, settings)
         for charger in snapshot.chargers
@@ -121,8 +120,8 @@ def evaluate(
     decisions: list[Decision] = []
     for tick in ticks:
         memory.chargers[tick.ctx.charger.sn] = remember(
-            tick.known, tick.final, snapshot.now
-        ).updated(control=tick.control)
+            tick.known, tick.final, snapshot.now, control=tick.control
+        )
         decisions.extend(tick.final[target] for target in TARGET_ORDER if target in tick.final)
     names = {policy.name for policy in policies}
     # Timers of policies no longer in the rules go (names cannot contain "/", serials might).
@@ -146,7 +145,8 @@ def _charger_tick(
     known = expire_override(known, now)
     known, changes = detect_override(known, charger, snapshot, settings)
     view = believed(charger, known, now, settings)
-    ctx = Context(
+    ctx = build(
+        Context,
         snapshot=snapshot,
         charger=view,
         memory=known,
@@ -245,7 +245,8 @@ def arbitrate(
         winner, rest = ranked[0][1], [p for _, p in ranked[1:]]
         # What happens next: the winner's plan, else what the first overruled policy waits for.
         hint = next((p.hint for _, p in ranked if p.hint is not None), None)
-        decided[target] = Decision(
+        decided[target] = build(
+            Decision,
             policy=winner.policy,
             charger_sn=sn,
             target=target,
@@ -660,9 +661,12 @@ COMMANDED: dict[str, Update] = {
 }
 
 
-def remember(known: ChargerMemory, final: Decisions, now: datetime) -> ChargerMemory:
+def remember(
+    known: ChargerMemory, final: Decisions, now: datetime, *, control: dict[str, Control]
+) -> ChargerMemory:
     """Record what the final decisions command, as if they succeed (the service applies
-    them); the mode first, since it resets what was commanded about the session."""
+    them); the mode first, since it resets what was commanded about the session. With the
+    tick's ``control`` in the same copy (each control's last tick changes every tick)."""
     acting = sorted(
         (d for d in final.values() if d.action in COMMANDED and not d.observed),
         key=lambda d: d.action != "set_mode",
@@ -679,4 +683,4 @@ def remember(known: ChargerMemory, final: Decisions, now: datetime) -> ChargerMe
         update["stopped_at"] = now
     if acting:
         update["commanded_at"] = now
-    return known.updated(level_changes=changes, **update)
+    return known.updated(level_changes=changes, control=control, **update)

@@ -98,7 +98,7 @@ def detect_override(
         changes.extend(differences(known, charger))
     seen = {"manual_override_seen": known.manual_override_seen or charger.manual_override}
     if not changes:
-        return known.model_copy(update=seen), []
+        return known.updated(**seen), []  # mostly as it was: the same object then
     until = now + settings.override_hold
     local = snapshot.local
     ends = f"at {clock(local)}; respected until {clock(until.astimezone(local.tzinfo))}"

@@ -264,6 +264,15 @@ class Snapshot:
         return data
 
 
+def with_local(snapshot: Snapshot, local: datetime) -> Snapshot:
+    """``snapshot`` with :attr:`Snapshot.local` already known: ``local`` must be its ``now``
+    in its zone. A replay converts each tick's time once, for the sun's day and the snapshot
+    both (the conversion was a few per cent of a replay); tests/test_replay_idle.py checks
+    the replay's snapshots against their own conversion."""
+    snapshot.__dict__["local"] = local  # where the cached property keeps its value
+    return snapshot
+
+
 def _plan_json(facts: dict[str, Any]) -> dict[str, Any]:
     """A fresh copy of the plan's JSON, if any (the cached facts are never handed out)."""
     plan = facts.get("plan")

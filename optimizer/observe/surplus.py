@@ -14,6 +14,7 @@ from functools import partial
 from zoneinfo import ZoneInfo
 
 from optimizer.config import SurplusConfig
+from optimizer.engine.frozen import build
 from optimizer.engine.snapshot import EnergyBucket, Sun, Surplus
 from optimizer.enlighten.models import LatestPower, LifetimeEnergy
 from optimizer.sun import clear_sky_factor
@@ -201,7 +202,8 @@ def surplus_from_bucket(
     elif bucket.export_w is not None and bucket.import_w is not None:
         value = bucket.export_w - bucket.import_w + evse + charge - discharge
     stale = value is not None and age > max_age.total_seconds()
-    return Surplus(
+    return build(  # Surplus(...), without its frozen __init__: every tick of a replay has one
+        Surplus,
         pv_minus_house_w=None if stale else value,
         source="lifetime_energy",
         pv_w=pv,
@@ -211,6 +213,8 @@ def surplus_from_bucket(
         battery_discharge_w=discharge,
         measured_at=bucket.start + (bucket.end - bucket.start) / 2,
         age_s=age,
+        pv_age_s=None,
+        house_age_s=None,
         wording=partial(
             _bucket_words,
             bucket,

@@ -28,6 +28,7 @@ from typing import Any
 from optimizer.engine.conditions import check
 from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import LEVEL_WINDOW, evaluate
+from optimizer.engine.frozen import build
 from optimizer.engine.kinds.common import Context
 from optimizer.engine.kinds.excess_solar import LATEST_START_SLACK, _Plan, available
 from optimizer.engine.kinds.tariff_window import target_level
@@ -145,13 +146,15 @@ class Idle:
         known = memory.charger(view.sn)
         settle = self.settings.settle
         settled = known.commanded_at is None or snapshot.now - known.commanded_at >= settle
-        ctx = Context(
+        ctx = build(
+            Context,
             snapshot=snapshot,
             charger=view,
             memory=known,
             limits=Limits.of(view, self.settings.site_max_amps),
             delivered_kwh=0.0,
             tariffs=self.settings.tariffs,
+            words=True,
         )
         hysteresis: list[tuple[bool, bool] | None] = []
         for policy in self.solar:  # the sides of the thresholds its timers compare with

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore, Outcome
 from optimizer.engine.decision import Decision, EngineSettings, Memory
+from optimizer.engine.frozen import build
 from optimizer.engine.rules import PolicyBase, SolarPlan
 from optimizer.engine.snapshot import (
     ChargerView,
@@ -46,6 +47,7 @@ from optimizer.engine.snapshot import (
     Snapshot,
     Sun,
     TariffNow,
+    with_local,
 )
 from optimizer.enlighten.models import ChargeMode
 from optimizer.forecast.solar import Site
@@ -114,7 +116,7 @@ class _Tariff:
     """Precomputed (window, price) per bucket and the TariffNow the engine sees."""
 
     def __init__(self, tariffs: Tariffs, series: SiteSeries) -> None:
-        zone = ZoneInfo(series.timezone)
+        self.zone = zone = ZoneInfo(series.timezone)
         cache: dict[tuple[int, int, int, int], tuple[str | None, float | None]] = {}
         self.windows: list[tuple[str | None, float | None]] = []
         for at in series.starts:
@@ -125,7 +127,7 @@ class _Tariff:
                 found = cache[key] = tariffs.window_at(local)
             self.windows.append(found)
         self.slots = tuple(  # a tuple: each tick's slots ahead are one slice of it
-            PriceSlot(at, at + BUCKET, name, price)
+            build(PriceSlot, start=at, end=at + BUCKET, window=name, price=price)
             for at, (name, price) in zip(series.starts, self.windows, strict=True)
         )
         # Index of the next change after each bucket (len: none within the series).
@@ -143,7 +145,8 @@ class _Tariff:
             next_name, next_price = self.windows[change]
         else:
             at, next_name, next_price = None, None, None
-        return TariffNow(
+        return build(
+            TariffNow,
             window=name,
             price=price,
             next_change_at=at,
@@ -162,11 +165,15 @@ def engine_settings(config: Config) -> EngineSettings:
     )
 
 
-def _sun(config: Config, when: datetime, timezone: str) -> Sun | None:
+def _sun(
+    config: Config, when: datetime, timezone: str, local: datetime | None = None
+) -> Sun | None:
     site = config.site
     if site.latitude is None or site.longitude is None:
         return None
-    return sun_at(when, latitude=site.latitude, longitude=site.longitude, timezone=timezone)
+    return sun_at(
+        when, latitude=site.latitude, longitude=site.longitude, timezone=timezone, local=local
+    )
 
 
 def _seen_bucket(
@@ -182,7 +189,8 @@ def _seen_bucket(
         ev = ev_kwh[seen]
         start = series.starts[seen]
         charge_w, discharge_w = home.seen_w(seen) if home is not None else (None, None)
-        return EnergyBucket(
+        return build(  # EnergyBucket(...) without its frozen __init__ (every tick)
+            EnergyBucket,
             start=start,
             end=start + BUCKET,
             pv_w=series.pv_kwh[seen] * to_w,
@@ -452,11 +460,12 @@ def _snapshot(
 ) -> Snapshot:
     """What the live service would see at the start of bucket ``index``."""
     now = series.starts[index]
+    local = now.astimezone(tariff.zone)  # once, for the sun's day and the snapshot
     scale_by_sun = config.surplus.scale_by_sun and config.site.latitude is not None
     bucket = (
         _seen_bucket(series, index, lag_buckets, ev_kwh, home) if index >= lag_buckets else None
     )
-    sun_now = _sun(config, now, series.timezone)
+    sun_now = _sun(config, now, series.timezone, local)
     sun_mid = None
     if bucket is not None and scale_by_sun:
         sun_mid = _sun(config, bucket.start + BUCKET / 2, series.timezone)
@@ -470,7 +479,8 @@ def _snapshot(
         sun_mid=sun_mid,
         timezone=series.timezone,
     )
-    return Snapshot(
+    snapshot = build(  # Snapshot(...) without its frozen __init__
+        Snapshot,
         now=now,
         timezone=series.timezone,
         chargers=(view,),
@@ -480,8 +490,11 @@ def _snapshot(
         bucket=bucket,
         battery_soc_pct=home.soc_pct(index) if home is not None else None,
         site_id=site_id,
+        scheduler_down_since=None,
+        stale_status_s=None,
         outlook=outlook,
     )
+    return with_local(snapshot, local)
 
 
 def _apply(

@@ -21,6 +21,7 @@ from optimizer.engine.decision import (
     TargetName,
     evolve,
 )
+from optimizer.engine.frozen import build
 from optimizer.engine.rules import PolicyBase
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.enlighten.models import ChargeMode
@@ -64,6 +65,8 @@ class Context:
         return self.snapshot.now
 
     def local(self, when: datetime) -> datetime:
+        if when is self.snapshot.now:  # the snapshot's own, converted once (most asks)
+            return self.snapshot.local
         return when.astimezone(ZoneInfo(self.snapshot.timezone))
 
     def level_changes_last_hour(self) -> int:
@@ -79,7 +82,17 @@ def proposal(
     params: dict[str, Any] | None = None,
     **inputs: Any,
 ) -> Proposal:
-    return Proposal(policy.name, policy.priority, target, action, params or {}, reason, inputs)
+    return build(  # Proposal(...) without its frozen __init__ (several per evaluation)
+        Proposal,
+        policy=policy.name,
+        priority=policy.priority,
+        target=target,
+        action=action,
+        params=params or {},
+        reason=reason,
+        inputs=inputs,
+        hint=None,
+    )
 
 
 def hinted(found: Proposal, hint: str | None) -> Proposal:
