@@ -86,21 +86,34 @@ def ranks(missing: tuple[bool, ...]) -> tuple[int, ...]:
     return tuple(j - size if gap else j for j, gap in enumerate(missing))
 
 
-def _order(window: Window) -> tuple[tuple[bool, int], ...]:
-    """The greedy's order: every bucket's solar by rank, then its grid room by (price, rank)."""
-    solar = sorted(range(window.size), key=lambda j: window.rank[j])
-    grid = sorted(range(window.size), key=lambda j: (window.price[j], window.rank[j]))
-    return tuple([(True, j) for j in solar] + [(False, j) for j in grid])
+@dataclass(frozen=True)
+class _Order:
+    """The greedy's order: the buckets with sun by rank, then every bucket's grid room by
+    (price, rank). Fixed per window, so sorted once for all the search's nodes."""
+
+    solar: tuple[int, ...]
+    grid: tuple[int, ...]
+
+    @classmethod
+    def of(cls, window: Window) -> _Order:
+        sunny = sorted(
+            (j for j in range(window.size) if window.solar[j] > 0), key=window.rank.__getitem__
+        )
+        grid = sorted(range(window.size), key=lambda j: (window.price[j], window.rank[j]))
+        return cls(tuple(sunny), tuple(grid))
 
 
 def key_of(window: Window, energy: list[float]) -> Key:
     """The lexicographic value of a schedule (see :data:`Key`)."""
     solar = cost = position = 0.0
-    for j, e in enumerate(energy):
-        sun = min(e, window.solar[j])
-        solar += sun
-        cost += window.price[j] * (e - sun)
-        position += window.rank[j] * e
+    for e, sun, price, rank in zip(energy, window.solar, window.price, window.rank, strict=True):
+        if e:  # most buckets of a window are empty: this is the search's inner loop
+            if e <= sun:
+                solar += e
+            else:
+                solar += sun
+                cost += price * (e - sun)
+            position += rank * e
     return -solar, cost, position
 
 
@@ -116,9 +129,7 @@ def better(a: Key, b: Key) -> bool:
     return False
 
 
-def _relax(
-    window: Window, order: tuple[tuple[bool, int], ...], bounds: Bounds
-) -> list[float] | None:
+def _relax(window: Window, order: _Order, bounds: Bounds) -> list[float] | None:
     """The unique optimum with every bucket anywhere between its bounds, or None if none."""
     lower, upper = bounds
     slack = 1e-12 * max(1.0, window.need)
@@ -126,13 +137,23 @@ def _relax(
     if left < -slack or sum(upper) < window.need - slack:
         return None
     energy = list(lower)
-    for is_solar, j in order:
+    sun = window.solar
+    for j in order.solar:
         if left <= slack:
-            break
-        # Solar items all come first: a grid item's bucket already holds all its solar.
-        top = min(window.solar[j], upper[j]) if is_solar else upper[j]
-        take = min(top - energy[j], left)
+            return energy
+        top = sun[j] if sun[j] < upper[j] else upper[j]
+        take = top - energy[j]
         if take > 0:
+            take = take if take < left else left
+            energy[j] += take
+            left -= take
+    # Every bucket now holds all the sun it may take: the rest is grid, cheapest first.
+    for j in order.grid:
+        if left <= slack:
+            return energy
+        take = upper[j] - energy[j]
+        if take > 0:
+            take = take if take < left else left
             energy[j] += take
             left -= take
     return energy
@@ -170,7 +191,7 @@ def solve(window: Window, *, node_limit: int | None = None) -> list[float] | Non
     limit = NODE_LIMIT if node_limit is None else node_limit
     if window.need <= 0:
         return [0.0] * window.size
-    order = _order(window)
+    order = _Order.of(window)
     best: list[float] | None = None
     best_key: Key | None = None
     stack: list[tuple[Key, list[float], Bounds]] = []
