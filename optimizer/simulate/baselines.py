@@ -127,6 +127,8 @@ _LOGGER = logging.getLogger(__name__)
 TIME_LIMIT_S = 10.0
 SOLAR_TOLERANCE = 1e-9
 """Relative slack on stage 1's solar when stage 2 optimises cost (solver round-off only)."""
+STAGE3_TOLERANCES = (1e-9, 1e-8, 1e-7)
+"""Relative slacks on solar and cost tried in turn when stage 3 takes the earliest schedule."""
 _EPS = 1e-9
 _HIGHS_TOLERANCE = 1e-7
 """HiGHS's primal feasibility tolerance: a solved energy below it is round-off."""
@@ -391,19 +393,30 @@ class _Programme:
         for part in self.parts:
             for j, index in enumerate(part.indices):
                 earliest[part.col(_E, j)] = rank[index]
-        reached = [_at_least(solar, float(solar @ second)), _at_most(cost, float(cost @ second))]
-        third = self._solve(earliest, reached)
-        return second if third is None else third
+        # Stage 2's answer may sit a hair outside the rows (HiGHS's feasibility tolerance),
+        # so pins at 1e-9 of its own values can be infeasible for a fresh solve: widen them
+        # tenfold at a time (each width only lets stage 3 trade that share of solar or cost).
+        for tolerance in STAGE3_TOLERANCES:
+            reached = [
+                _at_least(solar, float(solar @ second), tolerance),
+                _at_most(cost, float(cost @ second), tolerance),
+            ]
+            third = self._solve(earliest, reached)
+            if third is not None:
+                return third
+        return second
 
 
-def _at_least(coeffs: np.ndarray, value: float) -> tuple[np.ndarray, float, float]:
-    """``coeffs @ x`` kept at ``value`` or above, to the stages' relative tolerance."""
-    return coeffs, value - SOLAR_TOLERANCE * max(1.0, abs(value)), np.inf
+def _at_least(
+    coeffs: np.ndarray, value: float, tolerance: float = SOLAR_TOLERANCE
+) -> tuple[np.ndarray, float, float]:
+    """``coeffs @ x`` kept at ``value`` or above, to a relative tolerance."""
+    return coeffs, value - tolerance * max(1.0, abs(value)), np.inf
 
 
-def _at_most(coeffs: np.ndarray, value: float) -> tuple[np.ndarray, float, float]:
-    """``coeffs @ x`` kept at ``value`` or below, to the stages' relative tolerance."""
-    return coeffs, -np.inf, value + SOLAR_TOLERANCE * max(1.0, abs(value))
+def _at_most(coeffs: np.ndarray, value: float, tolerance: float) -> tuple[np.ndarray, float, float]:
+    """``coeffs @ x`` kept at ``value`` or below, to a relative tolerance."""
+    return coeffs, -np.inf, value + tolerance * max(1.0, abs(value))
 
 
 def _commands(part: _Part, energy: Sequence[float], full: int | None) -> int:
