@@ -174,16 +174,43 @@ def _violation(window: Window, energy: list[float]) -> int | None:
     return None
 
 
-def _branches(window: Window, bounds: Bounds, k: int) -> list[Bounds]:
-    """Bucket ``k`` charges at least the minimum; or nothing; or is the last one charging."""
+Child = tuple[Bounds, int | None]
+"""A branch's bounds, and the bucket it emptied ("nothing" branches only)."""
+
+
+def _alike(window: Window, first: int, later: int) -> bool:
+    """Two buckets that differ only in time: no sun in either, the same price and bounds, and
+    both with data or both without (so their ranks keep their time order)."""
+    return (
+        first < later
+        and window.solar[first] == 0.0
+        and window.solar[later] == 0.0
+        and window.price[first] == window.price[later]
+        and window.low[first] == window.low[later]
+        and window.high[first] == window.high[later]
+        and window.rank[first] - first == window.rank[later] - later
+    )
+
+
+def _branches(window: Window, bounds: Bounds, k: int, emptied: int | None) -> list[Child]:
+    """Bucket ``k`` charges at least the minimum; or nothing; or is the last one charging.
+
+    ``emptied``: the bucket this node's parent branched to nothing, if it did. When ``k`` is
+    alike to it (:func:`_alike`), "``k`` at least the minimum" is left out: swapping the two
+    buckets' energies maps each of its schedules onto one of the parent's own "at least the
+    minimum" branch with the same solar and cost and earlier energy. Without this, each
+    "nothing" walks the greedy's last partial bucket one bucket later through a cheap
+    window's equally priced buckets, three nodes a step."""
     lower, upper = bounds
-    at_least = list(lower)
-    at_least[k] = window.low[k]
     nothing = list(upper)
     nothing[k] = 0.0
-    out = [(tuple(at_least), upper), (lower, tuple(nothing))]
+    out: list[Child] = [((lower, tuple(nothing)), k)]
+    if emptied is None or not _alike(window, emptied, k):
+        at_least = list(lower)
+        at_least[k] = window.low[k]
+        out.append(((tuple(at_least), upper), None))
     if window.can_fill and not any(lower[k + 1 :]):
-        out.append((lower, upper[: k + 1] + (0.0,) * (window.size - k - 1)))
+        out.append(((lower, upper[: k + 1] + (0.0,) * (window.size - k - 1)), None))
     return out
 
 
@@ -196,20 +223,20 @@ def solve(window: Window, *, node_limit: int | None = None) -> list[float] | Non
     order = _Order.of(window)
     best: list[float] | None = None
     best_key: Key | None = None
-    stack: list[tuple[Key, list[float], Bounds]] = []
+    stack: list[tuple[Key, list[float], Bounds, int | None]] = []
 
-    def push(bounds: Bounds) -> None:
+    def push(bounds: Bounds, emptied: int | None) -> None:
         energy = _relax(window, order, bounds)
         if energy is None:
             return
         key = key_of(window, energy)
         if best_key is None or better(key, best_key):
-            stack.append((key, energy, bounds))
+            stack.append((key, energy, bounds, emptied))
 
-    push((tuple(0.0 for _ in window.high), window.high))
+    push((tuple(0.0 for _ in window.high), window.high), None)
     nodes = 0
     while stack:
-        key, energy, bounds = stack.pop()
+        key, energy, bounds, emptied = stack.pop()
         if best_key is not None and not better(key, best_key):
             continue  # the incumbent improved since this node was pushed
         nodes += 1
@@ -220,8 +247,8 @@ def solve(window: Window, *, node_limit: int | None = None) -> list[float] | Non
             best, best_key = energy, key
             continue
         found = len(stack)
-        for child in _branches(window, bounds, k):
-            push(child)
+        for child, emptied_here in _branches(window, bounds, k, emptied):
+            push(child, emptied_here)
         # Depth first, the most promising child on top: it finds a good incumbent soonest.
         children = stack[found:]
         children.sort(key=lambda node: node[0], reverse=True)
