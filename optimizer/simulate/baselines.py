@@ -26,7 +26,8 @@ counts as solar there (and ``figures`` skips them anyway).
     solved by :mod:`optimizer.simulate.optimum_exact`, a branch and bound over the minimum
     power whose relaxation is a greedy, in pure Python; a group, or a session whose search
     gives up, by the mixed-integer programme below with ``scipy.optimize.milp`` (HiGHS). Both
-    give the same schedule (tests/test_optimum_exact.py). Per session bucket ``t``:
+    give the same figures, and the same schedule where HiGHS reaches the earliest one
+    (tests/test_optimum_exact.py). Per session bucket ``t``:
 
     * ``on_t`` in {0, 1}; ``p_t`` in {0, 1} marks the "car got full here" bucket;
     * ``e_t <= on_t * emax_t`` and ``e_t >= (on_t - p_t) * emin_t``, ``p_t <= on_t``,

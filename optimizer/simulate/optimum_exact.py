@@ -31,8 +31,8 @@ the optimum of all three stages. Most sessions need a handful of nodes (one per 
 sunrise or sunset whose surplus is below the minimum power).
 
 Comparisons use the tolerances the MILP's stages use (solar and cost equal within 1e-9
-relative), so both methods pick the same schedule; the property test in
-tests/test_optimum_exact.py checks it against HiGHS. A search that exceeds
+relative), so both methods pick the same schedule where HiGHS reaches it; the property test
+in tests/test_optimum_exact.py checks it against HiGHS. A search that exceeds
 :data:`NODE_LIMIT` nodes returns None and the caller solves the MILP instead.
 """
 
