@@ -78,8 +78,13 @@ def test_long_sessions_too(series: SiteSeries, limits: Limits) -> None:
     same_schedule(series, limits, kwh=1e-4, schedule=False)
 
 
+HIGHS_KWH = 2e-6
+"""How close HiGHS's figures come to the exact ones on a short session: it holds a binary
+to 1e-6, so a bucket may carry 1e-6 kWh more or less (seen: 1.00000000003e-6)."""
+
+
 def same_schedule(
-    series: SiteSeries, limits: Limits, *, kwh: float = 1e-6, schedule: bool = True
+    series: SiteSeries, limits: Limits, *, kwh: float = HIGHS_KWH, schedule: bool = True
 ) -> None:
     exact, milp = both_ways(series, limits)
     assert exact is not None
