@@ -478,8 +478,26 @@ def bench_simulate() -> None:
         f"wall, {ten_cpu:.1f} s CPU = {ratio:.1f}x one year's CPU, {ten_wall / one_wall:.1f}x "
         f"its wall (target <= {SIM_TEN_YEARS_RATIO:g}x: {_verdict(ratio, SIM_TEN_YEARS_RATIO)})"
     )
+    bench_optimum_sample(one, limits)
     bench_optimum_synthetic()
     bench_minutes(config)
+
+
+OPTIMUM_SAMPLE_TARGET_S = 1.0  # issue 16 item 2: the cold optimum well under a second
+
+
+def bench_optimum_sample(series: Any, limits: Any) -> None:
+    """The optimal baseline alone on the sample year, in this process (no cache, no pool),
+    and the share of its sessions the exact search solves without HiGHS."""
+    from optimizer.simulate.baselines import optimal, solved_exactly  # noqa: PLC0415
+
+    wall, cpu = _timed(lambda: optimal(series, limits, 240.0, workers=1))
+    exact, groups = solved_exactly(series, limits, 240.0)
+    print(
+        f"optimal baseline alone, the sample year ({groups} session groups, {exact} solved "
+        f"exactly, {groups - exact} by HiGHS): {wall:5.2f} s wall, {cpu:5.2f} s CPU "
+        f"(target <= {OPTIMUM_SAMPLE_TARGET_S:g} s CPU: {_verdict(cpu, OPTIMUM_SAMPLE_TARGET_S)})"
+    )
 
 
 OPTIMUM_SYNTHETIC_TARGET_S = 30.0  # the limit tests/test_baselines.py used to assert

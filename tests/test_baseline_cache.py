@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from optimizer.limits import Limits
-from optimizer.simulate import baseline_cache
+from optimizer.simulate import baseline_cache, optimum_exact
 from optimizer.simulate.baseline_cache import cache_dir, cached_baseline, inputs_key, solve_ahead
 from optimizer.simulate.baselines import POOL_MIN_GROUPS, optimal
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
@@ -79,6 +79,9 @@ def test_the_pool_gives_the_single_process_answer_exactly(
 ) -> None:
     series = seeded_series(seed, days=20)
     assert len(series.sessions) >= POOL_MIN_GROUPS  # else the pool is not used at all
+    # The pool serves HiGHS only: with the exact search giving up at once, every session is
+    # a MILP (the search's own answers are checked against HiGHS in test_optimum_exact.py).
+    monkeypatch.setattr(optimum_exact, "NODE_LIMIT", 0)
     monkeypatch.setenv("EVOPT_SOLVE_WORKERS", "1")
     alone = optimal(series, LIMITS, VOLTS)
     monkeypatch.setenv("EVOPT_SOLVE_WORKERS", "2")

@@ -20,10 +20,14 @@ counts as solar there (and ``figures`` skips them anyway).
     one start and one stop command per session that took anything.
 
 ``optimal``
-    Perfect foresight, solved exactly per group of sessions as a mixed-integer programme with
-    ``scipy.optimize.milp`` (HiGHS). Sessions are independent except when one ends and the
-    next starts in the same bucket; such sessions share that bucket's surplus and are solved
-    together. Per session bucket ``t``:
+    Perfect foresight, solved exactly per group of sessions. Sessions are independent except
+    when one ends and the next starts in the same bucket; such sessions share that bucket's
+    surplus and are solved together. A lone session (every one on the bundled samples) is
+    solved by :mod:`optimizer.simulate.optimum_exact`, a branch and bound over the minimum
+    power whose relaxation is a greedy, in pure Python; a group, or a session whose search
+    gives up, by the mixed-integer programme below with ``scipy.optimize.milp`` (HiGHS). Both
+    give the same figures, and the same schedule where HiGHS reaches the earliest one
+    (tests/test_optimum_exact.py). Per session bucket ``t``:
 
     * ``on_t`` in {0, 1}; ``p_t`` in {0, 1} marks the "car got full here" bucket;
     * ``e_t <= on_t * emax_t`` and ``e_t >= (on_t - p_t) * emin_t``, ``p_t <= on_t``,
@@ -38,7 +42,7 @@ counts as solar there (and ``figures`` skips them anyway).
     sessions in it, so at the optimum ``solar_t = min(ev_t, surplus_t)`` as ``figures`` counts
     it; ``grid_t = ev_t - solar_t``.
 
-    The objective is lexicographic, solved in two stages rather than with a big-M weight: a
+    The objective is lexicographic, solved in stages rather than with a big-M weight: a
     weight can only be "big enough" against continuous trade-offs, while with integer
     variables a tiny solar gain may require a large cost change. Stage 1 maximises
     ``sum solar_t``; stage 2 keeps that solar (to a 1e-9 relative tolerance) and minimises
@@ -46,21 +50,29 @@ counts as solar there (and ``figures`` skips them anyway).
     solar kWh put in the car is a kWh not exported). Given the solar, that places the grid
     energy in the cheapest buckets. Stage 2 is first tried alone with solar pinned at the
     obvious bound ``min(need, sum min(surplus_t, emax_t))``; when that is feasible it is the
-    lexicographic optimum and stage 1 is skipped (the usual case), halving the solves.
-    Commands are not minimised (a tie-break term on level changes doubled the solve time):
-    among equally good schedules HiGHS returns a vertex, i.e. full power plus one partial
-    level, which keeps the count close to what a sensible controller would send.
+    lexicographic optimum and stage 1 is skipped (the usual case).
+
+    Stage 3 is the canonical tie-break: among the schedules with that solar and that cost, the
+    one whose energy comes earliest (least ``sum rank_t * e_t``, ``rank_t`` the bucket's
+    position with the buckets without data first, :func:`optimum_exact.ranks`). Equally
+    good schedules are the rule, not the exception (a tariff window of equally priced hours),
+    and the command count depends on which one is returned: until programme version 2 it was
+    whichever vertex HiGHS happened to return (3,340 commands on the sample year, 11.6 per
+    session); the earliest schedule charges in one block where it can (1,382, 4.8 per
+    session), and the exact search and the MILP return the same one. Commands themselves are
+    not minimised (a tie-break term on level changes doubled the solve time).
 
     Granularity is ignored (any level between min and high): the optimum is then a relaxation
     of what the charger can actually do, i.e. an upper bound, which is what "the policy never
     beats the optimum" needs. Commands are counted from the resulting profile: two per
     contiguous charging block (start and stop) plus one per level change of at least 1 A
-    between consecutive charging buckets (the "full" bucket runs at the previous level).
+    between consecutive charging buckets (the "full" bucket, the last one charging when the
+    need is below the window's maximum, runs at the previous level).
 
-    Each solve has a 10 s time limit; if HiGHS returns no solution in time the group falls
-    back to the immediate profile (never observed). A synthetic year (250 sessions of 2-15 h
-    with broken sun, tests/test_baselines.py) solves in about 11 s of CPU; `make bench` times
-    it ("optimal baseline alone"), the unit test checks only what the solve gives.
+    Each HiGHS solve has a 10 s time limit; if it returns no solution in time the group falls
+    back to the immediate profile (never observed). `make bench` times the optimum alone on
+    the sample year and on a synthetic year (250 sessions of 2-15 h with broken sun,
+    tests/test_baselines.py); the unit test checks only what the solve gives.
 """
 
 from __future__ import annotations
@@ -78,6 +90,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from optimizer.simulate.optimum_exact import Window, ranks
+from optimizer.simulate.optimum_exact import solve as solve_exactly
 from optimizer.simulate.series import BUCKET_H, Session, SiteSeries
 
 
@@ -107,14 +121,18 @@ if TYPE_CHECKING:
     # enlighten.client import cycle, and this module only reads a Limits' attributes.
     from optimizer.limits import Limits
 
-__all__ = ["immediate", "optimal", "solve_workers"]
+__all__ = ["immediate", "optimal", "solve_workers", "solved_exactly"]
 
 _LOGGER = logging.getLogger(__name__)
 
 TIME_LIMIT_S = 10.0
 SOLAR_TOLERANCE = 1e-9
 """Relative slack on stage 1's solar when stage 2 optimises cost (solver round-off only)."""
+STAGE3_TOLERANCES = (1e-9, 1e-8, 1e-7)
+"""Relative slacks on solar and cost tried in turn when stage 3 takes the earliest schedule."""
 _EPS = 1e-9
+_HIGHS_TOLERANCE = 1e-7
+"""HiGHS's primal feasibility tolerance: a solved energy below it is round-off."""
 
 
 def _kwh_per_amp(voltage_v: float) -> float:
@@ -195,26 +213,35 @@ def _groups(series: SiteSeries) -> list[list[Session]]:
     return groups
 
 
+def _parts(
+    series: SiteSeries, sessions: Sequence[Session], limits: Limits, voltage_v: float
+) -> list[_Part]:
+    """Each session's buckets, energy bounds and need, with its columns in a group programme."""
+    per_amp = _kwh_per_amp(voltage_v)
+    parts: list[_Part] = []
+    column = 0
+    for session in sessions:
+        indices = tuple(series.window(session))
+        shares = [series.fraction(i, session) for i in indices]
+        emin = tuple(limits.low * per_amp * f for f in shares)
+        emax = tuple(limits.high * per_amp * f for f in shares)
+        amps = tuple(1 / (per_amp * f) if f > 0 else 0.0 for f in shares)
+        capacity = sum(emax)
+        need = min(max(session.energy_kwh, 0.0), capacity)
+        can_fill = session.energy_kwh < capacity
+        parts.append(_Part(session, indices, emin, emax, amps, need, can_fill, column))
+        column += _BLOCKS * len(indices)
+    return parts
+
+
 class _Programme:
     """The MILP of one group of sessions, built as sparse rows."""
 
     def __init__(
         self, series: SiteSeries, sessions: Sequence[Session], limits: Limits, voltage_v: float
     ) -> None:
-        per_amp = _kwh_per_amp(voltage_v)
-        self.parts: list[_Part] = []
-        column = 0
-        for session in sessions:
-            indices = tuple(series.window(session))
-            shares = [series.fraction(i, session) for i in indices]
-            emin = tuple(limits.low * per_amp * f for f in shares)
-            emax = tuple(limits.high * per_amp * f for f in shares)
-            amps = tuple(1 / (per_amp * f) if f > 0 else 0.0 for f in shares)
-            capacity = sum(emax)
-            need = min(max(session.energy_kwh, 0.0), capacity)
-            can_fill = session.energy_kwh < capacity
-            self.parts.append(_Part(session, indices, emin, emax, amps, need, can_fill, column))
-            column += _BLOCKS * len(indices)
+        self.parts = _parts(series, sessions, limits, voltage_v)
+        column = sum(_BLOCKS * part.size for part in self.parts)
         self.buckets = sorted({i for part in self.parts for i in part.indices})
         self.solar_col = {index: column + k for k, index in enumerate(self.buckets)}
         self.n = column + len(self.buckets)
@@ -276,25 +303,28 @@ class _Programme:
         self.bounds = Bounds(lower, upper)
         self.integrality = integral
 
-    def _constraints(self, extra: tuple[np.ndarray, float] | None) -> Any:
+    def _constraints(self, extra: Sequence[tuple[np.ndarray, float, float]]) -> Any:
+        """The programme's rows plus ``extra`` ones (coefficients, lower, upper): the pins
+        each later stage puts on what an earlier one reached."""
         from scipy.optimize import LinearConstraint  # noqa: PLC0415
         from scipy.sparse import coo_matrix  # type: ignore[import-untyped]  # noqa: PLC0415
 
         rows, cols, vals = list(self._rows), list(self._cols), list(self._vals)
         lo, hi = list(self._lo), list(self._hi)
-        if extra is not None:
-            coeffs, floor = extra
+        for coeffs, floor, ceiling in extra:
             row = len(lo)
             for col in np.flatnonzero(coeffs):
                 rows.append(row)
                 cols.append(int(col))
                 vals.append(float(coeffs[col]))
             lo.append(floor)
-            hi.append(np.inf)
+            hi.append(ceiling)
         matrix = coo_matrix((vals, (rows, cols)), shape=(len(lo), self.n)).tocsr()
         return LinearConstraint(matrix, np.array(lo), np.array(hi))
 
-    def _solve(self, c: np.ndarray, extra: tuple[np.ndarray, float] | None) -> np.ndarray | None:
+    def _solve(
+        self, c: np.ndarray, extra: Sequence[tuple[np.ndarray, float, float]] = ()
+    ) -> np.ndarray | None:
         from scipy.optimize import milp  # noqa: PLC0415
 
         with quiet_stdout():
@@ -322,10 +352,13 @@ class _Programme:
         return min(reachable, sum(part.need for part in self.parts))
 
     def solve(self) -> np.ndarray | None:
-        """Most solar, then cheapest given that solar.
+        """Most solar, then cheapest given that solar, then the earliest energy.
 
         Stage 2 alone at the solar bound when that is feasible (it then is the lexicographic
-        optimum); otherwise stage 1 finds the best solar and stage 2 runs at that floor."""
+        optimum); otherwise stage 1 finds the best solar and stage 2 runs at that floor.
+        Stage 3 keeps both and takes the schedule whose energy comes earliest (least sum of
+        bucket position times kWh): the canonical one among equally good schedules, the same
+        the exact search (:mod:`optimizer.simulate.optimum_exact`) returns."""
         solar = np.zeros(self.n)
         for col in self.solar_col.values():
             solar[col] = 1.0
@@ -337,17 +370,54 @@ class _Programme:
             # solar_t replaces grid_t: saves the import price, forgoes the export credit.
             cost[col] = self.series.export_price - self.series.import_price[index]
         bound = self._bound()
+        second: np.ndarray | None
         if bound <= 0:
-            return self._solve(cost, None)
-        hopeful = self._solve(cost, (solar, bound - SOLAR_TOLERANCE * max(1.0, bound)))
-        if hopeful is not None:
-            return hopeful
-        first = self._solve(-solar, None)
-        if first is None:
+            second = self._solve(cost)
+        else:
+            second = self._solve(cost, [_at_least(solar, bound)])
+            if second is None:
+                first = self._solve(-solar)
+                if first is None:
+                    return None
+                second = self._solve(cost, [_at_least(solar, float(solar @ first))])
+                second = first if second is None else second
+        if second is None:
             return None
-        best = float(solar @ first)
-        second = self._solve(cost, (solar, best - SOLAR_TOLERANCE * max(1.0, best)))
-        return first if second is None else second
+        earliest = np.zeros(self.n)
+        rank = dict(
+            zip(
+                self.buckets,
+                ranks(tuple(self.series.missing[i] for i in self.buckets)),
+                strict=True,
+            )
+        )
+        for part in self.parts:
+            for j, index in enumerate(part.indices):
+                earliest[part.col(_E, j)] = rank[index]
+        # Stage 2's answer may sit a hair outside the rows (HiGHS's feasibility tolerance),
+        # so pins at 1e-9 of its own values can be infeasible for a fresh solve: widen them
+        # tenfold at a time (each width only lets stage 3 trade that share of solar or cost).
+        for tolerance in STAGE3_TOLERANCES:
+            reached = [
+                _at_least(solar, float(solar @ second), tolerance),
+                _at_most(cost, float(cost @ second), tolerance),
+            ]
+            third = self._solve(earliest, reached)
+            if third is not None:
+                return third
+        return second
+
+
+def _at_least(
+    coeffs: np.ndarray, value: float, tolerance: float = SOLAR_TOLERANCE
+) -> tuple[np.ndarray, float, float]:
+    """``coeffs @ x`` kept at ``value`` or above, to a relative tolerance."""
+    return coeffs, value - tolerance * max(1.0, abs(value)), np.inf
+
+
+def _at_most(coeffs: np.ndarray, value: float, tolerance: float) -> tuple[np.ndarray, float, float]:
+    """``coeffs @ x`` kept at ``value`` or below, to a relative tolerance."""
+    return coeffs, -np.inf, value + tolerance * max(1.0, abs(value))
 
 
 def _commands(part: _Part, energy: Sequence[float], full: int | None) -> int:
@@ -374,19 +444,60 @@ POOL_MIN_GROUPS = 24
 """Below this many groups a process pool costs more than it saves."""
 
 
-def _solve_group(
+def _window(series: SiteSeries, part: _Part) -> Window:
+    """A lone session's programme as the exact search reads it."""
+    solar = tuple(
+        min(_surplus(series, i), top) for i, top in zip(part.indices, part.emax, strict=True)
+    )
+    prices = tuple(series.import_price[i] for i in part.indices)
+    missing = tuple(series.missing[i] for i in part.indices)
+    return Window(part.emin, part.emax, solar, prices, part.need, part.can_fill, ranks(missing))
+
+
+def _full(part: _Part, energy: Sequence[float]) -> int | None:
+    """The bucket the car gets full in: the last one charging, when the need can be met
+    (the same rule for both methods, whatever the MILP's marker says)."""
+    if not part.can_fill:
+        return None
+    running = [j for j in range(part.size) if energy[j] > _EPS]
+    return running[-1] if running else None
+
+
+def _exact(
     series: SiteSeries, group: Sequence[Session], limits: Limits, voltage_v: float
 ) -> GroupAnswer:
+    """A lone session solved without HiGHS (:mod:`optimizer.simulate.optimum_exact`), or None
+    when the group has several sessions or the search gives up."""
+    if len(group) != 1:
+        return None
+    (part,) = _parts(series, group, limits, voltage_v)
+    energy = solve_exactly(_window(series, part))
+    if energy is None:
+        return None
+    return [(part.indices, energy, _commands(part, energy, _full(part, energy)))]
+
+
+def _milp_group(
+    series: SiteSeries, group: Sequence[Session], limits: Limits, voltage_v: float
+) -> GroupAnswer:
+    """The group's MILP solved by HiGHS: sessions sharing a bucket, or the exact search's
+    fallback."""
     programme = _Programme(series, group, limits, voltage_v)
     x = programme.solve()
     if x is None:
         return None
     answer = []
     for part in programme.parts:
-        energy = [min(max(float(x[part.col(_E, j)]), 0.0), part.emax[j]) for j in range(part.size)]
-        marked = [j for j in range(part.size) if x[part.col(_P, j)] > 0.5]
-        full = marked[0] if marked else None
-        answer.append((part.indices, energy, _commands(part, energy, full)))
+        # A bucket whose on_t rounds to 0, or that carries less than the solver's feasibility
+        # tolerance, holds only round-off (e <= on * emax with on ~ 1e-7; a few 1e-9 kWh
+        # moved past a minimum power met to 1e-9): it does not run, and counts no command.
+        energy = [
+            min(max(float(x[part.col(_E, j)]), 0.0), part.emax[j])
+            if x[part.col(_ON, j)] > 0.5 and x[part.col(_E, j)] > _HIGHS_TOLERANCE
+            else 0.0
+            for j in range(part.size)
+        ]
+        answer.append((part.indices, energy, _commands(part, energy, _full(part, energy))))
     return answer
 
 
@@ -400,7 +511,7 @@ def _solve_share(share: int, workers: int) -> list[tuple[int, GroupAnswer]]:
         raise RuntimeError("no work inherited: the pool must fork")
     series, groups, limits, voltage_v = _WORK
     return [
-        (k, _solve_group(series, groups[k], limits, voltage_v))
+        (k, _milp_group(series, groups[k], limits, voltage_v))
         for k in range(share, len(groups), workers)
     ]
 
@@ -421,12 +532,43 @@ def _answers(
     *,
     workers: int | None = None,
 ) -> list[GroupAnswer]:
-    """Each group's answer, the groups shared out over the cores when there are many: the
+    """Each group's answer: lone sessions by the exact search in this process (a year's take
+    well under a second, less than a process pool costs to start), the rest by HiGHS."""
+    found = [_exact(series, group, limits, voltage_v) for group in groups]
+    left = [k for k, answer in enumerate(found) if answer is None]
+    _LOGGER.debug(
+        "optimal baseline: %d of %d groups solved exactly, %d by HiGHS",
+        len(groups) - len(left),
+        len(groups),
+        len(left),
+    )
+    solved = _milp_answers(series, [groups[k] for k in left], limits, voltage_v, workers=workers)
+    for k, answer in zip(left, solved, strict=True):
+        found[k] = answer
+    return found
+
+
+def solved_exactly(series: SiteSeries, limits: Limits, voltage_v: float) -> tuple[int, int]:
+    """(groups the exact search solves, all groups): the share HiGHS is spared, for the bench."""
+    groups = _groups(series)
+    exact = sum(_exact(series, group, limits, voltage_v) is not None for group in groups)
+    return exact, len(groups)
+
+
+def _milp_answers(
+    series: SiteSeries,
+    groups: list[list[Session]],
+    limits: Limits,
+    voltage_v: float,
+    *,
+    workers: int | None = None,
+) -> list[GroupAnswer]:
+    """Each group's MILP answer, the groups shared out over the cores when there are many: the
     groups are independent programmes (no bucket in two), so the answers are the same."""
     workers = min(solve_workers() if workers is None else max(1, workers), len(groups))
     methods = multiprocessing.get_all_start_methods()
     if workers < 2 or len(groups) < POOL_MIN_GROUPS or "fork" not in methods:
-        return [_solve_group(series, group, limits, voltage_v) for group in groups]
+        return [_milp_group(series, group, limits, voltage_v) for group in groups]
     global _WORK  # noqa: PLW0603 - what the forked workers inherit
     _WORK = (series, groups, limits, voltage_v)
     try:
@@ -435,7 +577,7 @@ def _answers(
             shares = list(pool.map(_solve_share, range(workers), [workers] * workers))
     except (OSError, BrokenProcessPool) as err:  # no processes to be had: solve here
         _LOGGER.debug("optimal baseline: no process pool (%s), solving in-process", err)
-        return [_solve_group(series, group, limits, voltage_v) for group in groups]
+        return [_milp_group(series, group, limits, voltage_v) for group in groups]
     finally:
         _WORK = None
     found: list[GroupAnswer] = [None] * len(groups)
