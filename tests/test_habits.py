@@ -110,7 +110,10 @@ def test_next_departure_skips_a_time_already_gone_and_days_without_habit() -> No
     assert habit.label in ("weekdays", "Mondays")
     plan = learned_plan(habits, saturday_noon)
     assert plan is not None
-    assert plan.learned == f"{habit.label}, {habit.sessions} sessions"
+    # No Saturday plug-in near noon to learn from: the day's habit gives the departure.
+    assert plan.ready_by == at.astimezone(UTC)
+    assert plan.learned is not None
+    assert plan.learned.startswith(f"{habit.label}, {habit.sessions} sessions; after ")
 
 
 @settings(max_examples=40, deadline=None)
@@ -186,7 +189,8 @@ def store_sessions(world: World, *, leave_utc: time, energy: float, count: int) 
 
 async def test_plans_auto_gives_a_plug_in_the_learned_plan(midday: World) -> None:  # noqa: F811
     """13:00 in Melbourne; the car has left at 14:00 with 20 kWh on weekdays: short of time,
-    excess_solar starts at full power and says the plan was learned."""
+    excess_solar starts at full power and says the plan was learned (no plug-in near 13:00 to
+    learn from: the weekday habit's departure; 23 h away since the last session ended)."""
     store_sessions(midday, leave_utc=time(3, 0), energy=20.0, count=10)
     rules = (ROOT / "rules" / "excess-solar.yaml").read_text(encoding="utf-8")
     config = midday.config(rules).model_copy(update={"plans": "auto"})
@@ -196,19 +200,20 @@ async def test_plans_auto_gives_a_plug_in_the_learned_plan(midday: World) -> Non
     assert report.problem is None
     rows = applied(midday.rows(), "start")
     assert len(rows) == 1
-    assert "learned plan: ready by 14:00 with 20 kWh (weekdays, 10 sessions)" in rows[0]["reason"]
+    learned = "weekdays, 10 sessions; after 23 h away, 9 sessions"
+    assert f"learned plan: ready by 14:00 with 20 kWh ({learned})" in rows[0]["reason"]
     plan = json.loads(rows[0]["inputs"])["charger"]["plan"]
-    assert plan["learned"] == "weekdays, 10 sessions"
+    assert plan["learned"] == learned
     assert plan["energy_kwh"] == 20.0
     await service.shutdown()
     # `evopt status` shows the plan the service used, though no table holds it.
     now = midday.cloud.clock.now()
     view = read_views(midday.database, [SN], site_id=SITE_ID, now=now)[SN]
     assert view.plans == [
-        {"ready_by": "2025-01-15T03:00:00Z", "energy_kwh": 20.0, "learned": "weekdays, 10 sessions"}
+        {"ready_by": "2025-01-15T03:00:00Z", "energy_kwh": 20.0, "learned": learned}
     ]
     lines = describe(SN, view, ZoneInfo("Australia/Melbourne"), now=now)
-    assert any("(learned: weekdays, 10 sessions)" in line for line in lines)
+    assert any(f"(learned: {learned})" in line for line in lines)
 
 
 async def test_a_manual_plan_wins_over_the_learned_one(midday: World) -> None:  # noqa: F811

@@ -53,6 +53,7 @@ from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
 from optimizer.planner.causal import CausalOutlooks
 from optimizer.planner.outlook import SurplusOutlook
+from optimizer.plans import overdue
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
@@ -220,7 +221,9 @@ def replay(
     ``plan_margin``: give every session a departure plan, as a driver who uses `evopt plan set`
     would: ready by its real unplug time minus the margin, with the energy it really took.
     None: no plans (the policies only see what the cloud reports). ``plans``: instead, one
-    plan (or None) per session of the series, e.g. learned ones (optimizer/simulate/learned.py).
+    plan (or None) per session of the series, e.g. learned ones (optimizer/simulate/learned.py);
+    a learned plan past its departure with the car still plugged in and short moves on as live
+    (:func:`optimizer.plans.overdue`).
     ``skip_idle``: without a ``store``, an idle tick of the same class as the last settled one
     reuses its holds (optimizer/simulate/idle.py); False evaluates every tick.
     """
@@ -239,7 +242,6 @@ def replay(
     log = _DayLog(store, run_id, site_id, ZoneInfo(series.timezone))
     kw_per_amp = voltage_v / 1000
     restart_share = max(0.0, 1 - restart_s / (BUCKET_H * 3600))
-    planned = _planned(series, plans, plan_margin)
     # A logged row carries its tick's own figures, so only an unlogged replay reuses idle ticks.
     idle = Idle(policies, settings, enabled=skip_idle and store is None)
     planned, outlooks = (
@@ -252,13 +254,14 @@ def replay(
         number = series.session_index(index)
         session = series.sessions[number] if number >= 0 else None
         charger.follow(number)
+        plan = planned[number] if session is not None else None
         view = _view(
             charger,
             plugged=session is not None,
             limits=limits,
             voltage_v=voltage_v,
             sn=charger_sn,
-            plan=planned[number] if session is not None else None,
+            plan=None if plan is None else overdue(plan, now, charger.delivered),
         )
         snapshot = _snapshot(
             series,
