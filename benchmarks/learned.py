@@ -6,7 +6,9 @@ only policy (`rules/solar-plan.yaml`, enabled here), and splits each session's u
 
 * **asked too little**: the plan's energy was below what the car took (up to the difference);
 * **departure too late**: the rest, when the car left before the plan's ready-by;
-* **planner**: the rest, when the plan's ready-by was in time (the planner did not deliver it).
+* **planner**: the rest, when the plan's ready-by was in time (the planner did not deliver it);
+* **cut by the period's end**: a session that runs past the replayed period (the last of the
+  year): the report counts what it missed as unmet too.
 
 With the share of the optimum's solar and the commands per session beside the bars (0.90,
 1 % of the need, 4). ``--leave-quantile``/``--energy-quantile`` replace the samples' habit
@@ -43,6 +45,7 @@ from optimizer.simulate.learned import learned_plans  # noqa: E402
 from optimizer.simulate.report import optimal_figures  # noqa: E402
 from optimizer.simulate.sample import SAMPLES, sample_config_path, sample_paths  # noqa: E402
 from optimizer.simulate.series import (  # noqa: E402
+    BUCKET,
     UNMET_TOLERANCE_KWH,
     Session,
     SiteSeries,
@@ -51,7 +54,6 @@ from optimizer.simulate.series import (  # noqa: E402
 )
 
 PLANNER_RULES = ROOT / "rules" / "solar-plan.yaml"
-CAUSES = ("asked too little", "departure too late", "planner")
 
 
 @dataclass(frozen=True)
@@ -61,20 +63,23 @@ class Short:
     asked: float = 0.0
     late: float = 0.0
     planner: float = 0.0
+    cut: float = 0.0  # the session runs past the replayed period (no plan, or its end cut)
 
     @property
     def total(self) -> float:
-        return self.asked + self.late + self.planner
+        return self.asked + self.late + self.planner + self.cut
 
 
-def attribute(session: Session, plan: DeparturePlan | None, delivered: float) -> Short:
+def attribute(
+    session: Session, plan: DeparturePlan | None, delivered: float, period_end: datetime
+) -> Short:
     """Split what ``session`` missed: first what its plan did not ask for, then the rest by
     whether the car left before the plan's ready-by (module docstring)."""
     unmet = max(0.0, session.energy_kwh - delivered)
     if unmet < UNMET_TOLERANCE_KWH:
         return Short()
-    if plan is None:
-        return Short(planner=unmet)
+    if plan is None or session.end > period_end:
+        return Short(cut=unmet)
     asked = min(unmet, max(0.0, session.energy_kwh - plan.energy_kwh))
     rest = unmet - asked
     if plan.ready_by > session.end:
@@ -119,7 +124,7 @@ def run_sample(name: str, args: argparse.Namespace) -> dict[str, Any]:
         best = optimal_figures(series, site.limits, site.voltage_v, config.site.battery)
         cpu["optimal"] = time.process_time() - began
     shorts = [
-        attribute(session, plan, got)
+        attribute(session, plan, got, series.starts[-1] + BUCKET)
         for session, plan, got in zip(
             series.sessions, plans, delivered_per_session(series, result.ev_kwh), strict=True
         )
@@ -129,6 +134,7 @@ def run_sample(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "asked too little": sum(s.asked for s in shorts),
         "departure too late": sum(s.late for s in shorts),
         "planner": sum(s.planner for s in shorts),
+        "cut by the period's end": sum(s.cut for s in shorts),
     }
     return {
         "sample": name,
@@ -152,9 +158,11 @@ def run_sample(name: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _stop_at_departure(plan: DeparturePlan, now: datetime, delivered_kwh: float) -> DeparturePlan:
+def _stop_at_departure(
+    plan: DeparturePlan, now: datetime, delivered_kwh: float, *, taking: bool = True
+) -> DeparturePlan:
     """The overdue rule switched off: a learned plan stays as it was made at the plug-in."""
-    del now, delivered_kwh
+    del now, delivered_kwh, taking
     return plan
 
 
@@ -185,12 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.stop_at_departure:
         replay_module.overdue = _stop_at_departure  # type: ignore[attr-defined]
-    results = [run_sample(name, args) for name in args.samples]
+    results = []
+    for name in args.samples:
+        results.append(run_sample(name, args))
+        if not args.json:
+            print(_line(results[-1]), flush=True)  # each history as it is done (minutes)
     if args.json:
         print(json.dumps(results, indent=2))
-        return 0
-    for result in results:
-        print(_line(result))
     return 0
 
 

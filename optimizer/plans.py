@@ -175,14 +175,18 @@ def learned_plan(
     )
 
 
-def overdue(plan: DeparturePlan, now: datetime, delivered_kwh: float) -> DeparturePlan:
+def overdue(
+    plan: DeparturePlan, now: datetime, delivered_kwh: float, *, taking: bool = True
+) -> DeparturePlan:
     """A learned plan whose departure has passed with the car still plugged in and short of
     its energy: the rest by the next whole hour after the learned departure that is still
     ahead. The departure was an estimate and the car is still here, so charging goes on
     toward the expected need rather than stopping; the ready-by moves only once an hour, so
     the plan (and the planner's kept plan) does not change every tick. A plan set by the
-    driver, one still ahead, or one met is returned as it is."""
-    if plan.learned is None or plan.ready_by > now or delivered_kwh >= plan.energy_kwh - MET_KWH:
+    driver, one still ahead, one met, or one for a car that takes nothing more (``taking``
+    False: full; the replay knows it, live the car just draws nothing) is returned as it is."""
+    short = delivered_kwh < plan.energy_kwh - MET_KWH
+    if plan.learned is None or plan.ready_by > now or not short or not taking:
         return plan
     steps = (now - plan.ready_by) // OVERDUE_STEP + 1
     learned = plan.learned if plan.learned.endswith(OVERDUE) else f"{plan.learned}; {OVERDUE}"

@@ -11,10 +11,14 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optimizer.config import Config
 from optimizer.engine.snapshot import DeparturePlan, Snapshot
 from optimizer.forecast.habits import NO_HISTORY, HabitSettings, PastSession, habits_at
 from optimizer.plans import ALL_CHARGERS, OVERDUE, HabitCache, learned_plan, overdue, with_plans
+from optimizer.simulate.replay import replay
+from optimizer.simulate.series import Session, figures
 from tests.test_engine_sim import make_charger
+from tests.test_planner_replay import LIMITS, POLICY, T0, VOLTS, _series
 
 TZ = "Europe/Berlin"
 ZONE = ZoneInfo(TZ)
@@ -139,6 +143,7 @@ def test_past_its_departure_a_short_learned_plan_moves_on_an_hour_at_a_time() ->
     plan = DeparturePlan(ready, 12.0, "weekday plug-ins 16:00-20:00, 40 sessions")
     assert overdue(plan, ready - timedelta(minutes=1), 2.0) is plan  # still ahead
     assert overdue(plan, ready + timedelta(minutes=5), 11.99) is plan  # met (rounding)
+    assert overdue(plan, ready + timedelta(minutes=5), 2.0, taking=False) is plan  # car full
     manual = DeparturePlan(ready, 12.0)
     assert overdue(manual, ready + timedelta(minutes=5), 2.0) is manual  # the driver's own
     first = overdue(plan, ready, 2.0)
@@ -149,3 +154,20 @@ def test_past_its_departure_a_short_learned_plan_moves_on_an_hour_at_a_time() ->
     second = overdue(plan, ready + timedelta(minutes=61), 5.0)
     assert second.ready_by == ready + timedelta(hours=2)
     assert overdue(second, ready + timedelta(hours=2), 6.0).learned == first.learned  # once
+
+
+def test_the_replay_charges_on_past_a_learned_departure_while_the_car_takes_energy() -> None:
+    """A night session of 10 h that takes 20 kWh, planned ready 2 h after the plug-in: full
+    power cannot meet it by then (about 14 kWh). A learned plan moves on and the car gets all
+    20 kWh; the same plan set by the driver ends at its ready-by and the car stays short."""
+    session = Session(T0, T0 + timedelta(hours=10), 20.0)
+    series = _series(0.0, 0.5, session)
+    got = {}
+    for learned in ("weekday plug-ins 22:00-02:00, 9 sessions", None):
+        plan = DeparturePlan(T0 + timedelta(hours=2), 20.0, learned)
+        result = replay(
+            series, [POLICY], config=Config(), limits=LIMITS, voltage_v=VOLTS, plans=[plan]
+        )
+        got[learned is not None] = figures(series, result.ev_kwh, commands=result.commands)
+    assert got[True].unmet_kwh < 0.05
+    assert got[False].unmet_kwh > 3.0

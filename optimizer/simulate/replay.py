@@ -261,7 +261,7 @@ def replay(
             limits=limits,
             voltage_v=voltage_v,
             sn=charger_sn,
-            plan=None if plan is None else overdue(plan, now, charger.delivered),
+            plan=None if plan is None else _overdue(plan, now, charger, session),
         )
         snapshot = _snapshot(
             series,
@@ -347,6 +347,15 @@ def _outlooks(
     if given is None and any(isinstance(p, SolarPlan) and p.enabled for p in policies):
         return CausalOutlooks(series, config, site=site).at
     return given
+
+
+def _overdue(
+    plan: DeparturePlan, now: datetime, charger: _Charger, session: Session | None
+) -> DeparturePlan:
+    """The plan now (:func:`optimizer.plans.overdue`): moved on past a learned departure while
+    the car is short of it and still takes energy (a full car would draw nothing anyway)."""
+    taking = session is not None and charger.delivered < session.energy_kwh - 0.05
+    return overdue(plan, now, charger.delivered, taking=taking)
 
 
 def _step_battery(home: BatteryTrack | None, index: int, ev: float, charger: _Charger) -> None:
