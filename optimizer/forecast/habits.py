@@ -10,8 +10,8 @@ The rule, per departure (a session's end, in the site's local time):
   one weekday alone has at least ``per_day_min`` sessions, that weekday gets its own habit
   (Mondays may differ from Fridays); otherwise the group's habit serves it.
 * **Conservative quantiles.** The leave time is an early quantile of the end times
-  (``leave_quantile``, default 0.2: the car was gone by then on only one day in five), and
-  the energy a high one of the sessions' energy (``energy_quantile``, default 0.8): a plan
+  (``leave_quantile``, default 0.1: the car was gone by then on only one day in ten), and
+  the energy a high one of the sessions' energy (``energy_quantile``, default 0.9): a plan
   that is ready too early or asks too much costs a little grid energy; one that is ready too
   late or asks too little leaves the driver short, which is worse.
 * **Enough data.** Below ``min_sessions`` sessions in a group no habit is claimed.
@@ -82,8 +82,8 @@ class PastSession:
 class HabitSettings:
     """The learning rule's knobs (config ``habits:``, docs/forecast.md)."""
 
-    leave_quantile: float = 0.2
-    energy_quantile: float = 0.8
+    leave_quantile: float = 0.1
+    energy_quantile: float = 0.9
     min_sessions: int = 5
     per_day_min: int = 8
     days: int = 90
