@@ -11,16 +11,17 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet --no-compile --upgrade pip
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[test,lint]'
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python tools/precompile.py
 	touch $(STAMP)
 
 demo: install
 	$(BIN)/python -m optimizer.demo
 
 lint: install
-	$(BIN)/ruff check optimizer tests benchmarks
-	$(BIN)/ruff format --check optimizer tests benchmarks
+	$(BIN)/ruff check optimizer tests benchmarks tools
+	$(BIN)/ruff format --check optimizer tests benchmarks tools
 	$(BIN)/mypy
 
 # Tests run on every core (pytest-xdist; each test has its own tmp dir, port and state), and

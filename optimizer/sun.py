@@ -12,14 +12,15 @@ import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
+from math import acos, asin, cos, degrees, radians, sin, tan
 from zoneinfo import ZoneInfo
 
-from astral import Observer
-from astral.sun import sunrise, sunset, zenith_and_azimuth
+from astral import Observer, refraction_at_zenith
+from astral.sun import sunrise, sunset
 
 from optimizer.engine.snapshot import Sun
 
-__all__ = ["clear_sky_factor", "day_events", "sun_at"]
+__all__ = ["clear_sky_factor", "day_events", "sun_at", "zenith_and_azimuth"]
 
 
 def sun_at(now: datetime, *, latitude: float, longitude: float, timezone: str) -> Sun:
@@ -30,11 +31,9 @@ def sun_at(now: datetime, *, latitude: float, longitude: float, timezone: str) -
     """
     if now.tzinfo is None:
         raise ValueError("sun_at needs a timezone-aware datetime")
-    observer = _observer(latitude, longitude)
     local_day = now.astimezone(ZoneInfo(timezone)).date()
-    # astral's elevation() and azimuth() each run this same computation; one call gives both
-    # (elevation is 90 - the refracted zenith, exactly as astral.sun.elevation returns it).
-    zenith, azimuth = zenith_and_azimuth(observer, now)
+    # Elevation is 90 - the refracted zenith, exactly as astral.sun.elevation returns it.
+    zenith, azimuth = zenith_and_azimuth(latitude, longitude, now)
     rises, sets = day_events(latitude, longitude, timezone, local_day)
     return Sun(elevation_deg=90.0 - zenith, azimuth_deg=azimuth, sunrise=rises, sunset=sets)
 
@@ -54,6 +53,108 @@ def day_events(
     observer = _observer(latitude, longitude)
     zone = ZoneInfo(timezone)
     return _crossing(sunrise, observer, day, zone), _crossing(sunset, observer, day, zone)
+
+
+def zenith_and_azimuth(latitude: float, longitude: float, when: datetime) -> tuple[float, float]:
+    """The refracted zenith and the azimuth (degrees) at ``when`` (aware): astral 3.2's
+    ``zenith_and_azimuth`` to the last bit, the same operations in the same order, only
+    without its twenty calls that work the same terms out again (the mean longitude and the
+    obliquity twice each) and with the date's part of the Julian day from a per-day table.
+    It was the larger part of a replay's snapshot (docs/performance.md); tests/test_sun.py
+    compares the two on instants of many years, zones and latitudes for exact equality."""
+    latitude = max(-89.8, min(89.8, latitude)) if abs(latitude) > 89.8 else latitude
+    offset = when.utcoffset()
+    if offset is None:
+        raise ValueError("zenith_and_azimuth needs a timezone-aware datetime")
+    zone = -offset.total_seconds() / 3600.0
+    utc = when.astimezone(UTC)
+    whole_days, b = _julian_date(utc.year, utc.month, utc.day)
+    seconds = int(utc.hour * 3600 + utc.minute * 60 + utc.second)
+    jd = whole_days + seconds / (24 * 60 * 60) + b - 1524.5
+    declination, eqtime = _declination_and_eqtime((jd - 2451545.0) / 36525.0)
+    # The observer's part (astral.sun.zenith_and_azimuth from its solarTimeFix on).
+    true_solar_time = (
+        when.hour * 60.0
+        + when.minute
+        + when.second / 60.0
+        + (eqtime + (4.0 * longitude) + (60 * zone))
+    )
+    while true_solar_time > 1440:
+        true_solar_time = true_solar_time - 1440
+    hourangle = true_solar_time / 4.0 - 180.0
+    if hourangle < -180:
+        hourangle = hourangle + 360.0
+    ch = cos(radians(hourangle))
+    cl = cos(radians(latitude))
+    sl = sin(radians(latitude))
+    sd = sin(radians(declination))
+    cd = cos(radians(declination))
+    csz = cl * cd * ch + sl * sd
+    if csz > 1.0:
+        csz = 1.0
+    elif csz < -1.0:
+        csz = -1.0
+    zenith = degrees(acos(csz))
+    az_denom = cl * sin(radians(zenith))
+    if abs(az_denom) > 0.001:
+        az_rad = ((sl * cos(radians(zenith))) - sd) / az_denom
+        if abs(az_rad) > 1.0:
+            az_rad = -1.0 if az_rad < 0 else 1.0
+        azimuth = 180.0 - degrees(acos(az_rad))
+        if hourangle > 0.0:
+            azimuth = -azimuth
+    else:
+        azimuth = 180.0 if latitude > 0.0 else 0.0
+    if azimuth < 0.0:
+        azimuth = azimuth + 360.0
+    return zenith - refraction_at_zenith(zenith), azimuth
+
+
+def _declination_and_eqtime(t: float) -> tuple[float, float]:
+    """The sun's declination (degrees) and the equation of time (minutes) at Julian century
+    ``t``: astral.sun's geom_mean_long_sun ... eq_of_time, each term worked out once."""
+    l0 = (280.46646 + t * (36000.76983 + 0.0003032 * t)) % 360.0
+    m = 357.52911 + t * (35999.05029 - 0.0001537 * t)
+    eccentricity = 0.016708634 - t * (0.000042037 + 0.0000001267 * t)
+    mrad = radians(m)
+    sinm = sin(mrad)
+    center = (
+        sinm * (1.914602 - t * (0.004817 + 0.000014 * t))
+        + sin(mrad + mrad) * (0.019993 - 0.000101 * t)
+        + sin(mrad + mrad + mrad) * 0.000289
+    )
+    omega = 125.04 - 1934.136 * t
+    seconds_of_arc = 21.448 - t * (46.815 + t * (0.00059 - t * (0.001813)))
+    obliquity = 23.0 + (26.0 + (seconds_of_arc / 60.0)) / 60.0 + 0.00256 * cos(radians(omega))
+    apparent_long = l0 + center - 0.00569 - 0.00478 * sin(radians(omega))
+    y = tan(radians(obliquity) / 2.0)
+    y = y * y
+    sin2l0 = sin(2.0 * radians(l0))
+    sinm = sin(radians(m))
+    cos2l0 = cos(2.0 * radians(l0))
+    sin4l0 = sin(4.0 * radians(l0))
+    sin2m = sin(2.0 * radians(m))
+    etime = (
+        y * sin2l0
+        - 2.0 * eccentricity * sinm
+        + 4.0 * eccentricity * y * sinm * cos2l0
+        - 0.5 * y * y * sin4l0
+        - 1.25 * eccentricity * eccentricity * sin2m
+    )
+    declination = degrees(asin(sin(radians(obliquity)) * sin(radians(apparent_long))))
+    return declination, degrees(etime) * 4.0
+
+
+@lru_cache(maxsize=4096)
+def _julian_date(year: int, month: int, day: int) -> tuple[int, int]:
+    """The date's whole part of astral's Julian day (before the day's fraction) and its
+    Gregorian correction ``b``, kept apart because astral adds them in that order."""
+    if month <= 2:
+        year -= 1
+        month += 12
+    a = int(year / 100)
+    b = 2 - a + int(a / 4)
+    return int(365.25 * (year + 4716)) + int(30.6001 * (month + 1)) + day, b
 
 
 def clear_sky_factor(elevation_deg: float) -> float:

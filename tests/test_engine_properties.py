@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -248,3 +249,30 @@ def test_a_fresh_memory_round_trips_after_a_few_ticks(
         restored = Memory.model_validate_json(memory.model_dump_json())
         assert restored.model_dump() == memory.model_dump()
         memory = restored
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snapshot=snapshots(),
+    memory=memories(),
+    engine=engine_settings,
+    order=st.permutations(range(len(EXAMPLE))),
+)
+def test_without_words_the_same_decisions_act_and_the_same_memory_is_kept(
+    snapshot: Snapshot, memory: Memory, engine: EngineSettings, order: list[int]
+) -> None:
+    """``words=False`` (a replay that logs nothing) leaves out only what a reader sees: every
+    decision has the same policy, target, action, parameters and observed flag, in the same
+    order, and the memory passed on is the same, whatever the tick."""
+    rules = [EXAMPLE[i] for i in order]
+    worded, kept = evaluate(snapshot, rules, memory, settings=engine)
+    bare, bare_kept = evaluate(snapshot, rules, memory, settings=replace(engine, words=False))
+
+    def acts(decisions: list[Decision]) -> list[tuple[Any, ...]]:
+        return [
+            (d.policy, d.charger_sn, d.target, d.action, repr(d.params), d.observed)
+            for d in decisions
+        ]
+
+    assert acts(bare) == acts(worded)
+    assert repr(bare_kept.model_dump()) == repr(kept.model_dump())

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optimizer.config import Config, SiteConfig, SurplusConfig
-from optimizer.engine.snapshot import EnergyBucket, Snapshot, Sun
+from optimizer.engine.snapshot import EnergyBucket, Snapshot, Sun, Surplus
 from optimizer.enlighten.capabilities import FeatureFlags, merge_capabilities
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import EnlightenHTTPStatusError, ParseError
@@ -195,6 +195,27 @@ def test_surplus_adds_the_evs_own_draw_back() -> None:
     assert surplus.age_s == pytest.approx(7 * 60)
     assert surplus.measured_at == DAY0 + 40 * Q + timedelta(minutes=7.5)
     assert surplus.method == "15-min bucket 10:00-10:15 (age 7 min): PV 4.2 kW - house 1.1 kW"
+
+
+def test_the_method_is_written_when_read_and_is_no_part_of_equality() -> None:
+    """The estimators hand over a function for the words (a replay reads none of them): it is
+    called on the first read of ``method`` only, once, and two estimates of the same figures
+    compare equal however they are worded."""
+    calls: list[int] = []
+
+    def words() -> str:
+        calls.append(1)
+        return "in words"
+
+    lazy = Surplus(1500.0, "lifetime_energy", pv_w=2000.0, wording=words)
+    assert calls == []
+    assert lazy.method == "in words"
+    assert lazy.method == "in words"
+    assert calls == [1]
+    plain = Surplus(1500.0, "lifetime_energy", pv_w=2000.0, wording="other words")
+    assert plain.method == "other words"
+    assert lazy == plain
+    assert lazy != Surplus(1400.0, "lifetime_energy", pv_w=2000.0, wording=words)
 
 
 def test_missing_evse_is_estimated_by_the_commanded_draw() -> None:

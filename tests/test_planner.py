@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from optimizer.engine.decision import Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.rules import SolarPlan
 from optimizer.engine.snapshot import ChargerView, DeparturePlan, Snapshot, Surplus
+from optimizer.planner import problem
 from optimizer.planner.explain import expectation
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.planner.problem import PlanInput, solve
@@ -215,3 +217,89 @@ def test_without_a_forecast_it_says_so() -> None:
     charging = next(d for d in decisions if d.target == "charging")
     assert "no forecast, following the current surplus" in charging.reason
     assert charging.action == "start"
+
+
+def _no_solver(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("HiGHS was asked")
+
+
+def test_a_night_with_no_level_to_hold_is_planned_without_the_solver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No slot's sun can carry even the minimum level: the plan is all grid, stage 2's."""
+    monkeypatch.setattr(problem, "milp", _no_solver)
+    slots = cut(NOW, NOW + timedelta(hours=12), outlook=None, quantile="p50", price_at=_price)
+    result = solve(PlanInput(slots, 6, 32, 1, 0.24, 0, 10.0))
+    assert result.ok
+    assert result.unmet_kwh == 0
+    assert all(_price(s) == 0.09 for s, a in zip(slots.starts, result.amps, strict=True) if a)
+
+
+def test_a_kept_plan_holds_through_the_house_load_at_night(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The simulator keeps a plan while the surplus stays in its band; the band is of
+    surplus floored at 0, so a night's house load (-600 W) is inside it, no new solve."""
+    night = datetime(2025, 6, 20, 22, 0, tzinfo=ZONE).astimezone(UTC)
+    dark = SurplusOutlook(
+        night.timestamp(),
+        int(night.timestamp() // STEP_S) * STEP_S,
+        (0.0,) * 96,
+        (0.0,) * 96,
+        (0.0,) * 96,
+        replan="change",
+    )
+    plan = DeparturePlan(night + timedelta(hours=12), 10.0)
+    first = _snapshot(night, plan=plan, charging=False, amps=None, outlook=dark, surplus_w=-600.0)
+    decisions, memory = evaluate(first, [POLICY], Memory())
+    made = next(d for d in decisions if d.target == "charging")
+    monkeypatch.setattr(problem, "solve", _no_solver)
+    later = night + timedelta(minutes=15)
+    again = _snapshot(later, plan=plan, charging=False, amps=None, outlook=dark, surplus_w=-600.0)
+    decisions, _ = evaluate(again, [POLICY], memory)
+    kept = next(d for d in decisions if d.target == "charging")
+    assert kept.inputs["plan"] == made.inputs["plan"]
+
+
+def _night_then_sun(need: float, ready_h: float, guard_h: float) -> tuple[list[int], list[int]]:
+    """A plan from 02:00 (UTC as local) with cheap grid until 07:00 and a morning sun rising
+    from 07:00: (levels of the grid run before 07:00, levels from 07:00)."""
+    now = datetime(2025, 6, 21, 2, 0, tzinfo=UTC)
+    first = int(now.timestamp() // STEP_S) * STEP_S
+    sun = []
+    for i in range(96):
+        at = now + timedelta(minutes=15 * i)
+        hour = at.hour + at.minute / 60
+        sun.append(max(0.0, (hour - 7) * 600.0) if 7 <= hour < 12 else 0.0)
+    outlook = SurplusOutlook(now.timestamp(), first, tuple(sun), tuple(sun), tuple(sun))
+    slots = cut(
+        now,
+        now + timedelta(hours=ready_h),
+        outlook=outlook,
+        quantile="p50",
+        price_at=lambda at: 0.09 if at.hour < 7 else 0.14,
+    )
+    result = solve(PlanInput(slots, 6, 32, 1, 0.24, 0, need, guard_h=guard_h))
+    assert result.unmet_kwh == 0
+    run = [a for s, a in zip(slots.starts, result.amps, strict=True) if a and s.hour < 7]
+    later = [a for s, a in zip(slots.starts, result.amps, strict=True) if a and s.hour >= 7]
+    return run, later
+
+
+def test_the_night_run_gives_just_the_rest_at_one_level() -> None:
+    """The grid run at full power would overshoot the need by part of a slot and fill the
+    car before the morning sun: it runs at one lower level that gives just the rest."""
+    run, later = _night_then_sun(need=12.0, ready_h=7.5, guard_h=0.25)
+    assert run
+    assert len(set(run)) == 1
+    assert 6 <= run[0] < 32
+    assert later  # the morning sun still has room
+
+
+def test_a_tight_night_run_stays_at_full_power_before_the_guard() -> None:
+    """The run is the hour before 07:00 and the plan ends at 07:03: at 30 A the guard's
+    margin would be in reach during it, so it stays at full power (the guard would raise it
+    anyway: a command more)."""
+    run, _ = _night_then_sun(need=7.0, ready_h=5.05, guard_h=0.25)
+    assert run
+    assert set(run) == {32}

@@ -85,7 +85,7 @@ def test_the_planner_never_beats_the_optimum_and_meets_every_feasible_plan(
         assert ours.unmet_kwh < 0.05, (ours.unmet_kwh, energy, hours)
 
 
-# --- the bundled sample: the figures the second pass reaches (docs/planner.md) -------------------
+# --- the bundled sample: the figures the third pass reaches (docs/planner.md) --------------------
 
 SAMPLE_MONTH = ("2025-05-01", "2025-06-01")
 """May on the Greensboro sample: long days, evening sun at the overnight sessions' plug-in and
@@ -94,9 +94,10 @@ daytime sessions that need more than the sun, the trade-offs the planner has to 
 
 def test_on_a_sample_month_the_shipped_planner_holds_its_figures() -> None:
     """`rules/solar-plan.yaml` as shipped (enabled here), exact plans: 0 unmet and at least
-    0.86 of the optimum's solar (0.878 measured; the first pass reached 0.793, the issue's bar
-    is 0.95), at most 4.5 commands per session (4.17 in May, whose sunny evenings cost a start
-    and a stop more; the year's figure is in docs/planner.md "Second pass")."""
+    0.89 of the optimum's solar (0.896 measured since the third pass, 0.878 after the second,
+    0.793 after the first; the issue's bar is 0.95), at most 4.5 commands per session (4.34
+    in May, whose sunny evenings cost a start and a stop more; the year's figures are in
+    docs/planner.md "Third pass")."""
     config = load_config(sample_config_path("greensboro"))
     site = site_setup(config, None, zone=SAMPLES["greensboro"].timezone)
     energy_path, pages = sample_paths("greensboro")
@@ -124,4 +125,4 @@ def test_on_a_sample_month_the_shipped_planner_holds_its_figures() -> None:
     assert ours.unmet_kwh < 0.05
     assert ours.commands_per_session is not None
     assert ours.commands_per_session <= 4.5
-    assert share >= 0.86, share
+    assert share >= 0.89, share

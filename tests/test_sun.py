@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import astral.sun as astral_sun
 import pytest
+from astral import Observer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from optimizer.sun import clear_sky_factor, sun_at
+from optimizer.sun import clear_sky_factor, sun_at, zenith_and_azimuth
+from tests.profiles import examples
 
 MELBOURNE = {"latitude": -37.81, "longitude": 144.96, "timezone": "Australia/Melbourne"}
 SVALBARD = {"latitude": 78.22, "longitude": 15.65, "timezone": "Arctic/Longyearbyen"}
@@ -61,3 +67,44 @@ def test_naive_time_is_refused() -> None:
 )
 def test_clear_sky_factor(elevation: float, factor: float) -> None:
     assert clear_sky_factor(elevation) == pytest.approx(factor)
+
+
+@given(
+    when=st.datetimes(
+        min_value=datetime(1970, 1, 1),
+        max_value=datetime(2100, 12, 31),
+        timezones=st.sampled_from(
+            [
+                UTC,
+                ZoneInfo("Australia/Melbourne"),
+                ZoneInfo("America/St_Johns"),
+                ZoneInfo("Asia/Kathmandu"),
+            ]
+        ),
+    ),
+    latitude=st.one_of(st.floats(-90, 90), st.sampled_from([-90.0, -89.9, 0.0, 89.9, 90.0])),
+    longitude=st.floats(-180, 180),
+)
+@settings(max_examples=examples(400), deadline=None)
+def test_the_sun_is_astrals_to_the_last_bit(
+    when: datetime, latitude: float, longitude: float
+) -> None:
+    """The inlined computation (optimizer/sun.py) gives astral's zenith and azimuth exactly,
+    not approximately: every simulate figure that reads the sun depends on it."""
+    observer = Observer(latitude=latitude, longitude=longitude)
+    assert zenith_and_azimuth(latitude, longitude, when) == astral_sun.zenith_and_azimuth(
+        observer, when
+    )
+
+
+def test_the_sun_is_astrals_every_quarter_hour_of_a_year() -> None:
+    """The same on a replay's own instants: every 15 minutes of a leap year, at the sample's
+    site and at a southern and a northern one."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for latitude, longitude in ((-37.81, 144.96), (-33.87, 151.21), (59.33, 18.07)):
+        observer = Observer(latitude=latitude, longitude=longitude)
+        for step in range(366 * 96):
+            when = start + timedelta(minutes=15 * step)
+            assert zenith_and_azimuth(latitude, longitude, when) == (
+                astral_sun.zenith_and_azimuth(observer, when)
+            ), when

@@ -85,7 +85,7 @@ def hand_over(
         since = now
         if before is not None and before.policy == decision.policy:
             since = before.since
-        elif before is not None and (before.policy, target) not in proposed:
+        elif ctx.words and before is not None and (before.policy, target) not in proposed:
             cause = let_go(before, ctx, policies, known, memory)
             if cause:
                 decision = evolve(decision, reason=f"{cause}; {decision.policy}: {decision.reason}")
@@ -99,6 +99,9 @@ def hand_over(
             window=ctx.snapshot.tariff.window,
             until=override.until if decision.policy == OVERRIDE and override else None,
         )
+        if not ctx.words:
+            out[target] = decision
+            continue
         inputs = {
             **decision.inputs,
             "in_control": decision.policy,

@@ -256,3 +256,8 @@ class EngineSettings:
     # Per charger serial, its rank when the site's surplus and breaker are shared (higher
     # first; chargers not named rank 0), before the winning rule's priority.
     charger_priority: Mapping[str, int] = field(default_factory=dict)
+    # False: decisions carry what acts (policy, action, parameters, reason, the inputs the
+    # engine reads back) but not the facts, hints and control records only a reader of the
+    # decision log or `evopt why` sees. For a replay that logs nothing: its held decisions are
+    # counted and thrown away unread, and building their words was a tenth of the engine.
+    words: bool = True

@@ -155,8 +155,11 @@ def _charger_tick(
             0.0, finite(known.energy_base_kwh + (known.session_kwh_seen or 0.0)) or 0.0
         ),
         tariffs=settings.tariffs,
+        words=settings.words,
     )
-    inputs = snapshot.inputs(charger) | ({"settling": True} if view != charger else {})
+    inputs = snapshot.inputs(charger) if settings.words else {}
+    if view != charger:
+        inputs["settling"] = True
     proposals = _proposals(ctx, policies, memory)
     decided = arbitrate(proposals, charger.sn, inputs)
     decided, known = _restart(decided, known, snapshot)
@@ -164,7 +167,8 @@ def _charger_tick(
     final = safeguard(decided, ctx, known, inputs, allowed=allowed)
     if ctx.memory.restart is not None and known.restart is None:
         known = _restart_ended(known, final)
-    final = next_hints(decided, final, known, ctx)
+    if settings.words:
+        final = next_hints(decided, final, known, ctx)
     final = observed_rows(
         final, changes, known=known, snapshot=snapshot, sn=charger.sn, inputs=inputs
     )

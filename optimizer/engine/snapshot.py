@@ -8,6 +8,7 @@ serialised from here into the decision log's `inputs`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -144,6 +145,12 @@ class Surplus:
 
     ``pv_minus_house_w`` is PV production minus the house's own load (the EV's draw excluded).
     Battery flows are kept apart so each policy decides whether they count.
+
+    ``wording`` is how it was estimated, in words: the text, or a function that writes it.
+    Only a reader of :attr:`method` (a log line, `evopt why`, a test) needs the words, and a
+    replay builds a surplus for every tick of a year without reading one, so the estimators
+    hand over a function and the text is written on first read. It is no part of equality:
+    two estimates of the same figures are the same surplus however they are worded.
     """
 
     pv_minus_house_w: float | None
@@ -155,7 +162,7 @@ class Surplus:
     battery_discharge_w: float = 0.0
     measured_at: datetime | None = None  # midpoint of the bucket, the sample or reading time
     age_s: float | None = None
-    method: str = ""
+    wording: str | Callable[[], str] = field(default="", compare=False, repr=False)
     # From a power sample: PV and house load come from sources of different ages.
     pv_age_s: float | None = None
     house_age_s: float | None = None
@@ -172,6 +179,12 @@ class Surplus:
         if count_battery_discharge:
             watts += self.battery_discharge_w
         return watts
+
+    @cached_property
+    def method(self) -> str:
+        """How the surplus was estimated, in words (written once, on first read)."""
+        wording = self.wording
+        return wording if isinstance(wording, str) else wording()
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def gateway_surplus(
     pv = reading.production_w
     tail = f"; {note}" if note else ""
     if pv is None:
-        return Surplus(None, "gateway", age_s=age, method=f"gateway: no trusted production{tail}")
+        return Surplus(None, "gateway", age_s=age, wording=f"gateway: no trusted production{tail}")
     if reading.consumption_w is None:
         sample = LatestPower(watts=pv, time=reading.at)
         from_bucket = surplus_from_latest_power(
@@ -100,7 +100,7 @@ def gateway_surplus(
             source="gateway",
             battery_charge_w=charge,
             battery_discharge_w=discharge,
-            method=f"gateway ({why}): {from_bucket.method}{tail}",
+            wording=f"gateway ({why}): {from_bucket.method}{tail}",
         )
     house = max(0.0, reading.consumption_w - charger_draw_w)
     value: float | None = pv - house
@@ -123,7 +123,7 @@ def gateway_surplus(
         battery_discharge_w=discharge,
         measured_at=reading.at,
         age_s=age,
-        method=method,
+        wording=method,
     )
 
 

@@ -10,6 +10,7 @@ zero would read as "no sun" or "no load" and drive a decision.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from optimizer.config import SurplusConfig
@@ -145,10 +146,10 @@ def estimate_surplus(
                 timezone=timezone,
             )
     if config.source == "latest_power":
-        return Surplus(None, "none", method="no latest power sample")
+        return Surplus(None, "none", wording="no latest power sample")
     if bucket is None:
         fallback = " and no fresh power sample" if config.source == "auto" else ""
-        return Surplus(None, "none", method=f"no complete energy bucket{fallback}")
+        return Surplus(None, "none", wording=f"no complete energy bucket{fallback}")
     scale = sun_scale(sun_now, sun_mid) if config.scale_by_sun else None
     return surplus_from_bucket(
         bucket,
@@ -187,10 +188,9 @@ def surplus_from_bucket(
     when the meters agree.
     """
     age = _age_s(now, bucket.end)
-    head = f"{_span(bucket, timezone)} (age {_minutes(age)})"
-    evse, evse_note = bucket.evse_w, ""
+    evse, estimated = bucket.evse_w, bucket.evse_w is None
     if evse is None:
-        evse, evse_note = evse_estimate_w, f" (evse missing: EV {_kw(evse_estimate_w)} assumed)"
+        evse = evse_estimate_w
     charge = bucket.battery_charge_w or 0.0
     discharge = bucket.battery_discharge_w or 0.0
     pv = house = value = None
@@ -198,20 +198,11 @@ def surplus_from_bucket(
         pv = bucket.pv_w * (pv_scale if pv_scale is not None else 1.0)
         house = max(0.0, bucket.consumption_w - evse)
         value = pv - house
-        scaled = f" (x{pv_scale:.2f} for the sun now)" if pv_scale is not None else ""
-        method = f"{head}: PV {_kw(pv)}{scaled} - house {_kw(house)}{evse_note}"
     elif bucket.export_w is not None and bucket.import_w is not None:
         value = bucket.export_w - bucket.import_w + evse + charge - discharge
-        method = (
-            f"{head}: export {_kw(bucket.export_w)} - import {_kw(bucket.import_w)}"
-            f" + EV {_kw(evse)}{evse_note} (no PV/consumption figures)"
-        )
-    else:
-        method = f"{head}: no PV/consumption or import/export figures"
-    if value is not None and age > max_age.total_seconds():
-        value, method = None, f"{method}; older than {_minutes(max_age.total_seconds())}: unknown"
+    stale = value is not None and age > max_age.total_seconds()
     return Surplus(
-        pv_minus_house_w=value,
+        pv_minus_house_w=None if stale else value,
         source="lifetime_energy",
         pv_w=pv,
         house_w=house,
@@ -220,8 +211,44 @@ def surplus_from_bucket(
         battery_discharge_w=discharge,
         measured_at=bucket.start + (bucket.end - bucket.start) / 2,
         age_s=age,
-        method=method,
+        wording=partial(
+            _bucket_words,
+            bucket,
+            timezone,
+            age,
+            (pv, house, pv_scale, evse, estimated),
+            max_age if stale else None,
+        ),
     )
+
+
+def _bucket_words(
+    bucket: EnergyBucket,
+    timezone: str,
+    age: float,
+    figures: tuple[float | None, float | None, float | None, float, bool],
+    too_old: timedelta | None,
+) -> str:
+    """What :func:`surplus_from_bucket` says of its estimate, written only when read (a replay
+    estimates every tick of a year and reads none of it: docs/performance.md). ``figures``:
+    PV, house, the sun's scale, the EV's draw and whether it was assumed (evse missing);
+    ``too_old``: the age limit the bucket is past, when the figure was made unknown."""
+    pv, house, pv_scale, evse, estimated = figures
+    head = f"{_span(bucket, timezone)} (age {_minutes(age)})"
+    evse_note = f" (evse missing: EV {_kw(evse)} assumed)" if estimated else ""
+    if pv is not None and house is not None:
+        scaled = f" (x{pv_scale:.2f} for the sun now)" if pv_scale is not None else ""
+        method = f"{head}: PV {_kw(pv)}{scaled} - house {_kw(house)}{evse_note}"
+    elif bucket.export_w is not None and bucket.import_w is not None:
+        method = (
+            f"{head}: export {_kw(bucket.export_w)} - import {_kw(bucket.import_w)}"
+            f" + EV {_kw(evse)}{evse_note} (no PV/consumption figures)"
+        )
+    else:
+        method = f"{head}: no PV/consumption or import/export figures"
+    if too_old is not None:
+        method = f"{method}; older than {_minutes(too_old.total_seconds())}: unknown"
+    return method
 
 
 def surplus_from_latest_power(
@@ -242,7 +269,7 @@ def surplus_from_latest_power(
     """
     pv = sample.pv_w
     if pv is None:
-        return Surplus(None, "none", method="the power sample has no value")
+        return Surplus(None, "none", wording="the power sample has no value")
     at = sample.time or now
     pv_age = _age_s(now, at)
     head = f"PV sample {_kw(pv)} at {_local_hm(at, timezone)} (age {_minutes(pv_age)})"
@@ -260,7 +287,7 @@ def surplus_from_latest_power(
             measured_at=at,
             age_s=pv_age,
             pv_age_s=pv_age,
-            method=f"{head}; house load unknown ({why})",
+            wording=f"{head}; house load unknown ({why})",
         )
     value: float | None = pv - house
     method = (
@@ -280,7 +307,7 @@ def surplus_from_latest_power(
         age_s=oldest,
         pv_age_s=pv_age,
         house_age_s=house_age,
-        method=method,
+        wording=method,
     )
 
 

@@ -1,9 +1,12 @@
-"""The live service's outlook: the forecast from the site's stored history, each tick.
+"""The live service's outlook: the forecast from the site's own history, each tick.
 
-The service hands it the decision store (where `evopt history fetch` keeps the site's
-``lifetime_energy``) at every tick while a ``solar_plan`` policy is enabled. The slow parts
-are kept: the history is read and parsed, and the panels' plane learned (or taken from the
-config), at most once per :data:`RELOAD_EVERY`; each tick only :func:`forecast_at` runs (the
+The history is the site's ``lifetime_energy``: the reply the service itself reads for the
+surplus (every day since the system was installed, so no `evopt history fetch` is needed),
+else the one `evopt history fetch` stored in the decision store (the service has not read
+it yet, or its reads fail). The slow part, the panels' plane (learned, or taken from the
+config), is found at most once per :data:`RELOAD_EVERY`; a new live reply only replaces
+the history, so the forecast's clear-sky index sees the buckets of the last hours (a
+stored history is as old as its last fetch). Each tick only :func:`forecast_at` runs (the
 clear-sky index and the house profile, under 50 ms: ``make bench``). Anything that fails
 (no history yet, no clear day to learn from, an unreadable database) gives no outlook, and
 the kind then follows the current surplus and says so: a forecast is an aid, never a reason
@@ -13,13 +16,13 @@ for a failed tick.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore
 from optimizer.enlighten.errors import ParseError
-from optimizer.enlighten.models import parse_lifetime_energy
+from optimizer.enlighten.models import LifetimeEnergy, parse_lifetime_energy
 from optimizer.forecast import solar
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.planner.plane import plane
@@ -36,16 +39,24 @@ class _Learned:
     history: solar.PowerHistory | None
     orientation: solar.Orientation | None
     why: str | None = None  # why there is no forecast, logged once per reload
+    live: LifetimeEnergy | None = None  # the live reply the history came from, if one did
 
 
 class LiveOutlooks:
-    """Per site: ``outlook(store, site_id, config, now)``."""
+    """Per site: ``outlook(store, site_id, config, now, live=...)``, ``live`` being the
+    service's last ``lifetime_energy`` reply (None before the first)."""
 
     def __init__(self) -> None:
         self._sites: dict[int, _Learned] = {}
 
     def outlook(
-        self, store: DecisionStore, site_id: int, config: Config, now: datetime
+        self,
+        store: DecisionStore,
+        site_id: int,
+        config: Config,
+        now: datetime,
+        *,
+        live: LifetimeEnergy | None = None,
     ) -> SurplusOutlook | None:
         site = config.site
         if site.latitude is None or site.longitude is None or site.timezone is None:
@@ -53,9 +64,14 @@ class LiveOutlooks:
         where = solar.Site(site.latitude, site.longitude, site.timezone)
         learned = self._sites.get(site_id)
         if learned is None or not timedelta(0) <= now - learned.at < RELOAD_EVERY:
-            learned = self._sites[site_id] = _learn(store, site_id, config, where, now)
-            if learned.why is not None:
-                _LOGGER.info("no solar forecast for site %s: %s", site_id, learned.why)
+            learned = self._relearned(store, site_id, config, now, where=where, live=live)
+        elif live is not None and live is not learned.live:
+            # A new reply: its buckets replace the history and the plane stays (learning it
+            # is the slow part: daily), unless there was no history to learn it from at all.
+            if learned.history is None:
+                learned = self._relearned(store, site_id, config, now, where=where, live=live)
+            else:
+                learned = self._sites[site_id] = _refreshed(learned, live)
         if learned.history is None or learned.orientation is None:
             return None
         try:
@@ -84,20 +100,60 @@ class LiveOutlooks:
             replan="tick",
         )
 
+    def _relearned(
+        self,
+        store: DecisionStore,
+        site_id: int,
+        config: Config,
+        now: datetime,
+        *,
+        where: solar.Site,
+        live: LifetimeEnergy | None,
+    ) -> _Learned:
+        learned = self._sites[site_id] = _learn(store, site_id, config, where, now, live=live)
+        if learned.why is not None:
+            _LOGGER.info("no solar forecast for site %s: %s", site_id, learned.why)
+        return learned
+
 
 def _learn(
-    store: DecisionStore, site_id: int, config: Config, where: solar.Site, now: datetime
+    store: DecisionStore,
+    site_id: int,
+    config: Config,
+    where: solar.Site,
+    now: datetime,
+    *,
+    live: LifetimeEnergy | None,
 ) -> _Learned:
-    stored = store.load_history_energy(site_id)
-    if stored is None:
-        return _Learned(now, None, None, "no lifetime energy stored (evopt history fetch)")
+    if live is not None:
+        energy, whose = live, "the lifetime energy read"
+    else:
+        stored = store.load_history_energy(site_id)
+        if stored is None:
+            why = "no lifetime energy read yet, and none stored (evopt history fetch)"
+            return _Learned(now, None, None, why)
+        whose = "the stored lifetime energy"
+        try:
+            energy = parse_lifetime_energy(stored[0], timezone=where.timezone)
+        except (ParseError, ValueError) as err:
+            return _Learned(now, None, None, f"{whose}: {err}")
     try:
-        energy = parse_lifetime_energy(stored[0], timezone=where.timezone)
         history = solar.PowerHistory.from_lifetime(energy)
-    except (ParseError, solar.ForecastError, ValueError) as err:
-        return _Learned(now, None, None, f"the stored lifetime energy: {err}")
+    except (solar.ForecastError, ValueError) as err:
+        return _Learned(now, None, None, f"{whose}: {err}", live)
     try:
         orientation = plane(history, where, config.forecast, now_s=now.timestamp())
     except solar.ForecastError as err:
-        return _Learned(now, history, None, str(err))
-    return _Learned(now, history, orientation)
+        return _Learned(now, history, None, str(err), live)
+    return _Learned(now, history, orientation, None, live)
+
+
+def _refreshed(learned: _Learned, live: LifetimeEnergy) -> _Learned:
+    """The same plane over the new reply's buckets; a reply that cannot be used keeps the
+    history there was (one bad reply does not take the forecast away)."""
+    try:
+        history = solar.PowerHistory.from_lifetime(live)
+    except (solar.ForecastError, ValueError) as err:
+        _LOGGER.debug("the lifetime energy read is not used for the forecast: %s", err)
+        return replace(learned, live=live)
+    return replace(learned, history=history, live=live)

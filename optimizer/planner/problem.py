@@ -80,6 +80,7 @@ class PlanInput:
     grid: GridUse = "cheapest"
     change_cost_kwh: float = 0.3
     restart_cost_kwh: float = 0.3
+    guard_h: float = 0.0  # the rule's margin: the guard goes to full power once within it
 
     def full_kwh(self, index: int) -> float:
         return self.high * self.kw_per_amp * self.slots.hours[index]
@@ -166,18 +167,48 @@ def sun_window(data: PlanInput) -> list[bool]:
     return strong if enough >= need * WINDOW_MARGIN else [True] * k
 
 
+def holdable(data: PlanInput, lineup: tuple[int, ...]) -> list[list[int]]:
+    """Per slot, the indices into ``lineup`` of the levels stage 1 may choose there: none
+    outside :func:`sun_window`, else those whose energy the slot's expected surplus plus the
+    grid allowance (:data:`GRID_SHARE_OF_MIN` of the minimum level) can carry.
+
+    Why: a level above that can never be picked (its grid part would break the cap), so
+    offering it only makes the programme bigger; at night no slot holds any level and the
+    plan needs no programme at all (:func:`solve` skips HiGHS then)."""
+    allowed = sun_window(data)
+    per_amp = data.kw_per_amp
+    found: list[list[int]] = []
+    for k in range(len(data.slots)):
+        if not allowed[k]:
+            found.append([])
+            continue
+        hours = data.slots.hours[k]
+        room = max(0.0, data.slots.surplus_kwh[k]) + GRID_SHARE_OF_MIN * data.low * per_amp * hours
+        found.append([j for j, amps in enumerate(lineup) if amps * per_amp * hours <= room + 1e-9])
+    return found
+
+
 class _Model:
     """Named variable blocks over the slots and sparse constraint rows.
 
-    Columns: ``pick[k, l]`` (slot k charges at level l; none: off), then per slot
-    ``solar``, ``change`` and ``start``, then ``unmet``."""
+    Columns: ``pick[k, l]`` for the levels slot k can hold (:func:`holdable`; none: off),
+    then per slot ``solar``, ``change``, ``start`` and ``draw``, then ``unmet`` and the
+    objective's constant."""
 
-    def __init__(self, data: PlanInput) -> None:
+    def __init__(self, data: PlanInput, lineup: tuple[int, ...], held: list[list[int]]) -> None:
         self.data = data
-        self.levels = levels(data)
+        self.levels = lineup
+        self.held = held
         self.k = len(data.slots)
-        self.m = len(self.levels)
-        self.base = self.k * self.m
+        self.first: list[int] = []
+        at = 0
+        for choices in held:
+            self.first.append(at)
+            at += len(choices)
+        self.column = [
+            {j: self.first[k] + i for i, j in enumerate(choices)} for k, choices in enumerate(held)
+        ]
+        self.base = at
         self.n = self.base + 4 * self.k + 2
         self.unmet = self.n - 2
         self.offset = self.n - 1
@@ -191,8 +222,9 @@ class _Model:
         self.lo: list[float] = []
         self.hi: list[float] = []
 
-    def pick(self, k: int, level: int) -> int:
-        return k * self.m + level
+    def picks(self, k: int) -> dict[int, int]:
+        """Level index -> column of slot ``k``'s choices."""
+        return self.column[k]
 
     def solar(self, k: int) -> int:
         return self.base + k
@@ -217,22 +249,25 @@ class _Model:
 
     def energy_terms(self, k: int, scale: float = 1.0) -> list[tuple[int, float]]:
         per_amp = self.data.kw_per_amp * self.data.slots.hours[k] * scale
-        return [(self.pick(k, j), amps * per_amp) for j, amps in enumerate(self.levels)]
+        return [(col, self.levels[j] * per_amp) for j, col in self.picks(k).items()]
 
     # --- one builder per concern ---------------------------------------------------------------
 
     def add_levels(self) -> None:
         for k in range(self.k):
-            picks = [(self.pick(k, j), 1.0) for j in range(self.m)]
-            for col, _ in picks:
+            cols = list(self.picks(k).values())
+            for col in cols:
                 self.upper[col], self.integral[col] = 1.0, 1
-            self.row(picks, -np.inf, 1.0)
+            if len(cols) > 1:
+                self.row([(col, 1.0) for col in cols], -np.inf, 1.0)
 
     def add_solar(self) -> None:
         d = self.data
         for k in range(self.k):
             solar = self.solar(k)
             draw = self.draw(k)
+            if not self.picks(k):
+                continue  # off: no draw, no solar (both stay fixed at 0)
             self.upper[solar] = max(0.0, d.slots.surplus_kwh[k])
             self.upper[draw] = np.inf
             # the car draws up to the level's energy (less once it is full), solar within it
@@ -246,26 +281,39 @@ class _Model:
 
     def add_commands(self) -> None:
         d = self.data
-        now = [1.0 if amps == d.now_amps else 0.0 for amps in self.levels]
         was_on = 1.0 if d.now_amps > 0 else 0.0
+        now_index = self.levels.index(d.now_amps) if d.now_amps in self.levels else None
         for k in range(self.k):
             change, start = self.change(k), self.start(k)
             self.upper[change] = self.upper[start] = 1.0
-            for j in range(self.m):
-                here = (self.pick(k, j), 1.0)
-                if k == 0:
+            here = self.picks(k)
+            if k == 0:
+                for j, col in here.items():
+                    now = 1.0 if j == now_index else 0.0
                     # change >= pick - before and >= before - pick, before a constant
-                    self.row([(change, 1.0), (here[0], -1.0)], -now[j], np.inf)
-                    self.row([(change, 1.0), (here[0], 1.0)], now[j], np.inf)
-                else:
-                    before = self.pick(k - 1, j)
-                    self.row([(change, 1.0), (here[0], -1.0), (before, 1.0)], 0.0, np.inf)
-                    self.row([(change, 1.0), (here[0], 1.0), (before, -1.0)], 0.0, np.inf)
-            if k == 0 and was_on and d.now_amps not in self.levels:
-                self.lower[change] = 1.0  # the level now is not among the choices
-            picks = [(self.pick(k, j), -1.0) for j in range(self.m)]
-            earlier = [(self.pick(k - 1, j), 1.0) for j in range(self.m)] if k else []
-            self.row([(start, 1.0), *picks, *earlier], -was_on if k == 0 else 0.0, np.inf)
+                    self.row([(change, 1.0), (col, -1.0)], -now, np.inf)
+                    self.row([(change, 1.0), (col, 1.0)], now, np.inf)
+                if was_on and (now_index is None or now_index not in here):
+                    self.lower[change] = 1.0  # the level now cannot be held in this slot
+                earlier: list[tuple[int, float]] = []
+            else:
+                before = self.picks(k - 1)
+                for j in here.keys() | before.keys():
+                    now_col, before_col = here.get(j), before.get(j)
+                    # change >= pick_k - pick_{k-1} and >= pick_{k-1} - pick_k, for the
+                    # levels either slot can hold (a level neither holds never changes)
+                    if now_col is not None:
+                        terms = [(change, 1.0), (now_col, -1.0)]
+                        self.row(
+                            terms + ([] if before_col is None else [(before_col, 1.0)]), 0.0, np.inf
+                        )
+                    if before_col is not None:
+                        terms = [(change, 1.0), (before_col, -1.0)]
+                        self.row(terms + ([] if now_col is None else [(now_col, 1.0)]), 0.0, np.inf)
+                earlier = [(col, 1.0) for col in before.values()]
+            picks = [(col, -1.0) for col in here.values()]
+            if picks:  # start_k >= on_k - on_{k-1} (with nothing to hold it cannot start)
+                self.row([(start, 1.0), *picks, *earlier], -was_on if k == 0 else 0.0, np.inf)
             self.cost[change] += d.change_cost_kwh
             self.cost[start] += d.restart_cost_kwh
 
@@ -295,20 +343,11 @@ class _Model:
         self.lower[self.offset] = self.upper[self.offset] = 1.0
         self.cost[self.offset] = OFFSET_KWH
 
-    def add_window(self) -> None:
-        """With a need, the sun is planned only in :func:`sun_window` (no level elsewhere)."""
-        allowed = sun_window(self.data)
-        for k in range(self.k):
-            if not allowed[k]:
-                for j in range(self.m):
-                    self.upper[self.pick(k, j)] = 0.0
-
     def build(self) -> None:
         self.add_offset()
         self.add_levels()
         self.add_solar()
         self.add_commands()
-        self.add_window()
         self.add_objective()
 
     def constraints(self) -> LinearConstraint:
@@ -318,8 +357,11 @@ class _Model:
         return LinearConstraint(matrix, np.array(self.lo), np.array(self.hi))
 
     def level_at(self, x: Floats, k: int) -> int:
-        best = max(range(self.m), key=lambda j: x[self.pick(k, j)])
-        return self.levels[best] if x[self.pick(k, best)] > 0.5 else 0
+        picks = self.picks(k)
+        if not picks:
+            return 0
+        best = max(picks, key=lambda j: x[picks[j]])
+        return self.levels[best] if x[picks[best]] > 0.5 else 0
 
 
 def _failed(k: int, elapsed: float, message: str) -> PlanResult:
@@ -329,8 +371,16 @@ def _failed(k: int, elapsed: float, message: str) -> PlanResult:
 def _sun_plan(data: PlanInput) -> tuple[list[int], list[float], str, float] | str:
     """Stage 1, the programme: levels per slot that follow the expected surplus with the
     command costs, the grid giving at most half the minimum level; (levels, solar kWh,
-    status, objective) or the solver's message when it found nothing."""
-    model = _Model(data)
+    status, objective) or the solver's message when it found nothing. When no slot can hold
+    any level (a night, a horizon outside the sun's window) the plan is all off without
+    asking HiGHS: only a stop, when charging now."""
+    lineup = levels(data)
+    held = holdable(data, lineup)
+    k = len(data.slots)
+    if not any(held):
+        stop = data.change_cost_kwh if data.now_amps > 0 else 0.0
+        return [0] * k, [0.0] * k, "optimal", stop
+    model = _Model(data, lineup, held)
     model.build()
     from optimizer.simulate.baselines import quiet_stdout  # noqa: PLC0415 - shared fd guard
 
@@ -388,11 +438,13 @@ def _sun_level(data: PlanInput, k: int) -> int:
 
 def _with_grid(data: PlanInput, amps: list[int], need: float) -> tuple[list[int], float]:
     """Stage 2: the energy the sun leaves short of the need, first beside a weak sun at the
-    level that takes it all, then at full power in the cheapest slots (``grid: cheapest``);
-    what even that cannot deliver is returned as unmet."""
+    level that takes it all, then in the cheapest slots (``grid: cheapest``) at one level
+    that gives just the rest (:func:`_evened`); what even full power cannot deliver is
+    returned as unmet."""
     slots, per_amp = data.slots, data.kw_per_amp
     planned = sum(a * per_amp * h for a, h in zip(amps, slots.hours, strict=True))
     short = need - planned
+    added: dict[int, int] = {}  # slot raised to full power -> its level before
     for k in _grid_order(data, amps):
         if short <= 1e-6:
             break
@@ -401,9 +453,56 @@ def _with_grid(data: PlanInput, amps: list[int], need: float) -> tuple[list[int]
         level = data.high
         if amps[k] == 0 and slots.surplus_kwh[k] > SUN_FLOOR_KWH * slots.hours[k]:
             level = _sun_level(data, k)
+        else:
+            added[k] = amps[k]
         short -= (level - amps[k]) * per_amp * slots.hours[k]
         amps[k] = level
+    if short < -1e-6 and added:
+        amps = _evened(data, amps, added, -short)
     return amps, max(0.0, short)
+
+
+def _evened(data: PlanInput, amps: list[int], added: dict[int, int], over: float) -> list[int]:
+    """The slots raised to full power, at the lowest common level that still gives their
+    energy less ``over`` (what the last of them overshoots the need by), and keeps the
+    guard away (:func:`_guarded`).
+
+    Why: at full power the run overshoots the need by up to a slot, and the car, filled
+    early from the grid, leaves a later sun no room (a morning before the unplug, a daytime
+    plan's last sunny slots). One level for the whole run costs no command more (lowering
+    only its last slot was a level change in most sessions). A run under way keeps its level
+    while that gives enough: made again each tick, the rounding would change it by a step."""
+    per = [data.kw_per_amp * data.slots.hours[k] for k in range(len(amps))]
+    wanted = sum((amps[k] - added[k]) * per[k] for k in added) - over
+    level = data.low
+    while level + data.step <= data.high:
+        trial = list(amps)
+        for k, before in added.items():
+            trial[k] = max(before, level)
+        enough = sum(max(0, level - added[k]) * per[k] for k in added) >= wanted - 1e-9
+        if enough and _guarded(data, trial, per, max(added)):
+            break
+        level += data.step
+    if 0 in added and level <= data.now_amps <= data.high:
+        level = data.now_amps  # the run goes on at its level: a command less per tick
+    for k, before in added.items():
+        amps[k] = max(before, level)
+    return amps
+
+
+def _guarded(data: PlanInput, amps: list[int], per: list[float], last: int) -> bool:
+    """At the start of every slot up to ``last`` (the run's end) the plan's energy from
+    there on fits at full power before the departure less the guard's margin, so the guard
+    does not take over the run (it would go to full power: a command, and the car full
+    before a later sun). Near the departure the guard fires whatever the run did."""
+    full = data.high * data.kw_per_amp
+    rest = left = 0.0
+    for k in range(len(amps) - 1, -1, -1):
+        rest += amps[k] * per[k]
+        left += data.slots.hours[k]
+        if k <= last and rest / full > left - data.guard_h + 1e-9:
+            return False
+    return True
 
 
 def _until_full(data: PlanInput, amps: list[int], need: float) -> list[float]:

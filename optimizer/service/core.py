@@ -513,7 +513,9 @@ class Service:
             self._outlooks = LiveOutlooks()
         outlook = None
         with _logged("the solar forecast"):  # never costs the tick (docs/planner.md)
-            outlook = self._outlooks.outlook(self.store, site_id, self.config, now)
+            outlook = self._outlooks.outlook(
+                self.store, site_id, self.config, now, live=self.cache.energy.value
+            )
         return replace(snapshot, outlook=outlook)
 
     def _with_plans(self, snapshot: Snapshot, site_id: int, now: datetime) -> Snapshot:

@@ -12,8 +12,8 @@ replay with it gives the same figures as one without.
 
 Ticks with a car plugged in are reused the same way (:meth:`Idle._plugged` adds what their
 policies read besides: the age of every moment in the charger's memory against every
-duration, the level a running charger would follow, what a short tariff target proposes);
-tests/test_replay_plugged.py checks the identity on drawn rules.
+duration, the level a running charger would follow, the level a short tariff target would
+charge at); tests/test_replay_plugged.py checks the identity on drawn rules.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any
 from optimizer.engine.conditions import check
 from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import LEVEL_WINDOW, evaluate
-from optimizer.engine.kinds import propose
 from optimizer.engine.kinds.common import Context
 from optimizer.engine.kinds.excess_solar import LATEST_START_SLACK, _Plan, available
+from optimizer.engine.kinds.tariff_window import target_level
 from optimizer.engine.rules import ExcessSolar, PolicyBase, TariffWindow
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.limits import Limits
@@ -180,24 +180,23 @@ class Idle:
         then holds, for every such moment, which side of every duration its age is on, and
         while charging the level each excess-solar policy would pick. A ``tariff_window``
         target still short while its conditions hold picks the cheapest slots before its
-        ``by``, which no side captures: that policy alone is asked, and what it proposes
-        (targets, actions, parameters; not the words) goes into the key. A departure plan
+        ``by``, which no side captures: the level it would charge at now goes into the key
+        (:func:`target_level`: its plan without the words). A departure plan
         (the time left to its deadline) and a command still settling are always evaluated."""
         if view.plan is not None or not settled:
             return None
         known = ctx.memory
         delivered = max(0.0, known.energy_base_kwh + (known.session_kwh_seen or 0.0))
-        short: list[tuple[TariffWindow, str]] = []
+        short: list[TariffWindow] = []
         for policy in self.targets:
             target = policy.target
             if target is None or delivered >= target.energy_kwh:
                 continue
             if policy.chargers is not None and view.sn not in policy.chargers:
                 continue
-            held, met = check(policy.when, snapshot, view)
-            if held:
-                short.append((policy, met))
-        asked = _Asked(dataclasses.replace(ctx, delivered_kwh=delivered), memory, short)
+            if check(policy.when, snapshot, view)[0]:
+                short.append(policy)
+        asked = _Asked(ctx, delivered, short)
         ages = tuple(_ages(snapshot.now, _moments(known), self.durations))
         levels: tuple[int | None, ...] = ()
         if view.charging:
@@ -229,27 +228,27 @@ class Idle:
 
 
 class _Asked:
-    """What the short tariff targets of a tick propose (targets, actions, parameters), asked
-    only when compared: a key's other parts decide most comparisons, and asking is a fifth of
-    a key's cost."""
+    """The level each short tariff target of a tick would charge at now (None: it waits),
+    asked only when compared: a key's other parts decide most comparisons. With the view in
+    the key, the level fixes what the target proposes (start, a level change, a hold or a
+    stop, and the MANUAL mode it claims); its words, which the key leaves out, are not
+    built (:func:`target_level`)."""
 
-    __slots__ = ("_answer", "ctx", "memory", "short")
+    __slots__ = ("_answer", "ctx", "delivered", "short")
 
-    def __init__(
-        self, ctx: Context, memory: Memory, short: Sequence[tuple[TariffWindow, str]]
-    ) -> None:
-        self.ctx, self.memory, self.short = ctx, memory, short
-        self._answer: tuple[tuple[tuple[str, str, str], ...], ...] | None = None
+    def __init__(self, ctx: Context, delivered: float, short: Sequence[TariffWindow]) -> None:
+        self.ctx, self.delivered, self.short = ctx, delivered, short
+        self._answer: tuple[int | None, ...] | None = None
 
-    def answer(self) -> tuple[tuple[tuple[str, str, str], ...], ...]:
+    def answer(self) -> tuple[int | None, ...]:
         if self._answer is None:
-            sn = self.ctx.charger.sn
-            found = []
-            for policy, met in self.short:
-                state = self.memory.policy(policy.name, sn)
-                proposals, _ = propose(policy, self.ctx, state, met)
-                found.append(tuple((p.target, p.action, repr(p.params)) for p in proposals))
-            self._answer = tuple(found)
+            # The energy since plug-in, as the engine will count it (the key's context has 0).
+            ctx = (
+                dataclasses.replace(self.ctx, delivered_kwh=self.delivered)
+                if self.short
+                else self.ctx
+            )
+            self._answer = tuple(target_level(policy, ctx) for policy in self.short)
         return self._answer
 
     def __eq__(self, other: object) -> bool:

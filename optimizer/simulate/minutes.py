@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -299,7 +300,7 @@ class _Seen:
     def gateway(self, minute: int, now: datetime, ev_wh: Sequence[float]) -> Surplus:
         last = minute - 1
         if last < 0 or self.series.missing[last]:
-            return Surplus(None, "gateway", method="gateway: no reading of the last minute")
+            return Surplus(None, "gateway", wording="gateway: no reading of the last minute")
         pv, house = self.series.pv_w[last], self.series.house_w[last]
         return Surplus(
             pv - house,
@@ -309,7 +310,7 @@ class _Seen:
             evse_w=ev_wh[last] * 60,
             measured_at=now - timedelta(seconds=GATEWAY_AGE_S),
             age_s=GATEWAY_AGE_S,
-            method=f"gateway (replayed): PV {pv / 1000:.1f} kW - house {house / 1000:.1f} kW",
+            wording=partial(_gateway_words, pv, house),
         )
 
     def cloud(self, bucket: int, now: datetime, ev_kwh: Sequence[float], draw_w: float) -> Surplus:
@@ -324,6 +325,11 @@ class _Seen:
             sun_mid=None,
             timezone=self.series.timezone,
         )
+
+
+def _gateway_words(pv: float, house: float) -> str:
+    """A replayed gateway reading's method, written only when read (a replay reads none)."""
+    return f"gateway (replayed): PV {pv / 1000:.1f} kW - house {house / 1000:.1f} kW"
 
 
 def replay_minutes(
@@ -356,7 +362,8 @@ def replay_minutes(
     count = len(series)
     buckets = series.buckets(config.tariffs)
     seen = _Seen(series, buckets, config)
-    settings = engine_settings(config)
+    # Without a log a decision is counted and applied, never read: its words are not built.
+    settings = replace(engine_settings(config), words=log is not None)
     memory = Memory()
     charger = _Charger()
     number, share = _plugged_minutes(series)

@@ -30,7 +30,7 @@ Choices (documented because they shape the figures):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -125,10 +125,10 @@ class _Tariff:
             if found is None:
                 found = cache[key] = tariffs.window_at(local)
             self.windows.append(found)
-        self.slots = [
+        self.slots = tuple(  # a tuple: each tick's slots ahead are one slice of it
             PriceSlot(at, at + BUCKET, name, price)
             for at, (name, price) in zip(series.starts, self.windows, strict=True)
-        ]
+        )
         # Index of the next change after each bucket (len: none within the series).
         count = len(self.windows)
         self.next_change = [count] * count
@@ -150,7 +150,7 @@ class _Tariff:
             next_change_at=at,
             next_window=next_name,
             next_price=next_price,
-            slots=tuple(self.slots[index : index + SLOTS_AHEAD]),
+            slots=self.slots[index : index + SLOTS_AHEAD],
         )
 
 
@@ -231,7 +231,9 @@ def replay(
         raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
     count = len(series.starts)
     tariff = _Tariff(config.tariffs, series)
-    settings = engine_settings(config)
+    log = _DayLog(store, run_id, site_id, ZoneInfo(series.timezone))
+    # Unlogged, a decision is counted and applied, never read: its words are not built.
+    settings = replace(engine_settings(config), words=log.on)
     memory = Memory()
     charger = _Charger()
     home = BatteryTrack(series, config.site.battery) if config.site.battery else None
@@ -239,7 +241,6 @@ def replay(
     amps_out: list[int | None] = [None] * count
     commands = decisions = 0
     by_action: dict[str, int] = {}
-    log = _DayLog(store, run_id, site_id, ZoneInfo(series.timezone))
     kw_per_amp = voltage_v / 1000
     restart_share = max(0.0, 1 - restart_s / (BUCKET_H * 3600))
     # A logged row carries its tick's own figures, so only an unlogged replay reuses idle ticks.

@@ -57,6 +57,7 @@ class Context:
     limits: Limits
     delivered_kwh: float  # energy into the car since plug-in, summed over session restarts
     tariffs: Tariffs | None = None  # the config's windows (schedule_sync mirrors them)
+    words: bool = True  # False: hints that only a reader sees are not worked out (settings)
 
     @property
     def now(self) -> datetime:
@@ -161,7 +162,7 @@ def set_mode(policy: PolicyBase, ctx: Context, mode: ChargeMode, why: str) -> Pr
     lower-priority policy cannot switch it away). Next: how long it keeps the mode, if known."""
     short = mode.value.removesuffix("_CHARGING")
     current = ctx.charger.mode
-    ends = until(policy, ctx)
+    ends = until(policy, ctx) if ctx.words else None
     hint = None if ends is None else f"{short} mode {ends}"
     if current is mode:
         return hinted(proposal(policy, "mode", "hold", f"{why}: already in {short} mode"), hint)
@@ -182,7 +183,7 @@ def set_battery(policy: PolicyBase, ctx: Context, enabled: bool, why: str) -> Pr
     word = "on" if enabled else "off"
     if ctx.charger.supports_use_battery is False:
         return proposal(policy, "battery", "hold", f"{why}, but the charger has no battery setting")
-    ends = until(policy, ctx)
+    ends = until(policy, ctx) if ctx.words else None
     hint = None if ends is None else f"battery support {word} {ends}"
     if ctx.charger.use_battery is enabled:
         held = proposal(policy, "battery", "hold", f"{why}: battery support already {word}")

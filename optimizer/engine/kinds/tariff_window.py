@@ -99,6 +99,53 @@ def pause(policy: TariffWindow, ctx: Context, why: str, idle: str) -> Proposal:
     return proposal(policy, "charging", "hold", f"{why}: {idle}")
 
 
+class _Plan:
+    """A short target's plan at this tick, before any words: the energy still needed, the
+    slots before the deadline, how many it takes, the ones chosen and the level solar pays
+    for. :func:`_by_target` words it; :func:`target_level` only reads the level, which is all
+    a replay's reuse key needs (optimizer/simulate/idle.py)."""
+
+    __slots__ = ("chosen", "count", "needed", "now_in", "slots", "solar")
+
+    def __init__(self, policy: TariffWindow, target: Target, ctx: Context, amps: int) -> None:
+        self.needed = target.energy_kwh - ctx.delivered_kwh
+        # In now's zone: the slots are in it too, and aware datetimes of one tzinfo compare
+        # without an offset lookup each (the scan was a fifth of this policy's cost).
+        deadline = next_time(ctx.local(ctx.now), target.by).astimezone(ctx.now.tzinfo)
+        self.slots = [
+            s for s in ctx.snapshot.tariff.slots if s.end > ctx.now and s.start < deadline
+        ]
+        per_slot = amps * watts_per_amp(ctx.charger) / 1000 * SLOT_HOURS
+        self.count = math.ceil(self.needed / per_slot)
+        self.chosen: list[PriceSlot] = []
+        self.now_in = not self.slots or self.count >= len(self.slots)
+        self.solar: tuple[float, int] | None = None
+        if not self.now_in:
+            self.chosen = cheapest(self.slots, self.count, policy.windows)
+            self.now_in = any(s.start <= ctx.now < s.end for s in self.chosen)
+            if not self.now_in:
+                self.solar = _solar_amps(policy, ctx, amps)
+
+    def level(self, amps: int) -> int | None:
+        """The level it charges at now (``amps`` in a chosen slot), None while it waits."""
+        if self.now_in:
+            return amps
+        return None if self.solar is None else self.solar[1]
+
+
+def target_level(policy: TariffWindow, ctx: Context) -> int | None:
+    """The level a target still short of its energy charges at now, None while it waits:
+    what its proposals command (with the charger's state), without building them or their
+    words. The caller has checked that the target is short and its conditions hold."""
+    target = policy.target
+    if target is None:
+        raise ValueError(f"{policy.name} has no target")
+    if target.energy_kwh - ctx.delivered_kwh <= 0:
+        return None  # reached: it pauses or yields, whichever way its rule says
+    amps = ctx.limits.down(policy.amps or ctx.charger.max_amps)
+    return _Plan(policy, target, ctx, amps).level(amps)
+
+
 def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) -> Charging:
     if not ctx.charger.plugged_in:
         return proposal(policy, "charging", "hold", "no vehicle plugged in"), None
@@ -108,12 +155,8 @@ def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) ->
         if policy.outside == "hold":
             return None, why
         return pause(policy, ctx, why, "done"), None
-    # In now's zone: the slots are in it too, and aware datetimes of one tzinfo compare
-    # without an offset lookup each (the scan was a fifth of this policy's cost).
-    deadline = next_time(ctx.local(ctx.now), target.by).astimezone(ctx.now.tzinfo)
-    slots = [s for s in ctx.snapshot.tariff.slots if s.end > ctx.now and s.start < deadline]
-    per_slot = amps * watts_per_amp(ctx.charger) / 1000 * SLOT_HOURS
-    count = math.ceil(needed / per_slot)
+    plan = _Plan(policy, target, ctx, amps)
+    slots, count, chosen = plan.slots, plan.count, plan.chosen
     head = f"{needed:.1f} kWh still needed by {target.by}"
     numbers = {"needed_kwh": round(needed, 2), "slots_needed": count, "deadline": target.by}
     rest = f"charge until {target.by}: {needed:.1f} kWh to go"
@@ -123,28 +166,26 @@ def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) ->
     if count >= len(slots):
         why = f"{head} takes {count} slots and only {len(slots)} are left"
         return hinted(with_inputs(charge(policy, ctx, amps, why), numbers), rest), None
-    chosen = cheapest(slots, count, policy.windows)
     cheapest_text = "are the cheapest slots" if count > 1 else "is the cheapest slot"
     chosen_text = runs(chosen, ctx)
-    plan = f"{chosen_text} {cheapest_text} ({prices(chosen)})"
+    planned = f"{chosen_text} {cheapest_text} ({prices(chosen)})"
     numbers["chosen"] = chosen_text
     top_up = f"top-up {chosen_text}"
-    if any(s.start <= ctx.now < s.end for s in chosen):
-        charging = charge(policy, ctx, amps, f"{head}: {plan}; now")
+    if plan.now_in:
+        charging = charge(policy, ctx, amps, f"{head}: {planned}; now")
         return hinted(with_inputs(charging, numbers), top_up), None
-    solar = _solar_amps(policy, ctx, amps)
-    if solar is not None:
-        watts, solar_amps = solar
+    if plan.solar is not None:
+        watts, solar_amps = plan.solar
         why = f"{head}: surplus {kw(watts)} covers {solar_amps} A, solar first"
         charging = charge(policy, ctx, solar_amps, why)
         return hinted(with_inputs(charging, numbers), top_up), None
     start = clock(ctx.local(min(s.start for s in chosen)))
     if policy.outside == "hold":
-        return None, f"{head}: {plan}; waiting until {start}"
+        return None, f"{head}: {planned}; waiting until {start}"
     if ctx.charger.charging:
-        wait = proposal(policy, "charging", "stop", f"{head}: {plan}; stop until {start}")
+        wait = proposal(policy, "charging", "stop", f"{head}: {planned}; stop until {start}")
     else:
-        wait = proposal(policy, "charging", "hold", f"{head}: {plan}; waiting until {start}")
+        wait = proposal(policy, "charging", "hold", f"{head}: {planned}; waiting until {start}")
     return hinted(with_inputs(wait, numbers), top_up), None
 
 
