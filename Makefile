@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench planner scale scale-quick surplus surplus-quick soak schema clean
+.PHONY: install demo test lint unit bench planner learned scale scale-quick surplus surplus-quick soak schema clean
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ bench: install
 # RULES="rules/a.yaml rules/b.yaml" replays those files instead.
 planner: install
 	$(BIN)/python benchmarks/planner.py $(if $(RULES),--rules $(RULES))
+
+# Where `--plans learned` leaves energy unmet, by cause (docs/simulation.md, "Departure plans").
+learned: install
+	$(BIN)/python benchmarks/learned.py
 
 # The one-minute replay alone (docs/surplus.md): its speed and the gateway against the cloud's
 # buckets on the sample year and on recorded fake-site days; `surplus-quick` replays June only.

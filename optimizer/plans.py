@@ -10,8 +10,11 @@ A plan is for one charger (or every charger, key ``*``) and ends by itself at it
 time, so a plan set tonight for tomorrow's trip never lingers into the next day.
 
 With ``plans: auto`` a plugged-in charger without such a plan gets one learned from its
-session history (:func:`learn_habits`, :mod:`optimizer.forecast.habits`): the next habitual
-departure with the habitual energy, marked ``learned`` so reasons say where it came from.
+session history (:func:`learn_habits`, :mod:`optimizer.forecast.habits`): what similar
+plug-ins needed (:meth:`Habits.expect`), fixed at the plug-in, marked ``learned`` so reasons
+say where it came from. A learned departure is an estimate: once it has passed with the car
+still plugged in and short of the plan's energy, the plan moves on an hour at a time
+(:func:`overdue`), so the charge goes on toward the expected need instead of stopping.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from optimizer.decisions.store import DecisionStore, parse_utc, utc_text
 from optimizer.engine.snapshot import DeparturePlan, Snapshot
 from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models import ChargingSession, parse_session_history_page
-from optimizer.forecast.habits import Habits, HabitSettings, PastSession, habits_at, next_departure
+from optimizer.forecast.habits import Habits, HabitSettings, PastSession, habits_at
 from optimizer.timespec import parse_clock
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ __all__ = [
     "learn_habits",
     "learned_plan",
     "load_plans",
+    "overdue",
     "parse_ready_by",
     "past_sessions",
     "save_plan",
@@ -50,6 +54,9 @@ __all__ = [
 PLANS_KEY = "departure_plans"
 ALL_CHARGERS = "*"
 MAX_AHEAD = timedelta(days=7)
+OVERDUE_STEP = timedelta(hours=1)
+OVERDUE = "past its departure: the rest now"
+MET_KWH = 0.05  # under this short, a plan is met (the simulator's rounding)
 
 
 def parse_ready_by(text: str, *, now: datetime, timezone: str) -> datetime:
@@ -132,11 +139,13 @@ def with_plans(
     plans: dict[str, DeparturePlan],
     *,
     learned: Mapping[str, Habits] | None = None,
+    plugged_at: Mapping[str, datetime] | None = None,
 ) -> Snapshot:
     """The snapshot with each charger's plan attached: its own, else the all-chargers one;
     plans whose ready-by has passed are left out. With ``learned`` habits (``plans: auto``;
     by serial, ``*`` for every charger), a plugged-in charger left without a plan gets the
-    learned one: a manual plan always wins."""
+    learned one for its plug-in (``plugged_at`` by serial, :meth:`HabitCache.plugged_at`;
+    else now), moved on by :func:`overdue` past its departure: a manual plan always wins."""
     if not plans and not learned:
         return snapshot
     chargers = []
@@ -146,23 +155,42 @@ def with_plans(
             plan = None
         if plan is None and learned and view.plugged_in:
             habits = learned.get(view.sn) or learned.get(ALL_CHARGERS)
-            plan = learned_plan(habits, snapshot.now) if habits is not None else None
+            since = (plugged_at or {}).get(view.sn, snapshot.now)
+            if habits is not None:
+                plan = overdue(learned_plan(habits, since), snapshot.now, view.session_kwh or 0)
         chargers.append(replace(view, plan=plan) if plan != view.plan else view)
     return replace(snapshot, chargers=tuple(chargers))
 
 
-def learned_plan(habits: Habits, now: datetime) -> DeparturePlan | None:
-    """The plan the habits give a car plugged in at ``now``: the next habitual departure
-    (:func:`optimizer.forecast.habits.next_departure`) with the habit's energy."""
-    found = next_departure(habits, now)
-    if found is None:
-        return None
-    at, habit = found
+def learned_plan(
+    habits: Habits, plugged_at: datetime, *, last_end: datetime | None = None
+) -> DeparturePlan:
+    """The plan the habits give a car plugged in at ``plugged_at``
+    (:meth:`optimizer.forecast.habits.Habits.expect`), saying what it was learned from."""
+    expected = habits.expect(plugged_at, last_end=last_end)
     return DeparturePlan(
-        ready_by=at.astimezone(UTC),
-        energy_kwh=round(habit.energy_kwh, 1),
-        learned=f"{habit.label}, {habit.sessions} sessions",
+        ready_by=expected.ready_by.astimezone(UTC),
+        energy_kwh=round(expected.energy_kwh, 1),
+        learned=expected.source,
     )
+
+
+def overdue(
+    plan: DeparturePlan, now: datetime, delivered_kwh: float, *, taking: bool = True
+) -> DeparturePlan:
+    """A learned plan whose departure has passed with the car still plugged in and short of
+    its energy: the rest by the next whole hour after the learned departure that is still
+    ahead. The departure was an estimate and the car is still here, so charging goes on
+    toward the expected need rather than stopping; the ready-by moves only once an hour, so
+    the plan (and the planner's kept plan) does not change every tick. A plan set by the
+    driver, one still ahead, one met, or one for a car that takes nothing more (``taking``
+    False: full; the replay knows it, live the car just draws nothing) is returned as it is."""
+    short = delivered_kwh < plan.energy_kwh - MET_KWH
+    if plan.learned is None or plan.ready_by > now or not short or not taking:
+        return plan
+    steps = (now - plan.ready_by) // OVERDUE_STEP + 1
+    learned = plan.learned if plan.learned.endswith(OVERDUE) else f"{plan.learned}; {OVERDUE}"
+    return replace(plan, ready_by=plan.ready_by + steps * OVERDUE_STEP, learned=learned)
 
 
 def past_sessions(sessions: Iterable[ChargingSession]) -> list[PastSession]:
@@ -219,6 +247,19 @@ class HabitCache:
         self._key: tuple[object, ...] | None = None
         self._at: datetime | None = None
         self._habits: dict[str, Habits] = {}
+        self._plugged: dict[str, datetime] = {}
+
+    def plugged_at(self, snapshot: Snapshot) -> dict[str, datetime]:
+        """When each plugged-in charger was first seen plugged in (by serial): a learned plan
+        is made for its plug-in and stays that plan as the session goes on, rather than
+        drifting with every tick's "now". After a restart, the first tick counts as the
+        plug-in."""
+        for view in snapshot.chargers:
+            if view.plugged_in:
+                self._plugged.setdefault(view.sn, snapshot.now)
+            else:
+                self._plugged.pop(view.sn, None)
+        return dict(self._plugged)
 
     def get(
         self,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optimizer.cli import main
-from optimizer.forecast.habits import HabitSettings
+from optimizer.forecast.habits import NO_HISTORY, HabitSettings, PastSession
 from optimizer.simulate.learned import learned_plans
 from optimizer.simulate.series import Session
 from tests.test_plans import sample_simulate
@@ -30,22 +31,38 @@ def commuter(days: int, *, leave_h: float = 7.5, kwh: float = 10.0) -> list[Sess
     return sessions
 
 
-def test_no_plan_until_enough_sessions_ended_before_the_day() -> None:
+def test_every_session_gets_a_plan_learned_from_what_had_ended_before_its_day() -> None:
     sessions = commuter(20)
     plans = learned_plans(sessions, timezone=TZ, settings=HabitSettings(min_sessions=5))
-    # A session's own departure is the next morning: by the midnight that starts its day, only
-    # the sessions of the days before have ended. Weekday departures are one group (Saturday
-    # and Sunday ones are their own): the 5th weekday departure ended on the 8th morning, so
-    # the 9th plug-in is the first with a plan, and every later one has one (a weekend
-    # plug-in is planned for the next weekday with a habit).
-    assert plans[:8] == [None] * 8
-    assert all(plan is not None for plan in plans[8:])
-    first = plans[8]
-    assert first is not None
-    assert first.learned is not None
-    # The early quantile of 07:30 departures: ready by 07:30 local the next morning.
-    assert first.ready_by == sessions[8].end
-    assert first.energy_kwh >= 11.0  # a high quantile of 10, 11, 12 kWh
+    # A session's own departure is the next morning: by the midnight that starts its day, no
+    # session had ended for the first two plug-ins: a full car at once.
+    for plan, session in zip(plans[:2], sessions, strict=False):
+        assert plan is not None
+        assert plan.learned == NO_HISTORY
+        assert plan.ready_by == session.start + timedelta(hours=12)
+        assert plan.energy_kwh == 150.0
+    # Then every plug-in has a plan; from the 9th on, five weekday evening plug-ins (Monday to
+    # Friday) had ended: their stays (13.5 h) give the departure, exactly the real one.
+    assert all(plan is not None and plan.learned != NO_HISTORY for plan in plans[2:])
+    for plan, session in zip(plans[8:], sessions[8:], strict=True):
+        assert plan is not None
+        assert plan.learned is not None
+        if session.start.astimezone(ZoneInfo(TZ)).weekday() < 5:
+            assert plan.learned.startswith("weekday plug-ins 16:00-20:00")
+            assert plan.ready_by == session.end
+        assert plan.energy_kwh >= 11.0  # a high quantile of 10, 11, 12 kWh
+
+
+def test_history_before_the_period_is_learned_from() -> None:
+    sessions = commuter(30)
+    early = [PastSession(s.start, s.end, s.energy_kwh) for s in sessions[:20]]
+    alone = learned_plans(sessions[20:], timezone=TZ)
+    told = learned_plans(sessions[20:], timezone=TZ, history=early)
+    assert alone[0] is not None
+    assert alone[0].learned == NO_HISTORY
+    assert told[0] is not None
+    assert told[0].learned != NO_HISTORY
+    assert told == learned_plans(sessions, timezone=TZ)[20:]
 
 
 @settings(max_examples=40, deadline=None)
@@ -79,7 +96,7 @@ def test_simulate_plans_learned_on_the_sample(
     learned = json.loads(capsys.readouterr().out)
     plans = learned["departure_plans"]
     assert plans["learned"] is True
-    assert 0 < plans["sessions_with_plan"] < plans["sessions"]  # none before habits are known
+    assert plans["sessions_with_plan"] == plans["sessions"]  # "no history yet" plans too
     assert learned["ev_solar_kwh"] <= learned["baselines"]["optimal"]["ev_solar_kwh"] + 1e-6
     assert main([*args]) == 0
     without = json.loads(capsys.readouterr().out)

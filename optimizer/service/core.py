@@ -530,7 +530,8 @@ class Service:
                 timezone=snapshot.timezone,
                 settings=self.config.habits.settings(),
             )
-        return with_plans(snapshot, load_plans(self.store), learned=learned)
+        plugged = self._habits.plugged_at(snapshot)  # a learned plan is fixed at its plug-in
+        return with_plans(snapshot, load_plans(self.store), learned=learned, plugged_at=plugged)
 
     async def _tick(self, now: datetime) -> TickReport:
         assert self.setup is not None  # noqa: S101 - tick() starts the service first

@@ -1,13 +1,16 @@
 """Departure plans learned causally for a replay (`evopt simulate --plans learned`).
 
 The live service with ``plans: auto`` gives a car without a manual plan the plan its habits
-suggest (optimizer/plans.py). The replay does the same, and learns each day's habits only from
-sessions that ended before that day began, so no session's own departure leaks into its plan:
-the figures are what a driver who never types a plan would have had.
+suggest for its plug-in (optimizer/plans.py). The replay does the same, and learns each day's
+habits only from sessions that ended before that day began, so no session's own departure
+leaks into its plan: the figures are what a driver who never types a plan would have had.
+Every session gets a plan: before any history, the "no history yet" one (a full car at once).
+The time away that picks the energy is known at the plug-in (the previous session had ended).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
@@ -21,16 +24,24 @@ __all__ = ["learned_plans"]
 
 
 def learned_plans(
-    sessions: Sequence[Session], *, timezone: str, settings: HabitSettings | None = None
+    sessions: Sequence[Session],
+    *,
+    timezone: str,
+    settings: HabitSettings | None = None,
+    history: Sequence[PastSession] = (),
 ) -> list[DeparturePlan | None]:
-    """One plan per session (None while no habit is known yet), in the sessions' order.
+    """One plan per session, in the sessions' order (never None: the type is the replay's).
 
     Habits are learned once per local day, at its midnight, from the sessions that had ended
-    by then; the plan is the next habitual departure after the plug-in, as the service picks
-    it at the plug-in.
+    by then: the series' own and ``history`` (sessions known from before the replayed period,
+    e.g. the rest of the history file); the plan is :meth:`Habits.expect` at the plug-in.
     """
     zone = ZoneInfo(timezone)
-    past = [PastSession(s.start, s.end, s.energy_kwh) for s in sessions]
+    known = {(s.started_at, s.ended_at): s for s in history}
+    for s in sessions:
+        known.setdefault((s.start, s.end), PastSession(s.start, s.end, s.energy_kwh))
+    past = sorted(known.values(), key=lambda s: s.ended_at)
+    ends = [s.ended_at for s in past]
     by_day: dict[date, Habits] = {}
     plans: list[DeparturePlan | None] = []
     for session in sessions:
@@ -40,5 +51,7 @@ def learned_plans(
             midnight = datetime.combine(day, time(0), tzinfo=zone)
             habits = habits_at(past, midnight, timezone=timezone, settings=settings)
             by_day[day] = habits
-        plans.append(learned_plan(habits, session.start) if habits.sessions else None)
+        before = bisect_right(ends, session.start)  # the sessions that had ended at the plug-in
+        last_end = ends[before - 1] if before else None
+        plans.append(learned_plan(habits, session.start, last_end=last_end))
     return plans

@@ -55,6 +55,7 @@ from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
 from optimizer.planner.causal import CausalOutlooks
 from optimizer.planner.outlook import SurplusOutlook
+from optimizer.plans import overdue
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
@@ -228,7 +229,9 @@ def replay(
     ``plan_margin``: give every session a departure plan, as a driver who uses `evopt plan set`
     would: ready by its real unplug time minus the margin, with the energy it really took.
     None: no plans (the policies only see what the cloud reports). ``plans``: instead, one
-    plan (or None) per session of the series, e.g. learned ones (optimizer/simulate/learned.py).
+    plan (or None) per session of the series, e.g. learned ones (optimizer/simulate/learned.py);
+    a learned plan past its departure with the car still plugged in and short moves on as live
+    (:func:`optimizer.plans.overdue`).
     ``skip_idle``: without a ``store``, an idle tick of the same class as the last settled one
     reuses its holds (optimizer/simulate/idle.py); False evaluates every tick.
     """
@@ -248,7 +251,6 @@ def replay(
     by_action: dict[str, int] = {}
     kw_per_amp = voltage_v / 1000
     restart_share = max(0.0, 1 - restart_s / (BUCKET_H * 3600))
-    planned = _planned(series, plans, plan_margin)
     # A logged row carries its tick's own figures, so only an unlogged replay reuses idle ticks.
     idle = Idle(policies, settings, enabled=skip_idle and store is None)
     planned, outlooks = (
@@ -261,13 +263,14 @@ def replay(
         number = series.session_index(index)
         session = series.sessions[number] if number >= 0 else None
         charger.follow(number)
+        plan = planned[number] if session is not None else None
         view = _view(
             charger,
             plugged=session is not None,
             limits=limits,
             voltage_v=voltage_v,
             sn=charger_sn,
-            plan=planned[number] if session is not None else None,
+            plan=None if plan is None else _overdue(plan, now, charger, session),
         )
         snapshot = _snapshot(
             series,
@@ -353,6 +356,15 @@ def _outlooks(
     if given is None and any(isinstance(p, SolarPlan) and p.enabled for p in policies):
         return CausalOutlooks(series, config, site=site).at
     return given
+
+
+def _overdue(
+    plan: DeparturePlan, now: datetime, charger: _Charger, session: Session | None
+) -> DeparturePlan:
+    """The plan now (:func:`optimizer.plans.overdue`): moved on past a learned departure while
+    the car is short of it and still takes energy (a full car would draw nothing anyway)."""
+    taking = session is not None and charger.delivered < session.energy_kwh - 0.05
+    return overdue(plan, now, charger.delivered, taking=taking)
 
 
 def _step_battery(home: BatteryTrack | None, index: int, ev: float, charger: _Charger) -> None:

@@ -1,0 +1,173 @@
+"""One plug-in's learned plan (`Habits.expect`): the departure from similar plug-ins, the
+energy from sessions after a similar time away, the "no history yet" plan; the plan fixed at
+the plug-in live (`HabitCache.plugged_at`) and moved on past its departure (`overdue`)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from optimizer.config import Config
+from optimizer.engine.snapshot import DeparturePlan, Snapshot
+from optimizer.forecast.habits import NO_HISTORY, HabitSettings, PastSession, habits_at
+from optimizer.plans import ALL_CHARGERS, OVERDUE, HabitCache, learned_plan, overdue, with_plans
+from optimizer.simulate.replay import replay
+from optimizer.simulate.series import Session, figures
+from tests.test_engine_sim import make_charger
+from tests.test_planner_replay import LIMITS, POLICY, T0, VOLTS, _series
+
+TZ = "Europe/Berlin"
+ZONE = ZoneInfo(TZ)
+
+
+def mixed(seed: int, *, days: int = 60, first: date = date(2025, 3, 3)) -> list[PastSession]:
+    """Weekday evenings: plugged 18:00, gone at 07:30 +- 15 min, 8-12 kWh after a day away
+    (Mondays: 25-30 kWh after the weekend's trip). Weekends: plugged 10:00 +- 30 min for
+    5 h +- 30 min, 3-5 kWh."""
+    rng = random.Random(seed)
+    out: list[PastSession] = []
+    for n in range(days):
+        day = first + timedelta(days=n)
+        if day.weekday() < 5:
+            plugged = datetime.combine(day, time(18), tzinfo=ZONE)
+            left = plugged + timedelta(hours=13.5, minutes=rng.uniform(-15, 15))
+            kwh = rng.uniform(25, 30) if day.weekday() == 0 else rng.uniform(8, 12)
+        else:
+            plugged = datetime.combine(day, time(10), tzinfo=ZONE)
+            plugged += timedelta(minutes=rng.uniform(-30, 30))
+            left = plugged + timedelta(hours=5, minutes=rng.uniform(-30, 30))
+            kwh = rng.uniform(3, 5)
+        out.append(PastSession(plugged.astimezone(UTC), left.astimezone(UTC), kwh))
+    return out
+
+
+SESSIONS = mixed(3)
+NOW = datetime(2025, 5, 5, tzinfo=ZONE)  # a Monday after the history
+HABITS = habits_at(SESSIONS, NOW, timezone=TZ)
+
+
+def test_the_departure_comes_from_similar_plug_ins() -> None:
+    evening = datetime(2025, 5, 6, 18, 20, tzinfo=ZONE)  # Tuesday
+    plan = HABITS.expect(evening)
+    stays = sorted(
+        s.ended_at - s.started_at
+        for s in SESSIONS
+        if s.started_at.astimezone(ZONE).weekday() < 5
+        and s.started_at > NOW.astimezone(UTC) - timedelta(days=90)
+    )
+    assert stays[0] <= plan.ready_by - evening <= stays[len(stays) // 2]  # an early quantile
+    assert plan.source.startswith("weekday plug-ins 16:20-20:20, ")
+    saturday = datetime(2025, 5, 10, 10, 5, tzinfo=ZONE)
+    weekend = HABITS.expect(saturday)
+    # The day's habit cannot tell these apart: a Saturday 10:00 plug-in leaves about 15:00.
+    assert timedelta(hours=4) <= weekend.ready_by - saturday <= timedelta(hours=5)
+    assert weekend.source.startswith("weekend plug-ins 08:05-12:05, ")
+
+
+def test_the_energy_comes_from_sessions_after_a_similar_time_away() -> None:
+    monday = datetime(2025, 5, 12, 18, tzinfo=ZONE)
+    after_weekend = HABITS.expect(monday, last_end=monday - timedelta(hours=50))
+    after_a_day = HABITS.expect(monday, last_end=monday - timedelta(hours=10, minutes=30))
+    assert after_weekend.energy_kwh >= 25  # Mondays' sessions followed the weekend away
+    assert 10 <= after_a_day.energy_kwh <= 12  # a high quantile of 8-12 kWh
+    assert "after 50 h away" in after_weekend.source
+    assert "after 10 h away" in after_a_day.source
+    # Without last_end: the time since the newest session in the history ended.
+    latest = max(s.ended_at for s in SESSIONS if s.ended_at < NOW.astimezone(UTC))
+    assert HABITS.expect(monday) == HABITS.expect(monday, last_end=latest)
+
+
+def test_higher_quantiles_plan_earlier_and_more() -> None:
+    evening = datetime(2025, 5, 6, 18, tzinfo=ZONE)
+    usual = habits_at(SESSIONS, NOW, timezone=TZ).expect(evening)
+    careful = habits_at(
+        SESSIONS, NOW, timezone=TZ, settings=HabitSettings(leave_quantile=0.05, energy_quantile=1)
+    ).expect(evening)
+    assert careful.ready_by < usual.ready_by
+    assert careful.energy_kwh > usual.energy_kwh
+
+
+def test_without_history_a_full_car_at_once() -> None:
+    now = datetime(2025, 5, 6, 18, tzinfo=ZONE)
+    empty = habits_at([], now, timezone=TZ)
+    plan = learned_plan(empty, now)
+    assert plan == DeparturePlan(now.astimezone(UTC) + timedelta(hours=12), 150.0, NO_HISTORY)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(5, 55), shift=st.floats(-5, 5), extra=st.floats(0, 30))
+def test_sessions_after_the_plug_in_change_nothing(cut: int, shift: float, extra: float) -> None:
+    """No peeking: a plan for a plug-in ignores sessions that had not ended by then, even in
+    habits learned later."""
+    plugged = SESSIONS[cut].started_at
+    changed = SESSIONS[:cut] + [
+        PastSession(s.started_at, s.ended_at + timedelta(hours=abs(shift)), s.energy_kwh + extra)
+        for s in SESSIONS[cut:]
+    ]
+    later = NOW + timedelta(days=1)
+    mine = habits_at(SESSIONS, later, timezone=TZ).expect(plugged)
+    theirs = habits_at(changed, later, timezone=TZ).expect(plugged)
+    assert mine == theirs
+
+
+# --- live: fixed at the plug-in, moved on past its departure ---------------------------------
+
+
+def test_a_live_learned_plan_stays_the_one_of_its_plug_in() -> None:
+    cache = HabitCache()
+    plug = datetime(2025, 5, 6, 18, tzinfo=ZONE).astimezone(UTC)
+    seen = []
+    for minutes in (0, 45, 180):
+        now = plug + timedelta(minutes=minutes)
+        chargers = (make_charger(sn="A", plugged_in=True), make_charger(sn="B", plugged_in=False))
+        snapshot = Snapshot(now=now, timezone=TZ, chargers=chargers)
+        at = cache.plugged_at(snapshot)
+        assert at == {"A": plug}
+        planned = with_plans(snapshot, {}, learned={ALL_CHARGERS: HABITS}, plugged_at=at)
+        seen.append(planned.chargers[0].plan)
+    assert seen[0] == seen[1] == seen[2] == learned_plan(HABITS, plug)
+    # Unplugged, then plugged again later: a new plug-in.
+    later = plug + timedelta(hours=5)
+    gone = Snapshot(now=later, timezone=TZ, chargers=(make_charger(sn="A", plugged_in=False),))
+    assert cache.plugged_at(gone) == {}
+    back = Snapshot(now=later + timedelta(minutes=1), timezone=TZ, chargers=(make_charger(sn="A"),))
+    assert cache.plugged_at(back) == {"A": later + timedelta(minutes=1)}
+
+
+def test_past_its_departure_a_short_learned_plan_moves_on_an_hour_at_a_time() -> None:
+    ready = datetime(2025, 5, 7, 7, 30, tzinfo=UTC)
+    plan = DeparturePlan(ready, 12.0, "weekday plug-ins 16:00-20:00, 40 sessions")
+    assert overdue(plan, ready - timedelta(minutes=1), 2.0) is plan  # still ahead
+    assert overdue(plan, ready + timedelta(minutes=5), 11.99) is plan  # met (rounding)
+    assert overdue(plan, ready + timedelta(minutes=5), 2.0, taking=False) is plan  # car full
+    manual = DeparturePlan(ready, 12.0)
+    assert overdue(manual, ready + timedelta(minutes=5), 2.0) is manual  # the driver's own
+    first = overdue(plan, ready, 2.0)
+    assert first.ready_by == ready + timedelta(hours=1)
+    assert first.energy_kwh == 12.0
+    assert first.learned == f"{plan.learned}; {OVERDUE}"
+    assert overdue(plan, ready + timedelta(minutes=59), 5.0) == first  # the same for the hour
+    second = overdue(plan, ready + timedelta(minutes=61), 5.0)
+    assert second.ready_by == ready + timedelta(hours=2)
+    assert overdue(second, ready + timedelta(hours=2), 6.0).learned == first.learned  # once
+
+
+def test_the_replay_charges_on_past_a_learned_departure_while_the_car_takes_energy() -> None:
+    """A night session of 10 h that takes 20 kWh, planned ready 2 h after the plug-in: full
+    power cannot meet it by then (about 14 kWh). A learned plan moves on and the car gets all
+    20 kWh; the same plan set by the driver ends at its ready-by and the car stays short."""
+    session = Session(T0, T0 + timedelta(hours=10), 20.0)
+    series = _series(0.0, 0.5, session)
+    got = {}
+    for learned in ("weekday plug-ins 22:00-02:00, 9 sessions", None):
+        plan = DeparturePlan(T0 + timedelta(hours=2), 20.0, learned)
+        result = replay(
+            series, [POLICY], config=Config(), limits=LIMITS, voltage_v=VOLTS, plans=[plan]
+        )
+        got[learned is not None] = figures(series, result.ev_kwh, commands=result.commands)
+    assert got[True].unmet_kwh < 0.05
+    assert got[False].unmet_kwh > 3.0
