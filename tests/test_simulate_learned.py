@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -82,7 +83,7 @@ def test_later_sessions_never_change_an_earlier_plan(cut: int, shift: float, ext
 @pytest.mark.parametrize(
     "window",
     [
-        # June: 23 sessions, the first eight or so before enough had ended to learn from.
+        # June: 23 sessions, planned from January on (the history before --from counts).
         pytest.param(("--from", "2025-06-01", "--to", "2025-06-30"), id="june"),
         # The whole year: three times the CPU of the rest of this file; `make soak`.
         pytest.param((), id="year", marks=pytest.mark.soak),
@@ -102,3 +103,22 @@ def test_simulate_plans_learned_on_the_sample(
     without = json.loads(capsys.readouterr().out)
     assert without["departure_plans"] is None
     assert learned["ev_solar_kwh"] != without["ev_solar_kwh"]  # the plans steered the policy
+
+
+def test_a_period_later_in_the_history_learns_from_the_sessions_before_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`--from` picks what is replayed, not what had been learned by then: the service with
+    `plans: auto` would know January to May by June, so the first June plug-in has a habit."""
+    window = ("--from", "2025-06-01", "--to", "2025-06-02")
+    assert main([*sample_simulate(tmp_path), *window, "--json", "--plans", "learned"]) == 0
+    capsys.readouterr()
+    with sqlite3.connect(tmp_path / "state" / "simulations.db") as db:
+        reasons = [r for (r,) in db.execute("SELECT reason FROM decisions ORDER BY id")]
+        unplanned = db.execute(
+            "SELECT count(*) FROM decisions WHERE inputs LIKE ?", (f"%{NO_HISTORY}%",)
+        ).fetchone()[0]
+    learned = [r for r in reasons if r.startswith("learned plan:")]
+    assert learned, reasons[:3]
+    assert "sessions" in learned[0]  # a habit of earlier plug-ins, not the no-history plan
+    assert unplanned == 0

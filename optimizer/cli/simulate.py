@@ -39,6 +39,7 @@ from optimizer.enlighten.models import (
 from optimizer.limits import Limits
 from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
 from optimizer.planner.causal import sample_site
+from optimizer.plans import past_sessions
 from optimizer.service.setup import file_hash, files_hash
 from optimizer.simulate.baseline_cache import Ahead
 from optimizer.simulate.learned import learned_plans
@@ -70,13 +71,23 @@ def plan_margin(args: argparse.Namespace) -> timedelta | None:
 
 
 def session_plans(
-    args: argparse.Namespace, series: SiteSeries, config: Config
+    args: argparse.Namespace,
+    series: SiteSeries,
+    config: Config,
+    known: Sequence[ChargingSession] = (),
 ) -> list[DeparturePlan | None] | None:
-    """With ``--plans learned``, each session's learned plan (causal); else None."""
+    """With ``--plans learned``, each session's learned plan (causal); else None.
+
+    ``known``: every session the history holds, those before ``--from`` too: the service
+    with ``plans: auto`` has learned from them by then, so a replay of June learns from
+    January to May as well (each day still only from the sessions that had ended)."""
     if args.plans != "learned":
         return None
     return learned_plans(
-        series.sessions, timezone=series.timezone, settings=config.habits.settings()
+        series.sessions,
+        timezone=series.timezone,
+        settings=config.habits.settings(),
+        history=past_sessions(known),
     )
 
 
@@ -174,6 +185,8 @@ def load_stored_history(
         if site_id is None or stored is None:
             raise InputError(f"no history to simulate in {path}", hint=fetch_hint)
         day_before = args.date_from - timedelta(days=1) if args.date_from else None
+        if getattr(args, "plans", None) == "learned":
+            day_before = None  # the habits learn from the sessions before the period too
         pages = store.load_history_sessions(site_id, start=day_before, end=args.date_to)
     name = f"{path} (site {site_id})"
     try:
@@ -229,7 +242,9 @@ def _history_files(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     return str(energy), [str(page) for page in pages]
 
 
-def build_series(ctx: Context) -> tuple[SiteSeries, SiteSetup]:
+def build_series(ctx: Context) -> tuple[SiteSeries, SiteSetup, list[ChargingSession]]:
+    """The period's series, the site, and every session the history holds (the learned
+    plans' past)."""
     config, args = ctx.config, ctx.args
     # The sample's own zone unless the config names one: its days are then the sample's.
     site = site_setup(config, None, zone=SAMPLES[args.sample].timezone if args.sample else None)
@@ -257,24 +272,30 @@ def build_series(ctx: Context) -> tuple[SiteSeries, SiteSetup]:
         raise InputError(f"{source}: {err}") from err
     if not series.starts:
         raise InputError(f"{source}: no 15-minute buckets in the chosen period")
-    return series, site
+    return series, site, sessions
 
 
 async def simulate(ctx: Context) -> int:
     if simulate_minutes.minute_mode(ctx):
         return simulate_minutes.run_minutes(ctx)
-    series, site = build_series(ctx)
+    series, site, known = build_series(ctx)
     # The optimum's solves on the other core while the replay runs here (collected at the
     # report; ended unread when anything below fails).
     ahead = solve_optimum_ahead(series, site.limits, site.voltage_v)
     try:
-        return _simulate_series(ctx, series, site, ahead)
+        return _simulate_series(ctx, series, site, ahead, known)
     finally:
         if ahead is not None:
             ahead.close()
 
 
-def _simulate_series(ctx: Context, series: SiteSeries, site: SiteSetup, ahead: Ahead | None) -> int:
+def _simulate_series(
+    ctx: Context,
+    series: SiteSeries,
+    site: SiteSetup,
+    ahead: Ahead | None,
+    known: Sequence[ChargingSession],
+) -> int:
     config, args = ctx.config, ctx.args
     if args.compare:
         paths = [Path(p) for p in args.compare]
@@ -285,10 +306,10 @@ def _simulate_series(ctx: Context, series: SiteSeries, site: SiteSetup, ahead: A
             paths,
             args.json,
             margin=plan_margin(args),
-            plans=session_plans(args, series, config),
+            plans=session_plans(args, series, config, known),
             ahead=ahead,
         )
-    plans = session_plans(args, series, config)
+    plans = session_plans(args, series, config, known)
     loaded = load_config_rules(config)
     policies: Sequence[PolicyBase] = loaded.enabled
     store = run_id = None

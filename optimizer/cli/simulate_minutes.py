@@ -107,7 +107,7 @@ def build_minutes(ctx: Context) -> tuple[MinuteSeries, str]:
 
     args = ctx.args
     if args.sample:
-        buckets, _ = build_series(ctx)
+        buckets, _, _ = build_series(ctx)
         return minute_series(buckets, seed=args.seed), f"the bundled sample (seed {args.seed})"
     if args.energy or args.sessions:
         raise InputError(
