@@ -8,12 +8,13 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from optimizer.forecast.solar import (
     STEP_S,
     ForecastError,
+    ForecastReuse,
     Orientation,
     PowerHistory,
     Site,
@@ -21,6 +22,7 @@ from optimizer.forecast.solar import (
     learn_index,
     learn_orientation,
 )
+from tests.profiles import examples
 from tests.solar_history import GREENSBORO, synthetic_history
 
 TRUTH = synthetic_history()
@@ -153,6 +155,38 @@ def test_changing_the_future_changes_nothing(
     assert a.index == b.index
     for name in ("pv_p10_w", "pv_p50_w", "pv_p90_w", "house_w"):
         assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True)
+
+
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cut=st.integers(min_value=96 * 32, max_value=96 * 59),
+    ticks=st.lists(st.integers(min_value=0, max_value=2 * STEP_S), min_size=2, max_size=4),
+    index_days=st.sampled_from([30.0, 7.5, 29.99]),
+    recent_h=st.sampled_from([2.0, 1.1]),
+)
+# Inside one bucket the last hours' window (1.1 h) lets go of a bucket at 360 s while no bucket
+# ends: at 13:00 that moves the recent index, and only the key's windows tell the ticks apart.
+@example(cut=3892, ticks=[100, 500], index_days=30.0, recent_h=1.1)
+def test_a_reused_forecast_is_the_one_made_afresh(
+    cut: int, ticks: list[int], index_days: float, recent_h: float
+) -> None:
+    """The live planner's ticks within a bucket reuse its parts: every figure of every tick is
+    the fresh forecast's to the last bit, across bucket edges and odd window lengths."""
+    history = TRUTH.history
+    reuse = ForecastReuse()
+    options = {"site": GREENSBORO, "orientation": ORIENTATION, "horizon_h": 12}
+    for offset in sorted(ticks):
+        now_s = float(history.start_s[cut] + offset)
+        kept = forecast_at(
+            history, now_s, index_days=index_days, recent_h=recent_h, reuse=reuse, **options
+        )
+        fresh = forecast_at(history, now_s, index_days=index_days, recent_h=recent_h, **options)
+        assert kept.index == fresh.index
+        for name in ("start_s", "clear_sky_w", "pv_p10_w", "pv_p50_w", "pv_p90_w", "house_w"):
+            assert np.array_equal(getattr(kept, name), getattr(fresh, name), equal_nan=True)
+    inside = [t // STEP_S for t in ticks if t % STEP_S]  # not on a bucket's first second
+    if index_days == 30.0 and recent_h == 2.0 and len(set(inside)) < len(inside):
+        assert reuse.reused > 0  # two ticks inside one bucket: the second reused the first
 
 
 def test_on_the_sample_the_band_holds_most_days_of_measured_weather() -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "STEP_S",
     "Forecast",
     "ForecastError",
+    "ForecastReuse",
     "Orientation",
     "PowerHistory",
     "Site",
@@ -656,6 +657,44 @@ class Forecast:
         }
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """What a forecast made within one step from the same history shares: everything but
+    the blend of the last hours' index into the bands, which moves with ``now``."""
+
+    start_s: Ints
+    clear_sky_w: Floats
+    bands: Floats  # (steps, 3): the day's p10/p50/p90 index at each step, before the blend
+    house_w: Floats
+    index: SkyIndex
+
+
+class ForecastReuse:
+    """The costly parts of the last forecast, for the next one made from the same history.
+
+    The live planner forecasts at every 30 s tick, while what the forecast learns from
+    changes once per 15-minute bucket: the clear-sky index's days and last hours, the
+    house's days, the steps ahead. Those parts are kept under a key of exactly what they
+    read (the history object and the first and last bucket of each window), so a reused
+    forecast is the one :func:`forecast_at` would have made, to the last bit; only the
+    blend of the recent index, which depends on the minute, is made again."""
+
+    def __init__(self) -> None:
+        self._history: PowerHistory | None = None
+        self._key: tuple[object, ...] | None = None
+        self._parts: _Parts | None = None
+        self.reused = 0
+
+    def get(self, history: PowerHistory, key: tuple[object, ...]) -> _Parts | None:
+        if self._history is history and self._key == key:
+            self.reused += 1
+            return self._parts
+        return None
+
+    def keep(self, history: PowerHistory, key: tuple[object, ...], parts: _Parts) -> None:
+        self._history, self._key, self._parts = history, key, parts
+
+
 def forecast_at(
     history: PowerHistory,
     now: datetime | float,
@@ -668,6 +707,7 @@ def forecast_at(
     orientation_days: float = 60,
     recent_h: float = 2.0,
     tau_h: float = 3.0,
+    reuse: ForecastReuse | None = None,
 ) -> Forecast:
     """The forecast as it could be made at ``now``, from the buckets that ended by then only.
 
@@ -675,30 +715,55 @@ def forecast_at(
     planner learns it once a day and passes it in). Step ``i`` of the horizon uses the index
     ``w * recent + (1 - w) * q`` for each percentile ``q`` of its band, ``w = exp(-lead /
     tau_h)``: the last hours' sky persists for the next ones, the climate takes over later.
+    With ``reuse``, the parts that only change with a new bucket are kept between calls.
     """
     now_s = now.timestamp() if isinstance(now, datetime) else float(now)
     known = history.before(now_s)
     if orientation is None:
         orientation = learn_orientation(known, site, now_s=now_s, days=orientation_days)
-    index = learn_index(known, site, orientation, now_s=now_s, days=index_days, recent_h=recent_h)
     first = int(now_s // STEP_S) * STEP_S
     steps = max(1, math.ceil(horizon_h * 3600 / STEP_S))
-    start_s = first + STEP_S * np.arange(steps, dtype=np.int64)
-    clear = clear_sky_w(site, orientation, start_s)
-    bands = np.asarray(index.bands)[_band_of(solar_hour(site, start_s))]  # (steps, 3)
-    if index.recent is not None:
-        lead_h = np.maximum(start_s + STEP_S / 2 - now_s, 0.0) / 3600
+    parts = key = None
+    if reuse is not None:
+        starts = known.start_s
+        key = (
+            len(known),
+            int(np.searchsorted(starts, now_s - index_days * DAY_S, side="left")),
+            int(np.searchsorted(starts, now_s - load_days * DAY_S, side="left")),
+            int(np.searchsorted(starts + STEP_S, now_s - recent_h * 3600, side="right")),
+            first,
+            steps,
+            site,
+            orientation,
+        )
+        parts = reuse.get(history, key)
+    if parts is None:
+        index = learn_index(
+            known, site, orientation, now_s=now_s, days=index_days, recent_h=recent_h
+        )
+        start_s = first + STEP_S * np.arange(steps, dtype=np.int64)
+        parts = _Parts(
+            start_s=start_s,
+            clear_sky_w=clear_sky_w(site, orientation, start_s),
+            bands=np.asarray(index.bands)[_band_of(solar_hour(site, start_s))],
+            house_w=house_profile(known, site, start_s, now_s=now_s, days=load_days),
+            index=index,
+        )
+        if reuse is not None and key is not None:
+            reuse.keep(history, key, parts)
+    bands, clear = parts.bands, parts.clear_sky_w
+    if parts.index.recent is not None:
+        lead_h = np.maximum(parts.start_s + STEP_S / 2 - now_s, 0.0) / 3600
         weight = np.exp(-lead_h / tau_h)[:, None]
-        bands = weight * index.recent + (1 - weight) * bands
-    house = house_profile(known, site, start_s, now_s=now_s, days=load_days)
+        bands = weight * parts.index.recent + (1 - weight) * bands
     return Forecast(
         made_at_s=now_s,
-        start_s=start_s,
+        start_s=parts.start_s,
         clear_sky_w=clear,
         pv_p10_w=clear * bands[:, 0],
         pv_p50_w=clear * bands[:, 1],
         pv_p90_w=clear * bands[:, 2],
-        house_w=house,
+        house_w=parts.house_w,
         orientation=orientation,
-        index=index,
+        index=parts.index,
     )
