@@ -174,3 +174,21 @@ def test_outside_hold_proposes_nothing_so_others_decide() -> None:
             ),
         ],
     )
+
+
+def test_slots_before_a_deadline_bisected_as_the_scan_found_them() -> None:
+    """``ahead_until`` bisects the ordered slots: for every now and deadline around a day of
+    them (on, between and beyond their edges) it picks exactly what the scan of every slot
+    did (those ending after now and starting before the deadline)."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    from optimizer.engine.kinds.tariff_window import ahead_until  # noqa: PLC0415
+
+    start = datetime(2024, 3, 30, 23, 7, tzinfo=UTC)
+    slots = tuple(tariffs().slots(start, start + timedelta(days=1), timezone="Europe/Paris"))
+    assert len(slots) == 97
+    times = [start + timedelta(minutes=m) for m in range(-30, 25 * 60, 7)]
+    for now in times[::5]:
+        for deadline in times:
+            scanned = [s for s in slots if s.end > now and s.start < deadline]
+            assert ahead_until(slots, now, deadline) == scanned
