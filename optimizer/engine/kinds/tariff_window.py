@@ -131,29 +131,29 @@ SlotPlan = tuple[list[PriceSlot], int, list[PriceSlot], bool]  # slots, count, c
 
 class _SlotPlans:
     """The part of a plan the prices, the clock and the energy decide (the slots before the
-    deadline, how many, the cheapest, whether now is one), kept for the tick: a replay's
-    reuse key asks it (:func:`target_level`) and then the proposal again, with the same
-    inputs; the choice was worked out twice a tick. A new tick's prices or clock drop the
-    last one's; each entry holds its policy and prices and is only served for those very
-    objects (an id is not reused while they live), so a stale entry is never answered."""
+    deadline, how many, the cheapest, whether now is one), kept for the last few ticks: a
+    replay's proposal works it out, and its reuse key (:func:`target_level`) asks it again
+    when the next tick's key is compared with this one's. Each entry holds its policy and
+    prices and is only served for those very objects (an id is not reused while they live),
+    so a stale entry is never answered; a full cache starts again."""
+
+    SIZE = 64
 
     def __init__(self) -> None:
-        self.tick: tuple[tuple[PriceSlot, ...], datetime] | None = None
         self.plans: dict[tuple[Any, ...], tuple[TariffWindow, tuple[PriceSlot, ...], SlotPlan]]
         self.plans = {}
 
     def get(
         self, policy: TariffWindow, target: Target, ctx: Context, needed: float, per_slot: float
     ) -> SlotPlan:
-        ahead, now = ctx.snapshot.tariff.slots, ctx.now
-        tick = self.tick
-        if tick is None or tick[0] is not ahead or tick[1] != now:
-            self.tick, self.plans = (ahead, now), {}
-        key = (id(policy), id(ahead), now, ctx.snapshot.timezone, needed, per_slot)
+        ahead = ctx.snapshot.tariff.slots
+        key = (id(policy), id(ahead), ctx.now, ctx.snapshot.timezone, needed, per_slot)
         found = self.plans.get(key)
         if found is not None and found[0] is policy and found[1] is ahead:
             return found[2]
         plan = _slot_plan(policy, target, ctx, needed, per_slot)
+        if len(self.plans) >= self.SIZE:
+            self.plans.clear()
         self.plans[key] = (policy, ahead, plan)
         return plan
 
