@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from optimizer.engine import conditions
 from optimizer.engine.conditions import check
 from optimizer.engine.rules import When
 from optimizer.engine.snapshot import Snapshot, Sun, Surplus, TariffNow
@@ -20,7 +22,13 @@ def snap(local: str = "2024-01-15 10:12", tz: str = "UTC", **fields: Any) -> Sna
 
 
 def holds(when: dict[str, Any], snapshot: Snapshot) -> tuple[bool, str]:
-    return check(When.model_validate(when), snapshot, snapshot.chargers[0])
+    """``check``'s answer, after asserting that the verdict without words
+    (:func:`conditions.holds`, what the engine asks first) agrees with it: every case below
+    checks both."""
+    rule = When.model_validate(when)
+    answer = check(rule, snapshot, snapshot.chargers[0])
+    assert conditions.holds(rule, snapshot, snapshot.chargers[0]) is answer[0]
+    return answer
 
 
 def test_no_conditions_always_hold() -> None:
@@ -100,3 +108,32 @@ def test_surplus_and_battery_soc_are_false_when_unknown() -> None:
     assert holds({"surplus_above": 0}, snap()) == (False, "surplus unknown")
     assert holds({"surplus_below": 0}, snap()) == (False, "surplus unknown")
     assert holds({"battery_soc_below": 50}, snap()) == (False, "battery SoC unknown")
+
+
+@pytest.mark.parametrize(
+    ("when", "held"),
+    [
+        ({"sun": "down", "sun_above": -6}, False),
+        ({"sun_above": 23.4}, False),
+        ({"sun_below": 23.4}, False),
+        ({"sun_above": 23.3, "sun_below": 23.5, "sun": "up"}, True),
+        ({"surplus_above": 2500}, False),
+        ({"surplus_below": 2500.5, "battery_soc_above": 79.5}, True),
+        ({"battery_soc_below": 80}, False),
+        ({"mode": ["MANUAL_CHARGING"]}, True),
+        ({"mode": ["GREEN_CHARGING", "SMART_CHARGING"], "plugged_in": True}, False),
+        ({"tariff": ["off_peak"], "days": [1], "months": [1], "time": "10:00-10:13"}, True),
+    ],
+)
+def test_verdicts_at_the_bounds_and_with_the_data_unknown(when: dict[str, Any], held: bool) -> None:
+    """Each condition's verdict at its bounds and with its data unknown (never held), the mode
+    included: ``holds`` (asserted in the helper) must agree with ``check`` on every one."""
+    known = snap(
+        sun=Sun(23.4, 150.0, None, None),
+        surplus=Surplus(2500.0, "latest_power"),
+        battery_soc_pct=80.0,
+        tariff=TariffNow(window="off_peak"),
+    )
+    unknown = replace(snap(), chargers=(make_charger(mode=None, plugged_in=False),))
+    assert holds(when, known)[0] is held
+    assert holds(when, unknown)[0] is False

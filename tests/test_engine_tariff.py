@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from optimizer.engine.decision import ChargerMemory
+from optimizer.engine.kinds.common import Context
+from optimizer.engine.kinds.tariff_window import ahead_until, target_level
+from optimizer.engine.snapshot import Snapshot, TariffNow
 from optimizer.enlighten.models import ChargeMode
-from optimizer.tariffs import Tariffs
+from optimizer.limits import Limits
+from optimizer.tariffs import PriceSlot, Tariffs
 from tests.test_engine_sim import Sim, at, make_charger, policies, run
 
 EVENING = datetime(2024, 1, 15, 22, 0, tzinfo=UTC)  # Monday 22:00 (UTC is local here)
@@ -174,3 +179,47 @@ def test_outside_hold_proposes_nothing_so_others_decide() -> None:
             ),
         ],
     )
+
+
+def test_slots_before_a_deadline_bisected_as_the_scan_found_them() -> None:
+    """``ahead_until`` bisects the ordered slots: for every now and deadline around a day of
+    them (on, between and beyond their edges) it picks exactly what the scan of every slot
+    did (those ending after now and starting before the deadline)."""
+    start = datetime(2024, 3, 30, 23, 7, tzinfo=UTC)
+    slots = tuple(tariffs().slots(start, start + timedelta(days=1), timezone="Europe/Paris"))
+    assert len(slots) == 97
+    times = [start + timedelta(minutes=m) for m in range(-30, 25 * 60, 7)]
+    for now in times[::5]:
+        for deadline in times:
+            scanned = [s for s in slots if s.end > now and s.start < deadline]
+            assert ahead_until(slots, now, deadline) == scanned
+
+
+def test_a_kept_plan_is_served_only_for_the_prices_it_was_made_from() -> None:
+    """Two ticks at the same instant, the same policy and energy, prices that differ only in
+    which slot is cheapest: each gets its own plan (charge now, then wait), and asking the
+    first again still charges; the kept plans never answer for other prices."""
+
+    night = {"name": "night", "kind": "tariff_window", "windows": ["peak"], "amps": 16}
+    night["target"] = {"energy_kwh": 1, "by": "23:00"}
+    (policy,) = policies(night)
+    view = make_charger()
+
+    def level(cheap_now: bool) -> int | None:
+        prices = (0.1, 0.3) if cheap_now else (0.3, 0.1)
+        slots = tuple(
+            PriceSlot(
+                EVENING + timedelta(minutes=15 * i),
+                EVENING + timedelta(minutes=15 * (i + 1)),
+                None,
+                p,
+            )
+            for i, p in enumerate(prices * 2)
+        )
+        snapshot = Snapshot(
+            now=EVENING, timezone="UTC", chargers=(view,), tariff=TariffNow(slots=slots)
+        )
+        ctx = Context(snapshot, view, ChargerMemory(), Limits.of(view, None), delivered_kwh=0.0)
+        return target_level(policy, ctx)  # type: ignore[arg-type]
+
+    assert [level(True), level(False), level(True)] == [16, None, 16]

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from optimizer.engine.allocate import RULE, Claim, Grant, allocate
-from optimizer.engine.conditions import check
+from optimizer.engine.conditions import check, holds
 from optimizer.engine.control import NEXT, hand_over, next_hints
 from optimizer.engine.decision import (
     OVERRIDE,
@@ -215,10 +215,11 @@ def _proposals(
         if policy.chargers is not None and sn not in policy.chargers:
             continue
         key = f"{policy.name}/{sn}"
-        held, met = check(policy.when, ctx.snapshot, ctx.charger) if policy.enabled else (False, "")
-        if not held:
+        # The verdict first: a failing policy's words would be thrown away (most, most ticks).
+        if not (policy.enabled and holds(policy.when, ctx.snapshot, ctx.charger)):
             memory.policies.pop(key, None)  # timers restart when the conditions hold again
             continue
+        met = check(policy.when, ctx.snapshot, ctx.charger)[1]
         proposals, state = propose(policy, ctx, memory.policy(policy.name, sn), met)
         memory.policies[key] = state
         found.extend((index, p) for p in proposals)

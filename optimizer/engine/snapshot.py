@@ -194,7 +194,11 @@ class TariffNow:
     next_change_at: datetime | None = None
     next_window: str | None = None
     next_price: float | None = None
-    slots: tuple[PriceSlot, ...] = ()  # 15-minute prices ahead (about a day)
+    # 15-minute prices ahead (about a day), in time order and not overlapping (their starts
+    # and their ends both ascend): a target's plan bisects them for those before its deadline
+    # (optimizer/engine/kinds/tariff_window.py). Every maker walks the slots forward
+    # (Tariffs.slots, the replay's year sliced).
+    slots: tuple[PriceSlot, ...] = ()
 
 
 @dataclass(frozen=True)

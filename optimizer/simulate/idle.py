@@ -25,7 +25,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from optimizer.engine.conditions import check
+from optimizer.engine.conditions import holds
 from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import LEVEL_WINDOW, evaluate
 from optimizer.engine.frozen import build
@@ -197,7 +197,7 @@ class Idle:
                 continue
             if policy.chargers is not None and view.sn not in policy.chargers:
                 continue
-            if check(policy.when, snapshot, view)[0]:
+            if holds(policy.when, snapshot, view):
                 short.append(policy)
         asked = _Asked(ctx, delivered, short)
         ages = tuple(_ages(snapshot.now, _moments(known), self.durations))

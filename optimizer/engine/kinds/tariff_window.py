@@ -15,9 +15,11 @@ from solar or an extra session shortens it.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from optimizer.engine.decision import PolicyState, Proposal
 from optimizer.engine.kinds.common import (
@@ -109,28 +111,84 @@ class _Plan:
 
     def __init__(self, policy: TariffWindow, target: Target, ctx: Context, amps: int) -> None:
         self.needed = target.energy_kwh - ctx.delivered_kwh
-        # In now's zone: the slots are in it too, and aware datetimes of one tzinfo compare
-        # without an offset lookup each (the scan was a fifth of this policy's cost).
-        deadline = next_time(ctx.local(ctx.now), target.by).astimezone(ctx.now.tzinfo)
-        self.slots = [
-            s for s in ctx.snapshot.tariff.slots if s.end > ctx.now and s.start < deadline
-        ]
         per_slot = amps * watts_per_amp(ctx.charger) / 1000 * SLOT_HOURS
-        self.count = math.ceil(self.needed / per_slot)
-        self.chosen: list[PriceSlot] = []
-        self.now_in = not self.slots or self.count >= len(self.slots)
+        self.slots, self.count, self.chosen, self.now_in = _SLOT_PLANS.get(
+            policy, target, ctx, self.needed, per_slot
+        )
         self.solar: tuple[float, int] | None = None
         if not self.now_in:
-            self.chosen = cheapest(self.slots, self.count, policy.windows)
-            self.now_in = any(s.start <= ctx.now < s.end for s in self.chosen)
-            if not self.now_in:
-                self.solar = _solar_amps(policy, ctx, amps)
+            self.solar = _solar_amps(policy, ctx, amps)
 
     def level(self, amps: int) -> int | None:
         """The level it charges at now (``amps`` in a chosen slot), None while it waits."""
         if self.now_in:
             return amps
         return None if self.solar is None else self.solar[1]
+
+
+SlotPlan = tuple[list[PriceSlot], int, list[PriceSlot], bool]  # slots, count, chosen, now in
+
+
+class _SlotPlans:
+    """The part of a plan the prices, the clock and the energy decide (the slots before the
+    deadline, how many, the cheapest, whether now is one), kept for the last few ticks: a
+    replay's proposal works it out, and its reuse key (:func:`target_level`) asks it again
+    when the next tick's key is compared with this one's. Each entry holds its policy and
+    prices and is only served for those very objects (an id is not reused while they live),
+    so a stale entry is never answered; a full cache starts again."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self.plans: dict[tuple[Any, ...], tuple[TariffWindow, tuple[PriceSlot, ...], SlotPlan]]
+        self.plans = {}
+
+    def get(
+        self, policy: TariffWindow, target: Target, ctx: Context, needed: float, per_slot: float
+    ) -> SlotPlan:
+        ahead = ctx.snapshot.tariff.slots
+        key = (id(policy), id(ahead), ctx.now, ctx.snapshot.timezone, needed, per_slot)
+        found = self.plans.get(key)
+        if found is not None and found[0] is policy and found[1] is ahead:
+            return found[2]
+        plan = _slot_plan(policy, target, ctx, needed, per_slot)
+        if len(self.plans) >= self.SIZE:
+            self.plans.clear()
+        self.plans[key] = (policy, ahead, plan)
+        return plan
+
+
+_SLOT_PLANS = _SlotPlans()
+
+
+def _slot_plan(
+    policy: TariffWindow, target: Target, ctx: Context, needed: float, per_slot: float
+) -> SlotPlan:
+    # In now's zone: the slots are in it too, and aware datetimes of one tzinfo compare
+    # without an offset lookup each (the scan was a fifth of this policy's cost).
+    deadline = next_time(ctx.local(ctx.now), target.by).astimezone(ctx.now.tzinfo)
+    slots = ahead_until(ctx.snapshot.tariff.slots, ctx.now, deadline)
+    count = math.ceil(needed / per_slot)
+    if not slots or count >= len(slots):
+        return slots, count, [], True
+    chosen = cheapest(slots, count, policy.windows)
+    return slots, count, chosen, any(s.start <= ctx.now < s.end for s in chosen)
+
+
+def ahead_until(slots: Sequence[PriceSlot], now: datetime, deadline: datetime) -> list[PriceSlot]:
+    """The slots that end after ``now`` and start before ``deadline``, found by bisection:
+    ``TariffNow.slots`` are in time order, their starts and ends both ascending."""
+    first = bisect.bisect_right(slots, now, key=_end)
+    last = bisect.bisect_left(slots, deadline, lo=first, key=_start)
+    return list(slots[first:last])
+
+
+def _end(slot: PriceSlot) -> datetime:
+    return slot.end
+
+
+def _start(slot: PriceSlot) -> datetime:
+    return slot.start
 
 
 def target_level(policy: TariffWindow, ctx: Context) -> int | None:
