@@ -30,7 +30,7 @@ from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, M
 from optimizer.engine.evaluate import LEVEL_WINDOW, evaluate
 from optimizer.engine.frozen import build
 from optimizer.engine.kinds.common import Context
-from optimizer.engine.kinds.excess_solar import LATEST_START_SLACK, _Plan, available
+from optimizer.engine.kinds.excess_solar import LATEST_START_SLACK, SurplusPlan, available
 from optimizer.engine.kinds.tariff_window import target_level
 from optimizer.engine.rules import ExcessSolar, PolicyBase, TariffWindow
 from optimizer.engine.snapshot import ChargerView, Snapshot
@@ -82,7 +82,7 @@ class Idle:
     a policy compares it with it is on (unknown apart); every ``when: time`` range is tested at
     the minute; every running hysteresis timer counts by whether its delay has passed; every
     excess-solar policy by which side of its own start and stop thresholds (the engine's
-    ``_Plan``, its defaults included) the surplus it may use is on; the charger memory by
+    ``SurplusPlan``, its defaults included) the surplus it may use is on; the charger memory by
     whether its last command has settled (a user's change is looked for only after that).
     """
 
@@ -158,7 +158,7 @@ class Idle:
         )
         hysteresis: list[tuple[bool, bool] | None] = []
         for policy in self.solar:  # the sides of the thresholds its timers compare with
-            plan, watts = _Plan.of(policy, ctx), available(policy, ctx)
+            plan, watts = SurplusPlan.of(policy, ctx), available(policy, ctx)
             hysteresis.append(
                 None if watts is None else (watts >= plan.start_w, watts < plan.stop_w)
             )
@@ -205,7 +205,7 @@ class Idle:
         if view.charging:
             levels = tuple(
                 None if (watts := available(policy, ctx)) is None
-                else _Plan.of(policy, ctx).level(watts, ctx)
+                else SurplusPlan.of(policy, ctx).level(watts, ctx)
                 for policy in self.solar
             )  # fmt: skip
         return ages, levels, asked  # last: a tuple compares it only when all else is equal

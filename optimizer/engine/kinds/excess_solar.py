@@ -57,8 +57,9 @@ late is never too late."""
 
 
 @dataclass(frozen=True)
-class _Plan:
-    """The policy's numbers for this charger: levels in A, thresholds in W."""
+class SurplusPlan:
+    """The policy's numbers for this charger: levels in A, thresholds in W. Public: the
+    replay's idle key (optimizer/simulate/idle.py) asks the same plan the policy acts on."""
 
     low: int
     high: int
@@ -67,7 +68,7 @@ class _Plan:
     watts_per_amp: float
 
     @classmethod
-    def of(cls, policy: ExcessSolar, ctx: Context) -> _Plan:
+    def of(cls, policy: ExcessSolar, ctx: Context) -> SurplusPlan:
         """The plan, worked out once per policy and charger limits (asked several times a
         tick, by the policy, the site allocation and the replay's idle check)."""
         charger = ctx.charger
@@ -82,7 +83,7 @@ class _Plan:
         return plan
 
     @classmethod
-    def _of(cls, policy: ExcessSolar, ctx: Context) -> _Plan:
+    def _of(cls, policy: ExcessSolar, ctx: Context) -> SurplusPlan:
         limits, charger = ctx.limits, ctx.charger
         low = lowest_level(policy, ctx)
         high = max(low, limits.down(policy.max_amps or charger.max_amps))
@@ -108,7 +109,7 @@ class _Plan:
         return min(self.high, max(self.low, wanted))
 
 
-_PLANS: dict[tuple[int, Limits, int, int, float], tuple[ExcessSolar, _Plan]] = {}
+_PLANS: dict[tuple[int, Limits, int, int, float], tuple[ExcessSolar, SurplusPlan]] = {}
 _PLANS_MAX = 256
 
 
@@ -130,7 +131,9 @@ def available(policy: ExcessSolar, ctx: Context) -> float | None:
     return None if watts is None else watts - policy.reserve_w
 
 
-def timers(state: PolicyState, watts: float | None, plan: _Plan, now: datetime) -> PolicyState:
+def timers(
+    state: PolicyState, watts: float | None, plan: SurplusPlan, now: datetime
+) -> PolicyState:
     """Since when the surplus is above the start / below the stop threshold.
 
     An unknown surplus restarts the start timer (a start must be proven on data) and leaves
@@ -177,7 +180,7 @@ class _Departure:
         }
 
 
-def departure(policy: ExcessSolar, ctx: Context, plan: _Plan) -> _Departure | None:
+def departure(policy: ExcessSolar, ctx: Context, plan: SurplusPlan) -> _Departure | None:
     """The plan's open part, or None when there is no plan, it is met, or its time is past."""
     wanted = ctx.charger.plan
     if policy.departure == "ignore" or wanted is None or not ctx.charger.plugged_in:
@@ -198,7 +201,7 @@ def departure(policy: ExcessSolar, ctx: Context, plan: _Plan) -> _Departure | No
 
 
 def _for_departure(
-    policy: ExcessSolar, ctx: Context, plan: _Plan, watts: float | None, due: _Departure
+    policy: ExcessSolar, ctx: Context, plan: SurplusPlan, watts: float | None, due: _Departure
 ) -> Proposal | None:
     """Charging the plan asks for, or None to let the surplus rules decide."""
     head = f"{due.head}: {due.needed_kwh:.1f} kWh still needed"
@@ -244,7 +247,7 @@ def plan_ended(ctx: Context) -> str | None:
 
 
 def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> Outcome:
-    plan = _Plan.of(policy, ctx)
+    plan = SurplusPlan.of(policy, ctx)
     watts = available(policy, ctx)
     state = timers(state, watts, plan, ctx.now)
     due = departure(policy, ctx, plan)
@@ -278,12 +281,12 @@ def propose(policy: ExcessSolar, ctx: Context, state: PolicyState, met: str) -> 
     return [charging, manual_mode(policy, ctx, "following the surplus")], state
 
 
-def _start_hint(policy: ExcessSolar, plan: _Plan, watts: float | None) -> str:
+def _start_hint(policy: ExcessSolar, plan: SurplusPlan, watts: float | None) -> str:
     now = "unknown" if watts is None else kw(watts)
     return f"start when surplus >= {kw(plan.start_w)} for {span(policy.start_delay)} (now {now})"
 
 
-def _stop_hint(policy: ExcessSolar, plan: _Plan, watts: float | None) -> str:
+def _stop_hint(policy: ExcessSolar, plan: SurplusPlan, watts: float | None) -> str:
     if policy.variant == "min_pv":
         return f"charge at least {plan.low} A while plugged in, more with the surplus"
     now = "unknown" if watts is None else kw(watts)
@@ -291,7 +294,7 @@ def _stop_hint(policy: ExcessSolar, plan: _Plan, watts: float | None) -> str:
 
 
 def _while_idle(
-    policy: ExcessSolar, ctx: Context, state: PolicyState, plan: _Plan, watts: float | None
+    policy: ExcessSolar, ctx: Context, state: PolicyState, plan: SurplusPlan, watts: float | None
 ) -> Proposal:
     if not ctx.charger.plugged_in:
         return proposal(policy, "charging", "hold", "no vehicle plugged in")
@@ -380,7 +383,7 @@ def _longer(delay: timedelta, word: str) -> str:
 
 
 def _while_charging(
-    policy: ExcessSolar, ctx: Context, state: PolicyState, plan: _Plan, watts: float | None
+    policy: ExcessSolar, ctx: Context, state: PolicyState, plan: SurplusPlan, watts: float | None
 ) -> Proposal:
     now_amps = ctx.charger.amps
     keep = f"keeping {now_amps} A" if now_amps is not None else "keeping the level"
@@ -393,7 +396,13 @@ def _while_charging(
 
 
 def _shortfall(
-    policy: ExcessSolar, ctx: Context, state: PolicyState, plan: _Plan, watts: float, *, keep: str
+    policy: ExcessSolar,
+    ctx: Context,
+    state: PolicyState,
+    plan: SurplusPlan,
+    watts: float,
+    *,
+    keep: str,
 ) -> Proposal:
     below_for = ctx.now - (state.below_since or ctx.now)
     # A stop timer is about the running charge: no time from before it began is quoted.
@@ -429,7 +438,7 @@ def _shortfall(
 def _follow(
     policy: ExcessSolar,
     ctx: Context,
-    plan: _Plan,
+    plan: SurplusPlan,
     watts: float,
     *,
     head: str = "",
