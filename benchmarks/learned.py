@@ -40,8 +40,7 @@ from optimizer.config import load_config  # noqa: E402
 from optimizer.engine.loader import load_rules  # noqa: E402
 from optimizer.engine.snapshot import DeparturePlan  # noqa: E402
 from optimizer.forecast.habits import NO_HISTORY  # noqa: E402
-from optimizer.plans import past_sessions  # noqa: E402
-from optimizer.simulate.learned import learned_plans  # noqa: E402
+from optimizer.simulate.learned import series_plans  # noqa: E402
 from optimizer.simulate.report import optimal_figures  # noqa: E402
 from optimizer.simulate.sample import SAMPLES, sample_config_path, sample_paths  # noqa: E402
 from optimizer.simulate.series import (  # noqa: E402
@@ -110,9 +109,7 @@ def run_sample(name: str, args: argparse.Namespace) -> dict[str, Any]:
     shipped = load_rules([PLANNER_RULES], tariffs=config.tariffs).policies[0]
     policies = [shipped.model_copy(update={"enabled": True})]
     began = time.process_time()
-    plans = learned_plans(
-        series.sessions, timezone=series.timezone, settings=settings, history=past_sessions(raw)
-    )
+    plans = series_plans(series, known=raw, settings=settings)
     result = replay_module.replay(
         series, policies, config=config, limits=site.limits, voltage_v=site.voltage_v, plans=plans
     )

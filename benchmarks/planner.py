@@ -38,7 +38,7 @@ from optimizer.cli.args.simulate import DEFAULT_PLAN_MARGIN  # noqa: E402
 from optimizer.cli.simulate import load_history, site_setup  # noqa: E402
 from optimizer.config import Config, load_config  # noqa: E402
 from optimizer.engine.loader import load_config_rules, load_rules  # noqa: E402
-from optimizer.simulate.learned import learned_plans  # noqa: E402
+from optimizer.simulate.learned import series_plans  # noqa: E402
 from optimizer.simulate.replay import replay  # noqa: E402
 from optimizer.simulate.report import optimal_figures  # noqa: E402
 from optimizer.simulate.sample import SAMPLES, sample_config_path, sample_paths  # noqa: E402
@@ -183,9 +183,7 @@ def run_sample(name: str, rules: Sequence[Path], args: argparse.Namespace) -> di
             voltage_v=site.voltage_v,
             plan_margin=DEFAULT_PLAN_MARGIN if plans == "exact" else None,
             plans=(
-                learned_plans(
-                    series.sessions, timezone=series.timezone, settings=config.habits.settings()
-                )
+                series_plans(series, known=sessions, settings=config.habits.settings())
                 if plans == "learned"
                 else None
             ),

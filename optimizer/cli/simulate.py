@@ -39,10 +39,9 @@ from optimizer.enlighten.models import (
 from optimizer.limits import Limits
 from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
 from optimizer.planner.causal import sample_site
-from optimizer.plans import past_sessions
 from optimizer.service.setup import file_hash, files_hash
 from optimizer.simulate.baseline_cache import Ahead
-from optimizer.simulate.learned import learned_plans
+from optimizer.simulate.learned import series_plans
 from optimizer.simulate.logdb import open_simulations, simulations_path
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.report import (
@@ -83,12 +82,7 @@ def session_plans(
     January to May as well (each day still only from the sessions that had ended)."""
     if args.plans != "learned":
         return None
-    return learned_plans(
-        series.sessions,
-        timezone=series.timezone,
-        settings=config.habits.settings(),
-        history=past_sessions(known),
-    )
+    return series_plans(series, known=known, settings=config.habits.settings())
 
 
 def _learned_count(plans: list[DeparturePlan | None] | None) -> tuple[int, int] | None:

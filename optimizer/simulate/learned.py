@@ -16,11 +16,12 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from optimizer.engine.snapshot import DeparturePlan
+from optimizer.enlighten.models import ChargingSession
 from optimizer.forecast.habits import Habits, HabitSettings, PastSession, habits_at
-from optimizer.plans import learned_plan
-from optimizer.simulate.series import Session
+from optimizer.plans import learned_plan, past_sessions
+from optimizer.simulate.series import Session, SiteSeries
 
-__all__ = ["learned_plans"]
+__all__ = ["learned_plans", "series_plans"]
 
 
 def learned_plans(
@@ -55,3 +56,17 @@ def learned_plans(
         last_end = ends[before - 1] if before else None
         plans.append(learned_plan(habits, session.start, last_end=last_end))
     return plans
+
+
+def series_plans(
+    series: SiteSeries, *, known: Sequence[ChargingSession], settings: HabitSettings
+) -> list[DeparturePlan | None]:
+    """`--plans learned` for a replayed period: the series' sessions planned with ``known``,
+    every session the history holds (those before the period too: the service with
+    ``plans: auto`` had learned from them by then). The CLI and the benchmarks share it."""
+    return learned_plans(
+        series.sessions,
+        timezone=series.timezone,
+        settings=settings,
+        history=past_sessions(known),
+    )
