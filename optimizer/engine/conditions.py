@@ -88,22 +88,21 @@ def _sun(
     elevation = finite(snap.sun.elevation_deg) if snap.sun is not None else None
     if elevation is None:
         return False, "no sun data"
+    up = elevation > 0
+    side = when.sun is None or up == (when.sun == "up")
+    high = when.sun_above is None or elevation > when.sun_above
+    low = when.sun_below is None or elevation < when.sun_below
     if not words:
-        return (
-            (when.sun is None or (elevation > 0) == (when.sun == "up"))
-            and (when.sun_above is None or elevation > when.sun_above)
-            and (when.sun_below is None or elevation < when.sun_below)
-        ), ""
+        return side and high and low, ""
     checks: list[tuple[bool, str, str]] = []  # (held, text when met, text when not)
     if when.sun is not None:
-        up = elevation > 0
-        checks.append((up == (when.sun == "up"), "up" if up else "down", "up" if up else "down"))
+        checks.append((side, "up" if up else "down", "up" if up else "down"))
     if when.sun_above is not None:
         above = when.sun_above
-        checks.append((elevation > above, f"> {above:g}°", f"not above {above:g}°"))
+        checks.append((high, f"> {above:g}°", f"not above {above:g}°"))
     if when.sun_below is not None:
         below = when.sun_below
-        checks.append((elevation < below, f"< {below:g}°", f"not below {below:g}°"))
+        checks.append((low, f"< {below:g}°", f"not below {below:g}°"))
     failing = [text for held, _, text in checks if not held]
     if failing:
         return False, f"sun {elevation:.1f}° {failing[0]}"
@@ -149,11 +148,13 @@ def _bounded(
     value = finite(value)
     if value is None:
         return False, f"{what} unknown"
+    high = above is None or value > above
+    low = below is None or value < below
     if not words:
-        return (above is None or value > above) and (below is None or value < below), ""
-    if above is not None and value <= above:
+        return high and low, ""
+    if not high:
         return False, f"{what} {value:.0f}{unit} not above {above:g}{unit}"
-    if below is not None and value >= below:
+    if not low:
         return False, f"{what} {value:.0f}{unit} not below {below:g}{unit}"
     bounds = [f"> {above:g}{unit}"] if above is not None else []
     bounds += [f"< {below:g}{unit}"] if below is not None else []
@@ -181,12 +182,12 @@ def _mode(
 ) -> Result:
     if when.mode is None:
         return None
-    names = ",".join(m.value.removesuffix("_CHARGING") for m in when.mode) if words else ""
-    if charger.mode is None:
-        return False, f"mode unknown, not {names}" if words else ""
-    held = charger.mode in when.mode
+    held = charger.mode is not None and charger.mode in when.mode
     if not words:
         return held, ""
+    names = ",".join(m.value.removesuffix("_CHARGING") for m in when.mode)
+    if charger.mode is None:
+        return False, f"mode unknown, not {names}"
     now = charger.mode.value.removesuffix("_CHARGING")
     return held, f"mode {now} {'in' if held else 'not in'} {names}"
 
