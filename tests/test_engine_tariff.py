@@ -198,7 +198,7 @@ def test_slots_before_a_deadline_bisected_as_the_scan_found_them() -> None:
 def test_a_kept_plan_is_served_only_for_the_prices_it_was_made_from() -> None:
     """Two ticks at the same instant, the same policy and energy, prices that differ only in
     which slot is cheapest: each gets its own plan (charge now, then wait), and asking the
-    first again still charges; the kept plans never answer for other prices."""
+    first again still charges: no plan answers for other prices."""
 
     night = {"name": "night", "kind": "tariff_window", "windows": ["peak"], "amps": 16}
     night["target"] = {"energy_kwh": 1, "by": "23:00"}

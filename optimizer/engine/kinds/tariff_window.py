@@ -19,7 +19,6 @@ import bisect
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from optimizer.engine.decision import PolicyState, Proposal
 from optimizer.engine.kinds.common import (
@@ -112,7 +111,7 @@ class _Plan:
     def __init__(self, policy: TariffWindow, target: Target, ctx: Context, amps: int) -> None:
         self.needed = target.energy_kwh - ctx.delivered_kwh
         per_slot = amps * watts_per_amp(ctx.charger) / 1000 * SLOT_HOURS
-        self.slots, self.count, self.chosen, self.now_in = _SLOT_PLANS.get(
+        self.slots, self.count, self.chosen, self.now_in = _slot_plan(
             policy, target, ctx, self.needed, per_slot
         )
         self.solar: tuple[float, int] | None = None
@@ -127,38 +126,6 @@ class _Plan:
 
 
 SlotPlan = tuple[list[PriceSlot], int, list[PriceSlot], bool]  # slots, count, chosen, now in
-
-
-class _SlotPlans:
-    """The part of a plan the prices, the clock and the energy decide (the slots before the
-    deadline, how many, the cheapest, whether now is one), kept for the last few ticks: a
-    replay's proposal works it out, and its reuse key (:func:`target_level`) asks it again
-    when the next tick's key is compared with this one's. Each entry holds its policy and
-    prices and is only served for those very objects (an id is not reused while they live),
-    so a stale entry is never answered; a full cache starts again."""
-
-    SIZE = 64
-
-    def __init__(self) -> None:
-        self.plans: dict[tuple[Any, ...], tuple[TariffWindow, tuple[PriceSlot, ...], SlotPlan]]
-        self.plans = {}
-
-    def get(
-        self, policy: TariffWindow, target: Target, ctx: Context, needed: float, per_slot: float
-    ) -> SlotPlan:
-        ahead = ctx.snapshot.tariff.slots
-        key = (id(policy), id(ahead), ctx.now, ctx.snapshot.timezone, needed, per_slot)
-        found = self.plans.get(key)
-        if found is not None and found[0] is policy and found[1] is ahead:
-            return found[2]
-        plan = _slot_plan(policy, target, ctx, needed, per_slot)
-        if len(self.plans) >= self.SIZE:
-            self.plans.clear()
-        self.plans[key] = (policy, ahead, plan)
-        return plan
-
-
-_SLOT_PLANS = _SlotPlans()
 
 
 def _slot_plan(
