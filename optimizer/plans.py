@@ -38,6 +38,7 @@ _LOGGER = logging.getLogger(__name__)
 
 __all__ = [
     "ALL_CHARGERS",
+    "MET_KWH",
     "PLANS_KEY",
     "HabitCache",
     "clear_plan",

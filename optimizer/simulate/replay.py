@@ -55,7 +55,7 @@ from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
 from optimizer.planner.causal import CausalOutlooks
 from optimizer.planner.outlook import SurplusOutlook
-from optimizer.plans import overdue
+from optimizer.plans import MET_KWH, overdue
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
@@ -363,7 +363,7 @@ def _overdue(
 ) -> DeparturePlan:
     """The plan now (:func:`optimizer.plans.overdue`): moved on past a learned departure while
     the car is short of it and still takes energy (a full car would draw nothing anyway)."""
-    taking = session is not None and charger.delivered < session.energy_kwh - 0.05
+    taking = session is not None and charger.delivered < session.energy_kwh - MET_KWH
     return overdue(plan, now, charger.delivered, taking=taking)
 
 
