@@ -234,6 +234,11 @@ def learn_habits(
     return learned
 
 
+# How far ahead of the service's clock a status's plg_in_at may be and still be the plug-in:
+# the charger's report and the host's clock differ by seconds, not minutes.
+PLUG_SKEW = timedelta(minutes=5)
+
+
 class HabitCache:
     """The service's learned habits, relearned at most every :attr:`EVERY` (the history
     changes only when `evopt history fetch` runs, and a habit changes slowly).
@@ -251,15 +256,24 @@ class HabitCache:
         self._plugged: dict[str, datetime] = {}
 
     def plugged_at(self, snapshot: Snapshot) -> dict[str, datetime]:
-        """When each plugged-in charger was first seen plugged in (by serial): a learned plan
-        is made for its plug-in and stays that plan as the session goes on, rather than
-        drifting with every tick's "now". After a restart, the first tick counts as the
-        plug-in."""
+        """When each plugged-in charger's car was plugged in (by serial): a learned plan is
+        made for its plug-in and stays that plan as the session goes on, rather than drifting
+        with every tick's "now".
+
+        The status's ``plg_in_at`` says so, and survives a restart of the service (a plan made
+        from the restart's tick would ask for the whole stay again from then). Without it, or
+        with one in the future (a clock that is off: trusting it would plan a stay that has
+        not begun), the first tick that saw the car plugged in stands for it.
+        """
         for view in snapshot.chargers:
-            if view.plugged_in:
-                self._plugged.setdefault(view.sn, snapshot.now)
-            else:
+            if not view.plugged_in:
                 self._plugged.pop(view.sn, None)
+                continue
+            reported = view.plugged_in_at
+            if reported is not None and reported <= snapshot.now + PLUG_SKEW:
+                self._plugged[view.sn] = min(reported, snapshot.now)
+            else:
+                self._plugged.setdefault(view.sn, snapshot.now)
         return dict(self._plugged)
 
     def get(

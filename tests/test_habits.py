@@ -216,6 +216,24 @@ async def test_plans_auto_gives_a_plug_in_the_learned_plan(midday: World) -> Non
     assert any(f"(learned: {learned})" in line for line in lines)
 
 
+async def test_a_restarted_service_keeps_the_plan_of_the_plug_in(midday: World) -> None:  # noqa: F811
+    """The car was plugged in at 13:00; the service starts (again) at 13:30. The status's
+    plg_in_at gives the plug-in, so the plan is still ready by 14:00, not an hour's stay
+    counted from the restart (14:30)."""
+    store_sessions(midday, leave_utc=time(3, 0), energy=20.0, count=10)
+    midday.cloud.clock.advance(30 * 60)
+    rules = (ROOT / "rules" / "excess-solar.yaml").read_text(encoding="utf-8")
+    service = midday.service(midday.config(rules).model_copy(update={"plans": "auto"}))
+    service.start()
+    report = await service.tick()
+    assert report.problem is None
+    await service.shutdown()
+    (row,) = [r for r in midday.rows() if r["target"] == "charging"]
+    plan = json.loads(row["inputs"])["charger"]["plan"]
+    assert plan["ready_by"] == "2025-01-15T03:00:00+00:00"
+    assert "learned plan: ready by 14:00 with 20 kWh" in row["reason"]
+
+
 async def test_a_manual_plan_wins_over_the_learned_one(midday: World) -> None:  # noqa: F811
     store_sessions(midday, leave_utc=time(3, 0), energy=20.0, count=10)
     rules = (ROOT / "rules" / "excess-solar.yaml").read_text(encoding="utf-8")

@@ -138,6 +138,36 @@ def test_a_live_learned_plan_stays_the_one_of_its_plug_in() -> None:
     assert cache.plugged_at(back) == {"A": later + timedelta(minutes=1)}
 
 
+def test_after_a_restart_the_plan_is_the_one_of_the_status_plug_in() -> None:
+    """The status's plg_in_at survives a restart of the service: the plan it gives is the one
+    the first run made, not a new stay counted from the restart."""
+    plug = datetime(2025, 5, 6, 18, tzinfo=ZONE).astimezone(UTC)
+    restart = plug + timedelta(hours=3)
+
+    def seen_at(now: datetime, reported: datetime | None) -> dict[str, datetime]:
+        charger = make_charger(sn="A", plugged_in_at=reported)
+        return cache.plugged_at(Snapshot(now=now, timezone=TZ, chargers=(charger,)))
+
+    cache = HabitCache()  # the service started again: nothing remembered
+    assert seen_at(restart, plug) == {"A": plug}
+    snapshot = Snapshot(now=restart, timezone=TZ, chargers=(make_charger(sn="A"),))
+    planned = with_plans(snapshot, {}, learned={ALL_CHARGERS: HABITS}, plugged_at={"A": plug})
+    assert planned.chargers[0].plan == learned_plan(HABITS, plug)
+    assert learned_plan(HABITS, plug) != learned_plan(HABITS, restart)
+    # Unplugged and plugged again between two polls: the new plg_in_at is a new plug-in.
+    replug = restart + timedelta(minutes=20)
+    assert seen_at(replug + timedelta(seconds=30), replug) == {"A": replug}
+    # No plg_in_at: the first tick seen plugged in stands for it, and stays.
+    cache = HabitCache()
+    assert seen_at(restart, None) == {"A": restart}
+    assert seen_at(restart + timedelta(minutes=1), None) == {"A": restart}
+    # A plg_in_at ahead of the clock (beyond a few minutes of skew) is not a plug-in yet.
+    cache = HabitCache()
+    assert seen_at(restart, restart + timedelta(hours=2)) == {"A": restart}
+    cache = HabitCache()
+    assert seen_at(restart, restart + timedelta(minutes=2)) == {"A": restart}
+
+
 def test_past_its_departure_a_short_learned_plan_moves_on_an_hour_at_a_time() -> None:
     ready = datetime(2025, 5, 7, 7, 30, tzinfo=UTC)
     plan = DeparturePlan(ready, 12.0, "weekday plug-ins 16:00-20:00, 40 sessions")

@@ -80,6 +80,10 @@ class ChargerView:
     # safeLimitState 1 while charging: the charger fell back to min_amps by itself, so
     # ``amps`` is that minimum and not a level anyone chose.
     safe_limited: bool = False
+    # The status's plg_in_at: when this car was plugged in, read from the cloud, so a learned
+    # plan survives a restart of the service (None: not sent, or no car). Not logged: the
+    # plan it gives is.
+    plugged_in_at: datetime | None = None
 
     @property
     def watts_per_amp(self) -> float:

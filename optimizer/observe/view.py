@@ -188,6 +188,7 @@ def charger_view(
         session_kwh=session_kwh if checked else status.session.energy_kwh,
         manual_override=override,
         reported_at=status.last_reported_at,
+        plugged_in_at=status.session.plugged_in_at if status.plugged_in is True else None,
     )
 
 
