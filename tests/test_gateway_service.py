@@ -56,7 +56,7 @@ class Site:
 
     def config(self, rules: str = FOLLOW, *, source: str = "gateway") -> Config:
         base = self.world.config(rules)
-        gateway = GatewayConfig(host=self.server.host, token_file=self.token_path, timeout="3s")
+        gateway = GatewayConfig(host=self.server.host, token_file=self.token_path, timeout="20s")
         surplus = SurplusConfig(source=source)  # type: ignore[arg-type]
         return base.model_copy(update={"surplus": surplus, "gateway": gateway})
 
@@ -253,7 +253,9 @@ async def test_each_site_of_a_fleet_reads_its_own_gateway(sites: Sites) -> None:
         ):
             token = sites.tmp / f"{entry.name}.token"
             store_token(token, gateway.issue_token())
-            block = GatewayConfig(host=server.host, token_file=token, timeout="3s")
+            # A stopped gateway refuses at once; the timeout only has to outlast a loaded
+            # machine (at 3 s, a suite on two busy cores once timed out the farm's first read).
+            block = GatewayConfig(host=server.host, token_file=token, timeout="20s")
             entries.append(entry.model_copy(update={"gateway": block}))
         surplus = SurplusConfig(source="gateway")
         config = base.model_copy(update={"sites": entries, "surplus": surplus})
