@@ -15,7 +15,19 @@ Each figure is printed beside its bar, marked PASS or MISS; the exit code is 0 e
 benchmark reports, the tests hold). Default rules: the example setup's (`config.example.yaml`'s
 `rules:`, which the planner's `rules/` will be); ``--rules FILE...`` picks others.
 ``--from``/``--to`` (MM-DD) replay part of each year while iterating; ``--json`` prints the
-figures as one object.
+figures as one object; ``--perfect-forecast`` replays the exact plans a third time with the
+real surplus ahead as the forecast (:mod:`optimizer.planner.perfect`), which splits what a
+look-ahead policy misses into the forecast's part and its own.
+
+Beside the bars, the **command-limited optimum** (:mod:`optimizer.simulate.command_limited`):
+the perfect-foresight optimum when each session must have its energy by its exact plan's
+ready-by (15 minutes before the unplug) with at most 4 commands as the replay counts them (the
+charger's own levels and breaker, a level change's restart), and when the year's sessions
+share 4 per session on average; each as a share of the unconstrained optimum's solar (which
+charges to the unplug and sends any number of commands), beside the optimum with the ready-by
+and any number of commands. Under the 0.95 bar, no policy meeting the plans could reach it;
+above it, the gap between it and a policy is the forecast's and the policy's, not the command
+budget's. It costs about as much CPU as one replay (``--no-ceiling`` skips it).
 """
 
 from __future__ import annotations
@@ -35,9 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from optimizer.cli.args.simulate import DEFAULT_PLAN_MARGIN  # noqa: E402
-from optimizer.cli.simulate import load_history, site_setup  # noqa: E402
+from optimizer.cli.simulate import SiteSetup, load_history, site_setup  # noqa: E402
 from optimizer.config import Config, load_config  # noqa: E402
 from optimizer.engine.loader import load_config_rules, load_rules  # noqa: E402
+from optimizer.planner.perfect import PerfectOutlooks  # noqa: E402
+from optimizer.simulate.command_limited import ceiling, pooled  # noqa: E402
 from optimizer.simulate.learned import series_plans  # noqa: E402
 from optimizer.simulate.replay import replay  # noqa: E402
 from optimizer.simulate.report import optimal_figures  # noqa: E402
@@ -52,6 +66,13 @@ from optimizer.simulate.series import (  # noqa: E402
 
 YEAR = 2025
 EXAMPLE_CONFIG = ROOT / "config.example.yaml"
+PLANS = ("exact", "learned")
+"""The replays the bars judge; ``--perfect-forecast`` adds "perfect", a diagnostic."""
+COMMAND_BUDGET = 4
+"""Issue 15's commands per session, the budget of the command-limited optimum."""
+CEILING_CAP = 8
+"""Commands per session the command-limited optimum works out exactly; a session given more
+in the pooled budget is counted at the unconstrained optimum's solar (an upper bound)."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +194,7 @@ def run_sample(name: str, rules: Sequence[Path], args: argparse.Namespace) -> di
     best = optimal_figures(series, site.limits, site.voltage_v, config.site.battery)
     seconds = {"optimal": time.perf_counter() - began}
     runs: dict[str, Figures] = {}
-    for plans in ("exact", "learned"):
+    for plans in ("exact", "learned", "perfect") if args.perfect_forecast else PLANS:
         began = time.perf_counter()
         result = replay(
             series,
@@ -181,18 +202,27 @@ def run_sample(name: str, rules: Sequence[Path], args: argparse.Namespace) -> di
             config=config,
             limits=site.limits,
             voltage_v=site.voltage_v,
-            plan_margin=DEFAULT_PLAN_MARGIN if plans == "exact" else None,
+            plan_margin=None if plans == "learned" else DEFAULT_PLAN_MARGIN,
             plans=(
                 series_plans(series, known=sessions, settings=config.habits.settings())
                 if plans == "learned"
                 else None
             ),
+            outlooks=PerfectOutlooks(series).at if plans == "perfect" else None,
         )
         home = result.battery.kwh() if result.battery is not None else None
         runs[plans] = figures(series, result.ev_kwh, commands=result.commands, battery=home)
         seconds[plans] = time.perf_counter() - began
     need = need_kwh(series)
-    checks = [check for plans, run in runs.items() for check in bars(name, plans, run, best, need)]
+    checks = [
+        check
+        for plans, run in runs.items()
+        if plans in PLANS
+        for check in bars(name, plans, run, best, need)
+    ]
+    limited = None if args.no_ceiling else command_limited(series, site, best)
+    if limited is not None:
+        seconds["ceiling"] = limited.pop("cpu_s")
     return {
         "sample": name,
         "buckets": len(series),
@@ -201,8 +231,51 @@ def run_sample(name: str, rules: Sequence[Path], args: argparse.Namespace) -> di
         "optimal": None if best is None else best.to_json(),
         "runs": {plans: run.to_json() for plans, run in runs.items()},
         "seconds": {key: round(value, 2) for key, value in seconds.items()},
+        "command_limited": limited,
         "checks": checks,
     }
+
+
+def command_limited(
+    series: SiteSeries, site: SiteSetup, best: Figures | None
+) -> dict[str, float] | None:
+    """The optimum's solar with at most :data:`COMMAND_BUDGET` commands in each session, and
+    with that many per session pooled over the period, as shares of the optimum's solar (and
+    the CPU seconds it took, which the caller moves to its timings)."""
+    if best is None or best.ev_solar_kwh <= 0:
+        return None
+    began = time.process_time()
+    found = ceiling(
+        series, site.limits, site.voltage_v, most=CEILING_CAP, margin=DEFAULT_PLAN_MARGIN
+    )
+    return {
+        "per_session": found.at(COMMAND_BUDGET) / best.ev_solar_kwh,
+        "pooled": pooled(found, COMMAND_BUDGET) / best.ev_solar_kwh,
+        "ready_by": found.unlimited() / best.ev_solar_kwh,
+        "cpu_s": time.process_time() - began,
+    }
+
+
+def _perfect_text(name: str, run: dict[str, Any], best: dict[str, Any] | None) -> str:
+    solar = best.get("ev_solar_kwh") if best else None
+    share = f"{run['ev_solar_kwh'] / solar:.1%}" if solar else "n/a"
+    return (
+        f"{name:<11}exact plans, perfect forecast: {share} of the optimum's solar, "
+        f"{run['unmet_kwh']:.2f} kWh unmet, {run['commands_per_session'] or 0:.2f} commands a "
+        "session (the rest to the command-limited optimum is the policy's structure)"
+    )
+
+
+def _ceiling_text(name: str, limited: dict[str, float] | None) -> str:
+    if limited is None:
+        return f"{name:<11}command-limited optimum: n/a"
+    reach = "reachable" if limited["per_session"] >= 0.95 else "OUT OF REACH"
+    return (
+        f"{name:<11}command-limited optimum (ready by the plans' ready-by): "
+        f"{limited['per_session']:.1%} of the optimum's solar with <= {COMMAND_BUDGET} commands "
+        f"a session, {limited['pooled']:.1%} with {COMMAND_BUDGET} a session pooled "
+        f"({limited['ready_by']:.1%} with any number); bar >= 95%: {reach}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,6 +287,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--from", dest="date_from", default="01-01", metavar="MM-DD")
     parser.add_argument("--to", dest="date_to", default="12-31", metavar="MM-DD")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--no-ceiling", action="store_true", help="skip the command-limited optimum"
+    )
+    parser.add_argument(
+        "--perfect-forecast",
+        action="store_true",
+        help="replay the exact plans a third time with the real surplus as the forecast",
+    )
     args = parser.parse_args(argv)
     rules = args.rules or example_rules()
     shown = ", ".join(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in rules)
@@ -228,6 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'sample':<11}{'plans':<9}{'figure':<22}{'value':>9}  {'bar':<7}verdict")
     for check in checks:
         print(_text(check))
+    if not args.no_ceiling:
+        for result in results:
+            print(_ceiling_text(result["sample"], result["command_limited"]))
+    for result in results:
+        perfect = result["runs"].get("perfect")
+        if perfect is not None:
+            print(_perfect_text(result["sample"], perfect, result["optimal"]))
     print()
     for result in results:
         best = result["optimal"] or {}

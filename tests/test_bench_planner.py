@@ -94,12 +94,16 @@ def test_a_figure_that_cannot_be_computed_is_a_miss() -> None:
 
 def test_a_short_run_on_each_history_gives_every_figure(tmp_path: Path) -> None:
     rules = [ROOT / "rules" / "excess-solar.yaml"]
-    args = argparse.Namespace(date_from="06-23", date_to="06-25")
+    args = argparse.Namespace(
+        date_from="06-23", date_to="06-25", no_ceiling=False, perfect_forecast=True
+    )
     for name in ("greensboro", "phoenix"):
         result = planner.run_sample(name, rules, args)
         assert result["buckets"] == 3 * 96
         assert result["sessions"] > 0
-        assert set(result["runs"]) == {"exact", "learned"}
+        assert set(result["runs"]) == {"exact", "learned", "perfect"}
+        limited = result["command_limited"]
+        assert 0 < limited["per_session"] <= limited["pooled"] <= limited["ready_by"] <= 1 + 1e-9
         checks = result["checks"]
         assert [(c.plans, c.name) for c in checks][:3] == [
             ("exact", "% of optimum solar"),
@@ -111,3 +115,11 @@ def test_a_short_run_on_each_history_gives_every_figure(tmp_path: Path) -> None:
         for plans, run in result["runs"].items():
             assert run["ev_solar_kwh"] <= best["ev_solar_kwh"] + 1e-6, plans
     assert planner.example_rules()  # the example setup's rule files resolve
+
+
+def test_the_command_limited_optimum_says_when_the_bar_is_out_of_reach() -> None:
+    under = {"per_session": 0.949, "pooled": 0.96, "ready_by": 0.97}
+    over = {"per_session": 0.95, "pooled": 0.96, "ready_by": 0.97}
+    assert planner._ceiling_text("s", under).endswith("OUT OF REACH")
+    assert planner._ceiling_text("s", over).endswith("reachable")
+    assert planner._ceiling_text("s", None).endswith("n/a")

@@ -121,7 +121,7 @@ if TYPE_CHECKING:
     # enlighten.client import cycle, and this module only reads a Limits' attributes.
     from optimizer.limits import Limits
 
-__all__ = ["immediate", "optimal", "solve_workers", "solved_exactly"]
+__all__ = ["immediate", "optimal", "solve_workers", "solved_exactly", "surplus_kwh"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -140,7 +140,8 @@ def _kwh_per_amp(voltage_v: float) -> float:
     return voltage_v * BUCKET_H / 1000
 
 
-def _surplus(series: SiteSeries, index: int) -> float:
+def surplus_kwh(series: SiteSeries, index: int) -> float:
+    """The solar the car may take in bucket ``index`` (none without data), as figures counts."""
     if series.missing[index]:
         return 0.0
     return max(series.pv_kwh[index] - series.house_kwh[index], 0.0)
@@ -298,7 +299,7 @@ class _Programme:
             self._row([(part.col(_E, j), 1.0) for j in range(m)], part.need, part.need)
         for index in self.buckets:
             solar = self.solar_col[index]
-            upper[solar] = _surplus(self.series, index)
+            upper[solar] = surplus_kwh(self.series, index)
             self._row([(solar, 1.0)] + [(e, -1.0) for e in feeding[index]], -inf, 0.0)
         self.bounds = Bounds(lower, upper)
         self.integrality = integral
@@ -348,7 +349,7 @@ class _Programme:
         for part in self.parts:
             for j, index in enumerate(part.indices):
                 top[index] += part.emax[j]
-        reachable = sum(min(_surplus(self.series, i), top[i]) for i in self.buckets)
+        reachable = sum(min(surplus_kwh(self.series, i), top[i]) for i in self.buckets)
         return min(reachable, sum(part.need for part in self.parts))
 
     def solve(self) -> np.ndarray | None:
@@ -447,7 +448,7 @@ POOL_MIN_GROUPS = 24
 def _window(series: SiteSeries, part: _Part) -> Window:
     """A lone session's programme as the exact search reads it."""
     solar = tuple(
-        min(_surplus(series, i), top) for i, top in zip(part.indices, part.emax, strict=True)
+        min(surplus_kwh(series, i), top) for i, top in zip(part.indices, part.emax, strict=True)
     )
     prices = tuple(series.import_price[i] for i in part.indices)
     missing = tuple(series.missing[i] for i in part.indices)

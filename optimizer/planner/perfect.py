@@ -1,0 +1,43 @@
+"""The outlook a perfect forecast would give: the series' own surplus ahead (a diagnostic).
+
+Why: the planner falls short of the optimum for two reasons, a forecast the weather then
+does not follow and the plan's own structure (two stages, command costs, the guard, the grid
+placed late). Replayed with this outlook instead of the causal one (:mod:`.causal`), the
+planner knows the surplus of every bucket ahead exactly, so what it still misses against
+the command-limited optimum (:mod:`optimizer.simulate.command_limited`) is structure, and
+what the causal forecast loses beside it is the forecast's (`benchmarks/planner.py
+--perfect-forecast`). Never used live or by `evopt simulate`: it peeks.
+"""
+
+from __future__ import annotations
+
+from optimizer.planner.causal import HORIZON_H
+from optimizer.planner.outlook import STEP_S, SurplusOutlook
+from optimizer.simulate.series import BUCKET_H, SiteSeries
+
+__all__ = ["PerfectOutlooks"]
+
+
+class PerfectOutlooks:
+    """Per tick, the real surplus (W) of the next :data:`HORIZON_H` hours as p10 = p50 = p90
+    (no band: nothing is uncertain), kept by the simulator's rule (``replan="change"``)."""
+
+    def __init__(self, series: SiteSeries) -> None:
+        self.series = series
+        self.watts = tuple(
+            0.0 if gap else (pv - house) / BUCKET_H * 1000
+            for pv, house, gap in zip(series.pv_kwh, series.house_kwh, series.missing, strict=True)
+        )
+
+    def at(self, index: int) -> SurplusOutlook:
+        now_s = int(self.series.starts[index].timestamp())
+        ahead = self.watts[index : index + int(HORIZON_H / BUCKET_H)]
+        return SurplusOutlook(
+            made_at_s=float(now_s),
+            first_s=now_s - now_s % STEP_S,
+            p10_w=ahead,
+            p50_w=ahead,
+            p90_w=ahead,
+            source="perfect",
+            replan="change",
+        )
