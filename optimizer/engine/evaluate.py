@@ -219,7 +219,10 @@ def _proposals(
         if not (policy.enabled and holds(policy.when, ctx.snapshot, ctx.charger)):
             memory.policies.pop(key, None)  # timers restart when the conditions hold again
             continue
-        met = check(policy.when, ctx.snapshot, ctx.charger)[1]
+        # The met conditions in words go only into reasons and inputs, which nothing reads
+        # without words (tests/test_engine_properties.py: the same actions, parameters and
+        # memory either way).
+        met = check(policy.when, ctx.snapshot, ctx.charger)[1] if ctx.words else ""
         proposals, state = propose(policy, ctx, memory.policy(policy.name, sn), met)
         memory.policies[key] = state
         found.extend((index, p) for p in proposals)
