@@ -44,11 +44,12 @@ ENGINE_DURATIONS = (timedelta(0), timedelta(hours=1), LEVEL_WINDOW, LATEST_START
 a departure plan's start slack (plans are never reused; listed all the same)."""
 
 
-def _sides(value: float | None, lines: Sequence[float]) -> tuple[bool, ...] | None:
-    """Which side of each line ``value`` is on (above, and at or above); None when unknown."""
+def _sides(value: float | None, lines: Sequence[float]) -> tuple[int, int] | None:
+    """Which side of each line ``value`` is on, None when unknown: with the lines sorted, how
+    many it is above and how many at or above (a flag per line of each, in two ints)."""
     if value is None or not math.isfinite(value):
         return None
-    return tuple(value > x for x in lines) + tuple(value >= x for x in lines)
+    return bisect_left(lines, value), bisect_right(lines, value)
 
 
 def _surplus_thresholds(policies: Sequence[PolicyBase]) -> tuple[float, ...]:
@@ -138,12 +139,7 @@ class Idle:
         running its policies ends with :data:`_NO_KEY`."""
         yield period
         yield view
-        watts = snapshot.surplus.pv_minus_house_w
-        side: tuple[bool, ...] | None = None
-        if watts is not None and math.isfinite(watts):
-            side = tuple(watts > t for t in self.thresholds)
-            side += tuple(watts >= t for t in self.thresholds)
-        yield side
+        yield _sides(snapshot.surplus.pv_minus_house_w, self.thresholds)
         yield snapshot.surplus.source
         inside: tuple[bool, ...] = ()
         if self.times:
