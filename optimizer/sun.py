@@ -79,7 +79,7 @@ def zenith_and_azimuth(latitude: float, longitude: float, when: datetime) -> tup
     if offset is None:
         raise ValueError("zenith_and_azimuth needs a timezone-aware datetime")
     zone = -offset.total_seconds() / 3600.0
-    utc = when.astimezone(UTC)
+    utc = when if when.tzinfo is UTC else when.astimezone(UTC)  # the same fields, no copy
     whole_days, b = _julian_date(utc.year, utc.month, utc.day)
     seconds = int(utc.hour * 3600 + utc.minute * 60 + utc.second)
     jd = whole_days + seconds / (24 * 60 * 60) + b - 1524.5

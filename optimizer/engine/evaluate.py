@@ -29,6 +29,7 @@ nothing is sent twice just because the report has not caught up.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -123,7 +124,7 @@ def evaluate(
             tick.known, tick.final, snapshot.now, control=tick.control
         )
         decisions.extend(tick.final[target] for target in TARGET_ORDER if target in tick.final)
-    names = {policy.name for policy in policies}
+    names = _rules_of(policies).names
     # Timers of policies no longer in the rules go (names cannot contain "/", serials might).
     memory.policies = {k: v for k, v in memory.policies.items() if k.split("/", 1)[0] in names}
     return decisions, memory
@@ -163,7 +164,7 @@ def _charger_tick(
     proposals = _proposals(ctx, policies, memory)
     decided = arbitrate(proposals, charger.sn, inputs)
     decided, known = _restart(decided, known, snapshot)
-    allowed = leavers(policies)
+    allowed = _rules_of(policies).leavers
     final = safeguard(decided, ctx, known, inputs, allowed=allowed)
     if ctx.memory.restart is not None and known.restart is None:
         known = _restart_ended(known, final)
@@ -181,6 +182,38 @@ def _charger_tick(
         memory=memory,
     )
     return _Tick(ctx, known, final, control, inputs, allowed)
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What the engine reads of the rules as a whole, the same at every tick of a run."""
+
+    given: tuple[PolicyBase, ...]
+    names: frozenset[str]
+    leavers: frozenset[str]  # the policies whose rule may take the charger out of SMART
+
+
+_RULES: dict[int, _Rules] = {}
+
+
+def _rules_of(policies: Sequence[PolicyBase]) -> _Rules:
+    """The rules' names and leavers, worked out once per list of rules (every evaluation asked
+    them again: 2% of a replay). Kept by the list's id and served only while it holds the very
+    same policies (rules are frozen; a list changed in place is seen), so the answer is always
+    what working them out again would give."""
+    found = _RULES.get(id(policies))
+    if (
+        found is not None
+        and len(found.given) == len(policies)
+        and all(map(operator.is_, found.given, policies))
+    ):
+        return found
+    if len(_RULES) >= 64:  # many lists of rules (tests, reloads): start again
+        _RULES.clear()
+    found = _RULES[id(policies)] = _Rules(
+        tuple(policies), frozenset(p.name for p in policies), leavers(policies)
+    )
+    return found
 
 
 def _restart(
@@ -219,7 +252,10 @@ def _proposals(
         if not (policy.enabled and holds(policy.when, ctx.snapshot, ctx.charger)):
             memory.policies.pop(key, None)  # timers restart when the conditions hold again
             continue
-        met = check(policy.when, ctx.snapshot, ctx.charger)[1]
+        # The met conditions in words go only into reasons and inputs, which nothing reads
+        # without words (tests/test_engine_properties.py: the same actions, parameters and
+        # memory either way).
+        met = check(policy.when, ctx.snapshot, ctx.charger)[1] if ctx.words else ""
         proposals, state = propose(policy, ctx, memory.policy(policy.name, sn), met)
         memory.policies[key] = state
         found.extend((index, p) for p in proposals)

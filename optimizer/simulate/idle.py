@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,11 +44,12 @@ ENGINE_DURATIONS = (timedelta(0), timedelta(hours=1), LEVEL_WINDOW, LATEST_START
 a departure plan's start slack (plans are never reused; listed all the same)."""
 
 
-def _sides(value: float | None, lines: Sequence[float]) -> tuple[bool, ...] | None:
-    """Which side of each line ``value`` is on (above, and at or above); None when unknown."""
+def _sides(value: float | None, lines: Sequence[float]) -> tuple[int, int] | None:
+    """Which side of each line ``value`` is on, None when unknown: with the lines sorted, how
+    many it is above and how many at or above (a flag per line of each, in two ints)."""
     if value is None or not math.isfinite(value):
         return None
-    return tuple(value > x for x in lines) + tuple(value >= x for x in lines)
+    return bisect_left(lines, value), bisect_right(lines, value)
 
 
 def _surplus_thresholds(policies: Sequence[PolicyBase]) -> tuple[float, ...]:
@@ -72,15 +73,15 @@ class Idle:
 
     An evaluation at an idle tick (no car plugged in) that only held and left the memory as it
     was given (apart from the tick each control was last seen at: :func:`_settled`) is reused
-    for the following ticks with the same :meth:`key`, the class of their snapshot: two ticks
-    with the same key differ only in what no policy can react to. The ``period`` the caller
-    passes fixes what changes with time: the minute replay passes the bucket (its tariff
-    window, sun, quarter-hour, day and month), the 15-minute replay :meth:`period` (the
-    tariff window and price, which side of each sun and battery threshold, the weekday and
-    month: every tick is another bucket there, so a bucket never repeats); the view fixes the
-    charger (plugged state, mode, level); the surplus counts by which side of every threshold
-    a policy compares it with it is on (unknown apart); every ``when: time`` range is tested at
-    the minute; every running hysteresis timer counts by whether its delay has passed; every
+    for the following ticks with the same key (:meth:`key_parts`), the class of their snapshot:
+    two ticks with the same key differ only in what no policy can react to. The ``period`` the
+    caller passes fixes what changes with time: the minute replay passes the bucket (its tariff
+    window, sun, quarter-hour, day and month), the 15-minute replay :meth:`period` (the tariff
+    window and price, which side of each sun and battery threshold, the weekday and month: every
+    tick is another bucket there, so a bucket never repeats); the view fixes the charger
+    (plugged state, mode, level); the surplus counts by which side of every threshold a policy
+    compares it with it is on (unknown apart); every ``when: time`` range is tested at the
+    minute; every running hysteresis timer counts by whether its delay has passed; every
     excess-solar policy by which side of its own start and stop thresholds (the engine's
     ``SurplusPlan``, its defaults included) the surplus it may use is on; the charger memory by
     whether its last command has settled (a user's change is looked for only after that).
@@ -128,24 +129,28 @@ class Idle:
             local.month,
         )
 
-    def key(
+    def key_parts(
         self, snapshot: Snapshot, view: ChargerView, period: Hashable, memory: Memory
-    ) -> tuple[Any, ...] | None:
-        if not self.enabled:
-            return None
-        watts = snapshot.surplus.pv_minus_house_w
-        side: tuple[bool, ...] | None = None
-        if watts is not None and math.isfinite(watts):
-            side = tuple(watts > t for t in self.thresholds)
-            side += tuple(watts >= t for t in self.thresholds)
+    ) -> Iterator[Any]:
+        """The tick's key, the class of its snapshot, part by part, the cheap parts first:
+        :meth:`decide` compares each with the last key's as it comes, stops at the first that
+        differs and works the rest out only for an evaluation worth keeping (an unsettled one,
+        a third of those a year runs, needs none). A tick whose class cannot be told without
+        running its policies ends with :data:`_NO_KEY`."""
+        yield period
+        yield view
+        yield _sides(snapshot.surplus.pv_minus_house_w, self.thresholds)
+        yield snapshot.surplus.source
         inside: tuple[bool, ...] = ()
         if self.times:
             local = snapshot.local
             inside = tuple(any(r.contains_time(local) for r in ranges) for ranges in self.times)
-        timers = _elapsed(snapshot, memory, self.solar, view.sn)
+        yield inside
+        yield _elapsed(snapshot, memory, self.solar, view.sn)
         known = memory.charger(view.sn)
         settle = self.settings.settle
         settled = known.commanded_at is None or snapshot.now - known.commanded_at >= settle
+        yield settled
         ctx = build(
             Context,
             snapshot=snapshot,
@@ -162,13 +167,10 @@ class Idle:
             hysteresis.append(
                 None if watts is None else (watts >= plan.start_w, watts < plan.stop_w)
             )
-        base = (
-            period, view, side, snapshot.surplus.source, inside, timers, settled, tuple(hysteresis)
-        )  # fmt: skip
-        if not view.plugged_in:
-            return base
-        plugged = self._plugged(snapshot, view, memory, ctx, settled=settled)
-        return None if plugged is None else (*base, plugged)
+        yield tuple(hysteresis)
+        if view.plugged_in:
+            plugged = self._plugged(snapshot, view, memory, ctx, settled=settled)
+            yield _NO_KEY if plugged is None else plugged
 
     def _plugged(
         self, snapshot: Snapshot, view: ChargerView, memory: Memory, ctx: Context, *, settled: bool
@@ -221,13 +223,41 @@ class Idle:
     ) -> tuple[list[Decision], Memory]:
         """``evaluate``'s answer, or at an idle tick of the last settled one's class its holds
         again (the memory unchanged)."""
-        key = self.key(snapshot, view, period, memory)
-        if key is not None and key == self.last:
+        if not self.enabled:
+            return evaluate(snapshot, self.policies, memory, settings=self.settings)
+        parts = self.key_parts(snapshot, view, period, memory)
+        seen = _matched(parts, self.last)
+        if seen is None:
             return self.decided, memory
         decided, returned = evaluate(snapshot, self.policies, memory, settings=self.settings)
-        settled = key is not None and _settled(decided, memory, returned)
-        self.last, self.decided = (key, decided) if settled else (None, [])
+        if _settled(decided, memory, returned):
+            seen.extend(parts)  # the parts not compared (the evaluation left its inputs alone)
+            if seen[-1] is not _NO_KEY:
+                self.last, self.decided = tuple(seen), decided
+                return decided, returned
+        self.last, self.decided = None, []
         return decided, returned
+
+
+_NO_KEY = object()
+"""The last part of a tick whose class cannot be told without running its policies."""
+
+
+def _matched(parts: Iterator[Any], last: tuple[Any, ...] | None) -> list[Any] | None:
+    """None when ``parts`` are ``last``'s, part for part, as ``tuple(parts) == last`` would
+    tell; else the parts taken until the first that differs (all of them without a last)."""
+    if last is None:
+        return []
+    seen: list[Any] = []
+    for part in parts:
+        if len(seen) == len(last):
+            seen.append(part)
+            return seen
+        before = last[len(seen)]
+        seen.append(part)
+        if part is _NO_KEY or (part is not before and part != before):
+            return seen
+    return None if len(seen) == len(last) else seen
 
 
 class _Asked:

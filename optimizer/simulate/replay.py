@@ -120,15 +120,17 @@ class _Tariff:
         self.zone = zone = ZoneInfo(series.timezone)
         cache: dict[tuple[int, int, int, int], tuple[str | None, float | None]] = {}
         self.windows: list[tuple[str | None, float | None]] = []
-        for at in series.starts:
-            local = at.astimezone(zone)
+        # Each bucket's start in the site's zone, converted once: for its price here, and for
+        # the tick's sun and snapshot (:func:`_snapshot`).
+        self.locals = [at.astimezone(zone) for at in series.starts]
+        for local in self.locals:
             key = (local.month, local.isoweekday(), local.hour, local.minute)
             found = cache.get(key)
             if found is None:
                 found = cache[key] = tariffs.window_at(local)
             self.windows.append(found)
         self.slots = tuple(  # a tuple: each tick's slots ahead are one slice of it
-            build(PriceSlot, start=at, end=at + BUCKET, window=name, price=price)
+            _price_slot(at, name, price)
             for at, (name, price) in zip(series.starts, self.windows, strict=True)
         )
         # Index of the next change after each bucket (len: none within the series).
@@ -155,6 +157,14 @@ class _Tariff:
             next_price=next_price,
             slots=self.slots[index : index + SLOTS_AHEAD],
         )
+
+
+def _price_slot(start: datetime, window: str | None, price: float | None) -> PriceSlot:
+    """``PriceSlot(start, start + BUCKET, window, price)``, filled in one step: a replay makes
+    one per bucket of its period (:func:`build`'s keyword checks were most of their cost)."""
+    slot = object.__new__(PriceSlot)
+    slot.__dict__.update(start=start, end=start + BUCKET, window=window, price=price)
+    return slot
 
 
 def engine_settings(config: Config) -> EngineSettings:
@@ -409,33 +419,33 @@ def _view(
 ) -> ChargerView:
     """The simulated charger as the engine would see it in a status reply (the same object
     while nothing in it changes: most ticks of a replay see the charger as it was)."""
-    return _view_of(
+    return _view_of(  # positional: the cache's key is made faster without keywords
         charger.on and plugged,
         charger.amps,
         charger.mode,
         charger.use_battery,
         charger.session_kwh if plugged else None,
-        plugged=plugged,
-        limits=limits,
-        voltage_v=voltage_v,
-        sn=sn,
-        plan=plan,
+        plugged,
+        limits,
+        voltage_v,
+        sn,
+        plan,
     )
 
 
 @lru_cache(maxsize=512)
-def _view_of(
+def _view_of(  # noqa: PLR0917 (positional: the cache makes its key faster)
     charging: bool,
     amps: int | None,
     mode: ChargeMode,
     use_battery: bool | None,
     session_kwh: float | None,
-    *,
     plugged: bool,
     limits: Limits,
     voltage_v: float,
     sn: str,
     plan: DeparturePlan | None,
+    /,
 ) -> ChargerView:
     return ChargerView(
         sn=sn,
@@ -472,7 +482,7 @@ def _snapshot(
 ) -> Snapshot:
     """What the live service would see at the start of bucket ``index``."""
     now = series.starts[index]
-    local = now.astimezone(tariff.zone)  # once, for the sun's day and the snapshot
+    local = tariff.locals[index]  # converted once, for the sun's day and the snapshot
     scale_by_sun = config.surplus.scale_by_sun and config.site.latitude is not None
     bucket = (
         _seen_bucket(series, index, lag_buckets, ev_kwh, home) if index >= lag_buckets else None

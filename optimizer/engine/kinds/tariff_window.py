@@ -19,6 +19,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from optimizer.engine.decision import PolicyState, Proposal
 from optimizer.engine.kinds.common import (
@@ -229,9 +230,16 @@ def _solar_amps(policy: TariffWindow, ctx: Context, amps: int) -> tuple[float, i
 
 def next_time(local: datetime, hhmm: str) -> datetime:
     """The next local ``HH:MM`` strictly after ``local``."""
-    minutes = parse_clock(hhmm) % (24 * 60)
+    minutes = _minute_of_day(hhmm)
     at = local.replace(hour=minutes // 60, minute=minutes % 60, second=0, microsecond=0)
     return at if at > local else at + timedelta(days=1)
+
+
+@lru_cache(maxsize=64)
+def _minute_of_day(hhmm: str) -> int:
+    """``HH:MM`` in minutes after midnight, 24:00 as 0: parsed once per target's ``by``, not
+    at every tick a target plans (a replay plans thousands of ticks of the same few)."""
+    return parse_clock(hhmm) % (24 * 60)
 
 
 def cheapest(slots: Sequence[PriceSlot], count: int, windows: Sequence[str]) -> list[PriceSlot]:
