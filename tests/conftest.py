@@ -146,7 +146,7 @@ def mfa_env(
     yield from make_env(FakeCloud(mfa=True), tmp_path, capsys, monkeypatch)
 
 
-# The longest tests (each 5 to 20 s of CPU; `make unit` lists the ten slowest): run first, so
+# The longest tests (each 2 to 11 s of CPU; `make unit` lists the ten slowest): run first, so
 # that under pytest-xdist no worker is left with one of them while the other has finished.
 # A name here that no longer matches only loses its place in the queue.
 LONG_FIRST = (
@@ -154,7 +154,6 @@ LONG_FIRST = (
     "tests/test_simulate_golden.py::test_the_sample_report_is_unchanged[year",
     "tests/test_planner_replay.py::test_on_a_sample_month",
     "tests/test_replay_plugged.py::",
-    "tests/test_plans.py::test_the_example_rules_with_plans_reach_85_percent",
     "tests/test_soak.py::",
     "tests/test_site_allocation_e2e.py::test_two_cars_over_a_simulated_day",
     "tests/test_forecast_solar.py::test_changing_the_future_changes_nothing",
@@ -164,6 +163,9 @@ LONG_FIRST = (
     "tests/test_crash_sites.py::",
     "tests/test_simulate_learned.py::test_simulate_plans_learned_on_the_sample",
     "tests/test_service_process.py::",
+    "tests/test_mqtt.py::test_the_soak_with_the_broker_dropping",
+    "tests/test_baseline_cache.py::test_the_pool_gives_the_single_process_answer_exactly",
+    "tests/test_engine_properties.py::",
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from optimizer.cli import main
 from optimizer.config import Config, load_config
 from optimizer.decisions.store import DecisionStore
-from optimizer.engine.loader import load_rules
+from optimizer.engine.loader import load_config_rules, load_rules
 from optimizer.engine.snapshot import DeparturePlan, Snapshot
 from optimizer.limits import Limits
 from optimizer.plans import clear_plan, load_plans, parse_ready_by, save_plan, with_plans
@@ -26,6 +27,7 @@ from optimizer.simulate.baselines import optimal
 from optimizer.simulate.replay import replay
 from optimizer.simulate.series import BUCKET, Session, SiteSeries, figures
 from tests.test_engine_sim import make_charger
+from tests.test_simulate_golden import GOLDEN, JUNE
 
 ROOT = Path(__file__).parents[1]
 RULES = ROOT / "rules" / "excess-solar.yaml"
@@ -331,12 +333,45 @@ def sample_simulate(tmp_path: Path) -> list[str]:
     return args
 
 
+def _golden_holds_the_example_setup(config_path: Path) -> bool:
+    """Whether the frozen setup of tests/fixtures/simulate_golden/ is the example one today: the
+    same config (but where the rules and the state are) and the same enabled policies, in order."""
+    ours, frozen = load_config(config_path), load_config(GOLDEN / "config.yaml")
+    mine, theirs = ours.model_dump(exclude={"rules"}), frozen.model_dump(exclude={"rules"})
+    for dump in (mine, theirs):
+        del dump["service"]["state_dir"]
+    if mine != theirs:
+        return False
+
+    def policies(config: Config) -> list[dict[str, Any]]:
+        return [policy.model_dump() for policy in load_config_rules(config).enabled]
+
+    return policies(ours) == policies(frozen)
+
+
+def _but_the_rule_paths(report: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in report.items() if key != "rules"}
+
+
 def test_the_example_rules_with_plans_reach_85_percent_of_the_optimum_on_the_sample(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    args = [*sample_simulate(tmp_path), "--plans", "--json"]
-    assert main([*args, "--no-log"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    """The bar on the sample year with the example rules. While the golden reports' frozen setup
+    is the example one (so far it has always been), the year's report is the golden one, which
+    tests/test_simulate_golden.py proves the code still gives: a second replay of the same year
+    here proved nothing more for 10 s of CPU. This test's own path, the files given with
+    --energy and --sessions, must then give the golden June with plans exactly. When rules/ or
+    the sample's config move away from the frozen copy, the year is replayed here as before."""
+    args = [*sample_simulate(tmp_path), "--plans", "--json", "--no-log"]
+    if _golden_holds_the_example_setup(Path(args[1])):
+        assert main([*args, *JUNE]) == 0
+        june = json.loads(capsys.readouterr().out)
+        golden_june = json.loads((GOLDEN / "june-plans.json").read_text(encoding="utf-8"))
+        assert _but_the_rule_paths(june) == _but_the_rule_paths(golden_june)
+        report = json.loads((GOLDEN / "year-plans.json").read_text(encoding="utf-8"))
+    else:
+        assert main(args) == 0
+        report = json.loads(capsys.readouterr().out)
     best = report["baselines"]["optimal"]
     assert best["unmet_kwh"] == pytest.approx(0.0, abs=1e-6)
     assert report["unmet_kwh"] == pytest.approx(0.0, abs=1e-6)

@@ -6,7 +6,6 @@ replay that evaluates every tick, and it does skip plugged-in evaluations."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +25,7 @@ from optimizer.simulate.minutes import replay_minutes
 from optimizer.simulate.replay import replay
 from optimizer.simulate.sample import TIMEZONE
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
-from tests.test_minute_replay import surplus_bench
+from tests.test_minute_replay import sample_minutes
 from tests.test_replay_idle import _config, _series, replay_both
 
 MINUTES = st.sampled_from(["0m", "1m", "2m", "5m", "10m", "15m", "20m", "30m", "45m"])
@@ -85,14 +84,6 @@ def _policies(tmp: Path, config: Config, drawn: list[dict[str, Any]]) -> list[Po
     return list(load_rules([path], tariffs=config.tariffs).enabled)
 
 
-@cache
-def _three_days() -> tuple[Any, Config]:
-    """June's first three days of the sample made minute-level (benchmarks/surplus.py)."""
-    surplus = surplus_bench()
-    found: tuple[Any, Config] = surplus.sample_minutes(3)
-    return found
-
-
 WEEKS = [((1, 10), (1, 17)), ((4, 2), (4, 9)), ((6, 12), (6, 19)), ((9, 20), (9, 27))]
 
 
@@ -120,7 +111,7 @@ def test_plugged_reuse_changes_nothing_in_the_minute_replay(
 ) -> None:
     """The minute replay at tick 1 (every minute decided: the delays and minimum times fall
     between ticks, not on bucket edges)."""
-    series, config = _three_days()
+    series, config = sample_minutes(3)
     policies = _policies(tmp_path, config, drawn)
     runs = []
     for skip in (False, True):

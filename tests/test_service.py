@@ -125,8 +125,10 @@ class World:
     def database(self) -> Path:
         return self.tmp / "state" / "decisions.db"
 
-    def config(self, rules: str | None = None, **service: Any) -> Config:
-        """A config for the fake; ``rules`` is a rule file's text (default: rules/*.yaml)."""
+    def config(self, rules: str | None = None, *, poll: str = "30s", **service: Any) -> Config:
+        """A config for the fake; ``rules`` is a rule file's text (default: rules/*.yaml),
+        ``poll`` the service's poll interval (the example config's 30 s unless a test spans
+        hours whose every tick costs a plan, docs/performance.md)."""
         pattern = str(ROOT / "rules" / "*.yaml")
         if rules is not None:
             path = self.tmp / "rules.yaml"
@@ -137,7 +139,7 @@ class World:
             f"enlighten:\n  base_url: {self.base_url}\n  email: {EMAIL}\n  site_id: {SITE_ID}\n"
             "site:\n  latitude: -37.81\n  longitude: 144.96\n"
             "  timezone: Australia/Melbourne\n  max_current: 32\n"
-            f"service:\n  poll_interval: 30s\n  state_dir: {self.tmp / 'state'}\n{extra}"
+            f"service:\n  poll_interval: {poll}\n  state_dir: {self.tmp / 'state'}\n{extra}"
             f"{TARIFFS}rules:\n  - {pattern}\n"
         )
         path = self.tmp / "config.yaml"
