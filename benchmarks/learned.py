@@ -7,15 +7,25 @@ only policy (`rules/solar-plan.yaml`, enabled here), and splits each session's u
 * **asked too little**: the plan's energy was below what the car took (up to the difference);
 * **departure too late**: the rest, when the car left before the plan's ready-by;
 * **planner**: the rest, when the plan's ready-by was in time (the planner did not deliver it);
-* **cut by the period's end**: a session that runs past the replayed period (the last of the
-  year): the report counts what it missed as unmet too.
+* **cut by the period's end**: the rest of a session that runs past the replayed period (the
+  last of the year): the report counts what it missed as unmet too. Its learned plan is
+  ready by the period's end (optimizer/simulate/learned.py, as exact plans are), so what is
+  left here is what the period did not leave time for.
 
 With the share of the optimum's solar and the commands per session beside the bars (0.90,
 1 % of the need, 4). ``--leave-quantile``/``--energy-quantile`` replace the samples' habit
 settings; ``--stop-at-departure`` replays without the overdue rule (a learned plan past its
 departure no longer moves on: what charging stopped at the estimate would give);
 ``--no-optimum`` skips the optimum (no share); ``--from``/``--to`` (MM-DD) part of the year.
-CPU seconds are printed, never wall time (the machine is shared).
+
+Where the solar goes (docs/planner.md, "Where the solar goes"): ``--split`` replays exact plans
+too (`--plans exact`'s) and splits the solar the learned plans lost against them session by
+session, by how each plan differed from the truth (ready-by over an hour early, energy over
+1 kWh high, both, neither). ``--plans exact-departure|exact-energy|exact`` replays oracle
+plans that know part of the truth (the real departure with the learned energy, or the other
+way round): the share each oracle recovers is what learning that part costs, and what no
+plan of this family can beat. CPU seconds are printed, never wall time (the machine is
+shared).
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 import optimizer.simulate.replay as replay_module  # noqa: E402
 from benchmarks.planner import _period, need_kwh  # noqa: E402
+from optimizer.cli.args.simulate import DEFAULT_PLAN_MARGIN as EXACT_MARGIN  # noqa: E402
 from optimizer.cli.simulate import load_history, site_setup  # noqa: E402
 from optimizer.config import load_config  # noqa: E402
 from optimizer.engine.loader import load_rules  # noqa: E402
@@ -77,10 +88,12 @@ def attribute(
     unmet = max(0.0, session.energy_kwh - delivered)
     if unmet < UNMET_TOLERANCE_KWH:
         return Short()
-    if plan is None or session.end > period_end:
+    if plan is None:
         return Short(cut=unmet)
     asked = min(unmet, max(0.0, session.energy_kwh - plan.energy_kwh))
     rest = unmet - asked
+    if session.end > period_end:
+        return Short(asked=asked, cut=rest)
     if plan.ready_by > session.end:
         return Short(asked=asked, late=rest)
     return Short(asked=asked, planner=rest)
@@ -109,7 +122,7 @@ def run_sample(name: str, args: argparse.Namespace) -> dict[str, Any]:
     shipped = load_rules([PLANNER_RULES], tariffs=config.tariffs).policies[0]
     policies = [shipped.model_copy(update={"enabled": True})]
     began = time.process_time()
-    plans = series_plans(series, known=raw, settings=settings)
+    plans = oracle_plans(series, series_plans(series, known=raw, settings=settings), args.plans)
     result = replay_module.replay(
         series, policies, config=config, limits=site.limits, voltage_v=site.voltage_v, plans=plans
     )
@@ -126,6 +139,19 @@ def run_sample(name: str, args: argparse.Namespace) -> dict[str, Any]:
             series.sessions, plans, delivered_per_session(series, result.ev_kwh), strict=True
         )
     ]
+    lost = None
+    if args.split:
+        began = time.process_time()
+        exact = replay_module.replay(
+            series,
+            policies,
+            config=config,
+            limits=site.limits,
+            voltage_v=site.voltage_v,
+            plans=oracle_plans(series, plans, "exact"),
+        )
+        cpu["exact"] = time.process_time() - began
+        lost = solar_lost(series, plans, result.ev_kwh, exact.ev_kwh)
     need = need_kwh(series)
     by_cause = {
         "asked too little": sum(s.asked for s in shorts),
@@ -135,6 +161,7 @@ def run_sample(name: str, args: argparse.Namespace) -> dict[str, Any]:
     }
     return {
         "sample": name,
+        "plans": args.plans,
         "settings": {"leave": settings.leave_quantile, "energy": settings.energy_quantile},
         "sessions": len(series.sessions),
         "sessions_with_plan": sum(plan is not None for plan in plans),
@@ -151,12 +178,103 @@ def run_sample(name: str, args: argparse.Namespace) -> dict[str, Any]:
         ),
         "ev_solar_kwh": round(run.ev_solar_kwh, 1),
         "commands_per_session": run.commands_per_session,
+        "solar_lost_kwh": lost,
+        "optimum_solar_kwh": None if best is None else round(best.ev_solar_kwh, 1),
         "cpu_s": {key: round(value, 1) for key, value in cpu.items()},
     }
 
 
+EARLY = timedelta(hours=1)  # a ready-by this much before the real departure is "early"
+HIGH_KWH = 1.0  # an energy this much above what the car took is "high"
+LOST_CLASSES = ("departure early", "energy high", "both", "neither")
+
+
+def solar_per_session(series: SiteSeries, ev_kwh: Sequence[float]) -> list[float]:
+    """The solar each session got (as :func:`figures` counts it: the car's share of the
+    surplus, bucket by bucket), each bucket to the first session whose window holds it."""
+    surplus = [
+        0.0 if series.missing[i] else max(series.pv_kwh[i] - series.house_kwh[i], 0.0)
+        for i in range(len(series.starts))
+    ]
+    taken: set[int] = set()
+    out = []
+    for session in series.sessions:
+        window = [i for i in series.window(session) if i not in taken]
+        taken.update(window)
+        out.append(sum(min(ev_kwh[i], surplus[i]) for i in window))
+    return out
+
+
+def lost_class(session: Session, plan: DeparturePlan | None) -> str:
+    """Which way a learned plan differs from the truth (module constants' thresholds)."""
+    if plan is None:
+        return "neither"
+    early = plan.ready_by < session.end - EXACT_MARGIN - EARLY
+    high = plan.energy_kwh > session.energy_kwh + HIGH_KWH
+    if early and high:
+        return "both"
+    return "departure early" if early else "energy high" if high else "neither"
+
+
+def solar_lost(
+    series: SiteSeries,
+    plans: Sequence[DeparturePlan | None],
+    learned_kwh: Sequence[float],
+    exact_kwh: Sequence[float],
+) -> dict[str, dict[str, float]]:
+    """The solar the learned plans lost against exact ones, by session and by how the plan
+    differed from the truth: ready-by over an hour before the real departure (grid bought
+    before a sun that would have come), energy over 1 kWh above what the car took (the car
+    full from the grid before the sun), both, or neither (a later or smaller plan: it can
+    gain solar, at the risk of unmet energy). kWh lost and sessions per class."""
+    learned = solar_per_session(series, learned_kwh)
+    exact = solar_per_session(series, exact_kwh)
+    out = {name: {"kwh": 0.0, "sessions": 0.0} for name in LOST_CLASSES}
+    for session, plan, got, best in zip(series.sessions, plans, learned, exact, strict=True):
+        cls = out[lost_class(session, plan)]
+        cls["kwh"] += best - got
+        cls["sessions"] += 1
+    return {k: {"kwh": round(v["kwh"], 1), "sessions": v["sessions"]} for k, v in out.items()}
+
+
+ORACLES = ("learned", "exact", "exact-departure", "exact-energy", "exact-less")
+LESS = 0.99  # exact-less: the energy asked, of what the car took (1 % of the need unmet)
+
+
+def oracle_plans(
+    series: SiteSeries, learned: Sequence[DeparturePlan | None], kind: str
+) -> list[DeparturePlan | None]:
+    """The learned plans with part of the truth put in, to split what learning costs:
+
+    * ``exact``: the real departure (less the 15 min margin of ``--plans exact``, cut at the
+      period's end) and energy, as a driver's plan (not ``learned``: no overdue rule);
+    * ``exact-departure``: the real departure, the learned energy;
+    * ``exact-energy``: the learned departure, the energy the car really took;
+    * ``exact-less``: exact plans asking 1 % less than the car took: the share a plan may
+      gain by leaving the unmet bar's 1 % short, the frontier's corner.
+
+    The hybrids keep their ``learned`` label, so the overdue rule treats them as learned."""
+    if kind == "learned":
+        return list(learned)
+    period_end = series.starts[-1] + BUCKET
+    out: list[DeparturePlan | None] = []
+    for session, plan in zip(series.sessions, learned, strict=True):
+        true_by = min(session.end - EXACT_MARGIN, period_end)
+        if kind == "exact":
+            out.append(DeparturePlan(true_by, session.energy_kwh))
+        elif kind == "exact-less":
+            out.append(DeparturePlan(true_by, session.energy_kwh * LESS))
+        elif plan is None:
+            out.append(None)
+        elif kind == "exact-departure":
+            out.append(replace(plan, ready_by=true_by))
+        else:
+            out.append(replace(plan, energy_kwh=session.energy_kwh))
+    return out
+
+
 def _stop_at_departure(
-    plan: DeparturePlan, now: datetime, delivered_kwh: float, *, taking: bool = True
+    plan: DeparturePlan, now: datetime, delivered_kwh: float, *, taking: bool | None = None
 ) -> DeparturePlan:
     """The overdue rule switched off: a learned plan stays as it was made at the plug-in."""
     del now, delivered_kwh, taking
@@ -167,12 +285,22 @@ def _line(result: dict[str, Any]) -> str:
     share = result["solar_share"]
     causes = ", ".join(f"{c} {kwh:.0f}" for c, kwh in result["by_cause_kwh"].items())
     per = result["commands_per_session"] or 0.0
-    return (
-        f"{result['sample']:<11} unmet {result['unmet_share']:.1%} of "
+    line = (
+        f"{result['sample']:<11} {result['plans']:<16} unmet {result['unmet_share']:.1%} of "
         f"{result['need_kwh']:,.0f} kWh ({result['short_sessions']} sessions: {causes}); "
         f"solar {'n/a' if share is None else f'{share:.3f}'} of the optimum; "
         f"{per:.2f} commands/session; replay {result['cpu_s']['replay']:.0f} CPU s"
     )
+    lost, best = result["solar_lost_kwh"], result["optimum_solar_kwh"]
+    if lost is not None:
+        parts = ", ".join(
+            f"{name} {v['kwh']:.0f} kWh"
+            + (f" ({v['kwh'] / best:.3f})" if best else "")
+            + f" in {v['sessions']:.0f}"
+            for name, v in lost.items()
+        )
+        line += f"\n{'':<11} solar lost against exact plans, by how the plan differed: {parts}"
+    return line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -185,7 +313,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--leave-quantile", type=float, metavar="Q")
     parser.add_argument("--energy-quantile", type=float, metavar="Q")
     parser.add_argument("--stop-at-departure", action="store_true")
+    parser.add_argument(
+        "--plans", choices=ORACLES, default="learned", help="learned, or with part of the truth"
+    )
     parser.add_argument("--no-optimum", action="store_true")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="replay exact plans too and split the solar lost against them by cause",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.stop_at_departure:

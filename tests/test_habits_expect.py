@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 from optimizer.config import Config
 from optimizer.engine.snapshot import DeparturePlan, Snapshot
 from optimizer.forecast.habits import NO_HISTORY, HabitSettings, PastSession, habits_at
-from optimizer.plans import ALL_CHARGERS, OVERDUE, HabitCache, learned_plan, overdue, with_plans
+from optimizer.plans import (
+    ALL_CHARGERS,
+    MORE,
+    MORE_STEP_KWH,
+    OVERDUE,
+    HabitCache,
+    learned_plan,
+    overdue,
+    with_plans,
+)
 from optimizer.simulate.replay import replay
 from optimizer.simulate.series import Session, figures
 from tests.test_engine_sim import make_charger
@@ -184,6 +193,23 @@ def test_past_its_departure_a_short_learned_plan_moves_on_an_hour_at_a_time() ->
     second = overdue(plan, ready + timedelta(minutes=61), 5.0)
     assert second.ready_by == ready + timedelta(hours=2)
     assert overdue(second, ready + timedelta(hours=2), 6.0).learned == first.learned  # once
+
+
+def test_a_met_learned_plan_asks_more_while_the_car_still_takes_energy() -> None:
+    ready = datetime(2025, 5, 7, 7, 30, tzinfo=UTC)
+    plan = DeparturePlan(ready, 10.0, "after 11 h away, 28 sessions")
+    now = ready - timedelta(hours=2)
+    assert overdue(plan, now, 9.0, taking=True) is plan  # short: the plan as it is
+    assert overdue(plan, now, 10.0) is plan  # not known whether the car takes more (live)
+    assert overdue(plan, now, 10.0, taking=False) is plan  # the car is full
+    manual = DeparturePlan(ready, 10.0)
+    assert overdue(manual, now, 10.0, taking=True) is manual  # the driver's own
+    more = overdue(plan, now, 10.0, taking=True)
+    assert more.energy_kwh == 10.0 + MORE_STEP_KWH
+    assert more.ready_by == ready
+    assert more.learned == f"{plan.learned}; {MORE}"
+    assert overdue(plan, now, 14.9, taking=True) == more  # the same until the step is reached
+    assert overdue(plan, now, 15.0, taking=True).energy_kwh == 10.0 + 2 * MORE_STEP_KWH
 
 
 def test_the_replay_charges_on_past_a_learned_departure_while_the_car_takes_energy() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -19,9 +20,9 @@ from optimizer.engine.snapshot import DeparturePlan
 from optimizer.enlighten.models import ChargingSession
 from optimizer.forecast.habits import Habits, HabitSettings, PastSession, habits_at
 from optimizer.plans import learned_plan, past_sessions
-from optimizer.simulate.series import Session, SiteSeries
+from optimizer.simulate.series import BUCKET, Session, SiteSeries
 
-__all__ = ["learned_plans", "series_plans"]
+__all__ = ["learned_plans", "series_plans", "within"]
 
 
 def learned_plans(
@@ -64,9 +65,21 @@ def series_plans(
     """`--plans learned` for a replayed period: the series' sessions planned with ``known``,
     every session the history holds (those before the period too: the service with
     ``plans: auto`` had learned from them by then). The CLI and the benchmarks share it."""
-    return learned_plans(
+    plans = learned_plans(
         series.sessions,
         timezone=series.timezone,
         settings=settings,
         history=past_sessions(known),
     )
+    if not series.starts:
+        return plans
+    return [None if p is None else within(p, series.starts[-1] + BUCKET) for p in plans]
+
+
+def within(plan: DeparturePlan, end: datetime) -> DeparturePlan:
+    """``plan`` ready by ``end`` at the latest: a replay is judged by what its period allows,
+    as the exact plans of `--plans` are (optimizer/simulate/replay.py): a session still
+    plugged in at the period's end (the year's last) would otherwise be planned for a
+    departure the replay never reaches, and its energy counted unmet, the plan's fault or not.
+    The replay knows its own end, not the session's, so nothing leaks into the plan."""
+    return plan if plan.ready_by <= end else replace(plan, ready_by=end)
