@@ -163,7 +163,12 @@ def with_plans(
             habits = learned.get(view.sn) or learned.get(ALL_CHARGERS)
             since = (plugged_at or {}).get(view.sn, snapshot.now)
             if habits is not None:
-                plan = overdue(learned_plan(habits, since), snapshot.now, view.session_kwh or 0)
+                plan = overdue(
+                    learned_plan(habits, since),
+                    snapshot.now,
+                    view.session_kwh or 0,
+                    drawing=view.drawing,
+                )
         chargers.append(replace(view, plan=plan) if plan != view.plan else view)
     return replace(snapshot, chargers=tuple(chargers))
 
@@ -182,7 +187,12 @@ def learned_plan(
 
 
 def overdue(
-    plan: DeparturePlan, now: datetime, delivered_kwh: float, *, taking: bool | None = None
+    plan: DeparturePlan,
+    now: datetime,
+    delivered_kwh: float,
+    *,
+    taking: bool | None = None,
+    drawing: bool = False,
 ) -> DeparturePlan:
     """A learned plan whose departure has passed with the car still plugged in and short of
     its energy: the rest by the next whole hour after the learned departure that is still
@@ -192,13 +202,15 @@ def overdue(
     driver, one still ahead, one met, or one for a car that takes nothing more (``taking``
     False: full; the replay knows it, live the car just draws nothing) is returned as it is.
 
-    **Met with the car still taking energy** (``taking`` True: the replay knows it; None, not
-    known, as live today): the learned energy was an estimate too, and a car that draws
-    beyond it is not full (a car back from a trip takes 54 kWh where the commute's 10 were
-    asked), so the plan asks :data:`MORE_STEP_KWH` more by the same ready-by, a step at a
-    time (the plan changes only when a step is reached, not every tick)."""
+    **Met with the car drawing** (``drawing``: live, the connector reads CHARGING; the replay,
+    a MANUAL charger that is on and a car not yet full, the same fact): the learned energy
+    was an estimate too, and a car that draws beyond it is not full (a car back from a trip
+    takes 54 kWh where the commute's 10 were asked), so the plan asks :data:`MORE_STEP_KWH`
+    more by the same ready-by, a step at a time (the plan changes only when a step is
+    reached, not every tick). Only what the charger shows counts: a car that is stopped says
+    nothing of whether it is full, live or replayed alike."""
     short = delivered_kwh < plan.energy_kwh - MET_KWH
-    if plan.learned is not None and plan.ready_by > now and not short and taking:
+    if plan.learned is not None and plan.ready_by > now and not short and drawing:
         steps = int((delivered_kwh - plan.energy_kwh + MET_KWH) // MORE_STEP_KWH) + 1
         more = steps * MORE_STEP_KWH
         return replace(plan, energy_kwh=plan.energy_kwh + more, learned=f"{plan.learned}; {MORE}")

@@ -195,21 +195,37 @@ def test_past_its_departure_a_short_learned_plan_moves_on_an_hour_at_a_time() ->
     assert overdue(second, ready + timedelta(hours=2), 6.0).learned == first.learned  # once
 
 
-def test_a_met_learned_plan_asks_more_while_the_car_still_takes_energy() -> None:
+def test_a_met_learned_plan_asks_more_while_the_car_draws() -> None:
     ready = datetime(2025, 5, 7, 7, 30, tzinfo=UTC)
     plan = DeparturePlan(ready, 10.0, "after 11 h away, 28 sessions")
     now = ready - timedelta(hours=2)
-    assert overdue(plan, now, 9.0, taking=True) is plan  # short: the plan as it is
-    assert overdue(plan, now, 10.0) is plan  # not known whether the car takes more (live)
-    assert overdue(plan, now, 10.0, taking=False) is plan  # the car is full
+    assert overdue(plan, now, 9.0, drawing=True) is plan  # short: the plan as it is
+    assert overdue(plan, now, 10.0) is plan  # stopped: nothing says the car takes more
+    assert overdue(plan, now, 10.0, taking=True) is plan  # the replay's "not full" alone
     manual = DeparturePlan(ready, 10.0)
-    assert overdue(manual, now, 10.0, taking=True) is manual  # the driver's own
-    more = overdue(plan, now, 10.0, taking=True)
+    assert overdue(manual, now, 10.0, drawing=True) is manual  # the driver's own
+    more = overdue(plan, now, 10.0, drawing=True)
     assert more.energy_kwh == 10.0 + MORE_STEP_KWH
     assert more.ready_by == ready
     assert more.learned == f"{plan.learned}; {MORE}"
-    assert overdue(plan, now, 14.9, taking=True) == more  # the same until the step is reached
-    assert overdue(plan, now, 15.0, taking=True).energy_kwh == 10.0 + 2 * MORE_STEP_KWH
+    assert overdue(plan, now, 14.9, drawing=True) == more  # the same until the step is reached
+    assert overdue(plan, now, 15.0, drawing=True).energy_kwh == 10.0 + 2 * MORE_STEP_KWH
+
+
+def test_live_a_met_learned_plan_asks_more_only_while_the_connector_reads_charging() -> None:
+    """The service's side of the rule: ``with_plans`` passes what the status shows."""
+    plug = datetime(2025, 5, 6, 18, tzinfo=ZONE).astimezone(UTC)
+    plan = learned_plan(HABITS, plug)
+    now = plug + timedelta(minutes=30)
+    got = {}
+    for drawing in (True, False):
+        charger = make_charger(sn="A", charging=True, drawing=drawing, session_kwh=plan.energy_kwh)
+        snapshot = Snapshot(now=now, timezone=TZ, chargers=(charger,))
+        planned = with_plans(snapshot, {}, learned={ALL_CHARGERS: HABITS}, plugged_at={"A": plug})
+        got[drawing] = planned.chargers[0].plan
+    assert got[False] == plan
+    assert got[True] is not None
+    assert got[True].energy_kwh == plan.energy_kwh + MORE_STEP_KWH
 
 
 def test_the_replay_charges_on_past_a_learned_departure_while_the_car_takes_energy() -> None:

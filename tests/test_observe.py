@@ -622,6 +622,8 @@ def test_view_from_the_nested_status_and_summary() -> None:
     assert not view.manual_override
     assert view.reported_at == datetime(2025, 10, 25, 1, 12, 5, tzinfo=UTC)
     assert charger_draw_w(NESTED, view) == pytest.approx(7360)
+    assert view.drawing  # CHARGING: the car takes energy now
+    assert view.plugged_in_at == datetime(2025, 10, 24, 23, 57, 5, 145000, tzinfo=UTC)
 
 
 def test_view_from_the_legacy_status_without_summary() -> None:
@@ -634,6 +636,7 @@ def test_view_from_the_legacy_status_without_summary() -> None:
     assert view.amps is None
     assert view.session_kwh == pytest.approx(1.25)
     assert charger_draw_w(LEGACY, view) == 0
+    assert not view.drawing
 
 
 def test_limits_voltage_and_phases() -> None:

@@ -84,6 +84,9 @@ class ChargerView:
     # plan survives a restart of the service (None: not sent, or no car). Not logged: the
     # plan it gives is.
     plugged_in_at: datetime | None = None
+    # The connector reads CHARGING (else the status's charging flag): the car takes energy now,
+    # so it is not full. A session can be active with the car drawing nothing (SUSPENDED_EV).
+    drawing: bool = False
 
     @property
     def watts_per_amp(self) -> float:

@@ -189,7 +189,16 @@ def charger_view(
         manual_override=override,
         reported_at=status.last_reported_at,
         plugged_in_at=status.session.plugged_in_at if status.plugged_in is True else None,
+        drawing=_drawing(status),
     )
+
+
+def _drawing(status: ChargerStatus) -> bool:
+    """The car draws now: only a CHARGING connector says so (a suspended session keeps its
+    level but takes nothing); without a connector state the ``charging`` flag decides."""
+    if status.connector_status is not None:
+        return status.connector_status == "CHARGING"
+    return status.charging is True
 
 
 def charger_draw_w(status: ChargerStatus, view: ChargerView) -> float:
@@ -198,12 +207,7 @@ def charger_draw_w(status: ChargerStatus, view: ChargerView) -> float:
     A suspended session keeps its level but takes nothing, and adding it back to a grid
     sample would invent a surplus. Without a connector state the ``charging`` flag decides.
     """
-    drawing = (
-        status.connector_status == "CHARGING"
-        if status.connector_status is not None
-        else status.charging is True
-    )
-    return view.watts_per_amp * (view.amps or 0) if drawing else 0.0
+    return view.watts_per_amp * (view.amps or 0) if _drawing(status) else 0.0
 
 
 def build_snapshot(

@@ -374,7 +374,10 @@ def _overdue(
     """The plan now (:func:`optimizer.plans.overdue`): moved on past a learned departure while
     the car is short of it and still takes energy (a full car would draw nothing anyway)."""
     taking = session is not None and charger.delivered < session.energy_kwh - MET_KWH
-    return overdue(plan, now, charger.delivered, taking=taking)
+    # What live reads off the connector (CHARGING): a MANUAL charger that is on draws until the
+    # car is full; in GREEN or SMART it draws only with the sun, which is not this tick's to say.
+    drawing = taking and charger.on and not charger.mode.takes_no_amps
+    return overdue(plan, now, charger.delivered, taking=taking, drawing=drawing)
 
 
 def _step_battery(home: BatteryTrack | None, index: int, ev: float, charger: _Charger) -> None:
