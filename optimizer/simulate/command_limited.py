@@ -226,14 +226,16 @@ def _traced(
 ) -> None:
     """One bucket of :func:`forward` keeping, per state, the level it came from (and per
     commands count the move that filled the car): the same moves, taken in the same order."""
-    _, levels, was = old.shape
+    was = old.shape[2]
     came = np.zeros(new.shape, dtype=np.int16)  # off stays off: from off
     on = old[:, 1:, :]
-    own = np.broadcast_to(np.arange(1, levels, dtype=np.int16)[None, :, None], on.shape)
-    moves: list[tuple[slice, np.ndarray, np.ndarray, _Energy]] = [(slice(None), on, own, whole)]
+    # Keep the level first: the states at a level are all unset before it, so it only writes.
+    moves: list[tuple[slice, np.ndarray, np.ndarray | None, _Energy]] = [
+        (slice(None), on, None, whole)
+    ]
     if most > 0:
         start = np.broadcast_to(old[:-1, 0:1, :], on[:-1].shape)
-        moves.append((slice(1, None), start, np.zeros(start.shape, dtype=np.int16), whole))
+        moves.append((slice(1, None), start, np.zeros(1, dtype=np.int16), whole))
         other, where = _best_other(on[:-1])
         moves.append((slice(1, None), other, (where + 1).astype(np.int16), moved))
     for rows, source, origin, energy in moves:
@@ -243,8 +245,8 @@ def _traced(
     if most > 0:
         stop = on[:-1].max(axis=1)
         better = stop > new[1:, 0, :was]
-        new[1:, 0, :was] = np.where(better, stop, new[1:, 0, :was])
-        came[1:, 0, :was] = np.where(better, on[:-1].argmax(axis=1) + 1, came[1:, 0, :was])
+        np.putmask(new[1:, 0, :was], better, stop)
+        np.putmask(came[1:, 0, :was], better, (on[:-1].argmax(axis=1) + 1).astype(np.int16))
     found.came.append(came)
     found.steps.append((whole.units, moved.units))
 
@@ -257,10 +259,12 @@ def _charge_traced(
     came: np.ndarray,
     rows: slice,
     source: np.ndarray,
-    origin: np.ndarray,
+    origin: np.ndarray | None,
     energy: _Energy,
 ) -> None:
-    """:func:`_charge` keeping where each improved state and each filling move came from."""
+    """:func:`_charge` keeping where each improved state and each filling move came from:
+    ``origin`` per source state (one value: all the same), None for keeping the level (the
+    first move into a level's states, so it writes them)."""
     width = source.shape[2]
     need = len(energy.left)
     offset = 0 if rows.start is None else rows.start
@@ -269,23 +273,31 @@ def _charge_traced(
             continue
         row = source[:, level, :]
         stay = min(width, need - step)
+        here = None if origin is None or origin.size == 1 else origin[:, level, :]
         if stay > 0:
             target = new[rows, level + 1, step : step + stay]
-            value = row[:, :stay] + energy.solar[level]
-            better = value > target
-            target[...] = np.where(better, value, target)
             mark = came[rows, level + 1, step : step + stay]
-            mark[...] = np.where(better, origin[:, level, :stay], mark)
+            value = row[:, :stay] + energy.solar[level]
+            if origin is None:
+                target[...] = value
+                mark[...] = level + 1
+            else:
+                better = value > target
+                np.putmask(target, better, value)
+                np.putmask(mark, better, origin if here is None else here[:, :stay])
         if stay < width:
             first = max(0, stay)
-            gain = energy.gain(first, width, level)
-            filled = row[:, first:] + gain
-            for c in range(filled.shape[0]):
-                at = int(filled[c].argmax())
-                if filled[c, at] > found.done[c + offset]:
-                    found.done[c + offset] = filled[c, at]
-                    before = int(origin[c, level, first + at])
-                    found.filled[c + offset] = (index, before, level + 1, first + at)
+            filled = row[:, first:] + energy.gain(first, width, level)
+            at = filled.argmax(axis=1)
+            best = filled[np.arange(len(at)), at]
+            for c in np.flatnonzero(best > found.done[offset : offset + len(at)]):
+                found.done[c + offset] = best[c]
+                b = first + int(at[c])
+                if origin is None:
+                    before = level + 1
+                else:
+                    before = int(origin.flat[0] if here is None else here[c, b])
+                found.filled[c + offset] = (index, before, level + 1, b)
 
 
 def schedule(found: Forward, commands: int) -> list[int]:
