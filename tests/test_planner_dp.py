@@ -10,6 +10,7 @@ methods.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -18,6 +19,10 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from optimizer.engine.rules import Policy, SolarPlan
+from optimizer.planner.dp import _surplus
+from optimizer.planner.outlook import STEP_S, SurplusOutlook
+from optimizer.planner.problem import PlanInput
+from optimizer.planner.slots import cut
 from optimizer.simulate.command_limited import (
     Options,
     Programme,
@@ -61,3 +66,18 @@ def test_the_method_key_validates() -> None:
     assert adapter.validate_python({**base, "method": "dp"}).method == "dp"
     with pytest.raises(ValidationError):
         adapter.validate_python({**base, "method": "greedy"})
+
+
+def test_past_the_sure_hours_the_programme_counts_on_the_cautious_band() -> None:
+    start = datetime(2025, 6, 2, 9, 7, tzinfo=UTC)
+    first = int(start.timestamp()) // STEP_S * STEP_S
+    outlook = SurplusOutlook(first, first, (1000.0,) * 40, (3000.0,) * 40, (4000.0,) * 40)
+    slots = cut(
+        start, start + timedelta(hours=6), outlook=outlook, quantile="p50", price_at=lambda _: None
+    )
+    data = PlanInput(slots=slots, low=6, high=32, step=1, kw_per_amp=0.23, now_amps=0, need_kwh=5.0)
+    counted = _surplus(data, 1.0)
+    for at, hours, got in zip(slots.starts, slots.hours, counted, strict=True):
+        watts = 3000.0 if at - start < timedelta(hours=1) else 1000.0
+        assert got == pytest.approx(watts * hours / 1000)
+    assert _surplus(data, None) == pytest.approx(slots.surplus_kwh)

@@ -32,6 +32,8 @@ made again at the next tick from the energy really delivered)."""
 MOST = 6
 """Commands the programme counts up to in what is left of a session (each costs
 ``change_cost_kwh``; more is never worth it on the sample's sessions)."""
+SURE_H = 1.0
+"""Hours ahead the programme counts on the rule's quantile; the forecast's p10 after them."""
 RESTART_S = 30.0
 """A level change restarts the session: this long of its slot charges nothing."""
 
@@ -57,7 +59,28 @@ def _penalty(data: PlanInput) -> tuple[float, ...]:
     return tuple(out)
 
 
-def solve(data: PlanInput, *, most: int = MOST, unit: float = UNIT_KWH) -> PlanResult:
+def _surplus(data: PlanInput, sure_h: float | None) -> tuple[float, ...]:
+    """The surplus the programme counts on per slot: the rule's quantile for the slots that
+    start within ``sure_h`` hours of now, the forecast's p10 after them (None: the quantile
+    throughout). Why: the DP trusts the sun still to come as much as a perfect forecast
+    would; counting only the cautious band past the near hours keeps the grid late, the
+    hedge the MILP's second stage gives."""
+    slots = data.slots
+    first = slots.starts[0]
+    out: list[float] = []
+    for start, mid, low in zip(slots.starts, slots.surplus_kwh, slots.low_kwh, strict=True):
+        near = sure_h is None or (start - first).total_seconds() < sure_h * 3600
+        out.append(max(0.0, mid if near else low))
+    return tuple(out)
+
+
+def solve(
+    data: PlanInput,
+    *,
+    most: int = MOST,
+    unit: float = UNIT_KWH,
+    sure_h: float | None = SURE_H,
+) -> PlanResult:
     """The plan over ``data.slots`` that meets the need with the most solar less its
     commands' cost (module docstring); the MILP's plan without a need, or when no schedule
     with at most ``most`` commands meets it (the guard still covers the departure)."""
@@ -70,7 +93,7 @@ def solve(data: PlanInput, *, most: int = MOST, unit: float = UNIT_KWH) -> PlanR
     hours = data.slots.hours
     prog = Programme(
         energy=tuple(tuple(a * data.kw_per_amp * h for a in lineup) for h in hours),
-        surplus=tuple(max(0.0, s) for s in data.slots.surplus_kwh),
+        surplus=_surplus(data, sure_h),
         need=need,
         restart_share=1.0,
     )
