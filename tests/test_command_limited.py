@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -34,25 +35,32 @@ from tests.test_optimum_exact import one_session
 RESTART = 0.5  # a restart's share kept, so restarted energies stay on the unit's grid
 
 
+def replayed(prog: Programme, choice: Sequence[int], start: int = 0) -> tuple[float, int, float]:
+    """(solar, commands, energy) of a schedule (off or a level per bucket) from the level
+    ``start``, by the replay's rules."""
+    level, sent, delivered, solar = start, 0, 0.0, 0.0
+    for kwh, sun, wanted in zip(prog.energy, prog.surplus, choice, strict=False):
+        if delivered >= prog.need - 1e-9:
+            break  # full: the charger stays as it is, draws nothing, sends nothing
+        restarted = False
+        if wanted != level:
+            sent += 1
+            restarted = level != 0 and wanted != 0
+            level = wanted
+        if level:
+            energy = kwh[level - 1] * (prog.restart_share if restarted else 1.0)
+            took = min(energy, prog.need - delivered)
+            delivered += took
+            solar += min(took, sun)
+    return solar, sent, delivered
+
+
 def brute_force(prog: Programme, most: int) -> list[float]:
     """The best solar per budget over every schedule (off or a level per bucket)."""
     best = [-math.inf] * (most + 1)
     width = len(prog.energy[0])
     for choice in itertools.product(range(width + 1), repeat=len(prog.energy)):
-        level, sent, delivered, solar = 0, 0, 0.0, 0.0
-        for kwh, sun, wanted in zip(prog.energy, prog.surplus, choice, strict=True):
-            if delivered >= prog.need - 1e-9:
-                break  # full: the charger stays as it is, draws nothing, sends nothing
-            restarted = False
-            if wanted != level:
-                sent += 1
-                restarted = level != 0 and wanted != 0
-                level = wanted
-            if level:
-                energy = kwh[level - 1] * (prog.restart_share if restarted else 1.0)
-                took = min(energy, prog.need - delivered)
-                delivered += took
-                solar += min(took, sun)
+        solar, sent, delivered = replayed(prog, choice)
         if delivered >= prog.need - 1e-9 and sent <= most:
             best[sent] = max(best[sent], solar)
     return list(itertools.accumulate(best, max))

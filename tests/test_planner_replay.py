@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +36,7 @@ LIMITS = Limits(6, 32, 1)
 FULL_KW = 32 * VOLTS / 1000
 MARGIN = timedelta(minutes=15)
 POLICY = SolarPlan(name="plan", kind="solar_plan", enabled=True)
+DP = SolarPlan(name="plan", kind="solar_plan", enabled=True, method="dp")
 DAYS = 2
 
 
@@ -57,6 +59,7 @@ def _series(peak_kw: float, house_kw: float, session: Session) -> SiteSeries:
     )
 
 
+@pytest.mark.parametrize("policy", [POLICY, DP], ids=["milp", "dp"])
 @settings(max_examples=12, deadline=None)
 @given(
     peak_kw=st.floats(min_value=0.5, max_value=9.0),
@@ -66,13 +69,19 @@ def _series(peak_kw: float, house_kw: float, session: Session) -> SiteSeries:
     energy=st.floats(min_value=1.0, max_value=40.0),
 )
 def test_the_planner_never_beats_the_optimum_and_meets_every_feasible_plan(
-    *, peak_kw: float, house_kw: float, start_q: int, length_q: int, energy: float
+    policy: SolarPlan,
+    *,
+    peak_kw: float,
+    house_kw: float,
+    start_q: int,
+    length_q: int,
+    energy: float,
 ) -> None:
     start = T0 + start_q * BUCKET
     session = Session(start, start + length_q * BUCKET, energy)
     series = _series(peak_kw, house_kw, session)
     result = replay(
-        series, [POLICY], config=Config(), limits=LIMITS, voltage_v=VOLTS, plan_margin=MARGIN
+        series, [policy], config=Config(), limits=LIMITS, voltage_v=VOLTS, plan_margin=MARGIN
     )
     best, _ = optimal(series, LIMITS, VOLTS)
     ours = figures(series, result.ev_kwh, commands=result.commands)

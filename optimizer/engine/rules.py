@@ -451,6 +451,13 @@ class SolarPlan(PolicyBase):
         "cheapest slots that still meet it; never: solar only (a plan may go unmet)",
     )
 
+    method: Literal["milp", "dp"] = Field(
+        default="milp",
+        description="how each tick's plan is solved: milp, a programme for the sun then the "
+        "cheapest slots for the rest; dp (opt-in), the command-limited dynamic programme "
+        "over the slots (the ceiling's, docs/planner.md), with a departure plan only",
+    )
+
     _max_not_below_min = field_validator("max_amps")(_max_amps_not_below_min)
 
 

@@ -50,11 +50,15 @@ if TYPE_CHECKING:
 __all__ = [
     "UNIT_KWH",
     "Ceiling",
+    "Forward",
+    "Options",
     "Programme",
     "best_by_commands",
     "ceiling",
+    "forward",
     "pooled",
     "programme",
+    "schedule",
 ]
 
 UNIT_KWH = 0.01
@@ -106,74 +110,241 @@ SLACK_UNITS = 1e-3
 """Round-off (float32 energies) that must not take a whole unit off an energy on the grid."""
 
 
-def _units(kwh: np.ndarray) -> np.ndarray:
+def _units(kwh: np.ndarray, unit: float = UNIT_KWH) -> np.ndarray:
     """An energy in whole units, rounded down: a schedule the programme finds to meet the
     need meets it really (the need is rounded up)."""
-    return np.floor(kwh / UNIT_KWH + SLACK_UNITS).astype(np.int64)
+    return np.floor(kwh / unit + SLACK_UNITS).astype(np.int64)
 
 
 def best_by_commands(prog: Programme, most: int) -> list[float]:
     """The most solar (kWh) that meets the need with at most ``k`` commands, for ``k`` in
-    ``0..most``; ``-inf`` where no schedule with that many commands meets it.
+    ``0..most``; ``-inf`` where no schedule with that many commands meets it."""
+    found = forward(prog, most)
+    if found is None:
+        return [0.0] * (most + 1)
+    best = np.maximum.accumulate(found.done)
+    return [float(x) for x in best]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a caller other than the ceiling changes in the programme (the live planner:
+    :mod:`optimizer.planner.dp`). The defaults are the ceiling's."""
+
+    unit: float = UNIT_KWH
+    """The energy's grid (kWh): coarser is faster, its rounding costs a little energy."""
+    start: int = 0
+    """The state before the first bucket: 0 off, else the ``start``-th level charging."""
+    restart: tuple[float, ...] = ()
+    """Per bucket, the share kept after a level change (empty: ``prog.restart_share``)."""
+    penalty: tuple[float, ...] = ()
+    """Per bucket, what a grid kWh costs in solar kWh (a price's tie-break; empty: none)."""
+    trace: bool = False
+    """Keep where each best state came from, so :func:`schedule` can give the levels."""
+
+
+@dataclass
+class Forward:
+    """The programme's result: per commands count the best value of a schedule that fills the
+    car (not accumulated over counts), and with ``trace`` the pointers to rebuild it."""
+
+    done: np.ndarray
+    need: int
+    came: list[np.ndarray]
+    """Per bucket: the level (0 off) each state after it came from."""
+    steps: list[tuple[list[int], list[int]]]
+    """Per bucket: units per level kept and after a restart."""
+    filled: list[tuple[int, int, int, int] | None]
+    """Per commands count: (bucket, level before, level in it, energy bin before) of the
+    move that filled the car in the best schedule."""
+
+
+def forward(prog: Programme, most: int, options: Options | None = None) -> Forward | None:
+    """The dynamic programme over (bucket, level or off, commands used, energy delivered);
+    None when the need is nothing.
 
     State: ``value[c, l, b]``, the most solar so far with ``c`` commands sent, the charger at
     level ``l`` (0 off, else the ``l``-th level) and ``b`` units delivered, the car not yet
     full. Each bucket, every state keeps its level (no command) or moves to another (one):
     from off a start, to off a stop, between levels a change that loses the restart's share.
-    A move that reaches the need ends in ``done[c]`` with the solar of the part it took.
+    A move that reaches the need ends in ``done[c]`` with the solar of the part it took (less
+    the grid's ``penalty`` per kWh, when given). Shared by the ceiling and the DP planner, so
+    both count commands, restarts and a full car the same way.
     """
+    opt = options or Options()
+    unit = opt.unit
     # Rounded, the need stays within what full power delivers (a car that cannot be filled).
-    top = sum(int(_units(np.asarray(row[-1:]))[0]) for row in prog.energy if row)
-    need = min(math.ceil(prog.need / UNIT_KWH - SLACK_UNITS), top)
+    top = sum(int(_units(np.asarray(row[-1:]), unit)[0]) for row in prog.energy if row)
+    need = min(math.ceil(prog.need / unit - SLACK_UNITS), top)
     if need <= 0:
-        return [0.0] * (most + 1)
+        return None
     width = len(prog.energy[0]) if prog.energy else 0
     counts = most + 1
     value = np.full((counts, width + 1, need), _NONE, dtype=np.float32)
-    value[0, 0, 0] = 0.0
+    value[0, opt.start, 0] = 0.0
     done = np.full(counts, _NONE)
-    left = ((need - np.arange(need)) * UNIT_KWH).astype(np.float32)  # what the car still takes
+    left = ((need - np.arange(need)) * unit).astype(np.float32)  # what the car still takes
     reach = 1  # states exist only below this bin: the energy full power can have given
-    for kwh_row, sun in zip(prog.energy, prog.surplus, strict=True):
-        whole = _Energy.of(np.asarray(kwh_row, dtype=np.float32), sun, left)
-        moved = _Energy.of(whole.kwh * prog.restart_share, sun, left)
+    found = Forward(done, need, [], [], [None] * counts)
+    for index, (kwh_row, sun) in enumerate(zip(prog.energy, prog.surplus, strict=True)):
+        penalty = opt.penalty[index] if opt.penalty else 0.0
+        share = opt.restart[index] if opt.restart else prog.restart_share
+        kwh = np.asarray(kwh_row, dtype=np.float32)
+        whole = _Energy.of(kwh, sun, left, penalty, unit)
+        moved = _Energy.of(whole.kwh * share, sun, left, penalty, unit)
         was, reach = reach, min(need, reach + int(whole.units[-1]))
         old = value[:, :, :was]
         new = np.full((counts, width + 1, reach), _NONE, dtype=np.float32)
         new[:, 0, :was] = old[:, 0, :]  # off stays off
         on = old[:, 1:, :]
-        # Keep the level: no command, the level's whole energy.
-        _charge(new[:, 1:, :], done, on, whole)
-        if most > 0:
-            # Start from off: one command, the level's whole energy.
-            _charge(
-                new[1:, 1:, :], done[1:], np.broadcast_to(old[:-1, 0:1, :], on[:-1].shape), whole
-            )
-            # Change from another level: one command, a restart's loss.
-            _charge(new[1:, 1:, :], done[1:], _best_other(on[:-1]), moved)
-            # Stop: one command, nothing charged.
-            np.maximum(new[1:, 0, :was], on[:-1].max(axis=1), out=new[1:, 0, :was])
+        if not opt.trace:
+            # Keep the level: no command, the level's whole energy.
+            _charge(new[:, 1:, :], done, on, whole)
+            if most > 0:
+                # Start from off: one command, the level's whole energy.
+                start = np.broadcast_to(old[:-1, 0:1, :], on[:-1].shape)
+                _charge(new[1:, 1:, :], done[1:], start, whole)
+                # Change from another level: one command, a restart's loss.
+                _charge(new[1:, 1:, :], done[1:], _best_other(on[:-1])[0], moved)
+                # Stop: one command, nothing charged.
+                np.maximum(new[1:, 0, :was], on[:-1].max(axis=1), out=new[1:, 0, :was])
+        else:
+            _traced(found, index, old=old, new=new, whole=whole, moved=moved, most=most)
         value = new
-    best = np.maximum.accumulate(done)
-    return [float(x) for x in best]
+    return found
 
 
-def _best_other(on: np.ndarray) -> np.ndarray:
-    """Per level ``l``: the best state at any other level (a change to ``l`` comes from one)."""
+def _traced(
+    found: Forward,
+    index: int,
+    *,
+    old: np.ndarray,
+    new: np.ndarray,
+    whole: _Energy,
+    moved: _Energy,
+    most: int,
+) -> None:
+    """One bucket of :func:`forward` keeping, per state, the level it came from (and per
+    commands count the move that filled the car): the same moves, taken in the same order."""
+    was = old.shape[2]
+    came = np.zeros(new.shape, dtype=np.int16)  # off stays off: from off
+    on = old[:, 1:, :]
+    # Keep the level first: the states at a level are all unset before it, so it only writes.
+    moves: list[tuple[slice, np.ndarray, np.ndarray | None, _Energy]] = [
+        (slice(None), on, None, whole)
+    ]
+    if most > 0:
+        start = np.broadcast_to(old[:-1, 0:1, :], on[:-1].shape)
+        moves.append((slice(1, None), start, np.zeros(1, dtype=np.int16), whole))
+        other, where = _best_other(on[:-1])
+        moves.append((slice(1, None), other, (where + 1).astype(np.int16), moved))
+    for rows, source, origin, energy in moves:
+        _charge_traced(
+            found, index, new=new, came=came, rows=rows, source=source, origin=origin, energy=energy
+        )
+    if most > 0:
+        stop = on[:-1].max(axis=1)
+        better = stop > new[1:, 0, :was]
+        np.putmask(new[1:, 0, :was], better, stop)
+        np.putmask(came[1:, 0, :was], better, (on[:-1].argmax(axis=1) + 1).astype(np.int16))
+    found.came.append(came)
+    found.steps.append((whole.units, moved.units))
+
+
+def _charge_traced(
+    found: Forward,
+    index: int,
+    *,
+    new: np.ndarray,
+    came: np.ndarray,
+    rows: slice,
+    source: np.ndarray,
+    origin: np.ndarray | None,
+    energy: _Energy,
+) -> None:
+    """:func:`_charge` keeping where each improved state and each filling move came from:
+    ``origin`` per source state (one value: all the same), None for keeping the level (the
+    first move into a level's states, so it writes them)."""
+    width = source.shape[2]
+    need = len(energy.left)
+    offset = 0 if rows.start is None else rows.start
+    for level, step in enumerate(energy.units):
+        if step <= 0:
+            continue
+        row = source[:, level, :]
+        stay = min(width, need - step)
+        here = None if origin is None or origin.size == 1 else origin[:, level, :]
+        if stay > 0:
+            target = new[rows, level + 1, step : step + stay]
+            mark = came[rows, level + 1, step : step + stay]
+            value = row[:, :stay] + energy.solar[level]
+            if origin is None:
+                target[...] = value
+                mark[...] = level + 1
+            else:
+                better = value > target
+                np.putmask(target, better, value)
+                np.putmask(mark, better, origin if here is None else here[:, :stay])
+        if stay < width:
+            first = max(0, stay)
+            filled = row[:, first:] + energy.gain(first, width, level)
+            at = filled.argmax(axis=1)
+            best = filled[np.arange(len(at)), at]
+            for c in np.flatnonzero(best > found.done[offset : offset + len(at)]):
+                found.done[c + offset] = best[c]
+                b = first + int(at[c])
+                if origin is None:
+                    before = level + 1
+                else:
+                    before = int(origin.flat[0] if here is None else here[c, b])
+                found.filled[c + offset] = (index, before, level + 1, b)
+
+
+def schedule(found: Forward, commands: int) -> list[int]:
+    """The levels (0 off, else the level's index from 1) per bucket of the best schedule with
+    exactly ``commands`` commands (a traced :func:`forward`), up to the bucket that fills the
+    car; nothing after it (the car is full)."""
+    end = found.filled[commands]
+    if end is None:
+        return []
+    bucket, before, level, b = end
+    c = commands - (0 if before == level else 1)
+    levels = [level]
+    state = before
+    for k in range(bucket - 1, -1, -1):
+        levels.append(state)
+        origin = int(found.came[k][c, state, b])
+        keep, moved = found.steps[k]
+        if state > 0:
+            b -= keep[state - 1] if origin in (0, state) else moved[state - 1]
+        if origin != state:
+            c -= 1
+        state = origin
+    return levels[::-1]
+
+
+def _best_other(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per level ``l``: the best state at any other level (a change to ``l`` comes from one),
+    and which level that is."""
     if on.shape[1] < 2:
-        return np.full_like(on, _NONE)
+        return np.full_like(on, _NONE), np.zeros(on.shape, dtype=np.int64)
     top = on.argmax(axis=1)[:, None, :]
     first = np.take_along_axis(on, top, axis=1)
     rest = on.copy()
     np.put_along_axis(rest, top, _NONE, axis=1)
     second = rest.max(axis=1, keepdims=True)
+    runner = rest.argmax(axis=1)[:, None, :]
     levels = np.arange(on.shape[1])[None, :, None]
-    return np.where(levels == top, second, first)
+    mine = levels == top
+    value = np.where(mine, second, first)
+    where = np.where(mine, runner, top)
+    return value, np.broadcast_to(where, on.shape)
 
 
 @dataclass(frozen=True)
 class _Energy:
-    """What each level charges in one bucket: kWh, on the energy's grid, and its solar."""
+    """What each level charges in one bucket: kWh, on the energy's grid, and its solar (less
+    the grid's penalty per kWh)."""
 
     kwh: np.ndarray
     units: list[int]
@@ -181,10 +352,29 @@ class _Energy:
     sun: float
     left: np.ndarray
     """kWh the car still takes, per energy bin (the part a filling move charges)."""
+    penalty: float = 0.0
 
     @classmethod
-    def of(cls, kwh: np.ndarray, sun: float, left: np.ndarray) -> _Energy:
-        return cls(kwh, _units(kwh).tolist(), np.minimum(kwh, sun), sun, left)
+    def of(
+        cls,
+        kwh: np.ndarray,
+        sun: float,
+        left: np.ndarray,
+        penalty: float = 0.0,
+        unit: float = UNIT_KWH,
+    ) -> _Energy:
+        solar = np.minimum(kwh, sun)
+        if penalty:
+            solar = solar - np.float32(penalty) * (kwh - solar)
+        return cls(kwh, _units(kwh, unit).tolist(), solar, sun, left, penalty)
+
+    def gain(self, first: int, width: int, level: int) -> np.ndarray:
+        """The value of a move at ``level`` that fills the car, per bin from ``first``."""
+        part = np.minimum(self.left[first:width], self.kwh[level])
+        taken: np.ndarray = np.minimum(part, self.sun)
+        if self.penalty:
+            taken = taken - np.float32(self.penalty) * (part - taken)
+        return taken
 
 
 def _charge(into: np.ndarray, done: np.ndarray, source: np.ndarray, energy: _Energy) -> None:
@@ -203,8 +393,7 @@ def _charge(into: np.ndarray, done: np.ndarray, source: np.ndarray, energy: _Ene
             np.maximum(target, row[:, :stay] + energy.solar[level], out=target)
         if stay < width:
             first = max(0, stay)
-            part = np.minimum(energy.left[first:width], energy.kwh[level])
-            taken = np.minimum(part, energy.sun)
+            taken = energy.gain(first, width, level)
             np.maximum(done, (row[:, first:] + taken).max(axis=1), out=done)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optimizer.engine.decision import PolicyState, Proposal
 from optimizer.engine.kinds.common import (
@@ -45,6 +45,9 @@ from optimizer.engine.rules import SolarPlan
 from optimizer.planner.explain import expectation, next_change, summary
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.planner.slots import SlotPlan, cut
+
+if TYPE_CHECKING:
+    from optimizer.planner.problem import PlanInput, PlanResult
 
 REPLAN_AFTER = timedelta(hours=2)
 """A kept plan older than this is made again (the forecast's recent index has moved on)."""
@@ -177,7 +180,7 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
             measured_w=watts,
         )
         # scipy (HiGHS) is imported at the first solve, never by a daemon without the kind.
-        from optimizer.planner.problem import PlanInput, solve  # noqa: PLC0415
+        from optimizer.planner.problem import PlanInput  # noqa: PLC0415
 
         data = PlanInput(
             slots=slots,
@@ -192,7 +195,7 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
             restart_cost_kwh=policy.restart_cost_kwh,
             guard_h=(policy.margin + GUARD_LAG) / timedelta(hours=1),
         )
-        result = solve(data)
+        result = _solved(policy, data)
         zone = ctx.local(ctx.now).tzinfo or UTC
         if not result.ok:
             charging = _unsolved(
@@ -227,6 +230,18 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
     return [charging, manual_mode(policy, ctx, "planned charging")], state.model_copy(
         update={"extra": extra}
     )
+
+
+def _solved(policy: SolarPlan, data: PlanInput) -> PlanResult:
+    """The plan by the rule's ``method``: the MILP and its grid heuristic, or (opt-in) the
+    command-limited dynamic programme (:mod:`optimizer.planner.dp`)."""
+    if policy.method == "dp":
+        from optimizer.planner import dp  # noqa: PLC0415
+
+        return dp.solve(data)
+    from optimizer.planner.problem import solve  # noqa: PLC0415
+
+    return solve(data)
 
 
 def _met(ctx: Context) -> bool:

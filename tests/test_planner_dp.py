@@ -1,0 +1,83 @@
+"""The planner's ``method: dp`` (optimizer/planner/dp.py) and the traced programme under it.
+
+The traced programme (the one the planner reads its levels from) must find what the ceiling's
+untraced one finds, and the schedule it rebuilds must, replayed by the replay's rules, reach
+that value; the rule key validates. Issue 15's property over small synthetic histories (never
+above the optimum, every feasible plan met) is tests/test_planner_replay.py's, for both
+methods.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from optimizer.engine.rules import Policy, SolarPlan
+from optimizer.planner.dp import _surplus
+from optimizer.planner.outlook import STEP_S, SurplusOutlook
+from optimizer.planner.problem import PlanInput
+from optimizer.planner.slots import cut
+from optimizer.simulate.command_limited import (
+    Options,
+    Programme,
+    best_by_commands,
+    forward,
+    schedule,
+)
+from tests.test_command_limited import programmes, replayed
+
+
+@settings(max_examples=120, deadline=None)
+@given(programmes(), st.integers(0, 4), st.integers(0, 3))
+def test_the_traced_programme_finds_the_same_and_its_schedule_reaches_it(
+    prog: Programme, most: int, start: int
+) -> None:
+    width = len(prog.energy[0])
+    start = min(start, width)
+    if start == 0:
+        untraced = best_by_commands(prog, most)
+        traced = forward(prog, most, Options(trace=True))
+        assert traced is not None
+        accumulated = [float(x) for x in np.maximum.accumulate(traced.done)]
+        assert accumulated == pytest.approx(untraced, abs=1e-6)
+    found = forward(prog, most, Options(start=start, trace=True))
+    assert found is not None
+    for commands, value in enumerate(found.done):
+        if not math.isfinite(value):
+            assert found.filled[commands] is None
+            continue
+        levels = schedule(found, commands)
+        solar, sent, delivered = replayed(prog, levels, start)
+        assert sent == commands
+        assert delivered >= prog.need - 1e-6
+        assert solar == pytest.approx(float(value), abs=1e-4)
+
+
+def test_the_method_key_validates() -> None:
+    adapter: TypeAdapter[SolarPlan] = TypeAdapter(Policy)
+    base = {"name": "p", "kind": "solar_plan"}
+    assert adapter.validate_python(base).method == "milp"
+    assert adapter.validate_python({**base, "method": "dp"}).method == "dp"
+    with pytest.raises(ValidationError):
+        adapter.validate_python({**base, "method": "greedy"})
+
+
+def test_past_the_sure_hours_the_programme_counts_on_the_cautious_band() -> None:
+    start = datetime(2025, 6, 2, 9, 7, tzinfo=UTC)
+    first = int(start.timestamp()) // STEP_S * STEP_S
+    outlook = SurplusOutlook(first, first, (1000.0,) * 40, (3000.0,) * 40, (4000.0,) * 40)
+    slots = cut(
+        start, start + timedelta(hours=6), outlook=outlook, quantile="p50", price_at=lambda _: None
+    )
+    data = PlanInput(slots=slots, low=6, high=32, step=1, kw_per_amp=0.23, now_amps=0, need_kwh=5.0)
+    counted = _surplus(data, 1.0)
+    for at, hours, got in zip(slots.starts, slots.hours, counted, strict=True):
+        watts = 3000.0 if at - start < timedelta(hours=1) else 1000.0
+        assert got == pytest.approx(watts * hours / 1000)
+    assert _surplus(data, None) == pytest.approx(slots.surplus_kwh)
