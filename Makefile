@@ -9,10 +9,16 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
+# The packages go in with uv (itself installed by pip into the venv, so nothing is needed
+# beforehand): 5 s where pip took 18 s of a fresh clone's `make test` (same versions, checked
+# with `pip freeze`). uv reads no pip.conf: where it cannot install (no wheel for the
+# platform, an index only pip is told of), pip does it as before.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[test,lint]'
+	( $(BIN)/python -m pip install --quiet --no-compile uv \
+	  && $(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test,lint]' ) \
+	|| ( $(BIN)/python -m pip install --quiet --no-compile --upgrade pip \
+	  && $(BIN)/python -m pip install --quiet --no-compile -e '.[test,lint]' )
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python tools/precompile.py
 	touch $(STAMP)
 
