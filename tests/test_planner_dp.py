@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from optimizer.engine.rules import Policy, SolarPlan
-from optimizer.planner.dp import _surplus
+from optimizer.planner.dp import HEDGE_KWH, _penalty, _surplus, solve
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
-from optimizer.planner.problem import PlanInput
+from optimizer.planner.problem import PRICE_SPREAD, PlanInput
 from optimizer.planner.slots import cut
 from optimizer.simulate.command_limited import (
     Options,
@@ -81,3 +81,28 @@ def test_past_the_sure_hours_the_programme_counts_on_the_cautious_band() -> None
         watts = 3000.0 if at - start < timedelta(hours=1) else 1000.0
         assert got == pytest.approx(watts * hours / 1000)
     assert _surplus(data, None) == pytest.approx(slots.surplus_kwh)
+
+
+def test_the_hedge_keeps_the_grid_late_even_past_a_cheaper_early_price() -> None:
+    start = datetime(2025, 6, 2, 20, 0, tzinfo=UTC)
+    first = int(start.timestamp()) // STEP_S * STEP_S
+    outlook = SurplusOutlook(first, first, (0.0,) * 40, (0.0,) * 40, (0.0,) * 40)
+    early = start + timedelta(minutes=30)  # cheap only now: the price pulls the grid early
+    slots = cut(
+        start,
+        start + timedelta(hours=6),
+        outlook=outlook,
+        quantile="p50",
+        price_at=lambda at: 0.10 if at < early else 0.12,
+    )
+    data = PlanInput(slots=slots, low=6, high=32, step=1, kw_per_amp=0.23, now_amps=0, need_kwh=1.5)
+    penalty = _penalty(data, HEDGE_KWH)
+    assert penalty[0] - penalty[-1] > HEDGE_KWH - PRICE_SPREAD
+    cheap = solve(data, hedge=0.0)
+    hedged = solve(data)
+    charging = [[i for i, e in enumerate(plan.energy_kwh) if e > 0] for plan in (cheap, hedged)]
+    assert all(slots.starts[i] < early for i in charging[0])  # by price: the cheap half hour
+    assert charging[1] == [len(slots) - 1]  # hedged: the last slot, a sun may still come first
+    for plan in (cheap, hedged):
+        assert plan.unmet_kwh == 0.0
+        assert sum(plan.energy_kwh) >= 1.5 - 0.05

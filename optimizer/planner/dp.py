@@ -23,7 +23,7 @@ from optimizer.planner import problem
 from optimizer.planner.problem import PlanInput, PlanResult
 from optimizer.simulate.command_limited import Options, Programme, forward, schedule
 
-__all__ = ["MOST", "UNIT_KWH", "solve"]
+__all__ = ["HEDGE_KWH", "MOST", "UNIT_KWH", "solve"]
 
 UNIT_KWH = 0.05
 """The energy's grid: coarser than the ceiling's 0.01 kWh so a solve stays under 50 ms of CPU
@@ -35,15 +35,22 @@ MOST = 4
 ``change_cost_kwh``); the bar's own 4, and the states' count is the solve's cost."""
 SURE_H = 1.0
 """Hours ahead the programme counts on the rule's quantile; the forecast's p10 after them."""
+HEDGE_KWH = 0.3
+"""A grid kWh in the first slot costs this much more solar than one in the last (linear
+between): the grid waits as late as the need allows, so sun that comes above the p10 the
+programme counts on displaces grid rather than being lost (the hedge the MILP's late grid
+gives). Above :data:`~optimizer.planner.problem.PRICE_SPREAD`, so lateness outweighs the
+price's tie-break. Measured: docs/planner.md "Fifth pass" (0.1-1.0 tried, 0.25-0.3 best)."""
 RESTART_S = 30.0
 """A level change restarts the session: this long of its slot charges nothing."""
 
 
-def _penalty(data: PlanInput) -> tuple[float, ...]:
+def _penalty(data: PlanInput, hedge: float = 0.0) -> tuple[float, ...]:
     """Per slot, what a grid kWh costs beyond the solar it displaces: up to
     :data:`~optimizer.planner.problem.PRICE_SPREAD` by the price's place between the
     horizon's cheapest and dearest slot (unknown: the dearest), plus a hair per slot earlier
-    (on a tie the grid waits: a later sun may still take its place at the next plan)."""
+    (on a tie the grid waits: a later sun may still take its place at the next plan), plus
+    ``hedge`` for the first slot down to nothing for the last (:data:`HEDGE_KWH`)."""
     known = [p for p in data.slots.price if p is not None and math.isfinite(p)]
     cheap, dear = (min(known), max(known)) if known else (0.0, 0.0)
     spread = dear - cheap
@@ -56,7 +63,8 @@ def _penalty(data: PlanInput) -> tuple[float, ...]:
             place = 1.0
         else:
             place = (price - cheap) / spread
-        out.append(problem.PRICE_SPREAD * place + problem.LATE_EPS * (k - index))
+        early = (k - 1 - index) / (k - 1) if k > 1 else 0.0
+        out.append(problem.PRICE_SPREAD * place + problem.LATE_EPS * (k - index) + hedge * early)
     return tuple(out)
 
 
@@ -81,6 +89,7 @@ def solve(
     most: int = MOST,
     unit: float = UNIT_KWH,
     sure_h: float | None = SURE_H,
+    hedge: float = HEDGE_KWH,
 ) -> PlanResult:
     """The plan over ``data.slots`` that meets the need with the most solar less its
     commands' cost (module docstring); the MILP's plan without a need, or when no schedule
@@ -103,7 +112,7 @@ def solve(
         unit=unit,
         start=start,
         restart=tuple(max(0.0, 1 - RESTART_S / (h * 3600)) if h > 0 else 0.0 for h in hours),
-        penalty=_penalty(data),
+        penalty=_penalty(data, hedge),
         trace=True,
     )
     found = forward(prog, most, options)
