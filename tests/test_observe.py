@@ -621,7 +621,7 @@ def test_view_from_the_nested_status_and_summary() -> None:
     assert view.use_battery is True
     assert not view.manual_override
     assert view.reported_at == datetime(2025, 10, 25, 1, 12, 5, tzinfo=UTC)
-    assert charger_draw_w(NESTED, view) == pytest.approx(7360)
+    assert charger_draw_w(view) == pytest.approx(7360)
     assert view.drawing  # CHARGING: the car takes energy now
     assert view.plugged_in_at == datetime(2025, 10, 24, 23, 57, 5, 145000, tzinfo=UTC)
 
@@ -635,7 +635,7 @@ def test_view_from_the_legacy_status_without_summary() -> None:
     assert (view.min_amps, view.max_amps, view.granularity, view.voltage_v) == (6, 32, 1, 230.0)
     assert view.amps is None
     assert view.session_kwh == pytest.approx(1.25)
-    assert charger_draw_w(LEGACY, view) == 0
+    assert charger_draw_w(view) == 0
     assert not view.drawing
 
 
@@ -705,7 +705,7 @@ def test_session_states_and_draw(connector: str, session: bool, drawing: bool) -
     status = nested({"connectors": [{"connectorStatusType": connector}]}).chargers[0]
     view = charger_view(status, SUMMARY)
     assert view.charging is session
-    assert (charger_draw_w(status, view) > 0) is drawing
+    assert (charger_draw_w(view) > 0) is drawing
 
 
 # --- snapshots ---------------------------------------------------------------------------------

@@ -36,8 +36,8 @@ def with_gateway(
     charges at a level nobody here set (the status no longer says it) cannot be taken out: its
     draw stays in the house's load, which understates the surplus, and the method says so.
     """
-    views = {view.sn: view for view in snapshot.chargers}
-    draw = sum(charger_draw_w(c, views[c.sn]) for c in status.chargers if c.sn in views)
+    read = {charger.sn for charger in status.chargers}
+    draw = sum(charger_draw_w(view) for view in snapshot.chargers if view.sn in read)
     unknown = [v.sn for v in snapshot.chargers if v.charging and v.amps is None]
     checked = gateway.check(reading, charger_draw_w=draw)
     notes = list(checked.problems)

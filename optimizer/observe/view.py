@@ -201,13 +201,11 @@ def _drawing(status: ChargerStatus) -> bool:
     return status.charging is True
 
 
-def charger_draw_w(status: ChargerStatus, view: ChargerView) -> float:
-    """What the charger draws now by its level: only while CHARGING.
-
-    A suspended session keeps its level but takes nothing, and adding it back to a grid
-    sample would invent a surplus. Without a connector state the ``charging`` flag decides.
-    """
-    return view.watts_per_amp * (view.amps or 0) if _drawing(status) else 0.0
+def charger_draw_w(view: ChargerView) -> float:
+    """What the charger draws now by its level: only while the car draws (``view.drawing``,
+    the connector's CHARGING). A suspended session keeps its level but takes nothing, and
+    adding it back to a grid sample would invent a surplus."""
+    return view.watts_per_amp * (view.amps or 0) if view.drawing else 0.0
 
 
 def build_snapshot(
@@ -264,7 +262,7 @@ def build_snapshot(
     surplus = estimate_surplus(
         bucket,
         now=now,
-        charger_draw_w=sum(charger_draw_w(charger, view) for charger, view in pairs),
+        charger_draw_w=sum(charger_draw_w(view) for _, view in pairs),
         latest=latest_power,
         config=config.surplus,
         sun_now=sun_now,
