@@ -20,7 +20,7 @@ from optimizer.engine.snapshot import DeparturePlan
 from optimizer.enlighten.models import ChargingSession
 from optimizer.forecast.habits import Habits, HabitSettings, PastSession, habits_at
 from optimizer.plans import learned_plan, past_sessions
-from optimizer.simulate.series import BUCKET, Session, SiteSeries
+from optimizer.simulate.series import Session, SiteSeries
 
 __all__ = ["learned_plans", "series_plans", "within"]
 
@@ -71,9 +71,10 @@ def series_plans(
         settings=settings,
         history=past_sessions(known),
     )
-    if not series.starts:
+    end = series.end
+    if end is None:
         return plans
-    return [None if p is None else within(p, series.starts[-1] + BUCKET) for p in plans]
+    return [None if p is None else within(p, end) for p in plans]
 
 
 def within(plan: DeparturePlan, end: datetime) -> DeparturePlan:

@@ -391,7 +391,7 @@ def _planned(
     margin: timedelta | None,
 ) -> Sequence[DeparturePlan | None]:
     """Each session's plan: the ones given, else the exact ones of ``margin`` (or none)."""
-    period_end = series.starts[-1] + BUCKET if series.starts else None
+    period_end = series.end
     if plans is None:
         return [_plan(session, margin, period_end) for session in series.sessions]
     if len(plans) != len(series.sessions):

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from optimizer.config import BatteryConfig
 from optimizer.limits import Limits
 from optimizer.simulate.battery import BatteryFlows, run_battery
-from optimizer.simulate.series import BUCKET, Figures, Session, SiteSeries, figures
+from optimizer.simulate.series import Figures, Session, SiteSeries, figures
 
 if TYPE_CHECKING:
     from optimizer.simulate.baseline_cache import Ahead
@@ -337,7 +337,7 @@ def build_report(
         }
     return SimReport(
         start=series.starts[0] if series.starts else None,
-        end=series.starts[-1] + BUCKET if series.starts else None,
+        end=series.end,
         buckets=len(series.starts),
         missing_buckets=sum(series.missing),
         figures=figures(series, ev_kwh, commands=commands, battery=mine),

@@ -76,6 +76,12 @@ class SiteSeries:
     def __len__(self) -> int:
         return len(self.starts)
 
+    @property
+    def end(self) -> datetime | None:
+        """Where the period ends, after its last bucket (None: no buckets). Plans are held to
+        it, exact and learned alike, and the report prints it."""
+        return self.starts[-1] + BUCKET if self.starts else None
+
     def _index_of(self, when: datetime) -> float:
         """Bucket position of an instant (fractional), relative to the first bucket."""
         if not self.starts:
