@@ -131,6 +131,11 @@ class CausalOutlooks:
         self.days[day] = found
         return found
 
+    def state(self) -> tuple[object, ...]:
+        """What it carries from one call to the next (the plane fitted and when, the clear-sky
+        curve, the days' bands kept): a replay split in two compares it (replay.py)."""
+        return self.oriented_on, self.orientation, self.clear, self.days
+
     def at(self, index: int) -> SurplusOutlook | None:
         now = self.series.starts[index]
         day = self._day(now.astimezone(self.zone).date())

@@ -29,10 +29,12 @@ Choices (documented because they shape the figures):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
@@ -59,6 +61,7 @@ from optimizer.plans import MET_KWH, overdue
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
+from optimizer.simulate.split import cpu_count, exact, fork_child
 from optimizer.sun import sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
 
@@ -233,6 +236,7 @@ def replay(
     skip_idle: bool = True,
     outlooks: Callable[[int], SurplusOutlook | None] | None = None,
     forecast_site: Site | None = None,
+    split: bool = True,
 ) -> ReplayResult:
     """Run the policies over the series; energy per bucket is amps x V x h x plugged share.
 
@@ -244,30 +248,112 @@ def replay(
     (:func:`optimizer.plans.overdue`).
     ``skip_idle``: without a ``store``, an idle tick of the same class as the last settled one
     reuses its holds (optimizer/simulate/idle.py); False evaluates every tick.
+    ``split``: without a ``store``, a long period is replayed in two processes where it can be
+    (:func:`_split_advance`: the same result, by construction); False, or
+    ``EVOPT_REPLAY_SPLIT=0`` in the environment, replays it in this process alone.
     """
     if lag_buckets < 1:
         raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
-    count = len(series.starts)
     tariff = _Tariff(config.tariffs, series)
     log = _DayLog(store, run_id, site_id, ZoneInfo(series.timezone))
     # Unlogged, a decision is counted and applied, never read: its words are not built.
     settings = replace(engine_settings(config), words=log.on)
-    memory = Memory()
-    charger = _Charger()
-    home = BatteryTrack(series, config.site.battery) if config.site.battery else None
-    ev_kwh = [0.0] * count
-    amps_out: list[int | None] = [None] * count
-    commands = decisions = 0
-    by_action: dict[str, int] = {}
-    kw_per_amp = voltage_v / 1000
-    restart_share = max(0.0, 1 - restart_s / (BUCKET_H * 3600))
-    # A logged row carries its tick's own figures, so only an unlogged replay reuses idle ticks.
-    idle = Idle(policies, settings, enabled=skip_idle and store is None)
-    planned, outlooks = (
-        _planned(series, plans, plan_margin),
-        _outlooks(series, policies, config, outlooks, forecast_site),
+    run = _Run(
+        _Fixed(
+            series=series,
+            policies=policies,
+            config=config,
+            limits=limits,
+            voltage_v=voltage_v,
+            sn=charger_sn,
+            lag=lag_buckets,
+            site_id=site_id,
+            tariff=tariff,
+            settings=settings,
+            # A logged row carries its tick's own figures, so only an unlogged replay reuses
+            # idle ticks.
+            reuse=skip_idle and store is None,
+            planned=_planned(series, plans, plan_margin),
+            outlooks=_outlooks(series, policies, config, outlooks, forecast_site),
+            restart_share=max(0.0, 1 - restart_s / (BUCKET_H * 3600)),
+        ),
+        log,
     )
-    for index in range(count):
+    if split and _may_split(run):
+        _split_advance(run)
+    else:
+        _advance(run, 0, len(series.starts))
+    log.flush()
+    return run.result()
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """What a replay reads and never changes: the series, the policies, the settings."""
+
+    series: SiteSeries
+    policies: Sequence[PolicyBase]
+    config: Config
+    limits: Limits
+    voltage_v: float
+    sn: str
+    lag: int
+    site_id: int | None
+    tariff: _Tariff
+    settings: EngineSettings
+    reuse: bool
+    planned: Sequence[DeparturePlan | None]
+    outlooks: Callable[[int], SurplusOutlook | None] | None
+    restart_share: float
+
+
+class _Run:
+    """A replay's state between ticks (the engine's memory, the charger, the home battery, the
+    idle reuse) and what it has produced so far, advanced by :func:`_advance`."""
+
+    def __init__(self, fixed: _Fixed, log: _DayLog) -> None:
+        series, config = fixed.series, fixed.config
+        count = len(series.starts)
+        self.fixed, self.log = fixed, log
+        self.memory = Memory()
+        self.charger = _Charger()
+        self.home = BatteryTrack(series, config.site.battery) if config.site.battery else None
+        self.idle = Idle(fixed.policies, fixed.settings, enabled=fixed.reuse)
+        self.ev_kwh = [0.0] * count
+        self.amps: list[int | None] = [None] * count
+        self.commands = 0
+        self.decisions = 0
+        self.by_action: dict[str, int] = {}
+
+    def counted(self) -> tuple[int, int, dict[str, int]]:
+        """The commands, decisions and actions counted so far, counting from zero again."""
+        counted = self.commands, self.decisions, self.by_action
+        self.commands, self.decisions, self.by_action = 0, 0, {}
+        return counted
+
+    def result(self) -> ReplayResult:
+        home = self.home
+        return ReplayResult(
+            ev_kwh=tuple(self.ev_kwh),
+            amps=tuple(self.amps),
+            commands=self.commands,
+            decisions=self.decisions,
+            by_action=self.by_action,
+            battery=home.flows() if home is not None else None,
+        )
+
+
+def _advance(run: _Run, start: int, stop: int) -> None:
+    """Replay buckets ``start`` to ``stop`` (excluded) from the state ``run`` holds."""
+    fixed, log = run.fixed, run.log
+    series, limits, voltage_v, config = fixed.series, fixed.limits, fixed.voltage_v, fixed.config
+    planned, outlooks, tariff = fixed.planned, fixed.outlooks, fixed.tariff
+    memory, charger, home, idle = run.memory, run.charger, run.home, run.idle
+    ev_kwh, amps_out, by_action = run.ev_kwh, run.amps, run.by_action
+    commands, decisions = run.commands, run.decisions
+    kw_per_amp = voltage_v / 1000
+    restart_share = fixed.restart_share
+    for index in range(start, stop):
         now = series.starts[index]
         log.day_of(now)
         number = series.session_index(index)
@@ -279,7 +365,7 @@ def replay(
             plugged=session is not None,
             limits=limits,
             voltage_v=voltage_v,
-            sn=charger_sn,
+            sn=fixed.sn,
             plan=None if plan is None else _overdue(plan, now, charger, session),
         )
         snapshot = _snapshot(
@@ -290,8 +376,8 @@ def replay(
             home=home,
             tariff=tariff,
             config=config,
-            lag_buckets=lag_buckets,
-            site_id=site_id,
+            lag_buckets=fixed.lag,
+            site_id=fixed.site_id,
             outlook=outlooks(index) if outlooks is not None and session is not None else None,
         )
         decided, memory = idle.decide(
@@ -312,15 +398,211 @@ def replay(
             ev_kwh[index] = charger.take(min(need, amps * kw_per_amp * BUCKET_H * share))
             amps_out[index] = amps if ev_kwh[index] > 0 else None
         _step_battery(home, index, ev_kwh[index], charger)
-    log.flush()
-    return ReplayResult(
-        ev_kwh=tuple(ev_kwh),
-        amps=tuple(amps_out),
-        commands=commands,
-        decisions=decisions,
-        by_action=by_action,
-        battery=home.flows() if home is not None else None,
+    run.memory, run.commands, run.decisions = memory, commands, decisions
+
+
+# --- two processes ----------------------------------------------------------------------------
+
+SPLIT_ENV = "EVOPT_REPLAY_SPLIT"
+MIN_SPLIT_BUCKETS = 60 * 96
+"""Below two months a second process saves less than its warm-up and its start cost."""
+WARM_UP = 2 * 96
+"""The child starts at least this long before the first cut (and before the last session)."""
+CUTS = 4
+"""Places to cut, a day apart: where the states differ at one, they may agree at the next."""
+PLUGGED_COST = 4
+"""A tick with a car plugged in costs about this many idle ones (the split balances work)."""
+
+
+def _may_split(run: _Run) -> bool:
+    """Whether this replay may run in two processes: unlogged (a logged row carries words
+    whose inputs the comparison leaves out: :func:`_state`), long enough, two cores, fork,
+    and every outlook provider able to say its state."""
+    fixed = run.fixed
+    if os.environ.get(SPLIT_ENV, "").strip().lower() in {"0", "no", "off", "false"}:
+        return False
+    if run.log.on or fixed.settings.words or len(fixed.series.starts) < MIN_SPLIT_BUCKETS:
+        return False
+    return _outlook_state(fixed.outlooks) is not None and cpu_count() >= 2
+
+
+def _outlook_state(outlooks: Callable[[int], object] | None) -> Callable[[], object] | None:
+    """What the outlook provider carries from tick to tick, as a function (None: a provider
+    that cannot say, which the split cannot compare)."""
+    if outlooks is None:
+        return tuple
+    state = getattr(getattr(outlooks, "__self__", None), "state", None)
+    return state if callable(state) else None
+
+
+def _cuts(series: SiteSeries) -> tuple[int, list[int]] | None:
+    """Where the child starts and the places to cut: a quiet bucket (no car plugged in it or
+    the one before) where the work after it (the child's, warm-up included) is about the
+    work before it, and the next quiet ones a day apart. The child starts at a quiet bucket
+    at least :data:`WARM_UP` before the first cut and before the last session that began
+    before it, so it saw that session's commands as this process did."""
+    count = len(series.starts)
+    plugged = [series.session_index(i) >= 0 for i in range(count)]
+
+    def quiet(index: int) -> bool:
+        return not plugged[index] and not plugged[index - 1]
+
+    work = [0] * (count + 1)
+    for index in range(count):
+        work[index + 1] = work[index] + (PLUGGED_COST if plugged[index] else 1)
+    warm_work = work[WARM_UP] * 2  # about what the child replays before the cut
+    half = (work[count] + warm_work) // 2
+    cut = next((i for i in range(1, count) if work[i] >= half), count)
+    cuts: list[int] = []
+    while cut < count - 96 and len(cuts) < CUTS:
+        if quiet(cut):
+            cuts.append(cut)
+            cut += 96
+        else:
+            cut += 1
+    if not cuts:
+        return None
+    start = cuts[0] - WARM_UP
+    last = max(
+        (
+            n
+            for n in range(len(series.sessions))
+            if series.sessions[n].start < series.starts[cuts[0]]
+        ),
+        default=None,
     )
+    if last is not None:
+        start = min(start, series.window(series.sessions[last]).start - 1)
+    while start > 0 and not quiet(start):
+        start -= 1
+    return (start, cuts) if start > 0 else None
+
+
+def _state(run: _Run, at: int) -> tuple[Any, ...]:
+    """Everything a tick from ``at`` on reads of what the ticks before left: the engine's
+    memory, the charger, the home battery, the outlook provider's state, and the simulated
+    draws (and battery flows) the snapshots still look back at (:data:`LOOKBACK`).
+
+    Not in it: the idle reuse (:class:`Idle`), which never changes a result (the child forgets
+    its own at each cut, so it has nothing the comparison skipped), and how long ago a
+    policy took control of a target where both sides have held it longer than every duration
+    a tick compares (:meth:`Idle.horizon`): the engine reads that moment only for the words of
+    its reasons (optimizer/engine/kinds/common.py ``relevant_since``), which an unlogged
+    replay throws away, and the idle reuse only by which side of those durations its age is
+    on, which cannot change after. The child saw the rule take control at its start; this
+    process may have seen it months before."""
+    fixed = run.fixed
+    series, home = fixed.series, run.home
+    seen = [i for i in range(max(0, at - fixed.lag - LOOKBACK + 1), at) if not series.missing[i]]
+    battery = None
+    if home is not None:
+        charge, discharge = home.charge, home.discharge
+        battery = (home.battery.soc, [charge[i] for i in seen], [discharge[i] for i in seen])
+    outlook = _outlook_state(fixed.outlooks)
+    return (
+        _memory_state(run.memory, series.starts[at], run.idle.horizon()),
+        run.charger,
+        battery,
+        [run.ev_kwh[i] for i in seen],
+        outlook() if outlook is not None else None,
+    )
+
+
+def _memory_state(memory: Memory, now: datetime, horizon: timedelta) -> Memory:
+    """The memory as :func:`_state` compares it: each control's ``since`` older than
+    ``horizon`` at ``now`` blanked, the policies' timers in the order of their names."""
+    chargers = {}
+    for sn, known in memory.chargers.items():
+        control = {
+            target: held.copied({"since": None}) if now - held.since > horizon else held
+            for target, held in known.control.items()
+        }
+        chargers[sn] = known.copied({"control": control})
+    # The order the timers were first set in is read by nothing but a JSON dump of the memory,
+    # which a replay never makes (the engine looks timers up by name): sorted on both sides.
+    return memory.copied({"chargers": chargers, "policies": dict(sorted(memory.policies.items()))})
+
+
+def _child_work(run: _Run, start: int, cuts: Sequence[int], send: Callable[[Any], None]) -> None:
+    """The forked child: a fresh replay from ``start`` to the end, its state sent at each cut
+    and, at the end, what it produced from the first cut on and its counts between cuts."""
+    child = _Run(run.fixed, _DayLog(None, None, None, ZoneInfo(run.fixed.series.timezone)))
+    counts = []
+    at = start
+    for number, cut in enumerate(cuts):
+        _advance(child, at, cut)
+        at = cut
+        counted = child.counted()
+        if number:
+            counts.append(counted)
+        child.idle.forget()
+        send(("at", cut, _state(child, cut)))
+    _advance(child, at, len(run.fixed.series.starts))
+    counts.append(child.counted())
+    first, home = cuts[0], child.home
+    flows = None
+    if home is not None:
+        flows = (home.charge[first:], home.discharge[first:], home.soc[first:], home.battery.soc)
+    send(("done", child.ev_kwh[first:], child.amps[first:], flows, counts))
+
+
+def _split_advance(run: _Run) -> None:
+    """Replay the whole period with a forked child replaying its second half.
+
+    This process replays up to the first cut and compares its state there with the child's
+    (:func:`_state`, :func:`exact`): equal, the child's ticks from the cut on are the ones this
+    process would have replayed, and they are taken (draws, levels, battery flows, counts);
+    not equal, this process replays up to the next cut and compares again, and past the last
+    one replays the rest alone. No fork, a child that fails: this process alone."""
+    count = len(run.fixed.series.starts)
+    planned = _cuts(run.fixed.series)
+    child = None
+    if planned is not None:
+        start, cuts = planned
+        child = fork_child(partial(_child_work, run, start, cuts), name="evopt-replay-half")
+    at = 0
+    if child is None:
+        _advance(run, at, count)
+        return
+    try:
+        for number, cut in enumerate(cuts):
+            _advance(run, at, cut)
+            at = cut
+            got = child.receive()
+            if got is None:
+                break
+            if _same_state(_state(run, cut), got[2]):
+                while got is not None and got[0] != "done":
+                    got = child.receive()
+                if got is not None:
+                    _splice(run, number, cuts, got)
+                    return
+                break
+        _advance(run, at, count)
+    finally:
+        child.close()
+
+
+def _same_state(mine: tuple[Any, ...], theirs: tuple[Any, ...]) -> bool:
+    """The two states at a cut are the same (a seam for the tests to force a mismatch)."""
+    return exact(mine, theirs)
+
+
+def _splice(run: _Run, number: int, cuts: Sequence[int], done: tuple[Any, ...]) -> None:
+    """Take the child's ticks from cut ``number`` on."""
+    _, ev_kwh, amps, flows, counts = done
+    cut, skip = cuts[number], cuts[number] - cuts[0]
+    run.ev_kwh[cut:] = ev_kwh[skip:]
+    run.amps[cut:] = amps[skip:]
+    home = run.home
+    if home is not None and flows is not None:
+        home.charge[cut:], home.discharge[cut:], home.soc[cut:] = (f[skip:] for f in flows[:3])
+        home.battery.soc = flows[3]
+    for commands, decisions, by_action in counts[number:]:
+        run.commands += commands
+        run.decisions += decisions
+        for action, times in by_action.items():
+            run.by_action[action] = run.by_action.get(action, 0) + times
 
 
 class _DayLog:
