@@ -412,6 +412,9 @@ CUTS = 4
 """Places to cut, a day apart: where the states differ at one, they may agree at the next."""
 PLUGGED_COST = 4
 """A tick with a car plugged in costs about this many idle ones (the split balances work)."""
+PARENT_EXTRA = 0.03
+"""The share of the work this process leaves to the child beyond half: it built the tariff
+views before the fork (4 % of a year's replay) and goes on to the report after it."""
 
 
 def _may_split(run: _Run) -> bool:
@@ -451,7 +454,7 @@ def _cuts(series: SiteSeries) -> tuple[int, list[int]] | None:
     for index in range(count):
         work[index + 1] = work[index] + (PLUGGED_COST if plugged[index] else 1)
     warm_work = work[WARM_UP] * 2  # about what the child replays before the cut
-    half = (work[count] + warm_work) // 2
+    half = (work[count] + warm_work) // 2 - int(work[count] * PARENT_EXTRA)
     cut = next((i for i in range(1, count) if work[i] >= half), count)
     cuts: list[int] = []
     while cut < count - 96 and len(cuts) < CUTS:
