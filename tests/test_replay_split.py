@@ -22,6 +22,7 @@ from optimizer.engine.decision import Control, Memory
 from optimizer.engine.loader import load_config_rules
 from optimizer.engine.rules import PolicyBase
 from optimizer.limits import Limits
+from optimizer.planner.causal import CausalOutlooks, sample_site
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.series import SiteSeries
 from optimizer.simulate.split import exact
@@ -60,22 +61,19 @@ def _same(split: ReplayResult, alone: ReplayResult) -> None:
     assert split == alone
 
 
-@pytest.mark.parametrize("battery", [False, True])
 def test_the_sample_year_split_is_the_replay_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, battery: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The year with the example rules and plans: the child's half is taken at a cut (with
-    the battery too, if its charge agrees there) and the result is the replay in one process."""
-    config = _config(tmp_path, battery=battery)
+    """The year with the example rules and plans: the child's half is taken at a cut and the
+    result is the replay in one process (with a battery: the drawn rules below)."""
+    config = _config(tmp_path, battery=False)
     series = _series(config, (1, 1), (12, 31))
     policies = list(load_config_rules(config).enabled)
     margin = series.starts[1] - series.starts[0]
     alone = _replay(series, config, policies, plan_margin=margin, split=False)
     seen = _cuts_seen(monkeypatch)
     split = _replay(series, config, policies, plan_margin=margin)
-    assert seen
-    if not battery:
-        assert seen[-1] is True  # taken: the second half came from the child
+    assert seen[-1] is True  # taken: the second half came from the child
     _same(split, alone)
 
 
@@ -186,3 +184,43 @@ def test_exact_tells_apart_what_equality_does_not() -> None:
     assert exact(Memory(), Memory())
     assert exact(control, Control(policy="p", since=at))
     assert not exact(control, Control(policy="p", since=at + timedelta(minutes=15)))
+
+
+def test_the_causal_forecast_resumes_as_if_asked_all_along(tmp_path: Path) -> None:
+    """The child's fresh forecast takes the plane the calls before its start would have left
+    (fitted weekly, on the first asked day a week after the last fit)."""
+    config = _config(tmp_path, battery=False)
+    series = _series(config, (4, 27), (5, 16))
+    site = sample_site(series.timezone)
+    index = 96 * 17  # 14 May: fitted on the 27 April, the 4 and the 11 May (or the next asked days)
+    asked = CausalOutlooks(series, config, site=site)
+    for at in range(index):
+        if series.session_index(at) >= 0:
+            asked.at(at)
+    resumed = CausalOutlooks(series, config, site=site)
+    resumed.resume(index)
+    assert asked.oriented_on is not None
+    assert asked.oriented_on >= series.starts[0].date() + timedelta(days=7)  # fitted again
+    assert asked.oriented_on < series.starts[index].date()
+    assert exact(resumed.state()[:3], asked.state()[:3])
+
+
+def test_a_solar_plan_split_is_the_replay_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planner with the causal forecast over four days."""
+    monkeypatch.setattr(replay_module, "MIN_SPLIT_BUCKETS", 96 * 3)
+    monkeypatch.setattr(replay_module, "WARM_UP", 48)
+    config = _config(tmp_path, battery=False)
+    series = _series(config, (5, 6), (5, 10))
+    plan = [{"name": "plan", "kind": "solar_plan"}]
+    policies = _policies(tmp_path, config, plan)
+    extra: dict[str, Any] = {
+        "plan_margin": timedelta(minutes=15),
+        "forecast_site": sample_site(series.timezone),
+    }
+    alone = _replay(series, config, policies, split=False, **extra)
+    seen = _cuts_seen(monkeypatch)
+    _same(_replay(series, config, policies, **extra), alone)
+    assert seen
+    assert True in seen

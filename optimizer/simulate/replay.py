@@ -530,6 +530,9 @@ def _child_work(run: _Run, start: int, cuts: Sequence[int], send: Callable[[Any]
     """The forked child: a fresh replay from ``start`` to the end, its state sent at each cut
     and, at the end, what it produced from the first cut on and its counts between cuts."""
     child = _Run(run.fixed, _DayLog(None, None, None, ZoneInfo(run.fixed.series.timezone)))
+    resume = getattr(getattr(run.fixed.outlooks, "__self__", None), "resume", None)
+    if callable(resume):  # the outlook provider as the ticks before the start left it
+        resume(start)
     counts = []
     at = start
     for number, cut in enumerate(cuts):
