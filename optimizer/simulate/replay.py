@@ -442,8 +442,8 @@ def _cuts(series: SiteSeries) -> tuple[int, list[int]] | None:
     """Where the child starts and the places to cut: a quiet bucket (no car plugged in it or
     the one before) where the work after it (the child's, warm-up included) is about the
     work before it, and the next quiet ones a day apart. The child starts at a quiet bucket
-    at least :data:`WARM_UP` before the first cut and before the last session that began
-    before it, so it saw that session's commands as this process did."""
+    at least :data:`WARM_UP` before the first cut and before the last session before it, so
+    it sees that session's commands as this process does."""
     count = len(series.starts)
     plugged = [series.session_index(i) >= 0 for i in range(count)]
 
@@ -466,16 +466,9 @@ def _cuts(series: SiteSeries) -> tuple[int, list[int]] | None:
     if not cuts:
         return None
     start = cuts[0] - WARM_UP
-    last = max(
-        (
-            n
-            for n in range(len(series.sessions))
-            if series.sessions[n].start < series.starts[cuts[0]]
-        ),
-        default=None,
-    )
-    if last is not None:
-        start = min(start, series.window(series.sessions[last]).start - 1)
+    last = next((i for i in range(cuts[0] - 1, 0, -1) if plugged[i]), None)
+    if last is not None:  # the last session before the cut, from its start
+        start = min(start, series.window(series.sessions[series.session_index(last)]).start - 1)
     while start > 0 and not quiet(start):
         start -= 1
     return (start, cuts) if start > 0 else None
