@@ -472,7 +472,7 @@ def bench_simulate() -> None:
         )
         rate = len(one.starts) / wall
         print(
-            f"simulate replay, one year, {'two processes' if split else 'one process'}: "
+            f"simulate replay, one year, {'two processes' if kids else 'one process'}: "
             f"{rate:,.0f} buckets/s wall, {len(one.starts) / (own + kids):,.0f} per CPU s "
             f"(this process {own:.2f} s, the child {kids:.2f} s: "
             f"{len(one.starts) / max(own, kids):,.0f} with a free second core; "
