@@ -27,6 +27,7 @@ import enum
 import logging
 import multiprocessing
 import os
+import signal
 import struct
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
@@ -110,6 +111,9 @@ class Child:
 
 
 def _child_main(writer: Connection, work: Callable[[Callable[[Any], None]], None]) -> None:
+    # A Ctrl-C at the terminal reaches the whole group: the parent ends the child (and says
+    # nothing about it), where the child would print a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         work(writer.send)
     except Exception as err:  # noqa: BLE001 - reported to the parent, which goes on alone
