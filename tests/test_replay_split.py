@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -174,6 +175,8 @@ def test_exact_tells_apart_what_equality_does_not() -> None:
         (1, 1.0),
         (at, at.astimezone(zone)),
         ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        (np.float64(0.0), np.float64(-0.0)),
+        (np.array([0.0]), np.array([-0.0])),
     ]
     for a, b in pairs:
         assert a == b

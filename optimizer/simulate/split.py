@@ -68,6 +68,8 @@ def exact(a: Any, b: Any) -> bool:
         )
     if isinstance(a, enum.Enum):
         return False  # members are singletons: ``a is b`` above
+    if isinstance(a, np.generic):  # a numpy scalar: its bits, as a float's
+        return bool(a.tobytes() == b.tobytes())
     if isinstance(a, np.ndarray):
         return bool(a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes())
     if isinstance(a, BaseModel):
