@@ -405,7 +405,9 @@ def _advance(run: _Run, start: int, stop: int) -> None:
 
 SPLIT_ENV = "EVOPT_REPLAY_SPLIT"
 MIN_SPLIT_BUCKETS = 60 * 96
-"""Below two months a second process saves less than its warm-up and its start cost."""
+"""Shorter periods replay in one process: a month is a third of a second of replay, where the
+child's warm-up (two days or more) and the fork would take a tenth of what it saves (the
+floor was chosen, not measured; tests lower it to split weeks)."""
 WARM_UP = 2 * 96
 """The child starts at least this long before the first cut (and before the last session)."""
 CUTS = 4
@@ -568,7 +570,7 @@ def _split_advance(run: _Run) -> None:
             _advance(run, at, cut)
             at = cut
             got = child.receive()
-            if got is None:
+            if got is None or got[:2] != ("at", cut):
                 break
             if _same_state(_state(run, cut), got[2]):
                 while got is not None and got[0] != "done":
