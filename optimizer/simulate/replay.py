@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
@@ -117,31 +117,59 @@ class _Charger:
 
 
 class _Tariff:
-    """Precomputed (window, price) per bucket and the TariffNow the engine sees."""
+    """Precomputed (window, price) per bucket and the TariffNow the engine sees.
 
-    def __init__(self, tariffs: Tariffs, series: SiteSeries) -> None:
-        self.zone = zone = ZoneInfo(series.timezone)
-        cache: dict[tuple[int, int, int, int], tuple[str | None, float | None]] = {}
-        self.windows: list[tuple[str | None, float | None]] = []
+    Built for the buckets a process replays (:meth:`prepare`): a replay split in two makes it
+    after the fork, each process for its own half, so neither waits for the other's."""
+
+    def __init__(self, tariffs: Tariffs, series: SiteSeries, *, ready: bool = True) -> None:
+        self.tariffs, self.series = tariffs, series
+        self.zone = ZoneInfo(series.timezone)
+        self.cache: dict[tuple[int, int, int, int], tuple[str | None, float | None]] = {}
+        count = len(series.starts)
         # Each bucket's start in the site's zone, converted once: for its price here, and for
-        # the tick's sun and snapshot (:func:`_snapshot`).
-        self.locals = [at.astimezone(zone) for at in series.starts]
-        for local in self.locals:
+        # the tick's sun and snapshot (:func:`_snapshot`). None until prepared.
+        self.locals: list[datetime] = cast("list[datetime]", [None] * count)
+        self.windows: list[tuple[str | None, float | None]] = cast(
+            "list[tuple[str | None, float | None]]", [None] * count
+        )
+        self.slots: tuple[PriceSlot, ...] = ()  # a tuple: a tick's slots ahead are one slice
+        # Index of the next change after each bucket (len: none within the prepared buckets).
+        self.next_change = [count] * count
+        self.lo = self.hi = 0  # the buckets prepared
+        if ready:
+            self.prepare(0, count)
+
+    def prepare(self, lo: int, hi: int) -> None:
+        """Make buckets ``lo`` to ``hi`` (excluded) ready, with the ones after ``hi`` that
+        :meth:`now` reads (the next change up to :data:`SLOTS_AHEAD` x 8 ahead; beyond it, or
+        beyond the prepared buckets, it says none either way)."""
+        series, zone, cache = self.series, self.zone, self.cache
+        count = len(series.starts)
+        hi = min(count, hi + SLOTS_AHEAD * 8 + 1)
+        if self.lo <= lo and hi <= self.hi:
+            return
+        if self.hi > self.lo:
+            lo, hi = min(lo, self.lo), max(hi, self.hi)
+        slots = list(self.slots) if self.slots else [cast("PriceSlot", None)] * count
+        for index in range(lo, hi):
+            if self.lo <= index < self.hi:
+                continue
+            at = series.starts[index]
+            self.locals[index] = local = at.astimezone(zone)
             key = (local.month, local.isoweekday(), local.hour, local.minute)
             found = cache.get(key)
             if found is None:
-                found = cache[key] = tariffs.window_at(local)
-            self.windows.append(found)
-        self.slots = tuple(  # a tuple: each tick's slots ahead are one slice of it
-            _price_slot(at, name, price)
-            for at, (name, price) in zip(series.starts, self.windows, strict=True)
-        )
-        # Index of the next change after each bucket (len: none within the series).
-        count = len(self.windows)
-        self.next_change = [count] * count
-        for index in range(count - 2, -1, -1):
-            same = self.windows[index + 1] == self.windows[index]
-            self.next_change[index] = self.next_change[index + 1] if same else index + 1
+                found = cache[key] = self.tariffs.window_at(local)
+            self.windows[index] = found
+            slots[index] = _price_slot(at, *found)
+        self.slots = tuple(slots)
+        self.lo, self.hi = lo, hi
+        windows, following = self.windows, self.next_change
+        following[hi - 1] = count
+        for index in range(hi - 2, lo - 1, -1):
+            same = windows[index + 1] == windows[index]
+            following[index] = following[index + 1] if same else index + 1
 
     def now(self, index: int) -> TariffNow:
         name, price = self.windows[index]
@@ -254,7 +282,7 @@ def replay(
     """
     if lag_buckets < 1:
         raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
-    tariff = _Tariff(config.tariffs, series)
+    tariff = _Tariff(config.tariffs, series, ready=False)  # each process its part (_advance)
     log = _DayLog(store, run_id, site_id, ZoneInfo(series.timezone))
     # Unlogged, a decision is counted and applied, never read: its words are not built.
     settings = replace(engine_settings(config), words=log.on)
@@ -348,6 +376,7 @@ def _advance(run: _Run, start: int, stop: int) -> None:
     fixed, log = run.fixed, run.log
     series, limits, voltage_v, config = fixed.series, fixed.limits, fixed.voltage_v, fixed.config
     planned, outlooks, tariff = fixed.planned, fixed.outlooks, fixed.tariff
+    tariff.prepare(start, stop)
     memory, charger, home, idle = run.memory, run.charger, run.home, run.idle
     ev_kwh, amps_out, by_action = run.ev_kwh, run.amps, run.by_action
     commands, decisions = run.commands, run.decisions
@@ -414,9 +443,10 @@ CUTS = 4
 """Places to cut, a day apart: where the states differ at one, they may agree at the next."""
 PLUGGED_COST = 4
 """A tick with a car plugged in costs about this many idle ones (the split balances work)."""
-PARENT_EXTRA = 0.03
-"""The share of the work this process leaves to the child beyond half: it built the tariff
-views before the fork (4 % of a year's replay) and goes on to the report after it."""
+PARENT_EXTRA = 0.01
+"""The share of the work this process leaves to the child beyond half: `evopt simulate` goes
+on to the report after the replay (a twentieth of a second of a year's), where the optimum's
+process, when it solves, shares the child's core for about as long."""
 
 
 def _may_split(run: _Run) -> bool:
