@@ -228,3 +228,21 @@ def test_a_solar_plan_split_is_the_replay_alone(
     _same(_replay(series, config, policies, **extra), alone)
     assert seen
     assert True in seen
+
+
+@pytest.mark.parametrize("candidates", [1, replay_module.CANDIDATES])
+def test_a_cut_where_the_battery_setting_is_a_relic_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, candidates: int
+) -> None:
+    """August to December with the example rules: in the middle (October) the charger's
+    battery setting is what the summer rule left in September, which a child starting fresh
+    two days before cannot know, so a cut there never agrees; the child cuts a month earlier,
+    where the summer rule still sets it, and the halves agree. Either way, the same result."""
+    config = _config(tmp_path, battery=False)
+    series = _series(config, (8, 1), (12, 31))
+    policies = list(load_config_rules(config).enabled)
+    alone = _replay(series, config, policies, split=False)
+    monkeypatch.setattr(replay_module, "CANDIDATES", candidates)
+    seen = _cuts_seen(monkeypatch)
+    _same(_replay(series, config, policies), alone)
+    assert seen[-1] is (candidates > 1)

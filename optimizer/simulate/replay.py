@@ -441,6 +441,10 @@ WARM_UP = 2 * 96
 """The child starts at least this long before the first cut (and before the last session)."""
 CUTS = 4
 """Places to cut, a day apart: where the states differ at one, they may agree at the next."""
+CANDIDATES = 5
+CANDIDATE_STEP = 30 * 96
+"""Where the first cut may go: the balanced place, else up to four months either side of it
+(a month apart), for a child whose fresh state would be fragile there (:func:`_fragile`)."""
 PLUGGED_COST = 4
 """A tick with a car plugged in costs about this many idle ones (the split balances work)."""
 PARENT_EXTRA = 0.01
@@ -470,40 +474,66 @@ def _outlook_state(outlooks: Callable[[int], object] | None) -> Callable[[], obj
     return state if callable(state) else None
 
 
-def _cuts(series: SiteSeries) -> tuple[int, list[int]] | None:
-    """Where the child starts and the places to cut: a quiet bucket (no car plugged in it or
-    the one before) where the work after it (the child's, warm-up included) is about the
-    work before it, and the next quiet ones a day apart. The child starts at a quiet bucket
-    at least :data:`WARM_UP` before the first cut and before the last session before it, so
-    it sees that session's commands as this process does."""
+def _candidates(series: SiteSeries) -> tuple[list[bool], list[int]]:
+    """Which buckets have a car plugged in, and the places the first cut may go, best first:
+    the quiet bucket (no car plugged in it or the one before) where the work after it (the
+    child's, warm-up included) is about the work before it, then quiet buckets
+    :data:`CANDIDATE_STEP` apart on either side, nearer first (:func:`_child_work` takes the
+    first where the child's fresh state is not fragile)."""
     count = len(series.starts)
     plugged = [series.session_index(i) >= 0 for i in range(count)]
-
-    def quiet(index: int) -> bool:
-        return not plugged[index] and not plugged[index - 1]
-
     work = [0] * (count + 1)
     for index in range(count):
         work[index + 1] = work[index] + (PLUGGED_COST if plugged[index] else 1)
     warm_work = work[WARM_UP] * 2  # about what the child replays before the cut
     half = (work[count] + warm_work) // 2 - int(work[count] * PARENT_EXTRA)
-    cut = next((i for i in range(1, count) if work[i] >= half), count)
-    cuts: list[int] = []
-    while cut < count - 96 and len(cuts) < CUTS:
-        if quiet(cut):
-            cuts.append(cut)
-            cut += 96
-        else:
-            cut += 1
-    if not cuts:
-        return None
-    start = cuts[0] - WARM_UP
-    last = next((i for i in range(cuts[0] - 1, 0, -1) if plugged[i]), None)
+    middle = next((i for i in range(1, count) if work[i] >= half), count)
+    found: list[int] = []
+    for step in range(CANDIDATES):
+        for sign in (0,) if step == 0 else (-1, 1):
+            cut = _quiet_from(plugged, middle + sign * step * CANDIDATE_STEP)
+            if cut is not None and WARM_UP * 2 < cut < count - 96 and cut not in found:
+                found.append(cut)
+    return plugged, found
+
+
+def _quiet_from(plugged: Sequence[bool], index: int) -> int | None:
+    """The first quiet bucket at or after ``index`` (None: none before the end)."""
+    for at in range(max(1, index), len(plugged)):
+        if not plugged[at] and not plugged[at - 1]:
+            return at
+    return None
+
+
+def _cuts(series: SiteSeries, plugged: Sequence[bool], first: int) -> tuple[int, list[int]]:
+    """Where the child starts for a first cut at ``first``, and the cuts: ``first`` and the
+    next quiet buckets a day apart. The child starts at a quiet bucket at least
+    :data:`WARM_UP` before the first cut and before the last session before it, so it sees
+    that session's commands as this process does."""
+    cuts = [first]
+    while len(cuts) < CUTS:
+        cut = _quiet_from(plugged, cuts[-1] + 96)
+        if cut is None or cut >= len(plugged) - 96:
+            break
+        cuts.append(cut)
+    start = first - WARM_UP
+    last = next((i for i in range(first - 1, 0, -1) if plugged[i]), None)
     if last is not None:  # the last session before the cut, from its start
         start = min(start, series.window(series.sessions[series.session_index(last)]).start - 1)
-    while start > 0 and not quiet(start):
+    while start > 1 and (plugged[start] or plugged[start - 1]):
         start -= 1
-    return (start, cuts) if start > 0 else None
+    return max(1, start), cuts
+
+
+def _fragile(run: _Run) -> bool:
+    """Whether the child's fresh state at a cut rests on a setting it cannot know: the home
+    battery setting of the charger, which persists for months once a rule set it (a summer
+    rule's "no battery for the car" lasts the winter through) and which the child has not seen
+    set in its warm-up, while some rule may set it. Only a choice of where to cut: the
+    comparison decides."""
+    if run.charger.use_battery is not None:
+        return False
+    return any(getattr(policy, "use_battery", None) is not None for policy in run.fixed.policies)
 
 
 def _state(run: _Run, at: int) -> tuple[Any, ...]:
@@ -551,15 +581,30 @@ def _memory_state(memory: Memory, now: datetime, horizon: timedelta) -> Memory:
     return memory.copied({"chargers": chargers, "policies": dict(sorted(memory.policies.items()))})
 
 
-def _child_work(run: _Run, start: int, cuts: Sequence[int], send: Callable[[Any], None]) -> None:
-    """The forked child: a fresh replay from ``start`` to the end, its state sent at each cut
+def _child_work(run: _Run, candidates: Sequence[int], send: Callable[[Any], None]) -> None:
+    """The forked child: a fresh replay up to the first candidate cut where its state is not
+    fragile (else the first), the place sent; then on to the end, its state sent at each cut
     and, at the end, what it produced from the first cut on and its counts between cuts."""
-    child = _Run(run.fixed, _DayLog(None, None, None, ZoneInfo(run.fixed.series.timezone)))
-    resume = getattr(getattr(run.fixed.outlooks, "__self__", None), "resume", None)
-    if callable(resume):  # the outlook provider as the ticks before the start left it
-        resume(start)
+    fixed = run.fixed
+    series = fixed.series
+    plugged = [series.session_index(i) >= 0 for i in range(len(series.starts))]
+    resume = getattr(getattr(fixed.outlooks, "__self__", None), "resume", None)
+    # A provider that carries state (the causal forecast) is fresh for one start only.
+    outlook = _outlook_state(fixed.outlooks)
+    tries = list(candidates if outlook is not None and outlook() == () else candidates[:1])
+    if len(tries) > 1:
+        tries.append(tries[0])  # all fragile: the balanced place after all
+    for number, first in enumerate(tries):
+        start, cuts = _cuts(series, plugged, first)
+        child = _Run(fixed, _DayLog(None, None, None, ZoneInfo(series.timezone)))
+        if callable(resume):  # the outlook provider as the ticks before the start left it
+            resume(start)
+        _advance(child, start, first)
+        if number == len(tries) - 1 or not _fragile(child):
+            break
+    send(("cuts", cuts))
     counts = []
-    at = start
+    at = first
     for number, cut in enumerate(cuts):
         _advance(child, at, cut)
         at = cut
@@ -568,9 +613,9 @@ def _child_work(run: _Run, start: int, cuts: Sequence[int], send: Callable[[Any]
             counts.append(counted)
         child.idle.forget()
         send(("at", cut, _state(child, cut)))
-    _advance(child, at, len(run.fixed.series.starts))
+    _advance(child, at, len(series.starts))
     counts.append(child.counted())
-    first, home = cuts[0], child.home
+    home = child.home
     flows = None
     if home is not None:
         flows = (home.charge[first:], home.discharge[first:], home.soc[first:], home.battery.soc)
@@ -580,22 +625,26 @@ def _child_work(run: _Run, start: int, cuts: Sequence[int], send: Callable[[Any]
 def _split_advance(run: _Run) -> None:
     """Replay the whole period with a forked child replaying its second half.
 
-    This process replays up to the first cut and compares its state there with the child's
-    (:func:`_state`, :func:`exact`): equal, the child's ticks from the cut on are the ones this
-    process would have replayed, and they are taken (draws, levels, battery flows, counts);
-    not equal, this process replays up to the next cut and compares again, and past the last
-    one replays the rest alone. No fork, a child that fails: this process alone."""
+    The child says where it cuts (:func:`_child_work`); this process replays up to that cut
+    and compares its state there with the child's (:func:`_state`, :func:`exact`): equal, the
+    child's ticks from the cut on are the ones this process would have replayed, and they are
+    taken (draws, levels, battery flows, counts); not equal, this process replays up to the
+    next cut and compares again, and past the last one replays the rest alone. No fork, a
+    child that fails: this process alone."""
     count = len(run.fixed.series.starts)
-    planned = _cuts(run.fixed.series)
+    _, candidates = _candidates(run.fixed.series)
     child = None
-    if planned is not None:
-        start, cuts = planned
-        child = fork_child(partial(_child_work, run, start, cuts), name="evopt-replay-half")
+    if candidates:
+        child = fork_child(partial(_child_work, run, candidates), name="evopt-replay-half")
     at = 0
     if child is None:
         _advance(run, at, count)
         return
     try:
+        at = min(candidates)  # no cut comes before it
+        _advance(run, 0, at)
+        got = child.receive()
+        cuts = got[1] if got is not None and got[0] == "cuts" else []
         for number, cut in enumerate(cuts):
             _advance(run, at, cut)
             at = cut
