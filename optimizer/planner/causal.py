@@ -131,6 +131,40 @@ class CausalOutlooks:
         self.days[day] = found
         return found
 
+    def resume(self, index: int) -> None:
+        """Fresh, take the plane as calls at every plugged-in tick before bucket ``index``
+        would have left it: the second process of a replay split in two (replay.py) starts
+        there. A replay asks at plugged-in ticks only, and the plane is fitted again at the
+        first asked day :data:`ORIENTATION_DAYS` or more after the last fit (kept where a fit
+        fails), so the days it was fitted on follow from the sessions alone; only the last
+        fit that held is made. The days' bands are left to the replay's warm-up (a replay
+        compares them at the cut)."""
+        if self.site is None or self.oriented_on is not None or self.days:
+            return
+        series = self.series
+        refits: list[date] = []
+        last = None
+        for at in range(index):
+            if series.session_index(at) < 0:
+                continue
+            day = series.starts[at].astimezone(self.zone).date()
+            if day == last:
+                continue
+            last = day
+            if not refits or (day - refits[-1]).days >= ORIENTATION_DAYS:
+                refits.append(day)
+        for day in reversed(refits):
+            self._orient(day, datetime.combine(day, time(0), tzinfo=self.zone).timestamp())
+            if self.orientation is not None:
+                break
+            self.oriented_on = None
+        self.oriented_on = refits[-1] if refits else None
+
+    def state(self) -> tuple[object, ...]:
+        """What it carries from one call to the next (the plane fitted and when, the clear-sky
+        curve, the days' bands kept): a replay split in two compares it (replay.py)."""
+        return self.oriented_on, self.orientation, self.clear, self.days
+
     def at(self, index: int) -> SurplusOutlook | None:
         now = self.series.starts[index]
         day = self._day(now.astimezone(self.zone).date())

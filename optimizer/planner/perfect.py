@@ -29,6 +29,10 @@ class PerfectOutlooks:
             for pv, house, gap in zip(series.pv_kwh, series.house_kwh, series.missing, strict=True)
         )
 
+    def state(self) -> tuple[()]:
+        """Nothing carried between calls (a replay split in two compares it: replay.py)."""
+        return ()
+
     def at(self, index: int) -> SurplusOutlook:
         now_s = int(self.series.starts[index].timestamp())
         ahead = self.watts[index : index + int(HORIZON_H / BUCKET_H)]

@@ -145,10 +145,28 @@ def _prune(directory: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+_LAST_KEY: list[tuple[str, SiteSeries, Limits, float, str]] = []
+"""The last key worked out, with its inputs: `evopt simulate` asks for the same one twice
+(:func:`solve_ahead` before the replay, :func:`cached_baseline` in the report), and hashing a
+year's floats is a twentieth of a second the report waits for. The series is held and
+compared by identity (it is frozen; a series with the same values is hashed again)."""
+
+
 def _path(
     name: str, series: SiteSeries, limits: Limits, voltage_v: float, directory: Path | None
 ) -> Path:
-    return (directory or cache_dir()) / f"{name}-{inputs_key(name, series, limits, voltage_v)}.json"
+    key = next(
+        (
+            found
+            for known, same, lim, volts, found in _LAST_KEY
+            if same is series and (known, lim, volts) == (name, limits, voltage_v)
+        ),
+        None,
+    )
+    if key is None:
+        key = inputs_key(name, series, limits, voltage_v)
+        _LAST_KEY[:] = [(name, series, limits, voltage_v, key)]
+    return (directory or cache_dir()) / f"{name}-{key}.json"
 
 
 def cached_baseline(

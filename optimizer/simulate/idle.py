@@ -113,6 +113,15 @@ class Idle:
             }
         )
 
+    def forget(self) -> None:
+        """Drop the evaluation kept for reuse (the next tick evaluates)."""
+        self.last, self.decided = None, []
+
+    def horizon(self) -> timedelta:
+        """The longest duration a key compares an age with: two moments both older than it
+        are on the same side of every duration, now and at every later tick."""
+        return self.durations[-1]
+
     def period(self, snapshot: Snapshot) -> Hashable:
         """What of the time a policy can react to at an idle tick, for the 15-minute replay:
         the tariff window and its price, the side of every sun elevation and battery level a

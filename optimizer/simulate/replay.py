@@ -29,10 +29,12 @@ Choices (documented because they shape the figures):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
@@ -59,6 +61,7 @@ from optimizer.plans import MET_KWH, overdue
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
+from optimizer.simulate.split import cpu_count, exact, fork_child
 from optimizer.sun import sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
 
@@ -114,31 +117,59 @@ class _Charger:
 
 
 class _Tariff:
-    """Precomputed (window, price) per bucket and the TariffNow the engine sees."""
+    """Precomputed (window, price) per bucket and the TariffNow the engine sees.
 
-    def __init__(self, tariffs: Tariffs, series: SiteSeries) -> None:
-        self.zone = zone = ZoneInfo(series.timezone)
-        cache: dict[tuple[int, int, int, int], tuple[str | None, float | None]] = {}
-        self.windows: list[tuple[str | None, float | None]] = []
+    Built for the buckets a process replays (:meth:`prepare`): a replay split in two makes it
+    after the fork, each process for its own half, so neither waits for the other's."""
+
+    def __init__(self, tariffs: Tariffs, series: SiteSeries, *, ready: bool = True) -> None:
+        self.tariffs, self.series = tariffs, series
+        self.zone = ZoneInfo(series.timezone)
+        self.cache: dict[tuple[int, int, int, int], tuple[str | None, float | None]] = {}
+        count = len(series.starts)
         # Each bucket's start in the site's zone, converted once: for its price here, and for
-        # the tick's sun and snapshot (:func:`_snapshot`).
-        self.locals = [at.astimezone(zone) for at in series.starts]
-        for local in self.locals:
+        # the tick's sun and snapshot (:func:`_snapshot`). None until prepared.
+        self.locals: list[datetime] = cast("list[datetime]", [None] * count)
+        self.windows: list[tuple[str | None, float | None]] = cast(
+            "list[tuple[str | None, float | None]]", [None] * count
+        )
+        self.slots: tuple[PriceSlot, ...] = ()  # a tuple: a tick's slots ahead are one slice
+        # Index of the next change after each bucket (len: none within the prepared buckets).
+        self.next_change = [count] * count
+        self.lo = self.hi = 0  # the buckets prepared
+        if ready:
+            self.prepare(0, count)
+
+    def prepare(self, lo: int, hi: int) -> None:
+        """Make buckets ``lo`` to ``hi`` (excluded) ready, with the ones after ``hi`` that
+        :meth:`now` reads (the next change up to :data:`SLOTS_AHEAD` x 8 ahead; beyond it, or
+        beyond the prepared buckets, it says none either way)."""
+        series, zone, cache = self.series, self.zone, self.cache
+        count = len(series.starts)
+        hi = min(count, hi + SLOTS_AHEAD * 8 + 1)
+        if self.lo <= lo and hi <= self.hi:
+            return
+        if self.hi > self.lo:
+            lo, hi = min(lo, self.lo), max(hi, self.hi)
+        slots = list(self.slots) if self.slots else [cast("PriceSlot", None)] * count
+        for index in range(lo, hi):
+            if self.lo <= index < self.hi:
+                continue
+            at = series.starts[index]
+            self.locals[index] = local = at.astimezone(zone)
             key = (local.month, local.isoweekday(), local.hour, local.minute)
             found = cache.get(key)
             if found is None:
-                found = cache[key] = tariffs.window_at(local)
-            self.windows.append(found)
-        self.slots = tuple(  # a tuple: each tick's slots ahead are one slice of it
-            _price_slot(at, name, price)
-            for at, (name, price) in zip(series.starts, self.windows, strict=True)
-        )
-        # Index of the next change after each bucket (len: none within the series).
-        count = len(self.windows)
-        self.next_change = [count] * count
-        for index in range(count - 2, -1, -1):
-            same = self.windows[index + 1] == self.windows[index]
-            self.next_change[index] = self.next_change[index + 1] if same else index + 1
+                found = cache[key] = self.tariffs.window_at(local)
+            self.windows[index] = found
+            slots[index] = _price_slot(at, *found)
+        self.slots = tuple(slots)
+        self.lo, self.hi = lo, hi
+        windows, following = self.windows, self.next_change
+        following[hi - 1] = count
+        for index in range(hi - 2, lo - 1, -1):
+            same = windows[index + 1] == windows[index]
+            following[index] = following[index + 1] if same else index + 1
 
     def now(self, index: int) -> TariffNow:
         name, price = self.windows[index]
@@ -233,6 +264,7 @@ def replay(
     skip_idle: bool = True,
     outlooks: Callable[[int], SurplusOutlook | None] | None = None,
     forecast_site: Site | None = None,
+    split: bool = True,
 ) -> ReplayResult:
     """Run the policies over the series; energy per bucket is amps x V x h x plugged share.
 
@@ -244,30 +276,113 @@ def replay(
     (:func:`optimizer.plans.overdue`).
     ``skip_idle``: without a ``store``, an idle tick of the same class as the last settled one
     reuses its holds (optimizer/simulate/idle.py); False evaluates every tick.
+    ``split``: without a ``store``, a long period is replayed in two processes where it can be
+    (:func:`_split_advance`: the same result, by construction); False, or
+    ``EVOPT_REPLAY_SPLIT=0`` in the environment, replays it in this process alone.
     """
     if lag_buckets < 1:
         raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
-    count = len(series.starts)
-    tariff = _Tariff(config.tariffs, series)
+    tariff = _Tariff(config.tariffs, series, ready=False)  # each process its part (_advance)
     log = _DayLog(store, run_id, site_id, ZoneInfo(series.timezone))
     # Unlogged, a decision is counted and applied, never read: its words are not built.
     settings = replace(engine_settings(config), words=log.on)
-    memory = Memory()
-    charger = _Charger()
-    home = BatteryTrack(series, config.site.battery) if config.site.battery else None
-    ev_kwh = [0.0] * count
-    amps_out: list[int | None] = [None] * count
-    commands = decisions = 0
-    by_action: dict[str, int] = {}
-    kw_per_amp = voltage_v / 1000
-    restart_share = max(0.0, 1 - restart_s / (BUCKET_H * 3600))
-    # A logged row carries its tick's own figures, so only an unlogged replay reuses idle ticks.
-    idle = Idle(policies, settings, enabled=skip_idle and store is None)
-    planned, outlooks = (
-        _planned(series, plans, plan_margin),
-        _outlooks(series, policies, config, outlooks, forecast_site),
+    run = _Run(
+        _Fixed(
+            series=series,
+            policies=policies,
+            config=config,
+            limits=limits,
+            voltage_v=voltage_v,
+            sn=charger_sn,
+            lag=lag_buckets,
+            site_id=site_id,
+            tariff=tariff,
+            settings=settings,
+            # A logged row carries its tick's own figures, so only an unlogged replay reuses
+            # idle ticks.
+            reuse=skip_idle and store is None,
+            planned=_planned(series, plans, plan_margin),
+            outlooks=_outlooks(series, policies, config, outlooks, forecast_site),
+            restart_share=max(0.0, 1 - restart_s / (BUCKET_H * 3600)),
+        ),
+        log,
     )
-    for index in range(count):
+    if split and _may_split(run):
+        _split_advance(run)
+    else:
+        _advance(run, 0, len(series.starts))
+    log.flush()
+    return run.result()
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """What a replay reads and never changes: the series, the policies, the settings."""
+
+    series: SiteSeries
+    policies: Sequence[PolicyBase]
+    config: Config
+    limits: Limits
+    voltage_v: float
+    sn: str
+    lag: int
+    site_id: int | None
+    tariff: _Tariff
+    settings: EngineSettings
+    reuse: bool
+    planned: Sequence[DeparturePlan | None]
+    outlooks: Callable[[int], SurplusOutlook | None] | None
+    restart_share: float
+
+
+class _Run:
+    """A replay's state between ticks (the engine's memory, the charger, the home battery, the
+    idle reuse) and what it has produced so far, advanced by :func:`_advance`."""
+
+    def __init__(self, fixed: _Fixed, log: _DayLog) -> None:
+        series, config = fixed.series, fixed.config
+        count = len(series.starts)
+        self.fixed, self.log = fixed, log
+        self.memory = Memory()
+        self.charger = _Charger()
+        self.home = BatteryTrack(series, config.site.battery) if config.site.battery else None
+        self.idle = Idle(fixed.policies, fixed.settings, enabled=fixed.reuse)
+        self.ev_kwh = [0.0] * count
+        self.amps: list[int | None] = [None] * count
+        self.commands = 0
+        self.decisions = 0
+        self.by_action: dict[str, int] = {}
+
+    def counted(self) -> tuple[int, int, dict[str, int]]:
+        """The commands, decisions and actions counted so far, counting from zero again."""
+        counted = self.commands, self.decisions, self.by_action
+        self.commands, self.decisions, self.by_action = 0, 0, {}
+        return counted
+
+    def result(self) -> ReplayResult:
+        home = self.home
+        return ReplayResult(
+            ev_kwh=tuple(self.ev_kwh),
+            amps=tuple(self.amps),
+            commands=self.commands,
+            decisions=self.decisions,
+            by_action=self.by_action,
+            battery=home.flows() if home is not None else None,
+        )
+
+
+def _advance(run: _Run, start: int, stop: int) -> None:
+    """Replay buckets ``start`` to ``stop`` (excluded) from the state ``run`` holds."""
+    fixed, log = run.fixed, run.log
+    series, limits, voltage_v, config = fixed.series, fixed.limits, fixed.voltage_v, fixed.config
+    planned, outlooks, tariff = fixed.planned, fixed.outlooks, fixed.tariff
+    tariff.prepare(start, stop)
+    memory, charger, home, idle = run.memory, run.charger, run.home, run.idle
+    ev_kwh, amps_out, by_action = run.ev_kwh, run.amps, run.by_action
+    commands, decisions = run.commands, run.decisions
+    kw_per_amp = voltage_v / 1000
+    restart_share = fixed.restart_share
+    for index in range(start, stop):
         now = series.starts[index]
         log.day_of(now)
         number = series.session_index(index)
@@ -279,7 +394,7 @@ def replay(
             plugged=session is not None,
             limits=limits,
             voltage_v=voltage_v,
-            sn=charger_sn,
+            sn=fixed.sn,
             plan=None if plan is None else _overdue(plan, now, charger, session),
         )
         snapshot = _snapshot(
@@ -290,8 +405,8 @@ def replay(
             home=home,
             tariff=tariff,
             config=config,
-            lag_buckets=lag_buckets,
-            site_id=site_id,
+            lag_buckets=fixed.lag,
+            site_id=fixed.site_id,
             outlook=outlooks(index) if outlooks is not None and session is not None else None,
         )
         decided, memory = idle.decide(
@@ -312,15 +427,262 @@ def replay(
             ev_kwh[index] = charger.take(min(need, amps * kw_per_amp * BUCKET_H * share))
             amps_out[index] = amps if ev_kwh[index] > 0 else None
         _step_battery(home, index, ev_kwh[index], charger)
-    log.flush()
-    return ReplayResult(
-        ev_kwh=tuple(ev_kwh),
-        amps=tuple(amps_out),
-        commands=commands,
-        decisions=decisions,
-        by_action=by_action,
-        battery=home.flows() if home is not None else None,
+    run.memory, run.commands, run.decisions = memory, commands, decisions
+
+
+# --- two processes ----------------------------------------------------------------------------
+
+SPLIT_ENV = "EVOPT_REPLAY_SPLIT"
+MIN_SPLIT_BUCKETS = 60 * 96
+"""Shorter periods replay in one process: a month is a third of a second of replay, where the
+child's warm-up (two days or more) and the fork would take a tenth of what it saves (the
+floor was chosen, not measured; tests lower it to split weeks)."""
+WARM_UP = 2 * 96
+"""The child starts at least this long before the first cut (and before the last session)."""
+CUTS = 4
+"""Places to cut, a day apart: where the states differ at one, they may agree at the next."""
+CANDIDATES = 5
+CANDIDATE_STEP = 30 * 96
+"""Where the first cut may go: the balanced place, else up to four months either side of it
+(a month apart), for a child whose fresh state would be fragile there (:func:`_fragile`)."""
+PLUGGED_COST = 4
+"""A tick with a car plugged in costs about this many idle ones (the split balances work)."""
+PARENT_EXTRA = 0.01
+"""The share of the work this process leaves to the child beyond half: `evopt simulate` goes
+on to the report after the replay (a twentieth of a second of a year's), where the optimum's
+process, when it solves, shares the child's core for about as long."""
+
+
+def _may_split(run: _Run) -> bool:
+    """Whether this replay may run in two processes: unlogged (a logged row carries words
+    whose inputs the comparison leaves out: :func:`_state`), long enough, two cores, fork,
+    and every outlook provider able to say its state."""
+    fixed = run.fixed
+    if os.environ.get(SPLIT_ENV, "").strip().lower() in {"0", "no", "off", "false"}:
+        return False
+    if run.log.on or fixed.settings.words or len(fixed.series.starts) < MIN_SPLIT_BUCKETS:
+        return False
+    return _outlook_state(fixed.outlooks) is not None and cpu_count() >= 2
+
+
+def _outlook_state(outlooks: Callable[[int], object] | None) -> Callable[[], object] | None:
+    """What the outlook provider carries from tick to tick, as a function (None: a provider
+    that cannot say, which the split cannot compare)."""
+    if outlooks is None:
+        return tuple
+    state = getattr(getattr(outlooks, "__self__", None), "state", None)
+    return state if callable(state) else None
+
+
+def _candidates(series: SiteSeries) -> tuple[list[bool], list[int]]:
+    """Which buckets have a car plugged in, and the places the first cut may go, best first:
+    the quiet bucket (no car plugged in it or the one before) where the work after it (the
+    child's, warm-up included) is about the work before it, then quiet buckets
+    :data:`CANDIDATE_STEP` apart on either side, nearer first (:func:`_child_work` takes the
+    first where the child's fresh state is not fragile)."""
+    count = len(series.starts)
+    plugged = [series.session_index(i) >= 0 for i in range(count)]
+    work = [0] * (count + 1)
+    for index in range(count):
+        work[index + 1] = work[index] + (PLUGGED_COST if plugged[index] else 1)
+    warm_work = work[WARM_UP] * 2  # about what the child replays before the cut
+    half = (work[count] + warm_work) // 2 - int(work[count] * PARENT_EXTRA)
+    middle = next((i for i in range(1, count) if work[i] >= half), count)
+    found: list[int] = []
+    for step in range(CANDIDATES):
+        for sign in (0,) if step == 0 else (-1, 1):
+            cut = _quiet_from(plugged, middle + sign * step * CANDIDATE_STEP)
+            if cut is not None and WARM_UP * 2 < cut < count - 96 and cut not in found:
+                found.append(cut)
+    return plugged, found
+
+
+def _quiet_from(plugged: Sequence[bool], index: int) -> int | None:
+    """The first quiet bucket at or after ``index`` (None: none before the end)."""
+    for at in range(max(1, index), len(plugged)):
+        if not plugged[at] and not plugged[at - 1]:
+            return at
+    return None
+
+
+def _cuts(series: SiteSeries, plugged: Sequence[bool], first: int) -> tuple[int, list[int]]:
+    """Where the child starts for a first cut at ``first``, and the cuts: ``first`` and the
+    next quiet buckets a day apart. The child starts at a quiet bucket at least
+    :data:`WARM_UP` before the first cut and before the last session before it, so it sees
+    that session's commands as this process does."""
+    cuts = [first]
+    while len(cuts) < CUTS:
+        cut = _quiet_from(plugged, cuts[-1] + 96)
+        if cut is None or cut >= len(plugged) - 96:
+            break
+        cuts.append(cut)
+    start = first - WARM_UP
+    last = next((i for i in range(first - 1, 0, -1) if plugged[i]), None)
+    if last is not None:  # the last session before the cut, from its start
+        start = min(start, series.window(series.sessions[series.session_index(last)]).start - 1)
+    while start > 1 and (plugged[start] or plugged[start - 1]):
+        start -= 1
+    return max(1, start), cuts
+
+
+def _fragile(run: _Run) -> bool:
+    """Whether the child's fresh state at a cut rests on a setting it cannot know: the home
+    battery setting of the charger, which persists for months once a rule set it (a summer
+    rule's "no battery for the car" lasts the winter through) and which the child has not seen
+    set in its warm-up, while some rule may set it. Only a choice of where to cut: the
+    comparison decides."""
+    if run.charger.use_battery is not None:
+        return False
+    return any(getattr(policy, "use_battery", None) is not None for policy in run.fixed.policies)
+
+
+def _state(run: _Run, at: int) -> tuple[Any, ...]:
+    """Everything a tick from ``at`` on reads of what the ticks before left: the engine's
+    memory, the charger, the home battery, the outlook provider's state, and the simulated
+    draws (and battery flows) the snapshots still look back at (:data:`LOOKBACK`).
+
+    Not in it: the idle reuse (:class:`Idle`), which never changes a result (the child forgets
+    its own at each cut, so it has nothing the comparison skipped), and how long ago a
+    policy took control of a target where both sides have held it longer than every duration
+    a tick compares (:meth:`Idle.horizon`): the engine reads that moment only for the words of
+    its reasons (optimizer/engine/kinds/common.py ``relevant_since``), which an unlogged
+    replay throws away, and the idle reuse only by which side of those durations its age is
+    on, which cannot change after. The child saw the rule take control at its start; this
+    process may have seen it months before."""
+    fixed = run.fixed
+    series, home = fixed.series, run.home
+    seen = [i for i in range(max(0, at - fixed.lag - LOOKBACK + 1), at) if not series.missing[i]]
+    battery = None
+    if home is not None:
+        charge, discharge = home.charge, home.discharge
+        battery = (home.battery.soc, [charge[i] for i in seen], [discharge[i] for i in seen])
+    outlook = _outlook_state(fixed.outlooks)
+    return (
+        _memory_state(run.memory, series.starts[at], run.idle.horizon()),
+        run.charger,
+        battery,
+        [run.ev_kwh[i] for i in seen],
+        outlook() if outlook is not None else None,
     )
+
+
+def _memory_state(memory: Memory, now: datetime, horizon: timedelta) -> Memory:
+    """The memory as :func:`_state` compares it: each control's ``since`` older than
+    ``horizon`` at ``now`` blanked, the policies' timers in the order of their names."""
+    chargers = {}
+    for sn, known in memory.chargers.items():
+        control = {
+            target: held.copied({"since": None}) if now - held.since > horizon else held
+            for target, held in known.control.items()
+        }
+        chargers[sn] = known.copied({"control": control})
+    # The order the timers were first set in is read by nothing but a JSON dump of the memory,
+    # which a replay never makes (the engine looks timers up by name): sorted on both sides.
+    return memory.copied({"chargers": chargers, "policies": dict(sorted(memory.policies.items()))})
+
+
+def _child_work(run: _Run, candidates: Sequence[int], send: Callable[[Any], None]) -> None:
+    """The forked child: a fresh replay up to the first candidate cut where its state is not
+    fragile (else the first), the place sent; then on to the end, its state sent at each cut
+    and, at the end, what it produced from the first cut on and its counts between cuts."""
+    fixed = run.fixed
+    series = fixed.series
+    plugged = [series.session_index(i) >= 0 for i in range(len(series.starts))]
+    resume = getattr(getattr(fixed.outlooks, "__self__", None), "resume", None)
+    # A provider that carries state (the causal forecast) is fresh for one start only.
+    outlook = _outlook_state(fixed.outlooks)
+    tries = list(candidates if outlook is not None and outlook() == () else candidates[:1])
+    if len(tries) > 1:
+        tries.append(tries[0])  # all fragile: the balanced place after all
+    for number, first in enumerate(tries):
+        start, cuts = _cuts(series, plugged, first)
+        child = _Run(fixed, _DayLog(None, None, None, ZoneInfo(series.timezone)))
+        if callable(resume):  # the outlook provider as the ticks before the start left it
+            resume(start)
+        _advance(child, start, first)
+        if number == len(tries) - 1 or not _fragile(child):
+            break
+    send(("cuts", cuts))
+    counts = []
+    at = first
+    for number, cut in enumerate(cuts):
+        _advance(child, at, cut)
+        at = cut
+        counted = child.counted()
+        if number:
+            counts.append(counted)
+        child.idle.forget()
+        send(("at", cut, _state(child, cut)))
+    _advance(child, at, len(series.starts))
+    counts.append(child.counted())
+    home = child.home
+    flows = None
+    if home is not None:
+        flows = (home.charge[first:], home.discharge[first:], home.soc[first:], home.battery.soc)
+    send(("done", child.ev_kwh[first:], child.amps[first:], flows, counts))
+
+
+def _split_advance(run: _Run) -> None:
+    """Replay the whole period with a forked child replaying its second half.
+
+    The child says where it cuts (:func:`_child_work`); this process replays up to that cut
+    and compares its state there with the child's (:func:`_state`, :func:`exact`): equal, the
+    child's ticks from the cut on are the ones this process would have replayed, and they are
+    taken (draws, levels, battery flows, counts); not equal, this process replays up to the
+    next cut and compares again, and past the last one replays the rest alone. No fork, a
+    child that fails: this process alone."""
+    count = len(run.fixed.series.starts)
+    _, candidates = _candidates(run.fixed.series)
+    child = None
+    if candidates:
+        child = fork_child(partial(_child_work, run, candidates), name="evopt-replay-half")
+    at = 0
+    if child is None:
+        _advance(run, at, count)
+        return
+    try:
+        at = min(candidates)  # no cut comes before it
+        _advance(run, 0, at)
+        got = child.receive()
+        cuts = got[1] if got is not None and got[0] == "cuts" else []
+        for number, cut in enumerate(cuts):
+            _advance(run, at, cut)
+            at = cut
+            got = child.receive()
+            if got is None or got[:2] != ("at", cut):
+                break
+            if _same_state(_state(run, cut), got[2]):
+                while got is not None and got[0] != "done":
+                    got = child.receive()
+                if got is not None:
+                    _splice(run, number, cuts, got)
+                    return
+                break
+        _advance(run, at, count)
+    finally:
+        child.close()
+
+
+def _same_state(mine: tuple[Any, ...], theirs: tuple[Any, ...]) -> bool:
+    """The two states at a cut are the same (a seam for the tests to force a mismatch)."""
+    return exact(mine, theirs)
+
+
+def _splice(run: _Run, number: int, cuts: Sequence[int], done: tuple[Any, ...]) -> None:
+    """Take the child's ticks from cut ``number`` on."""
+    _, ev_kwh, amps, flows, counts = done
+    cut, skip = cuts[number], cuts[number] - cuts[0]
+    run.ev_kwh[cut:] = ev_kwh[skip:]
+    run.amps[cut:] = amps[skip:]
+    home = run.home
+    if home is not None and flows is not None:
+        home.charge[cut:], home.discharge[cut:], home.soc[cut:] = (f[skip:] for f in flows[:3])
+        home.battery.soc = flows[3]
+    for commands, decisions, by_action in counts[number:]:
+        run.commands += commands
+        run.decisions += decisions
+        for action, times in by_action.items():
+            run.by_action[action] = run.by_action.get(action, 0) + times
 
 
 class _DayLog:

@@ -1,0 +1,248 @@
+"""A replay in two processes (optimizer/simulate/replay.py ``_split_advance``) gives exactly the
+replay in one: on the sample year with the example rules (where the child's half is taken), on
+drawn rules and periods (taken or not), when the states at every cut are made to differ, when
+the child fails and where nothing can fork. And :func:`exact` tells apart what ``==`` does
+not."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import optimizer.simulate.replay as replay_module
+from optimizer.config import Config
+from optimizer.engine.decision import Control, Memory
+from optimizer.engine.loader import load_config_rules
+from optimizer.engine.rules import PolicyBase
+from optimizer.limits import Limits
+from optimizer.planner.causal import CausalOutlooks, sample_site
+from optimizer.simulate.replay import ReplayResult, replay
+from optimizer.simulate.series import SiteSeries
+from optimizer.simulate.split import exact
+from tests.test_replay_idle import _config, _series
+from tests.test_replay_plugged import _policies, rules
+
+
+def _replay(
+    series: SiteSeries, config: Config, policies: list[PolicyBase], **extra: Any
+) -> ReplayResult:
+    return replay(
+        series, policies, config=config, limits=Limits(6, 32, 1), voltage_v=240.0, **extra
+    )
+
+
+def _cuts_seen(monkeypatch: pytest.MonkeyPatch, verdict: bool | None = None) -> list[bool]:
+    """Each comparison at a cut, as it came out (or forced to ``verdict``)."""
+    seen: list[bool] = []
+    real = replay_module._same_state
+
+    def same(mine: Any, theirs: Any) -> bool:
+        found = real(mine, theirs) if verdict is None else verdict
+        seen.append(found)
+        return found
+
+    monkeypatch.setattr(replay_module, "_same_state", same)
+    return seen
+
+
+def _same(split: ReplayResult, alone: ReplayResult) -> None:
+    assert exact(split.ev_kwh, alone.ev_kwh)
+    assert split.amps == alone.amps
+    assert (split.commands, split.decisions) == (alone.commands, alone.decisions)
+    assert list(split.by_action.items()) == list(alone.by_action.items())  # the order too
+    assert exact(split.battery, alone.battery)
+    assert split == alone
+
+
+def test_the_sample_year_split_is_the_replay_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The year with the example rules and plans: the child's half is taken at a cut and the
+    result is the replay in one process (with a battery: the drawn rules below)."""
+    config = _config(tmp_path, battery=False)
+    series = _series(config, (1, 1), (12, 31))
+    policies = list(load_config_rules(config).enabled)
+    margin = series.starts[1] - series.starts[0]
+    alone = _replay(series, config, policies, plan_margin=margin, split=False)
+    seen = _cuts_seen(monkeypatch)
+    split = _replay(series, config, policies, plan_margin=margin)
+    assert seen[-1] is True  # taken: the second half came from the child
+    _same(split, alone)
+
+
+def _short_splits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weeks split as a year would be (the floor is there for speed, not for correctness)."""
+    monkeypatch.setattr(replay_module, "MIN_SPLIT_BUCKETS", 96 * 7)
+    monkeypatch.setattr(replay_module, "WARM_UP", 96)
+
+
+PERIODS = [((1, 3), (1, 24)), ((3, 1), (3, 22)), ((6, 5), (6, 26)), ((10, 20), (11, 10))]
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    drawn=rules(), period=st.sampled_from(PERIODS), flags=st.tuples(st.booleans(), st.booleans())
+)
+def test_drawn_rules_split_are_the_replay_alone(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    drawn: list[dict[str, Any]],
+    period: Any,
+    flags: tuple[bool, bool],
+) -> None:
+    """Drawn rules over drawn three weeks, with or without a battery and plans."""
+    battery, plans = flags
+    _short_splits(monkeypatch)
+    config = _config(tmp_path, battery=battery)
+    series = _series(config, *period)
+    policies = _policies(tmp_path, config, drawn)
+    extra = {"plan_margin": timedelta(minutes=15)} if plans else {}
+    alone = _replay(series, config, policies, split=False, **extra)
+    seen = _cuts_seen(monkeypatch)
+    _same(_replay(series, config, policies, **extra), alone)
+    assert seen  # it did fork and compare
+
+
+def _june(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, battery: bool = False
+) -> tuple[SiteSeries, Config, list[PolicyBase], ReplayResult]:
+    """June with the example rules, split as a year would be, and its replay alone."""
+    _short_splits(monkeypatch)
+    config = _config(tmp_path, battery=battery)
+    series = _series(config, (6, 1), (6, 30))
+    policies = list(load_config_rules(config).enabled)
+    return series, config, policies, _replay(series, config, policies, split=False)
+
+
+def test_states_that_differ_at_every_cut_replay_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    series, config, policies, alone = _june(tmp_path, monkeypatch, battery=True)
+    seen = _cuts_seen(monkeypatch, verdict=False)
+    _same(_replay(series, config, policies), alone)
+    assert seen == [False] * replay_module.CUTS
+
+
+def test_a_child_that_fails_leaves_the_replay_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    series, config, policies, alone = _june(tmp_path, monkeypatch)
+
+    def failing(*_: Any) -> None:
+        raise RuntimeError("the child breaks")
+
+    monkeypatch.setattr(replay_module, "_child_work", failing)
+    seen = _cuts_seen(monkeypatch)
+    _same(_replay(series, config, policies), alone)
+    assert seen == []  # nothing came to compare with
+
+
+def test_no_fork_replays_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    series, config, policies, alone = _june(tmp_path, monkeypatch)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    seen = _cuts_seen(monkeypatch)
+    _same(_replay(series, config, policies), alone)
+    assert seen == []
+
+
+def test_the_environment_turns_it_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    series, config, policies, _ = _june(tmp_path, monkeypatch)
+    monkeypatch.setenv(replay_module.SPLIT_ENV, "0")
+    seen = _cuts_seen(monkeypatch)
+    _replay(series, config, policies)
+    assert seen == []
+
+
+def test_exact_tells_apart_what_equality_does_not() -> None:
+    zone = ZoneInfo("America/New_York")
+    at = datetime(2025, 6, 1, 12, tzinfo=UTC)
+    assert exact((1.0, "a", None, at), (1.0, "a", None, at))
+    pairs: list[tuple[Any, Any]] = [
+        (0.0, -0.0),
+        (1, True),
+        (1, 1.0),
+        (at, at.astimezone(zone)),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        (np.float64(0.0), np.float64(-0.0)),
+        (np.array([0.0]), np.array([-0.0])),
+    ]
+    for a, b in pairs:
+        assert a == b
+        assert not exact(a, b)
+    assert exact(float("nan"), float("nan"))
+    assert not exact(object(), object())  # a kind it does not know: unequal
+    control = Control(policy="p", since=at)
+    assert exact(Memory(), Memory())
+    assert exact(control, Control(policy="p", since=at))
+    assert not exact(control, Control(policy="p", since=at + timedelta(minutes=15)))
+
+
+def test_the_causal_forecast_resumes_as_if_asked_all_along(tmp_path: Path) -> None:
+    """The child's fresh forecast takes the plane the calls before its start would have left
+    (fitted weekly, on the first asked day a week after the last fit)."""
+    config = _config(tmp_path, battery=False)
+    series = _series(config, (5, 1), (5, 12))
+    site = sample_site(series.timezone)
+    index = 96 * 10  # 11 May: fitted on the first asked day and a week or more later
+    asked = CausalOutlooks(series, config, site=site)
+    for at in range(index):
+        if series.session_index(at) >= 0:
+            asked.at(at)
+    resumed = CausalOutlooks(series, config, site=site)
+    resumed.resume(index)
+    assert asked.oriented_on is not None
+    assert asked.orientation is not None
+    assert asked.oriented_on >= series.starts[0].date() + timedelta(days=7)  # fitted again
+    assert asked.oriented_on < series.starts[index].date()
+    assert exact(resumed.state()[:3], asked.state()[:3])
+
+
+def test_a_solar_plan_split_is_the_replay_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planner with the causal forecast over four days."""
+    monkeypatch.setattr(replay_module, "MIN_SPLIT_BUCKETS", 96 * 3)
+    monkeypatch.setattr(replay_module, "WARM_UP", 48)
+    config = _config(tmp_path, battery=False)
+    series = _series(config, (5, 6), (5, 10))
+    plan = [{"name": "plan", "kind": "solar_plan"}]
+    policies = _policies(tmp_path, config, plan)
+    extra: dict[str, Any] = {
+        "plan_margin": timedelta(minutes=15),
+        "forecast_site": sample_site(series.timezone),
+    }
+    alone = _replay(series, config, policies, split=False, **extra)
+    seen = _cuts_seen(monkeypatch)
+    _same(_replay(series, config, policies, **extra), alone)
+    assert seen
+    assert True in seen
+
+
+@pytest.mark.parametrize("candidates", [1, replay_module.CANDIDATES])
+def test_a_cut_where_the_battery_setting_is_a_relic_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, candidates: int
+) -> None:
+    """August to December with the example rules: in the middle (October) the charger's
+    battery setting is what the summer rule left in September, which a child starting fresh
+    two days before cannot know, so a cut there never agrees; the child cuts a month earlier,
+    where the summer rule still sets it, and the halves agree. Either way, the same result."""
+    config = _config(tmp_path, battery=False)
+    series = _series(config, (8, 1), (12, 31))
+    policies = list(load_config_rules(config).enabled)
+    alone = _replay(series, config, policies, split=False)
+    monkeypatch.setattr(replay_module, "CANDIDATES", candidates)
+    seen = _cuts_seen(monkeypatch)
+    _same(_replay(series, config, policies), alone)
+    assert seen[-1] is (candidates > 1)
