@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -62,19 +63,23 @@ HABITS = habits_at(SESSIONS, NOW, timezone=TZ)
 def test_the_departure_comes_from_similar_plug_ins() -> None:
     evening = datetime(2025, 5, 6, 18, 20, tzinfo=ZONE)  # Tuesday
     plan = HABITS.expect(evening)
-    stays = sorted(
-        s.ended_at - s.started_at
+    # An overnight stay says when the car leaves by its end's clock time (07:30 +- 15 min),
+    # not by its length counted from this later plug-in (which would say 07:50).
+    ends = sorted(
+        s.ended_at.astimezone(ZONE).time()
         for s in SESSIONS
         if s.started_at.astimezone(ZONE).weekday() < 5
         and s.started_at > NOW.astimezone(UTC) - timedelta(days=90)
     )
-    assert stays[0] <= plan.ready_by - evening <= stays[len(stays) // 2]  # an early quantile
-    assert plan.source.startswith("weekday plug-ins 16:20-20:20, ")
+    ready = plan.ready_by.astimezone(ZONE)
+    assert ready.date() == date(2025, 5, 7)
+    assert ends[0].replace(second=0, microsecond=0) <= ready.time() <= ends[len(ends) // 2]
+    assert plan.source.startswith("weekday plug-ins 16:20-20:20 (9 on Tuesdays), ")
     saturday = datetime(2025, 5, 10, 10, 5, tzinfo=ZONE)
     weekend = HABITS.expect(saturday)
     # The day's habit cannot tell these apart: a Saturday 10:00 plug-in leaves about 15:00.
     assert timedelta(hours=4) <= weekend.ready_by - saturday <= timedelta(hours=5)
-    assert weekend.source.startswith("weekend plug-ins 08:05-12:05, ")
+    assert weekend.source.startswith("weekend plug-ins 08:05-12:05 (8 on Saturdays), ")
 
 
 def test_the_energy_comes_from_sessions_after_a_similar_time_away() -> None:
@@ -92,10 +97,11 @@ def test_the_energy_comes_from_sessions_after_a_similar_time_away() -> None:
 
 def test_higher_quantiles_plan_earlier_and_more() -> None:
     evening = datetime(2025, 5, 6, 18, tzinfo=ZONE)
-    usual = habits_at(SESSIONS, NOW, timezone=TZ).expect(evening)
+    last_end = evening - timedelta(hours=10, minutes=30)
+    usual = habits_at(SESSIONS, NOW, timezone=TZ).expect(evening, last_end=last_end)
     careful = habits_at(
         SESSIONS, NOW, timezone=TZ, settings=HabitSettings(leave_quantile=0.05, energy_quantile=1)
-    ).expect(evening)
+    ).expect(evening, last_end=last_end)
     assert careful.ready_by < usual.ready_by
     assert careful.energy_kwh > usual.energy_kwh
 
@@ -243,3 +249,107 @@ def test_the_replay_charges_on_past_a_learned_departure_while_the_car_takes_ener
         got[learned is not None] = figures(series, result.ev_kwh, commands=result.commands)
     assert got[True].unmet_kwh < 0.05
     assert got[False].unmet_kwh > 3.0
+
+
+def _local(day: date, hours: float) -> datetime:
+    return (datetime.combine(day, time(), tzinfo=ZONE) + timedelta(hours=hours)).astimezone(UTC)
+
+
+def roster(weeks: int = 9, first: date = date(2025, 3, 3)) -> list[PastSession]:
+    """A shift worker's swing weeks as `evopt simulate --sample phoenix` has them: plugged in
+    at 22:30 after the shift, gone at 13:15 before the next one; but the Sunday-night plug-in
+    leaves at 05:15, for Monday's early shift of the week after."""
+    out: list[PastSession] = []
+    for n in range(weeks * 7):
+        day = first + timedelta(days=n)
+        leave = 24 + 5.25 if day.weekday() == 6 else 24 + 13.25
+        out.append(PastSession(_local(day, 22.5), _local(day, leave), 12.0))
+    return out
+
+
+def test_same_weekday_plug_ins_weigh_more_in_the_departure() -> None:
+    sessions = roster()
+    now = datetime(2025, 5, 5, tzinfo=ZONE)
+    habits = habits_at(sessions, now, timezone=TZ)
+    sunday = datetime(2025, 5, 11, 22, 40, tzinfo=ZONE)
+    # One plug-in in seven at this clock time leaves at 05:15; counted five times it is the
+    # early quantile, so Monday's early shift is not planned for 13:00.
+    plan = habits.expect(sunday)
+    assert plan.ready_by.astimezone(ZONE) <= datetime(2025, 5, 12, 5, 15, tzinfo=ZONE)
+    assert "(8 on Sundays)" in plan.source
+    tuesday = habits.expect(datetime(2025, 5, 6, 22, 40, tzinfo=ZONE))
+    assert tuesday.ready_by.astimezone(ZONE) >= datetime(2025, 5, 7, 13, 0, tzinfo=ZONE)
+
+
+def test_few_similar_plug_ins_cap_the_departure_at_the_shortest_of_them() -> None:
+    """Weekday evenings overnight, and two Saturday late mornings of 4 h: a third Saturday
+    11:00 plug-in is planned by all the stays (overnight), but no later than 4 h."""
+    first = date(2025, 3, 3)  # a Monday
+    sessions = [
+        PastSession(_local(first + timedelta(days=n), 18), _local(first + timedelta(days=n), 31), 9)
+        for n in range(40)
+        if (first + timedelta(days=n)).weekday() < 5
+    ]
+    for saturday in (date(2025, 3, 8), date(2025, 3, 22)):
+        sessions.append(PastSession(_local(saturday, 11), _local(saturday, 15), 4.0))
+    habits = habits_at(sessions, datetime(2025, 4, 12, tzinfo=ZONE), timezone=TZ)
+    plugged = datetime(2025, 4, 12, 11, 10, tzinfo=ZONE)
+    plan = habits.expect(plugged)
+    assert plan.ready_by - plugged == timedelta(hours=4)
+    assert "all plug-ins (at most the shortest of 2 at 09:10-13:10)" in plan.source
+
+
+def test_after_an_absence_longer_than_any_before_a_full_car() -> None:
+    """Seattle's trips: a car back after 9 days took 54 kWh where every session before had
+    followed at most a weekend away; the plan asks a full car, as with no history."""
+    monday = datetime(2025, 5, 12, 18, tzinfo=ZONE)
+    longest = max(
+        b.started_at - a.ended_at for a, b in pairwise(SESSIONS) if b.ended_at < NOW.astimezone(UTC)
+    )
+    back = HABITS.expect(monday, last_end=monday - 2 * longest)
+    assert back.energy_kwh == 150.0
+    assert back.source.endswith("longer than any before: a full car")
+    within = HABITS.expect(monday, last_end=monday - longest)
+    assert within.energy_kwh < 150.0
+
+
+def test_after_a_long_unusual_absence_the_most_the_nearest_took() -> None:
+    """Phoenix's trips: three came back after 60 h away and took 30-40 kWh, every other
+    session followed a 10 h shift; too few sessions followed an absence like this 75 h one,
+    and the nearest five include two of the shifts: the most any of them took (40), not
+    their high quantile (which the shifts pull down)."""
+    day = date(2025, 3, 3)
+    sessions: list[PastSession] = []
+    start = _local(day, 18)
+    for n in range(33):
+        trip = n % 11 == 10  # the session after a trip (60 h away)
+        sessions.append(
+            PastSession(start, start + timedelta(hours=12), 30.0 + 5 * (n // 11) if trip else 10.0)
+        )
+        start += timedelta(hours=12) + timedelta(hours=60 if (n + 1) % 11 == 10 else 10)
+    habits = habits_at(sessions, start, timezone=TZ)
+    plan = habits.expect(start + timedelta(hours=75), last_end=start)
+    assert "after 75 h away, 5 sessions" in plan.source
+    assert plan.energy_kwh == 40.0
+
+
+def test_a_car_that_left_while_charging_at_full_power_asks_a_full_car() -> None:
+    """The last session took energy all its stay at the highest power any session reached
+    (seattle's trip return: 22.7 kWh in 3.7 h, the car took 42 kWh more the next evening):
+    the car most likely left short, so the next plan asks a full car; unless most sessions
+    do so, when that is just the car's usual short stay."""
+    last = SESSIONS[-1]
+    rushed = PastSession(last.ended_at + timedelta(hours=2), last.ended_at + timedelta(hours=5), 22)
+    habits = habits_at([*SESSIONS, rushed], NOW + timedelta(days=2), timezone=TZ)
+    plugged = rushed.ended_at + timedelta(hours=3)
+    plan = habits.expect(plugged)
+    assert plan.energy_kwh == 150.0
+    assert plan.source.endswith("the last session charged at full power until it left: a full car")
+    # The same last session when every session charges all its stay: the usual charge.
+    day = date(2025, 3, 3)
+    short = [
+        PastSession(_local(day + timedelta(days=n), 12), _local(day + timedelta(days=n), 15), 22)
+        for n in range(30)
+    ]
+    usual = habits_at(short, datetime(2025, 4, 2, tzinfo=ZONE), timezone=TZ)
+    assert usual.expect(datetime(2025, 4, 2, 12, tzinfo=ZONE)).energy_kwh == 22.0
