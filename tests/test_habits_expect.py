@@ -111,6 +111,13 @@ def test_without_history_a_full_car_at_once() -> None:
     empty = habits_at([], now, timezone=TZ)
     plan = learned_plan(empty, now)
     assert plan == DeparturePlan(now.astimezone(UTC) + timedelta(hours=12), 150.0, NO_HISTORY)
+    # Below min_sessions (5) sessions, as no habit is claimed from fewer: the same.
+    few = habits_at(SESSIONS[:4], now, timezone=TZ)
+    early = learned_plan(few, now)
+    assert (early.energy_kwh, early.ready_by) == (150.0, plan.ready_by)
+    assert early.learned == "only 4 sessions yet: a full car at once"
+    fifth = SESSIONS[4].ended_at + timedelta(hours=10)
+    assert learned_plan(habits_at(SESSIONS[:5], now, timezone=TZ), fifth).energy_kwh < 150.0
 
 
 @settings(max_examples=40, deadline=None)
@@ -249,6 +256,69 @@ def test_the_replay_charges_on_past_a_learned_departure_while_the_car_takes_ener
         got[learned is not None] = figures(series, result.ev_kwh, commands=result.commands)
     assert got[True].unmet_kwh < 0.05
     assert got[False].unmet_kwh > 3.0
+
+
+def test_a_step_once_asked_stays_asked_and_goes_on_past_the_ready_by() -> None:
+    ready = datetime(2025, 5, 7, 7, 30, tzinfo=UTC)
+    plan = DeparturePlan(ready, 10.0, "after 11 h away, 28 sessions")
+    before = ready - timedelta(minutes=40)
+    # The planner paused before its last slots: the car draws nothing, the step stays.
+    kept = overdue(plan, before, 12.0, asked=15.0)
+    assert (kept.energy_kwh, kept.ready_by) == (15.0, ready)
+    assert kept.learned == f"{plan.learned}; {MORE}"
+    assert overdue(kept, before, 12.0, asked=15.0).learned == kept.learned  # named once
+    assert overdue(plan, before, 12.0, asked=8.0) is plan  # less than learned: nothing kept
+    # Met by the ready-by with the car still drawing: the next step, by the next hour.
+    on = overdue(plan, ready + timedelta(minutes=5), 15.0, drawing=True, asked=15.0)
+    assert (on.energy_kwh, on.ready_by) == (15.0 + MORE_STEP_KWH, ready + timedelta(hours=1))
+    # Met and stopped past the ready-by: nothing says the car takes more.
+    assert overdue(plan, ready + timedelta(minutes=5), 10.0).ready_by == ready
+
+
+def test_live_the_cache_keeps_a_step_for_the_plug_in() -> None:
+    """A step asked while the connector read CHARGING stays when the planner pauses (the
+    status then reads no charging), and ends with the plug-in."""
+    plug = datetime(2025, 5, 6, 18, tzinfo=ZONE).astimezone(UTC)
+    plan = learned_plan(HABITS, plug)
+    cache = HabitCache()
+    learned = {ALL_CHARGERS: HABITS}
+
+    def tick(now: datetime, *, drawing: bool, plugged: bool = True) -> DeparturePlan | None:
+        charger = make_charger(
+            sn="A",
+            plugged_in=plugged,
+            charging=drawing,
+            drawing=drawing,
+            session_kwh=plan.energy_kwh,
+            plugged_in_at=plug if plugged else None,
+        )
+        snapshot = Snapshot(now=now, timezone=TZ, chargers=(charger,))
+        plugged_at = cache.plugged_at(snapshot)
+        planned = with_plans(
+            snapshot, {}, learned=learned, plugged_at=plugged_at, asked=cache.asked()
+        )
+        cache.remember(planned)
+        return planned.chargers[0].plan
+
+    first = tick(plug + timedelta(hours=1), drawing=True)
+    assert first is not None
+    assert first.energy_kwh == plan.energy_kwh + MORE_STEP_KWH
+    paused = tick(plug + timedelta(hours=1, minutes=1), drawing=False)
+    assert paused == first
+    assert cache.asked() == {"A": first.energy_kwh}
+    tick(plug + timedelta(hours=2), drawing=False, plugged=False)
+    assert cache.asked() == {}
+
+
+def test_the_replay_keeps_a_step_through_the_planners_pause() -> None:
+    """A night session of 12 h that takes 20 kWh, learned as 10 kWh by 8 h after the plug-in:
+    the planner meets 10 in its last slots, the car still draws, the step asks more, and the
+    car gets its 20 kWh by its real departure."""
+    session = Session(T0, T0 + timedelta(hours=12), 20.0)
+    series = _series(0.0, 0.5, session)
+    plan = DeparturePlan(T0 + timedelta(hours=8), 10.0, "weekday plug-ins 22:00-02:00, 9 sessions")
+    result = replay(series, [POLICY], config=Config(), limits=LIMITS, voltage_v=VOLTS, plans=[plan])
+    assert figures(series, result.ev_kwh, commands=result.commands).unmet_kwh < 0.05
 
 
 def _local(day: date, hours: float) -> datetime:

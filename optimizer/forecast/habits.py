@@ -37,8 +37,9 @@ A plan for one plug-in (:meth:`Habits.expect`) asks more of the history than the
   back after two days on the road needs more than one back from the school run. A full car
   after an absence longer than any before (by the factor), or when the last session charged
   at full power all its stay (it left short).
-* **No history yet**: a full car at once (150 kWh, ready in 12 h): with nothing to learn from,
-  charging promptly is the only plan that never leaves the driver short.
+* **No history yet**, or fewer than ``min_sessions`` sessions: a full car at once (150 kWh,
+  ready in 12 h): with nothing to learn from, charging promptly is the only plan that never
+  leaves the driver short.
 """
 
 from __future__ import annotations
@@ -157,6 +158,12 @@ class Habits:
         past = [s for s in self.history if s.ended_at < plugged_at]
         if not past:
             return Expectation(plugged_at + NO_HISTORY_READY, NO_HISTORY_KWH, NO_HISTORY)
+        if len(past) < self.settings.min_sessions:
+            # As a habit is claimed only from min_sessions: a stay or two says too little
+            # (seattle's second session ever, a Saturday charge of 3 h, was planned from the
+            # first one's overnight stay and got nothing).
+            source = f"only {len(past)} sessions yet: {FULL_CAR} at once"
+            return Expectation(plugged_at + NO_HISTORY_READY, NO_HISTORY_KWH, source)
         ready_by, leave_source = _leave(self, past, plugged_at)
         if last_end is None:
             last_end = past[-1].ended_at
