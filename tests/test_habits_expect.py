@@ -384,7 +384,7 @@ def test_after_an_absence_longer_than_any_before_a_full_car() -> None:
 
 
 def test_after_a_long_unusual_absence_the_most_the_nearest_took() -> None:
-    """Phoenix's trips: three came back after 60 h away and took 30-40 kWh, every other
+    """Phoenix's trips: three came back after 70 h away and took 30-40 kWh, every other
     session followed a 10 h shift; too few sessions followed an absence like this 75 h one,
     and the nearest five include two of the shifts: the most any of them took (40), not
     their high quantile (which the shifts pull down)."""
@@ -392,15 +392,20 @@ def test_after_a_long_unusual_absence_the_most_the_nearest_took() -> None:
     sessions: list[PastSession] = []
     start = _local(day, 18)
     for n in range(33):
-        trip = n % 11 == 10  # the session after a trip (60 h away)
+        trip = n % 11 == 10  # the session after a trip (70 h away)
         sessions.append(
             PastSession(start, start + timedelta(hours=12), 30.0 + 5 * (n // 11) if trip else 10.0)
         )
-        start += timedelta(hours=12) + timedelta(hours=60 if (n + 1) % 11 == 10 else 10)
+        start += timedelta(hours=12) + timedelta(hours=70 if (n + 1) % 11 == 10 else 10)
     habits = habits_at(sessions, start, timezone=TZ)
     plan = habits.expect(start + timedelta(hours=75), last_end=start)
     assert "after 75 h away, 5 sessions" in plan.source
     assert plan.energy_kwh == 40.0
+    # Four days away or more (within 1.5 times the longest absence, so not "longer than any
+    # before"): a trip, whose need the battery bounds, not the shorter absences: a full car.
+    trip = habits.expect(start + timedelta(hours=96), last_end=start)
+    assert trip.energy_kwh == 150.0
+    assert trip.source.endswith("after 96 h away, few like it: a full car")
 
 
 def test_a_car_that_left_while_charging_at_full_power_asks_a_full_car() -> None:

@@ -33,8 +33,9 @@ A plan for one plug-in (:meth:`Habits.expect`) asks more of the history than the
   sessions, no later than the shortest similar one.
 * **How much it takes**: the ``energy_quantile`` of the energy of sessions that followed a
   similar time away (the time since the last session ended, within a factor of 1.5, else the
-  ``min_sessions`` nearest ones, the most they took after :data:`LONG_AWAY_H` away): a car
-  back after two days on the road needs more than one back from the school run. A full car
+  ``min_sessions`` nearest ones, the most they took after :data:`LONG_AWAY_H` away, a full
+  car after :data:`TRIP_AWAY_H`): a car back after two days on the road needs more than one
+  back from the school run. A full car
   after an absence longer than any before (by the factor), or when the last session charged
   at full power all its stay (it left short).
 * **No history yet**, or fewer than ``min_sessions`` sessions: a full car at once (150 kWh,
@@ -78,6 +79,10 @@ AWAY_FLOOR_H = 1.0  # below an hour away, the time away says nothing more
 # After this long away with too few sessions after a similar absence, the most any of the
 # nearest took (:func:`_energy`): the nearest are the shorter absences, which took less.
 LONG_AWAY_H = 48.0
+# After this long away with too few sessions after a similar absence, a full car: a trip,
+# whose need the car's battery bounds, not the sessions after shorter absences (phoenix's
+# returns after 4-5 days took 67.5 kWh, gone at 05:00 for the next shift).
+TRIP_AWAY_H = 96.0
 # A similar plug-in on the same weekday counts this many times in the departure's quantile
 # (:func:`_leave`): 5 measured on the bundled histories (docs/planner.md, "Learned plans").
 SAME_WEEKDAY_WEIGHT = 5
@@ -304,8 +309,9 @@ def _away_h(gap: timedelta) -> float:
 
 def _energy(past: list[PastSession], away: timedelta, settings: HabitSettings) -> tuple[float, str]:
     """The high quantile of the energy of sessions after a similar time away, else the most
-    any of the nearest took; a full car after an absence longer than any before; with what
-    it came from."""
+    any of the nearest took (after :data:`LONG_AWAY_H`) or a full car (after
+    :data:`TRIP_AWAY_H`); a full car after an absence longer than any before; with what it
+    came from."""
     ordered = sorted(past, key=lambda s: s.started_at)
     hours = _away_h(away)
     # Each session's time away: since the previous one ended (the first has none known).
@@ -320,6 +326,8 @@ def _energy(past: list[PastSession], away: timedelta, settings: HabitSettings) -
     if len(alike) < settings.min_sessions:
         nearest = sorted(aways)[: settings.min_sessions]
         alike = [kwh for _, kwh in nearest] or [s.energy_kwh for s in past]
+        if hours >= TRIP_AWAY_H:
+            return NO_HISTORY_KWH, f"after {hours:.0f} h away, few like it: {FULL_CAR}"
         if hours >= LONG_AWAY_H:
             quantile = 1.0
     energy = _quantile(alike, quantile)
