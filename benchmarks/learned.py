@@ -282,10 +282,10 @@ def oracle_plans(
 
 
 def _stop_at_departure(
-    plan: DeparturePlan, now: datetime, delivered_kwh: float, *, taking: bool | None = None
+    plan: DeparturePlan, now: datetime, delivered_kwh: float, **_: object
 ) -> DeparturePlan:
     """The overdue rule switched off: a learned plan stays as it was made at the plug-in."""
-    del now, delivered_kwh, taking
+    del now, delivered_kwh
     return plan
 
 

@@ -146,12 +146,14 @@ def with_plans(
     *,
     learned: Mapping[str, Habits] | None = None,
     plugged_at: Mapping[str, datetime] | None = None,
+    asked: Mapping[str, float] | None = None,
 ) -> Snapshot:
     """The snapshot with each charger's plan attached: its own, else the all-chargers one;
     plans whose ready-by has passed are left out. With ``learned`` habits (``plans: auto``;
     by serial, ``*`` for every charger), a plugged-in charger left without a plan gets the
     learned one for its plug-in (``plugged_at`` by serial, :meth:`HabitCache.plugged_at`;
-    else now), moved on by :func:`overdue` past its departure: a manual plan always wins."""
+    else now), moved on by :func:`overdue` past its departure, with the steps ``asked`` so
+    far in this plug-in (by serial, :meth:`HabitCache.asked`): a manual plan always wins."""
     if not plans and not learned:
         return snapshot
     chargers = []
@@ -168,6 +170,7 @@ def with_plans(
                     snapshot.now,
                     view.session_kwh or 0,
                     drawing=view.drawing,
+                    asked=(asked or {}).get(view.sn, 0.0),
                 )
         chargers.append(replace(view, plan=plan) if plan != view.plan else view)
     return replace(snapshot, chargers=tuple(chargers))
@@ -193,6 +196,7 @@ def overdue(
     *,
     taking: bool | None = None,
     drawing: bool = False,
+    asked: float = 0.0,
 ) -> DeparturePlan:
     """A learned plan whose departure has passed with the car still plugged in and short of
     its energy: the rest by the next whole hour after the learned departure that is still
@@ -207,13 +211,29 @@ def overdue(
     was an estimate too, and a car that draws beyond it is not full (a car back from a trip
     takes 54 kWh where the commute's 10 were asked), so the plan asks :data:`MORE_STEP_KWH`
     more by the same ready-by, a step at a time (the plan changes only when a step is
-    reached, not every tick). Only what the charger shows counts: a car that is stopped says
-    nothing of whether it is full, live or replayed alike."""
+    reached, not every tick). Past the ready-by, a met plan whose car still draws moves on
+    the same way as a short one, an hour at a time, asking the next step: the car stayed
+    and is not full (seattle's Friday before a trip: 36.5 kWh taken, 21 asked, the plan met
+    at 06:55 and the car there until 07:46). Only what the charger shows counts: a car that
+    is stopped says nothing of whether it is full, live or replayed alike.
+
+    ``asked``: the most a step asked earlier in this plug-in (the caller keeps it,
+    :meth:`HabitCache.asked`, the replay's charger): once asked, a step stays asked, or the
+    planner, pausing before the ready-by, would read a car no longer drawing, drop the step
+    and leave the car at the learned energy (seattle's Friday: the step came at 06:00 for a
+    06:54 ready-by, the planner paused until its last slots and never resumed)."""
+    if plan.learned is not None and asked > plan.energy_kwh:
+        learned = plan.learned if MORE in plan.learned else f"{plan.learned}; {MORE}"
+        plan = replace(plan, energy_kwh=asked, learned=learned)
     short = delivered_kwh < plan.energy_kwh - MET_KWH
-    if plan.learned is not None and plan.ready_by > now and not short and drawing:
+    if plan.learned is not None and not short and drawing:
         steps = int((delivered_kwh - plan.energy_kwh + MET_KWH) // MORE_STEP_KWH) + 1
         more = steps * MORE_STEP_KWH
-        return replace(plan, energy_kwh=plan.energy_kwh + more, learned=f"{plan.learned}; {MORE}")
+        ready_by = plan.ready_by
+        if ready_by <= now:  # met by its departure and still drawing: on by the hour
+            ready_by += ((now - ready_by) // OVERDUE_STEP + 1) * OVERDUE_STEP
+        learned = plan.learned if MORE in plan.learned else f"{plan.learned}; {MORE}"
+        return replace(plan, ready_by=ready_by, energy_kwh=plan.energy_kwh + more, learned=learned)
     if plan.learned is None or plan.ready_by > now or not short or taking is False:
         return plan
     steps = (now - plan.ready_by) // OVERDUE_STEP + 1
@@ -281,6 +301,7 @@ class HabitCache:
         self._at: datetime | None = None
         self._habits: dict[str, Habits] = {}
         self._plugged: dict[str, datetime] = {}
+        self._asked: dict[str, tuple[datetime, float]] = {}  # by serial: (plug-in, kWh)
 
     def plugged_at(self, snapshot: Snapshot) -> dict[str, datetime]:
         """When each plugged-in charger's car was plugged in (by serial): a learned plan is
@@ -302,6 +323,29 @@ class HabitCache:
             else:
                 self._plugged.setdefault(view.sn, snapshot.now)
         return dict(self._plugged)
+
+    def asked(self) -> dict[str, float]:
+        """The most a learned plan's "more" step asked (:func:`overdue`) in each charger's
+        plug-in (by serial), kept by :meth:`remember`: a step once asked stays asked while
+        the car is plugged in, whether or not it draws at this tick."""
+        return {
+            sn: kwh for sn, (since, kwh) in self._asked.items() if self._plugged.get(sn) == since
+        }
+
+    def remember(self, snapshot: Snapshot) -> None:
+        """Keep the steps the snapshot's learned plans ask (after :func:`with_plans`); a new
+        plug-in (or an unplugged charger) starts again from none."""
+        for view in snapshot.chargers:
+            since = self._plugged.get(view.sn)
+            kept = self._asked.get(view.sn)
+            if since is None or (kept is not None and kept[0] != since):
+                self._asked.pop(view.sn, None)
+                kept = None
+            plan = view.plan
+            if since is None or plan is None or plan.learned is None or MORE not in plan.learned:
+                continue
+            if kept is None or plan.energy_kwh > kept[1]:
+                self._asked[view.sn] = (since, plan.energy_kwh)
 
     def get(
         self,

@@ -200,7 +200,9 @@ async def test_plans_auto_gives_a_plug_in_the_learned_plan(midday: World) -> Non
     assert report.problem is None
     rows = applied(midday.rows(), "start")
     assert len(rows) == 1
-    learned = "weekday plug-ins 11:00-15:00, 10 sessions; after 23 h away, 7 sessions"
+    learned = (
+        "weekday plug-ins 11:00-15:00 (2 on Wednesdays), 10 sessions; after 23 h away, 7 sessions"
+    )
     assert f"learned plan: ready by 14:00 with 20 kWh ({learned})" in rows[0]["reason"]
     plan = json.loads(rows[0]["inputs"])["charger"]["plan"]
     assert plan["learned"] == learned

@@ -23,18 +23,24 @@ Leave times are minutes after local midnight, not wrapped around it: a car that 
 
 A plan for one plug-in (:meth:`Habits.expect`) asks more of the history than the day's habit:
 
-* **When it leaves**: the ``leave_quantile`` of how long similar plug-ins stayed (plugged in
-  within +-2 h of the same clock time, on the same kind of day: weekday or weekend), counted
-  from this plug-in. A car plugged in at 18:00 and one plugged in at 09:00 leave at different
-  times even on the same weekday; the day's habit cannot tell them apart. Fewer than
-  ``min_sessions`` similar plug-ins: those at a similar clock time on any day, else the stays
-  of all sessions.
+* **When it leaves**: the ``leave_quantile`` of when similar plug-ins left (plugged in within
+  +-2 h of the same clock time, on the same kind of day: weekday or weekend), counted from
+  this plug-in: by the end's clock time for those that stayed overnight, by the stay for
+  those that left the same day; those on the same weekday count :data:`SAME_WEEKDAY_WEIGHT`
+  times. A car plugged in at 18:00 and one plugged in at 09:00 leave at different times even
+  on the same weekday; the day's habit cannot tell them apart. Fewer than ``min_sessions``
+  similar plug-ins: those at a similar clock time on any day, else the stays of all
+  sessions, no later than the shortest similar one.
 * **How much it takes**: the ``energy_quantile`` of the energy of sessions that followed a
   similar time away (the time since the last session ended, within a factor of 1.5, else the
-  ``min_sessions`` nearest ones): a car back after two days on the road needs more than one
-  back from the school run.
-* **No history yet**: a full car at once (150 kWh, ready in 12 h): with nothing to learn from,
-  charging promptly is the only plan that never leaves the driver short.
+  ``min_sessions`` nearest ones, the most they took after :data:`LONG_AWAY_H` away, a full
+  car after :data:`TRIP_AWAY_H`): a car back after two days on the road needs more than one
+  back from the school run. A full car
+  after an absence longer than any before (by the factor), or when the last session charged
+  at full power all its stay (it left short).
+* **No history yet**, or fewer than ``min_sessions`` sessions: a full car at once (150 kWh,
+  ready in 12 h): with nothing to learn from, charging promptly is the only plan that never
+  leaves the driver short.
 """
 
 from __future__ import annotations
@@ -62,11 +68,25 @@ __all__ = [
 DAY_NAMES = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
 GROUPS = ("weekdays", "Saturdays", "Sundays")
 NO_HISTORY = "no history yet: a full car at once"
+FULL_CAR = "a full car"
+LEFT_CHARGING = "the last session charged at full power until it left"
+LEFT_CHARGING_SHARE = 0.95  # of the highest average power any session took energy at
 NO_HISTORY_KWH = 150.0  # more than any car takes: the car stops drawing when full
 NO_HISTORY_READY = timedelta(hours=12)
 SIMILAR_CLOCK_MIN = 120  # plug-ins within +-2 h of the same clock time are alike
 AWAY_FACTOR = 1.5  # times away within this factor of each other are alike
 AWAY_FLOOR_H = 1.0  # below an hour away, the time away says nothing more
+# After this long away with too few sessions after a similar absence, the most any of the
+# nearest took (:func:`_energy`): the nearest are the shorter absences, which took less.
+LONG_AWAY_H = 48.0
+# After this long away with too few sessions after a similar absence, a full car: a trip,
+# whose need the car's battery bounds, not the sessions after shorter absences (phoenix's
+# returns after 4-5 days took 67.5 kWh, gone at 05:00 for the next shift).
+TRIP_AWAY_H = 96.0
+# A similar plug-in on the same weekday counts this many times in the departure's quantile
+# (:func:`_leave`): 5 measured on the bundled histories (docs/planner.md, "Learned plans").
+SAME_WEEKDAY_WEIGHT = 5
+ANCHORED_FLOOR_S = 1800.0  # a re-anchored departure is at least half an hour after the plug-in
 
 
 @dataclass(frozen=True)
@@ -143,10 +163,18 @@ class Habits:
         past = [s for s in self.history if s.ended_at < plugged_at]
         if not past:
             return Expectation(plugged_at + NO_HISTORY_READY, NO_HISTORY_KWH, NO_HISTORY)
+        if len(past) < self.settings.min_sessions:
+            # As a habit is claimed only from min_sessions: a stay or two says too little
+            # (seattle's second session ever, a Saturday charge of 3 h, was planned from the
+            # first one's overnight stay and got nothing).
+            source = f"only {len(past)} sessions yet: {FULL_CAR} at once"
+            return Expectation(plugged_at + NO_HISTORY_READY, NO_HISTORY_KWH, source)
         ready_by, leave_source = _leave(self, past, plugged_at)
         if last_end is None:
             last_end = past[-1].ended_at
         energy, energy_source = _energy(past, plugged_at - last_end, self.settings)
+        if past[-1].ended_at == last_end and _left_charging(past):
+            energy, energy_source = NO_HISTORY_KWH, f"{LEFT_CHARGING}: {FULL_CAR}"
         return Expectation(ready_by, energy, f"{leave_source}; {energy_source}")
 
     def distinct(self) -> list[Habit]:
@@ -191,36 +219,88 @@ def _clock_gap(a: int, b: int) -> int:
     return min(gap, 24 * 60 - gap)
 
 
+def _signed_gap(a: int, b: int) -> int:
+    """Minutes from clock time ``b`` to ``a``, around midnight, in -720..720."""
+    return (a - b + 720) % (24 * 60) - 720
+
+
 def _leave(habits: Habits, past: list[PastSession], plugged_at: datetime) -> tuple[datetime, str]:
-    """The departure: the early quantile of the stays of plug-ins at a similar clock time on
-    the same kind of day, else on any day, else of every session; with what it came from.
+    """The departure: the early quantile of when plug-ins at a similar clock time on the same
+    kind of day left, else on any day, else of every session's stay; with what it came from.
+
+    A similar plug-in that stayed overnight says when this one leaves by its end's clock
+    time (its end moved by the minutes between the two plug-ins' clock times): a commuter
+    leaves at 07:00 whether home at 17:30 or 19:00, and the stay counted from the earlier
+    plug-in planned the later one for 07:30. One that left the same day says it by its stay:
+    a weekend afternoon's charge lasts its few hours whenever it began.
+
+    Plug-ins on the same weekday count :data:`SAME_WEEKDAY_WEIGHT` times: a weekly roster
+    (a shift worker's Sunday-night plug-in before Monday's early shift, where the week's
+    other late plug-ins leave at noon) shows in the weekday, not in the clock time. With
+    fewer than ``min_sessions`` similar plug-ins, the stays of all sessions, but no later
+    than the shortest similar stay there was (a Saturday 11:00 plug-in whose two like it
+    stayed 4 h was planned for 23:00 by the commuter's overnight stays).
 
     Not the day's habit: a Saturday 10:00 plug-in planned for Monday's usual departure left
     the car short whenever weekend daytime sessions were too few to learn from (measured on
     the bundled histories, docs/forecast.md); the stays of all sessions err early instead."""
     zone = ZoneInfo(habits.timezone)
     local = plugged_at.astimezone(zone)
-    kind, clock = _day_kind(local), _clock(local)
-    near: list[tuple[bool, float]] = []  # (same kind of day, stay in seconds)
+    kind, clock, weekday = _day_kind(local), _clock(local), local.weekday()
+    # (same kind of day, weight, stay in seconds, its departure counted from this plug-in)
+    near: list[tuple[bool, int, float, float]] = []
     for session in past:
         started = session.started_at.astimezone(zone)
-        if _clock_gap(_clock(started), clock) <= SIMILAR_CLOCK_MIN:
+        gap = _signed_gap(_clock(started), clock)
+        if abs(gap) <= SIMILAR_CLOCK_MIN:
             stay = (session.ended_at - session.started_at).total_seconds()
-            near.append((_day_kind(started) == kind, stay))
+            overnight = session.ended_at.astimezone(zone).date() > started.date()
+            departure = max(stay + gap * 60, ANCHORED_FLOOR_S) if overnight else stay
+            weight = SAME_WEEKDAY_WEIGHT if started.weekday() == weekday else 1
+            near.append((_day_kind(started) == kind, weight, stay, departure))
     low, high = (clock - SIMILAR_CLOCK_MIN) % 1440, (clock + SIMILAR_CLOCK_MIN) % 1440
     hours = f"{low // 60:02d}:{low % 60:02d}-{high // 60:02d}:{high % 60:02d}"
-    same = [stay for alike, stay in near if alike]
+    same = [n for n in near if n[0]]
     quantile, enough = habits.settings.leave_quantile, habits.settings.min_sessions
-    if len(same) >= enough:
-        stays, text = same, f"{kind} plug-ins {hours}"
-    elif len(near) >= enough:
-        stays, text = [stay for _, stay in near], f"plug-ins {hours}"
+    if len(same) >= enough or len(near) >= enough:
+        if len(same) >= enough:
+            alike, text = same, f"{kind} plug-ins {hours}"
+        else:
+            alike, text = near, f"plug-ins {hours}"
+        departures = [d for _, weight, _, d in alike for _ in range(weight)]
+        seconds = _quantile(departures, quantile)
+        count = len(alike)
+        on_day = sum(weight > 1 for _, weight, _, _ in alike)
+        if on_day:
+            text += f" ({on_day} on {DAY_NAMES[weekday]})"
     else:
         stays = [(s.ended_at - s.started_at).total_seconds() for s in past]
-        text = "all plug-ins"
-    ready_by = plugged_at + timedelta(seconds=_quantile(stays, quantile))
+        seconds = _quantile(stays, quantile)
+        text, count = "all plug-ins", len(stays)
+        if near:
+            seconds = min(seconds, *(stay for _, _, stay, _ in near))
+            text += f" (at most the shortest of {len(near)} at {hours})"
+    ready_by = plugged_at + timedelta(seconds=seconds)
     # Whole minutes, floored: earlier is the safe side.
-    return ready_by.replace(second=0, microsecond=0), f"{text}, {len(stays)} sessions"
+    return ready_by.replace(second=0, microsecond=0), f"{text}, {count} sessions"
+
+
+def _left_charging(past: list[PastSession]) -> bool:
+    """Whether the last session (``past[-1]``) took energy at the highest average power any
+    session took it at: charging all its stay, so the car most likely left short of full."""
+
+    def power(session: PastSession) -> float:
+        hours = (session.ended_at - session.started_at).total_seconds() / 3600
+        return session.energy_kwh / hours if hours >= AWAY_FLOOR_H else 0.0
+
+    if len(past) < 2:
+        return False
+    powers = [power(s) for s in past]
+    top = max(powers)
+    near_top = sum(p >= LEFT_CHARGING_SHARE * top for p in powers)
+    # When most sessions charge all their stay, that is the car's usual charge (short stays),
+    # not a sign that this one left short.
+    return top > 0 and powers[-1] >= LEFT_CHARGING_SHARE * top and near_top * 4 <= len(past)
 
 
 def _away_h(gap: timedelta) -> float:
@@ -228,20 +308,29 @@ def _away_h(gap: timedelta) -> float:
 
 
 def _energy(past: list[PastSession], away: timedelta, settings: HabitSettings) -> tuple[float, str]:
-    """The high quantile of the energy of sessions after a similar time away, else of the
-    nearest ones; with what it came from."""
+    """The high quantile of the energy of sessions after a similar time away, else the most
+    any of the nearest took (after :data:`LONG_AWAY_H`) or a full car (after
+    :data:`TRIP_AWAY_H`); a full car after an absence longer than any before; with what it
+    came from."""
     ordered = sorted(past, key=lambda s: s.started_at)
     hours = _away_h(away)
     # Each session's time away: since the previous one ended (the first has none known).
+    away_h = [_away_h(cur.started_at - prev.ended_at) for prev, cur in pairwise(ordered)]
     aways = [
-        (abs(log(_away_h(cur.started_at - prev.ended_at) / hours)), cur.energy_kwh)
-        for prev, cur in pairwise(ordered)
+        (abs(log(h / hours)), cur.energy_kwh) for h, cur in zip(away_h, ordered[1:], strict=True)
     ]
+    if away_h and hours > max(away_h) * AWAY_FACTOR:
+        return NO_HISTORY_KWH, f"after {hours:.0f} h away, longer than any before: {FULL_CAR}"
     alike = [kwh for distance, kwh in aways if distance <= log(AWAY_FACTOR)]
+    quantile = settings.energy_quantile
     if len(alike) < settings.min_sessions:
         nearest = sorted(aways)[: settings.min_sessions]
         alike = [kwh for _, kwh in nearest] or [s.energy_kwh for s in past]
-    energy = _quantile(alike, settings.energy_quantile)
+        if hours >= TRIP_AWAY_H:
+            return NO_HISTORY_KWH, f"after {hours:.0f} h away, few like it: {FULL_CAR}"
+        if hours >= LONG_AWAY_H:
+            quantile = 1.0
+    energy = _quantile(alike, quantile)
     return energy, f"after {hours:.0f} h away, {len(alike)} sessions"
 
 

@@ -531,7 +531,15 @@ class Service:
                 settings=self.config.habits.settings(),
             )
         plugged = self._habits.plugged_at(snapshot)  # a learned plan is fixed at its plug-in
-        return with_plans(snapshot, load_plans(self.store), learned=learned, plugged_at=plugged)
+        planned = with_plans(
+            snapshot,
+            load_plans(self.store),
+            learned=learned,
+            plugged_at=plugged,
+            asked=self._habits.asked(),
+        )
+        self._habits.remember(planned)  # a "more" step, once asked, stays for the plug-in
+        return planned
 
     async def _tick(self, now: datetime) -> TickReport:
         assert self.setup is not None  # noqa: S101 - tick() starts the service first

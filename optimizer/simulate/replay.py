@@ -57,7 +57,7 @@ from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
 from optimizer.planner.causal import CausalOutlooks
 from optimizer.planner.outlook import SurplusOutlook
-from optimizer.plans import MET_KWH, overdue
+from optimizer.plans import MET_KWH, MORE, overdue
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
@@ -95,6 +95,7 @@ class _Charger:
     session_kwh: float = 0.0
     session_number: int = -1  # which series session the delivered energy belongs to
     delivered: float = 0.0
+    asked: float = 0.0  # the most a learned plan's "more" step asked in this session
 
     def follow(self, number: int) -> None:
         """Plug-in, unplug or the next car: the charger's session state starts again (the
@@ -102,6 +103,7 @@ class _Charger:
         if number == self.session_number:
             return
         self.session_number, self.delivered, self.session_kwh = number, 0.0, 0.0
+        self.asked = 0.0
         if number < 0:
             self.on, self.amps, self.mode = False, None, ChargeMode.MANUAL_CHARGING
 
@@ -739,7 +741,12 @@ def _overdue(
     # What live reads off the connector (CHARGING): a MANUAL charger that is on draws until the
     # car is full; in GREEN or SMART it draws only with the sun, which is not this tick's to say.
     drawing = taking and charger.on and not charger.mode.takes_no_amps
-    return overdue(plan, now, charger.delivered, taking=taking, drawing=drawing)
+    now_plan = overdue(
+        plan, now, charger.delivered, taking=taking, drawing=drawing, asked=charger.asked
+    )
+    if now_plan.learned is not None and MORE in now_plan.learned:
+        charger.asked = max(charger.asked, now_plan.energy_kwh)  # as HabitCache.asked live
+    return now_plan
 
 
 def _step_battery(home: BatteryTrack | None, index: int, ev: float, charger: _Charger) -> None:
