@@ -19,7 +19,17 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from optimizer.engine.rules import Policy, SolarPlan
-from optimizer.planner.dp import FAR_FLOOR, HEDGE_KWH, OVER_KWH, _best, _penalty, _surplus, solve
+from optimizer.planner.dp import (
+    FAR_FLOOR,
+    HEDGE_KWH,
+    OVER_KWH,
+    SESSION_BUDGET,
+    _best,
+    _penalty,
+    _surplus,
+    commands_left,
+    solve,
+)
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.planner.problem import PRICE_SPREAD, PlanInput
 from optimizer.planner.slots import cut
@@ -146,3 +156,14 @@ def test_a_command_past_the_session_s_budget_costs_more() -> None:
     assert _best(found, 0.1, 0, OVER_KWH)[1] == 0
     found = Forward(np.array([1.0, 1.2, 3.0]), need=1, came=[], steps=[], filled=[])
     assert _best(found, 0.1, 0, OVER_KWH)[1] == 2
+
+
+def test_the_budget_is_per_started_day_from_the_plug_in_to_the_ready_by() -> None:
+    plugged = datetime(2025, 5, 2, 18, 0, tzinfo=UTC)
+    overnight = plugged + timedelta(hours=13)
+    weekend = plugged + timedelta(days=2, hours=13)
+    assert commands_left(plugged, overnight, 0) == SESSION_BUDGET
+    assert commands_left(plugged, overnight, 3) == SESSION_BUDGET - 3
+    assert commands_left(plugged, overnight, 9) == 0
+    assert commands_left(plugged, weekend, 5) == 3 * SESSION_BUDGET - 5
+    assert commands_left(plugged, None, 1) == SESSION_BUDGET - 1

@@ -18,12 +18,22 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import datetime, timedelta
 
 from optimizer.planner import problem
 from optimizer.planner.problem import PlanInput, PlanResult
 from optimizer.simulate.command_limited import Forward, Options, Programme, forward, schedule
 
-__all__ = ["FAR_FLOOR", "HEDGE_KWH", "MOST", "OVER_KWH", "SESSION_BUDGET", "UNIT_KWH", "solve"]
+__all__ = [
+    "FAR_FLOOR",
+    "HEDGE_KWH",
+    "MOST",
+    "OVER_KWH",
+    "SESSION_BUDGET",
+    "UNIT_KWH",
+    "commands_left",
+    "solve",
+]
 
 UNIT_KWH = 0.05
 """The energy's grid: coarser than the ceiling's 0.01 kWh so a solve stays under 50 ms of CPU
@@ -34,8 +44,9 @@ MOST = 4
 """Commands the programme counts up to in what is left of a session (each costs
 ``change_cost_kwh``); the bar's own 4, and the states' count is the solve's cost."""
 SESSION_BUDGET = 4
-"""Commands a session may send in all (issue 15's bar): each solve knows what is left of it
-(``PlanInput.commands_left``, the engine's count since plug-in), and a command past it costs
+"""Commands a session may send per started day from its plug-in to its ready-by (issue 15's
+bar is 4 a session on average): each solve knows what is left (``PlanInput.commands_left``,
+:func:`commands_left` of the engine's count since plug-in), and a command past it costs
 :data:`OVER_KWH` more."""
 OVER_KWH = 0.5
 """What a command past the session's budget costs on top of ``change_cost_kwh``: a soft
@@ -96,6 +107,14 @@ def _surplus(data: PlanInput, sure_h: float | None, floor: float = 0.0) -> tuple
         near = sure_h is None or (start - first).total_seconds() < sure_h * 3600
         out.append(max(0.0, mid if near else max(low, floor * mid)))
     return tuple(out)
+
+
+def commands_left(since: datetime, ready_by: datetime | None, used: int) -> int:
+    """What a session plugged in at ``since`` has left of its budget after ``used`` commands:
+    :data:`SESSION_BUDGET` per started day from the plug-in to the ready-by (a weekend's sun
+    on two days takes a start and a stop on each)."""
+    days = 1 if ready_by is None else max(1, math.ceil((ready_by - since) / timedelta(days=1)))
+    return max(0, SESSION_BUDGET * days - used)
 
 
 def _best(
