@@ -19,11 +19,22 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from optimizer.engine.rules import Policy, SolarPlan
-from optimizer.planner.dp import HEDGE_KWH, _penalty, _surplus, solve
+from optimizer.planner.dp import (
+    FAR_FLOOR,
+    HEDGE_KWH,
+    OVER_KWH,
+    SESSION_BUDGET,
+    _best,
+    _penalty,
+    _surplus,
+    commands_left,
+    solve,
+)
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.planner.problem import PRICE_SPREAD, PlanInput
 from optimizer.planner.slots import cut
 from optimizer.simulate.command_limited import (
+    Forward,
     Options,
     Programme,
     best_by_commands,
@@ -68,14 +79,27 @@ def test_the_method_key_validates() -> None:
         adapter.validate_python({**base, "method": "greedy"})
 
 
-def test_past_the_sure_hours_the_programme_counts_on_the_cautious_band() -> None:
-    start = datetime(2025, 6, 2, 9, 7, tzinfo=UTC)
-    first = int(start.timestamp()) // STEP_S * STEP_S
-    outlook = SurplusOutlook(first, first, (1000.0,) * 40, (3000.0,) * 40, (4000.0,) * 40)
+SURE_START = datetime(2025, 6, 2, 9, 7, tzinfo=UTC)
+
+
+def _six_hours(p10_w: float) -> PlanInput:
+    """Six hours from :data:`SURE_START` of a flat forecast: ``p10_w``, a p50 of 3 kW."""
+    first = int(SURE_START.timestamp()) // STEP_S * STEP_S
+    outlook = SurplusOutlook(first, first, (p10_w,) * 40, (3000.0,) * 40, (4000.0,) * 40)
     slots = cut(
-        start, start + timedelta(hours=6), outlook=outlook, quantile="p50", price_at=lambda _: None
+        SURE_START,
+        SURE_START + timedelta(hours=6),
+        outlook=outlook,
+        quantile="p50",
+        price_at=lambda _: None,
     )
-    data = PlanInput(slots=slots, low=6, high=32, step=1, kw_per_amp=0.23, now_amps=0, need_kwh=5.0)
+    return PlanInput(slots=slots, low=6, high=32, step=1, kw_per_amp=0.23, now_amps=0, need_kwh=5.0)
+
+
+def test_past_the_sure_hours_the_programme_counts_on_the_cautious_band() -> None:
+    start = SURE_START
+    data = _six_hours(1000.0)
+    slots = data.slots
     counted = _surplus(data, 1.0)
     for at, hours, got in zip(slots.starts, slots.hours, counted, strict=True):
         watts = 3000.0 if at - start < timedelta(hours=1) else 1000.0
@@ -106,3 +130,40 @@ def test_the_hedge_keeps_the_grid_late_even_past_a_cheaper_early_price() -> None
     for plan in (cheap, hedged):
         assert plan.unmet_kwh == 0.0
         assert sum(plan.energy_kwh) >= 1.5 - 0.05
+
+
+def test_past_the_sure_hours_the_count_is_at_least_the_floor_of_the_quantile() -> None:
+    """Seattle's p10 is a fifth of its p50 and less: counted alone, no sun ahead looked worth
+    waiting for (docs/planner.md "Sixth pass"); the floor keeps half the p50."""
+    data = _six_hours(500.0)
+    slots = data.slots
+    counted = _surplus(data, 1.0, FAR_FLOOR)
+    for at, hours, got in zip(slots.starts, slots.hours, counted, strict=True):
+        watts = 3000.0 if at - SURE_START < timedelta(hours=1) else 3000.0 * FAR_FLOOR
+        assert got == pytest.approx(watts * hours / 1000)
+    # A p10 above the floor is counted as it is.
+    assert _surplus(data, 1.0, 0.1)[-1] == pytest.approx(500.0 * slots.hours[-1] / 1000)
+
+
+def test_a_command_past_the_session_s_budget_costs_more() -> None:
+    """The session's budget is soft (``OVER_KWH`` a command past it): a third command that
+    wins 0.3 kWh is worth it with the budget left, not past it; one that wins more than the
+    extra cost still goes (a spent budget must not keep a grid charge going before a sun)."""
+    found = Forward(np.array([1.0, 1.2, 1.5]), need=1, came=[], steps=[], filled=[])
+    assert _best(found, 0.1, None, OVER_KWH)[1] == 2
+    assert _best(found, 0.1, 4, OVER_KWH)[1] == 2
+    assert _best(found, 0.1, 1, OVER_KWH)[1] == 1
+    assert _best(found, 0.1, 0, OVER_KWH)[1] == 0
+    found = Forward(np.array([1.0, 1.2, 3.0]), need=1, came=[], steps=[], filled=[])
+    assert _best(found, 0.1, 0, OVER_KWH)[1] == 2
+
+
+def test_the_budget_is_per_started_day_from_the_plug_in_to_the_ready_by() -> None:
+    plugged = datetime(2025, 5, 2, 18, 0, tzinfo=UTC)
+    overnight = plugged + timedelta(hours=13)
+    weekend = plugged + timedelta(days=2, hours=13)
+    assert commands_left(plugged, overnight, 0) == SESSION_BUDGET
+    assert commands_left(plugged, overnight, 3) == SESSION_BUDGET - 3
+    assert commands_left(plugged, overnight, 9) == 0
+    assert commands_left(plugged, weekend, 5) == 3 * SESSION_BUDGET - 5
+    assert commands_left(plugged, None, 1) == SESSION_BUDGET - 1

@@ -261,6 +261,10 @@ class ChargerMemory(_Mutable):
     control: dict[str, Control] = Field(default_factory=dict)
     # A level change whose restart has not been sent yet (optimizer/engine/restart.py).
     restart: PendingRestart | None = None
+    # Commands sent since plug-in, counted as the replay counts them: a start, a stop, a level
+    # change (its restart's start not again), a mode switch; 0 again at each plug-in. What a
+    # planner with a per-session budget has left (older memories load with 0).
+    session_commands: int = 0
 
 
 class Memory(_Mutable):

@@ -121,7 +121,11 @@ def evaluate(
     decisions: list[Decision] = []
     for tick in ticks:
         memory.chargers[tick.ctx.charger.sn] = remember(
-            tick.known, tick.final, snapshot.now, control=tick.control
+            tick.known,
+            tick.final,
+            snapshot.now,
+            control=tick.control,
+            restarting=tick.ctx.memory.restart is not None,
         )
         decisions.extend(tick.final[target] for target in TARGET_ORDER if target in tick.final)
     names = _rules_of(policies).names
@@ -141,6 +145,8 @@ def _charger_tick(
     ``memory`` (the caller's private copy), its own record is written after allocation."""
     now = snapshot.now
     known, just_plugged = track_plug(memory.charger(charger.sn), charger)
+    if just_plugged:
+        known = known.updated(session_commands=0)
     known = plugged_since(known, charger, now)
     known = track_energy(known, charger, just_plugged)
     known = expire_override(known, now)
@@ -699,11 +705,18 @@ COMMANDED: dict[str, Update] = {
 
 
 def remember(
-    known: ChargerMemory, final: Decisions, now: datetime, *, control: dict[str, Control]
+    known: ChargerMemory,
+    final: Decisions,
+    now: datetime,
+    *,
+    control: dict[str, Control],
+    restarting: bool = False,
 ) -> ChargerMemory:
     """Record what the final decisions command, as if they succeed (the service applies
     them); the mode first, since it resets what was commanded about the session. With the
-    tick's ``control`` in the same copy (each control's last tick changes every tick)."""
+    tick's ``control`` in the same copy (each control's last tick changes every tick).
+    ``restarting``: a level change's restart was pending at the tick's start, so a start now
+    is its second half, not a command of its own (:func:`sent`)."""
     acting = sorted(
         (d for d in final.values() if d.action in COMMANDED and not d.observed),
         key=lambda d: d.action != "set_mode",
@@ -720,4 +733,21 @@ def remember(
         update["stopped_at"] = now
     if acting:
         update["commanded_at"] = now
+        counted = sum(sent(d, restarting=restarting) for d in acting)
+        if counted:
+            update["session_commands"] = known.session_commands + counted
     return known.updated(level_changes=changes, control=control, **update)
+
+
+SESSION_COMMANDS = frozenset({"start", "stop", "set_amps", "set_mode"})
+"""The actions a session's command count holds: the replay's ``CHARGING_COMMANDS``."""
+
+
+def sent(decision: Decision, *, restarting: bool = False) -> int:
+    """How many commands ``decision`` adds to the session's count, as the replay counts them
+    (:mod:`optimizer.simulate.replay`): a start, a stop, a level change, a mode switch, one
+    each; a user's own change none, and a start that completes a level change's restart none
+    (live a level change is a stop now and a start later, the replay's one ``set_amps``)."""
+    if decision.observed or decision.action not in SESSION_COMMANDS:
+        return 0
+    return 0 if restarting and decision.action == "start" else 1

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from optimizer.engine.decision import ChargerMemory, Decision, Memory, TargetName
-from optimizer.engine.evaluate import COMMANDED
+from optimizer.engine.evaluate import COMMANDED, sent
 
 __all__ = ["TARGET_FIELDS", "acknowledge"]
 
@@ -38,7 +38,8 @@ def acknowledge(
     charger is in the commanded state. ``before`` is the memory ``evaluate`` was given; with
     it, the session marks this tick overwrote (``started_at``, ``stopped_at``) get their old
     values back, without it they are cleared. Level changes stamped this tick are dropped, so
-    a refused change does not use up the policy's changes per hour.
+    a refused change does not use up the policy's changes per hour; a command not applied is
+    taken off the session's count (``session_commands``).
     """
     if applied or decision.observed or decision.action not in COMMANDED:
         return memory  # an observed change (the user's own) was never commanded
@@ -46,8 +47,10 @@ def acknowledge(
     if known is None:
         return memory
     update: dict[str, Any] = dict.fromkeys(TARGET_FIELDS[decision.target])
+    previous = before.chargers.get(decision.charger_sn) if before is not None else None
+    if sent(decision, restarting=previous is not None and previous.restart is not None):
+        update["session_commands"] = max(0, known.session_commands - 1)
     if decision.target == "charging":
-        previous = before.chargers.get(decision.charger_sn) if before is not None else None
         update |= _undo_session_marks(known, decision, previous or ChargerMemory())
     chargers = {**memory.chargers, decision.charger_sn: known.model_copy(update=update)}
     return memory.model_copy(update={"chargers": chargers})

@@ -18,12 +18,22 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import datetime, timedelta
 
 from optimizer.planner import problem
 from optimizer.planner.problem import PlanInput, PlanResult
-from optimizer.simulate.command_limited import Options, Programme, forward, schedule
+from optimizer.simulate.command_limited import Forward, Options, Programme, forward, schedule
 
-__all__ = ["HEDGE_KWH", "MOST", "UNIT_KWH", "solve"]
+__all__ = [
+    "FAR_FLOOR",
+    "HEDGE_KWH",
+    "MOST",
+    "OVER_KWH",
+    "SESSION_BUDGET",
+    "UNIT_KWH",
+    "commands_left",
+    "solve",
+]
 
 UNIT_KWH = 0.05
 """The energy's grid: coarser than the ceiling's 0.01 kWh so a solve stays under 50 ms of CPU
@@ -33,8 +43,23 @@ from the energy really delivered). Measured no worse: docs/planner.md "Fifth pas
 MOST = 4
 """Commands the programme counts up to in what is left of a session (each costs
 ``change_cost_kwh``); the bar's own 4, and the states' count is the solve's cost."""
+SESSION_BUDGET = 4
+"""Commands a session may send per started day from its plug-in to its ready-by (issue 15's
+bar is 4 a session on average): each solve knows what is left (``PlanInput.commands_left``,
+:func:`commands_left` of the engine's count since plug-in), and a command past it costs
+:data:`OVER_KWH` more."""
+OVER_KWH = 0.5
+"""What a command past the session's budget costs on top of ``change_cost_kwh``: a soft
+bound, so a session that spent its budget still stops before a better sun (a hard one kept
+a level charging from the grid through Seattle's weekends)."""
 SURE_H = 1.0
-"""Hours ahead the programme counts on the rule's quantile; the forecast's p10 after them."""
+"""Hours ahead the programme counts on the rule's quantile; the forecast's p10 after them, but
+at least :data:`FAR_FLOOR` of the quantile."""
+FAR_FLOOR = 0.5
+"""Past :data:`SURE_H`, the surplus counted is at least this share of the rule's quantile:
+Seattle's p10 is a fifth of its p50 and less, so counting it alone the programme saw no better
+sun ahead and filled the car from a weak morning sun and the grid before a sunny weekend
+(docs/planner.md "Sixth pass"); where the p10 is over half the p50 (Phoenix) nothing changes."""
 HEDGE_KWH = 0.3
 """A grid kWh in the first slot costs this much more solar than one in the last (linear
 between): the grid waits as late as the need allows, so sun that comes above the p10 the
@@ -68,19 +93,41 @@ def _penalty(data: PlanInput, hedge: float = 0.0) -> tuple[float, ...]:
     return tuple(out)
 
 
-def _surplus(data: PlanInput, sure_h: float | None) -> tuple[float, ...]:
+def _surplus(data: PlanInput, sure_h: float | None, floor: float = 0.0) -> tuple[float, ...]:
     """The surplus the programme counts on per slot: the rule's quantile for the slots that
-    start within ``sure_h`` hours of now, the forecast's p10 after them (None: the quantile
-    throughout). Why: the DP trusts the sun still to come as much as a perfect forecast
-    would; counting only the cautious band past the near hours keeps the grid late, the
-    hedge the MILP's second stage gives."""
+    start within ``sure_h`` hours of now, the forecast's p10 after them but at least ``floor``
+    of the quantile (None: the quantile throughout). Why: the DP trusts the sun still to come
+    as much as a perfect forecast would; counting the cautious band past the near hours keeps
+    the grid late, the hedge the MILP's second stage gives, and the floor keeps a band as wide
+    as Seattle's from hiding the sun ahead altogether."""
     slots = data.slots
     first = slots.starts[0]
     out: list[float] = []
     for start, mid, low in zip(slots.starts, slots.surplus_kwh, slots.low_kwh, strict=True):
         near = sure_h is None or (start - first).total_seconds() < sure_h * 3600
-        out.append(max(0.0, mid if near else low))
+        out.append(max(0.0, mid if near else max(low, floor * mid)))
     return tuple(out)
+
+
+def commands_left(since: datetime, ready_by: datetime | None, used: int) -> int:
+    """What a session plugged in at ``since`` has left of its budget after ``used`` commands:
+    :data:`SESSION_BUDGET` per started day from the plug-in to the ready-by (a weekend's sun
+    on two days takes a start and a stop on each)."""
+    days = 1 if ready_by is None else max(1, math.ceil((ready_by - since) / timedelta(days=1)))
+    return max(0, SESSION_BUDGET * days - used)
+
+
+def _best(
+    found: Forward, change_cost: float, left: int | None, over: float
+) -> tuple[list[float], int]:
+    """Per commands count the schedule's value less its commands' cost (``over`` more for
+    each past the ``left`` of the session's budget), and the best count (the fewest commands
+    on a tie)."""
+    budget = len(found.done) if left is None else max(0, left)
+    scores = [
+        float(v) - change_cost * c - over * max(0, c - budget) for c, v in enumerate(found.done)
+    ]
+    return scores, max(range(len(scores)), key=lambda c: (scores[c], -c))
 
 
 def solve(
@@ -90,6 +137,8 @@ def solve(
     unit: float = UNIT_KWH,
     sure_h: float | None = SURE_H,
     hedge: float = HEDGE_KWH,
+    floor: float = FAR_FLOOR,
+    over: float = OVER_KWH,
 ) -> PlanResult:
     """The plan over ``data.slots`` that meets the need with the most solar less its
     commands' cost (module docstring); the MILP's plan without a need, or when no schedule
@@ -103,7 +152,7 @@ def solve(
     hours = data.slots.hours
     prog = Programme(
         energy=tuple(tuple(a * data.kw_per_amp * h for a in lineup) for h in hours),
-        surplus=_surplus(data, sure_h),
+        surplus=_surplus(data, sure_h, floor),
         need=need,
         restart_share=1.0,
     )
@@ -118,8 +167,7 @@ def solve(
     found = forward(prog, most, options)
     if found is None:
         return problem.solve(data)
-    scores = [float(v) - data.change_cost_kwh * c for c, v in enumerate(found.done)]
-    best = max(range(len(scores)), key=lambda c: (scores[c], -c))
+    scores, best = _best(found, data.change_cost_kwh, data.commands_left, over)
     if not math.isfinite(scores[best]):
         return problem.solve(data)
     picked = schedule(found, best)

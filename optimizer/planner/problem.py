@@ -81,6 +81,9 @@ class PlanInput:
     change_cost_kwh: float = 0.3
     restart_cost_kwh: float = 0.3
     guard_h: float = 0.0  # the rule's margin: the guard goes to full power once within it
+    # Commands the session has left of its budget (``method: dp``: the session's count in the
+    # engine's memory against ``dp.SESSION_BUDGET``); None: not known, a budget per solve.
+    commands_left: int | None = None
 
     def full_kwh(self, index: int) -> float:
         return self.high * self.kw_per_amp * self.slots.hours[index]

@@ -194,6 +194,7 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
             change_cost_kwh=policy.change_cost_kwh,
             restart_cost_kwh=policy.restart_cost_kwh,
             guard_h=(policy.margin + GUARD_LAG) / timedelta(hours=1),
+            commands_left=_commands_left(policy, ctx, ready_by),
         )
         result = _solved(policy, data)
         zone = ctx.local(ctx.now).tzinfo or UTC
@@ -242,6 +243,17 @@ def _solved(policy: SolarPlan, data: PlanInput) -> PlanResult:
     from optimizer.planner.problem import solve  # noqa: PLC0415
 
     return solve(data)
+
+
+def _commands_left(policy: SolarPlan, ctx: Context, ready_by: datetime | None) -> int | None:
+    """What the session has left of ``method: dp``'s command budget (the engine's count since
+    plug-in, ``ChargerMemory.session_commands``); None for the MILP, which has none."""
+    if policy.method != "dp":
+        return None
+    from optimizer.planner.dp import commands_left  # noqa: PLC0415
+
+    since = ctx.memory.plugged_in_since or ctx.now
+    return commands_left(since, ready_by, ctx.memory.session_commands)
 
 
 def _met(ctx: Context) -> bool:
