@@ -875,14 +875,22 @@ JsonPath = tuple[str | int, ...]
 
 
 def json_paths(node: Any, prefix: JsonPath = ()) -> list[JsonPath]:
-    """Every location in a decoded JSON document, the root included."""
-    paths = [prefix]
-    if isinstance(node, dict):
-        for key, child in node.items():
-            paths += json_paths(child, (*prefix, key))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            paths += json_paths(child, (*prefix, index))
+    """Every location in a decoded JSON document, the root included, parents first.
+
+    Into one list: each level returning its own list to be copied into its parent's copied
+    every path once per level above it (a deeply nested mutant's paths hundreds of times)."""
+    paths: list[JsonPath] = []
+
+    def walk(node: Any, prefix: JsonPath) -> None:
+        paths.append(prefix)
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, (*prefix, key))
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, (*prefix, index))
+
+    walk(node, prefix)
     return paths
 
 

@@ -223,6 +223,15 @@ def test_the_flat_shape_keeps_the_session_of_the_wrapped_one() -> None:
 
 ANCHORS = [None, T0, T0 + timedelta(minutes=30), T0 + timedelta(hours=2)]
 ODD = st.sampled_from([math.nan, math.inf, -math.inf, -5.0, 0.0, 1e300, 200.0, 201.0])
+# A reading's field strategies, built once: one made inside the loop below is a new object
+# each reading, which hypothesis validates again every time. The same strategies as written
+# inline before, so the same sequences are drawn.
+LAGS = st.none() | st.integers(-600, 1200)
+RAWS = st.none() | st.floats(0, 100_000, allow_nan=False) | st.floats(0, 50) | ODD
+UNITS = st.sampled_from(["Wh", "kWh", None])
+STARTS = st.sampled_from(ANCHORS)
+PLUG_INS = st.sampled_from(ANCHORS[:2])
+PLUG_OUTS = st.sampled_from([None, None, T0 + timedelta(hours=1)])
 
 
 @st.composite
@@ -233,16 +242,16 @@ def readings(draw: st.DrawFn) -> list[Reading]:
     out = []
     for _ in range(count):
         observed += timedelta(seconds=draw(st.integers(0, 900)))
-        lag = draw(st.none() | st.integers(-600, 1200))
-        raw = draw(st.none() | st.floats(0, 100_000, allow_nan=False) | st.floats(0, 50) | ODD)
+        lag = draw(LAGS)
+        raw = draw(RAWS)
         out.append(
             Reading(
                 raw=raw,
-                unit=draw(st.sampled_from(["Wh", "kWh", None])),
+                unit=draw(UNITS),
                 by_shape=draw(st.booleans()),
-                started_at=draw(st.sampled_from(ANCHORS)),
-                plugged_in_at=draw(st.sampled_from(ANCHORS[:2])),
-                plugged_out_at=draw(st.sampled_from([None, None, T0 + timedelta(hours=1)])),
+                started_at=draw(STARTS),
+                plugged_in_at=draw(PLUG_INS),
+                plugged_out_at=draw(PLUG_OUTS),
                 reported_at=None if lag is None else observed - timedelta(seconds=lag),
                 observed_at=observed,
             )
