@@ -258,15 +258,17 @@ def _matched(parts: Iterator[Any], last: tuple[Any, ...] | None) -> list[Any] | 
     if last is None:
         return []
     seen: list[Any] = []
-    for part in parts:
-        if len(seen) == len(last):
-            seen.append(part)
-            return seen
-        before = last[len(seen)]
-        seen.append(part)
+    append, size = seen.append, len(last)
+    for before, part in zip(last, parts, strict=False):  # ``last`` first: its end takes none
+        append(part)
         if part is _NO_KEY or (part is not before and part != before):
             return seen
-    return None if len(seen) == len(last) else seen
+    if len(seen) < size:
+        return seen  # the parts ended first
+    for part in parts:  # one part more than ``last`` has
+        append(part)
+        return seen
+    return None
 
 
 class _Asked:
