@@ -18,8 +18,10 @@ from zoneinfo import ZoneInfo
 from astral import Observer, refraction_at_zenith
 from astral.sun import sunrise, sunset
 
-from optimizer.engine.frozen import build
+from optimizer.engine.frozen import maker
 from optimizer.engine.snapshot import Sun
+
+_new_sun = maker(Sun)
 
 __all__ = ["clear_sky_factor", "day_events", "sun_at", "zenith_and_azimuth"]
 
@@ -45,8 +47,8 @@ def sun_at(
     # Elevation is 90 - the refracted zenith, exactly as astral.sun.elevation returns it.
     zenith, azimuth = zenith_and_azimuth(latitude, longitude, now)
     rises, sets = day_events(latitude, longitude, timezone, local_day)
-    return build(  # Sun(...) without its frozen __init__: a replay asks twice a tick
-        Sun, elevation_deg=90.0 - zenith, azimuth_deg=azimuth, sunrise=rises, sunset=sets
+    return _new_sun(  # Sun(...) without its frozen __init__: a replay asks every tick
+        elevation_deg=90.0 - zenith, azimuth_deg=azimuth, sunrise=rises, sunset=sets
     )
 
 

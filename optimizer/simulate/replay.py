@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore, Outcome
 from optimizer.engine.decision import Decision, EngineSettings, Memory
-from optimizer.engine.frozen import build
+from optimizer.engine.frozen import maker
 from optimizer.engine.rules import PolicyBase, SolarPlan
 from optimizer.engine.snapshot import (
     ChargerView,
@@ -64,6 +64,10 @@ from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.simulate.split import cpu_count, exact, fork_child
 from optimizer.sun import sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
+
+_new_tariff_now = maker(TariffNow)
+_new_energy_bucket = maker(EnergyBucket)
+_new_snapshot = maker(Snapshot)
 
 __all__ = ["ReplayResult", "replay"]
 
@@ -181,8 +185,7 @@ class _Tariff:
             next_name, next_price = self.windows[change]
         else:
             at, next_name, next_price = None, None, None
-        return build(
-            TariffNow,
+        return _new_tariff_now(
             window=name,
             price=price,
             next_change_at=at,
@@ -233,8 +236,7 @@ def _seen_bucket(
         ev = ev_kwh[seen]
         start = series.starts[seen]
         charge_w, discharge_w = home.seen_w(seen) if home is not None else (None, None)
-        return build(  # EnergyBucket(...) without its frozen __init__ (every tick)
-            EnergyBucket,
+        return _new_energy_bucket(  # EnergyBucket(...) without its frozen __init__ (every tick)
             start=start,
             end=start + BUCKET,
             pv_w=series.pv_kwh[seen] * to_w,
@@ -873,8 +875,7 @@ def _snapshot(
         sun_mid=sun_mid,
         timezone=series.timezone,
     )
-    snapshot = build(  # Snapshot(...) without its frozen __init__
-        Snapshot,
+    snapshot = _new_snapshot(  # Snapshot(...) without its frozen __init__
         now=now,
         timezone=series.timezone,
         chargers=(view,),
