@@ -386,11 +386,14 @@ def _advance(run: _Run, start: int, stop: int) -> None:
     commands, decisions = run.commands, run.decisions
     kw_per_amp = voltage_v / 1000
     restart_share = fixed.restart_share
+    starts, sessions, session_of = series.starts, series.sessions, series.session_index
+    logged = log.on  # a replay without a log (the bench, the split) skips its calls
     for index in range(start, stop):
-        now = series.starts[index]
-        log.day_of(now)
-        number = series.session_index(index)
-        session = series.sessions[number] if number >= 0 else None
+        now = starts[index]
+        if logged:
+            log.day_of(now)
+        number = session_of(index)
+        session = sessions[number] if number >= 0 else None
         charger.follow(number)
         plan = planned[number] if session is not None else None
         view = _view(
@@ -423,7 +426,8 @@ def _advance(run: _Run, start: int, stop: int) -> None:
             sent, restarted_now = _apply(decision, charger, limits, session is not None)
             restarted = restarted or restarted_now
             commands += sent
-            log.add(decision, now, sent)
+            if logged:
+                log.add(decision, now, sent)
         amps = _drawing_amps(charger, series, index, limits, voltage_v)
         if session is not None and amps:
             share = series.fraction(index, session) * (restart_share if restarted else 1.0)
