@@ -18,8 +18,10 @@ from zoneinfo import ZoneInfo
 from astral import Observer, refraction_at_zenith
 from astral.sun import sunrise, sunset
 
-from optimizer.engine.frozen import build
+from optimizer.engine.frozen import maker
 from optimizer.engine.snapshot import Sun
+
+_new_sun = maker(Sun)
 
 __all__ = ["clear_sky_factor", "day_events", "sun_at", "zenith_and_azimuth"]
 
@@ -45,8 +47,8 @@ def sun_at(
     # Elevation is 90 - the refracted zenith, exactly as astral.sun.elevation returns it.
     zenith, azimuth = zenith_and_azimuth(latitude, longitude, now)
     rises, sets = day_events(latitude, longitude, timezone, local_day)
-    return build(  # Sun(...) without its frozen __init__: a replay asks twice a tick
-        Sun, elevation_deg=90.0 - zenith, azimuth_deg=azimuth, sunrise=rises, sunset=sets
+    return _new_sun(  # Sun(...) without its frozen __init__: a replay asks every tick
+        elevation_deg=90.0 - zenith, azimuth_deg=azimuth, sunrise=rises, sunset=sets
     )
 
 
@@ -97,19 +99,20 @@ def zenith_and_azimuth(latitude: float, longitude: float, when: datetime) -> tup
     if hourangle < -180:
         hourangle = hourangle + 360.0
     ch = cos(radians(hourangle))
-    cl = cos(radians(latitude))
-    sl = sin(radians(latitude))
-    sd = sin(radians(declination))
-    cd = cos(radians(declination))
+    cl, sl = _latitude_terms(latitude)
+    declination_rad = radians(declination)
+    sd = sin(declination_rad)
+    cd = cos(declination_rad)
     csz = cl * cd * ch + sl * sd
     if csz > 1.0:
         csz = 1.0
     elif csz < -1.0:
         csz = -1.0
     zenith = degrees(acos(csz))
-    az_denom = cl * sin(radians(zenith))
+    zenith_rad = radians(zenith)
+    az_denom = cl * sin(zenith_rad)
     if abs(az_denom) > 0.001:
-        az_rad = ((sl * cos(radians(zenith))) - sd) / az_denom
+        az_rad = ((sl * cos(zenith_rad)) - sd) / az_denom
         if abs(az_rad) > 1.0:
             az_rad = -1.0 if az_rad < 0 else 1.0
         azimuth = 180.0 - degrees(acos(az_rad))
@@ -137,15 +140,17 @@ def _declination_and_eqtime(t: float) -> tuple[float, float]:
     )
     omega = 125.04 - 1934.136 * t
     seconds_of_arc = 21.448 - t * (46.815 + t * (0.00059 - t * (0.001813)))
-    obliquity = 23.0 + (26.0 + (seconds_of_arc / 60.0)) / 60.0 + 0.00256 * cos(radians(omega))
-    apparent_long = l0 + center - 0.00569 - 0.00478 * sin(radians(omega))
-    y = tan(radians(obliquity) / 2.0)
+    omega_rad = radians(omega)
+    obliquity = 23.0 + (26.0 + (seconds_of_arc / 60.0)) / 60.0 + 0.00256 * cos(omega_rad)
+    apparent_long = l0 + center - 0.00569 - 0.00478 * sin(omega_rad)
+    obliquity_rad = radians(obliquity)
+    y = tan(obliquity_rad / 2.0)
     y = y * y
-    sin2l0 = sin(2.0 * radians(l0))
-    sinm = sin(radians(m))
-    cos2l0 = cos(2.0 * radians(l0))
-    sin4l0 = sin(4.0 * radians(l0))
-    sin2m = sin(2.0 * radians(m))
+    l0rad = radians(l0)
+    sin2l0 = sin(2.0 * l0rad)
+    cos2l0 = cos(2.0 * l0rad)
+    sin4l0 = sin(4.0 * l0rad)
+    sin2m = sin(2.0 * mrad)
     etime = (
         y * sin2l0
         - 2.0 * eccentricity * sinm
@@ -153,8 +158,14 @@ def _declination_and_eqtime(t: float) -> tuple[float, float]:
         - 0.5 * y * y * sin4l0
         - 1.25 * eccentricity * eccentricity * sin2m
     )
-    declination = degrees(asin(sin(radians(obliquity)) * sin(radians(apparent_long))))
+    declination = degrees(asin(sin(obliquity_rad) * sin(radians(apparent_long))))
     return declination, degrees(etime) * 4.0
+
+
+@lru_cache(maxsize=64)
+def _latitude_terms(latitude: float) -> tuple[float, float]:
+    """cos and sin of the latitude, once per site (the same values every call)."""
+    return cos(radians(latitude)), sin(radians(latitude))
 
 
 @lru_cache(maxsize=4096)

@@ -18,7 +18,7 @@ from optimizer.engine.decision import (
     PolicyState,
     Proposal,
 )
-from optimizer.engine.frozen import build
+from optimizer.engine.frozen import build, maker
 from optimizer.engine.snapshot import Snapshot, Sun, Surplus, TariffNow, with_local
 from optimizer.sun import sun_at
 
@@ -56,13 +56,13 @@ def test_built_records_equal_constructed_ones() -> None:
         (Snapshot, {"now": NOW, "timezone": "Europe/Berlin", "chargers": ()}),
     ]
     for cls, values in cases:
-        built: object = build(cls, **values)
         made = cls(**values)
-        assert type(built) is cls
-        assert built == made
-        assert repr(built) == repr(made)
-        if cls not in (Proposal, Decision):  # these hold dicts: unhashable either way
-            assert hash(built) == hash(made)
+        for built in (build(cls, **values), maker(cls)(**values)):
+            assert type(built) is cls
+            assert built == made
+            assert repr(built) == repr(made)
+            if cls not in (Proposal, Decision):  # these hold dicts: unhashable either way
+                assert hash(built) == hash(made)
 
 
 def test_defaults_are_filled_and_factories_called_per_record() -> None:
@@ -72,12 +72,15 @@ def test_defaults_are_filled_and_factories_called_per_record() -> None:
         b: str = "x"
         c: list[int] = field(default_factory=list)
 
-    one, two = build(Record, a=1), build(Record, a=2, c=[3])
-    assert (one.a, one.b, one.c) == (1, "x", [])
-    assert two.c == [3]
-    assert build(Record, a=1).c is not one.c
-    with pytest.raises(FrozenInstanceError):
-        one.a = 5  # type: ignore[misc]
+    new = maker(Record)
+    assert maker(Record) is new  # made once per class
+    for make in (lambda **v: build(Record, **v), new):
+        one, two = make(a=1), make(a=2, c=[3])
+        assert (one.a, one.b, one.c) == (1, "x", [])
+        assert two.c == [3]
+        assert make(a=1).c is not one.c
+        with pytest.raises(FrozenInstanceError):
+            one.a = 5
 
 
 def test_bad_names_and_unfit_classes_are_refused() -> None:
@@ -95,6 +98,12 @@ def test_bad_names_and_unfit_classes_are_refused() -> None:
 
     with pytest.raises(TypeError, match="not a plain dataclass"):
         build(Checked, a=1)
+    with pytest.raises(TypeError, match="not a plain dataclass"):
+        maker(Checked)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'wattage'"):
+        maker(Sun)(elevation_deg=1.0, azimuth_deg=2.0, sunrise=None, sunset=None, wattage=3)
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'azimuth_deg'"):
+        maker(Sun)(elevation_deg=1.0, sunrise=None, sunset=None)
 
 
 def test_a_snapshot_with_its_local_time_given_reads_it() -> None:

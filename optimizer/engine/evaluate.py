@@ -52,7 +52,7 @@ from optimizer.engine.decision import (
     TargetName,
     evolve,
 )
-from optimizer.engine.frozen import build
+from optimizer.engine.frozen import maker
 from optimizer.engine.kinds import Context, Limits, propose
 from optimizer.engine.kinds.common import finite, watts_per_amp
 from optimizer.engine.kinds.excess_solar import lowest_level
@@ -67,6 +67,9 @@ from optimizer.engine.rules import ExcessSolar, PolicyBase
 from optimizer.engine.smart import hold_for_outage, keep_smart, leavers
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.enlighten.models import ChargeMode
+
+_new_context = maker(Context)
+_new_decision = maker(Decision)
 
 __all__ = ["DEFAULT_SETTINGS", "TARGET_ORDER", "evaluate"]
 
@@ -152,8 +155,7 @@ def _charger_tick(
     known = expire_override(known, now)
     known, changes = detect_override(known, charger, snapshot, settings)
     view = believed(charger, known, now, settings)
-    ctx = build(
-        Context,
+    ctx = _new_context(
         snapshot=snapshot,
         charger=view,
         memory=known,
@@ -288,8 +290,7 @@ def arbitrate(
         winner, rest = ranked[0][1], [p for _, p in ranked[1:]]
         # What happens next: the winner's plan, else what the first overruled policy waits for.
         hint = next((p.hint for _, p in ranked if p.hint is not None), None)
-        decided[target] = build(
-            Decision,
+        decided[target] = _new_decision(
             policy=winner.policy,
             charger_sn=sn,
             target=target,

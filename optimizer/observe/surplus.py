@@ -14,10 +14,12 @@ from functools import partial
 from zoneinfo import ZoneInfo
 
 from optimizer.config import SurplusConfig
-from optimizer.engine.frozen import build
+from optimizer.engine.frozen import maker
 from optimizer.engine.snapshot import EnergyBucket, Sun, Surplus
 from optimizer.enlighten.models import LatestPower, LifetimeEnergy
 from optimizer.sun import clear_sky_factor
+
+_new_surplus = maker(Surplus)
 
 __all__ = [
     "FRESH_SAMPLE",
@@ -202,8 +204,7 @@ def surplus_from_bucket(
     elif bucket.export_w is not None and bucket.import_w is not None:
         value = bucket.export_w - bucket.import_w + evse + charge - discharge
     stale = value is not None and age > max_age.total_seconds()
-    return build(  # Surplus(...), without its frozen __init__: every tick of a replay has one
-        Surplus,
+    return _new_surplus(  # Surplus(...) without its frozen __init__: every tick of a replay
         pv_minus_house_w=None if stale else value,
         source="lifetime_energy",
         pv_w=pv,

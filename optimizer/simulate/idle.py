@@ -28,13 +28,15 @@ from typing import Any
 from optimizer.engine.conditions import holds
 from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import LEVEL_WINDOW, evaluate
-from optimizer.engine.frozen import build
+from optimizer.engine.frozen import maker
 from optimizer.engine.kinds.common import Context
 from optimizer.engine.kinds.excess_solar import LATEST_START_SLACK, SurplusPlan, available
 from optimizer.engine.kinds.tariff_window import target_level
 from optimizer.engine.rules import ExcessSolar, PolicyBase, TariffWindow
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.limits import Limits
+
+_new_context = maker(Context)
 
 __all__ = ["Idle"]
 
@@ -160,8 +162,7 @@ class Idle:
         settle = self.settings.settle
         settled = known.commanded_at is None or snapshot.now - known.commanded_at >= settle
         yield settled
-        ctx = build(
-            Context,
+        ctx = _new_context(
             snapshot=snapshot,
             charger=view,
             memory=known,
@@ -258,15 +259,17 @@ def _matched(parts: Iterator[Any], last: tuple[Any, ...] | None) -> list[Any] | 
     if last is None:
         return []
     seen: list[Any] = []
-    for part in parts:
-        if len(seen) == len(last):
-            seen.append(part)
-            return seen
-        before = last[len(seen)]
-        seen.append(part)
+    append, size = seen.append, len(last)
+    for before, part in zip(last, parts, strict=False):  # ``last`` first: its end takes none
+        append(part)
         if part is _NO_KEY or (part is not before and part != before):
             return seen
-    return None if len(seen) == len(last) else seen
+    if len(seen) < size:
+        return seen  # the parts ended first
+    for part in parts:  # one part more than ``last`` has
+        append(part)
+        return seen
+    return None
 
 
 class _Asked:

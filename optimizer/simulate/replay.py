@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore, Outcome
 from optimizer.engine.decision import Decision, EngineSettings, Memory
-from optimizer.engine.frozen import build
+from optimizer.engine.frozen import maker
 from optimizer.engine.rules import PolicyBase, SolarPlan
 from optimizer.engine.snapshot import (
     ChargerView,
@@ -64,6 +64,10 @@ from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.simulate.split import cpu_count, exact, fork_child
 from optimizer.sun import sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
+
+_new_tariff_now = maker(TariffNow)
+_new_energy_bucket = maker(EnergyBucket)
+_new_snapshot = maker(Snapshot)
 
 __all__ = ["ReplayResult", "replay"]
 
@@ -181,8 +185,7 @@ class _Tariff:
             next_name, next_price = self.windows[change]
         else:
             at, next_name, next_price = None, None, None
-        return build(
-            TariffNow,
+        return _new_tariff_now(
             window=name,
             price=price,
             next_change_at=at,
@@ -233,8 +236,7 @@ def _seen_bucket(
         ev = ev_kwh[seen]
         start = series.starts[seen]
         charge_w, discharge_w = home.seen_w(seen) if home is not None else (None, None)
-        return build(  # EnergyBucket(...) without its frozen __init__ (every tick)
-            EnergyBucket,
+        return _new_energy_bucket(  # EnergyBucket(...) without its frozen __init__ (every tick)
             start=start,
             end=start + BUCKET,
             pv_w=series.pv_kwh[seen] * to_w,
@@ -384,11 +386,14 @@ def _advance(run: _Run, start: int, stop: int) -> None:
     commands, decisions = run.commands, run.decisions
     kw_per_amp = voltage_v / 1000
     restart_share = fixed.restart_share
+    starts, sessions, session_of = series.starts, series.sessions, series.session_index
+    logged = log.on  # a replay without a log (the bench, the split) skips its calls
     for index in range(start, stop):
-        now = series.starts[index]
-        log.day_of(now)
-        number = series.session_index(index)
-        session = series.sessions[number] if number >= 0 else None
+        now = starts[index]
+        if logged:
+            log.day_of(now)
+        number = session_of(index)
+        session = sessions[number] if number >= 0 else None
         charger.follow(number)
         plan = planned[number] if session is not None else None
         view = _view(
@@ -421,7 +426,8 @@ def _advance(run: _Run, start: int, stop: int) -> None:
             sent, restarted_now = _apply(decision, charger, limits, session is not None)
             restarted = restarted or restarted_now
             commands += sent
-            log.add(decision, now, sent)
+            if logged:
+                log.add(decision, now, sent)
         amps = _drawing_amps(charger, series, index, limits, voltage_v)
         if session is not None and amps:
             share = series.fraction(index, session) * (restart_share if restarted else 1.0)
@@ -873,8 +879,7 @@ def _snapshot(
         sun_mid=sun_mid,
         timezone=series.timezone,
     )
-    snapshot = build(  # Snapshot(...) without its frozen __init__
-        Snapshot,
+    snapshot = _new_snapshot(  # Snapshot(...) without its frozen __init__
         now=now,
         timezone=series.timezone,
         chargers=(view,),

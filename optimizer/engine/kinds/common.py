@@ -21,12 +21,14 @@ from optimizer.engine.decision import (
     TargetName,
     evolve,
 )
-from optimizer.engine.frozen import build
+from optimizer.engine.frozen import maker
 from optimizer.engine.rules import PolicyBase
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.enlighten.models import ChargeMode
 from optimizer.limits import Limits
 from optimizer.tariffs import Tariffs
+
+_new_proposal = maker(Proposal)
 
 Outcome = tuple[list[Proposal], PolicyState]
 NOMINAL_VOLTS = 230.0
@@ -82,8 +84,7 @@ def proposal(
     params: dict[str, Any] | None = None,
     **inputs: Any,
 ) -> Proposal:
-    return build(  # Proposal(...) without its frozen __init__ (several per evaluation)
-        Proposal,
+    return _new_proposal(  # Proposal(...) without its frozen __init__ (several per evaluation)
         policy=policy.name,
         priority=policy.priority,
         target=target,
