@@ -189,6 +189,11 @@ def learned_plan(
     )
 
 
+def _asking_more(learned: str) -> str:
+    """A learned plan's source with the "more" step said once (:func:`overdue`)."""
+    return learned if MORE in learned else f"{learned}; {MORE}"
+
+
 def overdue(
     plan: DeparturePlan,
     now: datetime,
@@ -223,8 +228,7 @@ def overdue(
     and leave the car at the learned energy (seattle's Friday: the step came at 06:00 for a
     06:54 ready-by, the planner paused until its last slots and never resumed)."""
     if plan.learned is not None and asked > plan.energy_kwh:
-        learned = plan.learned if MORE in plan.learned else f"{plan.learned}; {MORE}"
-        plan = replace(plan, energy_kwh=asked, learned=learned)
+        plan = replace(plan, energy_kwh=asked, learned=_asking_more(plan.learned))
     short = delivered_kwh < plan.energy_kwh - MET_KWH
     if plan.learned is not None and not short and drawing:
         steps = int((delivered_kwh - plan.energy_kwh + MET_KWH) // MORE_STEP_KWH) + 1
@@ -232,8 +236,12 @@ def overdue(
         ready_by = plan.ready_by
         if ready_by <= now:  # met by its departure and still drawing: on by the hour
             ready_by += ((now - ready_by) // OVERDUE_STEP + 1) * OVERDUE_STEP
-        learned = plan.learned if MORE in plan.learned else f"{plan.learned}; {MORE}"
-        return replace(plan, ready_by=ready_by, energy_kwh=plan.energy_kwh + more, learned=learned)
+        return replace(
+            plan,
+            ready_by=ready_by,
+            energy_kwh=plan.energy_kwh + more,
+            learned=_asking_more(plan.learned),
+        )
     if plan.learned is None or plan.ready_by > now or not short or taking is False:
         return plan
     steps = (now - plan.ready_by) // OVERDUE_STEP + 1
