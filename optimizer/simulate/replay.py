@@ -68,6 +68,7 @@ from optimizer.tariffs import PriceSlot, Tariffs
 _new_tariff_now = maker(TariffNow)
 _new_energy_bucket = maker(EnergyBucket)
 _new_snapshot = maker(Snapshot)
+_new_price_slot = maker(PriceSlot)
 
 __all__ = ["ReplayResult", "replay"]
 
@@ -168,7 +169,9 @@ class _Tariff:
             if found is None:
                 found = cache[key] = self.tariffs.window_at(local)
             self.windows[index] = found
-            slots[index] = _price_slot(at, *found)
+            slots[index] = _new_price_slot(
+                start=at, end=at + BUCKET, window=found[0], price=found[1]
+            )
         self.slots = tuple(slots)
         self.lo, self.hi = lo, hi
         windows, following = self.windows, self.next_change
@@ -193,14 +196,6 @@ class _Tariff:
             next_price=next_price,
             slots=self.slots[index : index + SLOTS_AHEAD],
         )
-
-
-def _price_slot(start: datetime, window: str | None, price: float | None) -> PriceSlot:
-    """``PriceSlot(start, start + BUCKET, window, price)``, filled in one step: a replay makes
-    one per bucket of its period (:func:`build`'s keyword checks were most of their cost)."""
-    slot = object.__new__(PriceSlot)
-    slot.__dict__.update(start=start, end=start + BUCKET, window=window, price=price)
-    return slot
 
 
 def engine_settings(config: Config) -> EngineSettings:
@@ -589,13 +584,18 @@ def _memory_state(memory: Memory, now: datetime, horizon: timedelta) -> Memory:
     return memory.copied({"chargers": chargers, "policies": dict(sorted(memory.policies.items()))})
 
 
-def _child_work(run: _Run, candidates: Sequence[int], send: Callable[[Any], None]) -> None:
+def _child_work(
+    run: _Run,
+    plugged: Sequence[bool],
+    candidates: Sequence[int],
+    send: Callable[[Any], None],
+) -> None:
     """The forked child: a fresh replay up to the first candidate cut where its state is not
     fragile (else the first), the place sent; then on to the end, its state sent at each cut
-    and, at the end, what it produced from the first cut on and its counts between cuts."""
+    and, at the end, what it produced from the first cut on and its counts between cuts.
+    ``plugged``: :func:`_candidates`' buckets with a car plugged in."""
     fixed = run.fixed
     series = fixed.series
-    plugged = [series.session_index(i) >= 0 for i in range(len(series.starts))]
     resume = getattr(getattr(fixed.outlooks, "__self__", None), "resume", None)
     # A provider that carries state (the causal forecast) is fresh for one start only.
     outlook = _outlook_state(fixed.outlooks)
@@ -640,10 +640,10 @@ def _split_advance(run: _Run) -> None:
     next cut and compares again, and past the last one replays the rest alone. No fork, a
     child that fails: this process alone."""
     count = len(run.fixed.series.starts)
-    _, candidates = _candidates(run.fixed.series)
+    plugged, candidates = _candidates(run.fixed.series)
     child = None
     if candidates:
-        child = fork_child(partial(_child_work, run, candidates), name="evopt-replay-half")
+        child = fork_child(partial(_child_work, run, plugged, candidates), name="evopt-replay-half")
     at = 0
     if child is None:
         _advance(run, at, count)
