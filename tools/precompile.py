@@ -3,9 +3,10 @@
 pip compiles every file it installs: about 6,500, a third of them the libraries' own test
 suites, which nothing here imports: 15-20 s of CPU at the head of a fresh clone's `make test`
 (issue 16: under 3 minutes), before lint and the tests can start. `make install` passes
-``--no-compile`` and runs this instead: importing every module of the project, and the test
-tools when they are installed, writes the bytecode of the 800-odd modules a run uses (about
-5 s); any other module compiles on its first import. The Makefile clears
+``--no-compile``, and `make test` and `make demo` run this instead (once, the step
+``.venv/.precompiled``; in `make test` beside mypy, not before it): importing every module of
+the project, and the test tools when they are installed, writes the bytecode of the 800-odd
+modules a run uses (about 5 s); any other module compiles on its first import. The Makefile clears
 ``PYTHONDONTWRITEBYTECODE`` for it, or nothing would be written.
 """
 
