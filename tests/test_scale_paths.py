@@ -9,6 +9,7 @@ secrets (every site's) must still leave no registered secret in a line.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from optimizer import logsafe
 from optimizer.decisions import dedupe
-from optimizer.decisions.store import _finite
+from optimizer.decisions.store import _finite, _json_default, to_json
 from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models.base import _as_float
 from optimizer.enlighten.models.energy import _energy_series
@@ -180,16 +181,23 @@ SCALARS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(["", "surplus 1.2 kW until 13:05", "peak"]),
 )
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.lists(inner, max_size=4).map(tuple),
-        st.dictionaries(KEYS, inner, max_size=4),
-        st.dictionaries(KEYS, inner, max_size=4).map(MappingProxyType),
-    ),
-    max_leaves=20,
-)
+
+
+def _nested(leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """The leaves in lists, tuples, dicts and mapping proxies, as rows' inputs nest them."""
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.lists(inner, max_size=4).map(tuple),
+            st.dictionaries(KEYS, inner, max_size=4),
+            st.dictionaries(KEYS, inner, max_size=4).map(MappingProxyType),
+        ),
+        max_leaves=20,
+    )
+
+
+VALUES = _nested(SCALARS)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -208,6 +216,24 @@ def _same(a: Any, b: Any) -> bool:
 @given(VALUES)
 def test_the_fast_finite_encoding_matches_the_general_one(value: Any) -> None:
     assert _same(_finite(value), _finite_reference(value))
+
+
+ROW_VALUES = _nested(
+    st.one_of(
+        SCALARS,
+        st.sampled_from([math.nan, math.inf, -math.inf]),  # what the fast try must refuse
+        st.datetimes(timezones=st.just(UTC)),
+        st.frozensets(st.floats(allow_nan=True, allow_infinity=True), max_size=3),
+    )
+)
+
+
+@given(ROW_VALUES)
+def test_the_row_text_is_the_sanitised_encoding(value: Any) -> None:
+    """to_json's first try (the encoder refusing NaN, infinities and non-dict mappings) gives
+    the text the sanitising walk gives, whatever the value holds."""
+    expected = json.dumps(_finite_reference(value), default=_json_default, ensure_ascii=False)
+    assert to_json(value) == expected
 
 
 @given(st.dictionaries(KEYS, VALUES, max_size=6))
