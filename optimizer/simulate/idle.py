@@ -35,6 +35,7 @@ from optimizer.engine.kinds.tariff_window import target_level
 from optimizer.engine.rules import ExcessSolar, PolicyBase, TariffWindow
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.limits import Limits
+from optimizer.sun import elevation_beside
 
 _new_context = maker(Context)
 
@@ -128,13 +129,14 @@ class Idle:
         """What of the time a policy can react to at an idle tick, for the 15-minute replay:
         the tariff window and its price, the side of every sun elevation and battery level a
         condition compares with (unknown apart), the weekday and the month."""
-        sun = snapshot.sun.elevation_deg if snapshot.sun is not None else None
+        sun = snapshot.sun
+        elevation = None if sun is None else elevation_beside(sun, self.sun_lines)
         soc = snapshot.battery_soc_pct
         local = snapshot.local
         return (
             snapshot.tariff.window,
             snapshot.tariff.price,
-            _sides(sun, self.sun_lines),
+            _sides(elevation, self.sun_lines),
             _sides(soc, self.soc_lines),
             local.isoweekday(),
             local.month,

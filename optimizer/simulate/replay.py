@@ -62,7 +62,7 @@ from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.simulate.split import cpu_count, exact, fork_child
-from optimizer.sun import sun_at
+from optimizer.sun import SunTrack, sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
 
 _new_tariff_now = maker(TariffNow)
@@ -346,6 +346,14 @@ class _Run:
         self.charger = _Charger()
         self.home = BatteryTrack(series, config.site.battery) if config.site.battery else None
         self.idle = Idle(fixed.policies, fixed.settings, enabled=fixed.reuse)
+        site = config.site
+        self.sun = (  # its last elevation worked out: never compared by the split (_state)
+            None
+            if site.latitude is None or site.longitude is None
+            else SunTrack(
+                latitude=site.latitude, longitude=site.longitude, timezone=series.timezone
+            )
+        )
         self.ev_kwh = [0.0] * count
         self.amps: list[int | None] = [None] * count
         self.commands = 0
@@ -376,7 +384,7 @@ def _advance(run: _Run, start: int, stop: int) -> None:
     series, limits, voltage_v, config = fixed.series, fixed.limits, fixed.voltage_v, fixed.config
     planned, outlooks, tariff = fixed.planned, fixed.outlooks, fixed.tariff
     tariff.prepare(start, stop)
-    memory, charger, home, idle = run.memory, run.charger, run.home, run.idle
+    memory, charger, home, idle, sun = run.memory, run.charger, run.home, run.idle, run.sun
     ev_kwh, amps_out, by_action = run.ev_kwh, run.amps, run.by_action
     commands, decisions = run.commands, run.decisions
     kw_per_amp = voltage_v / 1000
@@ -409,6 +417,7 @@ def _advance(run: _Run, start: int, stop: int) -> None:
             config=config,
             lag_buckets=fixed.lag,
             site_id=fixed.site_id,
+            sun=sun,
             outlook=outlooks(index) if outlooks is not None and session is not None else None,
         )
         decided, memory = idle.decide(
@@ -856,6 +865,7 @@ def _snapshot(
     config: Config,
     lag_buckets: int,
     site_id: int | None,
+    sun: SunTrack | None,
     outlook: SurplusOutlook | None = None,
 ) -> Snapshot:
     """What the live service would see at the start of bucket ``index``."""
@@ -865,7 +875,7 @@ def _snapshot(
     bucket = (
         _seen_bucket(series, index, lag_buckets, ev_kwh, home) if index >= lag_buckets else None
     )
-    sun_now = _sun(config, now, series.timezone, local)
+    sun_now = sun.at(now, local) if sun is not None else None  # worked out if read
     sun_mid = None
     if bucket is not None and scale_by_sun:
         sun_mid = _sun(config, bucket.start + BUCKET / 2, series.timezone)
