@@ -424,14 +424,18 @@ def _advance(run: _Run, start: int, stop: int) -> None:
             snapshot, view, memory, period=idle.period(snapshot), plugged=session is not None
         )
         restarted = False
-        for decision in decided:
-            decisions += 1
-            by_action[decision.action] = by_action.get(decision.action, 0) + 1
-            sent, restarted_now = _apply(decision, charger, limits, session is not None)
-            restarted = restarted or restarted_now
-            commands += sent
-            if logged:
-                log.add(decision, now, sent)
+        if not logged and idle.held(decided):  # the kept holds again: nothing to apply
+            decisions += len(decided)
+            by_action["hold"] = by_action.get("hold", 0) + len(decided)
+        else:
+            for decision in decided:
+                decisions += 1
+                by_action[decision.action] = by_action.get(decision.action, 0) + 1
+                sent, restarted_now = _apply(decision, charger, limits, session is not None)
+                restarted = restarted or restarted_now
+                commands += sent
+                if logged:
+                    log.add(decision, now, sent)
         amps = _drawing_amps(charger, series, index, limits, voltage_v)
         if session is not None and amps:
             share = series.fraction(index, session) * (restart_share if restarted else 1.0)
