@@ -30,6 +30,7 @@ Choices (documented because they shape the figures):
 from __future__ import annotations
 
 import os
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -132,7 +133,10 @@ class _Tariff:
     def __init__(self, tariffs: Tariffs, series: SiteSeries, *, ready: bool = True) -> None:
         self.tariffs, self.series = tariffs, series
         self.zone = ZoneInfo(series.timezone)
-        self.cache: dict[tuple[int, int, int, int], tuple[str | None, float | None]] = {}
+        # (window, price) by month, weekday and the interval between two boundaries the time
+        # of day is in (Tariffs.boundaries: the same answer anywhere in it).
+        self.cache: dict[tuple[int, int, int], tuple[str | None, float | None]] = {}
+        self.boundaries = tariffs.boundaries()
         count = len(series.starts)
         # Each bucket's start in the site's zone, converted once: for its price here, and for
         # the tick's sun and snapshot (:func:`_snapshot`). None until prepared.
@@ -151,7 +155,7 @@ class _Tariff:
         """Make buckets ``lo`` to ``hi`` (excluded) ready, with the ones after ``hi`` that
         :meth:`now` reads (the next change up to :data:`SLOTS_AHEAD` x 8 ahead; beyond it, or
         beyond the prepared buckets, it says none either way)."""
-        series, zone, cache = self.series, self.zone, self.cache
+        series, zone, cache, boundaries = self.series, self.zone, self.cache, self.boundaries
         count = len(series.starts)
         hi = min(count, hi + SLOTS_AHEAD * 8 + 1)
         if self.lo <= lo and hi <= self.hi:
@@ -164,7 +168,11 @@ class _Tariff:
                 continue
             at = series.starts[index]
             self.locals[index] = local = at.astimezone(zone)
-            key = (local.month, local.isoweekday(), local.hour, local.minute)
+            key = (
+                local.month,
+                local.isoweekday(),
+                bisect_right(boundaries, local.hour * 60 + local.minute),
+            )
             found = cache.get(key)
             if found is None:
                 found = cache[key] = self.tariffs.window_at(local)
