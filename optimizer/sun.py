@@ -9,10 +9,11 @@ live service.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
 from math import acos, asin, cos, degrees, radians, sin, tan
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from astral import Observer, refraction_at_zenith
@@ -23,7 +24,23 @@ from optimizer.engine.snapshot import Sun
 
 _new_sun = maker(Sun)
 
-__all__ = ["clear_sky_factor", "day_events", "sun_at", "zenith_and_azimuth"]
+__all__ = [
+    "SunTrack",
+    "clear_sky_factor",
+    "day_events",
+    "elevation_beside",
+    "sun_at",
+    "zenith_and_azimuth",
+]
+
+ELEVATION_RATE_DEG_PER_S = 0.26 / 60
+"""More than the sun's elevation, refraction aside, can change in a second: the hour angle
+turns 15 degrees an hour (the equation of time and the declination add under a hundredth of
+that), and an elevation changes by at most as much as the hour angle (its derivative by the
+hour angle is cos(latitude) sin(azimuth) in size). tests/test_sun.py checks the bound."""
+REFRACTION_SPAN_DEG = 0.6
+"""More than astral's refraction correction ever adds (0 to 0.575 degrees, at the horizon):
+the refracted elevation moves by at most this beyond the rate above."""
 
 
 def sun_at(
@@ -50,6 +67,86 @@ def sun_at(
     return _new_sun(  # Sun(...) without its frozen __init__: a replay asks every tick
         elevation_deg=90.0 - zenith, azimuth_deg=azimuth, sunrise=rises, sunset=sets
     )
+
+
+class SunTrack:
+    """The sun at one site for a run of instants (a replay's ticks), each worked out only if
+    read. Most ticks of a replay reuse the last evaluation and compare the sun only by which
+    side of a few elevations it is on (the idle reuse's key, optimizer/simulate/idle.py),
+    which the last elevation worked out tells while the sun cannot have crossed any of them
+    since (:func:`elevation_beside`); the sun was a tenth of a replay's CPU (docs/performance.md,
+    tenth pass). A read field is :func:`sun_at`'s, to the bit."""
+
+    __slots__ = ("known", "latitude", "longitude", "timezone")
+
+    def __init__(self, *, latitude: float, longitude: float, timezone: str) -> None:
+        self.latitude, self.longitude, self.timezone = latitude, longitude, timezone
+        self.known: tuple[datetime, float] | None = None  # the last elevation worked out
+
+    def at(self, now: datetime, local: datetime) -> Sun:
+        """The sun at ``now`` (``local``: the same instant in the site's zone), its fields
+        worked out on first read."""
+        sun = _new_later(_SunLater)
+        sun.__dict__.update(_track=self, _now=now, _local=local)
+        return sun
+
+
+_new_later = object.__new__
+_SUN_FIELDS = frozenset({"elevation_deg", "azimuth_deg", "sunrise", "sunset"})
+
+
+class _SunLater(Sun):
+    """A :class:`Sun` made by :meth:`SunTrack.at`: :func:`sun_at`'s fields, worked out when
+    one is first read (they are not in the instance's dict until then)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _SUN_FIELDS:
+            raise AttributeError(name)
+        state = self.__dict__
+        track: SunTrack = state["_track"]
+        now = state["_now"]
+        sun = sun_at(
+            now,
+            latitude=track.latitude,
+            longitude=track.longitude,
+            timezone=track.timezone,
+            local=state["_local"],
+        )
+        state.update(sun.__dict__)
+        track.known = now, sun.elevation_deg
+        return state[name]
+
+    def __eq__(self, other: object) -> bool:
+        """As two :class:`Sun`s compare (a Sun's own ``__eq__`` wants the same class)."""
+        if not isinstance(other, Sun):
+            return NotImplemented
+        return _fields(self) == _fields(other)
+
+    __hash__ = Sun.__hash__
+
+
+def _fields(sun: Sun) -> tuple[float, float, datetime | None, datetime | None]:
+    return sun.elevation_deg, sun.azimuth_deg, sun.sunrise, sun.sunset
+
+
+def elevation_beside(sun: Sun, lines: Sequence[float]) -> float:
+    """``sun``'s elevation, or for a sun of a :class:`SunTrack` not yet read, the last
+    elevation its track worked out when the sun cannot have crossed any of ``lines`` since
+    (:data:`ELEVATION_RATE_DEG_PER_S`, :data:`REFRACTION_SPAN_DEG`): a figure on the same side
+    of each line as the elevation, for a reader that compares it with those lines only."""
+    state = sun.__dict__
+    if not isinstance(sun, _SunLater) or "elevation_deg" in state:
+        return sun.elevation_deg
+    known: tuple[datetime, float] | None = state["_track"].known
+    if known is not None:
+        at, elevation = known
+        reach = abs((state["_now"] - at).total_seconds()) * ELEVATION_RATE_DEG_PER_S
+        reach += REFRACTION_SPAN_DEG
+        for line in lines:
+            if not abs(elevation - line) > reach:  # near, or not a number
+                return sun.elevation_deg
+        return elevation
+    return sun.elevation_deg
 
 
 @lru_cache(maxsize=64)

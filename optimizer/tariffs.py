@@ -75,6 +75,16 @@ class Tariffs(BaseModel):
                 return name, window.price
         return None, self.import_price
 
+    def boundaries(self) -> tuple[int, ...]:
+        """The minutes of the day where a window's time range starts or ends, sorted: between
+        two of them (and in one month and on one weekday) :meth:`window_at` answers the same,
+        since a window reads the time of day only through its ranges' ``contains`` at the
+        minute and whether the minute is before a range's end. A year of quarter hours has
+        a few intervals a day where it has 96 slots (the replay's price table, issue 16)."""
+        return tuple(
+            sorted({m for w in self.windows.values() for r in w.times for m in (r.start, r.end)})
+        )
+
     def slots(self, start: datetime, end: datetime, *, timezone: str) -> list[PriceSlot]:
         """Price of each 15-minute slot from ``start`` (rounded down) until ``end``."""
         zone = ZoneInfo(timezone)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -223,3 +224,28 @@ def test_a_kept_plan_is_served_only_for_the_prices_it_was_made_from() -> None:
         return target_level(policy, ctx)  # type: ignore[arg-type]
 
     assert [level(True), level(False), level(True)] == [16, None, 16]
+
+
+def test_the_window_is_the_same_between_two_boundaries() -> None:
+    """Tariffs.boundaries, which the replay's price table keys by (month, weekday, interval):
+    every minute of a week in winter and in summer answers as the interval's first minute."""
+    week_days = {
+        "price": 0.40,
+        "times": ["16:00-21:00", "06:30-08:15"],
+        "days": "weekdays",
+        "months": [6, 7, 8],
+    }
+    weekend = {"price": 0.12, "times": "22:15-05:45", "days": "weekends"}
+    table = tariffs(peak=week_days, weekend=weekend)
+    bounds = table.boundaries()
+    assert bounds == (345, 390, 420, 495, 960, 1260, 1335, 1380)
+    for first in (datetime(2024, 1, 8), datetime(2024, 7, 8)):  # Mondays
+        seen: dict[tuple[int, int, int], tuple[str | None, float | None]] = {}
+        for minute in range(8 * 24 * 60):
+            local = first + timedelta(minutes=minute)
+            key = (
+                local.month,
+                local.isoweekday(),
+                bisect_right(bounds, local.hour * 60 + local.minute),
+            )
+            assert seen.setdefault(key, table.window_at(local)) == table.window_at(local), local

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import astral.sun as astral_sun
 import pytest
-from astral import Observer
+from astral import Observer, refraction_at_zenith
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optimizer.sun import clear_sky_factor, sun_at, zenith_and_azimuth
+from optimizer.engine.conditions import check, holds
+from optimizer.engine.rules import When
+from optimizer.engine.snapshot import ChargerView, Snapshot
+from optimizer.sun import (
+    ELEVATION_RATE_DEG_PER_S,
+    REFRACTION_SPAN_DEG,
+    SunTrack,
+    clear_sky_factor,
+    elevation_beside,
+    sun_at,
+    zenith_and_azimuth,
+)
 from tests.profiles import examples
 
 MELBOURNE = {"latitude": -37.81, "longitude": 144.96, "timezone": "Australia/Melbourne"}
@@ -108,3 +122,88 @@ def test_the_sun_is_astrals_every_quarter_hour_of_a_year() -> None:
             assert zenith_and_azimuth(latitude, longitude, when) == (
                 astral_sun.zenith_and_azimuth(observer, when)
             ), when
+
+
+@given(
+    start=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2090, 12, 31)),
+    seconds=st.integers(0, 3 * 86_400),
+    latitude=st.floats(-90, 90),
+    longitude=st.floats(-180, 180),
+)
+@settings(max_examples=examples(400), deadline=None)
+def test_the_elevation_moves_no_faster_than_the_track_assumes(
+    start: datetime, seconds: int, latitude: float, longitude: float
+) -> None:
+    """The bound :func:`elevation_beside` rests on: between two instants the refracted
+    elevation moves by less than the rate times the time between them plus the refraction's
+    span."""
+    then = start.replace(tzinfo=UTC)
+    later = then + timedelta(seconds=seconds)
+    moved = abs(
+        zenith_and_azimuth(latitude, longitude, then)[0]
+        - zenith_and_azimuth(latitude, longitude, later)[0]
+    )
+    assert moved < seconds * ELEVATION_RATE_DEG_PER_S + REFRACTION_SPAN_DEG
+
+
+def test_the_refraction_stays_within_its_span() -> None:
+    for step in range(180 * 200 + 1):
+        assert 0.0 <= refraction_at_zenith(step / 200) < REFRACTION_SPAN_DEG
+
+
+@pytest.mark.parametrize("site", [MELBOURNE, SVALBARD, {**MELBOURNE, "latitude": 36.1}])
+def test_a_tracks_sun_is_sun_at_and_its_sides_are_exact(site: dict[str, Any]) -> None:
+    """Every quarter hour of a year: a read field is sun_at's; the stand-in elevation is on
+    the same side of every line as the exact one; many ticks never work the sun out."""
+    zone = ZoneInfo(site["timezone"])
+    track = SunTrack(**site)
+    lines = (-6.0, 0.0, 0.5, 12.0)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    worked_out = 0
+    for step in range(365 * 96):
+        now = start + timedelta(minutes=15 * step)
+        sun = track.at(now, now.astimezone(zone))
+        stand_in = elevation_beside(sun, lines)
+        worked_out += "elevation_deg" in sun.__dict__
+        exact = sun_at(now, **site)
+        assert bisect_left(lines, stand_in) == bisect_left(lines, exact.elevation_deg), now
+        assert bisect_right(lines, stand_in) == bisect_right(lines, exact.elevation_deg), now
+        if step % 97 == 0:
+            assert sun == exact
+            assert exact == sun
+            assert hash(sun) == hash(exact)
+            assert sun.__dict__["sunset"] == exact.sunset
+    assert worked_out < 365 * 96 * 0.7
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        When(sun="up"),
+        When(sun="down"),
+        When(sun_above=10),
+        When(sun_below=-3.5),
+        When(sun="up", sun_above=0.3, sun_below=40),
+    ],
+)
+def test_a_tracks_sun_gives_the_conditions_verdicts(when: When) -> None:
+    """holds() compares a replay's sun by its sides only; its verdict is the exact sun's."""
+    zone = ZoneInfo(MELBOURNE["timezone"])
+    track = SunTrack(**MELBOURNE)
+    view = ChargerView(
+        sn="SN",
+        connected=True,
+        plugged_in=False,
+        charging=False,
+        faulted=False,
+        min_amps=6,
+        max_amps=32,
+    )
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    for step in range(20 * 96):
+        now = start + timedelta(minutes=15 * step)
+        lazy = Snapshot(now=now, timezone=MELBOURNE["timezone"], chargers=(view,))
+        exact = replace(lazy, sun=sun_at(now, **MELBOURNE))
+        lazy = replace(lazy, sun=track.at(now, now.astimezone(zone)))
+        assert holds(when, lazy, view) == holds(when, exact, view), now
+        assert check(when, lazy, view) == check(when, exact, view), now

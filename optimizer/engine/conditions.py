@@ -18,6 +18,7 @@ from functools import lru_cache
 from optimizer.engine.kinds.common import finite
 from optimizer.engine.rules import When
 from optimizer.engine.snapshot import ChargerView, Snapshot
+from optimizer.sun import elevation_beside
 from optimizer.timespec import MONTH_NAMES, TimeRange, format_days
 
 Result = tuple[bool, str] | None
@@ -85,7 +86,15 @@ def _sun(
 ) -> Result:
     if when.sun is None and when.sun_above is None and when.sun_below is None:
         return None
-    elevation = finite(snap.sun.elevation_deg) if snap.sun is not None else None
+    sun = snap.sun
+    if sun is None:
+        return False, "no sun data"
+    if words:
+        elevation = finite(sun.elevation_deg)
+    else:  # the verdict alone compares the elevation with these lines only (a replay's sun
+        # is then worked out only near one of them: optimizer/sun.py, SunTrack)
+        lines = (0.0, when.sun_above or 0.0, when.sun_below or 0.0)
+        elevation = finite(elevation_beside(sun, lines))
     if elevation is None:
         return False, "no sun data"
     up = elevation > 0

@@ -35,6 +35,7 @@ from optimizer.engine.kinds.tariff_window import target_level
 from optimizer.engine.rules import ExcessSolar, PolicyBase, TariffWindow
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.limits import Limits
+from optimizer.sun import elevation_beside
 
 _new_context = maker(Context)
 
@@ -102,6 +103,10 @@ class Idle:
         self.durations = _durations(policies, settings)
         self.last: tuple[Any, ...] | None = None
         self.decided: list[Decision] = []
+        # The last view's limits and excess-solar plans (SurplusPlan.of: the view's alone).
+        self._view: ChargerView | None = None
+        self._limits = Limits(6, 32, 1)
+        self._plans: tuple[SurplusPlan, ...] = ()
         whens = [p.when for p in policies]
         self.sun_lines = sorted(
             {0.0} | {float(x) for w in whens for x in (w.sun_above, w.sun_below) if x is not None}
@@ -128,13 +133,14 @@ class Idle:
         """What of the time a policy can react to at an idle tick, for the 15-minute replay:
         the tariff window and its price, the side of every sun elevation and battery level a
         condition compares with (unknown apart), the weekday and the month."""
-        sun = snapshot.sun.elevation_deg if snapshot.sun is not None else None
+        sun = snapshot.sun
+        elevation = None if sun is None else elevation_beside(sun, self.sun_lines)
         soc = snapshot.battery_soc_pct
         local = snapshot.local
         return (
             snapshot.tariff.window,
             snapshot.tariff.price,
-            _sides(sun, self.sun_lines),
+            _sides(elevation, self.sun_lines),
             _sides(soc, self.soc_lines),
             local.isoweekday(),
             local.month,
@@ -162,28 +168,41 @@ class Idle:
         settle = self.settings.settle
         settled = known.commanded_at is None or snapshot.now - known.commanded_at >= settle
         yield settled
+        if view is not self._view:  # most ticks see the charger as the last one did
+            self._view, self._limits = view, Limits.of(view, self.settings.site_max_amps)
+            self._plans = ()
         ctx = _new_context(
             snapshot=snapshot,
             charger=view,
             memory=known,
-            limits=Limits.of(view, self.settings.site_max_amps),
+            limits=self._limits,
             delivered_kwh=0.0,
             tariffs=self.settings.tariffs,
             words=True,
         )
+        if not self._plans and self.solar:
+            self._plans = tuple(SurplusPlan.of(policy, ctx) for policy in self.solar)
+        plans = self._plans
         hysteresis: list[tuple[bool, bool] | None] = []
-        for policy in self.solar:  # the sides of the thresholds its timers compare with
-            plan, watts = SurplusPlan.of(policy, ctx), available(policy, ctx)
+        for policy, plan in zip(self.solar, plans, strict=True):  # the sides its timers see
+            watts = available(policy, ctx)
             hysteresis.append(
                 None if watts is None else (watts >= plan.start_w, watts < plan.stop_w)
             )
         yield tuple(hysteresis)
         if view.plugged_in:
-            plugged = self._plugged(snapshot, view, memory, ctx, settled=settled)
+            plugged = self._plugged(snapshot, view, memory, ctx, plans, settled=settled)
             yield _NO_KEY if plugged is None else plugged
 
     def _plugged(
-        self, snapshot: Snapshot, view: ChargerView, memory: Memory, ctx: Context, *, settled: bool
+        self,
+        snapshot: Snapshot,
+        view: ChargerView,
+        memory: Memory,
+        ctx: Context,
+        plans: Sequence[SurplusPlan],
+        *,
+        settled: bool,
     ) -> tuple[Any, ...] | None:
         """What more a plugged-in tick's policies read, or None when its class cannot be told
         without running them.
@@ -216,11 +235,15 @@ class Idle:
         levels: tuple[int | None, ...] = ()
         if view.charging:
             levels = tuple(
-                None if (watts := available(policy, ctx)) is None
-                else SurplusPlan.of(policy, ctx).level(watts, ctx)
-                for policy in self.solar
-            )  # fmt: skip
+                None if (watts := available(policy, ctx)) is None else plan.level(watts, ctx)
+                for policy, plan in zip(self.solar, plans, strict=True)
+            )
         return ages, levels, asked  # last: a tuple compares it only when all else is equal
+
+    def held(self, decided: Sequence[Decision]) -> bool:
+        """Whether ``decided`` is the kept evaluation (:meth:`decide` handed it back): holds
+        only, none observed, so a replay has nothing to apply and only counts them."""
+        return decided is self.decided and bool(decided)
 
     def decide(
         self,

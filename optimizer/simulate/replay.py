@@ -30,6 +30,7 @@ Choices (documented because they shape the figures):
 from __future__ import annotations
 
 import os
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -62,7 +63,7 @@ from optimizer.simulate.battery import BatteryFlows, BatteryTrack
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.simulate.split import cpu_count, exact, fork_child
-from optimizer.sun import sun_at
+from optimizer.sun import SunTrack, sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
 
 _new_tariff_now = maker(TariffNow)
@@ -132,7 +133,10 @@ class _Tariff:
     def __init__(self, tariffs: Tariffs, series: SiteSeries, *, ready: bool = True) -> None:
         self.tariffs, self.series = tariffs, series
         self.zone = ZoneInfo(series.timezone)
-        self.cache: dict[tuple[int, int, int, int], tuple[str | None, float | None]] = {}
+        # (window, price) by month, weekday and the interval between two boundaries the time
+        # of day is in (Tariffs.boundaries: the same answer anywhere in it).
+        self.cache: dict[tuple[int, int, int], tuple[str | None, float | None]] = {}
+        self.boundaries = tariffs.boundaries()
         count = len(series.starts)
         # Each bucket's start in the site's zone, converted once: for its price here, and for
         # the tick's sun and snapshot (:func:`_snapshot`). None until prepared.
@@ -151,7 +155,7 @@ class _Tariff:
         """Make buckets ``lo`` to ``hi`` (excluded) ready, with the ones after ``hi`` that
         :meth:`now` reads (the next change up to :data:`SLOTS_AHEAD` x 8 ahead; beyond it, or
         beyond the prepared buckets, it says none either way)."""
-        series, zone, cache = self.series, self.zone, self.cache
+        series, zone, cache, boundaries = self.series, self.zone, self.cache, self.boundaries
         count = len(series.starts)
         hi = min(count, hi + SLOTS_AHEAD * 8 + 1)
         if self.lo <= lo and hi <= self.hi:
@@ -164,7 +168,11 @@ class _Tariff:
                 continue
             at = series.starts[index]
             self.locals[index] = local = at.astimezone(zone)
-            key = (local.month, local.isoweekday(), local.hour, local.minute)
+            key = (
+                local.month,
+                local.isoweekday(),
+                bisect_right(boundaries, local.hour * 60 + local.minute),
+            )
             found = cache.get(key)
             if found is None:
                 found = cache[key] = self.tariffs.window_at(local)
@@ -346,6 +354,14 @@ class _Run:
         self.charger = _Charger()
         self.home = BatteryTrack(series, config.site.battery) if config.site.battery else None
         self.idle = Idle(fixed.policies, fixed.settings, enabled=fixed.reuse)
+        site = config.site
+        self.sun = (  # its last elevation worked out: never compared by the split (_state)
+            None
+            if site.latitude is None or site.longitude is None
+            else SunTrack(
+                latitude=site.latitude, longitude=site.longitude, timezone=series.timezone
+            )
+        )
         self.ev_kwh = [0.0] * count
         self.amps: list[int | None] = [None] * count
         self.commands = 0
@@ -376,7 +392,7 @@ def _advance(run: _Run, start: int, stop: int) -> None:
     series, limits, voltage_v, config = fixed.series, fixed.limits, fixed.voltage_v, fixed.config
     planned, outlooks, tariff = fixed.planned, fixed.outlooks, fixed.tariff
     tariff.prepare(start, stop)
-    memory, charger, home, idle = run.memory, run.charger, run.home, run.idle
+    memory, charger, home, idle, sun = run.memory, run.charger, run.home, run.idle, run.sun
     ev_kwh, amps_out, by_action = run.ev_kwh, run.amps, run.by_action
     commands, decisions = run.commands, run.decisions
     kw_per_amp = voltage_v / 1000
@@ -409,20 +425,25 @@ def _advance(run: _Run, start: int, stop: int) -> None:
             config=config,
             lag_buckets=fixed.lag,
             site_id=fixed.site_id,
+            sun=sun,
             outlook=outlooks(index) if outlooks is not None and session is not None else None,
         )
         decided, memory = idle.decide(
             snapshot, view, memory, period=idle.period(snapshot), plugged=session is not None
         )
         restarted = False
-        for decision in decided:
-            decisions += 1
-            by_action[decision.action] = by_action.get(decision.action, 0) + 1
-            sent, restarted_now = _apply(decision, charger, limits, session is not None)
-            restarted = restarted or restarted_now
-            commands += sent
-            if logged:
-                log.add(decision, now, sent)
+        if not logged and idle.held(decided):  # the kept holds again: nothing to apply
+            decisions += len(decided)
+            by_action["hold"] = by_action.get("hold", 0) + len(decided)
+        else:
+            for decision in decided:
+                decisions += 1
+                by_action[decision.action] = by_action.get(decision.action, 0) + 1
+                sent, restarted_now = _apply(decision, charger, limits, session is not None)
+                restarted = restarted or restarted_now
+                commands += sent
+                if logged:
+                    log.add(decision, now, sent)
         amps = _drawing_amps(charger, series, index, limits, voltage_v)
         if session is not None and amps:
             share = series.fraction(index, session) * (restart_share if restarted else 1.0)
@@ -856,6 +877,7 @@ def _snapshot(
     config: Config,
     lag_buckets: int,
     site_id: int | None,
+    sun: SunTrack | None,
     outlook: SurplusOutlook | None = None,
 ) -> Snapshot:
     """What the live service would see at the start of bucket ``index``."""
@@ -865,7 +887,7 @@ def _snapshot(
     bucket = (
         _seen_bucket(series, index, lag_buckets, ev_kwh, home) if index >= lag_buckets else None
     )
-    sun_now = _sun(config, now, series.timezone, local)
+    sun_now = sun.at(now, local) if sun is not None else None  # worked out if read
     sun_mid = None
     if bucket is not None and scale_by_sun:
         sun_mid = _sun(config, bucket.start + BUCKET / 2, series.timezone)
