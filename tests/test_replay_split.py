@@ -2,11 +2,25 @@
 replay in one: on the sample year with the example rules (where the child's half is taken), on
 drawn rules and periods (taken or not), when the states at every cut are made to differ, when
 the child fails and where nothing can fork. And :func:`exact` tells apart what ``==`` does
-not."""
+not.
+
+The two long periods (the sample year, August to December) are compared with the replay alone
+as recorded: the SHA-256 of every bucket's bits of it (:func:`fingerprint`) in
+tests/fixtures/replay_split/, so `make test` replays each in two processes only, not once more
+alone. A record that no longer matches replays the period alone to say which is wrong: the
+split (the test fails on what differs) or the record (a changed engine: re-record with
+``python -m tests.test_replay_split``, which replays alone, never split, and say why in the
+commit; tests/test_simulate_golden.py moves with it)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import multiprocessing
+import struct
+import sys
+import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +43,8 @@ from optimizer.simulate.series import SiteSeries
 from optimizer.simulate.split import exact
 from tests.test_replay_idle import _config, _series
 from tests.test_replay_plugged import _policies, rules
+
+RECORDS = Path(__file__).parent / "fixtures" / "replay_split"
 
 
 def _replay(
@@ -62,20 +78,89 @@ def _same(split: ReplayResult, alone: ReplayResult) -> None:
     assert split == alone
 
 
+def _encode(value: Any, out: list[bytes]) -> None:
+    """``value`` as bytes that tell apart all :func:`exact` does: floats by their bits, each
+    value's type, dicts in their order, dataclasses field by field."""
+    kind = type(value)
+    out.append(kind.__qualname__.encode() + b":")
+    if kind is float:
+        out.append(struct.pack("<d", value))
+    elif kind in (int, bool, str, type(None)):
+        out.append(repr(value).encode())
+    elif kind in (tuple, list):
+        out.append(b"%d[" % len(value))
+        for item in value:
+            _encode(item, out)
+        out.append(b"]")
+    elif kind is dict:
+        out.append(b"%d{" % len(value))
+        for key, item in value.items():
+            _encode(key, out)
+            _encode(item, out)
+        out.append(b"}")
+    elif dataclasses.is_dataclass(value):
+        for field in dataclasses.fields(value):
+            out.append(field.name.encode() + b"=")
+            _encode(getattr(value, field.name), out)
+    else:  # a kind this does not know: no digest can vouch for it
+        raise TypeError(f"cannot fingerprint a {kind.__qualname__}")
+
+
+def fingerprint(result: ReplayResult) -> str:
+    """SHA-256 over every bucket's draw, level and battery flows, bit for bit, and the counts."""
+    out: list[bytes] = []
+    _encode(result, out)
+    return hashlib.sha256(b"".join(out)).hexdigest()
+
+
+def _sample_year(tmp: Path) -> tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any]]:
+    """The year with the example rules and plans (no battery)."""
+    config = _config(tmp, battery=False)
+    series = _series(config, (1, 1), (12, 31))
+    policies = list(load_config_rules(config).enabled)
+    return series, config, policies, {"plan_margin": series.starts[1] - series.starts[0]}
+
+
+def _august_on(tmp: Path) -> tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any]]:
+    """August to December with the example rules (no battery, no plans)."""
+    config = _config(tmp, battery=False)
+    series = _series(config, (8, 1), (12, 31))
+    return series, config, list(load_config_rules(config).enabled), {}
+
+
+PERIOD = Callable[[Path], tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any]]]
+RECORDED: dict[str, PERIOD] = {"sample-year": _sample_year, "august-on": _august_on}
+
+
+def _alone(name: str, tmp: Path) -> ReplayResult:
+    series, config, policies, extra = RECORDED[name](tmp)
+    return _replay(series, config, policies, split=False, **extra)
+
+
+def _same_as_recorded(name: str, split: ReplayResult, tmp: Path) -> None:
+    """``split`` is the replay alone of period ``name``, as recorded; where the record differs,
+    the replay alone says whether the split or the record is wrong."""
+    recorded = (RECORDS / f"{name}.sha256").read_text(encoding="utf-8").strip()
+    if fingerprint(split) == recorded:
+        return
+    alone = _alone(name, tmp)
+    _same(split, alone)  # fails here: the split is not the replay alone
+    assert fingerprint(alone) == recorded, (
+        f"the split is the replay alone, but {name}'s record is out of date: re-record it with"
+        f" python -m tests.test_replay_split {name}"
+    )
+
+
 def test_the_sample_year_split_is_the_replay_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The year with the example rules and plans: the child's half is taken at a cut and the
     result is the replay in one process (with a battery: the drawn rules below)."""
-    config = _config(tmp_path, battery=False)
-    series = _series(config, (1, 1), (12, 31))
-    policies = list(load_config_rules(config).enabled)
-    margin = series.starts[1] - series.starts[0]
-    alone = _replay(series, config, policies, plan_margin=margin, split=False)
+    series, config, policies, extra = _sample_year(tmp_path)
     seen = _cuts_seen(monkeypatch)
-    split = _replay(series, config, policies, plan_margin=margin)
+    split = _replay(series, config, policies, **extra)
     assert seen[-1] is True  # taken: the second half came from the child
-    _same(split, alone)
+    _same_as_recorded("sample-year", split, tmp_path)
 
 
 def _short_splits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,11 +323,17 @@ def test_a_cut_where_the_battery_setting_is_a_relic_moves(
     battery setting is what the summer rule left in September, which a child starting fresh
     two days before cannot know, so a cut there never agrees; the child cuts a month earlier,
     where the summer rule still sets it, and the halves agree. Either way, the same result."""
-    config = _config(tmp_path, battery=False)
-    series = _series(config, (8, 1), (12, 31))
-    policies = list(load_config_rules(config).enabled)
-    alone = _replay(series, config, policies, split=False)
+    series, config, policies, extra = _august_on(tmp_path)
     monkeypatch.setattr(replay_module, "CANDIDATES", candidates)
     seen = _cuts_seen(monkeypatch)
-    _same(_replay(series, config, policies), alone)
+    split = _replay(series, config, policies, **extra)
     assert seen[-1] is (candidates > 1)
+    _same_as_recorded("august-on", split, tmp_path)
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or list(RECORDED):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = RECORDS / f"{name}.sha256"
+            path.write_text(fingerprint(_alone(name, Path(tmp))) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
