@@ -1,16 +1,17 @@
 """A replay in two processes (optimizer/simulate/replay.py ``_split_advance``) gives exactly the
-replay in one: on the sample year with the example rules (where the child's half is taken), on
-drawn rules and periods (taken or not), when the states at every cut are made to differ, when
-the child fails and where nothing can fork. And :func:`exact` tells apart what ``==`` does
-not.
+replay in one: on the sample year with the example rules (where the child's half is taken:
+tests/test_simulate_golden.py's year with plans, against the replay alone as recorded there),
+on August to December (a cut where the battery setting is a relic), on drawn rules and periods
+(taken or not), when the states at every cut are made to differ, when the child fails and
+where nothing can fork. And :func:`exact` tells apart what ``==`` does not.
 
-The two long periods (the sample year, August to December) are compared with the replay alone
-as recorded: the SHA-256 of every bucket's bits of it (:func:`fingerprint`) in
-tests/fixtures/replay_split/, so `make test` replays each in two processes only, not once more
-alone. A record that no longer matches replays the period alone to say which is wrong: the
-split (the test fails on what differs) or the record (a changed engine: re-record with
-``python -m tests.test_replay_split``, which replays alone, never split, and say why in the
-commit; tests/test_simulate_golden.py moves with it)."""
+August to December is compared with the replay alone as recorded: the SHA-256 of every
+bucket's bits of it (:func:`fingerprint`) in tests/fixtures/replay_split/, so `make test`
+replays it in two processes only, not once more alone. A record that no longer matches
+replays the period alone to say which is wrong: the split (the test fails on what differs) or
+the record (a changed engine: re-record with ``python -m tests.test_replay_split``, which
+replays alone, never split, and say why in the commit; tests/test_simulate_golden.py moves
+with it)."""
 
 from __future__ import annotations
 
@@ -55,21 +56,21 @@ def _replay(
     )
 
 
-def _cuts_seen(monkeypatch: pytest.MonkeyPatch, verdict: bool | None = None) -> list[bool]:
+def cuts_seen(monkeypatch: pytest.MonkeyPatch, verdict: bool | None = None) -> list[bool]:
     """Each comparison at a cut, as it came out (or forced to ``verdict``)."""
     seen: list[bool] = []
     real = replay_module._same_state
 
-    def same(mine: Any, theirs: Any) -> bool:
+    def comparing(mine: Any, theirs: Any) -> bool:
         found = real(mine, theirs) if verdict is None else verdict
         seen.append(found)
         return found
 
-    monkeypatch.setattr(replay_module, "_same_state", same)
+    monkeypatch.setattr(replay_module, "_same_state", comparing)
     return seen
 
 
-def _same(split: ReplayResult, alone: ReplayResult) -> None:
+def same(split: ReplayResult, alone: ReplayResult) -> None:
     assert exact(split.ev_kwh, alone.ev_kwh)
     assert split.amps == alone.amps
     assert (split.commands, split.decisions) == (alone.commands, alone.decisions)
@@ -113,14 +114,6 @@ def fingerprint(result: ReplayResult) -> str:
     return hashlib.sha256(b"".join(out)).hexdigest()
 
 
-def _sample_year(tmp: Path) -> tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any]]:
-    """The year with the example rules and plans (no battery)."""
-    config = _config(tmp, battery=False)
-    series = _series(config, (1, 1), (12, 31))
-    policies = list(load_config_rules(config).enabled)
-    return series, config, policies, {"plan_margin": series.starts[1] - series.starts[0]}
-
-
 def _august_on(tmp: Path) -> tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any]]:
     """August to December with the example rules (no battery, no plans)."""
     config = _config(tmp, battery=False)
@@ -129,7 +122,7 @@ def _august_on(tmp: Path) -> tuple[SiteSeries, Config, list[PolicyBase], dict[st
 
 
 PERIOD = Callable[[Path], tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any]]]
-RECORDED: dict[str, PERIOD] = {"sample-year": _sample_year, "august-on": _august_on}
+RECORDED: dict[str, PERIOD] = {"august-on": _august_on}
 
 
 def _alone(name: str, tmp: Path) -> ReplayResult:
@@ -144,23 +137,11 @@ def _same_as_recorded(name: str, split: ReplayResult, tmp: Path) -> None:
     if fingerprint(split) == recorded:
         return
     alone = _alone(name, tmp)
-    _same(split, alone)  # fails here: the split is not the replay alone
+    same(split, alone)  # fails here: the split is not the replay alone
     assert fingerprint(alone) == recorded, (
         f"the split is the replay alone, but {name}'s record is out of date: re-record it with"
         f" python -m tests.test_replay_split {name}"
     )
-
-
-def test_the_sample_year_split_is_the_replay_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The year with the example rules and plans: the child's half is taken at a cut and the
-    result is the replay in one process (with a battery: the drawn rules below)."""
-    series, config, policies, extra = _sample_year(tmp_path)
-    seen = _cuts_seen(monkeypatch)
-    split = _replay(series, config, policies, **extra)
-    assert seen[-1] is True  # taken: the second half came from the child
-    _same_as_recorded("sample-year", split, tmp_path)
 
 
 def _short_splits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,8 +176,8 @@ def test_drawn_rules_split_are_the_replay_alone(
     policies = _policies(tmp_path, config, drawn)
     extra = {"plan_margin": timedelta(minutes=15)} if plans else {}
     alone = _replay(series, config, policies, split=False, **extra)
-    seen = _cuts_seen(monkeypatch)
-    _same(_replay(series, config, policies, **extra), alone)
+    seen = cuts_seen(monkeypatch)
+    same(_replay(series, config, policies, **extra), alone)
     assert seen  # it did fork and compare
 
 
@@ -215,8 +196,8 @@ def test_states_that_differ_at_every_cut_replay_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     series, config, policies, alone = _june(tmp_path, monkeypatch, battery=True)
-    seen = _cuts_seen(monkeypatch, verdict=False)
-    _same(_replay(series, config, policies), alone)
+    seen = cuts_seen(monkeypatch, verdict=False)
+    same(_replay(series, config, policies), alone)
     assert seen == [False] * replay_module.CUTS
 
 
@@ -229,23 +210,23 @@ def test_a_child_that_fails_leaves_the_replay_alone(
         raise RuntimeError("the child breaks")
 
     monkeypatch.setattr(replay_module, "_child_work", failing)
-    seen = _cuts_seen(monkeypatch)
-    _same(_replay(series, config, policies), alone)
+    seen = cuts_seen(monkeypatch)
+    same(_replay(series, config, policies), alone)
     assert seen == []  # nothing came to compare with
 
 
 def test_no_fork_replays_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     series, config, policies, alone = _june(tmp_path, monkeypatch)
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
-    seen = _cuts_seen(monkeypatch)
-    _same(_replay(series, config, policies), alone)
+    seen = cuts_seen(monkeypatch)
+    same(_replay(series, config, policies), alone)
     assert seen == []
 
 
 def test_the_environment_turns_it_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     series, config, policies, _ = _june(tmp_path, monkeypatch)
     monkeypatch.setenv(replay_module.SPLIT_ENV, "0")
-    seen = _cuts_seen(monkeypatch)
+    seen = cuts_seen(monkeypatch)
     _replay(series, config, policies)
     assert seen == []
 
@@ -309,8 +290,8 @@ def test_a_solar_plan_split_is_the_replay_alone(
         "forecast_site": sample_site(series.timezone),
     }
     alone = _replay(series, config, policies, split=False, **extra)
-    seen = _cuts_seen(monkeypatch)
-    _same(_replay(series, config, policies, **extra), alone)
+    seen = cuts_seen(monkeypatch)
+    same(_replay(series, config, policies, **extra), alone)
     assert seen
     assert True in seen
 
@@ -325,7 +306,7 @@ def test_a_cut_where_the_battery_setting_is_a_relic_moves(
     where the summer rule still sets it, and the halves agree. Either way, the same result."""
     series, config, policies, extra = _august_on(tmp_path)
     monkeypatch.setattr(replay_module, "CANDIDATES", candidates)
-    seen = _cuts_seen(monkeypatch)
+    seen = cuts_seen(monkeypatch)
     split = _replay(series, config, policies, **extra)
     assert seen[-1] is (candidates > 1)
     _same_as_recorded("august-on", split, tmp_path)
