@@ -19,10 +19,10 @@ import dataclasses
 import hashlib
 import multiprocessing
 import struct
-import sys
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -121,26 +121,27 @@ def _august_on(tmp: Path) -> tuple[SiteSeries, Config, list[PolicyBase], dict[st
     return series, config, list(load_config_rules(config).enabled), {}
 
 
-PERIOD = Callable[[Path], tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any]]]
-RECORDED: dict[str, PERIOD] = {"august-on": _august_on}
+RECORD = RECORDS / "august-on.sha256"
 
 
-def _alone(name: str, tmp: Path) -> ReplayResult:
-    series, config, policies, extra = RECORDED[name](tmp)
+def _august_alone(tmp: Path) -> ReplayResult:
+    series, config, policies, extra = _august_on(tmp)
     return _replay(series, config, policies, split=False, **extra)
 
 
-def _same_as_recorded(name: str, split: ReplayResult, tmp: Path) -> None:
-    """``split`` is the replay alone of period ``name``, as recorded; where the record differs,
-    the replay alone says whether the split or the record is wrong."""
-    recorded = (RECORDS / f"{name}.sha256").read_text(encoding="utf-8").strip()
+def same_as_recorded(
+    split: ReplayResult, record: Path, alone: Callable[[], ReplayResult], rerecord: str
+) -> None:
+    """``split`` is the replay alone as ``record`` holds it; where the record differs,
+    ``alone()`` replays it to say whether the split or the record is wrong."""
+    recorded = record.read_text(encoding="utf-8").strip()
     if fingerprint(split) == recorded:
         return
-    alone = _alone(name, tmp)
-    same(split, alone)  # fails here: the split is not the replay alone
-    assert fingerprint(alone) == recorded, (
-        f"the split is the replay alone, but {name}'s record is out of date: re-record it with"
-        f" python -m tests.test_replay_split {name}"
+    replayed = alone()
+    same(split, replayed)  # fails here: the split is not the replay alone
+    assert fingerprint(replayed) == recorded, (
+        f"the split is the replay alone, but {record.name} is out of date: re-record it with"
+        f" {rerecord}"
     )
 
 
@@ -309,12 +310,11 @@ def test_a_cut_where_the_battery_setting_is_a_relic_moves(
     seen = cuts_seen(monkeypatch)
     split = _replay(series, config, policies, **extra)
     assert seen[-1] is (candidates > 1)
-    _same_as_recorded("august-on", split, tmp_path)
+    alone = partial(_august_alone, tmp_path)
+    same_as_recorded(split, RECORD, alone, "python -m tests.test_replay_split")
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or list(RECORDED):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = RECORDS / f"{name}.sha256"
-            path.write_text(fingerprint(_alone(name, Path(tmp))) + "\n", encoding="utf-8")
-        print(f"wrote {path}")
+    with tempfile.TemporaryDirectory() as tmp:
+        RECORD.write_text(fingerprint(_august_alone(Path(tmp))) + "\n", encoding="utf-8")
+    print(f"wrote {RECORD}")

@@ -22,6 +22,7 @@ import sqlite3
 import sys
 import tempfile
 from contextlib import redirect_stdout
+from functools import partial
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import optimizer.cli.simulate as simulate_cli
 import optimizer.simulate.replay as replay_module
 from optimizer.cli import main
 from optimizer.simulate.replay import ReplayResult
-from tests.test_replay_split import cuts_seen, fingerprint, same
+from tests.test_replay_split import cuts_seen, fingerprint, same_as_recorded
 
 GOLDEN = Path(__file__).parent / "fixtures" / "simulate_golden"
 JUNE = ("--from", "2025-06-01", "--to", "2025-06-30")
@@ -101,11 +102,9 @@ def test_the_sample_report_is_unchanged(
         return
     (split,) = results
     assert seen[-1] is True  # taken: the second half came from the forked child
-    recorded = (GOLDEN / f"{SPLIT}-replay.sha256").read_text(encoding="utf-8").strip()
-    if fingerprint(split) != recorded:  # which is wrong: the split, or the record?
-        alone = alone_replay(monkeypatch)
-        same(split, alone)  # fails here: the split is not the replay alone
-        assert fingerprint(alone) == recorded, "re-record: python -m tests.test_simulate_golden"
+    record = GOLDEN / f"{SPLIT}-replay.sha256"
+    alone = partial(alone_replay, monkeypatch)
+    same_as_recorded(split, record, alone, f"python -m tests.test_simulate_golden {SPLIT}-replay")
 
 
 # Every column a reader of the log sees, except the ids a run is given.
