@@ -130,7 +130,7 @@ def test_house_profile_knows_the_weekday_evening() -> None:
     assert np.all(fc.surplus_p50_w == fc.pv_p50_w - fc.house_w)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     cut=st.integers(min_value=96 * 32, max_value=96 * 59),
     offset_s=st.integers(min_value=0, max_value=STEP_S - 1),

@@ -1,13 +1,28 @@
 """A replay in two processes (optimizer/simulate/replay.py ``_split_advance``) gives exactly the
-replay in one: on the sample year with the example rules (where the child's half is taken), on
-drawn rules and periods (taken or not), when the states at every cut are made to differ, when
-the child fails and where nothing can fork. And :func:`exact` tells apart what ``==`` does
-not."""
+replay in one: on the sample year with the example rules (where the child's half is taken:
+tests/test_simulate_golden.py's year with plans, against the replay alone as recorded there),
+on August to December (a cut where the battery setting is a relic), on drawn rules and periods
+(taken or not), when the states at every cut are made to differ, when the child fails and
+where nothing can fork. And :func:`exact` tells apart what ``==`` does not.
+
+August to December is compared with the replay alone as recorded: the SHA-256 of every
+bucket's bits of it (:func:`fingerprint`) in tests/fixtures/replay_split/, so `make test`
+replays it in two processes only, not once more alone. A record that no longer matches
+replays the period alone to say which is wrong: the split (the test fails on what differs) or
+the record (a changed engine: re-record with ``python -m tests.test_replay_split``, which
+replays alone, never split, and say why in the commit; tests/test_simulate_golden.py moves
+with it)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import multiprocessing
+import struct
+import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +45,8 @@ from optimizer.simulate.split import exact
 from tests.test_replay_idle import _config, _series
 from tests.test_replay_plugged import _policies, rules
 
+RECORDS = Path(__file__).parent / "fixtures" / "replay_split"
+
 
 def _replay(
     series: SiteSeries, config: Config, policies: list[PolicyBase], **extra: Any
@@ -39,21 +56,21 @@ def _replay(
     )
 
 
-def _cuts_seen(monkeypatch: pytest.MonkeyPatch, verdict: bool | None = None) -> list[bool]:
+def cuts_seen(monkeypatch: pytest.MonkeyPatch, verdict: bool | None = None) -> list[bool]:
     """Each comparison at a cut, as it came out (or forced to ``verdict``)."""
     seen: list[bool] = []
     real = replay_module._same_state
 
-    def same(mine: Any, theirs: Any) -> bool:
+    def comparing(mine: Any, theirs: Any) -> bool:
         found = real(mine, theirs) if verdict is None else verdict
         seen.append(found)
         return found
 
-    monkeypatch.setattr(replay_module, "_same_state", same)
+    monkeypatch.setattr(replay_module, "_same_state", comparing)
     return seen
 
 
-def _same(split: ReplayResult, alone: ReplayResult) -> None:
+def same(split: ReplayResult, alone: ReplayResult) -> None:
     assert exact(split.ev_kwh, alone.ev_kwh)
     assert split.amps == alone.amps
     assert (split.commands, split.decisions) == (alone.commands, alone.decisions)
@@ -62,20 +79,70 @@ def _same(split: ReplayResult, alone: ReplayResult) -> None:
     assert split == alone
 
 
-def test_the_sample_year_split_is_the_replay_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _encode(value: Any, out: list[bytes]) -> None:
+    """``value`` as bytes that tell apart all :func:`exact` does: floats by their bits, each
+    value's type, dicts in their order, dataclasses field by field."""
+    kind = type(value)
+    out.append(kind.__qualname__.encode() + b":")
+    if kind is float:
+        out.append(struct.pack("<d", value))
+    elif kind in (int, bool, str, type(None)):
+        out.append(repr(value).encode())
+    elif kind in (tuple, list):
+        out.append(b"%d[" % len(value))
+        for item in value:
+            _encode(item, out)
+        out.append(b"]")
+    elif kind is dict:
+        out.append(b"%d{" % len(value))
+        for key, item in value.items():
+            _encode(key, out)
+            _encode(item, out)
+        out.append(b"}")
+    elif dataclasses.is_dataclass(value):
+        for field in dataclasses.fields(value):
+            out.append(field.name.encode() + b"=")
+            _encode(getattr(value, field.name), out)
+    else:  # a kind this does not know: no digest can vouch for it
+        raise TypeError(f"cannot fingerprint a {kind.__qualname__}")
+
+
+def fingerprint(result: ReplayResult) -> str:
+    """SHA-256 over every bucket's draw, level and battery flows, bit for bit, and the counts."""
+    out: list[bytes] = []
+    _encode(result, out)
+    return hashlib.sha256(b"".join(out)).hexdigest()
+
+
+def _august_on(tmp: Path) -> tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any]]:
+    """August to December with the example rules (no battery, no plans)."""
+    config = _config(tmp, battery=False)
+    series = _series(config, (8, 1), (12, 31))
+    return series, config, list(load_config_rules(config).enabled), {}
+
+
+RECORD = RECORDS / "august-on.sha256"
+
+
+def _august_alone(tmp: Path) -> ReplayResult:
+    series, config, policies, extra = _august_on(tmp)
+    return _replay(series, config, policies, split=False, **extra)
+
+
+def same_as_recorded(
+    split: ReplayResult, record: Path, alone: Callable[[], ReplayResult], rerecord: str
 ) -> None:
-    """The year with the example rules and plans: the child's half is taken at a cut and the
-    result is the replay in one process (with a battery: the drawn rules below)."""
-    config = _config(tmp_path, battery=False)
-    series = _series(config, (1, 1), (12, 31))
-    policies = list(load_config_rules(config).enabled)
-    margin = series.starts[1] - series.starts[0]
-    alone = _replay(series, config, policies, plan_margin=margin, split=False)
-    seen = _cuts_seen(monkeypatch)
-    split = _replay(series, config, policies, plan_margin=margin)
-    assert seen[-1] is True  # taken: the second half came from the child
-    _same(split, alone)
+    """``split`` is the replay alone as ``record`` holds it; where the record differs,
+    ``alone()`` replays it to say whether the split or the record is wrong."""
+    recorded = record.read_text(encoding="utf-8").strip()
+    if fingerprint(split) == recorded:
+        return
+    replayed = alone()
+    same(split, replayed)  # fails here: the split is not the replay alone
+    assert fingerprint(replayed) == recorded, (
+        f"the split is the replay alone, but {record.name} is out of date: re-record it with"
+        f" {rerecord}"
+    )
 
 
 def _short_splits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,8 +177,8 @@ def test_drawn_rules_split_are_the_replay_alone(
     policies = _policies(tmp_path, config, drawn)
     extra = {"plan_margin": timedelta(minutes=15)} if plans else {}
     alone = _replay(series, config, policies, split=False, **extra)
-    seen = _cuts_seen(monkeypatch)
-    _same(_replay(series, config, policies, **extra), alone)
+    seen = cuts_seen(monkeypatch)
+    same(_replay(series, config, policies, **extra), alone)
     assert seen  # it did fork and compare
 
 
@@ -130,8 +197,8 @@ def test_states_that_differ_at_every_cut_replay_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     series, config, policies, alone = _june(tmp_path, monkeypatch, battery=True)
-    seen = _cuts_seen(monkeypatch, verdict=False)
-    _same(_replay(series, config, policies), alone)
+    seen = cuts_seen(monkeypatch, verdict=False)
+    same(_replay(series, config, policies), alone)
     assert seen == [False] * replay_module.CUTS
 
 
@@ -144,23 +211,23 @@ def test_a_child_that_fails_leaves_the_replay_alone(
         raise RuntimeError("the child breaks")
 
     monkeypatch.setattr(replay_module, "_child_work", failing)
-    seen = _cuts_seen(monkeypatch)
-    _same(_replay(series, config, policies), alone)
+    seen = cuts_seen(monkeypatch)
+    same(_replay(series, config, policies), alone)
     assert seen == []  # nothing came to compare with
 
 
 def test_no_fork_replays_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     series, config, policies, alone = _june(tmp_path, monkeypatch)
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
-    seen = _cuts_seen(monkeypatch)
-    _same(_replay(series, config, policies), alone)
+    seen = cuts_seen(monkeypatch)
+    same(_replay(series, config, policies), alone)
     assert seen == []
 
 
 def test_the_environment_turns_it_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     series, config, policies, _ = _june(tmp_path, monkeypatch)
     monkeypatch.setenv(replay_module.SPLIT_ENV, "0")
-    seen = _cuts_seen(monkeypatch)
+    seen = cuts_seen(monkeypatch)
     _replay(series, config, policies)
     assert seen == []
 
@@ -224,8 +291,8 @@ def test_a_solar_plan_split_is_the_replay_alone(
         "forecast_site": sample_site(series.timezone),
     }
     alone = _replay(series, config, policies, split=False, **extra)
-    seen = _cuts_seen(monkeypatch)
-    _same(_replay(series, config, policies, **extra), alone)
+    seen = cuts_seen(monkeypatch)
+    same(_replay(series, config, policies, **extra), alone)
     assert seen
     assert True in seen
 
@@ -238,11 +305,16 @@ def test_a_cut_where_the_battery_setting_is_a_relic_moves(
     battery setting is what the summer rule left in September, which a child starting fresh
     two days before cannot know, so a cut there never agrees; the child cuts a month earlier,
     where the summer rule still sets it, and the halves agree. Either way, the same result."""
-    config = _config(tmp_path, battery=False)
-    series = _series(config, (8, 1), (12, 31))
-    policies = list(load_config_rules(config).enabled)
-    alone = _replay(series, config, policies, split=False)
+    series, config, policies, extra = _august_on(tmp_path)
     monkeypatch.setattr(replay_module, "CANDIDATES", candidates)
-    seen = _cuts_seen(monkeypatch)
-    _same(_replay(series, config, policies), alone)
+    seen = cuts_seen(monkeypatch)
+    split = _replay(series, config, policies, **extra)
     assert seen[-1] is (candidates > 1)
+    alone = partial(_august_alone, tmp_path)
+    same_as_recorded(split, RECORD, alone, "python -m tests.test_replay_split")
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        RECORD.write_text(fingerprint(_august_alone(Path(tmp))) + "\n", encoding="utf-8")
+    print(f"wrote {RECORD}")

@@ -6,6 +6,12 @@ the engine and the baselines were made fast; the rules replayed are a frozen cop
 rules beside the config there, so a change to rules/ or config.example.yaml does not move them.
 A deliberate change of a figure re-records them with ``python -m tests.test_simulate_golden``
 and says why in its commit.
+
+The year with plans is also the sample year's check of the replay in two processes
+(optimizer/simulate/replay.py ``_split_advance``, tests/test_replay_split.py): the child's half
+is taken, and the replay's every bucket is the replay alone's to the bit, as recorded in
+``year-plans-replay.sha256`` (:func:`tests.test_replay_split.fingerprint` of the run with the
+split turned off); this run is then the only year the suite replays for it.
 """
 
 from __future__ import annotations
@@ -16,13 +22,18 @@ import sqlite3
 import sys
 import tempfile
 from contextlib import redirect_stdout
+from functools import partial
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import optimizer.cli.simulate as simulate_cli
+import optimizer.simulate.replay as replay_module
 from optimizer.cli import main
+from optimizer.simulate.replay import ReplayResult
+from tests.test_replay_split import cuts_seen, fingerprint, same_as_recorded
 
 GOLDEN = Path(__file__).parent / "fixtures" / "simulate_golden"
 JUNE = ("--from", "2025-06-01", "--to", "2025-06-30")
@@ -54,10 +65,46 @@ def report(name: str, capsys: pytest.CaptureFixture[str] | None = None) -> dict[
     return parsed
 
 
+SPLIT = "year-plans"  # the case whose replay is also checked against the replay alone
+
+
+def _replays(monkeypatch: pytest.MonkeyPatch) -> list[ReplayResult]:
+    """Each result of the 15-minute replay `evopt simulate` makes, as it comes."""
+    results: list[ReplayResult] = []
+    real = simulate_cli.replay
+
+    def recording(*args: Any, **kwargs: Any) -> ReplayResult:
+        results.append(real(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(simulate_cli, "replay", recording)
+    return results
+
+
+def alone_replay(monkeypatch: pytest.MonkeyPatch) -> ReplayResult:
+    """The year with plans replayed in this process alone (the split turned off)."""
+    with monkeypatch.context() as inside:
+        inside.setenv(replay_module.SPLIT_ENV, "0")
+        results = _replays(inside)
+        report(SPLIT)
+    (result,) = results
+    return result
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_the_sample_report_is_unchanged(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_sample_report_is_unchanged(
+    name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected = json.loads((GOLDEN / f"{name}.json").read_text(encoding="utf-8"))
+    results, seen = _replays(monkeypatch), cuts_seen(monkeypatch)
     assert report(name, capsys) == expected
+    if name != SPLIT:
+        return
+    (split,) = results
+    assert seen[-1] is True  # taken: the second half came from the forked child
+    record = GOLDEN / f"{SPLIT}-replay.sha256"
+    alone = partial(alone_replay, monkeypatch)
+    same_as_recorded(split, record, alone, f"python -m tests.test_simulate_golden {SPLIT}-replay")
 
 
 # Every column a reader of the log sees, except the ids a run is given.
@@ -90,8 +137,12 @@ def test_the_logged_decisions_are_unchanged(tmp_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    for case in sys.argv[1:] or [*CASES, "decisions"]:
-        if case == "decisions":
+    for case in sys.argv[1:] or [*CASES, "decisions", f"{SPLIT}-replay"]:
+        if case == f"{SPLIT}-replay":
+            path = GOLDEN / f"{case}.sha256"
+            with pytest.MonkeyPatch.context() as patch:
+                path.write_text(fingerprint(alone_replay(patch)) + "\n", encoding="utf-8")
+        elif case == "decisions":
             with tempfile.TemporaryDirectory() as tmp:
                 path = GOLDEN / "june-decisions.sha256"
                 path.write_text(logged_digest(Path(tmp)) + "\n", encoding="utf-8")
