@@ -29,7 +29,7 @@ from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.planner.plane import plane
 from optimizer.simulate.series import BUCKET_H, SiteSeries
 
-__all__ = ["CausalOutlooks", "sample_site"]
+__all__ = ["CausalOutlooks", "sample_site", "surplus_outlook"]
 
 SAMPLE_LATITUDE, SAMPLE_LONGITUDE = 36.1, -79.95  # Greensboro, NC (sample-config.yaml)
 SAMPLE_ZONE = "America/New_York"
@@ -58,6 +58,25 @@ DAY_AHEAD_H = 72
 HORIZON_H = 48
 RECENT_H = 2.0
 TAU_H = 3.0
+LOAD_BACK = int(solar.LOAD_DAY_H * 4)
+"""Steps of the house profile made before each midnight: what the last day's and hour's
+readings are held against (:func:`~optimizer.forecast.solar.house_ahead`)."""
+
+
+def surplus_outlook(
+    now_s: int, pv: np.ndarray, house: np.ndarray, *, source: str
+) -> SurplusOutlook:
+    """The outlook of PV (steps, 3: p10/p50/p90) minus the house load (steps), from now."""
+    surplus = pv - house[:, None]
+    return SurplusOutlook(
+        made_at_s=float(now_s),
+        first_s=now_s - now_s % STEP_S,
+        p10_w=tuple(float(v) for v in surplus[:, 0]),
+        p50_w=tuple(float(v) for v in surplus[:, 1]),
+        p90_w=tuple(float(v) for v in surplus[:, 2]),
+        source=source,
+        replan="change",
+    )
 
 
 @dataclass
@@ -65,6 +84,7 @@ class _Day:
     first_s: int
     bands: np.ndarray  # (steps, 3) index per step
     house_w: np.ndarray
+    house_before_w: np.ndarray  # the profile over the LOAD_BACK steps before first_s
 
 
 class CausalOutlooks:
@@ -122,11 +142,16 @@ class CausalOutlooks:
             first = int(midnight // STEP_S) * STEP_S
             steps = first + STEP_S * np.arange(DAY_AHEAD_H * 4, dtype=np.int64)
             bands = np.asarray(index.bands)[solar._band_of(solar.solar_hour(self.site, steps))]
+            back = first - STEP_S * np.arange(LOAD_BACK, 0, -1, dtype=np.int64)
             house = solar.house_profile(
-                self.history, self.site, steps, now_s=midnight, days=cfg.load_days
+                self.history,
+                self.site,
+                np.concatenate([back, steps]),
+                now_s=midnight,
+                days=cfg.load_days,
             )
             if index.days > 0 and np.isfinite(house).any():
-                found = _Day(first, bands, house)
+                found = _Day(first, bands, house[LOAD_BACK:], house[:LOAD_BACK])
         self.days = {d: v for d, v in self.days.items() if (day - d).days < 2}
         self.days[day] = found
         return found
@@ -166,6 +191,16 @@ class CausalOutlooks:
         return self.oriented_on, self.orientation, self.clear, self.days
 
     def at(self, index: int) -> SurplusOutlook | None:
+        found = self.parts(index)
+        if found is None:
+            return None
+        now_s, pv, house = found
+        return surplus_outlook(now_s, pv, house, source="forecast")
+
+    def parts(self, index: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """The forecast at the start of bucket ``index`` in its two parts: ``now_s``, the PV
+        (steps, 3: p10/p50/p90, W) and the house load (steps, W) from the step holding now;
+        None without a forecast. :mod:`.perfect` swaps one part for the truth."""
         now = self.series.starts[index]
         day = self._day(now.astimezone(self.zone).date())
         if day is None or self.clear is None:
@@ -178,23 +213,29 @@ class CausalOutlooks:
         at = (now_s - self.origin) // STEP_S
         clear = self.clear[at : at + steps]
         bands = day.bands[offset : offset + steps]
+        lead_h = (np.arange(steps) * STEP_S + STEP_S / 2) / 3600
         recent = self._recent(at)
         if recent is not None:
-            lead_h = (np.arange(steps) * STEP_S + STEP_S / 2) / 3600
             weight = np.exp(-lead_h / TAU_H)[:, None]
             bands = weight * recent + (1 - weight) * bands
-        house = day.house_w[offset : offset + steps]
-        house = np.where(np.isfinite(house), house, 0.0)
-        pv = clear[:, None] * bands
-        surplus = pv - house[:, None]
-        return SurplusOutlook(
-            made_at_s=float(now_s),
-            first_s=now_s - now_s % STEP_S,
-            p10_w=tuple(float(v) for v in surplus[:, 0]),
-            p50_w=tuple(float(v) for v in surplus[:, 1]),
-            p90_w=tuple(float(v) for v in surplus[:, 2]),
-            source="forecast",
-            replan="change",
+        house = self._house(day, offset, at, lead_h)
+        return now_s, clear[:, None] * bands, np.where(np.isfinite(house), house, 0.0)
+
+    def _house(self, day: _Day, offset: int, at: int, lead_h: np.ndarray) -> np.ndarray:
+        """The day's house profile ahead, moved by how the last day's and hour's ended buckets
+        ran against it (:func:`~optimizer.forecast.solar.house_ahead`, as `forecast_at`)."""
+        back = LOAD_BACK
+        measured = self.history.house_w[max(0, at - back) : at]
+        if at < back:
+            measured = np.concatenate([np.full(back - at, np.nan), measured])
+        profile = np.concatenate([day.house_before_w, day.house_w])
+        expected = profile[offset : offset + back]
+        last = int(solar.LOAD_RECENT_H * 4)
+        return solar.house_ahead(
+            profile[offset + back : offset + back + len(lead_h)],
+            lead_h,
+            recent=solar.load_deviation(measured[-last:], expected[-last:]),
+            day=solar.load_deviation(measured, expected),
         )
 
     def _recent(self, at: int) -> float | None:
