@@ -19,10 +19,8 @@ from optimizer.forecast.solar import (
     PowerHistory,
     Site,
     forecast_at,
-    house_ahead,
     learn_index,
     learn_orientation,
-    load_deviation,
 )
 from tests.profiles import examples
 from tests.solar_history import GREENSBORO, synthetic_history
@@ -129,47 +127,6 @@ def test_house_profile_knows_the_weekday_evening() -> None:
     by_hour = fc.house_w.reshape(-1, 4).mean(axis=1)
     assert by_hour[18] == pytest.approx(1250, abs=80)  # Monday 18:00: the evening peak
     assert by_hour[3] == pytest.approx(350, abs=50)
-    assert np.all(fc.surplus_p50_w == fc.pv_p50_w - fc.house_w)
-
-
-def test_the_house_running_over_its_profile_persists_then_fades_to_a_share() -> None:
-    """The last hour's deviation holds at first and fades; a share of the last day's holds
-    all horizon; a load never goes below 0, and a gap in the profile stays a gap."""
-    profile = np.array([500.0, 500.0, 500.0, 100.0, np.nan])
-    lead_h = np.array([0.125, 1.5, 24.0, 24.0, 24.0])
-    moved = house_ahead(profile, lead_h, recent=1000.0, day=400.0, tau_h=1.5, day_share=0.5)
-    assert moved[0] == pytest.approx(500 + 200 + 800 * np.exp(-0.125 / 1.5))
-    assert moved[1] == pytest.approx(500 + 200 + 800 * np.exp(-1.0))
-    assert moved[2] == pytest.approx(700, abs=1e-3)
-    quiet = house_ahead(profile, lead_h, recent=-600.0, day=-600.0, tau_h=1.5, day_share=0.5)
-    assert quiet[3] == 0.0
-    assert np.isnan(quiet[4])
-    assert np.array_equal(house_ahead(profile, lead_h, recent=None, day=None), profile, True)
-
-
-def test_the_load_deviation_wants_half_the_buckets_read() -> None:
-    profile = np.array([300.0, 300.0, 300.0, 300.0])
-    assert load_deviation(np.array([500.0, np.nan, 700.0, -5.0]), profile) == 300.0
-    assert load_deviation(np.array([500.0, np.nan, np.nan, np.nan]), profile) is None
-
-
-def test_a_house_over_its_profile_today_is_forecast_over_it() -> None:
-    """The synthetic house ran 800 W over its usual load all day: the next hours expect
-    most of it, tomorrow a share; the day before it was usual, and so is its forecast."""
-    monday = datetime(2025, 5, 26, 15, tzinfo=GREENSBORO_ZONE)
-    usual = forecast_at(TRUTH.history, monday, site=GREENSBORO, orientation=ORIENTATION)
-    house = TRUTH.history.house_w.copy()
-    day = (TRUTH.history.start_s >= monday.timestamp() - 86_400) & (
-        TRUTH.history.start_s < monday.timestamp()
-    )
-    house[day] += 800
-    hot = PowerHistory(TRUTH.history.start_s, TRUTH.history.pv_w, house)
-    fc = forecast_at(hot, monday, site=GREENSBORO, orientation=ORIENTATION)
-    lift = fc.house_w - usual.house_w
-    assert lift[0] == pytest.approx(
-        800 * np.exp(-0.125 / 1.5) + 400 * (1 - np.exp(-0.125 / 1.5)), rel=0.1
-    )
-    assert lift[96] == pytest.approx(400, rel=0.1)
     assert np.all(fc.surplus_p50_w == fc.pv_p50_w - fc.house_w)
 
 

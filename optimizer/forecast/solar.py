@@ -16,9 +16,7 @@ certain and learned where it is not (docs/forecast.md):
    of the last hours, which persists into the next ones and fades (time constant ``tau_h``)
    into the climatological one further out. The percentiles give the p10/p50/p90 band.
 3. **The house load** by day type (weekday, Saturday, Sunday) and local quarter hour: the median
-   of the last ``load_days`` (:func:`house_profile`), moved by how the house ran against it
-   lately (:func:`house_ahead`): half the last day's deviation all horizon, the last hour's
-   fading with lead time. Surplus is PV minus that load.
+   of the last ``load_days`` (:func:`house_profile`). Surplus is PV minus that load.
 
 Everything is a function of arrays (numpy) and of ``now``: :func:`forecast_at` uses only the
 buckets that ended by ``now`` (no peeking; a test changes the future and sees nothing change).
@@ -86,10 +84,6 @@ MAX_CLEAR_DAYS = 12
 CLEAR_DAY_RMS = 0.1  # relative RMS error under which a day counts as clear (second pass)
 SKY_CACHE_DAYS = 2_000
 CLIPPED_SHARE = 0.97  # of the clear days' highest reading: above it, maybe inverter clipping
-LOAD_RECENT_H = 1.0  # the house's last hour against its profile: persists, fading (tau below)
-LOAD_TAU_H = 1.5
-LOAD_DAY_H = 24.0  # the last day's against its profile: this share of it holds all horizon
-LOAD_DAY_SHARE = 0.5
 
 Band = tuple[float, float, float]
 
@@ -579,41 +573,6 @@ def house_profile(
     return np.asarray(np.where(np.isnan(out), overall, out), dtype=float)
 
 
-def load_deviation(measured_w: Floats, profile_w: Floats) -> float | None:
-    """How far the house ran above its profile (W, negative below) over buckets just ended:
-    the mean of measured minus profile where both are numbers (a negative reading left out,
-    as the profile leaves it out); None when under half the buckets have both."""
-    good = np.isfinite(measured_w) & np.isfinite(profile_w) & (measured_w >= 0)
-    if not len(good) or good.sum() < max(1, len(good) // 2):
-        return None
-    return float(measured_w[good].mean() - profile_w[good].mean())
-
-
-def house_ahead(
-    profile_w: Floats,
-    lead_h: Floats,
-    *,
-    recent: float | None,
-    day: float | None,
-    tau_h: float = LOAD_TAU_H,
-    day_share: float = LOAD_DAY_SHARE,
-) -> Floats:
-    """The house's expected load ahead: its profile, moved by how it ran lately. A share
-    (``day_share``) of the last day's deviation holds all horizon (a hot spell, guests, a
-    new appliance: Phoenix's air conditioning runs on in a heat wave); the last hour's
-    deviation from that persists and fades with lead time, ``exp(-lead / tau_h)`` (the oven
-    on now is likely on in 15 minutes, hardly in 3 hours). Never below 0; NaN stays NaN.
-
-    Measured on the bundled histories (docs/planner.md, "Seventh pass"): the deviation from
-    the 28-day median at a lead of 4 h correlates 0.5 (Phoenix, Greensboro) with the last
-    day's; the last hour's counts 0.6 at 15 minutes, 0.25 by an hour.
-    """
-    level = 0.0 if day is None else day_share * day
-    now = level if recent is None else recent
-    moved = profile_w + level + (now - level) * np.exp(-lead_h / tau_h)
-    return np.asarray(np.where(np.isnan(moved), moved, np.maximum(moved, 0.0)), dtype=float)
-
-
 def _groups(keys: Ints, values: Floats) -> list[tuple[int, Floats]]:
     """Runs of equal ``keys`` (sorted) with their values."""
     if not len(keys):
@@ -706,21 +665,8 @@ class _Parts:
     start_s: Ints
     clear_sky_w: Floats
     bands: Floats  # (steps, 3): the day's p10/p50/p90 index at each step, before the blend
-    house_w: Floats  # the house profile ahead, before the last hours' deviation moves it
+    house_w: Floats
     index: SkyIndex
-    house_recent: float | None  # the house's last hour against its profile (W)
-    house_day: float | None  # and its last day
-
-
-def _house_at(history: PowerHistory, start_s: Ints) -> Floats:
-    """The house's readings at buckets ``start_s`` (NaN where the history has none)."""
-    at = np.searchsorted(history.start_s, start_s)
-    inside = at < len(history)
-    found = np.zeros(len(start_s), dtype=bool)
-    found[inside] = history.start_s[at[inside]] == start_s[inside]
-    out = np.full(len(start_s), np.nan)
-    out[found] = history.house_w[at[found]]
-    return out
 
 
 class ForecastReuse:
@@ -769,9 +715,7 @@ def forecast_at(
     planner learns it once a day and passes it in). Step ``i`` of the horizon uses the index
     ``w * recent + (1 - w) * q`` for each percentile ``q`` of its band, ``w = exp(-lead /
     tau_h)``: the last hours' sky persists for the next ones, the climate takes over later.
-    The house load is its profile moved by the last day's and hour's deviation from it
-    (:func:`house_ahead`). With ``reuse``, the parts that only change with a new bucket are
-    kept between calls.
+    With ``reuse``, the parts that only change with a new bucket are kept between calls.
     """
     now_s = now.timestamp() if isinstance(now, datetime) else float(now)
     known = history.before(now_s)
@@ -798,27 +742,18 @@ def forecast_at(
             known, site, orientation, now_s=now_s, days=index_days, recent_h=recent_h
         )
         start_s = first + STEP_S * np.arange(steps, dtype=np.int64)
-        back = int(LOAD_DAY_H * 3600 // STEP_S)
-        past_s = first - STEP_S * np.arange(back, 0, -1, dtype=np.int64)
-        profile = house_profile(
-            known, site, np.concatenate([past_s, start_s]), now_s=now_s, days=load_days
-        )
-        measured = _house_at(known, past_s)
-        last = int(LOAD_RECENT_H * 3600 // STEP_S)
         parts = _Parts(
             start_s=start_s,
             clear_sky_w=clear_sky_w(site, orientation, start_s),
             bands=np.asarray(index.bands)[_band_of(solar_hour(site, start_s))],
-            house_w=profile[back:],
+            house_w=house_profile(known, site, start_s, now_s=now_s, days=load_days),
             index=index,
-            house_recent=load_deviation(measured[-last:], profile[back - last : back]),
-            house_day=load_deviation(measured, profile[:back]),
         )
         if reuse is not None and key is not None:
             reuse.keep(history, key, parts)
     bands, clear = parts.bands, parts.clear_sky_w
-    lead_h = np.maximum(parts.start_s + STEP_S / 2 - now_s, 0.0) / 3600
     if parts.index.recent is not None:
+        lead_h = np.maximum(parts.start_s + STEP_S / 2 - now_s, 0.0) / 3600
         weight = np.exp(-lead_h / tau_h)[:, None]
         bands = weight * parts.index.recent + (1 - weight) * bands
     return Forecast(
@@ -828,7 +763,7 @@ def forecast_at(
         pv_p10_w=clear * bands[:, 0],
         pv_p50_w=clear * bands[:, 1],
         pv_p90_w=clear * bands[:, 2],
-        house_w=house_ahead(parts.house_w, lead_h, recent=parts.house_recent, day=parts.house_day),
+        house_w=parts.house_w,
         orientation=orientation,
         index=parts.index,
     )

@@ -58,9 +58,6 @@ DAY_AHEAD_H = 72
 HORIZON_H = 48
 RECENT_H = 2.0
 TAU_H = 3.0
-LOAD_BACK = int(solar.LOAD_DAY_H * 4)
-"""Steps of the house profile made before each midnight: what the last day's and hour's
-readings are held against (:func:`~optimizer.forecast.solar.house_ahead`)."""
 
 
 def surplus_outlook(
@@ -84,7 +81,6 @@ class _Day:
     first_s: int
     bands: np.ndarray  # (steps, 3) index per step
     house_w: np.ndarray
-    house_before_w: np.ndarray  # the profile over the LOAD_BACK steps before first_s
 
 
 class CausalOutlooks:
@@ -142,16 +138,11 @@ class CausalOutlooks:
             first = int(midnight // STEP_S) * STEP_S
             steps = first + STEP_S * np.arange(DAY_AHEAD_H * 4, dtype=np.int64)
             bands = np.asarray(index.bands)[solar._band_of(solar.solar_hour(self.site, steps))]
-            back = first - STEP_S * np.arange(LOAD_BACK, 0, -1, dtype=np.int64)
             house = solar.house_profile(
-                self.history,
-                self.site,
-                np.concatenate([back, steps]),
-                now_s=midnight,
-                days=cfg.load_days,
+                self.history, self.site, steps, now_s=midnight, days=cfg.load_days
             )
             if index.days > 0 and np.isfinite(house).any():
-                found = _Day(first, bands, house[LOAD_BACK:], house[:LOAD_BACK])
+                found = _Day(first, bands, house)
         self.days = {d: v for d, v in self.days.items() if (day - d).days < 2}
         self.days[day] = found
         return found
@@ -218,25 +209,8 @@ class CausalOutlooks:
         if recent is not None:
             weight = np.exp(-lead_h / TAU_H)[:, None]
             bands = weight * recent + (1 - weight) * bands
-        house = self._house(day, offset, at, lead_h)
+        house = day.house_w[offset : offset + steps]
         return now_s, clear[:, None] * bands, np.where(np.isfinite(house), house, 0.0)
-
-    def _house(self, day: _Day, offset: int, at: int, lead_h: np.ndarray) -> np.ndarray:
-        """The day's house profile ahead, moved by how the last day's and hour's ended buckets
-        ran against it (:func:`~optimizer.forecast.solar.house_ahead`, as `forecast_at`)."""
-        back = LOAD_BACK
-        measured = self.history.house_w[max(0, at - back) : at]
-        if at < back:
-            measured = np.concatenate([np.full(back - at, np.nan), measured])
-        profile = np.concatenate([day.house_before_w, day.house_w])
-        expected = profile[offset : offset + back]
-        last = int(solar.LOAD_RECENT_H * 4)
-        return solar.house_ahead(
-            profile[offset + back : offset + back + len(lead_h)],
-            lead_h,
-            recent=solar.load_deviation(measured[-last:], expected[-last:]),
-            day=solar.load_deviation(measured, expected),
-        )
 
     def _recent(self, at: int) -> float | None:
         """Measured / clear-sky output over the last :data:`RECENT_H` hours of ended buckets."""
