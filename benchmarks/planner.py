@@ -17,7 +17,10 @@ benchmark reports, the tests hold). Default rules: the example setup's (`config.
 ``--from``/``--to`` (MM-DD) replay part of each year while iterating; ``--json`` prints the
 figures as one object; ``--perfect-forecast`` replays the exact plans a third time with the
 real surplus ahead as the forecast (:mod:`optimizer.planner.perfect`), which splits what a
-look-ahead policy misses into the forecast's part and its own.
+look-ahead policy misses into the forecast's part and its own; ``--forecast-split`` replays
+them twice more, with the real PV beside the forecast house load and the reverse, which
+splits the forecast's part into the PV's and the load's; ``--exact-only`` skips the learned
+plans while iterating.
 
 Beside the bars, the **command-limited optimum** (:mod:`optimizer.simulate.command_limited`):
 the perfect-foresight optimum when each session must have its energy by its exact plan's
@@ -50,7 +53,8 @@ from optimizer.cli.args.simulate import DEFAULT_PLAN_MARGIN  # noqa: E402
 from optimizer.cli.simulate import SiteSetup, load_history, site_setup  # noqa: E402
 from optimizer.config import Config, load_config  # noqa: E402
 from optimizer.engine.loader import load_config_rules, load_rules  # noqa: E402
-from optimizer.planner.perfect import PerfectOutlooks  # noqa: E402
+from optimizer.planner.causal import CausalOutlooks  # noqa: E402
+from optimizer.planner.perfect import HalfPerfectOutlooks, PerfectOutlooks  # noqa: E402
 from optimizer.simulate.command_limited import ceiling, pooled  # noqa: E402
 from optimizer.simulate.learned import series_plans  # noqa: E402
 from optimizer.simulate.replay import replay  # noqa: E402
@@ -194,7 +198,7 @@ def run_sample(name: str, rules: Sequence[Path], args: argparse.Namespace) -> di
     best = optimal_figures(series, site.limits, site.voltage_v, config.site.battery)
     seconds = {"optimal": time.perf_counter() - began}
     runs: dict[str, Figures] = {}
-    for plans in ("exact", "learned", "perfect") if args.perfect_forecast else PLANS:
+    for plans in _kinds(args):
         began = time.perf_counter()
         result = replay(
             series,
@@ -208,7 +212,7 @@ def run_sample(name: str, rules: Sequence[Path], args: argparse.Namespace) -> di
                 if plans == "learned"
                 else None
             ),
-            outlooks=PerfectOutlooks(series).at if plans == "perfect" else None,
+            outlooks=_outlooks(plans, series, config),
         )
         home = result.battery.kwh() if result.battery is not None else None
         runs[plans] = figures(series, result.ev_kwh, commands=result.commands, battery=home)
@@ -236,6 +240,27 @@ def run_sample(name: str, rules: Sequence[Path], args: argparse.Namespace) -> di
     }
 
 
+def _kinds(args: argparse.Namespace) -> list[str]:
+    """The replays asked for: the exact plans, the learned ones unless ``--exact-only``, then
+    the diagnostics (the perfect forecast; its PV alone and its house load alone)."""
+    kinds = ["exact"] if args.exact_only else list(PLANS)
+    if args.perfect_forecast:
+        kinds.append("perfect")
+    if args.forecast_split:
+        kinds += ["perfect_pv", "perfect_load"]
+    return kinds
+
+
+def _outlooks(plans: str, series: SiteSeries, config: Config) -> Any:
+    """The outlook provider a diagnostic replay plans with (None: the causal forecast)."""
+    if plans == "perfect":
+        return PerfectOutlooks(series).at
+    if plans in ("perfect_pv", "perfect_load"):
+        causal = CausalOutlooks(series, config)
+        return HalfPerfectOutlooks(causal, perfect="pv" if plans == "perfect_pv" else "load").at
+    return None
+
+
 def command_limited(
     series: SiteSeries, site: SiteSetup, best: Figures | None
 ) -> dict[str, float] | None:
@@ -256,11 +281,20 @@ def command_limited(
     }
 
 
-def _perfect_text(name: str, run: dict[str, Any], best: dict[str, Any] | None) -> str:
+FORECASTS = {
+    "perfect": "perfect forecast",
+    "perfect_pv": "perfect PV, causal load",
+    "perfect_load": "causal PV, perfect load",
+}
+
+
+def _perfect_text(
+    name: str, run: dict[str, Any], best: dict[str, Any] | None, kind: str = "perfect"
+) -> str:
     solar = best.get("ev_solar_kwh") if best else None
     share = f"{run['ev_solar_kwh'] / solar:.1%}" if solar else "n/a"
     return (
-        f"{name:<11}exact plans, perfect forecast: {share} of the optimum's solar, "
+        f"{name:<11}exact plans, {FORECASTS[kind]}: {share} of the optimum's solar, "
         f"{run['unmet_kwh']:.2f} kWh unmet, {run['commands_per_session'] or 0:.2f} commands a "
         "session (the rest to the command-limited optimum is the policy's structure)"
     )
@@ -295,6 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="replay the exact plans a third time with the real surplus as the forecast",
     )
+    parser.add_argument(
+        "--forecast-split",
+        action="store_true",
+        help="replay the exact plans with the real PV and the forecast load, then the reverse",
+    )
+    parser.add_argument("--exact-only", action="store_true", help="skip the learned plans' replay")
     args = parser.parse_args(argv)
     rules = args.rules or example_rules()
     shown = ", ".join(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in rules)
@@ -313,9 +353,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for result in results:
             print(_ceiling_text(result["sample"], result["command_limited"]))
     for result in results:
-        perfect = result["runs"].get("perfect")
-        if perfect is not None:
-            print(_perfect_text(result["sample"], perfect, result["optimal"]))
+        for kind in FORECASTS:
+            run = result["runs"].get(kind)
+            if run is not None:
+                print(_perfect_text(result["sample"], run, result["optimal"], kind))
     print()
     for result in results:
         best = result["optimal"] or {}
@@ -324,9 +365,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{result['sample']}: {result['sessions']} sessions needing {result['need_kwh']:,.0f} "
             f"kWh; optimum {best.get('ev_solar_kwh', 0):,.0f} kWh solar into the car "
             f"({best.get('commands_per_session') or 0:.1f} commands/session); exact "
-            f"{runs['exact']['ev_solar_kwh']:,.0f} kWh, learned "
-            f"{runs['learned']['ev_solar_kwh']:,.0f} kWh; replays {took['exact']:.1f} s and "
-            f"{took['learned']:.1f} s, optimum {took['optimal']:.1f} s"
+            f"{runs['exact']['ev_solar_kwh']:,.0f} kWh"
+            + (f", learned {runs['learned']['ev_solar_kwh']:,.0f} kWh" if "learned" in runs else "")
+            + "; replays "
+            + ", ".join(f"{kind} {took[kind]:.1f} s" for kind in runs)
+            + f", optimum {took['optimal']:.1f} s"
         )
     passed = sum(check.ok for check in checks)
     print(f"\n{passed} of {len(checks)} bars met")

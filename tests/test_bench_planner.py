@@ -95,13 +95,24 @@ def test_a_figure_that_cannot_be_computed_is_a_miss() -> None:
 def test_a_short_run_on_each_history_gives_every_figure(tmp_path: Path) -> None:
     rules = [ROOT / "rules" / "excess-solar.yaml"]
     args = argparse.Namespace(
-        date_from="06-23", date_to="06-25", no_ceiling=False, perfect_forecast=True
+        date_from="06-23",
+        date_to="06-25",
+        no_ceiling=False,
+        perfect_forecast=True,
+        forecast_split=True,
+        exact_only=False,
     )
     for name in ("greensboro", "phoenix"):
         result = planner.run_sample(name, rules, args)
         assert result["buckets"] == 3 * 96
         assert result["sessions"] > 0
-        assert set(result["runs"]) == {"exact", "learned", "perfect"}
+        assert set(result["runs"]) == {
+            "exact",
+            "learned",
+            "perfect",
+            "perfect_pv",
+            "perfect_load",
+        }
         limited = result["command_limited"]
         assert 0 < limited["per_session"] <= limited["pooled"] <= limited["ready_by"] <= 1 + 1e-9
         checks = result["checks"]

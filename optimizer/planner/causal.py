@@ -29,7 +29,7 @@ from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.planner.plane import plane
 from optimizer.simulate.series import BUCKET_H, SiteSeries
 
-__all__ = ["CausalOutlooks", "sample_site"]
+__all__ = ["CausalOutlooks", "sample_site", "surplus_outlook"]
 
 SAMPLE_LATITUDE, SAMPLE_LONGITUDE = 36.1, -79.95  # Greensboro, NC (sample-config.yaml)
 SAMPLE_ZONE = "America/New_York"
@@ -58,6 +58,22 @@ DAY_AHEAD_H = 72
 HORIZON_H = 48
 RECENT_H = 2.0
 TAU_H = 3.0
+
+
+def surplus_outlook(
+    now_s: int, pv: np.ndarray, house: np.ndarray, *, source: str
+) -> SurplusOutlook:
+    """The outlook of PV (steps, 3: p10/p50/p90) minus the house load (steps), from now."""
+    surplus = pv - house[:, None]
+    return SurplusOutlook(
+        made_at_s=float(now_s),
+        first_s=now_s - now_s % STEP_S,
+        p10_w=tuple(float(v) for v in surplus[:, 0]),
+        p50_w=tuple(float(v) for v in surplus[:, 1]),
+        p90_w=tuple(float(v) for v in surplus[:, 2]),
+        source=source,
+        replan="change",
+    )
 
 
 @dataclass
@@ -166,6 +182,16 @@ class CausalOutlooks:
         return self.oriented_on, self.orientation, self.clear, self.days
 
     def at(self, index: int) -> SurplusOutlook | None:
+        found = self.parts(index)
+        if found is None:
+            return None
+        now_s, pv, house = found
+        return surplus_outlook(now_s, pv, house, source="forecast")
+
+    def parts(self, index: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """The forecast at the start of bucket ``index`` in its two parts: ``now_s``, the PV
+        (steps, 3: p10/p50/p90, W) and the house load (steps, W) from the step holding now;
+        None without a forecast. :mod:`.perfect` swaps one part for the truth."""
         now = self.series.starts[index]
         day = self._day(now.astimezone(self.zone).date())
         if day is None or self.clear is None:
@@ -178,24 +204,13 @@ class CausalOutlooks:
         at = (now_s - self.origin) // STEP_S
         clear = self.clear[at : at + steps]
         bands = day.bands[offset : offset + steps]
+        lead_h = (np.arange(steps) * STEP_S + STEP_S / 2) / 3600
         recent = self._recent(at)
         if recent is not None:
-            lead_h = (np.arange(steps) * STEP_S + STEP_S / 2) / 3600
             weight = np.exp(-lead_h / TAU_H)[:, None]
             bands = weight * recent + (1 - weight) * bands
         house = day.house_w[offset : offset + steps]
-        house = np.where(np.isfinite(house), house, 0.0)
-        pv = clear[:, None] * bands
-        surplus = pv - house[:, None]
-        return SurplusOutlook(
-            made_at_s=float(now_s),
-            first_s=now_s - now_s % STEP_S,
-            p10_w=tuple(float(v) for v in surplus[:, 0]),
-            p50_w=tuple(float(v) for v in surplus[:, 1]),
-            p90_w=tuple(float(v) for v in surplus[:, 2]),
-            source="forecast",
-            replan="change",
-        )
+        return now_s, clear[:, None] * bands, np.where(np.isfinite(house), house, 0.0)
 
     def _recent(self, at: int) -> float | None:
         """Measured / clear-sky output over the last :data:`RECENT_H` hours of ended buckets."""

@@ -11,11 +11,15 @@ what the causal forecast loses beside it is the forecast's (`benchmarks/planner.
 
 from __future__ import annotations
 
-from optimizer.planner.causal import HORIZON_H
+from typing import Literal
+
+import numpy as np
+
+from optimizer.planner.causal import HORIZON_H, CausalOutlooks, surplus_outlook
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.simulate.series import BUCKET_H, SiteSeries
 
-__all__ = ["PerfectOutlooks"]
+__all__ = ["HalfPerfectOutlooks", "PerfectOutlooks"]
 
 
 class PerfectOutlooks:
@@ -45,3 +49,47 @@ class PerfectOutlooks:
             source="perfect",
             replan="change",
         )
+
+
+class HalfPerfectOutlooks:
+    """The causal forecast (:mod:`.causal`) with one of its two parts replaced by the truth:
+    ``perfect="pv"`` the real PV ahead (p10 = p50 = p90) beside the forecast house load,
+    ``perfect="load"`` the forecast PV band beside the real house load. Replayed beside the
+    causal and the perfect outlooks, it says which part of the surplus forecast costs the
+    planner its solar (`benchmarks/planner.py --forecast-split`). A diagnostic: it peeks."""
+
+    def __init__(self, causal: CausalOutlooks, *, perfect: Literal["pv", "load"]) -> None:
+        self.causal = causal
+        self.perfect = perfect
+        series = causal.series
+        to_w = 1000 / BUCKET_H
+        self.pv_w = np.array(
+            [0.0 if gap else v * to_w for v, gap in zip(series.pv_kwh, series.missing, strict=True)]
+        )
+        self.house_w = np.array(
+            [
+                0.0 if gap else v * to_w
+                for v, gap in zip(series.house_kwh, series.missing, strict=True)
+            ]
+        )
+
+    def state(self) -> tuple[object, ...]:
+        return self.causal.state()
+
+    def resume(self, index: int) -> None:
+        self.causal.resume(index)
+
+    def at(self, index: int) -> SurplusOutlook | None:
+        found = self.causal.parts(index)
+        if found is None:
+            return None
+        now_s, pv, house = found
+        steps = len(house)
+        known = min(steps, len(self.pv_w) - index)  # past the series' end: the forecast
+        if self.perfect == "pv":
+            pv = pv.copy()
+            pv[:known] = self.pv_w[index : index + known, None]
+        else:
+            house = house.copy()
+            house[:known] = self.house_w[index : index + known]
+        return surplus_outlook(now_s, pv, house, source=f"perfect {self.perfect}")
