@@ -448,6 +448,7 @@ def _with_grid(data: PlanInput, amps: list[int], need: float) -> tuple[list[int]
     planned = sum(a * per_amp * h for a, h in zip(amps, slots.hours, strict=True))
     short = need - planned
     added: dict[int, int] = {}  # slot raised to full power -> its level before
+    beside_sun: list[int] = []  # idle slots given only the level that takes their weak sun
     for k in _grid_order(data, amps):
         if short <= 1e-6:
             break
@@ -456,10 +457,20 @@ def _with_grid(data: PlanInput, amps: list[int], need: float) -> tuple[list[int]
         level = data.high
         if amps[k] == 0 and slots.surplus_kwh[k] > SUN_FLOOR_KWH * slots.hours[k]:
             level = _sun_level(data, k)
+            beside_sun.append(k)
         else:
             added[k] = amps[k]
         short -= (level - amps[k]) * per_amp * slots.hours[k]
         amps[k] = level
+    # Those weak-sun slots come first and took only their sun's level; when every other
+    # slot at full power still leaves the need short, they go to full power as well (a
+    # feasible plan was left unmet: 7 h, 21 kWh, 6-14 A, tests/test_planner.py).
+    for k in beside_sun:
+        if short <= 1e-6:
+            break
+        added[k] = amps[k]
+        short -= (data.high - amps[k]) * per_amp * slots.hours[k]
+        amps[k] = data.high
     if short < -1e-6 and added:
         amps = _evened(data, amps, added, -short)
     return amps, max(0.0, short)
