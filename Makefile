@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PRECOMPILED := $(VENV)/.precompiled
 
 .PHONY: install demo test lint unit bench planner learned scale scale-quick surplus surplus-quick soak schema clean
 
@@ -12,8 +11,10 @@ install: $(STAMP)
 
 # The packages go in with uv (itself installed by pip into the venv, so nothing is needed
 # beforehand): 5 s where pip took 18 s of a fresh clone's `make test` (same versions, checked
-# with `pip freeze`). uv reads no pip.conf: where it cannot install (no wheel for the
-# platform, an index only pip is told of), pip does it as before.
+# with `pip freeze`). Nothing is compiled at install (`--no-compile`, uv's default): each module
+# is compiled on its first import and its cache written then (docs/performance.md, "Bytecode").
+# uv reads no pip.conf: where it cannot install (no wheel for the platform, an index only pip
+# is told of), pip does it as before.
 # The venv is made without pip (ensurepip's copy of pip cost 4 s of CPU and 9 s of a fresh
 # clone's wall clock): the Python's own pip puts uv into it (`pip --python`, pip 22.3 and
 # later); without one, ensurepip does as before. `.venv/bin/uv pip install X` adds a package.
@@ -29,18 +30,12 @@ $(STAMP): pyproject.toml
 	  && $(BIN)/python -m pip install --quiet --no-compile -e '.[test,lint]' )
 	touch $(STAMP)
 
-# The project's bytecode, written once (tools/precompile.py says why). Its own step, not part
-# of `install`, so that in `make test` it runs beside mypy instead of before both.
-$(PRECOMPILED): $(STAMP)
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python tools/precompile.py
-	touch $(PRECOMPILED)
-
-demo: install $(PRECOMPILED)
+demo: install
 	$(BIN)/python -m optimizer.demo
 
 lint: install
-	$(BIN)/ruff check optimizer tests benchmarks tools
-	$(BIN)/ruff format --check optimizer tests benchmarks tools
+	$(BIN)/ruff check optimizer tests benchmarks
+	$(BIN)/ruff format --check optimizer tests benchmarks
 	$(BIN)/mypy
 
 # Tests run on every core (pytest-xdist; each test has its own tmp dir, port and state), and
@@ -53,7 +48,7 @@ PYTEST_WORKERS ?= auto
 # An empty value is "unset" to Python; the caches go to the ignored __pycache__ dirs.
 unit test soak: export PYTHONDONTWRITEBYTECODE :=
 
-unit: install $(PRECOMPILED)
+unit: install
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=10
 
 # Lint and the tests at once: mypy's cold start (a fresh clone has no cache) overlaps the tests
