@@ -1,21 +1,56 @@
-"""Every module imports on its own: no import cycle hides behind the order tests happen to use."""
+"""Every module imports on its own: no import cycle hides behind the order tests happen to use.
+
+A submodule that its package's ``__init__`` imports at its top level is not imported first by a
+test of its own: importing it first imports the package first, which imports it on the way,
+exactly as importing the package first does (the package's test). That test checks the
+submodules were indeed loaded by it, so a misread ``__init__`` fails rather than goes
+untested. 42 of 211 modules, the heaviest ones (the fake cloud, the service, the models):
+about a fifth of this file's CPU.
+"""
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import pkgutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import optimizer
 
-MODULES = sorted(
+ALL_MODULES = sorted(
     info.name
     for info in pkgutil.walk_packages(optimizer.__path__, prefix="optimizer.")
     if not info.name.endswith("__main__")  # these run the program when imported
 )
+
+
+def _imported_by_init(package: str, modules: set[str]) -> set[str]:
+    """The package's submodules its ``__init__`` imports unconditionally at its top level
+    (``from . import x``, ``from .x import y``, ``import package.x``)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None or not spec.origin.endswith("__init__.py"):
+        return set()
+    named: set[str] = set()
+    for statement in ast.parse(Path(spec.origin).read_text()).body:
+        if isinstance(statement, ast.ImportFrom) and statement.level == 1:
+            base = package + (f".{statement.module}" if statement.module else "")
+            named |= {base} | {f"{base}.{alias.name}" for alias in statement.names}
+        elif isinstance(statement, ast.ImportFrom) and statement.level == 0:
+            base = statement.module or ""
+            named |= {base} | {f"{base}.{alias.name}" for alias in statement.names}
+        elif isinstance(statement, ast.Import):
+            named |= {alias.name for alias in statement.names}
+    return {name for name in named if name in modules and name.rpartition(".")[0] == package}
+
+
+_KNOWN = set(ALL_MODULES)
+ON_THE_WAY = {package: _imported_by_init(package, _KNOWN) for package in ALL_MODULES}
+MODULES = sorted(_KNOWN - set().union(*ON_THE_WAY.values()))
 
 
 def _ours(name: str) -> bool:
@@ -44,3 +79,5 @@ def fresh_modules() -> Iterator[None]:
 @pytest.mark.usefixtures("fresh_modules")
 def test_module_imports_first(name: str) -> None:
     importlib.import_module(name)
+    missed = sorted(sub for sub in ON_THE_WAY[name] if sub not in sys.modules)
+    assert not missed, f"{name} was read as importing {missed}, but did not: test them first"
