@@ -16,7 +16,7 @@ import pytest
 
 from optimizer.config import Config
 from optimizer.engine.decision import ChargerMemory, Decision, Memory
-from optimizer.engine.evaluate import remember, sent
+from optimizer.engine.evaluate import evaluate, remember, sent
 from optimizer.engine.feedback import acknowledge
 from optimizer.engine.rules import SolarPlan
 from optimizer.limits import Limits
@@ -24,6 +24,8 @@ from optimizer.simulate import replay as replay_module
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.replay import replay
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
+from tests.test_engine_feedback import ALWAYS_ON, snapshot
+from tests.test_engine_sim import SN as SN_SIM
 
 T0 = datetime(2025, 6, 2, tzinfo=UTC)
 SN = "SIM0001"
@@ -134,3 +136,16 @@ def test_an_old_state_file_loads_with_no_commands_counted() -> None:
     assert memory.charger(SN).session_commands == 0
     again = Memory.model_validate(memory.model_dump(mode="json"))
     assert again == memory
+
+
+def test_commands_sent_while_no_car_was_plugged_in_do_not_count_for_the_next_session() -> None:
+    """A mode switch at night with no car (the unplug already cleared the memory) is counted
+    by ``remember``; the plug-in starts the session's count again, so the new session counts
+    only its own commands."""
+    before = Memory(
+        chargers={SN_SIM: ChargerMemory(last_seen_plugged_in=False, session_commands=2)}
+    )
+    decisions, after = evaluate(snapshot(0, plugged_in=True), ALWAYS_ON, before)
+    own = sum(sent(decision) for decision in decisions)
+    assert own > 0  # the plug-in's tick sent something, so the count is not trivially 0
+    assert after.charger(SN_SIM).session_commands == own
