@@ -11,6 +11,7 @@ what the causal forecast loses beside it is the forecast's (`benchmarks/planner.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -62,16 +63,8 @@ class HalfPerfectOutlooks:
         self.causal = causal
         self.perfect = perfect
         series = causal.series
-        to_w = 1000 / BUCKET_H
-        self.pv_w = np.array(
-            [0.0 if gap else v * to_w for v, gap in zip(series.pv_kwh, series.missing, strict=True)]
-        )
-        self.house_w = np.array(
-            [
-                0.0 if gap else v * to_w
-                for v, gap in zip(series.house_kwh, series.missing, strict=True)
-            ]
-        )
+        self.pv_w = _measured_w(series.pv_kwh, series.missing)
+        self.house_w = _measured_w(series.house_kwh, series.missing)
 
     def state(self) -> tuple[object, ...]:
         return self.causal.state()
@@ -93,3 +86,9 @@ class HalfPerfectOutlooks:
             house = house.copy()
             house[:known] = self.house_w[index : index + known]
         return surplus_outlook(now_s, pv, house, source=f"perfect {self.perfect}")
+
+
+def _measured_w(kwh: Sequence[float], missing: Sequence[bool]) -> np.ndarray:
+    """Each bucket's energy as its mean power (W), 0 where the bucket is missing."""
+    to_w = 1000 / BUCKET_H
+    return np.array([0.0 if gap else v * to_w for v, gap in zip(kwh, missing, strict=True)])
