@@ -1,10 +1,17 @@
 """Plugged-in ticks of a replay reuse a settled evaluation too (issue 16 item 1, second pass):
 on drawn rules (thresholds, delays, minimum on/off times, change caps, tariff targets with and
-without conditions) and drawn weeks of the sample, the replay that reuses gives exactly the
-replay that evaluates every tick, and it does skip plugged-in evaluations."""
+without conditions) the replay that reuses gives exactly the replay that evaluates every tick,
+and it does skip plugged-in evaluations.
+
+A car drawing energy changes the charger's view at every 15-minute tick, so only the ticks of a
+full car (or the minute replay's) are ever reused: the drawn days give cars that are full at
+once and stay plugged in under a moving surplus, and three scenarios pin the key's parts a
+drawn run reaches only by chance (the start's age, a level change's own age, a tariff target's
+answer). The drawn weeks of the sample run in `make soak`."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,6 +94,7 @@ def _policies(tmp: Path, config: Config, drawn: list[dict[str, Any]]) -> list[Po
 WEEKS = [((1, 10), (1, 17)), ((4, 2), (4, 9)), ((6, 12), (6, 19)), ((9, 20), (9, 27))]
 
 
+@pytest.mark.soak  # none of seven key mutants failed it (docs/performance.md): the days below do
 @settings(
     max_examples=20,
     deadline=None,
@@ -163,26 +171,56 @@ def test_plugged_ticks_are_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert reused == every
 
 
+def _june_2(
+    at: tuple[int, int],
+    pv: tuple[float, ...],
+    house: float,
+    plugged: tuple[int, int, float],
+) -> SiteSeries:
+    """Buckets from ``at`` (local hours, minutes) on Monday 2 June, as many as ``pv`` has, a
+    flat house load and a flat price; ``plugged``: the session's first and last bucket (a
+    negative index counts from the end) and the energy the car takes."""
+    start = datetime(2025, 6, 2, *at, tzinfo=ZoneInfo(TIMEZONE)).astimezone(UTC)
+    count = len(pv)
+    starts = tuple(start + i * BUCKET for i in range(count))
+    first, last, energy = plugged
+    return SiteSeries(
+        starts=starts,
+        pv_kwh=pv,
+        house_kwh=(house,) * count,
+        missing=(False,) * count,
+        import_price=(0.2,) * count,
+        export_price=0.04,
+        timezone=TIMEZONE,
+        sessions=(Session(starts[first], starts[last], energy),),
+    )
+
+
+def _solar(**overrides: Any) -> dict[str, Any]:
+    """An excess-solar rule whose delays are all zero, with ``overrides``."""
+    return {
+        "name": "solar",
+        "kind": "excess_solar",
+        "priority": 50,
+        "min_amps": 6,
+        "max_amps": 32,
+        "start_threshold_w": 1500,
+        "stop_threshold_w": 1000,
+        "start_delay": "0m",
+        "stop_delay": "0m",
+        "min_on_time": "0m",
+        "min_off_time": "0m",
+        **overrides,
+    }
+
+
 def test_a_target_deadline_passing_inside_one_price_is_not_reused(tmp_path: Path) -> None:
     """A car full long before a never-met tariff target: at 18:15 the target's deadline
     (18:30) leaves one slot, so it charges; at 18:30 the next deadline is a day away and it
     stops to wait for the off-peak window. Both ticks are in the same peak price, sun and
     surplus class, so only asking the target tells them apart."""
     config = _config(tmp_path, battery=False)
-    zone = ZoneInfo(TIMEZONE)
-    start = datetime(2025, 6, 2, 12, 0, tzinfo=zone).astimezone(UTC)  # a Monday
-    count = 4 * 24
-    starts = tuple(start + i * BUCKET for i in range(count))
-    series = SiteSeries(
-        starts=starts,
-        pv_kwh=(0.0,) * count,
-        house_kwh=(0.1,) * count,
-        missing=(False,) * count,
-        import_price=(0.2,) * count,
-        export_price=0.04,
-        timezone=TIMEZONE,
-        sessions=(Session(starts[2], starts[-4], 3.0),),  # full within the first bucket
-    )
+    series = _june_2((12, 0), (0.0,) * 96, 0.1, (2, -4, 3.0))  # full within the first bucket
     topup = {
         "name": "topup",
         "kind": "tariff_window",
@@ -194,3 +232,87 @@ def test_a_target_deadline_passing_inside_one_price_is_not_reused(tmp_path: Path
     }
     runs = replay_both(series, config, _policies(tmp_path, config, [topup]))
     assert runs[0].by_action.get("stop", 0) >= 1
+
+
+@st.composite
+def days(draw: st.DrawFn) -> SiteSeries:
+    """Two synthetic June days where plugged-in ticks are reused: cars that are full within
+    a few buckets and stay plugged in for hours (a drawing car changes its view every
+    tick, so only a full one's ticks are ever kept), a cloud drawn for every quarter hour (the
+    surplus moves while the car stays full) and a house load that crosses the sun."""
+    zone = ZoneInfo(TIMEZONE)
+    start = datetime(2025, 6, 2, tzinfo=zone).astimezone(UTC)  # a Monday
+    count = 2 * 96
+    starts = tuple(start + i * BUCKET for i in range(count))
+    cloud = draw(st.lists(st.sampled_from([0.1, 0.4, 0.7, 1.0]), min_size=count, max_size=count))
+    peak = draw(st.sampled_from([1.0, 1.6, 2.2]))  # kWh a bucket at noon, clear
+    load = draw(st.lists(st.sampled_from([0.1, 0.3, 0.6]), min_size=48, max_size=48))
+    pv: list[float] = []
+    house: list[float] = []
+    for i, moment in enumerate(starts):
+        hour = moment.astimezone(zone).hour + moment.astimezone(zone).minute / 60
+        sun = max(0.0, math.sin(math.pi * (hour - 6) / 14)) if 6 <= hour <= 20 else 0.0
+        pv.append(round(peak * sun * cloud[i], 3))
+        house.append(load[i // 4 % 48])
+    sessions: list[Session] = []
+    at = draw(st.integers(0, 40))
+    while at < count - 8 and len(sessions) < 3:
+        length = draw(st.integers(12, 80))
+        end = min(at + length, count - 1)
+        energy = draw(st.sampled_from([0.3, 1.0, 2.0]))
+        sessions.append(Session(starts[at], starts[end], energy))
+        at = end + draw(st.integers(2, 40))
+    return SiteSeries(
+        starts=starts,
+        pv_kwh=tuple(pv),
+        house_kwh=tuple(house),
+        missing=(False,) * count,
+        import_price=(0.2,) * count,
+        export_price=0.04,
+        timezone=TIMEZONE,
+        sessions=tuple(sessions),
+    )
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(drawn=rules(), series=days(), battery=st.booleans())
+def test_plugged_reuse_changes_nothing_with_a_full_car(
+    tmp_path: Path, drawn: list[dict[str, Any]], series: SiteSeries, battery: bool
+) -> None:
+    config = _config(tmp_path, battery=battery)
+    replay_both(series, config, _policies(tmp_path, config, drawn))
+
+
+def test_a_minimum_on_time_running_out_while_the_surplus_holds_still_is_not_reused(
+    tmp_path: Path,
+) -> None:
+    """A full car started on a sunny quarter hour, then a steady low surplus: the stop waits
+    for the 45 minutes' minimum on time, and every tick between is a settled hold of the same
+    surplus class and charger view. Only the start's age (which side of 45 minutes it is on)
+    tells the tick that stops from the holds before it."""
+    config = _config(tmp_path, battery=False)
+    pv = (0.0, 2.0) + (0.1,) * 14
+    series = _june_2((10, 0), pv, 0.05, (0, -1, 0.3))  # full within its first bucket
+    solar = _solar(min_on_time="45m")
+    runs = replay_both(series, config, _policies(tmp_path, config, [solar]))
+    assert runs[0].by_action.get("stop", 0) == 1
+
+
+def test_a_level_change_leaving_the_hour_is_not_reused(tmp_path: Path) -> None:
+    """A start at 10:00, then two level changes on a rising sun (10:45 and 11:00) spend a cap
+    of two an hour, so the third level the surplus asks for from 11:15 waits; at 11:45 the
+    first change leaves the hour and the level moves. The start (an hour and 45 minutes old)
+    and the last command (45 minutes) are on the same side of every duration then as at
+    11:30: only the first change's own age tells the tick that changes the level from the
+    holds before it. (Every moment is on the quarter hours, so a moment 15 minutes before
+    another would cross the hour on the tick before it and, at or past, on the same tick.)"""
+    config = _config(tmp_path, battery=False)
+    pv = (0.55, 0.55, 0.55, 0.8, 1.05) + (1.3,) * 9
+    series = _june_2((9, 45), pv, 0.05, (0, -1, 0.3))  # read from 10:00; full at once
+    solar = _solar(deadband_amps=1, max_changes_per_hour=2)
+    runs = replay_both(series, config, _policies(tmp_path, config, [solar]))
+    assert runs[0].by_action.get("set_amps", 0) == 3
