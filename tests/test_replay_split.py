@@ -184,19 +184,32 @@ def test_drawn_rules_split_are_the_replay_alone(
 
 def _june(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, battery: bool = False
-) -> tuple[SiteSeries, Config, list[PolicyBase], ReplayResult]:
-    """June with the example rules, split as a year would be, and its replay alone."""
+) -> tuple[SiteSeries, Config, list[PolicyBase]]:
+    """June with the example rules, split as a year would be."""
     _short_splits(monkeypatch)
     config = _config(tmp_path, battery=battery)
     series = _series(config, (6, 1), (6, 30))
-    policies = list(load_config_rules(config).enabled)
-    return series, config, policies, _replay(series, config, policies, split=False)
+    return series, config, list(load_config_rules(config).enabled)
+
+
+_JUNE_ALONE: dict[bool, ReplayResult] = {}
+
+
+def _june_alone(
+    series: SiteSeries, config: Config, policies: list[PolicyBase], *, battery: bool = False
+) -> ReplayResult:
+    """June's replay alone, replayed once per process: each test that compares with it has the
+    same June, rules and battery (the result is frozen)."""
+    if battery not in _JUNE_ALONE:
+        _JUNE_ALONE[battery] = _replay(series, config, policies, split=False)
+    return _JUNE_ALONE[battery]
 
 
 def test_states_that_differ_at_every_cut_replay_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    series, config, policies, alone = _june(tmp_path, monkeypatch, battery=True)
+    series, config, policies = _june(tmp_path, monkeypatch, battery=True)
+    alone = _june_alone(series, config, policies, battery=True)
     seen = cuts_seen(monkeypatch, verdict=False)
     same(_replay(series, config, policies), alone)
     assert seen == [False] * replay_module.CUTS
@@ -205,7 +218,8 @@ def test_states_that_differ_at_every_cut_replay_alone(
 def test_a_child_that_fails_leaves_the_replay_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    series, config, policies, alone = _june(tmp_path, monkeypatch)
+    series, config, policies = _june(tmp_path, monkeypatch)
+    alone = _june_alone(series, config, policies)
 
     def failing(*_: Any) -> None:
         raise RuntimeError("the child breaks")
@@ -217,7 +231,8 @@ def test_a_child_that_fails_leaves_the_replay_alone(
 
 
 def test_no_fork_replays_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    series, config, policies, alone = _june(tmp_path, monkeypatch)
+    series, config, policies = _june(tmp_path, monkeypatch)
+    alone = _june_alone(series, config, policies)
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     seen = cuts_seen(monkeypatch)
     same(_replay(series, config, policies), alone)
@@ -225,7 +240,7 @@ def test_no_fork_replays_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_the_environment_turns_it_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    series, config, policies, _ = _june(tmp_path, monkeypatch)
+    series, config, policies = _june(tmp_path, monkeypatch)
     monkeypatch.setenv(replay_module.SPLIT_ENV, "0")
     seen = cuts_seen(monkeypatch)
     _replay(series, config, policies)
