@@ -107,8 +107,9 @@ def _encode(value: Any, out: list[bytes]) -> None:
         raise TypeError(f"cannot fingerprint a {kind.__qualname__}")
 
 
-def fingerprint(result: ReplayResult) -> str:
-    """SHA-256 over every bucket's draw, level and battery flows, bit for bit, and the counts."""
+def fingerprint(result: object) -> str:
+    """SHA-256 over every bucket's draw, level and battery flows, bit for bit, and the counts
+    (of a replay; of any tuples, floats and ints alike)."""
     out: list[bytes] = []
     _encode(result, out)
     return hashlib.sha256(b"".join(out)).hexdigest()
