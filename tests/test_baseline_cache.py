@@ -8,9 +8,9 @@ import multiprocessing
 import os
 import random
 import threading
-import warnings
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from optimizer.simulate import baseline_cache, optimum_exact
 from optimizer.simulate.baseline_cache import cache_dir, cached_baseline, inputs_key, solve_ahead
 from optimizer.simulate.baselines import POOL_MIN_GROUPS, optimal
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
-from tests.test_replay_split import fingerprint
+from tests.records import fingerprint, same_as_reference
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 LIMITS = Limits(6, 32, 1)
@@ -81,7 +81,7 @@ RECORDS = Path(__file__).parent / "fixtures" / "baseline_cache"
 
 def _record(seed: int) -> Path:
     """The fingerprint of seed ``seed``'s answer solved in one process, every MILP by HiGHS
-    (:func:`tests.test_replay_split.fingerprint`: each bucket's energy by its bits, the
+    (:func:`tests.records.fingerprint`: each bucket's energy by its bits, the
     commands); ``python -m tests.test_baseline_cache`` records it."""
     return RECORDS / f"pool-{seed}.sha256"
 
@@ -112,15 +112,8 @@ def test_the_pool_gives_the_single_process_answer_exactly(
     pooled = optimal(series, LIMITS, VOLTS)
     assert sum(pooled[0]) > 0
     assert pooled[1] > 0
-    record = _record(seed)
-    if fingerprint(pooled) == record.read_text(encoding="utf-8").strip():
-        return
-    assert pooled == _alone(seed, monkeypatch)
-    warnings.warn(
-        f"{record.name} is not the answer alone here: re-record it with"
-        " python -m tests.test_baseline_cache",
-        stacklevel=1,
-    )
+    rerecord = "python -m tests.test_baseline_cache"
+    same_as_reference(pooled, _record(seed), partial(_alone, seed, monkeypatch), rerecord)
 
 
 def test_a_rerun_reads_the_answer_instead_of_solving(tmp_path: Path) -> None:

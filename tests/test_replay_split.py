@@ -15,10 +15,7 @@ with it)."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import multiprocessing
-import struct
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -42,6 +39,7 @@ from optimizer.planner.causal import CausalOutlooks, sample_site
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.series import SiteSeries
 from optimizer.simulate.split import exact
+from tests.records import fingerprint
 from tests.test_replay_idle import _config, _series
 from tests.test_replay_plugged import _policies, rules
 
@@ -77,42 +75,6 @@ def same(split: ReplayResult, alone: ReplayResult) -> None:
     assert list(split.by_action.items()) == list(alone.by_action.items())  # the order too
     assert exact(split.battery, alone.battery)
     assert split == alone
-
-
-def _encode(value: Any, out: list[bytes]) -> None:
-    """``value`` as bytes that tell apart all :func:`exact` does: floats by their bits, each
-    value's type, dicts in their order, dataclasses field by field."""
-    kind = type(value)
-    out.append(kind.__qualname__.encode() + b":")
-    if kind is float:
-        out.append(struct.pack("<d", value))
-    elif kind in (int, bool, str, type(None)):
-        out.append(repr(value).encode())
-    elif kind in (tuple, list):
-        out.append(b"%d[" % len(value))
-        for item in value:
-            _encode(item, out)
-        out.append(b"]")
-    elif kind is dict:
-        out.append(b"%d{" % len(value))
-        for key, item in value.items():
-            _encode(key, out)
-            _encode(item, out)
-        out.append(b"}")
-    elif dataclasses.is_dataclass(value):
-        for field in dataclasses.fields(value):
-            out.append(field.name.encode() + b"=")
-            _encode(getattr(value, field.name), out)
-    else:  # a kind this does not know: no digest can vouch for it
-        raise TypeError(f"cannot fingerprint a {kind.__qualname__}")
-
-
-def fingerprint(result: object) -> str:
-    """SHA-256 over every bucket's draw, level and battery flows, bit for bit, and the counts
-    (of a replay; of any tuples, floats and ints alike)."""
-    out: list[bytes] = []
-    _encode(result, out)
-    return hashlib.sha256(b"".join(out)).hexdigest()
 
 
 def _august_on(tmp: Path) -> tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any]]:

@@ -10,7 +10,7 @@ and says why in its commit.
 The year with plans is also the sample year's check of the replay in two processes
 (optimizer/simulate/replay.py ``_split_advance``, tests/test_replay_split.py): the child's half
 is taken, and the replay's every bucket is the replay alone's to the bit, as recorded in
-``year-plans-replay.sha256`` (:func:`tests.test_replay_split.fingerprint` of the run with the
+``year-plans-replay.sha256`` (:func:`tests.records.fingerprint` of the run with the
 split turned off); this run is then the only year the suite replays for it.
 """
 
@@ -33,7 +33,8 @@ import optimizer.cli.simulate as simulate_cli
 import optimizer.simulate.replay as replay_module
 from optimizer.cli import main
 from optimizer.simulate.replay import ReplayResult
-from tests.test_replay_split import cuts_seen, fingerprint, same_as_recorded
+from tests.records import fingerprint
+from tests.test_replay_split import cuts_seen, same_as_recorded
 
 GOLDEN = Path(__file__).parent / "fixtures" / "simulate_golden"
 JUNE = ("--from", "2025-06-01", "--to", "2025-06-30")
