@@ -8,6 +8,7 @@ import hashlib
 import struct
 import warnings
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ def _encode(value: Any, out: list[bytes]) -> None:
         out.append(struct.pack("<d", value))
     elif kind in (int, bool, str, type(None)):
         out.append(repr(value).encode())
+    elif kind is datetime:
+        out.append(value.isoformat().encode())
     elif kind in (tuple, list):
         out.append(b"%d[" % len(value))
         for item in value:

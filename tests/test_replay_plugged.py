@@ -192,5 +192,5 @@ def test_a_target_deadline_passing_inside_one_price_is_not_reused(tmp_path: Path
         "target": {"energy_kwh": 40, "by": "18:30"},
         "solar_first": False,
     }
-    runs = replay_both(series, config, _policies(tmp_path, config, [topup]))
-    assert runs[0].by_action.get("stop", 0) >= 1
+    result = replay_both(series, config, _policies(tmp_path, config, [topup]))
+    assert result.by_action.get("stop", 0) >= 1
