@@ -10,6 +10,7 @@ import random
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from optimizer.simulate import baseline_cache, optimum_exact
 from optimizer.simulate.baseline_cache import cache_dir, cached_baseline, inputs_key, solve_ahead
 from optimizer.simulate.baselines import POOL_MIN_GROUPS, optimal
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
+from tests.records import fingerprint, same_as_reference
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 LIMITS = Limits(6, 32, 1)
@@ -73,22 +75,45 @@ class Counting:
         return optimal(series, limits, voltage_v, workers=workers)
 
 
-@pytest.mark.parametrize("seed", [3, 11])
+POOL_SEEDS = (3, 11)
+RECORDS = Path(__file__).parent / "fixtures" / "baseline_cache"
+
+
+def _record(seed: int) -> Path:
+    """The fingerprint of seed ``seed``'s answer solved in one process, every MILP by HiGHS
+    (:func:`tests.records.fingerprint`: each bucket's energy by its bits, the
+    commands); ``python -m tests.test_baseline_cache`` records it."""
+    return RECORDS / f"pool-{seed}.sha256"
+
+
+def _alone(seed: int, monkeypatch: pytest.MonkeyPatch) -> Profile:
+    """Seed ``seed``'s optimum in this process, every session a MILP: the exact search gives
+    up at once (its own answers are checked against HiGHS in test_optimum_exact.py)."""
+    with monkeypatch.context() as inside:
+        inside.setattr(optimum_exact, "NODE_LIMIT", 0)
+        inside.setenv("EVOPT_SOLVE_WORKERS", "1")
+        return optimal(seeded_series(seed, days=20), LIMITS, VOLTS)
+
+
+@pytest.mark.parametrize("seed", POOL_SEEDS)
 def test_the_pool_gives_the_single_process_answer_exactly(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The pool's answer is the one process's, as recorded: the one process solves again only
+    where the record differs (then it decides: a pool that differs fails; a record that does
+    not hold on this machine, HiGHS's last bits or a changed optimum, is a warning to
+    re-record), so the 25-28 MILPs are solved once here, not twice."""
     series = seeded_series(seed, days=20)
     assert len(series.sessions) >= POOL_MIN_GROUPS  # else the pool is not used at all
     # The pool serves HiGHS only: with the exact search giving up at once, every session is
-    # a MILP (the search's own answers are checked against HiGHS in test_optimum_exact.py).
+    # a MILP.
     monkeypatch.setattr(optimum_exact, "NODE_LIMIT", 0)
-    monkeypatch.setenv("EVOPT_SOLVE_WORKERS", "1")
-    alone = optimal(series, LIMITS, VOLTS)
     monkeypatch.setenv("EVOPT_SOLVE_WORKERS", "2")
     pooled = optimal(series, LIMITS, VOLTS)
-    assert pooled == alone
-    assert sum(alone[0]) > 0
-    assert alone[1] > 0
+    assert sum(pooled[0]) > 0
+    assert pooled[1] > 0
+    rerecord = "python -m tests.test_baseline_cache"
+    same_as_reference(pooled, _record(seed), partial(_alone, seed, monkeypatch), rerecord)
 
 
 def test_a_rerun_reads_the_answer_instead_of_solving(tmp_path: Path) -> None:
@@ -323,3 +348,12 @@ def test_closing_ends_the_childs_own_processes_too(
             break
         threading.Event().wait(0.01)
     assert _ended(helper)
+
+
+if __name__ == "__main__":
+    RECORDS.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        for pool_seed in POOL_SEEDS:
+            path = _record(pool_seed)
+            path.write_text(fingerprint(_alone(pool_seed, patch)) + "\n", encoding="utf-8")
+            print(f"wrote {path}")

@@ -6,7 +6,7 @@ import importlib.util
 import random
 import sys
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,12 @@ from optimizer.simulate.minutes import (
 )
 from optimizer.simulate.sample.minutes import clear_sky_bounds, minute_series
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
+from tests.records import fingerprint, same_as_reference
 
 T0 = datetime(2024, 1, 15, tzinfo=UTC)
 RULES = Path(__file__).parents[1] / "rules" / "excess-solar.yaml"
 LIMITS = Limits(6, 32, 1)
+RECORDS = Path(__file__).parent / "fixtures" / "minute_replay"
 DAY = 1440
 
 
@@ -245,6 +247,34 @@ def sample_minutes(days: int) -> tuple[Any, Config]:
     return found
 
 
+def _minute_run(source: Source, days: int, *, skip: bool) -> tuple[Any, ...]:
+    """The figures, the energy and the decisions (minute, policy, target, action, params) of
+    the sample's first ``days`` of June at tick 1."""
+    series, config = sample_minutes(days)
+    log: list[tuple[int, Decision]] = []
+    result = replay_minutes(
+        series,
+        surplus_bench().policies(),
+        source=source,
+        config=config,
+        limits=LIMITS,
+        voltage_v=240.0,
+        tick=1,
+        skip_idle=skip,
+        log=log,
+    )
+    return (
+        result.figures,
+        result.ev_wh,
+        [(m, d.policy, d.target, d.action, d.params) for m, d in log],
+    )
+
+
+def _skip_record(source: Source, days: int) -> Path:
+    """The fingerprint of the run without the skip (``python -m tests.test_minute_replay``)."""
+    return RECORDS / f"no-skip-{source}-{days}.sha256"
+
+
 @pytest.mark.parametrize("source", ["gateway", "lifetime_energy"])
 @pytest.mark.parametrize(
     "days",
@@ -255,27 +285,22 @@ def sample_minutes(days: int) -> tuple[Any, Config]:
 )
 def test_skipping_idle_ticks_changes_no_decision_and_no_figure(source: Source, days: int) -> None:
     """Days of the bundled sample at tick 1, with and without the idle skip: the same
-    decisions (minute, policy, target, action, params) and the same figures and energy."""
-    series, config = sample_minutes(days)
-    rules = surplus_bench().policies()
-    runs = []
-    for skip in (False, True):
-        log: list[tuple[int, Decision]] = []
-        result = replay_minutes(
-            series,
-            rules,
-            source=source,
-            config=config,
-            limits=LIMITS,
-            voltage_v=240.0,
-            tick=1,
-            skip_idle=skip,
-            log=log,
-        )
-        runs.append((result, [(m, d.policy, d.target, d.action, d.params) for m, d in log]))
-    (plain, plain_log), (skipped, skipped_log) = runs
+    decisions (minute, policy, target, action, params) and the same figures and energy. The
+    run without the skip (every minute evaluated, twice the CPU) is as recorded: it runs only
+    where the record differs, and then decides (tests/records.py)."""
+    skipped = _minute_run(source, days, skip=True)
     # The window is short: it must still hold sessions the policies acted on.
-    assert {"start", "set_amps", "stop"} <= {action for _, _, _, action, _ in plain_log}
-    assert skipped_log == plain_log
-    assert skipped.figures == plain.figures
-    assert skipped.ev_wh == plain.ev_wh
+    assert {"start", "set_amps", "stop"} <= {action for _, _, _, action, _ in skipped[2]}
+    plain = partial(_minute_run, source, days, skip=False)
+    rerecord = "python -m tests.test_minute_replay"
+    same_as_reference(skipped, _skip_record(source, days), plain, rerecord)
+
+
+if __name__ == "__main__":
+    RECORDS.mkdir(exist_ok=True)
+    for recorded_days in (4, 30):  # `make test`'s and `make soak`'s
+        for recorded_source in ("gateway", "lifetime_energy"):
+            path = _skip_record(recorded_source, recorded_days)
+            found = _minute_run(recorded_source, recorded_days, skip=False)
+            path.write_text(fingerprint(found) + "\n", encoding="utf-8")
+            print(f"wrote {path}")

@@ -5,9 +5,10 @@ home battery and the example rules."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -24,8 +25,10 @@ from optimizer.simulate.idle import Idle
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.sample import TIMEZONE, sample_paths
 from optimizer.simulate.series import SiteSeries, series_from_history
+from tests.records import fingerprint, same_as_reference
 
 GOLDEN = Path(__file__).parent / "fixtures" / "simulate_golden"
+RECORDS = Path(__file__).parent / "fixtures" / "replay_idle"
 BATTERY = (
     "  battery:\n    capacity_kwh: 10\n    max_power_kw: 5\n    round_trip_efficiency: 0.9\n"
     "    reserve_pct: 10\n    initial_soc_pct: 50\n"
@@ -65,15 +68,26 @@ def _series(config: Config, first: tuple[int, int], last: tuple[int, int]) -> Si
     )
 
 
-@pytest.mark.parametrize(
-    ("first", "last", "battery", "plans"),
-    [
-        ((1, 6), (1, 16), False, False),  # winter: the battery rule of apr-sep sits out
-        ((3, 5), (3, 15), True, True),  # the clocks change on 9 March; a battery; plans
-        ((6, 10), (6, 20), True, False),  # summer sun, long surplus
-        ((10, 25), (11, 5), False, True),  # the clocks go back; the seasonal rule switches
-    ],
-)
+PERIODS = [
+    ((1, 6), (1, 16), False, False),  # winter: the battery rule of apr-sep sits out
+    ((3, 5), (3, 15), True, True),  # the clocks change on 9 March; a battery; plans
+    ((6, 10), (6, 20), True, False),  # summer sun, long surplus
+    ((10, 25), (11, 5), False, True),  # the clocks go back; the seasonal rule switches
+]
+
+
+def _period_run(
+    tmp: Path, first: tuple[int, int], last: tuple[int, int], battery: bool, plans: bool
+) -> tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any], Path]:
+    """The period's series, config, example rules, replay options and record."""
+    config = _config(tmp, battery=battery)
+    series = _series(config, first, last)
+    margin = {"plan_margin": series.starts[1] - series.starts[0]} if plans else {}
+    name = f"{first[0]}-{first[1]}_{last[0]}-{last[1]}_{battery:d}{plans:d}.sha256"
+    return series, config, list(load_config_rules(config).enabled), margin, RECORDS / name
+
+
+@pytest.mark.parametrize(("first", "last", "battery", "plans"), PERIODS)
 def test_idle_reuse_changes_nothing(
     tmp_path: Path,
     first: tuple[int, int],
@@ -81,13 +95,10 @@ def test_idle_reuse_changes_nothing(
     battery: bool,
     plans: bool,
 ) -> None:
-    config = _config(tmp_path, battery=battery)
-    series = _series(config, first, last)
-    policies = load_config_rules(config).enabled
-    margin = {"plan_margin": series.starts[1] - series.starts[0]} if plans else {}
-    runs = replay_both(series, config, policies, **margin)
-    assert runs[0].decisions > 0
-    assert sum(runs[0].ev_kwh) > 0
+    series, config, policies, margin, record = _period_run(tmp_path, first, last, battery, plans)
+    result = replay_both(series, config, policies, record, **margin)
+    assert result.decisions > 0
+    assert sum(result.ev_kwh) > 0
 
 
 def _recording(real: Any, log: list[tuple[object, ...]]) -> Any:
@@ -101,30 +112,55 @@ def _recording(real: Any, log: list[tuple[object, ...]]) -> Any:
     return recording
 
 
+def _replay_logged(
+    series: SiteSeries,
+    config: Config,
+    policies: Sequence[PolicyBase],
+    *,
+    skip: bool,
+    **extra: Any,
+) -> tuple[list[tuple[object, ...]], ReplayResult]:
+    """Each tick's decisions (its time, then target, action and parameters) and the result."""
+    log: list[tuple[object, ...]] = []
+    with patch.object(Idle, "decide", _recording(Idle.decide, log)):
+        result = replay(
+            series,
+            policies,
+            config=config,
+            limits=Limits(6, 32, 1),
+            voltage_v=240.0,
+            skip_idle=skip,
+            **extra,
+        )
+    return log, result
+
+
 def replay_both(
-    series: SiteSeries, config: Config, policies: Sequence[PolicyBase], **extra: Any
-) -> list[ReplayResult]:
+    series: SiteSeries,
+    config: Config,
+    policies: Sequence[PolicyBase],
+    record: Path | None = None,
+    **extra: Any,
+) -> ReplayResult:
     """The replay that evaluates every tick and the one that reuses settled ones: the same
     decisions at every tick (target, action, parameters: a stop that comes late to a full car
-    changes no energy) and the same result."""
-    runs: list[ReplayResult] = []
-    logs: list[list[tuple[object, ...]]] = []
-    real = Idle.decide
-    for skip in (False, True):
-        log: list[tuple[object, ...]] = []
-        with patch.object(Idle, "decide", _recording(real, log)):
-            runs.append(
-                replay(
-                    series,
-                    policies,
-                    config=config,
-                    limits=Limits(6, 32, 1),
-                    voltage_v=240.0,
-                    skip_idle=skip,
-                    **extra,
-                )
-            )
-        logs.append(log)
-    assert logs[1] == logs[0]
-    assert runs[1] == runs[0]
-    return runs
+    changes no energy) and the same result. With a ``record`` of the one that evaluates every
+    tick (tests/records.py), that one replays only where the record differs."""
+    reused = _replay_logged(series, config, policies, skip=True, **extra)
+    every = partial(_replay_logged, series, config, policies, skip=False, **extra)
+    if record is None:
+        assert every() == reused
+    else:
+        rerecord = "python -m tests.test_replay_idle"
+        same_as_reference(reused, record, every, rerecord)
+    return reused[1]
+
+
+if __name__ == "__main__":
+    RECORDS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        for period in PERIODS:
+            series, config, policies, margin, path = _period_run(Path(scratch), *period)
+            found = _replay_logged(series, config, policies, skip=False, **margin)
+            path.write_text(fingerprint(found) + "\n", encoding="utf-8")
+            print(f"wrote {path}")

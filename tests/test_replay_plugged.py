@@ -12,7 +12,9 @@ answer). The drawn weeks of the sample run in `make soak`."""
 from __future__ import annotations
 
 import math
+import tempfile
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +34,7 @@ from optimizer.simulate.minutes import replay_minutes
 from optimizer.simulate.replay import replay
 from optimizer.simulate.sample import TIMEZONE
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
+from tests.records import fingerprint, same_as_reference
 from tests.test_minute_replay import sample_minutes
 from tests.test_replay_idle import _config, _series, replay_both
 
@@ -148,7 +151,8 @@ def test_plugged_reuse_changes_nothing_in_the_minute_replay(
 
 def test_plugged_ticks_are_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """June with the example rules: fewer evaluations at plugged-in ticks than such ticks
-    (before, every one ran the engine), and the same replay as evaluating them all."""
+    (before, every one ran the engine), and the same replay as evaluating them all (as
+    recorded: it replays only where the record differs)."""
     config = _config(tmp_path, battery=False)
     series = _series(config, (6, 1), (6, 30))
     policies = load_config_rules(config).enabled
@@ -165,10 +169,18 @@ def test_plugged_ticks_are_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert plugged > 0
     assert sum(evaluated) < plugged * 0.8
     monkeypatch.setattr(idle_module, "evaluate", real)
-    every = replay(
+    every = partial(_june_every_tick, series, config, policies)
+    same_as_reference(reused, JUNE_RECORD, every, "python -m tests.test_replay_plugged")
+
+
+JUNE_RECORD = Path(__file__).parent / "fixtures" / "replay_idle" / "june-every-tick.sha256"
+
+
+def _june_every_tick(series: SiteSeries, config: Config, policies: Any) -> Any:
+    """June's replay evaluating every tick (recorded in ``JUNE_RECORD``: tests/records.py)."""
+    return replay(
         series, policies, config=config, limits=Limits(6, 32, 1), voltage_v=240.0, skip_idle=False
     )
-    assert reused == every
 
 
 def _june_2(
@@ -230,8 +242,8 @@ def test_a_target_deadline_passing_inside_one_price_is_not_reused(tmp_path: Path
         "target": {"energy_kwh": 40, "by": "18:30"},
         "solar_first": False,
     }
-    runs = replay_both(series, config, _policies(tmp_path, config, [topup]))
-    assert runs[0].by_action.get("stop", 0) >= 1
+    result = replay_both(series, config, _policies(tmp_path, config, [topup]))
+    assert result.by_action.get("stop", 0) >= 1
 
 
 @st.composite
@@ -298,8 +310,8 @@ def test_a_minimum_on_time_running_out_while_the_surplus_holds_still_is_not_reus
     pv = (0.0, 2.0) + (0.1,) * 14
     series = _june_2((10, 0), pv, 0.05, (0, -1, 0.3))  # full within its first bucket
     solar = _solar(min_on_time="45m")
-    runs = replay_both(series, config, _policies(tmp_path, config, [solar]))
-    assert runs[0].by_action.get("stop", 0) == 1
+    result = replay_both(series, config, _policies(tmp_path, config, [solar]))
+    assert result.by_action.get("stop", 0) == 1
 
 
 def test_a_level_change_leaving_the_hour_is_not_reused(tmp_path: Path) -> None:
@@ -314,5 +326,14 @@ def test_a_level_change_leaving_the_hour_is_not_reused(tmp_path: Path) -> None:
     pv = (0.55, 0.55, 0.55, 0.8, 1.05) + (1.3,) * 9
     series = _june_2((9, 45), pv, 0.05, (0, -1, 0.3))  # read from 10:00; full at once
     solar = _solar(deadband_amps=1, max_changes_per_hour=2)
-    runs = replay_both(series, config, _policies(tmp_path, config, [solar]))
-    assert runs[0].by_action.get("set_amps", 0) == 3
+    result = replay_both(series, config, _policies(tmp_path, config, [solar]))
+    assert result.by_action.get("set_amps", 0) == 3
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as scratch:
+        june_config = _config(Path(scratch), battery=False)
+        june = _series(june_config, (6, 1), (6, 30))
+        found = _june_every_tick(june, june_config, load_config_rules(june_config).enabled)
+        JUNE_RECORD.write_text(fingerprint(found) + "\n", encoding="utf-8")
+        print(f"wrote {JUNE_RECORD}")

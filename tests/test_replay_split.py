@@ -15,10 +15,7 @@ with it)."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import multiprocessing
-import struct
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -42,6 +39,7 @@ from optimizer.planner.causal import CausalOutlooks, sample_site
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.series import SiteSeries
 from optimizer.simulate.split import exact
+from tests.records import fingerprint
 from tests.test_replay_idle import _config, _series
 from tests.test_replay_plugged import _policies, rules
 
@@ -77,41 +75,6 @@ def same(split: ReplayResult, alone: ReplayResult) -> None:
     assert list(split.by_action.items()) == list(alone.by_action.items())  # the order too
     assert exact(split.battery, alone.battery)
     assert split == alone
-
-
-def _encode(value: Any, out: list[bytes]) -> None:
-    """``value`` as bytes that tell apart all :func:`exact` does: floats by their bits, each
-    value's type, dicts in their order, dataclasses field by field."""
-    kind = type(value)
-    out.append(kind.__qualname__.encode() + b":")
-    if kind is float:
-        out.append(struct.pack("<d", value))
-    elif kind in (int, bool, str, type(None)):
-        out.append(repr(value).encode())
-    elif kind in (tuple, list):
-        out.append(b"%d[" % len(value))
-        for item in value:
-            _encode(item, out)
-        out.append(b"]")
-    elif kind is dict:
-        out.append(b"%d{" % len(value))
-        for key, item in value.items():
-            _encode(key, out)
-            _encode(item, out)
-        out.append(b"}")
-    elif dataclasses.is_dataclass(value):
-        for field in dataclasses.fields(value):
-            out.append(field.name.encode() + b"=")
-            _encode(getattr(value, field.name), out)
-    else:  # a kind this does not know: no digest can vouch for it
-        raise TypeError(f"cannot fingerprint a {kind.__qualname__}")
-
-
-def fingerprint(result: ReplayResult) -> str:
-    """SHA-256 over every bucket's draw, level and battery flows, bit for bit, and the counts."""
-    out: list[bytes] = []
-    _encode(result, out)
-    return hashlib.sha256(b"".join(out)).hexdigest()
 
 
 def _august_on(tmp: Path) -> tuple[SiteSeries, Config, list[PolicyBase], dict[str, Any]]:
@@ -184,19 +147,32 @@ def test_drawn_rules_split_are_the_replay_alone(
 
 def _june(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, battery: bool = False
-) -> tuple[SiteSeries, Config, list[PolicyBase], ReplayResult]:
-    """June with the example rules, split as a year would be, and its replay alone."""
+) -> tuple[SiteSeries, Config, list[PolicyBase]]:
+    """June with the example rules, split as a year would be."""
     _short_splits(monkeypatch)
     config = _config(tmp_path, battery=battery)
     series = _series(config, (6, 1), (6, 30))
-    policies = list(load_config_rules(config).enabled)
-    return series, config, policies, _replay(series, config, policies, split=False)
+    return series, config, list(load_config_rules(config).enabled)
+
+
+_JUNE_ALONE: dict[bool, ReplayResult] = {}
+
+
+def _june_alone(
+    series: SiteSeries, config: Config, policies: list[PolicyBase], *, battery: bool = False
+) -> ReplayResult:
+    """June's replay alone, replayed once per process: each test that compares with it has the
+    same June, rules and battery (the result is frozen)."""
+    if battery not in _JUNE_ALONE:
+        _JUNE_ALONE[battery] = _replay(series, config, policies, split=False)
+    return _JUNE_ALONE[battery]
 
 
 def test_states_that_differ_at_every_cut_replay_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    series, config, policies, alone = _june(tmp_path, monkeypatch, battery=True)
+    series, config, policies = _june(tmp_path, monkeypatch, battery=True)
+    alone = _june_alone(series, config, policies, battery=True)
     seen = cuts_seen(monkeypatch, verdict=False)
     same(_replay(series, config, policies), alone)
     assert seen == [False] * replay_module.CUTS
@@ -205,7 +181,8 @@ def test_states_that_differ_at_every_cut_replay_alone(
 def test_a_child_that_fails_leaves_the_replay_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    series, config, policies, alone = _june(tmp_path, monkeypatch)
+    series, config, policies = _june(tmp_path, monkeypatch)
+    alone = _june_alone(series, config, policies)
 
     def failing(*_: Any) -> None:
         raise RuntimeError("the child breaks")
@@ -217,7 +194,8 @@ def test_a_child_that_fails_leaves_the_replay_alone(
 
 
 def test_no_fork_replays_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    series, config, policies, alone = _june(tmp_path, monkeypatch)
+    series, config, policies = _june(tmp_path, monkeypatch)
+    alone = _june_alone(series, config, policies)
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     seen = cuts_seen(monkeypatch)
     same(_replay(series, config, policies), alone)
@@ -225,7 +203,7 @@ def test_no_fork_replays_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_the_environment_turns_it_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    series, config, policies, _ = _june(tmp_path, monkeypatch)
+    series, config, policies = _june(tmp_path, monkeypatch)
     monkeypatch.setenv(replay_module.SPLIT_ENV, "0")
     seen = cuts_seen(monkeypatch)
     _replay(series, config, policies)
