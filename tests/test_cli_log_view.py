@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -220,7 +221,7 @@ def test_yesterday_and_today(env: ViewEnv) -> None:
 )
 def test_every_time_form(text: str, local: str) -> None:
     now = datetime(2026, 12, 5, 14, 0, tzinfo=UTC) - LOCAL
-    zone = log_cli.ZoneInfo("Australia/Melbourne")
+    zone = ZoneInfo("Australia/Melbourne")
     got = log_cli.parse_when(text).resolve(now=now, tz=zone)
     assert got == datetime.fromisoformat(local).replace(tzinfo=zone).astimezone(UTC)
 
@@ -233,7 +234,7 @@ def test_every_time_form(text: str, local: str) -> None:
 def test_a_time_of_day_is_always_the_last_one_that_has_passed(
     hour: int, minute: int, now: datetime
 ) -> None:
-    zone = log_cli.ZoneInfo("Australia/Melbourne")
+    zone = ZoneInfo("Australia/Melbourne")
     at = log_cli.parse_when(f"{hour}:{minute:02d}").resolve(now=now, tz=zone)
     assert at <= now
     assert now - at < timedelta(days=1, hours=1)  # a DST day is 25 h long

@@ -150,7 +150,40 @@ def test_the_daemon_imports_no_simulator_library_and_no_pyenphase() -> None:
     loaded = {m.split(".")[0] for m in json.loads(out)}
     absent = {"numpy", "pandas", "scipy", "highspy", "matplotlib", "pvlib", "pyenphase"}
     assert loaded & absent == set()
-    assert {"aiohttp", "sqlite_utils"} <= loaded  # the probe did import the service's path
+    assert "aiohttp" in loaded  # the probe did import the service's path
+    assert "sqlite_utils" not in loaded  # the service's own calls are plain SQL (sqlitedb.py)
+
+
+_STORE_PROBE = """
+import json, sys, tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from optimizer.decisions.store import DecisionStore
+from optimizer.engine.decision import Decision
+now = datetime(2025, 1, 15, 10, tzinfo=UTC)
+with tempfile.TemporaryDirectory() as tmp, DecisionStore(Path(tmp) / "d.db") as store:
+    run = store.start_run(mode="live", site_id=1, config_hash="c", rules_hash="r",
+                          version="0", started_at=now)
+    decision = Decision(policy="p", charger_sn="EV1", target="charging", action="hold",
+                        params={}, reason="r", inputs={})
+    store.record(decision, run_id=run, mode="live", site_id=1, ts=now, outcome="noop",
+                 state=("memory", {"a": 1}))
+    store.save_state("k", [1], updated_at=now)
+    store.add_requests(run, hour=now, counts={"status": 1})
+    store.end_run(run, ended_at=now)
+    before = "sqlite_utils" in sys.modules
+    tables = store.db.table_names()  # anything else: sqlite-utils, on the same connection
+print(json.dumps([before, "sqlite_utils" in sys.modules, "decisions" in tables]))
+"""
+
+
+def test_the_service_writes_its_log_without_sqlite_utils() -> None:
+    """Creating, migrating and writing the decision log is plain SQL; sqlite-utils (with
+    click, pluggy and dateutil, about 3.5 MB resident) loads only for a call beyond those."""
+    out = subprocess.run(
+        [sys.executable, "-c", _STORE_PROBE], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) == [False, True, True]
 
 
 def test_the_config_does_not_import_the_transport() -> None:
@@ -166,7 +199,8 @@ def test_the_config_does_not_import_the_transport() -> None:
 def test_pandas_and_numpy_still_import_after_the_store() -> None:
     """Hidden only while sqlite-utils loads: the simulator imports them afterwards."""
     code = (
-        "import optimizer.decisions.store, sqlite_utils.db as db, numpy, pandas; "
+        "from optimizer.decisions.sqlitedb import sqlite_utils_db; db = sqlite_utils_db(); "
+        "import numpy, pandas; "
         "print(db.np is None, db.pd is None, numpy.zeros(2).sum(), len(pandas.DataFrame()))"
     )
     out = subprocess.run(

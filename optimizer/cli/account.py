@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from optimizer.cli import last_status
-from optimizer.cli.context import Context
-from optimizer.cli.log import display_zone
+from optimizer.cli.context import Context, display_zone
 from optimizer.cli.output import print_json, print_table
 from optimizer.decisions.store import DecisionStore
 from optimizer.enlighten.auth import LoginOutcome

@@ -7,6 +7,8 @@ import getpass
 import logging
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
 from optimizer.connect import client_for, resolve_site_id, unattended_password
@@ -14,6 +16,15 @@ from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import ConfigError
 
 _LOGGER = logging.getLogger(__name__)
+
+
+def display_zone(config: Config) -> tzinfo:
+    """The site's zone, else the machine's: the zone a person thinks in (`evopt log`, the
+    service's tick lines). Here, not in cli/log.py: `evopt run` would import the log's review
+    and the simulation log only for this (issue 16, the daemon's memory)."""
+    if config.site.timezone:
+        return ZoneInfo(config.site.timezone)
+    return datetime.now().astimezone().tzinfo or UTC
 
 
 def password_from_env_or_prompt(config: Config | None = None) -> str | None:

@@ -19,10 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, TextIO
-from zoneinfo import ZoneInfo
 
 from optimizer.cli import logsim
-from optimizer.cli.context import Context
+from optimizer.cli.context import Context, display_zone
 from optimizer.cli.output import print_json, print_table
 from optimizer.config import Config
 from optimizer.decisions import review
@@ -140,13 +139,6 @@ def _parse_when(text: str) -> When:
 def _now() -> datetime:
     """The clock (one function, so tests can pin it)."""
     return datetime.now(UTC)
-
-
-def display_zone(config: Config) -> tzinfo:
-    """The site's zone, else the machine's: the zone a person thinks in."""
-    if config.site.timezone:
-        return ZoneInfo(config.site.timezone)
-    return datetime.now().astimezone().tzinfo or UTC
 
 
 def _zone_name(zone: tzinfo) -> str:

@@ -13,8 +13,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from optimizer.cli.context import Context
-from optimizer.cli.log import display_zone
+from optimizer.cli.context import Context, display_zone
 from optimizer.config import Config
 from optimizer.service import Fleet, Service, SystemClock, TickReport
 from optimizer.service.talk import Talker, tick_sink

@@ -15,8 +15,8 @@ import sys
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TextIO
 
-from optimizer.cli.context import Context
-from optimizer.cli.log import When, display_zone
+from optimizer.cli.context import Context, display_zone
+from optimizer.cli.log import When
 from optimizer.cli.output import print_json
 from optimizer.decisions.review import DecisionRow
 from optimizer.decisions.store import parse_utc, utc_text

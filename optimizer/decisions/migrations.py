@@ -68,7 +68,10 @@ def transaction(db: Database) -> Iterator[Database]:
 
 def current_version(db: Database) -> int:
     """The highest version applied to ``db``; 0 for a database without the table."""
-    if not db.table("migrations").exists():
+    # SQL, not ``db.table(...).exists()``: the service's Database answers it without
+    # sqlite-utils, and a sqlite-utils Database (a test's) answers it alike.
+    found = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    if db.execute(found).fetchone() is None:
         return 0
     row = db.execute("SELECT max(version) FROM migrations").fetchone()
     return int(row[0] or 0)
@@ -89,6 +92,13 @@ def migrate(db: Database) -> list[int]:
             db.execute(_RECORD, [version, step.__name__])
         applied.append(version)
     return applied
+
+
+def _create_index(db: Database, table: str, columns: list[str], name: str) -> None:
+    """sqlite-utils' ``Table.create_index`` as it wrote these, to the letter (the schema text
+    of a file made now is that of one made before), without importing sqlite-utils."""
+    quoted = ", ".join(f'"{column}"' for column in columns)
+    db.execute(f'CREATE INDEX "{name}"\n    ON "{table}" ({quoted});')
 
 
 # --- version 1 -----------------------------------------------------------------------------
@@ -165,10 +175,9 @@ def create_decision_log(db: Database) -> None:
     """Version 1: runs, decisions, state, requests, and the indexes of the review queries."""
     for statement in _V1_TABLES:
         db.execute(statement)
-    decisions = db.table("decisions")
     for columns in _V1_INDEXES:
-        decisions.create_index(columns, index_name=f"idx_decisions_{'_'.join(columns)}")
-    db.table("requests").create_index(["hour"], index_name="idx_requests_hour")
+        _create_index(db, "decisions", columns, f"idx_decisions_{'_'.join(columns)}")
+    _create_index(db, "requests", ["hour"], "idx_requests_hour")
 
 
 # --- version 2 -----------------------------------------------------------------------------
@@ -239,7 +248,7 @@ def remove_simulations(db: Database) -> None:
 def name_runs(db: Database) -> None:
     """Version 4: a run's name; a simulation replaces the earlier run of the same name."""
     db.execute("ALTER TABLE runs ADD COLUMN name TEXT")
-    db.table("runs").create_index(["name"], index_name="idx_runs_name")
+    _create_index(db, "runs", ["name"], "idx_runs_name")
 
 
 # --- version 5 -----------------------------------------------------------------------------

@@ -106,12 +106,12 @@ class DecisionStore:
         self.readonly = readonly
         self._lock = threading.Lock()
         if readonly:
-            self.db = Database(_connect_readonly(path), execute_plugins=False)
+            self.db = Database(_connect_readonly(path))
             self._pragmas()
             self._check_readable()
         else:
             create_private(path)
-            self.db = Database(_connect(path), execute_plugins=False)
+            self.db = Database(_connect(path))
             self.db.enable_wal()
             self._pragmas()
             applied = migrate(self.db)
@@ -226,7 +226,7 @@ class DecisionStore:
         with self._write() as db:
             if name is not None:
                 _delete_runs(db, "SELECT run_id FROM runs WHERE name = ?", [name])
-            db.table("runs").insert(row)
+            db.execute(_INSERT_RUN, [row[column] for column in _RUN_COLUMNS])
         return run_id
 
     def runs_named(self, name: str) -> list[str]:
@@ -288,12 +288,10 @@ class DecisionStore:
             commands=commands,
         )
         with self._write() as db:
-            rowid = db.table("decisions").insert(row).last_rowid
+            rowid = db.execute(_INSERT_DECISION, [row[name] for name in _ROW_COLUMNS]).lastrowid
             if state is not None:
                 key, value = state
-                db.table("state").upsert(
-                    {"key": key, "value": to_json(value), "updated_at": row["ts"]}, pk="key"
-                )
+                db.execute(_UPSERT_STATE, [key, to_json(value), row["ts"]])
         if rowid is None:  # pragma: no cover - an insert always has a rowid
             raise RuntimeError("the decision log returned no row id")
         return rowid
@@ -640,6 +638,22 @@ _ROW_COLUMNS = (
 _INSERT_DECISION = (
     f"INSERT INTO decisions ({', '.join(_ROW_COLUMNS)})"  # noqa: S608 - fixed column names
     f" VALUES ({', '.join('?' for _ in _ROW_COLUMNS)})"
+)
+_RUN_COLUMNS = (
+    "run_id",
+    "started_at",
+    "ended_at",
+    "mode",
+    "site_id",
+    "config_hash",
+    "rules_hash",
+    "version",
+    "status",
+    "name",
+)
+_INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)})"  # noqa: S608 - fixed column names
+    f" VALUES ({', '.join('?' for _ in _RUN_COLUMNS)})"
 )
 _UPSERT_STATE = (
     "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)"
