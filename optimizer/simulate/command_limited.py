@@ -369,8 +369,8 @@ class _Energy:
     """kWh the car still takes, per energy bin (the part a filling move charges)."""
     penalty: float = 0.0
     risk: _Risk = _Risk()
-    hedged: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, compare=False)
-    """:meth:`into`'s values per (level, bins), made once per bucket."""
+    hedged: list[np.ndarray] = field(default_factory=list, compare=False)
+    """:meth:`into`'s values per level and bin, made once per bucket (when hedged)."""
 
     @classmethod
     def of(  # noqa: PLR0917 - the bucket's figures, each needed
@@ -392,15 +392,13 @@ class _Energy:
         (``step`` to ``step + stay``): its solar, less the hedge on the part of its grid
         that the sun still to come could have given (the car's rest after it under
         ``later``)."""
-        if not self.risk.hedge:
-            return self.solar[level : level + 1]
-        made = self.hedged.get((level, stay))
-        if made is None:
-            grid = max(0.0, float(self.kwh[level]) - self.sun)
-            exposed = np.clip(self.risk.later - self.left[step : step + stay], 0.0, grid)
-            made = self.solar[level] - np.float32(self.risk.hedge) * exposed
-            self.hedged[level, stay] = made
-        return made
+        if not self.risk.hedge or self.risk.later <= float(self.left[step + stay - 1]):
+            return self.solar[level : level + 1]  # the rest is over the sun still to come
+        if not self.hedged:
+            grid = np.maximum(self.kwh - np.minimum(self.kwh, self.sun), 0.0)[:, None]
+            exposed = np.clip(self.risk.later - self.left[None, :], 0.0, grid)
+            self.hedged.append(self.solar[:, None] - np.float32(self.risk.hedge) * exposed)
+        return self.hedged[0][level, step : step + stay]
 
     def gain(self, first: int, width: int, level: int) -> np.ndarray:
         """The value of a move at ``level`` that fills the car, per bin from ``first``."""
