@@ -10,6 +10,8 @@ methods.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -107,29 +109,68 @@ def test_past_the_sure_hours_the_programme_counts_on_the_cautious_band() -> None
     assert _surplus(data, None) == pytest.approx(slots.surplus_kwh)
 
 
-def test_the_hedge_keeps_the_grid_late_even_past_a_cheaper_early_price() -> None:
-    start = datetime(2025, 6, 2, 20, 0, tzinfo=UTC)
+def _horizon(
+    start: datetime, hours: float, watts: tuple[float, ...], price: Callable[[datetime], float]
+) -> PlanInput:
+    """Slots of ``hours`` from ``start`` over ``watts`` (p10 = p50 = p90, from ``start``'s
+    quarter hour) and ``price``; 6-32 A at 0.23 kW an amp, nothing charging now."""
     first = int(start.timestamp()) // STEP_S * STEP_S
-    outlook = SurplusOutlook(first, first, (0.0,) * 40, (0.0,) * 40, (0.0,) * 40)
-    early = start + timedelta(minutes=30)  # cheap only now: the price pulls the grid early
+    outlook = SurplusOutlook(first, first, watts, watts, watts)
     slots = cut(
-        start,
-        start + timedelta(hours=6),
-        outlook=outlook,
-        quantile="p50",
-        price_at=lambda at: 0.10 if at < early else 0.12,
+        start, start + timedelta(hours=hours), outlook=outlook, quantile="p50", price_at=price
     )
-    data = PlanInput(slots=slots, low=6, high=32, step=1, kw_per_amp=0.23, now_amps=0, need_kwh=1.5)
-    penalty = _penalty(data, HEDGE_KWH)
-    assert penalty[0] - penalty[-1] > HEDGE_KWH - PRICE_SPREAD
-    cheap = solve(data, hedge=0.0)
-    hedged = solve(data)
-    charging = [[i for i, e in enumerate(plan.energy_kwh) if e > 0] for plan in (cheap, hedged)]
-    assert all(slots.starts[i] < early for i in charging[0])  # by price: the cheap half hour
-    assert charging[1] == [len(slots) - 1]  # hedged: the last slot, a sun may still come first
-    for plan in (cheap, hedged):
+    return PlanInput(slots=slots, low=6, high=32, step=1, kw_per_amp=0.23, now_amps=0, need_kwh=0)
+
+
+def _night(hours_known: float) -> tuple[PlanInput, datetime]:
+    """A 6 h horizon with no sun as far as the forecast goes (``hours_known``), grid cheap
+    only in its first half hour, 1.5 kWh to deliver."""
+    start = datetime(2025, 6, 2, 20, 0, tzinfo=UTC)
+    early = start + timedelta(minutes=30)
+    data = _horizon(
+        start, 6, (0.0,) * round(hours_known * 4), lambda at: 0.10 if at < early else 0.12
+    )
+    return replace(data, need_kwh=1.5), early
+
+
+def test_the_hedge_keeps_the_grid_late_while_a_sun_may_still_come() -> None:
+    """Past the forecast's end the sun is unknown: the grid waits for the last slot, past
+    a cheaper early price (a sun may still come first); with no sun to come before the
+    ready-by it goes by price (the hedge has nothing to protect: docs/planner.md "Eighth
+    pass")."""
+    unknown, early = _night(2.0)
+    dark, _ = _night(10.0)
+    plans = (solve(unknown, hedge=0.0), solve(unknown), solve(dark))
+    charging = [[i for i, e in enumerate(plan.energy_kwh) if e > 0] for plan in plans]
+    assert all(unknown.slots.starts[i] < early for i in charging[0])  # by price
+    assert charging[1] == [len(unknown.slots) - 1]  # hedged: the last slot
+    assert all(dark.slots.starts[i] < early for i in charging[2])  # nothing to hedge
+    assert HEDGE_KWH > PRICE_SPREAD  # lateness outweighs the price's tie-break
+    for plan in plans:
         assert plan.unmet_kwh == 0.0
         assert sum(plan.energy_kwh) >= 1.5 - 0.05
+
+
+def test_a_weak_sun_s_grid_is_priced_as_the_cheapest_slot_s() -> None:
+    """An evening's weak sun at the peak price (600 W, under the 6 A level) goes into the car
+    with the grid beside it, as the MILP's second stage buys its grid there first; the peak
+    slots without a sun keep the price's tie-break."""
+    start = datetime(2025, 6, 2, 17, 0, tzinfo=UTC)
+    peak_until = start + timedelta(hours=4)
+    watts = tuple(600.0 if i < 8 else 0.0 for i in range(40))
+    data = _horizon(start, 8, watts, lambda at: 0.30 if at < peak_until else 0.09)
+    data = replace(data, need_kwh=6.0)
+    slots = data.slots
+    penalty = _penalty(data)
+    sunny = [i for i in range(len(slots)) if slots.surplus_kwh[i] > 0]
+    dark_peak = [i for i in range(len(slots)) if slots.starts[i] < peak_until and i not in sunny]
+    assert sunny
+    assert dark_peak
+    assert all(penalty[i] < PRICE_SPREAD / 10 for i in sunny)
+    assert all(penalty[i] > PRICE_SPREAD - 0.01 for i in dark_peak)
+    plan = solve(data)
+    assert sum(plan.solar_kwh) >= 0.8 * sum(slots.surplus_kwh[i] for i in sunny)
+    assert plan.unmet_kwh == 0.0
 
 
 def test_past_the_sure_hours_the_count_is_at_least_the_floor_of_the_quantile() -> None:

@@ -101,12 +101,19 @@ SAMPLE_MONTH = ("2025-05-01", "2025-06-01")
 daytime sessions that need more than the sun, the trade-offs the planner has to make."""
 
 
-def test_on_a_sample_month_the_shipped_planner_holds_its_figures() -> None:
+@pytest.mark.parametrize(
+    ("method", "floor", "most"), [("milp", 0.89, 4.5), ("dp", 0.895, 4.0)], ids=["milp", "dp"]
+)
+def test_on_a_sample_month_the_shipped_planner_holds_its_figures(
+    method: str, floor: float, most: float
+) -> None:
     """`rules/solar-plan.yaml` as shipped (enabled here), exact plans: 0 unmet and at least
     0.89 of the optimum's solar (0.896 measured since the third pass, 0.878 after the second,
     0.793 after the first; the issue's bar is 0.95), at most 4.5 commands per session (4.34
     in May, whose sunny evenings cost a start and a stop more; the year's figures are in
-    docs/planner.md "Third pass")."""
+    docs/planner.md "Third pass"). With ``method: dp`` at ``change_cost_kwh`` 0.1 (the
+    setting its figures are measured at): at least 0.895 and at most 4 commands (0.900 and
+    3.55 since the eighth pass, 0.884 and 3.62 before)."""
     config = load_config(sample_config_path("greensboro"))
     site = site_setup(config, None, zone=SAMPLES["greensboro"].timezone)
     energy_path, pages = sample_paths("greensboro")
@@ -119,7 +126,10 @@ def test_on_a_sample_month_the_shipped_planner_holds_its_figures() -> None:
         energy, sessions, tariffs=config.tariffs, timezone=site.timezone, start=start, end=end
     )
     shipped = load_rules([ROOT / "rules" / "solar-plan.yaml"], tariffs=config.tariffs)
-    policy = shipped.policies[0].model_copy(update={"enabled": True})
+    update: dict[str, object] = {"enabled": True}
+    if method == "dp":
+        update |= {"method": "dp", "change_cost_kwh": 0.1}
+    policy = shipped.policies[0].model_copy(update=update)
     result = replay(
         series,
         [policy],
@@ -133,5 +143,5 @@ def test_on_a_sample_month_the_shipped_planner_holds_its_figures() -> None:
     share = ours.ev_solar_kwh / figures(series, best, commands=0).ev_solar_kwh
     assert ours.unmet_kwh < 0.05
     assert ours.commands_per_session is not None
-    assert ours.commands_per_session <= 4.5
-    assert share >= 0.89, share
+    assert ours.commands_per_session <= most
+    assert share >= floor, share

@@ -64,32 +64,66 @@ HEDGE_KWH = 0.3
 """A grid kWh in the first slot costs this much more solar than one in the last (linear
 between): the grid waits as late as the need allows, so sun that comes above the p10 the
 programme counts on displaces grid rather than being lost (the hedge the MILP's late grid
-gives). Above :data:`~optimizer.planner.problem.PRICE_SPREAD`, so lateness outweighs the
-price's tie-break. Measured: docs/planner.md "Fifth pass" (0.1-1.0 tried, 0.25-0.3 best)."""
+gives). Above :data:`PRICE_SPREAD`, so lateness outweighs the price's tie-break. Only on the
+grid that sun could displace: while the car's rest after the move is under the sun it could
+still take (the p90; full power past the forecast's end), none on the rest (an evening's
+grid before a night has no sun to wait for). Measured: docs/planner.md "Fifth pass"
+(0.1-1.0 tried, 0.25-0.3 best), "Eighth pass" (the part that sun could displace)."""
+PRICE_SPREAD = problem.PRICE_SPREAD
+"""The dearest slot's grid kWh costs this much more solar than the cheapest's (a tie-break)."""
 RESTART_S = 30.0
 """A level change restarts the session: this long of its slot charges nothing."""
 
 
-def _penalty(data: PlanInput, hedge: float = 0.0) -> tuple[float, ...]:
+def _hedge(data: PlanInput, hedge: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per slot, the hedge on a grid kWh (``hedge`` in the first slot, linearly down to
+    nothing in the last) and the sun the car could still take after the slot: the p90, each
+    slot's at most full power, and full power past the forecast's end (unknown sun). The
+    programme charges the hedge only on the grid the car's rest could have taken from that
+    sun (:class:`~optimizer.simulate.command_limited.Options`)."""
+    slots = data.slots
+    k = len(slots)
+    weights = tuple(hedge * (k - 1 - i) / (k - 1) if k > 1 else 0.0 for i in range(k))
+    ends = slots.forecast_ends
+    later: list[float] = []
+    total = 0.0
+    for i in range(k - 1, -1, -1):
+        later.append(total)
+        full = data.full_kwh(i)
+        known = ends is not None and slots.end(i) <= ends
+        total += min(max(0.0, slots.high_kwh[i]), full) if known else full
+    return weights, tuple(reversed(later))
+
+
+def _sunny(data: PlanInput, index: int) -> bool:
+    """Whether slot ``index`` has a sun the grid beside it would carry into the car: its grid
+    is then priced as the cheapest slot's, as the MILP's second stage buys its grid beside a
+    weak sun first (the energy is needed anyway, the sun is the bar). Where it is not, the
+    price's tie-break kept an evening's weak sun out of the car at the peak price
+    (docs/planner.md "Eighth pass")."""
+    return data.slots.surplus_kwh[index] > problem.SUN_FLOOR_KWH * data.slots.hours[index]
+
+
+def _penalty(data: PlanInput) -> tuple[float, ...]:
     """Per slot, what a grid kWh costs beyond the solar it displaces: up to
-    :data:`~optimizer.planner.problem.PRICE_SPREAD` by the price's place between the
-    horizon's cheapest and dearest slot (unknown: the dearest), plus a hair per slot earlier
-    (on a tie the grid waits: a later sun may still take its place at the next plan), plus
-    ``hedge`` for the first slot down to nothing for the last (:data:`HEDGE_KWH`)."""
+    :data:`PRICE_SPREAD` by the price's place between the horizon's cheapest and dearest
+    slot (unknown: the dearest; with a sun, :func:`_sunny`, the cheapest), plus a hair per
+    slot earlier (on a tie the grid waits: a later sun may still take its place at the next
+    plan). The hedge is apart
+    (:func:`_hedge`): it depends on the car's rest, so on the programme's state."""
     known = [p for p in data.slots.price if p is not None and math.isfinite(p)]
     cheap, dear = (min(known), max(known)) if known else (0.0, 0.0)
     spread = dear - cheap
     k = len(data.slots)
     out: list[float] = []
     for index, price in enumerate(data.slots.price):
-        if spread <= 0:
+        if spread <= 0 or _sunny(data, index):
             place = 0.0
         elif price is None or not math.isfinite(price):
             place = 1.0
         else:
             place = (price - cheap) / spread
-        early = (k - 1 - index) / (k - 1) if k > 1 else 0.0
-        out.append(problem.PRICE_SPREAD * place + problem.LATE_EPS * (k - index) + hedge * early)
+        out.append(PRICE_SPREAD * place + problem.LATE_EPS * (k - index))
     return tuple(out)
 
 
@@ -157,11 +191,14 @@ def solve(
         restart_share=1.0,
     )
     start = lineup.index(data.now_amps) + 1 if data.now_amps in lineup else 0
+    weights, later = _hedge(data, hedge)
     options = Options(
         unit=unit,
         start=start,
         restart=tuple(max(0.0, 1 - RESTART_S / (h * 3600)) if h > 0 else 0.0 for h in hours),
-        penalty=_penalty(data, hedge),
+        penalty=_penalty(data),
+        hedge=weights,
+        later=later,
         trace=True,
     )
     found = forward(prog, most, options)

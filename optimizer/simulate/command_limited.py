@@ -35,7 +35,7 @@ its buckets times its need's units times the levels, in numpy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -139,6 +139,11 @@ class Options:
     """Per bucket, the share kept after a level change (empty: ``prog.restart_share``)."""
     penalty: tuple[float, ...] = ()
     """Per bucket, what a grid kWh costs in solar kWh (a price's tie-break; empty: none)."""
+    hedge: tuple[float, ...] = ()
+    """Per bucket, what a grid kWh costs more while the sun still to come (``later``) could
+    fill the rest of the car (empty: none): grid bought then may displace that sun."""
+    later: tuple[float, ...] = ()
+    """Per bucket, the kWh of sun the car could still take after it (with ``hedge``)."""
     trace: bool = False
     """Keep where each best state came from, so :func:`schedule` can give the levels."""
 
@@ -190,8 +195,9 @@ def forward(prog: Programme, most: int, options: Options | None = None) -> Forwa
         penalty = opt.penalty[index] if opt.penalty else 0.0
         share = opt.restart[index] if opt.restart else prog.restart_share
         kwh = np.asarray(kwh_row, dtype=np.float32)
-        whole = _Energy.of(kwh, sun, left, penalty, unit)
-        moved = _Energy.of(whole.kwh * share, sun, left, penalty, unit)
+        risk = _Risk(opt.hedge[index], opt.later[index]) if opt.hedge else _Risk()
+        whole = _Energy.of(kwh, sun, left, penalty, unit, risk)
+        moved = _Energy.of(whole.kwh * share, sun, left, penalty, unit, risk)
         was, reach = reach, min(need, reach + int(whole.units[-1]))
         old = value[:, :, :was]
         new = np.full((counts, width + 1, reach), _NONE, dtype=np.float32)
@@ -277,7 +283,7 @@ def _charge_traced(
         if stay > 0:
             target = new[rows, level + 1, step : step + stay]
             mark = came[rows, level + 1, step : step + stay]
-            value = row[:, :stay] + energy.solar[level]
+            value = row[:, :stay] + energy.into(level, step, stay)
             if origin is None:
                 target[...] = value
                 mark[...] = level + 1
@@ -342,6 +348,15 @@ def _best_other(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
+class _Risk:
+    """A bucket's hedge: a grid kWh costs ``hedge`` more solar while the car's rest after
+    the move is less than the ``later`` sun it could still take (:class:`Options`)."""
+
+    hedge: float = 0.0
+    later: float = 0.0
+
+
+@dataclass(frozen=True)
 class _Energy:
     """What each level charges in one bucket: kWh, on the energy's grid, and its solar (less
     the grid's penalty per kWh)."""
@@ -353,27 +368,46 @@ class _Energy:
     left: np.ndarray
     """kWh the car still takes, per energy bin (the part a filling move charges)."""
     penalty: float = 0.0
+    risk: _Risk = _Risk()
+    hedged: list[np.ndarray] = field(default_factory=list, compare=False)
+    """:meth:`into`'s values per level and bin, made once per bucket (when hedged)."""
 
     @classmethod
-    def of(
+    def of(  # noqa: PLR0917 - the bucket's figures, each needed
         cls,
         kwh: np.ndarray,
         sun: float,
         left: np.ndarray,
         penalty: float = 0.0,
         unit: float = UNIT_KWH,
+        risk: _Risk = _Risk(),
     ) -> _Energy:
         solar = np.minimum(kwh, sun)
         if penalty:
             solar = solar - np.float32(penalty) * (kwh - solar)
-        return cls(kwh, _units(kwh, unit).tolist(), solar, sun, left, penalty)
+        return cls(kwh, _units(kwh, unit).tolist(), solar, sun, left, penalty, risk)
+
+    def into(self, level: int, step: int, stay: int) -> np.ndarray:
+        """The value of a move at ``level`` that leaves the car short, per bin it lands in
+        (``step`` to ``step + stay``): its solar, less the hedge on the part of its grid
+        that the sun still to come could have given (the car's rest after it under
+        ``later``)."""
+        if not self.risk.hedge or self.risk.later <= float(self.left[step + stay - 1]):
+            return self.solar[level : level + 1]  # the rest is over the sun still to come
+        if not self.hedged:
+            grid = np.maximum(self.kwh - np.minimum(self.kwh, self.sun), 0.0)[:, None]
+            exposed = np.clip(self.risk.later - self.left[None, :], 0.0, grid)
+            self.hedged.append(self.solar[:, None] - np.float32(self.risk.hedge) * exposed)
+        return self.hedged[0][level, step : step + stay]
 
     def gain(self, first: int, width: int, level: int) -> np.ndarray:
         """The value of a move at ``level`` that fills the car, per bin from ``first``."""
         part = np.minimum(self.left[first:width], self.kwh[level])
         taken: np.ndarray = np.minimum(part, self.sun)
-        if self.penalty:
-            taken = taken - np.float32(self.penalty) * (part - taken)
+        if self.penalty or self.risk.hedge:
+            grid = part - taken
+            exposed = np.minimum(grid, np.float32(self.risk.later))
+            taken = taken - np.float32(self.penalty) * grid - np.float32(self.risk.hedge) * exposed
         return taken
 
 
@@ -390,7 +424,7 @@ def _charge(into: np.ndarray, done: np.ndarray, source: np.ndarray, energy: _Ene
         stay = min(width, need - step)  # bins that stay short of the need
         if stay > 0:
             target = into[:, level, step : step + stay]
-            np.maximum(target, row[:, :stay] + energy.solar[level], out=target)
+            np.maximum(target, row[:, :stay] + energy.into(level, step, stay), out=target)
         if stay < width:
             first = max(0, stay)
             taken = energy.gain(first, width, level)

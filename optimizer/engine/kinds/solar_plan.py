@@ -59,6 +59,17 @@ slots (a first slot shorter than 15 minutes, a ready-by inside a slot), so a run
 right at the margin was raised to full power by the guard (learned plans, April-June on the
 sample: 24 level changes more than with the run at full power)."""
 FLAT_SOURCE = "current surplus"
+DP_MARGIN = timedelta(minutes=5)
+"""With ``method: dp`` the guard's margin is at most this: the programme holds the need by
+the ready-by as a constraint whatever the forecast (the MILP's plan does not), so the rule's
+``margin`` only took the plan's last slots from it, and the car full before their sun
+(docs/planner.md "Eighth pass": 15 -> 5 min, greensboro May +0.3 points, Phoenix June +0.4;
+0 min the same)."""
+
+
+def _margin(policy: SolarPlan) -> timedelta:
+    """The guard's margin: the rule's, and at most :data:`DP_MARGIN` with ``method: dp``."""
+    return min(policy.margin, DP_MARGIN) if policy.method == "dp" else policy.margin
 
 
 def levels(policy: SolarPlan, ctx: Context) -> tuple[int, int]:
@@ -83,11 +94,12 @@ change must pay for itself within the hour, so the plan does not chase every rea
 
 
 def _flat(ctx: Context, watts: float | None, until: datetime) -> SurplusOutlook:
-    """No forecast: the current surplus for :data:`FLAT_HOLD`, nothing after it."""
+    """No forecast: the current surplus for :data:`FLAT_HOLD`, then nothing known (the
+    slots take no sun past the outlook's end; ``method: dp`` hedges its grid against it)."""
     first = int(ctx.now.timestamp() // STEP_S) * STEP_S
     steps = max(1, math.ceil((until.timestamp() - first) / STEP_S))
     held = math.ceil(FLAT_HOLD.total_seconds() / STEP_S)
-    value = tuple((watts or 0.0) if i < held else 0.0 for i in range(steps))
+    value = tuple(watts or 0.0 for _ in range(min(steps, held)))
     return SurplusOutlook(ctx.now.timestamp(), first, value, value, value, FLAT_SOURCE, "tick")
 
 
@@ -146,7 +158,7 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
             "hours_left": round(left / timedelta(hours=1), 2),
             "hours_at_max": round(at_full / timedelta(hours=1), 2),
         }
-        if policy.grid == "cheapest" and left - at_full <= policy.margin:
+        if policy.grid == "cheapest" and left - at_full <= _margin(policy):
             late = "" if left >= at_full else " (it can no longer all be delivered in time)"
             why = (
                 f"guard: {head}, {span(at_full)} at {high} A and {span(left)} left{late}: "
@@ -193,7 +205,7 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
             grid=policy.grid,
             change_cost_kwh=policy.change_cost_kwh,
             restart_cost_kwh=policy.restart_cost_kwh,
-            guard_h=(policy.margin + GUARD_LAG) / timedelta(hours=1),
+            guard_h=(_margin(policy) + GUARD_LAG) / timedelta(hours=1),
             commands_left=_commands_left(policy, ctx, ready_by),
         )
         result = _solved(policy, data)
