@@ -146,13 +146,17 @@ def mfa_env(
     yield from make_env(FakeCloud(mfa=True), tmp_path, capsys, monkeypatch)
 
 
-# The longest tests (each 2 to 11 s of CPU; `make unit` lists the ten slowest): run first, so
+# The longest tests (each 2 to 13 s of CPU; `make unit` lists the ten slowest): run first, so
 # that under pytest-xdist no worker is left with one of them while the other has finished.
 # A name here that no longer matches only loses its place in the queue.
 LONG_FIRST = (
+    "tests/test_planner_replay.py::test_on_a_sample_month",  # the DP's May, 11-13 s
     "tests/test_planner_service.py::",
     "tests/test_simulate_golden.py::test_the_sample_report_is_unchanged[year",
-    "tests/test_planner_replay.py::test_on_a_sample_month",
+    "tests/test_planner_replay.py::test_the_planner_never_beats_the_optimum",
+    "tests/test_replay_split.py::test_drawn_rules_split",
+    "tests/test_level_restart.py::test_sigkill_between_the_halves",
+    "tests/test_session_commands.py::test_the_memory_counts_each_session",
     "tests/test_replay_plugged.py::",
     "tests/test_soak.py::",
     "tests/test_site_allocation_e2e.py::test_two_cars_over_a_simulated_day",
