@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python benchmarks/surplus.py
 	$(BIN)/python benchmarks/planner.py
 	$(BIN)/python benchmarks/planner_solve.py
+	$(BIN)/python benchmarks/planner_solve.py --method dp
 	$(BIN)/python benchmarks/daemon.py
 
 # Issue 15's Done-when figures alone (docs/simulation.md): the example setup's rules replayed on
