@@ -635,10 +635,15 @@ _ROW_COLUMNS = (
     "error",
     "commands",
 )
-_INSERT_DECISION = (
-    f"INSERT INTO decisions ({', '.join(_ROW_COLUMNS)})"  # noqa: S608 - fixed column names
-    f" VALUES ({', '.join('?' for _ in _ROW_COLUMNS)})"
-)
+
+
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """An INSERT of one row's ``columns`` (fixed names), values bound in their order."""
+    names, marks = ", ".join(columns), ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608 - fixed names
+
+
+_INSERT_DECISION = _insert_sql("decisions", _ROW_COLUMNS)
 _RUN_COLUMNS = (
     "run_id",
     "started_at",
@@ -651,10 +656,7 @@ _RUN_COLUMNS = (
     "status",
     "name",
 )
-_INSERT_RUN = (
-    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)})"  # noqa: S608 - fixed column names
-    f" VALUES ({', '.join('?' for _ in _RUN_COLUMNS)})"
-)
+_INSERT_RUN = _insert_sql("runs", _RUN_COLUMNS)
 _UPSERT_STATE = (
     "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
