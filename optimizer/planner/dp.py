@@ -64,13 +64,12 @@ HEDGE_KWH = 0.3
 """A grid kWh in the first slot costs this much more solar than one in the last (linear
 between): the grid waits as late as the need allows, so sun that comes above the p10 the
 programme counts on displaces grid rather than being lost (the hedge the MILP's late grid
-gives). Above :data:`PRICE_SPREAD`, so lateness outweighs the price's tie-break. Only on the
-grid that sun could displace: while the car's rest after the move is under the sun it could
-still take (the p90; full power past the forecast's end), none on the rest (an evening's
-grid before a night has no sun to wait for). Measured: docs/planner.md "Fifth pass"
-(0.1-1.0 tried, 0.25-0.3 best), "Eighth pass" (the part that sun could displace)."""
-PRICE_SPREAD = problem.PRICE_SPREAD
-"""The dearest slot's grid kWh costs this much more solar than the cheapest's (a tie-break)."""
+gives). Above :data:`~optimizer.planner.problem.PRICE_SPREAD`, so lateness outweighs the
+price's tie-break. Only on the grid that sun could displace: while the car's rest after the
+move is under the sun it could still take (the p90; full power past the forecast's end), none
+on the rest (an evening's grid before a night has no sun to wait for). Measured:
+docs/planner.md "Fifth pass" (0.1-1.0 tried, 0.25-0.3 best), "Eighth pass" (the part that sun
+could displace)."""
 RESTART_S = 30.0
 """A level change restarts the session: this long of its slot charges nothing."""
 
@@ -106,7 +105,8 @@ def _sunny(data: PlanInput, index: int) -> bool:
 
 def _penalty(data: PlanInput) -> tuple[float, ...]:
     """Per slot, what a grid kWh costs beyond the solar it displaces: up to
-    :data:`PRICE_SPREAD` by the price's place between the horizon's cheapest and dearest
+    :data:`~optimizer.planner.problem.PRICE_SPREAD` by the price's place between the
+    horizon's cheapest and dearest
     slot (unknown: the dearest; with a sun, :func:`_sunny`, the cheapest), plus a hair per
     slot earlier (on a tie the grid waits: a later sun may still take its place at the next
     plan). The hedge is apart
@@ -123,7 +123,7 @@ def _penalty(data: PlanInput) -> tuple[float, ...]:
             place = 1.0
         else:
             place = (price - cheap) / spread
-        out.append(PRICE_SPREAD * place + problem.LATE_EPS * (k - index))
+        out.append(problem.PRICE_SPREAD * place + problem.LATE_EPS * (k - index))
     return tuple(out)
 
 

@@ -35,8 +35,9 @@ its buckets times its need's units times the levels, in numpy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -369,8 +370,6 @@ class _Energy:
     """kWh the car still takes, per energy bin (the part a filling move charges)."""
     penalty: float = 0.0
     risk: _Risk = _Risk()
-    hedged: list[np.ndarray] = field(default_factory=list, compare=False)
-    """:meth:`into`'s values per level and bin, made once per bucket (when hedged)."""
 
     @classmethod
     def of(  # noqa: PLR0917 - the bucket's figures, each needed
@@ -394,11 +393,15 @@ class _Energy:
         ``later``)."""
         if not self.risk.hedge or self.risk.later <= float(self.left[step + stay - 1]):
             return self.solar[level : level + 1]  # the rest is over the sun still to come
-        if not self.hedged:
-            grid = np.maximum(self.kwh - np.minimum(self.kwh, self.sun), 0.0)[:, None]
-            exposed = np.clip(self.risk.later - self.left[None, :], 0.0, grid)
-            self.hedged.append(self.solar[:, None] - np.float32(self.risk.hedge) * exposed)
-        return self.hedged[0][level, step : step + stay]
+        return self._hedged[level, step : step + stay]
+
+    @cached_property
+    def _hedged(self) -> np.ndarray:
+        """:meth:`into`'s hedged values per level and bin, made once per bucket."""
+        grid = np.maximum(self.kwh - np.minimum(self.kwh, self.sun), 0.0)[:, None]
+        exposed = np.clip(self.risk.later - self.left[None, :], 0.0, grid)
+        hedged: np.ndarray = self.solar[:, None] - np.float32(self.risk.hedge) * exposed
+        return hedged
 
     def gain(self, first: int, width: int, level: int) -> np.ndarray:
         """The value of a move at ``level`` that fills the car, per bin from ``first``."""
