@@ -52,16 +52,37 @@ def fingerprint(result: object) -> str:
 
 
 def same_as_reference(
-    found: Any, record: Path, reference: Callable[[], Any], rerecord: str
+    found: Any,
+    record: Path,
+    reference: Callable[[], Any],
+    rerecord: str,
+    *,
+    compare: Callable[[Any, Any], None] | None = None,
+    stale_fails: bool = False,
 ) -> None:
     """``found`` is what ``reference()`` gives, as ``record`` holds its fingerprint: the
-    reference runs only where the record differs, and then decides: ``found`` unlike it fails;
-    alike, the record is out of date here (a changed engine, a solver's last bits on another
-    machine), which is only a warning to re-record it with ``rerecord``, as the comparison
-    was made all the same (no record: the same, e.g. for a `make soak` length)."""
+    reference runs only where the record differs, and then decides: ``found`` unlike it fails
+    (``==``, or ``compare``, which asserts); alike, the record is out of date here (a changed
+    engine, a solver's last bits on another machine), which is a warning to re-record it with
+    ``rerecord``, as the comparison was made all the same (no record: the same, e.g. for a
+    `make soak` length), or with ``stale_fails`` a failure (a record only a deliberate change
+    may move)."""
     recorded = record.read_text(encoding="utf-8").strip() if record.exists() else None
     if fingerprint(found) == recorded:
         return
-    assert found == reference()
+    replayed = reference()
+    if compare is None:
+        assert found == replayed
+    else:
+        compare(found, replayed)
     state = "out of date" if recorded else "missing"
-    warnings.warn(f"{record.name} is {state}: record it with {rerecord}", stacklevel=2)
+    message = f"{record.name} is {state}: record it with {rerecord}"
+    assert not stale_fails, f"the result is the reference's, but {message}"
+    warnings.warn(message, stacklevel=2)
+
+
+def write_record(path: Path, found: Any) -> None:
+    """Record ``found``'s fingerprint at ``path`` (a test's ``python -m`` re-recording)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(fingerprint(found) + "\n", encoding="utf-8")
+    print(f"wrote {path}")

@@ -20,7 +20,7 @@ from optimizer.simulate import baseline_cache, optimum_exact
 from optimizer.simulate.baseline_cache import cache_dir, cached_baseline, inputs_key, solve_ahead
 from optimizer.simulate.baselines import POOL_MIN_GROUPS, optimal
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
-from tests.records import fingerprint, same_as_reference
+from tests.records import same_as_reference, write_record
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 LIMITS = Limits(6, 32, 1)
@@ -351,9 +351,6 @@ def test_closing_ends_the_childs_own_processes_too(
 
 
 if __name__ == "__main__":
-    RECORDS.mkdir(exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
         for pool_seed in POOL_SEEDS:
-            path = _record(pool_seed)
-            path.write_text(fingerprint(_alone(pool_seed, patch)) + "\n", encoding="utf-8")
-            print(f"wrote {path}")
+            write_record(_record(pool_seed), _alone(pool_seed, patch))

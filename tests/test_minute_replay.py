@@ -28,7 +28,7 @@ from optimizer.simulate.minutes import (
 )
 from optimizer.simulate.sample.minutes import clear_sky_bounds, minute_series
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
-from tests.records import fingerprint, same_as_reference
+from tests.records import same_as_reference, write_record
 
 T0 = datetime(2024, 1, 15, tzinfo=UTC)
 RULES = Path(__file__).parents[1] / "rules" / "excess-solar.yaml"
@@ -297,10 +297,7 @@ def test_skipping_idle_ticks_changes_no_decision_and_no_figure(source: Source, d
 
 
 if __name__ == "__main__":
-    RECORDS.mkdir(exist_ok=True)
     for recorded_days in (4, 30):  # `make test`'s and `make soak`'s
         for recorded_source in ("gateway", "lifetime_energy"):
-            path = _skip_record(recorded_source, recorded_days)
             found = _minute_run(recorded_source, recorded_days, skip=False)
-            path.write_text(fingerprint(found) + "\n", encoding="utf-8")
-            print(f"wrote {path}")
+            write_record(_skip_record(recorded_source, recorded_days), found)

@@ -25,7 +25,7 @@ from optimizer.simulate.idle import Idle
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.sample import TIMEZONE, sample_paths
 from optimizer.simulate.series import SiteSeries, series_from_history
-from tests.records import fingerprint, same_as_reference
+from tests.records import same_as_reference, write_record
 
 GOLDEN = Path(__file__).parent / "fixtures" / "simulate_golden"
 RECORDS = Path(__file__).parent / "fixtures" / "replay_idle"
@@ -157,10 +157,7 @@ def replay_both(
 
 
 if __name__ == "__main__":
-    RECORDS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         for period in PERIODS:
             series, config, policies, margin, path = _period_run(Path(scratch), *period)
-            found = _replay_logged(series, config, policies, skip=False, **margin)
-            path.write_text(fingerprint(found) + "\n", encoding="utf-8")
-            print(f"wrote {path}")
+            write_record(path, _replay_logged(series, config, policies, skip=False, **margin))

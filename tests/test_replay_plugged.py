@@ -34,7 +34,7 @@ from optimizer.simulate.minutes import replay_minutes
 from optimizer.simulate.replay import replay
 from optimizer.simulate.sample import TIMEZONE
 from optimizer.simulate.series import BUCKET, Session, SiteSeries
-from tests.records import fingerprint, same_as_reference
+from tests.records import same_as_reference, write_record
 from tests.test_minute_replay import sample_minutes
 from tests.test_replay_idle import _config, _series, replay_both
 
@@ -335,5 +335,4 @@ if __name__ == "__main__":
         june_config = _config(Path(scratch), battery=False)
         june = _series(june_config, (6, 1), (6, 30))
         found = _june_every_tick(june, june_config, load_config_rules(june_config).enabled)
-        JUNE_RECORD.write_text(fingerprint(found) + "\n", encoding="utf-8")
-        print(f"wrote {JUNE_RECORD}")
+        write_record(JUNE_RECORD, found)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import multiprocessing
 import tempfile
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -39,7 +38,7 @@ from optimizer.planner.causal import CausalOutlooks, sample_site
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.series import SiteSeries
 from optimizer.simulate.split import exact
-from tests.records import fingerprint
+from tests.records import same_as_reference, write_record
 from tests.test_replay_idle import _config, _series
 from tests.test_replay_plugged import _policies, rules
 
@@ -90,22 +89,6 @@ RECORD = RECORDS / "august-on.sha256"
 def _august_alone(tmp: Path) -> ReplayResult:
     series, config, policies, extra = _august_on(tmp)
     return _replay(series, config, policies, split=False, **extra)
-
-
-def same_as_recorded(
-    split: ReplayResult, record: Path, alone: Callable[[], ReplayResult], rerecord: str
-) -> None:
-    """``split`` is the replay alone as ``record`` holds it; where the record differs,
-    ``alone()`` replays it to say whether the split or the record is wrong."""
-    recorded = record.read_text(encoding="utf-8").strip()
-    if fingerprint(split) == recorded:
-        return
-    replayed = alone()
-    same(split, replayed)  # fails here: the split is not the replay alone
-    assert fingerprint(replayed) == recorded, (
-        f"the split is the replay alone, but {record.name} is out of date: re-record it with"
-        f" {rerecord}"
-    )
 
 
 def _short_splits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -289,10 +272,10 @@ def test_a_cut_where_the_battery_setting_is_a_relic_moves(
     split = _replay(series, config, policies, **extra)
     assert seen[-1] is (candidates > 1)
     alone = partial(_august_alone, tmp_path)
-    same_as_recorded(split, RECORD, alone, "python -m tests.test_replay_split")
+    rerecord = "python -m tests.test_replay_split"
+    same_as_reference(split, RECORD, alone, rerecord, compare=same, stale_fails=True)
 
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
-        RECORD.write_text(fingerprint(_august_alone(Path(tmp))) + "\n", encoding="utf-8")
-    print(f"wrote {RECORD}")
+        write_record(RECORD, _august_alone(Path(tmp)))

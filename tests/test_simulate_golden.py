@@ -33,8 +33,8 @@ import optimizer.cli.simulate as simulate_cli
 import optimizer.simulate.replay as replay_module
 from optimizer.cli import main
 from optimizer.simulate.replay import ReplayResult
-from tests.records import fingerprint
-from tests.test_replay_split import cuts_seen, same_as_recorded
+from tests.records import same_as_reference, write_record
+from tests.test_replay_split import cuts_seen, same
 
 GOLDEN = Path(__file__).parent / "fixtures" / "simulate_golden"
 JUNE = ("--from", "2025-06-01", "--to", "2025-06-30")
@@ -108,7 +108,8 @@ def test_the_sample_report_is_unchanged(
     assert seen[-1] is True  # taken: the second half came from the forked child
     record = GOLDEN / f"{SPLIT}-replay.sha256"
     alone = partial(alone_replay, monkeypatch)
-    same_as_recorded(split, record, alone, f"python -m tests.test_simulate_golden {SPLIT}-replay")
+    rerecord = f"python -m tests.test_simulate_golden {SPLIT}-replay"
+    same_as_reference(split, record, alone, rerecord, compare=same, stale_fails=True)
 
 
 # Every column a reader of the log sees, except the ids a run is given.
@@ -153,10 +154,10 @@ def test_june_s_report_and_logged_decisions_are_unchanged(tmp_path: Path) -> Non
 if __name__ == "__main__":
     for case in sys.argv[1:] or [*CASES, "decisions", f"{SPLIT}-replay"]:
         if case == f"{SPLIT}-replay":
-            path = GOLDEN / f"{case}.sha256"
             with pytest.MonkeyPatch.context() as patch:
-                path.write_text(fingerprint(alone_replay(patch)) + "\n", encoding="utf-8")
-        elif case == "decisions":
+                write_record(GOLDEN / f"{case}.sha256", alone_replay(patch))
+            continue
+        if case == "decisions":
             with tempfile.TemporaryDirectory() as tmp:
                 path = GOLDEN / "june-decisions.sha256"
                 path.write_text(logged_run(Path(tmp))[1] + "\n", encoding="utf-8")

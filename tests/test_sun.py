@@ -30,7 +30,7 @@ from optimizer.sun import (
     zenith_and_azimuth,
 )
 from tests.profiles import examples
-from tests.records import fingerprint, same_as_reference
+from tests.records import same_as_reference, write_record
 
 MELBOURNE = {"latitude": -37.81, "longitude": 144.96, "timezone": "Australia/Melbourne"}
 SVALBARD = {"latitude": 78.22, "longitude": 15.65, "timezone": "Arctic/Longyearbyen"}
@@ -231,8 +231,5 @@ def test_a_tracks_sun_gives_the_conditions_verdicts(when: When) -> None:
 
 
 if __name__ == "__main__":
-    RECORDS.mkdir(exist_ok=True)
     for site in YEAR_SITES:
-        path = _year_record(*site)
-        path.write_text(fingerprint(_astrals_year(*site)) + "\n", encoding="utf-8")
-        print(f"wrote {path}")
+        write_record(_year_record(*site), _astrals_year(*site))
