@@ -92,7 +92,6 @@ def dim_the_sun(site: Site, factor: float) -> None:
     curves = site.world.cloud.model.curves
     with site.world.cloud.lock:
         curves.pv_peak_w *= factor
-        curves._cache.clear()
 
 
 async def test_the_surplus_follows_a_step_within_one_tick(site: Site) -> None:
