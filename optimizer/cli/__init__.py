@@ -11,12 +11,15 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from optimizer.cli.args import LOG_LEVELS, build_parser
 from optimizer.cli.args.lazy import resolve
 
 if TYPE_CHECKING:
+    import argparse
+
     from optimizer.cli.context import Context
 
 __all__ = ["build_parser", "main", "setup_logging"]
@@ -51,6 +54,14 @@ def setup_logging(level: str | None) -> None:
     root.setLevel(chosen.upper())
 
 
+@cache
+def _parser() -> argparse.ArgumentParser:
+    """The parser, built once per process: building it costs 20 ms (some sixty subparsers each
+    copying the common options), which a process that runs several commands (the tests: 20 s
+    of the suite's CPU, the demo) paid again each time. Parsing leaves it as it was."""
+    return build_parser()
+
+
 def _error(message: str) -> None:
     sys.stderr.write(f"evopt: {message}\n")
 
@@ -58,7 +69,7 @@ def _error(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, then import what the command needs: `--help`, `--version` and usage errors
     exit inside ``parse_args`` having imported only the parser (optimizer/cli/args)."""
-    args = build_parser().parse_args(argv)
+    args = _parser().parse_args(argv)
     # Imported after parsing, on purpose: config, the client and their errors cost pydantic,
     # aiohttp and YAML (issue 16).
     import asyncio  # noqa: PLC0415
