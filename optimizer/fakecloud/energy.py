@@ -58,35 +58,51 @@ def evse_wh(model: SiteModel, first: float, count: int) -> list[float]:
 
 def series(model: SiteModel, first: float, count: int, complete_until: float) -> Series:
     """All series for ``count`` buckets from ``first``; buckets ending after
-    ``complete_until`` (not yet complete) and missing buckets are null."""
+    ``complete_until`` (not yet complete) and missing buckets are null.
+
+    Column by column rather than a dict per bucket: every `lifetime_energy` reply builds the
+    whole history (2,688 buckets for the default 28 days), four times an hour of a simulated
+    day, and the per-bucket dicts made it 9 ms a reply."""
     ev = evse_wh(model, first, count)
-    out: Series = {name: [] for name in (*FLOW_SERIES, *BATTERY_SERIES, "evse")}
-    for name in ABSENT_SERIES:
-        out[name] = []
+    pv_wh, load_wh = model.curves.buckets_wh(first, count)
+    missing = model.missing_buckets
+    production: list[int | None] = []
+    consumption: list[int | None] = []
+    solar_home: list[int | None] = []
+    solar_grid: list[int | None] = []
+    grid_home: list[int | None] = []
+    evse: list[int | None] = []
     for i in range(count):
         start = first + i * BUCKET_S
-        for name in BATTERY_SERIES:
-            out[name].append(None)
-        if start + BUCKET_S > complete_until or int(start) in model.missing_buckets:
-            for name in (*FLOW_SERIES, "evse"):
-                out[name].append(None)
+        if start + BUCKET_S > complete_until or int(start) in missing:
+            for column in (production, consumption, solar_home, solar_grid, grid_home, evse):
+                column.append(None)
             continue
-        production = round(model.curves.pv_wh(start))
-        evse = round(ev[i])
-        consumption = round(model.curves.load_wh(start)) + evse
-        solar_home = min(production, consumption)
-        values = {
-            "production": production,
-            "consumption": consumption,
-            "solar_home": solar_home,
-            "solar_grid": production - solar_home,
-            "grid_home": consumption - solar_home,
-            "import": consumption - solar_home,
-            "export": production - solar_home,
-            "evse": evse,
-        }
-        for name, value in values.items():
-            out[name].append(value)
+        made = round(pv_wh[i])
+        drawn = round(ev[i])
+        used = round(load_wh[i]) + drawn
+        own = min(made, used)
+        production.append(made)
+        consumption.append(used)
+        solar_home.append(own)
+        solar_grid.append(made - own)
+        grid_home.append(used - own)
+        evse.append(drawn)
+    flows = {
+        "production": production,
+        "consumption": consumption,
+        "solar_home": solar_home,
+        "solar_grid": solar_grid,
+        "grid_home": grid_home,
+        "import": list(grid_home),
+        "export": list(solar_grid),
+    }
+    out: Series = {name: flows[name] for name in FLOW_SERIES}
+    for name in BATTERY_SERIES:
+        out[name] = [None] * count
+    out["evse"] = evse
+    for name in ABSENT_SERIES:
+        out[name] = []
     return out
 
 

@@ -10,6 +10,7 @@ same curves, so the two tell one story.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,15 +75,14 @@ def flows_at(model: SiteModel, now: float) -> Flows:
     start = model.energy_start
     day = _local_midnight(model, now)
     produced = consumed = produced_today = consumed_today = 0.0
-    bucket = start
-    while bucket + BUCKET_S <= now:
-        pv_wh, load_wh = model.curves.pv_wh(bucket), model.curves.load_wh(bucket)
+    count = max(0, math.floor((now - start) / BUCKET_S))  # the whole buckets before now
+    pv_column, load_column = model.curves.buckets_wh(start, count)
+    for index, (pv_wh, load_wh) in enumerate(zip(pv_column, load_column, strict=True)):
         produced += pv_wh
         consumed += load_wh
-        if bucket >= day:
+        if start + index * BUCKET_S >= day:
             produced_today += pv_wh
             consumed_today += load_wh
-        bucket += BUCKET_S
     drawn = sum(
         seg.watts * (min(seg.end, now) - seg.start) / 3600.0
         for charger in model.chargers
