@@ -284,13 +284,13 @@ def _charge_traced(
         if stay > 0:
             target = new[rows, level + 1, step : step + stay]
             mark = came[rows, level + 1, step : step + stay]
-            value = row[:, :stay] + energy.into(level, step, stay)
-            if origin is None:
-                target[...] = value
+            if origin is None:  # the first move into these states: it writes them
+                np.add(row[:, :stay], energy.into(level, step, stay), out=target)
                 mark[...] = level + 1
             else:
+                value = row[:, :stay] + energy.into(level, step, stay)
                 better = value > target
-                np.putmask(target, better, value)
+                np.maximum(target, value, out=target)  # what putmask(better) would leave
                 np.putmask(mark, better, origin if here is None else here[:, :stay])
         if stay < width:
             first = max(0, stay)
