@@ -78,19 +78,25 @@ def test_long_sessions_too(series: SiteSeries, limits: Limits) -> None:
     same_schedule(series, limits, kwh=1e-4, schedule=False)
 
 
-HIGHS_KWH = 2e-6
-"""How close HiGHS's figures come to the exact ones on a short session: it holds a binary
-to 1e-6, so a bucket may carry 1e-6 kWh more or less (seen: 1.00000000003e-6)."""
+HIGHS_KWH = 1e-4
+"""How close HiGHS's figures come to the exact ones, per bucket: it holds a binary to 1e-6 and
+its rows to 1e-7 of their scale, which on a kWh-per-bucket scale is up to about 1e-4 (as
+test_long_sessions_too found): seen on 4-bucket sessions across a missing bucket, a bucket at
+0.36004 for the 6 A level's exact 0.36 with the next at 0.52096 for 0.521, and a session's
+energy 6.7e-6 short. A session's sums may differ by as much per bucket. Still a tenth of a
+watt-hour: the printed figures are to 0.01 kWh."""
 
 
 def same_schedule(
-    series: SiteSeries, limits: Limits, *, kwh: float = HIGHS_KWH, schedule: bool = True
+    series: SiteSeries, limits: Limits, *, kwh: float | None = None, schedule: bool = True
 ) -> None:
     exact, milp = both_ways(series, limits)
     assert exact is not None
     assert milp is not None
     ((indices, searched, sent),) = exact
     ((_, solved, highs_sent),) = milp
+    if kwh is None:  # HiGHS's tolerance, once per bucket the session's sums add up
+        kwh = HIGHS_KWH * (len(indices) + 1)
     n = len(series.starts)
     ev_exact, ev_milp = [0.0] * n, [0.0] * n
     for j, index in enumerate(indices):
@@ -116,7 +122,7 @@ def same_schedule(
         want = figures(series, ev_milp, commands=highs_sent)
         for name in ("ev_energy_kwh", "ev_solar_kwh", "grid_import_kwh", "cost", "unmet_kwh"):
             assert getattr(got, name) == pytest.approx(getattr(want, name), abs=kwh), name
-        assert searched == pytest.approx(solved, abs=1e-5)
+        assert searched == pytest.approx(solved, abs=HIGHS_KWH)
         assert sent == highs_sent
 
 
