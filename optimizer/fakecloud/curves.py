@@ -153,17 +153,16 @@ class SiteCurves:
     def _column(self, series: str, first: float, count: int) -> list[float]:
         memo = _BUCKETS.setdefault(self._params(series), {})
         f = self.pv_w if series == "pv" else self.load_w
+        step = BUCKET_S / 4.0
         out = []
         for i in range(count):
-            start = int(first + i * BUCKET_S)
-            value = memo.get(start)
+            at = first + i * BUCKET_S
+            value = memo.get(int(at))
             if value is None:
                 # Simpson's rule on five points: smooth curves, exact enough for Wh integers.
-                step = BUCKET_S / 4.0
-                at = first + i * BUCKET_S
                 ys = [f(at + k * step) for k in range(5)]
                 watts = (ys[0] + 4 * ys[1] + 2 * ys[2] + 4 * ys[3] + ys[4]) / 12.0
                 value = watts * BUCKET_S / 3600.0
-                memo[start] = value
+                memo[int(at)] = value
             out.append(value)
         return out

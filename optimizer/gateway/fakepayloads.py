@@ -10,12 +10,12 @@ same curves, so the two tell one story.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from optimizer.fakecloud.curves import BUCKET_S
+from optimizer.fakecloud.energy import complete_buckets
 from optimizer.fakecloud.model import SiteModel
 
 __all__ = [
@@ -75,8 +75,7 @@ def flows_at(model: SiteModel, now: float) -> Flows:
     start = model.energy_start
     day = _local_midnight(model, now)
     produced = consumed = produced_today = consumed_today = 0.0
-    count = max(0, math.floor((now - start) / BUCKET_S))  # the whole buckets before now
-    pv_column, load_column = model.curves.buckets_wh(start, count)
+    pv_column, load_column = model.curves.buckets_wh(start, complete_buckets(model, now))
     for index, (pv_wh, load_wh) in enumerate(zip(pv_column, load_column, strict=True)):
         produced += pv_wh
         consumed += load_wh
