@@ -34,13 +34,14 @@ demo: install
 	$(BIN)/python -m optimizer.demo
 
 lint: install
-	$(BIN)/ruff check optimizer tests benchmarks
-	$(BIN)/ruff format --check optimizer tests benchmarks
-	$(BIN)/mypy
+	$(NICE) $(BIN)/ruff check optimizer tests benchmarks
+	$(NICE) $(BIN)/ruff format --check optimizer tests benchmarks
+	$(NICE) $(BIN)/mypy
 
 # Tests run on every core (pytest-xdist; each test has its own tmp dir, port and state), and
 # the ten slowest are listed at the end. One file: `.venv/bin/pytest tests/test_x.py`.
 PYTEST_WORKERS ?= auto
+LINT_NICE := $(shell command -v nice >/dev/null 2>&1 && echo nice -n 19)
 
 # The suite starts Python many times (each worker, the `evopt` and service subprocesses, and
 # tests/test_imports.py re-importing every module): with PYTHONDONTWRITEBYTECODE set (some shells
@@ -52,10 +53,12 @@ unit: install
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=10
 
 # Lint and the tests at once: mypy's cold start (a fresh clone has no cache) overlaps the tests
-# instead of preceding them. Make waits for both and fails if either fails; each one's output
-# is printed whole when it ends (--output-sync).
+# instead of preceding them, at the lowest priority (`nice`, where there is one): its 15 s of
+# CPU then runs while a test waits for a process or a timer (about 40 s of the workers' time)
+# rather than beside a busy worker. Make waits for both and fails if either fails; each one's
+# output is printed whole when it ends (--output-sync).
 test: install
-	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target NICE="$(LINT_NICE)" lint unit
 
 bench: install
 	$(BIN)/python benchmarks/run.py
