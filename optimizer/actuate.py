@@ -46,7 +46,7 @@ from optimizer.enlighten.schedule_edit import (
     ScheduleEditError,
     SetSlot,
 )
-from optimizer.observe import ObserveCache, What
+from optimizer.observe.live import ObserveCache, What
 
 __all__ = [
     "LIVE_STREAM_EVERY",

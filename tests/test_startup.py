@@ -196,6 +196,43 @@ def test_the_config_does_not_import_the_transport() -> None:
     assert out.strip() == "False"
 
 
+OFFLINE = ("forecast", "log", "logplot", "logsim", "plan", "rules", "simulate", "simulate_minutes")
+
+
+def test_the_commands_that_never_reach_the_cloud_do_not_import_its_client() -> None:
+    """`evopt simulate`, `evopt log` and the other commands that work from files and the
+    decision log: the cloud's client, aiohttp and the sign-in's libraries stay out (0.16 s of
+    each start). The service's package and the live observer load them on first use."""
+    modules = ", ".join(f"optimizer.cli.{name}" for name in OFFLINE)
+    code = f"import json, sys, {modules}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = json.loads(out)
+    assert {"aiohttp", "jwt", "cryptography"} & {m.split(".")[0] for m in loaded} == set()
+    assert "optimizer.enlighten.client" not in loaded
+    assert "optimizer.service.core" not in loaded
+
+
+def test_the_lazy_packages_still_give_their_names() -> None:
+    """``from optimizer.service import Service`` and ``from optimizer.observe import
+    observe_live`` keep working: the names load their modules when first asked for."""
+    import optimizer.observe  # noqa: PLC0415
+    import optimizer.service  # noqa: PLC0415
+    from optimizer.observe import live  # noqa: PLC0415
+    from optimizer.service import clock, core, fleet  # noqa: PLC0415
+
+    assert optimizer.observe.observe_live is live.observe_live
+    assert optimizer.service.Service is core.Service
+    assert optimizer.service.Fleet is fleet.Fleet
+    assert optimizer.service.SystemClock is clock.SystemClock
+    for package in (optimizer.observe, optimizer.service):
+        for name in package.__all__:
+            assert getattr(package, name) is not None
+        with pytest.raises(AttributeError, match="no_such_name"):
+            getattr(package, "no_such_name")  # noqa: B009
+
+
 def test_pandas_and_numpy_still_import_after_the_store() -> None:
     """Hidden only while sqlite-utils loads: the simulator imports them afterwards."""
     code = (

@@ -8,12 +8,14 @@ import logging
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
-from optimizer.connect import client_for, resolve_site_id, unattended_password
-from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import ConfigError
+
+if TYPE_CHECKING:
+    from optimizer.enlighten.client import EnlightenClient
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ def password_from_env_or_prompt(config: Config | None = None) -> str | None:
     """ENLIGHTEN_PASSWORD, a systemd credential, a prompt at a terminal, else nothing.
 
     With a site of a ``sites:`` list, its own password sources come first (docs/sites.md)."""
+    from optimizer.connect import unattended_password  # noqa: PLC0415 (see Context.client)
+
     password = unattended_password(config)
     if password:
         return password
@@ -77,11 +81,18 @@ class Context:
     args: argparse.Namespace
 
     def client(self) -> EnlightenClient:
+        """The cloud's client. Imported here: every command has a context, and the ones that
+        never reach the cloud (`evopt simulate`, `evopt log`, `evopt rules`) would otherwise
+        import aiohttp and the sign-in's libraries for nothing (0.16 s of each start)."""
+        from optimizer.connect import client_for  # noqa: PLC0415
+
         config = self.config
         return client_for(config, password_provider=lambda: password_from_env_or_prompt(config))
 
     async def site_id(self, client: EnlightenClient) -> int:
         """``--site``, else ``enlighten.site_id``, else the account's only site."""
+        from optimizer.connect import resolve_site_id  # noqa: PLC0415 (see client)
+
         return await resolve_site_id(client, self.chosen_site_id())
 
     def chosen_site_id(self) -> int | None:

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from optimizer.cli.context import Context, display_zone
 from optimizer.config import Config
-from optimizer.service import Fleet, Service, SystemClock, TickReport
+from optimizer.service.clock import SystemClock
+from optimizer.service.core import Service, TickReport
+from optimizer.service.fleet import Fleet
 from optimizer.service.talk import Talker, tick_sink
 from optimizer.systemd import Notifier
 

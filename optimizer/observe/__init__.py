@@ -5,9 +5,14 @@ due) and keeps the last good value of every optional source; the pure functions 
 parsed data into charger views, a surplus estimate, the tariff now and the sun, so the
 simulator builds its snapshots from history with the very same code. docs/surplus.md explains
 the surplus estimate and the request budget.
+
+The live half (``observe_live`` and its cache) is loaded on first use: it brings the cloud's
+client and aiohttp, which the simulator and the offline commands that build snapshots from
+history never need (0.16 s of `evopt simulate`'s start).
 """
 
-from optimizer.observe.live import Cached, ObserveCache, What, observe_live
+from typing import TYPE_CHECKING, Any
+
 from optimizer.observe.surplus import (
     FRESH_SAMPLE,
     estimate_surplus,
@@ -24,6 +29,20 @@ from optimizer.observe.view import (
     site_timezone,
     tariff_now,
 )
+
+if TYPE_CHECKING:
+    from optimizer.observe.live import Cached, ObserveCache, What, observe_live
+
+_LIVE = frozenset({"Cached", "ObserveCache", "What", "observe_live"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LIVE:
+        from optimizer.observe import live  # noqa: PLC0415 (see the module's docstring)
+
+        return getattr(live, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FRESH_SAMPLE",

@@ -65,7 +65,7 @@ from optimizer.forecast.habits import Habits
 from optimizer.gateway.renew import TokenKeeper
 from optimizer.gateway.source import GatewaySource, gateway_source
 from optimizer.gateway.token import FETCH_STEP
-from optimizer.observe import ObserveCache, observe_live
+from optimizer.observe.live import ObserveCache, observe_live
 from optimizer.plans import HabitCache, load_plans, with_plans
 from optimizer.service.clock import Clock
 from optimizer.service.health import WHAT, Problem, Trouble, delay_after
