@@ -22,7 +22,8 @@ Choices (documented because they shape the figures):
   now; the setting lets it feed the car in GREEN mode. ``patch_schedules`` is counted and
   changes nothing (SCHEDULED mode is not simulated).
 * Every decision, holds included, is logged when a store is given, batched one transaction
-  per simulated day through :meth:`DecisionStore.record_many`.
+  per simulated day through :meth:`DecisionStore.record_many`, in a writer process beside
+  the replay where there is one (:mod:`optimizer.simulate.daylog`).
 * The tariff view is built from precomputed 15-minute prices rather than
   :func:`tariff_now` per tick (same fields; a year would otherwise cost millions of lookups).
 """
@@ -39,7 +40,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
-from optimizer.decisions.store import DecisionStore, Outcome
+from optimizer.decisions.store import DecisionStore
 from optimizer.engine.decision import Decision, EngineSettings, Memory
 from optimizer.engine.frozen import maker
 from optimizer.engine.rules import PolicyBase, SolarPlan
@@ -60,6 +61,7 @@ from optimizer.planner.causal import CausalOutlooks
 from optimizer.planner.outlook import SurplusOutlook
 from optimizer.plans import MET_KWH, MORE, overdue
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
+from optimizer.simulate.daylog import DayLog
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.simulate.split import cpu_count, exact, fork_child
@@ -290,7 +292,7 @@ def replay(
     if lag_buckets < 1:
         raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
     tariff = _Tariff(config.tariffs, series, ready=False)  # each process its part (_advance)
-    log = _DayLog(store, run_id, site_id, ZoneInfo(series.timezone))
+    log = DayLog(store, run_id, site_id, ZoneInfo(series.timezone))
     # Unlogged, a decision is counted and applied, never read: its words are not built.
     settings = replace(engine_settings(config), words=log.on)
     run = _Run(
@@ -314,11 +316,15 @@ def replay(
         ),
         log,
     )
-    if split and _may_split(run):
-        _split_advance(run)
-    else:
-        _advance(run, 0, len(series.starts))
-    log.flush()
+    try:
+        if split and _may_split(run):
+            _split_advance(run)
+        else:
+            _advance(run, 0, len(series.starts))
+    except BaseException:
+        log.abandon()
+        raise
+    log.close()
     return run.result()
 
 
@@ -346,7 +352,7 @@ class _Run:
     """A replay's state between ticks (the engine's memory, the charger, the home battery, the
     idle reuse) and what it has produced so far, advanced by :func:`_advance`."""
 
-    def __init__(self, fixed: _Fixed, log: _DayLog) -> None:
+    def __init__(self, fixed: _Fixed, log: DayLog) -> None:
         series, config = fixed.series, fixed.config
         count = len(series.starts)
         self.fixed, self.log = fixed, log
@@ -625,7 +631,7 @@ def _child_work(
         tries.append(tries[0])  # all fragile: the balanced place after all
     for number, first in enumerate(tries):
         start, cuts = _cuts(series, plugged, first)
-        child = _Run(fixed, _DayLog(None, None, None, ZoneInfo(series.timezone)))
+        child = _Run(fixed, DayLog(None, None, None, ZoneInfo(series.timezone)))
         if callable(resume):  # the outlook provider as the ticks before the start left it
             resume(start)
         _advance(child, start, first)
@@ -712,38 +718,6 @@ def _splice(run: _Run, number: int, cuts: Sequence[int], done: tuple[Any, ...]) 
         run.decisions += decisions
         for action, times in by_action.items():
             run.by_action[action] = run.by_action.get(action, 0) + times
-
-
-class _DayLog:
-    """The decisions to log, written one transaction per simulated day (nothing without a
-    store and run)."""
-
-    def __init__(
-        self, store: DecisionStore | None, run_id: str | None, site_id: int | None, zone: ZoneInfo
-    ) -> None:
-        self.store, self.run_id, self.site_id, self.zone = store, run_id, site_id, zone
-        self.on = store is not None and run_id is not None
-        self.pending: list[tuple[Decision, datetime, Outcome, int]] = []
-        self.day: object = None
-
-    def day_of(self, now: datetime) -> None:
-        if not self.on:
-            return
-        today = now.astimezone(self.zone).date()
-        if today != self.day:
-            self.flush()
-        self.day = today
-
-    def add(self, decision: Decision, now: datetime, sent: int) -> None:
-        if self.on:
-            self.pending.append((decision, now, "applied" if sent else "noop", sent))
-
-    def flush(self) -> None:
-        if self.store is not None and self.run_id is not None and self.pending:
-            self.store.record_many(
-                self.pending, run_id=self.run_id, mode="simulation", site_id=self.site_id
-            )
-            self.pending = []
 
 
 def _outlooks(

@@ -1,0 +1,215 @@
+"""The simulation log: each simulated day's decisions in one transaction, written beside the
+replay by a process of its own.
+
+A logged year is about 87,600 rows. Encoding them (JSON) and inserting them (the table and its
+indexes) was about 4 s of the 15 s a logged `evopt simulate` took, all in the replay's process
+(issue 16). The replay now pickles each day's decisions (0.3 s a year) to a writer process,
+which turns them into rows and inserts them on the other core with the store's own
+:meth:`~optimizer.decisions.store.DecisionStore.record_many`, so the file holds the same rows
+in the same order, one transaction per day as before.
+
+The writer is a fresh interpreter running this module, not a fork: the replay's process has
+the decision log open, and SQLite's locks do not survive a fork (a forked child's new
+connection would share the parent's lock bookkeeping). Without a process to be had, the
+replay writes each day itself, as it always did. A writer that fails (a full disk, a locked
+file) fails the replay with its own error, as a failed write in the replay's process would:
+the days it committed stay, the run stays unfinished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from optimizer.decisions.store import DecisionStore, Outcome
+from optimizer.engine.decision import Decision
+
+__all__ = ["DayLog", "LogWriterError"]
+
+_LOGGER = logging.getLogger(__name__)
+
+Item = tuple[Decision, datetime, Outcome, int]
+
+
+class LogWriterError(RuntimeError):
+    """The writer process ended without saying why (killed, or its error could not be sent)."""
+
+
+class DayLog:
+    """The decisions to log, written one transaction per simulated day (nothing without a
+    store and run). :meth:`close` waits for every day to be committed; :meth:`abandon` stops
+    the writer without waiting (the replay failed)."""
+
+    def __init__(
+        self, store: DecisionStore | None, run_id: str | None, site_id: int | None, zone: ZoneInfo
+    ) -> None:
+        self.store, self.run_id, self.site_id, self.zone = store, run_id, site_id, zone
+        self.on = store is not None and run_id is not None
+        self.pending: list[Item] = []
+        self.day: object = None
+        self._writer: _Writer | None = None
+        self._started = False
+
+    def day_of(self, now: datetime) -> None:
+        if not self.on:
+            return
+        today = now.astimezone(self.zone).date()
+        if today != self.day:
+            self.flush()
+        self.day = today
+
+    def add(self, decision: Decision, now: datetime, sent: int) -> None:
+        if self.on:
+            self.pending.append((decision, now, "applied" if sent else "noop", sent))
+
+    def flush(self) -> None:
+        store, run_id = self.store, self.run_id
+        if store is None or run_id is None or not self.pending:
+            return
+        items, self.pending = self.pending, []
+        writer = self._writer_now(store, run_id)
+        if writer is None:
+            store.record_many(items, run_id=run_id, mode="simulation", site_id=self.site_id)
+        else:
+            writer.send(items)
+
+    def close(self) -> None:
+        """Flush, then wait until the writer has committed every day (raising its error)."""
+        self.flush()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.finish()
+
+    def abandon(self) -> None:
+        """End the writer without waiting: the replay failed, its error is the one to see."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.kill()
+
+    def _writer_now(self, store: DecisionStore, run_id: str) -> _Writer | None:
+        if not self._started:
+            self._started = True
+            self._writer = _Writer.start(store.path, run_id, self.site_id)
+        return self._writer
+
+
+class _Writer:
+    """The writer process and the two pipes to it: days in, one answer out at the end."""
+
+    def __init__(self, process: subprocess.Popen[bytes], days: Connection, answer: Connection):
+        self._process, self._days, self._answer = process, days, answer
+
+    @classmethod
+    def start(cls, path: Path, run_id: str, site_id: int | None) -> _Writer | None:
+        """A writer for the log at ``path``; None where no process can be had.
+
+        A fresh interpreter running this module (not multiprocessing's spawn, which would
+        import the caller's main script again in the child)."""
+        days_in, days_out = os.pipe()
+        answer_in, answer_out = os.pipe()
+        command = [sys.executable, "-m", __name__, str(path), run_id, str(site_id or "")]
+        command += [str(days_in), str(answer_out)]
+        try:
+            process = subprocess.Popen(command, pass_fds=(days_in, answer_out))  # noqa: S603
+        except OSError as err:
+            _LOGGER.debug("simulation log: no writer process (%s); writing here", err)
+            for fd in (days_in, days_out, answer_in, answer_out):
+                os.close(fd)
+            return None
+        os.close(days_in)
+        os.close(answer_out)
+        return cls(
+            process, Connection(days_out, readable=False), Connection(answer_in, writable=False)
+        )
+
+    def send(self, items: list[Item]) -> None:
+        try:
+            self._days.send(items)
+        except OSError:
+            self._fail()
+
+    def finish(self) -> None:
+        try:
+            self._days.send(None)
+            answer = self._answer.recv()
+        except (OSError, EOFError):
+            self._fail()
+            return
+        self._end()
+        if answer[0] == "failed":
+            raise _error_of(answer)
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._end()
+
+    def _fail(self) -> None:
+        """The writer stopped reading: its report if it left one, else that it is gone."""
+        try:
+            answer = self._answer.recv() if self._answer.poll(5) else None
+        except (OSError, EOFError):
+            answer = None
+        self.kill()
+        if isinstance(answer, tuple) and answer and answer[0] == "failed":
+            raise _error_of(answer)
+        raise LogWriterError("the simulation log's writer process ended unexpectedly")
+
+    def _end(self) -> None:
+        self._process.wait()
+        self._days.close()
+        self._answer.close()
+
+
+def _error_of(answer: tuple[Any, ...]) -> BaseException:
+    error = answer[1]
+    return error if isinstance(error, BaseException) else LogWriterError(str(error))
+
+
+def _write_days(
+    days: Connection, answer: Connection, path: Path, run_id: str, site_id: int | None
+) -> None:
+    """The writer: each day received in its own transaction, until None; then one answer."""
+    try:
+        written = 0
+        with DecisionStore(path) as store:
+            while (items := days.recv()) is not None:
+                written += store.record_many(
+                    items, run_id=run_id, mode="simulation", site_id=site_id
+                )
+        answer.send(("done", written))
+    except Exception as err:  # noqa: BLE001 - reported to the replay, which raises it
+        with contextlib.suppress(OSError):
+            try:
+                answer.send(("failed", err))
+            except Exception:  # noqa: BLE001 - an error that does not pickle: its text
+                answer.send(("failed", f"{type(err).__name__}: {err}"))
+    finally:
+        days.close()
+        answer.close()
+
+
+def _main(argv: list[str]) -> None:
+    # A Ctrl-C at the terminal reaches the whole group: the replay ends the writer.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    path, run_id, site, days_fd, answer_fd = argv
+    _write_days(
+        Connection(int(days_fd), writable=False),
+        Connection(int(answer_fd), readable=False),
+        Path(path),
+        run_id,
+        int(site) if site else None,
+    )
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -1,0 +1,164 @@
+"""The simulation log's writer process (optimizer/simulate/daylog.py): the same rows as the
+replay writing them itself, in the same order, one transaction per day; its failures fail the
+replay with their own error; a failed replay leaves no writer behind.
+
+The sample year's rows through the writer are checked against the recorded June rows by
+tests/test_simulate_golden.py; here a few synthetic days, both ways.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optimizer.config import Config
+from optimizer.decisions.store import DecisionStore
+from optimizer.engine.loader import load_rules
+from optimizer.simulate import daylog
+from optimizer.simulate.replay import replay
+from optimizer.simulate.series import Session, SiteSeries
+from tests.test_plans import LIMITS, ROOT, T0, VOLTS, at, series_of
+
+RULES = sorted((ROOT / "rules").glob("*.yaml"))
+ROWS = (
+    "SELECT ts, mode, site_id, charger_sn, policy, target, action, params, reason, inputs,"
+    " overruled, outcome, error, commands FROM decisions ORDER BY id"
+)
+
+
+def _days() -> SiteSeries:
+    """Three days of a sunny house with a car plugged in each afternoon and evening."""
+    sun = [max(0.0, 6.0 - abs(h / 4 - 13) * 1.2) for h in range(96)]
+    sessions = tuple(Session(at(24 * d + 11), at(24 * d + 22), 18.0) for d in range(3))
+    return series_of(sun * 3, 0.6, sessions)
+
+
+def _logged(path: Path, **kwargs: Any) -> tuple[str, list[tuple[Any, ...]]]:
+    policies = load_rules(RULES, tariffs=None).enabled
+    with DecisionStore(path) as store:
+        run_id = store.start_run(
+            mode="simulation",
+            site_id=7,
+            config_hash="",
+            rules_hash="",
+            version="t",
+            started_at=T0,
+        )
+        replay(
+            _days(),
+            policies,
+            config=Config(),
+            limits=LIMITS,
+            voltage_v=VOLTS,
+            store=store,
+            run_id=run_id,
+            site_id=7,
+            **kwargs,
+        )
+        rows = [tuple(r) for r in store.db.execute(ROWS)]
+    return run_id, rows
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The writers the replay starts, kept so a test can see them end."""
+    writers: list[Any] = []
+    real = daylog._Writer.start
+
+    def start(*args: Any) -> Any:
+        writer = real(*args)
+        writers.append(writer)
+        return writer
+
+    monkeypatch.setattr(daylog._Writer, "start", start)
+    return writers
+
+
+def test_the_writer_process_writes_the_rows_the_replay_would_have(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[Any]
+) -> None:
+    _, through_writer = _logged(tmp_path / "writer.db")
+    assert len(started) == 1
+    assert started[0] is not None  # it did run in its own process
+    assert started[0]._process.returncode == 0
+    monkeypatch.setattr(daylog._Writer, "start", lambda *args: None)  # no process to be had
+    _, here = _logged(tmp_path / "here.db")
+    assert len(here) > 3 * 96  # every tick's decisions, holds included
+    assert through_writer == here
+
+
+def test_one_transaction_per_simulated_day(tmp_path: Path, started: list[Any]) -> None:
+    """Each day is committed whole: a reader never sees half a day (the writer's transactions
+    are the store's record_many, one per batch the replay sends)."""
+    batches: list[int] = []
+    real_send = daylog._Writer.send
+
+    def send(self: Any, items: Any) -> None:
+        batches.append(len(items))
+        real_send(self, items)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(daylog._Writer, "send", send)
+        _, rows = _logged(tmp_path / "d.db")
+    assert started[0] is not None
+    assert len(batches) == 3  # the three days of the series (UTC), each one batch
+    assert sum(batches) == len(rows)
+
+
+def test_a_failed_write_fails_the_replay_with_its_own_error(
+    tmp_path: Path, started: list[Any]
+) -> None:
+    """A run the log does not hold: the writer's insert breaks the foreign key, and the
+    replay raises that error, as writing in its own process would."""
+    policies = load_rules(RULES, tariffs=None).enabled
+    with DecisionStore(tmp_path / "d.db") as store, pytest.raises(sqlite3.IntegrityError):
+        replay(
+            _days(),
+            policies,
+            config=Config(),
+            limits=LIMITS,
+            voltage_v=VOLTS,
+            store=store,
+            run_id="no-such-run",
+        )
+    assert started[0]._process.poll() is not None  # ended, not left behind
+
+
+def test_a_writer_that_vanishes_fails_the_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[Any]
+) -> None:
+    real_send = daylog._Writer.send
+
+    def send_to_a_killed_writer(self: Any, items: Any) -> None:
+        self._process.kill()
+        self._process.wait()
+        real_send(self, items)
+
+    monkeypatch.setattr(daylog._Writer, "send", send_to_a_killed_writer)
+    with pytest.raises(daylog.LogWriterError, match="ended unexpectedly"):
+        _logged(tmp_path / "d.db")
+
+
+def test_a_replay_that_fails_ends_its_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[Any]
+) -> None:
+    """The replay's own error is the one raised, and the writer does not outlive it."""
+    import optimizer.simulate.replay as replay_module  # noqa: PLC0415
+
+    real = replay_module._step_battery
+    calls = {"n": 0}
+
+    def fail_on_day_two(*args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 150:
+            raise RuntimeError("the replay broke")
+        real(*args)
+
+    monkeypatch.setattr(replay_module, "_step_battery", fail_on_day_two)
+    with pytest.raises(RuntimeError, match="the replay broke"):
+        _logged(tmp_path / "d.db")
+    assert started
+    assert started[0]._process.poll() is not None
