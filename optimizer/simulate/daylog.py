@@ -162,7 +162,10 @@ class _Writer:
         self.kill()
         if isinstance(answer, tuple) and answer and answer[0] == "failed":
             raise _error_of(answer)
-        raise LogWriterError("the simulation log's writer process ended unexpectedly")
+        raise LogWriterError(
+            "the simulation log's writer process ended unexpectedly (the days before are in "
+            "the log; `evopt simulate --no-log` runs without it)"
+        )
 
     def _end(self) -> None:
         self._process.wait()
