@@ -36,10 +36,11 @@ def _days() -> SiteSeries:
     return series_of(sun * 3, 0.6, sessions)
 
 
-def _logged(path: Path, **kwargs: Any) -> tuple[str, list[tuple[Any, ...]]]:
-    policies = load_rules(RULES, tariffs=None).enabled
+def _logged(path: Path, *, run: str | None = None) -> list[tuple[Any, ...]]:
+    """The rows a replay of :func:`_days` logs into a new file at ``path``, under a run the
+    file holds (or ``run``, which it may not)."""
     with DecisionStore(path) as store:
-        run_id = store.start_run(
+        run_id = run or store.start_run(
             mode="simulation",
             site_id=7,
             config_hash="",
@@ -49,17 +50,15 @@ def _logged(path: Path, **kwargs: Any) -> tuple[str, list[tuple[Any, ...]]]:
         )
         replay(
             _days(),
-            policies,
+            load_rules(RULES, tariffs=None).enabled,
             config=Config(),
             limits=LIMITS,
             voltage_v=VOLTS,
             store=store,
             run_id=run_id,
             site_id=7,
-            **kwargs,
         )
-        rows = [tuple(r) for r in store.db.execute(ROWS)]
-    return run_id, rows
+        return [tuple(r) for r in store.db.execute(ROWS)]
 
 
 @pytest.fixture
@@ -80,12 +79,12 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 def test_the_writer_process_writes_the_rows_the_replay_would_have(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[Any]
 ) -> None:
-    _, through_writer = _logged(tmp_path / "writer.db")
+    through_writer = _logged(tmp_path / "writer.db")
     assert len(started) == 1
     assert started[0] is not None  # it did run in its own process
     assert started[0]._process.returncode == 0
     monkeypatch.setattr(daylog._Writer, "start", lambda *args: None)  # no process to be had
-    _, here = _logged(tmp_path / "here.db")
+    here = _logged(tmp_path / "here.db")
     assert len(here) > 3 * 96  # every tick's decisions, holds included
     assert through_writer == here
 
@@ -102,7 +101,7 @@ def test_one_transaction_per_simulated_day(tmp_path: Path, started: list[Any]) -
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(daylog._Writer, "send", send)
-        _, rows = _logged(tmp_path / "d.db")
+        rows = _logged(tmp_path / "d.db")
     assert started[0] is not None
     assert len(batches) == 3  # the three days of the series (UTC), each one batch
     assert sum(batches) == len(rows)
@@ -113,17 +112,8 @@ def test_a_failed_write_fails_the_replay_with_its_own_error(
 ) -> None:
     """A run the log does not hold: the writer's insert breaks the foreign key, and the
     replay raises that error, as writing in its own process would."""
-    policies = load_rules(RULES, tariffs=None).enabled
-    with DecisionStore(tmp_path / "d.db") as store, pytest.raises(sqlite3.IntegrityError):
-        replay(
-            _days(),
-            policies,
-            config=Config(),
-            limits=LIMITS,
-            voltage_v=VOLTS,
-            store=store,
-            run_id="no-such-run",
-        )
+    with pytest.raises(sqlite3.IntegrityError):
+        _logged(tmp_path / "d.db", run="no-such-run")
     assert started[0]._process.poll() is not None  # ended, not left behind
 
 
