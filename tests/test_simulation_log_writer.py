@@ -73,6 +73,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         return writer
 
     monkeypatch.setattr(daylog._Writer, "start", start)
+    monkeypatch.setattr(daylog, "MIN_WRITER_BUCKETS", 96)  # a writer for three days too
     return writers
 
 
@@ -105,6 +106,16 @@ def test_one_transaction_per_simulated_day(tmp_path: Path, started: list[Any]) -
     assert started[0] is not None
     assert len(batches) == 3  # the three days of the series (UTC), each one batch
     assert sum(batches) == len(rows)
+
+
+def test_a_short_replay_writes_its_own_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under :data:`MIN_WRITER_BUCKETS` no writer is started (its start would cost more than
+    the rows), and the rows are the same."""
+    calls: list[object] = []
+    monkeypatch.setattr(daylog._Writer, "start", lambda *args: calls.append(args))
+    rows = _logged(tmp_path / "d.db")
+    assert calls == []
+    assert len(rows) > 3 * 96
 
 
 def test_a_failed_write_fails_the_replay_with_its_own_error(

@@ -39,6 +39,12 @@ _LOGGER = logging.getLogger(__name__)
 
 Item = tuple[Decision, datetime, Outcome, int]
 
+MIN_WRITER_BUCKETS = 28 * 96
+"""Shorter replays write their own log: four weeks of rows cost the replay about a third of a
+second to write, about what the writer's start (a fresh interpreter) costs the other core, so
+a shorter run gains nothing a user would see and a test suite of short runs would pay the
+starts (the floor was chosen, not measured; tests lower it to see a writer on a few days)."""
+
 
 class LogWriterError(RuntimeError):
     """The writer process ended without saying why (killed, or its error could not be sent)."""
@@ -50,14 +56,22 @@ class DayLog:
     the writer without waiting (the replay failed)."""
 
     def __init__(
-        self, store: DecisionStore | None, run_id: str | None, site_id: int | None, zone: ZoneInfo
+        self,
+        store: DecisionStore | None,
+        run_id: str | None,
+        site_id: int | None,
+        zone: ZoneInfo,
+        *,
+        buckets: int = 0,
     ) -> None:
+        """``buckets``: how long the replay is; a writer process only from
+        :data:`MIN_WRITER_BUCKETS` on."""
         self.store, self.run_id, self.site_id, self.zone = store, run_id, site_id, zone
         self.on = store is not None and run_id is not None
         self.pending: list[Item] = []
         self.day: object = None
         self._writer: _Writer | None = None
-        self._started = False
+        self._started = buckets < MIN_WRITER_BUCKETS  # too short: never started
 
     def day_of(self, now: datetime) -> None:
         if not self.on:

@@ -292,7 +292,7 @@ def replay(
     if lag_buckets < 1:
         raise ValueError("the engine can only see complete buckets: lag_buckets >= 1")
     tariff = _Tariff(config.tariffs, series, ready=False)  # each process its part (_advance)
-    log = DayLog(store, run_id, site_id, ZoneInfo(series.timezone))
+    log = DayLog(store, run_id, site_id, ZoneInfo(series.timezone), buckets=len(series.starts))
     # Unlogged, a decision is counted and applied, never read: its words are not built.
     settings = replace(engine_settings(config), words=log.on)
     run = _Run(
