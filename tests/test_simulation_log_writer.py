@@ -118,6 +118,19 @@ def test_a_short_replay_writes_its_own_log(tmp_path: Path, monkeypatch: pytest.M
     assert len(rows) > 3 * 96
 
 
+@pytest.mark.parametrize("error", [OSError("no more processes"), ValueError("no pass_fds")])
+def test_without_a_process_the_replay_writes_the_rows_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[Any], error: Exception
+) -> None:
+    def cannot(*args: Any, **kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(daylog.subprocess, "Popen", cannot)
+    rows = _logged(tmp_path / "d.db")
+    assert started == [None]  # asked for, none to be had
+    assert len(rows) > 3 * 96
+
+
 def test_a_failed_write_fails_the_replay_with_its_own_error(
     tmp_path: Path, started: list[Any]
 ) -> None:

@@ -134,7 +134,7 @@ class _Writer:
         command += [str(days_in), str(answer_out)]
         try:
             process = subprocess.Popen(command, pass_fds=(days_in, answer_out))  # noqa: S603
-        except OSError as err:
+        except (OSError, ValueError) as err:  # ValueError: no pass_fds (not POSIX)
             _LOGGER.debug("simulation log: no writer process (%s); writing here", err)
             for fd in (days_in, days_out, answer_in, answer_out):
                 os.close(fd)
