@@ -36,13 +36,13 @@ def _days() -> SiteSeries:
     return series_of(sun * 3, 0.6, sessions)
 
 
-def _logged(path: Path, *, run: str | None = None) -> list[tuple[Any, ...]]:
+def _logged(path: Path, *, run: str | None = None, site_id: int = 7) -> list[tuple[Any, ...]]:
     """The rows a replay of :func:`_days` logs into a new file at ``path``, under a run the
     file holds (or ``run``, which it may not)."""
     with DecisionStore(path) as store:
         run_id = run or store.start_run(
             mode="simulation",
-            site_id=7,
+            site_id=site_id,
             config_hash="",
             rules_hash="",
             version="t",
@@ -56,7 +56,7 @@ def _logged(path: Path, *, run: str | None = None) -> list[tuple[Any, ...]]:
             voltage_v=VOLTS,
             store=store,
             run_id=run_id,
-            site_id=7,
+            site_id=site_id,
         )
         return [tuple(r) for r in store.db.execute(ROWS)]
 
@@ -88,6 +88,12 @@ def test_the_writer_process_writes_the_rows_the_replay_would_have(
     here = _logged(tmp_path / "here.db")
     assert len(here) > 3 * 96  # every tick's decisions, holds included
     assert through_writer == here
+
+
+def test_the_writer_keeps_a_site_id_of_zero(tmp_path: Path, started: list[Any]) -> None:
+    rows = _logged(tmp_path / "d.db", site_id=0)
+    assert started[0] is not None
+    assert {row[2] for row in rows} == {0}
 
 
 def test_one_transaction_per_simulated_day(tmp_path: Path, started: list[Any]) -> None:

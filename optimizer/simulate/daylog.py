@@ -28,7 +28,7 @@ import sys
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from optimizer.decisions.store import DecisionStore, Outcome
@@ -134,7 +134,8 @@ class _Writer:
         import the caller's main script again in the child)."""
         days_in, days_out = os.pipe()
         answer_in, answer_out = os.pipe()
-        command = [sys.executable, "-m", __name__, str(path), run_id, str(site_id or "")]
+        site = "" if site_id is None else str(site_id)  # a site 0 stays 0
+        command = [sys.executable, "-m", __name__, str(path), run_id, site]
         command += [str(days_in), str(answer_out)]
         try:
             process = subprocess.Popen(command, pass_fds=(days_in, answer_out))  # noqa: S603
@@ -163,7 +164,6 @@ class _Writer:
             answer = self._answer.recv()
         except (OSError, EOFError):
             self._fail()
-            return
         self._end()
         if answer[0] == "failed":
             raise _error_of(answer)
@@ -173,7 +173,7 @@ class _Writer:
             self._process.kill()
         self._end()
 
-    def _fail(self) -> None:
+    def _fail(self) -> NoReturn:
         """The writer stopped reading: its report if it left one, else that it is gone."""
         try:
             answer = self._answer.recv() if self._answer.poll(5) else None
