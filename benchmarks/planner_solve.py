@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 from optimizer.cli.simulate import load_history  # noqa: E402
 from optimizer.config import load_config  # noqa: E402
 from optimizer.planner import dp  # noqa: E402
-from optimizer.planner.causal import CausalOutlooks, sample_site  # noqa: E402
+from optimizer.planner.causal import CausalOutlooks  # noqa: E402
 from optimizer.planner.problem import PlanInput, solve  # noqa: E402
 from optimizer.planner.slots import cut  # noqa: E402
-from optimizer.simulate.sample import sample_paths  # noqa: E402
+from optimizer.simulate.sample import DEFAULT_SAMPLE, sample_paths, sample_site  # noqa: E402
 from optimizer.simulate.series import series_from_history  # noqa: E402
 
 TARGET_MS = 50.0
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     series = series_from_history(
         energy, sessions, tariffs=config.tariffs, timezone=zone, end=start + timedelta(days=184)
     )
-    outlooks = CausalOutlooks(series, config, site=sample_site(zone))
+    outlooks = CausalOutlooks(series, config, site=sample_site(DEFAULT_SAMPLE, zone))
     tariffs = config.tariffs
 
     def price(at: datetime) -> float | None:

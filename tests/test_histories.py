@@ -27,6 +27,7 @@ from optimizer.simulate.sample import (
     SAMPLES,
     sample_config_path,
     sample_paths,
+    sample_site,
     synth,
 )
 from optimizer.simulate.series import series_from_history
@@ -308,6 +309,22 @@ def test_every_sample_is_registered_with_its_files() -> None:
         assert len(pages) == 12
         assert sample_config_path(name).is_file()
     assert date(2025, 1, 1).year == synth.YEAR
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_each_sample_s_sun_stands_where_its_history_was_made(name: str) -> None:
+    """`--sample NAME` forecasts at that history's own site (Seattle's was forecast at
+    Greensboro's latitude), moved east by 15 degrees an hour when read in a later zone."""
+    site = load_config(sample_config_path(name)).site
+    own = sample_site(name, SAMPLES[name].timezone)
+    assert (own.latitude, own.longitude) == pytest.approx((site.latitude, site.longitude))
+    assert own.timezone == SAMPLES[name].timezone
+    offset = datetime(2025, 1, 1, tzinfo=ZoneInfo(SAMPLES[name].timezone)).utcoffset()
+    assert offset is not None
+    later = sample_site(name, "Asia/Tokyo")  # +9 h, no daylight saving time
+    shift = 15 * (9 - offset / timedelta(hours=1))
+    assert later.latitude == own.latitude
+    assert later.longitude == pytest.approx((own.longitude + shift + 180) % 360 - 180)
 
 
 # --- invariants over seeds and profiles ---------------------------------------------------------

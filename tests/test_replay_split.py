@@ -34,8 +34,9 @@ from optimizer.engine.decision import Control, Memory
 from optimizer.engine.loader import load_config_rules
 from optimizer.engine.rules import PolicyBase
 from optimizer.limits import Limits
-from optimizer.planner.causal import CausalOutlooks, sample_site
+from optimizer.planner.causal import CausalOutlooks
 from optimizer.simulate.replay import ReplayResult, replay
+from optimizer.simulate.sample import DEFAULT_SAMPLE, sample_site
 from optimizer.simulate.series import SiteSeries
 from optimizer.simulate.split import exact
 from tests.records import same_as_reference, write_record
@@ -222,7 +223,7 @@ def test_the_causal_forecast_resumes_as_if_asked_all_along(tmp_path: Path) -> No
     (fitted weekly, on the first asked day a week after the last fit)."""
     config = _config(tmp_path, battery=False)
     series = _series(config, (5, 1), (5, 12))
-    site = sample_site(series.timezone)
+    site = sample_site(DEFAULT_SAMPLE, series.timezone)
     index = 96 * 10  # 11 May: fitted on the first asked day and a week or more later
     asked = CausalOutlooks(series, config, site=site)
     for at in range(index):
@@ -249,7 +250,7 @@ def test_a_solar_plan_split_is_the_replay_alone(
     policies = _policies(tmp_path, config, plan)
     extra: dict[str, Any] = {
         "plan_margin": timedelta(minutes=15),
-        "forecast_site": sample_site(series.timezone),
+        "forecast_site": sample_site(DEFAULT_SAMPLE, series.timezone),
     }
     alone = _replay(series, config, policies, split=False, **extra)
     seen = cuts_seen(monkeypatch)

@@ -8,10 +8,13 @@ machine's speed; `make bench` (benchmarks/daemon.py) times it beside the 0.25 s 
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +22,7 @@ from optimizer.cli.args import TRIGGER_MESSAGES
 from optimizer.cli.args import log as log_args
 from optimizer.cli.args import simulate as simulate_args
 from optimizer.cli.args.lazy import resolve
+from tests.test_bench_daemon import _daemon_bench
 from tests.test_cli_usage import TREE
 
 # What issue 16 names, and what they pull in: each costs tens to hundreds of milliseconds.
@@ -244,3 +248,43 @@ def test_pandas_and_numpy_still_import_after_the_store() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["True", "True", "0.0", "0"]
+
+
+_SIMULATE_PROBE = """
+import atexit, sys
+atexit.register(lambda: print(sorted({m.split(".")[0] for m in sys.modules}), file=sys.stderr))
+from optimizer.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_replay_of_rules_alone_imports_no_numpy(tmp_path: Path) -> None:
+    """`evopt simulate --no-log` on the example rules, the optimum solved (in the forked
+    process, or by the exact search): numpy (a twentieth of the command's time) is for the
+    forecast and the optimum's HiGHS programme, never imported by the replay or the report."""
+    bench = _daemon_bench()  # its example config: config.example.yaml with a scratch state
+    config = bench.example_config("http://127.0.0.1:9", tmp_path)  # type: ignore[attr-defined]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _SIMULATE_PROBE,
+            "--config",
+            str(config),
+            "simulate",
+            "--sample",
+            "--from",
+            "2025-05-01",
+            "--to",
+            "2025-05-04",
+            "--no-log",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "EVOPT_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert "optimal" in done.stdout  # the report with its baselines
+    loaded = ast.literal_eval(done.stderr.strip().splitlines()[-1])
+    assert "optimizer" in loaded  # the probe ran the command
+    assert {"numpy", "scipy", "pandas", "pvlib"} & set(loaded) == set()

@@ -38,7 +38,6 @@ from optimizer.enlighten.models import (
 )
 from optimizer.limits import Limits
 from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
-from optimizer.planner.causal import sample_site
 from optimizer.service.setup import file_hash, files_hash
 from optimizer.simulate.baseline_cache import Ahead
 from optimizer.simulate.learned import series_plans
@@ -52,7 +51,7 @@ from optimizer.simulate.report import (
     optimal_figures,
     solve_optimum_ahead,
 )
-from optimizer.simulate.sample import SAMPLES, sample_paths
+from optimizer.simulate.sample import SAMPLES, sample_paths, sample_site
 from optimizer.simulate.series import Figures, SiteSeries, figures, series_from_history
 
 __all__ = ["simulate"]
@@ -330,7 +329,7 @@ def _simulate_series(
             site_id=config.enlighten.site_id,
             plan_margin=plan_margin(args),
             plans=plans,
-            forecast_site=sample_site(site.timezone) if args.sample else None,
+            forecast_site=sample_site(args.sample, site.timezone) if args.sample else None,
         )
         if store is not None and run_id is not None:
             store.end_run(run_id, ended_at=datetime.now(UTC), status="finished")

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from optimizer.forecast.site import Site
+
 if TYPE_CHECKING:
     from optimizer.enlighten.models import LifetimeEnergy
 
@@ -91,16 +93,6 @@ Band = tuple[float, float, float]
 class ForecastError(ValueError):
     """The history cannot support a forecast (too short, no clear day); the message says what
     would help."""
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where the panels are: the sun's path depends on nothing else."""
-
-    latitude: float
-    longitude: float
-    timezone: str = "UTC"
-    altitude_m: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -29,29 +29,7 @@ from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.planner.plane import plane
 from optimizer.simulate.series import BUCKET_H, SiteSeries
 
-__all__ = ["CausalOutlooks", "sample_site", "surplus_outlook"]
-
-SAMPLE_LATITUDE, SAMPLE_LONGITUDE = 36.1, -79.95  # Greensboro, NC (sample-config.yaml)
-SAMPLE_ZONE = "America/New_York"
-SAMPLE_START = datetime(2025, 1, 1)
-
-
-def sample_site(timezone: str) -> solar.Site:
-    """Where the sun of the bundled sample's history stands, read in ``timezone``.
-
-    The history was measured in Greensboro; `evopt simulate --sample` reads its buckets in the
-    config's zone, which moves every bucket by the zones' offset difference at the start date
-    (buckets are evenly spaced from there). The sun in the data then stands where a site that
-    much further east (15 degrees an hour) would see it, at Greensboro's latitude, and that is
-    where the forecast must place it, or no clear-sky curve fits the history.
-    """
-    zone, home = ZoneInfo(timezone), ZoneInfo(SAMPLE_ZONE)
-    there = SAMPLE_START.replace(tzinfo=zone).utcoffset()
-    here = SAMPLE_START.replace(tzinfo=home).utcoffset()
-    shift_h = ((there or timedelta(0)) - (here or timedelta(0))) / timedelta(hours=1)
-    longitude = (SAMPLE_LONGITUDE + 15 * shift_h + 180) % 360 - 180
-    return solar.Site(SAMPLE_LATITUDE, longitude, timezone)
-
+__all__ = ["CausalOutlooks", "surplus_outlook"]
 
 ORIENTATION_DAYS = 7
 DAY_AHEAD_H = 72

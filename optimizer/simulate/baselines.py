@@ -78,6 +78,7 @@ counts as solar there (and ``figures`` skips them anyway).
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -87,8 +88,6 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from optimizer.simulate.optimum_exact import Window, ranks
 from optimizer.simulate.optimum_exact import solve as solve_exactly
@@ -119,6 +118,8 @@ def quiet_stdout() -> Iterator[None]:
 if TYPE_CHECKING:
     # Only for annotations: a cold ``import optimizer.limits`` runs into the limits <->
     # enlighten.client import cycle, and this module only reads a Limits' attributes.
+    import numpy as np
+
     from optimizer.limits import Limits
 
 __all__ = ["immediate", "optimal", "solve_workers", "solved_exactly", "surplus_kwh"]
@@ -266,9 +267,11 @@ class _Programme:
     def _build(self) -> None:
         # scipy.optimize takes a second to import: only a solve pays it, so a report whose
         # optimum comes from the cache (optimizer/simulate/baseline_cache.py) never does.
+        # numpy too: a replay of rules alone never imports it (docs/performance.md).
+        import numpy as np  # noqa: PLC0415
         from scipy.optimize import Bounds  # type: ignore[import-untyped]  # noqa: PLC0415
 
-        inf = np.inf
+        inf = math.inf
         lower = np.zeros(self.n)
         upper = np.full(self.n, inf)
         integral = np.zeros(self.n)
@@ -307,6 +310,7 @@ class _Programme:
     def _constraints(self, extra: Sequence[tuple[np.ndarray, float, float]]) -> Any:
         """The programme's rows plus ``extra`` ones (coefficients, lower, upper): the pins
         each later stage puts on what an earlier one reached."""
+        import numpy as np  # noqa: PLC0415
         from scipy.optimize import LinearConstraint  # noqa: PLC0415
         from scipy.sparse import coo_matrix  # type: ignore[import-untyped]  # noqa: PLC0415
 
@@ -326,6 +330,7 @@ class _Programme:
     def _solve(
         self, c: np.ndarray, extra: Sequence[tuple[np.ndarray, float, float]] = ()
     ) -> np.ndarray | None:
+        import numpy as np  # noqa: PLC0415
         from scipy.optimize import milp  # noqa: PLC0415
 
         with quiet_stdout():
@@ -360,6 +365,8 @@ class _Programme:
         Stage 3 keeps both and takes the schedule whose energy comes earliest (least sum of
         bucket position times kWh): the canonical one among equally good schedules, the same
         the exact search (:mod:`optimizer.simulate.optimum_exact`) returns."""
+        import numpy as np  # noqa: PLC0415
+
         solar = np.zeros(self.n)
         for col in self.solar_col.values():
             solar[col] = 1.0
@@ -413,12 +420,12 @@ def _at_least(
     coeffs: np.ndarray, value: float, tolerance: float = SOLAR_TOLERANCE
 ) -> tuple[np.ndarray, float, float]:
     """``coeffs @ x`` kept at ``value`` or above, to a relative tolerance."""
-    return coeffs, value - tolerance * max(1.0, abs(value)), np.inf
+    return coeffs, value - tolerance * max(1.0, abs(value)), math.inf
 
 
 def _at_most(coeffs: np.ndarray, value: float, tolerance: float) -> tuple[np.ndarray, float, float]:
     """``coeffs @ x`` kept at ``value`` or below, to a relative tolerance."""
-    return coeffs, -np.inf, value + tolerance * max(1.0, abs(value))
+    return coeffs, -math.inf, value + tolerance * max(1.0, abs(value))
 
 
 def _commands(part: _Part, energy: Sequence[float], full: int | None) -> int:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
@@ -54,10 +54,8 @@ from optimizer.engine.snapshot import (
     with_local,
 )
 from optimizer.enlighten.models import ChargeMode
-from optimizer.forecast.solar import Site
 from optimizer.limits import Limits
 from optimizer.observe.surplus import estimate_surplus
-from optimizer.planner.causal import CausalOutlooks
 from optimizer.planner.outlook import SurplusOutlook
 from optimizer.plans import MET_KWH, MORE, overdue
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
@@ -67,6 +65,9 @@ from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.simulate.split import cpu_count, exact, fork_child
 from optimizer.sun import SunTrack, sun_at
 from optimizer.tariffs import PriceSlot, Tariffs
+
+if TYPE_CHECKING:
+    from optimizer.forecast.solar import Site
 
 _new_tariff_now = maker(TariffNow)
 _new_energy_bucket = maker(EnergyBucket)
@@ -729,6 +730,10 @@ def _outlooks(
 ) -> Callable[[int], SurplusOutlook | None] | None:
     """The outlooks given, else the causal forecast when a look-ahead policy needs one."""
     if given is None and any(isinstance(p, SolarPlan) and p.enabled for p in policies):
+        # Here, not at the top: the forecast needs numpy, which a replay of rules alone does
+        # not (its import was a twentieth of `evopt simulate --no-log`).
+        from optimizer.planner.causal import CausalOutlooks  # noqa: PLC0415
+
         return CausalOutlooks(series, config, site=site).at
     return given
 

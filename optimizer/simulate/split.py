@@ -29,13 +29,13 @@ import multiprocessing
 import os
 import signal
 import struct
+import sys
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel
 
 __all__ = ["Child", "exact", "fork_child"]
@@ -68,9 +68,10 @@ def exact(a: Any, b: Any) -> bool:
         )
     if isinstance(a, enum.Enum):
         return False  # members are singletons: ``a is b`` above
-    if isinstance(a, np.generic):  # a numpy scalar: its bits, as a float's
+    np = sys.modules.get("numpy")  # none of its values exist before it is imported
+    if np is not None and isinstance(a, np.generic):  # a numpy scalar: its bits, as a float's
         return bool(a.tobytes() == b.tobytes())
-    if isinstance(a, np.ndarray):
+    if np is not None and isinstance(a, np.ndarray):
         return bool(a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes())
     if isinstance(a, BaseModel):
         names = type(a).model_fields

@@ -23,9 +23,12 @@ from __future__ import annotations
 import atexit
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from importlib.resources import as_file, files
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from optimizer.forecast.site import Site
 
 __all__ = [
     "DEFAULT_SAMPLE",
@@ -35,6 +38,7 @@ __all__ = [
     "Sample",
     "sample_config_path",
     "sample_paths",
+    "sample_site",
 ]
 
 TIMEZONE = "America/New_York"
@@ -42,6 +46,7 @@ NULL_DAY = date(2025, 6, 14)
 ENERGY_FILE = "lifetime_energy.json"
 SESSIONS_GLOB = "sessions-*.json"
 CONFIG_FILE = "sample-config.yaml"
+START = datetime(2025, 1, 1)  # every bundled history's first bucket, local midnight
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class Sample:
     config_file: str
     timezone: str
     summary: str
+    latitude: float  # where its weather was measured or made (its config's site)
+    longitude: float
 
 
 DEFAULT_SAMPLE = "greensboro"
@@ -65,6 +72,8 @@ SAMPLES: dict[str, Sample] = {
             CONFIG_FILE,
             TIMEZONE,
             "Greensboro, NC: humid subtropical, measured weather; an evening commuter",
+            36.1,
+            -79.95,
         ),
         Sample(
             "seattle",
@@ -72,6 +81,8 @@ SAMPLES: dict[str, Sample] = {
             CONFIG_FILE,
             "America/Los_Angeles",
             "Seattle, WA: cloudy maritime, short winter days; a commuter who leaves at 07:00",
+            47.61,
+            -122.33,
         ),
         Sample(
             "phoenix",
@@ -79,6 +90,8 @@ SAMPLES: dict[str, Sample] = {
             CONFIG_FILE,
             "America/Phoenix",
             "Phoenix, AZ: sunny, hot, monsoon afternoons, home battery; a shift worker",
+            33.45,
+            -112.07,
         ),
     )
 }
@@ -115,3 +128,23 @@ def sample_config_path(name: str = DEFAULT_SAMPLE) -> Path:
     """A sample site's config: location, time zone, tariffs and current limit."""
     sample = _sample(name)
     return _package_dir() / sample.folder / sample.config_file
+
+
+def sample_site(name: str, timezone: str) -> Site:
+    """Where the sun of the bundled history ``name`` stands, read in ``timezone``.
+
+    Each history was measured (or made) at its own site, in its own zone; `evopt simulate
+    --sample` reads its buckets in the config's zone, which moves every bucket by the zones'
+    offset difference at the start date (buckets are evenly spaced from there). The sun in the
+    data then stands where a site that much further east (15 degrees an hour) would see it, at
+    the history's latitude, and that is where the forecast must place it, or no clear-sky
+    curve fits the history. (The Greensboro site stood for every sample: Seattle's forecast
+    was made 11.5 degrees of latitude too far south.)
+    """
+    sample = _sample(name)
+    zone, home = ZoneInfo(timezone), ZoneInfo(sample.timezone)
+    there = START.replace(tzinfo=zone).utcoffset()
+    here = START.replace(tzinfo=home).utcoffset()
+    shift_h = ((there or timedelta(0)) - (here or timedelta(0))) / timedelta(hours=1)
+    longitude = (sample.longitude + 15 * shift_h + 180) % 360 - 180
+    return Site(sample.latitude, longitude, timezone)
