@@ -77,6 +77,9 @@ def test_without_sun_the_grid_goes_to_the_cheapest_slots() -> None:
 # Found by a run of this property: the weak sun of the first hour took only its own level
 # and every other slot at full power left 0.51 kWh of a feasible 21 kWh unmet.
 @example(hours=7.0, need=21.0, low=6, high=14, step=1, start_h=0, now_amps=0)
+# And: a run under way at 33 A (off the 2 A steps from 6) was kept at 33 A, a level the
+# charger cannot be set to.
+@example(hours=9.0, need=53.0, low=6, high=34, step=2, start_h=7, now_amps=33)
 def test_levels_are_valid_and_feasible_plans_are_met(
     *, hours: float, need: float, low: int, high: int, step: int, start_h: int, now_amps: int
 ) -> None:

@@ -497,7 +497,8 @@ def _evened(data: PlanInput, amps: list[int], added: dict[int, int], over: float
         if enough and _guarded(data, trial, per, max(added)):
             break
         level += data.step
-    if 0 in added and level <= data.now_amps <= data.high:
+    on_steps = (data.now_amps - data.low) % data.step == 0  # a level this charger can be set to
+    if 0 in added and on_steps and level <= data.now_amps <= data.high:
         level = data.now_amps  # the run goes on at its level: a command less per tick
     for k, before in added.items():
         amps[k] = max(before, level)
