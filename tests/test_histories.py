@@ -284,6 +284,35 @@ def test_sample_name_replays_that_history_in_its_own_zone(
     assert DEFAULT_SAMPLE == "greensboro"
 
 
+def test_a_sample_read_in_another_zone_is_the_same_household(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read in the config's zone, the history's buckets start at that zone's midnight; its
+    sessions must move with them, or the household is another one (Greensboro's evening
+    commuter, read in Melbourne, was home through the midday sun: five times the optimum's
+    solar). Phoenix in Tokyo (neither has daylight saving time, so local clocks stay in step
+    all year): the same week's report, figure for figure, the period aside."""
+    rules = Path(__file__).parents[1] / "rules" / "excess-solar.yaml"
+    own = sample_config_path("phoenix").read_text(encoding="utf-8")
+    assert "timezone: America/Phoenix" in own
+    reports = []
+    for zone in ("America/Phoenix", "Asia/Tokyo"):
+        config = tmp_path / f"{zone.replace('/', '-')}.yaml"
+        text = own.replace("timezone: America/Phoenix", f"timezone: {zone}")
+        config.write_text(text.replace("\nrules: []", f"\nrules:\n  - {rules}"))
+        week = ["--from", "2025-03-03", "--to", "2025-03-09", "--no-log", "--json"]
+        assert main(["--config", str(config), "simulate", "--sample", "phoenix", *week]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    home, away = reports
+    assert away["period"]["start"] == "2025-03-02T15:00:00+00:00"  # midnight in Tokyo
+    assert home["baselines"]["optimal"]["ev_solar_kwh"] > 50  # a week with sun in the car
+    assert home["ev_solar_kwh"] > 40
+    assert home["commands"] > 20
+    for report in reports:
+        del report["period"]
+    assert away == home
+
+
 def test_an_unknown_sample_name_lists_the_valid_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -194,6 +194,25 @@ def test_the_environment_turns_it_off(tmp_path: Path, monkeypatch: pytest.Monkey
     assert seen == []
 
 
+@pytest.mark.parametrize("mark", ["commanded_at", "started_at", "stopped_at"])
+def test_a_stop_older_than_every_duration_is_no_stop_at_a_cut(mark: str) -> None:
+    """A charger stopped in June (this process) and one never stopped since the child's fresh
+    start compare equal at an October cut: no duration a tick compares reaches that far back.
+    A stop within the longest duration still tells them apart. (With the example rules on
+    the sample read in Melbourne, no cut was ever taken for it.)"""
+    now = datetime(2025, 10, 1, tzinfo=UTC)
+    horizon = timedelta(hours=2)
+
+    def memory(moment: datetime | None) -> Memory:
+        return Memory.model_validate({"chargers": {"EV1": {mark: moment}}})
+
+    fresh = replay_module._memory_state(memory(None), now, horizon)
+    june = replay_module._memory_state(memory(datetime(2025, 6, 20, 21, tzinfo=UTC)), now, horizon)
+    recent = replay_module._memory_state(memory(now - timedelta(hours=1)), now, horizon)
+    assert exact(june, fresh)
+    assert not exact(recent, fresh)
+
+
 def test_exact_tells_apart_what_equality_does_not() -> None:
     zone = ZoneInfo("America/New_York")
     at = datetime(2025, 6, 1, 12, tzinfo=UTC)

@@ -51,7 +51,7 @@ from optimizer.simulate.report import (
     optimal_figures,
     solve_optimum_ahead,
 )
-from optimizer.simulate.sample import SAMPLES, sample_paths, sample_site
+from optimizer.simulate.sample import SAMPLES, sample_paths, sample_shift, sample_site
 from optimizer.simulate.series import Figures, SiteSeries, figures, series_from_history
 
 __all__ = ["simulate"]
@@ -138,6 +138,21 @@ def load_history(
         except ParseError as err:
             raise InputError(f"{path}: {err}") from err
     return energy, sessions
+
+
+def _shifted(sessions: list[ChargingSession], by: timedelta) -> list[ChargingSession]:
+    """The sessions ``by`` later (a bundled history read in another zone: sample_shift)."""
+    if not by:
+        return sessions
+    return [
+        s.model_copy(
+            update={
+                "started_at": s.started_at + by,
+                "ended_at": None if s.ended_at is None else s.ended_at + by,
+            }
+        )
+        for s in sessions
+    ]
 
 
 def _period(args: argparse.Namespace, timezone: str) -> tuple[datetime | None, datetime | None]:
@@ -245,6 +260,8 @@ def build_series(ctx: Context) -> tuple[SiteSeries, SiteSetup, list[ChargingSess
     if energy_path:
         energy, sessions = load_history(energy_path, session_paths, timezone=site.timezone)
         source = f"the bundled sample {args.sample}" if args.sample else energy_path
+        if args.sample:  # read in the config's zone: the household moves with its buckets
+            sessions = _shifted(sessions, sample_shift(args.sample, site.timezone))
     else:
         if args.sessions:
             raise InputError(

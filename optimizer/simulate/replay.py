@@ -597,19 +597,34 @@ def _state(run: _Run, at: int) -> tuple[Any, ...]:
     )
 
 
+_MARKS = ("commanded_at", "started_at", "stopped_at")
+"""A charger's last command, start and stop: read only for their age against a policy's or
+the engine's durations (``min_off_time``, ``min_on_time``, the settle time), for the words of
+a reason, and by ``feedback`` at the tick they were set; so older than every duration they
+say no more than none at all. The child, starting fresh weeks before its cut, often saw no
+stop where this process saw one in June (the example rules on the sample read in Melbourne:
+no cut was taken, and the whole year replayed in this process alone)."""
+
+
 def _memory_state(memory: Memory, now: datetime, horizon: timedelta) -> Memory:
-    """The memory as :func:`_state` compares it: each control's ``since`` older than
-    ``horizon`` at ``now`` blanked, the policies' timers in the order of their names."""
+    """The memory as :func:`_state` compares it: each control's ``since`` and each of the
+    charger's :data:`_MARKS` older than ``horizon`` at ``now`` blanked, the policies' timers in
+    the order of their names."""
     chargers = {}
     for sn, known in memory.chargers.items():
         control = {
             target: held.copied({"since": None}) if now - held.since > horizon else held
             for target, held in known.control.items()
         }
-        chargers[sn] = known.copied({"control": control})
+        old = {mark: None for mark in _MARKS if _older(getattr(known, mark), now, horizon)}
+        chargers[sn] = known.copied({"control": control, **old})
     # The order the timers were first set in is read by nothing but a JSON dump of the memory,
     # which a replay never makes (the engine looks timers up by name): sorted on both sides.
     return memory.copied({"chargers": chargers, "policies": dict(sorted(memory.policies.items()))})
+
+
+def _older(moment: datetime | None, now: datetime, horizon: timedelta) -> bool:
+    return moment is not None and now - moment > horizon
 
 
 def _child_work(

@@ -38,6 +38,7 @@ __all__ = [
     "Sample",
     "sample_config_path",
     "sample_paths",
+    "sample_shift",
     "sample_site",
 ]
 
@@ -130,21 +131,28 @@ def sample_config_path(name: str = DEFAULT_SAMPLE) -> Path:
     return _package_dir() / sample.folder / sample.config_file
 
 
+def sample_shift(name: str, timezone: str) -> timedelta:
+    """How far the bundled history ``name`` moves when read in ``timezone``: its energy file's
+    buckets start at local midnight of its first day, so read in another zone they start at
+    that zone's midnight, this much later (earlier when negative). Its sessions are instants
+    and must move as much (`evopt simulate --sample` moves them), or the household's evening
+    plug-ins land in another hour's sun (Greensboro's 18:00 commuter, read in Melbourne, came
+    home at 10:00)."""
+    zone, home = ZoneInfo(timezone), ZoneInfo(_sample(name).timezone)
+    return START.replace(tzinfo=zone) - START.replace(tzinfo=home)
+
+
 def sample_site(name: str, timezone: str) -> Site:
     """Where the sun of the bundled history ``name`` stands, read in ``timezone``.
 
-    Each history was measured (or made) at its own site, in its own zone; `evopt simulate
-    --sample` reads its buckets in the config's zone, which moves every bucket by the zones'
-    offset difference at the start date (buckets are evenly spaced from there). The sun in the
-    data then stands where a site that much further east (15 degrees an hour) would see it, at
-    the history's latitude, and that is where the forecast must place it, or no clear-sky
-    curve fits the history. (The Greensboro site stood for every sample: Seattle's forecast
-    was made 11.5 degrees of latitude too far south.)
+    Each history was measured (or made) at its own site, in its own zone; read in another zone
+    every bucket moves by :func:`sample_shift`, and the sun in the data then stands where a
+    site that much further east (15 degrees an hour) would see it, at the history's latitude.
+    That is where the forecast must place it, or no clear-sky curve fits the history. (The
+    Greensboro site stood for every sample: Seattle's forecast was made 11.5 degrees of
+    latitude too far south.)
     """
     sample = _sample(name)
-    zone, home = ZoneInfo(timezone), ZoneInfo(sample.timezone)
-    there = START.replace(tzinfo=zone).utcoffset()
-    here = START.replace(tzinfo=home).utcoffset()
-    shift_h = ((there or timedelta(0)) - (here or timedelta(0))) / timedelta(hours=1)
+    shift_h = -sample_shift(name, timezone) / timedelta(hours=1)
     longitude = (sample.longitude + 15 * shift_h + 180) % 360 - 180
     return Site(sample.latitude, longitude, timezone)
