@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import multiprocessing
 import tempfile
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -38,7 +40,7 @@ from optimizer.planner.causal import CausalOutlooks
 from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.sample import DEFAULT_SAMPLE, sample_site
 from optimizer.simulate.series import SiteSeries
-from optimizer.simulate.split import exact
+from optimizer.simulate.split import exact, fork_child
 from tests.records import same_as_reference, write_record
 from tests.test_replay_idle import _config, _series
 from tests.test_replay_plugged import _policies, rules
@@ -211,6 +213,31 @@ def test_a_stop_older_than_every_duration_is_no_stop_at_a_cut(mark: str) -> None
     recent = replay_module._memory_state(memory(now - timedelta(hours=1)), now, horizon)
     assert exact(june, fresh)
     assert not exact(recent, fresh)
+
+
+def _big_then_mark(marker: Path, send: Callable[[Any], None]) -> None:
+    send(("at", 0, bytes(1 << 20)))  # a megabyte: sixteen times the pipe's buffer
+    marker.write_text("on")  # the child went on without waiting for it to be read
+    send(("done",))
+
+
+def test_the_child_goes_on_while_its_message_waits_to_be_read(tmp_path: Path) -> None:
+    """The parent reads the child's state at a cut only when its own replay gets there; a
+    state bigger than the pipe's buffer (the planner's forecast) held the child still until
+    then, so the split saved nothing. The child now writes from a thread of its own."""
+    marker = tmp_path / "marker"
+    child = fork_child(partial(_big_then_mark, marker), name="test-sender")
+    assert child is not None
+    try:
+        deadline = time.monotonic() + 20
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists()  # before the parent read a byte
+        assert child.receive() == ("at", 0, bytes(1 << 20))
+        assert child.receive() == ("done",)
+        assert child.receive() is None  # the child ended
+    finally:
+        child.close()
 
 
 def test_exact_tells_apart_what_equality_does_not() -> None:

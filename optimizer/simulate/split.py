@@ -16,24 +16,28 @@ cut; this module holds what does not depend on the replay:
   does not know is unequal (the caller then goes on alone).
 - :class:`Child`: a forked process that sends its messages through a pipe, ended when no
   longer wanted (``fork`` only: the child needs this process's objects as they are, and a
-  spawned one would rebuild them, slowly).
+  spawned one would rebuild them, slowly). The child never waits for the parent to read: a
+  thread writes its messages, pickled as they were sent, while it works on
+  (:class:`_Sender`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import struct
 import sys
+import threading
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from pydantic import BaseModel
@@ -113,16 +117,49 @@ class Child:
         self._reader.close()
 
 
+class _Sender:
+    """The child's messages, written to the pipe by a thread of their own.
+
+    Why: a message bigger than the pipe's buffer (64 KiB) blocks its writer until the parent
+    reads it, and the parent reads the child's state at a cut only when its own replay gets
+    there. With the planner the state holds the causal forecast's arrays: the child stood
+    still from its first cut until the parent reached it (50 of a year's 84 s), and the
+    split saved nothing. Each message is pickled at once, as :meth:`Connection.send` would
+    (so what the child changes after is not what is sent), and written in order."""
+
+    def __init__(self, writer: Connection) -> None:
+        self._writer = writer
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write, name="split-sender", daemon=True)
+        self._thread.start()
+
+    def send(self, message: Any) -> None:
+        self._queue.put(bytes(ForkingPickler.dumps(message)))
+
+    def close(self) -> None:
+        """Wait until every message is written (or the parent stopped reading)."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _write(self) -> None:
+        while (data := self._queue.get()) is not None:
+            try:
+                self._writer.send_bytes(data)
+            except OSError:  # the parent is gone or stopped listening: nothing more to say
+                return
+
+
 def _child_main(writer: Connection, work: Callable[[Callable[[Any], None]], None]) -> None:
     # A Ctrl-C at the terminal reaches the whole group: the parent ends the child (and says
     # nothing about it), where the child would print a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sender = _Sender(writer)
     try:
-        work(writer.send)
+        work(sender.send)
     except Exception as err:  # noqa: BLE001 - reported to the parent, which goes on alone
-        with contextlib.suppress(OSError):  # the parent is gone or stopped listening
-            writer.send(("failed", f"{type(err).__name__}: {err}"))
+        sender.send(("failed", f"{type(err).__name__}: {err}"))
     finally:
+        sender.close()
         writer.close()
 
 
