@@ -362,6 +362,25 @@ def test_a_rerun_of_the_same_name_replaces_the_last(
     capsys.readouterr()
 
 
+def test_a_config_with_learned_plans_is_told_how_to_replay_them(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`plans: auto` makes the service plan each plug-in; a replay without `--plans` shows the
+    policies without plans, so the report says how to replay what the config runs."""
+    hint = "`--plans learned` replays the plans the service would learn"
+    assert main(_args(site, "--no-log")) == 0
+    assert hint not in capsys.readouterr().out  # plans: manual
+    config = site["config"]
+    config.write_text(config.read_text() + "plans: auto\n")
+    assert main(_args(site, "--no-log")) == 0
+    assert hint in capsys.readouterr().out
+    for given in ("--plans", "--plans=learned"):
+        assert main(_args(site, "--no-log", given)) == 0
+        assert hint not in capsys.readouterr().out
+    assert main(_args(site, "--no-log", "--json")) == 0
+    json.loads(capsys.readouterr().out)  # the JSON stays one object
+
+
 def test_log_reads_the_simulation_log_on_request(
     site: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -385,6 +385,13 @@ def _simulate_series(
             print(f"\ndecisions: {result.decisions} (not logged: --no-log)")
         if args.plot:
             print(f"plot: {args.plot}")
+        if args.plans is None and config.plans == "auto":
+            # The service plans each plug-in from its habits; a replay without plans shows
+            # the policies without them, which is not what this config runs.
+            print(
+                "departure plans: your config has `plans: auto`; `--plans learned` replays "
+                "the plans the service would learn"
+            )
     return 0
 
 
