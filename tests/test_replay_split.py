@@ -240,6 +240,33 @@ def test_the_child_goes_on_while_its_message_waits_to_be_read(tmp_path: Path) ->
         child.close()
 
 
+def _until_unread(marker: Path, send: Callable[[Any], None]) -> None:
+    try:
+        for _ in range(100_000):  # far longer than the test waits
+            send(("at", 0, bytes(1 << 16)))
+            time.sleep(0.001)
+    finally:
+        marker.write_text("stopped")
+
+
+def test_the_child_stops_when_the_parent_stops_reading(tmp_path: Path) -> None:
+    """A parent that went on alone (or is gone) closes its end: the child's next message
+    fails and its work ends there, rather than replaying the rest for nobody."""
+    marker = tmp_path / "marker"
+    child = fork_child(partial(_until_unread, marker), name="test-sender")
+    assert child is not None
+    try:
+        assert child.receive() is not None
+        child._reader.close()
+        deadline = time.monotonic() + 20
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.read_text() == "stopped"
+    finally:
+        child._process.kill()
+        child._process.join()
+
+
 def test_exact_tells_apart_what_equality_does_not() -> None:
     zone = ZoneInfo("America/New_York")
     at = datetime(2025, 6, 1, 12, tzinfo=UTC)

@@ -23,6 +23,7 @@ cut; this module holds what does not depend on the replay:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -130,10 +131,15 @@ class _Sender:
     def __init__(self, writer: Connection) -> None:
         self._writer = writer
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._gone = False  # the parent stopped reading: the work is for nobody
         self._thread = threading.Thread(target=self._write, name="split-sender", daemon=True)
         self._thread.start()
 
     def send(self, message: Any) -> None:
+        """Queue ``message``; OSError once the parent stopped reading, so the work ends
+        there, as when the child wrote itself."""
+        if self._gone:
+            raise OSError("the parent stopped reading")
         self._queue.put(bytes(ForkingPickler.dumps(message)))
 
     def close(self) -> None:
@@ -146,18 +152,25 @@ class _Sender:
             try:
                 self._writer.send_bytes(data)
             except OSError:  # the parent is gone or stopped listening: nothing more to say
+                self._gone = True
                 return
 
 
-def _child_main(writer: Connection, work: Callable[[Callable[[Any], None]], None]) -> None:
+def _child_main(
+    reader: Connection, writer: Connection, work: Callable[[Callable[[Any], None]], None]
+) -> None:
     # A Ctrl-C at the terminal reaches the whole group: the parent ends the child (and says
     # nothing about it), where the child would print a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The fork's copy of the parent's end: while it is open the pipe always has a reader, so a
+    # parent that is gone (killed) or stopped reading would leave the child writing forever.
+    reader.close()
     sender = _Sender(writer)
     try:
         work(sender.send)
     except Exception as err:  # noqa: BLE001 - reported to the parent, which goes on alone
-        sender.send(("failed", f"{type(err).__name__}: {err}"))
+        with contextlib.suppress(OSError):  # the parent is gone or stopped listening
+            sender.send(("failed", f"{type(err).__name__}: {err}"))
     finally:
         sender.close()
         writer.close()
@@ -170,7 +183,7 @@ def fork_child(work: Callable[[Callable[[Any], None]], None], *, name: str) -> C
         return None
     context = multiprocessing.get_context("fork")
     reader, writer = context.Pipe(duplex=False)
-    process = context.Process(target=_child_main, args=(writer, work), name=name)
+    process = context.Process(target=_child_main, args=(reader, writer, work), name=name)
     try:
         process.start()
     except OSError as err:
