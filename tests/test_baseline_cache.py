@@ -279,6 +279,29 @@ def test_an_unread_child_is_ended_and_leaves_no_answer(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.json"))
 
 
+def _large(series: SiteSeries, limits: Limits, voltage_v: float) -> Profile:
+    return tuple(float(i) for i in range(100_000)), 0  # about a megabyte pickled
+
+
+def test_a_child_whose_parent_is_gone_ends(tmp_path: Path) -> None:
+    """The parent killed before it read the answer (its end of the pipe closed): the child's
+    send fails and it ends, its answer in the cache, where it blocked for ever on a pipe whose
+    only reader was its own copy."""
+    series = seeded_series(4, days=2)
+    ahead = solve_ahead("optimal", _large, series, LIMITS, VOLTS, directory=tmp_path)
+    assert ahead is not None
+    process = ahead._process
+    try:
+        ahead._reader.close()  # as a killed parent's end is
+        process.join(20)
+        assert process.exitcode is not None
+        assert list(tmp_path.glob("*.json"))  # the answer stays in the cache
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
 def test_simulate_solving_ahead_reports_exactly_what_solving_at_the_report_did(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -244,6 +244,7 @@ class Ahead:
 
 
 def _solve_in_child(
+    reader: Connection,
     writer: Connection,
     *,
     name: str,
@@ -257,6 +258,10 @@ def _solve_in_child(
 
     In a process group of its own: a Ctrl-C at the terminal reaches the parent alone (which
     ends the child), and :meth:`Ahead.close` ends the child's solve processes with it."""
+    # The fork's copy of the parent's end: while it is open the pipe always has a reader, and
+    # an answer bigger than its buffer (a year's profile) would block the send for ever once
+    # the parent is gone, rather than fail.
+    reader.close()
     try:
         os.setpgrp()
     except OSError as err:  # still solves; only the clean-up is coarser
@@ -295,7 +300,7 @@ def solve_ahead(
     reader, writer = context.Pipe(duplex=False)
     process = context.Process(
         target=_solve_in_child,
-        args=(writer,),
+        args=(reader, writer),
         kwargs={
             "name": name,
             "run": run,
