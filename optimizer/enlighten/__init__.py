@@ -7,7 +7,9 @@ this package (errors, models) must not import the whole client, which itself imp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from optimizer.lazy import names_from
 
 if TYPE_CHECKING:
     from optimizer.enlighten.client import EnlightenClient
@@ -16,13 +18,4 @@ if TYPE_CHECKING:
 __all__ = ["EnlightenClient", "EnlightenError"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "EnlightenClient":
-        from optimizer.enlighten.client import EnlightenClient  # noqa: PLC0415
-
-        return EnlightenClient
-    if name == "EnlightenError":
-        from optimizer.enlighten.errors import EnlightenError  # noqa: PLC0415
-
-        return EnlightenError
-    raise AttributeError(name)
+__getattr__ = names_from(__name__, {"EnlightenClient": "client", "EnlightenError": "errors"})

@@ -11,8 +11,9 @@ client and aiohttp, which the simulator and the offline commands that build snap
 history never need (0.16 s of `evopt simulate`'s start).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from optimizer.lazy import names_from
 from optimizer.observe.surplus import (
     FRESH_SAMPLE,
     estimate_surplus,
@@ -33,15 +34,9 @@ from optimizer.observe.view import (
 if TYPE_CHECKING:
     from optimizer.observe.live import Cached, ObserveCache, What, observe_live
 
-_LIVE = frozenset({"Cached", "ObserveCache", "What", "observe_live"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LIVE:
-        from optimizer.observe import live  # noqa: PLC0415 (see the module's docstring)
-
-        return getattr(live, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = names_from(  # the live half, on first use (see the module's docstring)
+    __name__, dict.fromkeys(("Cached", "ObserveCache", "What", "observe_live"), "live")
+)
 
 
 __all__ = [

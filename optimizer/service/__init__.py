@@ -10,30 +10,27 @@ importing the package eagerly would bring the whole loop, the cloud's client and
 (0.17 s of its start) into a command that never ticks.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from optimizer.lazy import names_from
 
 if TYPE_CHECKING:
     from optimizer.service.clock import Clock, SystemClock
     from optimizer.service.core import EXIT_INTERNAL, Acted, Service, TickReport
     from optimizer.service.fleet import Fleet
 
-_HOME = {
-    "Clock": "clock",
-    "SystemClock": "clock",
-    "EXIT_INTERNAL": "core",
-    "Acted": "core",
-    "Service": "core",
-    "TickReport": "core",
-    "Fleet": "fleet",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{home}"), name)
+__getattr__ = names_from(
+    __name__,
+    {
+        "Clock": "clock",
+        "SystemClock": "clock",
+        "EXIT_INTERNAL": "core",
+        "Acted": "core",
+        "Service": "core",
+        "TickReport": "core",
+        "Fleet": "fleet",
+    },
+)
 
 
 __all__ = ["EXIT_INTERNAL", "Acted", "Clock", "Fleet", "Service", "SystemClock", "TickReport"]
