@@ -613,7 +613,7 @@ def _memory_state(memory: Memory, now: datetime, horizon: timedelta) -> Memory:
     chargers = {}
     for sn, known in memory.chargers.items():
         control = {
-            target: held.copied({"since": None}) if now - held.since > horizon else held
+            target: held.copied({"since": None}) if _older(held.since, now, horizon) else held
             for target, held in known.control.items()
         }
         old = {mark: None for mark in _MARKS if _older(getattr(known, mark), now, horizon)}
