@@ -295,8 +295,9 @@ PLUG_SKEW = timedelta(minutes=5)
 
 
 class HabitCache:
-    """The service's learned habits, relearned at most every :attr:`EVERY` (the history
-    changes only when `evopt history fetch` runs, and a habit changes slowly).
+    """The service's learned habits, relearned at most every :attr:`EVERY` (a habit changes
+    slowly) and after the history changed (:meth:`forget`: `plans: auto` keeps it stored,
+    optimizer/service/sessions.py).
 
     A database that cannot be read leaves the last habits in place (or none) with one warning:
     a learned plan is a convenience, and its absence must never fail a tick.
@@ -354,6 +355,10 @@ class HabitCache:
                 continue
             if kept is None or plan.energy_kwh > kept[1]:
                 self._asked[view.sn] = (since, plan.energy_kwh)
+
+    def forget(self) -> None:
+        """Learn again at the next :meth:`get`: the stored history has changed."""
+        self._at = None
 
     def get(
         self,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from optimizer.cli.history import Progress, windows
 from optimizer.decisions.store import DecisionStore
+from optimizer.enlighten.models import parse_session_history_page
+from optimizer.observe.history import complete
 from tests.cli_env import SITE_ID, Env
 
 RULES = Path(__file__).parents[1] / "rules" / "excess-solar.yaml"
@@ -75,6 +78,36 @@ def test_a_wider_period_fetches_only_the_new_days(env: Env) -> None:
     sent = {r.json["params"]["startDate"] for r in env.cloud.requests(HISTORY, method="POST")}
     assert sent == {"18-12-2024"}
     assert "days stored: 24 (2 fetched, 22 already stored)" in out
+
+
+def test_a_session_still_going_at_a_fetch_is_stored_by_the_next(env: Env) -> None:
+    """The cloud files a session under the day it began, once it has ended: a day fetched
+    while a car plugged in on it still charges is fetched again. Before, the nightly fetch of a
+    cron job at 03:00 lost every overnight session (its day counted as complete)."""
+    cloud = env.cloud
+    cloud.update_charger(plugged_in=True, charging=True)  # 13:00 on 15 January, Melbourne
+    cloud.clock.advance(14 * 3600)  # 03:00 on the 16th, still plugged in
+    period = ("--from", "2025-01-14", "--to", "2025-01-16", "--json")
+    code, out, err = env.run("history", "fetch", *period)
+    assert code == 0, err
+    zone = ZoneInfo("Australia/Melbourne")
+    with stored(env) as store:
+        (sn,) = {r.path.split("/")[-2] for r in cloud.requests(HISTORY, method="POST")}
+        days = store.history_session_days(SITE_ID, sn)
+    assert complete(date(2025, 1, 14), days[date(2025, 1, 14)], zone)
+    assert not complete(date(2025, 1, 15), days[date(2025, 1, 15)], zone)
+    cloud.clock.advance(4 * 3600)  # 07:00: gone
+    cloud.update_charger(plugged_in=False)
+    cloud.log.clear()
+    code, out, err = env.run("history", "fetch", *period)
+    assert code == 0, err
+    sent = {r.json["params"]["startDate"] for r in cloud.requests(HISTORY, method="POST")}
+    assert sent == {"15-01-2025"}  # the 14th was complete, the 15th and 16th were not
+    assert json.loads(out)["days_fetched"] == 2
+    with stored(env) as store:
+        pages = store.load_history_sessions(SITE_ID, start=date(2025, 1, 15))
+    started = {s.started_at for page in pages for s in parse_session_history_page(page).sessions}
+    assert datetime(2025, 1, 15, 2, tzinfo=UTC) in started, "the session begun at 13:00"
 
 
 def test_from_after_to_is_a_usage_error(env: Env) -> None:

@@ -16,6 +16,7 @@ from optimizer.enlighten.errors import ConfigError
 
 if TYPE_CHECKING:
     from optimizer.enlighten.client import EnlightenClient
+    from optimizer.enlighten.models import SiteStatus
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -111,7 +112,10 @@ class Context:
 
     async def charger_serials(self, client: EnlightenClient, site_id: int) -> list[str]:
         """``--charger SN`` (checked against the site), else every charger of the site."""
-        status = await client.status(site_id)
+        return self.chosen_chargers(await client.status(site_id), site_id)
+
+    def chosen_chargers(self, status: SiteStatus, site_id: int) -> list[str]:
+        """:meth:`charger_serials` from a status already read."""
         serials = [c.sn for c in status.chargers]
         wanted: str | None = getattr(self.args, "charger", None)
         if wanted is None:

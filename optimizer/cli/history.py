@@ -11,7 +11,6 @@ so an interrupted fetch (Ctrl-C, a cloud error) keeps what it stored and the nex
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -26,12 +25,19 @@ from optimizer.decisions.store import DecisionStore
 from optimizer.enlighten.client import EnlightenClient
 from optimizer.enlighten.errors import ConfigError, EnlightenError
 from optimizer.enlighten.history import HistoryDegradedError
-from optimizer.enlighten.models import parse_lifetime_energy, parse_session_history_page
+from optimizer.enlighten.models import parse_lifetime_energy
+from optimizer.observe.history import (
+    WINDOW_DAYS,
+    day_end,
+    fetch_window,
+    incomplete_days,
+    open_sessions,
+    windows,
+)
 
 __all__ = ["EXIT_USAGE", "WINDOW_DAYS", "UsageError", "export", "fetch", "windows"]
 
 EXIT_USAGE = 2
-WINDOW_DAYS = 7  # days of sessions asked for in one request window
 
 
 class UsageError(EnlightenError):
@@ -43,23 +49,6 @@ class UsageError(EnlightenError):
 
 def site_zone(ctx: Context) -> str:
     return ctx.config.site.timezone or "UTC"
-
-
-def day_end(day: date, zone: ZoneInfo) -> datetime:
-    """The instant a local day is over (the next local midnight), in UTC."""
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
-
-
-def windows(days: list[date], size: int = WINDOW_DAYS) -> Iterator[list[date]]:
-    """Consecutive runs of ``days`` (sorted), each cut into chunks of at most ``size``."""
-    run: list[date] = []
-    for day in days:
-        if run and (day != run[-1] + timedelta(days=1) or len(run) >= size):
-            yield run
-            run = []
-        run.append(day)
-    if run:
-        yield run
 
 
 class Progress:
@@ -157,17 +146,6 @@ def _check_period(args: Any) -> None:
         raise UsageError("--max-requests must be at least 1")
 
 
-def _by_day(entries: list[Any], window: list[date], zone: ZoneInfo) -> dict[date, list[Any]]:
-    """The window's raw entries grouped by the local day their session started (every day of
-    the window present, even without sessions: a stored day is a fetched day)."""
-    days: dict[date, list[Any]] = {day: [] for day in window}
-    page = parse_session_history_page({"data": {"result": entries, "hasMore": False}})
-    for raw, session in zip(entries, page.sessions, strict=True):
-        day = session.started_at.astimezone(zone).date()
-        days[min(max(day, window[0]), window[-1])].append(raw)
-    return days
-
-
 async def fetch(ctx: Context) -> int:
     args, config = ctx.args, ctx.config
     _check_period(args)
@@ -177,7 +155,11 @@ async def fetch(ctx: Context) -> int:
     with DecisionStore(config.database_path) as store:
         async with ctx.client() as client:
             site_id = await ctx.site_id(client)
-            serials = await ctx.charger_serials(client, site_id)
+            status = await client.status(site_id)
+            serials = ctx.chosen_chargers(status, site_id)
+            # A session still going is filed under its start day once it ends: those days
+            # are stored as incomplete (optimizer/observe/history.py).
+            open_since = open_sessions(status, now=datetime.now(UTC))
             raw_energy = await client.lifetime_energy_raw(site_id)
             energy = parse_lifetime_energy(raw_energy, timezone=timezone)
             now = datetime.now(UTC)
@@ -191,11 +173,8 @@ async def fetch(ctx: Context) -> int:
             period = [start + timedelta(days=n) for n in range((end - start).days + 1)]
             todo: dict[str, list[date]] = {}
             for sn in serials:
-                stored = store.history_session_days(site_id, sn)
                 # A day fetched before it was over is incomplete: always fetched again.
-                todo[sn] = [
-                    d for d in period if not (d in stored and stored[d] >= day_end(d, zone))
-                ]
+                todo[sn] = incomplete_days(period, store.history_session_days(site_id, sn), zone)
                 summary.days_skipped += len(period) - len(todo[sn])
             progress = Progress(len(period) * len(serials), client)
             try:
@@ -206,20 +185,21 @@ async def fetch(ctx: Context) -> int:
                             summary.days_left += len(window)
                             continue
                         try:
-                            entries = await client.session_history_raw(
-                                site_id, sn, start=window[0], end=window[-1], timezone=timezone
+                            await fetch_window(
+                                client,
+                                store,
+                                site_id=site_id,
+                                sn=sn,
+                                window=window,
+                                timezone=timezone,
+                                fetched_at=datetime.now(UTC),
+                                open_since=open_since.get(sn),
                             )
                         except HistoryDegradedError as err:
                             # Nothing of this window was stored; what is stored stays.
                             summary.degraded = err
                             summary.days_left += len(window)
                             continue
-                        store.save_history_sessions(
-                            site_id,
-                            sn,
-                            _by_day(entries, window, zone),
-                            fetched_at=datetime.now(UTC),
-                        )
                         summary.days_fetched += len(window)
                         progress.advance(len(window))
             finally:

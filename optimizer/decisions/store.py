@@ -467,15 +467,25 @@ class DecisionStore:
 
         All days in one transaction: an interrupted fetch keeps whole windows, never half.
         """
-        fetched = utc_text(fetched_at)
+        self.save_history_days(site_id, sn, [(days, fetched_at)])
+
+    def save_history_days(
+        self,
+        site_id: int,
+        sn: str,
+        parts: Sequence[tuple[Mapping[date, list[Any]], datetime]],
+    ) -> None:
+        """:meth:`save_history_sessions` for one window whose days are complete as of
+        different instants (optimizer/observe/history.py), still in one transaction."""
         rows = [
             {
                 "site_id": site_id,
                 "sn": sn,
                 "day": day.isoformat(),
-                "fetched_at": fetched,
+                "fetched_at": utc_text(fetched_at),
                 "payload": to_json({"data": {"result": list(items), "hasMore": False}}),
             }
+            for days, fetched_at in parts
             for day, items in days.items()
         ]
         if rows:

@@ -71,6 +71,7 @@ from optimizer.service.clock import Clock
 from optimizer.service.health import WHAT, Problem, Trouble, delay_after
 from optimizer.service.heartbeat import Heartbeat
 from optimizer.service.rulesets import RuleSets
+from optimizer.service.sessions import SessionSync
 from optimizer.service.setup import Setup, load_setup
 from optimizer.service.status import status_line
 from optimizer.steer import Steering, take_actions
@@ -176,6 +177,7 @@ class Service:
         self._limiter: AccountLimiter | None = None  # the account's budget (_client_now)
         self._store = store
         self._habits = HabitCache()
+        self._sessions = SessionSync()  # the session history learned plans come from
         self._outlooks: LiveOutlooks | None = None  # made when a solar_plan policy runs
         self._owns_store = store is None
         self.setup: Setup | None = None
@@ -541,6 +543,26 @@ class Service:
         self._habits.remember(planned)  # a "more" step, once asked, stays for the plug-in
         return planned
 
+    async def _fetch_sessions(
+        self, client: EnlightenClient, site_id: int, snapshot: Snapshot
+    ) -> None:
+        """With ``plans: auto``, keep the session history stored for learned plans
+        (service/sessions.py); the habits are learned again at the next tick when a window
+        was stored. Called after the tick acted, so a command never waits on history, and a
+        failure never costs the tick."""
+        if self.config.plans != "auto":
+            return
+        with _logged("the session history"):
+            stored = await self._sessions.step(
+                client,
+                self.store,
+                site_id=site_id,
+                snapshot=snapshot,
+                keep_days=self.config.habits.days,
+            )
+            if stored is not None:
+                self._habits.forget()
+
     async def _tick(self, now: datetime) -> TickReport:
         assert self.setup is not None  # noqa: S101 - tick() starts the service first
         client = await self._client_now()
@@ -617,14 +639,14 @@ class Service:
                 kept.append(recorded)
         self.memory = memory
         ids = iter(recording.finish(memory.model_dump(mode="json")))
+        await self._fetch_sessions(client, site_id, snapshot)  # after acting
         acted = [replace(a, row_id=next(ids)) if k else a for a, k in zip(acted, kept, strict=True)]
         status = status_line(
             snapshot,
             [(a.decision, a.actuation) for a in acted],
             requests_last_hour=sum(client.counter.last_hour().values()),
             dry_run=self.dry_run,
-        )
-        status = status if held is None else f"{status} | automation off: {held}"
+        ) + ("" if held is None else f" | automation off: {held}")
         denied = next((a.actuation.auth_error for a in acted if a.actuation.auth_error), None)
         if denied is not None:
             report = self._auth_needed(now, denied)

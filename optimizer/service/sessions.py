@@ -1,0 +1,218 @@
+"""The session history the service keeps stored for ``plans: auto``.
+
+Learned plans come from the session history in the local database (docs/forecast.md). Before
+this, only `evopt history fetch` filled it: a service whose owner never ran it learned
+nothing (every plug-in "a full car at once"), and one whose owner ran it once learned from a
+history that ended that day. So with ``plans: auto`` the service fetches it itself, through
+the same client and within the same request budget, at most one window of days per tick and
+only after the tick has acted (a command never waits on history):
+
+* **the last week** (the days not complete, :mod:`optimizer.observe.history`): at the first
+  tick, :data:`AFTER_UNPLUG` after a car was unplugged (the cloud files the session under
+  the day it began, once it has ended), and at least every :data:`REFRESH` (an unplug the
+  service did not see);
+* **older days** of the look-back (``habits.days``) not stored yet: up to
+  :data:`OLDER_WINDOW_DAYS` per window (a page holds 50 sessions, so a month is one or two
+  requests), newest first, so a new installation learns from its latest weeks first;
+* never two windows within :data:`SPACING` (the filter criteria the history service wants
+  before its pages are asked for again each time). 90 days from nothing take 4 windows in
+  45 minutes, about 10 requests; after that a site costs 2-3 requests per session and a
+  refresh a day.
+
+A degraded history service is asked again after :data:`RETRY_DEGRADED` (2026 reference
+section 4); any other failure after 15 minutes doubling to a day, logged when it begins and
+when it ends. Nothing of a failed window is stored, and a failure never fails the tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo
+
+from optimizer.enlighten.errors import EnlightenError
+from optimizer.enlighten.history import HistoryDegradedError
+from optimizer.observe.history import (
+    UNKNOWN_PLUG_IN,
+    WINDOW_DAYS,
+    fetch_window,
+    incomplete_days,
+    windows,
+)
+
+if TYPE_CHECKING:
+    from optimizer.decisions.store import DecisionStore
+    from optimizer.engine.snapshot import Snapshot
+    from optimizer.enlighten.client import EnlightenClient
+
+__all__ = [
+    "AFTER_UNPLUG",
+    "REFRESH",
+    "RETRY_DEGRADED",
+    "SPACING",
+    "Due",
+    "SessionSync",
+    "next_fetch",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+AFTER_UNPLUG = timedelta(minutes=15)  # the cloud has filed the ended session by then
+REFRESH = timedelta(days=1)  # the last week at least this often
+SPACING = timedelta(minutes=15)  # between two windows of one site
+RETRY_DEGRADED = timedelta(minutes=15)  # 2026 reference section 4: "retry after ~15 min"
+RETRY_MAX = timedelta(days=1)
+OLDER_WINDOW_DAYS = 30  # older days per window: one or two pages of 50 sessions
+
+
+@dataclass(frozen=True)
+class Due:
+    """The window of days to fetch next for one charger, and why."""
+
+    sn: str
+    window: list[date]
+    why: Literal["recent", "older"]
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def next_fetch(
+    serials: list[str],
+    stored: Mapping[str, Mapping[date, datetime]],
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    keep_days: int,
+    last_recent: Mapping[str, datetime],
+    ended: Mapping[str, datetime],
+    plugged: Mapping[str, datetime],
+) -> Due | None:
+    """The one window to fetch now, or None (pure; the rule is the module's docstring).
+
+    ``stored``: each charger's stored days and when each was fetched; ``last_recent``: when
+    this service last fetched a charger's last week; ``ended``: when it saw a car unplugged;
+    ``plugged``: the plug-in of a session still going, whose days are not fetched again
+    until it has ended (a car away on a trip stays plugged in for days).
+    """
+    today = now.astimezone(zone).date()
+    week = today - timedelta(days=WINDOW_DAYS - 1)
+    for sn in serials:
+        last, end = last_recent.get(sn), ended.get(sn)
+        unplugged = end is not None and (last is None or last < end + AFTER_UNPLUG <= now)
+        if last is None or now - last >= REFRESH or unplugged:
+            recent = incomplete_days(_days(week, today), stored.get(sn, {}), zone)
+            return Due(sn, _days(min(recent, default=today), today), "recent")
+    first = today - timedelta(days=keep_days - 1)
+    for sn in serials:
+        older = incomplete_days(_days(first, week - timedelta(days=1)), stored.get(sn, {}), zone)
+        since = plugged.get(sn)
+        if since is not None:
+            older = [day for day in older if day < since.astimezone(zone).date()]
+        if older:
+            newest_run = list(windows(older, len(older)))[-1]
+            return Due(sn, newest_run[-OLDER_WINDOW_DAYS:], "older")
+    return None
+
+
+class SessionSync:
+    """What one site's service remembers between ticks to keep its session history stored."""
+
+    def __init__(self) -> None:
+        self._last_recent: dict[str, datetime] = {}
+        # By serial: (when the service saw the car unplugged, that session's plug-in).
+        self._ended: dict[str, tuple[datetime, datetime]] = {}
+        self._plugged: dict[str, datetime] = {}
+        self._next_at: datetime | None = None
+        self._failures = 0
+
+    def watch(self, snapshot: Snapshot) -> None:
+        """Note each plug-in and unplug the tick's status shows."""
+        now = snapshot.now
+        for view in snapshot.chargers:
+            if view.plugged_in:
+                plugged_at = view.plugged_in_at or now - UNKNOWN_PLUG_IN
+                self._plugged[view.sn] = min(plugged_at, now)
+            elif (since := self._plugged.pop(view.sn, None)) is not None:
+                self._ended[view.sn] = (now, since)
+
+    async def step(
+        self,
+        client: EnlightenClient,
+        store: DecisionStore,
+        *,
+        site_id: int,
+        snapshot: Snapshot,
+        keep_days: int,
+    ) -> Due | None:
+        """Fetch and store the window due now, if any; returns it once stored."""
+        self.watch(snapshot)
+        now = snapshot.now
+        if self._next_at is not None and now < self._next_at:
+            return None
+        serials = [view.sn for view in snapshot.chargers]
+        due = next_fetch(
+            serials,
+            {sn: store.history_session_days(site_id, sn) for sn in serials},
+            now=now,
+            zone=ZoneInfo(snapshot.timezone),
+            keep_days=keep_days,
+            last_recent=self._last_recent,
+            ended={sn: unplugged for sn, (unplugged, _) in self._ended.items()},
+            plugged=self._plugged,
+        )
+        if due is None:
+            return None
+        # Until the cloud has filed a session just ended, its days count as still open.
+        open_since = self._plugged.get(due.sn)
+        ended = self._ended.get(due.sn)
+        filed = ended is None or now >= ended[0] + AFTER_UNPLUG
+        if open_since is None and ended is not None and not filed:
+            open_since = ended[1]
+        try:
+            sessions = await fetch_window(
+                client,
+                store,
+                site_id=site_id,
+                sn=due.sn,
+                window=due.window,
+                timezone=snapshot.timezone,
+                fetched_at=now,
+                open_since=open_since,
+            )
+        except HistoryDegradedError:
+            self._next_at = now + RETRY_DEGRADED
+            _LOGGER.info("session history degraded; asked again in 15 min (plans: auto)")
+            return None
+        except EnlightenError as err:
+            self._failures += 1
+            wait = min(RETRY_DEGRADED * 2 ** (self._failures - 1), RETRY_MAX)
+            self._next_at = now + wait
+            if self._failures == 1:
+                _LOGGER.warning(
+                    "cannot fetch session history for learned plans (%s); trying again "
+                    "after %d min, then less often",
+                    err.message,
+                    wait // timedelta(minutes=1),
+                )
+            return None
+        if self._failures:
+            _LOGGER.info("session history fetched again after %d failure(s)", self._failures)
+        self._failures = 0
+        self._next_at = now + SPACING
+        if due.why == "recent":
+            self._last_recent[due.sn] = now
+            if filed:
+                self._ended.pop(due.sn, None)
+        _LOGGER.info(
+            "session history: %s to %s stored for %s (%d session(s); plans: auto)",
+            due.window[0],
+            due.window[-1],
+            due.sn,
+            sessions,
+        )
+        return due

@@ -1,0 +1,210 @@
+"""The service keeps the session history stored for ``plans: auto`` (optimizer/service/sessions.py).
+
+First the rule alone (which window is due when), then the service against the fake cloud:
+from an empty database it stores the look-back newest first, learns a plan for the car
+plugged in, stores the session it saw end, waits out a degraded history service without a
+failed tick, and sends nothing with ``plans: manual``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from optimizer.config import Config, HabitsConfig
+from optimizer.decisions import DecisionStore
+from optimizer.enlighten.models import parse_session_history_page
+from optimizer.observe.history import day_end
+from optimizer.service import TickReport
+from optimizer.service.sessions import AFTER_UNPLUG, REFRESH, Due, next_fetch
+from tests.cli_env import SITE_ID
+from tests.test_service import MORNING, World, world_at
+
+ZONE = ZoneInfo("Australia/Melbourne")
+NOW = datetime(2025, 1, 15, 2, 0, tzinfo=UTC)  # 13:00 on 15 January in Melbourne
+TODAY = date(2025, 1, 15)
+SN = "EV1"
+HISTORY = "/sessions/"
+
+
+def days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def complete_days(first: date, last: date) -> dict[date, datetime]:
+    """Days stored after their end (the fetch an hour after the last one ended)."""
+    return dict.fromkeys(days(first, last), day_end(last, ZONE) + timedelta(hours=1))
+
+
+def due(
+    stored: dict[date, datetime] | None = None,
+    *,
+    now: datetime = NOW,
+    last: datetime | None = NOW - timedelta(hours=1),
+    ended: datetime | None = None,
+    plugged: datetime | None = None,
+    keep_days: int = 28,
+) -> Due | None:
+    return next_fetch(
+        [SN],
+        {SN: stored or {}},
+        now=now,
+        zone=ZONE,
+        keep_days=keep_days,
+        last_recent={} if last is None else {SN: last},
+        ended={} if ended is None else {SN: ended},
+        plugged={} if plugged is None else {SN: plugged},
+    )
+
+
+# --- which window, when --------------------------------------------------------------------
+
+
+def test_a_service_starting_fetches_the_last_week_first() -> None:
+    assert due(last=None) == Due(SN, days(date(2025, 1, 9), TODAY), "recent")
+
+
+def test_the_last_week_again_from_its_first_incomplete_day() -> None:
+    stored = complete_days(date(2025, 1, 9), date(2025, 1, 13)) | {TODAY: NOW}
+    assert due(stored, last=None) == Due(SN, days(date(2025, 1, 14), TODAY), "recent")
+
+
+def test_then_the_older_days_newest_first_within_the_look_back() -> None:
+    stored = complete_days(date(2025, 1, 9), date(2025, 1, 14))
+    assert due(stored) == Due(SN, days(date(2024, 12, 19), date(2025, 1, 8)), "older")
+    assert due(stored, keep_days=90) == Due(SN, days(date(2024, 12, 10), date(2025, 1, 8)), "older")
+    stored |= complete_days(date(2024, 12, 19), date(2025, 1, 8))
+    assert due(stored) is None  # 28 days: nothing older is asked for
+    assert due(stored, keep_days=29) == Due(SN, [date(2024, 12, 18)], "older")
+
+
+def test_a_day_stored_before_its_end_is_asked_for_again() -> None:
+    stored = complete_days(date(2024, 12, 19), date(2025, 1, 14))
+    stored[date(2025, 1, 3)] = day_end(date(2025, 1, 3), ZONE) - timedelta(minutes=1)
+    assert due(stored) == Due(SN, [date(2025, 1, 3)], "older")
+
+
+def test_an_unplug_asks_for_the_last_week_once_the_cloud_has_filed_it() -> None:
+    stored = complete_days(date(2024, 12, 19), date(2025, 1, 14))
+    end = NOW - timedelta(minutes=10)
+    last = NOW - timedelta(hours=3)
+    assert due(stored, last=last, ended=end) is None
+    later = end + AFTER_UNPLUG
+    assert due(stored, now=later, last=last, ended=end) == Due(SN, [TODAY], "recent")
+    assert due(stored, now=later, last=later, ended=end) is None  # fetched since
+
+
+def test_the_last_week_at_least_once_a_day() -> None:
+    stored = complete_days(date(2024, 12, 19), date(2025, 1, 14))
+    assert due(stored, last=NOW - REFRESH + timedelta(minutes=1)) is None
+    assert due(stored, last=NOW - REFRESH) == Due(SN, [TODAY], "recent")
+
+
+def test_days_of_a_session_still_going_wait_for_its_end() -> None:
+    """A car plugged in for days (a trip): its days are not fetched again and again."""
+    stored = complete_days(date(2024, 12, 19), date(2025, 1, 14))
+    stored[date(2025, 1, 5)] = datetime(2025, 1, 5, 8, tzinfo=UTC)  # stored as of its plug-in
+    plugged = datetime(2025, 1, 5, 8, tzinfo=UTC)
+    assert due(stored, plugged=plugged) is None
+    assert due(stored) == Due(SN, [date(2025, 1, 5)], "older")
+
+
+def test_chargers_take_turns_the_last_weeks_first() -> None:
+    stored = {"A": complete_days(date(2025, 1, 9), date(2025, 1, 14)), "B": {}}
+    got = next_fetch(
+        ["A", "B"],
+        stored,
+        now=NOW,
+        zone=ZONE,
+        keep_days=28,
+        last_recent={"A": NOW},
+        ended={},
+        plugged={},
+    )
+    assert got == Due("B", days(date(2025, 1, 9), TODAY), "recent")
+
+
+# --- the service against the fake cloud ----------------------------------------------------
+
+
+@pytest.fixture
+async def morning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    async for world in world_at(MORNING, tmp_path, monkeypatch):
+        yield world
+
+
+def auto(world: World, plans: str = "auto") -> Config:
+    """The example rules at a 60 s poll, ``plans`` as given and 28 days of habits (the fake
+    cloud's history)."""
+    config = world.config(poll="60s")
+    return config.model_copy(update={"plans": plans, "habits": HabitsConfig(days=28)})
+
+
+def windows_asked(world: World) -> list[tuple[str, str]]:
+    params = [r.json["params"] for r in world.cloud.requests(HISTORY, method="POST")]
+    return [(p["startDate"], p["endDate"]) for p in params]
+
+
+def stored_sessions(world: World) -> tuple[dict[date, datetime], set[datetime]]:
+    with DecisionStore(world.database) as store:
+        (sn,) = {c.sn for c in world.cloud.model.chargers}
+        stored = store.history_session_days(SITE_ID, sn)
+        pages = store.load_history_sessions(SITE_ID)
+    starts = {s.started_at for page in pages for s in parse_session_history_page(page).sessions}
+    return stored, starts
+
+
+async def test_from_nothing_the_look_back_then_the_session_that_ended(morning: World) -> None:
+    seen: dict[str, Any] = {}
+
+    def on_tick(report: TickReport) -> None:
+        if report.at == MORNING + timedelta(minutes=59):
+            seen.update(windows=windows_asked(morning), stored=stored_sessions(morning))
+            assert report.snapshot is not None
+            seen["plan"] = report.snapshot.chargers[0].plan
+            morning.cloud.update_charger(plugged_in=False)  # gone: the session is filed
+            morning.cloud.log.clear()
+
+    morning.cloud.update_charger(charging=True)  # a dry run sends nothing: the car charges on
+    service = morning.service(auto(morning), dry_run=True, on_tick=on_tick)
+    assert await service.run(max_ticks=90) == 0  # 08:00-09:29, no failed tick
+    # The last week at the first tick, then the older days 15 minutes later.
+    assert seen["windows"] == [("09-01-2025", "15-01-2025"), ("19-12-2024", "08-01-2025")]
+    stored, starts = seen["stored"]
+    assert sorted(stored) == days(date(2024, 12, 19), TODAY)
+    # The car plugged in at 08:00 is still there: its day is kept to be fetched again.
+    assert stored[TODAY] <= MORNING
+    assert len(starts) >= 10  # the fake's generated weeks
+    # ...and the habits learned from them give the car plugged in a plan.
+    plan = seen["plan"]
+    assert plan is not None
+    assert plan.learned is not None
+    assert "full car at once" not in plan.learned
+
+    # Unplugged at 08:59, seen at 09:00: the last week 15 minutes later, with the session.
+    assert windows_asked(morning) == [("15-01-2025", "15-01-2025")]
+    stored, starts = stored_sessions(morning)
+    assert MORNING in starts
+    assert stored[TODAY] >= MORNING + timedelta(minutes=75)
+
+
+async def test_a_degraded_history_service_is_asked_again_later(morning: World) -> None:
+    morning.cloud.degrade_history(20 * 60)  # 550 until 08:20
+    service = morning.service(auto(morning), dry_run=True)
+    assert await service.run(max_ticks=50) == 0  # no tick fails for it
+    stored, _ = stored_sessions(morning)
+    assert windows_asked(morning)[0] == ("09-01-2025", "15-01-2025")
+    assert sorted(stored)[0] == date(2024, 12, 19)  # 08:30 and 08:45 (08:00, 08:15 degraded)
+    tries = [r.status for r in morning.cloud.requests(HISTORY, method="POST")]
+    assert tries == [550, 550, 200, 200]  # 08:00 and 08:15 degraded: not hammered
+
+
+async def test_manual_plans_fetch_no_history(morning: World) -> None:
+    service = morning.service(auto(morning, "manual"), dry_run=True)
+    assert await service.run(max_ticks=20) == 0
+    assert morning.cloud.requests("/enho_historical_events_ms/") == []
