@@ -175,6 +175,11 @@ with tempfile.TemporaryDirectory() as tmp, DecisionStore(Path(tmp) / "d.db") as 
     store.save_state("k", [1], updated_at=now)
     store.add_requests(run, hour=now, counts={"status": 1})
     store.end_run(run, ended_at=now)
+    # The session history the service keeps with plans: auto (service/sessions.py).
+    store.save_history_sessions(1, "EV1", {now.date(): []}, fetched_at=now)
+    store.save_history_days(1, "EV1", [({now.date(): [{"a": 1}]}, now)])
+    assert store.history_session_days(1, "EV1") == {now.date(): now}
+    assert store.load_history_sessions_by_charger(1)[0][1]["data"]["result"] == [{"a": 1}]
     before = "sqlite_utils" in sys.modules
     tables = store.db.table_names()  # anything else: sqlite-utils, on the same connection
 print(json.dumps([before, "sqlite_utils" in sys.modules, "decisions" in tables]))
@@ -182,8 +187,9 @@ print(json.dumps([before, "sqlite_utils" in sys.modules, "decisions" in tables])
 
 
 def test_the_service_writes_its_log_without_sqlite_utils() -> None:
-    """Creating, migrating and writing the decision log is plain SQL; sqlite-utils (with
-    click, pluggy and dateutil, about 3.5 MB resident) loads only for a call beyond those."""
+    """Creating, migrating and writing the decision log (and the session history, kept by the
+    service with ``plans: auto``) is plain SQL; sqlite-utils (with click, pluggy and
+    dateutil, about 3.5 MB resident) loads only for a call beyond those."""
     out = subprocess.run(
         [sys.executable, "-c", _STORE_PROBE], capture_output=True, text=True, check=True
     ).stdout
