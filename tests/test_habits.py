@@ -183,8 +183,13 @@ def store_sessions(world: World, *, leave_utc: time, energy: float, count: int) 
                 }
             )
         day -= timedelta(days=1)
+    # Every day of the period stored, the weekends' empty too: with plans: auto the service
+    # fetches the days not stored from the fake (service/sessions.py), whose own sessions
+    # would then join these.
+    first = min(days)
+    every = {first + timedelta(days=n): [] for n in range((now.date() - first).days)}
     with DecisionStore(world.database) as store:
-        store.save_history_sessions(SITE_ID, SN, days, fetched_at=now)
+        store.save_history_sessions(SITE_ID, SN, every | days, fetched_at=now)
 
 
 async def test_plans_auto_gives_a_plug_in_the_learned_plan(midday: World) -> None:  # noqa: F811

@@ -1,9 +1,9 @@
 """The service keeps the session history stored for ``plans: auto`` (optimizer/service/sessions.py).
 
 First the rule alone (which window is due when), then the service against the fake cloud:
-from an empty database it stores the look-back newest first, learns a plan for the car
-plugged in, stores the session it saw end, waits out a degraded history service without a
-failed tick, and sends nothing with ``plans: manual``.
+from an empty database it stores the look-back at its first tick and plans from it at once,
+stores the session it saw end, waits out a degraded history service without a failed tick,
+and sends nothing with ``plans: manual``.
 """
 
 from __future__ import annotations
@@ -65,8 +65,11 @@ def due(
 # --- which window, when --------------------------------------------------------------------
 
 
-def test_a_service_starting_fetches_the_last_week_first() -> None:
-    assert due(last=None) == Due(SN, days(date(2025, 1, 9), TODAY), "recent")
+def test_a_charger_with_nothing_stored_gets_its_look_back_in_one_window() -> None:
+    assert due(last=None) == Due(SN, days(date(2024, 12, 19), TODAY), "recent")
+    assert due(last=None, keep_days=365) == Due(SN, days(date(2024, 10, 18), TODAY), "recent")
+    old = complete_days(date(2024, 1, 1), date(2024, 3, 1))  # stored, but all before the 28
+    assert due(old) == Due(SN, days(date(2024, 12, 19), TODAY), "recent")
 
 
 def test_the_last_week_again_from_its_first_incomplete_day() -> None:
@@ -126,7 +129,7 @@ def test_chargers_take_turns_the_last_weeks_first() -> None:
         ended={},
         plugged={},
     )
-    assert got == Due("B", days(date(2025, 1, 9), TODAY), "recent")
+    assert got == Due("B", days(date(2024, 12, 19), TODAY), "recent")
 
 
 # --- the service against the fake cloud ----------------------------------------------------
@@ -163,9 +166,11 @@ async def test_from_nothing_the_look_back_then_the_session_that_ended(morning: W
     seen: dict[str, Any] = {}
 
     def on_tick(report: TickReport) -> None:
+        assert report.snapshot is not None
+        if report.at == MORNING:
+            seen["first plan"] = report.snapshot.chargers[0].plan
         if report.at == MORNING + timedelta(minutes=59):
             seen.update(windows=windows_asked(morning), stored=stored_sessions(morning))
-            assert report.snapshot is not None
             seen["plan"] = report.snapshot.chargers[0].plan
             morning.cloud.update_charger(plugged_in=False)  # gone: the session is filed
             morning.cloud.log.clear()
@@ -173,18 +178,20 @@ async def test_from_nothing_the_look_back_then_the_session_that_ended(morning: W
     morning.cloud.update_charger(charging=True)  # a dry run sends nothing: the car charges on
     service = morning.service(auto(morning), dry_run=True, on_tick=on_tick)
     assert await service.run(max_ticks=90) == 0  # 08:00-09:29, no failed tick
-    # The last week at the first tick, then the older days 15 minutes later.
-    assert seen["windows"] == [("09-01-2025", "15-01-2025"), ("19-12-2024", "08-01-2025")]
+    # The whole look-back at the first tick, in one window (one page), and nothing more.
+    assert seen["windows"] == [("19-12-2024", "15-01-2025")]
     stored, starts = seen["stored"]
     assert sorted(stored) == days(date(2024, 12, 19), TODAY)
     # The car plugged in at 08:00 is still there: its day is kept to be fetched again.
     assert stored[TODAY] <= MORNING
     assert len(starts) >= 10  # the fake's generated weeks
-    # ...and the habits learned from them give the car plugged in a plan.
-    plan = seen["plan"]
-    assert plan is not None
-    assert plan.learned is not None
-    assert "full car at once" not in plan.learned
+    # ...and the habits learned from them give the car plugged in a plan, from the first tick
+    # (fetched before the plans are made).
+    for plan in (seen["first plan"], seen["plan"]):
+        assert plan is not None
+        assert plan.learned is not None
+        assert "sessions" in plan.learned
+        assert "full car at once" not in plan.learned
 
     # Unplugged at 08:59, seen at 09:00: the last week 15 minutes later, with the session.
     assert windows_asked(morning) == [("15-01-2025", "15-01-2025")]
@@ -198,10 +205,10 @@ async def test_a_degraded_history_service_is_asked_again_later(morning: World) -
     service = morning.service(auto(morning), dry_run=True)
     assert await service.run(max_ticks=50) == 0  # no tick fails for it
     stored, _ = stored_sessions(morning)
-    assert windows_asked(morning)[0] == ("09-01-2025", "15-01-2025")
-    assert sorted(stored)[0] == date(2024, 12, 19)  # 08:30 and 08:45 (08:00, 08:15 degraded)
+    assert windows_asked(morning) == [("19-12-2024", "15-01-2025")] * 3
+    assert sorted(stored)[0] == date(2024, 12, 19)  # at 08:30 (08:00 and 08:15 degraded)
     tries = [r.status for r in morning.cloud.requests(HISTORY, method="POST")]
-    assert tries == [550, 550, 200, 200]  # 08:00 and 08:15 degraded: not hammered
+    assert tries == [550, 550, 200]  # 08:00 and 08:15 degraded: not hammered
 
 
 async def test_manual_plans_fetch_no_history(morning: World) -> None:

@@ -547,9 +547,9 @@ class Service:
         self, client: EnlightenClient, site_id: int, snapshot: Snapshot
     ) -> None:
         """With ``plans: auto``, keep the session history stored for learned plans
-        (service/sessions.py); the habits are learned again at the next tick when a window
-        was stored. Called after the tick acted, so a command never waits on history, and a
-        failure never costs the tick."""
+        (service/sessions.py), and learn the habits again when a window was stored. Before
+        the plans, so the first tick of a new installation plans from the household's
+        sessions, not "a full car at once"; a failure never costs the tick."""
         if self.config.plans != "auto":
             return
         with _logged("the session history"):
@@ -579,6 +579,7 @@ class Service:
             cache=self.cache,
             gateway=gateway,
         )
+        await self._fetch_sessions(client, site_id, snapshot)  # before the plans use it
         snapshot = self._with_outlook(self._with_plans(snapshot, site_id, now), site_id, now)
         if self.config.service.record_minutes:
             with _logged("the one-minute power history"):  # never costs the tick
@@ -639,7 +640,6 @@ class Service:
                 kept.append(recorded)
         self.memory = memory
         ids = iter(recording.finish(memory.model_dump(mode="json")))
-        await self._fetch_sessions(client, site_id, snapshot)  # after acting
         acted = [replace(a, row_id=next(ids)) if k else a for a, k in zip(acted, kept, strict=True)]
         status = status_line(
             snapshot,

@@ -4,20 +4,21 @@ Learned plans come from the session history in the local database (docs/forecast
 this, only `evopt history fetch` filled it: a service whose owner never ran it learned
 nothing (every plug-in "a full car at once"), and one whose owner ran it once learned from a
 history that ended that day. So with ``plans: auto`` the service fetches it itself, through
-the same client and within the same request budget, at most one window of days per tick and
-only after the tick has acted (a command never waits on history):
+the same client and within the same request budget, at most one window of days per tick,
+before the tick's plans are made (so they use it at once):
 
+* **from nothing** (no day of the look-back stored for a charger): the last
+  :data:`FIRST_WINDOW_DAYS` in one window (a page holds 50 sessions: one to three requests),
+  so the first tick already plans from the household's habits, not "a full car at once";
 * **the last week** (the days not complete, :mod:`optimizer.observe.history`): at the first
   tick, :data:`AFTER_UNPLUG` after a car was unplugged (the cloud files the session under
   the day it began, once it has ended), and at least every :data:`REFRESH` (an unplug the
   service did not see);
 * **older days** of the look-back (``habits.days``) not stored yet: up to
-  :data:`OLDER_WINDOW_DAYS` per window (a page holds 50 sessions, so a month is one or two
-  requests), newest first, so a new installation learns from its latest weeks first;
-* never two windows within :data:`SPACING` (the filter criteria the history service wants
-  before its pages are asked for again each time). 90 days from nothing take 4 windows in
-  45 minutes, about 10 requests; after that a site costs 2-3 requests per session and a
-  refresh a day.
+  :data:`OLDER_WINDOW_DAYS` per window, newest first;
+* never two windows of a site within :data:`SPACING`. After the first fetch a site costs 2-3
+  requests per session (the page, and the filter criteria the history service wants before
+  it at most every 10 minutes) and a refresh a day.
 
 A degraded history service is asked again after :data:`RETRY_DEGRADED` (2026 reference
 section 4); any other failure after 15 minutes doubling to a day, logged when it begins and
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AFTER_UNPLUG",
+    "FIRST_WINDOW_DAYS",
+    "OLDER_WINDOW_DAYS",
     "REFRESH",
     "RETRY_DEGRADED",
     "SPACING",
@@ -62,10 +65,11 @@ _LOGGER = logging.getLogger(__name__)
 
 AFTER_UNPLUG = timedelta(minutes=15)  # the cloud has filed the ended session by then
 REFRESH = timedelta(days=1)  # the last week at least this often
-SPACING = timedelta(minutes=15)  # between two windows of one site
+SPACING = timedelta(minutes=1)  # between two windows of one site
 RETRY_DEGRADED = timedelta(minutes=15)  # 2026 reference section 4: "retry after ~15 min"
 RETRY_MAX = timedelta(days=1)
 OLDER_WINDOW_DAYS = 30  # older days per window: one or two pages of 50 sessions
+FIRST_WINDOW_DAYS = 90  # the first window of a charger with nothing stored (habits.days' default)
 
 
 @dataclass(frozen=True)
@@ -96,18 +100,23 @@ def next_fetch(
 
     ``stored``: each charger's stored days and when each was fetched; ``last_recent``: when
     this service last fetched a charger's last week; ``ended``: when it saw a car unplugged;
-    ``plugged``: the plug-in of a session still going, whose days are not fetched again
-    until it has ended (a car away on a trip stays plugged in for days).
+    ``plugged``: the plug-in of a session still going (or just ended and not yet filed),
+    whose days are not fetched again until it has been (a car away on a trip stays plugged
+    in for days).
     """
     today = now.astimezone(zone).date()
     week = today - timedelta(days=WINDOW_DAYS - 1)
+    first = today - timedelta(days=keep_days - 1)
+    for sn in serials:
+        if not any(first <= day <= today for day in stored.get(sn, {})):
+            start = today - timedelta(days=min(keep_days, FIRST_WINDOW_DAYS) - 1)
+            return Due(sn, _days(start, today), "recent")
     for sn in serials:
         last, end = last_recent.get(sn), ended.get(sn)
         unplugged = end is not None and (last is None or last < end + AFTER_UNPLUG <= now)
         if last is None or now - last >= REFRESH or unplugged:
             recent = incomplete_days(_days(week, today), stored.get(sn, {}), zone)
             return Due(sn, _days(min(recent, default=today), today), "recent")
-    first = today - timedelta(days=keep_days - 1)
     for sn in serials:
         older = incomplete_days(_days(first, week - timedelta(days=1)), stored.get(sn, {}), zone)
         since = plugged.get(sn)
@@ -155,6 +164,13 @@ class SessionSync:
         if self._next_at is not None and now < self._next_at:
             return None
         serials = [view.sn for view in snapshot.chargers]
+        # Until the cloud has filed a session just ended, its days count as still open.
+        unfiled = {
+            sn: since
+            for sn, (unplugged, since) in self._ended.items()
+            if now < unplugged + AFTER_UNPLUG
+        }
+        open_since = unfiled | self._plugged
         due = next_fetch(
             serials,
             {sn: store.history_session_days(site_id, sn) for sn in serials},
@@ -163,16 +179,10 @@ class SessionSync:
             keep_days=keep_days,
             last_recent=self._last_recent,
             ended={sn: unplugged for sn, (unplugged, _) in self._ended.items()},
-            plugged=self._plugged,
+            plugged=open_since,
         )
         if due is None:
             return None
-        # Until the cloud has filed a session just ended, its days count as still open.
-        open_since = self._plugged.get(due.sn)
-        ended = self._ended.get(due.sn)
-        filed = ended is None or now >= ended[0] + AFTER_UNPLUG
-        if open_since is None and ended is not None and not filed:
-            open_since = ended[1]
         try:
             sessions = await fetch_window(
                 client,
@@ -182,7 +192,7 @@ class SessionSync:
                 window=due.window,
                 timezone=snapshot.timezone,
                 fetched_at=now,
-                open_since=open_since,
+                open_since=open_since.get(due.sn),
             )
         except HistoryDegradedError:
             self._next_at = now + RETRY_DEGRADED
@@ -206,7 +216,7 @@ class SessionSync:
         self._next_at = now + SPACING
         if due.why == "recent":
             self._last_recent[due.sn] = now
-            if filed:
+            if due.sn not in unfiled:
                 self._ended.pop(due.sn, None)
         _LOGGER.info(
             "session history: %s to %s stored for %s (%d session(s); plans: auto)",
