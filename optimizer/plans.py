@@ -257,7 +257,15 @@ def past_sessions(sessions: Iterable[ChargingSession]) -> list[PastSession]:
         if session.id in seen or session.ended_at is None or session.energy_kwh is None:
             continue
         seen.add(session.id)
-        out.append(PastSession(session.started_at, session.ended_at, session.energy_kwh))
+        active = session.active_charge_time_s
+        out.append(
+            PastSession(
+                session.started_at,
+                session.ended_at,
+                session.energy_kwh,
+                None if active is None else float(active),
+            )
+        )
     return out
 
 

@@ -408,6 +408,37 @@ def test_after_a_long_unusual_absence_the_most_the_nearest_took() -> None:
     assert trip.source.endswith("after 96 h away, few like it: a full car")
 
 
+def test_the_history_s_drawing_time_tells_a_full_car_from_one_that_left_short() -> None:
+    """With the history's active charge time: a stay as fast on average as any but drawing
+    for half of it was full, not short; one drawing all its stay at a third of the power the
+    car takes (the service itself following a weak sun, live) was not at full power; one
+    drawing all or 83 % of its stay at full power (a trip's return) left short, as before.
+    Without the drawing time, the average alone takes all four for a car that left short."""
+    full_kw = 7.4
+    end = SESSIONS[-1].ended_at
+
+    def plan_after(energy: float, active_h: float | None, *, known: bool = True) -> float:
+        history = [
+            PastSession(s.started_at, s.ended_at, s.energy_kwh, s.energy_kwh / full_kw * 3600)
+            if known
+            else s
+            for s in SESSIONS
+        ]
+        active_s = None if active_h is None else active_h * 3600
+        last = PastSession(end + timedelta(hours=2), end + timedelta(hours=5), energy, active_s)
+        habits = habits_at([*history, last], NOW + timedelta(days=2), timezone=TZ)
+        return habits.expect(last.ended_at + timedelta(hours=3)).energy_kwh
+
+    short = [(22.0, 22.0 / full_kw), (2.5 * full_kw, 2.5)]  # all its 3 h, 83 % of them
+    full = [(11.0, 11.0 / full_kw), (full_kw, 3.0)]  # full after half; a third of the power
+    for energy, active_h in short:
+        assert plan_after(energy, active_h) == 150.0
+    for energy, active_h in full:
+        assert plan_after(energy, active_h) < 150.0
+    for energy, _ in short + full:
+        assert plan_after(energy, None, known=False) == 150.0
+
+
 def test_a_car_that_left_while_charging_at_full_power_asks_a_full_car() -> None:
     """The last session took energy all its stay at the highest power any session reached
     (seattle's trip return: 22.7 kWh in 3.7 h, the car took 42 kWh more the next evening):

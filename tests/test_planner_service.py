@@ -20,8 +20,10 @@ import pytest
 
 from optimizer.decisions import DecisionStore
 from optimizer.engine.snapshot import DeparturePlan
+from optimizer.enlighten.models import parse_session_history_page
 from optimizer.forecast.solar import Site
 from optimizer.plans import save_plan
+from optimizer.service import TickReport
 from tests.cli_env import SITE_ID
 from tests.solar_history import synthetic_history
 from tests.test_service import MORNING, SN, World, world_at
@@ -114,3 +116,74 @@ async def test_with_nothing_stored_the_forecast_comes_from_the_fake_clouds_own_h
     assert reasons
     assert not any("no forecast" in reason for reason in reasons), reasons[:3]
     assert any("sun from" in reason for reason in reasons), reasons[:3]
+
+
+# --- a day of the shipped planner with learned departures (issue 15, Done when) -------------
+
+# The car of the day: (local time, plugged in, what it takes before it is full, kWh). Home from
+# 08:00 to 09:30 nearly full, then from 18:00 to 07:30 the next morning needing 14 kWh.
+DAY = (
+    (timedelta(hours=0), True, 6.0),
+    (timedelta(hours=1, minutes=30), False, None),
+    (timedelta(hours=10), True, 14.0),
+    (timedelta(hours=23, minutes=30), False, None),
+)
+
+
+@pytest.mark.parametrize(
+    "poll_s",
+    [pytest.param(900, id="15-minute poll"), pytest.param(60, id="60 s", marks=pytest.mark.soak)],
+)
+async def test_a_day_of_the_planner_with_learned_departures(morning: World, poll_s: int) -> None:
+    """The planner as `rules/solar-plan.yaml` ships it, enabled, and `plans: auto`, from an
+    empty database: the forecast from the fake cloud's own lifetime energy, the departures
+    from its session history, which the service fetches itself (service/sessions.py). Over a
+    simulated day no tick fails, the car's plans are learned ones, the evening's car is full
+    when it leaves, and the morning's session is fetched once the cloud has filed it."""
+    events = list(DAY)
+    views: list[tuple[datetime, bool, float | None, str | None]] = []
+
+    def move_car(next_tick: datetime) -> None:
+        """The car comes and goes before the tick at or after its time."""
+        while events and MORNING + events[0][0] <= next_tick:
+            _, plugged, full_kwh = events.pop(0)
+            changes = {"ev_energy_limit_wh": full_kwh * 1000} if full_kwh else {}
+            morning.cloud.update_charger(plugged_in=plugged, **changes)
+
+    def on_tick(report: TickReport) -> None:
+        assert report.problem is None, report.status
+        assert report.snapshot is not None
+        (view,) = report.snapshot.chargers
+        learned = view.plan.learned if view.plan is not None else None
+        views.append((report.at, view.plugged_in, view.session_kwh, learned))
+        move_car(report.at + timedelta(seconds=poll_s))
+
+    morning.cloud.update_charger(plugged_in=False)
+    move_car(MORNING)  # plugged in at 08:00 with its need
+    config = morning.config(SHIPPED, poll=f"{poll_s}s").model_copy(update={"plans": "auto"})
+    service = morning.service(config, on_tick=on_tick)
+    assert await service.run(max_ticks=24 * 3600 // poll_s) == 0
+    assert all(r["outcome"] != "failed" for r in morning.rows())
+
+    plugged = [(at, kwh, learned) for at, on, kwh, learned in views if on]
+    assert all(learned is not None and "sessions" in learned for _, _, learned in plugged)
+    evening = [
+        (kwh, learned) for at, kwh, learned in plugged if at >= MORNING + timedelta(hours=10)
+    ]
+    assert evening[-1][0] == pytest.approx(14.0, abs=0.05), "the evening's car left full"
+    # The morning's session, which the service kept on the sun until the car left, is not
+    # read as a car that left short (a full car at full power at the evening's peak price).
+    assert "full car" not in str(evening[0][1])
+    reasons = [
+        r["reason"] for r in morning.rows("SELECT reason FROM decisions WHERE policy = 'plan'")
+    ]
+    assert not any("no forecast" in reason for reason in reasons), reasons[:3]
+    commands = morning.rows(
+        "SELECT * FROM decisions WHERE outcome = 'applied' AND action != 'hold'"
+    )
+    assert len(commands) <= 2 * 4, [(r["ts"], r["action"]) for r in commands]  # 2 sessions
+
+    with DecisionStore(morning.database) as store:
+        pages = store.load_history_sessions(SITE_ID)
+    starts = {s.started_at for page in pages for s in parse_session_history_page(page).sessions}
+    assert MORNING in starts, "the morning's session, filed after it ended, was fetched"

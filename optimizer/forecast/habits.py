@@ -70,7 +70,12 @@ GROUPS = ("weekdays", "Saturdays", "Sundays")
 NO_HISTORY = "no history yet: a full car at once"
 FULL_CAR = "a full car"
 LEFT_CHARGING = "the last session charged at full power until it left"
-LEFT_CHARGING_SHARE = 0.95  # of the highest average power any session took energy at
+LEFT_CHARGING_SHARE = 0.95  # of the highest power any session took energy at
+# Where the history says how long a session drew, "until it left" is at least this share of
+# its stay: a car that stopped drawing well before it left was full, however fast it filled
+# (a trip's return drawing 3.1 h of its 3.7 h is 83 %; a short stay topped up in 49 of 90
+# minutes, 54 %, is not).
+LEFT_ACTIVE_SHARE = 0.75
 NO_HISTORY_KWH = 150.0  # more than any car takes: the car stops drawing when full
 NO_HISTORY_READY = timedelta(hours=12)
 SIMILAR_CLOCK_MIN = 120  # plug-ins within +-2 h of the same clock time are alike
@@ -96,6 +101,8 @@ class PastSession:
     started_at: datetime
     ended_at: datetime
     energy_kwh: float
+    # How long it drew (the history's ``activeChargeTime``); None where a source lacks it.
+    active_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -286,21 +293,44 @@ def _leave(habits: Habits, past: list[PastSession], plugged_at: datetime) -> tup
 
 
 def _left_charging(past: list[PastSession]) -> bool:
-    """Whether the last session (``past[-1]``) took energy at the highest average power any
-    session took it at: charging all its stay, so the car most likely left short of full."""
+    """Whether the last session (``past[-1]``) charged at full power until it left, so the car
+    most likely left short of full; unless most sessions do, when that is just the car's
+    usual short stay.
 
-    def power(session: PastSession) -> float:
-        hours = (session.ended_at - session.started_at).total_seconds() / 3600
-        return session.energy_kwh / hours if hours >= AWAY_FLOOR_H else 0.0
-
+    The sign is its average over the stay against the highest average any session took
+    energy at. Where the history says how long each session drew (``active_s``), that sign
+    must also hold while it drew: for :data:`LEFT_ACTIVE_SHARE` of its stay, and at the
+    highest power any session drew at. Without those, a short stay filled fast, or a session
+    the service itself kept on a weak sun until the car left (live, its own sessions are the
+    history), passed for a car that left short, and the next plug-in was asked a full car at
+    full power.
+    """
     if len(past) < 2:
         return False
-    powers = [power(s) for s in past]
+    powers = [_average_kw(s) for s in past]
     top = max(powers)
     near_top = sum(p >= LEFT_CHARGING_SHARE * top for p in powers)
-    # When most sessions charge all their stay, that is the car's usual charge (short stays),
-    # not a sign that this one left short.
-    return top > 0 and powers[-1] >= LEFT_CHARGING_SHARE * top and near_top * 4 <= len(past)
+    if not (top > 0 and powers[-1] >= LEFT_CHARGING_SHARE * top and near_top * 4 <= len(past)):
+        return False
+    last = past[-1]
+    if last.active_s is None:
+        return True
+    stay_s = (last.ended_at - last.started_at).total_seconds()
+    drawing = [_drawing_kw(s) for s in past if s.active_s is not None]
+    return last.active_s >= LEFT_ACTIVE_SHARE * stay_s and _drawing_kw(
+        last
+    ) >= LEFT_CHARGING_SHARE * max(drawing)
+
+
+def _average_kw(session: PastSession) -> float:
+    hours = (session.ended_at - session.started_at).total_seconds() / 3600
+    return session.energy_kwh / hours if hours >= AWAY_FLOOR_H else 0.0
+
+
+def _drawing_kw(session: PastSession) -> float:
+    """The power while it drew; none below a minute's drawing (a figure that says nothing)."""
+    active_s = session.active_s or 0.0
+    return session.energy_kwh * 3600 / active_s if active_s >= 60 else 0.0
 
 
 def _away_h(gap: timedelta) -> float:
