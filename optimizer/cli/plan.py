@@ -137,7 +137,10 @@ def _stored_habits(ctx: Context, at: datetime | None) -> tuple[dict[str, Habits]
     at = at or _now()
     path = ctx.config.database_path
     site_id = ctx.chosen_site_id()
-    fetch_hint = "run `evopt history fetch` first, or pass --sessions FILE"
+    fetch_hint = (
+        "run `evopt history fetch` first (with `plans: auto` the service fetches it itself), "
+        "or pass --sessions FILE"
+    )
     if not path.is_file():
         raise InputError(f"no session history: no database at {path}", hint=fetch_hint)
     with DecisionStore(path) as store:
