@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from optimizer import __version__
-from optimizer.cli import simulate_minutes
+from optimizer.cli.args.simulate import minute_flags
 from optimizer.cli.context import Context
 from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore
@@ -286,8 +286,12 @@ def build_series(ctx: Context) -> tuple[SiteSeries, SiteSetup, list[ChargingSess
 
 
 async def simulate(ctx: Context) -> int:
-    if simulate_minutes.minute_mode(ctx):
-        return simulate_minutes.run_minutes(ctx)
+    if minute_flags(ctx.args) is not False:
+        # Only here: a 15-minute source never needs the one-minute replay (0.1 s of imports).
+        from optimizer.cli import simulate_minutes  # noqa: PLC0415
+
+        if simulate_minutes.minute_mode(ctx):
+            return simulate_minutes.run_minutes(ctx)
     series, site, known = build_series(ctx)
     # The optimum's solves on the other core while the replay runs here (collected at the
     # report; ended unread when anything below fails).

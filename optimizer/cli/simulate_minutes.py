@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from optimizer.cli.args.simulate import minute_flags
 from optimizer.cli.context import Context
 from optimizer.cli.output import print_json
 from optimizer.config import Config
@@ -45,12 +46,8 @@ class InputError(ConfigError):
 
 def minute_mode(ctx: Context) -> bool:
     """Whether this `evopt simulate` replays one-minute history (see the module)."""
-    args = ctx.args
-    if args.minutes is not None or args.compare_sources or args.source is not None:
-        return True
-    if args.energy or args.sample or args.sessions:
-        return False
-    return _stored_site(ctx.config, ctx) is not None
+    chosen = minute_flags(ctx.args)
+    return chosen if chosen is not None else _stored_site(ctx.config, ctx) is not None
 
 
 def _stored_site(config: Config, ctx: Context) -> int | None:

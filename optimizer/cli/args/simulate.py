@@ -111,6 +111,17 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     _minute_arguments(parser)
 
 
+def minute_flags(args: argparse.Namespace) -> bool | None:
+    """Whether the options ask for the one-minute replay (True), for a 15-minute source
+    (False), or neither, when the database decides (None): so `evopt simulate --sample`
+    does not import the one-minute replay (a tenth of a second) to be told no."""
+    if args.minutes is not None or args.compare_sources or args.source is not None:
+        return True
+    if args.energy or args.sample or args.sessions:
+        return False
+    return None
+
+
 def _minute_arguments(parser: argparse.ArgumentParser) -> None:
     """The one-minute replay's options (optimizer/cli/simulate_minutes.py)."""
     parser.add_argument(
