@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from optimizer.config import Config
 from optimizer.engine.snapshot import DeparturePlan, Snapshot
-from optimizer.forecast.habits import NO_HISTORY, HabitSettings, PastSession, habits_at
+from optimizer.forecast.habits import (
+    NO_HISTORY,
+    HabitSettings,
+    PastSession,
+    habits_at,
+    possible,
+)
 from optimizer.plans import (
     ALL_CHARGERS,
     MORE,
@@ -437,6 +443,29 @@ def test_the_history_s_drawing_time_tells_a_full_car_from_one_that_left_short() 
         assert plan_after(energy, active_h) < 150.0
     for energy, _ in short + full:
         assert plan_after(energy, None, known=False) == 150.0
+
+
+def test_a_record_no_charger_could_make_steers_no_plan() -> None:
+    """One session record in Wh read as kWh (12,000 kWh in 3 h), one drawing longer than its
+    stay, one ending before it began: each is left out, and the plans after it are those of
+    the history without it (before, 12,000 kWh became the fastest session ever and "the most
+    the nearest took")."""
+    end = SESSIONS[-1].ended_at
+    begun = end + timedelta(hours=2)
+    glitches = [
+        PastSession(begun, begun + timedelta(hours=3), 12_000.0),
+        PastSession(begun, begun + timedelta(hours=3), 20.0, 5 * 3600.0),
+        PastSession(begun, begun - timedelta(hours=1), 5.0),
+    ]
+    later = [begun + timedelta(hours=h) for h in (6, 30, 80)]
+    clean = habits_at(SESSIONS, NOW + timedelta(days=2), timezone=TZ)
+    for glitch in glitches:
+        assert not possible(glitch)
+        habits = habits_at([*SESSIONS, glitch], NOW + timedelta(days=2), timezone=TZ)
+        assert habits.sessions == clean.sessions
+        for at in later:
+            assert habits.expect(at, last_end=end) == clean.expect(at, last_end=end)
+    assert possible(PastSession(begun, begun + timedelta(hours=1), 22.0, 3600.0))  # 3 x 32 A
 
 
 def test_a_car_that_left_while_charging_at_full_power_asks_a_full_car() -> None:

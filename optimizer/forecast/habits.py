@@ -63,6 +63,7 @@ __all__ = [
     "PastSession",
     "habits_at",
     "next_departure",
+    "possible",
 ]
 
 DAY_NAMES = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
@@ -92,6 +93,11 @@ TRIP_AWAY_H = 96.0
 # (:func:`_leave`): 5 measured on the bundled histories (docs/planner.md, "Learned plans").
 SAME_WEEKDAY_WEIGHT = 5
 ANCHORED_FLOOR_S = 1800.0  # a re-anchored departure is at least half an hour after the plug-in
+# The most any IQ EV Charger delivers: three phases of 32 A at 230 V (22.08 kW; one phase of
+# 48 A at 240 V is 11.5). A session record above it over its stay is a glitch (:func:`possible`).
+MAX_CHARGER_KW = 22.1
+SLACK_KWH = 0.5  # rounding in the record's energy (0.01 kWh) and its times (whole seconds)
+ACTIVE_SLACK_S = 300.0  # the drawing time may be counted a little past the unplug
 
 
 @dataclass(frozen=True)
@@ -376,6 +382,22 @@ def _habit(label: str, ends: list[tuple[int, float]], settings: HabitSettings) -
     )
 
 
+def possible(session: PastSession) -> bool:
+    """Whether a charger could have made this record: a real energy, at most what
+    :data:`MAX_CHARGER_KW` delivers over its stay (and over the time it drew, when known),
+    ending after it began. One impossible record (a glitch in Wh read as kWh: 12,000 kWh)
+    would otherwise be "the most the nearest took" or the fastest session ever, and steer
+    every plan after it."""
+    stay_h = (session.ended_at - session.started_at).total_seconds() / 3600
+    if not (stay_h > 0 and 0 <= session.energy_kwh <= MAX_CHARGER_KW * stay_h + SLACK_KWH):
+        return False
+    active = session.active_s
+    return active is None or (
+        0 <= active <= stay_h * 3600 + ACTIVE_SLACK_S
+        and session.energy_kwh <= MAX_CHARGER_KW * active / 3600 + SLACK_KWH
+    )
+
+
 def habits_at(
     sessions: Iterable[PastSession],
     now: datetime,
@@ -390,8 +412,8 @@ def habits_at(
     per_day: list[list[tuple[int, float]]] = [[] for _ in range(7)]
     kept: list[PastSession] = []
     for session in sessions:
-        if not since <= session.ended_at < now or not session.energy_kwh >= 0:
-            continue  # later (no peeking), too old, or without a real energy (NaN)
+        if not since <= session.ended_at < now or not possible(session):
+            continue  # later (no peeking), too old, or a record no charger could make
         local = session.ended_at.astimezone(zone)
         per_day[local.weekday()].append((local.hour * 60 + local.minute, session.energy_kwh))
         kept.append(session)
