@@ -8,6 +8,7 @@ and sends nothing with ``plans: manual``.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -215,3 +216,22 @@ async def test_manual_plans_fetch_no_history(morning: World) -> None:
     service = morning.service(auto(morning, "manual"), dry_run=True)
     assert await service.run(max_ticks=20) == 0
     assert morning.cloud.requests("/enho_historical_events_ms/") == []
+
+
+async def test_a_database_that_cannot_hold_the_history_fails_no_tick(
+    morning: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The history's table unreadable (here: gone): said once, asked again later with a
+    growing wait, and every tick still decides; the cloud is not asked for what cannot be
+    stored."""
+    service = morning.service(auto(morning), dry_run=True)
+    service.start()
+    with sqlite3.connect(morning.database) as db:
+        db.execute("DROP TABLE history_sessions")
+    assert await service.run(max_ticks=60) == 0
+    warned = [r for r in caplog.records if "cannot keep the session history" in r.getMessage()]
+    assert len(warned) == 1
+    assert "no such table" in warned[0].getMessage()
+    assert windows_asked(morning) == []
+    assert len(morning.rows()) > 0  # the ticks decided and logged as ever
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -28,6 +28,7 @@ when it ends. Nothing of a failed window is stored, and a failure never fails th
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -176,23 +177,23 @@ class SessionSync:
             if now < unplugged + AFTER_UNPLUG
         }
         open_since = unfiled | self._plugged
-        for sn in serials:
-            if sn not in self._stored:
-                self._stored[sn] = store.history_session_days(site_id, sn)
-        due = next_fetch(
-            serials,
-            self._stored,
-            now=now,
-            zone=ZoneInfo(snapshot.timezone),
-            keep_days=keep_days,
-            last_recent=self._last_recent,
-            ended={sn: unplugged for sn, (unplugged, _) in self._ended.items()},
-            plugged=open_since,
-        )
-        if due is None:
-            self._next_at = now + SPACING  # nothing is due sooner than an unplug's wait
-            return None
         try:
+            for sn in serials:
+                if sn not in self._stored:
+                    self._stored[sn] = store.history_session_days(site_id, sn)
+            due = next_fetch(
+                serials,
+                self._stored,
+                now=now,
+                zone=ZoneInfo(snapshot.timezone),
+                keep_days=keep_days,
+                last_recent=self._last_recent,
+                ended={sn: unplugged for sn, (unplugged, _) in self._ended.items()},
+                plugged=open_since,
+            )
+            if due is None:
+                self._next_at = now + SPACING  # nothing is due sooner than an unplug's wait
+                return None
             sessions = await fetch_window(
                 client,
                 store,
@@ -203,23 +204,25 @@ class SessionSync:
                 fetched_at=now,
                 open_since=open_since.get(due.sn),
             )
+            self._stored[due.sn] = store.history_session_days(site_id, due.sn)
         except HistoryDegradedError:
             self._next_at = now + RETRY_DEGRADED
             _LOGGER.info("session history degraded; asked again in 15 min (plans: auto)")
             return None
-        except EnlightenError as err:
+        except (EnlightenError, sqlite3.Error, OSError) as err:
+            # The cloud refused or sent what cannot be read, or the database cannot be
+            # read or written: tried again later, said once, never every tick.
             self._failures += 1
             wait = min(RETRY_DEGRADED * 2 ** (self._failures - 1), RETRY_MAX)
             self._next_at = now + wait
             if self._failures == 1:
                 _LOGGER.warning(
-                    "cannot fetch session history for learned plans (%s); trying again "
+                    "cannot keep the session history for learned plans (%s); trying again "
                     "after %d min, then less often",
-                    err.message,
+                    err.message if isinstance(err, EnlightenError) else err,
                     wait // timedelta(minutes=1),
                 )
             return None
-        self._stored[due.sn] = store.history_session_days(site_id, due.sn)
         if self._failures:
             _LOGGER.info("session history fetched again after %d failure(s)", self._failures)
         self._failures = 0
