@@ -19,11 +19,13 @@ import pytest
 
 from optimizer.config import Config, HabitsConfig
 from optimizer.decisions import DecisionStore
+from optimizer.engine.snapshot import Snapshot, Surplus
 from optimizer.enlighten.models import parse_session_history_page
 from optimizer.observe.history import day_end
 from optimizer.service import TickReport
-from optimizer.service.sessions import AFTER_UNPLUG, REFRESH, Due, next_fetch
+from optimizer.service.sessions import AFTER_UNPLUG, REFRESH, Due, SessionSync, next_fetch
 from tests.cli_env import SITE_ID
+from tests.test_engine_sim import make_charger
 from tests.test_service import MORNING, World, world_at
 
 ZONE = ZoneInfo("Australia/Melbourne")
@@ -31,6 +33,7 @@ NOW = datetime(2025, 1, 15, 2, 0, tzinfo=UTC)  # 13:00 on 15 January in Melbourn
 TODAY = date(2025, 1, 15)
 SN = "EV1"
 HISTORY = "/sessions/"
+SURPLUS = Surplus(0.0, "latest_power")
 
 
 def days(first: date, last: date) -> list[date]:
@@ -235,3 +238,21 @@ async def test_a_database_that_cannot_hold_the_history_fails_no_tick(
     assert windows_asked(morning) == []
     assert len(morning.rows()) > 0  # the ticks decided and logged as ever
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_plug_in_of_unknown_time_is_held_from_when_it_was_first_seen() -> None:
+    """Without the status's plg_in_at the session counts from a day before the service first
+    saw the car (the overnight stay it most likely is), and stays so as ticks go by; the
+    unplug then remembers that plug-in for the days the cloud has yet to file."""
+    sync = SessionSync()
+
+    def tick(at: datetime, *, plugged: bool) -> None:
+        view = make_charger(sn=SN, plugged_in=plugged, plugged_in_at=None)
+        sync.watch(Snapshot(now=at, timezone=str(ZONE), chargers=(view,), surplus=SURPLUS))
+
+    tick(NOW, plugged=True)
+    tick(NOW + timedelta(hours=5), plugged=True)
+    assert sync._plugged == {SN: NOW - timedelta(days=1)}
+    tick(NOW + timedelta(hours=6), plugged=False)
+    assert sync._plugged == {}
+    assert sync._ended == {SN: (NOW + timedelta(hours=6), NOW - timedelta(days=1))}

@@ -149,9 +149,10 @@ class SessionSync:
         """Note each plug-in and unplug the tick's status shows."""
         now = snapshot.now
         for view in snapshot.chargers:
-            if view.plugged_in:
-                plugged_at = view.plugged_in_at or now - UNKNOWN_PLUG_IN
-                self._plugged[view.sn] = min(plugged_at, now)
+            if view.plugged_in and view.plugged_in_at is not None:
+                self._plugged[view.sn] = min(view.plugged_in_at, now)
+            elif view.plugged_in:  # no plg_in_at: counted from a day before it was first seen
+                self._plugged.setdefault(view.sn, now - UNKNOWN_PLUG_IN)
             elif (since := self._plugged.pop(view.sn, None)) is not None:
                 self._ended[view.sn] = (now, since)
 
