@@ -43,6 +43,7 @@ __all__ = [
     "HabitCache",
     "clear_plan",
     "learn_habits",
+    "learned_from",
     "learned_plan",
     "load_plans",
     "overdue",
@@ -295,6 +296,39 @@ def learn_habits(
         if habits.sessions:
             learned[sn] = habits
     return learned
+
+
+def learned_from(
+    store: DecisionStore,
+    site_id: int,
+    serials: Iterable[str],
+    *,
+    now: datetime,
+    timezone: str,
+    settings: HabitSettings,
+) -> dict[str, dict[str, Any]]:
+    """What each charger's learned plans have to go on, for `evopt status`: the days of the
+    look-back stored, the sessions its habits come from, and when the newest stored day was
+    fetched (UTC text, None before any), so a homeowner sees whether the service keeps the
+    history (``plans: auto``) and how much it has learned from."""
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    first = today - timedelta(days=settings.days - 1)
+    learned = learn_habits(store, site_id, now=now, timezone=timezone, settings=settings)
+    out: dict[str, dict[str, Any]] = {}
+    for sn in serials:
+        days = {
+            day: at
+            for day, at in store.history_session_days(site_id, sn).items()
+            if first <= day <= today
+        }
+        habits = learned.get(sn)
+        out[sn] = {
+            "days_stored": len(days),
+            "days": settings.days,
+            "sessions": habits.sessions if habits is not None else 0,
+            "fetched_at": utc_text(max(days.values())) if days else None,
+        }
+    return out
 
 
 # How far ahead of the service's clock a status's plg_in_at may be and still be the plug-in:

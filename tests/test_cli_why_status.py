@@ -380,3 +380,38 @@ def test_in_control_and_next_come_from_the_inputs_when_present() -> None:
     assert next_text(_row({"next": {"text": "start when surplus >= 1.4 kW for 2 min"}})) == (
         "start when surplus >= 1.4 kW for 2 min"
     )
+
+
+async def test_status_says_what_learned_plans_go_on(
+    afternoon: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `plans: auto`: before the service ran, that nothing is stored yet and who fetches
+    it; after one tick, how much of the look-back it stored and learned from (the fake
+    cloud's own 28 days of sessions). With `plans: manual` no such line, and a null."""
+    config = afternoon.config(RULES).model_copy(update={"plans": "auto"})
+    path = afternoon.tmp / "config.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "plans: auto\n", encoding="utf-8")
+    code, out, _ = await cli(afternoon, capsys, "status")
+    assert code == 0
+    assert f"{SN}: learned plans (plans: auto): no session history stored yet" in out
+
+    service = afternoon.service(config, dry_run=True)
+    await service.tick()
+    await service.shutdown()
+    [charger] = await cli_json(afternoon, capsys, "status")
+    held = charger["learned_from"]
+    assert held["days"] == 90
+    assert held["days_stored"] == 90  # the look-back in one window at the first tick
+    assert held["sessions"] >= 10
+    assert held["fetched_at"] == "2025-01-15T02:30:00Z"
+    code, out, _ = await cli(afternoon, capsys, "status")
+    assert (
+        f"{SN}: learned plans (plans: auto) from {held['sessions']} sessions in 90 of the "
+        "last 90 days (history fetched 13:30)"
+    ) in out
+
+    path.write_text(path.read_text(encoding="utf-8").replace("plans: auto", "plans: manual"))
+    [charger] = await cli_json(afternoon, capsys, "status")
+    assert charger["learned_from"] is None
+    code, out, _ = await cli(afternoon, capsys, "status")
+    assert "learned plans" not in out

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from optimizer.cli import last_status
 from optimizer.cli.context import Context, display_zone
 from optimizer.cli.output import print_json, print_table
-from optimizer.decisions.store import DecisionStore
+from optimizer.decisions.store import DecisionStore, parse_utc
 from optimizer.enlighten.auth import LoginOutcome
 from optimizer.enlighten.capabilities import NO_FLAGS, SESSION_AUTH_NOTE, Capabilities
 from optimizer.enlighten.client import EnlightenClient
@@ -23,6 +23,7 @@ from optimizer.enlighten.levels import Level, level_in_effect
 from optimizer.enlighten.models import ChargeMode, ChargerStatus, SiteStatus
 from optimizer.enlighten.modeset import is_scheduler_outage
 from optimizer.observe.session_energy import check_charger
+from optimizer.plans import learned_from
 from optimizer.service.view import describe, read_views
 from optimizer.steer import Steering, read_steering
 
@@ -219,13 +220,21 @@ async def _status_of(ctx: Context, collected: list[dict[str, Any]] | None) -> in
         found = await read_capabilities(client, site_id, [c.sn for c in site.chargers])
     now = _now()
     steering = [Steering()]
+    serials = [r["sn"] for r in records]
+    learned: dict[str, dict[str, Any]] = {}
 
     def steered(store: DecisionStore) -> None:
         steering[0] = read_steering(store, ctx.config)
+        if ctx.config.plans == "auto":  # what the learned plans have to go on
+            zone = ctx.config.site.timezone or site.timezone or "UTC"
+            settings = ctx.config.habits.settings()
+            learned.update(
+                learned_from(store, site_id, serials, now=now, timezone=zone, settings=settings)
+            )
 
     views = read_views(
         ctx.config.database_path,
-        [r["sn"] for r in records],
+        serials,
         site_id=site_id,
         now=now,
         also=steered,
@@ -238,6 +247,7 @@ async def _status_of(ctx: Context, collected: list[dict[str, Any]] | None) -> in
         record["capabilities"] = able.to_json() if able is not None else None
         record["session_auth"] = able.session_auth if able is not None else None
         record["service"] = views[record["sn"]].as_json()
+        record["learned_from"] = learned.get(record["sn"])  # None: plans: manual, or no log
         record["site_id"] = site_id
         if ctx.config.site_index is not None:
             record["site"] = ctx.config.site_name
@@ -278,4 +288,22 @@ async def _status_of(ctx: Context, collected: list[dict[str, Any]] | None) -> in
     for sn, view in views.items():
         for line in describe(sn, view, zone, now=now):
             print(line)
+        if ctx.config.plans == "auto":
+            print(f"{sn}: {learned_text(learned.get(sn), zone, now=now)}")
     return 0
+
+
+def learned_text(held: dict[str, Any] | None, zone: tzinfo, *, now: datetime) -> str:
+    """`plans: auto`'s line of `evopt status`: what the learned plans go on."""
+    if held is None or not held["days_stored"]:
+        return (
+            "learned plans (plans: auto): no session history stored yet; the service fetches "
+            "it at its next tick (or run `evopt history fetch`)"
+        )
+    fetched = parse_utc(held["fetched_at"]).astimezone(zone)
+    same_day = fetched.date() == now.astimezone(zone).date()
+    when = f"{fetched:%H:%M}" if same_day else f"{fetched:%Y-%m-%d %H:%M}"
+    return (
+        f"learned plans (plans: auto) from {held['sessions']} sessions in "
+        f"{held['days_stored']} of the last {held['days']} days (history fetched {when})"
+    )
