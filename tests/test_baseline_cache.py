@@ -272,7 +272,7 @@ def test_an_unread_child_is_ended_and_leaves_no_answer(tmp_path: Path) -> None:
     """A simulation that fails before its report ends the child instead of waiting for it."""
     series = seeded_series(4, days=2)
     with solve_ahead("optimal", _blocks, series, LIMITS, VOLTS, directory=tmp_path) as ahead:
-        process = ahead._process
+        process = ahead._child._process
         assert process.is_alive()
     assert not process.is_alive()
     assert ahead.result() is None
@@ -290,9 +290,9 @@ def test_a_child_whose_parent_is_gone_ends(tmp_path: Path) -> None:
     series = seeded_series(4, days=2)
     ahead = solve_ahead("optimal", _large, series, LIMITS, VOLTS, directory=tmp_path)
     assert ahead is not None
-    process = ahead._process
+    process = ahead._child._process
     try:
-        ahead._reader.close()  # as a killed parent's end is
+        ahead._child._reader.close()  # as a killed parent's end is
         process.join(20)
         assert process.exitcode is not None
         assert list(tmp_path.glob("*.json"))  # the answer stays in the cache

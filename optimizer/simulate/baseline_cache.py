@@ -28,18 +28,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
-import signal
 import tempfile
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optimizer.simulate.series import SiteSeries
+from optimizer.simulate.split import Child, fork_child
 
 if TYPE_CHECKING:
     from optimizer.limits import Limits
@@ -202,10 +199,9 @@ class Ahead:
     aborted simulation neither waits for it nor leaves it behind. Use as a context manager.
     """
 
-    def __init__(self, path: Path, process: BaseProcess, reader: Connection) -> None:
+    def __init__(self, path: Path, child: Child) -> None:
         self.path = path
-        self._process = process
-        self._reader = reader
+        self._child = child
         self._answer: Profile | None = None
         self._done = False
 
@@ -213,72 +209,23 @@ class Ahead:
         """The child's profile (waiting for it), or None when it failed."""
         if not self._done:
             self._done = True
-            try:
-                got = self._reader.recv()
-                if isinstance(got, tuple):
-                    self._answer = (tuple(got[0]), int(got[1]))
-                else:
-                    _LOGGER.debug("baseline ahead of need failed in its process: %s", got)
-            except (EOFError, OSError) as err:
-                _LOGGER.debug("baseline ahead of need: no answer from its process (%s)", err)
-            self.close()
+            got = self._child.receive()
+            if got is not None:
+                self._answer = (tuple(got[0]), int(got[1]))
+            self._child.close()
         return self._answer
 
     def close(self) -> None:
         """End the child (if still running) with any solve processes it started, and release
-        the pipe. The child leads a process group of its own, so one signal ends them all."""
+        the pipe: the child leads a process group of its own (:func:`fork_child`)."""
         self._done = True
-        if self._process.is_alive() and self._process.pid is not None:
-            try:
-                os.killpg(self._process.pid, signal.SIGTERM)
-            except OSError:  # its group not made yet: nothing started below it
-                self._process.terminate()
-        self._process.join()
-        self._reader.close()
+        self._child.close()
 
     def __enter__(self) -> Ahead:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def _solve_in_child(
-    reader: Connection,
-    writer: Connection,
-    *,
-    name: str,
-    run: Callable[[SiteSeries, Limits, float], Profile],
-    series: SiteSeries,
-    limits: Limits,
-    voltage_v: float,
-    path: Path,
-) -> None:
-    """The forked child's whole life: solve, remember in the cache, send the answer back.
-
-    In a process group of its own: a Ctrl-C at the terminal reaches the parent alone (which
-    ends the child), and :meth:`Ahead.close` ends the child's solve processes with it."""
-    # The fork's copy of the parent's end: while it is open the pipe always has a reader, and
-    # an answer bigger than its buffer (a year's profile) would block the send for ever once
-    # the parent is gone, rather than fail.
-    reader.close()
-    try:
-        os.setpgrp()
-    except OSError as err:  # still solves; only the clean-up is coarser
-        _LOGGER.debug("baseline ahead of need: no process group of its own (%s)", err)
-    answer: Profile | str
-    try:
-        answer = run(series, limits, voltage_v)
-    except Exception as err:  # noqa: BLE001 - reported to the parent, which solves itself
-        answer = f"{name}: {type(err).__name__}: {err}"
-    else:
-        _write(path, answer)
-    try:
-        writer.send(answer)
-    except OSError:  # the parent is gone (killed): the answer stays in the cache
-        pass
-    finally:
-        writer.close()
 
 
 def solve_ahead(
@@ -294,29 +241,13 @@ def solve_ahead(
     is already cached (None: :func:`cached_baseline` reads it in a moment) or this platform
     cannot fork (None: solved in-process when the report asks)."""
     path = _path(name, series, limits, voltage_v, directory)
-    if path.is_file() or "fork" not in multiprocessing.get_all_start_methods():
+    if path.is_file():
         return None
-    context = multiprocessing.get_context("fork")
-    reader, writer = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_solve_in_child,
-        args=(reader, writer),
-        kwargs={
-            "name": name,
-            "run": run,
-            "series": series,
-            "limits": limits,
-            "voltage_v": voltage_v,
-            "path": path,
-        },
-        name=f"evopt-{name}-baseline",
-    )
-    try:
-        process.start()
-    except OSError as err:  # no process to be had: the report solves in-process
-        _LOGGER.debug("baseline ahead of need: cannot fork (%s)", err)
-        reader.close()
-        writer.close()
-        return None
-    writer.close()  # the child's end: EOF for the reader when the child dies
-    return Ahead(path, process, reader)
+
+    def solve(send: Callable[[Profile], None]) -> None:
+        answer = run(series, limits, voltage_v)
+        _write(path, answer)  # kept even when the parent is gone before it reads it
+        send(answer)
+
+    child = fork_child(solve, name=f"evopt-{name}-baseline", own_group=True)
+    return None if child is None else Ahead(path, child)

@@ -91,11 +91,17 @@ def exact(a: Any, b: Any) -> bool:
 
 
 class Child:
-    """A forked process that sends messages back (:meth:`receive`) until it ends."""
+    """A forked process that sends messages back (:meth:`receive`) until it ends.
 
-    def __init__(self, process: BaseProcess, reader: Connection) -> None:
+    With ``own_group`` it leads a process group of its own (:func:`fork_child`), and
+    :meth:`close` ends the processes it started (a solve pool) with it."""
+
+    def __init__(
+        self, process: BaseProcess, reader: Connection, *, own_group: bool = False
+    ) -> None:
         self._process = process
         self._reader = reader
+        self._own_group = own_group
 
     def receive(self) -> Any:
         """The child's next message; None when it failed or is gone (the caller goes on
@@ -103,17 +109,24 @@ class Child:
         try:
             got = self._reader.recv()
         except (EOFError, OSError) as err:
-            _LOGGER.debug("split replay: no message from the child (%s)", err)
+            _LOGGER.debug("forked child: no message (%s)", err)
             return None
         if isinstance(got, tuple) and got and got[0] == "failed":
-            _LOGGER.debug("split replay: the child failed: %s", got[1])
+            _LOGGER.debug("forked child failed: %s", got[1])
             return None
         return got
 
     def close(self) -> None:
-        """End the child if it still runs and release the pipe."""
+        """End the child if it still runs (with its group, when it leads one) and release the
+        pipe."""
         if self._process.is_alive():
-            self._process.kill()
+            if self._own_group and self._process.pid is not None:
+                try:
+                    os.killpg(self._process.pid, signal.SIGTERM)
+                except OSError:  # its group not made yet: nothing started below it
+                    self._process.terminate()
+            else:
+                self._process.kill()
         self._process.join()
         self._reader.close()
 
@@ -157,7 +170,10 @@ class _Sender:
 
 
 def _child_main(
-    reader: Connection, writer: Connection, work: Callable[[Callable[[Any], None]], None]
+    reader: Connection,
+    writer: Connection,
+    work: Callable[[Callable[[Any], None]], None],
+    own_group: bool,
 ) -> None:
     # A Ctrl-C at the terminal reaches the whole group: the parent ends the child (and says
     # nothing about it), where the child would print a traceback of its own.
@@ -165,6 +181,11 @@ def _child_main(
     # The fork's copy of the parent's end: while it is open the pipe always has a reader, so a
     # parent that is gone (killed) or stopped reading would leave the child writing forever.
     reader.close()
+    if own_group:
+        try:
+            os.setpgrp()
+        except OSError as err:  # still works; only Child.close's clean-up is coarser
+            _LOGGER.debug("forked child: no process group of its own (%s)", err)
     sender = _Sender(writer)
     try:
         work(sender.send)
@@ -176,23 +197,30 @@ def _child_main(
         writer.close()
 
 
-def fork_child(work: Callable[[Callable[[Any], None]], None], *, name: str) -> Child | None:
+def fork_child(
+    work: Callable[[Callable[[Any], None]], None], *, name: str, own_group: bool = False
+) -> Child | None:
     """Run ``work(send)`` in a forked child; None where this platform cannot fork or no
-    process can be had (the caller then does the work itself)."""
+    process can be had (the caller then does the work itself).
+
+    The replay's second half and the optimum solved ahead of the report
+    (optimizer/simulate/baseline_cache.py) both run here. ``own_group``: the child leads a
+    process group of its own, so a Ctrl-C reaches the parent alone and :meth:`Child.close`
+    ends what the child started too (the optimum's solve pool)."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
     context = multiprocessing.get_context("fork")
     reader, writer = context.Pipe(duplex=False)
-    process = context.Process(target=_child_main, args=(reader, writer, work), name=name)
+    process = context.Process(target=_child_main, args=(reader, writer, work, own_group), name=name)
     try:
         process.start()
     except OSError as err:
-        _LOGGER.debug("split replay: cannot fork (%s)", err)
+        _LOGGER.debug("%s: cannot fork (%s)", name, err)
         reader.close()
         writer.close()
         return None
     writer.close()  # the child's end: EOF for the reader when the child dies
-    return Child(process, reader)
+    return Child(process, reader, own_group=own_group)
 
 
 def cpu_count() -> int:
