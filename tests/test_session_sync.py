@@ -16,6 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optimizer.config import Config, HabitsConfig
 from optimizer.decisions import DecisionStore
@@ -256,3 +258,64 @@ def test_a_plug_in_of_unknown_time_is_held_from_when_it_was_first_seen() -> None
     tick(NOW + timedelta(hours=6), plugged=False)
     assert sync._plugged == {}
     assert sync._ended == {SN: (NOW + timedelta(hours=6), NOW - timedelta(days=1))}
+
+
+# --- the rule as a property: every day of the look-back is fetched, none twice for nothing ---
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    keep_days=st.integers(min_value=7, max_value=200),
+    stored_offsets=st.sets(st.integers(min_value=0, max_value=250), max_size=120),
+    early=st.sets(st.integers(min_value=0, max_value=250), max_size=20),
+    plugged_days=st.none() | st.integers(min_value=0, max_value=20),
+    minute=st.integers(min_value=0, max_value=24 * 60 - 1),
+)
+def test_the_look_back_is_fetched_whole_in_few_windows(
+    keep_days: int,
+    stored_offsets: set[int],
+    early: set[int],
+    plugged_days: int | None,
+    minute: int,
+) -> None:
+    """From any stored state, a service starting now fetches windows until nothing is due:
+    each inside the look-back and never past today, a handful of them, and afterwards every
+    day of the look-back is complete except today and the days of a session still going."""
+    now = datetime(2025, 6, 20, tzinfo=ZONE) + timedelta(minutes=minute)
+    today = now.date()
+    first = today - timedelta(days=keep_days - 1)
+    stored: dict[date, datetime] = {}
+    for offset in stored_offsets:
+        day = today - timedelta(days=offset)
+        fetched = day_end(day, ZONE) - timedelta(hours=1)  # fetched before it was over
+        stored[day] = fetched if offset in early else max(fetched + timedelta(days=2), now)
+    stored = {day: min(at, now) for day, at in stored.items()}
+    plugged = None if plugged_days is None else now - timedelta(days=plugged_days, hours=1)
+    last_recent: dict[str, datetime] = {}
+    windows_taken = 0
+    while (
+        got := next_fetch(
+            [SN],
+            {SN: stored},
+            now=now,
+            zone=ZONE,
+            keep_days=keep_days,
+            last_recent=last_recent,
+            ended={},
+            plugged={} if plugged is None else {SN: plugged},
+        )
+    ) is not None:
+        windows_taken += 1
+        assert windows_taken <= 2 + keep_days // 30 + 1, "windows keep coming"
+        assert got.window == days(got.window[0], got.window[-1])
+        assert first <= got.window[0]
+        assert got.window[-1] <= today
+        open_day = None if plugged is None else plugged.astimezone(ZONE).date()
+        for day in got.window:  # stored as fetch_window stores them
+            stored[day] = plugged if open_day is not None and day >= open_day else now
+        if got.why == "recent":
+            last_recent[SN] = now
+    open_from = today if plugged is None else min(today, plugged.astimezone(ZONE).date())
+    for day in days(first, open_from - timedelta(days=1)):
+        assert day in stored
+        assert stored[day] >= day_end(day, ZONE), day

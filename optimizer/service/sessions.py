@@ -42,7 +42,6 @@ from optimizer.observe.history import (
     WINDOW_DAYS,
     fetch_window,
     incomplete_days,
-    windows,
 )
 
 if TYPE_CHECKING:
@@ -124,8 +123,11 @@ def next_fetch(
         if since is not None:
             older = [day for day in older if day < since.astimezone(zone).date()]
         if older:
-            newest_run = list(windows(older, len(older)))[-1]
-            return Due(sn, newest_run[-OLDER_WINDOW_DAYS:], "older")
+            # From the newest day missing back over up to a month, the complete days between
+            # the missing ones asked for again: one request rather than one per gap.
+            newest = older[-1]
+            span = [d for d in older if d > newest - timedelta(days=OLDER_WINDOW_DAYS)]
+            return Due(sn, _days(span[0], newest), "older")
     return None
 
 
