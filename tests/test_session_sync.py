@@ -23,6 +23,7 @@ from optimizer.config import Config, HabitsConfig
 from optimizer.decisions import DecisionStore
 from optimizer.engine.snapshot import Snapshot, Surplus
 from optimizer.enlighten.models import parse_session_history_page
+from optimizer.fakecloud.model import Charger
 from optimizer.observe.history import day_end
 from optimizer.service import TickReport
 from optimizer.service.sessions import AFTER_UNPLUG, REFRESH, Due, SessionSync, next_fetch
@@ -72,10 +73,10 @@ def due(
 
 
 def test_a_charger_with_nothing_stored_gets_its_look_back_in_one_window() -> None:
-    assert due(last=None) == Due(SN, days(date(2024, 12, 19), TODAY), "recent")
-    assert due(last=None, keep_days=365) == Due(SN, days(date(2024, 10, 18), TODAY), "recent")
+    assert due(last=None) == Due(SN, days(date(2024, 12, 19), TODAY), "first")
+    assert due(last=None, keep_days=365) == Due(SN, days(date(2024, 10, 18), TODAY), "first")
     old = complete_days(date(2024, 1, 1), date(2024, 3, 1))  # stored, but all before the 28
-    assert due(old) == Due(SN, days(date(2024, 12, 19), TODAY), "recent")
+    assert due(old) == Due(SN, days(date(2024, 12, 19), TODAY), "first")
 
 
 def test_the_last_week_again_from_its_first_incomplete_day() -> None:
@@ -135,7 +136,7 @@ def test_chargers_take_turns_the_last_weeks_first() -> None:
         ended={},
         plugged={},
     )
-    assert got == Due("B", days(date(2024, 12, 19), TODAY), "recent")
+    assert got == Due("B", days(date(2024, 12, 19), TODAY), "first")
 
 
 # --- the service against the fake cloud ----------------------------------------------------
@@ -313,9 +314,36 @@ def test_the_look_back_is_fetched_whole_in_few_windows(
         open_day = None if plugged is None else plugged.astimezone(ZONE).date()
         for day in got.window:  # stored as fetch_window stores them
             stored[day] = plugged if open_day is not None and day >= open_day else now
-        if got.why == "recent":
+        if got.why != "older":
             last_recent[SN] = now
     open_from = today if plugged is None else min(today, plugged.astimezone(ZONE).date())
     for day in days(first, open_from - timedelta(days=1)):
         assert day in stored
         assert stored[day] >= day_end(day, ZONE), day
+
+
+@pytest.fixture
+async def two_chargers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    chargers = [Charger(sn="EV1"), Charger(sn="EV2")]
+    async for world in world_at(MORNING, tmp_path, monkeypatch, chargers=chargers):
+        yield world
+
+
+async def test_every_charger_s_first_window_comes_in_the_same_tick(two_chargers: World) -> None:
+    """Two chargers, nothing stored: both get their look-back at the first tick, so neither
+    plans "a full car at once" for a tick; the next windows come one a minute."""
+    world = two_chargers
+    plans: list[list[str | None]] = []
+
+    def on_tick(report: TickReport) -> None:
+        assert report.snapshot is not None
+        plans.append([v.plan.learned if v.plan else None for v in report.snapshot.chargers])
+
+    world.cloud.update_charger("EV2", plugged_in=True)
+    service = world.service(auto(world), dry_run=True, on_tick=on_tick)
+    assert await service.run(max_ticks=3) == 0
+    sent = [r.path.split("/")[-2] for r in world.cloud.requests(HISTORY, method="POST")]
+    assert sent == ["EV1", "EV2"]  # both in the first tick, and nothing more is due
+    for learned in plans[0]:
+        assert learned is not None
+        assert "sessions" in learned

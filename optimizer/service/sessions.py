@@ -4,12 +4,13 @@ Learned plans come from the session history in the local database (docs/forecast
 this, only `evopt history fetch` filled it: a service whose owner never ran it learned
 nothing (every plug-in "a full car at once"), and one whose owner ran it once learned from a
 history that ended that day. So with ``plans: auto`` the service fetches it itself, through
-the same client and within the same request budget, at most one window of days per tick,
-before the tick's plans are made (so they use it at once):
+the same client and within the same request budget, one window of days per tick (every
+charger's first in the same tick), before the tick's plans are made (so they use it at once):
 
 * **from nothing** (no day of the look-back stored for a charger): the last
   :data:`FIRST_WINDOW_DAYS` in one window (a page holds 50 sessions: one to three requests),
-  so the first tick already plans from the household's habits, not "a full car at once";
+  every such charger's in the same tick, so the first tick already plans from the
+  household's habits, not "a full car at once";
 * **the last week** (the days not complete, :mod:`optimizer.observe.history`): at the first
   tick, :data:`AFTER_UNPLUG` after a car was unplugged (the cloud files the session under
   the day it began, once it has ended), and at least every :data:`REFRESH` (an unplug the
@@ -78,7 +79,7 @@ class Due:
 
     sn: str
     window: list[date]
-    why: Literal["recent", "older"]
+    why: Literal["first", "recent", "older"]
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -110,7 +111,7 @@ def next_fetch(
     for sn in serials:
         if not any(first <= day <= today for day in stored.get(sn, {})):
             start = today - timedelta(days=min(keep_days, FIRST_WINDOW_DAYS) - 1)
-            return Due(sn, _days(start, today), "recent")
+            return Due(sn, _days(start, today), "first")
     for sn in serials:
         last, end = last_recent.get(sn), ended.get(sn)
         unplugged = end is not None and (last is None or last < end + AFTER_UNPLUG <= now)
@@ -167,11 +168,34 @@ class SessionSync:
         snapshot: Snapshot,
         keep_days: int,
     ) -> Due | None:
-        """Fetch and store the window due now, if any; returns it once stored."""
+        """Fetch and store the window due now, if any; returns the last stored.
+
+        One window a tick, but every charger with nothing stored gets its first one in the
+        same tick: the tick's plans need it (a charger left for the next tick planned "a full
+        car at once" meanwhile)."""
         self.watch(snapshot)
-        now = snapshot.now
-        if self._next_at is not None and now < self._next_at:
+        if self._next_at is not None and snapshot.now < self._next_at:
             return None
+        stored: Due | None = None
+        for _ in range(len(snapshot.chargers) + 1):
+            due = await self._one(
+                client, store, site_id=site_id, snapshot=snapshot, keep_days=keep_days
+            )
+            stored = due or stored
+            if due is None or due.why != "first":
+                break
+        return stored
+
+    async def _one(
+        self,
+        client: EnlightenClient,
+        store: DecisionStore,
+        *,
+        site_id: int,
+        snapshot: Snapshot,
+        keep_days: int,
+    ) -> Due | None:
+        now = snapshot.now
         serials = [view.sn for view in snapshot.chargers]
         # Until the cloud has filed a session just ended, its days count as still open.
         unfiled = {
@@ -230,7 +254,7 @@ class SessionSync:
             _LOGGER.info("session history fetched again after %d failure(s)", self._failures)
         self._failures = 0
         self._next_at = now + SPACING
-        if due.why == "recent":
+        if due.why != "older":  # the first window holds the last week too
             self._last_recent[due.sn] = now
             if due.sn not in unfiled:
                 self._ended.pop(due.sn, None)
