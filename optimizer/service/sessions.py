@@ -171,8 +171,8 @@ class SessionSync:
         """Fetch and store the window due now, if any; returns the last stored.
 
         One window a tick, but every charger with nothing stored gets its first one in the
-        same tick: the tick's plans need it (a charger left for the next tick planned "a full
-        car at once" meanwhile)."""
+        same tick: the tick's plans need it (a charger left for the next tick had no learned
+        plan for it)."""
         self.watch(snapshot)
         if self._next_at is not None and snapshot.now < self._next_at:
             return None
