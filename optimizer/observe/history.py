@@ -3,8 +3,9 @@ fetch` and the service (``plans: auto``, optimizer/service/sessions.py) share.
 
 Every day of a window is stored, with or without sessions, so a row means "this day was
 fetched"; a complete day is never asked for again. The cloud files a session under the local
-day it *started* (2026 reference section 4: the dates select by start), and lists it only once
-it has ended, so a day is complete only when it was fetched after its end **and** no session
+day it *started* (the request's site-local dates, 2026 reference section 4, select sessions by
+their start, as the fake cloud answers them), and lists it only once it has ended, so a day
+is complete only when it was fetched after its end **and** no session
 begun on or before it was still going then: an overnight session started yesterday and still
 plugged in when yesterday was fetched at 02:00 would otherwise never be stored (a window of
 today's date does not hold it). Such a day is stored as fetched at that session's plug-in, so
