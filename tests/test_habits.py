@@ -19,6 +19,7 @@ from optimizer.decisions.store import DecisionStore
 from optimizer.engine.snapshot import DeparturePlan, Snapshot
 from optimizer.forecast.habits import HabitSettings, PastSession, habits_at, next_departure
 from optimizer.plans import ALL_CHARGERS, learned_plan, save_plan, with_plans
+from optimizer.service.sessions import CHECKED_KEY
 from optimizer.service.view import describe, read_views
 from tests.cli_env import SITE_ID
 from tests.test_engine_sim import make_charger
@@ -190,6 +191,8 @@ def store_sessions(world: World, *, leave_utc: time, energy: float, count: int) 
     every = {first + timedelta(days=n): [] for n in range((now.date() - first).days)}
     with DecisionStore(world.database) as store:
         store.save_history_sessions(SITE_ID, SN, every | days, fetched_at=now)
+        # ...and already fetched whole under today's rule: not fetched again at the start.
+        store.save_state(CHECKED_KEY.format(site_id=SITE_ID, sn=SN), True, updated_at=now)
 
 
 async def test_plans_auto_gives_a_plug_in_the_learned_plan(midday: World) -> None:  # noqa: F811

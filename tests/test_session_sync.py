@@ -26,10 +26,18 @@ from optimizer.enlighten.models import parse_session_history_page
 from optimizer.fakecloud.model import Charger
 from optimizer.observe.history import day_end
 from optimizer.service import TickReport
-from optimizer.service.sessions import AFTER_UNPLUG, REFRESH, Due, SessionSync, next_fetch
+from optimizer.service.sessions import (
+    AFTER_UNPLUG,
+    CHECKED_KEY,
+    REFRESH,
+    Due,
+    SessionSync,
+    next_fetch,
+)
 from tests.cli_env import SITE_ID
 from tests.test_engine_sim import make_charger
 from tests.test_service import MORNING, World, world_at
+from tests.test_service import SN as FAKE_SN
 
 ZONE = ZoneInfo("Australia/Melbourne")
 NOW = datetime(2025, 1, 15, 2, 0, tzinfo=UTC)  # 13:00 on 15 January in Melbourne
@@ -347,3 +355,23 @@ async def test_every_charger_s_first_window_comes_in_the_same_tick(two_chargers:
     for learned in plans[0]:
         assert learned is not None
         assert "sessions" in learned
+
+
+async def test_days_stored_before_the_open_session_rule_are_fetched_again_once(
+    morning: World,
+) -> None:
+    """A database filled before a day holding a session still going counted as incomplete
+    may lack every overnight session (a nightly fetch stored their days empty, as complete):
+    the service fetches the look-back whole once, and says so in the state table, so a
+    restart does not fetch it again."""
+    with DecisionStore(morning.database) as store:
+        lost = {d: [] for d in days(TODAY - timedelta(days=89), TODAY - timedelta(days=1))}
+        store.save_history_sessions(SITE_ID, FAKE_SN, lost, fetched_at=MORNING)
+    for _ in range(2):  # a service, then the same service restarted
+        service = morning.service(auto(morning), dry_run=True)
+        assert await service.run(max_ticks=2) == 0
+    assert windows_asked(morning) == [("19-12-2024", "15-01-2025"), ("15-01-2025", "15-01-2025")]
+    _, starts = stored_sessions(morning)
+    assert len(starts) >= 10  # the fake's sessions, where the database held none
+    with DecisionStore(morning.database) as store:
+        assert store.load_state(CHECKED_KEY.format(site_id=SITE_ID, sn=FAKE_SN)) is True

@@ -7,7 +7,8 @@ history that ended that day. So with ``plans: auto`` the service fetches it itse
 the same client and within the same request budget, one window of days per tick (every
 charger's first in the same tick), before the tick's plans are made (so they use it at once):
 
-* **from nothing** (no day of the look-back stored for a charger): the last
+* **from nothing** (no day of the look-back stored for a charger, or days stored before the
+  rule for sessions still going, :data:`CHECKED_KEY`, once): the last
   :data:`FIRST_WINDOW_DAYS` in one window (a page holds 50 sessions: one to three requests),
   every such charger's in the same tick, so the first tick already plans from the
   household's habits, not "a full car at once";
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -71,6 +72,10 @@ RETRY_DEGRADED = timedelta(minutes=15)  # 2026 reference section 4: "retry after
 RETRY_MAX = timedelta(days=1)
 OLDER_WINDOW_DAYS = 30  # older days per window: one or two pages of 50 sessions
 FIRST_WINDOW_DAYS = 90  # the first window of a charger with nothing stored (habits.days' default)
+# State key (per site and charger) saying its stored days were fetched whole under the rule of
+# optimizer/observe/history.py: days fetched before it counted a day as complete while a session
+# begun on it still went on, so an overnight session fetched at night was never stored.
+CHECKED_KEY = "session_history_checked:{site_id}:{sn}"
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ def next_fetch(
     last_recent: Mapping[str, datetime],
     ended: Mapping[str, datetime],
     plugged: Mapping[str, datetime],
+    unchecked: Collection[str] = (),
 ) -> Due | None:
     """The one window to fetch now, or None (pure; the rule is the module's docstring).
 
@@ -103,13 +109,15 @@ def next_fetch(
     this service last fetched a charger's last week; ``ended``: when it saw a car unplugged;
     ``plugged``: the plug-in of a session still going (or just ended and not yet filed),
     whose days are not fetched again until it has been (a car away on a trip stays plugged
-    in for days).
+    in for days). ``unchecked``: chargers whose stored days may predate the rule that keeps
+    a day holding a session still going incomplete: their look-back is fetched whole once, as
+    from nothing (:data:`CHECKED_KEY`).
     """
     today = now.astimezone(zone).date()
     week = today - timedelta(days=WINDOW_DAYS - 1)
     first = today - timedelta(days=keep_days - 1)
     for sn in serials:
-        if not any(first <= day <= today for day in stored.get(sn, {})):
+        if sn in unchecked or not any(first <= day <= today for day in stored.get(sn, {})):
             start = today - timedelta(days=min(keep_days, FIRST_WINDOW_DAYS) - 1)
             return Due(sn, _days(start, today), "first")
     for sn in serials:
@@ -147,6 +155,7 @@ class SessionSync:
         # concurrent `evopt history fetch` is not seen until then; at worst a window is asked
         # for again.
         self._stored: dict[str, dict[date, datetime]] = {}
+        self._unchecked: set[str] = set()  # chargers whose look-back is fetched whole once
 
     def watch(self, snapshot: Snapshot) -> None:
         """Note each plug-in and unplug the tick's status shows."""
@@ -208,6 +217,8 @@ class SessionSync:
             for sn in serials:
                 if sn not in self._stored:
                     self._stored[sn] = store.history_session_days(site_id, sn)
+                    if store.load_state(CHECKED_KEY.format(site_id=site_id, sn=sn)) is None:
+                        self._unchecked.add(sn)
             due = next_fetch(
                 serials,
                 self._stored,
@@ -217,6 +228,7 @@ class SessionSync:
                 last_recent=self._last_recent,
                 ended={sn: unplugged for sn, (unplugged, _) in self._ended.items()},
                 plugged=open_since,
+                unchecked=self._unchecked,
             )
             if due is None:
                 self._next_at = now + SPACING  # nothing is due sooner than an unplug's wait
@@ -232,6 +244,11 @@ class SessionSync:
                 open_since=open_since.get(due.sn),
             )
             self._stored[due.sn] = store.history_session_days(site_id, due.sn)
+            if due.why == "first":
+                store.save_state(
+                    CHECKED_KEY.format(site_id=site_id, sn=due.sn), True, updated_at=now
+                )
+                self._unchecked.discard(due.sn)
         except HistoryDegradedError:
             self._next_at = now + RETRY_DEGRADED
             _LOGGER.info("session history degraded; asked again in 15 min (plans: auto)")
