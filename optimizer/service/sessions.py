@@ -2,7 +2,7 @@
 
 Learned plans come from the session history in the local database (docs/forecast.md). Before
 this, only `evopt history fetch` filled it: a service whose owner never ran it learned
-nothing (every plug-in "a full car at once"), and one whose owner ran it once learned from a
+nothing (no plug-in got a learned plan), and one whose owner ran it once learned from a
 history that ended that day. So with ``plans: auto`` the service fetches it itself, through
 the same client and within the same request budget, one window of days per tick (every
 charger's first in the same tick), before the tick's plans are made (so they use it at once):
@@ -18,9 +18,9 @@ charger's first in the same tick), before the tick's plans are made (so they use
   service did not see);
 * **older days** of the look-back (``habits.days``) not stored yet: up to
   :data:`OLDER_WINDOW_DAYS` per window, newest first;
-* never two windows of a site within :data:`SPACING`. After the first fetch a site costs 2-3
-  requests per session (the page, and the filter criteria the history service wants before
-  it at most every 10 minutes) and a refresh a day.
+* never two windows of a site within :data:`SPACING`, but for the first ones. After them a
+  site costs 2-3 requests per session (the page, and the filter criteria the history service
+  wants before it at most every 10 minutes) and a refresh a day.
 
 A degraded history service is asked again after :data:`RETRY_DEGRADED` (2026 reference
 section 4); any other failure after 15 minutes doubling to a day, logged when it begins and
