@@ -157,12 +157,12 @@ async def fetch(ctx: Context) -> int:
             site_id = await ctx.site_id(client)
             status = await client.status(site_id)
             serials = ctx.chosen_chargers(status, site_id)
-            # A session still going is filed under its start day once it ends: those days
-            # are stored as incomplete (optimizer/observe/history.py).
-            open_since = open_sessions(status, now=datetime.now(UTC))
             raw_energy = await client.lifetime_energy_raw(site_id)
             energy = parse_lifetime_energy(raw_energy, timezone=timezone)
             now = datetime.now(UTC)
+            # A session still going is filed under its start day once it ends: those days
+            # are stored as incomplete (optimizer/observe/history.py).
+            open_since = open_sessions(status, now=now)
             store.save_history_energy(
                 site_id, raw_energy, start_date=energy.start_date, fetched_at=now
             )
