@@ -327,6 +327,7 @@ def _simulate_series(
     loaded = load_config_rules(config)
     policies: Sequence[PolicyBase] = loaded.enabled
     store = run_id = None
+    logged = 0
     if not args.no_log:
         store = open_simulations(config)
         run_id = store.start_run(
@@ -354,6 +355,7 @@ def _simulate_series(
         )
         if store is not None and run_id is not None:
             store.end_run(run_id, ended_at=datetime.now(UTC), status="finished")
+            logged = store.run_rows(run_id)
     finally:
         if store is not None:
             store.close()
@@ -382,8 +384,9 @@ def _simulate_series(
         print(report.to_text())
         if run_id is not None:
             print(
-                f"\ndecisions: {result.decisions} logged in {simulations_path(config)} "
-                f"as '{args.name}' (evopt log --simulation={args.name})"
+                f"\ndecisions: {result.decisions}, {logged} logged (commands and changes) "
+                f"in {simulations_path(config)} as '{args.name}' "
+                f"(evopt log --simulation={args.name})"
             )
         else:
             print(f"\ndecisions: {result.decisions} (not logged: --no-log)")

@@ -33,7 +33,7 @@ AGE_SUFFIX = "_age_s"
 BANDS = {"_w": 500.0, "_kwh": 1.0, "_pct": 10.0}
 # Outcomes of a hold that did nothing; a hold that failed is always recorded.
 QUIET_OUTCOMES = frozenset({"noop", "dry_run"})
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 # Sentences among the inputs (the engine's "what next" hint quotes the current surplus, "now
 # 0.8 kW"): compared like the reason, numbers masked.
 SENTENCE_KEYS = frozenset({"next"})
@@ -89,6 +89,27 @@ def should_record(
     if now - last.at >= heartbeat:
         return True
     return not Fingerprint.of(decision, now).same_as(last)
+
+
+Said = tuple[str, str, str, str]
+
+
+def said(decision: Decision) -> Said:
+    """What a simulation's log tells a hold apart by: its policy, action, parameters and
+    reason with the numbers masked; not its inputs, and no heartbeat.
+
+    A replay's figures are in its report and plots, and a heartbeat shows a live service was
+    running, which a replay always is; so a simulated hold says something new only when it
+    says another thing (optimizer/simulate/daylog.py). That is also what lets a logged replay
+    reuse its settled ticks and run in two processes like an unlogged one (issue 16): a
+    reused tick repeats the decisions it reuses, words and all.
+    """
+    return (
+        decision.policy,
+        decision.action,
+        _canonical(decision.params),
+        reason_shape(decision.reason),
+    )
 
 
 def reason_shape(reason: str) -> str:

@@ -245,6 +245,11 @@ class DecisionStore:
             ).fetchall()
         return [str(row[0]) for row in rows]
 
+    def run_rows(self, run_id: str) -> int:
+        """How many decisions the run wrote."""
+        found = self.db.execute("SELECT count(*) FROM decisions WHERE run_id = ?", [run_id])
+        return int(found.fetchone()[0])
+
     def end_run(self, run_id: str, *, ended_at: datetime, status: str = "stopped") -> None:
         """Close a run (a run without an end was still running, or crashed); KeyError if unknown."""
         with self._write() as db:

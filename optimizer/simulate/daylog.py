@@ -1,6 +1,13 @@
 """The simulation log: each simulated day's decisions in one transaction, written beside the
 replay by a process of its own.
 
+What is logged: every command, and a hold when it says another thing than the last row of its
+charger and target (:func:`optimizer.decisions.dedupe.said`: policy, action, parameters,
+reason with the numbers masked). Logging every tick's holds made a year 87,652 rows (119 MB)
+and kept the replay from reusing its settled ticks or running in two processes, about 10 s
+against 2 (issue 16); the rows `evopt log` shows by default (commands and changes of control)
+are the same either way.
+
 A logged year is about 87,600 rows. Encoding them (JSON) and inserting them (the table and its
 indexes) was about 4 s of the 15 s a logged `evopt simulate` took, all in the replay's process
 (issue 16). The replay now pickles each day's decisions (0.3 s a year) to a writer process,
@@ -31,20 +38,23 @@ from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
+from optimizer.decisions.dedupe import Said, said
 from optimizer.decisions.store import DecisionStore, Outcome
 from optimizer.engine.decision import Decision
 
-__all__ = ["DayLog", "LogWriterError"]
+__all__ = ["DayLog", "Item", "LogWriterError"]
 
 _LOGGER = logging.getLogger(__name__)
 
 Item = tuple[Decision, datetime, Outcome, int]
 
-MIN_WRITER_BUCKETS = 28 * 96
-"""Shorter replays write their own log: four weeks of rows cost the replay about a third of a
-second to write, about what the writer's start (a fresh interpreter) costs the other core, so
-a shorter run gains nothing a user would see and a test suite of short runs would pay the
-starts (the floor was chosen, not measured; tests lower it to see a writer on a few days)."""
+MIN_WRITER_BUCKETS = 2 * 365 * 96
+"""Shorter replays write their own log. A year logs about 3,600-6,800 rows (the example rules
+on the bundled years), 0.1-0.2 s to write here, less than the writer's start (a fresh
+interpreter) costs the other core, which a replay of that length uses for its second half
+(measured on the sample year: 3.47 s wall writing here against 3.63 s through the writer).
+Longer ones (ten years, 40,000 rows and more) hand them over (tests lower the floor to see a
+writer on a few days)."""
 
 
 _END = pickle.dumps(None)
@@ -57,7 +67,10 @@ class LogWriterError(RuntimeError):
 class DayLog:
     """The decisions to log, written one transaction per simulated day (nothing without a
     store and run). :meth:`close` waits for every day to be committed; :meth:`abandon` stops
-    the writer without waiting (the replay failed)."""
+    the writer without waiting (the replay failed).
+
+    ``collect``: no store, the rows kept in :attr:`kept` instead (the second process of a
+    logged replay, which hands them to the first: optimizer/simulate/replay.py)."""
 
     def __init__(
         self,
@@ -67,18 +80,25 @@ class DayLog:
         zone: ZoneInfo,
         *,
         buckets: int = 0,
+        collect: bool = False,
     ) -> None:
         """``buckets``: how long the replay is; a writer process only from
         :data:`MIN_WRITER_BUCKETS` on."""
         self.store, self.run_id, self.site_id, self.zone = store, run_id, site_id, zone
-        self.on = store is not None and run_id is not None
+        self.on = collect or (store is not None and run_id is not None)
+        self.collect = collect
         self.pending: list[Item] = []
+        self.kept: list[Item] = []
+        self.logged = 0
         self.day: object = None
+        # Per charger and target, the last row's decision and what it said; a reused tick
+        # hands back the very decisions it reuses, so most holds are told apart by identity.
+        self.last: dict[tuple[str, str], tuple[Decision, Said]] = {}
         self._writer: _Writer | None = None
         self._started = buckets < MIN_WRITER_BUCKETS  # too short: never started
 
     def day_of(self, now: datetime) -> None:
-        if not self.on:
+        if not self.on or self.collect:
             return
         today = now.astimezone(self.zone).date()
         if today != self.day:
@@ -86,8 +106,34 @@ class DayLog:
         self.day = today
 
     def add(self, decision: Decision, now: datetime, sent: int) -> None:
-        if self.on:
-            self.pending.append((decision, now, "applied" if sent else "noop", sent))
+        """Log the decision unless it is a hold that says what its last row said."""
+        if not self.on:
+            return
+        key = (decision.charger_sn, decision.target)
+        last = self.last.get(key)
+        if not sent and decision.action == "hold" and last is not None:
+            if last[0] is decision:
+                return
+            words = said(decision)
+            self.last[key] = (decision, words)
+            if words == last[1]:
+                return
+        else:
+            self.last[key] = (decision, said(decision))
+        item: Item = (decision, now, "applied" if sent else "noop", sent)
+        self.logged += 1
+        (self.kept if self.collect else self.pending).append(item)
+
+    def take(self, items: list[Item]) -> None:
+        """Log rows another process decided on (already told apart), in their order."""
+        for item in items:
+            self.day_of(item[1])
+            self.pending.append(item)
+        self.logged += len(items)
+
+    def state(self) -> list[tuple[tuple[str, str], Said]]:
+        """What the next rows are told apart from (the split compares it at its cuts)."""
+        return sorted((key, words) for key, (_, words) in self.last.items())
 
     def flush(self) -> None:
         store, run_id = self.store, self.run_id

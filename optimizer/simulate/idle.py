@@ -215,7 +215,8 @@ class Idle:
         while charging the level each excess-solar policy would pick. A ``tariff_window``
         target still short while its conditions hold picks the cheapest slots before its
         ``by``, which no side captures: the level it would charge at now goes into the key
-        (:func:`target_level`: its plan without the words). A departure plan
+        (:func:`target_level`: its plan without the words; with words, for a logged replay,
+        it is evaluated: they name the slots it picked). A departure plan
         (the time left to its deadline) and a command still settling are always evaluated."""
         if view.plan is not None or not settled:
             return None
@@ -230,6 +231,8 @@ class Idle:
                 continue
             if holds(policy.when, snapshot, view):
                 short.append(policy)
+        if short and self.settings.words:
+            return None  # its words (the slots it picked, how many are left) are not keyed
         asked = _Asked(ctx, delivered, short)
         ages = tuple(_ages(snapshot.now, _moments(known), self.durations))
         levels: tuple[int | None, ...] = ()

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 
 from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore
-from optimizer.engine.decision import Decision, EngineSettings, Memory
+from optimizer.engine.decision import Decision, EngineSettings, Memory, evolve
 from optimizer.engine.frozen import maker
 from optimizer.engine.rules import PolicyBase, SolarPlan
 from optimizer.engine.snapshot import (
@@ -59,7 +59,7 @@ from optimizer.observe.surplus import estimate_surplus
 from optimizer.planner.outlook import SurplusOutlook
 from optimizer.plans import MET_KWH, MORE, overdue
 from optimizer.simulate.battery import BatteryFlows, BatteryTrack
-from optimizer.simulate.daylog import DayLog
+from optimizer.simulate.daylog import DayLog, Item
 from optimizer.simulate.idle import Idle
 from optimizer.simulate.series import BUCKET, BUCKET_H, Session, SiteSeries
 from optimizer.simulate.split import cpu_count, exact, fork_child
@@ -308,9 +308,9 @@ def replay(
             site_id=site_id,
             tariff=tariff,
             settings=settings,
-            # A logged row carries its tick's own figures, so only an unlogged replay reuses
-            # idle ticks.
-            reuse=skip_idle and store is None,
+            # A logged replay reuses them too: a reused tick's holds repeat the last ones, and
+            # the log records a hold only when it says another thing (daylog.py).
+            reuse=skip_idle,
             planned=_planned(series, plans, plan_margin),
             outlooks=_outlooks(series, policies, config, outlooks, forecast_site),
             restart_share=max(0.0, 1 - restart_s / (BUCKET_H * 3600)),
@@ -439,9 +439,12 @@ def _advance(run: _Run, start: int, stop: int) -> None:
             snapshot, view, memory, period=idle.period(snapshot), plugged=session is not None
         )
         restarted = False
-        if not logged and idle.held(decided):  # the kept holds again: nothing to apply
+        if idle.held(decided):  # the kept holds again: nothing to apply
             decisions += len(decided)
             by_action["hold"] = by_action.get("hold", 0) + len(decided)
+            if logged:  # the same decisions as last logged: told apart by identity
+                for decision in decided:
+                    log.add(decision, now, 0)
         else:
             for decision in decided:
                 decisions += 1
@@ -485,13 +488,12 @@ process, when it solves, shares the child's core for about as long."""
 
 
 def _may_split(run: _Run) -> bool:
-    """Whether this replay may run in two processes: unlogged (a logged row carries words
-    whose inputs the comparison leaves out: :func:`_state`), long enough, two cores, fork,
-    and every outlook provider able to say its state."""
+    """Whether this replay may run in two processes: long enough, two cores, fork, and every
+    outlook provider able to say its state."""
     fixed = run.fixed
     if os.environ.get(SPLIT_ENV, "").strip().lower() in {"0", "no", "off", "false"}:
         return False
-    if run.log.on or fixed.settings.words or len(fixed.series.starts) < MIN_SPLIT_BUCKETS:
+    if len(fixed.series.starts) < MIN_SPLIT_BUCKETS:
         return False
     return _outlook_state(fixed.outlooks) is not None and cpu_count() >= 2
 
@@ -594,6 +596,7 @@ def _state(run: _Run, at: int) -> tuple[Any, ...]:
         battery,
         [run.ev_kwh[i] for i in seen],
         outlook() if outlook is not None else None,
+        run.log.state(),  # what a logged replay's next rows are told apart from
     )
 
 
@@ -647,7 +650,8 @@ def _child_work(
         tries.append(tries[0])  # all fragile: the balanced place after all
     for number, first in enumerate(tries):
         start, cuts = _cuts(series, plugged, first)
-        child = _Run(fixed, DayLog(None, None, None, ZoneInfo(series.timezone)))
+        zone = ZoneInfo(series.timezone)
+        child = _Run(fixed, DayLog(None, None, None, zone, collect=run.log.on))
         if callable(resume):  # the outlook provider as the ticks before the start left it
             resume(start)
         _advance(child, start, first)
@@ -663,14 +667,16 @@ def _child_work(
         if number:
             counts.append(counted)
         child.idle.forget()
-        send(("at", cut, _state(child, cut)))
+        send(("at", cut, _state(child, cut), _sinces(child.memory)))
     _advance(child, at, len(series.starts))
     counts.append(child.counted())
     home = child.home
     flows = None
     if home is not None:
         flows = (home.charge[first:], home.discharge[first:], home.soc[first:], home.battery.soc)
-    send(("done", child.ev_kwh[first:], child.amps[first:], flows, counts))
+    since = series.starts[first]
+    rows = [item for item in child.log.kept if item[1] >= since]
+    send(("done", child.ev_kwh[first:], child.amps[first:], flows, counts, rows))
 
 
 def _split_advance(run: _Run) -> None:
@@ -703,10 +709,11 @@ def _split_advance(run: _Run) -> None:
             if got is None or got[:2] != ("at", cut):
                 break
             if _same_state(_state(run, cut), got[2]):
+                theirs = got[3]
                 while got is not None and got[0] != "done":
                     got = child.receive()
                 if got is not None:
-                    _splice(run, number, cuts, got)
+                    _splice(run, number, cuts, got, _since_fixes(run.memory, theirs))
                     return
                 break
         _advance(run, at, count)
@@ -719,10 +726,19 @@ def _same_state(mine: tuple[Any, ...], theirs: tuple[Any, ...]) -> bool:
     return exact(mine, theirs)
 
 
-def _splice(run: _Run, number: int, cuts: Sequence[int], done: tuple[Any, ...]) -> None:
-    """Take the child's ticks from cut ``number`` on."""
-    _, ev_kwh, amps, flows, counts = done
+def _splice(
+    run: _Run,
+    number: int,
+    cuts: Sequence[int],
+    done: tuple[Any, ...],
+    fixes: Mapping[tuple[str, str, str, str], str],
+) -> None:
+    """Take the child's ticks from cut ``number`` on (and its logged rows, each control's
+    start as this process knows it: :func:`_since_fixes`)."""
+    _, ev_kwh, amps, flows, counts, rows = done
     cut, skip = cuts[number], cuts[number] - cuts[0]
+    since = run.fixed.series.starts[cut]
+    run.log.take([_fixed_since(item, fixes) for item in rows if item[1] >= since])
     run.ev_kwh[cut:] = ev_kwh[skip:]
     run.amps[cut:] = amps[skip:]
     home = run.home
@@ -734,6 +750,44 @@ def _splice(run: _Run, number: int, cuts: Sequence[int], done: tuple[Any, ...]) 
         run.decisions += decisions
         for action, times in by_action.items():
             run.by_action[action] = run.by_action.get(action, 0) + times
+
+
+def _sinces(memory: Memory) -> dict[tuple[str, str], tuple[str, str]]:
+    """Each control's policy and start, as a logged row quotes them (``in_control_since``)."""
+    return {
+        (sn, target): (held.policy, held.since.isoformat())
+        for sn, known in memory.chargers.items()
+        for target, held in known.control.items()
+    }
+
+
+def _since_fixes(
+    memory: Memory, theirs: Mapping[tuple[str, str], tuple[str, str]]
+) -> dict[tuple[str, str, str, str], str]:
+    """Where the child's rows quote a control's start that this process knows to be earlier.
+
+    The states at the cut compare a control's start only when it is recent (:func:`_state`):
+    a rule in control since April is, to a child that started in June, in control since its
+    start. Its rows after the cut that still quote that start get this process's."""
+    fixes = {}
+    for key, (policy, since) in _sinces(memory).items():
+        other = theirs.get(key)
+        if other is not None and other[0] == policy and other[1] != since:
+            fixes[(*key, policy, other[1])] = since
+    return fixes
+
+
+def _fixed_since(item: Item, fixes: Mapping[tuple[str, str, str, str], str]) -> Item:
+    decision = item[0]
+    inputs = decision.inputs
+    quoted = inputs.get("in_control_since")
+    if not fixes or quoted is None:
+        return item
+    since = fixes.get((decision.charger_sn, decision.target, str(inputs.get("in_control")), quoted))
+    if since is None:
+        return item
+    fixed = evolve(decision, inputs={**inputs, "in_control_since": since})
+    return (fixed, *item[1:])
 
 
 def _outlooks(

@@ -1,0 +1,145 @@
+"""A logged replay (optimizer/simulate/daylog.py, replay.py): what a simulation logs, and that a
+logged replay may reuse its settled ticks and run in two processes like an unlogged one.
+
+The rows are checked against the plainest way to make them: every tick evaluated in one
+process, each decision offered to the log (``skip_idle=False, split=False``). The bundled
+years were checked the same way when the rule came in (greensboro, seattle, phoenix with the
+example rules: 3,676 / 3,635 / 6,807 rows, equal to the byte); tests/test_simulate_golden.py
+pins June's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import optimizer.simulate.replay as replay_module
+from optimizer.config import Config
+from optimizer.decisions.store import DecisionStore
+from optimizer.engine.decision import Decision
+from optimizer.engine.loader import load_config_rules
+from optimizer.engine.rules import PolicyBase
+from optimizer.simulate.daylog import DayLog
+from optimizer.simulate.replay import ReplayResult
+from optimizer.simulate.series import SiteSeries
+from tests.test_replay_idle import _config, _series
+from tests.test_replay_split import _replay, cuts_seen, same
+
+COLUMNS = (
+    "ts, mode, site_id, charger_sn, policy, target, action, params, reason, inputs, overruled,"
+    " outcome, error, commands"
+)
+
+
+def _logged(
+    tmp: Path,
+    name: str,
+    series: SiteSeries,
+    config: Config,
+    policies: list[PolicyBase],
+    **extra: Any,
+) -> tuple[ReplayResult, list[tuple[Any, ...]]]:
+    """The replay with a simulation log, and the rows it wrote, in order."""
+    path = tmp / f"{name}.db"
+    with DecisionStore(path) as store:
+        run_id = store.start_run(
+            mode="simulation",
+            site_id=None,
+            config_hash="c",
+            rules_hash="r",
+            version="t",
+            started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        result = _replay(series, config, policies, store=store, run_id=run_id, **extra)
+    with sqlite3.connect(path) as db:
+        rows = list(db.execute(f"SELECT {COLUMNS} FROM decisions ORDER BY id"))  # noqa: S608
+    return result, rows
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "battery"),
+    [
+        # The battery rule of apr-sep in control from the start, long before the child's:
+        # its row of 1 July ("jul in ...") must quote this process's start of control.
+        # Overnight tariff targets, whose words name the slots they pick.
+        ((6, 12), (7, 3), False),
+        ((3, 1), (3, 22), True),  # the clocks change; a home battery
+    ],
+)
+def test_a_logged_replay_reused_and_split_logs_what_every_tick_would(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    first: tuple[int, int],
+    last: tuple[int, int],
+    battery: bool,
+) -> None:
+    config = _config(tmp_path, battery=battery)
+    series = _series(config, first, last)
+    policies = list(load_config_rules(config).enabled)
+    plain, plain_rows = _logged(
+        tmp_path, "plain", series, config, policies, skip_idle=False, split=False
+    )
+    monkeypatch.setattr(replay_module, "MIN_SPLIT_BUCKETS", 96 * 7)  # weeks split as a year
+    monkeypatch.setattr(replay_module, "WARM_UP", 96)
+    seen = cuts_seen(monkeypatch)
+    fast, fast_rows = _logged(tmp_path, "fast", series, config, policies)
+    assert seen[-1] is True  # the child's half was taken
+    same(fast, plain)
+    assert fast_rows == plain_rows
+    # What it logs: every command, and far fewer holds than ticks.
+    commands = sum(1 for row in fast_rows if row[6] != "hold")
+    assert commands == fast.commands
+    assert len(fast_rows) < fast.decisions / 5
+
+
+def _hold(reason: str, *, target: str = "charging", policy: str = "solar") -> Decision:
+    return Decision(
+        policy=policy,
+        charger_sn="SN1",
+        target=target,  # type: ignore[arg-type]
+        action="hold",
+        params={},
+        reason=reason,
+        inputs={"surplus_w": 100.0},
+    )
+
+
+def test_the_log_keeps_commands_and_holds_that_say_another_thing() -> None:
+    log = DayLog(None, None, None, ZoneInfo("UTC"), collect=True)
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    first = _hold("surplus -0.8 kW below start threshold 1.4 kW: not starting")
+    log.add(first, now, 0)
+    log.add(first, now + timedelta(minutes=15), 0)  # the same decision again
+    log.add(_hold("surplus 0.4 kW below start threshold 1.4 kW: not starting"), now, 0)
+    log.add(_hold("no vehicle plugged in"), now, 0)  # another thing
+    log.add(_hold("no vehicle plugged in", target="mode"), now, 0)  # another target
+    log.add(_hold("no vehicle plugged in", policy="night"), now, 0)  # another policy
+    start = Decision(
+        policy="solar",
+        charger_sn="SN1",
+        target="charging",
+        action="start",
+        params={"amps": 6},
+        reason="surplus 1.5 kW",
+        inputs={},
+    )
+    log.add(start, now, 1)
+    log.add(start, now, 1)  # a command is always logged
+    reasons = [(item[0].policy, item[0].target, item[0].reason) for item in log.kept]
+    assert reasons == [
+        ("solar", "charging", "surplus -0.8 kW below start threshold 1.4 kW: not starting"),
+        ("solar", "charging", "no vehicle plugged in"),
+        ("solar", "mode", "no vehicle plugged in"),
+        ("night", "charging", "no vehicle plugged in"),
+        ("solar", "charging", "surplus 1.5 kW"),
+        ("solar", "charging", "surplus 1.5 kW"),
+    ]
+    assert [item[2] for item in log.kept][-1] == "applied"
+    assert log.logged == len(log.kept)
+    assert json.dumps(log.state())  # what the split compares: plain values
