@@ -25,13 +25,14 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from optimizer.decisions.dedupe import reason_shape
 from optimizer.engine.conditions import holds
 from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import LEVEL_WINDOW, evaluate
 from optimizer.engine.frozen import maker
 from optimizer.engine.kinds.common import Context
 from optimizer.engine.kinds.excess_solar import LATEST_START_SLACK, SurplusPlan, available
-from optimizer.engine.kinds.tariff_window import target_level
+from optimizer.engine.kinds.tariff_window import target_level, target_reason
 from optimizer.engine.rules import ExcessSolar, PolicyBase, TariffWindow
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.limits import Limits
@@ -215,8 +216,8 @@ class Idle:
         while charging the level each excess-solar policy would pick. A ``tariff_window``
         target still short while its conditions hold picks the cheapest slots before its
         ``by``, which no side captures: the level it would charge at now goes into the key
-        (:func:`target_level`: its plan without the words; with words, for a logged replay,
-        it is evaluated: they name the slots it picked). A departure plan
+        (:func:`target_level`: its plan without the words; a logged replay adds the shape of
+        its words, which name the slots it picked). A departure plan
         (the time left to its deadline) and a command still settling are always evaluated."""
         if view.plan is not None or not settled:
             return None
@@ -231,9 +232,7 @@ class Idle:
                 continue
             if holds(policy.when, snapshot, view):
                 short.append(policy)
-        if short and self.settings.words:
-            return None  # its words (the slots it picked, how many are left) are not keyed
-        asked = _Asked(ctx, delivered, short)
+        asked = _Asked(ctx, delivered, short, words=self.settings.words)
         ages = tuple(_ages(snapshot.now, _moments(known), self.durations))
         levels: tuple[int | None, ...] = ()
         if view.charging:
@@ -302,16 +301,19 @@ class _Asked:
     """The level each short tariff target of a tick would charge at now (None: it waits),
     asked only when compared: a key's other parts decide most comparisons. With the view in
     the key, the level fixes what the target proposes (start, a level change, a hold or a
-    stop, and the MANUAL mode it claims); its words, which the key leaves out, are not
-    built (:func:`target_level`)."""
+    stop, and the MANUAL mode it claims); its words are not built (:func:`target_level`),
+    except in a logged replay (``words``), whose log tells holds apart by what they say: there
+    the shape of each target's reason is part of the answer (:func:`target_reason`)."""
 
-    __slots__ = ("_answer", "ctx", "delivered", "short")
+    __slots__ = ("_answer", "ctx", "delivered", "short", "words")
 
-    def __init__(self, ctx: Context, delivered: float, short: Sequence[TariffWindow]) -> None:
-        self.ctx, self.delivered, self.short = ctx, delivered, short
-        self._answer: tuple[int | None, ...] | None = None
+    def __init__(
+        self, ctx: Context, delivered: float, short: Sequence[TariffWindow], *, words: bool
+    ) -> None:
+        self.ctx, self.delivered, self.short, self.words = ctx, delivered, short, words
+        self._answer: tuple[Any, ...] | None = None
 
-    def answer(self) -> tuple[int | None, ...]:
+    def answer(self) -> tuple[Any, ...]:
         if self._answer is None:
             # The energy since plug-in, as the engine will count it (the key's context has 0).
             ctx = (
@@ -319,7 +321,12 @@ class _Asked:
                 if self.short
                 else self.ctx
             )
-            self._answer = tuple(target_level(policy, ctx) for policy in self.short)
+            answer: tuple[Any, ...] = tuple(target_level(policy, ctx) for policy in self.short)
+            if self.words:  # a logged replay: what they say, numbers aside (as its log)
+                answer += tuple(
+                    reason_shape(target_reason(policy, ctx) or "") for policy in self.short
+                )
+            self._answer = answer
         return self._answer
 
     def __eq__(self, other: object) -> bool:

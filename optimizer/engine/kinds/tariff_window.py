@@ -172,6 +172,18 @@ def target_level(policy: TariffWindow, ctx: Context) -> int | None:
     return _Plan(policy, target, ctx, amps).level(amps)
 
 
+def target_reason(policy: TariffWindow, ctx: Context) -> str | None:
+    """What a target's charging proposal says now (or why it has none): the words
+    :func:`target_level` leaves out, for a logged replay's reuse key
+    (optimizer/simulate/idle.py)."""
+    target = policy.target
+    if target is None:
+        raise ValueError(f"{policy.name} has no target")
+    amps = ctx.limits.down(policy.amps or ctx.charger.max_amps)
+    charging, why = _by_target(policy, target, ctx, amps)
+    return why if charging is None else charging.reason
+
+
 def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) -> Charging:
     if not ctx.charger.plugged_in:
         return proposal(policy, "charging", "hold", "no vehicle plugged in"), None
