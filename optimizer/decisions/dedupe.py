@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from optimizer.engine.decision import Decision
@@ -104,14 +105,16 @@ def said(decision: Decision) -> Said:
     reuse its settled ticks and run in two processes like an unlogged one (issue 16): a
     reused tick repeats the decisions it reuses, words and all.
     """
+    params = decision.params
     return (
         decision.policy,
         decision.action,
-        _canonical(decision.params),
+        _canonical(params) if params else "{}",
         reason_shape(decision.reason),
     )
 
 
+@lru_cache(maxsize=4096)  # a replay's holds say the same few sentences tick after tick
 def reason_shape(reason: str) -> str:
     """The reason with its numbers masked: "surplus 0.9 kW ..." and "surplus 1.0 kW ..." say
     the same; whether the number matters is for the banded inputs to tell."""

@@ -32,7 +32,7 @@ import pickle
 import signal
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
@@ -91,6 +91,7 @@ class DayLog:
         self.kept: list[Item] = []
         self.logged = 0
         self.day: object = None
+        self._day_span: tuple[datetime, datetime] | None = None  # the day's bounds, in UTC
         # Per charger and target, the last row's decision and what it said; a reused tick
         # hands back the very decisions it reuses, so most holds are told apart by identity.
         self.last: dict[tuple[str, str], tuple[Decision, Said]] = {}
@@ -98,12 +99,19 @@ class DayLog:
         self._started = buckets < MIN_WRITER_BUCKETS  # too short: never started
 
     def day_of(self, now: datetime) -> None:
+        """The tick at ``now`` is next: a new local day commits the last one's rows."""
         if not self.on or self.collect:
             return
+        span = self._day_span
+        if span is not None and span[0] <= now < span[1]:
+            return  # most ticks: the same day (a zone conversion per tick cost more)
         today = now.astimezone(self.zone).date()
         if today != self.day:
             self.flush()
         self.day = today
+        begin = datetime.combine(today, time(), tzinfo=self.zone)
+        end = datetime.combine(today + timedelta(days=1), time(), tzinfo=self.zone)
+        self._day_span = begin, end
 
     def add(self, decision: Decision, now: datetime, sent: int) -> None:
         """Log the decision unless it is a hold that says what its last row said."""
