@@ -32,7 +32,7 @@ import pickle
 import signal
 import subprocess
 import sys
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
@@ -109,9 +109,10 @@ class DayLog:
         if today != self.day:
             self.flush()
         self.day = today
-        begin = datetime.combine(today, time(), tzinfo=self.zone)
+        # In UTC, as the replay's ticks are: aware times of two zones compare by their offsets.
+        begin = datetime.combine(today, time(), tzinfo=self.zone).astimezone(UTC)
         end = datetime.combine(today + timedelta(days=1), time(), tzinfo=self.zone)
-        self._day_span = begin, end
+        self._day_span = begin, end.astimezone(UTC)
 
     def add(self, decision: Decision, now: datetime, sent: int) -> None:
         """Log the decision unless it is a hold that says what its last row said."""
