@@ -81,7 +81,7 @@ def test_a_logged_replay_reused_and_split_logs_what_every_tick_would(
 ) -> None:
     config = _config(tmp_path, battery=battery)
     series = _series(config, first, last)
-    policies = list(load_config_rules(config).enabled)
+    policies: list[PolicyBase] = list(load_config_rules(config).enabled)
     plain, plain_rows = _logged(
         tmp_path, "plain", series, config, policies, skip_idle=False, split=False
     )
@@ -143,3 +143,30 @@ def test_the_log_keeps_commands_and_holds_that_say_another_thing() -> None:
     assert [item[2] for item in log.kept][-1] == "applied"
     assert log.logged == len(log.kept)
     assert json.dumps(log.state())  # what the split compares: plain values
+
+
+class _Batches:
+    """A store that keeps each transaction's rows' times."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[datetime]] = []
+
+    def record_many(self, items: list[Any], **_: Any) -> int:
+        self.batches.append([item[1] for item in items])
+        return len(items)
+
+
+def test_each_local_day_is_one_transaction_across_a_clock_change() -> None:
+    """Days are the site's: in New York on 9 March 2025 (23 hours) and the days either side."""
+    zone = ZoneInfo("America/New_York")
+    store = _Batches()
+    log = DayLog(store, "run", None, zone, buckets=10)  # type: ignore[arg-type]
+    start = datetime(2025, 3, 8, 5, tzinfo=UTC)  # local midnight, 8 March (EST)
+    for step in range(3 * 96 - 4):  # to local midnight of 11 March (EDT from the 9th)
+        now = start + timedelta(minutes=15 * step)
+        log.day_of(now)
+        log.add(_hold("a command, always logged"), now, 1)
+    log.close()
+    days = [{moment.astimezone(zone).date() for moment in batch} for batch in store.batches]
+    assert [len(day) for day in days] == [1, 1, 1]
+    assert [len(batch) for batch in store.batches] == [96, 92, 96]
