@@ -507,8 +507,9 @@ COMMAND_RUNS = 3  # each command's runs, alternated; the median is the figure
 def bench_simulate_command() -> None:
     """`evopt simulate --sample` as a user runs it (a process of its own, imports and report
     included, the optimum cache warm), with `--no-log` and by default, which logs the
-    commands and the holds that say something new (docs/simulation.md): the figures above
-    are the replay's without a log, and the default is the one a user waits for. Each is run
+    commands and the holds that say something new (docs/simulation.md), both with the plans
+    the example config's `plans: auto` learns, and with `--plans none`: the figures above are
+    the replay's without a log or plans, and the default is the one a user waits for. Each is run
     :data:`COMMAND_RUNS` times, the two alternated, since this machine's speed moves by a
     quarter from minute to minute (docs/performance.md); the median is printed with the range."""
     import subprocess  # noqa: PLC0415
@@ -523,7 +524,13 @@ def bench_simulate_command() -> None:
         command = [str(evopt), "simulate", "--sample", "--config", str(config)]
         # Once first, so the optimum's cache is warm for both (as after any earlier run).
         subprocess.run([*command, "--no-log"], env=env, check=True, capture_output=True)  # noqa: S603
-        kinds = (("--no-log", ["--no-log"]), ("default, logged", []))
+        # The example config has `plans: auto`, so the command replays learned plans; with
+        # `--plans none` the rules alone, the figure the history above compares with.
+        kinds = (
+            ("--no-log", ["--no-log"]),
+            ("default, logged", []),
+            ("--no-log --plans none", ["--no-log", "--plans", "none"]),
+        )
         runs: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _ in kinds}
         for _ in range(COMMAND_RUNS):
             for label, extra in kinds:

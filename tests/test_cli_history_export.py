@@ -207,6 +207,12 @@ def test_simulate_replays_the_recorded_minutes_by_itself_with_both_sources(
     assert code == 0
     assert "solar into the car" in out
     assert "lifetime_energy" not in out.splitlines()[1]
+    # Departure plans are the 15-minute replay's: asking for some is an error, none is not.
+    code, _, err = recorded.run("simulate", "--minutes", str(path), "--plans", "exact")
+    assert code == 1
+    assert "--plans replay 15-minute history" in err
+    none = recorded.json("simulate", "--minutes", str(path), "--compare-sources", "--plans", "none")
+    assert none["sources"] == report["sources"]
 
 
 def test_simulate_without_minutes_says_how_to_get_them(cli: Harness, tmp_path: Path) -> None:

@@ -362,23 +362,32 @@ def test_a_rerun_of_the_same_name_replaces_the_last(
     capsys.readouterr()
 
 
-def test_a_config_with_learned_plans_is_told_how_to_replay_them(
+def test_a_config_with_learned_plans_replays_them_unless_told_otherwise(
     site: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`plans: auto` makes the service plan each plug-in; a replay without `--plans` shows the
-    policies without plans, so the report says how to replay what the config runs."""
-    hint = "`--plans learned` replays the plans the service would learn"
+    """`plans: auto` makes the service plan each plug-in from its habits, so a replay without
+    `--plans` replays the plans it would learn (and says so); `--plans none` replays without,
+    and `plans: manual` (the default) means none."""
+    hint = "departure plans learned as the service would (the config's `plans: auto`)"
+
+    def plans(*extra: str) -> Any:
+        assert main(_args(site, "--no-log", "--json", *extra)) == 0
+        return json.loads(capsys.readouterr().out)["departure_plans"]
+
+    manual = plans()
     assert main(_args(site, "--no-log")) == 0
-    assert hint not in capsys.readouterr().out  # plans: manual
+    assert hint not in capsys.readouterr().out
     config = site["config"]
     config.write_text(config.read_text() + "plans: auto\n")
+    auto = plans()
+    assert auto["learned"] is True
+    assert auto == plans("--plans", "learned")
+    assert plans("--plans", "none") == manual
     assert main(_args(site, "--no-log")) == 0
     assert hint in capsys.readouterr().out
-    for given in ("--plans", "--plans=learned"):
+    for given in ("--plans", "--plans=learned", "--plans=none"):
         assert main(_args(site, "--no-log", given)) == 0
         assert hint not in capsys.readouterr().out
-    assert main(_args(site, "--no-log", "--json")) == 0
-    json.loads(capsys.readouterr().out)  # the JSON stays one object
 
 
 def test_log_reads_the_simulation_log_on_request(

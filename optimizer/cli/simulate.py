@@ -79,9 +79,18 @@ def session_plans(
     ``known``: every session the history holds, those before ``--from`` too: the service
     with ``plans: auto`` has learned from them by then, so a replay of June learns from
     January to May as well (each day still only from the sessions that had ended)."""
-    if args.plans != "learned":
+    if plans_kind(args, config) != "learned":
         return None
     return series_plans(series, known=known, settings=config.habits.settings())
+
+
+def plans_kind(args: argparse.Namespace, config: Config) -> str:
+    """The departure plans replayed: ``--plans`` when given, else what the service would
+    have: learned with ``plans: auto`` in the config (a replay without them would show a
+    household that sets no plans, not the service this config runs), none with ``manual``."""
+    if args.plans is not None:
+        return str(args.plans)
+    return "learned" if config.plans == "auto" else "none"
 
 
 def _learned_count(plans: list[DeparturePlan | None] | None) -> tuple[int, int] | None:
@@ -393,11 +402,9 @@ def _simulate_series(
         if args.plot:
             print(f"plot: {args.plot}")
         if args.plans is None and config.plans == "auto":
-            # The service plans each plug-in from its habits; a replay without plans shows
-            # the policies without them, which is not what this config runs.
             print(
-                "departure plans: your config has `plans: auto`; `--plans learned` replays "
-                "the plans the service would learn"
+                "departure plans learned as the service would (the config's `plans: auto`); "
+                "`--plans none` replays without them"
             )
     return 0
 

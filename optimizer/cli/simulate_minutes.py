@@ -138,7 +138,7 @@ def run_minutes(ctx: Context) -> int:
     args, config = ctx.args, ctx.config
     if args.tick < 1:
         raise InputError("--tick must be at least 1 (minutes)")
-    if args.compare or args.plot or args.plans:
+    if args.compare or args.plot or args.plans not in (None, "none"):
         raise InputError(
             "--compare, --plot and --plans replay 15-minute history",
             hint="leave them out of a one-minute replay (--minutes, --source, --compare-sources)",

@@ -94,12 +94,13 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         "--plans",
         nargs="?",
         const="exact",
-        choices=("exact", "learned"),
+        choices=("exact", "learned", "none"),
         default=None,
         help="give each session a departure plan: exact (the default when --plans has no "
         "value): ready by its unplug time minus --plan-margin with the energy it took, as a "
         "driver using `evopt plan set` would; learned: the plan `plans: auto` would give, "
-        "from habits learned only from sessions that ended before that day",
+        "from habits learned only from sessions that ended before that day; none: no plans. "
+        "Without --plans: learned when the config has `plans: auto`, else none",
     )
     parser.add_argument(
         "--plan-margin",
