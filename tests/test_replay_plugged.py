@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from optimizer.config import Config
 from optimizer.engine.decision import Decision
 from optimizer.engine.loader import load_config_rules, load_rules
 from optimizer.engine.rules import PolicyBase
+from optimizer.engine.snapshot import DeparturePlan
 from optimizer.limits import Limits
 from optimizer.simulate.minutes import replay_minutes
 from optimizer.simulate.replay import replay
@@ -297,6 +298,44 @@ def test_plugged_reuse_changes_nothing_with_a_full_car(
 ) -> None:
     config = _config(tmp_path, battery=battery)
     replay_both(series, config, _policies(tmp_path, config, drawn))
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(drawn=rules(), series=days(), data=st.data())
+def test_plugged_reuse_changes_nothing_with_departure_plans(
+    tmp_path: Path, drawn: list[dict[str, Any]], series: SiteSeries, data: st.DataObject
+) -> None:
+    """Each session with a drawn plan (ready before, at or long before the car leaves; less,
+    as much or far more than it takes; set or learned): the plan's part of the key (its last
+    moment at full power, a departure start's surplus, its level) decides as the engine."""
+    plans = [
+        DeparturePlan(
+            ready_by=session.end - timedelta(minutes=data.draw(st.sampled_from([0, 15, 90, 240]))),
+            energy_kwh=data.draw(st.sampled_from([0.2, 1.0, 4.0, 30.0])),
+            learned=data.draw(st.sampled_from([None, "weekdays, 9 sessions"])),
+        )
+        for session in series.sessions
+    ]
+    config = _config(tmp_path, battery=False)
+    replay_both(series, config, _policies(tmp_path, config, drawn), plans=plans)
+
+
+def test_a_departure_start_inside_one_surplus_class_is_not_reused(tmp_path: Path) -> None:
+    """A plan far from its last moment, the charger off: a surplus of 50 W holds (below the
+    start threshold), one of 150 W starts at once for the plan (its ``departure_surplus_w``
+    of 100 W). Both are above zero and below every threshold the rule compares the surplus
+    with, so only the plan's part of the key tells them apart."""
+    config = _config(tmp_path, battery=False)
+    pv = (0.1125,) * 12 + (0.1375,) * 28  # kWh a bucket against the house's 0.1: 50, 150 W
+    series = _june_2((9, 0), pv, 0.1, (1, -1, 30.0))
+    plan = DeparturePlan(ready_by=series.starts[-1], energy_kwh=30.0)
+    policies = _policies(tmp_path, config, [_solar(start_threshold_w=2000, stop_threshold_w=1500)])
+    result = replay_both(series, config, policies, plans=[plan])
+    assert result.by_action.get("start", 0) == 1
 
 
 def test_a_minimum_on_time_running_out_while_the_surplus_holds_still_is_not_reused(

@@ -31,9 +31,22 @@ from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, M
 from optimizer.engine.evaluate import LEVEL_WINDOW, evaluate
 from optimizer.engine.frozen import maker
 from optimizer.engine.kinds.common import Context
-from optimizer.engine.kinds.excess_solar import LATEST_START_SLACK, SurplusPlan, available
+from optimizer.engine.kinds.excess_solar import (
+    LATEST_START_SLACK,
+    SurplusPlan,
+    available,
+    departure,
+)
 from optimizer.engine.kinds.tariff_window import target_level, target_reason
-from optimizer.engine.rules import ExcessSolar, PolicyBase, TariffWindow
+from optimizer.engine.rules import (
+    BatteryUse,
+    ChargeModePolicy,
+    ExcessSolar,
+    GreenMode,
+    PolicyBase,
+    ScheduleSync,
+    TariffWindow,
+)
 from optimizer.engine.snapshot import ChargerView, Snapshot
 from optimizer.limits import Limits
 from optimizer.sun import elevation_beside
@@ -41,6 +54,9 @@ from optimizer.sun import elevation_beside
 _new_context = maker(Context)
 
 __all__ = ["Idle"]
+
+PLAN_BLIND = (TariffWindow, BatteryUse, ChargeModePolicy, GreenMode, ScheduleSync)
+"""The kinds that never read a departure plan (only excess_solar and solar_plan do)."""
 
 ENGINE_DURATIONS = (timedelta(0), timedelta(hours=1), LEVEL_WINDOW, LATEST_START_SLACK)
 """The engine's own durations: zero (a moment passed or not), the hour of
@@ -101,6 +117,9 @@ class Idle:
         self.times = [p.when.time for p in policies if p.when.time is not None]
         self.solar = [p for p in policies if isinstance(p, ExcessSolar)]
         self.targets = [p for p in policies if isinstance(p, TariffWindow) and p.target]
+        # A departure plan is keyed for excess-solar policies (_departure_part); with a policy
+        # of another kind that reads plans (solar_plan) a tick with a plan is evaluated.
+        self.plans_keyed = all(isinstance(p, (ExcessSolar, *PLAN_BLIND)) for p in policies)
         self.durations = _durations(policies, settings)
         self.last: tuple[Any, ...] | None = None
         self.decided: list[Decision] = []
@@ -217,12 +236,21 @@ class Idle:
         target still short while its conditions hold picks the cheapest slots before its
         ``by``, which no side captures: the level it would charge at now goes into the key
         (:func:`target_level`: its plan without the words; a logged replay adds the shape of
-        its words, which name the slots it picked). A departure plan
-        (the time left to its deadline) and a command still settling are always evaluated."""
-        if view.plan is not None or not settled:
-            return None
+        its words, which name the slots it picked). A departure plan adds what it decides
+        for each excess-solar policy (:func:`_departure_part`), except in a logged replay,
+        where such ticks are evaluated (their reasons quote the time left); a command still
+        settling is always evaluated."""
+        if not settled or (view.plan is not None and (self.settings.words or not self.plans_keyed)):
+            return None  # a logged replay's plan: its reasons quote spans of time, not keyed
         known = ctx.memory
         delivered = max(0.0, known.energy_base_kwh + (known.session_kwh_seen or 0.0))
+        due: tuple[Any, ...] = ()
+        if view.plan is not None:
+            planned = dataclasses.replace(ctx, delivered_kwh=delivered)
+            due = tuple(
+                _departure_part(policy, plan, planned)
+                for policy, plan in zip(self.solar, plans, strict=True)
+            )
         short: list[TariffWindow] = []
         for policy in self.targets:
             target = policy.target
@@ -240,7 +268,7 @@ class Idle:
                 None if (watts := available(policy, ctx)) is None else plan.level(watts, ctx)
                 for policy, plan in zip(self.solar, plans, strict=True)
             )
-        return ages, levels, asked  # last: a tuple compares it only when all else is equal
+        return ages, levels, due, asked  # last: a tuple compares it only when all else is equal
 
     def held(self, decided: Sequence[Decision]) -> bool:
         """Whether ``decided`` is the kept evaluation (:meth:`decide` handed it back): holds
@@ -334,6 +362,26 @@ class _Asked:
 
     def __hash__(self) -> int:
         return hash(self.answer())
+
+
+def _departure_part(policy: ExcessSolar, plan: SurplusPlan, ctx: Context) -> tuple[Any, ...] | None:
+    """What an excess-solar policy's departure plan decides at a tick (excess_solar's
+    ``_for_departure``): None when the plan asks nothing (none, met or past); else whether its
+    last moment to charge at full power has come, whether the surplus (with the reserve) pays
+    for a departure start, and the level the whole surplus pays for. The rest of what it reads
+    (the charger's level, its last stop's age) is in the key already."""
+    due = departure(policy, ctx, plan)
+    if due is None:
+        return None
+    if due.left - due.at_full <= LATEST_START_SLACK:
+        return (True,)
+    watts = available(policy, ctx)
+    if watts is None:
+        return (False, None)
+    watts += policy.reserve_w
+    if watts < policy.departure_surplus_w:
+        return (False, False)
+    return (False, True, plan.level(watts, ctx, whole_surplus=True))
 
 
 def _durations(policies: Sequence[PolicyBase], settings: EngineSettings) -> tuple[timedelta, ...]:
