@@ -25,6 +25,7 @@ from optimizer.decisions.store import DecisionStore
 from optimizer.engine.decision import Decision
 from optimizer.engine.loader import load_config_rules
 from optimizer.engine.rules import PolicyBase
+from optimizer.engine.snapshot import DeparturePlan
 from optimizer.simulate.daylog import DayLog
 from optimizer.simulate.replay import ReplayResult
 from optimizer.simulate.series import SiteSeries
@@ -63,32 +64,44 @@ def _logged(
 
 
 @pytest.mark.parametrize(
-    ("first", "last", "battery"),
+    ("first", "last", "battery", "plans"),
     [
         # The battery rule of apr-sep in control from the start, long before the child's:
         # its row of 1 July ("jul in ...") must quote this process's start of control.
         # Overnight tariff targets, whose words name the slots they pick.
-        ((6, 12), (7, 3), False),
-        ((3, 1), (3, 22), True),  # the clocks change; a home battery
+        ((6, 12), (7, 3), False, False),
+        ((3, 1), (3, 22), True, False),  # the clocks change; a home battery
+        # Each session's departure plan, asking more than the car takes: its last moment's
+        # reasons quote the time left, and say when it can no longer all be delivered.
+        ((10, 20), (11, 10), False, True),
     ],
 )
-def test_a_logged_replay_reused_and_split_logs_what_every_tick_would(
+def test_a_logged_replay_reused_and_split_logs_what_every_tick_would(  # noqa: PLR0917
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     first: tuple[int, int],
     last: tuple[int, int],
     battery: bool,
+    plans: bool,
 ) -> None:
     config = _config(tmp_path, battery=battery)
     series = _series(config, first, last)
     policies: list[PolicyBase] = list(load_config_rules(config).enabled)
+    extra: dict[str, Any] = {}
+    if plans:
+        extra["plans"] = [
+            DeparturePlan(
+                ready_by=session.end - timedelta(minutes=15), energy_kwh=session.energy_kwh + 8
+            )
+            for session in series.sessions
+        ]
     plain, plain_rows = _logged(
-        tmp_path, "plain", series, config, policies, skip_idle=False, split=False
+        tmp_path, "plain", series, config, policies, skip_idle=False, split=False, **extra
     )
     monkeypatch.setattr(replay_module, "MIN_SPLIT_BUCKETS", 96 * 7)  # weeks split as a year
     monkeypatch.setattr(replay_module, "WARM_UP", 96)
     seen = cuts_seen(monkeypatch)
-    fast, fast_rows = _logged(tmp_path, "fast", series, config, policies)
+    fast, fast_rows = _logged(tmp_path, "fast", series, config, policies, **extra)
     assert seen[-1] is True  # the child's half was taken
     same(fast, plain)
     assert fast_rows == plain_rows

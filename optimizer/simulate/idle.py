@@ -237,18 +237,18 @@ class Idle:
         ``by``, which no side captures: the level it would charge at now goes into the key
         (:func:`target_level`: its plan without the words; a logged replay adds the shape of
         its words, which name the slots it picked). A departure plan adds what it decides
-        for each excess-solar policy (:func:`_departure_part`), except in a logged replay,
-        where such ticks are evaluated (their reasons quote the time left); a command still
-        settling is always evaluated."""
-        if not settled or (view.plan is not None and (self.settings.words or not self.plans_keyed)):
-            return None  # a logged replay's plan: its reasons quote spans of time, not keyed
+        for each excess-solar policy (:func:`_departure_part`; in a logged replay the shape of
+        the time left its reason quotes), except with a policy of another kind that reads
+        plans, where such ticks are evaluated; a command still settling is always evaluated."""
+        if not settled or (view.plan is not None and not self.plans_keyed):
+            return None
         known = ctx.memory
         delivered = max(0.0, known.energy_base_kwh + (known.session_kwh_seen or 0.0))
         due: tuple[Any, ...] = ()
         if view.plan is not None:
             planned = dataclasses.replace(ctx, delivered_kwh=delivered)
             due = tuple(
-                _departure_part(policy, plan, planned)
+                _departure_part(policy, plan, planned, words=self.settings.words)
                 for policy, plan in zip(self.solar, plans, strict=True)
             )
         short: list[TariffWindow] = []
@@ -364,16 +364,23 @@ class _Asked:
         return hash(self.answer())
 
 
-def _departure_part(policy: ExcessSolar, plan: SurplusPlan, ctx: Context) -> tuple[Any, ...] | None:
+def _departure_part(
+    policy: ExcessSolar, plan: SurplusPlan, ctx: Context, *, words: bool
+) -> tuple[Any, ...] | None:
     """What an excess-solar policy's departure plan decides at a tick (excess_solar's
     ``_for_departure``): None when the plan asks nothing (none, met or past); else whether its
     last moment to charge at full power has come, whether the surplus (with the reserve) pays
     for a departure start, and the level the whole surplus pays for. The rest of what it reads
-    (the charger's level, its last stop's age) is in the key already."""
+    (the charger's level, its last stop's age) is in the key already. With ``words`` (a logged
+    replay), also the shape of the last moment's reason: each span in seconds or minutes, and
+    whether the plan can still all be delivered."""
     due = departure(policy, ctx, plan)
     if due is None:
         return None
     if due.left - due.at_full <= LATEST_START_SLACK:
+        if words:
+            minute = timedelta(minutes=1)
+            return True, due.at_full < minute, due.left < minute, due.left >= due.at_full
         return (True,)
     watts = available(policy, ctx)
     if watts is None:
