@@ -31,6 +31,7 @@ TABLES = {
     "requests",
     "migrations",
     "power_minutes",
+    "simulation_days",
     "history_energy",
     "history_sessions",
 }

@@ -6,6 +6,7 @@ import asyncio
 import math
 from datetime import UTC, date
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import matplotlib.pyplot as plt
@@ -13,7 +14,9 @@ import pytest
 
 from optimizer.cli import main
 from optimizer.decisions import DecisionStore, review
-from optimizer.simulate.dayplot import day_bounds, day_points, draw_day
+from optimizer.simulate import dayplot
+from optimizer.simulate.dayplot import day_bounds, day_points, draw_day, with_buckets
+from optimizer.simulate.series import BUCKET
 from tests.test_service import ALWAYS_16, World, midday  # noqa: F401 - the fixture
 
 DAY = date(2025, 1, 15)  # MIDDAY's local day in Melbourne
@@ -89,3 +92,64 @@ async def test_log_plot_of_a_day_without_decisions_is_an_error(
         main(bad)
     assert exit_info.value.code == 2
     assert "is not a day" in capsys.readouterr().err
+
+
+def test_log_plot_of_a_simulated_day_draws_the_replay_s_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A simulation logs a dozen decisions a day (the ones that say something new), so the
+    day's surplus and levels come from the replay's own figures (``simulation_days``)."""
+    golden = Path(__file__).parent / "fixtures" / "simulate_golden"
+    config = tmp_path / "config.yaml"
+    text = (golden / "config.yaml").read_text(encoding="utf-8")
+    text = text.replace("  - rules/*.yaml", f"  - {golden / 'rules' / '*.yaml'}")
+    config.write_text(text + f"service:\n  database: {tmp_path / 'decisions.db'}\n", "utf-8")
+    week = ["--from", "2025-06-07", "--to", "2025-06-11"]
+    assert main(["--config", str(config), "simulate", "--sample", *week]) == 0
+    capsys.readouterr()
+    day = date(2025, 6, 9)
+    out = tmp_path / "day.png"
+    drawn_points: list[Any] = []
+
+    def drawing(points: Any, *args: Any, **kwargs: Any) -> Any:
+        drawn_points.extend(points)
+        return draw_day(points, *args, **kwargs)
+
+    monkeypatch.setattr(dayplot, "draw_day", drawing)
+    args = ["--config", str(config), "log", "plot", "--day", day.isoformat(), "--simulation"]
+    assert main([*args, "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "and 96 simulated buckets of charger SIM0001" in said
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    zone = ZoneInfo("America/New_York")  # the sample's own zone
+    start, end = day_bounds(day, zone)
+    with DecisionStore.open_readonly(tmp_path / "simulations.db") as store:
+        rows = review.query(
+            store, since=start.astimezone(UTC), until=end.astimezone(UTC), limit=None
+        )
+        runs = sorted({row.run_id for row in rows})
+        buckets = store.simulation_buckets(runs, "SIM0001", start, end)
+    assert len(rows) < 40  # the log alone: too few to draw a day from
+    assert [at for at, _, _ in buckets] == [start + i * BUCKET for i in range(96)]
+    points = with_buckets(day_points(rows), buckets)
+    assert points == drawn_points  # what the command drew
+    assert len(points) >= 96
+    fig = draw_day(points, day, zone, charger="SIM0001")
+    try:
+        ax, amps_axis = fig.axes
+        surplus = [v for v in ax.get_lines()[0].get_ydata() if not math.isnan(v)]
+        assert len(surplus) >= 96
+        assert max(surplus) == max(w for _, w, _ in buckets if w is not None) / 1000
+        lines = {line.get_label(): list(line.get_ydata()) for line in amps_axis.get_lines()}
+        drawn = [a for _, _, a in buckets if a is not None]
+        assert drawn  # the car charged that day
+        assert max(v for v in lines["amps observed"] if not math.isnan(v)) == max(drawn)
+    finally:
+        plt.close(fig)
+    # A second run of the same name replaces the day's figures with its decisions.
+    assert main(["--config", str(config), "simulate", "--sample", *week]) == 0
+    capsys.readouterr()
+    with DecisionStore.open_readonly(tmp_path / "simulations.db") as store:
+        count = store.db.execute("SELECT count(*) FROM simulation_days").fetchone()[0]
+    assert count == 5  # the five local days, once

@@ -53,8 +53,14 @@ async def log_plot(ctx: Context) -> int:
             limit=None,
         )
         where = store.path
-    rows = [row for row in rows if row.charger_sn is not None]
-    chargers = sorted({row.charger_sn for row in rows if row.charger_sn})
+        rows = [row for row in rows if row.charger_sn is not None]
+        chargers = sorted({row.charger_sn for row in rows if row.charger_sn})
+        buckets: list[tuple[datetime, float | None, float | None]] = []
+        if getattr(ctx.args, "simulation", None) is not None and len(chargers) == 1:
+            runs = sorted({row.run_id for row in rows})
+            buckets = store.simulation_buckets(
+                runs, chargers[0], start.astimezone(UTC), end.astimezone(UTC)
+            )
     if not rows:
         who = f" for charger {wanted}" if wanted else ""
         raise ConfigError(
@@ -66,7 +72,7 @@ async def log_plot(ctx: Context) -> int:
             f"{day.isoformat()} has decisions for {len(chargers)} chargers ({', '.join(chargers)})",
             hint="pick one with --charger SN",
         )
-    points = dayplot.day_points(rows)
+    points = dayplot.with_buckets(dayplot.day_points(rows), buckets)
     out = Path(ctx.args.out or f"evopt-{day.isoformat()}.png")
     fig = dayplot.draw_day(points, day, zone, charger=chargers[0])
     try:
@@ -75,5 +81,6 @@ async def log_plot(ctx: Context) -> int:
         raise ConfigError(f"{out}: cannot write ({err.strerror or err})") from err
     finally:
         plt.close(fig)
-    print(f"plot: {out} ({len(points)} decisions of charger {chargers[0]})")
+    shown = f"{len(rows)} decisions" + (f" and {len(buckets)} simulated buckets" if buckets else "")
+    print(f"plot: {out} ({shown} of charger {chargers[0]})")
     return 0

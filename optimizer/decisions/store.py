@@ -245,6 +245,50 @@ class DecisionStore:
             ).fetchall()
         return [str(row[0]) for row in rows]
 
+    def save_simulation_days(
+        self, run_id: str, charger_sn: str, days: Sequence[tuple[datetime, list[Any], list[Any]]]
+    ) -> None:
+        """A simulation's figures per bucket, a row per local day: (its first bucket's start,
+        the surplus in W the engine read at each tick, the level drawn), 15 minutes apart."""
+        rows = [
+            (run_id, charger_sn, utc_text(start), 900, to_json(surplus), to_json(amps))
+            for start, surplus, amps in days
+        ]
+        with self._write() as db:
+            db.conn.executemany(
+                "INSERT INTO simulation_days"
+                " (run_id, charger_sn, day_start, step_s, surplus_w, amps)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def simulation_buckets(
+        self, run_ids: Sequence[str], charger_sn: str, since: datetime, until: datetime
+    ) -> list[tuple[datetime, float | None, float | None]]:
+        """The simulated buckets of ``charger_sn`` in [since, until): (start, surplus W, level
+        drawn), from the runs given (:meth:`save_simulation_days`)."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" * len(run_ids))
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT day_start, step_s, surplus_w, amps FROM simulation_days"  # noqa: S608
+                f" WHERE run_id IN ({marks}) AND charger_sn = ?"
+                " AND day_start < ? AND day_start >= ? ORDER BY day_start",
+                [*run_ids, charger_sn, utc_text(until), utc_text(since - timedelta(days=2))],
+            ).fetchall()
+        found = []
+        for day_start, step_s, surplus, amps in rows:
+            start = datetime.fromisoformat(str(day_start).replace("Z", "+00:00"))
+            step = timedelta(seconds=int(step_s))
+            for number, (watts, level) in enumerate(
+                zip(json.loads(surplus), json.loads(amps), strict=True)
+            ):
+                at = start + number * step
+                if since <= at < until:
+                    found.append((at, watts, level))
+        return found
+
     def run_rows(self, run_id: str) -> int:
         """How many decisions the run wrote."""
         found = self.db.execute("SELECT count(*) FROM decisions WHERE run_id = ?", [run_id])
@@ -631,6 +675,7 @@ def _delete_runs(db: Database, runs_sql: str, params: list[Any]) -> int:
         params,
     ).rowcount
     db.execute(f"DELETE FROM requests WHERE run_id IN ({runs_sql})", params)  # noqa: S608
+    db.execute(f"DELETE FROM simulation_days WHERE run_id IN ({runs_sql})", params)  # noqa: S608
     db.execute(f"DELETE FROM runs WHERE run_id IN ({runs_sql})", params)  # noqa: S608
     return int(deleted)
 

@@ -32,6 +32,7 @@ import pickle
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -42,7 +43,7 @@ from optimizer.decisions.dedupe import Said, said
 from optimizer.decisions.store import DecisionStore, Outcome
 from optimizer.engine.decision import Decision
 
-__all__ = ["DayLog", "Item", "LogWriterError"]
+__all__ = ["DayLog", "Item", "LogWriterError", "bucket_days"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,6 +59,33 @@ writer on a few days)."""
 
 
 _END = pickle.dumps(None)
+
+
+def bucket_days(
+    starts: Sequence[datetime],
+    surplus_kwh: Sequence[float | None],
+    amps: Sequence[int | None],
+    zone: ZoneInfo,
+    *,
+    lag: int = 1,
+) -> list[tuple[datetime, list[int | None], list[int | None]]]:
+    """A replay's figures per local day, for the log's ``simulation_days``: each day's first
+    bucket, the surplus in W the engine read at each tick (the bucket ``lag`` before, None
+    when missing) and the level the charger drew (None: not charging).
+
+    The log keeps only the decisions that say something new, too few to draw a day from
+    (`evopt log plot --simulation`, optimizer/cli/logplot.py)."""
+    days: list[tuple[datetime, list[int | None], list[int | None]]] = []
+    current = None
+    for index, start in enumerate(starts):
+        today = start.astimezone(zone).date()
+        if today != current:
+            current = today
+            days.append((start, [], []))
+        seen = surplus_kwh[index - lag] if index >= lag else None
+        days[-1][1].append(None if seen is None else round(seen * 4000))
+        days[-1][2].append(amps[index])
+    return days
 
 
 class LogWriterError(RuntimeError):

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from optimizer.decisions.review import DecisionRow
 from optimizer.simulate.plotkit import merged_legend, shade_bands, with_gaps
 
-__all__ = ["DayPoint", "day_bounds", "day_points", "draw_day"]
+__all__ = ["DayPoint", "day_bounds", "day_points", "draw_day", "with_buckets"]
 
 CHARGING_TARGET = "charging"
 SENT = frozenset({"applied", "dry_run"})  # a command that took effect (or would have)
@@ -80,6 +80,41 @@ def day_points(rows: Sequence[DecisionRow]) -> list[DayPoint]:
             )
         )
     return points
+
+
+def with_buckets(
+    points: Sequence[DayPoint], buckets: Sequence[tuple[datetime, float | None, float | None]]
+) -> list[DayPoint]:
+    """A simulated day's decisions and its figures per bucket, one picture: a simulation logs
+    only the decisions that say something new (docs/simulation.md), so the surplus and the level
+    drawn come from the replay's own figures (the log's ``simulation_days``), each bucket under
+    the policy in control and the level commanded as the last decision before it left them.
+    The decisions stay as they are (their markers); a bucket at a decision's time gives way."""
+    if not buckets:
+        return list(points)
+    ordered = sorted(points, key=lambda p: p.at)
+    taken = {p.at for p in ordered}
+    merged = list(ordered)
+    before = 0
+    for at, watts, level in buckets:
+        if at in taken:
+            continue
+        while before < len(ordered) and ordered[before].at <= at:
+            before += 1
+        last = ordered[before - 1] if before else (ordered[0] if ordered else None)
+        merged.append(
+            DayPoint(
+                at=at,
+                policy=last.policy if last is not None else "",
+                action="hold",
+                sent=False,
+                surplus_kw=None if watts is None else watts / 1000,
+                observed_amps=0.0 if level is None else float(level),
+                commanded_amps=last.commanded_amps if last is not None and before else None,
+            )
+        )
+    merged.sort(key=lambda p: p.at)
+    return merged
 
 
 def _kw(watts: object) -> float | None:

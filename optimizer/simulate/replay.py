@@ -74,7 +74,7 @@ _new_energy_bucket = maker(EnergyBucket)
 _new_snapshot = maker(Snapshot)
 _new_price_slot = maker(PriceSlot)
 
-__all__ = ["ReplayResult", "replay"]
+__all__ = ["SIM_CHARGER", "ReplayResult", "replay"]
 
 SLOTS_AHEAD = 96  # the engine sees about a day of tariff slots, as tariff_now gives it
 LOOKBACK = 96  # as latest_complete_bucket: skip trailing gaps up to a day back
@@ -256,6 +256,10 @@ def _seen_bucket(
     return None
 
 
+SIM_CHARGER = "SIM0001"
+"""The simulated charger's serial number, in the log and its figures."""
+
+
 def replay(
     series: SiteSeries,
     policies: Sequence[PolicyBase],
@@ -263,7 +267,7 @@ def replay(
     config: Config,
     limits: Limits,
     voltage_v: float,
-    charger_sn: str = "SIM0001",
+    charger_sn: str = SIM_CHARGER,
     lag_buckets: int = 1,
     restart_s: float = 30,
     store: DecisionStore | None = None,
