@@ -194,7 +194,7 @@ def departure(policy: ExcessSolar, ctx: Context, plan: SurplusPlan) -> _Departur
         needed_kwh=needed,
         left=left,
         at_full=timedelta(hours=needed / full_kw),
-        ready_by=ctx.local(wanted.ready_by).strftime("%H:%M"),
+        ready_by=at_clock(ctx, wanted.ready_by),
         learned=wanted.learned,
         energy_kwh=wanted.energy_kwh,
     )
