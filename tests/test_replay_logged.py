@@ -183,3 +183,20 @@ def test_each_local_day_is_one_transaction_across_a_clock_change() -> None:
     days = [{moment.astimezone(zone).date() for moment in batch} for batch in store.batches]
     assert [len(day) for day in days] == [1, 1, 1]
     assert [len(batch) for batch in store.batches] == [96, 92, 96]
+
+
+def test_a_logged_replay_whose_cuts_never_agree_logs_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """States made to differ at every cut: the child's rows are never taken, and this process
+    logs the whole period itself, the same rows."""
+    config = _config(tmp_path, battery=False)
+    series = _series(config, (6, 12), (7, 3))
+    policies: list[PolicyBase] = list(load_config_rules(config).enabled)
+    _, plain_rows = _logged(tmp_path, "plain", series, config, policies, split=False)
+    monkeypatch.setattr(replay_module, "MIN_SPLIT_BUCKETS", 96 * 7)
+    monkeypatch.setattr(replay_module, "WARM_UP", 96)
+    seen = cuts_seen(monkeypatch, verdict=False)
+    _, rows = _logged(tmp_path, "alone", series, config, policies)
+    assert seen == [False] * replay_module.CUTS
+    assert rows == plain_rows
