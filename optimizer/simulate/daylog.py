@@ -1,26 +1,26 @@
-"""The simulation log: each simulated day's decisions in one transaction, written beside the
-replay by a process of its own.
+"""The simulation log: each simulated day's decisions in one transaction, written by the
+replay itself or, for a long replay, by a process of its own beside it.
 
 What is logged: every command, and a hold when it says another thing than the last row of its
 charger and target (:func:`optimizer.decisions.dedupe.said`: policy, action, parameters,
 reason with the numbers masked). Logging every tick's holds made a year 87,652 rows (119 MB)
 and kept the replay from reusing its settled ticks or running in two processes, about 10 s
 against 2 (issue 16); the rows `evopt log` shows by default (commands and changes of control)
-are the same either way.
+are the same either way. The day's figures per bucket (:func:`bucket_days`) go beside them,
+for `evopt log plot --simulation`.
 
-A logged year is about 87,600 rows. Encoding them (JSON) and inserting them (the table and its
-indexes) was about 4 s of the 15 s a logged `evopt simulate` took, all in the replay's process
-(issue 16). The replay now pickles each day's decisions (0.3 s a year) to a writer process,
-which turns them into rows and inserts them on the other core with the store's own
+A replay of :data:`MIN_WRITER_BUCKETS` or more pickles each day's decisions to a writer
+process, which turns them into rows and inserts them on the other core with the store's own
 :meth:`~optimizer.decisions.store.DecisionStore.record_many`, so the file holds the same rows
-in the same order, one transaction per day as before.
+in the same order, one transaction per day, as the replay writing them itself. (It was made
+when a logged year wrote 87,600 rows, about 4 s of the 15 s a logged `evopt simulate` took.)
 
 The writer is a fresh interpreter running this module, not a fork: the replay's process has
 the decision log open, and SQLite's locks do not survive a fork (a forked child's new
 connection would share the parent's lock bookkeeping). Without a process to be had, the
-replay writes each day itself, as it always did. A writer that fails (a full disk, a locked
-file) fails the replay with its own error, as a failed write in the replay's process would:
-the days it committed stay, the run stays unfinished.
+replay writes each day itself. A writer that fails (a full disk, a locked file) fails the
+replay with its own error, as a failed write in the replay's process would: the days it
+committed stay, the run stays unfinished.
 """
 
 from __future__ import annotations
