@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
+from optimizer.config import Config
 from optimizer.decisions import migrations, review
 from optimizer.decisions.store import DecisionStore
 from optimizer.engine.decision import ACTIONS, Decision, Overruled
 from optimizer.enlighten.errors import ConfigError
+from optimizer.simulate.logdb import open_simulations, simulations_path
 
 NOW = datetime(2025, 1, 15, 10, 0, 5, tzinfo=UTC)
 SQLITE_UTILS = Path(sys.executable).parent / "sqlite-utils"
@@ -188,6 +190,28 @@ def test_a_reader_refuses_a_schema_older_than_it_reads(
     with pytest.raises(ConfigError, match=f"schema version {shipped}") as err:
         DecisionStore.open_readonly(db_path)
     assert "restart the service" in err.value.user_message()
+
+
+def test_a_reader_of_the_simulation_log_upgrades_it(
+    tmp_path: Path, registry: list[migrations.Migration]
+) -> None:
+    """No service owns simulations.db to upgrade it after an update of evopt, so `evopt log
+    --simulation` does, keeping its rows (the live log's readers wait for the service)."""
+    config = Config.model_validate({"service": {"state_dir": str(tmp_path)}})
+    with open_simulations(config) as old:
+        record(old, start(old))
+    shipped = len(registry)
+
+    @migrations.register
+    def add_note(db: Database) -> None:
+        db.table("decisions").add_column("note", str)
+
+    with pytest.raises(ConfigError, match=f"schema version {shipped}"):
+        DecisionStore.open_readonly(simulations_path(config))
+    with open_simulations(config, readonly=True) as reader:
+        assert reader.readonly
+        assert reader.schema_version == shipped + 1
+        assert reader.db.table("decisions").count == 1
 
 
 def test_a_reader_never_creates_the_file(db_path: Path) -> None:

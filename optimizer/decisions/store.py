@@ -97,6 +97,10 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in the decision log")
 
 
+class OlderSchemaError(ConfigError):
+    """A file an older evopt wrote, opened read-only: whoever owns it must upgrade it first."""
+
+
 class DecisionStore:
     """The service's handle on the decision log (and, read-only, `evopt log`'s)."""
 
@@ -161,7 +165,7 @@ class DecisionStore:
             raise ConfigError(f"{self.path} is not a decision log (it has no schema)")
         if version < latest_version():
             self.close()
-            raise ConfigError(
+            raise OlderSchemaError(
                 f"the decision log {self.path} has schema version {version}; "
                 f"this evopt reads version {latest_version()}",
                 hint="restart the service (it upgrades the file) and try again",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from optimizer.config import Config
-from optimizer.decisions.store import DecisionStore
+from optimizer.decisions.store import DecisionStore, OlderSchemaError
 from optimizer.enlighten.errors import ConfigError
 from optimizer.explain import did_you_mean
 
@@ -48,6 +48,12 @@ def open_simulations(config: Config, *, readonly: bool = False) -> DecisionStore
             f"no simulation log at {path}",
             hint="`evopt simulate` writes it (unless --no-log)",
         )
+    try:
+        return DecisionStore(path, readonly=True)
+    except OlderSchemaError:
+        # No service owns the simulation log to upgrade it after an update of evopt (the
+        # live log's readers wait for the service): its reader does, in one transaction.
+        DecisionStore(path).close()
     return DecisionStore(path, readonly=True)
 
 
