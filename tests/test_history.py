@@ -143,6 +143,23 @@ def test_simulate_without_energy_replays_the_stored_history(env: Env) -> None:
     assert len(env.cloud.log) == 0  # simulate never talks to the cloud
 
 
+def test_simulate_with_plans_auto_learns_from_the_stored_days_before_from(env: Env) -> None:
+    """`plans: auto` in the config replays learned plans as `--plans learned` does, learning
+    from the stored sessions before `--from` too (the service had by then)."""
+    fetch(env)
+    (env.config.parent / "rules").mkdir()
+    (env.config.parent / "rules" / "solar.yaml").write_text(RULES.read_text())
+    later = ("--from", "2025-01-01", "--to", "2025-01-10")
+    code, out, err = env.run("simulate", "--json", "--no-log", "--plans", "learned", *later)
+    assert code == 0, err
+    asked = json.loads(out)
+    env.config.write_text(env.config.read_text() + "plans: auto\n")
+    code, out, err = env.run("simulate", "--json", "--no-log", *later)
+    assert code == 0, err
+    assert json.loads(out) == asked
+    assert asked["departure_plans"]["learned"] is True
+
+
 def test_simulate_without_stored_history_says_what_to_run(env: Env) -> None:
     code, out, err = env.run("simulate", "--json")
     assert code == 1

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from optimizer.cli import main
 from optimizer.forecast.habits import NO_HISTORY, HabitSettings, PastSession
-from optimizer.simulate.learned import learned_plans
+from optimizer.simulate.learned import LearnedPlans, learned_plans
 from optimizer.simulate.series import Session
 from tests.test_plans import sample_simulate
 
@@ -52,6 +52,20 @@ def test_every_session_gets_a_plan_learned_from_what_had_ended_before_its_day() 
             assert plan.learned.startswith("weekday plug-ins 16:00-20:00")
             assert plan.ready_by == session.end
         assert plan.energy_kwh >= 11.0  # a high quantile of 10, 11, 12 kWh
+
+
+def test_plans_are_learned_when_read_and_the_same_in_any_order() -> None:
+    """A replay in two processes reads each half's plans in its own process: a plan read out
+    of order, alone, is the one all of them read in order give."""
+    sessions = commuter(20)
+    settings = HabitSettings(min_sessions=5)
+    every = learned_plans(sessions, timezone=TZ, settings=settings)
+    lazy = LearnedPlans(sessions, timezone=TZ, settings=settings)
+    assert lazy[15] == every[15]
+    assert sum(plan is not None for plan in lazy.plans) == 1  # only that one learned
+    assert len(lazy.by_day) == 1
+    assert [lazy[i] for i in reversed(range(len(lazy)))] == every[::-1]
+    assert lazy[3:6] == every[3:6]
 
 
 def test_history_before_the_period_is_learned_from() -> None:

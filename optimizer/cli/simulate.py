@@ -28,7 +28,6 @@ from optimizer.config import Config
 from optimizer.decisions.store import DecisionStore
 from optimizer.engine.loader import load_config_rules, load_rules
 from optimizer.engine.rules import PolicyBase
-from optimizer.engine.snapshot import DeparturePlan
 from optimizer.enlighten.errors import ConfigError, ParseError
 from optimizer.enlighten.models import (
     ChargingSession,
@@ -41,7 +40,7 @@ from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
 from optimizer.service.setup import file_hash, files_hash
 from optimizer.simulate.baseline_cache import Ahead
 from optimizer.simulate.daylog import bucket_days
-from optimizer.simulate.learned import series_plans
+from optimizer.simulate.learned import LearnedPlans, series_plans
 from optimizer.simulate.logdb import open_simulations, simulations_path
 from optimizer.simulate.replay import SIM_CHARGER, ReplayResult, replay
 from optimizer.simulate.report import (
@@ -74,7 +73,7 @@ def session_plans(
     series: SiteSeries,
     config: Config,
     known: Sequence[ChargingSession] = (),
-) -> list[DeparturePlan | None] | None:
+) -> LearnedPlans | None:
     """With ``--plans learned``, each session's learned plan (causal); else None.
 
     ``known``: every session the history holds, those before ``--from`` too: the service
@@ -94,10 +93,13 @@ def plans_kind(args: argparse.Namespace, config: Config) -> str:
     return "learned" if config.plans == "auto" else "none"
 
 
-def _learned_count(plans: list[DeparturePlan | None] | None) -> tuple[int, int] | None:
+def _learned_count(plans: LearnedPlans | None) -> tuple[int, int] | None:
+    """Sessions with a learned plan, and sessions: every one gets a plan (LearnedPlans), so
+    the count asks for none of them (each half of a replay in two processes learned its own;
+    counting here would learn the second half's again)."""
     if plans is None:
         return None
-    return sum(plan is not None for plan in plans), len(plans)
+    return len(plans), len(plans)
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ def load_stored_history(
         if site_id is None or stored is None:
             raise InputError(f"no history to simulate in {path}", hint=fetch_hint)
         day_before = args.date_from - timedelta(days=1) if args.date_from else None
-        if getattr(args, "plans", None) == "learned":
+        if plans_kind(args, config) == "learned":
             day_before = None  # the habits learn from the sessions before the period too
         pages = store.load_history_sessions(site_id, start=day_before, end=args.date_to)
     name = f"{path} (site {site_id})"
@@ -445,7 +447,7 @@ def _compare(
     as_json: bool,
     *,
     margin: timedelta | None,
-    plans: list[DeparturePlan | None] | None = None,
+    plans: LearnedPlans | None = None,
     ahead: Ahead | None = None,
 ) -> int:
     """Each rule file on the same series, ranked by :func:`rank_key`, beside the optimum."""
