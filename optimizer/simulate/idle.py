@@ -37,7 +37,7 @@ from optimizer.engine.kinds.excess_solar import (
     available,
     departure,
 )
-from optimizer.engine.kinds.tariff_window import target_level, target_reason
+from optimizer.engine.kinds.tariff_window import target_answer, target_level
 from optimizer.engine.rules import (
     BatteryUse,
     ChargeModePolicy,
@@ -331,7 +331,7 @@ class _Asked:
     the key, the level fixes what the target proposes (start, a level change, a hold or a
     stop, and the MANUAL mode it claims); its words are not built (:func:`target_level`),
     except in a logged replay (``words``), whose log tells holds apart by what they say: there
-    the shape of each target's reason is part of the answer (:func:`target_reason`)."""
+    the shape of each target's reason is part of the answer (:func:`target_answer`)."""
 
     __slots__ = ("_answer", "ctx", "delivered", "short", "words")
 
@@ -349,12 +349,11 @@ class _Asked:
                 if self.short
                 else self.ctx
             )
-            answer: tuple[Any, ...] = tuple(target_level(policy, ctx) for policy in self.short)
-            if self.words:  # a logged replay: what they say, numbers aside (as its log)
-                answer += tuple(
-                    reason_shape(target_reason(policy, ctx) or "") for policy in self.short
-                )
-            self._answer = answer
+            if self.words:  # a logged replay: what they say too, numbers aside (as its log)
+                answers = [target_answer(policy, ctx) for policy in self.short]
+                self._answer = tuple((level, reason_shape(why or "")) for level, why in answers)
+            else:
+                self._answer = tuple(target_level(policy, ctx) for policy in self.short)
         return self._answer
 
     def __eq__(self, other: object) -> bool:

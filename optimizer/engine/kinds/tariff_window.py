@@ -172,19 +172,29 @@ def target_level(policy: TariffWindow, ctx: Context) -> int | None:
     return _Plan(policy, target, ctx, amps).level(amps)
 
 
-def target_reason(policy: TariffWindow, ctx: Context) -> str | None:
-    """What a target's charging proposal says now (or why it has none): the words
-    :func:`target_level` leaves out, for a logged replay's reuse key
-    (optimizer/simulate/idle.py)."""
+def target_answer(policy: TariffWindow, ctx: Context) -> tuple[int | None, str | None]:
+    """:func:`target_level` and what the target's charging proposal says now (or why it has
+    none), its slots planned once: for a logged replay's reuse key, which tells holds apart
+    by their words too (optimizer/simulate/idle.py)."""
     target = policy.target
     if target is None:
         raise ValueError(f"{policy.name} has no target")
     amps = ctx.limits.down(policy.amps or ctx.charger.max_amps)
-    charging, why = _by_target(policy, target, ctx, amps)
-    return why if charging is None else charging.reason
+    worked: list[_Plan] = []
+    charging, why = _by_target(policy, target, ctx, amps, worked=worked)
+    level = worked[0].level(amps) if worked else None
+    return level, why if charging is None else charging.reason
 
 
-def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) -> Charging:
+def _by_target(
+    policy: TariffWindow,
+    target: Target,
+    ctx: Context,
+    amps: int,
+    *,
+    worked: list[_Plan] | None = None,
+) -> Charging:
+    """``worked``: given, it receives the slot plan worked out (:func:`target_answer`)."""
     if not ctx.charger.plugged_in:
         return proposal(policy, "charging", "hold", "no vehicle plugged in"), None
     needed = target.energy_kwh - ctx.delivered_kwh
@@ -194,6 +204,8 @@ def _by_target(policy: TariffWindow, target: Target, ctx: Context, amps: int) ->
             return None, why
         return pause(policy, ctx, why, "done"), None
     plan = _Plan(policy, target, ctx, amps)
+    if worked is not None:
+        worked.append(plan)
     slots, count, chosen = plan.slots, plan.count, plan.chosen
     head = f"{needed:.1f} kWh still needed by {target.by}"
     numbers = {"needed_kwh": round(needed, 2), "slots_needed": count, "deadline": target.by}
