@@ -26,6 +26,7 @@ from optimizer.engine.decision import Decision
 from optimizer.engine.loader import load_config_rules
 from optimizer.engine.rules import PolicyBase
 from optimizer.engine.snapshot import DeparturePlan
+from optimizer.simulate import daylog
 from optimizer.simulate.daylog import DayLog
 from optimizer.simulate.replay import ReplayResult
 from optimizer.simulate.series import SiteSeries
@@ -169,8 +170,12 @@ class _Batches:
         return len(items)
 
 
-def test_each_local_day_is_one_transaction_across_a_clock_change() -> None:
-    """Days are the site's: in New York on 9 March 2025 (23 hours) and the days either side."""
+def test_each_local_day_is_one_transaction_across_a_clock_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Days are the site's: in New York on 9 March 2025 (23 hours) and the days either side,
+    each its own transaction when a transaction holds one day."""
+    monkeypatch.setattr(daylog, "DAYS_PER_COMMIT", 1)
     zone = ZoneInfo("America/New_York")
     store = _Batches()
     log = DayLog(store, "run", None, zone, buckets=10)  # type: ignore[arg-type]

@@ -98,9 +98,12 @@ def test_the_writer_keeps_a_site_id_of_zero(tmp_path: Path, started: list[Any]) 
     assert {row[2] for row in rows} == {0}
 
 
-def test_one_transaction_per_simulated_day(tmp_path: Path, started: list[Any]) -> None:
-    """Each day is committed whole: a reader never sees half a day (the writer's transactions
-    are the store's record_many, one per batch the replay sends)."""
+@pytest.mark.parametrize(("days", "expected"), [(1, 3), (2, 2), (daylog.DAYS_PER_COMMIT, 1)])
+def test_whole_simulated_days_per_transaction(
+    tmp_path: Path, started: list[Any], days: int, expected: int
+) -> None:
+    """Days are committed whole, ``DAYS_PER_COMMIT`` at a time: a reader never sees half a
+    day (the writer's transactions are the store's record_many, one per batch sent)."""
     batches: list[int] = []
     real_send = daylog._Writer.send
 
@@ -110,9 +113,10 @@ def test_one_transaction_per_simulated_day(tmp_path: Path, started: list[Any]) -
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(daylog._Writer, "send", send)
+        patch.setattr(daylog, "DAYS_PER_COMMIT", days)
         rows = _logged(tmp_path / "d.db")
     assert started[0] is not None
-    assert len(batches) == 3  # the three days of the series (UTC), each one batch
+    assert len(batches) == expected  # the series' three days (UTC), so many a batch
     assert sum(batches) == len(rows)
 
 
@@ -180,6 +184,7 @@ def test_a_replay_that_fails_ends_its_writer(
         real(*args)
 
     monkeypatch.setattr(replay_module, "_step_battery", fail_on_day_two)
+    monkeypatch.setattr(daylog, "DAYS_PER_COMMIT", 1)  # the writer has a day by then
     with pytest.raises(RuntimeError, match="the replay broke"):
         _logged(tmp_path / "d.db")
     assert started

@@ -21,9 +21,9 @@ Choices (documented because they shape the figures):
   beside the charger: the engine sees its flows in the bucket it reads and its state of charge
   now; the setting lets it feed the car in GREEN mode. ``patch_schedules`` is counted and
   changes nothing (SCHEDULED mode is not simulated).
-* Every decision, holds included, is logged when a store is given, batched one transaction
-  per simulated day through :meth:`DecisionStore.record_many`, in a writer process beside
-  the replay where there is one (:mod:`optimizer.simulate.daylog`).
+* With a store, every command and each hold that says something new is logged, a week of
+  whole simulated days per transaction through :meth:`DecisionStore.record_many`, in a
+  writer process beside a long replay (:mod:`optimizer.simulate.daylog`).
 * The tariff view is built from precomputed 15-minute prices rather than
   :func:`tariff_now` per tick (same fields; a year would otherwise cost millions of lookups).
 """
