@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from optimizer.cli import main
 from optimizer.limits import Limits
@@ -192,3 +193,21 @@ def test_compare_text_puts_the_optimum_above_the_ranked_files(
     assert lines[1].split()[-2] == "100%"
     assert lines[2].split()[:2] == ["1", str(sunny["solar"])]
     assert lines[3].split()[:2] == ["2", str(sunny["at_once"])]
+
+
+def test_a_file_of_disabled_alternatives_is_compared_as_if_enabled(
+    sunny: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An alternative shipped disabled (as rules/min-solar.yaml is) is compared as it would run
+    once enabled, and stderr says so; a file with one policy enabled stays as it is."""
+    rules = yaml.safe_load(sunny["solar"].read_text(encoding="utf-8"))
+    for policy in rules["policies"]:
+        policy["enabled"] = False
+    disabled = sunny["solar"].with_name("disabled.yaml")
+    disabled.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    _compare(sunny, disabled, sunny["solar"])
+    captured = capsys.readouterr()
+    ranking = {Path(row["rules"]).stem: row for row in json.loads(captured.out)["ranking"]}
+    assert ranking["disabled"]["ev_energy_kwh"] == ranking["solar"]["ev_energy_kwh"] > 0
+    assert f"{disabled}: every policy is disabled; compared with them enabled" in captured.err
+    assert str(sunny["solar"]) not in captured.err

@@ -14,6 +14,7 @@ import argparse
 import glob
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -454,9 +455,18 @@ def _compare(
     rows = []
     for path in paths:
         loaded = load_rules([path], tariffs=config.tariffs)
+        policies: Sequence[PolicyBase] = loaded.enabled
+        if not policies and loaded.policies:
+            # An alternative shipped disabled (rules/min-solar.yaml: "to use it, set enabled:
+            # true"): compared as it would run once enabled, not as a file that does nothing.
+            policies = [p.model_copy(update={"enabled": True}) for p in loaded.policies]
+            print(
+                f"{path}: every policy is disabled; compared with them enabled",
+                file=sys.stderr,
+            )
         result = replay(
             series,
-            loaded.enabled,
+            policies,
             config=config,
             limits=site.limits,
             voltage_v=site.voltage_v,
