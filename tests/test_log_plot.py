@@ -132,6 +132,11 @@ def test_log_plot_of_a_simulated_day_draws_the_replay_s_figures(
         buckets = store.simulation_buckets(runs, "SIM0001", start, end)
     assert len(rows) < 40  # the log alone: too few to draw a day from
     assert [at for at, _, _ in buckets] == [start + i * BUCKET for i in range(96)]
+    # The figures are the surplus each tick read: a logged decision's, at its tick.
+    read = {at: watts for at, watts, _ in buckets}
+    for row in rows:
+        watts = row.inputs.get("surplus_w")
+        assert watts is None or read[row.ts] == round(watts), row.ts
     points = with_buckets(day_points(rows), buckets)
     assert points == drawn_points  # what the command drew
     assert len(points) >= 96

@@ -40,10 +40,9 @@ from optimizer.limits import Limits
 from optimizer.observe.view import DEFAULT_LIMITS, DEFAULT_VOLTAGE
 from optimizer.service.setup import file_hash, files_hash
 from optimizer.simulate.baseline_cache import Ahead
-from optimizer.simulate.daylog import bucket_days
 from optimizer.simulate.learned import LearnedPlans, series_plans
 from optimizer.simulate.logdb import open_simulations, simulations_path
-from optimizer.simulate.replay import SIM_CHARGER, ReplayResult, replay
+from optimizer.simulate.replay import ReplayResult, replay
 from optimizer.simulate.report import (
     Ranked,
     build_report,
@@ -367,14 +366,6 @@ def _simulate_series(
             forecast_site=sample_site(args.sample, site.timezone) if args.sample else None,
         )
         if store is not None and run_id is not None:
-            surplus = [
-                None if missing else pv - house
-                for pv, house, missing in zip(
-                    series.pv_kwh, series.house_kwh, series.missing, strict=True
-                )
-            ]
-            days = bucket_days(series.starts, surplus, result.amps, ZoneInfo(series.timezone))
-            store.save_simulation_days(run_id, SIM_CHARGER, days)
             store.end_run(run_id, ended_at=datetime.now(UTC), status="finished")
             logged = store.run_rows(run_id)
     finally:

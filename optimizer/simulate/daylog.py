@@ -69,28 +69,25 @@ _END = pickle.dumps(None)
 
 def bucket_days(
     starts: Sequence[datetime],
-    surplus_kwh: Sequence[float | None],
+    seen_w: Sequence[float | None],
     amps: Sequence[int | None],
     zone: ZoneInfo,
-    *,
-    lag: int = 1,
 ) -> list[tuple[datetime, list[int | None], list[int | None]]]:
     """A replay's figures per local day, for the log's ``simulation_days``: each day's first
-    bucket, the surplus in W the engine read at each tick (the bucket ``lag`` before, None
-    when missing) and the level the charger drew (None: not charging).
+    bucket, the surplus in W each tick read (None: none known) and the level the charger
+    drew (None: not charging).
 
     The log keeps only the decisions that say something new, too few to draw a day from
     (`evopt log plot --simulation`, optimizer/cli/logplot.py)."""
     days: list[tuple[datetime, list[int | None], list[int | None]]] = []
     current = None
-    for index, start in enumerate(starts):
+    for start, watts, level in zip(starts, seen_w, amps, strict=True):
         today = start.astimezone(zone).date()
         if today != current:
             current = today
             days.append((start, [], []))
-        seen = surplus_kwh[index - lag] if index >= lag else None
-        days[-1][1].append(None if seen is None else round(seen * 4000))
-        days[-1][2].append(amps[index])
+        days[-1][1].append(None if watts is None else round(watts))
+        days[-1][2].append(level)
     return days
 
 
@@ -127,6 +124,7 @@ class DayLog:
         self.day: object = None
         self._days = 0  # the days the rows pending cover
         self._day_span: tuple[datetime, datetime] | None = None  # the day's bounds, in UTC
+        self._figures: tuple[str, list[Any]] | None = None
         # Per charger and target, the last row's decision and what it said; a reused tick
         # hands back the very decisions it reuses, so most holds are told apart by identity.
         self.last: dict[tuple[str, str], tuple[Decision, Said]] = {}
@@ -171,6 +169,17 @@ class DayLog:
         self.logged += 1
         (self.kept if self.collect else self.pending).append(item)
 
+    def figures(
+        self,
+        starts: Sequence[datetime],
+        seen_w: Sequence[float | None],
+        amps: Sequence[int | None],
+        charger_sn: str,
+    ) -> None:
+        """The replay's figures per bucket, saved beside the rows (:func:`bucket_days`) when
+        the log is closed: the surplus each tick read and the level the charger drew."""
+        self._figures = (charger_sn, bucket_days(starts, seen_w, amps, self.zone))
+
     def take(self, items: list[Item]) -> None:
         """Log rows another process decided on (already told apart), in their order."""
         for item in items:
@@ -195,11 +204,15 @@ class DayLog:
             writer.send(items)
 
     def close(self) -> None:
-        """Flush, then wait until the writer has committed every day (raising its error)."""
+        """Flush, then wait until the writer has committed every day (raising its error), and
+        save the figures (:meth:`figures`)."""
         self.flush()
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.finish()
+        store, run_id, figures = self.store, self.run_id, self._figures
+        if store is not None and run_id is not None and figures is not None:
+            store.save_simulation_days(run_id, *figures)
 
     def abandon(self) -> None:
         """End the writer without waiting: the replay failed, its error is the one to see."""

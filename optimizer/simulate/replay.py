@@ -74,7 +74,7 @@ _new_energy_bucket = maker(EnergyBucket)
 _new_snapshot = maker(Snapshot)
 _new_price_slot = maker(PriceSlot)
 
-__all__ = ["SIM_CHARGER", "ReplayResult", "replay"]
+__all__ = ["ReplayResult", "replay"]
 
 SLOTS_AHEAD = 96  # the engine sees about a day of tariff slots, as tariff_now gives it
 LOOKBACK = 96  # as latest_complete_bucket: skip trailing gaps up to a day back
@@ -256,10 +256,6 @@ def _seen_bucket(
     return None
 
 
-SIM_CHARGER = "SIM0001"
-"""The simulated charger's serial number, in the log and its figures."""
-
-
 def replay(
     series: SiteSeries,
     policies: Sequence[PolicyBase],
@@ -267,7 +263,7 @@ def replay(
     config: Config,
     limits: Limits,
     voltage_v: float,
-    charger_sn: str = SIM_CHARGER,
+    charger_sn: str = "SIM0001",
     lag_buckets: int = 1,
     restart_s: float = 30,
     store: DecisionStore | None = None,
@@ -329,6 +325,8 @@ def replay(
     except BaseException:
         log.abandon()
         raise
+    if log.on:
+        log.figures(series.starts, run.seen_w, run.amps, charger_sn)
     log.close()
     return run.result()
 
@@ -375,6 +373,8 @@ class _Run:
         )
         self.ev_kwh = [0.0] * count
         self.amps: list[int | None] = [None] * count
+        # The surplus (W) each tick read, for a logged replay's figures (DayLog.figures).
+        self.seen_w: list[float | None] = [None] * count if log.on else []
         self.commands = 0
         self.decisions = 0
         self.by_action: dict[str, int] = {}
@@ -404,7 +404,7 @@ def _advance(run: _Run, start: int, stop: int) -> None:
     planned, outlooks, tariff = fixed.planned, fixed.outlooks, fixed.tariff
     tariff.prepare(start, stop)
     memory, charger, home, idle, sun = run.memory, run.charger, run.home, run.idle, run.sun
-    ev_kwh, amps_out, by_action = run.ev_kwh, run.amps, run.by_action
+    ev_kwh, amps_out, by_action, seen_w = run.ev_kwh, run.amps, run.by_action, run.seen_w
     commands, decisions = run.commands, run.decisions
     kw_per_amp = voltage_v / 1000
     restart_share = fixed.restart_share
@@ -439,6 +439,8 @@ def _advance(run: _Run, start: int, stop: int) -> None:
             sun=sun,
             outlook=outlooks(index) if outlooks is not None and session is not None else None,
         )
+        if logged:
+            seen_w[index] = snapshot.surplus.pv_minus_house_w
         decided, memory = idle.decide(
             snapshot, view, memory, period=idle.period(snapshot), plugged=session is not None
         )
@@ -680,7 +682,8 @@ def _child_work(
         flows = (home.charge[first:], home.discharge[first:], home.soc[first:], home.battery.soc)
     since = series.starts[first]
     rows = [item for item in child.log.kept if item[1] >= since]
-    send(("done", child.ev_kwh[first:], child.amps[first:], flows, counts, rows))
+    done = (child.ev_kwh[first:], child.amps[first:], flows, counts, rows, child.seen_w[first:])
+    send(("done", *done))
 
 
 def _split_advance(run: _Run) -> None:
@@ -739,10 +742,12 @@ def _splice(
 ) -> None:
     """Take the child's ticks from cut ``number`` on (and its logged rows, each control's
     start as this process knows it: :func:`_since_fixes`)."""
-    _, ev_kwh, amps, flows, counts, rows = done
+    _, ev_kwh, amps, flows, counts, rows, seen_w = done
     cut, skip = cuts[number], cuts[number] - cuts[0]
     since = run.fixed.series.starts[cut]
     run.log.take([_fixed_since(item, fixes) for item in rows if item[1] >= since])
+    if run.seen_w:
+        run.seen_w[cut:] = seen_w[skip:]
     run.ev_kwh[cut:] = ev_kwh[skip:]
     run.amps[cut:] = amps[skip:]
     home = run.home
