@@ -120,7 +120,6 @@ class DayLog:
         self.collect = collect
         self.pending: list[Item] = []
         self.kept: list[Item] = []
-        self.logged = 0
         self.day: object = None
         self._days = 0  # the days the rows pending cover
         self._day_span: tuple[datetime, datetime] | None = None  # the day's bounds, in UTC
@@ -166,7 +165,6 @@ class DayLog:
         else:
             self.last[key] = (decision, said(decision))
         item: Item = (decision, now, "applied" if sent else "noop", sent)
-        self.logged += 1
         (self.kept if self.collect else self.pending).append(item)
 
     def figures(
@@ -185,7 +183,6 @@ class DayLog:
         for item in items:
             self.day_of(item[1])
             self.pending.append(item)
-        self.logged += len(items)
 
     def state(self) -> list[tuple[tuple[str, str], Said]]:
         """What the next rows are told apart from (the split compares it at its cuts)."""
