@@ -72,15 +72,21 @@ def _sides(value: float | None, lines: Sequence[float]) -> tuple[int, int] | Non
     return bisect_left(lines, value), bisect_right(lines, value)
 
 
-def _surplus_thresholds(policies: Sequence[PolicyBase]) -> tuple[float, ...]:
-    """Every surplus level a policy's condition or hysteresis compares against."""
-    found: set[float] = {0.0}
+def _surplus_thresholds(policies: Sequence[PolicyBase], *, plugged: bool) -> tuple[float, ...]:
+    """Every surplus level a policy compares the surplus with at a tick with a car plugged in
+    (``plugged``), or without one: then only the rules' ``surplus_above`` and
+    ``surplus_below``. With no car no policy reads the surplus beyond its conditions but an
+    excess-solar policy's hysteresis timers, which the key holds on their own lines (the
+    surplus each may use against its start and stop thresholds): its sign and the thresholds
+    in raw watts cost a year of the sample about 1,000 evaluations that changed nothing
+    (tests/test_idle_key.py holds the claim on drawn snapshots)."""
+    found: set[float] = {0.0} if plugged else set()
     for policy in policies:
         when = policy.when
         for value in (when.surplus_above, when.surplus_below):
             if value is not None:
                 found.add(float(value))
-        if isinstance(policy, ExcessSolar):
+        if plugged and isinstance(policy, ExcessSolar):
             for value in (policy.start_threshold_w, policy.stop_threshold_w):
                 if value is not None:
                     found.add(float(value))
@@ -100,7 +106,8 @@ class Idle:
     window and price, which side of each sun and battery threshold, the weekday and month: every
     tick is another bucket there, so a bucket never repeats); the view fixes the charger
     (plugged state, mode, level); the surplus counts by which side of every threshold a policy
-    compares it with it is on (unknown apart); every ``when: time`` range is tested at the
+    compares it with it is on (unknown apart; with no car, only the rules' conditions'
+    thresholds: :func:`_surplus_thresholds`); every ``when: time`` range is tested at the
     minute; every running hysteresis timer counts by whether its delay has passed; every
     excess-solar policy by which side of its own start and stop thresholds (the engine's
     ``SurplusPlan``, its defaults included) the surplus it may use is on; the charger memory by
@@ -113,13 +120,18 @@ class Idle:
         self.policies = policies
         self.settings = settings
         self.enabled = enabled
-        self.thresholds = _surplus_thresholds(policies)
+        self.thresholds = _surplus_thresholds(policies, plugged=True)
+        self.unplugged_thresholds = _surplus_thresholds(policies, plugged=False)
         self.times = [p.when.time for p in policies if p.when.time is not None]
         self.solar = [p for p in policies if isinstance(p, ExcessSolar)]
         self.targets = [p for p in policies if isinstance(p, TariffWindow) and p.target]
         # A departure plan is keyed for excess-solar policies (_departure_part); with a policy
         # of another kind that reads plans (solar_plan) a tick with a plan is evaluated.
         self.plans_keyed = all(isinstance(p, (ExcessSolar, *PLAN_BLIND)) for p in policies)
+        # Of these kinds only a ``days`` condition reads the weekday (a tariff's days are in
+        # its window and price): without one, midnight is no reason to evaluate (about 470
+        # evaluations a year of the sample that changed nothing).
+        self.weekdays = not self.plans_keyed or any(p.when.days is not None for p in policies)
         self.durations = _durations(policies, settings)
         self.last: tuple[Any, ...] | None = None
         self.decided: list[Decision] = []
@@ -152,7 +164,8 @@ class Idle:
     def period(self, snapshot: Snapshot) -> Hashable:
         """What of the time a policy can react to at an idle tick, for the 15-minute replay:
         the tariff window and its price, the side of every sun elevation and battery level a
-        condition compares with (unknown apart), the weekday and the month."""
+        condition compares with (unknown apart), the weekday (where a rule reads it) and the
+        month."""
         sun = snapshot.sun
         elevation = None if sun is None else elevation_beside(sun, self.sun_lines)
         soc = snapshot.battery_soc_pct
@@ -162,7 +175,7 @@ class Idle:
             snapshot.tariff.price,
             _sides(elevation, self.sun_lines),
             _sides(soc, self.soc_lines),
-            local.isoweekday(),
+            local.isoweekday() if self.weekdays else 0,
             local.month,
         )
 
@@ -176,7 +189,9 @@ class Idle:
         running its policies ends with :data:`_NO_KEY`."""
         yield period
         yield view
-        yield _sides(snapshot.surplus.pv_minus_house_w, self.thresholds)
+        car = view.plugged_in or view.charging
+        lines = self.thresholds if car else self.unplugged_thresholds
+        yield _sides(snapshot.surplus.pv_minus_house_w, lines)
         yield snapshot.surplus.source
         inside: tuple[bool, ...] = ()
         if self.times:

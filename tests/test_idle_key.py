@@ -1,0 +1,137 @@
+"""A replay tick's key (optimizer/simulate/idle.py) holds all a policy can react to: on drawn
+snapshots, memories and settings, two surpluses an unplugged tick's key cannot tell apart give
+the same decisions and the same memory, and so do two days the key cannot tell apart (it reads
+the weekday only for a rule with a ``days`` condition)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from optimizer.engine.decision import Decision, EngineSettings, Memory
+from optimizer.engine.evaluate import evaluate
+from optimizer.engine.snapshot import Snapshot
+from optimizer.simulate.idle import Idle, _settled
+from tests.test_engine_properties import EXAMPLE, TARIFFS, engine_settings, memories, snapshots
+from tests.test_engine_sim import policies
+
+# The example's rules and a rule of each kind with surplus conditions on both sides.
+RULES = (
+    *EXAMPLE,
+    *policies(
+        {"name": "mode-in-sun", "kind": "charge_mode", "mode": "green", "priority": 25,
+         "when": {"surplus_above": 1500}},
+        {"name": "battery-dull", "kind": "battery_use", "use_battery": True, "priority": 15,
+         "when": {"surplus_below": -400}},
+        {"name": "night-dull", "kind": "tariff_window", "windows": "off_peak", "priority": 65,
+         "when": {"surplus_below": 200, "surplus_above": -2000}},
+    ),
+)  # fmt: skip
+
+surpluses = st.floats(-6000, 9000) | st.sampled_from([-2000.0, -400.0, 0.0, 200.0, 1500.0, 3000.0])
+
+
+def _told(decisions: list[Decision]) -> list[tuple[Any, ...]]:
+    return [(d.charger_sn, d.policy, d.target, d.action, d.params, d.observed) for d in decisions]
+
+
+def _with_surplus(snapshot: Snapshot, watts: float) -> Snapshot:
+    return replace(snapshot, surplus=replace(snapshot.surplus, pv_minus_house_w=watts))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snapshot=snapshots(),
+    memory=memories(),
+    engine=engine_settings,
+    first=surpluses,
+    second=surpluses,
+)
+def test_surpluses_an_unplugged_key_cannot_tell_apart_decide_alike(
+    snapshot: Snapshot,
+    memory: Memory,
+    engine: EngineSettings,
+    first: float,
+    second: float,
+) -> None:
+    view = replace(snapshot.chargers[0], plugged_in=False, charging=False)
+    base = replace(snapshot, chargers=(view,))
+    idle = Idle(RULES, engine, enabled=True)
+    ticks = [_with_surplus(base, watts) for watts in (first, second)]
+    keys = [list(idle.key_parts(t, view, idle.period(t), memory)) for t in ticks]
+    if keys[0] != keys[1]:
+        return
+    (one, kept), (other, left) = (evaluate(t, RULES, memory, settings=engine) for t in ticks)
+    assert _told(one) == _told(other)
+    assert kept.model_dump() == left.model_dump()
+
+
+def test_with_no_car_the_key_keeps_only_the_conditions_lines() -> None:
+    """The lines the two keys compare: the conditions' alone without a car; with one, zero and
+    each excess-solar rule's own thresholds (raw and past its reserve) besides."""
+    solar = policies(
+        {"name": "sun", "kind": "excess_solar", "start_threshold_w": 1800,
+         "stop_threshold_w": 700, "reserve_w": 250},
+    )  # fmt: skip
+    idle = Idle((*RULES, *solar), EngineSettings(), enabled=True)
+    conditions = (-2000.0, -400.0, 200.0, 1500.0, 3000.0)
+    assert idle.unplugged_thresholds == conditions
+    assert idle.thresholds == tuple(sorted({*conditions, 0.0, 700.0, 950.0, 1800.0, 2050.0}))
+
+
+def _days_later(snapshot: Snapshot, days: int) -> Snapshot:
+    now = snapshot.now + timedelta(days=days)
+    slots = TARIFFS.slots(now, now + timedelta(hours=20), timezone=snapshot.timezone)
+    tariff = replace(snapshot.tariff, slots=tuple(slots) if snapshot.tariff.slots else ())
+    return replace(snapshot, now=now, tariff=tariff)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snapshot=snapshots(),
+    memory=memories(),
+    engine=engine_settings,
+    first=st.integers(1, 3),
+    later=st.integers(1, 6),
+)
+def test_days_a_key_cannot_tell_apart_decide_alike(
+    snapshot: Snapshot,
+    memory: Memory,
+    engine: EngineSettings,
+    first: int,
+    later: int,
+) -> None:
+    """A settled evaluation is reused on a later day of the same key: there it is settled too
+    and decides alike (the drawn memory's moments are a day old or more on both days)."""
+    view = snapshot.chargers[0]
+    base = replace(_days_later(snapshot, first), chargers=(view,))
+    other = _days_later(base, later)
+    idle = Idle(RULES, engine, enabled=True)
+    assert not idle.weekdays
+    for _ in range(3):  # the memory as ticks at the first moment leave it, as a replay's
+        one, kept = evaluate(base, RULES, memory, settings=engine)
+        if _settled(one, memory, kept):
+            break
+        memory = kept
+    else:
+        return
+    keys = [list(idle.key_parts(t, view, idle.period(t), memory)) for t in (base, other)]
+    if keys[0] != keys[1]:
+        return
+    two, left = evaluate(other, RULES, memory, settings=engine)
+    assert _told(one) == _told(two)
+    assert _settled(two, memory, left)
+
+
+def test_a_days_condition_puts_the_weekday_in_the_key() -> None:
+    weekend = policies(
+        {"name": "weekend", "kind": "charge_mode", "mode": "green", "when": {"days": "weekends"}}
+    )
+    with_days = Idle((*RULES, *weekend), EngineSettings(), enabled=True)
+    without = Idle(RULES, EngineSettings(), enabled=True)
+    assert with_days.weekdays
+    assert not without.weekdays
