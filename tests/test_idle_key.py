@@ -1,7 +1,9 @@
 """A replay tick's key (optimizer/simulate/idle.py) holds all a policy can react to: on drawn
 snapshots, memories and settings, two surpluses an unplugged tick's key cannot tell apart give
-the same decisions and the same memory, and so do two days the key cannot tell apart (it reads
-the weekday only for a rule with a ``days`` condition)."""
+the same decisions and the same memory, and so do two days or two moments the key cannot tell
+apart (it reads the weekday only for a rule with a ``days`` condition, a timer's age only with a
+car); an evaluation without a car that only set or cleared a timer holds alike on the memory it
+returned, and keeps it."""
 
 from __future__ import annotations
 
@@ -12,11 +14,19 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimizer.engine.decision import Decision, EngineSettings, Memory
+from optimizer.decisions.dedupe import said
+from optimizer.engine.decision import Control, Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.snapshot import Snapshot
-from optimizer.simulate.idle import Idle, _settled
-from tests.test_engine_properties import EXAMPLE, TARIFFS, engine_settings, memories, snapshots
+from optimizer.simulate.idle import Idle, _settled, _timers_only
+from tests.test_engine_properties import (
+    EXAMPLE,
+    TARIFFS,
+    engine_settings,
+    memories,
+    moments,
+    snapshots,
+)
 from tests.test_engine_sim import policies
 
 # The example's rules and a rule of each kind with surplus conditions on both sides.
@@ -36,7 +46,8 @@ surpluses = st.floats(-6000, 9000) | st.sampled_from([-2000.0, -400.0, 0.0, 200.
 
 
 def _told(decisions: list[Decision]) -> list[tuple[Any, ...]]:
-    return [(d.charger_sn, d.policy, d.target, d.action, d.params, d.observed) for d in decisions]
+    """What a replay applies and counts, and what its log tells holds apart by (``said``)."""
+    return [(d.charger_sn, d.target, d.observed, said(d)) for d in decisions]
 
 
 def _with_surplus(snapshot: Snapshot, watts: float) -> Snapshot:
@@ -90,6 +101,17 @@ def _days_later(snapshot: Snapshot, days: int) -> Snapshot:
     return replace(snapshot, now=now, tariff=tariff)
 
 
+def _settle(snapshot: Snapshot, memory: Memory, engine: EngineSettings) -> Any:
+    """The memory as ticks at ``snapshot`` leave it, as a replay's, with the settled
+    evaluation; None when three ticks do not settle it."""
+    for _ in range(3):
+        decided, kept = evaluate(snapshot, RULES, memory, settings=engine)
+        if _settled(decided, memory, kept):
+            return decided, memory
+        memory = kept
+    return None
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     snapshot=snapshots(),
@@ -112,19 +134,91 @@ def test_days_a_key_cannot_tell_apart_decide_alike(
     other = _days_later(base, later)
     idle = Idle(RULES, engine, enabled=True)
     assert not idle.weekdays
-    for _ in range(3):  # the memory as ticks at the first moment leave it, as a replay's
-        one, kept = evaluate(base, RULES, memory, settings=engine)
-        if _settled(one, memory, kept):
-            break
-        memory = kept
-    else:
+    settled = _settle(base, memory, engine)
+    if settled is None:
         return
+    one, memory = settled
     keys = [list(idle.key_parts(t, view, idle.period(t), memory)) for t in (base, other)]
     if keys[0] != keys[1]:
         return
     two, left = evaluate(other, RULES, memory, settings=engine)
     assert _told(one) == _told(two)
     assert _settled(two, memory, left)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snapshot=snapshots(),
+    memory=memories(),
+    engine=engine_settings,
+    minutes=st.integers(1, 240),
+)
+def test_moments_an_unplugged_key_cannot_tell_apart_decide_alike(
+    snapshot: Snapshot, memory: Memory, engine: EngineSettings, minutes: int
+) -> None:
+    """Minutes apart with no car, the timers' ages out of the key: a settled evaluation is
+    settled later in the same class too, and decides alike. The level changes are dropped
+    from the drawn memory: an unplugged key never held their ages (the engine forgets one
+    an hour old when it next evaluates, and counts only the last hour's either way)."""
+    chargers = {sn: known.updated(level_changes=[]) for sn, known in memory.chargers.items()}
+    memory = memory.updated(chargers=chargers)
+    view = replace(snapshot.chargers[0], plugged_in=False, charging=False)
+    base = replace(snapshot, chargers=(view,))
+    other = replace(base, now=base.now + timedelta(minutes=minutes))
+    idle = Idle(RULES, engine, enabled=True)
+    settled = _settle(base, memory, engine)
+    if settled is None:
+        return
+    one, memory = settled
+    keys = [list(idle.key_parts(t, view, idle.period(t), memory)) for t in (base, other)]
+    if keys[0] != keys[1]:
+        return
+    two, left = evaluate(other, RULES, memory, settings=engine)
+    assert _told(one) == _told(two)
+    assert _settled(two, memory, left)
+
+
+controls = st.dictionaries(
+    st.sampled_from(["charging", "mode", "battery", "schedules"]),
+    st.builds(
+        Control,
+        policy=st.sampled_from([p.name for p in RULES]),
+        since=moments,
+        window=st.sampled_from([None, "off_peak", "peak"]),
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snapshot=snapshots(),
+    memory=memories(),
+    control=controls,
+    engine=engine_settings,
+    watts=surpluses,
+)
+def test_an_unplugged_evaluation_that_only_moved_a_timer_keeps_its_memory(
+    snapshot: Snapshot,
+    memory: Memory,
+    control: dict[str, Control],
+    engine: EngineSettings,
+    watts: float,
+) -> None:
+    """Idle.decide keeps such an evaluation for the next tick of its class, with the memory it
+    returned: evaluated again there it holds alike (words and all) and leaves that memory as it
+    is. The drawn memory has its controls drawn too: a hold whose control passed says so only
+    once, which is why only a timer's move is kept so."""
+    view = replace(snapshot.chargers[0], plugged_in=False, charging=False)
+    tick = _with_surplus(replace(snapshot, chargers=(view,)), watts)
+    known = memory.charger(view.sn).updated(control=control)
+    memory = memory.updated(chargers={**memory.chargers, view.sn: known})
+    idle = Idle(RULES, engine, enabled=True)
+    one, moved = evaluate(tick, RULES, memory, settings=engine)
+    if not _timers_only(one, memory, moved, idle.solar_states) or _settled(one, memory, moved):
+        return
+    two, left = evaluate(tick, RULES, moved, settings=engine)
+    assert _told(one) == _told(two)
+    assert _settled(two, moved, left)
 
 
 def test_a_days_condition_puts_the_weekday_in_the_key() -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from optimizer.decisions.dedupe import reason_shape
 from optimizer.engine.conditions import holds
-from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, Memory
+from optimizer.engine.decision import ChargerMemory, Decision, EngineSettings, Memory, PolicyState
 from optimizer.engine.evaluate import LEVEL_WINDOW, evaluate
 from optimizer.engine.frozen import maker
 from optimizer.engine.kinds.common import Context
@@ -103,15 +103,18 @@ class Idle:
     two ticks with the same key differ only in what no policy can react to. The ``period`` the
     caller passes fixes what changes with time: the minute replay passes the bucket (its tariff
     window, sun, quarter-hour, day and month), the 15-minute replay :meth:`period` (the tariff
-    window and price, which side of each sun and battery threshold, the weekday and month: every
-    tick is another bucket there, so a bucket never repeats); the view fixes the charger
-    (plugged state, mode, level); the surplus counts by which side of every threshold a policy
-    compares it with it is on (unknown apart; with no car, only the rules' conditions'
-    thresholds: :func:`_surplus_thresholds`); every ``when: time`` range is tested at the
-    minute; every running hysteresis timer counts by whether its delay has passed; every
-    excess-solar policy by which side of its own start and stop thresholds (the engine's
-    ``SurplusPlan``, its defaults included) the surplus it may use is on; the charger memory by
-    whether its last command has settled (a user's change is looked for only after that).
+    window and price, which side of each sun and battery threshold, the weekday where a rule
+    reads it, and the month: every tick is another bucket there, so a bucket never repeats);
+    the view fixes the charger (plugged state, mode, level); the surplus counts by which side
+    of every threshold a policy compares it with it is on (unknown apart; with no car, only
+    the rules' conditions' thresholds: :func:`_surplus_thresholds`); every ``when: time``
+    range is tested at the minute; with a car, every running hysteresis timer counts by
+    whether its delay has passed; every excess-solar policy by which side of its own start and
+    stop thresholds (the engine's ``SurplusPlan``, its defaults included) the surplus it may
+    use is on; the charger memory by whether its last command has settled (a user's change is
+    looked for only after that). With no car, an evaluation that held and only started or
+    cleared a timer is kept too, with the memory it returned (:meth:`decide`).
+    tests/test_idle_key.py holds each of these on drawn snapshots.
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class Idle:
         self.unplugged_thresholds = _surplus_thresholds(policies, plugged=False)
         self.times = [p.when.time for p in policies if p.when.time is not None]
         self.solar = [p for p in policies if isinstance(p, ExcessSolar)]
+        self.solar_states = {f"{p.name}/" for p in self.solar}  # their memory keys' heads
         self.targets = [p for p in policies if isinstance(p, TariffWindow) and p.target]
         # A departure plan is keyed for excess-solar policies (_departure_part); with a policy
         # of another kind that reads plans (solar_plan) a tick with a plan is evaluated.
@@ -198,7 +202,8 @@ class Idle:
             local = snapshot.local
             inside = tuple(any(r.contains_time(local) for r in ranges) for ranges in self.times)
         yield inside
-        yield _elapsed(snapshot, memory, self.solar, view.sn)
+        # Whether a timer's delay has passed decides a start or a stop, never without a car.
+        yield _elapsed(snapshot, memory, self.solar, view.sn) if car else ()
         known = memory.charger(view.sn)
         settle = self.settings.settle
         settled = known.commanded_at is None or snapshot.now - known.commanded_at >= settle
@@ -312,6 +317,19 @@ class Idle:
             seen.extend(parts)  # the parts not compared (the evaluation left its inputs alone)
             if seen[-1] is not _NO_KEY:
                 self.last, self.decided = tuple(seen), decided
+                return decided, returned
+        elif not (view.plugged_in or view.charging) and _timers_only(
+            decided, memory, returned, self.solar_states
+        ):
+            # With no car the surplus crossed an excess-solar threshold: the evaluation only
+            # started or cleared its timer, which the memory it returns holds. Evaluated again
+            # with that memory it would hold alike and keep it (no policy without a car reads
+            # those timers, and a timer already set or cleared stays so on the same side): the
+            # next tick of this class, the key taken with that memory, repeats it. It spared a
+            # year of the sample about 1,200 evaluations, one per such crossing.
+            keyed = list(self.key_parts(snapshot, view, period, returned))
+            if keyed[-1] is not _NO_KEY:
+                self.last, self.decided = tuple(keyed), list(decided)
                 return decided, returned
         self.last, self.decided = None, []
         return decided, returned
@@ -473,6 +491,10 @@ def _same_but_seen(given: Memory, returned: Memory) -> bool:
     rather than through ``model_dump`` (a third of an idle tick's cost); the same verdict."""
     if given.version != returned.version or given.policies != returned.policies:
         return False
+    return _chargers_same_but_seen(given, returned)
+
+
+def _chargers_same_but_seen(given: Memory, returned: Memory) -> bool:
     if given.chargers.keys() != returned.chargers.keys():
         return False
     for sn, before in given.chargers.items():
@@ -487,4 +509,32 @@ def _same_but_seen(given: Memory, returned: Memory) -> bool:
             now = after.control[target]
             if {**was.__dict__, "seen_at": None} != {**now.__dict__, "seen_at": None}:
                 return False
+    return True
+
+
+_UNTIMED = {"above_since": None, "below_since": None}
+
+
+def _timers_only(
+    decided: Sequence[Decision], given: Memory, returned: Memory, solar: set[str]
+) -> bool:
+    """The evaluation only held and changed nothing but the hysteresis timers of excess-solar
+    policies (their states' keys start with one of ``solar``) and each control's ``seen_at``."""
+    if any(d.action != "hold" or d.observed for d in decided):
+        return False
+    for charger in returned.chargers.values():
+        if charger.restart is not None or charger.overrides or charger.override_until:
+            return False
+    if given.version != returned.version or not _chargers_same_but_seen(given, returned):
+        return False
+    before, after = given.policies, returned.policies
+    blank = PolicyState()
+    for key in before.keys() | after.keys():
+        was, now = before.get(key, blank), after.get(key, blank)
+        if was is now or was == now:
+            continue
+        if not key.startswith(tuple(solar)):
+            return False
+        if {**was.__dict__, **_UNTIMED} != {**now.__dict__, **_UNTIMED}:
+            return False
     return True
