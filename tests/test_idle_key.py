@@ -101,15 +101,24 @@ def _days_later(snapshot: Snapshot, days: int) -> Snapshot:
     return replace(snapshot, now=now, tariff=tariff)
 
 
-def _settle(snapshot: Snapshot, memory: Memory, engine: EngineSettings) -> Any:
-    """The memory as ticks at ``snapshot`` leave it, as a replay's, with the settled
-    evaluation; None when three ticks do not settle it."""
+def _reused_alike(base: Snapshot, other: Snapshot, memory: Memory, engine: EngineSettings) -> None:
+    """The memory as ticks at ``base`` leave it, as a replay's (not settled in three: nothing
+    to check); where ``other``'s key is ``base``'s, its evaluation is settled too and says
+    what ``base``'s said, as reusing ``base``'s would."""
     for _ in range(3):
-        decided, kept = evaluate(snapshot, RULES, memory, settings=engine)
-        if _settled(decided, memory, kept):
-            return decided, memory
+        one, kept = evaluate(base, RULES, memory, settings=engine)
+        if _settled(one, memory, kept):
+            break
         memory = kept
-    return None
+    else:
+        return
+    view, idle = base.chargers[0], Idle(RULES, engine, enabled=True)
+    keys = [list(idle.key_parts(t, view, idle.period(t), memory)) for t in (base, other)]
+    if keys[0] != keys[1]:
+        return
+    two, left = evaluate(other, RULES, memory, settings=engine)
+    assert _told(one) == _told(two)
+    assert _settled(two, memory, left)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -132,18 +141,8 @@ def test_days_a_key_cannot_tell_apart_decide_alike(
     view = snapshot.chargers[0]
     base = replace(_days_later(snapshot, first), chargers=(view,))
     other = _days_later(base, later)
-    idle = Idle(RULES, engine, enabled=True)
-    assert not idle.weekdays
-    settled = _settle(base, memory, engine)
-    if settled is None:
-        return
-    one, memory = settled
-    keys = [list(idle.key_parts(t, view, idle.period(t), memory)) for t in (base, other)]
-    if keys[0] != keys[1]:
-        return
-    two, left = evaluate(other, RULES, memory, settings=engine)
-    assert _told(one) == _told(two)
-    assert _settled(two, memory, left)
+    assert not Idle(RULES, engine, enabled=True).weekdays
+    _reused_alike(base, other, memory, engine)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -165,17 +164,7 @@ def test_moments_an_unplugged_key_cannot_tell_apart_decide_alike(
     view = replace(snapshot.chargers[0], plugged_in=False, charging=False)
     base = replace(snapshot, chargers=(view,))
     other = replace(base, now=base.now + timedelta(minutes=minutes))
-    idle = Idle(RULES, engine, enabled=True)
-    settled = _settle(base, memory, engine)
-    if settled is None:
-        return
-    one, memory = settled
-    keys = [list(idle.key_parts(t, view, idle.period(t), memory)) for t in (base, other)]
-    if keys[0] != keys[1]:
-        return
-    two, left = evaluate(other, RULES, memory, settings=engine)
-    assert _told(one) == _told(two)
-    assert _settled(two, memory, left)
+    _reused_alike(base, other, memory, engine)
 
 
 controls = st.dictionaries(
