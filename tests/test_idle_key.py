@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from optimizer.decisions.dedupe import said
-from optimizer.engine.decision import Control, Decision, EngineSettings, Memory
+from optimizer.engine.decision import ChargerMemory, Control, Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import evaluate
-from optimizer.engine.snapshot import Snapshot
+from optimizer.engine.snapshot import Snapshot, Surplus
 from optimizer.simulate.idle import Idle, _settled, _timers_only
 from tests.test_engine_properties import (
     EXAMPLE,
@@ -27,7 +27,7 @@ from tests.test_engine_properties import (
     moments,
     snapshots,
 )
-from tests.test_engine_sim import policies
+from tests.test_engine_sim import T0, make_charger, policies
 
 # The example's rules and a rule of each kind with surplus conditions on both sides.
 RULES = (
@@ -39,6 +39,8 @@ RULES = (
          "when": {"surplus_below": -400}},
         {"name": "night-dull", "kind": "tariff_window", "windows": "off_peak", "priority": 65,
          "when": {"surplus_below": 200, "surplus_above": -2000}},
+        {"name": "sun-set", "kind": "excess_solar", "priority": 45, "chargers": ["B2"],
+         "start_threshold_w": 2400, "stop_threshold_w": 800, "reserve_w": 0},
     ),
 )  # fmt: skip
 
@@ -91,7 +93,8 @@ def test_with_no_car_the_key_keeps_only_the_conditions_lines() -> None:
     idle = Idle((*RULES, *solar), EngineSettings(), enabled=True)
     conditions = (-2000.0, -400.0, 200.0, 1500.0, 3000.0)
     assert idle.unplugged_thresholds == conditions
-    assert idle.thresholds == tuple(sorted({*conditions, 0.0, 700.0, 950.0, 1800.0, 2050.0}))
+    solar_lines = {0.0, 700.0, 950.0, 1800.0, 2050.0, 800.0, 2400.0}
+    assert idle.thresholds == tuple(sorted({*conditions, *solar_lines}))
 
 
 def _days_later(snapshot: Snapshot, days: int) -> Snapshot:
@@ -218,3 +221,93 @@ def test_a_days_condition_puts_the_weekday_in_the_key() -> None:
     without = Idle(RULES, EngineSettings(), enabled=True)
     assert with_days.weekdays
     assert not without.weekdays
+
+
+changes = st.fixed_dictionaries(
+    {
+        "watts": st.none() | surpluses,
+        "minutes": st.just(0) | st.integers(1, 600),
+        "tariff": st.booleans(),
+        "sun": st.booleans(),
+        "source": st.none() | st.sampled_from(["lifetime_energy", "none"]),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snapshot=snapshots(),
+    second=snapshots(),
+    memory=memories(),
+    engine=engine_settings,
+    change=changes,
+)
+def test_repeats_tells_a_tick_with_no_car_as_its_key_does(
+    snapshot: Snapshot,
+    second: Snapshot,
+    memory: Memory,
+    engine: EngineSettings,
+    change: dict[str, Any],
+) -> None:
+    """``Idle.repeats`` (a replay's tick with no car, counted without a snapshot) says a tick
+    has the kept key exactly when its key (``key_parts``) is the kept one. Each figure is
+    changed or not on its own draw, so most ticks differ in one part or none."""
+    view = replace(snapshot.chargers[0], plugged_in=False, charging=False)
+    base = replace(snapshot, chargers=(view,), battery_soc_pct=None)
+    surplus = base.surplus
+    if change["watts"] is not None:
+        surplus = replace(surplus, pv_minus_house_w=change["watts"])
+    if change["source"] is not None:
+        surplus = replace(surplus, source=change["source"])
+    other = replace(
+        base,
+        surplus=surplus,
+        now=base.now + timedelta(minutes=change["minutes"]),
+        tariff=second.tariff if change["tariff"] else base.tariff,
+        sun=second.sun if change["sun"] else base.sun,
+    )
+    idle = Idle(RULES, engine, enabled=True)
+    idle.last = tuple(idle.key_parts(base, view, idle.period(base), memory))
+    key = tuple(idle.key_parts(other, view, idle.period(other), memory))
+    tariff = other.tariff
+    assert idle.repeats(
+        view,
+        memory,
+        now=other.now,
+        local=other.local,
+        tariff=(tariff.window, tariff.price),
+        sun=other.sun,
+        surplus=other.surplus,
+    ) == (key == idle.last)
+
+
+def test_repeats_waits_for_the_last_command_to_settle() -> None:
+    """A tick whose only difference from the kept one is that the last command has settled
+    since is not repeated (a user's change is looked for only after that)."""
+    base = _quiet_tick()
+    view = base.chargers[0]
+    engine = EngineSettings(settle=timedelta(minutes=5))
+    known = ChargerMemory(commanded_at=base.now - timedelta(minutes=1))
+    memory = Memory(chargers={view.sn: known})
+    idle = Idle(RULES, engine, enabled=True)
+    idle.last = tuple(idle.key_parts(base, view, idle.period(base), memory))
+    for minutes, same in ((2, True), (3, True), (4, False), (10, False)):
+        later = replace(base, now=base.now + timedelta(minutes=minutes))
+        key = tuple(idle.key_parts(later, view, idle.period(later), memory))
+        assert (key == idle.last) is same
+        told = idle.repeats(
+            view,
+            memory,
+            now=later.now,
+            local=later.local,
+            tariff=(later.tariff.window, later.tariff.price),
+            sun=later.sun,
+            surplus=later.surplus,
+        )
+        assert told is same
+
+
+def _quiet_tick() -> Snapshot:
+    view = make_charger(sn="A1", plugged_in=False, charging=False)
+    return Snapshot(now=T0 + timedelta(hours=12), timezone="UTC", chargers=(view,),
+                    surplus=Surplus(500.0, "lifetime_energy"))  # fmt: skip

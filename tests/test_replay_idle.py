@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cache, partial
 from pathlib import Path
@@ -101,15 +102,30 @@ def test_idle_reuse_changes_nothing(
     assert sum(result.ev_kwh) > 0
 
 
-def _recording(real: Any, log: list[tuple[object, ...]]) -> Any:
-    """``Idle.decide`` that also notes each tick's decisions in ``log``."""
+def _told(decided: Sequence[Any]) -> list[tuple[str, str, str]]:
+    return [(d.target, d.action, repr(d.params)) for d in decided]
 
-    def recording(self: Idle, snapshot: Any, *args: Any, **kwargs: Any) -> Any:
-        decided, returned = real(self, snapshot, *args, **kwargs)
-        log.append((snapshot.now, [(d.target, d.action, repr(d.params)) for d in decided]))
+
+@contextmanager
+def recording(log: list[tuple[object, ...]]) -> Iterator[None]:
+    """Each tick's decisions (its time, then target, action and parameters) noted in ``log``:
+    ``Idle.decide``'s, and the kept ones of a tick with no car a replay counts without a
+    snapshot (``Idle.repeats``)."""
+    decide, repeats = Idle.decide, Idle.repeats
+
+    def deciding(self: Idle, snapshot: Any, *args: Any, **kwargs: Any) -> Any:
+        decided, returned = decide(self, snapshot, *args, **kwargs)
+        log.append((snapshot.now, _told(decided)))
         return decided, returned
 
-    return recording
+    def repeating(self: Idle, *args: Any, **kwargs: Any) -> bool:
+        found = repeats(self, *args, **kwargs)
+        if found:
+            log.append((kwargs["now"], _told(self.decided)))
+        return found
+
+    with patch.object(Idle, "decide", deciding), patch.object(Idle, "repeats", repeating):
+        yield
 
 
 def _replay_logged(
@@ -122,7 +138,7 @@ def _replay_logged(
 ) -> tuple[list[tuple[object, ...]], ReplayResult]:
     """Each tick's decisions (its time, then target, action and parameters) and the result."""
     log: list[tuple[object, ...]] = []
-    with patch.object(Idle, "decide", _recording(Idle.decide, log)):
+    with recording(log):
         result = replay(
             series,
             policies,

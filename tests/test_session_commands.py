@@ -73,7 +73,7 @@ def test_the_memory_counts_each_session_s_commands_as_the_replay_does(
     series = _series(sessions)
     counted: list[int] = []  # the memory's count after each tick
     applied: list[int] = []  # the commands the replay applied at each tick
-    decide, apply = Idle.decide, replay_module._apply
+    decide, repeats, apply = Idle.decide, Idle.repeats, replay_module._apply
 
     def deciding(self: Idle, *args: object, **kwargs: object) -> tuple[list[Decision], Memory]:
         decided, memory = decide(self, *args, **kwargs)  # type: ignore[arg-type]
@@ -81,12 +81,20 @@ def test_the_memory_counts_each_session_s_commands_as_the_replay_does(
         applied.append(0)
         return decided, memory
 
+    def repeating(self: Idle, view: object, memory: Memory, **kwargs: object) -> bool:
+        found = repeats(self, view, memory, **kwargs)  # type: ignore[arg-type]
+        if found:  # a tick with no car counted without a snapshot: its memory unchanged
+            counted.append(memory.charger(SN).session_commands)
+            applied.append(0)
+        return found
+
     def applying(*args: object) -> tuple[int, bool]:
         found = apply(*args)  # type: ignore[arg-type]
         applied[-1] += found[0]
         return found
 
     monkeypatch.setattr(Idle, "decide", deciding)
+    monkeypatch.setattr(Idle, "repeats", repeating)
     monkeypatch.setattr(replay_module, "_apply", applying)
     policy = DP.model_copy(update={"change_cost_kwh": change_cost})
     result = replay(

@@ -174,16 +174,16 @@ def test_a_replay_that_fails_ends_its_writer(
     """The replay's own error is the one raised, and the writer does not outlive it."""
     import optimizer.simulate.replay as replay_module  # noqa: PLC0415
 
-    real = replay_module._step_battery
+    real = replay_module._surplus_at  # read at every tick, counted without a snapshot or not
     calls = {"n": 0}
 
-    def fail_on_day_two(*args: Any) -> None:
+    def fail_on_day_two(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 150:
             raise RuntimeError("the replay broke")
-        real(*args)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(replay_module, "_step_battery", fail_on_day_two)
+    monkeypatch.setattr(replay_module, "_surplus_at", fail_on_day_two)
     monkeypatch.setattr(daylog, "DAYS_PER_COMMIT", 1)  # the writer has a day by then
     with pytest.raises(RuntimeError, match="the replay broke"):
         _logged(tmp_path / "d.db")

@@ -35,6 +35,7 @@ from optimizer.engine.kinds.excess_solar import (
     LATEST_START_SLACK,
     SurplusPlan,
     available,
+    available_of,
     departure,
 )
 from optimizer.engine.kinds.tariff_window import target_answer, target_level
@@ -47,9 +48,10 @@ from optimizer.engine.rules import (
     ScheduleSync,
     TariffWindow,
 )
-from optimizer.engine.snapshot import ChargerView, Snapshot
+from optimizer.engine.snapshot import ChargerView, Snapshot, Sun, Surplus
 from optimizer.limits import Limits
 from optimizer.sun import elevation_beside
+from optimizer.timespec import TimeRange
 
 _new_context = maker(Context)
 
@@ -170,17 +172,61 @@ class Idle:
         the tariff window and its price, the side of every sun elevation and battery level a
         condition compares with (unknown apart), the weekday (where a rule reads it) and the
         month."""
-        sun = snapshot.sun
+        tariff = snapshot.tariff
+        return self._period(
+            tariff.window, tariff.price, snapshot.sun, snapshot.battery_soc_pct, snapshot.local
+        )
+
+    def _period(
+        self,
+        window: str | None,
+        price: float | None,
+        sun: Sun | None,
+        soc: float | None,
+        local: datetime,
+    ) -> tuple[Any, ...]:
         elevation = None if sun is None else elevation_beside(sun, self.sun_lines)
-        soc = snapshot.battery_soc_pct
-        local = snapshot.local
         return (
-            snapshot.tariff.window,
-            snapshot.tariff.price,
+            window,
+            price,
             _sides(elevation, self.sun_lines),
             _sides(soc, self.soc_lines),
             local.isoweekday() if self.weekdays else 0,
             local.month,
+        )
+
+    def repeats(
+        self,
+        view: ChargerView,
+        memory: Memory,
+        *,
+        now: datetime,
+        local: datetime,
+        tariff: tuple[str | None, float | None],
+        sun: Sun | None,
+        surplus: Surplus,
+    ) -> bool:
+        """Whether a tick with no car (``view``) and no home battery, of these figures, has
+        the kept evaluation's key: :meth:`key_parts` without a snapshot, for a replay that
+        counts such ticks without building one (they are most of a year's ticks, and their
+        snapshots were most of what a replay spent beside the engine)."""
+        last = self.last
+        if (
+            last is None
+            or len(last) != _UNPLUGGED_PARTS
+            or last[1] is not view
+            or view is not self._view
+            or view.plugged_in
+            or view.charging
+        ):
+            return False
+        return bool(
+            self._period(tariff[0], tariff[1], sun, None, local) == last[0]
+            and _sides(surplus.pv_minus_house_w, self.unplugged_thresholds) == last[2]
+            and surplus.source == last[3]
+            and _inside(self.times, local) == last[4]
+            and _settled_at(memory, view.sn, now, self.settings.settle) == last[6]
+            and _hysteresis(self.solar, self._plans, surplus) == last[7]
         )
 
     def key_parts(
@@ -197,17 +243,12 @@ class Idle:
         lines = self.thresholds if car else self.unplugged_thresholds
         yield _sides(snapshot.surplus.pv_minus_house_w, lines)
         yield snapshot.surplus.source
-        inside: tuple[bool, ...] = ()
-        if self.times:
-            local = snapshot.local
-            inside = tuple(any(r.contains_time(local) for r in ranges) for ranges in self.times)
-        yield inside
+        yield _inside(self.times, snapshot.local)
         # Whether a timer's delay has passed decides a start or a stop, never without a car.
         yield _elapsed(snapshot, memory, self.solar, view.sn) if car else ()
-        known = memory.charger(view.sn)
-        settle = self.settings.settle
-        settled = known.commanded_at is None or snapshot.now - known.commanded_at >= settle
+        settled = _settled_at(memory, view.sn, snapshot.now, self.settings.settle)
         yield settled
+        known = memory.charger(view.sn)
         if view is not self._view:  # most ticks see the charger as the last one did
             self._view, self._limits = view, Limits.of(view, self.settings.site_max_amps)
             self._plans = ()
@@ -223,13 +264,7 @@ class Idle:
         if not self._plans and self.solar:
             self._plans = tuple(SurplusPlan.of(policy, ctx) for policy in self.solar)
         plans = self._plans
-        hysteresis: list[tuple[bool, bool] | None] = []
-        for policy, plan in zip(self.solar, plans, strict=True):  # the sides its timers see
-            watts = available(policy, ctx)
-            hysteresis.append(
-                None if watts is None else (watts >= plan.start_w, watts < plan.stop_w)
-            )
-        yield tuple(hysteresis)
+        yield _hysteresis(self.solar, plans, snapshot.surplus)
         if view.plugged_in:
             plugged = self._plugged(snapshot, view, memory, ctx, plans, settled=settled)
             yield _NO_KEY if plugged is None else plugged
@@ -337,6 +372,31 @@ class Idle:
 
 _NO_KEY = object()
 """The last part of a tick whose class cannot be told without running its policies."""
+
+_UNPLUGGED_PARTS = 8
+"""The parts of a key with no car (no :meth:`Idle._plugged` part)."""
+
+
+def _inside(times: Sequence[tuple[TimeRange, ...]], local: datetime) -> tuple[bool, ...]:
+    """Whether ``local`` is in each rule's ``when: time`` ranges."""
+    return tuple(any(r.contains_time(local) for r in ranges) for ranges in times)
+
+
+def _settled_at(memory: Memory, sn: str, now: datetime, settle: timedelta) -> bool:
+    """Whether the charger's last command has settled at ``now``."""
+    commanded_at = memory.charger(sn).commanded_at
+    return commanded_at is None or now - commanded_at >= settle
+
+
+def _hysteresis(
+    solar: Sequence[ExcessSolar], plans: Sequence[SurplusPlan], surplus: Surplus
+) -> tuple[tuple[bool, bool] | None, ...]:
+    """Per excess-solar policy, the sides of its start and stop thresholds its timers see."""
+    found: list[tuple[bool, bool] | None] = []
+    for policy, plan in zip(solar, plans, strict=True):
+        watts = available_of(policy, surplus)
+        found.append(None if watts is None else (watts >= plan.start_w, watts < plan.stop_w))
+    return tuple(found)
 
 
 def _matched(parts: Iterator[Any], last: tuple[Any, ...] | None) -> list[Any] | None:

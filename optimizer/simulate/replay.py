@@ -50,6 +50,7 @@ from optimizer.engine.snapshot import (
     EnergyBucket,
     Snapshot,
     Sun,
+    Surplus,
     TariffNow,
     with_local,
 )
@@ -397,7 +398,7 @@ class _Run:
         )
 
 
-def _advance(run: _Run, start: int, stop: int) -> None:
+def _advance(run: _Run, start: int, stop: int) -> None:  # noqa: PLR0915 (one hot loop)
     """Replay buckets ``start`` to ``stop`` (excluded) from the state ``run`` holds."""
     fixed, log = run.fixed, run.log
     series, limits, voltage_v, config = fixed.series, fixed.limits, fixed.voltage_v, fixed.config
@@ -410,7 +411,18 @@ def _advance(run: _Run, start: int, stop: int) -> None:
     restart_share = fixed.restart_share
     starts, sessions, session_of = series.starts, series.sessions, series.session_index
     logged = log.on  # a replay without a log (the bench, the split) skips its calls
+    # Ticks with no car that repeat the kept evaluation are counted without a snapshot
+    # (_repeated); with a home battery every tick moves it, and each goes the whole way.
+    quiet = idle.enabled and home is None
+    after = differs = start - 1  # past a run of repeated ticks; the tick that ended it
     for index in range(start, stop):
+        if index < after:
+            continue
+        if quiet and index != differs and idle.last is not None:
+            after = differs = _repeated(run, index, stop, memory)
+            if after > index:
+                decisions += (after - index) * len(idle.decided)
+                continue
         now = starts[index]
         if logged:
             log.day_of(now)
@@ -468,6 +480,51 @@ def _advance(run: _Run, start: int, stop: int) -> None:
             amps_out[index] = amps if ev_kwh[index] > 0 else None
         _step_battery(home, index, ev_kwh[index], charger)
     run.memory, run.commands, run.decisions = memory, commands, decisions
+
+
+def _repeated(run: _Run, start: int, stop: int, memory: Memory) -> int:
+    """The first tick from ``start`` (before ``stop``) that does not repeat the kept
+    evaluation (:meth:`Idle.repeats`: no car, the same key); the ones before it counted as
+    holds and logged as :func:`_advance` counts and logs a reused tick."""
+    fixed, log, charger, idle, sun = run.fixed, run.log, run.charger, run.idle, run.sun
+    series, tariff = fixed.series, fixed.tariff
+    starts, session_of = series.starts, series.session_index
+    if session_of(start) >= 0:
+        return start
+    charger.follow(-1)  # as the first tick with no car does
+    view = _view(
+        charger, plugged=False, limits=fixed.limits, voltage_v=fixed.voltage_v, sn=fixed.sn
+    )
+    decided, logged = idle.decided, log.on
+    index = start
+    while index < stop and session_of(index) < 0:
+        now, local = starts[index], tariff.locals[index]
+        sun_now = sun.at(now, local) if sun is not None else None
+        _, surplus = _surplus_at(
+            series,
+            index,
+            view,
+            ev_kwh=run.ev_kwh,
+            home=None,
+            config=fixed.config,
+            lag_buckets=fixed.lag,
+            sun_now=sun_now,
+        )
+        tick = tariff.windows[index]
+        if not idle.repeats(
+            view, memory, now=now, local=local, tariff=tick, sun=sun_now, surplus=surplus
+        ):
+            break
+        if logged:
+            log.day_of(now)
+            run.seen_w[index] = surplus.pv_minus_house_w
+            for decision in decided:
+                log.add(decision, now, 0)
+        index += 1
+    if index > start:
+        by_action = run.by_action
+        by_action["hold"] = by_action.get("hold", 0) + (index - start) * len(decided)
+    return index
 
 
 # --- two processes ----------------------------------------------------------------------------
@@ -940,23 +997,16 @@ def _snapshot(
     """What the live service would see at the start of bucket ``index``."""
     now = series.starts[index]
     local = tariff.locals[index]  # converted once, for the sun's day and the snapshot
-    scale_by_sun = config.surplus.scale_by_sun and config.site.latitude is not None
-    bucket = (
-        _seen_bucket(series, index, lag_buckets, ev_kwh, home) if index >= lag_buckets else None
-    )
     sun_now = sun.at(now, local) if sun is not None else None  # worked out if read
-    sun_mid = None
-    if bucket is not None and scale_by_sun:
-        sun_mid = _sun(config, bucket.start + BUCKET / 2, series.timezone)
-    surplus = estimate_surplus(
-        bucket,
-        now=now,
-        charger_draw_w=view.draw_w,
-        latest=None,
-        config=config.surplus,
+    bucket, surplus = _surplus_at(
+        series,
+        index,
+        view,
+        ev_kwh=ev_kwh,
+        home=home,
+        config=config,
+        lag_buckets=lag_buckets,
         sun_now=sun_now,
-        sun_mid=sun_mid,
-        timezone=series.timezone,
     )
     snapshot = _new_snapshot(  # Snapshot(...) without its frozen __init__
         now=now,
@@ -973,6 +1023,38 @@ def _snapshot(
         outlook=outlook,
     )
     return with_local(snapshot, local)
+
+
+def _surplus_at(
+    series: SiteSeries,
+    index: int,
+    view: ChargerView,
+    *,
+    ev_kwh: Sequence[float],
+    home: BatteryTrack | None,
+    config: Config,
+    lag_buckets: int,
+    sun_now: Sun | None,
+) -> tuple[EnergyBucket | None, Surplus]:
+    """The bucket the live service would read at the start of bucket ``index``, and the
+    surplus it would estimate from it."""
+    bucket = (
+        _seen_bucket(series, index, lag_buckets, ev_kwh, home) if index >= lag_buckets else None
+    )
+    sun_mid = None
+    if bucket is not None and config.surplus.scale_by_sun and config.site.latitude is not None:
+        sun_mid = _sun(config, bucket.start + BUCKET / 2, series.timezone)
+    surplus = estimate_surplus(
+        bucket,
+        now=series.starts[index],
+        charger_draw_w=view.draw_w,
+        latest=None,
+        config=config.surplus,
+        sun_now=sun_now,
+        sun_mid=sun_mid,
+        timezone=series.timezone,
+    )
+    return bucket, surplus
 
 
 def _apply(

@@ -48,6 +48,7 @@ from optimizer.engine.kinds.common import (
     with_inputs,
 )
 from optimizer.engine.rules import ExcessSolar
+from optimizer.engine.snapshot import Surplus
 from optimizer.limits import Limits
 
 LATEST_START_SLACK = timedelta(minutes=16)
@@ -122,8 +123,13 @@ def lowest_level(policy: ExcessSolar, ctx: Context) -> int:
 
 def available(policy: ExcessSolar, ctx: Context) -> float | None:
     """Surplus this policy may use (W): as it counts the battery, minus the house reserve."""
+    return available_of(policy, ctx.snapshot.surplus)
+
+
+def available_of(policy: ExcessSolar, surplus: Surplus) -> float | None:
+    """:func:`available` of a surplus alone (a replay's tick with no car reads no more)."""
     watts = finite(
-        ctx.snapshot.surplus.available_w(
+        surplus.available_w(
             count_battery_charge=policy.count_battery_charge,
             count_battery_discharge=policy.count_battery_discharge,
         )
