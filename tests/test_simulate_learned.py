@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optimizer.cli import main
-from optimizer.forecast.habits import NO_HISTORY, HabitSettings, PastSession
+from optimizer.forecast.habits import NO_HISTORY, HabitSettings, PastSession, habits_at
+from optimizer.plans import learned_plan
 from optimizer.simulate.learned import LearnedPlans, learned_plans
 from optimizer.simulate.series import Session
 from tests.test_plans import sample_simulate
@@ -136,3 +137,19 @@ def test_a_period_later_in_the_history_learns_from_the_sessions_before_it(
     assert learned, reasons[:3]
     assert "sessions" in learned[0]  # a habit of earlier plug-ins, not the no-history plan
     assert unplanned == 0
+
+
+def test_each_day_learns_from_the_window_of_the_whole_history() -> None:
+    """LearnedPlans hands habits_at only the sessions of its window: the plans are the ones
+    the whole history gives (a window of two weeks over two months of sessions)."""
+    sessions = commuter(60, leave_h=7.0) + commuter(20, leave_h=9.0, kwh=4.0)[::3]
+    sessions.sort(key=lambda s: s.start)
+    settings = HabitSettings(min_sessions=3, days=14)
+    lazy = LearnedPlans(sessions, timezone=TZ, settings=settings)
+    zone = ZoneInfo(TZ)
+    for index, session in enumerate(sessions):
+        midnight = datetime.combine(session.start.astimezone(zone).date(), time(0), tzinfo=zone)
+        habits = habits_at(lazy.past, midnight, timezone=TZ, settings=settings)
+        ended = [s.ended_at for s in lazy.past if s.ended_at <= session.start]
+        whole = learned_plan(habits, session.start, last_end=max(ended) if ended else None)
+        assert lazy[index] == whole

@@ -10,10 +10,10 @@ The time away that picks the energy is known at the plug-in (the previous sessio
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import overload
 from zoneinfo import ZoneInfo
 
@@ -78,7 +78,11 @@ class LearnedPlans(Sequence[DeparturePlan]):
         habits = self.by_day.get(day)
         if habits is None:
             midnight = datetime.combine(day, time(0), tzinfo=self.zone)
-            habits = habits_at(self.past, midnight, timezone=self.timezone, settings=self.settings)
+            # Only the sessions habits_at keeps (ended in its window before midnight): the
+            # same habits without a scan of the whole history for every day planned.
+            since = midnight - timedelta(days=(self.settings or HabitSettings()).days)
+            window = self.past[bisect_left(self.ends, since) : bisect_left(self.ends, midnight)]
+            habits = habits_at(window, midnight, timezone=self.timezone, settings=self.settings)
             self.by_day[day] = habits
         before = bisect_right(self.ends, session.start)  # those ended at the plug-in
         last_end = self.ends[before - 1] if before else None
