@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from optimizer.decisions.dedupe import said
 from optimizer.engine.decision import ChargerMemory, Control, Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import evaluate
-from optimizer.engine.snapshot import Snapshot, Surplus
+from optimizer.engine.snapshot import Snapshot, Sun, Surplus
 from optimizer.simulate.idle import Idle, _settled, _timers_only
 from tests.test_engine_properties import (
     EXAMPLE,
@@ -311,3 +311,62 @@ def _quiet_tick() -> Snapshot:
     view = make_charger(sn="A1", plugged_in=False, charging=False)
     return Snapshot(now=T0 + timedelta(hours=12), timezone="UTC", chargers=(view,),
                     surplus=Surplus(500.0, "lifetime_energy"))  # fmt: skip
+
+
+near_thresholds = st.sampled_from([300.0, 600.0, 800.0, 1000.0, 1450.0, 2000.0, 2600.0])
+"""Between the conditions' lines, either side of the example solar rule's thresholds for a
+6-32 A charger at 230 V (1,380 W to start, 690 W to stop) and of sun-set's (2,400 and 800 W)."""
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snapshot=snapshots(),
+    memory=st.just(Memory()) | memories(),
+    engine=engine_settings,
+    surplus=st.tuples(near_thresholds, near_thresholds),
+    sun=st.sampled_from([30.0, -10.0]),
+)
+def test_timers_moved_with_no_car_are_the_engine_s(
+    snapshot: Snapshot,
+    memory: Memory,
+    engine: EngineSettings,
+    surplus: tuple[float, float],
+    sun: float,
+) -> None:
+    """A tick with no car whose key differs from the kept one only in the timers' sides:
+    ``Idle.timers_moved`` is the memory the engine returns there (the controls' last-seen
+    ticks aside), and the kept decisions say what the engine's say."""
+    view = replace(
+        snapshot.chargers[0],
+        plugged_in=False,
+        charging=False,
+        connected=True,
+        faulted=False,
+        min_amps=6,
+        max_amps=32,
+        granularity=1,
+        voltage_v=230.0,
+        phases=1,
+    )
+    base = replace(snapshot, chargers=(view,), sun=Sun(sun, 180.0, None, None))
+    watts, later = surplus
+    first = _with_surplus(base, watts)
+    for _ in range(3):  # the memory as ticks at the first moment leave it, as a replay's
+        kept, returned = evaluate(first, RULES, memory, settings=engine)
+        if _settled(kept, memory, returned):
+            break
+        memory = returned
+    else:
+        return
+    idle = Idle(RULES, engine, enabled=True)
+    idle.last = tuple(idle.key_parts(first, view, idle.period(first), memory))
+    tick = _with_surplus(first, later)
+    key = tuple(idle.key_parts(tick, view, idle.period(tick), memory))
+    if key[:-1] != idle.last[:-1] or key == idle.last:
+        return
+    assert idle._only_timers_moved(view)
+    decided, engine_memory = evaluate(tick, RULES, memory, settings=engine)
+    assert _told(decided) == _told(kept)
+    moved = idle.timers_moved(tick, view, memory)
+    assert moved.policies == engine_memory.policies
+    assert _settled([], moved, engine_memory)  # the rest as the engine left it
