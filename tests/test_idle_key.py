@@ -336,17 +336,13 @@ def test_timers_moved_with_no_car_are_the_engine_s(
     """A tick with no car whose key differs from the kept one only in the timers' sides:
     ``Idle.timers_moved`` is the memory the engine returns there (the controls' last-seen
     ticks aside), and the kept decisions say what the engine's say."""
-    view = replace(
-        snapshot.chargers[0],
+    drawn = snapshot.chargers[0]  # its mode, battery setting and schedules; 6-32 A at 230 V
+    view = make_charger(
+        sn=drawn.sn,
         plugged_in=False,
-        charging=False,
-        connected=True,
-        faulted=False,
-        min_amps=6,
-        max_amps=32,
-        granularity=1,
-        voltage_v=230.0,
-        phases=1,
+        mode=drawn.mode,
+        use_battery=drawn.use_battery,
+        schedule_slots=drawn.schedule_slots,
     )
     base = replace(snapshot, chargers=(view,), sun=Sun(sun, 180.0, None, None))
     watts, later = surplus
