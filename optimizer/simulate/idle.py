@@ -36,7 +36,7 @@ from optimizer.engine.kinds.excess_solar import (
     SurplusPlan,
     available,
     available_of,
-    departure,
+    open_part,
     timers,
 )
 from optimizer.engine.kinds.tariff_window import target_answer, target_level
@@ -504,13 +504,14 @@ def _departure_part(
     (the charger's level, its last stop's age) is in the key already. With ``words`` (a logged
     replay), also the shape of the last moment's reason: each span in seconds or minutes, and
     whether the plan can still all be delivered."""
-    due = departure(policy, ctx, plan)
+    due = open_part(policy, ctx, plan)
     if due is None:
         return None
-    if due.left - due.at_full <= LATEST_START_SLACK:
+    _, left, at_full = due
+    if left - at_full <= LATEST_START_SLACK:
         if words:
             minute = timedelta(minutes=1)
-            return True, due.at_full < minute, due.left < minute, due.left >= due.at_full
+            return True, at_full < minute, left < minute, left >= at_full
         return (True,)
     watts = available(policy, ctx)
     if watts is None:

@@ -188,6 +188,26 @@ class _Departure:
 
 def departure(policy: ExcessSolar, ctx: Context, plan: SurplusPlan) -> _Departure | None:
     """The plan's open part, or None when there is no plan, it is met, or its time is past."""
+    found, wanted = open_part(policy, ctx, plan), ctx.charger.plan
+    if found is None or wanted is None:
+        return None
+    needed, left, at_full = found
+    return _Departure(
+        needed_kwh=needed,
+        left=left,
+        at_full=at_full,
+        ready_by=at_clock(ctx, wanted.ready_by),
+        learned=wanted.learned,
+        energy_kwh=wanted.energy_kwh,
+    )
+
+
+def open_part(
+    policy: ExcessSolar, ctx: Context, plan: SurplusPlan
+) -> tuple[float, timedelta, timedelta] | None:
+    """:func:`departure`'s figures alone (the energy still needed, the time left and what
+    the rest takes at the highest level), without its clock in words: a replay's reuse key
+    asks at every tick with a plan (optimizer/simulate/idle.py)."""
     wanted = ctx.charger.plan
     if policy.departure == "ignore" or wanted is None or not ctx.charger.plugged_in:
         return None
@@ -196,14 +216,7 @@ def departure(policy: ExcessSolar, ctx: Context, plan: SurplusPlan) -> _Departur
     if needed <= 0.01 or left <= timedelta(0):
         return None
     full_kw = plan.high * plan.watts_per_amp / 1000
-    return _Departure(
-        needed_kwh=needed,
-        left=left,
-        at_full=timedelta(hours=needed / full_kw),
-        ready_by=at_clock(ctx, wanted.ready_by),
-        learned=wanted.learned,
-        energy_kwh=wanted.energy_kwh,
-    )
+    return needed, left, timedelta(hours=needed / full_kw)
 
 
 def _for_departure(
