@@ -18,7 +18,7 @@ from optimizer.decisions.dedupe import said
 from optimizer.engine.decision import ChargerMemory, Control, Decision, EngineSettings, Memory
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.snapshot import Snapshot, Sun, Surplus
-from optimizer.simulate.idle import Idle, _settled, _timers_only
+from optimizer.simulate.idle import Idle, _holds_alike, _settled, _timers_only
 from tests.test_engine_properties import (
     EXAMPLE,
     TARIFFS,
@@ -366,3 +366,35 @@ def test_timers_moved_with_no_car_are_the_engine_s(
     moved = idle.timers_moved(tick, view, memory)
     assert moved.policies == engine_memory.policies
     assert _settled([], moved, engine_memory)  # the rest as the engine left it
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snapshot=snapshots(),
+    memory=memories(),
+    control=controls,
+    engine=engine_settings,
+    watts=surpluses,
+)
+def test_without_words_an_unplugged_hold_keeps_the_memory_it_returned(
+    snapshot: Snapshot,
+    memory: Memory,
+    control: dict[str, Control],
+    engine: EngineSettings,
+    watts: float,
+) -> None:
+    """An unlogged replay's tick with no car whose evaluation held and moved only controls and
+    policy states (``_holds_alike``): evaluated again on the memory it returned it holds
+    alike, target for target, and leaves that memory as it is."""
+    engine = replace(engine, words=False)
+    view = replace(snapshot.chargers[0], plugged_in=False, charging=False)
+    tick = _with_surplus(replace(snapshot, chargers=(view,)), watts)
+    known = memory.charger(view.sn).updated(control=control)
+    memory = memory.updated(chargers={**memory.chargers, view.sn: known})
+    one, moved = evaluate(tick, RULES, memory, settings=engine)
+    if not _holds_alike(one, memory, moved) or _settled(one, memory, moved):
+        return
+    two, left = evaluate(tick, RULES, moved, settings=engine)
+    done = [(d.charger_sn, d.target, d.action, d.params, d.observed) for d in one]
+    assert [(d.charger_sn, d.target, d.action, d.params, d.observed) for d in two] == done
+    assert _settled(two, moved, left)
