@@ -130,7 +130,7 @@ class Idle:
         self.unplugged_thresholds = _surplus_thresholds(policies, plugged=False)
         self.times = [p.when.time for p in policies if p.when.time is not None]
         self.solar = [p for p in policies if isinstance(p, ExcessSolar)]
-        self.solar_states = {f"{p.name}/" for p in self.solar}  # their memory keys' heads
+        self.solar_states = tuple(f"{p.name}/" for p in self.solar)  # their memory keys' heads
         self.targets = [p for p in policies if isinstance(p, TariffWindow) and p.target]
         # A departure plan is keyed for excess-solar policies (_departure_part); with a policy
         # of another kind that reads plans (solar_plan) a tick with a plan is evaluated.
@@ -581,12 +581,17 @@ def _elapsed(
 def _settled(decided: Sequence[Decision], given: Memory, returned: Memory) -> bool:
     """The evaluation only held, set no timer and left the memory as given (apart from the
     tick each control was last seen at): the next ticks of the same class would repeat it."""
+    return _only_held(decided, returned) and _same_but_seen(given, returned)
+
+
+def _only_held(decided: Sequence[Decision], returned: Memory) -> bool:
+    """Holds only, none observed, and no restart or override under way in the memory."""
     if any(d.action != "hold" or d.observed for d in decided):
         return False
-    for charger in returned.chargers.values():
-        if charger.restart is not None or charger.overrides or charger.override_until:
-            return False
-    return _same_but_seen(given, returned)
+    return not any(
+        charger.restart is not None or charger.overrides or charger.override_until
+        for charger in returned.chargers.values()
+    )
 
 
 def _holds_alike(decided: Sequence[Decision], given: Memory, returned: Memory) -> bool:
@@ -595,21 +600,11 @@ def _holds_alike(decided: Sequence[Decision], given: Memory, returned: Memory) -
     policies' states (timers and reasons to quote; their coming and going with the
     conditions). Evaluated again with the memory it returned, a tick without words and
     without a car holds alike and keeps that memory (tests/test_idle_key.py)."""
-    if any(d.action != "hold" or d.observed for d in decided):
-        return False
-    for charger in returned.chargers.values():
-        if charger.restart is not None or charger.overrides or charger.override_until:
-            return False
-    if given.version != returned.version or given.chargers.keys() != returned.chargers.keys():
-        return False
-    for sn, before in given.chargers.items():
-        after = returned.chargers[sn]
-        if before is not after and {**before.__dict__, "control": None} != {
-            **after.__dict__,
-            "control": None,
-        }:
-            return False
-    return True
+    return (
+        _only_held(decided, returned)
+        and given.version == returned.version
+        and _chargers_same_but_seen(given, returned, controls=False)
+    )
 
 
 def _same_but_seen(given: Memory, returned: Memory) -> bool:
@@ -620,7 +615,9 @@ def _same_but_seen(given: Memory, returned: Memory) -> bool:
     return _chargers_same_but_seen(given, returned)
 
 
-def _chargers_same_but_seen(given: Memory, returned: Memory) -> bool:
+def _chargers_same_but_seen(given: Memory, returned: Memory, *, controls: bool = True) -> bool:
+    """The chargers' memories hold the same apart from each control's ``seen_at`` (with
+    ``controls`` False, apart from their controls altogether)."""
     if given.chargers.keys() != returned.chargers.keys():
         return False
     for sn, before in given.chargers.items():
@@ -629,6 +626,8 @@ def _chargers_same_but_seen(given: Memory, returned: Memory) -> bool:
             continue
         if {**before.__dict__, "control": None} != {**after.__dict__, "control": None}:
             return False
+        if not controls:
+            continue
         if before.control.keys() != after.control.keys():
             return False
         for target, was in before.control.items():
@@ -642,16 +641,13 @@ _UNTIMED = {"above_since": None, "below_since": None}
 
 
 def _timers_only(
-    decided: Sequence[Decision], given: Memory, returned: Memory, solar: set[str]
+    decided: Sequence[Decision], given: Memory, returned: Memory, solar: tuple[str, ...]
 ) -> bool:
     """The evaluation only held and changed nothing but the hysteresis timers of excess-solar
     policies (their states' keys start with one of ``solar``) and each control's ``seen_at``."""
-    if any(d.action != "hold" or d.observed for d in decided):
+    if not _only_held(decided, returned) or given.version != returned.version:
         return False
-    for charger in returned.chargers.values():
-        if charger.restart is not None or charger.overrides or charger.override_until:
-            return False
-    if given.version != returned.version or not _chargers_same_but_seen(given, returned):
+    if not _chargers_same_but_seen(given, returned):
         return False
     before, after = given.policies, returned.policies
     blank = PolicyState()
@@ -659,7 +655,7 @@ def _timers_only(
         was, now = before.get(key, blank), after.get(key, blank)
         if was is now or was == now:
             continue
-        if not key.startswith(tuple(solar)):
+        if not key.startswith(solar):
             return False
         if {**was.__dict__, **_UNTIMED} != {**now.__dict__, **_UNTIMED}:
             return False
