@@ -420,8 +420,10 @@ def _advance(run: _Run, start: int, stop: int) -> None:  # noqa: PLR0915 (one ho
             continue
         if quiet and index != differs and idle.last is not None:
             after = differs = _repeated(run, index, stop, memory)
-            if after > index:
-                decisions += (after - index) * len(idle.decided)
+            if after > index:  # counted as _advance counts a reused tick's holds
+                held = (after - index) * len(idle.decided)
+                decisions += held
+                by_action["hold"] = by_action.get("hold", 0) + held
                 continue
         now = starts[index]
         if logged:
@@ -484,8 +486,8 @@ def _advance(run: _Run, start: int, stop: int) -> None:  # noqa: PLR0915 (one ho
 
 def _repeated(run: _Run, start: int, stop: int, memory: Memory) -> int:
     """The first tick from ``start`` (before ``stop``) that does not repeat the kept
-    evaluation (:meth:`Idle.repeats`: no car, the same key); the ones before it counted as
-    holds and logged as :func:`_advance` counts and logs a reused tick."""
+    evaluation (:meth:`Idle.repeats`: no car, the same key); the ones before it logged as
+    :func:`_advance` logs a reused tick (the caller counts their holds)."""
     fixed, log, charger, idle, sun = run.fixed, run.log, run.charger, run.idle, run.sun
     series, tariff = fixed.series, fixed.tariff
     starts, session_of = series.starts, series.session_index
@@ -521,9 +523,6 @@ def _repeated(run: _Run, start: int, stop: int, memory: Memory) -> int:
             for decision in decided:
                 log.add(decision, now, 0)
         index += 1
-    if index > start:
-        by_action = run.by_action
-        by_action["hold"] = by_action.get("hold", 0) + (index - start) * len(decided)
     return index
 
 
