@@ -55,6 +55,7 @@ class LearnedPlans(Sequence[DeparturePlan]):
         self.ends = [s.ended_at for s in self.past]
         self.by_day: dict[date, Habits] = {}
         self.plans: list[DeparturePlan | None] = [None] * len(sessions)
+        self.window = timedelta(days=(settings or HabitSettings()).days)  # habits_at's
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -80,7 +81,7 @@ class LearnedPlans(Sequence[DeparturePlan]):
             midnight = datetime.combine(day, time(0), tzinfo=self.zone)
             # Only the sessions habits_at keeps (ended in its window before midnight): the
             # same habits without a scan of the whole history for every day planned.
-            since = midnight - timedelta(days=(self.settings or HabitSettings()).days)
+            since = midnight - self.window
             window = self.past[bisect_left(self.ends, since) : bisect_left(self.ends, midnight)]
             habits = habits_at(window, midnight, timezone=self.timezone, settings=self.settings)
             self.by_day[day] = habits
