@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optimizer.decisions.dedupe import said
@@ -19,6 +19,7 @@ from optimizer.engine.decision import ChargerMemory, Control, Decision, EngineSe
 from optimizer.engine.evaluate import evaluate
 from optimizer.engine.snapshot import Snapshot, Sun, Surplus
 from optimizer.simulate.idle import Idle, _holds_alike, _settled, _timers_only
+from tests.profiles import examples
 from tests.test_engine_properties import (
     EXAMPLE,
     TARIFFS,
@@ -56,7 +57,7 @@ def _with_surplus(snapshot: Snapshot, watts: float) -> Snapshot:
     return replace(snapshot, surplus=replace(snapshot.surplus, pv_minus_house_w=watts))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120))
 @given(
     snapshot=snapshots(),
     memory=memories(),
@@ -124,7 +125,7 @@ def _reused_alike(base: Snapshot, other: Snapshot, memory: Memory, engine: Engin
     assert _settled(two, memory, left)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(90))
 @given(
     snapshot=snapshots(),
     memory=memories(),
@@ -148,7 +149,7 @@ def test_days_a_key_cannot_tell_apart_decide_alike(
     _reused_alike(base, other, memory, engine)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(90))
 @given(
     snapshot=snapshots(),
     memory=memories(),
@@ -186,7 +187,7 @@ with_or_without_words = engine_settings.flatmap(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(250))
 @given(
     snapshot=snapshots(),
     memory=memories(),
@@ -248,7 +249,7 @@ changes = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(180))
 @given(
     snapshot=snapshots(),
     second=snapshots(),
@@ -332,7 +333,7 @@ near_thresholds = st.sampled_from([300.0, 600.0, 800.0, 1000.0, 1450.0, 2000.0, 
 6-32 A charger at 230 V (1,380 W to start, 690 W to stop) and of sun-set's (2,400 and 800 W)."""
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(180))
 @given(
     snapshot=snapshots(),
     memory=st.just(Memory()) | memories(),
