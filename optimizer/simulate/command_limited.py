@@ -34,6 +34,7 @@ its buckets times its need's units times the levels, in numpy.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -203,25 +204,12 @@ def forward(prog: Programme, most: int, options: Options | None = None) -> Forwa
         old = value[:, :, :was]
         new = np.full((counts, width + 1, reach), _NONE, dtype=np.float32)
         new[:, 0, :was] = old[:, 0, :]  # off stays off
-        on = old[:, 1:, :]
-        if not opt.trace:
-            # Keep the level: no command, the level's whole energy.
-            _charge(new[:, 1:, :], done, on, whole)
-            if most > 0:
-                # Start from off: one command, the level's whole energy.
-                start = np.broadcast_to(old[:-1, 0:1, :], on[:-1].shape)
-                _charge(new[1:, 1:, :], done[1:], start, whole)
-                # Change from another level: one command, a restart's loss.
-                _charge(new[1:, 1:, :], done[1:], _best_other(on[:-1])[0], moved)
-                # Stop: one command, nothing charged.
-                np.maximum(new[1:, 0, :was], on[:-1].max(axis=1), out=new[1:, 0, :was])
-        else:
-            _traced(found, index, old=old, new=new, whole=whole, moved=moved, most=most)
+        _bucket(found, index, old=old, new=new, whole=whole, moved=moved, trace=opt.trace)
         value = new
     return found
 
 
-def _traced(
+def _bucket(
     found: Forward,
     index: int,
     *,
@@ -229,84 +217,182 @@ def _traced(
     new: np.ndarray,
     whole: _Energy,
     moved: _Energy,
-    most: int,
+    trace: bool,
 ) -> None:
-    """One bucket of :func:`forward` keeping, per state, the level it came from (and per
-    commands count the move that filled the car): the same moves, taken in the same order."""
-    was = old.shape[2]
-    came = np.zeros(new.shape, dtype=np.int16)  # off stays off: from off
+    """One bucket of :func:`forward`, from the states before it (``old``) into ``new``: the
+    moves keep, start, change and stop in that order, each for every level at once
+    (:class:`_Shift`). A later move takes a state only where it is strictly better, so a tie
+    goes to the earlier move (and a filling move's to the lower level, then the lower bin).
+    With ``trace``, per state the level it came from, and per commands count the move that
+    filled the car."""
+    was, reach, need = old.shape[2], new.shape[2], len(whole.left)
+    came = np.zeros(new.shape, dtype=np.int16) if trace else None  # off stays off: from off
     on = old[:, 1:, :]
-    # Keep the level first: the states at a level are all unset before it, so it only writes.
-    moves: list[tuple[slice, np.ndarray, np.ndarray | None, _Energy]] = [
-        (slice(None), on, None, whole)
-    ]
-    if most > 0:
-        start = np.broadcast_to(old[:-1, 0:1, :], on[:-1].shape)
-        moves.append((slice(1, None), start, np.zeros(1, dtype=np.int16), whole))
-        other, where = _best_other(on[:-1])
-        moves.append((slice(1, None), other, (where + 1).astype(np.int16), moved))
-    for rows, source, origin, energy in moves:
-        _charge_traced(
-            found, index, new=new, came=came, rows=rows, source=source, origin=origin, energy=energy
-        )
-    if most > 0:
-        stop = on[:-1].max(axis=1)
-        better = stop > new[1:, 0, :was]
-        np.putmask(new[1:, 0, :was], better, stop)
+    keep = _Shift.of(whole.units, was, reach, need)
+    # Keep the level: no command. The states at a level are all unset before it: it writes.
+    new[:, 1:, :] = keep.landed(on) + whole.added(reach)
+    if came is not None:
+        came[:, 1:, :] = keep.origin
+    _fill(found, index, 0, keep, keep.filling(on, whole), None, trace=trace)
+    if old.shape[0] < 2:  # no command left to spend
+        _traced(found, came, whole, moved)
+        return
+    # Start from off: one command, the level's whole energy.
+    off = old[:-1, 0, :]
+    _improve(new, came, keep.landed(off) + whole.added(reach), 0)
+    starts = keep.filling(np.broadcast_to(off[:, None, :], on[:-1].shape), whole)
+    _fill(found, index, 1, keep, starts, 0, trace=trace)
+    # Change from another level: one command, a restart's loss.
+    change = _Shift.of(moved.units, was, reach, need)
+    other, where = _best_other(on[:-1])
+    froms = (where + 1).astype(np.int16)
+    _improve(new, came, change.landed(other) + moved.added(reach), change.landed(froms))
+    _fill(found, index, 1, change, change.filling(other, moved), froms, trace=trace)
+    # Stop: one command, nothing charged.
+    stop = on[:-1].max(axis=1)
+    target = new[1:, 0, :was]
+    if came is not None:
+        better = stop > target
         np.putmask(came[1:, 0, :was], better, (on[:-1].argmax(axis=1) + 1).astype(np.int16))
-    found.came.append(came)
-    found.steps.append((whole.units, moved.units))
+    np.maximum(target, stop, out=target)
+    _traced(found, came, whole, moved)
 
 
-def _charge_traced(
+def _traced(found: Forward, came: np.ndarray | None, whole: _Energy, moved: _Energy) -> None:
+    """Keep a traced bucket's pointers and steps, for :func:`schedule`."""
+    if came is not None:
+        found.came.append(came)
+        found.steps.append((whole.units, moved.units))
+
+
+def _improve(
+    new: np.ndarray, came: np.ndarray | None, value: np.ndarray, origin: int | np.ndarray
+) -> None:
+    """A start or a change (one command: from the next commands count on) into the levels'
+    states, where strictly better; traced, each such state came from ``origin`` (per state,
+    or one level for all)."""
+    target = new[1:, 1:, :]
+    if came is not None:
+        np.copyto(came[1:, 1:, :], origin, where=value > target)
+    np.maximum(target, value, out=target)
+
+
+def _fill(  # noqa: PLR0917 - the move and where it stands, each needed
     found: Forward,
     index: int,
+    offset: int,
+    shift: _Shift,
+    filling: np.ndarray | None,
+    origin: int | np.ndarray | None,
     *,
-    new: np.ndarray,
-    came: np.ndarray,
-    rows: slice,
-    source: np.ndarray,
-    origin: np.ndarray | None,
-    energy: _Energy,
+    trace: bool,
 ) -> None:
-    """:func:`_charge` keeping where each improved state and each filling move came from:
-    ``origin`` per source state (one value: all the same), None for keeping the level (the
-    first move into a level's states, so it writes them)."""
-    width = source.shape[2]
-    need = len(energy.left)
-    offset = 0 if rows.start is None else rows.start
-    for level, step in enumerate(energy.units):
-        if step <= 0:
-            continue
-        row = source[:, level, :]
-        stay = min(width, need - step)
-        here = None if origin is None or origin.size == 1 else origin[:, level, :]
-        if stay > 0:
-            target = new[rows, level + 1, step : step + stay]
-            mark = came[rows, level + 1, step : step + stay]
-            if origin is None:  # the first move into these states: it writes them
-                np.add(row[:, :stay], energy.into(level, step, stay), out=target)
-                mark[...] = level + 1
-            else:
-                value = row[:, :stay] + energy.into(level, step, stay)
-                better = value > target
-                np.maximum(target, value, out=target)  # what putmask(better) would leave
-                np.putmask(mark, better, origin if here is None else here[:, :stay])
-        if stay < width:
-            first = max(0, stay)
-            filled = row[:, first:] + energy.gain(first, width, level)
-            best = filled.max(axis=1)
-            better = best > found.done[offset : offset + len(best)]
-            if not better.any():  # most buckets: no filling move beats the best so far
-                continue
-            for c in np.flatnonzero(better):
-                found.done[c + offset] = best[c]
-                b = first + int(filled[c].argmax())
-                if origin is None:
-                    before = level + 1
-                else:
-                    before = int(origin.flat[0] if here is None else here[c, b])
-                found.filled[c + offset] = (index, before, level + 1, b)
+    """The moves that fill the car (``filling``: commands from ``offset``, level, source bin
+    from ``shift.first``) into ``done`` where strictly better. Traced, which move it was:
+    the lowest level, then the lowest bin, with the best value, as a level at a time would
+    leave it; it came from ``origin`` (per source state, one level for all, or None: the
+    level it keeps)."""
+    if filling is None:
+        return
+    flat = filling.reshape(filling.shape[0], -1)
+    best = flat.max(axis=1)
+    done = found.done[offset : offset + len(best)]
+    better = best > done
+    if not better.any():  # most buckets: no filling move beats the best so far
+        return
+    if not trace:
+        np.maximum(done, best, out=done)
+        return
+    for c in np.flatnonzero(better):
+        done[c] = best[c]
+        level, b = divmod(int(flat[c].argmax()), filling.shape[2])
+        b += shift.first
+        if origin is None:
+            before = level + 1
+        elif isinstance(origin, int):
+            before = origin
+        else:
+            before = int(origin[c, level, b])
+        found.filled[c + offset] = (index, before, level + 1, b)
+
+
+@dataclass(frozen=True)
+class _Shift:
+    """Where one move lands at every level at once: at level ``l`` (its step ``s`` units) a
+    destination bin ``d`` short of the need comes from source bin ``d - s``. Why: one level
+    at a time, the moves were ten small numpy calls per level and bucket, three quarters of
+    the planner's CPU in a replay; as one gather per move the same values are found, each
+    element by the same float32 operation."""
+
+    width: int
+    """Source bins."""
+    flat: np.ndarray
+    """(levels, destination bins): the source state as ``level * width + bin``, or one past
+    the last (none: the move does not land there)."""
+    bins: np.ndarray
+    """The same as a bin alone, for a source the same at every level (off)."""
+    origin: np.ndarray
+    """Where the move lands, its level from 1 (0 where it does not)."""
+    first: int
+    """The lowest source bin a move at any level can fill the car from."""
+    fills: np.ndarray
+    """(levels, source bins from ``first``): whether the move at that level from that bin
+    fills the car."""
+
+    @staticmethod
+    def of(units: list[int], width: int, reach: int, need: int) -> _Shift:
+        """The move's shift for levels of ``units`` each, from ``width`` source bins into
+        ``reach`` destination bins, short of ``need``. Kept for the last few: nine buckets in
+        ten of a month's plans ask again for one already made (each bucket's levels alike, the
+        bins full once the car could be), and making one is a dozen numpy calls."""
+        return _shift(tuple(units), width, reach, need)
+
+    def landed(self, source: np.ndarray) -> np.ndarray:
+        """``source`` (commands, levels, bins; or commands, bins for one alike at every
+        level) where each level's move lands: (commands, levels, destination bins), the
+        unset value (``-inf``, or 0 for levels) where it does not."""
+        rows = len(source)
+        flat = source.reshape(rows, -1)
+        none = _NONE if source.dtype.kind == "f" else 0
+        padded = np.concatenate([flat, np.full((rows, 1), none, dtype=source.dtype)], axis=1)
+        # np.take: a third of the time of the same gather as an index (numpy 2.x)
+        picked: np.ndarray = np.take(padded, self.bins if source.ndim == 2 else self.flat, axis=1)
+        return picked
+
+    def filling(self, source: np.ndarray, energy: _Energy) -> np.ndarray | None:
+        """The value of each move from ``source`` that fills the car (commands, levels,
+        source bins from :attr:`first`), ``-inf`` where it does not fill it; None if none
+        can."""
+        if self.first >= self.width:
+            return None
+        value = source[:, :, self.first :] + energy.gains[:, self.first : self.width]
+        return np.where(self.fills, value, np.float32(_NONE))
+
+
+@functools.lru_cache(maxsize=64)  # about 30 kB each; 92 % of a month's plans hit
+def _shift(units: tuple[int, ...], width: int, reach: int, need: int) -> _Shift:
+    levels = len(units)
+    steps = np.asarray(units, dtype=np.int64)[:, None]
+    source = np.arange(reach)[None, :] - steps  # destinations below reach: short of need
+    lands = (steps > 0) & (source >= 0) & (source < width)
+    top = max(units, default=0)
+    first = max(0, need - top)
+    fills = (steps > 0) & (np.arange(first, max(first, width))[None, :] + steps >= need)
+    made = _Shift(
+        width=width,
+        flat=np.where(lands, np.arange(levels)[:, None] * width + source, levels * width).astype(
+            np.int32
+        ),
+        bins=np.where(lands, source, width).astype(np.int32),
+        origin=np.where(lands, np.arange(1, levels + 1, dtype=np.int16)[:, None], 0).astype(
+            np.int16
+        ),
+        first=first,
+        fills=fills,
+    )
+    for array in (made.flat, made.bins, made.origin, made.fills):
+        array.flags.writeable = False  # shared by every caller of the cache
+    return made
 
 
 def schedule(found: Forward, commands: int) -> list[int]:
@@ -338,13 +424,11 @@ def _best_other(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if on.shape[1] < 2:
         return np.full_like(on, _NONE), np.zeros(on.shape, dtype=np.int64)
     top = on.argmax(axis=1)[:, None, :]
-    first = np.take_along_axis(on, top, axis=1)
-    rest = on.copy()
-    np.put_along_axis(rest, top, _NONE, axis=1)
+    first = on.max(axis=1, keepdims=True)
+    mine = np.arange(on.shape[1])[None, :, None] == top
+    rest = np.where(mine, np.float32(_NONE), on)
     second = rest.max(axis=1, keepdims=True)
     runner = rest.argmax(axis=1)[:, None, :]
-    levels = np.arange(on.shape[1])[None, :, None]
-    mine = levels == top
     value = np.where(mine, second, first)
     where = np.where(mine, runner, top)
     return value, np.broadcast_to(where, on.shape)
@@ -388,33 +472,26 @@ class _Energy:
             solar = solar - np.float32(penalty) * (kwh - solar)
         return cls(kwh, _units(kwh, unit).tolist(), solar, sun, left, penalty, risk)
 
-    def into(self, level: int, step: int, stay: int) -> np.ndarray:
-        """The value of a move at ``level`` that leaves the car short, per bin it lands in
-        (``step`` to ``step + stay``): its solar, less the hedge on the part of its grid
-        that the sun still to come could have given (the car's rest after it under
-        ``later``)."""
-        if not self.risk.hedge or self.risk.later <= float(self.left[step + stay - 1]):
-            return self.solar[level : level + 1]  # the rest is over the sun still to come
-        return self._hedged[level, step : step + stay]
+    def added(self, reach: int) -> np.ndarray:
+        """The value of a move at each level that leaves the car short, per bin it lands in
+        (below ``reach``): its solar, less the hedge on the part of its grid that the sun
+        still to come could have given (the car's rest after it under ``later``)."""
+        if not self.risk.hedge or self.risk.later <= float(self.left[reach - 1]):
+            return self.solar[:, None]  # the rest is over the sun still to come
+        return self._hedged[:, :reach]
 
     @cached_property
     def _hedged(self) -> np.ndarray:
-        """:meth:`into`'s hedged values per level and bin, made once per bucket."""
+        """:meth:`added`'s hedged values per level and bin, made once per bucket."""
         grid = np.maximum(self.kwh - np.minimum(self.kwh, self.sun), 0.0)[:, None]
         exposed = np.clip(self.risk.later - self.left[None, :], 0.0, grid)
         hedged: np.ndarray = self.solar[:, None] - np.float32(self.risk.hedge) * exposed
         return hedged
 
-    def gain(self, first: int, width: int, level: int) -> np.ndarray:
-        """The value of a move at ``level`` that fills the car, per bin from ``first``."""
-        return self._gains[level, first:width]
-
     @cached_property
-    def _gains(self) -> np.ndarray:
-        """:meth:`gain` per level and bin, made once per bucket: the programme asks for it
-        per level, per move and per bucket, 220,000 times in a month of plans, and making
-        each slice was a fifth of the DP's time. The same float32 operations, element by
-        element, so the same values."""
+    def gains(self) -> np.ndarray:
+        """The value of a move at each level that fills the car, per bin it comes from:
+        the part the car still takes, its solar less the grid's penalty and hedge."""
         part = np.minimum(self.left[None, :], self.kwh[:, None])
         taken: np.ndarray = np.minimum(part, self.sun)
         if self.penalty or self.risk.hedge:
@@ -422,26 +499,6 @@ class _Energy:
             exposed = np.minimum(grid, np.float32(self.risk.later))
             taken = taken - np.float32(self.penalty) * grid - np.float32(self.risk.hedge) * exposed
         return taken
-
-
-def _charge(into: np.ndarray, done: np.ndarray, source: np.ndarray, energy: _Energy) -> None:
-    """Charge each level's energy from ``source`` (commands, level, bins) into ``into``, and
-    the moves that fill the car into ``done`` (per commands count) with the solar of the part
-    it still took."""
-    width = source.shape[2]
-    need = len(energy.left)
-    for level, step in enumerate(energy.units):
-        if step <= 0:
-            continue
-        row = source[:, level, :]
-        stay = min(width, need - step)  # bins that stay short of the need
-        if stay > 0:
-            target = into[:, level, step : step + stay]
-            np.maximum(target, row[:, :stay] + energy.into(level, step, stay), out=target)
-        if stay < width:
-            first = max(0, stay)
-            taken = energy.gain(first, width, level)
-            np.maximum(done, (row[:, first:] + taken).max(axis=1), out=done)
 
 
 @dataclass(frozen=True)
