@@ -244,16 +244,14 @@ def _bucket(
     _fill(found, index, 1, keep, starts, 0, trace=trace)
     # Change from another level: one command, a restart's loss.
     change = _Shift.of(moved.units, was, reach, need)
-    other, where = _best_other(on[:-1])
+    other, where, stop, top = _best_other(on[:-1])
     froms = (where + 1).astype(np.int16)
     _improve(new, came, change.landed(other) + moved.added(reach), change.landed(froms))
     _fill(found, index, 1, change, change.filling(other, moved), froms, trace=trace)
-    # Stop: one command, nothing charged.
-    stop = on[:-1].max(axis=1)
+    # Stop: one command, nothing charged; from the best level.
     target = new[1:, 0, :was]
     if came is not None:
-        better = stop > target
-        np.putmask(came[1:, 0, :was], better, (on[:-1].argmax(axis=1) + 1).astype(np.int16))
+        np.putmask(came[1:, 0, :was], stop > target, (top + 1).astype(np.int16))
     np.maximum(target, stop, out=target)
     _traced(found, came, whole, moved)
 
@@ -418,20 +416,21 @@ def schedule(found: Forward, commands: int) -> list[int]:
     return levels[::-1]
 
 
-def _best_other(on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _best_other(on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per level ``l``: the best state at any other level (a change to ``l`` comes from one),
-    and which level that is."""
+    and which level that is; and the best state at any level (a stop comes from it), and
+    which (the lowest on a tie)."""
+    top = on.argmax(axis=1)
+    first = on.max(axis=1)
     if on.shape[1] < 2:
-        return np.full_like(on, _NONE), np.zeros(on.shape, dtype=np.int64)
-    top = on.argmax(axis=1)[:, None, :]
-    first = on.max(axis=1, keepdims=True)
-    mine = np.arange(on.shape[1])[None, :, None] == top
+        return np.full_like(on, _NONE), np.zeros(on.shape, dtype=np.int64), first, top
+    mine = np.arange(on.shape[1])[None, :, None] == top[:, None, :]
     rest = np.where(mine, np.float32(_NONE), on)
     second = rest.max(axis=1, keepdims=True)
     runner = rest.argmax(axis=1)[:, None, :]
-    value = np.where(mine, second, first)
-    where = np.where(mine, runner, top)
-    return value, np.broadcast_to(where, on.shape)
+    value = np.where(mine, second, first[:, None, :])
+    where = np.where(mine, runner, top[:, None, :])
+    return value, where, first, top
 
 
 @dataclass(frozen=True)
