@@ -220,13 +220,12 @@ def _bucket(
     moved: _Energy,
     trace: bool,
 ) -> None:
-    """One bucket of :func:`forward`, from the states before it (``old``) into ``new`` (each
-    with its unset bin past the last): the
-    moves keep, start, change and stop in that order, each for every level at once
-    (:class:`_Shift`). A later move takes a state only where it is strictly better, so a tie
-    goes to the earlier move (and a filling move's to the lower level, then the lower bin).
-    With ``trace``, per state the level it came from, and per commands count the move that
-    filled the car."""
+    """One bucket of :func:`forward`, from the states before it (``old``) into ``new``, each
+    with its unset bin past the last: the moves keep, start, change and stop in that order,
+    each for every level at once (:class:`_Shift`). A later move takes a state only where it
+    is strictly better, so a tie goes to the earlier move (and a filling move's to the lower
+    level, then the lower bin). With ``trace``, per state the level it came from, and per
+    commands count the move that filled the car."""
     was, reach, need = old.shape[2] - 1, new.shape[2] - 1, len(whole.left)
     came = np.zeros(new.shape, dtype=np.int16) if trace else None  # off stays off: from off
     on = old[:, 1:, :]
@@ -248,7 +247,8 @@ def _bucket(
     change = _Shift.of(moved.units, was, reach, need)
     other, where, stop, top = _best_other(on[:-1])
     froms = (where + 1).astype(np.int16)
-    _improve(new, came, change.landed(other) + moved.added(reach), change.landed(froms))
+    landed_from = change.landed(froms) if came is not None else 0  # untraced: never read
+    _improve(new, came, change.landed(other) + moved.added(reach), landed_from)
     _fill(found, index, 1, change, change.filling(other, moved), froms, trace=trace)
     # Stop: one command, nothing charged; from the best level.
     stop, top = stop[:, :was], top[:, :was]
@@ -369,7 +369,7 @@ class _Shift:
         return np.where(self.fills, value, np.float32(_NONE))
 
 
-@functools.lru_cache(maxsize=64)  # about 30 kB each; 92 % of a month's plans hit
+@functools.lru_cache(maxsize=64)  # about 35 kB each; 92 % of a month's plans hit
 def _shift(units: tuple[int, ...], width: int, reach: int, need: int) -> _Shift:
     levels = len(units)
     steps = np.asarray(units, dtype=np.int64)[:, None]
