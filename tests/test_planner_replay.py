@@ -150,3 +150,8 @@ def test_on_a_sample_month_the_shipped_planner_holds_its_figures(
     assert ours.commands_per_session is not None
     assert ours.commands_per_session <= most
     assert share >= floor, share
+    if method == "dp":
+        # The replay as measured when the programme became a gather per move (2026-12-08;
+        # the same to the last bit before it): a change that moves a tie or a rounding shows
+        # here, where the floors above would let it pass.
+        assert (ours.ev_solar_kwh, result.commands) == (83.81959286666671, 103)
