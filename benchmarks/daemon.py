@@ -10,8 +10,11 @@
   plugged in 08:00-18:00): requests per hour per charger by endpoint, as the fake cloud counted
   them (target 130), CPU per tick of the service's thread, connections opened.
 
-`python benchmarks/daemon.py [--ticks N] [--hours H] [--always-plugged]`: fewer real ticks or
-simulated hours for a quick look; the car plugged in all the time instead of 08:00-18:00.
+`python benchmarks/daemon.py [--ticks N] [--hours H] [--always-plugged] [--planner]`: fewer real
+ticks or simulated hours for a quick look; the car plugged in all the time instead of
+08:00-18:00; ``--planner``: the example rules with `solar-plan` (rules/solar-plan.yaml) enabled
+in place of `solar-surplus` and `overnight-top-up`, the switch docs/planner.md describes (the
+targets are the example rules'; this shows what the switch would cost).
 """
 
 from __future__ import annotations
@@ -108,8 +111,16 @@ def help_times(repeat: int) -> None:
 # --- the example config against the fake cloud --------------------------------------------
 
 
-def example_config(base_url: str, tmp: Path, *, poll: str = f"{POLL_S}s") -> Path:
-    """config.example.yaml as shipped, pointed at the fake cloud and a scratch state dir."""
+PLANNER_SWITCH = {"solar-plan": True, "solar-surplus": False, "overnight-top-up": False}
+"""``--planner``: the policies' ``enabled`` as docs/planner.md's switch to the planner sets them."""
+RULES = "the example config and rules"
+
+
+def example_config(
+    base_url: str, tmp: Path, *, poll: str = f"{POLL_S}s", planner: bool = False
+) -> Path:
+    """config.example.yaml as shipped, pointed at the fake cloud and a scratch state dir;
+    with ``planner``, its rule files copied with the switch to the planner made."""
     # Read as evopt reads it: `off:` is a rule set's name there, not YAML 1.1's false.
     data: dict[str, Any] = load_file(ROOT / "config.example.yaml").data
     data["enlighten"]["base_url"] = base_url
@@ -118,6 +129,8 @@ def example_config(base_url: str, tmp: Path, *, poll: str = f"{POLL_S}s") -> Pat
     # The example's rule files stay where they are: every pattern made absolute, `rules:` and
     # each of `rule_sets:` alike.
     data["rules"] = [str(ROOT / pattern) for pattern in data["rules"]]
+    if planner:
+        data["rules"] = [str(_switched(data["rules"], tmp / "rules"))]
     data["rule_sets"] = {
         name: [str(ROOT / pattern) for pattern in patterns]
         for name, patterns in data.get("rule_sets", {}).items()
@@ -125,6 +138,20 @@ def example_config(base_url: str, tmp: Path, *, poll: str = f"{POLL_S}s") -> Pat
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
+
+
+def _switched(patterns: Sequence[str], into: Path) -> str:
+    """The rule files ``patterns`` match, copied into ``into`` with :data:`PLANNER_SWITCH`
+    made; the pattern that matches the copies."""
+    into.mkdir(parents=True, exist_ok=True)
+    for pattern in patterns:
+        for path in sorted(Path(pattern).parent.glob(Path(pattern).name)):
+            data = load_file(path).data  # as evopt reads it (YAML 1.2's booleans)
+            for policy in data.get("policies", []):
+                if policy.get("name") in PLANNER_SWITCH:
+                    policy["enabled"] = PLANNER_SWITCH[policy["name"]]
+            (into / path.name).write_text(yaml.safe_dump(data), encoding="utf-8")
+    return str(into / "*.yaml")
 
 
 def _proc_status(pid: int) -> dict[str, float]:
@@ -157,13 +184,13 @@ def _wait(what: str, done: Any, proc: subprocess.Popen[bytes], timeout_s: float)
         time.sleep(0.05)
 
 
-def real_daemon(ticks: int) -> None:
+def real_daemon(ticks: int, *, planner: bool = False) -> None:
     """`evopt run` as systemd starts it, for ``ticks`` real ticks at the 30 s poll."""
     cloud = FakeCloud(clock=FakeClock(realtime=True))
     cloud.update_charger(plugged_in=True)
     env = {**os.environ, "ENLIGHTEN_PASSWORD": PASSWORD}
     with tempfile.TemporaryDirectory() as tmp, run_in_thread(cloud) as base_url:
-        config = example_config(base_url, Path(tmp))
+        config = example_config(base_url, Path(tmp), planner=planner)
         proc = subprocess.Popen(  # noqa: S603 - our own program
             [EVOPT, "--config", str(config), "run"],
             env=env,
@@ -184,8 +211,8 @@ def real_daemon(ticks: int) -> None:
             proc.wait(timeout=30)
     peers = {r.peer for r in cloud.requests()}
     print(
-        f"`evopt run`, example config and rules, {counted} real ticks at {POLL_S} s after the "
-        "first, car plugged in:"
+        f"`evopt run`, {_rules(planner)}, {counted} real ticks at {POLL_S} s after the first, "
+        "car plugged in:"
     )
     rss = memory["VmRSS"]
     print(
@@ -222,7 +249,11 @@ class DayClock:
         await asyncio.sleep(0)
 
 
-def simulated(hours: float, *, always: bool = False) -> None:
+def _rules(planner: bool) -> str:
+    return f"{RULES} with the planner switched on" if planner else RULES
+
+
+def simulated(hours: float, *, always: bool = False, planner: bool = False) -> None:
     """The service on a simulated clock: requests per hour by endpoint, CPU per tick."""
     cloud = FakeCloud(clock=FakeClock(DAY_START))
     if always:
@@ -230,7 +261,7 @@ def simulated(hours: float, *, always: bool = False) -> None:
     chargers = len(cloud.model.chargers)
     ticks = int(hours * 3600 / POLL_S)
     with tempfile.TemporaryDirectory() as tmp, run_in_thread(cloud) as base_url:
-        config = load_config(example_config(base_url, Path(tmp)))
+        config = load_config(example_config(base_url, Path(tmp), planner=planner))
         service = Service(
             config,
             config_path=config.source,
@@ -248,7 +279,7 @@ def simulated(hours: float, *, always: bool = False) -> None:
     plugged = "all the time" if always else f"{PLUG_IN_H:02d}:00-{UNPLUG_H:02d}:00"
     print(
         f"the service on a simulated clock, {hours:g} h ({ticks} ticks at {POLL_S} s, car "
-        f"plugged in {plugged}), example config and rules:"
+        f"plugged in {plugged}), {_rules(planner)}:"
     )
     print(
         f"  requests per hour per charger {per_hour:5.1f}  target {REQUESTS_TARGET:.0f}"
@@ -269,10 +300,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--always-plugged", action="store_true", help="the car plugged in all the simulated time"
     )
+    parser.add_argument(
+        "--planner",
+        action="store_true",
+        help="solar-plan enabled in place of solar-surplus and overnight-top-up",
+    )
     args = parser.parse_args(argv)
     help_times(args.repeat)
-    simulated(args.hours, always=args.always_plugged)
-    real_daemon(args.ticks)
+    simulated(args.hours, always=args.always_plugged, planner=args.planner)
+    real_daemon(args.ticks, planner=args.planner)
     return 0
 
 

@@ -35,3 +35,18 @@ def test_the_benchmark_runs_the_example_config_and_all_its_rules(tmp_path: Path)
     assert set(config.rule_sets) == set(example.rule_sets)
     ours = [p.name for p in load_config_rules(config).enabled]
     assert ours == [p.name for p in load_config_rules(example).enabled]
+
+
+def test_with_the_planner_switched_on_the_planner_replaces_the_two_rules(tmp_path: Path) -> None:
+    """``--planner``: the same policies, `solar-plan` enabled in place of `solar-surplus` and
+    `overnight-top-up` (docs/planner.md's switch), every other policy as the example has it."""
+    bench = _daemon_bench()
+    path = bench.example_config("http://127.0.0.1:9", tmp_path, planner=True)  # type: ignore[attr-defined]
+    switched = load_config_rules(load_config(path))
+    example = load_config_rules(load_config(ROOT / "config.example.yaml"))
+    shipped = {p.name for p in example.enabled}
+    assert {p.name for p in switched.enabled} == shipped - {
+        "solar-surplus",
+        "overnight-top-up",
+    } | {"solar-plan"}
+    assert sorted(p.name for p in switched.policies) == sorted(p.name for p in example.policies)
