@@ -375,7 +375,7 @@ def test_timers_moved_with_no_car_are_the_engine_s(
     key = tuple(idle.key_parts(tick, view, idle.period(tick), memory))
     if key[:-1] != idle.last[:-1] or key == idle.last:
         return
-    assert idle._only_timers_moved(view)
+    assert idle._kept_without_car(view)
     decided, engine_memory = evaluate(tick, RULES, memory, settings=engine)
     assert _told(decided) == _told(kept)
     moved = idle.timers_moved(tick, view, memory)

@@ -212,14 +212,7 @@ class Idle:
         counts such ticks without building one (they are most of a year's ticks, and their
         snapshots were most of what a replay spent beside the engine)."""
         last = self.last
-        if (
-            last is None
-            or len(last) != _UNPLUGGED_PARTS
-            or last[1] is not view
-            or view is not self._view
-            or view.plugged_in
-            or view.charging
-        ):
+        if last is None or not self._kept_without_car(view) or last[1] is not view:
             return False
         return bool(
             self._period(tariff[0], tariff[1], sun, None, local) == last[0]
@@ -326,9 +319,11 @@ class Idle:
             )
         return ages, levels, due, asked  # last: a tuple compares it only when all else is equal
 
-    def _only_timers_moved(self, view: ChargerView) -> bool:
-        """Whether a key that differs from the kept one first in its last part, the timers'
-        sides (:data:`_UNPLUGGED_PARTS`: a tick with no car), differs only there."""
+    def _kept_without_car(self, view: ChargerView) -> bool:
+        """Whether the kept key is a tick's with no car (:data:`_UNPLUGGED_PARTS`, no plugged
+        part after the timers' sides) and ``view`` is one with no car, the charger as the
+        kept tick saw it: then a key that differs first in its last part differs only there
+        (:meth:`decide`), and :meth:`repeats` may compare the rest without a snapshot."""
         last = self.last
         return (
             last is not None
@@ -382,7 +377,7 @@ class Idle:
         seen = _matched(parts, self.last)
         if seen is None:
             return self.decided, memory
-        if len(seen) == _UNPLUGGED_PARTS and self._only_timers_moved(view):
+        if len(seen) == _UNPLUGGED_PARTS and self._kept_without_car(view):
             self.last = tuple(seen)
             return self.decided, self.timers_moved(snapshot, view, memory)
         decided, returned = evaluate(snapshot, self.policies, memory, settings=self.settings)
