@@ -283,7 +283,8 @@ def learn_habits(
     A damaged page is skipped with a warning (the service never stops on bad history); a
     charger with no usable session is left out.
     """
-    start = (now - timedelta(days=settings.days + 1)).astimezone(ZoneInfo(timezone)).date()
+    # A day before the look-back's first end: the store keeps sessions by local day.
+    start = (settings.since(now) - timedelta(days=1)).astimezone(ZoneInfo(timezone)).date()
     by_charger: dict[str, list[ChargingSession]] = {}
     for sn, page in store.load_history_sessions_by_charger(site_id, start=start):
         try:

@@ -121,6 +121,12 @@ class HabitSettings:
     per_day_min: int = 8
     days: int = 90
 
+    def since(self, now: datetime) -> datetime:
+        """The earliest session end the habits at ``now`` learn from: the look-back's one
+        definition, so the replay's pre-filtered window (optimizer/simulate/learned.py) and
+        the stored history the service loads (optimizer/plans.py) cannot drift from it."""
+        return now - timedelta(days=self.days)
+
 
 @dataclass(frozen=True)
 class Habit:
@@ -408,7 +414,7 @@ def habits_at(
     """The habits as known at ``now``: from sessions that ended before it (module docstring)."""
     settings = settings or HabitSettings()
     zone = ZoneInfo(timezone)
-    since = now - timedelta(days=settings.days)
+    since = settings.since(now)
     per_day: list[list[tuple[int, float]]] = [[] for _ in range(7)]
     kept: list[PastSession] = []
     for session in sessions:

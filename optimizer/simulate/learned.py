@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import overload
 from zoneinfo import ZoneInfo
 
@@ -55,7 +55,7 @@ class LearnedPlans(Sequence[DeparturePlan]):
         self.ends = [s.ended_at for s in self.past]
         self.by_day: dict[date, Habits] = {}
         self.plans: list[DeparturePlan | None] = [None] * len(sessions)
-        self.window = timedelta(days=(settings or HabitSettings()).days)  # habits_at's
+        self.lookback = settings or HabitSettings()  # habits_at's window
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -81,7 +81,7 @@ class LearnedPlans(Sequence[DeparturePlan]):
             midnight = datetime.combine(day, time(0), tzinfo=self.zone)
             # Only the sessions habits_at keeps (ended in its window before midnight): the
             # same habits without a scan of the whole history for every day planned.
-            since = midnight - self.window
+            since = self.lookback.since(midnight)
             window = self.past[bisect_left(self.ends, since) : bisect_left(self.ends, midnight)]
             habits = habits_at(window, midnight, timezone=self.timezone, settings=self.settings)
             self.by_day[day] = habits
