@@ -68,6 +68,43 @@ def test_the_search_and_highs_give_the_same_schedule(series: SiteSeries, limits:
     same_schedule(series, limits)
 
 
+SLACK_IN_A_GAP = site(
+    [0.0] * 8,
+    [(18 / 15, 6 + 1 / 15, 0.291)],  # 00:18-01:31: a minute of a gap bucket at the end
+    prices=[0.09, 0.013, 0.09, 0.09, 0.09, 0.09, 0.014, 0.09],
+    missing=[False] * 6 + [True, False],
+    export_price=0.0,
+)
+"""A draw that failed the property above: stage 3 ranks a gap first, and its cost pin's 1e-9
+lets HiGHS move 1e-6 kWh from the cheapest bucket into the gap at the session's end (0.014
+against 0.013): the same energy to 1e-6, but a second block, 4 commands to the search's 2."""
+
+
+def test_the_stage_pins_slack_counts_no_command() -> None:
+    answer = baselines._milp_group(
+        SLACK_IN_A_GAP, list(SLACK_IN_A_GAP.sessions), Limits(6, 32, 1), VOLTS
+    )
+    assert answer is not None
+    ((_, solved, sent),) = answer
+    assert sum(solved) == pytest.approx(0.291, abs=1e-12)
+    assert [e > 0 for e in solved] == [True] + [False] * 5
+    assert sent == 2
+    same_schedule(SLACK_IN_A_GAP, Limits(6, 32, 1))
+
+
+def test_slack_goes_to_the_largest_charge_with_room_or_stays() -> None:
+    emax = (1.0, 0.5, 1.0, 1.0)
+    slack = baselines._without_slack
+    assert slack([0.3, 0.4, 0.0, 4e-6], emax) == [0.3, 0.4 + 4e-6, 0.0, 0.0]
+    # the largest (0.5) has no room: the next largest with room takes it
+    assert slack([0.3, 0.5, 0.0, 4e-6], emax) == [0.3 + 4e-6, 0.5, 0.0, 0.0]
+    # no charge with room, or the need itself that small: kept as HiGHS gave it
+    assert slack([1.0, 4e-6], (1.0, 1.0)) == [1.0, 4e-6]
+    assert slack([0.0, 4e-6], (1.0, 1.0)) == [0.0, 4e-6]
+    # a real charge, however short, is never moved
+    assert slack([0.3, 2e-5], (1.0, 1.0)) == [0.3, 2e-5]
+
+
 @settings(max_examples=examples(20))
 @given(one_session((20, 48)), LIMITS)
 def test_long_sessions_too(series: SiteSeries, limits: Limits) -> None:

@@ -53,7 +53,7 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
-PROGRAMME_VERSION = 2
+PROGRAMME_VERSION = 3
 """Bump when the optimum's programme or its command count changes: old answers stop matching."""
 MAX_FILES = 64
 """Files kept; a year's answer is ~100 kB, so the cache stays under ~10 MB."""
