@@ -311,6 +311,36 @@ def test_the_causal_forecast_resumes_as_if_asked_all_along(tmp_path: Path) -> No
     assert exact(resumed.state()[:3], asked.state()[:3])
 
 
+def test_the_first_plane_is_found_ahead_and_the_replay_still_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    """`warm_from` fits ahead of a split replay (the sample's first plane holds in February)
+    and leaves the forecast as fresh as it found it: the replay's first outlook comes at the
+    bucket it names, as it does without it, with the same plane (no peeking)."""
+    config = _config(tmp_path, battery=False)
+    series = _series(config, (1, 1), (3, 1))
+    site = sample_site(DEFAULT_SAMPLE, series.timezone)
+    ahead = CausalOutlooks(series, config, site=site)
+    warm = ahead.warm_from()
+    assert warm is not None
+    assert series.starts[warm] - series.starts[0] > timedelta(days=14)
+    assert exact(ahead.state(), CausalOutlooks(series, config, site=site).state())
+    alone = CausalOutlooks(series, config, site=site)
+    plugged = [i for i in range(len(series.starts)) if series.session_index(i) >= 0]
+    assert next(i for i in plugged if ahead.at(i) is not None) == warm
+    assert next(i for i in plugged if alone.at(i) is not None) == warm
+    assert exact(ahead.state()[:3], alone.state()[:3])
+    days = (series.starts[warm] - series.starts[0]).days
+    assert CausalOutlooks(series, config, site=site).warm_from(within_days=days) is None
+    # the weights a split replay takes from it: the cut comes earlier than with flat ones
+    weights = replay_module._weights(ahead.at)
+    assert weights == (replay_module.COLD_COST, replay_module.PLANNED_COST, warm)
+    assert replay_module._weights(None) == (replay_module.PLUGGED_COST,) * 2 + (0,)
+    flat = (replay_module.PLANNED_COST,) * 2 + (0,)
+    cold_cut = replay_module._candidates(series, weights)[1][0]
+    assert cold_cut < replay_module._candidates(series, flat)[1][0]
+
+
 def test_a_solar_plan_split_is_the_replay_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,8 +17,10 @@ Before the history supports a plane (the first days) there is no outlook, and th
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -32,6 +34,10 @@ from optimizer.simulate.series import BUCKET_H, SiteSeries
 __all__ = ["CausalOutlooks", "surplus_outlook"]
 
 ORIENTATION_DAYS = 7
+WARM_PROBE_DAYS = 8 * ORIENTATION_DAYS
+"""How far :meth:`CausalOutlooks.warm_from` looks for the first plane: each try is a fit
+(50-500 ms) made before a split replay forks, so a site whose sky never fits is not tried all
+year ahead of the replay (the sample's first plane holds on day 35)."""
 DAY_AHEAD_H = 72
 HORIZON_H = 48
 RECENT_H = 2.0
@@ -85,16 +91,30 @@ class CausalOutlooks:
         self.oriented_on: date | None = None
         self.clear: np.ndarray | None = None
         self.days: dict[date, _Day | None] = {}
+        self.fits: dict[date, solar.Orientation | None] = {}
 
-    def _orient(self, day: date, now_s: float) -> None:
+    def _fit(self, day: date) -> solar.Orientation | None:
+        """The plane as fitted at ``day``'s local midnight (None: the history could not
+        support one), each day's fit made once: :meth:`warm_from` fits ahead of the replay,
+        and the replay's own call, or a child's :meth:`resume` after a fork, reads it."""
+        if self.site is None:
+            return None
+        if day not in self.fits:
+            midnight = datetime.combine(day, time(0), tzinfo=self.zone).timestamp()
+            try:
+                self.fits[day] = plane(self.history, self.site, self.settings, now_s=midnight)
+            except solar.ForecastError:
+                self.fits[day] = None
+        return self.fits[day]
+
+    def _orient(self, day: date) -> None:
         if self.site is None:
             return
         if self.oriented_on is not None and (day - self.oriented_on).days < ORIENTATION_DAYS:
             return
         self.oriented_on = day
-        try:
-            orientation = plane(self.history, self.site, self.settings, now_s=now_s)
-        except solar.ForecastError:
+        orientation = self._fit(day)
+        if orientation is None:
             return
         if orientation != self.orientation:
             self.orientation = orientation
@@ -106,7 +126,7 @@ class CausalOutlooks:
         if day in self.days:
             return self.days[day]
         midnight = datetime.combine(day, time(0), tzinfo=self.zone).timestamp()
-        self._orient(day, midnight)
+        self._orient(day)
         found: _Day | None = None
         if self.site is not None and self.orientation is not None:
             cfg = self.settings
@@ -135,24 +155,47 @@ class CausalOutlooks:
         compares them at the cut)."""
         if self.site is None or self.oriented_on is not None or self.days:
             return
+        refits = [day for _, day in self._refits(index)]
+        for day in reversed(refits):
+            self._orient(day)
+            if self.orientation is not None:
+                break
+            self.oriented_on = None
+        self.oriented_on = refits[-1] if refits else None
+
+    def _refits(self, stop: int) -> Iterator[tuple[int, date]]:
+        """The days the plane is fitted on (or tried) in a replay up to bucket ``stop``, each
+        with its first plugged-in bucket: a replay asks at plugged-in ticks only, and fits
+        again at the first asked day :data:`ORIENTATION_DAYS` or more after the last try."""
         series = self.series
-        refits: list[date] = []
-        last = None
-        for at in range(index):
+        last: date | None = None
+        tried: date | None = None
+        for at in range(stop):
             if series.session_index(at) < 0:
                 continue
             day = series.starts[at].astimezone(self.zone).date()
             if day == last:
                 continue
             last = day
-            if not refits or (day - refits[-1]).days >= ORIENTATION_DAYS:
-                refits.append(day)
-        for day in reversed(refits):
-            self._orient(day, datetime.combine(day, time(0), tzinfo=self.zone).timestamp())
-            if self.orientation is not None:
-                break
-            self.oriented_on = None
-        self.oriented_on = refits[-1] if refits else None
+            if tried is None or (day - tried).days >= ORIENTATION_DAYS:
+                tried = day
+                yield at, day
+
+    def warm_from(self, within_days: int = WARM_PROBE_DAYS) -> int | None:
+        """The first bucket whose plugged-in ticks have a plane to forecast with, looked for
+        in the first ``within_days`` of the series (None: none there, or no site). Before it,
+        the ``solar_plan`` kind follows the current surplus and plans again at every tick, two
+        to three times the work of a tick with a forecast (docs/performance.md): a replay in
+        two processes weighs its cut by it (replay.py). The fits made here are the replay's
+        own (:meth:`_fit`), made ahead."""
+        if self.site is None or not self.series.starts:
+            return None
+        end = self.series.starts[0] + timedelta(days=within_days)
+        stop = bisect_left(self.series.starts, end)
+        for at, day in self._refits(stop):
+            if self._fit(day) is not None:
+                return at
+        return None
 
     def state(self) -> tuple[object, ...]:
         """What it carries from one call to the next (the plane fitted and when, the clear-sky

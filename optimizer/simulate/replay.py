@@ -543,6 +543,14 @@ CANDIDATE_STEP = 30 * 96
 (a month apart), for a child whose fresh state would be fragile there (:func:`_fragile`)."""
 PLUGGED_COST = 4
 """A tick with a car plugged in costs about this many idle ones (the split balances work)."""
+PLANNED_COST = 100
+"""The same with a forecast to plan over (``solar_plan``, the causal outlooks): its programme
+is most of a replay's work (the sample year: 81 s of CPU against the rules' 4, 14,441 of its
+35,040 ticks plugged in)."""
+COLD_COST = 250
+"""The same before the first plane fits (:meth:`CausalOutlooks.warm_from`): the kind follows
+the current surplus and plans again at every tick (the sample's first five weeks: 3.6 s of CPU
+a week against 1.3-1.6 after)."""
 PARENT_EXTRA = 0.01
 """The share of the work this process leaves to the child beyond half: `evopt simulate` goes
 on to the report after the replay (a twentieth of a second of a year's), where the optimum's
@@ -569,17 +577,32 @@ def _outlook_state(outlooks: Callable[[int], object] | None) -> Callable[[], obj
     return state if callable(state) else None
 
 
-def _candidates(series: SiteSeries) -> tuple[list[bool], list[int]]:
+def _weights(outlooks: Callable[[int], object] | None) -> tuple[int, int, int]:
+    """What a plugged-in tick costs in idle ones, before bucket ``warm`` and from it, and
+    ``warm``: the rules' :data:`PLUGGED_COST` throughout, or with a forecast to plan over,
+    :data:`COLD_COST` until its first plane and :data:`PLANNED_COST` after."""
+    warm_from = getattr(getattr(outlooks, "__self__", None), "warm_from", None)
+    if not callable(warm_from):
+        return PLUGGED_COST, PLUGGED_COST, 0
+    warm = warm_from()
+    return (PLANNED_COST, PLANNED_COST, 0) if warm is None else (COLD_COST, PLANNED_COST, warm)
+
+
+def _candidates(
+    series: SiteSeries, weights: tuple[int, int, int] = (PLUGGED_COST, PLUGGED_COST, 0)
+) -> tuple[list[bool], list[int]]:
     """Which buckets have a car plugged in, and the places the first cut may go, best first:
     the quiet bucket (no car plugged in it or the one before) where the work after it (the
-    child's, warm-up included) is about the work before it, then quiet buckets
-    :data:`CANDIDATE_STEP` apart on either side, nearer first (:func:`_child_work` takes the
-    first where the child's fresh state is not fragile)."""
+    child's, warm-up included) is about the work before it (``weights``: :func:`_weights`),
+    then quiet buckets :data:`CANDIDATE_STEP` apart on either side, nearer first
+    (:func:`_child_work` takes the first where the child's fresh state is not fragile)."""
     count = len(series.starts)
     plugged = [series.session_index(i) >= 0 for i in range(count)]
+    cold, warm_cost, warm = weights
     work = [0] * (count + 1)
     for index in range(count):
-        work[index + 1] = work[index] + (PLUGGED_COST if plugged[index] else 1)
+        cost = (cold if index < warm else warm_cost) if plugged[index] else 1
+        work[index + 1] = work[index] + cost
     warm_work = work[WARM_UP] * 2  # about what the child replays before the cut
     half = (work[count] + warm_work) // 2 - int(work[count] * PARENT_EXTRA)
     middle = next((i for i in range(1, count) if work[i] >= half), count)
@@ -752,7 +775,7 @@ def _split_advance(run: _Run) -> None:
     next cut and compares again, and past the last one replays the rest alone. No fork, a
     child that fails: this process alone."""
     count = len(run.fixed.series.starts)
-    plugged, candidates = _candidates(run.fixed.series)
+    plugged, candidates = _candidates(run.fixed.series, _weights(run.fixed.outlooks))
     child = None
     if candidates:
         child = fork_child(partial(_child_work, run, plugged, candidates), name="evopt-replay-half")
