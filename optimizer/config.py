@@ -252,6 +252,37 @@ class GatewayConfig(_Section):
         return value
 
 
+class OnlineForecastConfig(_Section):
+    """An online PV forecast in place of the learned clear-sky index where it reaches
+    (docs/forecast.md, "An online forecast"): Forecast.Solar's public tier, asked at most
+    once per ``refresh`` (it allows 12 requests an hour per address), its last reply kept on
+    disk and used while at most ``max_age`` old. Never required: without a reply the learned
+    index forecasts as before."""
+
+    provider: Literal["forecast_solar"] = "forecast_solar"
+    refresh: Duration = timedelta(hours=1)
+    max_age: Duration = timedelta(hours=6)
+    timeout: Duration = timedelta(seconds=15)
+    # Another address for the same API (a caching proxy; the tests' fake).
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+
+    @model_validator(mode="after")
+    def _sane(self) -> OnlineForecastConfig:
+        if self.refresh < timedelta(minutes=15):
+            raise ValueError(
+                "forecast.online.refresh must be at least 15m: the public tier allows 12 "
+                "requests an hour per address, and the weather model itself updates hourly"
+            )
+        if not self.refresh <= self.max_age <= timedelta(hours=48):
+            raise ValueError(
+                "forecast.online.max_age must be between forecast.online.refresh and 48h: a "
+                "reply older than that forecasts yesterday's weather"
+            )
+        if not timedelta(seconds=1) <= self.timeout <= timedelta(minutes=2):
+            raise ValueError("forecast.online.timeout must be between 1s and 2m")
+        return self
+
+
 class ForecastConfig(_Section):
     """The solar forecast (docs/forecast.md): the panels' plane, or nothing to learn it.
 
@@ -266,6 +297,7 @@ class ForecastConfig(_Section):
     history_days: int = Field(default=60, ge=7, le=365)  # to learn the plane from
     index_days: int = Field(default=30, ge=3, le=365)  # to learn the clear-sky index from
     load_days: int = Field(default=28, ge=3, le=365)  # to learn the house load from
+    online: OnlineForecastConfig | None = None  # unset: the learned index only, no request
 
     @model_validator(mode="after")
     def _plane_whole(self) -> ForecastConfig:

@@ -42,6 +42,7 @@ from optimizer.forecast.site import Site
 
 if TYPE_CHECKING:
     from optimizer.enlighten.models import LifetimeEnergy
+    from optimizer.forecast.online import OnlinePV
 
 __all__ = [
     "STEP_S",
@@ -595,6 +596,7 @@ class Forecast:
     house_w: Floats
     orientation: Orientation
     index: SkyIndex
+    source: str = "the learned clear-sky index"  # or the online forecast that replaced it
 
     @property
     def surplus_p10_w(self) -> Floats:
@@ -621,6 +623,7 @@ class Forecast:
             "step_s": STEP_S,
             "orientation": self.orientation.to_json(),
             "index": self.index.to_json(),
+            "source": self.source,
             "pv_kwh": {
                 "p10": round(self.energy_kwh(self.pv_p10_w), 2),
                 "p50": round(self.energy_kwh(self.pv_p50_w), 2),
@@ -700,6 +703,7 @@ def forecast_at(
     recent_h: float = 2.0,
     tau_h: float = 3.0,
     reuse: ForecastReuse | None = None,
+    online: OnlinePV | None = None,
 ) -> Forecast:
     """The forecast as it could be made at ``now``, from the buckets that ended by then only.
 
@@ -708,6 +712,8 @@ def forecast_at(
     ``w * recent + (1 - w) * q`` for each percentile ``q`` of its band, ``w = exp(-lead /
     tau_h)``: the last hours' sky persists for the next ones, the climate takes over later.
     With ``reuse``, the parts that only change with a new bucket are kept between calls.
+    With ``online`` (optimizer/forecast/online.py), its index is the bands' p50 where it
+    reaches, before the last hours' index is blended in.
     """
     now_s = now.timestamp() if isinstance(now, datetime) else float(now)
     known = history.before(now_s)
@@ -744,6 +750,10 @@ def forecast_at(
         if reuse is not None and key is not None:
             reuse.keep(history, key, parts)
     bands, clear = parts.bands, parts.clear_sky_w
+    source = "the learned clear-sky index"
+    if online is not None:
+        bands = online.bands(parts.start_s, clear, bands)
+        source = online.source
     if parts.index.recent is not None:
         lead_h = np.maximum(parts.start_s + STEP_S / 2 - now_s, 0.0) / 3600
         weight = np.exp(-lead_h / tau_h)[:, None]
@@ -758,4 +768,5 @@ def forecast_at(
         house_w=parts.house_w,
         orientation=orientation,
         index=parts.index,
+        source=source,
     )

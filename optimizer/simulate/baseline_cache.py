@@ -35,6 +35,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from optimizer.cachedir import cache_root
 from optimizer.simulate.series import SiteSeries
 from optimizer.simulate.split import Child, fork_child
 
@@ -63,12 +64,7 @@ Profile = tuple[tuple[float, ...], int]
 
 def cache_dir() -> Path:
     """The directory baseline answers live in (created when the first one is written)."""
-    explicit = os.environ.get("EVOPT_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser() / "baselines"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "evopt" / "baselines"
+    return cache_root() / "baselines"
 
 
 def _solver_version() -> str:
