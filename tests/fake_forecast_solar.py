@@ -4,33 +4,43 @@ Shaped after the provider's replies as its client library's tests record them (t
 ``estimate`` JSON: ``result.watts``, ``watt_hours_period``, ``watt_hours``,
 ``watt_hours_day``, ``message.info`` and ``message.ratelimit``; the X-Ratelimit-* headers; the
 429 body): tests/fixtures/forecast_solar/ holds one of each. The estimate covers today and
-tomorrow (UTC, ``time=utc``) from sunrise to sunset, hourly, with the first and last point at
-the sun's own minute and 0 there, as the real one sends them. Its production is a sine over
-the day scaled by the plane's kWp and a cloud factor per day the test sets.
+tomorrow (the site's days, times in UTC as ``time=utc`` asks) from sunrise to sunset, hourly,
+with the first and last point at the sun's own second and 0 there, as the real one sends
+them. Its production is a sine over the day scaled by the plane's kWp and a cloud factor per
+day the test sets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from astral import Observer
+from astral.sun import sunrise, sunset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "forecast_solar"
-SUNRISE_H = 11.4  # UTC, a Greensboro winter's day: the tests only need a plausible day
-SUNSET_H = 22.2
 
 
-def day_points(day: date, kwp: float, cloud: float) -> list[tuple[datetime, float, float]]:
-    """(time, W, Wh of the period ending then) from sunrise to sunset, hourly between."""
-    rise = datetime.combine(day, time(0), tzinfo=UTC) + timedelta(hours=SUNRISE_H)
-    dusk = datetime.combine(day, time(0), tzinfo=UTC) + timedelta(hours=SUNSET_H)
+def day_points(
+    day: date, lat: float, lon: float, *, zone: str, kwp: float, cloud: float
+) -> list[tuple[datetime, float, float]]:
+    """(time, W, Wh of the period ending then) from the site's sunrise to its sunset on its
+    local ``day`` (astral), hourly between: a sine over the day, 0.65 of the kWp at noon
+    times ``cloud``."""
+    where = Observer(latitude=lat, longitude=lon)
+    rise = sunrise(where, day, tzinfo=ZoneInfo(zone)).astimezone(UTC).replace(microsecond=0)
+    dusk = sunset(where, day, tzinfo=ZoneInfo(zone)).astimezone(UTC).replace(microsecond=0)
     length = (dusk - rise).total_seconds()
 
     def watts(at: datetime) -> float:
@@ -51,16 +61,16 @@ def day_points(day: date, kwp: float, cloud: float) -> list[tuple[datetime, floa
 
 
 def estimate_reply(
-    lat: float, lon: float, kwp: float, today: date, clouds: dict[date, float]
+    lat: float, lon: float, kwp: float, *, today: date, clouds: dict[date, float], zone: str
 ) -> dict[str, Any]:
-    """The ``estimate`` reply for today and tomorrow, in the provider's own shape."""
+    """The ``estimate`` reply for the site's today and tomorrow, in the provider's shape."""
     watts: dict[str, int] = {}
     period: dict[str, int] = {}
     total: dict[str, int] = {}
     days: dict[str, int] = {}
     for day in (today, today + timedelta(days=1)):
         running = 0
-        for at, w, wh in day_points(day, kwp, clouds.get(day, 1.0)):
+        for at, w, wh in day_points(day, lat, lon, zone=zone, kwp=kwp, cloud=clouds.get(day, 1.0)):
             key = at.isoformat(timespec="seconds")
             running += int(wh)
             watts[key], period[key], total[key] = int(w), int(wh), running
@@ -83,7 +93,7 @@ def estimate_reply(
                 "longitude": lon,
                 "distance": 0,
                 "place": "the fake's place",
-                "timezone": "UTC",
+                "timezone": zone,
                 "time": now.isoformat(),
                 "time_utc": now.isoformat(),
             },
@@ -95,9 +105,11 @@ def estimate_reply(
 @dataclass
 class FakeForecastSolar:
     """``mode``: "ok", "ratelimit" (429), "down" (502), "html" (200, not JSON) or "hang"
-    (no answer). ``today`` is the fake's date; ``requests`` the paths asked."""
+    (no answer). ``today`` is the site's date at the fake, ``zone`` its time zone (the real
+    service knows it from the place); ``requests`` the paths asked."""
 
     today: date
+    zone: str = "America/New_York"
     mode: str = "ok"
     clouds: dict[date, float] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
@@ -120,7 +132,12 @@ class FakeForecastSolar:
             await self._closing.wait()  # until the fake stops: no answer before
         m = request.match_info
         reply = estimate_reply(
-            float(m["lat"]), float(m["lon"]), float(m["kwp"]), self.today, self.clouds
+            float(m["lat"]),
+            float(m["lon"]),
+            float(m["kwp"]),
+            today=self.today,
+            clouds=self.clouds,
+            zone=self.zone,
         )
         headers["X-Ratelimit-Remaining"] = "11"
         return web.Response(
@@ -142,3 +159,19 @@ class FakeForecastSolar:
         self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+@contextlib.contextmanager
+def in_thread(fake: FakeForecastSolar) -> Iterator[FakeForecastSolar]:
+    """``fake`` serving from a loop of its own, for a caller without one (the CLI's main)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-forecast-solar", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(fake.__aenter__(), loop).result(10)
+        yield fake
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.__aexit__(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from optimizer.cli import main
 from optimizer.config import load_config
 from optimizer.simulate.sample import sample_config_path, sample_paths
 from optimizer.yamlpos import YamlFileError
+from tests.fake_forecast_solar import FakeForecastSolar, in_thread
 
 
 def test_cli_service_and_config_never_import_pvlib() -> None:
@@ -93,3 +96,33 @@ def test_each_site_has_its_own_panels(tmp_path: Path) -> None:
     )
     first, second = load_config(path).site_configs()
     assert (first.forecast.tilt, second.forecast.tilt) == (30, None)
+
+
+def test_cli_forecast_with_the_online_forecast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--online` asks Forecast.Solar (the fake) and says whose sun the forecast counts on;
+    without it the reply kept on disk serves, with no request; without `forecast.online`,
+    `--online` is an error that names the key."""
+    monkeypatch.setenv("EVOPT_CACHE_DIR", str(tmp_path / "cache"))
+    at = "2025-06-20T09:00"
+    code, _, err = _forecast(["--at", at, "--online"], capsys)
+    assert code == 1
+    assert "--online needs forecast.online" in err
+    with in_thread(FakeForecastSolar(date(2025, 6, 20))) as fake:
+        data = yaml.safe_load(sample_config_path().read_text(encoding="utf-8"))
+        data.setdefault("forecast", {})["online"] = {"base_url": fake.base_url}
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data), encoding="utf-8")
+        energy, _ = sample_paths()
+        args = ["--config", str(config), "forecast", "--energy", str(energy), "--at", at]
+        assert main([*args, "--hours", "24"]) == 0
+        assert "Sun: the learned clear-sky index" in capsys.readouterr().out
+        assert fake.requests == []
+        assert main([*args, "--hours", "24", "--online"]) == 0
+        assert "Sun: Forecast.Solar, fetched 2025-06-20 13:00 UTC" in capsys.readouterr().out
+        assert len(fake.requests) == 1
+        assert main([*args, "--json"]) == 0  # the kept reply, no request
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["source"].startswith("Forecast.Solar")
+        assert len(fake.requests) == 1

@@ -9,6 +9,7 @@ with a departure plan; no tick may fail, and the car must get its energy by its 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from optimizer.config import OnlineForecastConfig
 from optimizer.decisions import DecisionStore
 from optimizer.engine.snapshot import DeparturePlan
 from optimizer.enlighten.models import parse_session_history_page
@@ -25,6 +27,7 @@ from optimizer.forecast.solar import Site
 from optimizer.plans import save_plan
 from optimizer.service import TickReport
 from tests.cli_env import SITE_ID
+from tests.fake_forecast_solar import FakeForecastSolar
 from tests.solar_history import synthetic_history
 from tests.test_service import MORNING, SN, World, world_at
 
@@ -187,3 +190,43 @@ async def test_a_day_of_the_planner_with_learned_departures(morning: World, poll
         pages = store.load_history_sessions(SITE_ID)
     starts = {s.started_at for page in pages for s in parse_session_history_page(page).sessions}
     assert MORNING in starts, "the morning's session, filed after it ended, was fetched"
+
+
+# --- the online forecast beside the ticks (issue 15 item 1, `forecast.online`) ---------------
+
+
+@pytest.mark.parametrize("mode", ["ok", "down"])
+async def test_the_planner_plans_over_the_online_forecast_asked_beside_the_ticks(
+    morning: World, mode: str
+) -> None:
+    """Two hours at a 60 s poll with `forecast.online` on the fake Forecast.Solar: asked on
+    the first tick the plane is known and then once an hour, never inside a tick; the
+    outlook says whose forecast it is. With the provider down no tick fails and the learned
+    index plans as before."""
+    local = MORNING.astimezone(MELBOURNE)
+    async with FakeForecastSolar(local.date(), zone="Australia/Melbourne", mode=mode) as fake:
+        base = morning.config(SHIPPED, poll=f"{POLL_S}s")
+        online = OnlineForecastConfig(base_url=fake.base_url)
+        config = base.model_copy(
+            update={"forecast": base.forecast.model_copy(update={"online": online})}
+        )
+        _store_history(morning)
+        service = morning.service(config)
+        service.start()
+        now = morning.cloud.clock.now()
+        with DecisionStore(morning.database) as store:
+            save_plan(store, SN, DeparturePlan(now + timedelta(hours=4), 6.0), now=now)
+        assert await service.run(max_ticks=2 * 3600 // POLL_S) == 0
+        asked = list(fake.requests)
+    assert all(r["outcome"] != "failed" for r in morning.rows())
+    assert len(asked) == 2, asked  # the first tick, and an hour later
+    assert asked[0].startswith("/estimate/-37.81/144.96/")
+    rows = morning.rows("SELECT * FROM decisions WHERE policy = 'plan' AND target = 'charging'")
+    plans = [json.loads(r["inputs"]).get("plan", {}) for r in rows]
+    assert plans
+    if mode == "ok":
+        assert any(p.get("forecast", "").startswith("Forecast.Solar, fetched") for p in plans)
+        assert any("(sun: Forecast.Solar)" in r["reason"] for r in rows)
+    else:
+        assert not any("forecast" in p for p in plans)
+        assert not any("Forecast.Solar" in r["reason"] for r in rows)

@@ -1,8 +1,11 @@
 """`evopt forecast`: the site's expected PV and surplus for the next hours, from its history.
 
 Offline: it reads the lifetime energy `evopt history fetch` stored (or ``--energy FILE``) and
-the site's location from the config; no request is sent. The forecast module (numpy, pandas,
-pvlib) is imported only when this command runs, so `evopt --help` stays fast (issue 16).
+the site's location from the config; no request is sent, except with ``--online`` when
+``forecast.online`` is configured (optimizer/forecast/online.py): without it, the last online
+reply kept on disk (by the service, or an earlier ``--online``) serves while fresh, as it does
+for the planner. The forecast module (numpy, pandas, pvlib) is imported only when this command
+runs, so `evopt --help` stays fast (issue 16).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models import LifetimeEnergy, parse_lifetime_energy
 
 if TYPE_CHECKING:
-    from optimizer.forecast.solar import Forecast
+    from optimizer.forecast.online import OnlinePV
+    from optimizer.forecast.site import Site
+    from optimizer.forecast.solar import Forecast, Orientation
 
 __all__ = ["forecast"]
 
@@ -84,6 +89,7 @@ async def forecast(ctx: Context) -> int:
                 tilt=settings.tilt,
                 azimuth=settings.azimuth,
             )
+        reply = await _online(ctx, where, orientation, now)
         result = solar.forecast_at(
             history,
             now,
@@ -92,6 +98,7 @@ async def forecast(ctx: Context) -> int:
             horizon_h=hours,
             index_days=settings.index_days,
             load_days=settings.load_days,
+            online=reply,
         )
     except solar.ForecastError as err:
         raise InputError(f"{name}: {err}") from err
@@ -100,6 +107,24 @@ async def forecast(ctx: Context) -> int:
     else:
         _print(result, ZoneInfo(site.timezone))
     return 0
+
+
+async def _online(
+    ctx: Context, where: Site, orientation: Orientation, now: datetime
+) -> OnlinePV | None:
+    """The online forecast's last reply that serves ``now`` (asked first with ``--online``,
+    when due), or None without ``forecast.online`` or a fresh reply."""
+    settings = ctx.config.forecast.online
+    if settings is None:
+        if ctx.args.online:
+            raise InputError("--online needs forecast.online in the config (docs/forecast.md)")
+        return None
+    from optimizer.forecast.online import OnlineForecasts, Plane  # noqa: PLC0415 - lazy
+
+    online = OnlineForecasts(settings)
+    if ctx.args.online:
+        await online.refresh(where, orientation, now)
+    return online.current(where, Plane.of(orientation), now.timestamp())
 
 
 def _at(ctx: Context, timezone: str, history: Any) -> datetime:
@@ -123,6 +148,7 @@ def _print(result: Forecast, zone: ZoneInfo) -> None:
         f"{o.peak_w / 1000:.2f} kW peak ({o.source}{rms})"
     )
     recent = result.index.recent
+    print(f"Sun: {result.source}")
     print(
         "Clear-sky index: "
         + ", ".join(

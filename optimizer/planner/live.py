@@ -12,7 +12,10 @@ of the last hours' index while no bucket has ended (:class:`~optimizer.forecast.
 ForecastReuse`: about 29 of every 30 ticks at a 30 s poll). Anything that fails
 (no history yet, no clear day to learn from, an unreadable database) gives no outlook, and
 the kind then follows the current surplus and says so: a forecast is an aid, never a reason
-for a failed tick.
+for a failed tick. With ``forecast.online`` the last reply of the online forecast
+(optimizer/forecast/online.py) stands in for the learned index where it reaches;
+:meth:`LiveOutlooks.refresh_online` asks for a new one when it is due, which the service runs
+beside its ticks, never inside one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from optimizer.decisions.store import DecisionStore
 from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models import LifetimeEnergy, parse_lifetime_energy
 from optimizer.forecast import solar
+from optimizer.forecast.online import OnlineForecasts, Plane
 from optimizer.planner.outlook import STEP_S, SurplusOutlook
 from optimizer.planner.plane import plane
 
@@ -52,6 +56,30 @@ class LiveOutlooks:
 
     def __init__(self) -> None:
         self._sites: dict[int, _Learned] = {}
+        self._online: OnlineForecasts | None = None
+
+    def online(self, config: Config) -> OnlineForecasts | None:
+        """The online forecasts under the config's ``forecast.online`` (made again when a
+        reload changes it; None without it)."""
+        settings = config.forecast.online
+        if settings is None:
+            self._online = None
+        elif self._online is None or self._online.settings != settings:
+            self._online = OnlineForecasts(settings)
+        return self._online
+
+    async def refresh_online(self, site_id: int, config: Config, now: datetime) -> bool:
+        """Ask the online forecast again for the site when it is due, on the plane the
+        forecast uses (none before one is known); True when a new reply was kept."""
+        online = self.online(config)
+        learned = self._sites.get(site_id)
+        site = config.site
+        if online is None or learned is None or learned.orientation is None:
+            return False
+        if site.latitude is None or site.longitude is None or site.timezone is None:
+            return False
+        where = solar.Site(site.latitude, site.longitude, site.timezone)
+        return await online.refresh(where, learned.orientation, now)
 
     def outlook(
         self,
@@ -78,6 +106,12 @@ class LiveOutlooks:
                 learned = self._sites[site_id] = _refreshed(learned, live)
         if learned.history is None or learned.orientation is None:
             return None
+        online = self.online(config)
+        reply = (
+            None
+            if online is None
+            else online.current(where, Plane.of(learned.orientation), now.timestamp())
+        )
         try:
             made = solar.forecast_at(
                 learned.history,
@@ -88,6 +122,7 @@ class LiveOutlooks:
                 index_days=config.forecast.index_days,
                 load_days=config.forecast.load_days,
                 reuse=learned.reuse,
+                online=reply,
             )
         except (solar.ForecastError, ValueError) as err:
             _LOGGER.debug("no solar forecast for site %s this tick: %s", site_id, err)
@@ -101,7 +136,7 @@ class LiveOutlooks:
             p10_w=tuple(float(v) for v in made.surplus_p10_w),
             p50_w=tuple(float(v) for v in made.surplus_p50_w),
             p90_w=tuple(float(v) for v in made.surplus_p90_w),
-            source="forecast",
+            source="forecast" if reply is None else reply.source,
             replan="tick",
         )
 

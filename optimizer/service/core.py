@@ -179,6 +179,7 @@ class Service:
         self._habits = HabitCache()
         self._sessions = SessionSync()  # the session history learned plans come from
         self._outlooks: LiveOutlooks | None = None  # made when a solar_plan policy runs
+        self._online_task: asyncio.Task[bool] | None = None  # the online forecast's request
         self._owns_store = store is None
         self.setup: Setup | None = None
         self.memory = Memory()
@@ -356,6 +357,10 @@ class Service:
         _LOGGER.info("evopt stopped")
 
     async def _close(self) -> None:
+        if self._online_task is not None and not self._online_task.done():
+            self._online_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._online_task
         await self._drop_client()
         await self._gateway_for(None)
         if self._owns_store and self._store is not None:
@@ -518,7 +523,22 @@ class Service:
             outlook = self._outlooks.outlook(
                 self.store, site_id, self.config, now, live=self.cache.energy.value
             )
+            self._ask_online(self._outlooks, site_id, now)
         return replace(snapshot, outlook=outlook)
+
+    def _ask_online(self, outlooks: LiveOutlooks, site_id: int, now: datetime) -> None:
+        """With ``forecast.online``, ask for a new reply when it is due, beside the ticks:
+        the request may take its whole timeout, and the tick goes on at once with the reply
+        there is (a new one serves from the tick after it lands)."""
+        if self.config.forecast.online is None:
+            return
+        if self._online_task is not None and not self._online_task.done():
+            return
+        task = asyncio.get_running_loop().create_task(
+            outlooks.refresh_online(site_id, self.config, now), name="evopt-online-forecast"
+        )
+        task.add_done_callback(_report_online)
+        self._online_task = task
 
     def _with_plans(self, snapshot: Snapshot, site_id: int, now: datetime) -> Snapshot:
         """The departure plans of `evopt plan set`, and with ``plans: auto`` the ones learned
@@ -878,6 +898,13 @@ def _log_decision(decision: Decision, actuation: Actuation) -> None:
 
 def _span(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _report_online(task: asyncio.Task[bool]) -> None:
+    """The online forecast's request ended: only an unexpected failure is logged here (it
+    logs its own, by kind, and never raises them)."""
+    if not task.cancelled() and task.exception() is not None:
+        _LOGGER.error("the online solar forecast failed", exc_info=task.exception())
 
 
 @contextlib.contextmanager

@@ -32,4 +32,10 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         metavar="NAME|ID",
         help="a site of the config's sites: list by name or id, or a site id",
     )
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="with forecast.online: ask Forecast.Solar now if the last reply is older than "
+        "forecast.online.refresh (default: use the last reply kept, as the service does)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

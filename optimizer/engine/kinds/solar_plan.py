@@ -59,6 +59,9 @@ slots (a first slot shorter than 15 minutes, a ready-by inside a slot), so a run
 right at the margin was raised to full power by the guard (learned plans, April-June on the
 sample: 24 level changes more than with the run at full power)."""
 FLAT_SOURCE = "current surplus"
+LEARNED_SOURCE = "forecast"
+"""The outlook's source when the site's own history made it (live and replayed); an online
+forecast's names itself (optimizer/forecast/online.py) and the reason says whose sun it is."""
 DP_MARGIN = timedelta(minutes=5)
 """With ``method: dp`` the guard's margin is at most this: the programme holds the need by
 the ready-by as a constraint whatever the forecast (the MILP's plan does not), so the rule's
@@ -137,6 +140,17 @@ def _head(ctx: Context, needed: float | None, ready_by: datetime | None) -> str:
         return "no departure plan"
     learned = "" if wanted is None or wanted.learned is None else f" (learned: {wanted.learned})"
     return f"{needed:.1f} kWh by {at_clock(ctx, ready_by)}{learned}"
+
+
+def _sourced(text: str, plan_json: dict[str, Any], outlook: SurplusOutlook) -> str:
+    """The plan's words with whose sun it counts on: none (the current surplus held), the
+    site's own history (unsaid), or an online forecast (named, and kept in the inputs)."""
+    if outlook.source == FLAT_SOURCE:
+        return f"no forecast, following the current surplus: {text}"
+    if outlook.source == LEARNED_SOURCE:
+        return text
+    plan_json["forecast"] = outlook.source
+    return f"{text} (sun: {outlook.source.split(',')[0]})"
 
 
 def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Outcome:
@@ -225,10 +239,8 @@ def propose(policy: SolarPlan, ctx: Context, state: PolicyState, met: str) -> Ou
                 state.model_copy(update={"extra": {}})
             )
         amps = result.amps[0]
-        text = expectation(slots, result, zone, need_kwh=needed)
-        if outlook.source == FLAT_SOURCE:
-            text = f"no forecast, following the current surplus: {text}"
         plan_json = summary(slots, result, zone, need_kwh=needed, quantile=policy.quantile)
+        text = _sourced(expectation(slots, result, zone, need_kwh=needed), plan_json, outlook)
         following = next_change(slots, result, zone)
         if following is not None:
             plan_json["next"] = following
