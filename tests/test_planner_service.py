@@ -195,14 +195,15 @@ async def test_a_day_of_the_planner_with_learned_departures(morning: World, poll
 # --- the online forecast beside the ticks (issue 15 item 1, `forecast.online`) ---------------
 
 
-@pytest.mark.parametrize("mode", ["ok", "down"])
+@pytest.mark.parametrize(("mode", "requests"), [("ok", 2), ("down", 2), ("hang", 1)])
 async def test_the_planner_plans_over_the_online_forecast_asked_beside_the_ticks(
-    morning: World, mode: str
+    morning: World, mode: str, requests: int
 ) -> None:
     """65 minutes at a 60 s poll with `forecast.online` on the fake Forecast.Solar: asked on
     the first tick the plane is known and then once an hour, never inside a tick; the
     outlook says whose forecast it is. With the provider down no tick fails and the learned
-    index plans as before."""
+    index plans as before; with one that never answers, the ticks go on all the same (no
+    second request while the first waits) and the service stops without waiting for it."""
     local = MORNING.astimezone(MELBOURNE)
     async with FakeForecastSolar(local.date(), zone="Australia/Melbourne", mode=mode) as fake:
         base = morning.config(SHIPPED, poll=f"{POLL_S}s")
@@ -219,7 +220,7 @@ async def test_the_planner_plans_over_the_online_forecast_asked_beside_the_ticks
         assert await service.run(max_ticks=65 * 60 // POLL_S) == 0
         asked = list(fake.requests)
     assert all(r["outcome"] != "failed" for r in morning.rows())
-    assert len(asked) == 2, asked  # the first tick, and an hour later
+    assert len(asked) == requests, asked  # the first tick, and an hour later
     assert asked[0].startswith("/estimate/-37.81/144.96/")
     rows = morning.rows("SELECT * FROM decisions WHERE policy = 'plan' AND target = 'charging'")
     plans = [json.loads(r["inputs"]).get("plan", {}) for r in rows]

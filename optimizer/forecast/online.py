@@ -23,6 +23,7 @@ the home's place) and the forecast goes on without it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
@@ -198,10 +199,11 @@ class OnlineForecasts:
         self.directory = directory if directory is not None else cache_root() / "forecast"
         self._kept: dict[tuple[float, float], OnlinePV] = {}
         self._asked: dict[tuple[float, float], float] = {}  # when each site was last asked
-        self.requests = 0
 
     def _path(self, site: Site) -> Path:
-        return self.directory / f"{PROVIDER}-{site.latitude:.4f}_{site.longitude:.4f}.json"
+        """The site's file, named by a hash of its place: a path in a log names no home."""
+        place = hashlib.sha256(f"{site.latitude:.4f},{site.longitude:.4f}".encode()).hexdigest()
+        return self.directory / f"{PROVIDER}-{place[:16]}.json"
 
     def current(self, site: Site, plane: Plane, now_s: float) -> OnlinePV | None:
         """The last reply for the site if it serves ``plane`` and is at most ``max_age`` old
@@ -236,7 +238,6 @@ class OnlineForecasts:
         if not self.due(site, plane, now_s):
             return False
         self._asked[(site.latitude, site.longitude)] = now_s
-        self.requests += 1
         try:
             periods = await asyncio.wait_for(
                 self._ask(site, plane), self.settings.timeout.total_seconds()
