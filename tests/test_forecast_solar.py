@@ -21,6 +21,7 @@ from optimizer.forecast.solar import (
     forecast_at,
     learn_index,
     learn_orientation,
+    sky,
 )
 from tests.profiles import examples
 from tests.solar_history import GREENSBORO, synthetic_history
@@ -219,3 +220,17 @@ def test_on_the_sample_the_band_holds_most_days_of_measured_weather() -> None:
         covered += fc.energy_kwh(fc.pv_p10_w) <= kwh <= fc.energy_kwh(fc.pv_p90_w)
     assert days >= 85
     assert covered >= 0.65 * days
+
+
+def test_the_sky_of_any_instants_is_each_instant_s_own() -> None:
+    """`sky` gathers from per-day tables at once: unsorted instants, days apart, the same
+    day twice and none at all give each instant's own values."""
+    start = TRUTH.history.start_s
+    picked = np.array([start[500], start[3], start[-1], start[3], start[96 * 20 + 7]])
+    together = sky(GREENSBORO, picked)
+    for i, at in enumerate(picked):
+        alone = sky(GREENSBORO, np.array([at]))
+        for name in ("zenith", "azimuth", "dni", "ghi", "dhi", "dni_extra"):
+            assert getattr(together, name)[i] == getattr(alone, name)[0], name
+    empty = sky(GREENSBORO, np.array([], dtype=np.int64))
+    assert empty.ghi.shape == (0,)
