@@ -227,8 +227,11 @@ def test_bad_settings_say_what_would_do(given: dict[str, object], says: str) -> 
 
 def test_the_cache_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("EVOPT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CACHE_DIRECTORY", str(tmp_path / "systemd"))
     assert OnlineForecasts(settings()).directory == tmp_path / "forecast"
     monkeypatch.delenv("EVOPT_CACHE_DIR")
+    assert OnlineForecasts(settings()).directory == tmp_path / "systemd" / "forecast"
+    monkeypatch.delenv("CACHE_DIRECTORY")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert OnlineForecasts(settings()).directory == tmp_path / "xdg" / "evopt" / "forecast"
     assert os.environ.get("EVOPT_CACHE_DIR") is None
