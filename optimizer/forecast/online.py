@@ -7,7 +7,7 @@ the panels' plane (learned from the history, or configured) give the energy expe
 for today and tomorrow from a weather model. The learned index only knows the climate of the
 last weeks and the last two hours; a weather model knows tomorrow's clouds.
 
-What it replaces (:func:`bands_with`): at each step the reply covers, the p50 of the index
+What it replaces (:meth:`OnlinePV.bands`): at each step the reply covers, the p50 of the index
 becomes the reply's energy over the step against the clear sky's, and the p10 and p90 keep the
 learned index's spread around its p50, so the band stays as wide as this site's weather has
 been. The last hours' measured index still fades into the next hours (``forecast_at``). Past
@@ -115,7 +115,7 @@ class OnlinePV:
 
     fetched_s: float
     plane: Plane
-    ends_s: Ints
+    ends_s: Floats
     wh: Floats
 
     def watts(self, start_s: Ints) -> Floats:
@@ -123,7 +123,7 @@ class OnlinePV:
         does not cover the whole step. The energy is spread evenly over each period, so the
         steps of a period add up to its energy."""
         start = np.asarray(start_s, dtype=float)
-        ends = self.ends_s.astype(float)
+        ends = self.ends_s
         total = np.cumsum(self.wh)
         before = np.interp(start, ends, total)
         after = np.interp(start + STEP_S, ends, total)
