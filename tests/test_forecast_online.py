@@ -195,6 +195,9 @@ def test_a_damaged_file_is_not_read(tmp_path: Path, caplog: pytest.LogCaptureFix
     path.write_text('{"version": 1, "provider": "forecast_solar", "fetched_at": "x"')
     assert online.current(SITE, PLANE, NOW.timestamp()) is None
     assert "is not read" in caplog.text
+    caplog.clear()
+    assert online.current(SITE, PLANE, NOW.timestamp() + 30) is None  # the next tick
+    assert "is not read" not in caplog.text  # once per process, not at every tick
     record = {
         "version": 1,
         "provider": "forecast_solar",

@@ -199,6 +199,7 @@ class OnlineForecasts:
         self.directory = directory if directory is not None else cache_root() / "forecast"
         self._kept: dict[tuple[float, float], OnlinePV] = {}
         self._asked: dict[tuple[float, float], float] = {}  # when each site was last asked
+        self._read: set[tuple[float, float]] = set()  # sites whose file was read
 
     def _path(self, site: Site) -> Path:
         """The site's file, named by a hash of its place: a path in a log names no home."""
@@ -209,11 +210,12 @@ class OnlineForecasts:
         """The last reply for the site if it serves ``plane`` and is at most ``max_age`` old
         at ``now_s`` (and not from the future: a clock set back); else None."""
         key = (site.latitude, site.longitude)
+        if key not in self._read:  # the file once per process: a damaged one warns once
+            self._read.add(key)
+            loaded = self._load(site)
+            if loaded is not None and key not in self._kept:
+                self._kept[key] = loaded
         kept = self._kept.get(key)
-        if kept is None:
-            kept = self._load(site)
-            if kept is not None:
-                self._kept[key] = kept
         if kept is None or not kept.plane.serves(plane):
             return None
         age = now_s - kept.fetched_s
