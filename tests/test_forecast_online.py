@@ -185,8 +185,12 @@ async def test_an_unwritable_directory_keeps_the_reply_in_memory(
     async with FakeForecastSolar(TODAY) as fake:
         online = OnlineForecasts(settings(base_url=fake.base_url), directory=blocked / "x")
         assert await online.refresh(SITE, ORIENTATION, NOW)
-    assert online.current(SITE, PLANE, NOW.timestamp()) is not None
-    assert "kept in memory only" in caplog.text
+        assert online.current(SITE, PLANE, NOW.timestamp()) is not None
+        assert "kept in memory only" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert await online.refresh(SITE, ORIENTATION, NOW + timedelta(hours=1))
+        assert "kept in memory only" not in caplog.text  # said once, not every hour
 
 
 def test_a_damaged_file_is_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

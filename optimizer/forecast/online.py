@@ -200,6 +200,7 @@ class OnlineForecasts:
         self._kept: dict[tuple[float, float], OnlinePV] = {}
         self._asked: dict[tuple[float, float], float] = {}  # when each site was last asked
         self._read: set[tuple[float, float]] = set()  # sites whose file was read
+        self._unwritable = False  # the directory failed once: said once
 
     def _path(self, site: Site) -> Path:
         """The site's file, named by a hash of its place: a path in a log names no home."""
@@ -296,7 +297,10 @@ class OnlineForecasts:
                 json.dump(record, handle)
             os.replace(handle.name, path)
         except OSError as err:
-            _LOGGER.warning(
+            # Once per process, then quietly: the same directory fails every hour.
+            log = _LOGGER.debug if self._unwritable else _LOGGER.warning
+            self._unwritable = True
+            log(
                 "the online solar forecast is kept in memory only: %s cannot be written (%s)",
                 path.parent,
                 err.strerror or type(err).__name__,
