@@ -22,9 +22,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from optimizer.cli import account, main, why
+from optimizer.config import load_config
 from optimizer.decisions import DecisionStore
 from optimizer.decisions.review import DecisionRow
 from optimizer.engine.snapshot import DeparturePlan
+from optimizer.forecast.kept import kept_path
 from optimizer.plans import save_plan
 from optimizer.service.heartbeat import STALE_TICKS
 from optimizer.service.view import in_control, next_text
@@ -415,3 +417,50 @@ async def test_status_says_what_learned_plans_go_on(
     assert charger["learned_from"] is None
     code, out, _ = await cli(afternoon, capsys, "status")
     assert "learned plans" not in out
+
+
+async def test_status_says_whether_the_planner_has_an_online_forecast(
+    afternoon: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `forecast.online`: no reply kept yet, then the one the service kept (in use while
+    at most max_age old), then too old; without it, no line and a null."""
+    monkeypatch.setenv("EVOPT_CACHE_DIR", str(afternoon.tmp / "cache"))
+    afternoon.config(RULES)
+    path = afternoon.tmp / "config.yaml"
+    plain = path.read_text(encoding="utf-8")
+    path.write_text(plain + "forecast:\n  online:\n    max_age: 6h\n", encoding="utf-8")
+    code, out, _ = await cli(afternoon, capsys, "status")
+    assert code == 0
+    assert "solar forecast (forecast.online): no Forecast.Solar reply kept yet" in out
+    [charger] = await cli_json(afternoon, capsys, "status")
+    assert charger["online_forecast"] == {
+        "provider": "forecast_solar",
+        "fetched_at": None,
+        "age_s": None,
+        "in_use": False,
+    }
+    config = load_config(path)
+    site = config.site
+    assert site.latitude is not None
+    assert site.longitude is not None
+    now = afternoon.clock.now()
+    kept = kept_path(None, site.latitude, site.longitude)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    for ago, says in (
+        (timedelta(minutes=38), "Forecast.Solar, fetched 12:52"),
+        (timedelta(hours=7), "the last Forecast.Solar reply (fetched 06:30) is too old"),
+    ):
+        fetched = (now - ago).isoformat()
+        record = {"version": 1, "provider": "forecast_solar", "fetched_at": fetched}
+        kept.write_text(json.dumps(record), encoding="utf-8")
+        code, out, err = await cli(afternoon, capsys, "status")
+        assert code == 0, err
+        assert f"solar forecast (forecast.online): {says}" in out, out
+        [charger] = await cli_json(afternoon, capsys, "status")
+        assert charger["online_forecast"]["age_s"] == ago.total_seconds()
+        assert charger["online_forecast"]["in_use"] is (ago < timedelta(hours=6))
+    path.write_text(plain, encoding="utf-8")
+    [charger] = await cli_json(afternoon, capsys, "status")
+    assert charger["online_forecast"] is None
+    code, out, _ = await cli(afternoon, capsys, "status")
+    assert "solar forecast" not in out

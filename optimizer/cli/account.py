@@ -240,6 +240,7 @@ async def _status_of(ctx: Context, collected: list[dict[str, Any]] | None) -> in
         also=steered,
     )
     automation = _automation(steering[0], now)
+    forecast = _online_forecast(ctx, now)
     for record in records:
         record["automation"] = automation
         record["login"] = login
@@ -248,6 +249,7 @@ async def _status_of(ctx: Context, collected: list[dict[str, Any]] | None) -> in
         record["session_auth"] = able.session_auth if able is not None else None
         record["service"] = views[record["sn"]].as_json()
         record["learned_from"] = learned.get(record["sn"])  # None: plans: manual, or no log
+        record["online_forecast"] = forecast  # None: no forecast.online
         record["site_id"] = site_id
         if ctx.config.site_index is not None:
             record["site"] = ctx.config.site_name
@@ -284,13 +286,59 @@ async def _status_of(ctx: Context, collected: list[dict[str, Any]] | None) -> in
         print(f"{sn}: {able.describe()}")
         if able.session_auth:
             print(f"{sn}: {SESSION_AUTH_NOTE}")
-    zone = display_zone(ctx.config)
-    for sn, view in views.items():
-        for line in describe(sn, view, zone, now=now):
-            print(line)
-        if ctx.config.plans == "auto":
-            print(f"{sn}: {learned_text(learned.get(sn), zone, now=now)}")
+    for line in _planning_lines(ctx, views, learned, forecast, now=now):
+        print(line)
     return 0
+
+
+def _planning_lines(
+    ctx: Context,
+    views: dict[str, Any],
+    learned: dict[str, dict[str, Any]],
+    forecast: dict[str, Any] | None,
+    *,
+    now: datetime,
+) -> list[str]:
+    """The service's view of each charger, what its learned plans go on, and the online
+    forecast's state: the text status's last lines."""
+    zone = display_zone(ctx.config)
+    lines: list[str] = []
+    for sn, view in views.items():
+        lines.extend(describe(sn, view, zone, now=now))
+        if ctx.config.plans == "auto":
+            lines.append(f"{sn}: {learned_text(learned.get(sn), zone, now=now)}")
+    if forecast is not None:
+        lines.append(online_text(forecast, zone, now=now))
+    return lines
+
+
+def _online_forecast(ctx: Context, now: datetime) -> dict[str, Any] | None:
+    """With ``forecast.online``: whether the planner has a fresh online reply (the one the
+    service kept on disk, optimizer/forecast/kept.py)."""
+    settings, site = ctx.config.forecast.online, ctx.config.site
+    if settings is None or site.latitude is None or site.longitude is None:
+        return None
+    from optimizer.forecast.kept import online_state  # noqa: PLC0415 - only when configured
+
+    return online_state(settings, site.latitude, site.longitude, now=now)
+
+
+def online_text(state: dict[str, Any], zone: tzinfo, *, now: datetime) -> str:
+    """``forecast.online``'s line of `evopt status`."""
+    if state["fetched_at"] is None:
+        return (
+            "solar forecast (forecast.online): no Forecast.Solar reply kept yet; the service "
+            "asks while a solar_plan rule plans, and the learned index is used until then"
+        )
+    fetched = datetime.fromisoformat(state["fetched_at"]).astimezone(zone)
+    same_day = fetched.date() == now.astimezone(zone).date()
+    when = f"{fetched:%H:%M}" if same_day else f"{fetched:%Y-%m-%d %H:%M}"
+    if state["in_use"]:
+        return f"solar forecast (forecast.online): Forecast.Solar, fetched {when}"
+    return (
+        f"solar forecast (forecast.online): the last Forecast.Solar reply (fetched {when}) is "
+        "too old (forecast.online.max_age); the learned index is used until the next one"
+    )
 
 
 def learned_text(held: dict[str, Any] | None, zone: tzinfo, *, now: datetime) -> str:

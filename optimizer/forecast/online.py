@@ -23,7 +23,6 @@ the home's place) and the forecast goes on without it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from optimizer.cachedir import cache_root
+from optimizer.forecast.kept import FILE_VERSION, PROVIDER, kept_path
 from optimizer.forecast.site import Site
 from optimizer.forecast.solar import STEP_S, Floats, Ints, Orientation
 
@@ -54,8 +54,6 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
-PROVIDER = "forecast_solar"
-FILE_VERSION = 1
 CLEAR_MIN_W = 0.02
 """Watts of clear-sky output per watt of peak below which a step keeps the learned index:
 near the horizon a ratio of two small numbers says nothing about the sky."""
@@ -203,9 +201,7 @@ class OnlineForecasts:
         self._unwritable = False  # the directory failed once: said once
 
     def _path(self, site: Site) -> Path:
-        """The site's file, named by a hash of its place: a path in a log names no home."""
-        place = hashlib.sha256(f"{site.latitude:.4f},{site.longitude:.4f}".encode()).hexdigest()
-        return self.directory / f"{PROVIDER}-{place[:16]}.json"
+        return kept_path(self.directory, site.latitude, site.longitude)
 
     def current(self, site: Site, plane: Plane, now_s: float) -> OnlinePV | None:
         """The last reply for the site if it serves ``plane`` and is at most ``max_age`` old

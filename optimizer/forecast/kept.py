@@ -1,0 +1,56 @@
+"""The online forecast's last reply on disk: where it lives and when it was fetched, without
+numpy, so `evopt status` can say whether the planner has one (optimizer/forecast/online.py
+writes the file and reads its numbers)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optimizer.cachedir import cache_root
+
+if TYPE_CHECKING:
+    from optimizer.config import OnlineForecastConfig
+
+__all__ = ["FILE_VERSION", "PROVIDER", "kept_path", "online_state"]
+
+PROVIDER = "forecast_solar"
+FILE_VERSION = 1
+
+
+def kept_path(directory: Path | None, latitude: float, longitude: float) -> Path:
+    """The site's file, named by a hash of its place: a path in a log names no home."""
+    place = hashlib.sha256(f"{latitude:.4f},{longitude:.4f}".encode()).hexdigest()
+    folder = directory if directory is not None else cache_root() / "forecast"
+    return folder / f"{PROVIDER}-{place[:16]}.json"
+
+
+def online_state(
+    settings: OnlineForecastConfig,
+    latitude: float,
+    longitude: float,
+    *,
+    now: datetime,
+    directory: Path | None = None,
+) -> dict[str, Any]:
+    """`evopt status --json`'s ``online_forecast``: the provider, when its last reply kept
+    here was fetched (None: none, or a file that cannot be read), its age, and whether the
+    planner uses it (at most ``max_age`` old; it also needs the learned plane, which only the
+    service knows)."""
+    fetched: datetime | None = None
+    try:
+        record = json.loads(kept_path(directory, latitude, longitude).read_text("utf-8"))
+        if record.get("version") == FILE_VERSION and record.get("provider") == PROVIDER:
+            fetched = datetime.fromisoformat(record["fetched_at"]).astimezone(UTC)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        fetched = None
+    age = None if fetched is None else (now - fetched).total_seconds()
+    return {
+        "provider": PROVIDER,
+        "fetched_at": None if fetched is None else fetched.isoformat(),
+        "age_s": None if age is None else round(age),
+        "in_use": age is not None and 0 <= age <= settings.max_age.total_seconds(),
+    }
