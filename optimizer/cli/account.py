@@ -330,15 +330,20 @@ def online_text(state: dict[str, Any], zone: tzinfo, *, now: datetime) -> str:
             "solar forecast (forecast.online): no Forecast.Solar reply kept yet; the service "
             "asks while a solar_plan rule plans, and the learned index is used until then"
         )
-    fetched = datetime.fromisoformat(state["fetched_at"]).astimezone(zone)
-    same_day = fetched.date() == now.astimezone(zone).date()
-    when = f"{fetched:%H:%M}" if same_day else f"{fetched:%Y-%m-%d %H:%M}"
+    when = _clock(datetime.fromisoformat(state["fetched_at"]), zone, now=now)
     if state["in_use"]:
         return f"solar forecast (forecast.online): Forecast.Solar, fetched {when}"
     return (
         f"solar forecast (forecast.online): the last Forecast.Solar reply (fetched {when}) is "
         "too old (forecast.online.max_age); the learned index is used until the next one"
     )
+
+
+def _clock(moment: datetime, zone: tzinfo, *, now: datetime) -> str:
+    """A fetch's time as a status line says it: the clock today, else the date too."""
+    local = moment.astimezone(zone)
+    same_day = local.date() == now.astimezone(zone).date()
+    return f"{local:%H:%M}" if same_day else f"{local:%Y-%m-%d %H:%M}"
 
 
 def learned_text(held: dict[str, Any] | None, zone: tzinfo, *, now: datetime) -> str:
@@ -348,9 +353,7 @@ def learned_text(held: dict[str, Any] | None, zone: tzinfo, *, now: datetime) ->
             "learned plans (plans: auto): no session history stored yet; the service fetches "
             "it at its next tick (or run `evopt history fetch`)"
         )
-    fetched = parse_utc(held["fetched_at"]).astimezone(zone)
-    same_day = fetched.date() == now.astimezone(zone).date()
-    when = f"{fetched:%H:%M}" if same_day else f"{fetched:%Y-%m-%d %H:%M}"
+    when = _clock(parse_utc(held["fetched_at"]), zone, now=now)
     return (
         f"learned plans (plans: auto) from {held['sessions']} sessions in "
         f"{held['days_stored']} of the last {held['days']} days (history fetched {when})"
