@@ -7,8 +7,10 @@ import asyncio
 import errno
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -21,6 +23,7 @@ from optimizer.decisions import DecisionStore
 from optimizer.mqtt.bridge import _dead_socket
 from optimizer.mqtt.payloads import CHARGER_STATES, SiteInfo, discovery, scrub, site_payload
 from optimizer.mqtt.topics import Names, charger_aliases, slug
+from optimizer.planner.outlook import SurplusOutlook
 from optimizer.service.core import TickReport
 from optimizer.steer import (
     CommandError,
@@ -54,7 +57,7 @@ def test_discovery_ids_are_unique_stable_and_free_of_serials() -> None:
     messages = discovery(NAMES, site(aliases), version="1.2.3")
     configs = [json.loads(m.payload) for m in messages]
     ids = [c["unique_id"] for c in configs]
-    assert len(ids) == len(set(ids)) == 13 + 2 * 15
+    assert len(ids) == len(set(ids)) == 14 + 2 * 15
     assert all(m.retain for m in messages)
     for message, config in zip(messages, configs, strict=True):
         _, _, node, object_id, _ = message.topic.split("/")
@@ -288,3 +291,28 @@ def test_broker_password_comes_from_the_contracts_variable_by_default(
     (credentials / "mqtt-password").write_text("from-credential\n", encoding="utf-8")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     assert mqtt_password(load_config(path)) == "from-credential"
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        (None, None),  # no planner, or no forecast yet: it follows the current surplus
+        ("forecast", "learned"),
+        (
+            "Forecast.Solar, fetched 2026-12-08 09:00 UTC",
+            "Forecast.Solar, fetched 2026-12-08 09:00 UTC",
+        ),
+    ],
+)
+def test_site_state_says_whose_sun_the_planner_counts_on(
+    source: str | None, shown: str | None
+) -> None:
+    outlook = None if source is None else SurplusOutlook(0.0, 0, (1.0,), (1.0,), (1.0,), source)
+    report = TickReport(at=NOW, status="ok", delay_s=30.0)
+    report = replace(report, snapshot=SimpleNamespace(outlook=outlook, surplus=None))
+    state = json.loads(site_payload(NAMES, site({}), report, Steering(), NOW).payload)
+    assert state["solar_forecast"] == shown
+    assert (
+        json.loads(site_payload(NAMES, site({}), None, Steering(), NOW).payload)["solar_forecast"]
+        is None
+    )

@@ -27,6 +27,7 @@ from optimizer.engine.decision import Decision
 from optimizer.engine.snapshot import ChargerView, DeparturePlan
 from optimizer.logsafe import redact
 from optimizer.mqtt.topics import Names
+from optimizer.planner.outlook import LEARNED_SOURCE
 from optimizer.service.core import TickReport
 from optimizer.service.view import in_control_of, next_of
 from optimizer.steer import MAX_ENERGY_KWH, Steering
@@ -125,6 +126,7 @@ SITE_ENTITIES: tuple[Entity, ...] = (
         **DIAGNOSTIC,
     ),
     _sensor("surplus_source", "Surplus source", **DIAGNOSTIC),
+    _sensor("solar_forecast", "Solar forecast", **DIAGNOSTIC),
     _sensor(
         "gateway_token_expires",
         "Gateway token expires",
@@ -310,6 +312,7 @@ def site_payload(
         "surplus": _round(surplus.pv_minus_house_w) if surplus else None,
         "surplus_age": _round(surplus.age_s) if surplus else None,
         "surplus_source": report.surplus_source if report else None,
+        "solar_forecast": _forecast_text(report),
         **_token_fields(site, report.gateway_token if report else None),
         "rule_set": steering.rule_set or RULE_SET_DEFAULT,
         "automation": automation,
@@ -317,6 +320,17 @@ def site_payload(
         "chargers": sorted(site.aliases.values()),
     }
     return Message(names.site_state(site.slug), _json(data, site.aliases))
+
+
+def _forecast_text(report: TickReport | None) -> str | None:
+    """Whose sun the planner counted on at the last tick: ``learned`` (the site's own
+    history), an online forecast's name and fetch, or None (no planner, or no forecast yet:
+    it follows the current surplus)."""
+    snapshot = report.snapshot if report is not None else None
+    outlook = snapshot.outlook if snapshot is not None else None
+    if outlook is None:
+        return None
+    return "learned" if outlook.source == LEARNED_SOURCE else _short(outlook.source)
 
 
 def _token_fields(site: SiteInfo, token: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from optimizer.enlighten.errors import ParseError
 from optimizer.enlighten.models import LifetimeEnergy, parse_lifetime_energy
 from optimizer.forecast import solar
 from optimizer.forecast.online import OnlineForecasts, Plane
-from optimizer.planner.outlook import STEP_S, SurplusOutlook
+from optimizer.planner.outlook import LEARNED_SOURCE, STEP_S, SurplusOutlook
 from optimizer.planner.plane import plane
 
 __all__ = ["RELOAD_EVERY", "LiveOutlooks"]
@@ -136,7 +136,7 @@ class LiveOutlooks:
             p10_w=tuple(float(v) for v in made.surplus_p10_w),
             p50_w=tuple(float(v) for v in made.surplus_p50_w),
             p90_w=tuple(float(v) for v in made.surplus_p90_w),
-            source="forecast" if reply is None else reply.source,
+            source=LEARNED_SOURCE if reply is None else reply.source,
             replan="tick",
         )
 

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["QUANTILES", "STEP_S", "Quantile", "SurplusOutlook"]
+__all__ = ["LEARNED_SOURCE", "QUANTILES", "STEP_S", "Quantile", "SurplusOutlook"]
 
 STEP_S = 900
 Quantile = Literal["p10", "p50", "p90"]
 QUANTILES: tuple[Quantile, ...] = ("p10", "p50", "p90")
 ReplanRule = Literal["tick", "change"]
+LEARNED_SOURCE = "forecast"
+"""The source of an outlook the site's own history made (live and replayed); an online
+forecast's names itself (optimizer/forecast/online.py)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class SurplusOutlook:
     p10_w: tuple[float, ...]
     p50_w: tuple[float, ...]
     p90_w: tuple[float, ...]
-    source: str = "forecast"
+    source: str = LEARNED_SOURCE
     replan: ReplanRule = "tick"
 
     def __post_init__(self) -> None:

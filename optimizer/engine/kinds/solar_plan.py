@@ -43,7 +43,7 @@ from optimizer.engine.kinds.common import (
 )
 from optimizer.engine.rules import SolarPlan
 from optimizer.planner.explain import expectation, next_change, summary
-from optimizer.planner.outlook import STEP_S, SurplusOutlook
+from optimizer.planner.outlook import LEARNED_SOURCE, STEP_S, SurplusOutlook
 from optimizer.planner.slots import SlotPlan, cut
 
 if TYPE_CHECKING:
@@ -59,9 +59,6 @@ slots (a first slot shorter than 15 minutes, a ready-by inside a slot), so a run
 right at the margin was raised to full power by the guard (learned plans, April-June on the
 sample: 24 level changes more than with the run at full power)."""
 FLAT_SOURCE = "current surplus"
-LEARNED_SOURCE = "forecast"
-"""The outlook's source when the site's own history made it (live and replayed); an online
-forecast's names itself (optimizer/forecast/online.py) and the reason says whose sun it is."""
 DP_MARGIN = timedelta(minutes=5)
 """With ``method: dp`` the guard's margin is at most this: the programme holds the need by
 the ready-by as a constraint whatever the forecast (the MILP's plan does not), so the rule's
