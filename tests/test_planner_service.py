@@ -231,3 +231,43 @@ async def test_the_planner_plans_over_the_online_forecast_asked_beside_the_ticks
     else:
         assert not any("forecast" in p for p in plans)
         assert not any("Forecast.Solar" in r["reason"] for r in rows)
+
+
+async def _planned_solar(world: World, clouds: float) -> float:
+    """The solar the planner expects for 20 kWh by 18:00 once the fake Forecast.Solar's reply
+    (a sky of ``clouds`` today) lands: asked at the first tick, used from the next. Far past
+    the next hours, where the last hours' measured sky still weighs (docs/forecast.md)."""
+    today = MORNING.astimezone(MELBOURNE).date()
+    async with FakeForecastSolar(today, zone="Australia/Melbourne", clouds={today: clouds}) as fake:
+        base = world.config(SHIPPED, poll=f"{POLL_S}s")
+        online = OnlineForecastConfig(base_url=fake.base_url)
+        config = base.model_copy(
+            update={"forecast": base.forecast.model_copy(update={"online": online})}
+        )
+        _store_history(world)
+        service = world.service(config)
+        service.start()
+        now = world.cloud.clock.now()
+        with DecisionStore(world.database) as store:
+            save_plan(store, SN, DeparturePlan(now + timedelta(hours=10), 20.0), now=now)
+        assert await service.run(max_ticks=3) == 0
+    rows = world.rows("SELECT * FROM decisions WHERE policy = 'plan' AND target = 'charging'")
+    plans = [json.loads(r["inputs"]).get("plan", {}) for r in rows]
+    online_plans = [p for p in plans if "forecast" in p]
+    assert online_plans, plans
+    return float(online_plans[-1]["solar_kwh"])
+
+
+async def test_an_overcast_online_forecast_plans_less_sun_than_a_clear_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weather model steers the plan, not only its words: the same morning, history and
+    plan, with Forecast.Solar expecting a clear day or a twentieth of it."""
+    found = []
+    for clouds, where in ((1.0, "clear"), (0.05, "overcast")):
+        (tmp_path / where).mkdir()
+        monkeypatch.setenv("EVOPT_CACHE_DIR", str(tmp_path / where / "cache"))  # its own reply
+        async for world in world_at(MORNING, tmp_path / where, monkeypatch):
+            found.append(await _planned_solar(world, clouds))
+    clear, overcast = found
+    assert overcast < 0.5 * clear, found  # measured: 19.3 kWh of sun planned against 7.7
