@@ -299,6 +299,14 @@ class ForecastConfig(_Section):
     load_days: int = Field(default=28, ge=3, le=365)  # to learn the house load from
     online: OnlineForecastConfig | None = None  # unset: the learned index only, no request
 
+    @field_validator("online", mode="before")
+    @classmethod
+    def _online_switch(cls, value: Any) -> Any:
+        """``online: true`` is the defaults, ``online: false`` none: a switch reads as one."""
+        if value is True:
+            return {}
+        return None if value is False else value
+
     @model_validator(mode="after")
     def _plane_whole(self) -> ForecastConfig:
         if (self.tilt is None) != (self.azimuth is None):

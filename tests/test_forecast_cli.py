@@ -75,6 +75,8 @@ def test_cli_forecast_errors_name_what_to_fix(
         ("forecast:\n  tilt: 95\n  azimuth: 180\n", "forecast.tilt: must be at most 90"),
         ("habits:\n  energy_quantile: 0.3\n", "habits.energy_quantile"),
         ("plans: always\n", "plans: must be 'manual' or 'auto'"),
+        ("forecast:\n  online:\n    refresh: 5m\n", "forecast.online.refresh must be at least"),
+        ("forecast:\n  online:\n    api_key: x\n", "unknown key 'api_key' in 'forecast.online'"),
     ],
 )
 def test_bad_forecast_and_plan_keys_are_named(tmp_path: Path, text: str, expected: str) -> None:
@@ -126,3 +128,13 @@ def test_cli_forecast_with_the_online_forecast(
         shown = json.loads(capsys.readouterr().out)
         assert shown["source"].startswith("Forecast.Solar")
         assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(("given", "on"), [("true", True), ("false", False), ("{}", True)])
+def test_the_online_forecast_reads_as_a_switch_too(tmp_path: Path, given: str, on: bool) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"forecast:\n  online: {given}\n", encoding="utf-8")
+    online = load_config(config).forecast.online
+    assert (online is not None) is on
+    if online is not None:
+        assert online.refresh.total_seconds() == 3600
