@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
+from optimizer.cli import forecast as forecast_cli
 from optimizer.cli import main
 from optimizer.config import load_config
 from optimizer.simulate.sample import sample_config_path, sample_paths
@@ -107,6 +108,7 @@ def test_cli_forecast_with_the_online_forecast(
     without it the reply kept on disk serves, with no request; without `forecast.online`,
     `--online` is an error that names the key."""
     monkeypatch.setenv("EVOPT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(forecast_cli, "_wall_now", lambda: datetime(2025, 6, 20, 13, tzinfo=UTC))
     at = "2025-06-20T09:00"
     code, _, err = _forecast(["--at", at, "--online"], capsys)
     assert code == 1
@@ -127,6 +129,11 @@ def test_cli_forecast_with_the_online_forecast(
         assert main([*args, "--json"]) == 0  # the kept reply, no request
         shown = json.loads(capsys.readouterr().out)
         assert shown["source"].startswith("Forecast.Solar")
+        assert len(fake.requests) == 1
+        # a forecast made at another time than now is not asked for (nor kept as now's)
+        earlier = [*args[:-1], "2025-06-19T09:00", "--online"]
+        assert main(earlier) == 1
+        assert "--online asks for the forecast from now" in capsys.readouterr().err
         assert len(fake.requests) == 1
 
 

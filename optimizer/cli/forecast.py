@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["forecast"]
 
+ONLINE_SKEW = timedelta(hours=1)
+"""How far from the clock a forecast asked with ``--online`` may be made: Forecast.Solar
+answers for today and tomorrow only, and its reply is kept as fetched now."""
+
 
 def _energy(ctx: Context, timezone: str) -> tuple[LifetimeEnergy, str]:
     path = ctx.args.energy
@@ -123,8 +127,19 @@ async def _online(
 
     online = OnlineForecasts(settings)
     if ctx.args.online:
+        if abs(now - _wall_now()) > ONLINE_SKEW:
+            raise InputError(
+                f"--online asks for the forecast from now, not from "
+                f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC: "
+                "drop --at (and --energy, whose history ends earlier)"
+            )
         await online.refresh(where, orientation, now)
     return online.current(where, Plane.of(orientation), now.timestamp())
+
+
+def _wall_now() -> datetime:
+    """The clock `--online` is checked against (one function, so tests can pin it)."""
+    return datetime.now(UTC)
 
 
 def _at(ctx: Context, timezone: str, history: Any) -> datetime:
