@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings as drawn
+from hypothesis import strategies as st
 
 from optimizer.config import OnlineForecastConfig
 from optimizer.forecast.online import (
@@ -25,6 +28,7 @@ from optimizer.forecast.online import (
 from optimizer.forecast.site import Site
 from optimizer.forecast.solar import STEP_S, Orientation, clear_sky_w, forecast_at
 from tests.fake_forecast_solar import FIXTURES, FakeForecastSolar
+from tests.profiles import examples
 from tests.solar_history import GREENSBORO, synthetic_history
 
 SITE = Site(36.1, -79.95, "America/New_York")
@@ -269,3 +273,42 @@ def test_a_forecast_made_with_a_reply_expects_what_the_reply_does() -> None:
     assert made.pv_p50_w[lit] == pytest.approx(watts[lit])
     assert np.array_equal(made.pv_p50_w[~lit], without.pv_p50_w[~lit])
     assert made.to_json()["source"] == made.source
+
+
+@st.composite
+def replies(draw: st.DrawFn) -> OnlinePV:
+    """Any reply the checks let through: periods of 1-90 minutes, each with energy up to what
+    the plane could give over it."""
+    peak = draw(st.sampled_from([800.0, 4750.0, 12000.0]))
+    plane = Plane(30.0, 180.0, peak)
+    at = datetime(2026, 12, 8, 11, 7, tzinfo=UTC) + timedelta(seconds=draw(st.integers(0, 900)))
+    periods = {at.isoformat(): 0.0}
+    for _ in range(draw(st.integers(1, 40))):
+        seconds = draw(st.integers(60, 5400))
+        at += timedelta(seconds=seconds)
+        share = draw(st.floats(0, 1))
+        periods[at.isoformat()] = round(share * peak * INDEX_MAX * seconds / 3600, 3)
+    return parse_periods(periods, fetched_s=0.0, plane=plane)
+
+
+@drawn(max_examples=examples(60))
+@given(replies())
+def test_no_period_makes_a_step_take_more_than_its_period_gives(online: OnlinePV) -> None:
+    """Each step's power is between the least and the most any period it overlaps averages
+    (never negative, never above what the plane gives), and the steps tiling the reply's
+    whole quarter hours add up to the energy the reply puts there."""
+    first = -(-int(online.ends_s[0]) // STEP_S) * STEP_S
+    last = int(online.ends_s[-1]) // STEP_S * STEP_S
+    steps = np.arange(first - 2 * STEP_S, last + 2 * STEP_S, STEP_S, dtype=np.int64)
+    watts = online.watts(steps)
+    covered = np.isfinite(watts)
+    assert covered.sum() == max(0, (last - first) // STEP_S)
+    spans = np.diff(online.ends_s)
+    density = online.wh[1:] * 3600 / spans  # each period's mean W
+    assert (watts[covered] >= -1e-9).all()
+    assert (watts[covered] <= density.max() + 1e-6).all()
+    assert watts[covered].max(initial=0) <= online.plane.peak_w * INDEX_MAX + 1e-6
+    if covered.any():
+        total = np.cumsum(online.wh)
+        inside = np.interp(last, online.ends_s, total) - np.interp(first, online.ends_s, total)
+        assert watts[covered].sum() * STEP_S / 3600 == pytest.approx(inside, abs=1e-6)
