@@ -14,6 +14,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -195,6 +196,31 @@ async def test_a_day_of_the_planner_with_learned_departures(morning: World, poll
 # --- the online forecast beside the ticks (issue 15 item 1, `forecast.online`) ---------------
 
 
+async def _with_online(
+    world: World, *, hours: float, kwh: float, ticks: int, **fake: Any
+) -> tuple[list[str], list[Any], list[dict[str, Any]]]:
+    """The shipped planner with `forecast.online` on the fake Forecast.Solar (``fake``: its
+    mode or clouds) for ``ticks`` at a 60 s poll, a plan of ``kwh`` in ``hours`` from the
+    morning: the requests the fake saw, the planner's charging rows and their plans."""
+    today = MORNING.astimezone(MELBOURNE).date()
+    async with FakeForecastSolar(today, zone="Australia/Melbourne", **fake) as provider:
+        base = world.config(SHIPPED, poll=f"{POLL_S}s")
+        online = OnlineForecastConfig(base_url=provider.base_url)
+        config = base.model_copy(
+            update={"forecast": base.forecast.model_copy(update={"online": online})}
+        )
+        _store_history(world)
+        service = world.service(config)
+        service.start()
+        now = world.cloud.clock.now()
+        with DecisionStore(world.database) as store:
+            save_plan(store, SN, DeparturePlan(now + timedelta(hours=hours), kwh), now=now)
+        assert await service.run(max_ticks=ticks) == 0
+        asked = list(provider.requests)
+    rows = world.rows("SELECT * FROM decisions WHERE policy = 'plan' AND target = 'charging'")
+    return asked, rows, [json.loads(r["inputs"]).get("plan", {}) for r in rows]
+
+
 @pytest.mark.parametrize(("mode", "requests"), [("ok", 2), ("down", 2), ("hang", 1)])
 async def test_the_planner_plans_over_the_online_forecast_asked_beside_the_ticks(
     morning: World, mode: str, requests: int
@@ -204,26 +230,12 @@ async def test_the_planner_plans_over_the_online_forecast_asked_beside_the_ticks
     outlook says whose forecast it is. With the provider down no tick fails and the learned
     index plans as before; with one that never answers, the ticks go on all the same (no
     second request while the first waits) and the service stops without waiting for it."""
-    local = MORNING.astimezone(MELBOURNE)
-    async with FakeForecastSolar(local.date(), zone="Australia/Melbourne", mode=mode) as fake:
-        base = morning.config(SHIPPED, poll=f"{POLL_S}s")
-        online = OnlineForecastConfig(base_url=fake.base_url)
-        config = base.model_copy(
-            update={"forecast": base.forecast.model_copy(update={"online": online})}
-        )
-        _store_history(morning)
-        service = morning.service(config)
-        service.start()
-        now = morning.cloud.clock.now()
-        with DecisionStore(morning.database) as store:
-            save_plan(store, SN, DeparturePlan(now + timedelta(hours=4), 6.0), now=now)
-        assert await service.run(max_ticks=65 * 60 // POLL_S) == 0
-        asked = list(fake.requests)
+    asked, rows, plans = await _with_online(
+        morning, hours=4, kwh=6.0, ticks=65 * 60 // POLL_S, mode=mode
+    )
     assert all(r["outcome"] != "failed" for r in morning.rows())
     assert len(asked) == requests, asked  # the first tick, and an hour later
     assert asked[0].startswith("/estimate/-37.81/144.96/")
-    rows = morning.rows("SELECT * FROM decisions WHERE policy = 'plan' AND target = 'charging'")
-    plans = [json.loads(r["inputs"]).get("plan", {}) for r in rows]
     assert plans
     if mode == "ok":
         assert any(p.get("forecast", "").startswith("Forecast.Solar, fetched") for p in plans)
@@ -238,21 +250,7 @@ async def _planned_solar(world: World, clouds: float) -> float:
     (a sky of ``clouds`` today) lands: asked at the first tick, used from the next. Far past
     the next hours, where the last hours' measured sky still weighs (docs/forecast.md)."""
     today = MORNING.astimezone(MELBOURNE).date()
-    async with FakeForecastSolar(today, zone="Australia/Melbourne", clouds={today: clouds}) as fake:
-        base = world.config(SHIPPED, poll=f"{POLL_S}s")
-        online = OnlineForecastConfig(base_url=fake.base_url)
-        config = base.model_copy(
-            update={"forecast": base.forecast.model_copy(update={"online": online})}
-        )
-        _store_history(world)
-        service = world.service(config)
-        service.start()
-        now = world.cloud.clock.now()
-        with DecisionStore(world.database) as store:
-            save_plan(store, SN, DeparturePlan(now + timedelta(hours=10), 20.0), now=now)
-        assert await service.run(max_ticks=3) == 0
-    rows = world.rows("SELECT * FROM decisions WHERE policy = 'plan' AND target = 'charging'")
-    plans = [json.loads(r["inputs"]).get("plan", {}) for r in rows]
+    _, _, plans = await _with_online(world, hours=10, kwh=20.0, ticks=3, clouds={today: clouds})
     online_plans = [p for p in plans if "forecast" in p]
     assert online_plans, plans
     return float(online_plans[-1]["solar_kwh"])
