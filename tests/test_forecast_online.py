@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -287,7 +288,8 @@ def replies(draw: st.DrawFn) -> OnlinePV:
         seconds = draw(st.integers(60, 5400))
         at += timedelta(seconds=seconds)
         share = draw(st.floats(0, 1))
-        periods[at.isoformat()] = round(share * peak * INDEX_MAX * seconds / 3600, 3)
+        # Wh to the thousandth, rounded down: the most the plane gives stays within it
+        periods[at.isoformat()] = math.floor(share * peak * INDEX_MAX * seconds / 3.6) / 1000
     return parse_periods(periods, fetched_s=0.0, plane=plane)
 
 
