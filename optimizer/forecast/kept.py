@@ -15,7 +15,15 @@ from optimizer.cachedir import cache_root
 if TYPE_CHECKING:
     from optimizer.config import OnlineForecastConfig
 
-__all__ = ["FILE_VERSION", "PROVIDER", "kept_path", "online_state"]
+__all__ = [
+    "DAMAGED",
+    "FILE_VERSION",
+    "PROVIDER",
+    "kept_path",
+    "kept_record",
+    "online_state",
+    "read_kept",
+]
 
 PROVIDER = "forecast_solar"
 FILE_VERSION = 1
@@ -26,6 +34,35 @@ def kept_path(directory: Path | None, latitude: float, longitude: float) -> Path
     place = hashlib.sha256(f"{latitude:.4f},{longitude:.4f}".encode()).hexdigest()
     folder = directory if directory is not None else cache_root() / "forecast"
     return folder / f"{PROVIDER}-{place[:16]}.json"
+
+
+def kept_record(fetched_s: float, plane: list[float], periods: dict[str, float]) -> dict[str, Any]:
+    """The file's content: the header :func:`read_kept` checks, the plane asked and the
+    provider's periods as it sent them."""
+    return {
+        "version": FILE_VERSION,
+        "provider": PROVIDER,
+        "fetched_at": datetime.fromtimestamp(fetched_s, UTC).isoformat(),
+        "plane": plane,
+        "watt_hours_period": periods,
+    }
+
+
+def read_kept(path: Path) -> tuple[datetime, dict[str, Any]] | None:
+    """When the reply in ``path`` was fetched, and the whole record; None without a file or
+    for another version or provider. A damaged file raises (OSError, ValueError, TypeError,
+    KeyError, AttributeError): whoever reads it says so or not."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    if record.get("version") != FILE_VERSION or record.get("provider") != PROVIDER:
+        return None
+    return datetime.fromisoformat(record["fetched_at"]).astimezone(UTC), record
+
+
+DAMAGED = (OSError, ValueError, TypeError, KeyError, AttributeError)
+"""What :func:`read_kept` and reading a record's fields raise for a file that is damaged."""
 
 
 def online_state(
@@ -40,13 +77,11 @@ def online_state(
     here was fetched (None: none, or a file that cannot be read), its age, and whether the
     planner uses it (at most ``max_age`` old; it also needs the learned plane, which only the
     service knows)."""
-    fetched: datetime | None = None
     try:
-        record = json.loads(kept_path(directory, latitude, longitude).read_text("utf-8"))
-        if record.get("version") == FILE_VERSION and record.get("provider") == PROVIDER:
-            fetched = datetime.fromisoformat(record["fetched_at"]).astimezone(UTC)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        fetched = None
+        found = read_kept(kept_path(directory, latitude, longitude))
+    except DAMAGED:
+        found = None
+    fetched = None if found is None else found[0]
     age = None if fetched is None else (now - fetched).total_seconds()
     return {
         "provider": PROVIDER,

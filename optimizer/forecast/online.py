@@ -23,11 +23,8 @@ the home's place) and the forecast goes on without it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from optimizer.cachedir import cache_root
-from optimizer.forecast.kept import FILE_VERSION, PROVIDER, kept_path
+from optimizer.forecast.kept import DAMAGED, kept_path, kept_record, read_kept
 from optimizer.forecast.site import Site
 from optimizer.forecast.solar import STEP_S, Floats, Ints, Orientation
+from optimizer.statefile import write_private_json
 
 if TYPE_CHECKING:
     from optimizer.config import OnlineForecastConfig
@@ -275,23 +273,13 @@ class OnlineForecasts:
         return {end.isoformat(): wh for end, wh in estimate.wh_period.items()}
 
     def _save(self, site: Site, online: OnlinePV, periods: dict[str, float]) -> None:
-        """Atomically (a temporary file renamed over the last), so a crash mid-write leaves
-        the last reply whole; a directory that cannot be written keeps it in memory only."""
-        record = {
-            "version": FILE_VERSION,
-            "provider": PROVIDER,
-            "fetched_at": datetime.fromtimestamp(online.fetched_s, UTC).isoformat(),
-            "plane": online.plane.to_json(),
-            "watt_hours_period": periods,
-        }
+        """Whole or not at all (statefile: a temporary file renamed over the last, so a crash
+        mid-write leaves the last reply); a directory that cannot be written keeps it in
+        memory only."""
         path = self._path(site)
+        record = kept_record(online.fetched_s, online.plane.to_json(), periods)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", dir=path.parent, prefix=".online-", suffix=".tmp", delete=False
-            ) as handle:
-                json.dump(record, handle)
-            os.replace(handle.name, path)
+            write_private_json(path, record)
         except OSError as err:
             # Once per process, then quietly: the same directory fails every hour.
             log = _LOGGER.debug if self._unwritable else _LOGGER.warning
@@ -305,19 +293,15 @@ class OnlineForecasts:
     def _load(self, site: Site) -> OnlinePV | None:
         path = self._path(site)
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as err:
-            _LOGGER.warning("%s is not read (%s): the next reply replaces it", path, err)
-            return None
-        try:
-            if record.get("version") != FILE_VERSION or record.get("provider") != PROVIDER:
+            found = read_kept(path)
+            if found is None:
                 return None
-            fetched = datetime.fromisoformat(record["fetched_at"]).timestamp()
+            fetched, record = found
             plane = Plane(*(float(v) for v in record["plane"]))
-            return parse_periods(record["watt_hours_period"], fetched_s=fetched, plane=plane)
-        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            return parse_periods(
+                record["watt_hours_period"], fetched_s=fetched.timestamp(), plane=plane
+            )
+        except DAMAGED as err:
             _LOGGER.warning("%s is not read (%s): the next reply replaces it", path, err)
             return None
 
